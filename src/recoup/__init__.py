@@ -1,0 +1,1 @@
+"""Recoup — an open-source financial collections platform."""

@@ -1,0 +1,42 @@
+"""The ``recoup`` command line. Each domain contributes its own sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from recoup.db_cli import app as db_app
+from recoup.institutions.cli import app as institutions_app
+from recoup.kit.cli import console
+
+app = typer.Typer(
+    name="recoup",
+    help="Recoup — collections platform. Run `recoup demo` to try it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(institutions_app, name="institutions")
+
+# Domain command registrations: one line each (see CONVENTIONS.md).
+from recoup import cli_registry  # noqa: E402
+
+cli_registry.register(app)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
+    port: int = typer.Option(8000, "--port", help="Port to listen on"),
+    reload: bool = typer.Option(False, "--reload", help="Restart on code changes (development)"),
+) -> None:
+    """Run the web app and API."""
+    import uvicorn
+
+    console.print(f"Recoup is serving on http://{host}:{port} (API docs at /docs)")
+    uvicorn.run("recoup.app:create_app", factory=True, host=host, port=port, reload=reload)
+
+
+def main() -> None:
+    """Entry point of the ``recoup`` script."""
+    app()

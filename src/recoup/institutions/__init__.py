@@ -1,0 +1,1 @@
+"""Tenants, their settings and the consumer-finance / commercial-bank presets."""

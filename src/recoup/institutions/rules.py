@@ -1,0 +1,44 @@
+"""Preset settings per kind of institution (pure data and validation)."""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "consumer_finance": {
+        # Order in which a payment pays down the balance parts.
+        "waterfall": ["penalty", "fees", "interest", "principal"],
+        # Risk grade thresholds on the probability to pay (A best).
+        "grade_thresholds": [0.6, 0.4, 0.25, 0.1],
+        "contact_cost_minor": {"sms": 5, "email": 1, "call": 300, "ai_call": 30, "visit": 8000, "letter": 1000},
+        "call_window_end": "21:00",
+        "small_balance_minor": 100_000,
+        "large_balance_minor": 2_000_000,
+    },
+    "commercial_bank": {
+        "waterfall": ["interest", "fees", "penalty", "principal"],
+        "grade_thresholds": [0.65, 0.45, 0.3, 0.15],
+        "contact_cost_minor": {"sms": 5, "email": 1, "call": 400, "ai_call": 40, "visit": 12000, "letter": 1200},
+        "call_window_end": "21:00",
+        "small_balance_minor": 500_000,
+        "large_balance_minor": 20_000_000,
+    },
+}
+
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
+
+
+def preset_settings(preset: str) -> dict[str, Any]:
+    """Return a fresh copy of the settings a preset starts with."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    return deepcopy(PRESETS[preset])
+
+
+def code_problem(code: str) -> str | None:
+    """Return why ``code`` cannot be an institution code, or ``None``."""
+    if not _CODE.match(code):
+        return "an institution code is 2–32 letters, digits, '-' or '_', starting with a letter or digit"
+    return None

@@ -1,0 +1,47 @@
+"""Typed domain errors; one handler renders them as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class RecoupError(Exception):
+    """A failure a person can act on; carries the HTTP status it maps to."""
+
+    status_code: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class NotFound(RecoupError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(RecoupError):
+    status_code = 409
+    title = "Conflict"
+
+
+class ValidationFailed(RecoupError):
+    status_code = 422
+    title = "Validation failed"
+
+
+class NotAuthenticated(RecoupError):
+    status_code = 401
+    title = "Not authenticated"
+
+
+class PermissionDenied(RecoupError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class TooManyRequests(RecoupError):
+    status_code = 429
+    title = "Too many requests"

@@ -1,0 +1,56 @@
+"""All ORM models, one file per aggregate, sharing one metadata.
+
+Importing this package registers every table; add a new models file's import here.
+"""
+
+from recoup.models.base import Base
+from recoup.models.institution import Institution, Jurisdiction, Preset
+from recoup.models.identity import ApiKey, Role, User
+from recoup.models.debtor import (
+    ContactKind,
+    ContactPoint,
+    ContactSource,
+    ContactStatus,
+    Debtor,
+    DebtorKind,
+    IdKind,
+    Relation,
+)
+from recoup.models.account import (
+    Account,
+    AccountStatus,
+    DelinquencyEvent,
+    Payment,
+    PaymentChannel,
+    Product,
+)
+from recoup.models.audit import AuditChainHead, AuditEvent
+
+# Domain model modules added by later features register themselves below.
+from recoup.models import registry as _registry  # noqa: F401
+
+__all__ = [
+    "Account",
+    "AccountStatus",
+    "ApiKey",
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "ContactKind",
+    "ContactPoint",
+    "ContactSource",
+    "ContactStatus",
+    "Debtor",
+    "DebtorKind",
+    "DelinquencyEvent",
+    "IdKind",
+    "Institution",
+    "Jurisdiction",
+    "Payment",
+    "PaymentChannel",
+    "Preset",
+    "Product",
+    "Relation",
+    "Role",
+    "User",
+]

@@ -1,0 +1,125 @@
+"""Accounts (the debts), payments and the delinquency history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from recoup.models.base import Base, Id, IdPk, Minor, TenantMixin, TimestampMixin
+from recoup.models.debtor import Debtor
+
+
+class Product(StrEnum):
+    credit_card = "credit_card"
+    consumer_loan = "consumer_loan"
+    cash_loan = "cash_loan"
+    auto_loan = "auto_loan"
+    mortgage = "mortgage"
+    sme_loan = "sme_loan"
+    other = "other"
+
+
+class AccountStatus(StrEnum):
+    current = "current"
+    delinquent = "delinquent"
+    promised = "promised"
+    on_plan = "on_plan"
+    disputed = "disputed"
+    paused = "paused"
+    legal = "legal"
+    agency = "agency"
+    charged_off = "charged_off"
+    settled = "settled"
+    closed = "closed"
+
+
+class Account(TenantMixin, TimestampMixin, Base):
+    """One debt of a debtor, with its balance split by component."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "external_id"),
+        Index("ix_accounts_institution_bucket", "institution_id", "bucket"),
+    )
+
+    id: Mapped[IdPk]
+    external_id: Mapped[str] = mapped_column(String(64))
+    debtor_id: Mapped[int] = mapped_column(Id, ForeignKey("debtors.id", ondelete="RESTRICT"), index=True)
+    product: Mapped[Product] = mapped_column(String(24))
+    currency: Mapped[str] = mapped_column(String(3))
+    credit_limit: Mapped[int | None] = mapped_column(Minor)
+    principal: Mapped[int] = mapped_column(Minor, default=0)
+    interest: Mapped[int] = mapped_column(Minor, default=0)
+    fees: Mapped[int] = mapped_column(Minor, default=0)
+    penalty: Mapped[int] = mapped_column(Minor, default=0)
+    minimum_due: Mapped[int] = mapped_column(Minor, default=0)
+    overdue_amount: Mapped[int] = mapped_column(Minor, default=0)
+    due_date: Mapped[date | None]
+    days_past_due: Mapped[int] = mapped_column(default=0)
+    bucket: Mapped[str] = mapped_column(String(4), default="M0")
+    status: Mapped[AccountStatus] = mapped_column(String(16), default=AccountStatus.current)
+    opened_on: Mapped[date | None]
+    charged_off_on: Mapped[date | None]
+    # Until the case model arrives, an agent sees the accounts assigned to them here.
+    assigned_agent_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+
+    debtor: Mapped[Debtor] = relationship(lazy="raise")
+
+    @property
+    def balance(self) -> int:
+        """Total outstanding in minor units."""
+        return self.principal + self.interest + self.fees + self.penalty
+
+
+class PaymentChannel(StrEnum):
+    bank_transfer = "bank_transfer"
+    card = "card"
+    alipay = "alipay"
+    wechat_pay = "wechat_pay"
+    cash = "cash"
+    direct_debit = "direct_debit"
+    other = "other"
+
+
+class Payment(TenantMixin, TimestampMixin, Base):
+    """Money received against an account and how it was applied."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("institution_id", "external_id"),)
+
+    id: Mapped[IdPk]
+    external_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("accounts.id", ondelete="RESTRICT"), index=True)
+    amount: Mapped[int] = mapped_column(Minor)
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_at: Mapped[datetime]
+    channel: Mapped[PaymentChannel] = mapped_column(String(16), default=PaymentChannel.other)
+    applied_penalty: Mapped[int] = mapped_column(Minor, default=0)
+    applied_fees: Mapped[int] = mapped_column(Minor, default=0)
+    applied_interest: Mapped[int] = mapped_column(Minor, default=0)
+    applied_principal: Mapped[int] = mapped_column(Minor, default=0)
+    unapplied: Mapped[int] = mapped_column(Minor, default=0)
+
+
+class DelinquencyEvent(TenantMixin, Base):
+    """One change of an account's bucket or status; history is never deleted."""
+
+    __tablename__ = "delinquency_events"
+    __table_args__ = (Index("ix_delinquency_events_account_effective", "account_id", "effective_at"),)
+
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("accounts.id", ondelete="RESTRICT"))
+    effective_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    days_past_due: Mapped[int]
+    bucket: Mapped[str] = mapped_column(String(4))
+    status: Mapped[AccountStatus] = mapped_column(String(16))
+    balance: Mapped[int] = mapped_column(Minor)
+    cause: Mapped[str] = mapped_column(String(32))  # import, payment, cycle, correction
+    # A backdated event supersedes the later events it recomputed; they stay for the record.
+    superseded: Mapped[bool] = mapped_column(default=False)

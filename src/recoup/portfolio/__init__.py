@@ -1,0 +1,1 @@
+"""Debtors, contact points, accounts, payments, delinquency and data quality."""

@@ -1,0 +1,132 @@
+"""Pure portfolio rules: buckets, the payment waterfall and identity-number checksums."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M6+")
+BALANCE_PARTS = ("penalty", "fees", "interest", "principal")
+DEFAULT_WATERFALL: tuple[str, ...] = BALANCE_PARTS
+
+
+def bucket_for(days_past_due: int) -> str:
+    """Return the delinquency bucket: M0 current, M1 1–30 … M6 151–180, M6+ beyond."""
+    if days_past_due < 0:
+        raise ValueError("days past due cannot be negative")
+    if days_past_due == 0:
+        return "M0"
+    index = (days_past_due - 1) // 30 + 1
+    return BUCKETS[index] if index <= 6 else "M6+"
+
+
+def bucket_rank(bucket: str) -> int:
+    """Return a bucket's position (M0 = 0 … M6+ = 7) for comparisons and roll rates."""
+    return BUCKETS.index(bucket)
+
+
+def days_past_due_on(*, oldest_unpaid_due: date | None, as_of: date) -> int:
+    """Return days past due on ``as_of`` given the oldest unpaid due date."""
+    if oldest_unpaid_due is None or as_of <= oldest_unpaid_due:
+        return 0
+    return (as_of - oldest_unpaid_due).days
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """An account's outstanding balance by component, in minor units."""
+
+    principal: int = 0
+    interest: int = 0
+    fees: int = 0
+    penalty: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.principal + self.interest + self.fees + self.penalty
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """How one payment was applied, and what it left."""
+
+    applied: dict[str, int]
+    unapplied: int
+    remaining: Balances
+
+
+def apply_waterfall(
+    balances: Balances, amount: int, order: Sequence[str] = DEFAULT_WATERFALL
+) -> Allocation:
+    """Apply ``amount`` to the balance parts in ``order``; any excess stays unapplied."""
+    if amount < 0:
+        raise ValueError("a payment amount cannot be negative")
+    if sorted(order) != sorted(BALANCE_PARTS):
+        raise ValueError(f"a waterfall must name each of {', '.join(BALANCE_PARTS)} exactly once")
+    left = amount
+    remaining = {part: getattr(balances, part) for part in BALANCE_PARTS}
+    applied = dict.fromkeys(BALANCE_PARTS, 0)
+    for part in order:
+        take = min(left, max(remaining[part], 0))
+        applied[part] = take
+        remaining[part] -= take
+        left -= take
+    return Allocation(applied=applied, unapplied=left, remaining=Balances(**remaining))
+
+
+# GB 11643-1999: 18-digit resident identity number, ISO 7064 MOD 11-2 check character.
+_RESIDENT_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RESIDENT_CHECK = "10X98765432"
+
+
+def resident_id_check_char(first17: str) -> str:
+    """Return the check character for the first 17 digits of a resident id."""
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _RESIDENT_WEIGHTS, strict=True))
+    return _RESIDENT_CHECK[total % 11]
+
+
+def resident_id_problem(value: str) -> str | None:
+    """Return why ``value`` is not a valid 18-digit resident id, or ``None`` if it is."""
+    text = value.strip().upper()
+    if len(text) != 18:
+        return f"a resident id has 18 characters, this has {len(text)}"
+    if not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
+        return "a resident id is 17 digits followed by a digit or X"
+    try:
+        date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
+    except ValueError:
+        return f"the birth date {text[6:14]} inside the resident id is not a real date"
+    if resident_id_check_char(text[:17]) != text[17]:
+        return "the check digit does not match (GB 11643): the number was mistyped"
+    return None
+
+
+def birth_date_from_resident_id(value: str) -> date:
+    """Return the birth date encoded in a valid resident id."""
+    text = value.strip()
+    return date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
+
+
+# GB 32100-2015: 18-character unified social credit code, base-31 alphabet.
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def uscc_check_char(first17: str) -> str:
+    """Return the check character for the first 17 characters of a credit code."""
+    total = sum(_USCC_ALPHABET.index(ch) * weight for ch, weight in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def uscc_problem(value: str) -> str | None:
+    """Return why ``value`` is not a valid unified social credit code, or ``None``."""
+    text = value.strip().upper()
+    if len(text) != 18:
+        return f"a unified social credit code has 18 characters, this has {len(text)}"
+    bad = sorted({ch for ch in text if ch not in _USCC_ALPHABET})
+    if bad:
+        return f"characters {''.join(bad)} are not used in credit codes (no I, O, S, V, Z)"
+    if uscc_check_char(text[:17]) != text[17]:
+        return "the check character does not match (GB 32100): the code was mistyped"
+    return None

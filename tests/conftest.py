@@ -1,0 +1,98 @@
+"""Test fixtures: real databases (SQLite always, PostgreSQL when reachable — required in CI)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from recoup import config
+from recoup.db import make_engine
+from recoup.kit import crypto
+from recoup.models import Base
+
+POSTGRES_URL = os.environ.get(
+    "RECOUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point RECOUP_DATA_DIR at a temporary folder and use a fresh key ring."""
+    data_dir = tmp_path_factory.mktemp("recoup-data")
+    previous = {k: os.environ.get(k) for k in ("RECOUP_DATA_DIR", "RECOUP_DATABASE_URL", "RECOUP_KEYRING_FILE")}
+    os.environ["RECOUP_DATA_DIR"] = str(data_dir)
+    os.environ.pop("RECOUP_DATABASE_URL", None)
+    os.environ.pop("RECOUP_KEYRING_FILE", None)
+    config.get_settings.cache_clear()
+    crypto.set_keyring(crypto.KeyRing.generate())
+    yield data_dir
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    config.get_settings.cache_clear()
+
+
+def _postgres_engine(schema: str) -> Engine | None:
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:
+        engine.dispose()
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {POSTGRES_URL}: {error}")
+        return None
+    engine.dispose()
+    return make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated-schema database engine per backend for the whole run."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "test.db"
+        engine = make_engine(f"sqlite:///{path}")
+        Base.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+        return
+    schema = f"recoup_test_{uuid.uuid4().hex[:12]}"
+    engine = _postgres_engine(schema)
+    if engine is None:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (required in CI)")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+    cleanup = make_engine(POSTGRES_URL)
+    with cleanup.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    cleanup.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose work is rolled back after the test; commits become savepoints."""
+    connection = engine.connect()
+    transaction = connection.begin()
+    db_session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield db_session
+    finally:
+        db_session.close()
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def backend(engine: Engine) -> str:
+    """The name of the database backend under test."""
+    return engine.dialect.name

@@ -1,0 +1,119 @@
+"""Small typed factories for test data."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from recoup.institutions.service import create_institution
+from recoup.kit.crypto import blind_index
+from recoup.models import Account, ContactPoint, Debtor, Institution
+from recoup.portfolio.rules import bucket_for
+
+_counter = itertools.count(1)
+
+
+def make_institution(
+    session: Session,
+    *,
+    code: str | None = None,
+    jurisdiction: str = "CN",
+    timezone: str = "Asia/Shanghai",
+    currency: str = "CNY",
+    preset: str = "consumer_finance",
+) -> Institution:
+    return create_institution(
+        session,
+        code=code or f"INST{next(_counter)}",
+        name="Test Lender",
+        jurisdiction=jurisdiction,
+        timezone=timezone,
+        currency=currency,
+        preset=preset,
+    )
+
+
+def make_debtor(
+    session: Session,
+    institution: Institution,
+    *,
+    external_id: str | None = None,
+    name: str = "张伟",
+    national_id: str | None = "110101199003074477",
+    timezone: str | None = None,
+) -> Debtor:
+    debtor = Debtor(
+        institution_id=institution.id,
+        external_id=external_id or f"D{next(_counter)}",
+        name=name,
+        name_index=blind_index(name, context="debtors.name"),
+        national_id=national_id,
+        national_id_index=blind_index(national_id, context="debtors.national_id") if national_id else None,
+        id_kind="resident_id" if national_id else None,
+        timezone=timezone or institution.timezone,
+    )
+    session.add(debtor)
+    session.flush()
+    return debtor
+
+
+def make_contact_point(
+    session: Session,
+    debtor: Debtor,
+    *,
+    value: str = "13812345678",
+    kind: str = "mobile",
+    relation: str = "self",
+    status: str = "valid",
+) -> ContactPoint:
+    contact = ContactPoint(
+        institution_id=debtor.institution_id,
+        debtor_id=debtor.id,
+        external_id=f"C{next(_counter)}",
+        kind=kind,
+        value=value,
+        value_index=blind_index(value, context="contact_points.value"),
+        relation=relation,
+        third_party=relation != "self",
+        status=status,
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def make_account(
+    session: Session,
+    debtor: Debtor,
+    *,
+    external_id: str | None = None,
+    principal: int = 1_000_000,
+    interest: int = 50_000,
+    fees: int = 10_000,
+    penalty: int = 5_000,
+    days_past_due: int = 45,
+    due_date: date | None = None,
+    status: str = "delinquent",
+) -> Account:
+    account = Account(
+        institution_id=debtor.institution_id,
+        debtor_id=debtor.id,
+        external_id=external_id or f"A{next(_counter)}",
+        product="consumer_loan",
+        currency="CNY",
+        principal=principal,
+        interest=interest,
+        fees=fees,
+        penalty=penalty,
+        minimum_due=principal // 10,
+        overdue_amount=principal // 10,
+        due_date=due_date,
+        days_past_due=days_past_due,
+        bucket=bucket_for(days_past_due),
+        status=status,
+    )
+    session.add(account)
+    session.flush()
+    return account
