@@ -26,7 +26,10 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point RECOUP_DATA_DIR at a temporary folder and use a fresh key ring."""
     data_dir = tmp_path_factory.mktemp("recoup-data")
-    previous = {k: os.environ.get(k) for k in ("RECOUP_DATA_DIR", "RECOUP_DATABASE_URL", "RECOUP_KEYRING_FILE")}
+    previous = {
+        k: os.environ.get(k)
+        for k in ("RECOUP_DATA_DIR", "RECOUP_DATABASE_URL", "RECOUP_KEYRING_FILE")
+    }
     os.environ["RECOUP_DATA_DIR"] = str(data_dir)
     os.environ.pop("RECOUP_DATABASE_URL", None)
     os.environ.pop("RECOUP_KEYRING_FILE", None)
@@ -56,7 +59,9 @@ def _postgres_engine(schema: str) -> Engine | None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """A migrated-schema database engine per backend for the whole run."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "test.db"
@@ -83,7 +88,9 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session whose work is rolled back after the test; commits become savepoints."""
     connection = engine.connect()
     transaction = connection.begin()
-    db_session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    db_session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield db_session
     finally:
@@ -96,3 +103,22 @@ def session(engine: Engine) -> Iterator[Session]:
 def backend(engine: Engine) -> str:
     """The name of the database backend under test."""
     return engine.dialect.name
+
+
+@pytest.fixture
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite database (schema created) that CLI commands under test will use."""
+    from recoup.db import get_engine
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RECOUP_DATABASE_URL", url)
+    config.get_settings.cache_clear()
+    get_engine.cache_clear()
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield url
+    get_engine().dispose()
+    get_engine.cache_clear()
+    monkeypatch.delenv("RECOUP_DATABASE_URL")
+    config.get_settings.cache_clear()

@@ -50,7 +50,9 @@ def make_debtor(
         name=name,
         name_index=blind_index(name, context="debtors.name"),
         national_id=national_id,
-        national_id_index=blind_index(national_id, context="debtors.national_id") if national_id else None,
+        national_id_index=blind_index(national_id, context="debtors.national_id")
+        if national_id
+        else None,
         id_kind="resident_id" if national_id else None,
         timezone=timezone or institution.timezone,
     )

@@ -43,7 +43,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", "")}
+            {
+                "field": ".".join(str(part) for part in item.get("loc", ())),
+                "message": item.get("msg", ""),
+            }
             for item in error.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
@@ -60,7 +63,9 @@ def create_app() -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=error)
-        return problem(500, "Internal error", "something went wrong on our side; it has been logged")
+        return problem(
+            500, "Internal error", "something went wrong on our side; it has been logged"
+        )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

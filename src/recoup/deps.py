@@ -9,4 +9,6 @@ from sqlalchemy.orm import Session
 
 from recoup.db import get_session
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a failed commit is a
+# 500 the client sees, never a 200 for work that was rolled back.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from recoup.audit.rules import GENESIS_HASH, ChainLink
+from recoup.kit.pagination import Page, PageRequest
 from recoup.models.audit import AuditChainHead, AuditEvent
 
 
@@ -31,17 +32,24 @@ def read_head(session: Session) -> tuple[int, str]:
 
 
 def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything is stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # SQLite returns naive datetimes; PostgreSQL answers in the session's time zone.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def iter_links(session: Session, *, batch: int = 5000) -> Iterator[ChainLink]:
     """Yield every event in storage order (by row id), in batches."""
     last_id = 0
     while True:
-        rows = session.execute(
-            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
-        ).scalars().all()
+        rows = (
+            session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.id > last_id)
+                .order_by(AuditEvent.id)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
         if not rows:
             return
         for row in rows:
@@ -60,3 +68,33 @@ def iter_links(session: Session, *, batch: int = 5000) -> Iterator[ChainLink]:
             )
         last_id = rows[-1].id
         session.expunge_all()
+
+
+def events_page(
+    session: Session,
+    *,
+    institution_id: int | None,
+    all_institutions: bool,
+    page: PageRequest,
+    action: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEvent]:
+    """Return one page of events, newest first, of one institution (or of all of them)."""
+    statement: Select[AuditEvent] = select(AuditEvent)
+    if not all_institutions:
+        statement = statement.where(AuditEvent.institution_id == institution_id)
+    if action:
+        statement = statement.where(AuditEvent.action == action)
+    if actor:
+        statement = statement.where(AuditEvent.actor == actor)
+    if since is not None:
+        statement = statement.where(AuditEvent.occurred_at >= since)
+    if until is not None:
+        statement = statement.where(AuditEvent.occurred_at < until)
+    total = session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = session.scalars(
+        statement.order_by(AuditEvent.sequence.desc()).offset(page.offset).limit(page.size)
+    )
+    return Page(items=list(rows), total=int(total or 0), page=page.page, size=page.size)

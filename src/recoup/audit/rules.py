@@ -104,7 +104,11 @@ def find_break(
             previous_hash=link.previous_hash,
         )
         if recomputed != link.hash:
-            return ChainBreak(link.row_id, link.sequence, "contents do not match the stored hash: this event was altered")
+            return ChainBreak(
+                link.row_id,
+                link.sequence,
+                "contents do not match the stored hash: this event was altered",
+            )
         expected_previous = link.hash
         expected_sequence += 1
     last_sequence = expected_sequence - 1

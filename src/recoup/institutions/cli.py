@@ -19,7 +19,9 @@ def create(
     jurisdiction: str = typer.Option("CN", "--jurisdiction", help="CN or US"),
     timezone: str = typer.Option("Asia/Shanghai", "--timezone", help="IANA time zone"),
     currency: str = typer.Option("CNY", "--currency", help="ISO 4217 code"),
-    preset: str = typer.Option("consumer_finance", "--preset", help="consumer_finance or commercial_bank"),
+    preset: str = typer.Option(
+        "consumer_finance", "--preset", help="consumer_finance or commercial_bank"
+    ),
 ) -> None:
     """Add an institution with its preset settings."""
     with fail_on_domain_error(), unit_of_work() as session:
@@ -42,5 +44,7 @@ def list_institutions() -> None:
     with unit_of_work() as session:
         table = Table("code", "name", "jurisdiction", "timezone", "currency", "preset")
         for item in repository.list_all(session):
-            table.add_row(item.code, item.name, item.jurisdiction, item.timezone, item.currency, item.preset)
+            table.add_row(
+                item.code, item.name, item.jurisdiction, item.timezone, item.currency, item.preset
+            )
         console.print(table)

@@ -19,7 +19,11 @@ def require_by_code(session: Session, code: str) -> Institution:
     institution = get_by_code(session, code)
     if institution is None:
         known = session.execute(select(Institution.code).order_by(Institution.code)).scalars().all()
-        hint = f" Known: {', '.join(known)}." if known else " None exist yet: run `recoup institutions create`."
+        hint = (
+            f" Known: {', '.join(known)}."
+            if known
+            else " None exist yet: run `recoup institutions create`."
+        )
         raise NotFound(f"no institution with code {code!r}.{hint}")
     return institution
 

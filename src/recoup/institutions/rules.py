@@ -12,18 +12,55 @@ PRESETS: dict[str, dict[str, Any]] = {
         "waterfall": ["penalty", "fees", "interest", "principal"],
         # Risk grade thresholds on the probability to pay (A best).
         "grade_thresholds": [0.6, 0.4, 0.25, 0.1],
-        "contact_cost_minor": {"sms": 5, "email": 1, "call": 300, "ai_call": 30, "visit": 8000, "letter": 1000},
+        "contact_cost_minor": {
+            "sms": 5,
+            "email": 1,
+            "call": 300,
+            "ai_call": 30,
+            "visit": 8000,
+            "letter": 1000,
+        },
         "call_window_end": "21:00",
         "small_balance_minor": 100_000,
         "large_balance_minor": 2_000_000,
+        # Segments (scoring/rules.py): stage by bucket (late is the rest), propensity by grade,
+        # and the channel whose contact cost is the effort in priority = recovery / effort.
+        "segment_stage_buckets": {"early": ["M0", "M1"], "mid": ["M2", "M3"]},
+        "segment_propensity_grades": {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]},
+        "segment_channels": {
+            "early-high": "sms",
+            "early": "ai_call",
+            "mid": "call",
+            "late-large": "visit",
+            "late": "call",
+            "default": "call",
+        },
     },
     "commercial_bank": {
         "waterfall": ["interest", "fees", "penalty", "principal"],
         "grade_thresholds": [0.65, 0.45, 0.3, 0.15],
-        "contact_cost_minor": {"sms": 5, "email": 1, "call": 400, "ai_call": 40, "visit": 12000, "letter": 1200},
+        "contact_cost_minor": {
+            "sms": 5,
+            "email": 1,
+            "call": 400,
+            "ai_call": 40,
+            "visit": 12000,
+            "letter": 1200,
+        },
         "call_window_end": "21:00",
         "small_balance_minor": 500_000,
         "large_balance_minor": 20_000_000,
+        "segment_stage_buckets": {"early": ["M0", "M1"], "mid": ["M2", "M3"]},
+        "segment_propensity_grades": {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]},
+        "segment_channels": {
+            "early-high": "sms",
+            "early": "call",
+            "mid": "call",
+            "mid-large": "visit",
+            "late-large": "visit",
+            "late": "call",
+            "default": "call",
+        },
     },
 }
 
@@ -40,5 +77,8 @@ def preset_settings(preset: str) -> dict[str, Any]:
 def code_problem(code: str) -> str | None:
     """Return why ``code`` cannot be an institution code, or ``None``."""
     if not _CODE.match(code):
-        return "an institution code is 2–32 letters, digits, '-' or '_', starting with a letter or digit"
+        return (
+            "an institution code is 2–32 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
     return None

@@ -31,7 +31,9 @@ def create_institution(
     if not name.strip():
         problems.append("the name cannot be empty")
     if jurisdiction not in Jurisdiction.__members__:
-        problems.append(f"jurisdiction must be one of {', '.join(Jurisdiction)}, not {jurisdiction!r}")
+        problems.append(
+            f"jurisdiction must be one of {', '.join(Jurisdiction)}, not {jurisdiction!r}"
+        )
     if not is_valid_zone(timezone):
         problems.append(f"unknown time zone {timezone!r} (use an IANA name like Asia/Shanghai)")
     try:

@@ -8,7 +8,6 @@ decrypt. Exact-match search uses an HMAC-SHA256 "blind index" over a normalised 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -53,7 +52,11 @@ class KeyRing:
     @classmethod
     def generate(cls, key_id: str = "k1") -> KeyRing:
         """Create a fresh key ring with one random key."""
-        return cls(keys={key_id: AESGCM.generate_key(256)}, active=key_id, index_key=secrets.token_bytes(32))
+        return cls(
+            keys={key_id: AESGCM.generate_key(256)},
+            active=key_id,
+            index_key=secrets.token_bytes(32),
+        )
 
     def encrypt(self, plaintext: str, *, context: str) -> str:
         """Encrypt ``plaintext`` under the active key, bound to ``context``."""
@@ -80,21 +83,25 @@ class KeyRing:
     def blind_index(self, normalised: str, *, context: str) -> str:
         """Return the keyed hash used to find ``normalised`` without decrypting."""
         message = f"{context}\x00{normalised}".encode()
-        return hmac.new(self.index_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self.index_key, message, "sha256").hex()
 
     def with_new_active_key(self, key_id: str) -> KeyRing:
         """Return a key ring with a fresh key ``key_id`` made active."""
         if key_id in self.keys:
             raise KeyRingError(f"key id {key_id!r} already exists")
         keys = {**self.keys, key_id: AESGCM.generate_key(256)}
-        return KeyRing(keys=keys, active=key_id, index_key=self.index_key, retired=set(self.retired))
+        return KeyRing(
+            keys=keys, active=key_id, index_key=self.index_key, retired=set(self.retired)
+        )
 
     def without_key(self, key_id: str) -> KeyRing:
         """Return a key ring with ``key_id`` retired (removed)."""
         if key_id == self.active:
             raise KeyRingError("cannot retire the active key")
         keys = {k: v for k, v in self.keys.items() if k != key_id}
-        return KeyRing(keys=keys, active=self.active, index_key=self.index_key, retired=self.retired | {key_id})
+        return KeyRing(
+            keys=keys, active=self.active, index_key=self.index_key, retired=self.retired | {key_id}
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,12 +192,12 @@ class Encrypted(TypeDecorator[str]):
         super().__init__()
         self.context = context
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:  # noqa: ARG002
         if value is None:
             return None
         return get_keyring().encrypt(value, context=self.context)
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:  # noqa: ARG002
         if value is None:
             return None
         return get_keyring().decrypt(value, context=self.context)

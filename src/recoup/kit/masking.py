@@ -44,7 +44,7 @@ def mask_address(value: str) -> str:
 
 
 def mask_text(value: str, kind: str) -> str:
-    """Mask ``value`` according to its kind (phone, mobile, landline, national_id, name, email, address)."""
+    """Mask ``value`` by its kind: phone/mobile/landline, national_id, name, email, address."""
     if kind in {"phone", "mobile", "landline"}:
         return mask_phone(value)
     if kind == "national_id":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
@@ -17,13 +17,13 @@ class MoneyError(ValueError):
 _AMOUNT = re.compile(r"^[+-]?(\d+)(\.\d+)?$")
 
 
-@lru_cache(maxsize=None)
+@cache
 def known_currencies() -> frozenset[str]:
     """Return the ISO 4217 codes Recoup accepts."""
     return frozenset(list_currencies())
 
 
-@lru_cache(maxsize=None)
+@cache
 def minor_digits(currency: str) -> int:
     """Return how many decimal places ``currency`` has (CNY 2, JPY 0)."""
     if currency not in known_currencies():

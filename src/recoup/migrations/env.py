@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from recoup.db import make_engine
+from recoup.kit.crypto import BlindIndex, Encrypted
 from recoup.models import Base
 
 config = context.config
-url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+url: str = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or ""
+
+
+def render_item(kind: str, item: Any, _autogen_context: Any) -> str | bool:
+    """Write encrypted and blind-index columns as their plain storage types (schema only)."""
+    if kind == "type" and isinstance(item, Encrypted):
+        return "sa.Text()"
+    if kind == "type" and isinstance(item, BlindIndex):
+        return "sa.String(length=64)"
+    return False
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -34,6 +48,7 @@ def _run(connection: object) -> None:
         target_metadata=Base.metadata,
         render_as_batch=True,
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

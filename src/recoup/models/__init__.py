@@ -3,9 +3,18 @@
 Importing this package registers every table; add a new models file's import here.
 """
 
+# Domain model modules added by later features register themselves below.
+from recoup.models import registry as _registry  # noqa: F401
+from recoup.models.account import (
+    Account,
+    AccountStatus,
+    DelinquencyEvent,
+    Payment,
+    PaymentChannel,
+    Product,
+)
+from recoup.models.audit import AuditChainHead, AuditEvent
 from recoup.models.base import Base
-from recoup.models.institution import Institution, Jurisdiction, Preset
-from recoup.models.identity import ApiKey, Role, User
 from recoup.models.debtor import (
     ContactKind,
     ContactPoint,
@@ -16,18 +25,8 @@ from recoup.models.debtor import (
     IdKind,
     Relation,
 )
-from recoup.models.account import (
-    Account,
-    AccountStatus,
-    DelinquencyEvent,
-    Payment,
-    PaymentChannel,
-    Product,
-)
-from recoup.models.audit import AuditChainHead, AuditEvent
-
-# Domain model modules added by later features register themselves below.
-from recoup.models import registry as _registry  # noqa: F401
+from recoup.models.identity import ApiKey, Role, User
+from recoup.models.institution import Institution, Jurisdiction, Preset
 
 __all__ = [
     "Account",

@@ -47,7 +47,9 @@ class Account(TenantMixin, TimestampMixin, Base):
 
     id: Mapped[IdPk]
     external_id: Mapped[str] = mapped_column(String(64))
-    debtor_id: Mapped[int] = mapped_column(Id, ForeignKey("debtors.id", ondelete="RESTRICT"), index=True)
+    debtor_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("debtors.id", ondelete="RESTRICT"), index=True
+    )
     product: Mapped[Product] = mapped_column(String(24))
     currency: Mapped[str] = mapped_column(String(3))
     credit_limit: Mapped[int | None] = mapped_column(Minor)
@@ -94,7 +96,9 @@ class Payment(TenantMixin, TimestampMixin, Base):
 
     id: Mapped[IdPk]
     external_id: Mapped[str] = mapped_column(String(64))
-    account_id: Mapped[int] = mapped_column(Id, ForeignKey("accounts.id", ondelete="RESTRICT"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
     amount: Mapped[int] = mapped_column(Minor)
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[datetime]
@@ -104,13 +108,20 @@ class Payment(TenantMixin, TimestampMixin, Base):
     applied_interest: Mapped[int] = mapped_column(Minor, default=0)
     applied_principal: Mapped[int] = mapped_column(Minor, default=0)
     unapplied: Mapped[int] = mapped_column(Minor, default=0)
+    # The account's delinquency state this payment found: the snapshot a backdated
+    # payment replays from (NULL for rows written before payments kept it).
+    overdue_before: Mapped[int | None] = mapped_column(Minor)
+    days_past_due_before: Mapped[int | None]
+    status_before: Mapped[AccountStatus | None] = mapped_column(String(16))
 
 
 class DelinquencyEvent(TenantMixin, Base):
     """One change of an account's bucket or status; history is never deleted."""
 
     __tablename__ = "delinquency_events"
-    __table_args__ = (Index("ix_delinquency_events_account_effective", "account_id", "effective_at"),)
+    __table_args__ = (
+        Index("ix_delinquency_events_account_effective", "account_id", "effective_at"),
+    )
 
     id: Mapped[IdPk]
     account_id: Mapped[int] = mapped_column(Id, ForeignKey("accounts.id", ondelete="RESTRICT"))
@@ -123,3 +134,8 @@ class DelinquencyEvent(TenantMixin, Base):
     cause: Mapped[str] = mapped_column(String(32))  # import, payment, cycle, correction
     # A backdated event supersedes the later events it recomputed; they stay for the record.
     superseded: Mapped[bool] = mapped_column(default=False)
+    # The payment whose effect this is (payment/correction events), so a backdated
+    # payment supersedes exactly the events of the payments it replays.
+    payment_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("payments.id", ondelete="RESTRICT")
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -31,7 +31,7 @@ class Base(DeclarativeBase):
     """Base class of every Recoup table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}
 
 
 class TimestampMixin:
@@ -47,5 +47,5 @@ class TenantMixin:
     """Every tenant row belongs to exactly one institution."""
 
     @declared_attr
-    def institution_id(cls) -> Mapped[int]:  # noqa: N805
+    def institution_id(cls) -> Mapped[int]:
         return mapped_column(Id, ForeignKey("institutions.id", ondelete="RESTRICT"), index=True)

@@ -1,4 +1,7 @@
-"""Debtors and their contact points. PII columns are encrypted; ``*_index`` columns hold keyed hashes."""
+"""Debtors and their contact points.
+
+PII columns are encrypted; ``*_index`` columns hold keyed hashes for exact-match search.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +103,9 @@ class ContactPoint(TenantMixin, TimestampMixin, Base):
 
     id: Mapped[IdPk]
     external_id: Mapped[str] = mapped_column(String(64))
-    debtor_id: Mapped[int] = mapped_column(Id, ForeignKey("debtors.id", ondelete="CASCADE"), index=True)
+    debtor_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("debtors.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[ContactKind] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(Encrypted("contact_points.value"))
     value_index: Mapped[str] = mapped_column(BlindIndex())

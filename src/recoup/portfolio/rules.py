@@ -82,7 +82,9 @@ _RESIDENT_CHECK = "10X98765432"
 
 def resident_id_check_char(first17: str) -> str:
     """Return the check character for the first 17 digits of a resident id."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _RESIDENT_WEIGHTS, strict=True))
+    total = sum(
+        int(digit) * weight for digit, weight in zip(first17, _RESIDENT_WEIGHTS, strict=True)
+    )
     return _RESIDENT_CHECK[total % 11]
 
 
@@ -115,7 +117,9 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 def uscc_check_char(first17: str) -> str:
     """Return the check character for the first 17 characters of a credit code."""
-    total = sum(_USCC_ALPHABET.index(ch) * weight for ch, weight in zip(first17, _USCC_WEIGHTS, strict=True))
+    total = sum(
+        _USCC_ALPHABET.index(ch) * weight for ch, weight in zip(first17, _USCC_WEIGHTS, strict=True)
+    )
     return _USCC_ALPHABET[(31 - total % 31) % 31]
 
 
@@ -130,3 +134,104 @@ def uscc_problem(value: str) -> str | None:
     if uscc_check_char(text[:17]) != text[17]:
         return "the check character does not match (GB 32100): the code was mistyped"
     return None
+
+
+# Statuses a payment moves an account between; the rest belong to other domains
+# (promises, plans, legal…) and a payment leaves them as they are.
+CURRENT = "current"
+DELINQUENT = "delinquent"
+SETTLED = "settled"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """The part of an account a payment can change: balances and delinquency."""
+
+    balances: Balances
+    overdue_amount: int
+    days_past_due: int
+    status: str
+
+    @property
+    def bucket(self) -> str:
+        return bucket_for(self.days_past_due)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEffect:
+    """One payment's allocation and the account state before and after it."""
+
+    allocation: Allocation
+    before: AccountState
+    after: AccountState
+
+    @property
+    def applied_total(self) -> int:
+        return sum(self.allocation.applied.values())
+
+    @property
+    def changes_delinquency(self) -> bool:
+        """Tell whether the payment moved the bucket or the status (a history event)."""
+        return self.before.bucket != self.after.bucket or self.before.status != self.after.status
+
+
+def apply_payment(
+    state: AccountState,
+    amount: int,
+    order: Sequence[str] = DEFAULT_WATERFALL,
+    *,
+    revolving: bool = False,
+) -> PaymentEffect:
+    """Apply one payment: waterfall, overdue paid down, cure at zero overdue, settle at zero.
+
+    Days past due count from the oldest unpaid due date, which a payment cannot move
+    except by clearing everything overdue; so a partial payment keeps the days past due
+    (ageing is the daily cycle's job) and a payment that brings the overdue amount to
+    zero cures the account (0 days, M0, delinquent → current). A non-revolving account
+    paid to a zero balance is settled; a credit card paid to zero stays open.
+    """
+    allocation = apply_waterfall(state.balances, amount, order)
+    remaining = allocation.remaining
+    applied_total = amount - allocation.unapplied
+    overdue_amount = min(max(state.overdue_amount - applied_total, 0), max(remaining.total, 0))
+    days_past_due = state.days_past_due
+    status = state.status
+    if overdue_amount == 0:
+        days_past_due = 0
+        if status == DELINQUENT:
+            status = CURRENT
+    if remaining.total <= 0 and not revolving:
+        status = SETTLED
+    after = AccountState(
+        balances=remaining,
+        overdue_amount=overdue_amount,
+        days_past_due=days_past_due,
+        status=status,
+    )
+    return PaymentEffect(allocation=allocation, before=state, after=after)
+
+
+def replay_payments(
+    start: AccountState,
+    amounts: Sequence[int],
+    order: Sequence[str] = DEFAULT_WATERFALL,
+    *,
+    revolving: bool = False,
+) -> list[PaymentEffect]:
+    """Apply payments one after another from ``start`` (already in paid-at order)."""
+    effects: list[PaymentEffect] = []
+    state = start
+    for amount in amounts:
+        effect = apply_payment(state, amount, order, revolving=revolving)
+        effects.append(effect)
+        state = effect.after
+    return effects
+
+
+def restore_balances(current: Balances, applied: Sequence[dict[str, int]]) -> Balances:
+    """Return the balances before payments whose applied parts are ``applied``."""
+    totals = {part: getattr(current, part) for part in BALANCE_PARTS}
+    for allocation in applied:
+        for part in BALANCE_PARTS:
+            totals[part] += allocation.get(part, 0)
+    return Balances(**totals)

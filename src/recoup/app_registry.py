@@ -1,0 +1,48 @@
+"""Where each domain adds its routers and middleware to the app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def register(app: FastAPI) -> None:
+    """Attach every domain's routers to ``app``; one import and one line per domain."""
+    from recoup.identity.middleware import install as install_security
+
+    install_security(app)
+    from recoup.identity.api import router as identity_router
+
+    app.include_router(identity_router)
+    from recoup.web.app import install as install_web
+
+    install_web(app)
+    from recoup.identity.views import router as identity_pages
+
+    app.include_router(identity_pages)
+    from recoup.portfolio.api import router as portfolio_router
+
+    app.include_router(portfolio_router)
+    from recoup.audit.api import router as audit_router
+
+    app.include_router(audit_router)
+    from recoup.portfolio.views import router as portfolio_pages
+
+    app.include_router(portfolio_pages)
+    from recoup.audit.views import router as audit_pages
+
+    app.include_router(audit_pages)
+    from recoup.ingest.api import router as dq_router
+
+    app.include_router(dq_router)
+    from recoup.compliance.api import router as compliance_router
+
+    app.include_router(compliance_router)
+    from recoup.compliance.views import router as compliance_pages
+
+    app.include_router(compliance_pages)
+    from recoup.scoring.api import router as scoring_router
+
+    app.include_router(scoring_router)
+    from recoup.scoring.views import router as scoring_pages
+
+    app.include_router(scoring_pages)

@@ -1,0 +1,1 @@
+"""Compliance: rule packs, institution policy, the contact gate and script review."""

@@ -1,0 +1,90 @@
+"""Local wall-clock arithmetic for compliance decisions: zones, DST gaps, working days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache, lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from recoup.kit.clock import zone
+
+__all__ = [
+    "WorkingDayCalendar",
+    "instant_at_wall",
+    "local_date_start",
+    "start_of_next_local_day",
+    "working_day_calendar",
+    "zone",
+]
+
+ONE_SECOND = timedelta(seconds=1)
+
+
+@lru_cache(maxsize=65536)
+def instant_at_wall(local_date: date, wall: time, tz: ZoneInfo) -> datetime:
+    """Return the earliest instant (UTC) whose local wall time in tz is at or after the wall time.
+
+    For an ambiguous wall time (DST overlap) this is its first occurrence; for a wall time
+    skipped by a DST gap it is the end of the gap.
+    """
+    naive = datetime.combine(local_date, wall)
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == naive:
+        second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+        return min(first, second)
+    # A gap: every instant before the transition reads earlier than the wall time.
+    low = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    high = first
+    if low > high:
+        low, high = high, low
+    while high - low > ONE_SECOND:
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0) if high.microsecond else high
+
+
+def start_of_next_local_day(instant: datetime, tz: ZoneInfo) -> datetime:
+    """Return the first instant of the local day after the one containing instant."""
+    local_date = instant.astimezone(tz).date()
+    return instant_at_wall(local_date + timedelta(days=1), time(0, 0), tz)
+
+
+def local_date_start(local_date: date, tz: ZoneInfo) -> datetime:
+    """Return the first instant (UTC) of a local date."""
+    return instant_at_wall(local_date, time(0, 0), tz)
+
+
+class WorkingDayCalendar:
+    """Public holidays and working days of one country, cached per year."""
+
+    def __init__(self, country: str) -> None:
+        self.country = country
+        self._years: dict[int, Any] = {}
+
+    def _calendar(self, year: int) -> Any:
+        calendar = self._years.get(year)
+        if calendar is None:
+            calendar = holidays.country_holidays(self.country, years=year)
+            self._years[year] = calendar
+        return calendar
+
+    def holiday_name(self, day: date) -> str | None:
+        """Return the name of the public holiday on day, or None."""
+        name = self._calendar(day.year).get(day)
+        return None if name is None else str(name)
+
+    def is_working_day(self, day: date) -> bool:
+        """Tell whether day is a working day, make-up working days (调休) included."""
+        return bool(self._calendar(day.year).is_working_day(day))
+
+
+@cache
+def working_day_calendar(country: str) -> WorkingDayCalendar:
+    """Return the shared calendar of a country."""
+    return WorkingDayCalendar(country)

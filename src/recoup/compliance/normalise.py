@@ -1,0 +1,72 @@
+"""Text normalisation for script review that remembers where each character came from."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol, cast
+
+import opencc
+
+# Letters and marks and digits survive; punctuation, separators, symbols and control or
+# format characters (zero-width spaces) are what people insert to dodge a word filter.
+_DROPPED_CATEGORIES = frozenset("PZSC")
+
+
+class _Converter(Protocol):
+    def convert(self, text: str) -> str: ...
+
+
+@cache
+def _traditional_to_simplified() -> _Converter:
+    return cast(_Converter, opencc.OpenCC("t2s"))
+
+
+@cache
+def _fold(character: str) -> str:
+    """Return the character full-width folded, lowercased and stripped of filler."""
+    folded = unicodedata.normalize("NFKC", character).lower()
+    return "".join(c for c in folded if unicodedata.category(c)[0] not in _DROPPED_CATEGORIES)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedText:
+    """Text folded for matching, with the original index of every character."""
+
+    original: str
+    text: str
+    origins: tuple[int, ...]
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a [start, end) span of the normalised text to the original text."""
+        return self.origins[start], self.origins[end - 1] + 1
+
+
+def simplified(text: str) -> str:
+    """Convert traditional Chinese characters to simplified, one character for one."""
+    converted = _traditional_to_simplified().convert(text)
+    if len(converted) == len(text):
+        return converted
+    # Phrase conversions can change the length; per character keeps offsets exact.
+    converter = _traditional_to_simplified()
+    return "".join(
+        single if len(single := converter.convert(character)) == 1 else character
+        for character in text
+    )
+
+
+def normalise(text: str) -> NormalisedText:
+    """Fold full-width to half-width, traditional to simplified, case, and drop filler."""
+    characters: list[str] = []
+    origins: list[int] = []
+    for index, character in enumerate(simplified(text)):
+        for folded in _fold(character):
+            characters.append(folded)
+            origins.append(index)
+    return NormalisedText(original=text, text="".join(characters), origins=tuple(origins))
+
+
+def normalise_term(term: str) -> str:
+    """Normalise a lexicon term the same way as the text it is matched against."""
+    return normalise(term).text

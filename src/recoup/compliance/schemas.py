@@ -1,0 +1,204 @@
+"""API shapes of the compliance domain."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from recoup.compliance.enums import Channel, Outcome, Party
+
+
+class ContactCheck(BaseModel):
+    """A planned contact to put through the gate."""
+
+    debtor_id: int = Field(ge=1)
+    contact_point_id: int | None = Field(default=None, ge=1)
+    account_id: int | None = Field(default=None, ge=1)
+    channel: Channel
+    party: Party = Party.DEBTOR
+    at: AwareDatetime
+    automated: bool = False
+
+
+class ReasonRead(BaseModel):
+    """Why a contact is blocked: the rule id and a message in the caller's language."""
+
+    rule_id: str
+    code: str
+    message: str
+    message_en: str
+    message_zh: str
+
+
+class ContactCheckResult(BaseModel):
+    """The gate's answer; decision_id is what a channel must present to contact."""
+
+    allowed: bool
+    reasons: list[ReasonRead]
+    next_allowed_at: datetime | None
+    decision_id: int
+    pack: str
+    policy: str
+
+
+class OutcomeCreate(BaseModel):
+    """What came of an allowed contact."""
+
+    outcome: Outcome
+    effective: bool
+    happened_at: AwareDatetime
+
+
+class DecisionRead(BaseModel):
+    """A stored gate decision with its evidence."""
+
+    id: int
+    debtor_id: int
+    contact_point_id: int | None
+    account_id: int | None
+    channel: str
+    party: str
+    planned_at: datetime
+    allowed: bool
+    rule_ids: list[str]
+    reasons: list[dict[str, Any]]
+    next_allowed_at: datetime | None
+    timezones: list[str]
+    pack_code: str
+    pack_version: str
+    policy_name: str
+    policy_version: str
+    actor: str
+    created_at: datetime
+
+
+class TemplateReview(BaseModel):
+    """A text to review before it is used as a template or script."""
+
+    text: str = Field(max_length=20_000)
+    locale: str = Field(min_length=2, max_length=16)
+    audience: Party
+    channel: Channel
+    kind: str | None = Field(default=None, max_length=32)
+
+
+class FindingRead(BaseModel):
+    """One problem found in a text, with its span in the text as sent."""
+
+    category: str
+    rule_id: str
+    start: int
+    end: int
+    text: str
+    message: str
+
+
+class TemplateReviewResult(BaseModel):
+    """The review verdict: passed only when nothing was found."""
+
+    passed: bool
+    findings: list[FindingRead]
+
+
+class TemplateCreate(BaseModel):
+    """A new draft template or call script."""
+
+    name: str = Field(min_length=1, max_length=128)
+    channel: Channel
+    locale: str = Field(min_length=2, max_length=16)
+    audience: Party
+    kind: str | None = Field(default=None, max_length=32)
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class TemplateDecision(BaseModel):
+    """A compliance officer's note on approving or rejecting a template."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class TemplateRead(BaseModel):
+    """A template with its workflow state and the latest review findings."""
+
+    id: int
+    name: str
+    channel: str
+    locale: str
+    audience: str
+    kind: str | None
+    body: str
+    status: str
+    author: str
+    reviewer: str | None
+    review_note: str | None
+    findings: list[dict[str, Any]]
+    re_review_on: date | None
+
+
+class PolicyProposal(BaseModel):
+    """A new institution policy document (see compliance.policy.policy_document)."""
+
+    document: dict[str, Any]
+
+
+class PolicyRead(BaseModel):
+    """One version of the institution's policy."""
+
+    version: int
+    name: str
+    document: dict[str, Any]
+    proposed_by: str
+    approved_by: str | None
+    approved_at: datetime | None
+
+
+class ViolationRead(BaseModel):
+    """A queued finding from an agent's note or a transcript."""
+
+    id: int
+    source: str
+    source_id: str | None
+    debtor_id: int | None
+    actor: str | None
+    category: str
+    rule_id: str
+    excerpt: str
+    status: str
+
+
+class ViolationResolution(BaseModel):
+    """The compliance officer's verdict on a violation."""
+
+    confirmed: bool
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class NoteScan(BaseModel):
+    """An agent's note or a transcript to scan after the fact."""
+
+    text: str = Field(min_length=1, max_length=100_000)
+    locale: str = Field(min_length=2, max_length=16)
+    source: str = Field(default="call_note", max_length=32)
+    source_id: str | None = Field(default=None, max_length=64)
+    debtor_id: int | None = Field(default=None, ge=1)
+
+
+class CertificationCreate(BaseModel):
+    """A compliance training certificate to record for a user."""
+
+    user_id: int = Field(ge=1)
+    course: str = Field(min_length=1, max_length=128)
+    issued_on: date
+    expires_on: date
+
+
+class CertificationRead(BaseModel):
+    """A certificate an agent holds."""
+
+    id: int
+    user_id: int
+    course: str
+    issued_on: date
+    expires_on: date

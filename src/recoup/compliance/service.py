@@ -1,0 +1,1000 @@
+"""Compliance orchestration: the stored race-safe gate, policies, templates, violations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.compliance import repository
+from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.compliance.policy import (
+    Policy,
+    PolicyViolation,
+    policy_document,
+    policy_from_document,
+    preset_policy,
+    validate_policy,
+)
+from recoup.compliance.review import ReviewInputError, ReviewResult, review
+from recoup.compliance.rulepack import load_pack
+from recoup.compliance.rules import (
+    ContactHistory,
+    DailyWindow,
+    DebtorFacts,
+    Decision,
+    Gate,
+    PastContact,
+    PlannedContact,
+    TemplateTransitionRefused,
+    cap_slots,
+    compile_gate,
+    decide_contact,
+    template_transition,
+    with_block,
+)
+from recoup.kit.clock import utcnow
+from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from recoup.models.account import Account
+from recoup.models.compliance import (
+    Certification,
+    CompliancePolicy,
+    ComplianceViolation,
+    ContactDecision,
+    ContactReservation,
+    ContactWindow,
+    MessageTemplate,
+    ReservationStatus,
+    SlotClaim,
+    TemplateStatus,
+    ViolationStatus,
+    WindowKind,
+)
+from recoup.models.debtor import ContactKind, ContactPoint, Debtor
+from recoup.models.identity import User
+from recoup.models.institution import Institution
+from recoup.portfolio.repository import aware
+
+# An allowed contact holds its slot this long after its planned time, then the slot frees.
+RESERVATION_TTL = timedelta(hours=2)
+# The longest look-back of any rule (third-party evidence: 30 days; caps: 7 days).
+HISTORY_DAYS = 40
+# A check that lost a race for the last slot decides again, seeing the winner's slot.
+CHECK_ATTEMPTS = 3
+RE_REVIEW_AFTER = timedelta(days=365)
+_AUTOMATED_CONSENT = frozenset({Channel.SMS, Channel.AI_CALL, Channel.CALL})
+_SANDBOX = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedContact:
+    """A stored gate decision and the pure decision it records."""
+
+    record: ContactDecision
+    decision: Decision
+
+
+def _institution(session: Session, institution_id: int) -> Institution:
+    institution = session.get(Institution, institution_id)
+    if institution is None:
+        raise NotFound(f"no institution {institution_id}")
+    return institution
+
+
+def institution_policy(session: Session, *, institution: Institution) -> Policy:
+    """Return the policy in force: the newest approved version, else the preset."""
+    row = repository.latest_approved_policy(session, institution_id=institution.id)
+    if row is None:
+        return preset_policy(str(institution.preset), jurisdiction=str(institution.jurisdiction))
+    document = {**row.document, "version": str(row.version), "name": row.name}
+    return policy_from_document(document)
+
+
+_GATES: dict[tuple[str, Policy], Gate] = {}
+
+
+def gate_for(session: Session, *, institution: Institution) -> Gate:
+    """Return the compiled gate of the institution's pack and policy in force."""
+    policy = institution_policy(session, institution=institution)
+    key = (str(institution.jurisdiction), policy)
+    gate = _GATES.get(key)
+    if gate is None:
+        gate = compile_gate(load_pack(str(institution.jurisdiction)), policy)
+        _GATES[key] = gate
+    return gate
+
+
+def _window(row: ContactWindow) -> DailyWindow:
+    return DailyWindow(
+        start=time(row.start_minute // 60, row.start_minute % 60),
+        end=time(row.end_minute // 60 % 24, row.end_minute % 60),
+        weekdays=None if row.weekdays is None else frozenset(row.weekdays),
+    )
+
+
+def _facts(session: Session, *, debtor: Debtor, contact_point: ContactPoint | None) -> DebtorFacts:
+    windows = repository.contact_windows(
+        session, institution_id=debtor.institution_id, debtor_id=debtor.id
+    )
+    opted_out: set[Channel] = set()
+    consent: frozenset[Channel] = frozenset()
+    if contact_point is not None:
+        if contact_point.opt_out_call:
+            opted_out |= {Channel.CALL, Channel.AI_CALL}
+        if contact_point.opt_out_sms:
+            opted_out.add(Channel.SMS)
+        if contact_point.opt_out_email:
+            opted_out.add(Channel.EMAIL)
+        if contact_point.consent_automated:
+            consent = _AUTOMATED_CONSENT
+    return DebtorFacts(
+        debtor_id=str(debtor.id),
+        timezones=(debtor.timezone,),
+        agreed_windows=tuple(_window(w) for w in windows if w.kind == WindowKind.agreed),
+        inconvenient_windows=tuple(
+            _window(w) for w in windows if w.kind == WindowKind.inconvenient
+        ),
+        cease_contact=debtor.cease_contact,
+        opted_out_channels=frozenset(opted_out),
+        attorney_represented=debtor.attorney_represented,
+        dispute_open=debtor.disputed,
+        deceased=debtor.deceased,
+        bankruptcy=debtor.bankrupt,
+        automated_consent=consent,
+    )
+
+
+def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHistory:
+    reservations = repository.reservations_since(
+        session,
+        institution_id=debtor.institution_id,
+        debtor_id=debtor.id,
+        since=around - timedelta(days=HISTORY_DAYS),
+    )
+    return ContactHistory(
+        attempts=tuple(
+            PastContact(
+                at=aware(reservation.happened_at or reservation.planned_at),
+                channel=Channel(reservation.channel),
+                party=Party(reservation.party),
+                outcome=Outcome(reservation.outcome) if reservation.outcome else Outcome.PLANNED,
+                effective=reservation.effective,
+                account_id=str(reservation.account_id) if reservation.account_id else None,
+                third_party_id=(
+                    str(reservation.contact_point_id)
+                    if reservation.party == Party.THIRD_PARTY
+                    else None
+                ),
+            )
+            for reservation in reservations
+        )
+    )
+
+
+def _load_targets(
+    session: Session,
+    *,
+    institution_id: int,
+    debtor_id: int,
+    contact_point_id: int | None,
+    account_id: int | None,
+    party: Party,
+) -> tuple[Debtor, ContactPoint | None, Account | None]:
+    debtor = session.get(Debtor, debtor_id)
+    if debtor is None or debtor.institution_id != institution_id:
+        raise NotFound(f"no debtor {debtor_id}")
+    contact_point = None
+    if contact_point_id is not None:
+        contact_point = session.get(ContactPoint, contact_point_id)
+        if contact_point is None or contact_point.debtor_id != debtor.id:
+            raise NotFound(f"no contact point {contact_point_id} for debtor {debtor_id}")
+        if contact_point.third_party != (party is Party.THIRD_PARTY):
+            expected = "third_party" if contact_point.third_party else "debtor"
+            raise ValidationFailed(
+                f"contact point {contact_point_id} belongs to the {expected.replace('_', ' ')}; "
+                f"set party to {expected}"
+            )
+    elif party is Party.THIRD_PARTY:
+        raise ValidationFailed("a third-party contact needs the contact_point_id of that person")
+    account = None
+    if account_id is not None:
+        account = session.get(Account, account_id)
+        if account is None or account.debtor_id != debtor.id:
+            raise NotFound(f"no account {account_id} for debtor {debtor_id}")
+    return debtor, contact_point, account
+
+
+def _has_certificate(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
+    return bool(
+        repository.certifications_valid_on(
+            session, institution_id=institution_id, user_id=user_id, on=on
+        )
+    )
+
+
+def _claim_slots(
+    session: Session,
+    *,
+    gate: Gate,
+    attempt: PlannedContact,
+    facts: DebtorFacts,
+    reservation: ContactReservation,
+) -> bool:
+    """Claim one free numbered slot of every cap family; False when a family is full."""
+    for spec in cap_slots(gate, attempt, facts):
+        taken = repository.claimed_slot_keys(
+            session,
+            institution_id=reservation.institution_id,
+            debtor_id=reservation.debtor_id,
+            prefix=spec.prefix,
+        )
+        free = next(
+            (
+                f"{spec.prefix}{n}"
+                for n in range(1, spec.limit + 1)
+                if f"{spec.prefix}{n}" not in taken
+            ),
+            None,
+        )
+        if free is None:
+            return False
+        session.add(
+            SlotClaim(
+                institution_id=reservation.institution_id,
+                reservation_id=reservation.id,
+                debtor_id=reservation.debtor_id,
+                slot_key=free,
+            )
+        )
+    session.flush()
+    return True
+
+
+def _decision_row(
+    *,
+    institution_id: int,
+    debtor: Debtor,
+    contact_point: ContactPoint | None,
+    account: Account | None,
+    attempt: PlannedContact,
+    decision: Decision,
+    facts: DebtorFacts,
+    history_size: int,
+    actor: str,
+) -> ContactDecision:
+    return ContactDecision(
+        institution_id=institution_id,
+        debtor_id=debtor.id,
+        contact_point_id=contact_point.id if contact_point else None,
+        account_id=account.id if account else None,
+        channel=attempt.channel.value,
+        party=attempt.party.value,
+        planned_at=attempt.at,
+        allowed=decision.allowed,
+        rule_ids=list(decision.rule_ids),
+        reasons=[
+            {
+                "rule_id": reason.rule_id,
+                "code": reason.code,
+                "message_en": reason.message_en,
+                "message_zh": reason.message_zh,
+            }
+            for reason in decision.reasons
+        ],
+        next_allowed_at=decision.next_allowed_at,
+        timezones=list(decision.timezones),
+        inputs={
+            "facts": {
+                "timezones": list(facts.timezones),
+                "cease_contact": facts.cease_contact,
+                "deceased": facts.deceased,
+                "bankruptcy": facts.bankruptcy,
+                "attorney_represented": facts.attorney_represented,
+                "dispute_open": facts.dispute_open,
+                "opted_out_channels": sorted(facts.opted_out_channels),
+                "automated_consent": sorted(facts.automated_consent),
+                "agreed_windows": [f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.agreed_windows],
+                "inconvenient_windows": [
+                    f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.inconvenient_windows
+                ],
+            },
+            "contact_point_timezone": attempt.contact_point_timezone,
+            "automated": attempt.automated,
+            "to_mobile": attempt.to_mobile,
+            "history_attempts": history_size,
+        },
+        pack_code=decision.pack_code,
+        pack_version=decision.pack_version,
+        policy_name=decision.policy_name,
+        policy_version=decision.policy_version,
+        actor=actor,
+    )
+
+
+def check_contact(
+    session: Session,
+    *,
+    institution_id: int,
+    debtor_id: int,
+    channel: Channel,
+    party: Party,
+    at: datetime,
+    actor: str,
+    contact_point_id: int | None = None,
+    account_id: int | None = None,
+    agent_user_id: int | None = None,
+    automated: bool = False,
+    now: datetime | None = None,
+) -> CheckedContact:
+    """Decide a planned contact, store the decision, and reserve its slots when allowed."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
+    now = now or utcnow()
+    institution = _institution(session, institution_id)
+    debtor, contact_point, account = _load_targets(
+        session,
+        institution_id=institution_id,
+        debtor_id=debtor_id,
+        contact_point_id=contact_point_id,
+        account_id=account_id,
+        party=party,
+    )
+    gate = gate_for(session, institution=institution)
+    facts = _facts(session, debtor=debtor, contact_point=contact_point)
+    attempt = PlannedContact(
+        debtor_id=str(debtor.id),
+        channel=channel,
+        at=at,
+        party=party,
+        account_id=str(account.id) if account else None,
+        contact_point_timezone=contact_point.timezone if contact_point else None,
+        third_party_id=str(contact_point.id)
+        if party is Party.THIRD_PARTY and contact_point
+        else None,
+        automated=automated,
+        to_mobile=contact_point is None or contact_point.kind == ContactKind.mobile,
+    )
+    # Serialise checks of this debtor, then free the slots of reservations never used.
+    repository.lock_debtor(session, institution_id=institution_id, debtor_id=debtor.id)
+    repository.release_expired(session, institution_id=institution_id, debtor_id=debtor.id, now=now)
+    decision: Decision | None = None
+    history_size = 0
+    for _ in range(CHECK_ATTEMPTS):
+        history = _history(session, debtor=debtor, around=at)
+        history_size = len(history.attempts)
+        decision = decide_contact(
+            attempt, facts=facts, history=history, pack=gate.pack, policy=gate.policy
+        )
+        if agent_user_id is not None and not _has_certificate(
+            session, institution_id=institution_id, user_id=agent_user_id, on=at.date()
+        ):
+            decision = with_block(
+                decision,
+                gate=gate,
+                rule_id="POL-CERT",
+                code="no_certificate",
+                values={"agent": actor},
+            )
+        if not decision.allowed:
+            break
+        # Claim the cap slots; the unique key refuses a slot another request just took.
+        try:
+            with session.begin_nested():
+                record = _decision_row(
+                    institution_id=institution_id,
+                    debtor=debtor,
+                    contact_point=contact_point,
+                    account=account,
+                    attempt=attempt,
+                    decision=decision,
+                    facts=facts,
+                    history_size=history_size,
+                    actor=actor,
+                )
+                session.add(record)
+                session.flush()
+                reservation = ContactReservation(
+                    institution_id=institution_id,
+                    decision_id=record.id,
+                    debtor_id=debtor.id,
+                    account_id=account.id if account else None,
+                    contact_point_id=contact_point.id if contact_point else None,
+                    channel=channel.value,
+                    party=party.value,
+                    planned_at=at,
+                    expires_at=max(at, now) + RESERVATION_TTL,
+                )
+                session.add(reservation)
+                session.flush()
+                if not _claim_slots(
+                    session, gate=gate, attempt=attempt, facts=facts, reservation=reservation
+                ):
+                    raise _SlotTaken
+            return CheckedContact(record=record, decision=decision)
+        except (IntegrityError, _SlotTaken):
+            continue
+    else:
+        assert decision is not None
+        decision = with_block(decision, gate=gate, rule_id="POL-RACE", code="slot_taken", values={})
+    assert decision is not None
+    record = _decision_row(
+        institution_id=institution_id,
+        debtor=debtor,
+        contact_point=contact_point,
+        account=account,
+        attempt=attempt,
+        decision=decision,
+        facts=facts,
+        history_size=history_size,
+        actor=actor,
+    )
+    session.add(record)
+    session.flush()
+    return CheckedContact(record=record, decision=decision)
+
+
+class _SlotTaken(Exception):
+    """Every numbered slot of a cap family was already claimed."""
+
+
+def record_outcome(
+    session: Session,
+    *,
+    institution_id: int,
+    decision_id: int,
+    outcome: Outcome,
+    effective: bool,
+    happened_at: datetime,
+) -> ContactReservation:
+    """Record what came of an allowed contact; a call that did not connect frees its slot."""
+    reservation = repository.reservation_for_decision(
+        session, institution_id=institution_id, decision_id=decision_id
+    )
+    if reservation is None:
+        raise NotFound(f"decision {decision_id} holds no reservation (was it allowed?)")
+    if reservation.status != ReservationStatus.reserved:
+        raise Conflict(f"the contact of decision {decision_id} is already {reservation.status}")
+    reservation.status = ReservationStatus.used
+    reservation.outcome = outcome.value
+    reservation.effective = effective
+    reservation.happened_at = happened_at
+    if not effective:
+        repository.delete_effective_claims(session, reservation_id=reservation.id)
+    session.flush()
+    return reservation
+
+
+def require_allowed_decision(
+    session: Session,
+    *,
+    institution_id: int,
+    decision_id: int | None,
+    debtor_id: int,
+    channel: Channel,
+    now: datetime | None = None,
+) -> ContactReservation:
+    """Return the live reservation a channel needs before contacting; refuse otherwise."""
+    if decision_id is None:
+        raise PermissionDenied("no contact without a compliance decision id")
+    reservation = repository.reservation_for_decision(
+        session, institution_id=institution_id, decision_id=decision_id
+    )
+    if reservation is None:
+        raise PermissionDenied(f"decision {decision_id} did not allow a contact")
+    if reservation.debtor_id != debtor_id or reservation.channel != channel.value:
+        raise PermissionDenied(f"decision {decision_id} was for another debtor or channel")
+    if reservation.status != ReservationStatus.reserved:
+        raise PermissionDenied(f"decision {decision_id} was already {reservation.status}")
+    if aware(reservation.expires_at) < (now or utcnow()):
+        raise PermissionDenied(f"decision {decision_id} expired; ask the gate again")
+    return reservation
+
+
+# Policies
+
+
+def propose_policy(
+    session: Session, *, institution_id: int, document: Mapping[str, Any], actor: str
+) -> CompliancePolicy:
+    """Store a new policy version after checking it is no looser than the rule pack."""
+    institution = _institution(session, institution_id)
+    try:
+        policy = policy_from_document(document)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValidationFailed(f"the policy document is not valid: {error}") from error
+    violations = validate_policy(policy, load_pack(str(institution.jurisdiction)))
+    if violations:
+        raise ValidationFailed(
+            "the policy would loosen the rule pack: "
+            + "; ".join(f"{v.rule_id} ({v.field}): {v.message.en}" for v in violations),
+            violations=[
+                {"rule_id": v.rule_id, "field": v.field, "message": v.message.en}
+                for v in violations
+            ],
+        )
+    version = repository.newest_policy_version(session, institution_id=institution_id) + 1
+    row = CompliancePolicy(
+        institution_id=institution_id,
+        version=version,
+        name=policy.name,
+        document=policy_document(policy),
+        proposed_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="compliance.policy_proposed",
+        object_type="compliance_policy",
+        object_id=row.id,
+        institution_id=institution_id,
+        details={"version": version},
+    )
+    return row
+
+
+def approve_policy(
+    session: Session, *, institution_id: int, version: int, actor: str
+) -> CompliancePolicy:
+    """Put a proposed policy version in force; the proposer cannot approve it."""
+    row = repository.policy_version(session, institution_id=institution_id, version=version)
+    if row is None:
+        raise NotFound(f"no policy version {version}")
+    if row.approved_at is not None:
+        raise Conflict(f"policy version {version} is already approved")
+    if row.proposed_by == actor:
+        raise PermissionDenied("the proposer cannot approve their own policy; ask another officer")
+    row.approved_by = actor
+    row.approved_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="compliance.policy_approved",
+        object_type="compliance_policy",
+        object_id=row.id,
+        institution_id=institution_id,
+        details={"version": version},
+    )
+    return row
+
+
+# Templates and scripts
+
+
+def review_text(
+    *, text: str, locale: str, audience: str, channel: str, kind: str | None = None
+) -> ReviewResult:
+    """Review a text for banned language and missing required elements."""
+    try:
+        return review(text, locale=locale, audience=audience, channel=channel, kind=kind)
+    except ReviewInputError as error:
+        raise ValidationFailed(str(error)) from error
+
+
+def create_template(
+    session: Session,
+    *,
+    institution_id: int,
+    name: str,
+    channel: str,
+    locale: str,
+    audience: str,
+    body: str,
+    author: str,
+    author_id: int | None,
+    kind: str | None = None,
+) -> MessageTemplate:
+    """Add a draft template."""
+    review_text(text="", locale=locale, audience=audience, channel=channel)
+    try:
+        _SANDBOX.parse(body)
+    except TemplateError as error:
+        raise ValidationFailed(f"the template does not parse: {error}") from error
+    template = MessageTemplate(
+        institution_id=institution_id,
+        name=name,
+        channel=channel,
+        locale=locale,
+        audience=audience,
+        kind=kind,
+        body=body,
+        author=author,
+        author_id=author_id,
+        status=TemplateStatus.draft,
+    )
+    session.add(template)
+    session.flush()
+    audit.record(
+        session,
+        actor=author,
+        action="compliance.template_created",
+        object_type="template",
+        object_id=template.id,
+        institution_id=institution_id,
+        details={"name": name, "channel": channel},
+    )
+    return template
+
+
+def _template(session: Session, *, institution_id: int, template_id: int) -> MessageTemplate:
+    template = repository.get_template(
+        session, institution_id=institution_id, template_id=template_id
+    )
+    if template is None:
+        raise NotFound(f"no template {template_id}")
+    return template
+
+
+def _findings(result: ReviewResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "category": f.category,
+            "rule_id": f.rule_id,
+            "start": f.start,
+            "end": f.end,
+            "text": f.text,
+            "message_en": f.message_en,
+            "message_zh": f.message_zh,
+        }
+        for f in result.findings
+    ]
+
+
+def _transition(
+    session: Session,
+    *,
+    template: MessageTemplate,
+    action: str,
+    actor: str,
+    actor_id: int | None,
+    review_passed: bool,
+) -> None:
+    try:
+        status = template_transition(
+            action=action,
+            status=str(template.status),
+            author_id=template.author_id,
+            reviewer_id=actor_id,
+            review_passed=review_passed,
+        )
+    except TemplateTransitionRefused as error:
+        raise Conflict(str(error)) from error
+    template.status = TemplateStatus(status)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=f"compliance.template_{status}",
+        object_type="template",
+        object_id=template.id,
+        institution_id=template.institution_id,
+        details={"findings": len(template.findings or [])},
+    )
+
+
+def submit_template(
+    session: Session, *, institution_id: int, template_id: int, actor: str, actor_id: int | None
+) -> MessageTemplate:
+    """Run the review and send the template to a compliance officer."""
+    template = _template(session, institution_id=institution_id, template_id=template_id)
+    result = review_text(
+        text=template.body,
+        locale=template.locale,
+        audience=template.audience,
+        channel=template.channel,
+        kind=template.kind,
+    )
+    template.findings = _findings(result)
+    template.submitted_at = utcnow()
+    _transition(
+        session,
+        template=template,
+        action="submit",
+        actor=actor,
+        actor_id=actor_id,
+        review_passed=True,
+    )
+    return template
+
+
+def decide_template(
+    session: Session,
+    *,
+    institution_id: int,
+    template_id: int,
+    approve: bool,
+    actor: str,
+    actor_id: int | None,
+    note: str | None = None,
+    today: date | None = None,
+) -> MessageTemplate:
+    """Approve or reject a submitted template: four eyes, and only a clean text is approved."""
+    template = _template(session, institution_id=institution_id, template_id=template_id)
+    result = review_text(
+        text=template.body,
+        locale=template.locale,
+        audience=template.audience,
+        channel=template.channel,
+        kind=template.kind,
+    )
+    template.findings = _findings(result)
+    template.reviewer = actor
+    template.reviewer_id = actor_id
+    template.reviewed_at = utcnow()
+    template.review_note = note
+    if approve:
+        template.re_review_on = (today or utcnow().date()) + RE_REVIEW_AFTER
+    _transition(
+        session,
+        template=template,
+        action="approve" if approve else "reject",
+        actor=actor,
+        actor_id=actor_id,
+        review_passed=result.passed,
+    )
+    return template
+
+
+def render_approved_template(
+    session: Session,
+    *,
+    institution_id: int,
+    template_id: int,
+    values: Mapping[str, Any],
+    today: date | None = None,
+) -> str:
+    """Render an approved, not overdue template in the sandbox; anything else is refused."""
+    template = _template(session, institution_id=institution_id, template_id=template_id)
+    if template.status != TemplateStatus.approved:
+        raise PermissionDenied(f"template {template_id} is {template.status}, not approved")
+    if template.re_review_on is not None and template.re_review_on < (today or utcnow().date()):
+        raise PermissionDenied(
+            f"template {template_id} was due for re-review on {template.re_review_on}"
+        )
+    try:
+        return _SANDBOX.from_string(template.body).render(**values)
+    except TemplateError as error:
+        raise ValidationFailed(f"template {template_id} could not be rendered: {error}") from error
+
+
+# Violations
+
+
+def scan_for_violations(
+    session: Session,
+    *,
+    institution_id: int,
+    text: str,
+    locale: str,
+    source: str,
+    source_id: str | None,
+    debtor_id: int | None,
+    actor: str | None,
+) -> list[ComplianceViolation]:
+    """Scan an agent's note or transcript after the fact and queue every hit."""
+    result = review_text(text=text, locale=locale, audience="debtor", channel="call")
+    rows = [
+        ComplianceViolation(
+            institution_id=institution_id,
+            source=source,
+            source_id=source_id,
+            debtor_id=debtor_id,
+            actor=actor,
+            category=finding.category,
+            rule_id=finding.rule_id,
+            excerpt=text[max(0, finding.start - 20) : finding.end + 20][:255],
+            start=finding.start,
+            end=finding.end,
+        )
+        for finding in result.findings
+        if finding.end > finding.start
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def resolve_violation(
+    session: Session,
+    *,
+    institution_id: int,
+    violation_id: int,
+    confirmed: bool,
+    actor: str,
+    note: str | None = None,
+) -> ComplianceViolation:
+    """Confirm or dismiss a queued violation."""
+    violation = repository.get_violation(
+        session, institution_id=institution_id, violation_id=violation_id
+    )
+    if violation is None:
+        raise NotFound(f"no violation {violation_id}")
+    if violation.status != ViolationStatus.open:
+        raise Conflict(f"violation {violation_id} is already {violation.status}")
+    violation.status = ViolationStatus.confirmed if confirmed else ViolationStatus.dismissed
+    violation.resolved_by = actor
+    violation.resolved_at = utcnow()
+    violation.resolution_note = note
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=f"compliance.violation_{violation.status}",
+        object_type="compliance_violation",
+        object_id=violation.id,
+        institution_id=institution_id,
+    )
+    return violation
+
+
+# Certifications
+
+
+def grant_certification(
+    session: Session,
+    *,
+    institution_id: int,
+    user_id: int,
+    course: str,
+    issued_on: date,
+    expires_on: date,
+    actor: str,
+) -> Certification:
+    """Record a compliance training certificate for an agent."""
+    if expires_on <= issued_on:
+        raise ValidationFailed("a certificate must expire after it is issued")
+    certification = Certification(
+        institution_id=institution_id,
+        user_id=user_id,
+        course=course,
+        issued_on=issued_on,
+        expires_on=expires_on,
+        issued_by=actor,
+    )
+    session.add(certification)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="compliance.certification_granted",
+        object_type="certification",
+        object_id=certification.id,
+        institution_id=institution_id,
+        details={"user_id": user_id, "expires_on": expires_on.isoformat()},
+    )
+    return certification
+
+
+def is_certified(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
+    """Tell whether a user holds a valid compliance certificate on a date."""
+    return _has_certificate(session, institution_id=institution_id, user_id=user_id, on=on)
+
+
+def expiring_certifications(
+    session: Session, *, institution_id: int, on: date, within_days: int = 30
+) -> list[Certification]:
+    """Return certificates that expire within the coming days, for team leads to act on."""
+    return list(
+        repository.certifications_expiring(
+            session,
+            institution_id=institution_id,
+            before=on + timedelta(days=within_days),
+            on=on,
+        )
+    )
+
+
+# Compliance pages (added with the web views)
+
+CERTIFICATE_EXPIRY_WARNING_DAYS = 30
+
+
+def update_template(
+    session: Session,
+    *,
+    institution_id: int,
+    template_id: int,
+    name: str,
+    channel: str,
+    locale: str,
+    audience: str,
+    body: str,
+    actor: str,
+    actor_id: int | None,
+) -> MessageTemplate:
+    """Change a draft or rejected template; a submitted or approved one must be rejected first."""
+    template = _template(session, institution_id=institution_id, template_id=template_id)
+    if template.status not in {TemplateStatus.draft, TemplateStatus.rejected}:
+        raise Conflict(
+            f"a {template.status} template cannot be edited; it must be draft or rejected"
+        )
+    if template.author_id is not None and actor_id is not None and template.author_id != actor_id:
+        raise PermissionDenied("only the author edits a template; draft a new one instead")
+    review_text(text="", locale=locale, audience=audience, channel=channel)
+    try:
+        _SANDBOX.parse(body)
+    except TemplateError as error:
+        raise ValidationFailed(f"the template does not parse: {error}") from error
+    template.name = name
+    template.channel = channel
+    template.locale = locale
+    template.audience = audience
+    template.body = body
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="compliance.template_updated",
+        object_type="template",
+        object_id=template.id,
+        institution_id=institution_id,
+        details={"name": name, "channel": channel},
+    )
+    return template
+
+
+def policy_problems(
+    session: Session, *, institution_id: int, document: Mapping[str, Any]
+) -> list[PolicyViolation]:
+    """List how a policy document would loosen the institution's rule pack (zh and en)."""
+    institution = _institution(session, institution_id)
+    try:
+        policy = policy_from_document(document)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValidationFailed(f"the policy document is not valid: {error}") from error
+    return validate_policy(policy, load_pack(str(institution.jurisdiction)))
+
+
+def certificate_standing(
+    expires_on: date | None, *, today: date, warning_days: int = CERTIFICATE_EXPIRY_WARNING_DAYS
+) -> str:
+    """Say whether a certificate is valid, expiring within the warning days, expired or missing."""
+    if expires_on is None:
+        return "missing"
+    if expires_on < today:
+        return "expired"
+    if expires_on <= today + timedelta(days=warning_days):
+        return "expiring"
+    return "valid"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCertification:
+    """An agent, their latest certificate (if any) and how it stands today."""
+
+    user: User
+    certification: Certification | None
+    standing: str
+
+
+def certification_roster(
+    session: Session, *, institution_id: int, today: date, team_lead_id: int | None = None
+) -> list[AgentCertification]:
+    """Return every active agent (or one team lead's) with their latest certificate."""
+    agents = repository.institution_agents(
+        session, institution_id=institution_id, team_lead_id=team_lead_id
+    )
+    latest: dict[int, Certification] = {}
+    for certification in repository.certifications_of_users(
+        session, institution_id=institution_id, user_ids=[agent.id for agent in agents]
+    ):
+        latest.setdefault(certification.user_id, certification)
+    return [
+        AgentCertification(
+            user=agent,
+            certification=latest.get(agent.id),
+            standing=certificate_standing(
+                latest[agent.id].expires_on if agent.id in latest else None, today=today
+            ),
+        )
+        for agent in agents
+    ]

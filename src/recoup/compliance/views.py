@@ -1,0 +1,1003 @@
+"""Compliance pages: rule pack and policy, template review, decisions, violations, certificates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from recoup.compliance import repository, service
+from recoup.compliance.enums import Channel, HolidaySuppression, Party
+from recoup.compliance.policy import Policy, policy_document
+from recoup.compliance.review import default_reviewer
+from recoup.compliance.rulepack import RulePack, load_pack
+from recoup.deps import SessionDep
+from recoup.identity.dependencies import csrf_protect
+from recoup.kit.clock import start_of_day, utcnow, zone
+from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
+from recoup.kit.pagination import PageRequest
+from recoup.models.compliance import (
+    ComplianceViolation,
+    MessageTemplate,
+    TemplateStatus,
+    ViolationStatus,
+)
+from recoup.models.institution import Institution
+from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 25
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ReadCompliance = Annotated[Viewer, viewer_with("compliance:read")]
+ManagePolicy = Annotated[Viewer, viewer_with("policy:manage")]
+ReadTemplates = Annotated[Viewer, viewer_with("templates:read")]
+WriteTemplates = Annotated[Viewer, viewer_with("templates:write")]
+ReviewTemplates = Annotated[Viewer, viewer_with("templates:review")]
+ApproveTemplates = Annotated[Viewer, viewer_with("templates:approve")]
+CsrfChecked = Depends(csrf_protect)
+
+TEMPLATE_LOCALES = ("zh-CN", "en-US")
+TEMPLATE_STATUSES = tuple(status.value for status in TemplateStatus)
+VIOLATION_STATUSES = tuple(status.value for status in ViolationStatus)
+CHANNELS = tuple(channel.value for channel in Channel)
+AUDIENCES = tuple(party.value for party in Party)
+HOLIDAY_MODES = tuple(mode.value for mode in HolidaySuppression)
+VOICE_HOURS_CHANNELS = ("ai_call", "call", "visit")
+CERTIFICATE_YEAR_DAYS = 365
+# How many characters of context the violation excerpt keeps before the match (see the service).
+EXCERPT_CONTEXT = 20
+# Policy fields whose pack bound is a rule parameter: field -> (rule ids, parameter).
+_PACK_BOUNDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "max_effective_voice_calls_per_day": (("CN-FREQ-V",), "max_effective_calls_per_day"),
+    "max_calls_per_debt_in_window": (("US-7IN7",), "max_calls"),
+    "conversation_cooldown_days": (("US-7IN7",), "conversation_cooldown_days"),
+    "third_party_min_failed_attempts": (("CN-TGT", "US-3P"), "min_failed_attempts"),
+    "third_party_lookback_days": (("CN-TGT", "US-3P"), "max_lookback_days"),
+    "max_contacts_per_third_party": (("CN-TGT", "US-3P"), "max_contacts_per_third_party"),
+}
+
+
+# Shared helpers
+
+
+def _institution(session: Session, viewer: Viewer) -> Institution:
+    assert viewer.principal is not None
+    institution_id = viewer.principal.institution_id
+    institution = session.get(Institution, institution_id) if institution_id else None
+    if institution is None:
+        raise NotFound("compliance pages belong to an institution; sign in as one of its users")
+    return institution
+
+
+def _today(viewer: Viewer) -> date:
+    return utcnow().astimezone(zone(viewer.timezone)).date()
+
+
+def _chinese(viewer: Viewer) -> bool:
+    return viewer.locale == "zh-CN"
+
+
+def _refused(viewer: Viewer, path: str, error: RecoupError) -> Response:
+    message = Flash("compliance.flash.refused", level="error", params={"message": error.message})
+    return redirect(path, request=viewer.request, message=message)
+
+
+def _parameter_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of a reviewed text and the findings (category, rule id) that cover it."""
+
+    text: str
+    marks: tuple[tuple[str, str], ...]
+
+
+def highlight(text: str, spans: Iterable[tuple[int, int, str, str]]) -> list[Segment]:
+    """Cut ``text`` into runs so each finding span ``(start, end, category, rule_id)`` is marked."""
+    kept = [(start, end, category, rule) for start, end, category, rule in spans if end > start]
+    cuts = sorted({0, len(text), *(p for s, e, _, _ in kept for p in (s, e) if p <= len(text))})
+    segments: list[Segment] = []
+    for left, right in pairwise(cuts):
+        marks = tuple(
+            dict.fromkeys((category, rule) for s, e, category, rule in kept if s <= left < e)
+        )
+        if segments and segments[-1].marks == marks:
+            segments[-1] = Segment(segments[-1].text + text[left:right], marks)
+        else:
+            segments.append(Segment(text[left:right], marks))
+    return segments
+
+
+def _category_name(category: str, viewer: Viewer) -> str:
+    known = default_reviewer().categories.get(category)
+    if known is None:
+        return category
+    return known.name_zh if _chinese(viewer) else known.name_en
+
+
+def _category_names(viewer: Viewer) -> dict[str, str]:
+    return {key: _category_name(key, viewer) for key in default_reviewer().categories}
+
+
+# Overview: rule pack and policy
+
+
+def _pack_rules(pack: RulePack, viewer: Viewer) -> list[dict[str, Any]]:
+    chinese = _chinese(viewer)
+    return [
+        {
+            "id": rule.id,
+            "kind": rule.kind,
+            "title": rule.title.zh if chinese else rule.title.en,
+            "citation": rule.citation,
+            "parameters": {name: _parameter_text(v) for name, v in rule.parameters.items()},
+            "messages": [text.zh if chinese else text.en for text in rule.messages.values()],
+        }
+        for rule in pack.rules
+    ]
+
+
+def _hours_rule(pack: RulePack) -> str | None:
+    return next((rule for rule in ("CN-HRS", "US-HRS") if pack.has(rule)), None)
+
+
+def _pack_bound(field: str, pack: RulePack) -> tuple[str, str] | None:
+    if field == "hours":
+        rule_id = _hours_rule(pack)
+        if rule_id is None:
+            return None
+        start, end = pack.parameter(rule_id, "start"), pack.parameter(rule_id, "end")
+        return rule_id, f"{start}–{end}"
+    if field not in _PACK_BOUNDS:
+        return None
+    rule_ids, parameter = _PACK_BOUNDS[field]
+    for rule_id in rule_ids:
+        if pack.has(rule_id) and parameter in pack.rule(rule_id).parameters:
+            return rule_id, _parameter_text(pack.parameter(rule_id, parameter))
+    return None
+
+
+def _policy_value(field: str, value: Any) -> str | bool:
+    if isinstance(value, bool):
+        return value
+    if field == "hours":
+        return "; ".join(
+            f"{', '.join(item['channels'])} {item['start']}–{item['end']}" for item in value
+        )
+    if field == "channel_caps":
+        return "; ".join(
+            f"{', '.join(item['channels'])} ≤ {item['limit']} / {item['days']}d" for item in value
+        )
+    return _parameter_text(value)
+
+
+def _overrides(policy: Policy, pack: RulePack) -> list[dict[str, Any]]:
+    document = policy_document(policy)
+    defaults = policy_document(Policy())
+    rows = []
+    for field, value in document.items():
+        if field in {"name", "version"} or value == defaults.get(field):
+            continue
+        bound = _pack_bound(field, pack)
+        rows.append(
+            {
+                "field": field,
+                "value": _policy_value(field, value),
+                "rule_id": bound[0] if bound else None,
+                "pack_value": bound[1] if bound else None,
+            }
+        )
+    return rows
+
+
+def _voice_cap_field(pack: RulePack) -> str | None:
+    if pack.has("CN-FREQ-V"):
+        return "max_effective_voice_calls_per_day"
+    if pack.has("US-7IN7"):
+        return "max_calls_per_debt_in_window"
+    return None
+
+
+def _policy_form(policy: Policy, pack: RulePack) -> dict[str, str]:
+    document = policy_document(policy)
+    voice = next((item for item in document["hours"] if "call" in item["channels"]), None)
+    sms = next(
+        (
+            cap
+            for cap in document["channel_caps"]
+            if cap["channels"] == ["sms"] and cap["days"] == 1
+        ),
+        None,
+    )
+    cap_field = _voice_cap_field(pack)
+    cap = document.get(cap_field) if cap_field else None
+    return {
+        "name": policy.name,
+        "voice_start": voice["start"] if voice else "",
+        "voice_end": voice["end"] if voice else "",
+        "voice_cap": "" if cap is None else str(cap),
+        "sms_cap": "" if sms is None else str(sms["limit"]),
+        "holiday_suppression": document["holiday_suppression"],
+    }
+
+
+def _number(value: str, label: str) -> int | None:
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationFailed(f"{label} must be a whole number, not {text!r}") from None
+
+
+def _proposed_document(policy: Policy, pack: RulePack, form: Mapping[str, str]) -> dict[str, Any]:
+    """Apply the policy form to the policy in force; fields left blank keep or drop a limit."""
+    document = policy_document(policy)
+    document["name"] = form["name"].strip() or policy.name
+    hours = [item for item in document["hours"] if "call" not in item["channels"]]
+    if form["voice_start"] or form["voice_end"]:
+        hours.append(
+            {
+                "channels": list(VOICE_HOURS_CHANNELS),
+                "start": form["voice_start"] or "00:00",
+                "end": form["voice_end"] or "23:59",
+            }
+        )
+    document["hours"] = hours
+    cap_field = _voice_cap_field(pack)
+    if cap_field is not None:
+        document[cap_field] = _number(form["voice_cap"], "the voice call limit")
+    caps = [
+        cap
+        for cap in document["channel_caps"]
+        if not (cap["channels"] == ["sms"] and cap["days"] == 1)
+    ]
+    sms_cap = _number(form["sms_cap"], "the text message limit")
+    if sms_cap is not None:
+        caps.append({"channels": ["sms"], "limit": sms_cap, "days": 1})
+    document["channel_caps"] = caps
+    if form["holiday_suppression"] in HOLIDAY_MODES:
+        document["holiday_suppression"] = form["holiday_suppression"]
+    return document
+
+
+def _overview(
+    viewer: Viewer,
+    session: Session,
+    *,
+    form: dict[str, str] | None = None,
+    refusal: list[dict[str, str]] | None = None,
+    form_error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    pack = load_pack(str(institution.jurisdiction))
+    policy = service.institution_policy(session, institution=institution)
+    approved = repository.latest_approved_policy(session, institution_id=institution.id)
+    team_lead_id = viewer.principal.user_id if viewer.principal.role == "team_lead" else None
+    roster = service.certification_roster(
+        session, institution_id=institution.id, today=_today(viewer), team_lead_id=team_lead_id
+    )
+    context: dict[str, Any] = {
+        "pack": {
+            "code": pack.code,
+            "version": pack.version,
+            "title": pack.title.zh if _chinese(viewer) else pack.title.en,
+            "timezone": pack.default_timezone,
+            "rules": _pack_rules(pack, viewer),
+        },
+        "policy": {
+            "name": policy.name,
+            "version": policy.version,
+            "approved": approved,
+            "overrides": _overrides(policy, pack),
+        },
+        "pending": repository.pending_policies(session, institution_id=institution.id),
+        "form": form or _policy_form(policy, pack),
+        "voice_cap_field": _voice_cap_field(pack),
+        "hours_rule": _hours_rule(pack),
+        "holiday_modes": HOLIDAY_MODES,
+        "refusal": refusal or [],
+        "form_error": form_error,
+        "counts": {
+            "submitted": len(
+                repository.templates(
+                    session, institution_id=institution.id, status=TemplateStatus.submitted
+                )
+            ),
+            "open_violations": len(
+                repository.violations(
+                    session, institution_id=institution.id, status=ViolationStatus.open
+                )
+            ),
+            "blocked": repository.decisions_log_page(
+                session, institution_id=institution.id, page=PageRequest(1, 1), allowed=False
+            ).total,
+        },
+        "attention": [row for row in roster if row.standing in {"expiring", "expired"}],
+        "team_only": team_lead_id is not None,
+    }
+    return render(
+        viewer,
+        "compliance/overview.html",
+        context,
+        active_nav="compliance",
+        status_code=status_code,
+    )
+
+
+@router.get("/compliance", response_class=HTMLResponse)
+def overview(viewer: ReadCompliance, session: SessionDep) -> HTMLResponse:
+    """Show the institution's rule pack, the policy in force, proposals and what needs a look."""
+    return _overview(viewer, session)
+
+
+@router.post("/compliance/policies", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def propose_policy(
+    viewer: ManagePolicy,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=128)],
+    voice_start: Annotated[str, Form(max_length=8)] = "",
+    voice_end: Annotated[str, Form(max_length=8)] = "",
+    voice_cap: Annotated[str, Form(max_length=6)] = "",
+    sms_cap: Annotated[str, Form(max_length=6)] = "",
+    holiday_suppression: Annotated[str, Form(max_length=32)] = "off",
+) -> Response:
+    """Propose a policy version; one looser than the pack is refused naming the rule."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    pack = load_pack(str(institution.jurisdiction))
+    form = {
+        "name": name,
+        "voice_start": voice_start,
+        "voice_end": voice_end,
+        "voice_cap": voice_cap,
+        "sms_cap": sms_cap,
+        "holiday_suppression": holiday_suppression,
+    }
+    document: dict[str, Any] = {}
+    try:
+        policy = service.institution_policy(session, institution=institution)
+        document = _proposed_document(policy, pack, form)
+        row = service.propose_policy(
+            session, institution_id=institution.id, document=document, actor=viewer.principal.actor
+        )
+    except ValidationFailed as error:
+        session.rollback()
+        problems = (
+            service.policy_problems(session, institution_id=institution.id, document=document)
+            if document and "violations" in error.extra
+            else []
+        )
+        refusal = [
+            {
+                "rule_id": problem.rule_id,
+                "field": problem.field,
+                "message": problem.message.zh if _chinese(viewer) else problem.message.en,
+            }
+            for problem in problems
+        ]
+        return _overview(
+            viewer,
+            session,
+            form=form,
+            refusal=refusal,
+            form_error="" if refusal else error.message,
+            status_code=422,
+        )
+    message = Flash("compliance.flash.policy_proposed", params={"version": str(row.version)})
+    return redirect("/compliance#proposals", request=viewer.request, message=message)
+
+
+@router.post("/compliance/policies/{version}/approve", dependencies=[CsrfChecked])
+def approve_policy(viewer: ManagePolicy, session: SessionDep, version: RowId) -> Response:
+    """Put a proposed policy version in force; its proposer cannot (four eyes)."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    try:
+        service.approve_policy(
+            session, institution_id=institution.id, version=version, actor=viewer.principal.actor
+        )
+    except RecoupError as error:
+        session.rollback()
+        return _refused(viewer, "/compliance#proposals", error)
+    message = Flash("compliance.flash.policy_approved", params={"version": str(version)})
+    return redirect("/compliance", request=viewer.request, message=message)
+
+
+# Templates and scripts
+
+
+def _review_context(
+    viewer: Viewer, *, text: str, locale: str, audience: str, channel: str
+) -> dict[str, Any]:
+    try:
+        result = service.review_text(text=text, locale=locale, audience=audience, channel=channel)
+    except ValidationFailed as error:
+        return {"review_error": error.message, "segments": [], "findings": [], "missing": []}
+    chinese = _chinese(viewer)
+    findings = [
+        {
+            "category": finding.category,
+            "category_name": _category_name(finding.category, viewer),
+            "rule_id": finding.rule_id,
+            "text": finding.text,
+            "start": finding.start,
+            "message": _without_rule_id(
+                finding.message_zh if chinese else finding.message_en, finding.rule_id
+            ),
+        }
+        for finding in result.findings
+    ]
+    spans = [(f.start, f.end, f.category, f.rule_id) for f in result.findings]
+    return {
+        "review_error": "",
+        "passed": result.passed,
+        "has_text": bool(text.strip()),
+        "segments": highlight(text, spans),
+        "findings": [f for f in findings if f["category"] != "missing_element"],
+        "missing": [f for f in findings if f["category"] == "missing_element"],
+        "category_names": _category_names(viewer),
+    }
+
+
+def _without_rule_id(message: str, rule_id: str) -> str:
+    """Drop the rule id a finding message starts with; the page shows it as a badge."""
+    return message.removeprefix(rule_id).lstrip(" :：") or message
+
+
+def _stored_review(viewer: Viewer, template: MessageTemplate) -> dict[str, Any]:
+    return _review_context(
+        viewer,
+        text=template.body,
+        locale=template.locale,
+        audience=template.audience,
+        channel=template.channel,
+    )
+
+
+def _editor(
+    viewer: Viewer,
+    *,
+    template: MessageTemplate | None,
+    form: dict[str, str],
+    form_error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    context: dict[str, Any] = {
+        "template": template,
+        "form": form,
+        "form_error": form_error,
+        "channels": CHANNELS,
+        "audiences": AUDIENCES,
+        "locales": TEMPLATE_LOCALES,
+        **_review_context(
+            viewer,
+            text=form["body"],
+            locale=form["locale"],
+            audience=form["audience"],
+            channel=form["channel"],
+        ),
+    }
+    return render(
+        viewer,
+        "compliance/template_editor.html",
+        context,
+        active_nav="compliance",
+        status_code=status_code,
+    )
+
+
+def _template_form(template: MessageTemplate | None, viewer: Viewer) -> dict[str, str]:
+    if template is None:
+        return {
+            "name": "",
+            "channel": "sms",
+            "locale": "zh-CN" if _chinese(viewer) else "en-US",
+            "audience": "debtor",
+            "body": "",
+        }
+    return {
+        "name": template.name,
+        "channel": template.channel,
+        "locale": template.locale,
+        "audience": template.audience,
+        "body": template.body,
+    }
+
+
+def _get_template(session: Session, viewer: Viewer, template_id: int) -> MessageTemplate:
+    institution = _institution(session, viewer)
+    template = repository.get_template(
+        session, institution_id=institution.id, template_id=template_id
+    )
+    if template is None:
+        raise NotFound(f"no template {template_id}")
+    return template
+
+
+def _editable_by(template: MessageTemplate, viewer: Viewer) -> bool:
+    assert viewer.principal is not None
+    return (
+        viewer.allows("templates:write")
+        and template.status in {TemplateStatus.draft, TemplateStatus.rejected}
+        and (template.author_id is None or template.author_id == viewer.principal.user_id)
+    )
+
+
+@router.get("/compliance/templates", response_class=HTMLResponse)
+def template_list(
+    viewer: ReadTemplates,
+    session: SessionDep,
+    status: Annotated[str, Query(max_length=16)] = "",
+) -> HTMLResponse:
+    """List templates by workflow status; the submitted ones form the review queue."""
+    institution = _institution(session, viewer)
+    wanted = status if status in TEMPLATE_STATUSES else None
+    templates = repository.templates(session, institution_id=institution.id, status=wanted)
+    queue = [
+        {"template": template, **_stored_review(viewer, template)}
+        for template in templates
+        if wanted == "submitted"
+    ]
+    context: dict[str, Any] = {
+        "templates": list(reversed(templates)),
+        "queue": queue,
+        "status": wanted or "",
+        "statuses": TEMPLATE_STATUSES,
+        "category_names": _category_names(viewer),
+    }
+    return render(viewer, "compliance/templates.html", context, active_nav="compliance")
+
+
+@router.get("/compliance/templates/new", response_class=HTMLResponse)
+def new_template(viewer: WriteTemplates, session: SessionDep) -> HTMLResponse:
+    """Open an empty template editor."""
+    _institution(session, viewer)
+    return _editor(viewer, template=None, form=_template_form(None, viewer))
+
+
+@router.post(
+    "/compliance/templates/review", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+def review_template(
+    viewer: ReviewTemplates,
+    body: Annotated[str, Form(max_length=20_000)] = "",
+    locale: Annotated[str, Form(max_length=16)] = "zh-CN",
+    audience: Annotated[str, Form(max_length=16)] = "debtor",
+    channel: Annotated[str, Form(max_length=16)] = "sms",
+) -> HTMLResponse:
+    """Review the editor's text as it is typed: the text with findings marked and the list."""
+    context = _review_context(viewer, text=body, locale=locale, audience=audience, channel=channel)
+    return render(viewer, "compliance/_review.html", context, partial=True)
+
+
+@router.post("/compliance/templates", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def create_template(
+    viewer: WriteTemplates,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=128)] = "",
+    channel: Annotated[str, Form(max_length=16)] = "sms",
+    locale: Annotated[str, Form(max_length=16)] = "zh-CN",
+    audience: Annotated[str, Form(max_length=16)] = "debtor",
+    body: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    """Save a new draft template and open it."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    form = {"name": name, "channel": channel, "locale": locale, "audience": audience, "body": body}
+    try:
+        if not name.strip() or not body.strip():
+            raise ValidationFailed(viewer.text("compliance.templates.name_and_body_required"))
+        template = service.create_template(
+            session,
+            institution_id=institution.id,
+            name=name.strip(),
+            channel=channel,
+            locale=locale,
+            audience=audience,
+            body=body,
+            author=viewer.principal.actor,
+            author_id=viewer.principal.user_id,
+        )
+    except RecoupError as error:
+        session.rollback()
+        return _editor(viewer, template=None, form=form, form_error=error.message, status_code=422)
+    message = Flash("compliance.flash.template_saved", params={"name": template.name})
+    return redirect(f"/compliance/templates/{template.id}", request=viewer.request, message=message)
+
+
+@router.get("/compliance/templates/{template_id}", response_class=HTMLResponse)
+def template_detail(viewer: ReadTemplates, session: SessionDep, template_id: RowId) -> HTMLResponse:
+    """Open a template: the editor while it is the author's draft, its review record otherwise."""
+    template = _get_template(session, viewer, template_id)
+    if _editable_by(template, viewer):
+        return _editor(viewer, template=template, form=_template_form(template, viewer))
+    context: dict[str, Any] = {"template": template, **_stored_review(viewer, template)}
+    return render(viewer, "compliance/template_detail.html", context, active_nav="compliance")
+
+
+@router.post(
+    "/compliance/templates/{template_id}", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+def save_template(
+    viewer: WriteTemplates,
+    session: SessionDep,
+    template_id: RowId,
+    name: Annotated[str, Form(max_length=128)] = "",
+    channel: Annotated[str, Form(max_length=16)] = "sms",
+    locale: Annotated[str, Form(max_length=16)] = "zh-CN",
+    audience: Annotated[str, Form(max_length=16)] = "debtor",
+    body: Annotated[str, Form(max_length=20_000)] = "",
+    then: Annotated[str, Form(max_length=16)] = "save",
+) -> Response:
+    """Save the draft; with ``then=submit`` also send it to a compliance officer."""
+    assert viewer.principal is not None
+    principal = viewer.principal
+    template = _get_template(session, viewer, template_id)
+    form = {"name": name, "channel": channel, "locale": locale, "audience": audience, "body": body}
+    try:
+        if not name.strip() or not body.strip():
+            raise ValidationFailed(viewer.text("compliance.templates.name_and_body_required"))
+        service.update_template(
+            session,
+            institution_id=template.institution_id,
+            template_id=template.id,
+            name=name.strip(),
+            channel=channel,
+            locale=locale,
+            audience=audience,
+            body=body,
+            actor=principal.actor,
+            actor_id=principal.user_id,
+        )
+        if then == "submit":
+            service.submit_template(
+                session,
+                institution_id=template.institution_id,
+                template_id=template.id,
+                actor=principal.actor,
+                actor_id=principal.user_id,
+            )
+    except RecoupError as error:
+        session.rollback()
+        template = _get_template(session, viewer, template_id)
+        return _editor(
+            viewer, template=template, form=form, form_error=error.message, status_code=422
+        )
+    key = (
+        "compliance.flash.template_submitted"
+        if then == "submit"
+        else "compliance.flash.template_saved"
+    )
+    message = Flash(key, params={"name": name.strip()})
+    return redirect(f"/compliance/templates/{template_id}", request=viewer.request, message=message)
+
+
+@router.post("/compliance/templates/{template_id}/decision", dependencies=[CsrfChecked])
+def decide_template(
+    viewer: ApproveTemplates,
+    session: SessionDep,
+    template_id: RowId,
+    decision: Annotated[str, Form(max_length=16)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+    back: Annotated[str, Form(max_length=16)] = "queue",
+) -> Response:
+    """Approve or reject a submitted template with a comment; never the author's own."""
+    assert viewer.principal is not None
+    template = _get_template(session, viewer, template_id)
+    path = (
+        f"/compliance/templates/{template_id}"
+        if back == "detail"
+        else "/compliance/templates?status=submitted"
+    )
+    try:
+        if decision not in {"approve", "reject"}:
+            raise ValidationFailed("choose approve or reject")
+        service.decide_template(
+            session,
+            institution_id=template.institution_id,
+            template_id=template.id,
+            approve=decision == "approve",
+            actor=viewer.principal.actor,
+            actor_id=viewer.principal.user_id,
+            note=note.strip() or None,
+        )
+    except RecoupError as error:
+        session.rollback()
+        return _refused(viewer, path, error)
+    key = f"compliance.flash.template_{'approved' if decision == 'approve' else 'rejected'}"
+    return redirect(
+        path, request=viewer.request, message=Flash(key, params={"name": template.name})
+    )
+
+
+# Decisions log
+
+
+def _day(value: str) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+@router.get("/compliance/decisions", response_class=HTMLResponse)
+def decisions_log(
+    viewer: ReadCompliance,
+    session: SessionDep,
+    outcome: Annotated[str, Query(max_length=16)] = "",
+    rule_id: Annotated[str, Query(max_length=16)] = "",
+    channel: Annotated[str, Query(max_length=16)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    debtor: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    """List gate decisions newest first, filtered; times are in the institution's zone."""
+    institution = _institution(session, viewer)
+    filter_error = ""
+    try:
+        first_day, last_day = _day(since), _day(until)
+    except ValueError:
+        first_day = last_day = None
+        filter_error = viewer.text("compliance.decisions.bad_date")
+    moment_from: datetime | None = start_of_day(first_day, viewer.timezone) if first_day else None
+    moment_until: datetime | None = (
+        start_of_day(last_day + timedelta(days=1), viewer.timezone) if last_day else None
+    )
+    result = repository.decisions_log_page(
+        session,
+        institution_id=institution.id,
+        page=PageRequest(page, PAGE_SIZE),
+        allowed={"allowed": True, "blocked": False}.get(outcome),
+        rule_id=rule_id.strip().upper() or None,
+        channel=channel if channel in CHANNELS else None,
+        since=moment_from,
+        until=moment_until,
+        debtor_external_id=debtor.strip() or None,
+    )
+    chinese = _chinese(viewer)
+    rows = [
+        {
+            "decision": decision,
+            "debtor_external_id": external_id,
+            "reasons": [
+                {
+                    "rule_id": reason.get("rule_id", ""),
+                    "message": reason.get("message_zh" if chinese else "message_en", ""),
+                }
+                for reason in decision.reasons or []
+            ],
+        }
+        for decision, external_id in result.items
+    ]
+    pack = load_pack(str(institution.jurisdiction))
+    context: dict[str, Any] = {
+        "page": result,
+        "rows": rows,
+        "page_url": page_url_for(viewer.request),
+        "filters": {
+            "outcome": outcome,
+            "rule_id": rule_id,
+            "channel": channel,
+            "since": since,
+            "until": until,
+            "debtor": debtor,
+        },
+        "filter_error": filter_error,
+        "channels": CHANNELS,
+        "rule_ids": [rule.id for rule in pack.rules],
+    }
+    return render(viewer, "compliance/decisions.html", context, active_nav="compliance")
+
+
+# Violations queue
+
+
+def _violation_row(
+    violation: ComplianceViolation, external_ids: Mapping[int, str]
+) -> dict[str, Any]:
+    before = min(EXCERPT_CONTEXT, violation.start)
+    length = violation.end - violation.start
+    excerpt = violation.excerpt
+    return {
+        "violation": violation,
+        "debtor_external_id": external_ids.get(violation.debtor_id or 0),
+        "before": excerpt[:before],
+        "match": excerpt[before : before + length],
+        "after": excerpt[before + length :],
+    }
+
+
+@router.get("/compliance/violations", response_class=HTMLResponse)
+def violations_queue(
+    viewer: ReadCompliance,
+    session: SessionDep,
+    status: Annotated[str, Query(max_length=16)] = "open",
+) -> HTMLResponse:
+    """List violations found in agents' notes and transcripts, open ones first by default."""
+    institution = _institution(session, viewer)
+    wanted = ViolationStatus(status) if status in VIOLATION_STATUSES else None
+    violations: Sequence[ComplianceViolation] = repository.violations(
+        session, institution_id=institution.id, status=wanted
+    )
+    external_ids = repository.debtor_external_ids(
+        session,
+        institution_id=institution.id,
+        debtor_ids=sorted({v.debtor_id for v in violations if v.debtor_id is not None}),
+    )
+    context: dict[str, Any] = {
+        "rows": [_violation_row(violation, external_ids) for violation in violations],
+        "status": wanted.value if wanted else "all",
+        "statuses": VIOLATION_STATUSES,
+        "category_names": _category_names(viewer),
+    }
+    return render(viewer, "compliance/violations.html", context, active_nav="compliance")
+
+
+@router.post("/compliance/violations/{violation_id}/resolve", dependencies=[CsrfChecked])
+def resolve_violation(
+    viewer: ManagePolicy,
+    session: SessionDep,
+    violation_id: RowId,
+    resolution: Annotated[str, Form(max_length=16)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Confirm or dismiss a violation with a note."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    try:
+        if resolution not in {"confirm", "dismiss"}:
+            raise ValidationFailed("choose confirm or dismiss")
+        if not note.strip():
+            raise ValidationFailed(viewer.text("compliance.violations.note_required"))
+        service.resolve_violation(
+            session,
+            institution_id=institution.id,
+            violation_id=violation_id,
+            confirmed=resolution == "confirm",
+            actor=viewer.principal.actor,
+            note=note.strip(),
+        )
+    except RecoupError as error:
+        session.rollback()
+        return _refused(viewer, "/compliance/violations", error)
+    key = f"compliance.flash.violation_{'confirmed' if resolution == 'confirm' else 'dismissed'}"
+    return redirect(
+        "/compliance/violations",
+        request=viewer.request,
+        message=Flash(key, params={"id": str(violation_id)}),
+    )
+
+
+# Certifications
+
+
+def _grant_form(viewer: Viewer, *, user_id: str = "") -> dict[str, str]:
+    """Return the grant form as it first shows: a one-year certificate from today."""
+    today = _today(viewer)
+    return {
+        "user_id": user_id,
+        "course": viewer.text("compliance.certifications.default_course"),
+        "issued_on": today.isoformat(),
+        "expires_on": (today + timedelta(days=CERTIFICATE_YEAR_DAYS)).isoformat(),
+    }
+
+
+def _certifications(
+    viewer: Viewer,
+    session: Session,
+    *,
+    form: dict[str, str] | None = None,
+    form_error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    today = _today(viewer)
+    team_lead_id = viewer.principal.user_id if viewer.principal.role == "team_lead" else None
+    roster = service.certification_roster(
+        session, institution_id=institution.id, today=today, team_lead_id=team_lead_id
+    )
+    everyone = (
+        service.certification_roster(session, institution_id=institution.id, today=today)
+        if viewer.allows("policy:manage")
+        else roster
+    )
+    counts = dict.fromkeys(("valid", "expiring", "expired", "missing"), 0)
+    for row in roster:
+        counts[row.standing] += 1
+    context: dict[str, Any] = {
+        "roster": sorted(
+            roster,
+            key=lambda row: (
+                ("expired", "expiring", "missing", "valid").index(row.standing),
+                row.user.username,
+            ),
+        ),
+        "agents": [row.user for row in everyone],
+        "counts": counts,
+        "team_only": team_lead_id is not None,
+        "warning_days": service.CERTIFICATE_EXPIRY_WARNING_DAYS,
+        "form": form or _grant_form(viewer),
+        "form_error": form_error,
+    }
+    return render(
+        viewer,
+        "compliance/certifications.html",
+        context,
+        active_nav="compliance",
+        status_code=status_code,
+    )
+
+
+@router.get("/compliance/certifications", response_class=HTMLResponse)
+def certifications(
+    viewer: ReadCompliance,
+    session: SessionDep,
+    renew: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    """List agents' certificates (a team lead sees their own team) with a grant form."""
+    form = _grant_form(viewer, user_id=str(renew) if renew else "")
+    return _certifications(viewer, session, form=form)
+
+
+@router.post("/compliance/certifications", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def grant_certification(
+    viewer: ManagePolicy,
+    session: SessionDep,
+    user_id: Annotated[str, Form(max_length=20)],
+    course: Annotated[str, Form(max_length=128)] = "",
+    issued_on: Annotated[str, Form(max_length=10)] = "",
+    expires_on: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Grant or renew an agent's compliance certificate."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    form = {"user_id": user_id, "course": course, "issued_on": issued_on, "expires_on": expires_on}
+    agents = {
+        agent.id: agent
+        for agent in repository.institution_agents(session, institution_id=institution.id)
+    }
+    try:
+        agent = agents.get(int(user_id)) if user_id.isdigit() else None
+        if agent is None:
+            raise ValidationFailed(viewer.text("compliance.certifications.choose_agent"))
+        try:
+            first, last = date.fromisoformat(issued_on), date.fromisoformat(expires_on)
+        except ValueError:
+            raise ValidationFailed(viewer.text("compliance.certifications.bad_date")) from None
+        if not course.strip():
+            raise ValidationFailed(viewer.text("compliance.certifications.course_required"))
+        service.grant_certification(
+            session,
+            institution_id=institution.id,
+            user_id=agent.id,
+            course=course.strip(),
+            issued_on=first,
+            expires_on=last,
+            actor=viewer.principal.actor,
+        )
+    except RecoupError as error:
+        session.rollback()
+        return _certifications(
+            viewer, session, form=form, form_error=error.message, status_code=422
+        )
+    name = agent.display_name or agent.username
+    message = Flash("compliance.flash.certification_granted", params={"name": name})
+    return redirect("/compliance/certifications", request=viewer.request, message=message)

@@ -1,0 +1,108 @@
+"""``recoup seed-demo`` and ``recoup demo``: a ready-to-explore installation in one command."""
+
+from __future__ import annotations
+
+import typer
+from rich.progress import TaskID
+from rich.table import Table
+
+from recoup.db import unit_of_work
+from recoup.db_cli import upgrade
+from recoup.demo.service import DemoSeed, seed_demo
+from recoup.kit.cli import console, fail_on_domain_error, progress
+
+DEFAULT_DEMO_ACCOUNTS = 5_000
+DEFAULT_SEED = 42
+
+
+def seed_demo_command(
+    accounts: int = typer.Option(
+        DEFAULT_DEMO_ACCOUNTS, "--accounts", min=1, help="Accounts across both demo institutions"
+    ),
+    seed: int = typer.Option(
+        DEFAULT_SEED, "--seed", help="Random seed: the same seed gives the same portfolio"
+    ),
+) -> None:
+    """Create the demo institutions, users and a synthetic portfolio (skipping seeded ones)."""
+    result = run_seed(accounts=accounts, seed=seed)
+    print_summary(result)
+
+
+def demo_command(
+    accounts: int = typer.Option(
+        DEFAULT_DEMO_ACCOUNTS, "--accounts", min=1, help="Accounts to seed if the demo is empty"
+    ),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Random seed of the demo portfolio"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
+    port: int = typer.Option(8000, "--port", help="Port to listen on"),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the web app after seeding"),
+) -> None:
+    """Migrate the database, seed the demo if it is empty, and serve it on http://127.0.0.1:8000."""
+    console.print(prepare_schema())
+    print_summary(run_seed(accounts=accounts, seed=seed))
+    if serve:
+        # Imported here: recoup.cli imports this module while it registers commands.
+        from recoup.cli import serve as serve_command
+
+        serve_command(host=host, port=port, reload=False)
+
+
+def prepare_schema() -> str:
+    """Bring the database schema up to date and say so."""
+    upgrade()
+    return "Database is up to date."
+
+
+def run_seed(*, accounts: int, seed: int) -> DemoSeed:
+    """Seed the demo inside one transaction, drawing a progress bar per institution."""
+    with fail_on_domain_error(), progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(f"Seeding {label}", total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        with unit_of_work() as session:
+            return seed_demo(session, accounts=accounts, seed=seed, progress=advance)
+
+
+def print_summary(result: DemoSeed) -> None:
+    """Print what was seeded and, once, the new demo users' passwords."""
+    summary = Table(title="Demo institutions")
+    summary.add_column("institution", overflow="fold")
+    summary.add_column("result", overflow="fold")
+    counted = (
+        ("accounts", "accounts"),
+        ("debtors", "debtors"),
+        ("contacts", "contact_points"),
+        ("payments", "payments"),
+        ("history", "delinquency_events"),
+    )
+    for heading, _ in counted:
+        summary.add_column(heading, justify="right")
+    for institution in result.institutions:
+        counts = institution.counts
+        summary.add_row(
+            f"{institution.code} {institution.name}",
+            institution.message,
+            *(f"{counts[name]:,}" if name in counts else "-" for _, name in counted),
+        )
+    console.print(summary)
+    if result.accounts:
+        seconds = sum(result.seconds.values())
+        console.print(
+            f"Seeded {result.accounts:,} accounts ({result.rows:,} rows) in {seconds:.1f} s."
+        )
+
+    new_users = [credential for credential in result.credentials if credential.password is not None]
+    if not new_users:
+        return
+    users = Table(title="Demo users: passwords are shown this once and stored only as hashes")
+    users.add_column("username", no_wrap=True)
+    users.add_column("role", overflow="fold")
+    users.add_column("password", no_wrap=True, min_width=20)
+    for credential in new_users:
+        users.add_row(credential.username, credential.role, credential.password)
+    console.print(users)
+    console.print("[bold]Write these passwords down now; they cannot be shown again.[/]")

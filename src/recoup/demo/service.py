@@ -1,0 +1,481 @@
+"""Seed the two demo institutions with a synthetic portfolio and one demo user per role.
+
+Rows are written with Core ``executemany`` in chunks (the ``Encrypted`` column type
+still encrypts every PII value on the way in, and the blind-index columns are filled
+here). Users go through ``recoup.identity.service.create_user`` so passwords are hashed
+and audited like any other; their random passwords are returned once and never stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.db import unit_of_work
+from recoup.demo import generator, repository
+from recoup.demo.generator import Column, Flavour, Portfolio
+from recoup.identity import repository as identity_repository
+from recoup.identity import service as identity
+from recoup.institutions import repository as institutions_repository
+from recoup.institutions.service import create_institution
+from recoup.kit.clock import utcnow, zone
+from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
+from recoup.kit.errors import ValidationFailed
+from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
+
+ACTOR = "demo-seed"
+CHUNK_ROWS = 10_000
+# The commercial bank gets one account in six: fewer, larger accounts.
+BANK_SHARE_DIVISOR = 6
+
+
+@dataclass(frozen=True, slots=True)
+class DemoInstitution:
+    """One demo tenant: who it is and what kind of portfolio it holds."""
+
+    code: str
+    name: str
+    preset: str
+    flavour: Flavour
+    username_prefix: str
+
+
+DEMO_INSTITUTIONS = (
+    DemoInstitution(
+        "DEMO-CF", "演示消费金融", "consumer_finance", generator.CONSUMER_FINANCE, "cf"
+    ),
+    DemoInstitution(
+        "DEMO-BANK", "演示商业银行", "commercial_bank", generator.COMMERCIAL_BANK, "bank"
+    ),
+)
+
+# (role, how many demo users of it per institution, display name)
+DEMO_ROLES: tuple[tuple[str, int, str], ...] = (
+    ("admin", 1, "演示管理员"),
+    ("manager", 1, "演示催收主管"),
+    ("team_lead", 1, "演示催收组长"),
+    ("agent", 3, "演示催收员"),
+    ("compliance_officer", 1, "演示合规专员"),
+    ("auditor", 1, "演示审计员"),
+    ("data_scientist", 1, "演示数据科学家"),
+)
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as ``progress(institution_code, rows_written, rows_total)``."""
+
+
+@dataclass(frozen=True)
+class DemoCredential:
+    """A demo user's sign-in; ``password`` is ``None`` when the user already existed."""
+
+    institution_code: str
+    username: str
+    role: str
+    display_name: str
+    password: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SeededInstitution:
+    """What seeding did for one institution."""
+
+    code: str
+    name: str
+    seeded: bool
+    message: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DemoSeed:
+    """The outcome of ``seed_demo``: per-institution results, new credentials and timings."""
+
+    institutions: list[SeededInstitution] = field(default_factory=list)
+    credentials: list[DemoCredential] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accounts(self) -> int:
+        return sum(result.counts.get("accounts", 0) for result in self.institutions)
+
+    @property
+    def rows(self) -> int:
+        return sum(sum(result.counts.values()) for result in self.institutions)
+
+
+def split_accounts(total: int) -> dict[str, int]:
+    """Return how many of ``total`` accounts each demo institution gets."""
+    bank = total // BANK_SHARE_DIVISOR
+    return {"DEMO-CF": total - bank, "DEMO-BANK": bank}
+
+
+def seed_demo(
+    session_or_engine: Session | Engine,
+    *,
+    accounts: int,
+    seed: int,
+    as_of: date | None = None,
+    progress: ProgressCallback | None = None,
+) -> DemoSeed:
+    """Create the demo institutions, users and portfolios; skip an institution that has data.
+
+    Given a ``Session`` this never commits (the caller owns the transaction); given an
+    ``Engine`` it commits once per institution, so a finished institution stays seeded.
+    """
+    if accounts < 1:
+        raise ValidationFailed(f"seed at least one account, not {accounts}")
+    as_of = as_of or utcnow().astimezone(zone("Asia/Shanghai")).date()
+    result = DemoSeed()
+    shares = split_accounts(accounts)
+    for spec in DEMO_INSTITUTIONS:
+        with _session_for(session_or_engine) as session:
+            _seed_institution(
+                session,
+                spec=spec,
+                accounts=shares[spec.code],
+                seed=seed,
+                as_of=as_of,
+                progress=progress,
+                result=result,
+            )
+    return result
+
+
+@contextmanager
+def _session_for(session_or_engine: Session | Engine) -> Iterator[Session]:
+    if isinstance(session_or_engine, Session):
+        yield session_or_engine
+        return
+    with unit_of_work(session_or_engine) as session:
+        yield session
+
+
+def _seed_institution(
+    session: Session,
+    *,
+    spec: DemoInstitution,
+    accounts: int,
+    seed: int,
+    as_of: date,
+    progress: ProgressCallback | None,
+    result: DemoSeed,
+) -> None:
+    """Seed one demo institution unless it already holds a portfolio."""
+    # Find or create the institution; one that already has data is left alone.
+    institution = institutions_repository.get_by_code(session, spec.code)
+    if institution is None:
+        institution = create_institution(
+            session,
+            code=spec.code,
+            name=spec.name,
+            jurisdiction="CN",
+            timezone="Asia/Shanghai",
+            currency=spec.flavour.currency,
+            preset=spec.preset,
+            actor=ACTOR,
+        )
+    elif repository.has_portfolio(session, institution.id):
+        existing = repository.count_accounts(session, institution.id)
+        result.institutions.append(
+            SeededInstitution(
+                code=spec.code,
+                name=institution.name,
+                seeded=False,
+                message=f"skipped: already holds {existing:,} accounts",
+            )
+        )
+        return
+
+    # Demo users, one per role (three agents), so every page has someone to sign in as.
+    started = time.perf_counter()
+    agents = _create_users(session, spec=spec, institution_id=institution.id, result=result)
+    _add_seconds(result, "users", started)
+
+    if accounts == 0:
+        result.institutions.append(
+            SeededInstitution(
+                code=spec.code, name=institution.name, seeded=True, message="users only"
+            )
+        )
+        return
+
+    # Generate the portfolio in memory, then write it table by table.
+    started = time.perf_counter()
+    portfolio = generator.generate_portfolio(
+        accounts=accounts, seed=seed, flavour=spec.flavour, as_of=as_of
+    )
+    _add_seconds(result, "generate", started)
+    writer = _Writer(
+        session=session,
+        institution_id=institution.id,
+        label=spec.code,
+        total=portfolio.row_count,
+        progress=progress,
+        result=result,
+    )
+    counts = writer.write(portfolio, agents=agents)
+
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="demo.seed",
+        object_type="institution",
+        object_id=institution.id,
+        institution_id=institution.id,
+        details={"seed": seed, "as_of": as_of.isoformat(), **counts},
+    )
+    result.institutions.append(
+        SeededInstitution(
+            code=spec.code,
+            name=institution.name,
+            seeded=True,
+            message="seeded",
+            counts=counts,
+        )
+    )
+
+
+def _add_seconds(result: DemoSeed, stage: str, started: float) -> None:
+    result.seconds[stage] = result.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+def strong_password(length: int = 20) -> str:
+    """Return a random password with upper- and lower-case letters, digits and symbols."""
+    symbols = "-_.!@#%^*+="
+    alphabet = string.ascii_letters + string.digits + symbols
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (
+            any(ch.islower() for ch in password)
+            and any(ch.isupper() for ch in password)
+            and any(ch.isdigit() for ch in password)
+            and any(ch in symbols for ch in password)
+        ):
+            return password
+
+
+def demo_users(spec: DemoInstitution) -> list[tuple[str, str, str]]:
+    """Return (username, role, display name) of each demo user of an institution (``cf.agent2``)."""
+    users = []
+    for role, count, label in DEMO_ROLES:
+        for number in range(1, count + 1):
+            suffix, name = (f"{role}{number}", f"{label}{number}") if count > 1 else (role, label)
+            users.append((f"{spec.username_prefix}.{suffix}", role, name))
+    return users
+
+
+def _create_users(
+    session: Session, *, spec: DemoInstitution, institution_id: int, result: DemoSeed
+) -> list[int]:
+    """Create the institution's demo users (keeping existing ones); return the agents' ids."""
+    agent_ids: list[int] = []
+    team_lead_id: int | None = None
+    # Display names are role labels, never made-up person names that could match a debtor's.
+    for username, role, display_name in demo_users(spec):
+        user = identity_repository.get_user_by_username(session, username)
+        password: str | None = None
+        if user is None:
+            # Generated with ``secrets`` (not the seed) so nobody can rebuild them from the seed.
+            password = strong_password()
+            user = identity.create_user(
+                session,
+                username=username,
+                role=role,
+                institution_id=institution_id,
+                password=password,
+                display_name=display_name,
+                actor=ACTOR,
+            )
+        result.credentials.append(
+            DemoCredential(
+                institution_code=spec.code,
+                username=username,
+                role=role,
+                display_name=user.display_name,
+                password=password,
+            )
+        )
+        if role == "agent":
+            agent_ids.append(user.id)
+        elif role == "team_lead":
+            team_lead_id = user.id
+    if team_lead_id is not None:
+        repository.set_team_lead(session, user_ids=agent_ids, team_lead_id=team_lead_id)
+    return agent_ids
+
+
+# --- bulk writing ------------------------------------------------------------------------
+
+
+@dataclass
+class _Writer:
+    """Writes one portfolio in chunks and reports progress."""
+
+    session: Session
+    institution_id: int
+    label: str
+    total: int
+    progress: ProgressCallback | None
+    result: DemoSeed
+    done: int = 0
+    ring: KeyRing = field(default_factory=get_keyring)
+    now: datetime = field(default_factory=utcnow)
+
+    def write(self, portfolio: Portfolio, *, agents: list[int]) -> dict[str, int]:
+        """Write debtors, contacts, accounts, payments and history; return row counts."""
+        connection = self.session.connection()
+        self._report()
+        with repository.large_page_cache(connection):
+            return self._write(connection, portfolio, agents=agents)
+
+    def _write(
+        self, connection: Connection, portfolio: Portfolio, *, agents: list[int]
+    ) -> dict[str, int]:
+        """Write the tables parent first, reading back the ids their children point at."""
+        debtors = portfolio.debtors
+        self._insert(
+            connection,
+            _table(Debtor),
+            debtors,
+            names=[name for name in debtors.columns if not name.startswith("_")],
+            indexes={
+                "name_index": ("name", "debtors.name"),
+                "national_id_index": ("national_id", "debtors.national_id"),
+            },
+            stage="debtors",
+        )
+        debtor_ids = repository.ids_by_external_id(connection, _table(Debtor), self.institution_id)
+
+        contacts = portfolio.contact_points
+        self._insert(
+            connection,
+            _table(ContactPoint),
+            contacts,
+            names=[name for name in contacts.columns if name != "debtor_index"],
+            derived={"debtor_id": debtor_ids[contacts["debtor_index"]]},
+            indexes={"value_index": ("value", "contact_points.value")},
+            stage="contact_points",
+        )
+
+        accounts = portfolio.accounts
+        slot = accounts["agent_slot"]
+        agent_ids = np.asarray(agents or [0], dtype=np.int64)
+        assigned = (slot >= 0) & bool(agents)
+        self._insert(
+            connection,
+            _table(Account),
+            accounts,
+            names=[name for name in accounts.columns if name not in {"debtor_index", "agent_slot"}],
+            derived={
+                "debtor_id": debtor_ids[accounts["debtor_index"]],
+                "assigned_agent_id": _nullable_ids(agent_ids[slot % len(agent_ids)], assigned),
+            },
+            stage="accounts",
+        )
+        account_ids = repository.ids_by_external_id(
+            connection, _table(Account), self.institution_id
+        )
+
+        payments = portfolio.payments
+        self._insert(
+            connection,
+            _table(Payment),
+            payments,
+            names=[name for name in payments.columns if name != "account_index"],
+            derived={"account_id": account_ids[payments["account_index"]]},
+            stage="payments",
+        )
+        events = portfolio.delinquency_events
+        self._insert(
+            connection,
+            _table(DelinquencyEvent),
+            events,
+            names=[name for name in events.columns if name != "account_index"],
+            derived={"account_id": account_ids[events["account_index"]]},
+            stage="delinquency_events",
+            timestamps=False,
+        )
+        return {
+            "debtors": len(debtors),
+            "contact_points": len(contacts),
+            "accounts": len(accounts),
+            "payments": len(payments),
+            "delinquency_events": len(events),
+        }
+
+    def _insert(
+        self,
+        connection: Connection,
+        table: Table,
+        source: generator.Table,
+        *,
+        names: list[str],
+        stage: str,
+        derived: dict[str, Column] | None = None,
+        indexes: dict[str, tuple[str, str]] | None = None,
+        timestamps: bool = True,
+    ) -> None:
+        started = time.perf_counter()
+        constants: dict[str, Any] = {"institution_id": self.institution_id}
+        if timestamps:
+            constants |= {"created_at": self.now, "updated_at": self.now}
+        dialect = connection.dialect
+
+        def prepare(part: slice) -> repository.PreparedInsert:
+            columns: dict[str, Any] = {name: source[name][part] for name in names}
+            columns |= {name: values[part] for name, values in (derived or {}).items()}
+            for index_name, (plain_name, context) in (indexes or {}).items():
+                columns[index_name] = self._blind_indexes(columns[plain_name], context)
+            return repository.prepare_insert(dialect, table, columns | constants)
+
+        # Encrypting and formatting the next chunk overlaps with the database writing this one.
+        parts = list(repository.chunked(len(source), CHUNK_ROWS))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-seed") as helper:
+            upcoming = helper.submit(prepare, parts[0]) if parts else None
+            for following in [*parts[1:], None]:
+                if upcoming is None:
+                    break
+                prepared = upcoming.result()
+                upcoming = helper.submit(prepare, following) if following is not None else None
+                self.done += repository.execute_insert(connection, prepared)
+                self._report()
+        _add_seconds(self.result, stage, started)
+
+    def _blind_indexes(self, plain: Column, context: str) -> Column:
+        ring = self.ring
+        hashes = [
+            None if value is None else ring.blind_index(normalise_for_index(value), context=context)
+            for value in plain.tolist()
+        ]
+        return np.array(hashes, dtype=object)
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.label, self.done, self.total)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _nullable_ids(ids: Column, present: Column) -> Column:
+    values: Column = np.full(len(ids), None, dtype=object)
+    values[present] = ids[present].tolist()
+    return values

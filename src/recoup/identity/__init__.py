@@ -1,0 +1,1 @@
+"""Users, roles, permissions, sessions, API keys, tenant scoping and PII protection."""

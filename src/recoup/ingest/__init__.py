@@ -1,0 +1,1 @@
+"""File import (CSV, XLSX, JSON Lines) with row-level validation, and the data-quality report."""

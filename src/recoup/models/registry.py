@@ -1,0 +1,9 @@
+"""Imports of the per-domain model files, so one metadata sees every table.
+
+Each domain adds exactly one ``import recoup.models.<domain>`` line here.
+"""
+
+# ruff: noqa: F401
+import recoup.models.compliance
+import recoup.models.ingest
+import recoup.models.scoring

@@ -1,0 +1,193 @@
+"""The portfolio read API: debtors and accounts, tenant- and case-scoped, PII masked."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from recoup.deps import SessionDep
+from recoup.identity.dependencies import CurrentPrincipal, authorize
+from recoup.identity.pii import reveal_debtor
+from recoup.identity.scoping import get_scoped
+from recoup.kit.crypto import blind_index
+from recoup.kit.masking import mask_name, mask_national_id, mask_text
+from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+from recoup.kit.schemas import Paginated
+from recoup.models.account import Account
+from recoup.models.debtor import ContactPoint, Debtor
+from recoup.portfolio import repository
+from recoup.portfolio.schemas import (
+    AccountRead,
+    ContactPointRead,
+    DebtorDetail,
+    DebtorRead,
+    DebtorRevealed,
+    RevealedContactPoint,
+    RevealRequest,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["portfolio"])
+
+PageNumber = Annotated[int, Query(ge=1, description="1-based page number")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
+SearchValue = Annotated[str | None, Query(min_length=1, max_length=64)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _debtor(debtor: Debtor) -> DebtorRead:
+    return DebtorRead(
+        id=debtor.id,
+        external_id=debtor.external_id,
+        kind=debtor.kind,
+        name=mask_name(debtor.name),
+        national_id=mask_national_id(debtor.national_id) if debtor.national_id else None,
+        id_kind=debtor.id_kind,
+        province=debtor.province,
+        city=debtor.city,
+        timezone=debtor.timezone,
+        language=debtor.language,
+        deceased=debtor.deceased,
+        bankrupt=debtor.bankrupt,
+        disputed=debtor.disputed,
+        cease_contact=debtor.cease_contact,
+        hardship=debtor.hardship,
+    )
+
+
+def _contact_point(contact: ContactPoint) -> ContactPointRead:
+    return ContactPointRead(
+        id=contact.id,
+        kind=contact.kind,
+        value=mask_text(contact.value, contact.kind),
+        relation=contact.relation,
+        third_party=contact.third_party,
+        status=contact.status,
+    )
+
+
+def _account(account: Account) -> AccountRead:
+    return AccountRead(
+        id=account.id,
+        external_id=account.external_id,
+        debtor_id=account.debtor_id,
+        product=account.product,
+        currency=account.currency,
+        principal=account.principal,
+        interest=account.interest,
+        fees=account.fees,
+        penalty=account.penalty,
+        balance=account.balance,
+        minimum_due=account.minimum_due,
+        overdue_amount=account.overdue_amount,
+        due_date=account.due_date,
+        days_past_due=account.days_past_due,
+        bucket=account.bucket,
+        status=account.status,
+        assigned_agent_id=account.assigned_agent_id,
+    )
+
+
+@router.get(
+    "/debtors",
+    response_model=Paginated[DebtorRead],
+    dependencies=[Depends(authorize("debtors:read"))],
+)
+def list_debtors(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    phone: SearchValue = None,
+    national_id: SearchValue = None,
+) -> Paginated[DebtorRead]:
+    """List debtors (masked); ``phone`` / ``national_id`` find exact matches via the keyed hash."""
+    result = repository.debtors_page(
+        session,
+        principal=principal,
+        page=PageRequest(page, size),
+        phone_index=blind_index(phone, context="contact_points.value") if phone else None,
+        national_id_index=(
+            blind_index(national_id, context="debtors.national_id") if national_id else None
+        ),
+    )
+    return Paginated[DebtorRead].of(result, _debtor)
+
+
+@router.get(
+    "/debtors/{debtor_id}",
+    response_model=DebtorDetail,
+    dependencies=[Depends(authorize("debtors:read"))],
+)
+def get_debtor(debtor_id: RowId, principal: CurrentPrincipal, session: SessionDep) -> DebtorDetail:
+    """Open one debtor with masked contact points and the accounts the caller may see."""
+    debtor = get_scoped(session, Debtor, debtor_id, principal)
+    contacts = repository.debtor_contact_points(session, principal=principal, debtor_id=debtor.id)
+    accounts = repository.debtor_accounts(session, principal=principal, debtor_id=debtor.id)
+    return DebtorDetail(
+        **_debtor(debtor).model_dump(),
+        contact_points=[_contact_point(contact) for contact in contacts],
+        accounts=[_account(account) for account in accounts],
+    )
+
+
+@router.post(
+    "/debtors/{debtor_id}/reveal",
+    response_model=DebtorRevealed,
+    dependencies=[Depends(authorize("pii:reveal"))],
+)
+def reveal(
+    debtor_id: RowId, body: RevealRequest, principal: CurrentPrincipal, session: SessionDep
+) -> DebtorRevealed:
+    """Show a debtor's personal data in the clear; the reason is kept in the audit trail."""
+    revealed = reveal_debtor(session, principal=principal, debtor_id=debtor_id, reason=body.reason)
+    debtor = revealed.debtor
+    return DebtorRevealed(
+        id=debtor.id,
+        name=debtor.name,
+        national_id=debtor.national_id,
+        employer=debtor.employer,
+        contact_points=[
+            RevealedContactPoint(
+                id=contact.id,
+                kind=contact.kind,
+                value=contact.value,
+                contact_name=contact.contact_name,
+            )
+            for contact in revealed.contact_points
+        ],
+    )
+
+
+@router.get(
+    "/accounts",
+    response_model=Paginated[AccountRead],
+    dependencies=[Depends(authorize("accounts:read"))],
+)
+def list_accounts(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    debtor_id: Annotated[int | None, Query(ge=1)] = None,
+    bucket: Annotated[str | None, Query(max_length=4)] = None,
+) -> Paginated[AccountRead]:
+    """List accounts the caller may see."""
+    result = repository.accounts_page(
+        session,
+        principal=principal,
+        page=PageRequest(page, size),
+        debtor_id=debtor_id,
+        bucket=bucket,
+    )
+    return Paginated[AccountRead].of(result, _account)
+
+
+@router.get(
+    "/accounts/{account_id}",
+    response_model=AccountRead,
+    dependencies=[Depends(authorize("accounts:read"))],
+)
+def get_account(account_id: RowId, principal: CurrentPrincipal, session: SessionDep) -> AccountRead:
+    """Open one account."""
+    return _account(get_scoped(session, Account, account_id, principal))

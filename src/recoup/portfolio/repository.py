@@ -1,0 +1,390 @@
+"""Queries of the portfolio domain; every one is scoped by institution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Select, case, func, literal, select, update
+from sqlalchemy.orm import Session
+
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import scoped
+from recoup.kit.clock import start_of_day
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.account import Account, AccountStatus, DelinquencyEvent, Payment
+from recoup.models.debtor import ContactPoint, Debtor
+from recoup.models.institution import Institution
+from recoup.portfolio.rules import BUCKETS, bucket_rank
+from recoup.portfolio.schemas import BucketState, RollRateCell
+
+# Events a payment writes; a backdated payment supersedes and rewrites only these.
+PAYMENT_CAUSE = "payment"
+CORRECTION_CAUSE = "correction"
+PAYMENT_CAUSES = (PAYMENT_CAUSE, CORRECTION_CAUSE)
+# Statuses that take an account out of the roll-rate matrix: it left the portfolio.
+EXIT_STATUSES = (AccountStatus.settled, AccountStatus.closed, AccountStatus.charged_off)
+
+# Keep IN lists well under every backend's bound-parameter limit.
+_IN_CHUNK = 5000
+
+_T = TypeVar("_T")
+
+
+def _chunks(values: Iterable[_T]) -> Iterator[list[_T]]:
+    batch: list[_T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == _IN_CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def aware(moment: datetime) -> datetime:
+    """Return a stored datetime as aware UTC (SQLite hands back naive UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def accounts_by_external_id(
+    session: Session, *, institution_id: int, external_ids: Iterable[str], lock: bool = False
+) -> dict[str, Account]:
+    """Return the institution's accounts with these external ids, keyed by external id.
+
+    With ``lock`` the rows are locked for update (in external id order, so concurrent
+    batches queue instead of deadlocking) and re-read even if the session holds them.
+    """
+    found: dict[str, Account] = {}
+    for batch in _chunks(sorted(set(external_ids))):
+        query = select(Account).where(
+            Account.institution_id == institution_id, Account.external_id.in_(batch)
+        )
+        if lock:
+            query = (
+                query.order_by(Account.external_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        rows = session.scalars(query)
+        found.update((account.external_id, account) for account in rows)
+    return found
+
+
+def payments_by_external_id(
+    session: Session, *, institution_id: int, external_ids: Iterable[str]
+) -> dict[str, Payment]:
+    """Return the institution's already-recorded payments with these external ids."""
+    found: dict[str, Payment] = {}
+    for batch in _chunks(sorted(set(external_ids))):
+        rows = session.scalars(
+            select(Payment).where(
+                Payment.institution_id == institution_id, Payment.external_id.in_(batch)
+            )
+        )
+        found.update((payment.external_id, payment) for payment in rows)
+    return found
+
+
+def account_external_ids(
+    session: Session, *, institution_id: int, account_ids: Iterable[int]
+) -> dict[int, str]:
+    """Return the external id of each of these accounts."""
+    found: dict[int, str] = {}
+    for batch in _chunks(sorted(set(account_ids))):
+        rows = session.execute(
+            select(Account.id, Account.external_id).where(
+                Account.institution_id == institution_id, Account.id.in_(batch)
+            )
+        )
+        found.update((account_id, external_id) for account_id, external_id in rows)
+    return found
+
+
+def latest_paid_at(
+    session: Session, *, institution_id: int, account_ids: Iterable[int]
+) -> dict[int, datetime]:
+    """Return when each account's latest recorded payment was made (none: absent)."""
+    found: dict[int, datetime] = {}
+    for batch in _chunks(sorted(set(account_ids))):
+        rows = session.execute(
+            select(Payment.account_id, func.max(Payment.paid_at))
+            .where(Payment.institution_id == institution_id, Payment.account_id.in_(batch))
+            .group_by(Payment.account_id)
+        )
+        found.update((account_id, aware(paid_at)) for account_id, paid_at in rows)
+    return found
+
+
+def settled_at(
+    session: Session, *, institution_id: int, account_ids: Iterable[int]
+) -> dict[int, datetime]:
+    """Return when the payment that settled each account was made (settled otherwise: absent)."""
+    found: dict[int, datetime] = {}
+    for batch in _chunks(sorted(set(account_ids))):
+        rows = session.execute(
+            select(DelinquencyEvent.account_id, func.min(Payment.paid_at))
+            .join(Payment, Payment.id == DelinquencyEvent.payment_id)
+            .where(
+                DelinquencyEvent.institution_id == institution_id,
+                DelinquencyEvent.account_id.in_(batch),
+                DelinquencyEvent.superseded.is_(False),
+                DelinquencyEvent.status == AccountStatus.settled,
+            )
+            .group_by(DelinquencyEvent.account_id)
+        )
+        found.update((account_id, aware(moment)) for account_id, moment in rows)
+    return found
+
+
+def snapshot_at(
+    session: Session, *, institution_id: int, account_ids: Iterable[int]
+) -> dict[int, datetime]:
+    """Return when each account's state was last set from outside payments (import, cycle…)."""
+    found: dict[int, datetime] = {}
+    for batch in _chunks(sorted(set(account_ids))):
+        rows = session.execute(
+            select(DelinquencyEvent.account_id, func.max(DelinquencyEvent.effective_at))
+            .where(
+                DelinquencyEvent.institution_id == institution_id,
+                DelinquencyEvent.account_id.in_(batch),
+                DelinquencyEvent.superseded.is_(False),
+                DelinquencyEvent.cause.not_in(PAYMENT_CAUSES),
+            )
+            .group_by(DelinquencyEvent.account_id)
+        )
+        found.update((account_id, aware(moment)) for account_id, moment in rows)
+    return found
+
+
+def payments_after(
+    session: Session, *, institution_id: int, account_id: int, after: datetime
+) -> list[Payment]:
+    """Return an account's payments made strictly after ``after``, in the order they were made."""
+    return list(
+        session.scalars(
+            select(Payment)
+            .where(
+                Payment.institution_id == institution_id,
+                Payment.account_id == account_id,
+                Payment.paid_at > after,
+            )
+            .order_by(Payment.paid_at, Payment.id)
+        )
+    )
+
+
+def account_payments(session: Session, *, institution_id: int, account_id: int) -> list[Payment]:
+    """Return all of an account's payments in the order they were made."""
+    return list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.institution_id == institution_id, Payment.account_id == account_id)
+            .order_by(Payment.paid_at, Payment.id)
+        )
+    )
+
+
+def delinquency_events(
+    session: Session, *, institution_id: int, account_id: int, include_superseded: bool = True
+) -> list[DelinquencyEvent]:
+    """Return an account's delinquency history in effective order."""
+    query = select(DelinquencyEvent).where(
+        DelinquencyEvent.institution_id == institution_id,
+        DelinquencyEvent.account_id == account_id,
+    )
+    if not include_superseded:
+        query = query.where(DelinquencyEvent.superseded.is_(False))
+    return list(session.scalars(query.order_by(DelinquencyEvent.effective_at, DelinquencyEvent.id)))
+
+
+def supersede_payment_events(
+    session: Session, *, institution_id: int, account_id: int, payment_ids: Iterable[int]
+) -> int:
+    """Mark the live events these payments wrote as superseded; return how many."""
+    result = session.execute(
+        update(DelinquencyEvent)
+        .where(
+            DelinquencyEvent.institution_id == institution_id,
+            DelinquencyEvent.account_id == account_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.payment_id.in_(sorted(set(payment_ids))),
+        )
+        .values(superseded=True)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _end_of_day(session: Session, *, institution_id: int, day: date) -> datetime:
+    # "As of a date" means the end of that day where the institution is.
+    timezone = session.scalar(select(Institution.timezone).where(Institution.id == institution_id))
+    return start_of_day(day + timedelta(days=1), timezone or "UTC")
+
+
+def _states_as_of(
+    institution_id: int, cutoff: datetime
+) -> Select[int, str, str, int, int, datetime]:
+    ranked = (
+        select(
+            DelinquencyEvent.account_id,
+            DelinquencyEvent.bucket,
+            DelinquencyEvent.status,
+            DelinquencyEvent.days_past_due,
+            DelinquencyEvent.balance,
+            DelinquencyEvent.effective_at,
+            func.row_number()
+            .over(
+                partition_by=DelinquencyEvent.account_id,
+                order_by=(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc()),
+            )
+            .label("position"),
+        )
+        .where(
+            DelinquencyEvent.institution_id == institution_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at < cutoff,
+        )
+        .subquery()
+    )
+    return select(
+        ranked.c.account_id,
+        ranked.c.bucket,
+        ranked.c.status,
+        ranked.c.days_past_due,
+        ranked.c.balance,
+        ranked.c.effective_at,
+    ).where(ranked.c.position == 1)
+
+
+def bucket_history(session: Session, *, institution_id: int, as_of: date) -> dict[int, BucketState]:
+    """Return each account's bucket at the end of ``as_of`` (institution time), from live history.
+
+    Accounts with no delinquency event by then are absent: nothing was known of them.
+    """
+    cutoff = _end_of_day(session, institution_id=institution_id, day=as_of)
+    rows = session.execute(_states_as_of(institution_id, cutoff))
+    return {
+        account_id: BucketState(
+            account_id=account_id,
+            bucket=bucket,
+            status=status,
+            days_past_due=days_past_due,
+            balance=balance,
+            effective_at=aware(effective_at),
+        )
+        for account_id, bucket, status, days_past_due, balance, effective_at in rows
+    }
+
+
+def roll_rate_matrix(
+    session: Session, *, institution_id: int, start: date, end: date
+) -> list[RollRateCell]:
+    """Count accounts (and their start balance) by bucket at ``start`` and at ``end``.
+
+    Accounts already settled, closed or charged off at the start are left out; an
+    account that left the portfolio by the end is counted under its status instead of
+    a bucket, so paying off is not mistaken for a cure.
+    """
+    if end < start:
+        raise ValueError("the end of a roll-rate period cannot be before its start")
+    exits = [str(status) for status in EXIT_STATUSES]
+    start_states = _states_as_of(
+        institution_id, _end_of_day(session, institution_id=institution_id, day=start)
+    ).subquery("start_state")
+    end_states = _states_as_of(
+        institution_id, _end_of_day(session, institution_id=institution_id, day=end)
+    ).subquery("end_state")
+    to_bucket = case(
+        (end_states.c.status.in_(exits), end_states.c.status), else_=end_states.c.bucket
+    ).label("to_bucket")
+    rows = session.execute(
+        select(
+            start_states.c.bucket.label("from_bucket"),
+            to_bucket,
+            func.count().label("accounts"),
+            func.coalesce(func.sum(start_states.c.balance), literal(0)).label("balance"),
+        )
+        .select_from(start_states)
+        .join(end_states, end_states.c.account_id == start_states.c.account_id)
+        .where(start_states.c.status.not_in(exits))
+        .group_by(start_states.c.bucket, to_bucket)
+    )
+    cells = [
+        RollRateCell(
+            from_bucket=from_bucket, to_bucket=to, accounts=int(accounts), balance=int(balance)
+        )
+        for from_bucket, to, accounts, balance in rows
+    ]
+    return sorted(
+        cells, key=lambda cell: (_state_rank(cell.from_bucket), _state_rank(cell.to_bucket))
+    )
+
+
+def _state_rank(state: str) -> int:
+    if state in BUCKETS:
+        return bucket_rank(state)
+    return len(BUCKETS) + [str(status) for status in EXIT_STATUSES].index(state)
+
+
+# --- Reads for the portfolio API, every one through ``identity.scoping.scoped``. ---
+
+
+def _page(session: Session, statement: Select[_T], page: PageRequest) -> Page[_T]:
+    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    items = list(session.scalars(statement.offset(page.offset).limit(page.size)))
+    return Page(items=items, total=int(total or 0), page=page.page, size=page.size)
+
+
+def debtors_page(
+    session: Session,
+    *,
+    principal: Principal,
+    page: PageRequest,
+    phone_index: str | None = None,
+    national_id_index: str | None = None,
+) -> Page[Debtor]:
+    """Return one page of the debtors the caller may see, optionally matching a phone or id hash."""
+    statement = scoped(select(Debtor), Debtor, principal)
+    if national_id_index is not None:
+        statement = statement.where(Debtor.national_id_index == national_id_index)
+    if phone_index is not None:
+        holders = scoped(select(ContactPoint.debtor_id), ContactPoint, principal).where(
+            ContactPoint.value_index == phone_index
+        )
+        statement = statement.where(Debtor.id.in_(holders))
+    return _page(session, statement.order_by(Debtor.id), page)
+
+
+def accounts_page(
+    session: Session,
+    *,
+    principal: Principal,
+    page: PageRequest,
+    debtor_id: int | None = None,
+    bucket: str | None = None,
+) -> Page[Account]:
+    """Return one page of the accounts the caller may see."""
+    statement = scoped(select(Account), Account, principal)
+    if debtor_id is not None:
+        statement = statement.where(Account.debtor_id == debtor_id)
+    if bucket is not None:
+        statement = statement.where(Account.bucket == bucket)
+    return _page(session, statement.order_by(Account.id), page)
+
+
+def debtor_accounts(session: Session, *, principal: Principal, debtor_id: int) -> list[Account]:
+    """Return a debtor's accounts that the caller may see."""
+    statement = scoped(select(Account), Account, principal).where(Account.debtor_id == debtor_id)
+    return list(session.scalars(statement.order_by(Account.id)))
+
+
+def debtor_contact_points(
+    session: Session, *, principal: Principal, debtor_id: int
+) -> list[ContactPoint]:
+    """Return a debtor's contact points that the caller may see."""
+    statement = scoped(select(ContactPoint), ContactPoint, principal).where(
+        ContactPoint.debtor_id == debtor_id
+    )
+    return list(session.scalars(statement.order_by(ContactPoint.id)))

@@ -1,0 +1,153 @@
+"""What callers hand the portfolio services and what they get back (plain dataclasses).
+
+Payments arrive in batches of thousands from imports, so they are light dataclasses
+rather than Pydantic models; the API layer validates its own request models first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+PaymentStatus = Literal["applied", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentInput:
+    """One payment as an integrating system reports it."""
+
+    external_id: str
+    account_external_id: str
+    amount: int  # minor units (分 / cents)
+    currency: str
+    paid_at: datetime  # timezone-aware
+    channel: str = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    """What became of one payment: applied, a harmless duplicate, or rejected with a reason.
+
+    A rejection also carries a stable ``code`` (for counting rejects by kind) and the
+    input ``field`` it is about, so a reject report need not parse the reason.
+    """
+
+    external_id: str
+    status: PaymentStatus
+    reason: str | None = None
+    payment_id: int | None = None
+    code: str | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketState:
+    """An account's delinquency as of a date, read from its history."""
+
+    account_id: int
+    bucket: str
+    status: str
+    days_past_due: int
+    balance: int
+    effective_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RollRateCell:
+    """Accounts (and their balance at the start) that moved from one bucket to another."""
+
+    from_bucket: str
+    to_bucket: str  # a bucket, or "settled" / "closed" / "charged_off" for accounts that left
+    accounts: int
+    balance: int
+
+
+# --- API shapes of the read API (``portfolio/api.py``); PII is masked unless revealed. ---
+
+
+class ContactPointRead(BaseModel):
+    """A contact point with its value masked (138****5678)."""
+
+    id: int
+    kind: str
+    value: str
+    relation: str
+    third_party: bool
+    status: str
+
+
+class AccountRead(BaseModel):
+    """An account with its balance parts in minor units."""
+
+    id: int
+    external_id: str
+    debtor_id: int
+    product: str
+    currency: str
+    principal: int
+    interest: int
+    fees: int
+    penalty: int
+    balance: int
+    minimum_due: int
+    overdue_amount: int
+    due_date: date | None
+    days_past_due: int
+    bucket: str
+    status: str
+    assigned_agent_id: int | None
+
+
+class DebtorRead(BaseModel):
+    """A debtor with name and id number masked (张*, 110101********1234)."""
+
+    id: int
+    external_id: str
+    kind: str
+    name: str
+    national_id: str | None
+    id_kind: str | None
+    province: str | None
+    city: str | None
+    timezone: str
+    language: str
+    deceased: bool
+    bankrupt: bool
+    disputed: bool
+    cease_contact: bool
+    hardship: bool
+
+
+class DebtorDetail(DebtorRead):
+    """A debtor with masked contact points and the accounts the caller may see."""
+
+    contact_points: list[ContactPointRead]
+    accounts: list[AccountRead]
+
+
+class RevealRequest(BaseModel):
+    """Why the caller needs to see a debtor's unmasked PII (kept in the audit trail)."""
+
+    reason: str = Field(min_length=5, max_length=500)
+
+
+class RevealedContactPoint(BaseModel):
+    """A contact point in the clear."""
+
+    id: int
+    kind: str
+    value: str
+    contact_name: str | None
+
+
+class DebtorRevealed(BaseModel):
+    """A debtor's PII in the clear, after an audited reveal."""
+
+    id: int
+    name: str
+    national_id: str | None
+    employer: str | None
+    contact_points: list[RevealedContactPoint]

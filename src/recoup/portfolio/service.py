@@ -1,0 +1,619 @@
+"""Record payments: idempotent, applied by the institution's waterfall, history kept.
+
+How a payment changes an account (the pure rule is ``rules.apply_payment``):
+
+- The amount pays the balance parts in the institution's ``waterfall`` order
+  (``Institution.settings["waterfall"]``); whatever exceeds the balance is kept on the
+  payment as ``unapplied`` (an overpayment to refund or reallocate, never lost).
+- Days past due count from the oldest unpaid due date. A payment cannot move that date
+  except by clearing everything overdue, so the applied amount pays down
+  ``overdue_amount`` (and ``minimum_due``); a partial payment leaves days past due and
+  bucket as they are (ageing is the daily cycle's job), and a payment that brings the
+  overdue amount to zero cures the account: 0 days, M0, ``delinquent`` → ``current``.
+  Other statuses (promised, on plan, legal, agency, charged off…) belong to the
+  domains that set them and are kept.
+- Paid to a zero balance, a non-revolving account becomes ``settled``; a credit card
+  stays open (``current``).
+- Every bucket or status change writes a ``DelinquencyEvent`` naming the payment,
+  effective when the money was paid — but never before the account's latest snapshot
+  from outside (an import event), which would otherwise hide the change in as-of views.
+  Every applied payment writes an audit event (amounts and ids only, no PII).
+
+Which payments are refused (outcome ``rejected`` with a reason, nothing written): an
+unknown account, a ``closed`` account, a ``settled`` account unless the payment was made
+before the moment payments settled it, a currency other than the account's, a
+non-positive amount, a naive or future ``paid_at``, an unknown channel. A charged-off
+account still takes payments: recoveries after charge-off are the point of collections.
+The same external id again is a ``duplicate`` (nothing changes twice); the same
+external id with a different account, amount, currency or paid-at is rejected, naming
+the difference. Each rejection carries a stable ``code`` and the input ``field`` for the
+reject report.
+
+The accounts of a batch are locked for update (in external id order), so concurrent
+batches queue rather than lose an update; two transactions racing on one new external
+id fail on the unique constraint, and the retry sees a duplicate.
+
+Backdated payments. Each payment row keeps what it applied to each part and the
+delinquency state it found (``overdue_before``, ``days_past_due_before``,
+``status_before``). Two facts make a late-arriving payment exact and cheap:
+
+1. The waterfall is a greedy fill in a fixed order, so the balances, overdue amount
+   and cure after a set of payments do not depend on their order. Today's state is
+   therefore updated exactly as for an on-time payment.
+2. Only history depends on the order. For a payment made before the account's latest
+   payment, the state just before the earliest later payment is restored — balances =
+   today's + what the later payments applied, delinquency = the state that payment
+   found — and the new payment plus the later ones are replayed in paid-at order. The
+   later payments' applied amounts are rewritten, the live events those later payments
+   wrote are marked ``superseded`` (never deleted), and the replay's bucket/status
+   changes are written with their true ``effective_at`` (cause ``payment`` for the new
+   payment, ``correction`` for the later ones).
+
+The replay assumes payments were the only change to balances and overdue amount since
+the restore point; a newer balance file from the core system stays authoritative for
+today's state. Rows written without a stored before-state (older data) fall back to
+today's delinquency state and an overdue amount restored like the balances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.kit.clock import utcnow
+from recoup.kit.errors import ValidationFailed
+from recoup.models.account import (
+    Account,
+    AccountStatus,
+    DelinquencyEvent,
+    Payment,
+    PaymentChannel,
+    Product,
+)
+from recoup.models.institution import Institution
+from recoup.portfolio import repository
+from recoup.portfolio.rules import (
+    BALANCE_PARTS,
+    DEFAULT_WATERFALL,
+    AccountState,
+    Balances,
+    PaymentEffect,
+    apply_payment,
+    bucket_for,
+    replay_payments,
+    restore_balances,
+)
+from recoup.portfolio.schemas import PaymentInput, PaymentOutcome
+
+REVOLVING_PRODUCTS = frozenset({Product.credit_card})
+# Clocks of integrating systems drift; a payment a few minutes "in the future" is real.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+_CHANNELS = frozenset(str(channel) for channel in PaymentChannel)
+
+
+def record_payment(
+    session: Session,
+    *,
+    institution: Institution,
+    payment: PaymentInput,
+    actor: str = "api",
+) -> PaymentOutcome:
+    """Record one payment (see ``record_payments``)."""
+    return record_payments(session, institution=institution, payments=[payment], actor=actor)[0]
+
+
+def record_payments(
+    session: Session,
+    *,
+    institution: Institution,
+    payments: Sequence[PaymentInput],
+    actor: str = "import",
+) -> list[PaymentOutcome]:
+    """Record a batch of payments and return one outcome per input, in input order."""
+    order = waterfall_of(institution)
+    now = utcnow()
+
+    # Two look-ups for the whole batch: the accounts named (locked: balances change), and
+    # the payments already recorded under these external ids.
+    accounts = repository.accounts_by_external_id(
+        session,
+        institution_id=institution.id,
+        external_ids=(payment.account_external_id for payment in payments),
+        lock=True,
+    )
+    recorded = repository.payments_by_external_id(
+        session,
+        institution_id=institution.id,
+        external_ids=(payment.external_id for payment in payments),
+    )
+    settled_at = repository.settled_at(
+        session,
+        institution_id=institution.id,
+        account_ids=(a.id for a in accounts.values() if a.status == AccountStatus.settled),
+    )
+    recorded_accounts = repository.account_external_ids(
+        session,
+        institution_id=institution.id,
+        account_ids=(payment.account_id for payment in recorded.values()),
+    )
+
+    # Sort each input into duplicate, rejected or accepted, in input order.
+    outcomes: list[PaymentOutcome | None] = [None] * len(payments)
+    accepted: dict[str, _Accepted] = {}
+    duplicates_in_batch: list[tuple[int, str]] = []
+    for index, payment in enumerate(payments):
+        earlier = recorded.get(payment.external_id)
+        if earlier is not None:
+            earlier_claim = _Claim(
+                account_external_id=recorded_accounts.get(earlier.account_id, "?"),
+                amount=earlier.amount,
+                currency=earlier.currency,
+                paid_at=repository.aware(earlier.paid_at),
+            )
+            outcomes[index] = _duplicate_or_conflict(payment, earlier_claim, earlier.id)
+            continue
+        if payment.external_id in accepted:
+            first = accepted[payment.external_id]
+            outcome = _duplicate_or_conflict(payment, first.claim, None)
+            if outcome.status == "duplicate":
+                duplicates_in_batch.append((index, payment.external_id))
+            outcomes[index] = outcome
+            continue
+        account = accounts.get(payment.account_external_id)
+        refusal = _problem(payment, account, now=now)
+        if refusal is not None or account is None:
+            outcomes[index] = _rejected(payment.external_id, refusal)
+            continue
+        accepted[payment.external_id] = _Accepted(
+            index=index, payment=payment, account=account, claim=_claim_of(payment)
+        )
+
+    # Apply in the order the money was paid, so a backlog in one batch needs no replay.
+    accepted_accounts = {item.account.id for item in accepted.values()}
+    latest = repository.latest_paid_at(
+        session, institution_id=institution.id, account_ids=accepted_accounts
+    )
+    snapshots = repository.snapshot_at(
+        session, institution_id=institution.id, account_ids=accepted_accounts
+    )
+    applied: list[tuple[_Accepted, _Applied]] = []
+    for item in sorted(accepted.values(), key=lambda item: (item.claim.paid_at, item.index)):
+        # Checked now, not up front: an earlier payment in this batch may have settled it.
+        refusal = _status_problem(item, settled_at=settled_at)
+        if refusal is not None:
+            outcomes[item.index] = _rejected(item.payment.external_id, refusal)
+            continue
+        row = _apply(
+            session,
+            institution=institution,
+            item=item,
+            order=order,
+            latest=latest,
+            snapshot=snapshots.get(item.account.id),
+        )
+        if row.settled_at is not None:
+            settled_at[item.account.id] = min(
+                row.settled_at, settled_at.get(item.account.id, row.settled_at)
+            )
+        applied.append((item, row))
+    session.flush()
+
+    # One audit event per payment applied: money changed.
+    audit.record_many(
+        session,
+        [
+            audit.AuditEntry(
+                actor=actor,
+                action="payment.record",
+                object_type="payment",
+                object_id=row.payment.id,
+                institution_id=institution.id,
+                details=row.audit_details(),
+            )
+            for _item, row in applied
+        ],
+    )
+    payment_ids: dict[str, int] = {}
+    for item, row in applied:
+        payment_ids[item.payment.external_id] = row.payment.id
+        outcomes[item.index] = PaymentOutcome(
+            external_id=item.payment.external_id, status="applied", payment_id=row.payment.id
+        )
+    for index, external_id in duplicates_in_batch:
+        first_outcome = outcomes[accepted[external_id].index]
+        if external_id in payment_ids:
+            outcomes[index] = PaymentOutcome(
+                external_id=external_id, status="duplicate", payment_id=payment_ids[external_id]
+            )
+        elif first_outcome is not None:
+            outcomes[index] = first_outcome
+    finished = [outcome for outcome in outcomes if outcome is not None]
+    if len(finished) != len(payments):  # pragma: no cover - every branch above sets one
+        raise RuntimeError("a payment was left without an outcome")
+    return finished
+
+
+def waterfall_of(institution: Institution) -> tuple[str, ...]:
+    """Return the order in which the institution's payments pay down balance parts."""
+    order = tuple((institution.settings or {}).get("waterfall") or DEFAULT_WATERFALL)
+    if sorted(order) != sorted(BALANCE_PARTS):
+        raise ValidationFailed(
+            f"institution {institution.code}: the waterfall setting {list(order)} must name "
+            f"each of {', '.join(BALANCE_PARTS)} exactly once"
+        )
+    return order
+
+
+def account_state(account: Account) -> AccountState:
+    """Return the payment-relevant state of an account as the pure rules see it."""
+    return AccountState(
+        balances=Balances(
+            principal=account.principal,
+            interest=account.interest,
+            fees=account.fees,
+            penalty=account.penalty,
+        ),
+        overdue_amount=account.overdue_amount,
+        days_past_due=account.days_past_due,
+        status=str(account.status),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why a payment is rejected: a stable code, the input field concerned, and words."""
+
+    code: str
+    field: str
+    reason: str
+
+
+def _rejected(external_id: str, refusal: _Refusal | None) -> PaymentOutcome:
+    refusal = refusal or _Refusal("payment_rejected", "external_id", "the payment was refused")
+    return PaymentOutcome(
+        external_id=external_id,
+        status="rejected",
+        reason=refusal.reason,
+        code=refusal.code,
+        field=refusal.field,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """What a payment says happened; two claims under one external id must agree."""
+
+    account_external_id: str
+    amount: int
+    currency: str
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    index: int
+    payment: PaymentInput
+    account: Account
+    claim: _Claim
+
+
+@dataclass(slots=True)
+class _Applied:
+    payment: Payment
+    effect: PaymentEffect
+    recomputed: list[int]
+    settled_at: datetime | None
+
+    def audit_details(self) -> dict[str, object]:
+        details: dict[str, object] = {
+            "external_id": self.payment.external_id,
+            "account_id": self.payment.account_id,
+            "amount": self.payment.amount,
+            "currency": self.payment.currency,
+            "paid_at": self.payment.paid_at.isoformat(),
+            "applied": dict(self.effect.allocation.applied),
+            "unapplied": self.effect.allocation.unapplied,
+            "balance_after": self.effect.after.balances.total,
+            "bucket_after": self.effect.after.bucket,
+            "status_after": self.effect.after.status,
+        }
+        if self.recomputed:
+            details["recomputed_payment_ids"] = self.recomputed
+        return details
+
+
+def _claim_of(payment: PaymentInput) -> _Claim:
+    paid_at = payment.paid_at
+    return _Claim(
+        account_external_id=payment.account_external_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        paid_at=repository.aware(paid_at) if paid_at.tzinfo is not None else None,
+    )
+
+
+def _duplicate_or_conflict(
+    payment: PaymentInput, earlier: _Claim, payment_id: int | None
+) -> PaymentOutcome:
+    claim = _claim_of(payment)
+    differences = [
+        f"{name} {mine!r} (recorded: {theirs!r})"
+        for name, mine, theirs in (
+            ("account", claim.account_external_id, earlier.account_external_id),
+            ("amount", claim.amount, earlier.amount),
+            ("currency", claim.currency, earlier.currency),
+            (
+                "paid_at",
+                claim.paid_at.isoformat() if claim.paid_at else None,
+                earlier.paid_at.isoformat() if earlier.paid_at else None,
+            ),
+        )
+        if mine != theirs
+    ]
+    if differences:
+        return _rejected(
+            payment.external_id,
+            _Refusal(
+                "conflicting_duplicate",
+                "external_id",
+                f"payment {payment.external_id} was already recorded with different details: "
+                + "; ".join(differences)
+                + " — a correction needs a new external id or a reversal",
+            ),
+        )
+    return PaymentOutcome(
+        external_id=payment.external_id, status="duplicate", payment_id=payment_id
+    )
+
+
+def _problem(payment: PaymentInput, account: Account | None, *, now: datetime) -> _Refusal | None:
+    """Return why the payment cannot be applied whatever the account's status, or ``None``."""
+    if not payment.external_id or len(payment.external_id) > 64:
+        return _Refusal(
+            "invalid_external_id", "external_id", "a payment external id is 1–64 characters"
+        )
+    if isinstance(payment.amount, bool) or not isinstance(payment.amount, int):
+        return _Refusal(
+            "invalid_amount",
+            "amount",
+            f"the amount must be whole minor units (分 / cents), not {payment.amount!r}",
+        )
+    if payment.amount <= 0:
+        return _Refusal(
+            "invalid_amount",
+            "amount",
+            f"the amount must be positive, not {payment.amount} (reversals are not payments)",
+        )
+    if payment.paid_at.tzinfo is None:
+        return _Refusal(
+            "missing_timezone",
+            "paid_at",
+            "paid_at has no time zone offset: give one (e.g. +08:00)",
+        )
+    paid_at = repository.aware(payment.paid_at)
+    if paid_at > now + FUTURE_TOLERANCE:
+        return _Refusal("future_date", "paid_at", f"paid_at {paid_at.isoformat()} is in the future")
+    if payment.channel not in _CHANNELS:
+        return _Refusal(
+            "unknown_channel",
+            "channel",
+            f"unknown channel {payment.channel!r}: use one of {', '.join(sorted(_CHANNELS))}",
+        )
+    if account is None:
+        return _Refusal(
+            "unknown_account",
+            "account_external_id",
+            f"unknown account {payment.account_external_id!r} for this institution",
+        )
+    if payment.currency != account.currency:
+        return _Refusal(
+            "currency_mismatch",
+            "currency",
+            f"currency {payment.currency} does not match account "
+            f"{account.external_id}, which is in {account.currency}",
+        )
+    return None
+
+
+def _status_problem(item: _Accepted, *, settled_at: dict[int, datetime]) -> _Refusal | None:
+    """Return why the account's status refuses the payment, or ``None``."""
+    account = item.account
+    if account.status == AccountStatus.closed:
+        return _Refusal(
+            "closed_account",
+            "account_external_id",
+            f"account {account.external_id} is closed: refund or reallocate the payment",
+        )
+    if account.status == AccountStatus.settled:
+        settled = settled_at.get(account.id)
+        paid_at = item.claim.paid_at
+        if settled is None or paid_at is None or paid_at >= settled:
+            when = f" on {settled.isoformat()}" if settled else ""
+            return _Refusal(
+                "settled_account",
+                "account_external_id",
+                f"account {account.external_id} was settled{when}: "
+                "refund or reallocate the payment",
+            )
+    return None
+
+
+def _apply(
+    session: Session,
+    *,
+    institution: Institution,
+    item: _Accepted,
+    order: Sequence[str],
+    latest: dict[int, datetime],
+    snapshot: datetime | None,
+) -> _Applied:
+    """Apply one accepted payment to its account, replaying history if it is backdated."""
+    account = item.account
+    paid_at = repository.aware(item.payment.paid_at)
+    revolving = account.product in REVOLVING_PRODUCTS
+    before = account_state(account)
+    effect = apply_payment(before, item.payment.amount, order, revolving=revolving)
+
+    payment = Payment(
+        institution_id=institution.id,
+        external_id=item.payment.external_id,
+        account_id=account.id,
+        amount=item.payment.amount,
+        currency=item.payment.currency,
+        paid_at=paid_at,
+        channel=PaymentChannel(item.payment.channel),
+    )
+    _store_effect(payment, effect)
+    session.add(payment)
+    _store_state(account, effect)
+
+    backdated = account.id in latest and paid_at < latest[account.id]
+    recomputed: list[int] = []
+    settled_at = paid_at if _settles(effect) else None
+    if backdated:
+        session.flush()
+        effect, recomputed, settled_at = _replay_from(
+            session,
+            account=account,
+            payment=payment,
+            today_before=before,
+            order=order,
+            revolving=revolving,
+            snapshot=snapshot,
+        )
+    else:
+        if effect.changes_delinquency:
+            session.flush()  # the event names the payment
+            session.add(_event(account, payment, effect, snapshot=snapshot, cause="payment"))
+        latest[account.id] = paid_at
+    return _Applied(payment=payment, effect=effect, recomputed=recomputed, settled_at=settled_at)
+
+
+def _settles(effect: PaymentEffect) -> bool:
+    return effect.after.status == AccountStatus.settled != effect.before.status
+
+
+def _replay_from(
+    session: Session,
+    *,
+    account: Account,
+    payment: Payment,
+    today_before: AccountState,
+    order: Sequence[str],
+    revolving: bool,
+    snapshot: datetime | None,
+) -> tuple[PaymentEffect, list[int], datetime | None]:
+    """Rewrite the history after a backdated payment.
+
+    Returns the payment's replayed effect, the ids of the later payments recomputed and
+    when the replay settled the account (if it did).
+    """
+    paid_at = repository.aware(payment.paid_at)
+    later = repository.payments_after(
+        session, institution_id=account.institution_id, account_id=account.id, after=paid_at
+    )
+    first = later[0]
+    applied_later = [_applied_parts(row) for row in later]
+    balances = restore_balances(today_before.balances, applied_later)
+    start = AccountState(
+        balances=balances,
+        overdue_amount=(
+            first.overdue_before
+            if first.overdue_before is not None
+            else min(
+                today_before.overdue_amount + sum(sum(parts.values()) for parts in applied_later),
+                balances.total,
+            )
+        ),
+        days_past_due=(
+            first.days_past_due_before
+            if first.days_past_due_before is not None
+            else today_before.days_past_due
+        ),
+        status=str(first.status_before) if first.status_before is not None else today_before.status,
+    )
+    sequence = [payment, *later]
+    effects = replay_payments(start, [row.amount for row in sequence], order, revolving=revolving)
+    repository.supersede_payment_events(
+        session,
+        institution_id=account.institution_id,
+        account_id=account.id,
+        payment_ids=[row.id for row in later],
+    )
+    settled_at: datetime | None = None
+    for row, effect in zip(sequence, effects, strict=True):
+        _store_effect(row, effect)
+        if settled_at is None and _settles(effect):
+            settled_at = repository.aware(row.paid_at)
+        if effect.changes_delinquency:
+            cause = "payment" if row is payment else "correction"
+            session.add(_event(account, row, effect, snapshot=snapshot, cause=cause))
+    return effects[0], [row.id for row in later], settled_at
+
+
+def _applied_parts(payment: Payment) -> dict[str, int]:
+    return {
+        "penalty": payment.applied_penalty,
+        "fees": payment.applied_fees,
+        "interest": payment.applied_interest,
+        "principal": payment.applied_principal,
+    }
+
+
+def _store_effect(payment: Payment, effect: PaymentEffect) -> None:
+    applied = effect.allocation.applied
+    payment.applied_penalty = applied["penalty"]
+    payment.applied_fees = applied["fees"]
+    payment.applied_interest = applied["interest"]
+    payment.applied_principal = applied["principal"]
+    payment.unapplied = effect.allocation.unapplied
+    payment.overdue_before = effect.before.overdue_amount
+    payment.days_past_due_before = effect.before.days_past_due
+    payment.status_before = AccountStatus(effect.before.status)
+
+
+def _store_state(account: Account, effect: PaymentEffect) -> None:
+    after = effect.after
+    account.principal = after.balances.principal
+    account.interest = after.balances.interest
+    account.fees = after.balances.fees
+    account.penalty = after.balances.penalty
+    account.overdue_amount = after.overdue_amount
+    account.minimum_due = max(account.minimum_due - effect.applied_total, 0)
+    account.days_past_due = after.days_past_due
+    account.bucket = bucket_for(after.days_past_due)
+    account.status = AccountStatus(after.status)
+
+
+def _event(
+    account: Account,
+    payment: Payment,
+    effect: PaymentEffect,
+    *,
+    snapshot: datetime | None,
+    cause: str,
+) -> DelinquencyEvent:
+    """Return the history event of a payment's bucket/status change.
+
+    It is effective when the money was paid, but never before the account's latest
+    snapshot from outside (an import): that snapshot showed the state this payment
+    changes, so an earlier effective time would let the snapshot hide the change.
+    """
+    after = effect.after
+    paid_at = repository.aware(payment.paid_at)
+    return DelinquencyEvent(
+        institution_id=account.institution_id,
+        account_id=account.id,
+        payment_id=payment.id,
+        effective_at=max(paid_at, snapshot) if snapshot is not None else paid_at,
+        recorded_at=utcnow(),
+        days_past_due=after.days_past_due,
+        bucket=after.bucket,
+        status=AccountStatus(after.status),
+        balance=after.balances.total,
+        cause=cause,
+    )

@@ -1,0 +1,221 @@
+"""Pages for debtors and accounts: tenant- and case-scoped, PII masked, reveal audited."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Query
+from fastapi.responses import HTMLResponse
+
+from recoup.deps import SessionDep
+from recoup.identity.dependencies import csrf_protect
+from recoup.identity.pii import Revealed, reveal_debtor
+from recoup.identity.scoping import get_scoped
+from recoup.kit.crypto import blind_index
+from recoup.kit.errors import ValidationFailed
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.account import Account
+from recoup.models.debtor import Debtor
+from recoup.portfolio import repository
+from recoup.portfolio.api import _account, _contact_point, _debtor
+from recoup.portfolio.rules import BUCKETS
+from recoup.portfolio.schemas import AccountRead, DebtorRead
+from recoup.scoring.views import SCORE_COMMAND, account_score_panel
+from recoup.web.templating import Viewer, page_url_for, render, viewer_with
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 25
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ReadDebtors = Annotated[Viewer, viewer_with("debtors:read")]
+ReadAccounts = Annotated[Viewer, viewer_with("accounts:read")]
+RevealPii = Annotated[Viewer, viewer_with("pii:reveal")]
+# 15- or 18-character resident id numbers (the last may be X); anything else is a phone or email.
+_NATIONAL_ID = re.compile(r"^(\d{15}|\d{17}[\dXx])$")
+_FLAGS = ("deceased", "bankrupt", "disputed", "cease_contact", "hardship")
+
+
+def _debtor_row(debtor: DebtorRead) -> dict[str, Any]:
+    return {
+        **debtor.model_dump(),
+        "region": " ".join(part for part in (debtor.province, debtor.city) if part),
+        "flags": [flag for flag in _FLAGS if getattr(debtor, flag)],
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(
+    viewer: Annotated[Viewer, viewer_with("dashboard:read")], session: SessionDep
+) -> HTMLResponse:
+    """Show the home page with counts of the debtors and accounts the viewer may see."""
+    assert viewer.principal is not None
+    first = PageRequest(1, 1)
+    counts = None
+    if viewer.allows("accounts:read") and viewer.allows("debtors:read"):
+        principal = viewer.principal
+        by_bucket = {
+            bucket: repository.accounts_page(
+                session, principal=principal, page=first, bucket=bucket
+            ).total
+            for bucket in BUCKETS
+        }
+        counts = {
+            "debtors": repository.debtors_page(session, principal=principal, page=first).total,
+            "accounts": sum(by_bucket.values()),
+            "delinquent_accounts": sum(n for bucket, n in by_bucket.items() if bucket != "M0"),
+            "by_bucket": by_bucket,
+        }
+    return render(viewer, "dashboard.html", {"counts": counts}, active_nav="dashboard")
+
+
+@router.get("/debtors", response_class=HTMLResponse)
+def debtor_list(
+    viewer: ReadDebtors,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    """List debtors (masked); a phone number or id number finds exact matches by keyed hash."""
+    assert viewer.principal is not None
+    query = "".join(q.split())
+    is_national_id = bool(_NATIONAL_ID.match(query))
+    result = repository.debtors_page(
+        session,
+        principal=viewer.principal,
+        page=PageRequest(page, PAGE_SIZE),
+        phone_index=(
+            blind_index(query, context="contact_points.value")
+            if query and not is_national_id
+            else None
+        ),
+        national_id_index=(
+            blind_index(query, context="debtors.national_id") if is_national_id else None
+        ),
+    )
+    rows = [_debtor_row(_debtor(debtor)) for debtor in result.items]
+    context = {
+        "page": _with_items(result, rows),
+        "page_url": page_url_for(viewer.request),
+        "query": query,
+    }
+    return render(viewer, "debtors/list.html", context, active_nav="debtors")
+
+
+def _debtor_page(
+    viewer: Viewer,
+    session: SessionDep,
+    debtor_id: int,
+    *,
+    revealed: Revealed | None = None,
+    reveal_error: str = "",
+    status_code: int = 200,
+    partial: bool = False,
+) -> HTMLResponse:
+    assert viewer.principal is not None
+    debtor = get_scoped(session, Debtor, debtor_id, viewer.principal)
+    contacts = repository.debtor_contact_points(
+        session, principal=viewer.principal, debtor_id=debtor.id
+    )
+    context: dict[str, Any] = {
+        "debtor": _debtor_row(_debtor(debtor)),
+        "contact_points": [_contact_point(contact).model_dump() for contact in contacts],
+        "can_reveal": viewer.allows("pii:reveal"),
+        "revealed": _revealed_values(revealed) if revealed is not None else None,
+        "reveal_error": reveal_error,
+    }
+    if partial:
+        return render(
+            viewer, "debtors/_pii_panels.html", context, partial=True, status_code=status_code
+        )
+    accounts = repository.debtor_accounts(session, principal=viewer.principal, debtor_id=debtor.id)
+    context["accounts"] = [_account(account).model_dump() for account in accounts]
+    return render(
+        viewer, "debtors/detail.html", context, active_nav="debtors", status_code=status_code
+    )
+
+
+def _revealed_values(revealed: Revealed) -> dict[str, Any]:
+    debtor = revealed.debtor
+    return {
+        "name": debtor.name,
+        "national_id": debtor.national_id,
+        "employer": debtor.employer,
+        "contacts": {contact.id: contact.value for contact in revealed.contact_points},
+    }
+
+
+@router.get("/debtors/{debtor_id}", response_class=HTMLResponse)
+def debtor_detail(viewer: ReadDebtors, session: SessionDep, debtor_id: RowId) -> HTMLResponse:
+    """Open one debtor: masked profile, contact points and the accounts the viewer may see."""
+    return _debtor_page(viewer, session, debtor_id)
+
+
+@router.post(
+    "/debtors/{debtor_id}/reveal",
+    response_class=HTMLResponse,
+    dependencies=[Depends(csrf_protect)],
+)
+def reveal(
+    viewer: RevealPii,
+    session: SessionDep,
+    debtor_id: RowId,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> HTMLResponse:
+    """Show a debtor's personal data in the clear once a reason is given (audited)."""
+    assert viewer.principal is not None
+    partial = viewer.request.headers.get("hx-request") == "true"
+    try:
+        revealed = reveal_debtor(
+            session, principal=viewer.principal, debtor_id=debtor_id, reason=reason
+        )
+    except ValidationFailed:
+        return _debtor_page(
+            viewer,
+            session,
+            debtor_id,
+            reveal_error=viewer.text("pii.reason_required"),
+            status_code=422,
+            partial=partial,
+        )
+    return _debtor_page(viewer, session, debtor_id, revealed=revealed, partial=partial)
+
+
+@router.get("/accounts", response_class=HTMLResponse)
+def account_list(
+    viewer: ReadAccounts,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    """List the accounts the viewer may see."""
+    assert viewer.principal is not None
+    result = repository.accounts_page(
+        session, principal=viewer.principal, page=PageRequest(page, PAGE_SIZE)
+    )
+    rows = [_account_row(_account(account)) for account in result.items]
+    context = {"page": _with_items(result, rows), "page_url": page_url_for(viewer.request)}
+    return render(viewer, "accounts/list.html", context, active_nav="accounts")
+
+
+@router.get("/accounts/{account_id}", response_class=HTMLResponse)
+def account_detail(viewer: ReadAccounts, session: SessionDep, account_id: RowId) -> HTMLResponse:
+    """Open one account with its balance broken down."""
+    assert viewer.principal is not None
+    account = get_scoped(session, Account, account_id, viewer.principal)
+    row = {
+        **_account_row(_account(account)),
+        "credit_limit": account.credit_limit,
+        "opened_on": account.opened_on,
+        "updated_at": account.updated_at,
+    }
+    score = account_score_panel(viewer, session, account_id=account.id)
+    context = {"account": row, "score": score, "score_command": SCORE_COMMAND}
+    return render(viewer, "accounts/detail.html", context, active_nav="accounts")
+
+
+def _account_row(account: AccountRead) -> dict[str, Any]:
+    return account.model_dump()
+
+
+def _with_items(page: Page[Any], items: list[dict[str, Any]]) -> Page[dict[str, Any]]:
+    return Page(items=items, total=page.total, page=page.page, size=page.size)

@@ -1,0 +1,1 @@
+"""Collection scoring: training, the model registry core, batch scoring and drift."""

@@ -1,0 +1,278 @@
+"""Collection features and labels as of a date, computed column-wise from portfolio tables.
+
+One function computes features for training snapshots and for scoring runs alike, so the
+model never sees data shaped differently from what it learned on. Nothing after the as-of
+date is read for features; labels look only at the window after it.
+
+Features (money in minor units, as stored):
+
+| feature | meaning |
+|---|---|
+| days_past_due | days past due at the as-of date (latest delinquency event, else the account) |
+| bucket | delinquency bucket as a rank: M0 = 0, M1 = 1 … M6+ = 7 |
+| balance | outstanding balance at the as-of date |
+| utilisation | balance ÷ credit limit (missing without a limit) |
+| months_on_book | months from opening to the as-of date |
+| product | product type (categorical) |
+| payment_ratio_1m / _3m / _6m | paid in the last 1/3/6 months ÷ balance at the as-of date |
+| months_delinquent_12m | month-ends of the last twelve with days past due above zero |
+| days_since_last_payment | days since the last payment (missing if none yet) |
+| last_payment_amount | amount of the last payment (missing if none yet) |
+| valid_self_contact | 1 when the debtor has a valid contact point of their own |
+| age_band | debtor's age band (categorical; lawful, coarse) |
+| region | debtor's province (categorical) |
+| customer_type | individual or business (categorical) |
+
+Promise and contact-attempt history join this list once the workbench records them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from recoup.scoring.spec import FloatArray
+
+BUCKET_RANKS = {"M0": 0, "M1": 1, "M2": 2, "M3": 3, "M4": 4, "M5": 5, "M6": 6, "M6+": 7}
+AGE_BANDS = ((0, "under 25"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55 and over"))
+DAYS_PER_MONTH = 30
+RATIO_CAP = 10.0
+
+FEATURE_KINDS: dict[str, str] = {
+    "days_past_due": "numeric",
+    "bucket": "numeric",
+    "balance": "numeric",
+    "utilisation": "numeric",
+    "months_on_book": "numeric",
+    "product": "categorical",
+    "payment_ratio_1m": "numeric",
+    "payment_ratio_3m": "numeric",
+    "payment_ratio_6m": "numeric",
+    "months_delinquent_12m": "numeric",
+    "days_since_last_payment": "numeric",
+    "last_payment_amount": "numeric",
+    "valid_self_contact": "numeric",
+    "age_band": "categorical",
+    "region": "categorical",
+    "customer_type": "categorical",
+}
+FEATURE_NAMES = tuple(FEATURE_KINDS)
+
+ACCOUNT_COLUMNS = (
+    "account_id",
+    "debtor_id",
+    "product",
+    "currency",
+    "credit_limit",
+    "principal",
+    "balance",
+    "overdue_amount",
+    "minimum_due",
+    "days_past_due",
+    "bucket",
+    "status",
+    "opened_on",
+    "debtor_kind",
+    "birth_date",
+    "province",
+)
+EVENT_COLUMNS = ("account_id", "effective_at", "days_past_due", "bucket", "balance")
+PAYMENT_COLUMNS = ("account_id", "paid_at", "amount")
+CONTACT_COLUMNS = ("debtor_id", "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioTables:
+    """Column data of one institution's portfolio, read once per run."""
+
+    accounts: pd.DataFrame
+    events: pd.DataFrame
+    payments: pd.DataFrame
+    valid_self_contacts: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """Per-account state at a date: days past due, bucket rank and balance."""
+
+    days_past_due: np.ndarray
+    bucket: np.ndarray
+    balance: np.ndarray
+
+
+def end_of_day(day: date) -> pd.Timestamp:
+    """Return the first instant after a date, in UTC: everything before it is 'as of' that date."""
+    return pd.Timestamp(datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC))
+
+
+def tables_from_rows(
+    *,
+    accounts: list[tuple[object, ...]],
+    events: list[tuple[object, ...]],
+    payments: list[tuple[object, ...]],
+    valid_self_contacts: list[tuple[object, ...]],
+) -> PortfolioTables:
+    """Build portfolio tables from query rows, with UTC timestamps throughout."""
+    account_frame = pd.DataFrame(accounts, columns=list(ACCOUNT_COLUMNS))
+    event_frame = pd.DataFrame(events, columns=list(EVENT_COLUMNS))
+    payment_frame = pd.DataFrame(payments, columns=list(PAYMENT_COLUMNS))
+    contact_frame = pd.DataFrame(valid_self_contacts, columns=list(CONTACT_COLUMNS))
+    event_frame["effective_at"] = pd.to_datetime(event_frame["effective_at"], utc=True)
+    payment_frame["paid_at"] = pd.to_datetime(payment_frame["paid_at"], utc=True)
+    contact_frame["created_at"] = pd.to_datetime(contact_frame["created_at"], utc=True)
+    return PortfolioTables(
+        accounts=account_frame.sort_values("account_id").reset_index(drop=True),
+        events=event_frame.sort_values(["effective_at", "account_id"]).reset_index(drop=True),
+        payments=payment_frame,
+        valid_self_contacts=contact_frame,
+    )
+
+
+def state_as_of(tables: PortfolioTables, cutoff: pd.Timestamp) -> AccountState:
+    """Return each account's delinquency state from its latest event before the cutoff.
+
+    Accounts with no history at all fall back to their current row; accounts whose history
+    starts after the cutoff did not exist yet and get NaN.
+    """
+    accounts = tables.accounts
+    days = accounts["days_past_due"].to_numpy(dtype=np.float64).copy()
+    buckets = accounts["bucket"].map(BUCKET_RANKS).to_numpy(dtype=np.float64).copy()
+    balance = accounts["balance"].to_numpy(dtype=np.float64).copy()
+    later_only = accounts["account_id"].isin(tables.events["account_id"]).to_numpy().copy()
+    events = tables.events[tables.events["effective_at"] < cutoff]
+    if len(events):
+        latest = events.drop_duplicates("account_id", keep="last").set_index("account_id")
+        position = pd.Index(accounts["account_id"]).get_indexer(latest.index)
+        found = position >= 0
+        rows = position[found]
+        later_only[rows] = False
+        days[rows] = latest["days_past_due"].to_numpy(dtype=np.float64)[found]
+        buckets[rows] = latest["bucket"].map(BUCKET_RANKS).to_numpy(dtype=np.float64)[found]
+        balance[rows] = latest["balance"].to_numpy(dtype=np.float64)[found]
+    days[later_only] = np.nan
+    buckets[later_only] = np.nan
+    balance[later_only] = np.nan
+    return AccountState(days_past_due=days, bucket=buckets, balance=balance)
+
+
+def _paid_between(tables: PortfolioTables, start: pd.Timestamp, end: pd.Timestamp) -> FloatArray:
+    """Return the amount each account paid in [start, end)."""
+    payments = tables.payments
+    window = payments[(payments["paid_at"] >= start) & (payments["paid_at"] < end)]
+    totals = window.groupby("account_id")["amount"].sum()
+    paid: FloatArray = totals.reindex(tables.accounts["account_id"], fill_value=0).to_numpy(
+        dtype=np.float64
+    )
+    return paid
+
+
+def _age_bands(birth_dates: pd.Series, as_of: date) -> np.ndarray:
+    """Return coarse age bands; unknown where the birth date is missing."""
+    born = pd.to_datetime(birth_dates, errors="coerce")
+    years = (pd.Timestamp(as_of) - born).dt.days / 365.25
+    bands = np.full(len(born), "unknown", dtype=object)
+    for lower, label in AGE_BANDS:
+        bands[(years >= lower).to_numpy()] = label
+    return bands
+
+
+def compute_features(tables: PortfolioTables, *, as_of: date) -> pd.DataFrame:
+    """Return one row of features per account, as of the end of the given date."""
+    accounts = tables.accounts
+    cutoff = end_of_day(as_of)
+    state = state_as_of(tables, cutoff)
+    balance = state.balance
+    safe_balance = np.where(balance > 0, balance, np.nan)
+
+    payments = tables.payments[tables.payments["paid_at"] < cutoff]
+    last = payments.sort_values("paid_at").drop_duplicates("account_id", keep="last")
+    last = last.set_index("account_id").reindex(accounts["account_id"])
+    days_since_last = (cutoff - last["paid_at"]).dt.total_seconds().to_numpy() / 86_400.0
+
+    months_delinquent = np.zeros(len(accounts), dtype=np.float64)
+    for month in range(12):
+        past = state_as_of(tables, cutoff - pd.Timedelta(days=DAYS_PER_MONTH * month))
+        months_delinquent += past.days_past_due > 0
+
+    contacts = tables.valid_self_contacts
+    reachable = set(contacts.loc[contacts["created_at"] < cutoff, "debtor_id"])
+    opened = pd.to_datetime(accounts["opened_on"], errors="coerce")
+    credit_limit = accounts["credit_limit"].to_numpy(dtype=np.float64, na_value=np.nan)
+    credit_limit = np.where(credit_limit > 0, credit_limit, np.nan)
+
+    features = {
+        "days_past_due": state.days_past_due,
+        "bucket": state.bucket,
+        "balance": balance,
+        "utilisation": balance / credit_limit,
+        "months_on_book": ((pd.Timestamp(as_of) - opened).dt.days / (365.25 / 12)).to_numpy(
+            dtype=np.float64, na_value=np.nan
+        ),
+        "product": accounts["product"].astype(object).to_numpy(),
+        "months_delinquent_12m": months_delinquent,
+        "days_since_last_payment": days_since_last,
+        "last_payment_amount": last["amount"].to_numpy(dtype=np.float64, na_value=np.nan),
+        "valid_self_contact": accounts["debtor_id"].isin(reachable).to_numpy(dtype=np.float64),
+        "age_band": _age_bands(accounts["birth_date"], as_of),
+        "region": accounts["province"].astype(object).to_numpy(),
+        "customer_type": accounts["debtor_kind"].astype(object).to_numpy(),
+    }
+    for months in (1, 3, 6):
+        paid = _paid_between(tables, cutoff - pd.Timedelta(days=DAYS_PER_MONTH * months), cutoff)
+        features[f"payment_ratio_{months}m"] = np.minimum(paid / safe_balance, RATIO_CAP)
+    frame = pd.DataFrame(features, index=pd.Index(accounts["account_id"], name="account_id"))
+    return frame[list(FEATURE_NAMES)]
+
+
+def overdue_estimate(tables: PortfolioTables, state: AccountState) -> FloatArray:
+    """Estimate the overdue amount at a past date: one minimum payment per month late."""
+    minimum_due = tables.accounts["minimum_due"].to_numpy(dtype=np.float64)
+    months_late = np.ceil(state.days_past_due / DAYS_PER_MONTH)
+    estimate: FloatArray = np.minimum(state.balance, np.maximum(minimum_due, 1.0) * months_late)
+    return estimate
+
+
+def collection_labels(
+    tables: PortfolioTables, *, as_of: date, horizon_days: int, payment_share: float
+) -> npt.NDArray[np.int8]:
+    """Return 1 where the account paid the share of its overdue amount, or cured, within H days."""
+    cutoff = end_of_day(as_of)
+    horizon_end = cutoff + pd.Timedelta(days=horizon_days)
+    state = state_as_of(tables, cutoff)
+    paid = _paid_between(tables, cutoff, horizon_end)
+    owed = overdue_estimate(tables, state)
+    events = tables.events
+    window = events[(events["effective_at"] >= cutoff) & (events["effective_at"] < horizon_end)]
+    cured_ids = set(window.loc[window["days_past_due"] == 0, "account_id"])
+    cured = tables.accounts["account_id"].isin(cured_ids).to_numpy()
+    paid_enough = paid >= payment_share * owed - 1e-9
+    labels: npt.NDArray[np.int8] = (cured | paid_enough).astype(np.int8)
+    return labels
+
+
+def training_snapshots(
+    tables: PortfolioTables,
+    *,
+    as_of: date,
+    horizon_days: int,
+    payment_share: float,
+    snapshots: int,
+) -> pd.DataFrame:
+    """Stack features and labels of delinquent accounts at past month-ends with known outcomes."""
+    frames: list[pd.DataFrame] = []
+    last_snapshot = as_of - timedelta(days=horizon_days)
+    for step in range(snapshots):
+        snapshot = last_snapshot - timedelta(days=DAYS_PER_MONTH * step)
+        features = compute_features(tables, as_of=snapshot)
+        labels = collection_labels(
+            tables, as_of=snapshot, horizon_days=horizon_days, payment_share=payment_share
+        )
+        frame = features.assign(snapshot=snapshot.isoformat(), pays=labels)
+        frames.append(frame[frame["days_past_due"] > 0].reset_index())
+    if not frames:
+        return pd.DataFrame(columns=["account_id", *FEATURE_NAMES, "snapshot", "pays"])
+    return pd.concat(frames, ignore_index=True)

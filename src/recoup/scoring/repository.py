@@ -1,0 +1,238 @@
+"""Queries of the scoring domain: portfolio columns, the model registry, account scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.orm import Session
+
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import scoped
+from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.debtor import ContactPoint, ContactStatus, Debtor, Relation
+from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
+from recoup.scoring.features import PortfolioTables, tables_from_rows
+
+
+def load_portfolio_tables(
+    session: Session,
+    *,
+    institution_id: int,
+    until: datetime,
+    account_ids: Sequence[int] | None = None,
+) -> PortfolioTables:
+    """Read one institution's accounts, history before ``until``, payments and contacts."""
+    account_query = (
+        select(
+            Account.id,
+            Account.debtor_id,
+            Account.product,
+            Account.currency,
+            Account.credit_limit,
+            Account.principal,
+            Account.principal + Account.interest + Account.fees + Account.penalty,
+            Account.overdue_amount,
+            Account.minimum_due,
+            Account.days_past_due,
+            Account.bucket,
+            Account.status,
+            Account.opened_on,
+            Debtor.kind,
+            Debtor.birth_date,
+            Debtor.province,
+        )
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(Account.institution_id == institution_id)
+    )
+    event_query = select(
+        DelinquencyEvent.account_id,
+        DelinquencyEvent.effective_at,
+        DelinquencyEvent.days_past_due,
+        DelinquencyEvent.bucket,
+        DelinquencyEvent.balance,
+    ).where(
+        DelinquencyEvent.institution_id == institution_id,
+        DelinquencyEvent.superseded.is_(False),
+        DelinquencyEvent.effective_at < until,
+    )
+    payment_query = select(Payment.account_id, Payment.paid_at, Payment.amount).where(
+        Payment.institution_id == institution_id, Payment.paid_at < until
+    )
+    contact_query = select(ContactPoint.debtor_id, ContactPoint.created_at).where(
+        ContactPoint.institution_id == institution_id,
+        ContactPoint.relation == Relation.self,
+        ContactPoint.status == ContactStatus.valid,
+    )
+    if account_ids is not None:
+        account_query = account_query.where(Account.id.in_(account_ids))
+        event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
+        payment_query = payment_query.where(Payment.account_id.in_(account_ids))
+    return tables_from_rows(
+        accounts=[tuple(row) for row in session.execute(account_query)],
+        events=[tuple(row) for row in session.execute(event_query)],
+        payments=[tuple(row) for row in session.execute(payment_query)],
+        valid_self_contacts=[tuple(row) for row in session.execute(contact_query)],
+    )
+
+
+def add_model_version(session: Session, model_version: ModelVersion) -> ModelVersion:
+    """Store a new model version."""
+    session.add(model_version)
+    session.flush()
+    return model_version
+
+
+def get_model_version(session: Session, *, version: str) -> ModelVersion | None:
+    """Return the model version with this id, or None."""
+    statement = select(ModelVersion).where(ModelVersion.version == version)
+    return session.execute(statement).scalar_one_or_none()
+
+
+def list_model_versions(
+    session: Session, *, institution_id: int | None = None
+) -> list[ModelVersion]:
+    """Return model versions, newest first, of one institution or of all."""
+    statement = select(ModelVersion).order_by(
+        ModelVersion.trained_at.desc(), ModelVersion.id.desc()
+    )
+    if institution_id is not None:
+        statement = statement.where(ModelVersion.institution_id == institution_id)
+    return list(session.execute(statement).scalars())
+
+
+def champions(session: Session, *, institution_id: int | None) -> list[ModelVersion]:
+    """Return the champion model(s) of an institution (None: models outside any institution)."""
+    statement = select(ModelVersion).where(ModelVersion.state == ModelState.champion)
+    if institution_id is None:
+        statement = statement.where(ModelVersion.institution_id.is_(None))
+    else:
+        statement = statement.where(ModelVersion.institution_id == institution_id)
+    return list(session.execute(statement).scalars())
+
+
+def replace_scores(
+    session: Session,
+    *,
+    institution_id: int,
+    model_version_id: int,
+    as_of: date,
+    rows: list[dict[str, Any]],
+) -> int:
+    """Write a scoring run's rows, replacing any earlier run of the same model and date."""
+    session.execute(
+        delete(AccountScore).where(
+            AccountScore.institution_id == institution_id,
+            AccountScore.model_version_id == model_version_id,
+            AccountScore.as_of == as_of,
+        )
+    )
+    if rows:
+        session.execute(insert(AccountScore), rows)
+    return len(rows)
+
+
+def latest_scores(
+    session: Session, *, institution_id: int, account_id: int | None = None, limit: int = 100
+) -> list[AccountScore]:
+    """Return the most recent scores of an institution, optionally for one account."""
+    statement = (
+        select(AccountScore)
+        .where(AccountScore.institution_id == institution_id)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id)
+        .limit(limit)
+    )
+    if account_id is not None:
+        statement = statement.where(AccountScore.account_id == account_id)
+    return list(session.execute(statement).scalars())
+
+
+def delinquent_account_ids(session: Session, *, institution_id: int) -> list[int]:
+    """Return ids of the institution's accounts currently past due."""
+    statement = select(Account.id).where(
+        Account.institution_id == institution_id, Account.days_past_due > 0
+    )
+    return list(session.execute(statement).scalars())
+
+
+def visible_model_versions(session: Session, *, principal: Principal) -> list[ModelVersion]:
+    """Return the models a caller may see, newest first: its institution's and shared ones."""
+    statement = (
+        select(ModelVersion)
+        .where(
+            or_(
+                ModelVersion.institution_id == principal.institution_id,
+                ModelVersion.institution_id.is_(None),
+            )
+        )
+        .order_by(ModelVersion.trained_at.desc(), ModelVersion.id.desc())
+    )
+    return list(session.execute(statement).scalars())
+
+
+def upsert_scoring_run(session: Session, run: ScoringRun) -> ScoringRun:
+    """Store a run's drift record, replacing the record of the same model, date and institution."""
+    existing = session.execute(
+        select(ScoringRun).where(
+            ScoringRun.institution_id == run.institution_id,
+            ScoringRun.model_version_id == run.model_version_id,
+            ScoringRun.as_of == run.as_of,
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    session.add(run)
+    session.flush()
+    return run
+
+
+def scoring_runs(session: Session, *, principal: Principal, limit: int = 50) -> list[ScoringRun]:
+    """Return the caller's institution's scoring runs, newest first."""
+    statement = scoped(
+        select(ScoringRun).order_by(ScoringRun.as_of.desc(), ScoringRun.scored_at.desc()),
+        ScoringRun,
+        principal,
+    ).limit(limit)
+    return list(session.execute(statement).scalars())
+
+
+def get_scoring_run(
+    session: Session, *, institution_id: int, model_version_id: int, as_of: date
+) -> ScoringRun | None:
+    """Return the run record of one model and date, or None."""
+    statement = select(ScoringRun).where(
+        ScoringRun.institution_id == institution_id,
+        ScoringRun.model_version_id == model_version_id,
+        ScoringRun.as_of == as_of,
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def run_scores(
+    session: Session, *, institution_id: int, model_version_id: int, as_of: date
+) -> list[tuple[int, float]]:
+    """Return (account id, probability to pay) of every score of one model and date."""
+    statement = select(AccountScore.account_id, AccountScore.probability).where(
+        AccountScore.institution_id == institution_id,
+        AccountScore.model_version_id == model_version_id,
+        AccountScore.as_of == as_of,
+    )
+    return [(int(row[0]), float(row[1])) for row in session.execute(statement)]
+
+
+def latest_account_score(
+    session: Session, *, principal: Principal, account_id: int
+) -> AccountScore | None:
+    """Return an account's most recent score if the caller may see the account, else None."""
+    statement = scoped(
+        select(AccountScore)
+        .where(AccountScore.account_id == account_id)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
+        .limit(1),
+        AccountScore,
+        principal,
+    )
+    return session.execute(statement).scalar_one_or_none()

@@ -1,0 +1,632 @@
+"""Scoring orchestration: train and register models, promote a champion, score accounts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.identity import repository as identity_repository
+from recoup.identity.principal import Principal, principal_for_user
+from recoup.identity.scoping import get_scoped
+from recoup.kit.clock import utcnow
+from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
+from recoup.models.account import Account
+from recoup.models.institution import Institution
+from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
+from recoup.scoring import repository, rules
+from recoup.scoring.artifacts import dump_model, load_model
+from recoup.scoring.errors import ArtifactHashMismatch, TooFewRows
+from recoup.scoring.features import (
+    collection_labels,
+    compute_features,
+    end_of_day,
+    training_snapshots,
+)
+from recoup.scoring.metrics import kolmogorov_smirnov
+from recoup.scoring.monitoring import DriftReport, DriftStatus, drift_report
+from recoup.scoring.scorer import compile_scorer
+from recoup.scoring.spec import Family, GradeScale, ScorecardRow, TrainedModel
+from recoup.scoring.training import train_model
+
+DEFAULT_HORIZON_DAYS = 30
+DEFAULT_PAYMENT_SHARE = 0.5
+DEFAULT_SNAPSHOTS = 6
+PORTFOLIO_TARGET = "pays"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOutcome:
+    """A registered model version and the trained model behind it."""
+
+    model_version: ModelVersion
+    model: TrainedModel
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringRunSummary:
+    """What a batch scoring run wrote."""
+
+    institution_id: int
+    as_of: date
+    model_version: str
+    accounts_scored: int
+    grades: dict[str, int]
+    expected_recovery: int
+    drift: DriftStatus
+    segments: dict[str, int] = field(default_factory=dict)
+
+
+def metrics_document(model: TrainedModel) -> dict[str, Any]:
+    """Return a model's held-out metrics as stored with its version and printed by the CLI."""
+    evaluation = model.evaluation
+    return {
+        "auc": evaluation.auc,
+        "ks": evaluation.ks,
+        "gini": evaluation.gini,
+        "brier": evaluation.brier,
+        "n_train": model.summary.n_train,
+        "n_test": model.summary.n_test,
+        "family": model.family,
+        "event_rate": evaluation.event_rate,
+        "training_seconds": model.summary.training_seconds,
+        "deciles": decile_rows(model),
+    }
+
+
+def decile_rows(model: TrainedModel) -> list[dict[str, Any]]:
+    """Return the held-out calibration and gains table, one plain row per decile."""
+    return [dataclasses.asdict(row) for row in model.evaluation.deciles]
+
+
+def register_model(
+    session: Session, *, model: TrainedModel, institution_id: int | None, source: str, actor: str
+) -> ModelVersion:
+    """Store a trained model as a hashed candidate version and audit it (once per content)."""
+    artifact = dump_model(model)
+    existing = repository.get_model_version(session, version=artifact.version)
+    if existing is not None:
+        return existing
+    summary = model.summary
+    model_version = repository.add_model_version(
+        session,
+        ModelVersion(
+            version=artifact.version,
+            institution_id=institution_id,
+            family=model.family,
+            state=ModelState.candidate,
+            source=source[:255],
+            target=summary.target[:128],
+            positive_label=summary.positive_label[:128],
+            event_is_favourable=summary.event_is_favourable,
+            features=list(model.feature_names),
+            metrics=metrics_document(model),
+            data_fingerprint=summary.data_fingerprint,
+            trained_by=(summary.trained_by or actor)[:128],
+            trained_at=datetime.fromisoformat(summary.trained_at),
+            artifact_sha256=artifact.sha256,
+            artifact_size=len(artifact.content),
+            artifact=artifact.content,
+        ),
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="models.train",
+        object_type="model_version",
+        object_id=model_version.version,
+        institution_id=institution_id,
+        details={
+            "family": model.family,
+            "source": model_version.source,
+            "sha256": artifact.sha256,
+            "auc": round(model.evaluation.auc, 6),
+            "data_fingerprint": summary.data_fingerprint,
+        },
+    )
+    return model_version
+
+
+def train_from_file(
+    session: Session,
+    *,
+    path: Path,
+    target: str,
+    family: Family = "scorecard",
+    seed: int = 0,
+    positive: str | None = None,
+    id_column: str | None = None,
+    date_column: str | None = None,
+    institution_id: int | None = None,
+    actor: str,
+) -> TrainingOutcome:
+    """Train on an external CSV with a binary target and register the result."""
+    if not path.is_file():
+        raise ValidationFailed(f"training file {path} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValidationFailed(f"training file {path} is not a readable CSV: {error}") from error
+    model = train_model(
+        frame,
+        target=target,
+        family=family,
+        positive=positive,
+        id_column=id_column,
+        date_column=date_column,
+        seed=seed,
+        trained_by=actor,
+    )
+    model_version = register_model(
+        session, model=model, institution_id=institution_id, source=f"file:{path.name}", actor=actor
+    )
+    return TrainingOutcome(model_version=model_version, model=model)
+
+
+def train_from_portfolio(
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    family: Family = "scorecard",
+    seed: int = 0,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    payment_share: float = DEFAULT_PAYMENT_SHARE,
+    snapshots: int = DEFAULT_SNAPSHOTS,
+    actor: str,
+) -> TrainingOutcome:
+    """Train a propensity-to-pay model on the institution's own past snapshots."""
+    tables = repository.load_portfolio_tables(
+        session, institution_id=institution.id, until=end_of_day(as_of)
+    )
+    frame = training_snapshots(
+        tables,
+        as_of=as_of,
+        horizon_days=horizon_days,
+        payment_share=payment_share,
+        snapshots=snapshots,
+    )
+    if frame.empty:
+        raise TooFewRows(
+            f"institution {institution.code} has no delinquent accounts in the {snapshots} "
+            f"monthly snapshots before {as_of}; load history or seed the demo first"
+        )
+    model = train_model(
+        frame,
+        target=PORTFOLIO_TARGET,
+        family=family,
+        positive="1",
+        event_is_favourable=True,
+        id_column="account_id",
+        date_column="snapshot",
+        seed=seed,
+        trained_by=actor,
+    )
+    source = (
+        f"portfolio:{institution.code}:as_of={as_of}:horizon={horizon_days}d:"
+        f"share={payment_share}:snapshots={snapshots}"
+    )
+    model_version = register_model(
+        session, model=model, institution_id=institution.id, source=source, actor=actor
+    )
+    return TrainingOutcome(model_version=model_version, model=model)
+
+
+def require_model_version(session: Session, *, version: str) -> ModelVersion:
+    """Return a model version or raise NotFound naming it."""
+    model_version = repository.get_model_version(session, version=version)
+    if model_version is None:
+        raise NotFound(f"no model version {version!r}; `recoup model list` shows the versions")
+    return model_version
+
+
+def load_registered_model(model_version: ModelVersion) -> TrainedModel:
+    """Load a registered model's artifact after checking its hash and version id."""
+    if model_version.artifact is not None:
+        content = model_version.artifact
+    elif model_version.artifact_path is not None:
+        content = Path(model_version.artifact_path).read_bytes()
+    else:
+        raise ArtifactHashMismatch(f"model version {model_version.version} has no artifact")
+    return load_model(content, sha256=model_version.artifact_sha256, version=model_version.version)
+
+
+def promote_model(session: Session, *, version: str, actor: str) -> ModelVersion:
+    """Make a version the champion of its institution, retiring the previous champion."""
+    model_version = require_model_version(session, version=version)
+    if model_version.state == ModelState.champion:
+        return model_version
+    # A promoted model must load: a tampered artifact never becomes champion.
+    load_registered_model(model_version)
+    now = utcnow()
+    previous = repository.champions(session, institution_id=model_version.institution_id)
+    for champion in previous:
+        champion.state = ModelState.retired
+        champion.retired_at = now
+    model_version.state = ModelState.champion
+    model_version.promoted_at = now
+    model_version.promoted_by = actor[:128]
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="models.promote",
+        object_type="model_version",
+        object_id=model_version.version,
+        institution_id=model_version.institution_id,
+        details={
+            "family": model_version.family,
+            "sha256": model_version.artifact_sha256,
+            "retired": [champion.version for champion in previous],
+        },
+    )
+    return model_version
+
+
+def grade_scale(institution: Institution) -> GradeScale:
+    """Return the institution's grades, configured as probability-to-pay thresholds (A best)."""
+    thresholds = institution.settings.get("grade_thresholds") if institution.settings else None
+    if not thresholds:
+        return GradeScale()
+    pay = sorted((float(value) for value in thresholds), reverse=True)
+    if len(pay) != 4:
+        raise ValidationFailed(
+            f"institution {institution.code} needs four grade thresholds, found {len(pay)}"
+        )
+    cutoffs = tuple(1.0 - value for value in pay)
+    return GradeScale(cutoffs=(cutoffs[0], cutoffs[1], cutoffs[2], cutoffs[3]))
+
+
+def _champion(session: Session, institution: Institution) -> ModelVersion:
+    found = repository.champions(session, institution_id=institution.id)
+    if not found:
+        raise NotFound(
+            f"institution {institution.code} has no champion model: train one with "
+            f"`recoup model train --institution {institution.code}` and promote it"
+        )
+    return found[0]
+
+
+def score_delinquent_accounts(
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    version: str | None = None,
+    account_ids: list[int] | None = None,
+) -> ScoringRunSummary:
+    """Score every delinquent account (or the given ones) in one vectorised pass and store it."""
+    model_version = (
+        require_model_version(session, version=version)
+        if version is not None
+        else _champion(session, institution)
+    )
+    if model_version.institution_id not in (None, institution.id):
+        raise NotFound(f"no model version {model_version.version!r} for {institution.code}")
+    model = load_registered_model(model_version)
+    whole_portfolio = account_ids is None
+    if account_ids is None:
+        account_ids = repository.delinquent_account_ids(session, institution_id=institution.id)
+    tables = repository.load_portfolio_tables(
+        session, institution_id=institution.id, until=end_of_day(as_of), account_ids=account_ids
+    )
+    features = compute_features(tables, as_of=as_of)
+    batch = compile_scorer(model).score(features, grades=grade_scale(institution))
+    pay_probability = (
+        batch.probability if model.summary.event_is_favourable else 1 - batch.probability
+    )
+    overdue = tables.accounts["overdue_amount"].to_numpy(dtype=np.int64)
+    balances = tables.accounts["balance"].to_numpy(dtype=np.int64)
+    expected = np.rint(pay_probability * np.maximum(overdue, 0)).astype(np.int64)
+    policy = segment_policy(institution)
+    scored_at = datetime.now(UTC)
+    grades = batch.grades
+    buckets = tables.accounts["bucket"].astype(str).to_numpy()
+    rows: list[dict[str, Any]] = []
+    segment_counts: Counter[str] = Counter()
+    for position, (account_id, currency) in enumerate(
+        zip(tables.accounts["account_id"], tables.accounts["currency"], strict=True)
+    ):
+        segment = rules.segment_of(
+            grade=str(grades[position]),
+            bucket=str(buckets[position]),
+            balance_minor=int(balances[position]),
+            policy=policy,
+        )
+        segment_counts[segment.name] += 1
+        rows.append(
+            {
+                "institution_id": institution.id,
+                "account_id": int(account_id),
+                "model_version_id": model_version.id,
+                "model_version": model_version.version,
+                "as_of": as_of,
+                "scored_at": scored_at,
+                "probability": float(pay_probability[position]),
+                "points": float(batch.points[position]),
+                "grade": str(grades[position]),
+                "expected_recovery": int(expected[position]),
+                "currency": str(currency),
+                "reasons": batch.reason_features(position),
+                "segment": segment.name,
+                "channel": segment.channel,
+                "priority": rules.priority(
+                    expected_recovery_minor=int(expected[position]),
+                    channel=segment.channel,
+                    policy=policy,
+                ),
+            }
+        )
+    written = repository.replace_scores(
+        session,
+        institution_id=institution.id,
+        model_version_id=model_version.id,
+        as_of=as_of,
+        rows=rows,
+    )
+    drift = DriftStatus.STABLE
+    if len(features):
+        report = drift_report(model, features)
+        drift = report.status
+        # A run over a handful of accounts (a real-time rescore) says nothing about drift.
+        if whole_portfolio:
+            record_scoring_run(
+                session,
+                institution_id=institution.id,
+                model_version=model_version,
+                as_of=as_of,
+                scored_at=scored_at,
+                accounts_scored=written,
+                report=report,
+            )
+    return ScoringRunSummary(
+        institution_id=institution.id,
+        as_of=as_of,
+        model_version=model_version.version,
+        accounts_scored=written,
+        grades=dict(sorted(Counter(str(grade) for grade in grades).items())),
+        expected_recovery=int(expected.sum()),
+        drift=drift,
+        segments=dict(sorted(segment_counts.items())),
+    )
+
+
+def segment_policy(institution: Institution) -> rules.SegmentPolicy:
+    """Return the institution's segmentation thresholds, refusing unusable settings."""
+    try:
+        return rules.policy_from_settings(institution.settings)
+    except rules.SegmentSettingsInvalid as error:
+        raise ValidationFailed(f"institution {institution.code}: {error}") from error
+
+
+def record_scoring_run(
+    session: Session,
+    *,
+    institution_id: int,
+    model_version: ModelVersion,
+    as_of: date,
+    scored_at: datetime,
+    accounts_scored: int,
+    report: DriftReport,
+) -> ScoringRun:
+    """Store a batch run's drift report, replacing an earlier run of the same model and date."""
+    return repository.upsert_scoring_run(
+        session,
+        ScoringRun(
+            institution_id=institution_id,
+            model_version_id=model_version.id,
+            model_version=model_version.version,
+            as_of=as_of,
+            scored_at=scored_at,
+            accounts_scored=accounts_scored,
+            score_psi=round(report.score.psi, 6),
+            feature_psi={item.name: round(item.psi, 6) for item in report.features},
+            characteristic_shift={
+                item.feature: round(item.points_shift, 4) for item in report.characteristics
+            },
+            status=str(report.status),
+        ),
+    )
+
+
+def score_account(
+    session: Session, *, institution: Institution, account_id: int, as_of: date
+) -> ScoringRunSummary:
+    """Re-score one account with the champion, e.g. right after a payment or a contact."""
+    return score_delinquent_accounts(
+        session, institution=institution, as_of=as_of, account_ids=[account_id]
+    )
+
+
+def list_models(session: Session, *, institution_id: int | None = None) -> list[ModelVersion]:
+    """Return registered model versions, newest first."""
+    return repository.list_model_versions(session, institution_id=institution_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RealisedPerformance:
+    """How well a run's scores ranked the outcomes observed in the window after its date."""
+
+    model_version: str
+    as_of: date
+    horizon_days: int
+    payment_share: float
+    count: int
+    events: int
+    auc: float | None
+    ks: float | None
+
+
+def realised_performance(
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    version: str,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    payment_share: float = DEFAULT_PAYMENT_SHARE,
+    today: date | None = None,
+) -> RealisedPerformance:
+    """Measure realised AUC/KS of the scores made on a date against what happened after it.
+
+    The outcome is the training label: the account paid at least ``payment_share`` of its
+    overdue amount, or cured, within ``horizon_days`` after ``as_of``. The result is stored on
+    the run's record when there is one.
+    """
+    model_version = require_model_version(session, version=version)
+    known_on = as_of + timedelta(days=horizon_days)
+    today = today or utcnow().date()
+    if known_on > today:
+        raise ValidationFailed(
+            f"outcomes of the {as_of} scores are known from {known_on}, "
+            f"{horizon_days} days after scoring; it is {today}"
+        )
+    scores = repository.run_scores(
+        session,
+        institution_id=institution.id,
+        model_version_id=model_version.id,
+        as_of=as_of,
+    )
+    if not scores:
+        raise NotFound(
+            f"{institution.code} has no scores from {version} as of {as_of}; "
+            f"run `recoup model score --institution {institution.code} --as-of {as_of}` first"
+        )
+    probability_by_account = dict(scores)
+    tables = repository.load_portfolio_tables(
+        session,
+        institution_id=institution.id,
+        until=end_of_day(known_on),
+        account_ids=sorted(probability_by_account),
+    )
+    labels = collection_labels(
+        tables, as_of=as_of, horizon_days=horizon_days, payment_share=payment_share
+    )
+    probabilities = np.asarray(
+        [probability_by_account[int(account)] for account in tables.accounts["account_id"]],
+        dtype=np.float64,
+    )
+    events = int(labels.sum())
+    auc: float | None = None
+    ks: float | None = None
+    if 0 < events < len(labels):
+        auc = float(roc_auc_score(labels, probabilities))
+        ks = kolmogorov_smirnov(labels, probabilities)
+    run = repository.get_scoring_run(
+        session, institution_id=institution.id, model_version_id=model_version.id, as_of=as_of
+    )
+    if run is not None:
+        run.realised_at = utcnow()
+        run.realised_horizon_days = horizon_days
+        run.realised_payment_share = payment_share
+        run.realised_count = len(labels)
+        run.realised_events = events
+        run.realised_auc = auc
+        run.realised_ks = ks
+        session.flush()
+    return RealisedPerformance(
+        model_version=model_version.version,
+        as_of=as_of,
+        horizon_days=horizon_days,
+        payment_share=payment_share,
+        count=len(labels),
+        events=events,
+        auc=auc,
+        ks=ks,
+    )
+
+
+def visible_models(session: Session, *, principal: Principal) -> list[ModelVersion]:
+    """Return the model versions a caller may see (its institution's and shared ones)."""
+    return repository.visible_model_versions(session, principal=principal)
+
+
+def require_visible_model(session: Session, *, principal: Principal, version: str) -> ModelVersion:
+    """Return a model version the caller may see; another institution's is simply not found."""
+    model_version = repository.get_model_version(session, version=version)
+    if model_version is None or model_version.institution_id not in (
+        None,
+        principal.institution_id,
+    ):
+        raise NotFound(f"no model version {version!r}")
+    return model_version
+
+
+def promote_as(session: Session, *, principal: Principal, version: str) -> ModelVersion:
+    """Promote a model of the caller's own institution to champion on the caller's behalf."""
+    if not principal.can("models:promote"):
+        raise PermissionDenied(f"{principal.actor} may not promote models (needs models:promote)")
+    model_version = require_visible_model(session, principal=principal, version=version)
+    if model_version.institution_id is None or principal.institution_id is None:
+        raise PermissionDenied(
+            f"{version} was trained outside any institution; retrain it with --institution to "
+            "make it an institution's champion"
+        )
+    return promote_model(session, version=version, actor=principal.actor)
+
+
+def promoter(session: Session, *, username: str) -> Principal:
+    """Return the principal of an active user who may promote models (for the CLI's --actor)."""
+    user = identity_repository.get_user_by_username(session, username)
+    if user is None or not user.active:
+        raise NotFound(f"no active user {username!r}; `recoup users create` adds one")
+    principal = principal_for_user(user)
+    if not principal.can("models:promote"):
+        raise PermissionDenied(
+            f"user {username} ({principal.role}) may not promote models; "
+            "a manager or a data scientist may"
+        )
+    return principal
+
+
+def promote_by_user(session: Session, *, username: str, version: str) -> ModelVersion:
+    """Promote a model on behalf of a named user who holds models:promote (the CLI path)."""
+    principal = promoter(session, username=username)
+    if principal.institution_id is not None:
+        # Another institution's model is "not found" to this user, as on the web.
+        require_visible_model(session, principal=principal, version=version)
+    return promote_model(session, version=version, actor=principal.actor)
+
+
+def scoring_runs(session: Session, *, principal: Principal, limit: int = 50) -> list[ScoringRun]:
+    """Return the caller's institution's scoring runs with their drift, newest first."""
+    return repository.scoring_runs(session, principal=principal, limit=limit)
+
+
+def latest_account_score(
+    session: Session, *, principal: Principal, account_id: int
+) -> AccountScore | None:
+    """Return the latest score of an account the caller may see (NotFound for any other)."""
+    get_scoped(session, Account, account_id, principal)
+    return repository.latest_account_score(session, principal=principal, account_id=account_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    """What a model's page and API show: the registry row and its readable evaluation."""
+
+    model_version: ModelVersion
+    model: TrainedModel
+    scorecard: list[ScorecardRow]
+    deciles: list[dict[str, Any]]
+
+
+def model_report(session: Session, *, principal: Principal, version: str) -> ModelReport:
+    """Load a visible model's artifact and lay out its scorecard, calibration and gains."""
+    model_version = require_visible_model(session, principal=principal, version=version)
+    model = load_registered_model(model_version)
+    return ModelReport(
+        model_version=model_version,
+        model=model,
+        scorecard=model.scorecard.table() if model.scorecard is not None else [],
+        deciles=decile_rows(model),
+    )

@@ -1,0 +1,75 @@
+"""Helpers for identity, audit and API tests: users, tokens and a TestClient on the test session."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from recoup.app import create_app
+from recoup.db import get_session
+from recoup.identity import service
+from recoup.models import Institution, User
+
+PASSWORD = "Correct-horse-42"
+_counter = itertools.count(1)
+
+
+def make_user(
+    session: Session,
+    institution: Institution | None,
+    *,
+    role: str = "agent",
+    username: str | None = None,
+    password: str = PASSWORD,
+) -> User:
+    return service.create_user(
+        session,
+        username=username or f"{role}{next(_counter)}",
+        role=role,
+        institution_id=institution.id if institution else None,
+        password=password,
+        actor="test",
+    )
+
+
+def bearer(user: User) -> dict[str, str]:
+    token, _expires = service.issue_access_token(user)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def client_for(session: Session) -> Iterator[TestClient]:
+    """A TestClient whose requests use the test's (rolled-back) session."""
+    app = create_app()
+
+    def _session() -> Iterator[Session]:
+        # Like the real unit of work: commit on success (a savepoint here), roll back on error.
+        # The test's own setup is committed first so an error rolls back only the request.
+        session.commit()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    app.dependency_overrides[get_session] = _session
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def assert_problem(response: object, status: int) -> dict[str, object]:
+    """Assert ``response`` is a problem+json with ``status`` and return its body."""
+    from httpx import Response
+
+    assert isinstance(response, Response)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body = response.json()
+    assert body["status"] == status
+    assert body["detail"]
+    return dict(body)

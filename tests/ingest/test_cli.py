@@ -1,0 +1,141 @@
+"""``recoup import …`` and ``recoup dq report`` on a temporary SQLite file, and the DQ API route."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from recoup import config, db
+from recoup.cli import app
+from recoup.models import Base, Institution
+from tests.identity.helpers import assert_problem, bearer, client_for, make_user
+from tests.ingest.conftest import DEBTORS_HEADER, EXAMPLES, KINDS_IN_ORDER, load_examples, write
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh SQLite database with one institution, used by the CLI through RECOUP_DATABASE_URL."""
+    path = tmp_path / "cli.db"
+    monkeypatch.setenv("RECOUP_DATABASE_URL", f"sqlite:///{path}")
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    Base.metadata.create_all(db.get_engine())
+    result = CliRunner().invoke(app, ["institutions", "create", "CF1", "--name", "示例消费金融"])
+    assert result.exit_code == 0, result.output
+    yield path
+    db.get_engine().dispose()
+    monkeypatch.delenv("RECOUP_DATABASE_URL")
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+
+
+def invoke(*arguments: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(arguments))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+class TestImportCommand:
+    def test_examples_then_reimport_then_dq_report(
+        self, cli_database: Path, tmp_path: Path
+    ) -> None:
+        for kind in KINDS_IN_ORDER:
+            path = write(tmp_path, f"{kind}.csv", (EXAMPLES / f"{kind}.csv").read_bytes())
+            code, output = invoke("import", kind, str(path), "--institution", "CF1")
+            assert code == 0, output
+            assert "rejected" in output
+            assert not path.with_name(path.name + ".rejects.csv").exists()
+        code, output = invoke(
+            "import", "debtors", str(tmp_path / "debtors.csv"), "--institution", "CF1"
+        )
+        assert code == 0
+        assert "unchanged" in output
+        code, output = invoke("dq", "report", "--institution", "CF1", "--json")
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["debtors"] == 8
+        assert report["valid_self_contact_share"] == 0.75
+        assert {run["kind"] for run in report["latest_imports"]} == set(KINDS_IN_ORDER)
+        code, output = invoke("dq", "report", "--institution", "CF1")
+        assert code == 0
+        assert "Data quality of CF1" in output
+
+    def test_rejects_exit_zero_and_write_a_report(self, cli_database: Path, tmp_path: Path) -> None:
+        path = write(
+            tmp_path,
+            "d.csv",
+            f"{DEBTORS_HEADER}\nD1,张伟,,,\nD2,李四,,=HYPERLINK(1),\nD3,李娜,110101198803140213,,\n",
+        )
+        report = tmp_path / "out" / "rejects.csv"
+        report.parent.mkdir()
+        code, output = invoke(
+            "import", "debtors", str(path), "--institution", "CF1", "--reject-report", str(report)
+        )
+        assert code == 0, output
+        lines = report.read_text(encoding="utf-8-sig").splitlines()
+        assert lines[0] == "row,field,value,reason,code"
+        assert lines[1].startswith("3,province,'=HYPERLINK(1),")
+        assert lines[2].startswith("4,national_id,110101********0213,")
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"", "empty"),
+            (b"external_id,product\nA1,x\n", "missing required column(s) debtor_external_id"),
+            (bytes(range(128, 256)) * 20, "neither UTF-8 nor GBK"),
+            (bytes(range(256)) * 20, "binary"),
+        ],
+    )
+    def test_unusable_file_exits_one_with_a_message(
+        self, cli_database: Path, tmp_path: Path, content: bytes, message: str
+    ) -> None:
+        path = write(tmp_path, "accounts.csv", content)
+        code, output = invoke("import", "accounts", str(path), "--institution", "CF1")
+        assert code == 1
+        assert message in " ".join(output.split())
+        assert "Traceback" not in output
+
+    def test_declared_encoding_that_does_not_fit(self, cli_database: Path, tmp_path: Path) -> None:
+        path = write(
+            tmp_path, "d.csv", f"{DEBTORS_HEADER}\nD1,张伟,,广东省,深圳市\n", encoding="gbk"
+        )
+        code, output = invoke(
+            "import", "debtors", str(path), "--institution", "CF1", "--encoding", "utf-8"
+        )
+        assert code == 1
+        assert "omit --encoding" in " ".join(output.split())
+        code, output = invoke(
+            "import", "debtors", str(path), "--institution", "CF1", "--encoding", "gbk"
+        )
+        assert code == 0, output
+
+    def test_unknown_institution(self, cli_database: Path, tmp_path: Path) -> None:
+        path = write(tmp_path, "d.csv", f"{DEBTORS_HEADER}\nD1,张伟,,,\n")
+        code, output = invoke("import", "debtors", str(path), "--institution", "NOPE")
+        assert code == 1
+        assert "no institution" in output
+
+
+class TestDataQualityRoute:
+    def test_report_for_the_callers_institution(
+        self, session: Session, tmp_path: Path, institution: Institution
+    ) -> None:
+        load_examples(session, institution, tmp_path)
+        manager = make_user(session, institution, role="manager")
+        agent = make_user(session, institution, role="agent")
+        with client_for(session) as client:
+            response = client.get("/api/v1/dq/report", headers=bearer(manager))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["institution"] == institution.code
+            assert body["debtors_with_valid_self_contact"] == 6
+            assert_problem(client.get("/api/v1/dq/report"), 401)
+            assert_problem(client.get("/api/v1/dq/report", headers=bearer(agent)), 403)
+            assert_problem(
+                client.get("/api/v1/dq/report?institution=OTHER", headers=bearer(manager)), 404
+            )

@@ -1,0 +1,165 @@
+"""``recoup model train|list|promote`` on an external CSV, against a temporary SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from recoup.cli import app
+from recoup.db import unit_of_work
+from recoup.identity import service as identity
+from tests.factories import make_institution
+from tests.scoring.conftest import make_credit_frame
+
+runner = CliRunner()
+
+
+def _users(*roles: str) -> None:
+    """Create one user per role (username = role) in a fresh institution of the CLI database."""
+    with unit_of_work() as session:
+        institution = make_institution(session)
+        for role in roles:
+            identity.create_user(
+                session,
+                username=role,
+                role=role,
+                institution_id=institution.id,
+                password="Correct-horse-42",
+                actor="test",
+            )
+
+
+def _write_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "credit.csv"
+    make_credit_frame(1200).to_csv(path, index=False)
+    return path
+
+
+class TestModelCommands:
+    def test_train_json_list_and_promote(self, cli_db: str, tmp_path: Path) -> None:
+        data = _write_csv(tmp_path)
+        trained = runner.invoke(
+            app,
+            [
+                "model",
+                "train",
+                "--data",
+                str(data),
+                "--target",
+                "defaulted",
+                "--id-column",
+                "ID",
+                "--seed",
+                "3",
+                "--json",
+            ],
+        )
+        assert trained.exit_code == 0, trained.output
+        metrics = json.loads(trained.stdout.strip().splitlines()[-1])
+        assert {
+            "auc",
+            "ks",
+            "gini",
+            "brier",
+            "n_train",
+            "n_test",
+            "family",
+            "model_version",
+        } <= set(metrics)
+        assert metrics["family"] == "scorecard"
+        assert (metrics["n_train"], metrics["n_test"]) == (840, 360)
+        assert metrics["auc"] > 0.7
+
+        gbm = runner.invoke(
+            app,
+            [
+                "model",
+                "train",
+                "--data",
+                str(data),
+                "--target",
+                "defaulted",
+                "--family",
+                "gbm",
+                "--json",
+            ],
+        )
+        assert gbm.exit_code == 0, gbm.output
+        assert json.loads(gbm.stdout.strip().splitlines()[-1])["family"] == "gbm"
+
+        listed = runner.invoke(app, ["model", "list", "--json"])
+        assert listed.exit_code == 0, listed.output
+        rows = [json.loads(line) for line in listed.stdout.strip().splitlines()]
+        assert {row["state"] for row in rows} == {"candidate"}
+        assert metrics["model_version"] in {row["model_version"] for row in rows}
+
+        _users("data_scientist", "agent")
+        refused = runner.invoke(
+            app, ["model", "promote", metrics["model_version"], "--actor", "agent"]
+        )
+        assert refused.exit_code == 1
+        assert "may not promote models" in refused.output
+        promoted = runner.invoke(
+            app, ["model", "promote", metrics["model_version"], "--actor", "data_scientist"]
+        )
+        assert promoted.exit_code == 0, promoted.output
+        assert "is now the champion" in promoted.output
+        states = {
+            json.loads(line)["model_version"]: json.loads(line)["state"]
+            for line in runner.invoke(app, ["model", "list", "--json"]).stdout.strip().splitlines()
+        }
+        assert states[metrics["model_version"]] == "champion"
+
+    def test_human_output_shows_the_scorecard_table(self, cli_db: str, tmp_path: Path) -> None:
+        result = runner.invoke(
+            app, ["model", "train", "--data", str(_write_csv(tmp_path)), "--target", "defaulted"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "AUC" in result.output
+        assert "months_late" in result.output
+
+    def test_a_missing_target_column_is_a_one_line_error(self, cli_db: str, tmp_path: Path) -> None:
+        result = runner.invoke(
+            app, ["model", "train", "--data", str(_write_csv(tmp_path)), "--target", "nope"]
+        )
+        assert result.exit_code == 1
+        assert "target column 'nope' is not in the data" in result.output
+
+    def test_an_unknown_version_cannot_be_promoted(self, cli_db: str) -> None:
+        _users("manager")
+        result = runner.invoke(
+            app, ["model", "promote", "scorecard-20250101-000000000000", "--actor", "manager"]
+        )
+        assert result.exit_code == 1
+        assert "no model version" in result.output
+
+    def test_promotion_names_a_known_user(self, cli_db: str) -> None:
+        result = runner.invoke(app, ["model", "promote", "scorecard-x", "--actor", "nobody"])
+        assert result.exit_code == 1
+        assert "no active user 'nobody'" in result.output
+
+    def test_training_on_the_portfolio_needs_an_institution(self, cli_db: str) -> None:
+        result = runner.invoke(app, ["model", "train"])
+        assert result.exit_code == 1
+        assert "--institution CODE" in result.output
+
+    def test_realised_performance_names_an_unknown_version(self, cli_db: str) -> None:
+        with unit_of_work() as session:
+            code = make_institution(session).code
+        result = runner.invoke(
+            app,
+            [
+                "model",
+                "realised",
+                "--institution",
+                code,
+                "--as-of",
+                "2999-01-01",
+                "--version",
+                "scorecard-20250101-000000000000",
+            ],
+        )
+        assert result.exit_code == 1
+        assert "no model version" in result.output
