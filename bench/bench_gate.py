@@ -4,7 +4,10 @@
 
 The batch figure (target: >= 50,000 decisions/s) runs ``decide_batch`` over a day of planned
 contacts for debtors with histories, mostly planned in daytime as a strategy would, and
-again with every contact at a random hour. The API figure (target: p99 within 3x a bare
+again with every contact at a random hour. Each figure is the median of three runs, counted
+per CPU second of this process (``time.process_time``) and per wall second; the target is
+judged on CPU time, because the machine is shared and wall time also measures the neighbours.
+The API figure (target: p99 within 3x a bare
 endpoint) serves the app with uvicorn on loopback and times ``POST /api/v1/compliance/check``
 against ``GET /api/v1/me``, the smallest authenticated endpoint (both pay for the token check).
 """
@@ -15,6 +18,7 @@ import argparse
 import os
 import random
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -104,8 +108,10 @@ def build(
     return planned, facts, histories
 
 
-def run(jurisdiction: str, attempts: int, seed: int, night_share: float = 0.1) -> float:
-    """Time decide_batch for one pack and return decisions per second."""
+def run(
+    jurisdiction: str, attempts: int, seed: int, night_share: float = 0.1, repeats: int = 3
+) -> tuple[float, float]:
+    """Time decide_batch for one pack; return median decisions per CPU second and wall second."""
     policy = preset_policy("consumer_finance", jurisdiction=jurisdiction)
     policy = type(policy)(
         **{
@@ -116,22 +122,23 @@ def run(jurisdiction: str, attempts: int, seed: int, night_share: float = 0.1) -
     gate = compile_gate(load_pack(jurisdiction), policy)
     planned, facts, histories = build(jurisdiction, attempts, seed, night_share)
     decide_batch(planned[:1000], facts=facts, histories=histories, gate=gate)
-    # Best of three runs: the figure is the gate's speed, not the noise of a shared machine.
-    elapsed = cpu = float("inf")
-    for _ in range(3):
+    walls: list[float] = []
+    cpus: list[float] = []
+    for _ in range(repeats):
         started = clock.perf_counter()
         cpu_started = clock.process_time()
         decisions = decide_batch(planned, facts=facts, histories=histories, gate=gate)
-        elapsed = min(elapsed, clock.perf_counter() - started)
-        cpu = min(cpu, clock.process_time() - cpu_started)
+        cpus.append(clock.process_time() - cpu_started)
+        walls.append(clock.perf_counter() - started)
     allowed = sum(decision.allowed for decision in decisions)
-    rate = len(decisions) / elapsed
+    cpu, elapsed = statistics.median(cpus), statistics.median(walls)
+    cpu_rate, wall_rate = len(decisions) / cpu, len(decisions) / elapsed
     print(
-        f"{jurisdiction} ({night_share:.0%} planned at random hours): {len(decisions):,} decisions "
-        f"in {elapsed:.3f}s = {rate:,.0f}/s ({len(decisions) / cpu:,.0f}/s per CPU second), "
-        f"{allowed / len(decisions):.0%} allowed"
+        f"{jurisdiction} ({night_share:.0%} planned at random hours): {len(decisions):,} "
+        f"decisions, median of {repeats}: {cpu:.3f} CPU s = {cpu_rate:,.0f}/s per CPU second; "
+        f"{elapsed:.3f} wall s = {wall_rate:,.0f}/s; {allowed / len(decisions):.0%} allowed"
     )
-    return rate
+    return cpu_rate, wall_rate
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -235,9 +242,14 @@ def main() -> None:
     rates = [run(code, arguments.attempts, arguments.seed) for code in ("CN", "US")]
     for code in ("CN", "US"):
         run(code, arguments.attempts, arguments.seed, night_share=1.0)
-    overall = min(rates)
-    verdict = "meets" if overall >= TARGET else "BELOW"
-    print(f"batch gate: {overall:,.0f} decisions/s (slowest pack) — {verdict} target {TARGET:,}/s")
+    cpu_rate = min(cpu for cpu, _wall in rates)
+    wall_rate = min(wall for _cpu, wall in rates)
+    verdict = "meets" if cpu_rate >= TARGET else "BELOW"
+    print(
+        f"batch gate (slowest pack, mixed day): {cpu_rate:,.0f} decisions per CPU second — "
+        f"{verdict} target {TARGET:,}/s; {wall_rate:,.0f}/s wall at load "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     if not arguments.no_api:
         run_api(arguments.requests)
 

@@ -135,6 +135,26 @@ class TestModelCommands:
         assert result.exit_code == 1
         assert "no model version" in result.output
 
+    def test_promote_without_actor_is_recorded_as_the_cli_operator(
+        self, cli_db: str, tmp_path: Path
+    ) -> None:
+        trained = runner.invoke(
+            app,
+            [
+                "model",
+                "train",
+                "--data",
+                str(_write_csv(tmp_path)),
+                "--target",
+                "defaulted",
+                "--json",
+            ],
+        )
+        version = json.loads(trained.stdout.strip().splitlines()[-1])["model_version"]
+        promoted = runner.invoke(app, ["model", "promote", version])
+        assert promoted.exit_code == 0, promoted.output
+        assert "promoted by cli:" in promoted.output
+
     def test_promotion_names_a_known_user(self, cli_db: str) -> None:
         result = runner.invoke(app, ["model", "promote", "scorecard-x", "--actor", "nobody"])
         assert result.exit_code == 1

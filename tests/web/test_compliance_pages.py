@@ -311,11 +311,6 @@ class TestDecisionsLog:
         page.goto(f"{live_server.url}/compliance/decisions?rule_id=CN-FREQ-V")
         expect(page.locator("[data-testid=empty-state]")).to_be_visible()
 
-    @pytest.mark.xfail(
-        reason="the gate stores next_allowed_at as the debtor's wall time without its offset "
-        "on SQLite (service._decision_row does not convert to UTC), so it reads back 8 hours late",
-        strict=False,
-    )
     def test_next_allowed_time_is_shown_in_the_institution_zone(
         self, page: Page, live_server: LiveServer, compliance_data: ComplianceData
     ) -> None:

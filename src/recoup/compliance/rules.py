@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -37,6 +38,7 @@ _DEBTOR = Party.DEBTOR
 _THIRD_PARTY = Party.THIRD_PARTY
 _CONVERSATION = Outcome.CONVERSATION
 _PLANNED = Outcome.PLANNED
+_LETTER = Channel.LETTER
 
 
 class NaiveDatetime(ValueError):
@@ -259,7 +261,6 @@ class Gate:
     messages: Mapping[tuple[str, str], LocalisedText]
     channel_values: Mapping[Channel, Mapping[str, object]]
     checks_days: bool
-    capped_channels: frozenset[Channel]
     hour_ranges: Mapping[Channel, tuple[int, int] | None]
     cap_positions: Mapping[Channel, tuple[int, ...]]
     day_kinds: dict[int, tuple[str, str] | None] = field(default_factory=dict, compare=False)
@@ -421,7 +422,6 @@ def compile_gate(pack: RulePack, policy: Policy | None = None) -> Gate:
         holiday_suppression=policy.holiday_suppression,
         blackout_dates=policy.blackout_dates,
         calendar=working_day_calendar(pack.holiday_country),
-        capped_channels=frozenset(channel for cap in caps for channel in cap.channels),
         # Every hours rule of a channel must pass, so one range (their intersection) decides.
         hour_ranges={
             channel: (
@@ -435,9 +435,7 @@ def compile_gate(pack: RulePack, policy: Policy | None = None) -> Gate:
             for channel, rules in hours.items()
         },
         cap_positions={
-            channel: tuple(
-                position for position, cap in enumerate(caps) if channel in cap.channels
-            )
+            channel: tuple(position for position, cap in enumerate(caps) if channel in cap.channels)
             for channel in Channel
         },
         checks_days=(
@@ -674,6 +672,7 @@ def _hours_blocks(
                 failing.append(hours)
         if failing and not (
             gate.honour_agreed_windows
+            and facts.agreed_windows
             and any(window.covers(local) for window in facts.agreed_windows)
         ):
             # The pack's reason is shown when it applies; the latest opening wins.
@@ -822,28 +821,34 @@ def _cooldown_block(
     days: int,
     attempt: PlannedContact,
     state: _DebtorState,
+    earliest: datetime,
     instant: datetime,
     zone_name: str,
     tz: ZoneInfo,
     day: int,
 ) -> _Block | None:
-    # The conversation day counts as the first of the cooldown days.
-    earliest = instant - timedelta(days=days + 1)
+    # The conversation day counts as the first of the cooldown days; earliest is days + 1
+    # days before the instant.
     latest: int | None = None
     for moment, conversation_day in state.conversations_in(zone_name, tz, attempt.account_id):
-        if earliest < moment <= instant:
-            if conversation_day <= day < conversation_day + days and (
-                latest is None or conversation_day > latest
-            ):
-                latest = conversation_day
+        if (
+            conversation_day <= day < conversation_day + days
+            and (latest is None or conversation_day > latest)
+            and earliest < moment <= instant
+        ):
+            latest = conversation_day
     if latest is None:
         return None
     return _Block(
         "US-7IN7",
         "after_conversation",
-        {"conversation_date": f"{date.fromordinal(latest)}", "days": days, "zone": zone_name},
+        partial(_cooldown_values, latest, days, zone_name),
         local_date_start(date.fromordinal(latest + days), tz),
     )
+
+
+def _cooldown_values(latest: int, days: int, zone_name: str) -> dict[str, object]:
+    return {"conversation_date": f"{date.fromordinal(latest)}", "days": days, "zone": zone_name}
 
 
 def _third_party_blocks(
@@ -903,7 +908,7 @@ def _validation_block(
         days is None
         or first is None
         or facts.validation_notice_sent_on is not None
-        or attempt.channel is Channel.LETTER
+        or attempt.channel is _LETTER
         or local.date() <= first + timedelta(days=days)
     ):
         return None
@@ -917,26 +922,35 @@ def _timed_blocks(
     state: _DebtorState,
     zones: Sequence[tuple[str, ZoneInfo]],
     instant: datetime,
+    full_caps: Sequence[int],
 ) -> list[_Block]:
-    """Return the blocks at one instant; each says when it could lift, if ever."""
+    """Return the blocks at one instant; each says when it could lift, if ever.
+
+    full_caps are the positions of the caps whose totals reach their limit (_full_caps).
+    """
     party = attempt.party
     channel = attempt.channel
-    blocks = (
-        _third_party_blocks(gate, attempt, state, instant) if party is _THIRD_PARTY else []
-    )
+    blocks = _third_party_blocks(gate, attempt, state, instant) if party is _THIRD_PARTY else []
     # Caps and the cooldown depend on the zone only through the local day, so whether they
     # can bite at all is settled once, before the per-zone work.
-    full_caps: list[int] = []
     cooldown_days: int | None = None
+    earliest = instant
     if party is _DEBTOR:
-        if gate.cap_positions[channel]:
-            full_caps = state.full_caps(channel, attempt.account_id)
-        if (
-            gate.conversation_cooldown_days is not None
-            and channel in VOICE_CHANNELS
-            and state.conversations.get(attempt.account_id)
-        ):
-            cooldown_days = gate.conversation_cooldown_days
+        days = gate.conversation_cooldown_days
+        conversations = state.conversations.get(attempt.account_id)
+        if days is not None and conversations and channel in VOICE_CHANNELS:
+            # Only a conversation in the last days + 1 days can start a cooldown in any zone.
+            earliest = instant - timedelta(days=days + 1)
+            for moment in conversations:
+                if earliest < moment <= instant:
+                    cooldown_days = days
+                    break
+    validating = (
+        gate.validation_notice_days is not None
+        and facts.initial_communication_on is not None
+        and facts.validation_notice_sent_on is None
+        and channel is not _LETTER
+    )
     hour_range = gate.hour_ranges[channel]
     inconvenient = bool(facts.inconvenient_windows)
     for zone_name, tz in zones:
@@ -957,15 +971,22 @@ def _timed_blocks(
                 blocks += _cap_blocks(gate, attempt, state, full_caps, zone_name, tz, day)
             if cooldown_days is not None:
                 cooldown = _cooldown_block(
-                    cooldown_days, attempt, state, instant, zone_name, tz, day
+                    cooldown_days, attempt, state, earliest, instant, zone_name, tz, day
                 )
                 if cooldown is not None:
                     blocks.append(cooldown)
-        if gate.validation_notice_days is not None:
+        if validating:
             validation = _validation_block(gate, attempt, facts, local)
             if validation is not None:
                 blocks.append(validation)
     return blocks
+
+
+def _full_caps(gate: Gate, attempt: PlannedContact, state: _DebtorState) -> list[int]:
+    """Return the positions of the caps on the attempt that its debtor's totals already fill."""
+    if attempt.party is not _DEBTOR or not gate.cap_positions[attempt.channel]:
+        return []
+    return state.full_caps(attempt.channel, attempt.account_id)
 
 
 def _next_allowed(
@@ -975,6 +996,7 @@ def _next_allowed(
     state: _DebtorState,
     zones: Sequence[tuple[str, ZoneInfo]],
     blocks: list[_Block],
+    full_caps: Sequence[int],
 ) -> datetime | None:
     candidate = attempt.at
     for _ in range(MAX_RESCHEDULE_STEPS):
@@ -987,7 +1009,7 @@ def _next_allowed(
             if block.retry_at > later:
                 later = block.retry_at
         candidate = later if later > candidate else candidate + timedelta(seconds=1)
-        blocks = _timed_blocks(gate, attempt, facts, state, zones, candidate)
+        blocks = _timed_blocks(gate, attempt, facts, state, zones, candidate, full_caps)
     return None
 
 
@@ -1015,10 +1037,7 @@ def _reasons(gate: Gate, attempt: PlannedContact, blocks: list[_Block]) -> tuple
             )
         reasons.append(
             Reason(
-                rule_id=block.rule_id,
-                code=block.code,
-                template=template,
-                values=partial(_message_values, common, block.values),
+                block.rule_id, block.code, template, partial(_message_values, common, block.values)
             )
         )
     return tuple(reasons)
@@ -1038,22 +1057,26 @@ def _decide(
     names = _zone_names(gate, attempt, facts)
     zones = _zone_list(names)
     standing = _standing_blocks(gate, attempt, facts)
-    timed = _timed_blocks(gate, attempt, facts, state, zones, instant)
+    # Totals do not change while one attempt is decided, so the full caps hold for every
+    # instant _next_allowed tries.
+    full_caps = _full_caps(gate, attempt, state)
+    timed = _timed_blocks(gate, attempt, facts, state, zones, instant, full_caps)
     if not standing and not timed:
+        # Positional: keyword arguments cost a third of this path's constructor time.
         return Decision(
-            allowed=True,
-            reasons=(),
-            next_allowed_at=None,
-            at=instant,
-            timezones=names,
-            pack_code=gate.pack.code,
-            pack_version=gate.pack.version,
-            policy_name=gate.policy.name,
-            policy_version=gate.policy.version,
+            True,
+            (),
+            None,
+            instant,
+            names,
+            gate.pack.code,
+            gate.pack.version,
+            gate.policy.name,
+            gate.policy.version,
         )
     next_allowed_at: datetime | None = None
     if not standing:
-        next_allowed_at = _next_allowed(gate, attempt, facts, state, zones, timed)
+        next_allowed_at = _next_allowed(gate, attempt, facts, state, zones, timed, full_caps)
         if next_allowed_at is not None:
             next_allowed_at = next_allowed_at.astimezone(zones[0][1])
     return Decision(
@@ -1082,18 +1105,30 @@ def decide_contact(
     return _decide(gate, attempt, facts, _DebtorState(gate, history.attempts))
 
 
+# The slots of PastContact in field order, set directly by reservation_for.
+_PAST_CONTACT_SETTERS: tuple[Callable[[PastContact, object], None], ...] = tuple(
+    getattr(PastContact, past_field.name).__set__ for past_field in fields(PastContact)
+)
+
+
 def reservation_for(attempt: PlannedContact) -> PastContact:
     """Return the history entry an allowed attempt occupies until it is made or expires."""
-    return PastContact(
-        at=attempt.at,
-        channel=attempt.channel,
-        party=attempt.party,
-        outcome=Outcome.PLANNED,
-        effective=True,
-        account_id=attempt.account_id,
-        third_party_id=attempt.third_party_id,
-        agency_id=attempt.agency_id,
+    # Every allowed contact of a batch makes one, and a frozen dataclass's __init__ costs
+    # several times more than setting its slots; the values follow PastContact's field order.
+    values = (
+        attempt.at,
+        attempt.channel,
+        attempt.party,
+        _PLANNED,
+        True,
+        attempt.account_id,
+        attempt.third_party_id,
+        attempt.agency_id,
     )
+    reservation = object.__new__(PastContact)
+    for setter, value in zip(_PAST_CONTACT_SETTERS, values, strict=True):
+        setter(reservation, value)
+    return reservation
 
 
 def decide_batch(
@@ -1105,23 +1140,32 @@ def decide_batch(
     reserve: bool = True,
 ) -> list[Decision]:
     """Decide many planned contacts in order; allowed ones count against later ones' caps."""
-    states: dict[str, _DebtorState] = {}
-    decisions: list[Decision] = []
-    for attempt in attempts:
-        debtor_id = attempt.debtor_id
-        state = states.get(debtor_id)
-        if state is None:
-            history = histories.get(debtor_id)
-            state = _DebtorState(gate, history.attempts if history is not None else ())
-            states[debtor_id] = state
-        debtor_facts = facts.get(debtor_id)
-        if debtor_facts is None:
-            raise KeyError(f"no debtor facts for {debtor_id!r}; the gate never guesses them")
-        decision = _decide(gate, attempt, debtor_facts, state)
-        if decision.allowed and reserve:
-            state.add(reservation_for(attempt))
-        decisions.append(decision)
-    return decisions
+    # A batch allocates many small objects and no reference cycles, so reference counting
+    # frees everything; without this pause the cyclic collector rescans the caller's whole
+    # heap again and again, which cost about as much as the decisions themselves.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        states: dict[str, _DebtorState] = {}
+        decisions: list[Decision] = []
+        for attempt in attempts:
+            debtor_id = attempt.debtor_id
+            state = states.get(debtor_id)
+            if state is None:
+                history = histories.get(debtor_id)
+                state = _DebtorState(gate, history.attempts if history is not None else ())
+                states[debtor_id] = state
+            debtor_facts = facts.get(debtor_id)
+            if debtor_facts is None:
+                raise KeyError(f"no debtor facts for {debtor_id!r}; the gate never guesses them")
+            decision = _decide(gate, attempt, debtor_facts, state)
+            if decision.allowed and reserve:
+                state.add(reservation_for(attempt))
+            decisions.append(decision)
+        return decisions
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def reschedule(attempt: PlannedContact, decision: Decision) -> PlannedContact | None:

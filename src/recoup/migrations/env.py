@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 
 from recoup.db import make_engine
 from recoup.kit.crypto import BlindIndex, Encrypted
 from recoup.models import Base
+from recoup.models.base import UTCDateTime
 
 config = context.config
 url: str = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or ""
 
 
-def render_item(kind: str, item: Any, _autogen_context: Any) -> str | bool:
+def render_item(kind: str, item: Any, _autogen_context: Any) -> str | Literal[False]:
     """Write encrypted and blind-index columns as their plain storage types (schema only)."""
     if kind == "type" and isinstance(item, Encrypted):
         return "sa.Text()"
+    if kind == "type" and isinstance(item, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
     if kind == "type" and isinstance(item, BlindIndex):
         return "sa.String(length=64)"
     return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import date
 from pathlib import Path
@@ -189,16 +190,27 @@ def list_models(
 @app.command("promote")
 def promote(
     version: str = typer.Argument(..., help="Model version to make champion"),
-    actor: str = typer.Option(
-        ...,
+    actor: str | None = typer.Option(
+        None,
         "--actor",
-        help="Username of the manager or data scientist promoting it (recorded in the audit trail)",
+        help="Username of the manager or data scientist promoting it; checked for "
+        "models:promote and named in the audit trail (default: the CLI operator)",
     ),
 ) -> None:
-    """Make a model version the champion of its institution (audited; needs models:promote)."""
+    """Make a model version the champion of its institution (audited)."""
     with fail_on_domain_error(), unit_of_work() as session:
-        promoted = service.promote_by_user(session, username=actor, version=version)
-        console.print(f"{promoted.version} is now the champion (promoted by {actor})")
+        if actor is None:
+            promoted = service.promote_model(session, version=version, actor=_operator())
+        else:
+            promoted = service.promote_by_user(session, username=actor, version=version)
+        console.print(
+            f"{promoted.version} is now the champion (promoted by {promoted.promoted_by})"
+        )
+
+
+def _operator() -> str:
+    # Someone with shell access to the server; named by their OS account in the audit trail.
+    return f"cli:{getpass.getuser()}"
 
 
 @app.command("realised")

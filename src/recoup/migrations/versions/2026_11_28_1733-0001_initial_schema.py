@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 17:08:10.887910
+Create Date: 2026-11-28 17:33:00.299019
 """
 
 from collections.abc import Sequence
