@@ -7,9 +7,9 @@ contacts for debtors with histories, mostly planned in daytime as a strategy wou
 again with every contact at a random hour. Each figure is the median of three runs, counted
 per CPU second of this process (``time.process_time``) and per wall second; the target is
 judged on CPU time, because the machine is shared and wall time also measures the neighbours.
-The API figure (target: p99 within 3x a bare
-endpoint) serves the app with uvicorn on loopback and times ``POST /api/v1/compliance/check``
-against ``GET /api/v1/me``, the smallest authenticated endpoint (both pay for the token check).
+The API figure (target: p99 within 3x a bare endpoint) serves the app with uvicorn on loopback
+and times ``POST /api/v1/compliance/check`` against ``GET /api/v1/me``, the smallest
+authenticated endpoint (both pay for the token check).
 """
 
 from __future__ import annotations

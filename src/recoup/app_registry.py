@@ -34,6 +34,9 @@ def register(app: FastAPI) -> None:
     from recoup.ingest.api import router as dq_router
 
     app.include_router(dq_router)
+    from recoup.ingest.views import router as dq_pages
+
+    app.include_router(dq_pages)
     from recoup.compliance.api import router as compliance_router
 
     app.include_router(compliance_router)

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from recoup import config, db
 from recoup.cli import app
-from recoup.models import Account, Base, User
+from recoup.demo.service import ACTOR
+from recoup.models import Account, AuditEvent, Base, Institution, User
+from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 
 runner = CliRunner()
 
@@ -71,3 +73,78 @@ class TestDemoCommand:
         again = runner.invoke(app, ["demo", "--accounts", "120", "--no-serve"])
         assert again.exit_code == 0, again.output
         assert again.output.count("skipped") == 2
+
+
+def _models(code: str) -> list[tuple[str, ModelState, str | None]]:
+    with db.unit_of_work() as session:
+        statement = (
+            select(ModelVersion.family, ModelVersion.state, ModelVersion.promoted_by)
+            .join(Institution, Institution.id == ModelVersion.institution_id)
+            .where(Institution.code == code)
+            .order_by(ModelVersion.family)
+        )
+        return [(family, state, by) for family, state, by in session.execute(statement)]
+
+
+def _unscored_delinquent_accounts(code: str) -> int:
+    with db.unit_of_work() as session:
+        scored = select(AccountScore.account_id)
+        statement = (
+            select(func.count())
+            .select_from(Account)
+            .join(Institution, Institution.id == Account.institution_id)
+            .where(Institution.code == code, Account.days_past_due > 0)
+            .where(Account.id.not_in(scored))
+        )
+        return int(session.execute(statement).scalar_one())
+
+
+def _count(model: type) -> int:
+    with db.unit_of_work() as session:
+        return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+class TestDemoModels:
+    def test_trains_promotes_and_scores_each_newly_seeded_institution(self, cli_db: str) -> None:
+        result = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3"])
+        assert result.exit_code == 0, result.output
+        assert "note:" not in result.output
+        assert "Demo models" in result.output
+        for code in ("DEMO-CF", "DEMO-BANK"):
+            assert _models(code) == [
+                ("gbm", ModelState.candidate, None),
+                ("scorecard", ModelState.champion, ACTOR),
+            ]
+            assert _unscored_delinquent_accounts(code) == 0
+            assert f"{code}: scored" in result.output
+        assert _count(AccountScore) > 0
+        assert _count(ScoringRun) == 2
+        with db.unit_of_work() as session:
+            promotions = session.execute(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "models.promote", AuditEvent.actor == ACTOR)
+            ).scalar_one()
+        assert promotions == 2
+
+        again = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3"])
+        assert again.exit_code == 0, again.output
+        assert again.output.count("skipped") == 2
+        assert "Demo models" not in again.output
+        assert _count(ModelVersion) == 4
+
+    def test_no_models_leaves_a_bare_portfolio(self, cli_db: str) -> None:
+        result = runner.invoke(
+            app, ["seed-demo", "--accounts", "600", "--seed", "3", "--no-models"]
+        )
+        assert result.exit_code == 0, result.output
+        assert _count(Account) == 600
+        assert _count(ModelVersion) == 0
+        assert _count(AccountScore) == 0
+
+    def test_a_portfolio_too_small_to_train_on_gets_a_note_not_a_failure(self, cli_db: str) -> None:
+        result = runner.invoke(app, ["seed-demo", "--accounts", "240", "--seed", "3"])
+        assert result.exit_code == 0, result.output
+        assert "note: DEMO-BANK: no models or scores: training needs at least" in result.output
+        assert _count(Account) == 240
+        assert _models("DEMO-BANK") == []

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from playwright.sync_api import Page
+from sqlalchemy.orm import Session
+
+from recoup.db import make_engine
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -51,3 +56,14 @@ def log_in(page: Page, server: LiveServer, username: str, *, next_path: str = "/
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}{re.escape(next_path)}(\?.*)?$"))
+
+
+@contextmanager
+def database_session(server: LiveServer) -> Iterator[Session]:
+    """Open a session on the live server's database (for seeding and checking from tests)."""
+    engine = make_engine(server.database_url)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -17,11 +16,10 @@ from sqlalchemy.orm import Session
 
 from recoup.compliance import service as compliance
 from recoup.compliance.enums import Channel, Party
-from recoup.db import make_engine
 from recoup.identity import service as identity
 from recoup.kit.clock import utcnow, zone
 from recoup.models import Debtor, User
-from tests.web.support import PASSWORD, LiveServer, log_in
+from tests.web.support import PASSWORD, LiveServer, database_session, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -43,15 +41,6 @@ class ComplianceData:
     allowed_decisions: int
 
 
-def _session(server: LiveServer) -> Iterator[Session]:
-    engine = make_engine(server.database_url)
-    try:
-        with Session(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
 def _user(session: Session, username: str) -> User:
     return session.execute(select(User).where(User.username == username)).scalar_one()
 
@@ -59,7 +48,7 @@ def _user(session: Session, username: str) -> User:
 @pytest.fixture(scope="module")
 def compliance_data(live_server: LiveServer) -> ComplianceData:
     """A second officer, a team with certificates, gate decisions and a scanned note."""
-    for session in _session(live_server):
+    with database_session(live_server) as session:
         debtor = session.get(Debtor, live_server.seeded.debtor_id)
         other = session.get(Debtor, live_server.seeded.unassigned_debtor_id)
         assert debtor is not None

@@ -935,10 +935,10 @@ def _timed_blocks(
     # can bite at all is settled once, before the per-zone work.
     cooldown_days: int | None = None
     earliest = instant
-    if party is _DEBTOR:
-        days = gate.conversation_cooldown_days
+    days = gate.conversation_cooldown_days
+    if party is _DEBTOR and days is not None:
         conversations = state.conversations.get(attempt.account_id)
-        if days is not None and conversations and channel in VOICE_CHANNELS:
+        if conversations and channel in VOICE_CHANNELS:
             # Only a conversation in the last days + 1 days can start a cooldown in any zone.
             earliest = instant - timedelta(days=days + 1)
             for moment in conversations:
@@ -953,6 +953,7 @@ def _timed_blocks(
     )
     hour_range = gate.hour_ranges[channel]
     inconvenient = bool(facts.inconvenient_windows)
+    checks_days = gate.checks_days
     for zone_name, tz in zones:
         local = instant.astimezone(tz)
         if inconvenient:
@@ -961,7 +962,7 @@ def _timed_blocks(
             second = local.hour * 3600 + local.minute * 60 + local.second
             if not hour_range[0] <= second < hour_range[1]:
                 blocks += _hours_blocks(gate, attempt, facts, instant, zone_name, tz, local)
-        if gate.checks_days:
+        if checks_days:
             holiday = _holiday_block(gate, zone_name, tz, local)
             if holiday is not None:
                 blocks.append(holiday)

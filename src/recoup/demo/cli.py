@@ -8,11 +8,12 @@ from rich.table import Table
 
 from recoup.db import unit_of_work
 from recoup.db_cli import upgrade
-from recoup.demo.service import DemoSeed, seed_demo
+from recoup.demo.service import DemoSeed, SeededInstitution, seed_demo
 from recoup.kit.cli import console, fail_on_domain_error, progress
 
 DEFAULT_DEMO_ACCOUNTS = 5_000
 DEFAULT_SEED = 42
+MODELS_HELP = "Train demo models, promote the scorecard and score delinquent accounts"
 
 
 def seed_demo_command(
@@ -22,9 +23,10 @@ def seed_demo_command(
     seed: int = typer.Option(
         DEFAULT_SEED, "--seed", help="Random seed: the same seed gives the same portfolio"
     ),
+    models: bool = typer.Option(True, "--models/--no-models", help=MODELS_HELP),
 ) -> None:
-    """Create the demo institutions, users and a synthetic portfolio (skipping seeded ones)."""
-    result = run_seed(accounts=accounts, seed=seed)
+    """Create the demo institutions, users, a portfolio and its models (skipping seeded ones)."""
+    result = run_seed(accounts=accounts, seed=seed, models=models)
     print_summary(result)
 
 
@@ -36,10 +38,11 @@ def demo_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
     port: int = typer.Option(8000, "--port", help="Port to listen on"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the web app after seeding"),
+    models: bool = typer.Option(True, "--models/--no-models", help=MODELS_HELP),
 ) -> None:
     """Migrate the database, seed the demo if it is empty, and serve it on http://127.0.0.1:8000."""
     console.print(prepare_schema())
-    print_summary(run_seed(accounts=accounts, seed=seed))
+    print_summary(run_seed(accounts=accounts, seed=seed, models=models))
     if serve:
         # Imported here: recoup.cli imports this module while it registers commands.
         from recoup.cli import serve as serve_command
@@ -53,18 +56,32 @@ def prepare_schema() -> str:
     return "Database is up to date."
 
 
-def run_seed(*, accounts: int, seed: int) -> DemoSeed:
-    """Seed the demo inside one transaction, drawing a progress bar per institution."""
+def run_seed(*, accounts: int, seed: int, models: bool = True) -> DemoSeed:
+    """Seed the demo (and its models) in one transaction, drawing progress bars per institution."""
     with fail_on_domain_error(), progress() as bar:
         tasks: dict[str, TaskID] = {}
+        model_tasks: dict[str, TaskID] = {}
 
         def advance(label: str, done: int, total: int) -> None:
             if label not in tasks:
                 tasks[label] = bar.add_task(f"Seeding {label}", total=total)
             bar.update(tasks[label], completed=done, total=total)
 
+        def advance_models(label: str, step: str, done: int, total: int) -> None:
+            if label not in model_tasks:
+                model_tasks[label] = bar.add_task("", total=total)
+            description = f"Models {label}" if done == total else f"Models {label}: {step}"
+            bar.update(model_tasks[label], description=description, completed=done, total=total)
+
         with unit_of_work() as session:
-            return seed_demo(session, accounts=accounts, seed=seed, progress=advance)
+            return seed_demo(
+                session,
+                accounts=accounts,
+                seed=seed,
+                progress=advance,
+                train_models=models,
+                model_progress=advance_models,
+            )
 
 
 def print_summary(result: DemoSeed) -> None:
@@ -94,6 +111,7 @@ def print_summary(result: DemoSeed) -> None:
         console.print(
             f"Seeded {result.accounts:,} accounts ({result.rows:,} rows) in {seconds:.1f} s."
         )
+    print_models(result.institutions)
 
     new_users = [credential for credential in result.credentials if credential.password is not None]
     if not new_users:
@@ -106,3 +124,34 @@ def print_summary(result: DemoSeed) -> None:
         users.add_row(credential.username, credential.role, credential.password)
     console.print(users)
     console.print("[bold]Write these passwords down now; they cannot be shown again.[/]")
+
+
+def print_models(institutions: list[SeededInstitution]) -> None:
+    """Print the models trained for the demo, how many accounts they scored, and any notes."""
+    prepared = [(item.code, item.models) for item in institutions if item.models is not None]
+    table = Table(title="Demo models (AUC and KS on held-out snapshots)")
+    for heading in ("institution", "version", "family", "state"):
+        table.add_column(heading, overflow="fold")
+    for heading in ("AUC", "KS", "seconds"):
+        table.add_column(heading, justify="right")
+    for code, models in prepared:
+        for model in models.models:
+            table.add_row(
+                code,
+                model.version,
+                model.family,
+                "champion" if model.champion else "candidate",
+                f"{model.auc:.4f}",
+                f"{model.ks:.4f}",
+                f"{model.seconds:.1f}",
+            )
+    if table.row_count:
+        console.print(table)
+    for code, models in prepared:
+        if models.accounts_scored:
+            console.print(
+                f"{code}: scored {models.accounts_scored:,} delinquent accounts with the champion; "
+                f"models and scores took {models.seconds:.1f} s."
+            )
+        for note in models.notes:
+            console.print(f"[yellow]note:[/] {code}: {note}")

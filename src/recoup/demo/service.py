@@ -4,6 +4,7 @@ Rows are written with Core ``executemany`` in chunks (the ``Encrypted`` column t
 still encrypts every PII value on the way in, and the blind-index columns are filled
 here). Users go through ``recoup.identity.service.create_user`` so passwords are hashed
 and audited like any other; their random passwords are returned once and never stored.
+Models, when asked for, go through ``recoup.scoring.service`` like ``recoup model train``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -34,6 +35,10 @@ from recoup.kit.clock import utcnow, zone
 from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
+from recoup.models.institution import Institution
+from recoup.scoring import service as scoring
+from recoup.scoring.errors import ScoringError
+from recoup.scoring.spec import Family
 
 ACTOR = "demo-seed"
 CHUNK_ROWS = 10_000
@@ -72,8 +77,15 @@ DEMO_ROLES: tuple[tuple[str, int, str], ...] = (
     ("data_scientist", 1, "演示数据科学家"),
 )
 
+# The scorecard is trained first and becomes champion: collectors can read its reasons.
+DEMO_MODEL_FAMILIES: tuple[Family, ...] = ("scorecard", "gbm")
+CHAMPION_FAMILY: Family = "scorecard"
+
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(institution_code, rows_written, rows_total)``."""
+
+ModelProgressCallback = Callable[[str, str, int, int], None]
+"""Called as ``model_progress(institution_code, next_step, steps_done, steps_total)``."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,28 @@ class DemoCredential:
 
 
 @dataclass(frozen=True)
+class DemoModel:
+    """A model trained on a demo institution's history, with its held-out metrics."""
+
+    version: str
+    family: str
+    auc: float
+    ks: float
+    seconds: float
+    champion: bool = False
+
+
+@dataclass
+class DemoModels:
+    """What preparing one institution's models did: models, scored accounts and notes."""
+
+    models: list[DemoModel] = field(default_factory=list)
+    accounts_scored: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class SeededInstitution:
     """What seeding did for one institution."""
 
@@ -96,6 +130,7 @@ class SeededInstitution:
     seeded: bool
     message: str
     counts: dict[str, int] = field(default_factory=dict)
+    models: DemoModels | None = None
 
 
 @dataclass
@@ -128,11 +163,15 @@ def seed_demo(
     seed: int,
     as_of: date | None = None,
     progress: ProgressCallback | None = None,
+    train_models: bool = False,
+    model_progress: ModelProgressCallback | None = None,
 ) -> DemoSeed:
     """Create the demo institutions, users and portfolios; skip an institution that has data.
 
-    Given a ``Session`` this never commits (the caller owns the transaction); given an
-    ``Engine`` it commits once per institution, so a finished institution stays seeded.
+    With ``train_models`` each institution seeded now also gets its models and scores
+    (``prepare_demo_models``). Given a ``Session`` this never commits (the caller owns the
+    transaction); given an ``Engine`` it commits once per institution, so a finished
+    institution stays seeded.
     """
     if accounts < 1:
         raise ValidationFailed(f"seed at least one account, not {accounts}")
@@ -148,6 +187,8 @@ def seed_demo(
                 seed=seed,
                 as_of=as_of,
                 progress=progress,
+                train_models=train_models,
+                model_progress=model_progress,
                 result=result,
             )
     return result
@@ -170,6 +211,8 @@ def _seed_institution(
     seed: int,
     as_of: date,
     progress: ProgressCallback | None,
+    train_models: bool,
+    model_progress: ModelProgressCallback | None,
     result: DemoSeed,
 ) -> None:
     """Seed one demo institution unless it already holds a portfolio."""
@@ -236,6 +279,13 @@ def _seed_institution(
         institution_id=institution.id,
         details={"seed": seed, "as_of": as_of.isoformat(), **counts},
     )
+
+    # Models trained on the history just written, so the models pages have something to show.
+    models = (
+        prepare_demo_models(session, institution=institution, as_of=as_of, progress=model_progress)
+        if train_models
+        else None
+    )
     result.institutions.append(
         SeededInstitution(
             code=spec.code,
@@ -243,12 +293,83 @@ def _seed_institution(
             seeded=True,
             message="seeded",
             counts=counts,
+            models=models,
         )
     )
 
 
 def _add_seconds(result: DemoSeed, stage: str, started: float) -> None:
     result.seconds[stage] = result.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+def prepare_demo_models(
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    progress: ModelProgressCallback | None = None,
+) -> DemoModels:
+    """Train the demo models on an institution's history, promote the scorecard, score accounts.
+
+    A portfolio too small to learn from must not break the demo: a step that raises a
+    ``ScoringError`` is rolled back to its savepoint and leaves a note in the outcome instead.
+    """
+    outcome = DemoModels()
+    started = time.perf_counter()
+    steps = len(DEMO_MODEL_FAMILIES) + 1
+
+    def report(step: str, done: int) -> None:
+        if progress is not None:
+            progress(institution.code, step, done, steps)
+
+    # Train each family on the monthly snapshots before ``as_of``, as `recoup model train` does.
+    for done, family in enumerate(DEMO_MODEL_FAMILIES):
+        report(f"training the {family}", done)
+        trained_at = time.perf_counter()
+        try:
+            with session.begin_nested():
+                trained = scoring.train_from_portfolio(
+                    session, institution=institution, as_of=as_of, family=family, actor=ACTOR
+                )
+        except ScoringError as error:
+            if family == CHAMPION_FAMILY:
+                # Every family learns from the same rows: if the scorecard cannot, none can.
+                outcome.notes.append(f"no models or scores: {error.message}")
+                break
+            outcome.notes.append(f"{family} not trained: {error.message}")
+            continue
+        evaluation = trained.model.evaluation
+        outcome.models.append(
+            DemoModel(
+                version=trained.model_version.version,
+                family=family,
+                auc=evaluation.auc,
+                ks=evaluation.ks,
+                seconds=time.perf_counter() - trained_at,
+            )
+        )
+
+    # Promote the scorecard (audited) and score every delinquent account with it.
+    champion = next((model for model in outcome.models if model.family == CHAMPION_FAMILY), None)
+    if champion is not None:
+        report("scoring delinquent accounts", steps - 1)
+        try:
+            with session.begin_nested():
+                scoring.promote_model(session, version=champion.version, actor=ACTOR)
+                run = scoring.score_delinquent_accounts(
+                    session, institution=institution, as_of=as_of
+                )
+        except ScoringError as error:
+            outcome.notes.append(f"{champion.version} not promoted: {error.message}")
+        else:
+            outcome.models[outcome.models.index(champion)] = replace(champion, champion=True)
+            outcome.accounts_scored = run.accounts_scored
+    report("done", steps)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
 # --- users -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Row, Table, func, select
+from sqlalchemy import Date, DateTime, Row, Table, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,15 @@ ACCOUNT_COLUMNS = (
     "penalty", "minimum_due", "overdue_amount", "due_date", "days_past_due", "bucket", "status",
     "opened_on", "charged_off_on",
 )  # fmt: skip
+
+# The order of ``insert_rows`` tuples for accounts seen for the first time.
+NEW_ACCOUNT_COLUMNS = (
+    "institution_id",
+    "external_id",
+    *ACCOUNT_COLUMNS,
+    "created_at",
+    "updated_at",
+)
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -124,6 +133,55 @@ def ids_by_external_id(
     return dict(session.connection().execute(statement).all())
 
 
+def insert_import_events(
+    session: Session,
+    *,
+    institution_id: int,
+    external_ids: Sequence[str],
+    effective_at: datetime,
+    recorded_at: datetime,
+) -> bool:
+    """Record an import delinquency event for each named account from its stored state.
+
+    One INSERT … SELECT inside SQLite, in the order of ``external_ids``, instead of
+    reading the new ids back and sending every event row from Python. Returns ``False``
+    on other backends, where the caller inserts the events itself.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    if not external_ids:
+        return True
+    listed = func.json_each(json.dumps(list(external_ids))).table_valued("key", "value")
+    balance = _ACCOUNTS.c.principal + _ACCOUNTS.c.interest + _ACCOUNTS.c.fees + _ACCOUNTS.c.penalty
+    source = (
+        select(
+            _ACCOUNTS.c.institution_id,
+            _ACCOUNTS.c.id,
+            literal(effective_at, _EVENTS.c.effective_at.type),
+            literal(recorded_at, _EVENTS.c.recorded_at.type),
+            _ACCOUNTS.c.days_past_due,
+            _ACCOUNTS.c.bucket,
+            _ACCOUNTS.c.status,
+            balance,
+            literal("import", _EVENTS.c.cause.type),
+            literal(False, _EVENTS.c.superseded.type),
+        )
+        .select_from(listed)
+        .join(
+            _ACCOUNTS,
+            (_ACCOUNTS.c.institution_id == institution_id)
+            & (_ACCOUNTS.c.external_id == listed.c.value),
+        )
+        .order_by(listed.c.key)
+    )
+    columns = [
+        "institution_id", "account_id", "effective_at", "recorded_at", "days_past_due",
+        "bucket", "status", "balance", "cause", "superseded",
+    ]  # fmt: skip
+    session.connection().execute(_EVENTS.insert().from_select(columns, source))
+    return True
+
+
 def account_currencies(
     session: Session, *, institution_id: int, external_ids: Iterable[str]
 ) -> dict[str, str]:
@@ -161,6 +219,45 @@ def upsert(
     execute_many(session, statement, table, rows)
 
 
+def plain_inserts(session: Session) -> bool:
+    """Tell whether ``insert_rows`` may write rows the caller found missing a moment ago.
+
+    On SQLite it may: the look-up and the insert share one transaction, and in WAL mode a
+    row committed by another connection in between fails the write (SQLITE_BUSY_SNAPSHOT)
+    with or without ON CONFLICT. PostgreSQL keeps the upsert, which such a row would meet.
+    """
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def insert_rows(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert tuples of ``columns`` into ``table`` with one driver-level executemany.
+
+    Built for a million rows: the SQL is written once, and only values of columns whose
+    type needs converting (dates on SQLite) are converted, once per distinct value.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    converters = {
+        index: processor
+        for index, name in enumerate(columns)
+        if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    }
+    if converters:
+        # Column by column: a million rows repeat few distinct dates.
+        by_column = list(zip(*rows, strict=True))
+        for index, processor in converters.items():
+            by_column[index] = tuple(map(_Converted(processor).__getitem__, by_column[index]))
+        rows = list(zip(*by_column, strict=True))
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    placeholders = ", ".join(marker for _name in columns)
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
+    connection.exec_driver_sql(statement, list(rows))
+
+
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` into ``table`` with one executemany."""
     if rows:
@@ -186,7 +283,8 @@ def execute_many(
         column_type = table.c[key].type
         processor = column_type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
-            cached = isinstance(column_type, (Date, DateTime))
+            # UTCDateTime wraps DateTime: its values repeat (one ``now`` per chunk) just the same.
+            cached = isinstance(getattr(column_type, "impl", column_type), (Date, DateTime))
             converters[key] = _cached(processor) if cached else processor
     positions = compiled.positiontup
     if positions:
@@ -210,6 +308,18 @@ def execute_many(
             for row in rows
         ]
     connection.exec_driver_sql(compiled.string, parameters)
+
+
+class _Converted(dict[Any, Any]):
+    """Values converted by a bind processor, each distinct value once."""
+
+    def __init__(self, processor: Any) -> None:
+        super().__init__()
+        self.processor = processor
+
+    def __missing__(self, value: Any) -> Any:
+        converted = self[value] = self.processor(value)
+        return converted
 
 
 def _cached(processor: Any) -> Any:
@@ -345,3 +455,38 @@ def rejects_by_code(session: Session, *, run_ids: Sequence[int]) -> list[tuple[i
         .order_by(ImportReject.run_id, func.count().desc())
     )
     return [(int(r), str(c), str(reason), int(n)) for r, c, reason, n in session.execute(statement)]
+
+
+# --- import history pages -----------------------------------------------------------------
+
+
+def recent_runs(
+    session: Session, *, institution_id: int, offset: int, limit: int
+) -> tuple[list[ImportRun], int]:
+    """Return one page of an institution's import runs, newest first, and how many there are."""
+    scope = ImportRun.institution_id == institution_id
+    total = count(session, select(func.count()).select_from(ImportRun).where(scope))
+    runs = session.execute(
+        select(ImportRun)
+        .where(scope)
+        .order_by(ImportRun.started_at.desc(), ImportRun.id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).scalars()
+    return list(runs), total
+
+
+def run_rejects(
+    session: Session, *, institution_id: int, run_id: int, offset: int = 0, limit: int | None = None
+) -> tuple[list[ImportReject], int]:
+    """Return rejected-field problems of one run in file order (all when no ``limit``) and total."""
+    scope = (ImportReject.institution_id == institution_id, ImportReject.run_id == run_id)
+    total = count(session, select(func.count()).select_from(ImportReject).where(*scope))
+    rejects = session.execute(
+        select(ImportReject)
+        .where(*scope)
+        .order_by(ImportReject.row_number, ImportReject.id)
+        .offset(offset)
+        .limit(limit)
+    ).scalars()
+    return list(rejects), total

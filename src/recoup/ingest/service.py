@@ -104,21 +104,28 @@ class CheckedChunk:
 
 def check_chunk(*, state: ImportState, rows: Sequence[RawRow]) -> CheckedChunk:
     """Apply the row rules and the in-file duplicate check to one chunk (no database)."""
-    validate = VALIDATORS[state.kind]
+    return check_rows(kind=state.kind, context=state.context, seen=state.seen, rows=rows)
+
+
+def check_rows(
+    *, kind: ImportKind, context: RowContext, seen: SeenKeys, rows: Sequence[RawRow]
+) -> CheckedChunk:
+    """Check one chunk of ``kind`` rows against ``context``, remembering ids in ``seen``."""
+    validate = VALIDATORS[kind]
     problems: list[tuple[int, Problem]] = []
     valid: list[tuple[int, Record]] = []
     for raw in rows:
         if raw.problem is not None:
             problems.append((raw.number, raw.problem))
             continue
-        checked = validate(raw.values, state.context)
+        checked = validate(raw.values, context)
         if isinstance(checked, list):
             problems.extend((raw.number, problem) for problem in checked)
         else:
             valid.append((raw.number, checked))
 
     # Within the file the first occurrence of an external id wins.
-    first = state.seen.first_time([record.external_id for _number, record in valid])
+    first = seen.first_time([record.external_id for _number, record in valid])
     unique: list[tuple[int, Record]] = []
     for (number, record), is_first in zip(valid, first, strict=True):
         if is_first:
@@ -331,9 +338,41 @@ def _write_accounts(
     now = utcnow()
     compare = repository.ACCOUNT_COLUMNS
     to_write: list[dict[str, Any]] = []
-    changed_state: dict[str, dict[str, Any]] = {}
+    # Accounts met for the first time skip the upsert's comparisons and dictionaries
+    # where the backend allows a plain insert of tuples (see ``repository.insert_rows``).
+    plain_inserts = repository.plain_inserts(session)
+    new_accounts: list[tuple[Any, ...]] = []
+    changed_state: dict[str, dict[str, Any] | None] = {}
     for _number, record, debtor_id in _with_debtors(session, state, pairs, result):
         stored = existing.get(record.external_id)
+        if stored is None and plain_inserts:
+            result.inserted += 1
+            new_accounts.append(
+                (
+                    institution_id,
+                    record.external_id,
+                    debtor_id,
+                    record.product,
+                    record.currency,
+                    record.credit_limit,
+                    record.principal,
+                    record.interest,
+                    record.fees,
+                    record.penalty,
+                    record.minimum_due,
+                    record.overdue_amount,
+                    record.due_date,
+                    record.days_past_due,
+                    record.bucket,
+                    record.status,
+                    record.opened_on,
+                    record.charged_off_on,
+                    now,
+                    now,
+                )
+            )
+            changed_state[record.external_id] = None
+            continue
         status = record.status
         if (
             stored is not None
@@ -375,7 +414,16 @@ def _write_accounts(
     repository.upsert(
         session, repository.accounts_table(), to_write, update_columns=(*compare, "updated_at")
     )
-    if not changed_state:
+    repository.insert_rows(
+        session, repository.accounts_table(), repository.NEW_ACCOUNT_COLUMNS, new_accounts
+    )
+    if not changed_state or repository.insert_import_events(
+        session,
+        institution_id=institution_id,
+        external_ids=list(changed_state),
+        effective_at=state.run.started_at,
+        recorded_at=now,
+    ):
         return
     account_ids = repository.ids_by_external_id(
         session, Account, institution_id=institution_id, external_ids=changed_state
@@ -400,6 +448,7 @@ def _write_accounts(
                 "superseded": False,
             }
             for external_id, values in changed_state.items()
+            if values is not None
         ],
     )
 

@@ -1,15 +1,15 @@
-"""Shell pages: the language switch and the sections still to come."""
+"""Shell pages: the language switch."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 from recoup.config import get_settings
 from recoup.web import localization
-from recoup.web.templating import Viewer, render, safe_next, viewer_with
+from recoup.web.templating import safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,13 +34,3 @@ def switch_language(
         path="/",
     )
     return response
-
-
-def _coming_soon(viewer: Viewer, section: str) -> HTMLResponse:
-    return render(viewer, "coming_soon.html", active_nav=section)
-
-
-@router.get("/imports", response_class=HTMLResponse)
-def imports(viewer: Annotated[Viewer, viewer_with("dq:read")]) -> HTMLResponse:
-    """Imports and data quality (arrives with a later release)."""
-    return _coming_soon(viewer, "imports")

@@ -1,0 +1,197 @@
+"""Reading and checking a file in a second process gives exactly the in-process outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from recoup.ingest.pipeline import _pack, _record_type, _unpack
+from recoup.ingest.readers import UnusableFile
+from recoup.ingest.rules import (
+    AccountRecord,
+    ContactRecord,
+    DebtorRecord,
+    PaymentRecord,
+    Problem,
+)
+from recoup.ingest.service import CheckedChunk
+from recoup.models import Account, DelinquencyEvent, Institution
+from recoup.models.debtor import Debtor
+from recoup.models.ingest import ImportKind, ImportRun
+from tests.factories import make_institution
+from tests.ingest.conftest import DEBTORS_HEADER, load, write
+
+ACCOUNTS = (
+    "external_id,debtor_external_id,product,currency,credit_limit,principal,interest,fees,"
+    "penalty,minimum_due,overdue_amount,due_date,days_past_due,status,opened_on,charged_off_on"
+)
+
+
+def mixed_accounts(rows: int) -> str:
+    """Return an accounts file of clean rows with every few rows something wrong."""
+    lines = [ACCOUNTS]
+    for index in range(rows):
+        days = (0, 5, 35, 95)[index % 4]
+        status = "delinquent" if days else "current"
+        line = (
+            f"A{index},D{index % 5},credit_card,CNY,100.00,{index}.5,1.25,0,0,0,0,"
+            f"2025-01-0{1 + index % 9},{days},{status},2024-01-01,"
+        )
+        if index % 11 == 3:
+            line = line.replace(f",{index}.5,", ',"12,34",')
+        if index % 13 == 4:
+            line = line.replace(f",D{index % 5},", ",D404,")
+        if index % 17 == 5:
+            line = line.replace(status, "current" if days else "delinquent", 1)
+        lines.append(line)
+    lines.append("A7,D1,credit_card,CNY,,1.00,0,0,0,0,0,,0,,,")  # a duplicate id
+    lines.append("A999,D1")  # too few fields
+    return "\n".join(lines) + "\n"
+
+
+def accounts_of(session: Session, institution: Institution) -> list[tuple[object, ...]]:
+    columns = [column for column in Account.__table__.c if column.name not in ("id",)]  # type: ignore[attr-defined]
+    skip = {"institution_id", "debtor_id", "created_at", "updated_at"}
+    shown = [column for column in columns if column.name not in skip]
+    statement = (
+        select(*shown).where(Account.institution_id == institution.id).order_by(Account.external_id)
+    )
+    return [tuple(row) for row in session.execute(statement)]
+
+
+def events_of(session: Session, institution: Institution) -> list[tuple[object, ...]]:
+    statement = (
+        select(
+            Account.external_id,
+            DelinquencyEvent.bucket,
+            DelinquencyEvent.status,
+            DelinquencyEvent.balance,
+            DelinquencyEvent.days_past_due,
+        )
+        .join(Account, Account.id == DelinquencyEvent.account_id)
+        .where(DelinquencyEvent.institution_id == institution.id)
+        .order_by(DelinquencyEvent.id)
+    )
+    return [tuple(row) for row in session.execute(statement)]
+
+
+class TestSameOutcome:
+    def test_summary_rows_events_and_reject_report_match_the_in_process_import(
+        self, session: Session, tmp_path: Path
+    ) -> None:
+        debtors = write(
+            tmp_path, "d.csv", DEBTORS_HEADER + "\n" + "".join(f"D{i},张伟,,,\n" for i in range(5))
+        )
+        outcomes = []
+        for pipeline in (False, True):
+            institution = make_institution(session)
+            load(session, institution, "debtors", debtors)
+            folder = tmp_path / str(pipeline)
+            folder.mkdir()
+            first = write(folder, "a.csv", mixed_accounts(60))
+            second = write(folder, "b.csv", mixed_accounts(80).replace(",1.25,", ",2.50,"))
+            summaries = [
+                load(session, institution, "accounts", path, chunk_size=7, pipeline=pipeline)
+                for path in (first, second, first)
+            ]
+            outcomes.append(
+                (
+                    [
+                        (
+                            summary.rows_read,
+                            summary.inserted,
+                            summary.updated,
+                            summary.unchanged,
+                            summary.rejected,
+                            dict(summary.reject_counts),
+                            summary.reject_report.read_text(encoding="utf-8-sig")
+                            if summary.reject_report
+                            else None,
+                        )
+                        for summary in summaries
+                    ],
+                    accounts_of(session, institution),
+                    events_of(session, institution),
+                )
+            )
+        in_process, pipelined = outcomes
+        assert pipelined == in_process
+        first_run = in_process[0][0]
+        assert first_run[1] > 0
+        assert {"bad_amount", "unknown_debtor", "inconsistent", "duplicate_in_file"} <= set(
+            first_run[5]
+        )
+        assert in_process[0][1][1] > 0  # the second file updated rows
+
+    def test_json_lines_report_the_columns_they_ignored(
+        self, session: Session, tmp_path: Path
+    ) -> None:
+        institution = make_institution(session)
+        lines = [
+            '{"external_id": "D1", "name": "张伟", "extra": 1}',
+            '{"external_id": "D2", "name": "李娜", "later": "x"}',
+        ]
+        path = write(tmp_path, "d.jsonl", "\n".join(lines))
+        summary = load(session, institution, "debtors", path, pipeline=True)
+        assert summary.inserted == 2
+        assert summary.ignored_columns == ["extra", "later"]
+
+
+class TestFileBreakingPartWay:
+    def test_rows_before_the_break_are_committed_and_the_run_says_so(
+        self, session: Session, tmp_path: Path
+    ) -> None:
+        institution = make_institution(session)
+        rows = "".join(f"D{i},张伟,,,\n" for i in range(5))
+        huge = '"' + "x" * (17 * 2**20) + '"'
+        path = write(tmp_path, "d.csv", f"{DEBTORS_HEADER}\n{rows}D9,{huge},,,\n")
+        with pytest.raises(UnusableFile, match="The 4 rows before it were committed"):
+            load(session, institution, "debtors", path, chunk_size=2, pipeline=True)
+        stored = (
+            select(func.count()).select_from(Debtor).where(Debtor.institution_id == institution.id)
+        )
+        assert session.execute(stored).scalar_one() == 4
+        run = session.execute(
+            select(ImportRun).where(ImportRun.institution_id == institution.id)
+        ).scalar_one()
+        assert (run.status, run.rows_read) == ("failed", 4)
+        assert run.message is not None
+        assert "cannot be read as CSV" in run.message
+
+
+class TestPacking:
+    @pytest.mark.parametrize(
+        "record",
+        [
+            DebtorRecord(
+                "D1", "individual", "张伟", None, None, date(1990, 1, 2), "北京市", None, None,
+                "Asia/Shanghai", "zh-CN", None, {"deceased": False},
+            ),
+            ContactRecord(
+                "C1", "D1", "mobile", "+8613812345678", "self", False, None, "valid", "crm",
+                None, datetime(2025, 1, 1, tzinfo=UTC), {"opt_out_sms": True}, None, None,
+            ),
+            AccountRecord(
+                "A1", "D1", "credit_card", "CNY", None, 100, 1, 0, 0, 0, 0, None, 5, "M1",
+                "delinquent", date(2024, 1, 1), None, status_given=False,
+            ),
+            PaymentRecord("P1", "A1", 100, None, datetime(2025, 1, 1, tzinfo=UTC), "card"),
+        ],
+    )  # fmt: skip
+    def test_records_and_problems_survive_the_trip(self, record: object) -> None:
+        kind = {
+            DebtorRecord: ImportKind.debtors,
+            ContactRecord: ImportKind.contacts,
+            AccountRecord: ImportKind.accounts,
+            PaymentRecord: ImportKind.payments,
+        }[type(record)]
+        chunk = CheckedChunk(
+            rows_read=3,
+            records=[(2, record)],  # type: ignore[list-item]
+            problems=[(3, Problem("principal", "12,34", "bad_amount", "not an amount"))],
+        )
+        assert _unpack(_pack(chunk), _record_type(kind)) == chunk
