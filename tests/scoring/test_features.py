@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from recoup.compliance import service as compliance
+from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.models import Account, Debtor, Institution
+from recoup.models.scoring import AccountScore
+from recoup.scoring import service
 from recoup.scoring.features import (
     FEATURE_NAMES,
     PortfolioTables,
@@ -18,8 +26,18 @@ from recoup.scoring.features import (
     tables_from_rows,
     training_snapshots,
 )
+from recoup.scoring.repository import load_portfolio_tables
+from recoup.scoring.training import train_model
+from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.scoring.test_service import make_feature_frame
 
 AS_OF = date(2025, 6, 30)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CONTACT_FEATURES = (
+    "contact_attempts_30d",
+    "right_party_contacts_90d",
+    "days_since_right_party_contact",
+)
 
 
 def at(day: str, hour: int = 10) -> datetime:
@@ -149,3 +167,161 @@ class TestLabels:
         assert (frame["days_past_due"] > 0).all()
         june = frame[frame["snapshot"] == "2025-06-30"].set_index("account_id")
         assert june["pays"].to_dict() == {1: 1, 2: 0}
+
+
+def local(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=SHANGHAI)  # type: ignore[misc]
+
+
+def call(
+    session: Session,
+    debtor: Debtor,
+    when: datetime,
+    outcome: Outcome | None,
+    *,
+    account: Account | None = None,
+) -> bool:
+    """Ask the gate for a call to the debtor and record its outcome; return whether allowed."""
+    checked = compliance.check_contact(
+        session,
+        institution_id=debtor.institution_id,
+        debtor_id=debtor.id,
+        channel=Channel.CALL,
+        party=Party.DEBTOR,
+        at=when,
+        actor="tester",
+        account_id=account.id if account else None,
+        now=when,
+    )
+    if checked.decision.allowed and outcome is not None:
+        compliance.record_outcome(
+            session,
+            institution_id=debtor.institution_id,
+            decision_id=checked.record.id,
+            outcome=outcome,
+            effective=outcome is Outcome.CONVERSATION,
+            happened_at=when,
+        )
+    return checked.decision.allowed
+
+
+ContactPortfolio = tuple[Institution, Account, Account, Account]
+
+
+@pytest.fixture
+def contact_portfolio(session: Session) -> ContactPortfolio:
+    """Debtor A (two accounts) was reached on 10 March and 10 June; debtor B never answered."""
+    institution = make_institution(session)
+    reached = make_debtor(session, institution)
+    silent = make_debtor(session, institution, national_id="110101198001011234")
+    make_contact_point(session, reached)
+    card = make_account(session, reached)
+    loan = make_account(session, reached)
+    other = make_account(session, silent)
+    assert call(session, reached, local(2025, 3, 10, 10), Outcome.CONVERSATION, account=card)
+    assert call(session, reached, local(2025, 5, 20, 10), Outcome.NO_ANSWER, account=loan)
+    assert call(session, reached, local(2025, 6, 10, 10), Outcome.CONVERSATION, account=loan)
+    assert call(session, reached, local(2025, 6, 25, 10), Outcome.NO_ANSWER, account=card)
+    # Allowed but never made, and blocked at night: neither is an attempt.
+    assert call(session, reached, local(2025, 6, 28, 10), None, account=card)
+    assert not call(session, reached, local(2025, 6, 28, 22), Outcome.NO_ANSWER, account=card)
+    assert call(session, reached, local(2025, 7, 5, 10), Outcome.CONVERSATION, account=card)
+    assert call(session, silent, local(2025, 6, 20, 10), Outcome.NO_ANSWER)
+    assert call(session, silent, local(2025, 6, 21, 10), Outcome.BUSY)
+    return institution, card, loan, other
+
+
+def contact_features(
+    session: Session, institution: Institution, as_of: date, account_ids: list[int] | None = None
+) -> pd.DataFrame:
+    tables = load_portfolio_tables(
+        session, institution_id=institution.id, until=end_of_day(as_of), account_ids=account_ids
+    )
+    return compute_features(tables, as_of=as_of)[list(CONTACT_FEATURES)]
+
+
+class TestContactHistory:
+    def test_counts_and_recency_at_the_end_of_june(
+        self, session: Session, contact_portfolio: ContactPortfolio
+    ) -> None:
+        institution, card, loan, other = contact_portfolio
+        features = contact_features(session, institution, AS_OF)
+        # Both of debtor A's accounts carry the debtor's history: 10 and 25 June in 30 days.
+        for account in (card, loan):
+            assert features.loc[account.id, "contact_attempts_30d"] == 2
+            assert features.loc[account.id, "right_party_contacts_90d"] == 1
+            assert features.loc[account.id, "days_since_right_party_contact"] == pytest.approx(
+                20 + 22 / 24
+            )
+        assert features.loc[other.id, "contact_attempts_30d"] == 2
+        assert features.loc[other.id, "right_party_contacts_90d"] == 0
+        assert np.isnan(features.loc[other.id, "days_since_right_party_contact"])
+
+    def test_a_conversation_older_than_ninety_days_still_dates_the_last_contact(
+        self, session: Session, contact_portfolio: ContactPortfolio
+    ) -> None:
+        institution, card, _loan, other = contact_portfolio
+        features = contact_features(session, institution, date(2025, 6, 9))
+        assert features.loc[card.id, "contact_attempts_30d"] == 1
+        assert features.loc[card.id, "right_party_contacts_90d"] == 0
+        assert features.loc[card.id, "days_since_right_party_contact"] == pytest.approx(
+            91 + 22 / 24
+        )
+        assert features.loc[other.id].tolist()[:2] == [0, 0]
+
+    def test_contacts_after_the_date_are_not_seen(
+        self, session: Session, contact_portfolio: ContactPortfolio
+    ) -> None:
+        institution, card, _loan, _other = contact_portfolio
+        before = contact_features(session, institution, date(2025, 7, 4))
+        after = contact_features(session, institution, date(2025, 7, 5))
+        assert before.loc[card.id, "right_party_contacts_90d"] == 1
+        assert after.loc[card.id, "contact_attempts_30d"] == 3
+        assert after.loc[card.id, "right_party_contacts_90d"] == 2
+        assert after.loc[card.id, "days_since_right_party_contact"] == pytest.approx(22 / 24)
+        # The same tables read up to a later date give the same answer as of June.
+        everything = load_portfolio_tables(
+            session, institution_id=institution.id, until=end_of_day(date(2025, 12, 31))
+        )
+        assert compute_features(everything, as_of=AS_OF)[list(CONTACT_FEATURES)].equals(
+            contact_features(session, institution, AS_OF)
+        )
+
+    def test_scoring_one_account_counts_the_debtor_s_other_accounts(
+        self, session: Session, contact_portfolio: ContactPortfolio
+    ) -> None:
+        institution, card, _loan, _other = contact_portfolio
+        features = contact_features(session, institution, AS_OF, account_ids=[card.id])
+        assert features.index.tolist() == [card.id]
+        assert features.loc[card.id, "contact_attempts_30d"] == 2
+
+    def test_tables_without_contact_records_mean_no_contact(self, tables: PortfolioTables) -> None:
+        features = compute_features(tables, as_of=AS_OF)
+        assert features["contact_attempts_30d"].tolist() == [0, 0, 0]
+        assert features["days_since_right_party_contact"].isna().all()
+
+
+class TestModelsTrainedBeforeContactHistory:
+    @pytest.mark.parametrize("family", ["scorecard", "gbm"])
+    def test_still_load_and_score_with_their_own_feature_list(
+        self, session: Session, contact_portfolio: ContactPortfolio, family: str
+    ) -> None:
+        institution, card, loan, other = contact_portfolio
+        model = train_model(
+            make_feature_frame(rows=1200),
+            target="pays",
+            event_is_favourable=True,
+            family=family,  # type: ignore[arg-type]
+            seed=0,
+        )
+        assert not set(model.feature_names) & set(CONTACT_FEATURES)
+        version = service.register_model(
+            session, model=model, institution_id=institution.id, source="t", actor="ds"
+        )
+        service.promote_model(session, version=version.version, actor="ds")
+        run = service.score_delinquent_accounts(session, institution=institution, as_of=AS_OF)
+        assert run.accounts_scored == 3
+        scores = session.execute(select(AccountScore)).scalars().all()
+        assert {score.account_id for score in scores} == {card.id, loan.id, other.id}
+        assert all(0 < score.probability < 1 for score in scores)
+        assert all(set(score.reasons) <= set(model.feature_names) for score in scores)

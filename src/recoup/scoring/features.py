@@ -19,11 +19,18 @@ Features (money in minor units, as stored):
 | days_since_last_payment | days since the last payment (missing if none yet) |
 | last_payment_amount | amount of the last payment (missing if none yet) |
 | valid_self_contact | 1 when the debtor has a valid contact point of their own |
+| contact_attempts_30d | contacts made about the debtor in the last 30 days, on any account |
+| right_party_contacts_90d | conversations with the debtor in person in the last 90 days |
+| days_since_right_party_contact | days since the last conversation with the debtor (else missing) |
 | age_band | debtor's age band (categorical; lawful, coarse) |
 | region | debtor's province (categorical) |
 | customer_type | individual or business (categorical) |
 
-Promise and contact-attempt history join this list once the workbench records them.
+Contact history comes from the compliance gate's records: an attempt is an allowed contact
+whose outcome was recorded (its reservation was used), dated when it happened; a right-party
+contact is such an attempt with the debtor as the party and a conversation as the outcome.
+Counts are per debtor, as the CN frequency rules count them, so every account of a debtor
+carries the same contact history. Promise history joins this list once a promise table exists.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ FEATURE_KINDS: dict[str, str] = {
     "days_since_last_payment": "numeric",
     "last_payment_amount": "numeric",
     "valid_self_contact": "numeric",
+    "contact_attempts_30d": "numeric",
+    "right_party_contacts_90d": "numeric",
+    "days_since_right_party_contact": "numeric",
     "age_band": "categorical",
     "region": "categorical",
     "customer_type": "categorical",
@@ -83,6 +93,11 @@ ACCOUNT_COLUMNS = (
 EVENT_COLUMNS = ("account_id", "effective_at", "days_past_due", "bucket", "balance")
 PAYMENT_COLUMNS = ("account_id", "paid_at", "amount")
 CONTACT_COLUMNS = ("debtor_id", "created_at")
+CONTACT_ATTEMPT_COLUMNS = ("debtor_id", "happened_at", "party", "outcome")
+RIGHT_PARTY = "debtor"
+RIGHT_PARTY_OUTCOME = "conversation"
+ATTEMPT_WINDOW_DAYS = 30
+RIGHT_PARTY_WINDOW_DAYS = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +108,7 @@ class PortfolioTables:
     events: pd.DataFrame
     payments: pd.DataFrame
     valid_self_contacts: pd.DataFrame
+    contact_attempts: pd.DataFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +131,7 @@ def tables_from_rows(
     events: list[tuple[object, ...]],
     payments: list[tuple[object, ...]],
     valid_self_contacts: list[tuple[object, ...]],
+    contact_attempts: list[tuple[object, ...]] | None = None,
 ) -> PortfolioTables:
     """Build portfolio tables from query rows, with UTC timestamps throughout."""
     account_frame = pd.DataFrame(accounts, columns=list(ACCOUNT_COLUMNS))
@@ -124,11 +141,14 @@ def tables_from_rows(
     event_frame["effective_at"] = pd.to_datetime(event_frame["effective_at"], utc=True)
     payment_frame["paid_at"] = pd.to_datetime(payment_frame["paid_at"], utc=True)
     contact_frame["created_at"] = pd.to_datetime(contact_frame["created_at"], utc=True)
+    attempt_frame = pd.DataFrame(contact_attempts or [], columns=list(CONTACT_ATTEMPT_COLUMNS))
+    attempt_frame["happened_at"] = pd.to_datetime(attempt_frame["happened_at"], utc=True)
     return PortfolioTables(
         accounts=account_frame.sort_values("account_id").reset_index(drop=True),
         events=event_frame.sort_values(["effective_at", "account_id"]).reset_index(drop=True),
         payments=payment_frame,
         valid_self_contacts=contact_frame,
+        contact_attempts=attempt_frame,
     )
 
 
@@ -168,6 +188,37 @@ def _paid_between(tables: PortfolioTables, start: pd.Timestamp, end: pd.Timestam
         dtype=np.float64
     )
     return paid
+
+
+def _contact_history(tables: PortfolioTables, cutoff: pd.Timestamp) -> dict[str, FloatArray]:
+    """Return each account's debtor-level contact attempts, right-party contacts and recency."""
+    attempts = tables.contact_attempts
+    attempts = attempts[attempts["happened_at"] < cutoff]
+    right_party = attempts[
+        (attempts["party"] == RIGHT_PARTY) & (attempts["outcome"] == RIGHT_PARTY_OUTCOME)
+    ]
+    debtors = tables.accounts["debtor_id"]
+    recent_attempts = attempts[
+        attempts["happened_at"] >= cutoff - pd.Timedelta(days=ATTEMPT_WINDOW_DAYS)
+    ]
+    recent_right_party = right_party[
+        right_party["happened_at"] >= cutoff - pd.Timedelta(days=RIGHT_PARTY_WINDOW_DAYS)
+    ]
+    last_right_party = right_party.groupby("debtor_id")["happened_at"].max().reindex(debtors)
+    return {
+        "contact_attempts_30d": recent_attempts.groupby("debtor_id")
+        .size()
+        .reindex(debtors, fill_value=0)
+        .to_numpy(dtype=np.float64),
+        "right_party_contacts_90d": recent_right_party.groupby("debtor_id")
+        .size()
+        .reindex(debtors, fill_value=0)
+        .to_numpy(dtype=np.float64),
+        "days_since_right_party_contact": (cutoff - last_right_party)
+        .dt.total_seconds()
+        .to_numpy(dtype=np.float64, na_value=np.nan)
+        / 86_400.0,
+    }
 
 
 def _age_bands(birth_dates: pd.Series, as_of: date) -> np.ndarray:
@@ -220,6 +271,7 @@ def compute_features(tables: PortfolioTables, *, as_of: date) -> pd.DataFrame:
         "age_band": _age_bands(accounts["birth_date"], as_of),
         "region": accounts["province"].astype(object).to_numpy(),
         "customer_type": accounts["debtor_kind"].astype(object).to_numpy(),
+        **_contact_history(tables, cutoff),
     }
     for months in (1, 3, 6):
         paid = _paid_between(tables, cutoff - pd.Timedelta(days=DAYS_PER_MONTH * months), cutoff)

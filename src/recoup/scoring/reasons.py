@@ -48,8 +48,14 @@ REASON_WORDING: dict[str, dict[Locale, str]] = {
     "promises_made": {"zh": "承诺还款记录不利", "en": "Unfavourable promise-to-pay history"},
     "promises_kept": {"zh": "兑现的还款承诺较少", "en": "Few promises to pay kept"},
     "promises_broken": {"zh": "有违约的还款承诺", "en": "Broken promises to pay"},
-    "contact_attempts": {"zh": "多次联系未果", "en": "Many contact attempts"},
-    "right_party_contacts": {"zh": "本人有效接触较少", "en": "Few right-party contacts"},
+    "contact_attempts_30d": {
+        "zh": "近 30 天联系次数较多",
+        "en": "Many contact attempts in the last 30 days",
+    },
+    "right_party_contacts_90d": {
+        "zh": "近 90 天与本人通话较少",
+        "en": "Few conversations with the debtor in the last 90 days",
+    },
     "days_since_right_party_contact": {
         "zh": "长时间未联系到本人",
         "en": "Long time since the debtor was last reached",

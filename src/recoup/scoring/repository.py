@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.compliance import ContactReservation, ReservationStatus
 from recoup.models.debtor import ContactPoint, ContactStatus, Debtor, Relation
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.scoring.features import PortfolioTables, tables_from_rows
@@ -24,7 +25,11 @@ def load_portfolio_tables(
     until: datetime,
     account_ids: Sequence[int] | None = None,
 ) -> PortfolioTables:
-    """Read one institution's accounts, history before ``until``, payments and contacts."""
+    """Read one institution's accounts, history before ``until``, payments and contacts.
+
+    Contact attempts are the gate's used reservations, read per debtor so that a debtor's
+    attempts on any account count, including accounts outside ``account_ids``.
+    """
     account_query = (
         select(
             Account.id,
@@ -66,15 +71,32 @@ def load_portfolio_tables(
         ContactPoint.relation == Relation.self,
         ContactPoint.status == ContactStatus.valid,
     )
+    happened_at = func.coalesce(ContactReservation.happened_at, ContactReservation.planned_at)
+    attempt_query = select(
+        ContactReservation.debtor_id,
+        happened_at,
+        ContactReservation.party,
+        ContactReservation.outcome,
+    ).where(
+        ContactReservation.institution_id == institution_id,
+        ContactReservation.status == ReservationStatus.used,
+        happened_at < until,
+    )
     if account_ids is not None:
         account_query = account_query.where(Account.id.in_(account_ids))
         event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
         payment_query = payment_query.where(Payment.account_id.in_(account_ids))
+        attempt_query = attempt_query.where(
+            ContactReservation.debtor_id.in_(
+                select(Account.debtor_id).where(Account.id.in_(account_ids))
+            )
+        )
     return tables_from_rows(
         accounts=[tuple(row) for row in session.execute(account_query)],
         events=[tuple(row) for row in session.execute(event_query)],
         payments=[tuple(row) for row in session.execute(payment_query)],
         valid_self_contacts=[tuple(row) for row in session.execute(contact_query)],
+        contact_attempts=[tuple(row) for row in session.execute(attempt_query)],
     )
 
 
