@@ -15,6 +15,7 @@ import queue
 from collections.abc import Generator
 from dataclasses import fields
 from itertools import islice
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,7 +40,7 @@ _RECORD_TYPES: Final[tuple[type[Any], ...]] = (
     AccountRecord,
     PaymentRecord,
 )
-_FIELD_NAMES: Final = {kind: tuple(f.name for f in fields(kind)) for kind in _RECORD_TYPES}
+_FIELD_VALUES: Final = {kind: attrgetter(*(f.name for f in fields(kind))) for kind in _RECORD_TYPES}
 # How often the reader is checked for having died without a word (seconds).
 _POLL_SECONDS: Final = 1.0
 
@@ -49,11 +50,8 @@ Packed = tuple[int, list[tuple[int, tuple[Any, ...]]], list[tuple[int, tuple[str
 def _pack(chunk: CheckedChunk) -> Packed:
     records: list[tuple[int, tuple[Any, ...]]] = []
     if chunk.records:
-        names = _FIELD_NAMES[type(chunk.records[0][1])]
-        records = [
-            (number, tuple([getattr(record, name) for name in names]))
-            for number, record in chunk.records
-        ]
+        values = _FIELD_VALUES[type(chunk.records[0][1])]
+        records = [(number, values(record)) for number, record in chunk.records]
     problems = [
         (number, (problem.field, problem.value, problem.code, problem.reason))
         for number, problem in chunk.problems
