@@ -106,7 +106,7 @@ def _count(model: type) -> int:
 
 class TestDemoModels:
     def test_trains_promotes_and_scores_each_newly_seeded_institution(self, cli_db: str) -> None:
-        result = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3"])
+        result = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3", "--models"])
         assert result.exit_code == 0, result.output
         assert "note:" not in result.output
         assert "Demo models" in result.output
@@ -127,23 +127,21 @@ class TestDemoModels:
             ).scalar_one()
         assert promotions == 2
 
-        again = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3"])
+        again = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3", "--models"])
         assert again.exit_code == 0, again.output
         assert again.output.count("skipped") == 2
         assert "Demo models" not in again.output
         assert _count(ModelVersion) == 4
 
-    def test_no_models_leaves_a_bare_portfolio(self, cli_db: str) -> None:
-        result = runner.invoke(
-            app, ["seed-demo", "--accounts", "600", "--seed", "3", "--no-models"]
-        )
+    def test_seed_demo_leaves_a_bare_portfolio_by_default(self, cli_db: str) -> None:
+        result = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3"])
         assert result.exit_code == 0, result.output
         assert _count(Account) == 600
         assert _count(ModelVersion) == 0
         assert _count(AccountScore) == 0
 
     def test_a_portfolio_too_small_to_train_on_gets_a_note_not_a_failure(self, cli_db: str) -> None:
-        result = runner.invoke(app, ["seed-demo", "--accounts", "240", "--seed", "3"])
+        result = runner.invoke(app, ["seed-demo", "--accounts", "240", "--seed", "3", "--models"])
         assert result.exit_code == 0, result.output
         assert "note: DEMO-BANK: no models or scores: training needs at least" in result.output
         assert _count(Account) == 240

@@ -23,9 +23,11 @@ def seed_demo_command(
     seed: int = typer.Option(
         DEFAULT_SEED, "--seed", help="Random seed: the same seed gives the same portfolio"
     ),
-    models: bool = typer.Option(True, "--models/--no-models", help=MODELS_HELP),
+    # Off by default here: seed-demo is the fast data generator (100k accounts in under a
+    # minute); `recoup demo` turns models on for a ready-to-explore installation.
+    models: bool = typer.Option(False, "--models/--no-models", help=MODELS_HELP),
 ) -> None:
-    """Create the demo institutions, users, a portfolio and its models (skipping seeded ones)."""
+    """Create the demo institutions, users and a portfolio (skipping seeded ones)."""
     result = run_seed(accounts=accounts, seed=seed, models=models)
     print_summary(result)
 
