@@ -190,6 +190,7 @@ class TestSignIn:
         expect(page.locator(".flash-list")).to_contain_text("您已安全退出")
         page.goto(f"{live_server.url}/debtors")
         assert "/login?next=/debtors" in page.url
+        assert any(event.actor == "manager" for event in _audit_events(live_server, "auth.logout"))
 
 
 class TestLanguage:

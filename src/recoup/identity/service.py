@@ -205,6 +205,18 @@ def authenticate(session: Session, *, username: str, password: str, ip: str) -> 
     return user
 
 
+def record_logout(session: Session, *, principal: Principal) -> None:
+    """Audit that a signed-in user signed out."""
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="auth.logout",
+        object_type="user",
+        object_id=principal.user_id or "",
+        institution_id=principal.institution_id,
+    )
+
+
 def _verify(password_hash: str, password: str) -> bool:
     try:
         return password_hasher.verify(password_hash, password)

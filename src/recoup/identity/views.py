@@ -108,8 +108,10 @@ def login(
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout(request: Request) -> Response:
+def logout(request: Request, principal: OptionalWebPrincipal, session: SessionDep) -> Response:
     """Sign this browser out."""
+    if principal is not None:
+        service.record_logout(session, principal=principal)
     response = redirect("/login", request=request, message=Flash("flash.signed_out", level="info"))
     logout_session(response)
     return response
