@@ -366,6 +366,21 @@ def check_contact(
     repository.release_expired(session, institution_id=institution_id, debtor_id=debtor.id, now=now)
     decision: Decision | None = None
     history_size = 0
+
+    def decision_row(*, decision: Decision) -> ContactDecision:
+        # Reads history_size when called: it is the size of the history this decision saw.
+        return _decision_row(
+            institution_id=institution_id,
+            debtor=debtor,
+            contact_point=contact_point,
+            account=account,
+            attempt=attempt,
+            decision=decision,
+            facts=facts,
+            history_size=history_size,
+            actor=actor,
+        )
+
     for _ in range(CHECK_ATTEMPTS):
         history = _history(session, debtor=debtor, around=at)
         history_size = len(history.attempts)
@@ -387,17 +402,7 @@ def check_contact(
         # Claim the cap slots; the unique key refuses a slot another request just took.
         try:
             with session.begin_nested():
-                record = _decision_row(
-                    institution_id=institution_id,
-                    debtor=debtor,
-                    contact_point=contact_point,
-                    account=account,
-                    attempt=attempt,
-                    decision=decision,
-                    facts=facts,
-                    history_size=history_size,
-                    actor=actor,
-                )
+                record = decision_row(decision=decision)
                 session.add(record)
                 session.flush()
                 reservation = ContactReservation(
@@ -424,17 +429,7 @@ def check_contact(
         assert decision is not None
         decision = with_block(decision, gate=gate, rule_id="POL-RACE", code="slot_taken", values={})
     assert decision is not None
-    record = _decision_row(
-        institution_id=institution_id,
-        debtor=debtor,
-        contact_point=contact_point,
-        account=account,
-        attempt=attempt,
-        decision=decision,
-        facts=facts,
-        history_size=history_size,
-        actor=actor,
-    )
+    record = decision_row(decision=decision)
     session.add(record)
     session.flush()
     return CheckedContact(record=record, decision=decision)
