@@ -453,20 +453,6 @@ def _write_accounts(
     )
 
 
-def _payment_code(reason: str) -> str:
-    for fragment, code in (
-        ("unknown account", "unknown_account"),
-        ("is closed", "closed_account"),
-        ("was settled", "settled_account"),
-        ("does not match account", "currency_mismatch"),
-        ("already recorded with different details", "conflicting_duplicate"),
-        ("in the future", "future_date"),
-    ):
-        if fragment in reason:
-            return code
-    return "payment_rejected"
-
-
 def _write_payments(
     session: Session, state: ImportState, rows: Sequence[tuple[int, Record]], result: ChunkResult
 ) -> None:
@@ -500,7 +486,7 @@ def _write_payments(
             result.unchanged += 1
         else:
             reason = outcome.reason or "the payment was refused"
-            code = _payment_code(reason)
+            code = outcome.code or "payment_rejected"
             name = (
                 "account_external_id"
                 if code in {"unknown_account", "closed_account", "settled_account"}
