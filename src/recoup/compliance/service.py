@@ -524,16 +524,20 @@ def propose_policy(
     )
     session.add(row)
     session.flush()
+    _audit_policy(session, row=row, action="compliance.policy_proposed", actor=actor)
+    return row
+
+
+def _audit_policy(session: Session, *, row: CompliancePolicy, action: str, actor: str) -> None:
     audit.record(
         session,
         actor=actor,
-        action="compliance.policy_proposed",
+        action=action,
         object_type="compliance_policy",
         object_id=row.id,
-        institution_id=institution_id,
-        details={"version": version},
+        institution_id=row.institution_id,
+        details={"version": row.version},
     )
-    return row
 
 
 def approve_policy(
@@ -550,15 +554,7 @@ def approve_policy(
     row.approved_by = actor
     row.approved_at = utcnow()
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="compliance.policy_approved",
-        object_type="compliance_policy",
-        object_id=row.id,
-        institution_id=institution_id,
-        details={"version": version},
-    )
+    _audit_policy(session, row=row, action="compliance.policy_approved", actor=actor)
     return row
 
 
