@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -141,6 +142,23 @@ class TestSameOutcome:
         assert summary.ignored_columns == ["extra", "later"]
 
 
+class TestReaderProcess:
+    def test_the_main_module_is_left_as_it_was(self, session: Session, tmp_path: Path) -> None:
+        main = sys.modules["__main__"]
+        before = (getattr(main, "__file__", None), getattr(main, "__spec__", None))
+        institution = make_institution(session)
+        load(
+            session,
+            institution,
+            "debtors",
+            write(tmp_path, "d.csv", f"{DEBTORS_HEADER}\nD1,张伟,,,\n"),
+        )
+        path = write(tmp_path, "a.csv", mixed_accounts(12))
+        summary = load(session, institution, "accounts", path, pipeline=True)
+        assert summary.rows_read == 14
+        assert (getattr(main, "__file__", None), getattr(main, "__spec__", None)) == before
+
+
 class TestFileBreakingPartWay:
     def test_rows_before_the_break_are_committed_and_the_run_says_so(
         self, session: Session, tmp_path: Path
@@ -195,3 +213,9 @@ class TestPacking:
             problems=[(3, Problem("principal", "12,34", "bad_amount", "not an amount"))],
         )
         assert _unpack(_pack(chunk), _record_type(kind)) == chunk
+
+    def test_account_rows_travel_as_tuples(self) -> None:
+        values = ("A1", "D1", "credit_card", "CNY", None, 100, 1, 0, 0, 0, 0, None, 5, "M1")
+        row = (2, *values, "delinquent", date(2024, 1, 1), None, False, None, None, None)
+        chunk = CheckedChunk(rows_read=2, records=[], problems=[], account_rows=[row])
+        assert _unpack(_pack(chunk), _record_type(ImportKind.accounts)) == chunk

@@ -5,14 +5,18 @@ two cores they run beside the writes instead of before them. The reader process 
 the file itself with the same arguments (so it detects the same format and encoding),
 checks it chunk by chunk with the same rules, and hands each checked chunk over a
 queue of at most two chunks, which keeps memory flat whatever the file's size. Records
-travel as plain tuples: pickling frozen dataclasses was slower than checking the rows.
+travel as plain tuples: pickling frozen dataclasses was slower than checking the rows;
+account rows stay tuples in the writing process too (``CheckedChunk.account_rows``).
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import queue
-from collections.abc import Generator
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from itertools import islice
 from operator import attrgetter
@@ -44,7 +48,16 @@ _FIELD_VALUES: Final = {kind: attrgetter(*(f.name for f in fields(kind))) for ki
 # How often the reader is checked for having died without a word (seconds).
 _POLL_SECONDS: Final = 1.0
 
-Packed = tuple[int, list[tuple[int, tuple[Any, ...]]], list[tuple[int, tuple[str, str, str, str]]]]
+# The reader process holds only one chunk at a time and makes no reference cycles; the
+# collector's full passes over its imported modules cost more than a tenth of its time.
+_COLLECT_EVERY_CHUNKS: Final = 50
+
+Packed = tuple[
+    int,
+    list[tuple[int, tuple[Any, ...]]],
+    list[tuple[int, tuple[str, str, str, str]]],
+    list[tuple[Any, ...]],
+]
 
 
 def _pack(chunk: CheckedChunk) -> Packed:
@@ -56,15 +69,16 @@ def _pack(chunk: CheckedChunk) -> Packed:
         (number, (problem.field, problem.value, problem.code, problem.reason))
         for number, problem in chunk.problems
     ]
-    return chunk.rows_read, records, problems
+    return chunk.rows_read, records, problems, chunk.account_rows
 
 
 def _unpack(packed: Packed, record_type: type[Any]) -> CheckedChunk:
-    rows_read, records, problems = packed
+    rows_read, records, problems, account_rows = packed
     return CheckedChunk(
         rows_read=rows_read,
         records=[(number, record_type(*values)) for number, values in records],
         problems=[(number, Problem(*values)) for number, values in problems],
+        account_rows=account_rows,
     )
 
 
@@ -87,12 +101,17 @@ def _check_file(
     chunk_size: int,
 ) -> None:
     """Read and check ``path`` in the reader process, sending each checked chunk to ``outbox``."""
+    gc.disable()
     try:
         with open_source(path, kind=kind, file_format=file_format, encoding=encoding) as source:
             seen = SeenKeys()
+            chunks = 0
             while chunk := list(islice(source.rows, chunk_size)):
                 checked = check_rows(kind=kind, context=context, seen=seen, rows=chunk)
                 outbox.put(("chunk", _pack(checked), source.position()))
+                chunks += 1
+                if chunks % _COLLECT_EVERY_CHUNKS == 0:
+                    gc.collect()
             outbox.put(("done", list(source.ignored_columns)))
     except UnusableFile as error:
         outbox.put(("unusable", error.message))
@@ -126,7 +145,8 @@ def checked_chunks(
         name="recoup-import-reader",
         daemon=True,
     )
-    reader.start()
+    with _main_module_hidden():
+        reader.start()
     record_type = _record_type(kind)
     try:
         while True:
@@ -147,6 +167,27 @@ def checked_chunks(
         reader.join()
         outbox.close()
         outbox.cancel_join_thread()
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a process without running the program's main module again inside it.
+
+    A spawned process first imports the parent's ``__main__`` (by path or by module
+    name); for the ``recoup`` command that is every CLI command with its libraries
+    (LightGBM, pandas), seconds before the reader reads a row. The reader needs nothing
+    from it: its function and arguments are importable from ``recoup.ingest``.
+    Multiprocessing reads these attributes only while ``start()`` prepares the process.
+    """
+    main = sys.modules["__main__"]
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    for name in saved:
+        setattr(main, name, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 def _receive(outbox: Any, reader: Any) -> tuple[Any, ...]:

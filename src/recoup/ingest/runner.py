@@ -15,11 +15,12 @@ many rows were committed.
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Generator
-from contextlib import closing
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -49,6 +50,8 @@ CHUNK_SIZE = 5_000
 # About 60,000 account rows: below this, starting a reader process costs more than it saves.
 PIPELINE_MIN_BYTES = 8 * 2**20
 SQLITE_CACHE_KIB = 64 * 1024
+# About 200 MiB of WAL at SQLite's 4 KiB pages.
+SQLITE_IMPORT_CHECKPOINT_PAGES = 50_000
 REPORT_COLUMNS = ("row", "field", "value", "reason", "code")
 
 
@@ -149,8 +152,7 @@ def run_import(
     except UnusableFile as error:
         _record_failure(session, institution, import_kind, path, actor, started_at, error.message)
         raise
-    with source:
-        _tune_connection(session)
+    with source, _tuned_connection(session):
         run = ImportRun(
             institution_id=institution.id,
             kind=import_kind,
@@ -195,7 +197,7 @@ def run_import(
                 )
             else:
                 chunks = _checked_here(source, state, chunk_size)
-            with closing(chunks):
+            with closing(chunks), _collector_per_chunk() as collect:
                 for checked, position in chunks:
                     result = write_chunk(session, state=state, chunk=checked)
                     report.write(result.reject_rows)
@@ -207,6 +209,7 @@ def run_import(
                     summary.reject_counts.update(result.reject_counts())
                     _copy_counts(run, summary)
                     session.commit()
+                    collect()
                     if on_progress is not None:
                         on_progress(position, source.size)
         except UnusableFile as error:
@@ -235,13 +238,51 @@ def _checked_here(
         yield check_chunk(state=state, rows=chunk), source.position()
 
 
-def _tune_connection(session: Session) -> None:
-    """Give an SQLite import connection a page cache that holds the indexes it updates."""
+@contextmanager
+def _collector_per_chunk() -> Iterator[Callable[[], object]]:
+    """Run Python's cycle collector once per chunk instead of by allocation counts.
+
+    An import allocates a few objects per field of every row; left to its thresholds the
+    collector kept walking every long-lived object of the process (the ORM, the models)
+    and took about a quarter of the writing time. Paused, it collects the young
+    generations after each chunk; its thresholds apply again once the import ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield lambda: gc.collect(1)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@contextmanager
+def _tuned_connection(session: Session) -> Iterator[None]:
+    """Tune an SQLite import connection for bulk writes while the import runs.
+
+    A page cache that holds the indexes the import updates, and WAL checkpoints every
+    ``SQLITE_IMPORT_CHECKPOINT_PAGES`` instead of every 1,000 pages: each checkpoint
+    copies the hot index pages into the database file again and syncs it, about a tenth
+    of an import's time. The checkpoint interval is restored afterwards (the next commit
+    past it checkpoints the import's pages once). Other connections are not touched.
+    """
     connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # 64 MiB instead of SQLite's 2 MiB default: a million-row upsert otherwise rereads
-        # index pages from the OS cache for every chunk. Per connection, so harmless elsewhere.
-        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    # 64 MiB instead of SQLite's 2 MiB default: a million-row upsert otherwise rereads
+    # index pages from the OS cache for every chunk. Per connection, so harmless elsewhere.
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    previous = int(connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={SQLITE_IMPORT_CHECKPOINT_PAGES}")
+    # The driver connection itself, so the setting is restored whatever state the
+    # session is left in by an error.
+    driver = connection.connection.driver_connection
+    try:
+        yield
+    finally:
+        if driver is not None:
+            driver.execute(f"PRAGMA wal_autocheckpoint={previous}")
 
 
 def _copy_counts(run: ImportRun, summary: ImportSummary) -> None:
