@@ -12,15 +12,23 @@ import holidays
 from recoup.kit.clock import zone
 
 __all__ = [
+    "EPOCH_ORDINAL",
+    "ONE_SECOND",
     "WorkingDayCalendar",
+    "ZoneOffsets",
     "instant_at_wall",
     "local_date_start",
     "start_of_next_local_day",
     "working_day_calendar",
     "zone",
+    "zone_offsets",
 ]
 
 ONE_SECOND = timedelta(seconds=1)
+# The proleptic ordinal of 1970-01-01: local day ordinal = (epoch seconds + offset) // 86400 + this.
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# Hours of offsets one zone keeps before starting afresh (a year is 8,760 hours).
+OFFSET_CACHE_HOURS = 1 << 17
 
 
 @lru_cache(maxsize=65536)
@@ -47,6 +55,49 @@ def instant_at_wall(local_date: date, wall: time, tz: ZoneInfo) -> datetime:
         else:
             low = middle
     return high.replace(microsecond=0) if high.microsecond else high
+
+
+class ZoneOffsets:
+    """One zone's UTC offsets in seconds, cached per UTC hour that holds a single offset.
+
+    Converting an instant with ``astimezone`` costs more than the rest of a decision's
+    per-zone work; an offset looked up by the instant's UTC hour gives the local day and
+    second with integer arithmetic. An hour is cached only when its first and last second
+    have the same offset, so an hour with a transition inside it (a zone whose changes fall
+    off the UTC hour, such as Australia/Lord_Howe's half-hour shift) is always computed exactly.
+    """
+
+    __slots__ = ("by_hour", "tz")
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.by_hour: dict[int, int] = {}
+
+    def at(self, epoch: int) -> int:
+        """Return the zone's UTC offset in seconds at an instant given in whole epoch seconds."""
+        hour = epoch // 3600
+        offset = self.by_hour.get(hour)
+        if offset is not None:
+            return offset
+        first = self.exact(hour * 3600)
+        if first == self.exact(hour * 3600 + 3599):
+            if len(self.by_hour) >= OFFSET_CACHE_HOURS:
+                self.by_hour.clear()
+            self.by_hour[hour] = first
+            return first
+        return self.exact(epoch)
+
+    def exact(self, epoch: int) -> int:
+        """Return the zone's UTC offset in seconds at an instant, without the cache."""
+        offset = datetime.fromtimestamp(epoch, self.tz).utcoffset()
+        assert offset is not None  # a ZoneInfo always has an offset
+        return offset.days * 86400 + offset.seconds
+
+
+@cache
+def zone_offsets(tz: ZoneInfo) -> ZoneOffsets:
+    """Return the shared offset cache of a zone."""
+    return ZoneOffsets(tz)
 
 
 def start_of_next_local_day(instant: datetime, tz: ZoneInfo) -> datetime:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from math import floor
 from zoneinfo import ZoneInfo
 
 from recoup.compliance.enums import (
@@ -21,17 +22,22 @@ from recoup.compliance.enums import (
     Party,
 )
 from recoup.compliance.localtime import (
+    EPOCH_ORDINAL,
+    ONE_SECOND,
     WorkingDayCalendar,
+    ZoneOffsets,
     instant_at_wall,
     local_date_start,
     working_day_calendar,
     zone,
+    zone_offsets,
 )
 from recoup.compliance.policy import VOICE_CHANNELS, Policy, ensure_policy_allowed
 from recoup.compliance.rulepack import LocalisedText, RulePack
 
 # How many later instants next_allowed_at may try; a month of daily blocks fits easily.
 MAX_RESCHEDULE_STEPS = 400
+ONE_DAY = timedelta(days=1)
 
 # Enum members bound once: looking them up on the class costs more than the check itself.
 _DEBTOR = Party.DEBTOR
@@ -548,29 +554,102 @@ def _zone_list(names: tuple[str, ...]) -> tuple[tuple[str, ZoneInfo], ...]:
     return found
 
 
-class _DebtorState:
-    """A debtor's attempts, counted per cap; per-zone day counts are built only when needed."""
+# A zone as the per-zone loop uses it: name, zone, its hour -> offset cache, and the cache.
+_ZoneClock = tuple[str, ZoneInfo, dict[int, int], ZoneOffsets]
+_ZONE_CLOCKS: dict[tuple[str, ...], tuple[_ZoneClock, ...]] = {}
+
+
+def _zone_clocks(names: tuple[str, ...]) -> tuple[_ZoneClock, ...]:
+    found = _ZONE_CLOCKS.get(names)
+    if found is None:
+        found = tuple(
+            (name, tz, zone_offsets(tz).by_hour, zone_offsets(tz)) for name, tz in _zone_list(names)
+        )
+        _ZONE_CLOCKS[names] = found
+    return found
+
+
+class _Reserved:
+    """The slot an allowed attempt of a batch occupies: reservation_for(attempt)'s values.
+
+    A batch reserves for every allowed attempt, and this plain object costs a third of a
+    frozen PastContact to make; the rules read both alike.
+    """
 
     __slots__ = (
+        "account_id",
+        "agency_id",
+        "at",
+        "channel",
+        "effective",
+        "outcome",
+        "party",
+        "third_party_id",
+    )
+
+    def __init__(self, attempt: PlannedContact) -> None:
+        self.at = attempt.at
+        self.channel = attempt.channel
+        self.party = attempt.party
+        self.outcome = _PLANNED
+        self.effective = True
+        self.account_id = attempt.account_id
+        self.third_party_id = attempt.third_party_id
+        self.agency_id = attempt.agency_id
+
+
+# An attempt the rules count: from the history, or reserved earlier in the same batch.
+_Attempt = PastContact | _Reserved
+
+
+# The gate last asked about and whether one of its caps has limit 0: a batch asks once per
+# debtor, always about the same gate.
+_ZERO_LIMIT: list[tuple[Gate, bool]] = []
+
+
+def _has_zero_limit(gate: Gate) -> bool:
+    # One read of the entry, so a thread replacing it cannot pair one gate with another's answer.
+    for last_gate, found in _ZERO_LIMIT:
+        if last_gate is gate:
+            return found
+    found = any(cap.limit <= 0 for cap in gate.caps)
+    _ZERO_LIMIT[:] = [(gate, found)]
+    return found
+
+
+class _DebtorState:
+    """A debtor's attempts, counted per cap; per-zone day counts are built only when needed.
+
+    A state serves one debtor's facts for its whole life, so it also keeps the zones those
+    facts and the gate settle for every attempt without a contact point zone of its own.
+    """
+
+    __slots__ = (
+        "any_full",
         "attempts",
         "cap_totals",
-        "conversation_days",
         "conversations",
         "gate",
         "indexes",
+        "names",
+        "zones",
     )
 
     def __init__(self, gate: Gate, attempts: Iterable[PastContact]) -> None:
         self.gate = gate
-        self.attempts: list[PastContact] = list(attempts)
+        self.attempts: list[_Attempt] = list(attempts)
         self.indexes: dict[str, _ZoneIndex] = {}
+        # The zones of an attempt without its own contact point zone (_zone_names).
+        self.names: tuple[str, ...] = ()
+        self.zones: tuple[_ZoneClock, ...] | None = None
         # Totals do not depend on the zone, so most debtors never need local dates at all.
         self.cap_totals: list[dict[str | None, int]] = [{} for _ in gate.caps]
-        self.conversations: dict[str | None, list[datetime]] = {}
-        self.conversation_days: dict[tuple[str, str | None], list[tuple[datetime, int]]] = {}
-        for past in self.attempts:
-            if past.party is _DEBTOR:
-                self._total(past)
+        # Whether any total has reached its cap's limit; until then no cap can be full
+        # (a cap of limit 0 is full from the start).
+        self.any_full = _has_zero_limit(gate)
+        # Per debt, its voice conversations: the instant in UTC and in whole epoch seconds.
+        self.conversations: dict[str | None, list[tuple[datetime, int]]] = {}
+        self._total(self.attempts)
 
     def index(self, name: str, tz: ZoneInfo) -> _ZoneIndex:
         """Return the per-day counts in one zone, building them on first use."""
@@ -593,42 +672,42 @@ class _DebtorState:
                 full.append(position)
         return full
 
-    def conversations_in(
-        self, zone_name: str, tz: ZoneInfo, account_id: str | None
-    ) -> list[tuple[datetime, int]]:
-        """Return the debt's conversations with their local day numbers in one zone."""
-        key = (zone_name, account_id)
-        found = self.conversation_days.get(key)
-        if found is None:
-            found = [
-                (moment, moment.astimezone(tz).toordinal())
-                for moment in self.conversations.get(account_id, ())
-            ]
-            self.conversation_days[key] = found
-        return found
-
-    def add(self, past: PastContact) -> None:
+    def add(self, past: _Attempt) -> None:
         """Record one more attempt, such as a reserved slot."""
         self.attempts.append(past)
         if past.party is not _DEBTOR:
             return
-        self._total(past)
+        self._total((past,))
         for index in self.indexes.values():
             self._count(index, past)
 
-    def _total(self, past: PastContact) -> None:
+    def _total(self, attempts: Iterable[_Attempt]) -> None:
+        """Count the debtor's own attempts into the cap totals and note their conversations."""
         caps = self.gate.caps
-        for position in self.gate.cap_positions[past.channel]:
-            cap = caps[position]
-            if past.effective or not cap.effective_only:
-                scope = past.account_id if cap.per_debt else None
-                totals = self.cap_totals[position]
-                totals[scope] = totals.get(scope, 0) + 1
-        if past.outcome is _CONVERSATION and past.channel in VOICE_CHANNELS:
-            self.conversations.setdefault(past.account_id, []).append(past.at)
-            self.conversation_days.clear()
+        cap_positions = self.gate.cap_positions
+        cap_totals = self.cap_totals
+        # Conversations matter only to a cooldown (_timed_blocks).
+        cooldown = bool(self.gate.conversation_cooldown_days)
+        for past in attempts:
+            if past.party is not _DEBTOR:
+                continue
+            channel = past.channel
+            for position in cap_positions[channel]:
+                cap = caps[position]
+                if past.effective or not cap.effective_only:
+                    scope = past.account_id if cap.per_debt else None
+                    totals = cap_totals[position]
+                    total = totals[scope] = totals.get(scope, 0) + 1
+                    if total >= cap.limit:
+                        self.any_full = True
+            if cooldown and past.outcome is _CONVERSATION and channel in VOICE_CHANNELS:
+                # In UTC: comparing datetimes of one fixed zone skips two offset lookups each.
+                moment = past.at.astimezone(UTC)
+                self.conversations.setdefault(past.account_id, []).append(
+                    (moment, floor(moment.timestamp()))
+                )
 
-    def _count(self, index: _ZoneIndex, past: PastContact) -> None:
+    def _count(self, index: _ZoneIndex, past: _Attempt) -> None:
         if past.party is not _DEBTOR:
             return
         caps = self.gate.caps
@@ -661,36 +740,39 @@ def _hours_blocks(
     zone_name: str,
     tz: ZoneInfo,
     local: datetime,
+    second: int,
 ) -> list[_Block]:
+    """Return the hours and inconvenient-window blocks at a local time (second of its day)."""
     blocks: list[_Block] = []
     rules = gate.hour_seconds[attempt.channel]
     if rules:
-        second = local.hour * 3600 + local.minute * 60 + local.second
-        failing: list[_Hours] = []
+        failing: list[tuple[_Hours, int]] = []
         for hours, start, end in rules:
             if not start <= second < end:
-                failing.append(hours)
+                failing.append((hours, start))
         if failing and not (
             gate.honour_agreed_windows
             and facts.agreed_windows
             and any(window.covers(local) for window in facts.agreed_windows)
         ):
-            # The pack's reason is shown when it applies; the latest opening wins.
-            wall = local.time().replace(tzinfo=None)
-            retry = max(
-                instant_at_wall(
-                    local.date() if wall < hours.start else local.date() + timedelta(days=1),
-                    hours.start,
-                    tz,
-                )
-                for hours in failing
+            # The pack's reason is shown when it applies; the latest opening wins. Hours are
+            # whole seconds, so comparing the second of the day compares the wall times.
+            today = local.date()
+            retry = instant_at_wall(
+                today if second < failing[0][1] else today + ONE_DAY, failing[0][0].start, tz
             )
+            for hours, start in failing[1:]:
+                later = instant_at_wall(
+                    today if second < start else today + ONE_DAY, hours.start, tz
+                )
+                if later > retry:
+                    retry = later
             if gate.honour_agreed_windows:
                 for window in facts.agreed_windows:
                     opening = window.next_start(instant, tz)
                     if opening is not None and opening < retry:
                         retry = opening
-            shown = failing[0]
+            shown = failing[0][0]
             blocks.append(
                 _Block(
                     shown.rule_id,
@@ -742,8 +824,11 @@ def _holiday_values(zone_name: str, day: date, kind: tuple[str, str]) -> dict[st
     return {"zone": zone_name, "local_date": f"{day}", "day_kind": kind[0], "day_kind_zh": kind[1]}
 
 
-def _holiday_block(gate: Gate, zone_name: str, tz: ZoneInfo, local: datetime) -> _Block | None:
-    day = local.date()
+def _holiday_block(gate: Gate, zone_name: str, tz: ZoneInfo, ordinal: int) -> _Block | None:
+    kinds = gate.day_kinds
+    if ordinal in kinds and kinds[ordinal] is None:
+        return None
+    day = date.fromordinal(ordinal)
     kind = _day_kind(gate, day)
     if kind is None:
         return None
@@ -790,21 +875,28 @@ def _cap_blocks(
         scope = attempt.account_id if cap.per_debt else None
         counts = index.cap_counts[position]
         days = cap.days
-        if cap.per_debt:
-            daily = [counts.get((scope, day + offset), 0) for offset in range(1 - days, days)]
+        if days == 1:
+            # A daily cap has one window: the day itself.
+            full_count = counts.get((scope, day) if cap.per_debt else day, 0)
+            if full_count < cap.limit:
+                continue
+            full_start = 0
         else:
-            daily = [counts.get(day + offset, 0) for offset in range(1 - days, days)]
-        # Every window of `days` consecutive local days that holds this day must have room.
-        running = sum(daily[:days])
-        full_start = -1
-        full_count = 0
-        for start in range(days):
-            if start:
-                running += daily[start + days - 1] - daily[start - 1]
-            if running >= cap.limit:
-                full_start, full_count = start, running
-        if full_start < 0:
-            continue
+            if cap.per_debt:
+                daily = [counts.get((scope, day + offset), 0) for offset in range(1 - days, days)]
+            else:
+                daily = [counts.get(day + offset, 0) for offset in range(1 - days, days)]
+            # Every window of `days` consecutive local days that holds this day must have room.
+            running = sum(daily[:days])
+            full_start = -1
+            full_count = 0
+            for start in range(days):
+                if start:
+                    running += daily[start + days - 1] - daily[start - 1]
+                if running >= cap.limit:
+                    full_start, full_count = start, running
+            if full_start < 0:
+                continue
         window_start = date.fromordinal(day - days + 1 + full_start)
         blocks.append(
             _Block(
@@ -817,28 +909,9 @@ def _cap_blocks(
     return blocks
 
 
-def _cooldown_block(
-    days: int,
-    attempt: PlannedContact,
-    state: _DebtorState,
-    earliest: datetime,
-    instant: datetime,
-    zone_name: str,
-    tz: ZoneInfo,
-    day: int,
-) -> _Block | None:
-    # The conversation day counts as the first of the cooldown days; earliest is days + 1
-    # days before the instant.
-    latest: int | None = None
-    for moment, conversation_day in state.conversations_in(zone_name, tz, attempt.account_id):
-        if (
-            conversation_day <= day < conversation_day + days
-            and (latest is None or conversation_day > latest)
-            and earliest < moment <= instant
-        ):
-            latest = conversation_day
-    if latest is None:
-        return None
+def _cooldown_block(days: int, latest: int, zone_name: str, tz: ZoneInfo) -> _Block:
+    """Block until the cooldown after the conversation on local day ordinal latest ends."""
+    # The conversation day counts as the first of the cooldown days.
     return _Block(
         "US-7IN7",
         "after_conversation",
@@ -900,8 +973,9 @@ def _third_party_blocks(
 
 
 def _validation_block(
-    gate: Gate, attempt: PlannedContact, facts: DebtorFacts, local: datetime
+    gate: Gate, attempt: PlannedContact, facts: DebtorFacts, ordinal: int
 ) -> _Block | None:
+    """Block when the validation notice is overdue on the local day with that ordinal."""
     days = gate.validation_notice_days
     first = facts.initial_communication_on
     if (
@@ -909,10 +983,14 @@ def _validation_block(
         or first is None
         or facts.validation_notice_sent_on is not None
         or attempt.channel is _LETTER
-        or local.date() <= first + timedelta(days=days)
+        or ordinal <= first.toordinal() + days
     ):
         return None
     return _Block("US-VAL", "notice_overdue", {"first_contact": f"{first}", "days": days}, None)
+
+
+# The span before an instant in which a conversation can still start a cooldown, per length.
+_COOLDOWN_SPANS: dict[int, timedelta] = {}
 
 
 def _timed_blocks(
@@ -920,73 +998,96 @@ def _timed_blocks(
     attempt: PlannedContact,
     facts: DebtorFacts,
     state: _DebtorState,
-    zones: Sequence[tuple[str, ZoneInfo]],
+    zones: Sequence[_ZoneClock],
     instant: datetime,
     full_caps: Sequence[int],
+    utc: datetime,
 ) -> list[_Block]:
-    """Return the blocks at one instant; each says when it could lift, if ever.
+    """Return the blocks at one instant (also given in UTC); each says when it could lift.
 
     full_caps are the positions of the caps whose totals reach their limit (_full_caps).
+    Datetimes in UTC compare without offset lookups, so everything but the third-party
+    look-back (which counts days on the instant's own clock) works on utc.
     """
     party = attempt.party
     channel = attempt.channel
     blocks = _third_party_blocks(gate, attempt, state, instant) if party is _THIRD_PARTY else []
     # Caps and the cooldown depend on the zone only through the local day, so whether they
     # can bite at all is settled once, before the per-zone work.
-    cooldown_days: int | None = None
-    earliest = instant
-    days = gate.conversation_cooldown_days
-    if party is _DEBTOR and days is not None:
+    recent: list[int] = []
+    # A cooldown of no days never holds any day, as if there were none.
+    days = gate.conversation_cooldown_days or 0
+    if party is _DEBTOR and days:
         conversations = state.conversations.get(attempt.account_id)
         if conversations and channel in VOICE_CHANNELS:
             # Only a conversation in the last days + 1 days can start a cooldown in any zone.
-            earliest = instant - timedelta(days=days + 1)
-            for moment in conversations:
-                if earliest < moment <= instant:
-                    cooldown_days = days
-                    break
+            span = _COOLDOWN_SPANS.get(days)
+            if span is None:
+                span = _COOLDOWN_SPANS[days] = timedelta(days=days + 1)
+            earliest = utc - span
+            for moment, moment_epoch in conversations:
+                if earliest < moment <= utc:
+                    recent.append(moment_epoch)
     validating = (
         gate.validation_notice_days is not None
         and facts.initial_communication_on is not None
         and facts.validation_notice_sent_on is None
         and channel is not _LETTER
     )
-    hour_range = gate.hour_ranges[channel]
     inconvenient = bool(facts.inconvenient_windows)
     checks_days = gate.checks_days
-    for zone_name, tz in zones:
-        local = instant.astimezone(tz)
-        if inconvenient:
-            blocks += _hours_blocks(gate, attempt, facts, instant, zone_name, tz, local)
-        elif hour_range is not None:
-            second = local.hour * 3600 + local.minute * 60 + local.second
-            if not hour_range[0] <= second < hour_range[1]:
-                blocks += _hours_blocks(gate, attempt, facts, instant, zone_name, tz, local)
+    # Without an hours rule every second of the day is open.
+    opens, closes = gate.hour_ranges[channel] or (0, 86400)
+    # The local day and second come from the zone's cached offset at this UTC hour; a local
+    # datetime is made only for the zones that block, to word the reason.
+    epoch = floor(utc.timestamp())
+    hour = epoch // 3600
+    for zone_name, tz, offsets_by_hour, offsets in zones:
+        offset = offsets_by_hour.get(hour)
+        if offset is None:
+            offset = offsets.at(epoch)
+        local_seconds = epoch + offset
+        second = local_seconds % 86400
+        if inconvenient or not opens <= second < closes:
+            blocks += _hours_blocks(
+                gate, attempt, facts, utc, zone_name, tz, utc.astimezone(tz), second
+            )
+        if not (checks_days or full_caps or recent or validating):
+            continue
+        day = local_seconds // 86400 + EPOCH_ORDINAL
         if checks_days:
-            holiday = _holiday_block(gate, zone_name, tz, local)
+            holiday = _holiday_block(gate, zone_name, tz, day)
             if holiday is not None:
                 blocks.append(holiday)
-        if full_caps or cooldown_days is not None:
-            day = local.toordinal()
-            if full_caps:
-                blocks += _cap_blocks(gate, attempt, state, full_caps, zone_name, tz, day)
-            if cooldown_days is not None:
-                cooldown = _cooldown_block(
-                    cooldown_days, attempt, state, earliest, instant, zone_name, tz, day
-                )
-                if cooldown is not None:
-                    blocks.append(cooldown)
+        if full_caps:
+            blocks += _cap_blocks(gate, attempt, state, full_caps, zone_name, tz, day)
+        if recent:
+            # The latest conversation whose local day starts a cooldown holding this day.
+            latest = 0
+            for moment_epoch in recent:
+                moment_offset = offsets_by_hour.get(moment_epoch // 3600)
+                if moment_offset is None:
+                    moment_offset = offsets.at(moment_epoch)
+                conversation_day = (moment_epoch + moment_offset) // 86400 + EPOCH_ORDINAL
+                if conversation_day <= day < conversation_day + days and conversation_day > latest:
+                    latest = conversation_day
+            if latest:
+                blocks.append(_cooldown_block(days, latest, zone_name, tz))
         if validating:
-            validation = _validation_block(gate, attempt, facts, local)
+            validation = _validation_block(gate, attempt, facts, day)
             if validation is not None:
                 blocks.append(validation)
     return blocks
 
 
-def _full_caps(gate: Gate, attempt: PlannedContact, state: _DebtorState) -> list[int]:
+def _full_caps(gate: Gate, attempt: PlannedContact, state: _DebtorState) -> Sequence[int]:
     """Return the positions of the caps on the attempt that its debtor's totals already fill."""
-    if attempt.party is not _DEBTOR or not gate.cap_positions[attempt.channel]:
-        return []
+    if (
+        not state.any_full
+        or attempt.party is not _DEBTOR
+        or not gate.cap_positions[attempt.channel]
+    ):
+        return ()
     return state.full_caps(attempt.channel, attempt.account_id)
 
 
@@ -995,10 +1096,26 @@ def _next_allowed(
     attempt: PlannedContact,
     facts: DebtorFacts,
     state: _DebtorState,
-    zones: Sequence[tuple[str, ZoneInfo]],
+    zones: Sequence[_ZoneClock],
     blocks: list[_Block],
     full_caps: Sequence[int],
 ) -> datetime | None:
+    """Return the first instant no timed block holds, stepping from block to block.
+
+    Every block's retry_at is an instant before which it certainly holds, so jumping to the
+    latest of them never passes an allowed instant. The channel's hours are such a bound on
+    their own: when one hours rule decides them and no agreed window can lift them, the
+    candidate first moves to the next opening in every zone, which spares the evaluation
+    that would only find the hours closed (a cooldown or cap ending at local midnight).
+    """
+    rules = gate.hour_seconds[attempt.channel]
+    hours = (
+        rules[0]
+        if len(rules) == 1
+        and attempt.party is _DEBTOR
+        and not (gate.honour_agreed_windows and facts.agreed_windows)
+        else None
+    )
     candidate = attempt.at
     for _ in range(MAX_RESCHEDULE_STEPS):
         if not blocks:
@@ -1009,9 +1126,45 @@ def _next_allowed(
                 return None
             if block.retry_at > later:
                 later = block.retry_at
-        candidate = later if later > candidate else candidate + timedelta(seconds=1)
-        blocks = _timed_blocks(gate, attempt, facts, state, zones, candidate, full_caps)
+        candidate = later if later > candidate else candidate + ONE_SECOND
+        utc = candidate if candidate.tzinfo is UTC else candidate.astimezone(UTC)
+        if hours is not None:
+            utc = _open_hours(hours, zones, utc)
+            candidate = utc
+        blocks = _timed_blocks(gate, attempt, facts, state, zones, candidate, full_caps, utc)
     return None
+
+
+def _open_hours(
+    hours: tuple[_Hours, int, int], zones: Sequence[_ZoneClock], utc: datetime
+) -> datetime:
+    """Return the first instant from utc (UTC) at which the hours are open in every zone.
+
+    Gives up after a few rounds (zones whose hours never overlap) and returns the latest
+    instant reached, which is still one before which the hours are closed somewhere.
+    """
+    rule, start, end = hours
+    for _ in range(4):
+        moved = False
+        for _name, tz, offsets_by_hour, offsets in zones:
+            epoch = floor(utc.timestamp())
+            offset = offsets_by_hour.get(epoch // 3600)
+            if offset is None:
+                offset = offsets.at(epoch)
+            local_seconds = epoch + offset
+            second = local_seconds % 86400
+            if start <= second < end:
+                continue
+            day = local_seconds // 86400 + EPOCH_ORDINAL
+            opening = instant_at_wall(
+                date.fromordinal(day if second < start else day + 1), rule.start, tz
+            )
+            if opening > utc:
+                utc = opening
+                moved = True
+        if not moved:
+            break
+    return utc
 
 
 def _message_values(
@@ -1036,11 +1189,12 @@ def _reasons(gate: Gate, attempt: PlannedContact, blocks: list[_Block]) -> tuple
             raise KeyError(
                 f"rule pack {gate.pack.code} has no message {block.code} for {block.rule_id}"
             )
-        reasons.append(
-            Reason(
-                block.rule_id, block.code, template, partial(_message_values, common, block.values)
-            )
-        )
+        reason: Reason = _new(Reason)
+        _set_rule_id(reason, block.rule_id)
+        _set_code(reason, block.code)
+        _set_template(reason, template)
+        _set_values(reason, partial(_message_values, common, block.values))
+        reasons.append(reason)
     return tuple(reasons)
 
 
@@ -1051,45 +1205,44 @@ def _decide(
     state: _DebtorState,
 ) -> Decision:
     instant = attempt.at
-    if instant.tzinfo is None or instant.utcoffset() is None:
+    tzinfo = instant.tzinfo
+    if tzinfo is UTC:
+        utc = instant
+    elif tzinfo is None or (type(tzinfo) is not ZoneInfo and instant.utcoffset() is None):
         raise NaiveDatetime(
             f"the planned contact time must carry a timezone offset, got {instant.isoformat()}"
         )
-    names = _zone_names(gate, attempt, facts)
-    zones = _zone_list(names)
+    else:
+        utc = instant.astimezone(UTC)
+    if attempt.contact_point_timezone:
+        names = _zone_names(gate, attempt, facts)
+        zones = _zone_clocks(names)
+    else:
+        found = state.zones
+        if found is None:
+            state.names = _zone_names(gate, attempt, facts)
+            found = state.zones = _zone_clocks(state.names)
+        names = state.names
+        zones = found
     standing = _standing_blocks(gate, attempt, facts)
     # Totals do not change while one attempt is decided, so the full caps hold for every
     # instant _next_allowed tries.
-    full_caps = _full_caps(gate, attempt, state)
-    timed = _timed_blocks(gate, attempt, facts, state, zones, instant, full_caps)
+    full_caps = _full_caps(gate, attempt, state) if state.any_full else ()
+    timed = _timed_blocks(gate, attempt, facts, state, zones, instant, full_caps, utc)
     if not standing and not timed:
-        # Positional: keyword arguments cost a third of this path's constructor time.
-        return Decision(
-            True,
-            (),
-            None,
-            instant,
-            names,
-            gate.pack.code,
-            gate.pack.version,
-            gate.policy.name,
-            gate.policy.version,
-        )
+        return _decision(gate, True, (), None, instant, names)
     next_allowed_at: datetime | None = None
     if not standing:
         next_allowed_at = _next_allowed(gate, attempt, facts, state, zones, timed, full_caps)
         if next_allowed_at is not None:
             next_allowed_at = next_allowed_at.astimezone(zones[0][1])
-    return Decision(
-        allowed=False,
-        reasons=_reasons(gate, attempt, standing + timed),
-        next_allowed_at=next_allowed_at,
-        at=instant,
-        timezones=names,
-        pack_code=gate.pack.code,
-        pack_version=gate.pack.version,
-        policy_name=gate.policy.name,
-        policy_version=gate.policy.version,
+    return _decision(
+        gate,
+        False,
+        _reasons(gate, attempt, standing + timed),
+        next_allowed_at,
+        instant,
+        names,
     )
 
 
@@ -1106,29 +1259,102 @@ def decide_contact(
     return _decide(gate, attempt, facts, _DebtorState(gate, history.attempts))
 
 
-# The slots of PastContact in field order, set directly by reservation_for.
-_PAST_CONTACT_SETTERS: tuple[Callable[[PastContact, object], None], ...] = tuple(
-    getattr(PastContact, past_field.name).__set__ for past_field in fields(PastContact)
+def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Callable[[object, object], None], ...]:
+    """Return the slot setters of a frozen dataclass's fields, checking they are all of them."""
+    if tuple(names) != tuple(each.name for each in fields(cls)):
+        raise TypeError(f"{cls.__name__} fields changed; update the fast constructor")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+# Every allowed contact of a batch makes a PastContact and a Decision, and a frozen
+# dataclass's __init__ costs several times more than setting its slots directly.
+(
+    _set_past_at,
+    _set_past_channel,
+    _set_past_party,
+    _set_past_outcome,
+    _set_past_effective,
+    _set_past_account_id,
+    _set_past_third_party_id,
+    _set_past_agency_id,
+) = _slot_setters(
+    PastContact,
+    (
+        "at",
+        "channel",
+        "party",
+        "outcome",
+        "effective",
+        "account_id",
+        "third_party_id",
+        "agency_id",
+    ),
 )
+(
+    _set_allowed,
+    _set_reasons,
+    _set_next_allowed_at,
+    _set_at,
+    _set_timezones,
+    _set_pack_code,
+    _set_pack_version,
+    _set_policy_name,
+    _set_policy_version,
+) = _slot_setters(
+    Decision,
+    (
+        "allowed",
+        "reasons",
+        "next_allowed_at",
+        "at",
+        "timezones",
+        "pack_code",
+        "pack_version",
+        "policy_name",
+        "policy_version",
+    ),
+)
+(_set_rule_id, _set_code, _set_template, _set_values) = _slot_setters(
+    Reason, ("rule_id", "code", "template", "values")
+)
+_new = object.__new__
+
+
+def _decision(
+    gate: Gate,
+    allowed: bool,
+    reasons: tuple[Reason, ...],
+    next_allowed_at: datetime | None,
+    instant: datetime,
+    names: tuple[str, ...],
+) -> Decision:
+    """Return the Decision the gate's pack and policy sign, as Decision(...) would build it."""
+    decision: Decision = _new(Decision)
+    _set_allowed(decision, allowed)
+    _set_reasons(decision, reasons)
+    _set_next_allowed_at(decision, next_allowed_at)
+    _set_at(decision, instant)
+    _set_timezones(decision, names)
+    pack = gate.pack
+    policy = gate.policy
+    _set_pack_code(decision, pack.code)
+    _set_pack_version(decision, pack.version)
+    _set_policy_name(decision, policy.name)
+    _set_policy_version(decision, policy.version)
+    return decision
 
 
 def reservation_for(attempt: PlannedContact) -> PastContact:
     """Return the history entry an allowed attempt occupies until it is made or expires."""
-    # Every allowed contact of a batch makes one, and a frozen dataclass's __init__ costs
-    # several times more than setting its slots; the values follow PastContact's field order.
-    values = (
-        attempt.at,
-        attempt.channel,
-        attempt.party,
-        _PLANNED,
-        True,
-        attempt.account_id,
-        attempt.third_party_id,
-        attempt.agency_id,
-    )
-    reservation = object.__new__(PastContact)
-    for setter, value in zip(_PAST_CONTACT_SETTERS, values, strict=True):
-        setter(reservation, value)
+    reservation: PastContact = _new(PastContact)
+    _set_past_at(reservation, attempt.at)
+    _set_past_channel(reservation, attempt.channel)
+    _set_past_party(reservation, attempt.party)
+    _set_past_outcome(reservation, _PLANNED)
+    _set_past_effective(reservation, True)
+    _set_past_account_id(reservation, attempt.account_id)
+    _set_past_third_party_id(reservation, attempt.third_party_id)
+    _set_past_agency_id(reservation, attempt.agency_id)
     return reservation
 
 
@@ -1147,22 +1373,28 @@ def decide_batch(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        states: dict[str, _DebtorState] = {}
+        # Each debtor's facts and state, looked up once per batch.
+        debtors: dict[str, tuple[DebtorFacts, _DebtorState]] = {}
         decisions: list[Decision] = []
+        decided = decisions.append
         for attempt in attempts:
             debtor_id = attempt.debtor_id
-            state = states.get(debtor_id)
-            if state is None:
+            known = debtors.get(debtor_id)
+            if known is None:
                 history = histories.get(debtor_id)
                 state = _DebtorState(gate, history.attempts if history is not None else ())
-                states[debtor_id] = state
-            debtor_facts = facts.get(debtor_id)
-            if debtor_facts is None:
-                raise KeyError(f"no debtor facts for {debtor_id!r}; the gate never guesses them")
+                debtor_facts = facts.get(debtor_id)
+                if debtor_facts is None:
+                    raise KeyError(
+                        f"no debtor facts for {debtor_id!r}; the gate never guesses them"
+                    )
+                debtors[debtor_id] = (debtor_facts, state)
+            else:
+                debtor_facts, state = known
             decision = _decide(gate, attempt, debtor_facts, state)
             if decision.allowed and reserve:
-                state.add(reservation_for(attempt))
-            decisions.append(decision)
+                state.add(_Reserved(attempt))
+            decided(decision)
         return decisions
     finally:
         if collecting:
