@@ -27,3 +27,12 @@ def register(app: typer.Typer) -> None:
     from recoup.scoring.cli import app as model_app
 
     app.add_typer(model_app, name="model")
+    from recoup.compliance.cli import app as compliance_app
+
+    app.add_typer(compliance_app, name="compliance")
+    from recoup.portfolio.cli import app as accounts_app
+
+    app.add_typer(accounts_app, name="accounts")
+    from recoup.workbench.cli import app as promises_app
+
+    app.add_typer(promises_app, name="promises")

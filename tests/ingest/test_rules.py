@@ -426,6 +426,19 @@ class TestCleanAccountFastPath:
             rules._plain_account = original
         assert full == fast
 
+    def test_rows_with_compliance_dates_take_the_full_checks(self) -> None:
+        from recoup.ingest import rules
+
+        row = account(days_past_due="5", status="delinquent")
+        plain = rules.plain_account_values(row, CONTEXT)
+        assert plain is not None
+        assert rules.AccountRecord(*plain) == validate_account(row, CONTEXT)
+        for name in rules.ACCOUNT_FACT_DATES:
+            assert rules.plain_account_values({**row, name: "2024-01-02"}, CONTEXT) is None
+            checked = validate_account({**row, name: "2024-01-02"}, CONTEXT)
+            assert isinstance(checked, rules.AccountRecord)
+            assert getattr(checked, name) == date(2024, 1, 2)
+
     @pytest.mark.parametrize("days", ["²", "٣", "1_000", " 5"])
     def test_odd_digits_in_days_past_due_are_rejected_not_crashing(self, days: str) -> None:
         result = validate_account(account(days_past_due=days), CONTEXT)

@@ -10,10 +10,14 @@ from sqlalchemy.orm import Session
 from recoup.compliance import repository, service
 from recoup.compliance.rulepack import RulePackError, load_pack
 from recoup.compliance.schemas import (
+    AccountFactsRead,
+    AccountFactsUpdate,
     CertificationCreate,
     CertificationRead,
     ContactCheck,
     ContactCheckResult,
+    DebtorFactsRead,
+    DebtorFactsUpdate,
     DecisionRead,
     FindingRead,
     NoteScan,
@@ -32,10 +36,12 @@ from recoup.compliance.schemas import (
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
+from recoup.identity.scoping import get_scoped
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, PermissionDenied
 from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
+from recoup.models.account import Account
 from recoup.models.compliance import (
     Certification,
     CompliancePolicy,
@@ -44,6 +50,7 @@ from recoup.models.compliance import (
     MessageTemplate,
     ViolationStatus,
 )
+from recoup.models.debtor import Debtor
 from recoup.web.localization import from_accept_language
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
@@ -124,6 +131,7 @@ def check_contact(
         party=body.party,
         at=body.at,
         automated=body.automated,
+        at_workplace=body.at_workplace,
         actor=principal.actor,
         agent_user_id=principal.user_id if principal.is_agent else None,
     )
@@ -475,3 +483,55 @@ def expiring_certifications(
         within_days=within_days,
     )
     return [_certification(row) for row in rows]
+
+
+def debtor_facts_read(debtor: Debtor, changed: list[str]) -> DebtorFactsRead:
+    """Return the stored debtor-level facts with the names of those just changed."""
+    return DebtorFactsRead(
+        debtor_id=debtor.id,
+        **{field: bool(getattr(debtor, field)) for field in service.DEBTOR_FACT_FIELDS},
+        changed=changed,
+    )
+
+
+def account_facts_read(account: Account, changed: list[str]) -> AccountFactsRead:
+    """Return the stored per-debt facts with the names of those just changed."""
+    return AccountFactsRead(
+        account_id=account.id,
+        **{field: getattr(account, field) for field in service.ACCOUNT_FACT_FIELDS},
+        changed=changed,
+    )
+
+
+@router.patch(
+    "/debtors/{debtor_id}/compliance-facts",
+    response_model=DebtorFactsRead,
+    dependencies=[Depends(authorize("compliance:facts"))],
+)
+def update_debtor_facts(
+    debtor_id: RowId, body: DebtorFactsUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> DebtorFactsRead:
+    """Record debtor-level facts (cease contact, attorney, dispute …); only fields sent change."""
+    debtor = get_scoped(session, Debtor, debtor_id, principal)
+    changes = {field: getattr(body, field) for field in body.model_fields_set}
+    changed = service.update_debtor_facts(
+        session, debtor=debtor, changes=changes, actor=principal.actor
+    )
+    return debtor_facts_read(debtor, sorted(changed))
+
+
+@router.patch(
+    "/accounts/{account_id}/compliance-facts",
+    response_model=AccountFactsRead,
+    dependencies=[Depends(authorize("compliance:facts"))],
+)
+def update_account_facts(
+    account_id: RowId, body: AccountFactsUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> AccountFactsRead:
+    """Record an account's validation and limitation dates; only fields sent change."""
+    account = get_scoped(session, Account, account_id, principal)
+    changes = {field: getattr(body, field) for field in body.model_fields_set}
+    changed = service.update_account_facts(
+        session, account=account, changes=changes, actor=principal.actor
+    )
+    return account_facts_read(account, sorted(changed))

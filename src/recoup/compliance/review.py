@@ -331,3 +331,52 @@ def review(
         normalised, audience=party, channel=medium, jurisdiction=jurisdiction, kind=kind
     )
     return ReviewResult(passed=not findings, findings=tuple(findings))
+
+
+# US-SOL (12 CFR 1006.26(b)): no suit and no threat of suit on a time-barred debt. Chinese
+# terms are matched on the normalised text (traditional characters and inserted filler
+# fold away); "诉讼时效" (the limitation period itself) is a disclosure, not a threat.
+TIME_BARRED_RULE_ID = "US-SOL"
+TIME_BARRED_CATEGORY = "time_barred_threat"
+_LAWSUIT_ZH = re.compile(
+    r"提起诉讼|起诉|诉讼(?!时效)|法院传票|传票|法院|立案|打官司|法律行动|法律程序|律师函|强制执行"
+)
+_LAWSUIT_EN = re.compile(
+    r"\b(?:su(?:e|es|ed|ing)|lawsuits?|legal\s+(?:action|proceedings?)|litigat\w*"
+    r"|courts?|summons(?:es)?|judg(?:e)?ments?|garnish\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def time_barred_threats(text: str) -> tuple[Finding, ...]:
+    """Find lawsuit-threat language, which must not be sent about a time-barred debt."""
+    normalised = normalise(text)
+    spans = {
+        normalised.original_span(match.start(), match.end())
+        for match in _LAWSUIT_ZH.finditer(normalised.text)
+    }
+    spans |= {(match.start(), match.end()) for match in _LAWSUIT_EN.finditer(text)}
+    return tuple(
+        Finding(
+            category=TIME_BARRED_CATEGORY,
+            rule_id=TIME_BARRED_RULE_ID,
+            start=start,
+            end=end,
+            text=text[start:end],
+            message_en=f"{TIME_BARRED_RULE_ID} lawsuit threat on a time-barred debt: "
+            f"“{text[start:end]}”. Do not sue or threaten to sue once the limitation "
+            "period has run out.",
+            message_zh=f"{TIME_BARRED_RULE_ID} 对已过诉讼时效的债务威胁起诉：“{text[start:end]}”。"
+            "诉讼时效届满后不得起诉或威胁起诉。",
+        )
+        for start, end in sorted(spans)
+    )
+
+
+def with_time_barred_check(result: ReviewResult, text: str) -> ReviewResult:
+    """Return the review with the US-SOL findings of a text about a time-barred debt added."""
+    threats = time_barred_threats(text)
+    if not threats:
+        return result
+    findings = tuple(sorted((*result.findings, *threats), key=lambda f: (f.start, f.end)))
+    return ReviewResult(passed=False, findings=findings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from recoup.compliance.enums import Channel, Outcome, Party
 
@@ -20,6 +20,7 @@ class ContactCheck(BaseModel):
     party: Party = Party.DEBTOR
     at: AwareDatetime
     automated: bool = False
+    at_workplace: bool = False
 
 
 class ReasonRead(BaseModel):
@@ -202,3 +203,49 @@ class CertificationRead(BaseModel):
     course: str
     issued_on: date
     expires_on: date
+
+
+class DebtorFactsUpdate(BaseModel):
+    """Debtor-level compliance facts to record; only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cease_contact: bool | None = None
+    attorney_represented: bool | None = None
+    disputed: bool | None = None
+    deceased: bool | None = None
+    bankrupt: bool | None = None
+    work_contact_forbidden: bool | None = None
+
+
+class DebtorFactsRead(BaseModel):
+    """A debtor's compliance facts as stored."""
+
+    debtor_id: int
+    cease_contact: bool
+    attorney_represented: bool
+    disputed: bool
+    deceased: bool
+    bankrupt: bool
+    work_contact_forbidden: bool
+    changed: list[str]
+
+
+class AccountFactsUpdate(BaseModel):
+    """Per-debt facts to record; only the fields sent change, null clears a date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial_communication_on: date | None = None
+    validation_notice_sent_on: date | None = None
+    time_barred_on: date | None = None
+
+
+class AccountFactsRead(BaseModel):
+    """An account's compliance facts as stored."""
+
+    account_id: int
+    initial_communication_on: date | None
+    validation_notice_sent_on: date | None
+    time_barred_on: date | None
+    changed: list[str]

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +25,13 @@ from recoup.compliance.policy import (
     preset_policy,
     validate_policy,
 )
-from recoup.compliance.review import ReviewInputError, ReviewResult, review
+from recoup.compliance.review import (
+    ReviewInputError,
+    ReviewResult,
+    review,
+    time_barred_threats,
+    with_time_barred_check,
+)
 from recoup.compliance.rulepack import load_pack
 from recoup.compliance.rules import (
     ContactHistory,
@@ -42,7 +50,7 @@ from recoup.compliance.rules import (
 )
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from recoup.models.account import Account
+from recoup.models.account import Account, AccountStatus
 from recoup.models.compliance import (
     Certification,
     CompliancePolicy,
@@ -119,7 +127,41 @@ def _window(row: ContactWindow) -> DailyWindow:
     )
 
 
-def _facts(session: Session, *, debtor: Debtor, contact_point: ContactPoint | None) -> DebtorFacts:
+# Accounts in these statuses are no longer collected, so their validation facts do not bind.
+_CLOSED_ACCOUNT_STATUSES = frozenset({AccountStatus.settled, AccountStatus.closed})
+
+
+def _validation_facts(
+    session: Session, *, debtor: Debtor, account: Account | None
+) -> tuple[date | None, date | None]:
+    """Return (initial communication, validation notice sent) for the gate.
+
+    Reg F counts the validation period per debt: an attempt naming an account uses that
+    account's dates; otherwise the strictest open account decides — the earliest initial
+    communication still waiting for its notice.
+    """
+    if account is not None:
+        return account.initial_communication_on, account.validation_notice_sent_on
+    waiting = session.execute(
+        select(func.min(Account.initial_communication_on)).where(
+            Account.institution_id == debtor.institution_id,
+            Account.debtor_id == debtor.id,
+            Account.status.not_in([str(status) for status in _CLOSED_ACCOUNT_STATUSES]),
+            Account.initial_communication_on.is_not(None),
+            Account.validation_notice_sent_on.is_(None),
+        )
+    ).scalar_one_or_none()
+    return waiting, None
+
+
+def _facts(
+    session: Session,
+    *,
+    debtor: Debtor,
+    contact_point: ContactPoint | None,
+    account: Account | None = None,
+    validation: bool = True,
+) -> DebtorFacts:
     windows = repository.contact_windows(
         session, institution_id=debtor.institution_id, debtor_id=debtor.id
     )
@@ -134,6 +176,10 @@ def _facts(session: Session, *, debtor: Debtor, contact_point: ContactPoint | No
             opted_out.add(Channel.EMAIL)
         if contact_point.consent_automated:
             consent = _AUTOMATED_CONSENT
+    # Packs without US-VAL never read the validation dates: skip their query.
+    initial_communication_on, validation_notice_sent_on = (
+        _validation_facts(session, debtor=debtor, account=account) if validation else (None, None)
+    )
     return DebtorFacts(
         debtor_id=str(debtor.id),
         timezones=(debtor.timezone,),
@@ -148,6 +194,9 @@ def _facts(session: Session, *, debtor: Debtor, contact_point: ContactPoint | No
         deceased=debtor.deceased,
         bankruptcy=debtor.bankrupt,
         automated_consent=consent,
+        work_contact_forbidden=debtor.work_contact_forbidden,
+        initial_communication_on=initial_communication_on,
+        validation_notice_sent_on=validation_notice_sent_on,
     )
 
 
@@ -257,6 +306,10 @@ def _claim_slots(
     return True
 
 
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
 def _decision_row(
     *,
     institution_id: int,
@@ -298,6 +351,9 @@ def _decision_row(
                 "bankruptcy": facts.bankruptcy,
                 "attorney_represented": facts.attorney_represented,
                 "dispute_open": facts.dispute_open,
+                "work_contact_forbidden": facts.work_contact_forbidden,
+                "initial_communication_on": _iso(facts.initial_communication_on),
+                "validation_notice_sent_on": _iso(facts.validation_notice_sent_on),
                 "opted_out_channels": sorted(facts.opted_out_channels),
                 "automated_consent": sorted(facts.automated_consent),
                 "agreed_windows": [f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.agreed_windows],
@@ -307,6 +363,7 @@ def _decision_row(
             },
             "contact_point_timezone": attempt.contact_point_timezone,
             "automated": attempt.automated,
+            "at_workplace": attempt.at_workplace,
             "to_mobile": attempt.to_mobile,
             "history_attempts": history_size,
         },
@@ -331,6 +388,7 @@ def check_contact(
     account_id: int | None = None,
     agent_user_id: int | None = None,
     automated: bool = False,
+    at_workplace: bool = False,
     now: datetime | None = None,
 ) -> CheckedContact:
     """Decide a planned contact, store the decision, and reserve its slots when allowed."""
@@ -347,7 +405,13 @@ def check_contact(
         party=party,
     )
     gate = gate_for(session, institution=institution)
-    facts = _facts(session, debtor=debtor, contact_point=contact_point)
+    facts = _facts(
+        session,
+        debtor=debtor,
+        contact_point=contact_point,
+        account=account,
+        validation=gate.validation_notice_days is not None,
+    )
     attempt = PlannedContact(
         debtor_id=str(debtor.id),
         channel=channel,
@@ -359,6 +423,7 @@ def check_contact(
         if party is Party.THIRD_PARTY and contact_point
         else None,
         automated=automated,
+        at_workplace=at_workplace,
         to_mobile=contact_point is None or contact_point.kind == ContactKind.mobile,
     )
     # Serialise checks of this debtor, then free the slots of reservations never used.
@@ -742,8 +807,13 @@ def render_approved_template(
     template_id: int,
     values: Mapping[str, Any],
     today: date | None = None,
+    account_id: int | None = None,
 ) -> str:
-    """Render an approved, not overdue template in the sandbox; anything else is refused."""
+    """Render an approved, not overdue template in the sandbox; anything else is refused.
+
+    Rendered for an account whose statute of limitations has run out (US-SOL), a text
+    threatening suit is refused too.
+    """
     template = _template(session, institution_id=institution_id, template_id=template_id)
     if template.status != TemplateStatus.approved:
         raise PermissionDenied(f"template {template_id} is {template.status}, not approved")
@@ -752,9 +822,49 @@ def render_approved_template(
             f"template {template_id} was due for re-review on {template.re_review_on}"
         )
     try:
-        return _SANDBOX.from_string(template.body).render(**values)
+        text = _SANDBOX.from_string(template.body).render(**values)
     except TemplateError as error:
         raise ValidationFailed(f"template {template_id} could not be rendered: {error}") from error
+    if account_id is not None:
+        _refuse_time_barred_threats(
+            session,
+            institution_id=institution_id,
+            account_id=account_id,
+            template_id=template_id,
+            text=text,
+            today=today,
+        )
+    return text
+
+
+def _refuse_time_barred_threats(
+    session: Session,
+    *,
+    institution_id: int,
+    account_id: int,
+    template_id: int,
+    text: str,
+    today: date | None,
+) -> None:
+    account = session.get(Account, account_id)
+    if account is None or account.institution_id != institution_id:
+        raise NotFound(f"no account {account_id}")
+    today = today or institution_today(session, institution_id=institution_id)
+    if not is_time_barred(account, today=today):
+        return
+    threats = time_barred_threats(text)
+    if threats:
+        raise PermissionDenied(
+            f"US-SOL: account {account.external_id} is time-barred since "
+            f"{account.time_barred_on}; template {template_id} threatens suit "
+            f"({', '.join(sorted({finding.text for finding in threats}))}). "
+            "Use a template without lawsuit language.",
+            rule_id="US-SOL",
+            findings=[
+                {"rule_id": f.rule_id, "start": f.start, "end": f.end, "text": f.text}
+                for f in threats
+            ],
+        )
 
 
 # Violations
@@ -988,4 +1098,172 @@ def certification_roster(
             ),
         )
         for agent in agents
+    ]
+
+
+# Compliance facts people record (cease contact, attorney, dispute, validation dates …)
+
+DEBTOR_FACT_FIELDS: tuple[str, ...] = (
+    "cease_contact",
+    "attorney_represented",
+    "disputed",
+    "deceased",
+    "bankrupt",
+    "work_contact_forbidden",
+)
+ACCOUNT_FACT_FIELDS: tuple[str, ...] = (
+    "initial_communication_on",
+    "validation_notice_sent_on",
+    "time_barred_on",
+)
+# Dates of things that already happened; time_barred_on may be a known future date.
+_PAST_FACT_DATES = frozenset({"initial_communication_on", "validation_notice_sent_on"})
+
+
+def _fact_problem(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def institution_today(
+    session: Session, *, institution_id: int, now: datetime | None = None
+) -> date:
+    """Return today's date in the institution's time zone."""
+    institution = _institution(session, institution_id)
+    return (now or utcnow()).astimezone(ZoneInfo(institution.timezone)).date()
+
+
+def _audit_facts(
+    session: Session,
+    *,
+    actor: str,
+    object_type: str,
+    object_id: int,
+    institution_id: int,
+    changes: Mapping[str, tuple[object, object]],
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action="compliance.facts_update",
+        object_type=object_type,
+        object_id=object_id,
+        institution_id=institution_id,
+        details={
+            "changes": {
+                field: {"old": _plain(old), "new": _plain(new)}
+                for field, (old, new) in changes.items()
+            }
+        },
+    )
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def update_debtor_facts(
+    session: Session, *, debtor: Debtor, changes: Mapping[str, bool], actor: str
+) -> dict[str, tuple[object, object]]:
+    """Change the given debtor-level facts (only those given) and audit old → new."""
+    for field, value in changes.items():
+        if field not in DEBTOR_FACT_FIELDS:
+            raise _fact_problem(field, f"not a debtor fact; use {', '.join(DEBTOR_FACT_FIELDS)}")
+        if not isinstance(value, bool):
+            raise _fact_problem(field, "must be true or false")
+    return _apply_facts(session, debtor, changes, object_type="debtor", actor=actor)
+
+
+def update_account_facts(
+    session: Session,
+    *,
+    account: Account,
+    changes: Mapping[str, date | None],
+    actor: str,
+    today: date | None = None,
+) -> dict[str, tuple[object, object]]:
+    """Change the given per-debt validation facts (None clears one) and audit old → new.
+
+    Dates of a communication or notice cannot be in the future, and the validation notice
+    cannot predate the initial communication (judged on the account after the change).
+    """
+    today = today or institution_today(session, institution_id=account.institution_id)
+    for field, value in changes.items():
+        if field not in ACCOUNT_FACT_FIELDS:
+            raise _fact_problem(field, f"not an account fact; use {', '.join(ACCOUNT_FACT_FIELDS)}")
+        if value is not None and not isinstance(value, date):
+            raise _fact_problem(field, "must be a date like 2025-03-31, or null to clear it")
+        if field in _PAST_FACT_DATES and value is not None and value > today:
+            raise _fact_problem(field, f"{value} is in the future (today is {today})")
+    merged = {field: changes.get(field, getattr(account, field)) for field in ACCOUNT_FACT_FIELDS}
+    first = merged["initial_communication_on"]
+    notice = merged["validation_notice_sent_on"]
+    if first is not None and notice is not None and notice < first:
+        raise _fact_problem(
+            "validation_notice_sent_on",
+            f"{notice} is before the initial communication on {first}; "
+            "a validation notice cannot predate it",
+        )
+    return _apply_facts(session, account, changes, object_type="account", actor=actor)
+
+
+def _apply_facts(
+    session: Session,
+    target: Debtor | Account,
+    changes: Mapping[str, object],
+    *,
+    object_type: str,
+    actor: str,
+) -> dict[str, tuple[object, object]]:
+    """Set the checked facts that differ from the stored ones and audit old → new once."""
+    changed: dict[str, tuple[object, object]] = {}
+    for field, value in changes.items():
+        old = getattr(target, field)
+        if old != value:
+            setattr(target, field, value)
+            changed[field] = (old, value)
+    if changed:
+        session.flush()
+        _audit_facts(
+            session,
+            actor=actor,
+            object_type=object_type,
+            object_id=target.id,
+            institution_id=target.institution_id,
+            changes=changed,
+        )
+    return changed
+
+
+def is_time_barred(account: Account, *, today: date) -> bool:
+    """Tell whether the statute of limitations of an account has run out by a date."""
+    return account.time_barred_on is not None and account.time_barred_on <= today
+
+
+def review_for_account(
+    session: Session,
+    *,
+    institution_id: int,
+    account_id: int,
+    text: str,
+    locale: str,
+    audience: str,
+    channel: str,
+    kind: str | None = None,
+    today: date | None = None,
+) -> ReviewResult:
+    """Review a text meant for one account: the usual review plus US-SOL when time-barred."""
+    account = session.get(Account, account_id)
+    if account is None or account.institution_id != institution_id:
+        raise NotFound(f"no account {account_id}")
+    result = review_text(text=text, locale=locale, audience=audience, channel=channel, kind=kind)
+    today = today or institution_today(session, institution_id=institution_id)
+    return with_time_barred_check(result, text) if is_time_barred(account, today=today) else result
+
+
+def certified_agents(session: Session, *, institution_id: int, on: date) -> list[User]:
+    """Return the institution's active agents holding a certificate valid on a date (POL-CERT)."""
+    return [
+        agent
+        for agent in repository.institution_agents(session, institution_id=institution_id)
+        if _has_certificate(session, institution_id=institution_id, user_id=agent.id, on=on)
     ]

@@ -19,6 +19,7 @@ from recoup.compliance.review import default_reviewer
 from recoup.compliance.rulepack import RulePack, load_pack
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
+from recoup.identity.scoping import get_scoped
 from recoup.kit.clock import start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.kit.pagination import PageRequest
@@ -28,7 +29,9 @@ from recoup.models.compliance import (
     TemplateStatus,
     ViolationStatus,
 )
+from recoup.models.debtor import Debtor
 from recoup.models.institution import Institution
+from recoup.portfolio import repository as portfolio_repository
 from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
 
 router = APIRouter(include_in_schema=False)
@@ -1001,3 +1004,102 @@ def grant_certification(
     name = agent.display_name or agent.username
     message = Flash("compliance.flash.certification_granted", params={"name": name})
     return redirect("/compliance/certifications", request=viewer.request, message=message)
+
+
+# Compliance facts of a debtor and their accounts (a panel on the debtor page)
+
+RecordFacts = Annotated[Viewer, viewer_with("compliance:facts")]
+FACTS_ACCOUNT_FIELD = "account-{id}-{field}"
+
+
+def _facts_context(viewer: Viewer, session: Session, debtor_id: int) -> dict[str, Any]:
+    assert viewer.principal is not None
+    debtor = get_scoped(session, Debtor, debtor_id, viewer.principal)
+    accounts = portfolio_repository.debtor_accounts(
+        session, principal=viewer.principal, debtor_id=debtor.id
+    )
+    return {
+        "facts_debtor": {
+            "id": debtor.id,
+            **{field: bool(getattr(debtor, field)) for field in service.DEBTOR_FACT_FIELDS},
+        },
+        "facts_accounts": [
+            {
+                "id": account.id,
+                "external_id": account.external_id,
+                **{field: getattr(account, field) for field in service.ACCOUNT_FACT_FIELDS},
+            }
+            for account in accounts
+        ],
+        "debtor_fields": service.DEBTOR_FACT_FIELDS,
+        "account_fields": service.ACCOUNT_FACT_FIELDS,
+        "today": _today(viewer).isoformat(),
+    }
+
+
+@router.get("/debtors/{debtor_id}/compliance-facts", response_class=HTMLResponse)
+def debtor_facts(viewer: RecordFacts, session: SessionDep, debtor_id: RowId) -> HTMLResponse:
+    """Show the form recording a debtor's compliance facts (a panel, or a page without HTMX)."""
+    context = _facts_context(viewer, session, debtor_id)
+    if viewer.request.headers.get("hx-request") == "true":
+        return render(viewer, "compliance/_facts_form.html", context, partial=True)
+    return render(viewer, "compliance/facts.html", context, active_nav="debtors")
+
+
+def _form_day(form: Mapping[str, Any], name: str, field: str) -> date | None:
+    text = str(form.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(
+            f"{field}: {text!r} is not a date; use YYYY-MM-DD",
+            errors=[{"field": field, "message": "use YYYY-MM-DD"}],
+        ) from None
+
+
+@router.post("/debtors/{debtor_id}/compliance-facts", dependencies=[CsrfChecked])
+async def record_debtor_facts(
+    viewer: RecordFacts, session: SessionDep, debtor_id: RowId
+) -> Response:
+    """Record the facts of the form: debtor flags and each visible account's dates (audited)."""
+    assert viewer.principal is not None
+    principal = viewer.principal
+    form = await viewer.request.form()
+    back = f"/debtors/{debtor_id}"
+    try:
+        debtor = get_scoped(session, Debtor, debtor_id, principal)
+        flags = {field: form.get(field) == "on" for field in service.DEBTOR_FACT_FIELDS}
+        changed = len(
+            service.update_debtor_facts(
+                session, debtor=debtor, changes=flags, actor=principal.actor
+            )
+        )
+        for account in portfolio_repository.debtor_accounts(
+            session, principal=principal, debtor_id=debtor.id
+        ):
+            names = {
+                field: FACTS_ACCOUNT_FIELD.format(id=account.id, field=field)
+                for field in service.ACCOUNT_FACT_FIELDS
+            }
+            if not any(name in form for name in names.values()):
+                continue
+            days = {
+                field: _form_day(form, name, f"{account.external_id} {field}")
+                for field, name in names.items()
+                if name in form
+            }
+            try:
+                changed += len(
+                    service.update_account_facts(
+                        session, account=account, changes=days, actor=principal.actor
+                    )
+                )
+            except ValidationFailed as error:
+                raise ValidationFailed(f"{account.external_id} {error.message}") from error
+    except RecoupError as error:
+        session.rollback()
+        return _refused(viewer, back, error)
+    message = Flash("compliance.flash.facts_recorded", params={"count": str(changed)})
+    return redirect(back, request=viewer.request, message=message)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.compliance import service as compliance
 from recoup.db import unit_of_work
 from recoup.demo import generator, repository
 from recoup.demo.generator import Column, Flavour, Portfolio
@@ -36,6 +37,7 @@ from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
 from recoup.models.institution import Institution
+from recoup.models.workbench import Promise
 from recoup.scoring import service as scoring
 from recoup.scoring.errors import ScoringError
 from recoup.scoring.spec import Family
@@ -244,6 +246,8 @@ def _seed_institution(
     # Demo users, one per role (three agents), so every page has someone to sign in as.
     started = time.perf_counter()
     agents = _create_users(session, spec=spec, institution_id=institution.id, result=result)
+    # Accounts go only to agents with a valid compliance certificate (as allocation requires).
+    agents = _certify_agents(session, institution_id=institution.id, agent_ids=agents, on=as_of)
     _add_seconds(result, "users", started)
 
     if accounts == 0:
@@ -440,6 +444,37 @@ def _create_users(
     return agent_ids
 
 
+# Demo certificates: a year's course for each agent; the last one expires within the
+# warning window, so the team lead has a renewal to see.
+DEMO_CERTIFICATE_COURSE = "催收合规培训"
+DEMO_CERTIFICATE_EXPIRING_IN_DAYS = 14
+
+
+def _certify_agents(
+    session: Session, *, institution_id: int, agent_ids: list[int], on: date
+) -> list[int]:
+    """Give demo agents without one a valid certificate; return the agents certified on a date."""
+    for position, agent_id in enumerate(agent_ids):
+        if compliance.is_certified(session, institution_id=institution_id, user_id=agent_id, on=on):
+            continue
+        expiring = position == len(agent_ids) - 1
+        expires_on = on + timedelta(days=DEMO_CERTIFICATE_EXPIRING_IN_DAYS if expiring else 335)
+        compliance.grant_certification(
+            session,
+            institution_id=institution_id,
+            user_id=agent_id,
+            course=DEMO_CERTIFICATE_COURSE,
+            issued_on=on - timedelta(days=30),
+            expires_on=expires_on,
+            actor=ACTOR,
+        )
+    return [
+        agent_id
+        for agent_id in agent_ids
+        if compliance.is_certified(session, institution_id=institution_id, user_id=agent_id, on=on)
+    ]
+
+
 # --- bulk writing ------------------------------------------------------------------------
 
 
@@ -531,12 +566,27 @@ class _Writer:
             stage="delinquency_events",
             timestamps=False,
         )
+        promises = portfolio.promises
+        promised_accounts = promises["account_index"] if len(promises) else np.zeros(0, np.int64)
+        self._insert(
+            connection,
+            _table(Promise),
+            promises,
+            names=[name for name in promises.columns if name != "account_index"],
+            derived={
+                "account_id": account_ids[promised_accounts],
+                "debtor_id": debtor_ids[accounts["debtor_index"][promised_accounts]],
+                "created_by": np.full(len(promises), ACTOR),
+            },
+            stage="promises",
+        )
         return {
             "debtors": len(debtors),
             "contact_points": len(contacts),
             "accounts": len(accounts),
             "payments": len(payments),
             "delinquency_events": len(events),
+            "promises": len(promises),
         }
 
     def _insert(

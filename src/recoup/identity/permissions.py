@@ -80,6 +80,10 @@ MATRIX: dict[str, Grant] = {
         [*_WORKERS, "compliance_officer"],
         api_scope=True,
     ),
+    "compliance:facts": _grant(
+        "Record compliance facts: cease contact, dispute, attorney, validation dates (audited)",
+        [*_WORKERS, "compliance_officer"],
+    ),
     "compliance:read": _grant(
         "See gate decisions, blocked attempts and violations",
         ["manager", "team_lead", "compliance_officer", "auditor"],

@@ -224,6 +224,9 @@ def _open_csv(
     columns, ignored = _check_header(kind, header)
     positions = [(index, name) for index, name in enumerate(header) if name in columns]
     width = len(header)
+    names = [name for _index, name in positions]
+    # The usual file has only known columns: its rows pair with the header as they are.
+    every_column = [index for index, _name in positions] == list(range(width))
 
     def rows() -> Iterator[RawRow]:
         number = header_number
@@ -244,7 +247,10 @@ def _open_csv(
                         ),
                     )
                     continue
-                yield RawRow(number, {name: record[index] for index, name in positions})
+                if every_column:
+                    yield RawRow(number, dict(zip(names, record, strict=True)))
+                else:
+                    yield RawRow(number, {name: record[index] for index, name in positions})
         except csv.Error as error:
             raise UnusableFile(f"row {number + 1} cannot be read as CSV: {error}") from None
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Row, Table, func, literal, select
+from sqlalchemy import Date, DateTime, Row, Table, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ _REJECTS: Table = ImportReject.__table__  # type: ignore[assignment]
 DEBTOR_COLUMNS = (
     "kind", "name", "national_id", "national_id_index", "id_kind", "birth_date", "province",
     "city", "district", "timezone", "language", "employer", "deceased", "bankrupt", "disputed",
-    "cease_contact", "attorney_represented", "hardship",
+    "cease_contact", "attorney_represented", "hardship", "work_contact_forbidden",
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "debtor_id", "kind", "value_index", "relation", "third_party", "contact_name", "status",
@@ -37,15 +38,18 @@ ACCOUNT_COLUMNS = (
     "penalty", "minimum_due", "overdue_amount", "due_date", "days_past_due", "bucket", "status",
     "opened_on", "charged_off_on",
 )  # fmt: skip
-
-# The order of ``insert_rows`` tuples for accounts seen for the first time.
-NEW_ACCOUNT_COLUMNS = (
-    "institution_id",
-    "external_id",
-    *ACCOUNT_COLUMNS,
-    "created_at",
-    "updated_at",
+# Compliance dates an account file may carry: a blank keeps the stored date (clearing one is
+# a recorded decision, made through the compliance-facts API, not by a file leaving it out).
+ACCOUNT_FACT_COLUMNS = ("initial_communication_on", "validation_notice_sent_on", "time_barred_on")
+_WRITTEN = (*ACCOUNT_COLUMNS, *ACCOUNT_FACT_COLUMNS)
+_KEEP_STORED_FACTS = ", ".join(
+    f"{name} = COALESCE(s.{name}, a.{name})" for name in ACCOUNT_FACT_COLUMNS
 )
+
+# The TEMP table an account chunk is staged in (``write_accounts``), and the fields it
+# holds besides the ``ACCOUNT_COLUMNS``.
+_STAGE = "import_account_stage"
+_STAGED = frozenset({"row_number", "external_id", "debtor_external_id", "status_given"})
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -102,19 +106,6 @@ def existing_contacts(
     )
 
 
-def existing_accounts(
-    session: Session, *, institution_id: int, external_ids: Collection[str]
-) -> dict[str, Row[Any]]:
-    """Return the stored accounts among ``external_ids`` with their compared columns."""
-    return _rows_by_external_id(
-        session,
-        _ACCOUNTS,
-        ACCOUNT_COLUMNS,
-        institution_id=institution_id,
-        external_ids=external_ids,
-    )
-
-
 def ids_by_external_id(
     session: Session,
     model: type[Debtor] | type[Account],
@@ -131,55 +122,6 @@ def ids_by_external_id(
         table.c.institution_id == institution_id, _among(session, table.c.external_id, wanted)
     )
     return dict(session.connection().execute(statement).all())
-
-
-def insert_import_events(
-    session: Session,
-    *,
-    institution_id: int,
-    external_ids: Sequence[str],
-    effective_at: datetime,
-    recorded_at: datetime,
-) -> bool:
-    """Record an import delinquency event for each named account from its stored state.
-
-    One INSERT … SELECT inside SQLite, in the order of ``external_ids``, instead of
-    reading the new ids back and sending every event row from Python. Returns ``False``
-    on other backends, where the caller inserts the events itself.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return False
-    if not external_ids:
-        return True
-    listed = func.json_each(json.dumps(list(external_ids))).table_valued("key", "value")
-    balance = _ACCOUNTS.c.principal + _ACCOUNTS.c.interest + _ACCOUNTS.c.fees + _ACCOUNTS.c.penalty
-    source = (
-        select(
-            _ACCOUNTS.c.institution_id,
-            _ACCOUNTS.c.id,
-            literal(effective_at, _EVENTS.c.effective_at.type),
-            literal(recorded_at, _EVENTS.c.recorded_at.type),
-            _ACCOUNTS.c.days_past_due,
-            _ACCOUNTS.c.bucket,
-            _ACCOUNTS.c.status,
-            balance,
-            literal("import", _EVENTS.c.cause.type),
-            literal(False, _EVENTS.c.superseded.type),
-        )
-        .select_from(listed)
-        .join(
-            _ACCOUNTS,
-            (_ACCOUNTS.c.institution_id == institution_id)
-            & (_ACCOUNTS.c.external_id == listed.c.value),
-        )
-        .order_by(listed.c.key)
-    )
-    columns = [
-        "institution_id", "account_id", "effective_at", "recorded_at", "days_past_due",
-        "bucket", "status", "balance", "cause", "superseded",
-    ]  # fmt: skip
-    session.connection().execute(_EVENTS.insert().from_select(columns, source))
-    return True
 
 
 def account_currencies(
@@ -219,43 +161,315 @@ def upsert(
     execute_many(session, statement, table, rows)
 
 
-def plain_inserts(session: Session) -> bool:
-    """Tell whether ``insert_rows`` may write rows the caller found missing a moment ago.
+@dataclass
+class AccountsWritten:
+    """What ``write_accounts`` did with one chunk, and the rows whose debtor is unknown."""
 
-    On SQLite it may: the look-up and the insert share one transaction, and in WAL mode a
-    row committed by another connection in between fails the write (SQLITE_BUSY_SNAPSHOT)
-    with or without ON CONFLICT. PostgreSQL keeps the upsert, which such a row would meet.
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    unknown_debtors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _stage_column(name: str, dialect: Any) -> tuple[str, Any]:
+    """Return the staging column type of an import field and the converter of its values.
+
+    Values are staged as ``accounts`` stores them: dates through their column type (as
+    text on SQLite). A column whose type converts anything else (an encrypted column, say)
+    would be written unconverted, so it stops the import instead.
     """
-    return session.get_bind().dialect.name == "sqlite"
+    if name not in _ACCOUNTS.c:
+        return ("INTEGER" if name in ("row_number", "status_given") else "TEXT"), None
+    column_type = _ACCOUNTS.c[name].type
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is not None:
+        if isinstance(getattr(column_type, "impl", column_type), (Date, DateTime)):
+            return "TEXT", processor
+        raise NotImplementedError(
+            f"accounts.{name} converts its values in Python: stage it converted in "
+            "repository.write_accounts before importing accounts"
+        )
+    return ("INTEGER" if column_type.python_type in (int, bool) else "TEXT"), None
 
 
-def insert_rows(
-    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert tuples of ``columns`` into ``table`` with one driver-level executemany.
+def write_accounts(
+    session: Session,
+    *,
+    institution_id: int,
+    fields: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    effective_at: datetime,
+    recorded_at: datetime,
+    ageing_statuses: Collection[str],
+) -> AccountsWritten:
+    """Insert, update or leave each account row and record its delinquency event, set-based.
 
-    Built for a million rows: the SQL is written once, and only values of columns whose
-    type needs converting (dates on SQLite) are converted, once per distinct value.
+    ``rows`` are ``(row number, *values of fields)`` with unique external ids, in file
+    order: the fields are those of an import record (``external_id``,
+    ``debtor_external_id``, ``status_given`` and the ``ACCOUNT_COLUMNS`` but ``debtor_id``).
+    A blank status (``status_given`` false) keeps a stored status outside
+    ``ageing_statuses``. Rows whose debtor does not exist are left out and returned.
     """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        write = _write_accounts_postgresql
+    elif dialect == "sqlite":
+        write = _write_accounts_sqlite
+    else:  # pragma: no cover - only the two supported backends exist
+        raise NotImplementedError(f"imports support SQLite and PostgreSQL, not {dialect}")
+    return write(
+        session,
+        institution_id=institution_id,
+        fields=fields,
+        rows=rows,
+        effective_at=effective_at,
+        recorded_at=recorded_at,
+        ageing_statuses=ageing_statuses,
+    )
+
+
+def _write_accounts_sqlite(
+    session: Session,
+    *,
+    institution_id: int,
+    fields: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    effective_at: datetime,
+    recorded_at: datetime,
+    ageing_statuses: Collection[str],
+) -> AccountsWritten:
+    """Write account rows inside SQLite (see ``write_accounts``).
+
+    The rows are loaded into a TEMP staging table with one executemany of plain tuples,
+    which also looks up each row's debtor and stored account; everything else is one
+    statement each: the kept statuses, new accounts one INSERT … SELECT, changed ones
+    (compared column by column in SQL) one UPDATE … FROM, and the import events of new
+    accounts and of changed bucket or status one INSERT … SELECT in row order. Foreign
+    keys stay enforced: every written ``debtor_id`` was just read.
+
+    A new account is inserted without ON CONFLICT: the look-up and the insert share one
+    transaction, and in WAL mode a row committed by another connection in between fails
+    the write (SQLITE_BUSY_SNAPSHOT) rather than being missed.
+    """
+    written = AccountsWritten()
     if not rows:
-        return
+        return written
     connection = session.connection()
     dialect = connection.dialect
-    converters = {
-        index: processor
-        for index, name in enumerate(columns)
-        if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-    }
-    if converters:
-        # Column by column: a million rows repeat few distinct dates.
-        by_column = list(zip(*rows, strict=True))
-        for index, processor in converters.items():
-            by_column[index] = tuple(map(_Converted(processor).__getitem__, by_column[index]))
-        rows = list(zip(*by_column, strict=True))
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    placeholders = ", ".join(marker for _name in columns)
-    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
-    connection.exec_driver_sql(statement, list(rows))
+    institution = int(institution_id)
+    scope = f"institution_id = {institution}"
+
+    def bind(table: Table, column: str, value: Any) -> Any:
+        processor = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        return processor(value) if processor is not None and value is not None else value
+
+    everything = list(zip(*rows, strict=True))
+    # Only the fields the statements use are staged, column by column.
+    chosen = [
+        index
+        for index, name in enumerate(("row_number", *fields))
+        if name in _STAGED or name in _WRITTEN
+    ]
+    names = tuple(("row_number", *fields)[index] for index in chosen)
+    columns: list[Sequence[Any]] = [everything[index] for index in chosen]
+    kinds = [_stage_column(name, dialect) for name in names]
+    for index, (_kind, processor) in enumerate(kinds):
+        if processor is not None:
+            # Each distinct date converted once.
+            columns[index] = list(map(_Converted(processor).__getitem__, columns[index]))
+    # The staging rowid follows ``rows`` (file order): statements order by it without sorting.
+    staged = list(zip(*columns, strict=True))
+    stage_columns = ", ".join(
+        f"{name} {kind}" for name, (kind, _processor) in zip(names, kinds, strict=True)
+    )
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS temp.{_STAGE} "
+        f"({stage_columns}, debtor_id INTEGER, account_id INTEGER, event INTEGER)"
+    )
+    connection.exec_driver_sql(f"DELETE FROM temp.{_STAGE}")
+    numbered = ", ".join(f"?{index}" for index in range(1, len(names) + 1))
+    debtor = names.index("debtor_external_id") + 1
+    external = names.index("external_id") + 1
+    connection.exec_driver_sql(
+        f"INSERT INTO temp.{_STAGE} ({', '.join(names)}, debtor_id, account_id, event) "
+        f"VALUES ({numbered}, "
+        f"(SELECT id FROM main.debtors WHERE {scope} AND external_id = ?{debtor}), "
+        f"(SELECT id FROM main.accounts WHERE {scope} AND external_id = ?{external}), 0)",
+        staged,
+    )
+    written.unknown_debtors = [
+        (int(number), str(value))
+        for number, value in connection.exec_driver_sql(
+            f"SELECT row_number, debtor_external_id FROM temp.{_STAGE} "
+            "WHERE debtor_id IS NULL ORDER BY row_number"
+        )
+    ]
+    kept = ", ".join("?" for _status in ageing_statuses)
+    connection.exec_driver_sql(
+        f"UPDATE temp.{_STAGE} AS s SET status = a.status FROM main.accounts AS a "
+        f"WHERE a.id = s.account_id AND s.status_given = 0 AND a.status NOT IN ({kept})",
+        tuple(str(status) for status in ageing_statuses),
+    )
+    connection.exec_driver_sql(
+        f"UPDATE temp.{_STAGE} AS s SET {_KEEP_STORED_FACTS} FROM main.accounts AS a "
+        "WHERE a.id = s.account_id"
+    )
+    connection.exec_driver_sql(
+        f"UPDATE temp.{_STAGE} AS s SET event = 1 FROM main.accounts AS a "
+        "WHERE a.id = s.account_id AND s.debtor_id IS NOT NULL "
+        "AND (a.bucket IS NOT s.bucket OR a.status IS NOT s.status)"
+    )
+    now = bind(_ACCOUNTS, "updated_at", recorded_at)
+    compared = ", ".join(f"{name} = s.{name}" for name in _WRITTEN)
+    differs = " OR ".join(f"a.{name} IS NOT s.{name}" for name in _WRITTEN)
+    written.updated = connection.exec_driver_sql(
+        f"UPDATE main.accounts AS a SET {compared}, updated_at = ? FROM temp.{_STAGE} AS s "
+        f"WHERE a.id = s.account_id AND s.debtor_id IS NOT NULL AND ({differs})",
+        (now,),
+    ).rowcount
+    inserted_columns = ", ".join(_WRITTEN)
+    written.inserted = connection.exec_driver_sql(
+        f"INSERT INTO main.accounts (institution_id, external_id, {inserted_columns}, "
+        f"created_at, updated_at) SELECT {institution}, external_id, {inserted_columns}, ?, ? "
+        f"FROM temp.{_STAGE} WHERE account_id IS NULL AND debtor_id IS NOT NULL ORDER BY rowid",
+        (now, now),
+    ).rowcount
+    known = len(rows) - len(written.unknown_debtors)
+    written.unchanged = known - written.inserted - written.updated
+    connection.exec_driver_sql(
+        "INSERT INTO main.delinquency_events (institution_id, account_id, effective_at, "
+        "recorded_at, days_past_due, bucket, status, balance, cause, superseded) "
+        f"SELECT {institution}, a.id, ?, ?, s.days_past_due, s.bucket, s.status, "
+        "s.principal + s.interest + s.fees + s.penalty, 'import', 0 "
+        f"FROM temp.{_STAGE} AS s JOIN main.accounts AS a "
+        f"ON a.institution_id = {institution} AND a.external_id = s.external_id "
+        "WHERE s.debtor_id IS NOT NULL AND (s.account_id IS NULL OR s.event = 1) "
+        "ORDER BY s.rowid",
+        (bind(_EVENTS, "effective_at", effective_at), bind(_EVENTS, "recorded_at", recorded_at)),
+    )
+    connection.exec_driver_sql(f"DELETE FROM temp.{_STAGE}")
+    return written
+
+
+def _write_accounts_postgresql(
+    session: Session,
+    *,
+    institution_id: int,
+    fields: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    effective_at: datetime,
+    recorded_at: datetime,
+    ageing_statuses: Collection[str],
+) -> AccountsWritten:
+    """Write account rows inside PostgreSQL (see ``write_accounts``).
+
+    The rows are copied (COPY) into a TEMP staging table; one UPDATE of the stage looks
+    up each row's debtor and stored account (correlated look-ups, so each is an index
+    probe whatever the planner thinks of the table's size), then the kept statuses, the
+    changed accounts (UPDATE … FROM, compared with IS DISTINCT FROM), the new ones
+    (INSERT … SELECT, their ids returned into the stage) and the import events are one
+    statement each. A new account that another transaction committed meanwhile is
+    updated by ON CONFLICT, as the row-by-row upsert did.
+    """
+    written = AccountsWritten()
+    if not rows:
+        return written
+    connection = session.connection()
+    dialect = connection.dialect
+    names = ("row_number", *fields)
+    for name in names:
+        _stage_column(name, dialect)
+    types = {"row_number": "integer", "debtor_external_id": "text", "status_given": "boolean"}
+    stage_columns = ", ".join(
+        f"{name} {types.get(name) or _ACCOUNTS.c[name].type.compile(dialect=dialect)}"
+        for name in names
+    )
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({stage_columns}, debtor_id bigint, "
+        "account_id bigint, stored_bucket text, stored_status text)"
+    )
+    connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {_STAGE} ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+    connection.exec_driver_sql(f"ANALYZE {_STAGE}")
+    scope = {"institution_id": institution_id}
+    connection.execute(
+        text(
+            f"UPDATE {_STAGE} AS s SET debtor_id = (SELECT d.id FROM debtors AS d "
+            "WHERE d.institution_id = :institution_id AND d.external_id = s.debtor_external_id), "
+            "(account_id, stored_bucket, stored_status) = (SELECT a.id, a.bucket, a.status "
+            "FROM accounts AS a "
+            "WHERE a.institution_id = :institution_id AND a.external_id = s.external_id)"
+        ),
+        scope,
+    )
+    connection.execute(
+        text(
+            f"UPDATE {_STAGE} SET status = stored_status "
+            "WHERE NOT status_given AND stored_status NOT IN :ageing"
+        ).bindparams(bindparam("ageing", expanding=True)),
+        {"ageing": [str(status) for status in ageing_statuses]},
+    )
+    connection.exec_driver_sql(
+        f"UPDATE {_STAGE} AS s SET {_KEEP_STORED_FACTS} FROM accounts AS a "
+        "WHERE a.id = s.account_id"
+    )
+    written.unknown_debtors = [
+        (int(number), str(value))
+        for number, value in connection.exec_driver_sql(
+            f"SELECT row_number, debtor_external_id FROM {_STAGE} "
+            "WHERE debtor_id IS NULL ORDER BY row_number"
+        )
+    ]
+    compared = ", ".join(f"{name} = s.{name}" for name in _WRITTEN)
+    differs = " OR ".join(f"a.{name} IS DISTINCT FROM s.{name}" for name in _WRITTEN)
+    now = {"now": recorded_at}
+    written.updated = connection.execute(
+        text(
+            f"UPDATE accounts AS a SET {compared}, updated_at = :now FROM {_STAGE} AS s "
+            "WHERE a.id = s.account_id AND s.account_id IS NOT NULL "
+            f"AND s.debtor_id IS NOT NULL AND ({differs})"
+        ),
+        now,
+    ).rowcount
+    columns = ", ".join(_WRITTEN)
+    excluded = ", ".join(f"{name} = excluded.{name}" for name in _WRITTEN)
+    written.inserted = connection.execute(
+        text(
+            "WITH inserted AS ("
+            f"INSERT INTO accounts (institution_id, external_id, {columns}, created_at, "
+            f"updated_at) SELECT :institution_id, external_id, {columns}, :now, :now "
+            f"FROM {_STAGE} WHERE account_id IS NULL AND debtor_id IS NOT NULL "
+            "ORDER BY row_number ON CONFLICT (institution_id, external_id) "
+            f"DO UPDATE SET {excluded}, updated_at = excluded.updated_at "
+            "RETURNING id, external_id) "
+            f"UPDATE {_STAGE} AS s SET account_id = inserted.id FROM inserted "
+            "WHERE s.external_id = inserted.external_id"
+        ),
+        {**scope, **now},
+    ).rowcount
+    known = len(rows) - len(written.unknown_debtors)
+    written.unchanged = known - written.inserted - written.updated
+    connection.execute(
+        text(
+            "INSERT INTO delinquency_events (institution_id, account_id, effective_at, "
+            "recorded_at, days_past_due, bucket, status, balance, cause, superseded) "
+            "SELECT :institution_id, account_id, :effective_at, :recorded_at, days_past_due, "
+            "bucket, status, principal + interest + fees + penalty, 'import', false "
+            f"FROM {_STAGE} WHERE debtor_id IS NOT NULL AND account_id IS NOT NULL "
+            "AND (stored_status IS NULL OR stored_bucket IS DISTINCT FROM bucket "
+            "OR stored_status IS DISTINCT FROM status) ORDER BY row_number"
+        ),
+        {**scope, "effective_at": effective_at, "recorded_at": recorded_at},
+    )
+    connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+    return written
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -340,14 +554,6 @@ def debtors_table() -> Table:
 
 def contacts_table() -> Table:
     return _CONTACTS
-
-
-def accounts_table() -> Table:
-    return _ACCOUNTS
-
-
-def events_table() -> Table:
-    return _EVENTS
 
 
 def rejects_table() -> Table:

@@ -65,6 +65,10 @@ class Account(TenantMixin, TimestampMixin, Base):
     status: Mapped[AccountStatus] = mapped_column(String(16), default=AccountStatus.current)
     opened_on: Mapped[date | None]
     charged_off_on: Mapped[date | None]
+    # Regulation F validation facts are per debt (US-VAL), as is the limitation date (US-SOL).
+    initial_communication_on: Mapped[date | None]
+    validation_notice_sent_on: Mapped[date | None]
+    time_barred_on: Mapped[date | None]
     # Until the case model arrives, an agent sees the accounts assigned to them here.
     assigned_agent_id: Mapped[int | None] = mapped_column(
         Id, ForeignKey("users.id", ondelete="SET NULL"), index=True

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recoup.kit.crypto import BlindIndex, Encrypted
@@ -53,6 +53,9 @@ class Debtor(TenantMixin, TimestampMixin, Base):
     cease_contact: Mapped[bool] = mapped_column(default=False)
     attorney_represented: Mapped[bool] = mapped_column(default=False)
     hardship: Mapped[bool] = mapped_column(default=False)
+    # US-WORK: the employer forbids contact at the debtor's workplace. A server default
+    # only, so bulk loaders that do not name the column still write valid rows.
+    work_contact_forbidden: Mapped[bool] = mapped_column(server_default=false())
 
     contact_points: Mapped[list[ContactPoint]] = relationship(
         back_populates="debtor", lazy="raise", order_by="ContactPoint.id"

@@ -11,13 +11,16 @@ from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.pii import reveal_debtor
 from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
+from recoup.kit.errors import PermissionDenied
 from recoup.kit.masking import mask_name, mask_national_id, mask_text
 from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
-from recoup.portfolio import repository
+from recoup.portfolio import repository, service
 from recoup.portfolio.schemas import (
+    AccountAssignment,
+    AccountAssignmentResult,
     AccountRead,
     ContactPointRead,
     DebtorDetail,
@@ -191,3 +194,26 @@ def list_accounts(
 def get_account(account_id: RowId, principal: CurrentPrincipal, session: SessionDep) -> AccountRead:
     """Open one account."""
     return _account(get_scoped(session, Account, account_id, principal))
+
+
+@router.post(
+    "/accounts/assign",
+    response_model=AccountAssignmentResult,
+    dependencies=[Depends(authorize("queues:manage"))],
+)
+def assign_accounts(
+    body: AccountAssignment, principal: CurrentPrincipal, session: SessionDep
+) -> AccountAssignmentResult:
+    """Assign accounts to an active agent with a valid compliance certificate (audited)."""
+    if principal.institution_id is None:
+        raise PermissionDenied("accounts belong to an institution; sign in as its user")
+    accounts = service.assign_accounts(
+        session,
+        institution_id=principal.institution_id,
+        agent_id=body.agent_id,
+        account_ids=body.account_ids,
+        actor=principal.actor,
+    )
+    return AccountAssignmentResult(
+        agent_id=body.agent_id, account_ids=[account.id for account in accounts]
+    )

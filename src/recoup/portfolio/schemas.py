@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -151,3 +151,19 @@ class DebtorRevealed(BaseModel):
     national_id: str | None
     employer: str | None
     contact_points: list[RevealedContactPoint]
+
+
+class AccountAssignment(BaseModel):
+    """Accounts to hand to one agent."""
+
+    agent_id: int = Field(ge=1, le=2**63 - 1)
+    account_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=1000
+    )
+
+
+class AccountAssignmentResult(BaseModel):
+    """Which accounts now belong to which agent."""
+
+    agent_id: int
+    account_ids: list[int]

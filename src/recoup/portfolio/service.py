@@ -59,13 +59,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.compliance import service as compliance
 from recoup.kit.clock import utcnow
-from recoup.kit.errors import ValidationFailed
+from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import (
     Account,
     AccountStatus,
@@ -74,6 +77,7 @@ from recoup.models.account import (
     PaymentChannel,
     Product,
 )
+from recoup.models.identity import Role, User
 from recoup.models.institution import Institution
 from recoup.portfolio import repository
 from recoup.portfolio.rules import (
@@ -617,3 +621,123 @@ def _event(
         balance=after.balances.total,
         cause=cause,
     )
+
+
+# Assignment of accounts to agents (until the workbench brings cases and queues)
+
+MAX_ASSIGN_ACCOUNTS = 1000
+
+
+def _today_at(session: Session, *, institution_id: int) -> date:
+    institution = session.get(Institution, institution_id)
+    if institution is None:
+        raise NotFound(f"no institution {institution_id}")
+    return utcnow().astimezone(ZoneInfo(institution.timezone)).date()
+
+
+def assignable_agent_problem(
+    session: Session, *, institution_id: int, agent: User | None, on: date
+) -> str | None:
+    """Say why a user cannot take accounts on a date, or None when they can.
+
+    Only an active agent of the institution holding a compliance certificate valid that
+    day (the same check as the gate's POL-CERT) may be assigned accounts.
+    """
+    if agent is None or agent.institution_id != institution_id:
+        return "no such user in this institution"
+    if agent.role != Role.agent or not agent.active:
+        return f"user {agent.username} is not an active agent; assign accounts to an agent"
+    if not compliance.is_certified(session, institution_id=institution_id, user_id=agent.id, on=on):
+        return (
+            f"POL-CERT: agent {agent.username} holds no compliance certificate valid on {on}; "
+            "record a current certificate before assigning accounts"
+        )
+    return None
+
+
+def certified_agents(
+    session: Session, *, institution_id: int, on: date | None = None
+) -> list[User]:
+    """Return the institution's active agents who may take accounts on a date."""
+    on = on or _today_at(session, institution_id=institution_id)
+    return compliance.certified_agents(session, institution_id=institution_id, on=on)
+
+
+def account_ids_for_external_ids(
+    session: Session, *, institution_id: int, external_ids: Sequence[str]
+) -> list[int]:
+    """Return the ids of the institution's accounts with these external ids; name any unknown."""
+    found = repository.accounts_by_external_id(
+        session, institution_id=institution_id, external_ids=external_ids
+    )
+    unknown = [external_id for external_id in external_ids if external_id not in found]
+    if unknown:
+        raise NotFound(
+            f"no account with external id {', '.join(unknown)} in this institution",
+            unknown_accounts=unknown,
+        )
+    return [found[external_id].id for external_id in external_ids]
+
+
+def assign_accounts(
+    session: Session,
+    *,
+    institution_id: int,
+    agent_id: int,
+    account_ids: Sequence[int],
+    actor: str,
+    on: date | None = None,
+) -> list[Account]:
+    """Assign accounts to an active, certified agent of the institution (audited per account)."""
+    wanted = list(dict.fromkeys(account_ids))
+    if not wanted:
+        raise ValidationFailed(
+            "account_ids: give at least one account id",
+            errors=[{"field": "account_ids", "message": "give at least one account id"}],
+        )
+    if len(wanted) > MAX_ASSIGN_ACCOUNTS:
+        raise ValidationFailed(
+            f"account_ids: at most {MAX_ASSIGN_ACCOUNTS} accounts per assignment",
+            errors=[{"field": "account_ids", "message": f"at most {MAX_ASSIGN_ACCOUNTS}"}],
+        )
+    on = on or _today_at(session, institution_id=institution_id)
+    agent = session.get(User, agent_id)
+    problem = assignable_agent_problem(session, institution_id=institution_id, agent=agent, on=on)
+    if problem is not None:
+        raise ValidationFailed(
+            f"agent_id {agent_id}: {problem}",
+            errors=[{"field": "agent_id", "message": problem}],
+        )
+    accounts = {
+        account.id: account
+        for account in session.scalars(
+            select(Account)
+            .where(Account.institution_id == institution_id, Account.id.in_(wanted))
+            .order_by(Account.id)
+            .with_for_update()
+        )
+    }
+    unknown = [account_id for account_id in wanted if account_id not in accounts]
+    if unknown:
+        raise NotFound(
+            f"no account {', '.join(map(str, unknown))} in this institution; check the account ids",
+            unknown_account_ids=unknown,
+        )
+    entries = []
+    for account_id in wanted:
+        account = accounts[account_id]
+        previous = account.assigned_agent_id
+        account.assigned_agent_id = agent_id
+        entries.append(
+            audit.AuditEntry(
+                actor=actor,
+                action="accounts.assign",
+                object_type="account",
+                object_id=account.id,
+                institution_id=institution_id,
+                details={"agent_id": agent_id, "previous_agent_id": previous},
+            )
+        )
+    session.flush()
+    audit.record_many(session, entries)
+    return [accounts[account_id] for account_id in wanted]

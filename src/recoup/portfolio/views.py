@@ -6,23 +6,23 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.pii import Revealed, reveal_debtor
 from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
-from recoup.kit.errors import ValidationFailed
+from recoup.kit.errors import RecoupError, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
 from recoup.models.debtor import Debtor
-from recoup.portfolio import repository
+from recoup.portfolio import repository, service
 from recoup.portfolio.api import _account, _contact_point, _debtor
 from recoup.portfolio.rules import BUCKETS
 from recoup.portfolio.schemas import AccountRead, DebtorRead
 from recoup.scoring.views import SCORE_COMMAND, account_score_panel
-from recoup.web.templating import Viewer, page_url_for, render, viewer_with
+from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
 
 router = APIRouter(include_in_schema=False)
 
@@ -219,3 +219,53 @@ def _account_row(account: AccountRead) -> dict[str, Any]:
 
 def _with_items(page: Page[Any], items: list[dict[str, Any]]) -> Page[dict[str, Any]]:
     return Page(items=items, total=page.total, page=page.page, size=page.size)
+
+
+# Assigning an account to an agent (a panel on the account page)
+
+ManageQueues = Annotated[Viewer, viewer_with("queues:manage")]
+
+
+@router.get("/accounts/{account_id}/assign", response_class=HTMLResponse)
+def account_assign_form(
+    viewer: ManageQueues, session: SessionDep, account_id: RowId
+) -> HTMLResponse:
+    """Show the assign form of an account: a choice of agents with a valid certificate."""
+    assert viewer.principal is not None
+    account = get_scoped(session, Account, account_id, viewer.principal)
+    context = {
+        "assign_account": account,
+        "assign_agents": service.certified_agents(session, institution_id=account.institution_id),
+    }
+    if viewer.request.headers.get("hx-request") == "true":
+        return render(viewer, "accounts/_assign_form.html", context, partial=True)
+    return render(viewer, "accounts/assign.html", context, active_nav="accounts")
+
+
+@router.post("/accounts/{account_id}/assign", dependencies=[Depends(csrf_protect)])
+def account_assign(
+    viewer: ManageQueues,
+    session: SessionDep,
+    account_id: RowId,
+    agent_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Assign the account to the chosen agent; refused unless they hold a valid certificate."""
+    assert viewer.principal is not None
+    back = f"/accounts/{account_id}"
+    try:
+        account = get_scoped(session, Account, account_id, viewer.principal)
+        if not agent_id.isdigit():
+            raise ValidationFailed(viewer.text("accounts.assign.choose_agent"))
+        service.assign_accounts(
+            session,
+            institution_id=account.institution_id,
+            agent_id=int(agent_id),
+            account_ids=[account.id],
+            actor=viewer.principal.actor,
+        )
+    except RecoupError as error:
+        session.rollback()
+        refused = Flash("accounts.assign.refused", level="error", params={"message": error.message})
+        return redirect(back, request=viewer.request, message=refused)
+    message = Flash("accounts.assign.done", params={"account": account.external_id})
+    return redirect(back, request=viewer.request, message=message)

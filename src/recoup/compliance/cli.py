@@ -1,0 +1,270 @@
+"""``recoup compliance rules|check|decisions|review``: the rule packs, the gate and the review.
+
+Exit codes: 0 when a contact is allowed or a text is clean, 3 when the gate blocks the
+contact or the review finds something, 1 for an error a person must fix (unknown
+institution, debtor, bad option).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from recoup.compliance import repository, service
+from recoup.compliance.enums import Channel, Party
+from recoup.compliance.review import ReviewResult
+from recoup.compliance.rulepack import PACK_CODES, RulePackError, load_pack
+from recoup.db import unit_of_work
+from recoup.institutions.repository import require_by_code
+from recoup.kit.cli import console, fail_on_domain_error
+from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+
+app = typer.Typer(
+    help="Compliance rule packs, the contact gate, its decisions and script review.",
+    no_args_is_help=True,
+)
+
+CLI_ACTOR = "cli"
+BLOCKED_EXIT = 3
+INSTITUTION = typer.Option(..., "--institution", help="Institution code, e.g. DEMO-CF")
+AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table")
+
+
+def _choice(enum: type[Channel] | type[Party], value: str, option: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(member.value for member in enum)
+        raise ValidationFailed(f"{option} must be one of {known}; got {value!r}") from None
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            f"--at must be an ISO date-time like 2025-03-03T10:00:00+08:00; got {value!r}"
+        ) from None
+    if moment.utcoffset() is None:
+        raise ValidationFailed("--at must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
+    return moment
+
+
+@app.command("rules")
+def rules(
+    pack: str | None = typer.Option(None, "--pack", help="CN or US (default: both)"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """List the rules of the packs: ids, parameters and citations."""
+    with fail_on_domain_error():
+        codes = [pack.upper()] if pack else list(PACK_CODES)
+        try:
+            packs = [load_pack(code) for code in codes]
+        except RulePackError as error:
+            raise ValidationFailed(f"--pack: {error}") from error
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "pack": loaded.code,
+                        "version": loaded.version,
+                        "rules": [
+                            {
+                                "id": rule.id,
+                                "kind": rule.kind,
+                                "title": {"zh": rule.title.zh, "en": rule.title.en},
+                                "citation": rule.citation,
+                                "parameters": dict(rule.parameters),
+                            }
+                            for rule in loaded.rules
+                        ],
+                    }
+                    for loaded in packs
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    for loaded in packs:
+        table = Table(
+            "id", "rule", "parameters", "citation", title=f"{loaded.code} {loaded.version}"
+        )
+        for rule in loaded.rules:
+            parameters = ", ".join(f"{key}={value}" for key, value in rule.parameters.items())
+            table.add_row(rule.id, rule.title.en, parameters or "—", rule.citation)
+        console.print(table)
+
+
+@app.command("check")
+def check(
+    institution: str = INSTITUTION,
+    debtor: int = typer.Option(..., "--debtor", min=1, help="Debtor id"),
+    contact_point: int | None = typer.Option(
+        None, "--contact-point", min=1, help="Contact point id (required for a third party)"
+    ),
+    account: int | None = typer.Option(None, "--account", min=1, help="Account id of the debt"),
+    channel: str = typer.Option(..., "--channel", help="call, sms, email, letter, visit …"),
+    party: str = typer.Option("debtor", "--party", help="debtor or third_party"),
+    at: str = typer.Option(..., "--at", help="Planned time, ISO 8601 with offset"),
+    at_workplace: bool = typer.Option(
+        False, "--at-workplace", help="The contact reaches the debtor at work (US-WORK)"
+    ),
+    automated: bool = typer.Option(False, "--automated", help="Autodialled or prerecorded"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Ask the gate whether a planned contact may happen; exit 3 when it is blocked."""
+    with fail_on_domain_error(), unit_of_work() as session:
+        owner = require_by_code(session, institution)
+        checked = service.check_contact(
+            session,
+            institution_id=owner.id,
+            debtor_id=debtor,
+            contact_point_id=contact_point,
+            account_id=account,
+            channel=_choice(Channel, channel, "--channel"),
+            party=_choice(Party, party, "--party"),
+            at=_moment(at),
+            automated=automated,
+            at_workplace=at_workplace,
+            actor=CLI_ACTOR,
+        )
+        decision = checked.decision
+        decision_id = checked.record.id
+    result = {
+        "allowed": decision.allowed,
+        "reasons": [
+            {
+                "rule_id": reason.rule_id,
+                "code": reason.code,
+                "message": reason.message_en,
+                "message_zh": reason.message_zh,
+            }
+            for reason in decision.reasons
+        ],
+        "next_allowed_at": (
+            decision.next_allowed_at.isoformat() if decision.next_allowed_at else None
+        ),
+        "decision_id": decision_id,
+    }
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    elif decision.allowed:
+        console.print(f"[green]allowed[/] (decision {decision_id})")
+    else:
+        console.print(f"[red]blocked[/] (decision {decision_id})")
+        for reason in decision.reasons:
+            console.print(f"  {reason.rule_id}: {reason.message_en}")
+        next_time = result["next_allowed_at"] or "not while these facts hold"
+        console.print(f"  next allowed: {next_time}")
+    if not decision.allowed:
+        raise typer.Exit(code=BLOCKED_EXIT)
+
+
+@app.command("decisions")
+def decisions(
+    institution: str = INSTITUTION,
+    debtor: int | None = typer.Option(None, "--debtor", min=1, help="Only this debtor id"),
+    blocked: bool = typer.Option(False, "--blocked", help="Only blocked attempts"),
+    limit: int = typer.Option(20, "--limit", min=1, max=MAX_PAGE_SIZE, help="Newest N"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """List the gate's stored decisions, newest first."""
+    with fail_on_domain_error(), unit_of_work() as session:
+        owner = require_by_code(session, institution)
+        page = repository.decisions_page(
+            session,
+            institution_id=owner.id,
+            page=PageRequest(1, limit),
+            allowed=False if blocked else None,
+            debtor_id=debtor,
+        )
+        rows: list[dict[str, Any]] = [
+            {
+                "id": row.id,
+                "debtor_id": row.debtor_id,
+                "account_id": row.account_id,
+                "contact_point_id": row.contact_point_id,
+                "channel": row.channel,
+                "party": row.party,
+                "planned_at": row.planned_at.isoformat(),
+                "allowed": row.allowed,
+                "rule_ids": list(row.rule_ids),
+                "next_allowed_at": row.next_allowed_at.isoformat() if row.next_allowed_at else None,
+                "actor": row.actor,
+            }
+            for row in page.items
+        ]
+    if as_json:
+        typer.echo(json.dumps({"total": page.total, "items": rows}, ensure_ascii=False))
+        return
+    table = Table("id", "debtor", "channel", "party", "planned at", "allowed", "rules")
+    for item in rows:
+        table.add_row(
+            str(item["id"]),
+            str(item["debtor_id"]),
+            str(item["channel"]),
+            str(item["party"]),
+            str(item["planned_at"]),
+            "yes" if item["allowed"] else "no",
+            ", ".join(item["rule_ids"]) or "—",
+        )
+    console.print(table)
+    console.print(f"{len(rows)} of {page.total} decision(s)")
+
+
+def _review_json(result: ReviewResult) -> dict[str, Any]:
+    return {
+        "passed": result.passed,
+        "findings": [
+            {
+                "category": finding.category,
+                "rule_id": finding.rule_id,
+                "start": finding.start,
+                "end": finding.end,
+                "text": finding.text,
+                "message": finding.message_en,
+                "message_zh": finding.message_zh,
+            }
+            for finding in result.findings
+        ],
+    }
+
+
+@app.command("review")
+def review(
+    file: Path = typer.Argument(..., help="UTF-8 text file of the template or script"),
+    locale: str = typer.Option(..., "--locale", help="zh_CN or en"),
+    audience: str = typer.Option("debtor", "--audience", help="debtor or third_party"),
+    channel: str = typer.Option(..., "--channel", help="sms, email, letter or call"),
+    kind: str | None = typer.Option(None, "--kind", help="e.g. validation_notice"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Review a text for banned language and missing elements; exit 3 when anything is found."""
+    with fail_on_domain_error():
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFound(f"no file {file}; give the path of a UTF-8 text file") from None
+        except UnicodeDecodeError:
+            raise ValidationFailed(f"{file} is not UTF-8 text; save it as UTF-8") from None
+        result = service.review_text(
+            text=text, locale=locale, audience=audience, channel=channel, kind=kind
+        )
+    if as_json:
+        typer.echo(json.dumps(_review_json(result), ensure_ascii=False))
+    elif result.passed:
+        console.print("[green]passed[/]: nothing found")
+    else:
+        console.print(f"[red]{len(result.findings)} finding(s)[/]")
+        for finding in result.findings:
+            where = f"[{finding.start}:{finding.end}]" if finding.end > finding.start else ""
+            console.print(f"  {finding.rule_id} {where} {finding.message_en}")
+    if not result.passed:
+        raise typer.Exit(code=BLOCKED_EXIT)
