@@ -49,3 +49,9 @@ def register(app: FastAPI) -> None:
     from recoup.scoring.views import router as scoring_pages
 
     app.include_router(scoring_pages)
+    from recoup.workbench.api import router as workbench_router
+
+    app.include_router(workbench_router)
+    from recoup.workbench.views import router as workbench_pages
+
+    app.include_router(workbench_pages)

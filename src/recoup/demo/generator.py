@@ -164,6 +164,7 @@ class Portfolio:
     accounts: Table
     payments: Table
     delinquency_events: Table
+    promises: Table = field(default_factory=Table)
 
     @property
     def row_count(self) -> int:
@@ -175,6 +176,7 @@ class Portfolio:
                 self.accounts,
                 self.payments,
                 self.delinquency_events,
+                self.promises,
             )
         )
 
@@ -198,6 +200,9 @@ def generate_portfolio(*, accounts: int, seed: int, flavour: Flavour, as_of: dat
     )
     payments = _payments(rng, flavour, path, account_table, installment, monthly_rate, today)
     events = _delinquency_events(path, account_table, today)
+    # A stream of its own, so the promise history leaves every other table as it was.
+    promise_rng = np.random.default_rng(np.random.SeedSequence([seed, flavour.stream, 7]))
+    promises = _promises(promise_rng, flavour, path, account_table, payments, today)
     return Portfolio(
         flavour=flavour,
         as_of=as_of,
@@ -206,6 +211,7 @@ def generate_portfolio(*, accounts: int, seed: int, flavour: Flavour, as_of: dat
         accounts=account_table,
         payments=payments,
         delinquency_events=events,
+        promises=promises,
     )
 
 
@@ -1102,5 +1108,118 @@ def _delinquency_events(path: Column, accounts: Table, today: np.datetime64) -> 
             "balance": balance,
             "cause": cause,
             "superseded": np.zeros(len(month), dtype=bool),
+        }
+    )
+
+
+# --- promises to pay ------------------------------------------------------------------------
+
+PROMISE_GRACE_DAYS = 3
+PROMISE_CHANNELS = (("call", 0.72), ("sms", 0.08), ("web", 0.1), ("visit", 0.05), ("email", 0.05))
+# Chance of a promise in a month an account starts past due, with and without a payment that
+# month: collectors get promises from debtors they reach, and those who pay promised first.
+PROMISE_SHARE_PAID = 0.45
+PROMISE_SHARE_UNPAID = 0.22
+PROMISE_KEPT_IN_FULL = 0.8
+
+
+def _promises(
+    rng: np.random.Generator,
+    flavour: Flavour,
+    path: Column,
+    accounts: Table,
+    payments: Table,
+    today: np.datetime64,
+) -> Table:
+    """Return a promise history consistent with the payments: kept where the month's payment
+    covered it, partially kept where it fell short, broken where nothing came.
+
+    A promise is resolved the day after its grace period (02:00 local), a kept one when the
+    money arrived; one still inside its grace period today is pending.
+    """
+    before = path[:, :-1]
+    size, months = before.shape
+    month_start = today - (np.arange(HISTORY_MONTHS, 0, -1) * SNAPSHOT_DAYS).astype(
+        "timedelta64[D]"
+    )
+    # The payment of each account-month (there is at most one), on its local calendar day.
+    local_paid = payments["paid_at"] + np.timedelta64(CHINA_UTC_OFFSET_HOURS * 3600, "s")
+    paid_day = local_paid.astype("datetime64[D]")
+    paid_month = np.searchsorted(month_start, paid_day, side="right") - 1
+    inside = (paid_month >= 0) & (paid_month < months)
+    amount_paid = np.zeros((size, months), dtype=np.int64)
+    day_paid = np.full((size, months), np.datetime64("NaT", "D"))
+    instant_paid = np.full((size, months), np.datetime64("NaT", "s"))
+    rows, cols = payments["account_index"][inside], paid_month[inside]
+    amount_paid[rows, cols] = payments["amount"][inside]
+    day_paid[rows, cols] = paid_day[inside]
+    instant_paid[rows, cols] = payments["paid_at"][inside]
+
+    charged_off_on = accounts["charged_off_on"]
+    charged = ~np.isnat(charged_off_on)[:, None] & (month_start[None, :] >= charged_off_on[:, None])
+    has_payment = amount_paid > 0
+    draw = rng.random((size, months))
+    chosen = (
+        (before > 0)
+        & ~charged
+        & np.where(has_payment, draw < PROMISE_SHARE_PAID, draw < PROMISE_SHARE_UNPAID)
+    )
+    account_index, month = np.nonzero(chosen)
+    count = len(account_index)
+    paid = has_payment[account_index, month]
+    start = month_start[month]
+    payment_day = day_paid[account_index, month]
+    payment_amount = amount_paid[account_index, month]
+
+    # With a payment: promised up to six days before it, due up to four days after it.
+    lead = rng.integers(0, 7, count).astype("timedelta64[D]")
+    lag = rng.integers(0, 5, count).astype("timedelta64[D]")
+    promised_paid = np.maximum(np.where(paid, payment_day, start) - lead, start)
+    due_paid = np.where(paid, payment_day, start) + lag
+    in_full = rng.random(count) < PROMISE_KEPT_IN_FULL
+    stretch = 1.3 + 1.2 * rng.random(count)
+    amount_with_payment = np.where(
+        in_full, payment_amount, np.rint(payment_amount * stretch).astype(np.int64)
+    )
+    # Without one: promised early in the month, due within ten days, an instalment or so.
+    promised_unpaid = start + rng.integers(0, 18, count).astype("timedelta64[D]")
+    due_unpaid = promised_unpaid + rng.integers(2, 11, count).astype("timedelta64[D]")
+    instalment = np.maximum(accounts["minimum_due"][account_index], 20_000)
+    amount_without = (np.rint(instalment * (0.6 + 0.9 * rng.random(count)) / 100) * 100).astype(
+        np.int64
+    )
+    promised_on = np.where(paid, promised_paid, promised_unpaid)
+    due_date = np.where(paid, due_paid, due_unpaid)
+    amount = np.maximum(np.where(paid, amount_with_payment, amount_without), 100)
+    paid_amount = np.where(paid, payment_amount, 0)
+
+    settle_day = due_date + np.timedelta64(PROMISE_GRACE_DAYS + 1, "D")
+    kept = paid & (payment_amount >= amount)
+    settled = settle_day <= today
+    status = np.where(
+        kept, "kept", np.where(~settled, "pending", np.where(paid, "partially_kept", "broken"))
+    )
+    resolved_at = np.where(
+        kept,
+        instant_paid[account_index, month],
+        np.where(
+            settled,
+            _utc_instants(settle_day, np.full(count, 2), np.zeros(count, np.int64)),
+            np.datetime64("NaT", "s"),
+        ),
+    )
+    channel_names = np.array([name for name, _ in PROMISE_CHANNELS])
+    channel = channel_names[_weighted(rng, [weight for _, weight in PROMISE_CHANNELS], count)]
+    return Table(
+        {
+            "account_index": account_index,
+            "amount": amount,
+            "currency": np.full(count, flavour.currency),
+            "promised_on": promised_on,
+            "due_date": due_date,
+            "channel": channel,
+            "status": status,
+            "paid_amount": paid_amount,
+            "resolved_at": resolved_at,
         }
     )

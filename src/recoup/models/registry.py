@@ -7,3 +7,4 @@ Each domain adds exactly one ``import recoup.models.<domain>`` line here.
 import recoup.models.compliance
 import recoup.models.ingest
 import recoup.models.scoring
+import recoup.models.workbench

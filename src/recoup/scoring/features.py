@@ -22,6 +22,11 @@ Features (money in minor units, as stored):
 | contact_attempts_30d | contacts made about the debtor in the last 30 days, on any account |
 | right_party_contacts_90d | conversations with the debtor in person in the last 90 days |
 | days_since_right_party_contact | days since the last conversation with the debtor (else missing) |
+| promises_made_90d | promises to pay made on the account in the last 90 days |
+| promises_broken_180d | promises on the account found broken in the last 180 days |
+| promise_kept_ratio | kept ÷ resolved (kept, partially kept, broken) promises; missing if none |
+| days_since_broken_promise | days since a promise on the account was last found broken |
+| consecutive_broken_promises | broken promises in a row, back from the latest resolved one |
 | age_band | debtor's age band (categorical; lawful, coarse) |
 | region | debtor's province (categorical) |
 | customer_type | individual or business (categorical) |
@@ -30,12 +35,19 @@ Contact history comes from the compliance gate's records: an attempt is an allow
 whose outcome was recorded (its reservation was used), dated when it happened; a right-party
 contact is such an attempt with the debtor as the party and a conversation as the outcome.
 Counts are per debtor, as the CN frequency rules count them, so every account of a debtor
-carries the same contact history. Promise history joins this list once a promise table exists.
+carries the same contact history.
+
+Promise history is per account and as of the cutoff: a promise counts as made on its
+``promised_on`` date and as resolved (kept, partially kept, broken) only from its
+``resolved_at`` instant, so a snapshot never sees an outcome reconciliation had not yet found.
+Cancelled promises count as made but never as resolved. Without any promise the counts are
+0 and the ratio and recency are missing, like the other "no data yet" features; training
+drops a column that is constant or missing throughout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
@@ -66,6 +78,11 @@ FEATURE_KINDS: dict[str, str] = {
     "contact_attempts_30d": "numeric",
     "right_party_contacts_90d": "numeric",
     "days_since_right_party_contact": "numeric",
+    "promises_made_90d": "numeric",
+    "promises_broken_180d": "numeric",
+    "promise_kept_ratio": "numeric",
+    "days_since_broken_promise": "numeric",
+    "consecutive_broken_promises": "numeric",
     "age_band": "categorical",
     "region": "categorical",
     "customer_type": "categorical",
@@ -98,6 +115,12 @@ RIGHT_PARTY = "debtor"
 RIGHT_PARTY_OUTCOME = "conversation"
 ATTEMPT_WINDOW_DAYS = 30
 RIGHT_PARTY_WINDOW_DAYS = 90
+PROMISE_COLUMNS = ("account_id", "promised_on", "due_date", "status", "resolved_at")
+PROMISES_MADE_WINDOW_DAYS = 90
+PROMISES_BROKEN_WINDOW_DAYS = 180
+PROMISE_KEPT = "kept"
+PROMISE_BROKEN = "broken"
+PROMISE_RESOLVED = ("kept", "partially_kept", "broken")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,7 @@ class PortfolioTables:
     payments: pd.DataFrame
     valid_self_contacts: pd.DataFrame
     contact_attempts: pd.DataFrame
+    promises: pd.DataFrame = field(default_factory=lambda: _promise_frame([]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +156,7 @@ def tables_from_rows(
     payments: list[tuple[object, ...]],
     valid_self_contacts: list[tuple[object, ...]],
     contact_attempts: list[tuple[object, ...]] | None = None,
+    promises: list[tuple[object, ...]] | None = None,
 ) -> PortfolioTables:
     """Build portfolio tables from query rows, with UTC timestamps throughout."""
     account_frame = pd.DataFrame(accounts, columns=list(ACCOUNT_COLUMNS))
@@ -149,7 +174,18 @@ def tables_from_rows(
         payments=payment_frame,
         valid_self_contacts=contact_frame,
         contact_attempts=attempt_frame,
+        promises=_promise_frame(promises or []),
     )
+
+
+def _promise_frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:
+    """Return promise rows with dates as day timestamps and resolution instants in UTC."""
+    frame = pd.DataFrame(rows, columns=list(PROMISE_COLUMNS))
+    frame["promised_on"] = pd.to_datetime(frame["promised_on"])
+    frame["due_date"] = pd.to_datetime(frame["due_date"])
+    frame["resolved_at"] = pd.to_datetime(frame["resolved_at"], utc=True)
+    frame["status"] = frame["status"].astype(str)
+    return frame
 
 
 def state_as_of(tables: PortfolioTables, cutoff: pd.Timestamp) -> AccountState:
@@ -221,6 +257,61 @@ def _contact_history(tables: PortfolioTables, cutoff: pd.Timestamp) -> dict[str,
     }
 
 
+def _promise_history(
+    tables: PortfolioTables, *, as_of: date, cutoff: pd.Timestamp
+) -> dict[str, FloatArray]:
+    """Return each account's promise counts, kept ratio and broken-promise recency and run."""
+    accounts = tables.accounts["account_id"]
+    promises = tables.promises
+    day = pd.Timestamp(as_of)
+    made = promises[
+        (promises["promised_on"] <= day)
+        & (promises["promised_on"] > day - pd.Timedelta(days=PROMISES_MADE_WINDOW_DAYS))
+    ]
+    resolved = promises[
+        promises["status"].isin(PROMISE_RESOLVED) & (promises["resolved_at"] < cutoff)
+    ].sort_values(["account_id", "due_date", "resolved_at"])
+    broken = resolved[resolved["status"] == PROMISE_BROKEN]
+    recent_broken = broken[
+        broken["resolved_at"] >= cutoff - pd.Timedelta(days=PROMISES_BROKEN_WINDOW_DAYS)
+    ]
+    resolved_count = resolved.groupby("account_id").size().reindex(accounts)
+    kept_count = (
+        resolved[resolved["status"] == PROMISE_KEPT]
+        .groupby("account_id")
+        .size()
+        .reindex(accounts, fill_value=0)
+    )
+    last_broken = broken.groupby("account_id")["resolved_at"].max().reindex(accounts)
+    # The run of broken promises at the end of each account's resolved history.
+    position = resolved.groupby("account_id").cumcount()
+    unbroken = resolved["status"] != PROMISE_BROKEN
+    last_unbroken = position[unbroken].groupby(resolved.loc[unbroken, "account_id"]).max()
+    run_start = resolved["account_id"].map(last_unbroken).fillna(-1)
+    trailing = resolved[~unbroken & (position > run_start)]
+    return {
+        "promises_made_90d": made.groupby("account_id")
+        .size()
+        .reindex(accounts, fill_value=0)
+        .to_numpy(dtype=np.float64),
+        "promises_broken_180d": recent_broken.groupby("account_id")
+        .size()
+        .reindex(accounts, fill_value=0)
+        .to_numpy(dtype=np.float64),
+        "promise_kept_ratio": (kept_count / resolved_count).to_numpy(
+            dtype=np.float64, na_value=np.nan
+        ),
+        "days_since_broken_promise": (cutoff - last_broken)
+        .dt.total_seconds()
+        .to_numpy(dtype=np.float64, na_value=np.nan)
+        / 86_400.0,
+        "consecutive_broken_promises": trailing.groupby("account_id")
+        .size()
+        .reindex(accounts, fill_value=0)
+        .to_numpy(dtype=np.float64),
+    }
+
+
 def _age_bands(birth_dates: pd.Series, as_of: date) -> np.ndarray:
     """Return coarse age bands; unknown where the birth date is missing."""
     born = pd.to_datetime(birth_dates, errors="coerce")
@@ -272,6 +363,7 @@ def compute_features(tables: PortfolioTables, *, as_of: date) -> pd.DataFrame:
         "region": accounts["province"].astype(object).to_numpy(),
         "customer_type": accounts["debtor_kind"].astype(object).to_numpy(),
         **_contact_history(tables, cutoff),
+        **_promise_history(tables, as_of=as_of, cutoff=cutoff),
     }
     for months in (1, 3, 6):
         paid = _paid_between(tables, cutoff - pd.Timedelta(days=DAYS_PER_MONTH * months), cutoff)

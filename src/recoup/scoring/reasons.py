@@ -48,6 +48,23 @@ REASON_WORDING: dict[str, dict[Locale, str]] = {
     "promises_made": {"zh": "承诺还款记录不利", "en": "Unfavourable promise-to-pay history"},
     "promises_kept": {"zh": "兑现的还款承诺较少", "en": "Few promises to pay kept"},
     "promises_broken": {"zh": "有违约的还款承诺", "en": "Broken promises to pay"},
+    "promises_made_90d": {
+        "zh": "近 90 天多次承诺还款",
+        "en": "Several promises to pay in the last 90 days",
+    },
+    "promises_broken_180d": {
+        "zh": "近 180 天有违约的还款承诺",
+        "en": "Broken promises to pay in the last 180 days",
+    },
+    "promise_kept_ratio": {"zh": "还款承诺兑现比例低", "en": "Few promises to pay were kept"},
+    "days_since_broken_promise": {
+        "zh": "最近有违约的还款承诺",
+        "en": "A promise to pay was broken recently",
+    },
+    "consecutive_broken_promises": {
+        "zh": "连续违约还款承诺",
+        "en": "Promises to pay broken in a row",
+    },
     "contact_attempts_30d": {
         "zh": "近 30 天联系次数较多",
         "en": "Many contact attempts in the last 30 days",

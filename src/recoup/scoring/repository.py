@@ -15,6 +15,7 @@ from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.compliance import ContactReservation, ReservationStatus
 from recoup.models.debtor import ContactPoint, ContactStatus, Debtor, Relation
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
+from recoup.models.workbench import Promise
 from recoup.scoring.features import PortfolioTables, tables_from_rows
 
 
@@ -82,8 +83,16 @@ def load_portfolio_tables(
         ContactReservation.status == ReservationStatus.used,
         happened_at < until,
     )
+    promise_query = select(
+        Promise.account_id,
+        Promise.promised_on,
+        Promise.due_date,
+        Promise.status,
+        Promise.resolved_at,
+    ).where(Promise.institution_id == institution_id, Promise.promised_on < until.date())
     if account_ids is not None:
         account_query = account_query.where(Account.id.in_(account_ids))
+        promise_query = promise_query.where(Promise.account_id.in_(account_ids))
         event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
         payment_query = payment_query.where(Payment.account_id.in_(account_ids))
         attempt_query = attempt_query.where(
@@ -97,6 +106,7 @@ def load_portfolio_tables(
         payments=[tuple(row) for row in session.execute(payment_query)],
         valid_self_contacts=[tuple(row) for row in session.execute(contact_query)],
         contact_attempts=[tuple(row) for row in session.execute(attempt_query)],
+        promises=[tuple(row) for row in session.execute(promise_query)],
     )
 
 

@@ -1,0 +1,1 @@
+"""The collector's workbench: promises to pay (cases, queues and plans join later)."""

@@ -1,0 +1,258 @@
+"""Promises to pay: record, cancel, list and reconcile against payments (never commits)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.kit.clock import utcnow, zone
+from recoup.kit.errors import Conflict, NotFound, ValidationFailed
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.account import Account
+from recoup.models.institution import Institution
+from recoup.models.workbench import Promise, PromiseChannel, PromiseStatus
+from recoup.workbench import repository, rules
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    """What one reconciliation run did: promises looked at and how they ended up."""
+
+    as_of: date
+    examined: int = 0
+    kept: int = 0
+    partially_kept: int = 0
+    broken: int = 0
+    pending: int = 0
+    escalated_account_ids: tuple[int, ...] = field(default_factory=tuple)
+
+    def counts(self) -> dict[str, int]:
+        """Return the counts by outcome (for the audit trail, the CLI and the API)."""
+        return {
+            "examined": self.examined,
+            "kept": self.kept,
+            "partially_kept": self.partially_kept,
+            "broken": self.broken,
+            "pending": self.pending,
+            "escalated": len(self.escalated_account_ids),
+        }
+
+
+def local_today(institution: Institution) -> date:
+    """Return today's date in the institution's time zone."""
+    return utcnow().astimezone(zone(institution.timezone)).date()
+
+
+def day_start(day: date, institution: Institution) -> datetime:
+    """Return the UTC instant the institution's local day begins."""
+    return datetime.combine(day, time(0), tzinfo=zone(institution.timezone)).astimezone(UTC)
+
+
+def record_promise(
+    session: Session,
+    *,
+    institution: Institution,
+    account: Account,
+    terms: rules.PromiseTerms,
+    actor: str,
+    user_id: int | None = None,
+    note: str | None = None,
+    today: date | None = None,
+) -> Promise:
+    """Record a pending promise on an account after checking it (audited ``promise.record``)."""
+    if account.institution_id != institution.id:
+        raise NotFound(f"no account {account.id}")
+    locked = repository.lock_account(session, institution_id=institution.id, account_id=account.id)
+    if locked is None:  # pragma: no cover - the caller just loaded it
+        raise NotFound(f"no account {account.id}")
+    facts = rules.AccountFacts(
+        status=str(locked.status),
+        balance=locked.balance,
+        currency=locked.currency,
+        has_pending_promise=repository.has_pending_promise(
+            session, institution_id=institution.id, account_id=locked.id
+        ),
+    )
+    today = today or local_today(institution)
+    problems = rules.promise_problems(terms, facts, today=today, settings=_settings(institution))
+    _raise_for(problems)
+    promise = Promise(
+        institution_id=institution.id,
+        account_id=locked.id,
+        debtor_id=locked.debtor_id,
+        amount=terms.amount,
+        currency=terms.currency,
+        promised_on=today,
+        due_date=terms.due_date,
+        channel=PromiseChannel(terms.channel),
+        status=PromiseStatus.pending,
+        paid_amount=0,
+        created_by_id=user_id,
+        created_by=actor[:64],
+        note=(note or "").strip()[:500] or None,
+    )
+    session.add(promise)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="promise.record",
+        object_type="promise",
+        object_id=promise.id,
+        institution_id=institution.id,
+        details={
+            "account_id": locked.id,
+            "amount": terms.amount,
+            "currency": terms.currency,
+            "due_date": terms.due_date.isoformat(),
+            "channel": terms.channel,
+        },
+    )
+    return promise
+
+
+def _settings(institution: Institution) -> rules.PromiseSettings:
+    try:
+        return rules.settings_from(institution.settings)
+    except ValueError as error:
+        raise ValidationFailed(f"institution {institution.code}: {error}") from None
+
+
+def _raise_for(problems: list[rules.Problem]) -> None:
+    if not problems:
+        return
+    errors = [{"field": p.field, "code": p.code, "message": p.message} for p in problems]
+    field_problems = [p for p in problems if p.code != "pending_exists"]
+    detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    if field_problems:
+        raise ValidationFailed(detail, errors=errors)
+    raise Conflict(detail, errors=errors)
+
+
+def cancel_promise(
+    session: Session, *, institution: Institution, promise: Promise, actor: str
+) -> Promise:
+    """Cancel a pending promise (audited ``promise.cancel``); resolved ones stay as they are."""
+    if promise.institution_id != institution.id:
+        raise NotFound(f"no promise {promise.id}")
+    if promise.status != PromiseStatus.pending:
+        raise Conflict(
+            f"promise {promise.id} is {promise.status}, not pending: only a pending promise "
+            "can be cancelled"
+        )
+    promise.status = PromiseStatus.cancelled
+    promise.resolved_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="promise.cancel",
+        object_type="promise",
+        object_id=promise.id,
+        institution_id=institution.id,
+        details={"account_id": promise.account_id},
+    )
+    return promise
+
+
+def account_promises(
+    session: Session, *, institution_id: int, account_id: int, page: PageRequest
+) -> Page[Promise]:
+    """Return one page of an account's promises, the latest due first."""
+    return repository.account_promises_page(
+        session, institution_id=institution_id, account_id=account_id, page=page
+    )
+
+
+def reconcile_promises(
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    actor: str,
+    now: datetime | None = None,
+) -> ReconcileResult:
+    """Match payments to the institution's pending promises as of a date (set-based).
+
+    One query reads the pending promises, one the payments on their accounts; the changes
+    are written in one bulk update. Running it again for the same date changes nothing.
+    """
+    now = now or utcnow()
+    grace = _settings(institution).grace_days
+    promises = repository.open_promises(session, institution_id=institution.id, as_of=as_of)
+    if not promises:
+        return ReconcileResult(as_of=as_of)
+    starts = {row[0]: day_start(row[3], institution) for row in promises}
+    # A window ends with its last grace day, and never after the as-of date.
+    ends = {
+        row[0]: day_start(
+            min(row[4] + timedelta(days=grace), as_of) + timedelta(days=1), institution
+        )
+        for row in promises
+    }
+    paid: defaultdict[int, int] = defaultdict(int)
+    for promise_id, paid_at, amount in repository.payments_toward_open_promises(
+        session,
+        institution_id=institution.id,
+        as_of=as_of,
+        since=min(starts.values()),
+        until=max(ends.values()),
+    ):
+        moment = paid_at if paid_at.tzinfo is not None else paid_at.replace(tzinfo=UTC)
+        if starts[promise_id] <= moment < ends[promise_id]:
+            paid[promise_id] += int(amount)
+
+    counts = {rules.KEPT: 0, rules.PARTIALLY_KEPT: 0, rules.BROKEN: 0, rules.PENDING: 0}
+    resolved: list[dict[str, Any]] = []
+    progressed: list[dict[str, Any]] = []
+    for promise_id, _account_id, amount, _promised_on, due_date, paid_before in promises:
+        total = paid[promise_id]
+        status = rules.reconcile(
+            amount=int(amount), paid=total, due_date=due_date, as_of=as_of, grace_days=grace
+        )
+        counts[status] += 1
+        change = {"promise_id": promise_id, "paid_amount": total, "updated_at": now}
+        if status != rules.PENDING:
+            resolved.append(change | {"status": status, "resolved_at": now})
+        elif total != paid_before:
+            progressed.append(change)
+    session.flush()
+    repository.update_promises(session, resolved=resolved, progressed=progressed)
+    # The rows changed underneath the session: loaded promises must be read again.
+    session.expire_all()
+    changes = len(resolved) + len(progressed)
+
+    escalated: list[int] = []
+    if counts[rules.BROKEN]:
+        history = repository.resolved_history_of_accounts_broken_at(
+            session, institution_id=institution.id, resolved_at=now
+        )
+        for account_id, rows in groupby(history, key=lambda row: row[0]):
+            if rules.should_escalate([str(row[1]) for row in rows]):
+                escalated.append(int(account_id))
+    result = ReconcileResult(
+        as_of=as_of,
+        examined=len(promises),
+        kept=counts[rules.KEPT],
+        partially_kept=counts[rules.PARTIALLY_KEPT],
+        broken=counts[rules.BROKEN],
+        pending=counts[rules.PENDING],
+        escalated_account_ids=tuple(escalated),
+    )
+    if changes:
+        audit.record(
+            session,
+            actor=actor,
+            action="promise.reconcile",
+            object_type="institution",
+            object_id=institution.id,
+            institution_id=institution.id,
+            details={"as_of": as_of.isoformat(), **result.counts()},
+        )
+    return result
