@@ -97,7 +97,9 @@ def rules(
             "id", "rule", "parameters", "citation", title=f"{loaded.code} {loaded.version}"
         )
         for rule in loaded.rules:
-            parameters = ", ".join(f"{key}={value}" for key, value in rule.parameters.items())
+            parameters = "; ".join(
+                f"{key}={_shown(value)}" for key, value in rule.parameters.items()
+            )
             table.add_row(rule.id, rule.title.en, parameters or "—", rule.citation)
         console.print(table)
 
@@ -265,6 +267,14 @@ def review(
         console.print(f"[red]{len(result.findings)} finding(s)[/]")
         for finding in result.findings:
             where = f"[{finding.start}:{finding.end}]" if finding.end > finding.start else ""
-            console.print(f"  {finding.rule_id} {where} {finding.message_en}")
+            message = finding.message_en.removeprefix(f"{finding.rule_id} ")
+            console.print(f"  {finding.rule_id} {where} {message}")
     if not result.passed:
         raise typer.Exit(code=BLOCKED_EXIT)
+
+
+def _shown(value: object) -> str:
+    """Return a parameter as a person reads it: lists as ``a, b``, not Python reprs."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(item) for item in value)
+    return str(value)
