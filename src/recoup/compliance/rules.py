@@ -1503,3 +1503,43 @@ def with_block(
     return replace(
         decision, allowed=False, reasons=(*decision.reasons, reason), next_allowed_at=None
     )
+
+
+# Recorded facts: what a person may state about a debt before the gate relies on it.
+
+# Dates of things that already happened; ``time_barred_on`` may be a known future date.
+PAST_FACT_DATES = frozenset({"initial_communication_on", "validation_notice_sent_on"})
+
+
+def account_fact_problems(
+    changes: Mapping[str, date | None], stored: Mapping[str, date | None], *, today: date
+) -> list[tuple[str, str]]:
+    """Return ``(field, message)`` for each changed validation date that cannot be true.
+
+    A communication or notice cannot lie in the future, and the validation notice cannot
+    predate the initial communication — judged on the account as it would be after the change.
+    """
+    problems = [
+        (name, f"{value} is in the future (today is {today})")
+        for name, value in changes.items()
+        if name in PAST_FACT_DATES and value is not None and value > today
+    ]
+    if problems:
+        return problems
+    merged = {**stored, **changes}
+    first = merged.get("initial_communication_on")
+    notice = merged.get("validation_notice_sent_on")
+    if first is not None and notice is not None and notice < first:
+        problems.append(
+            (
+                "validation_notice_sent_on",
+                f"{notice} is before the initial communication on {first}; "
+                "a validation notice cannot predate it",
+            )
+        )
+    return problems
+
+
+def is_time_barred(time_barred_on: date | None, *, today: date) -> bool:
+    """Tell whether a debt's statute of limitations has run out by ``today`` (US-SOL)."""
+    return time_barred_on is not None and time_barred_on <= today

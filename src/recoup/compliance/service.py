@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
@@ -42,15 +41,18 @@ from recoup.compliance.rules import (
     PastContact,
     PlannedContact,
     TemplateTransitionRefused,
+    account_fact_problems,
     cap_slots,
     compile_gate,
     decide_contact,
+    is_time_barred,
     template_transition,
     with_block,
 )
+from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from recoup.models.account import Account, AccountStatus
+from recoup.models.account import Account
 from recoup.models.compliance import (
     Certification,
     CompliancePolicy,
@@ -69,6 +71,7 @@ from recoup.models.debtor import ContactKind, ContactPoint, Debtor
 from recoup.models.identity import User
 from recoup.models.institution import Institution
 from recoup.portfolio.repository import aware
+from recoup.portfolio.rules import FINISHED_STATUSES
 
 # An allowed contact holds its slot this long after its planned time, then the slot frees.
 RESERVATION_TTL = timedelta(hours=2)
@@ -127,10 +130,6 @@ def _window(row: ContactWindow) -> DailyWindow:
     )
 
 
-# Accounts in these statuses are no longer collected, so their validation facts do not bind.
-_CLOSED_ACCOUNT_STATUSES = frozenset({AccountStatus.settled, AccountStatus.closed})
-
-
 def _validation_facts(
     session: Session, *, debtor: Debtor, account: Account | None
 ) -> tuple[date | None, date | None]:
@@ -146,7 +145,7 @@ def _validation_facts(
         select(func.min(Account.initial_communication_on)).where(
             Account.institution_id == debtor.institution_id,
             Account.debtor_id == debtor.id,
-            Account.status.not_in([str(status) for status in _CLOSED_ACCOUNT_STATUSES]),
+            Account.status.not_in(sorted(FINISHED_STATUSES)),
             Account.initial_communication_on.is_not(None),
             Account.validation_notice_sent_on.is_(None),
         )
@@ -260,7 +259,8 @@ def _load_targets(
     return debtor, contact_point, account
 
 
-def _has_certificate(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
+def is_certified(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
+    """Tell whether a user holds a compliance certificate valid on a date (POL-CERT)."""
     return bool(
         repository.certifications_valid_on(
             session, institution_id=institution_id, user_id=user_id, on=on
@@ -452,7 +452,7 @@ def check_contact(
         decision = decide_contact(
             attempt, facts=facts, history=history, pack=gate.pack, policy=gate.policy
         )
-        if agent_user_id is not None and not _has_certificate(
+        if agent_user_id is not None and not is_certified(
             session, institution_id=institution_id, user_id=agent_user_id, on=at.date()
         ):
             decision = with_block(
@@ -846,11 +846,9 @@ def _refuse_time_barred_threats(
     text: str,
     today: date | None,
 ) -> None:
-    account = session.get(Account, account_id)
-    if account is None or account.institution_id != institution_id:
-        raise NotFound(f"no account {account_id}")
+    account = _institution_account(session, institution_id, account_id)
     today = today or institution_today(session, institution_id=institution_id)
-    if not is_time_barred(account, today=today):
+    if not is_time_barred(account.time_barred_on, today=today):
         return
     threats = time_barred_threats(text)
     if threats:
@@ -973,11 +971,6 @@ def grant_certification(
         details={"user_id": user_id, "expires_on": expires_on.isoformat()},
     )
     return certification
-
-
-def is_certified(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
-    """Tell whether a user holds a valid compliance certificate on a date."""
-    return _has_certificate(session, institution_id=institution_id, user_id=user_id, on=on)
 
 
 def expiring_certifications(
@@ -1116,8 +1109,6 @@ ACCOUNT_FACT_FIELDS: tuple[str, ...] = (
     "validation_notice_sent_on",
     "time_barred_on",
 )
-# Dates of things that already happened; time_barred_on may be a known future date.
-_PAST_FACT_DATES = frozenset({"initial_communication_on", "validation_notice_sent_on"})
 
 
 def _fact_problem(field: str, message: str) -> ValidationFailed:
@@ -1129,7 +1120,7 @@ def institution_today(
 ) -> date:
     """Return today's date in the institution's time zone."""
     institution = _institution(session, institution_id)
-    return (now or utcnow()).astimezone(ZoneInfo(institution.timezone)).date()
+    return clock.local_today(institution.timezone, now=now)
 
 
 def _audit_facts(
@@ -1192,17 +1183,9 @@ def update_account_facts(
             raise _fact_problem(field, f"not an account fact; use {', '.join(ACCOUNT_FACT_FIELDS)}")
         if value is not None and not isinstance(value, date):
             raise _fact_problem(field, "must be a date like 2025-03-31, or null to clear it")
-        if field in _PAST_FACT_DATES and value is not None and value > today:
-            raise _fact_problem(field, f"{value} is in the future (today is {today})")
-    merged = {field: changes.get(field, getattr(account, field)) for field in ACCOUNT_FACT_FIELDS}
-    first = merged["initial_communication_on"]
-    notice = merged["validation_notice_sent_on"]
-    if first is not None and notice is not None and notice < first:
-        raise _fact_problem(
-            "validation_notice_sent_on",
-            f"{notice} is before the initial communication on {first}; "
-            "a validation notice cannot predate it",
-        )
+    stored = {field: getattr(account, field) for field in ACCOUNT_FACT_FIELDS}
+    for field, message in account_fact_problems(changes, stored, today=today)[:1]:
+        raise _fact_problem(field, message)
     return _apply_facts(session, account, changes, object_type="account", actor=actor)
 
 
@@ -1234,11 +1217,6 @@ def _apply_facts(
     return changed
 
 
-def is_time_barred(account: Account, *, today: date) -> bool:
-    """Tell whether the statute of limitations of an account has run out by a date."""
-    return account.time_barred_on is not None and account.time_barred_on <= today
-
-
 def review_for_account(
     session: Session,
     *,
@@ -1252,12 +1230,19 @@ def review_for_account(
     today: date | None = None,
 ) -> ReviewResult:
     """Review a text meant for one account: the usual review plus US-SOL when time-barred."""
+    account = _institution_account(session, institution_id, account_id)
+    result = review_text(text=text, locale=locale, audience=audience, channel=channel, kind=kind)
+    today = today or institution_today(session, institution_id=institution_id)
+    if is_time_barred(account.time_barred_on, today=today):
+        return with_time_barred_check(result, text)
+    return result
+
+
+def _institution_account(session: Session, institution_id: int, account_id: int) -> Account:
     account = session.get(Account, account_id)
     if account is None or account.institution_id != institution_id:
         raise NotFound(f"no account {account_id}")
-    result = review_text(text=text, locale=locale, audience=audience, channel=channel, kind=kind)
-    today = today or institution_today(session, institution_id=institution_id)
-    return with_time_barred_check(result, text) if is_time_barred(account, today=today) else result
+    return account
 
 
 def certified_agents(session: Session, *, institution_id: int, on: date) -> list[User]:
@@ -1265,5 +1250,5 @@ def certified_agents(session: Session, *, institution_id: int, on: date) -> list
     return [
         agent
         for agent in repository.institution_agents(session, institution_id=institution_id)
-        if _has_certificate(session, institution_id=institution_id, user_id=agent.id, on=on)
+        if is_certified(session, institution_id=institution_id, user_id=agent.id, on=on)
     ]

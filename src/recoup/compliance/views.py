@@ -20,7 +20,8 @@ from recoup.compliance.rulepack import RulePack, load_pack
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
-from recoup.kit.clock import start_of_day, utcnow, zone
+from recoup.kit import clock
+from recoup.kit.clock import start_of_day
 from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.kit.pagination import PageRequest
 from recoup.models.compliance import (
@@ -80,7 +81,7 @@ def _institution(session: Session, viewer: Viewer) -> Institution:
 
 
 def _today(viewer: Viewer) -> date:
-    return utcnow().astimezone(zone(viewer.timezone)).date()
+    return clock.local_today(viewer.timezone)
 
 
 def _chinese(viewer: Viewer) -> bool:

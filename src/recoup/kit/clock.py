@@ -39,6 +39,11 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def local_today(zone_name: str, *, now: datetime | None = None) -> date:
+    """Return today's date (or ``now``'s) in ``zone_name``."""
+    return (now or utcnow()).astimezone(zone(zone_name)).date()
+
+
 def start_of_day(day: date, zone_name: str) -> datetime:
     """Return the first instant of ``day`` in ``zone_name``, in UTC."""
     return datetime.combine(day, time.min, tzinfo=zone(zone_name)).astimezone(UTC)

@@ -60,13 +60,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.compliance import service as compliance
+from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import (
@@ -632,7 +632,7 @@ def _today_at(session: Session, *, institution_id: int) -> date:
     institution = session.get(Institution, institution_id)
     if institution is None:
         raise NotFound(f"no institution {institution_id}")
-    return utcnow().astimezone(ZoneInfo(institution.timezone)).date()
+    return clock.local_today(institution.timezone)
 
 
 def assignable_agent_problem(

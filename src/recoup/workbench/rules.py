@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from recoup.portfolio.rules import FINISHED_STATUSES
+
 DEFAULT_HORIZON_DAYS = 30
 DEFAULT_GRACE_DAYS = 3
 ESCALATE_AFTER_BROKEN = 2
@@ -30,8 +32,6 @@ PARTIALLY_KEPT = "partially_kept"
 BROKEN = "broken"
 CANCELLED = "cancelled"
 RESOLVED = (KEPT, PARTIALLY_KEPT, BROKEN)
-# Accounts that owe nothing more: a promise on them means nothing.
-FINISHED_ACCOUNT_STATUSES = frozenset({"closed", "settled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ def promise_problems(
 ) -> list[Problem]:
     """Return every reason the promise cannot be recorded (empty when it can)."""
     problems: list[Problem] = []
-    if account.status in FINISHED_ACCOUNT_STATUSES:
+    if account.status in FINISHED_STATUSES:
         problems.append(
             Problem(
                 "account_id",

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.kit.clock import utcnow, zone
+from recoup.kit import clock
+from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
@@ -46,12 +47,7 @@ class ReconcileResult:
 
 def local_today(institution: Institution) -> date:
     """Return today's date in the institution's time zone."""
-    return utcnow().astimezone(zone(institution.timezone)).date()
-
-
-def day_start(day: date, institution: Institution) -> datetime:
-    """Return the UTC instant the institution's local day begins."""
-    return datetime.combine(day, time(0), tzinfo=zone(institution.timezone)).astimezone(UTC)
+    return clock.local_today(institution.timezone)
 
 
 def record_promise(
@@ -188,11 +184,11 @@ def reconcile_promises(
     promises = repository.open_promises(session, institution_id=institution.id, as_of=as_of)
     if not promises:
         return ReconcileResult(as_of=as_of)
-    starts = {row[0]: day_start(row[3], institution) for row in promises}
+    starts = {row[0]: clock.start_of_day(row[3], institution.timezone) for row in promises}
     # A window ends with its last grace day, and never after the as-of date.
     ends = {
-        row[0]: day_start(
-            min(row[4] + timedelta(days=grace), as_of) + timedelta(days=1), institution
+        row[0]: clock.start_of_day(
+            min(row[4] + timedelta(days=grace), as_of) + timedelta(days=1), institution.timezone
         )
         for row in promises
     }

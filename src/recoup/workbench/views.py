@@ -17,6 +17,7 @@ from recoup.kit.pagination import PageRequest
 from recoup.models.account import Account
 from recoup.models.institution import Institution
 from recoup.models.workbench import Promise
+from recoup.portfolio.rules import FINISHED_STATUSES
 from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
 from recoup.workbench import rules, service
 from recoup.workbench.api import WRITE
@@ -67,7 +68,7 @@ def _panel(
         "promises": [_row(promise) for promise in page.items],
         "total": page.total,
         "can_write": can_write,
-        "show_form": can_write and not has_pending and account.status not in ("closed", "settled"),
+        "show_form": can_write and not has_pending and account.status not in FINISHED_STATUSES,
         "channels": rules.CHANNELS,
         "today": today.isoformat(),
         "latest_due": (today + timedelta(days=horizon)).isoformat(),
