@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from inspect import isawaitable
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from recoup import app_registry
 from recoup.config import get_settings
+from recoup.kit.asgi import Admission, Unexpected
 from recoup.kit.errors import RecoupError
 
 logger = logging.getLogger("recoup")
@@ -28,7 +36,17 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 def create_app() -> FastAPI:
     """Build the Recoup web application."""
     settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync handlers and database look-ups run in this pool; every admitted request
+        # (and its error page) must find a thread, or the line stops moving.
+        limiter = to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, 2 * settings.max_concurrent_requests)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Recoup",
         summary="Collections platform API",
         version="0.1.0",
@@ -67,13 +85,46 @@ def create_app() -> FastAPI:
             500, "Internal error", "something went wrong on our side; it has been logged"
         )
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, error: PoolTimeout) -> JSONResponse:
+        logger.warning("no database connection became free in time: %s", error)
+        return _busy()
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(request: Request, error: OperationalError) -> Response:
+        if not _is_lock_timeout(error):
+            answer = app.exception_handlers[Exception](request, error)
+            return await answer if isawaitable(answer) else answer
+        logger.warning("the database stayed locked past the busy timeout: %s", error)
+        return _busy()
+
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Tell a load balancer the process is up."""
+    async def healthz() -> dict[str, str]:
+        """Tell a load balancer the process is up (answered at once, whatever the load)."""
         return {"status": "ok", "env": settings.env.value}
 
+    # Innermost: an escaped exception becomes the 500 answer without closing the connection.
+    app.add_middleware(Unexpected, handler=lambda: app.exception_handlers[Exception])
     app_registry.register(app)
+    # Outermost: a burst beyond the database pool waits in line or gets a fast 503.
+    app.add_middleware(
+        Admission,
+        limit=settings.max_concurrent_requests,
+        wait_seconds=settings.request_queue_seconds,
+        max_waiting=settings.max_queued_requests,
+    )
     return app
+
+
+def _busy() -> JSONResponse:
+    response = problem(503, "Service Unavailable", "the server is busy; try again shortly")
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+def _is_lock_timeout(error: OperationalError) -> bool:
+    message = str(error.orig).lower()
+    return "database is locked" in message or "database is busy" in message
 
 
 def _title(status: int) -> str:

@@ -33,8 +33,17 @@ def serve(
     """Run the web app and API."""
     import uvicorn
 
+    from recoup.config import get_settings
+
     console.print(f"Recoup is serving on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run("recoup.app:create_app", factory=True, host=host, port=port, reload=reload)
+    uvicorn.run(
+        "recoup.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        timeout_graceful_shutdown=get_settings().shutdown_seconds,
+    )
 
 
 def main() -> None:

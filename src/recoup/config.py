@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     secret_key: str = ""
     access_token_minutes: int = 60
     max_body_bytes: int = 2_000_000
+    # Requests served at once per process (also the database pool size); more wait in line.
+    max_concurrent_requests: int = Field(default=20, ge=1, le=500)
+    # How long a request may wait in line for a free slot before it gets 503 + Retry-After.
+    request_queue_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How many requests may wait in line at once before new ones get an immediate 503.
+    max_queued_requests: int = Field(default=200, ge=0)
+    # On SIGTERM, in-flight requests get this long to finish before the process exits.
+    shutdown_seconds: int = Field(default=10, ge=1, le=600)
     sql_echo: bool = False
 
     @model_validator(mode="after")

@@ -2,32 +2,58 @@
 
 Services receive a ``Session`` and never commit; the caller that owns the unit of
 work (an HTTP request, a CLI command, a job) commits once through ``unit_of_work``.
+
+On SQLite a unit of work that may write begins ``IMMEDIATE``: it takes the single write
+lock up front and so waits its turn (up to the busy timeout) behind other writers. A
+deferred transaction that reads first and writes later cannot wait: when another writer
+committed in between, SQLite refuses the upgrade at once with "database is locked".
+Read-only units of work (GET requests, error pages) begin deferred and never block writers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
 
 from recoup.config import get_settings
 
+# The execution option naming how a SQLite transaction begins ("DEFERRED" or "IMMEDIATE").
+BEGIN_OPTION = "recoup_sqlite_begin"
+BUSY_TIMEOUT_SECONDS = 30
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and real transactions."""
+
+def make_engine(
+    url: str, *, echo: bool = False, pool_size: int = 5, pool_timeout: float = 30
+) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and real transactions.
+
+    ``pool_size`` connections stay open, as many again may be opened under load, and a
+    request for a connection beyond that waits ``pool_timeout`` seconds before failing.
+    """
+    pooling: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "pool_timeout": pool_timeout,
+    }
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        else:
+            pooling = {}
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, **pooling
+        )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, **pooling)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -39,30 +65,42 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
 
 
 @lru_cache
 def get_engine() -> Engine:
     """Return the process-wide engine for the configured database."""
     settings = get_settings()
-    return make_engine(settings.database_url, echo=settings.sql_echo)
+    return make_engine(
+        settings.database_url,
+        echo=settings.sql_echo,
+        pool_size=settings.max_concurrent_requests,
+        pool_timeout=settings.request_queue_seconds,
+    )
 
 
-def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
-    """Return a session factory bound to ``engine`` (default: the configured one)."""
-    return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+def session_factory(engine: Engine | None = None, *, write: bool = True) -> sessionmaker[Session]:
+    """Return a session factory bound to ``engine`` (default: the configured one).
+
+    ``write=True`` sessions begin IMMEDIATE on SQLite so that concurrent writers queue.
+    """
+    bound = engine or get_engine()
+    if write and bound.dialect.name == "sqlite":
+        bound = bound.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+    return sessionmaker(bind=bound, expire_on_commit=False)
 
 
 @contextmanager
-def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
+def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterator[Session]:
     """Open a session, commit once on success, roll back on any error."""
-    session = session_factory(engine)()
+    session = session_factory(engine, write=write)()
     try:
         yield session
         session.commit()
@@ -73,7 +111,25 @@ def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one session per request, committed once if the handler succeeds."""
-    with unit_of_work() as session:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WRITES_ON_GET = "__recoup_writes_on_get__"
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def writes_on_get(endpoint: Endpoint) -> Endpoint:
+    """Mark a GET route that writes (e.g. audits a download), so its session may write."""
+    setattr(endpoint, _WRITES_ON_GET, True)
+    return endpoint
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: one session per request, committed once if the handler succeeds.
+
+    A GET, HEAD or OPTIONS request reads (its session begins deferred) unless its route is
+    marked ``writes_on_get``; any other request may write.
+    """
+    endpoint = request.scope.get("endpoint")
+    write = request.method not in SAFE_METHODS or getattr(endpoint, _WRITES_ON_GET, False)
+    with unit_of_work(write=write) as session:
         yield session

@@ -1,4 +1,8 @@
-"""Parallel requests for the last allowed call slot: exactly one may win (PostgreSQL)."""
+"""Parallel requests for the last allowed call slot: exactly one may win, and losers are blocked.
+
+On PostgreSQL a row lock (and the unique slot key) decide; on SQLite write transactions begin
+IMMEDIATE, so contenders queue for the one write lock and each sees the earlier winner.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from recoup.compliance import repository, service
 from recoup.compliance.enums import Channel, Party
+from recoup.db import session_factory
 from recoup.models import Debtor, Institution
 from recoup.models.compliance import ContactDecision, ContactReservation, SlotClaim
 from tests.factories import make_debtor
@@ -26,8 +31,6 @@ PARALLEL = 6
 @pytest.fixture
 def last_slot(engine: Engine) -> Iterator[tuple[int, int]]:
     """A committed debtor who already has two of three calls for the day."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("concurrent writers need PostgreSQL; SQLite has a single writer")
     with Session(engine) as session:
         institution = Institution(
             code=f"RACE{uuid.uuid4().hex[:8]}",
@@ -69,8 +72,8 @@ def _race(engine: Engine, institution_id: int, debtor_id: int) -> list[bool]:
 
     def contender() -> None:
         try:
-            with Session(engine) as session:
-                barrier.wait()
+            barrier.wait()
+            with session_factory(engine)() as session:
                 checked = service.check_contact(
                     session,
                     institution_id=institution_id,

@@ -33,7 +33,15 @@ from recoup.models.compliance import (
 from recoup.models.debtor import Debtor
 from recoup.models.institution import Institution
 from recoup.portfolio import repository as portfolio_repository
-from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
+from recoup.web.templating import (
+    Flash,
+    PostedForm,
+    Viewer,
+    page_url_for,
+    redirect,
+    render,
+    viewer_with,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -1061,13 +1069,12 @@ def _form_day(form: Mapping[str, Any], name: str, field: str) -> date | None:
 
 
 @router.post("/debtors/{debtor_id}/compliance-facts", dependencies=[CsrfChecked])
-async def record_debtor_facts(
-    viewer: RecordFacts, session: SessionDep, debtor_id: RowId
+def record_debtor_facts(
+    viewer: RecordFacts, session: SessionDep, debtor_id: RowId, form: PostedForm
 ) -> Response:
     """Record the facts of the form: debtor flags and each visible account's dates (audited)."""
     assert viewer.principal is not None
     principal = viewer.principal
-    form = await viewer.request.form()
     back = f"/debtors/{debtor_id}"
     try:
         debtor = get_scoped(session, Debtor, debtor_id, principal)

@@ -45,6 +45,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recoup.config import get_settings
@@ -243,14 +245,10 @@ async def csrf_protect(request: Request) -> None:
         await _check_csrf(request)
 
 
-async def _authenticate(request: Request, session: SessionDep) -> Principal:
-    """Return the caller from a bearer token, an API key or the session cookie; 401 otherwise."""
-    cached = getattr(request.state, AUTHENTICATED_STATE, None)
-    if isinstance(cached, Principal):
-        return cached
+def _identify(request: Request, session: Session) -> tuple[Principal, bool]:
+    """Return the caller and whether it came by the session cookie (database work: a thread)."""
     authorization = request.headers.get("authorization")
     api_key_header = request.headers.get("x-api-key")
-    principal: Principal
     try:
         if authorization is not None:
             scheme, _, credential = authorization.partition(" ")
@@ -260,20 +258,31 @@ async def _authenticate(request: Request, session: SessionDep) -> Principal:
                     "the Authorization header must be 'Bearer <token>'", error="invalid_request"
                 )
             if service.looks_like_api_key(credential):
-                principal = principal_for_api_key(service.api_key_for(session, credential))
-            else:
-                principal = principal_for_user(service.user_for_token(session, credential))
-        elif api_key_header is not None:
-            principal = principal_for_api_key(service.api_key_for(session, api_key_header.strip()))
-        else:
-            web_principal = current_web_principal(request, session)
-            if web_principal is None:
-                raise _unauthenticated("sign in, or send a bearer token or an API key")
-            if request.method not in SAFE_METHODS:
-                await _check_csrf(request)
-            principal = web_principal
+                return principal_for_api_key(service.api_key_for(session, credential)), False
+            return principal_for_user(service.user_for_token(session, credential)), False
+        if api_key_header is not None:
+            return principal_for_api_key(
+                service.api_key_for(session, api_key_header.strip())
+            ), False
+        web_principal = current_web_principal(request, session)
     except TokenRejected as error:
         raise _unauthenticated(str(error), error="invalid_token") from None
+    if web_principal is None:
+        raise _unauthenticated("sign in, or send a bearer token or an API key")
+    return web_principal, True
+
+
+async def _authenticate(request: Request, session: SessionDep) -> Principal:
+    """Return the caller from a bearer token, an API key or the session cookie; 401 otherwise.
+
+    The database look-up runs in the thread pool: the event loop never waits on the database.
+    """
+    cached = getattr(request.state, AUTHENTICATED_STATE, None)
+    if isinstance(cached, Principal):
+        return cached
+    principal, by_cookie = await run_in_threadpool(_identify, request, session)
+    if by_cookie and request.method not in SAFE_METHODS:
+        await _check_csrf(request)
     setattr(request.state, AUTHENTICATED_STATE, principal)
     request.state.principal = principal
     return principal

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
 from recoup.audit import service as audit
+from recoup.db import writes_on_get
 from recoup.deps import SessionDep
 from recoup.identity.scoping import get_scoped
 from recoup.ingest import repository, service
@@ -84,6 +85,7 @@ def import_run(
 
 
 @router.get("/imports/{run_id}/rejects.csv")
+@writes_on_get
 def reject_report(viewer: ReadQuality, session: SessionDep, run_id: RowId) -> Response:
     """Download one run's rejects as the CLI's reject report (masked values only; audited)."""
     assert viewer.principal is not None

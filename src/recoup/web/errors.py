@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recoup.db import unit_of_work
@@ -49,7 +50,7 @@ def login_redirect_for_htmx(request: Request) -> Response:
 def error_page(request: Request, status_code: int) -> Response:
     """Render the error page for ``status_code`` in the layout, with the viewer's navigation."""
     shown = status_code if status_code in PAGE_STATUSES else (500 if status_code >= 500 else 400)
-    with unit_of_work() as session:
+    with unit_of_work(write=False) as session:
         principal = getattr(request.state, "principal", None)
         if not isinstance(principal, Principal) or principal.kind != "user":
             principal = current_web_principal(request, session)
@@ -78,12 +79,12 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, error: Exception) -> Response:
         if not isinstance(error, RecoupError) or not wants_page(request):
             return await answer(previous_domain, request, error)
-        return error_page(request, error.status_code)
+        return await run_in_threadpool(error_page, request, error.status_code)
 
     async def http_error(request: Request, error: Exception) -> Response:
         if not isinstance(error, StarletteHTTPException) or not wants_page(request):
             return await answer(previous_http, request, error)
-        response = error_page(request, error.status_code)
+        response = await run_in_threadpool(error_page, request, error.status_code)
         for name, value in (error.headers or {}).items():
             response.headers.setdefault(name, value)
         return response
@@ -91,14 +92,14 @@ def install(app: FastAPI) -> None:
     async def validation_error(request: Request, error: Exception) -> Response:
         if not wants_page(request):
             return await answer(previous_validation, request, error)
-        return error_page(request, 422)
+        return await run_in_threadpool(error_page, request, 422)
 
     async def unexpected_error(request: Request, error: Exception) -> Response:
         response = await answer(previous_unexpected, request, error)
         if not wants_page(request):
             return response
         try:
-            return error_page(request, 500)
+            return await run_in_threadpool(error_page, request, 500)
         except Exception:  # the page itself failed: the logged problem+json answer stands
             return response
 

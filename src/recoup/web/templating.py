@@ -14,6 +14,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from recoup.config import get_settings
 from recoup.deps import SessionDep
@@ -136,6 +137,14 @@ def viewer_with(permission: str) -> Any:
         return make_viewer(request, session, principal)
 
     return Depends(dependency)
+
+
+async def _posted_form(request: Request) -> FormData:
+    return await request.form()
+
+
+# A page handler that reads its form stays sync (run in the thread pool) by taking this.
+PostedForm = Annotated[FormData, Depends(_posted_form)]
 
 
 def anonymous_viewer(request: Request) -> Viewer:
