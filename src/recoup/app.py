@@ -43,7 +43,17 @@ def create_app() -> FastAPI:
         # (and its error page) must find a thread, or the line stops moving.
         limiter = to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(limiter.total_tokens, 2 * settings.max_concurrent_requests)
-        yield
+        if not settings.embedded_worker:
+            yield
+            return
+        from recoup.kit.jobs import Worker
+
+        worker = Worker(threads=settings.worker_threads)
+        worker.start()
+        try:
+            yield
+        finally:
+            worker.stop(timeout=settings.shutdown_seconds)
 
     app = FastAPI(
         lifespan=lifespan,

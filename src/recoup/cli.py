@@ -29,12 +29,19 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
     port: int = typer.Option(8000, "--port", help="Port to listen on"),
     reload: bool = typer.Option(False, "--reload", help="Restart on code changes (development)"),
+    worker: bool = typer.Option(
+        True, "--worker/--no-worker", help="Run background jobs in this process too"
+    ),
 ) -> None:
-    """Run the web app and API."""
+    """Run the web app and API (with a background-job worker unless --no-worker)."""
+    import os
+
     import uvicorn
 
     from recoup.config import get_settings
 
+    os.environ["RECOUP_EMBEDDED_WORKER"] = "true" if worker else "false"
+    get_settings.cache_clear()
     console.print(f"Recoup is serving on http://{host}:{port} (API docs at /docs)")
     uvicorn.run(
         "recoup.app:create_app",

@@ -36,3 +36,8 @@ def register(app: typer.Typer) -> None:
     from recoup.workbench.cli import app as promises_app
 
     app.add_typer(promises_app, name="promises")
+    from recoup.jobs_cli import app as jobs_app
+    from recoup.jobs_cli import worker_command
+
+    app.add_typer(jobs_app, name="jobs")
+    app.command("worker")(worker_command)

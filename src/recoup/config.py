@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     request_queue_seconds: float = Field(default=10.0, gt=0, le=300)
     # How many requests may wait in line at once before new ones get an immediate 503.
     max_queued_requests: int = Field(default=200, ge=0)
+    # Where background jobs queue: sqlite:///PATH (default: jobs.db in the data folder),
+    # redis://HOST:PORT/DB for several machines, or memory (tests).
+    jobs_url: str = ""
+    # Worker threads of `recoup worker` and of the worker embedded in `recoup serve`.
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    # Whether this web process runs a worker too (`recoup serve` turns it on unless told not to).
+    embedded_worker: bool = False
     # On SIGTERM, in-flight requests get this long to finish before the process exits.
     shutdown_seconds: int = Field(default=10, ge=1, le=600)
     sql_echo: bool = False

@@ -6,5 +6,6 @@ Each domain adds exactly one ``import recoup.models.<domain>`` line here.
 # ruff: noqa: F401
 import recoup.models.compliance
 import recoup.models.ingest
+import recoup.models.jobs
 import recoup.models.scoring
 import recoup.models.workbench

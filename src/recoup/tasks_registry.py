@@ -1,0 +1,8 @@
+"""Where each domain's background jobs register: one import per domain ``tasks.py``."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    """Import every domain's ``tasks.py`` so its handlers and schedules are known."""
+    import recoup.identity.tasks  # noqa: F401
