@@ -120,7 +120,10 @@ def check_contact(
     session: SessionDep,
     accept_language: AcceptLanguage = None,
 ) -> ContactCheckResult:
-    """Ask the gate whether a planned contact may happen; every answer is stored."""
+    """Ask the gate whether a planned contact may happen; every answer is stored.
+
+    An allowed answer reserves the contact's slots unless the body says ``"reserve": false``.
+    """
     checked = service.check_contact(
         session,
         institution_id=_institution_id(principal),
@@ -134,6 +137,7 @@ def check_contact(
         at_workplace=body.at_workplace,
         actor=principal.actor,
         agent_user_id=principal.user_id if principal.is_agent else None,
+        reserve=body.reserve,
     )
     chinese = _chinese(accept_language)
     decision = checked.decision
@@ -151,6 +155,7 @@ def check_contact(
         ],
         next_allowed_at=decision.next_allowed_at,
         decision_id=checked.record.id,
+        reserved=decision.allowed and body.reserve,
         pack=f"{decision.pack_code} {decision.pack_version}",
         policy=f"{decision.policy_name} v{decision.policy_version}",
     )

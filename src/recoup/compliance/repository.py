@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.kit.pagination import Page, PageRequest
@@ -34,27 +34,6 @@ def lock_debtor(session: Session, *, institution_id: int, debtor_id: int) -> Non
     ).all()
 
 
-def release_expired(
-    session: Session, *, institution_id: int, debtor_id: int, now: datetime
-) -> None:
-    """Release reservations that were never used before they expired, freeing their slots."""
-    expired = select(ContactReservation.id).where(
-        ContactReservation.institution_id == institution_id,
-        ContactReservation.debtor_id == debtor_id,
-        ContactReservation.status == ReservationStatus.reserved,
-        ContactReservation.expires_at < now,
-    )
-    ids = list(session.execute(expired).scalars())
-    if not ids:
-        return
-    session.execute(delete(SlotClaim).where(SlotClaim.reservation_id.in_(ids)))
-    session.execute(
-        update(ContactReservation)
-        .where(ContactReservation.id.in_(ids))
-        .values(status=ReservationStatus.released)
-    )
-
-
 def reservations_since(
     session: Session, *, institution_id: int, debtor_id: int, since: datetime
 ) -> Sequence[ContactReservation]:
@@ -72,6 +51,20 @@ def reservations_since(
         )
         .scalars()
         .all()
+    )
+
+
+def debtors_by_reference(session: Session, *, institution_id: int, reference: str) -> list[Debtor]:
+    """Return the institution's debtors whose external id, or internal id, is the reference."""
+    matches = [Debtor.external_id == reference]
+    if reference.isdigit() and len(reference) < 19:
+        matches.append(Debtor.id == int(reference))
+    return list(
+        session.execute(
+            select(Debtor)
+            .where(Debtor.institution_id == institution_id, or_(*matches))
+            .order_by(Debtor.id)
+        ).scalars()
     )
 
 
@@ -126,6 +119,11 @@ def reservation_for_decision(
             ContactReservation.decision_id == decision_id,
         )
     ).scalar_one_or_none()
+
+
+def delete_claims(session: Session, *, reservation_id: int) -> None:
+    """Free every slot of a contact that was never made."""
+    session.execute(delete(SlotClaim).where(SlotClaim.reservation_id == reservation_id))
 
 
 def delete_effective_claims(session: Session, *, reservation_id: int) -> None:

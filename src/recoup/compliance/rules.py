@@ -44,6 +44,7 @@ _DEBTOR = Party.DEBTOR
 _THIRD_PARTY = Party.THIRD_PARTY
 _CONVERSATION = Outcome.CONVERSATION
 _PLANNED = Outcome.PLANNED
+_NOT_MADE = Outcome.NOT_MADE
 _LETTER = Channel.LETTER
 
 
@@ -637,7 +638,8 @@ class _DebtorState:
 
     def __init__(self, gate: Gate, attempts: Iterable[PastContact]) -> None:
         self.gate = gate
-        self.attempts: list[_Attempt] = list(attempts)
+        # A contact recorded as never made is no attempt at all.
+        self.attempts: list[_Attempt] = [past for past in attempts if past.outcome is not _NOT_MADE]
         self.indexes: dict[str, _ZoneIndex] = {}
         # The zones of an attempt without its own contact point zone (_zone_names).
         self.names: tuple[str, ...] = ()

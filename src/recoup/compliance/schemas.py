@@ -21,6 +21,8 @@ class ContactCheck(BaseModel):
     at: AwareDatetime
     automated: bool = False
     at_workplace: bool = False
+    # False asks without holding a slot (a dry run): planners and badges ask this way.
+    reserve: bool = True
 
 
 class ReasonRead(BaseModel):
@@ -40,6 +42,7 @@ class ContactCheckResult(BaseModel):
     reasons: list[ReasonRead]
     next_allowed_at: datetime | None
     decision_id: int
+    reserved: bool
     pack: str
     policy: str
 

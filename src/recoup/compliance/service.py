@@ -73,7 +73,9 @@ from recoup.models.institution import Institution
 from recoup.portfolio.repository import aware
 from recoup.portfolio.rules import FINISHED_STATUSES
 
-# An allowed contact holds its slot this long after its planned time, then the slot frees.
+# A channel may act on an allowed decision until this long after its planned time. The slot
+# stays taken after that: an attempt nobody reported counts until an outcome says it did not
+# happen or did not connect (the conservative reading regulators take).
 RESERVATION_TTL = timedelta(hours=2)
 # The longest look-back of any rule (third-party evidence: 30 days; caps: 7 days).
 HISTORY_DAYS = 40
@@ -259,6 +261,23 @@ def _load_targets(
     return debtor, contact_point, account
 
 
+def find_debtor(session: Session, *, institution_id: int, reference: str) -> Debtor:
+    """Return the institution's debtor named by an external id (D0001) or an internal id."""
+    reference = reference.strip()
+    found = repository.debtors_by_reference(
+        session, institution_id=institution_id, reference=reference
+    )
+    if not found:
+        raise NotFound(f"no debtor {reference}; give its external id (e.g. D0001) or its id")
+    if len(found) > 1:
+        by_external = [debtor for debtor in found if debtor.external_id == reference]
+        raise ValidationFailed(
+            f"{reference!r} is the id of one debtor and the external id of another "
+            f"(id {by_external[0].id}); give the other debtor's external id instead"
+        )
+    return found[0]
+
+
 def is_certified(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
     """Tell whether a user holds a compliance certificate valid on a date (POL-CERT)."""
     return bool(
@@ -321,6 +340,7 @@ def _decision_row(
     facts: DebtorFacts,
     history_size: int,
     actor: str,
+    reserve: bool = True,
 ) -> ContactDecision:
     return ContactDecision(
         institution_id=institution_id,
@@ -366,6 +386,7 @@ def _decision_row(
             "at_workplace": attempt.at_workplace,
             "to_mobile": attempt.to_mobile,
             "history_attempts": history_size,
+            "reserve": reserve,
         },
         pack_code=decision.pack_code,
         pack_version=decision.pack_version,
@@ -390,8 +411,13 @@ def check_contact(
     automated: bool = False,
     at_workplace: bool = False,
     now: datetime | None = None,
+    reserve: bool = True,
 ) -> CheckedContact:
-    """Decide a planned contact, store the decision, and reserve its slots when allowed."""
+    """Decide a planned contact, store the decision, and reserve its slots when allowed.
+
+    With ``reserve=False`` (a dry run) the decision is stored but holds no slot, so a
+    channel cannot act on it and asking never uses up a debtor's contacts.
+    """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
     now = now or utcnow()
@@ -426,9 +452,9 @@ def check_contact(
         at_workplace=at_workplace,
         to_mobile=contact_point is None or contact_point.kind == ContactKind.mobile,
     )
-    # Serialise checks of this debtor, then free the slots of reservations never used.
-    repository.lock_debtor(session, institution_id=institution_id, debtor_id=debtor.id)
-    repository.release_expired(session, institution_id=institution_id, debtor_id=debtor.id, now=now)
+    # Serialise checks of this debtor; a dry run takes nothing, so it need not wait.
+    if reserve:
+        repository.lock_debtor(session, institution_id=institution_id, debtor_id=debtor.id)
     decision: Decision | None = None
     history_size = 0
 
@@ -444,6 +470,7 @@ def check_contact(
             facts=facts,
             history_size=history_size,
             actor=actor,
+            reserve=reserve,
         )
 
     for _ in range(CHECK_ATTEMPTS):
@@ -462,7 +489,7 @@ def check_contact(
                 code="no_certificate",
                 values={"agent": actor},
             )
-        if not decision.allowed:
+        if not decision.allowed or not reserve:
             break
         # Claim the cap slots; the unique key refuses a slot another request just took.
         try:
@@ -513,7 +540,11 @@ def record_outcome(
     effective: bool,
     happened_at: datetime,
 ) -> ContactReservation:
-    """Record what came of an allowed contact; a call that did not connect frees its slot."""
+    """Record what came of an allowed contact.
+
+    A call that did not connect frees its effective-call slot; a contact that was not made
+    at all (``not_made``) frees every slot it held.
+    """
     reservation = repository.reservation_for_decision(
         session, institution_id=institution_id, decision_id=decision_id
     )
@@ -521,10 +552,16 @@ def record_outcome(
         raise NotFound(f"decision {decision_id} holds no reservation (was it allowed?)")
     if reservation.status != ReservationStatus.reserved:
         raise Conflict(f"the contact of decision {decision_id} is already {reservation.status}")
-    reservation.status = ReservationStatus.used
     reservation.outcome = outcome.value
-    reservation.effective = effective
     reservation.happened_at = happened_at
+    if outcome is Outcome.NOT_MADE:
+        reservation.status = ReservationStatus.released
+        reservation.effective = False
+        repository.delete_claims(session, reservation_id=reservation.id)
+        session.flush()
+        return reservation
+    reservation.status = ReservationStatus.used
+    reservation.effective = effective
     if not effective:
         repository.delete_effective_claims(session, reservation_id=reservation.id)
     session.flush()
@@ -547,6 +584,13 @@ def require_allowed_decision(
         session, institution_id=institution_id, decision_id=decision_id
     )
     if reservation is None:
+        decision = repository.get_decision(
+            session, institution_id=institution_id, decision_id=decision_id
+        )
+        if decision is not None and decision.allowed and decision.inputs.get("reserve") is False:
+            raise PermissionDenied(
+                f"decision {decision_id} was a dry run and holds no slot; ask the gate to reserve"
+            )
         raise PermissionDenied(f"decision {decision_id} did not allow a contact")
     if reservation.debtor_id != debtor_id or reservation.channel != channel.value:
         raise PermissionDenied(f"decision {decision_id} was for another debtor or channel")
