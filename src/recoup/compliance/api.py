@@ -20,6 +20,8 @@ from recoup.compliance.schemas import (
     DebtorFactsUpdate,
     DecisionRead,
     FindingRead,
+    InconvenientRead,
+    InconvenientUpdate,
     NoteScan,
     OutcomeCreate,
     PolicyProposal,
@@ -540,3 +542,51 @@ def update_account_facts(
         session, account=account, changes=changes, actor=principal.actor
     )
     return account_facts_read(account, sorted(changed))
+
+
+def inconvenient_read(
+    debtor: Debtor, stated: service.Inconvenient, changed: list[str]
+) -> InconvenientRead:
+    """Return the debtor's stated inconvenient times and places."""
+    return InconvenientRead(
+        debtor_id=debtor.id, times=stated.time_labels, places=stated.place_names, changed=changed
+    )
+
+
+@router.get(
+    "/debtors/{debtor_id}/inconvenient",
+    response_model=InconvenientRead,
+    dependencies=[Depends(authorize("compliance:facts"))],
+)
+def read_inconvenient(
+    debtor_id: RowId, principal: CurrentPrincipal, session: SessionDep
+) -> InconvenientRead:
+    """Show the times and places the debtor said are inconvenient (US-INCONV)."""
+    debtor = get_scoped(session, Debtor, debtor_id, principal)
+    return inconvenient_read(debtor, service.inconvenient_for(session, debtor=debtor), [])
+
+
+@router.patch(
+    "/debtors/{debtor_id}/inconvenient",
+    response_model=InconvenientRead,
+    dependencies=[Depends(authorize("compliance:facts"))],
+)
+def record_inconvenient(
+    debtor_id: RowId, body: InconvenientUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> InconvenientRead:
+    """Record inconvenient times and places the debtor stated; each list sent replaces the old."""
+    debtor = get_scoped(session, Debtor, debtor_id, principal)
+    times, places = service.read_inconvenient(times=body.times, places=body.places)
+    before = service.inconvenient_for(session, debtor=debtor)
+    after = service.record_inconvenient(
+        session, debtor=debtor, actor=principal.actor, times=times, places=places, note=body.note
+    )
+    changed = [
+        name
+        for name, moved in (
+            ("places", after.places != before.places),
+            ("times", after.times != before.times),
+        )
+        if moved
+    ]
+    return inconvenient_read(debtor, after, changed)

@@ -1,4 +1,4 @@
-"""``recoup compliance rules|check|decisions|review``: the rule packs, the gate and the review.
+"""``recoup compliance rules|check|decisions|inconvenient|review``: packs, gate, review.
 
 Exit codes: 0 when a contact is allowed or a text is clean, 3 when the gate blocks the
 contact or the review finds something, 1 for an error a person must fix (unknown
@@ -233,6 +233,50 @@ def decisions(
         )
     console.print(table)
     console.print(f"{len(rows)} of {page.total} decision(s)")
+
+
+@app.command("inconvenient")
+def inconvenient(
+    institution: str = INSTITUTION,
+    debtor: str = typer.Option(..., "--debtor", help="Debtor external id (D0001) or id"),
+    times: list[str] = typer.Option(
+        [], "--time", help="An inconvenient local window, e.g. 22:00-08:00 or '09:00-17:00 mon-fri'"
+    ),
+    places: list[str] = typer.Option([], "--place", help="An inconvenient place: workplace, home"),
+    clear_times: bool = typer.Option(False, "--clear-times", help="Remove every stated time"),
+    clear_places: bool = typer.Option(False, "--clear-places", help="Remove every stated place"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Show or record the times and places a debtor said are inconvenient (US-INCONV).
+
+    Given times replace the stored times and given places the stored places; without any,
+    the command only shows them.
+    """
+    with fail_on_domain_error(), unit_of_work() as session:
+        owner = require_by_code(session, institution)
+        target = service.find_debtor(session, institution_id=owner.id, reference=debtor)
+        read_times, read_places = service.read_inconvenient(
+            times=[] if clear_times else (times or None),
+            places=[] if clear_places else (places or None),
+        )
+        if read_times is None and read_places is None:
+            stated = service.inconvenient_for(session, debtor=target)
+        else:
+            stated = service.record_inconvenient(
+                session, debtor=target, actor=CLI_ACTOR, times=read_times, places=read_places
+            )
+        shown = {
+            "debtor_id": target.id,
+            "external_id": target.external_id,
+            "times": stated.time_labels,
+            "places": stated.place_names,
+        }
+    if as_json:
+        typer.echo(json.dumps(shown, ensure_ascii=False))
+        return
+    console.print(f"debtor {shown['external_id']} (id {shown['debtor_id']})")
+    console.print(f"  inconvenient times: {', '.join(stated.time_labels) or '—'}")
+    console.print(f"  inconvenient places: {', '.join(stated.place_names) or '—'}")
 
 
 def _review_json(result: ReviewResult) -> dict[str, Any]:

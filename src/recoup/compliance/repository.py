@@ -20,8 +20,9 @@ from recoup.models.compliance import (
     ReservationStatus,
     SlotClaim,
     ViolationStatus,
+    WindowKind,
 )
-from recoup.models.debtor import Debtor
+from recoup.models.debtor import ContactKind, ContactPoint, ContactStatus, Debtor
 from recoup.models.identity import Role, User
 
 
@@ -68,6 +69,27 @@ def debtors_by_reference(session: Session, *, institution_id: int, reference: st
     )
 
 
+def own_phones(session: Session, *, institution_id: int, debtor_id: int) -> Sequence[ContactPoint]:
+    """Return the debtor's own phone numbers that may still reach them."""
+    return (
+        session.execute(
+            select(ContactPoint)
+            .where(
+                ContactPoint.institution_id == institution_id,
+                ContactPoint.debtor_id == debtor_id,
+                ContactPoint.third_party.is_(False),
+                ContactPoint.kind.in_([ContactKind.mobile, ContactKind.landline]),
+                ContactPoint.status.not_in(
+                    [ContactStatus.invalid, ContactStatus.wrong_party, ContactStatus.superseded]
+                ),
+            )
+            .order_by(ContactPoint.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
 def contact_windows(
     session: Session, *, institution_id: int, debtor_id: int
 ) -> Sequence[ContactWindow]:
@@ -80,6 +102,19 @@ def contact_windows(
         )
         .scalars()
         .all()
+    )
+
+
+def delete_windows(
+    session: Session, *, institution_id: int, debtor_id: int, kind: WindowKind
+) -> None:
+    """Delete the debtor's contact windows of one kind."""
+    session.execute(
+        delete(ContactWindow).where(
+            ContactWindow.institution_id == institution_id,
+            ContactWindow.debtor_id == debtor_id,
+            ContactWindow.kind == kind,
+        )
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -38,16 +38,28 @@ from recoup.compliance.rules import (
     DebtorFacts,
     Decision,
     Gate,
+    InconvenientPlace,
     PastContact,
     PlannedContact,
+    StatedPreferenceError,
+    StatedWindow,
     TemplateTransitionRefused,
     account_fact_problems,
     cap_slots,
     compile_gate,
     decide_contact,
     is_time_barred,
+    parse_places,
+    parse_stated_window,
     template_transition,
     with_block,
+)
+from recoup.compliance.zones import (
+    ZonedFrom,
+    ZoneSource,
+    address_zones,
+    debtor_zones,
+    phone_zones_for,
 )
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
@@ -155,6 +167,25 @@ def _validation_facts(
     return waiting, None
 
 
+def debtor_zone_sources(session: Session, *, debtor: Debtor, region: str) -> tuple[ZonedFrom, ...]:
+    """Return every zone the debtor's data places them in, each with where it came from."""
+    phones: list[ZonedFrom] = []
+    for phone in repository.own_phones(
+        session, institution_id=debtor.institution_id, debtor_id=debtor.id
+    ):
+        if phone.timezone and phone.timezone_source != ZoneSource.PHONE:
+            phones.append(ZonedFrom(phone.timezone, ZoneSource.CONTACT_POINT))
+        phones += [
+            ZonedFrom(zone, ZoneSource.PHONE) for zone in phone_zones_for(phone.value, region)
+        ]
+    return debtor_zones(
+        zone=debtor.timezone,
+        source=ZoneSource(debtor.timezone_source or ZoneSource.COLUMN),
+        address=address_zones(debtor.province, debtor.city),
+        phones=phones,
+    )
+
+
 def _facts(
     session: Session,
     *,
@@ -162,6 +193,7 @@ def _facts(
     contact_point: ContactPoint | None,
     account: Account | None = None,
     validation: bool = True,
+    zones: tuple[ZonedFrom, ...] = (),
 ) -> DebtorFacts:
     windows = repository.contact_windows(
         session, institution_id=debtor.institution_id, debtor_id=debtor.id
@@ -183,11 +215,12 @@ def _facts(
     )
     return DebtorFacts(
         debtor_id=str(debtor.id),
-        timezones=(debtor.timezone,),
+        timezones=tuple(each.zone for each in zones) or (debtor.timezone,),
         agreed_windows=tuple(_window(w) for w in windows if w.kind == WindowKind.agreed),
         inconvenient_windows=tuple(
             _window(w) for w in windows if w.kind == WindowKind.inconvenient
         ),
+        inconvenient_places=_places(debtor),
         cease_contact=debtor.cease_contact,
         opted_out_channels=frozenset(opted_out),
         attorney_represented=debtor.attorney_represented,
@@ -199,6 +232,10 @@ def _facts(
         initial_communication_on=initial_communication_on,
         validation_notice_sent_on=validation_notice_sent_on,
     )
+
+
+def _places(debtor: Debtor) -> frozenset[InconvenientPlace]:
+    return frozenset(InconvenientPlace(place) for place in debtor.inconvenient_places or ())
 
 
 def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHistory:
@@ -341,6 +378,7 @@ def _decision_row(
     history_size: int,
     actor: str,
     reserve: bool = True,
+    zones: tuple[ZonedFrom, ...] = (),
 ) -> ContactDecision:
     return ContactDecision(
         institution_id=institution_id,
@@ -366,6 +404,9 @@ def _decision_row(
         inputs={
             "facts": {
                 "timezones": list(facts.timezones),
+                "timezone_sources": [
+                    {"zone": each.zone, "source": str(each.source)} for each in zones
+                ],
                 "cease_contact": facts.cease_contact,
                 "deceased": facts.deceased,
                 "bankruptcy": facts.bankruptcy,
@@ -380,6 +421,7 @@ def _decision_row(
                 "inconvenient_windows": [
                     f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.inconvenient_windows
                 ],
+                "inconvenient_places": sorted(facts.inconvenient_places),
             },
             "contact_point_timezone": attempt.contact_point_timezone,
             "automated": attempt.automated,
@@ -431,12 +473,14 @@ def check_contact(
         party=party,
     )
     gate = gate_for(session, institution=institution)
+    zones = debtor_zone_sources(session, debtor=debtor, region=str(institution.jurisdiction))
     facts = _facts(
         session,
         debtor=debtor,
         contact_point=contact_point,
         account=account,
         validation=gate.validation_notice_days is not None,
+        zones=zones,
     )
     attempt = PlannedContact(
         debtor_id=str(debtor.id),
@@ -471,6 +515,7 @@ def check_contact(
             history_size=history_size,
             actor=actor,
             reserve=reserve,
+            zones=zones,
         )
 
     for _ in range(CHECK_ATTEMPTS):
@@ -1296,3 +1341,113 @@ def certified_agents(session: Session, *, institution_id: int, on: date) -> list
         for agent in repository.institution_agents(session, institution_id=institution_id)
         if is_certified(session, institution_id=institution_id, user_id=agent.id, on=on)
     ]
+
+
+# Consumer-stated inconvenient times and places (US-INCONV)
+
+
+@dataclass(frozen=True, slots=True)
+class Inconvenient:
+    """The times and places a debtor said are inconvenient for contact."""
+
+    times: tuple[StatedWindow, ...]
+    places: frozenset[InconvenientPlace]
+
+    @property
+    def time_labels(self) -> list[str]:
+        """Return the times as people write them."""
+        return [window.label for window in self.times]
+
+    @property
+    def place_names(self) -> list[str]:
+        """Return the places, sorted."""
+        return sorted(str(place) for place in self.places)
+
+
+def inconvenient_for(session: Session, *, debtor: Debtor) -> Inconvenient:
+    """Return what the debtor said is inconvenient."""
+    rows = repository.contact_windows(
+        session, institution_id=debtor.institution_id, debtor_id=debtor.id
+    )
+    return Inconvenient(
+        times=tuple(
+            StatedWindow(
+                row.start_minute,
+                row.end_minute,
+                None if row.weekdays is None else tuple(row.weekdays),
+            )
+            for row in rows
+            if row.kind == WindowKind.inconvenient
+        ),
+        places=_places(debtor),
+    )
+
+
+def read_inconvenient(
+    *, times: Sequence[str] | None, places: Sequence[str] | None
+) -> tuple[tuple[StatedWindow, ...] | None, frozenset[InconvenientPlace] | None]:
+    """Read stated times (``22:00-08:00``, ``09:00-17:00 mon-fri``) and places, or refuse."""
+    windows: tuple[StatedWindow, ...] | None = None
+    if times is not None:
+        try:
+            windows = tuple(parse_stated_window(text) for text in times if text.strip())
+        except StatedPreferenceError as error:
+            raise _fact_problem("inconvenient_times", str(error)) from error
+    read_places: frozenset[InconvenientPlace] | None = None
+    if places is not None:
+        try:
+            read_places = parse_places(places)
+        except StatedPreferenceError as error:
+            raise _fact_problem("inconvenient_places", str(error)) from error
+    return windows, read_places
+
+
+def record_inconvenient(
+    session: Session,
+    *,
+    debtor: Debtor,
+    actor: str,
+    times: Sequence[StatedWindow] | None = None,
+    places: frozenset[InconvenientPlace] | None = None,
+    note: str | None = None,
+) -> Inconvenient:
+    """Replace the debtor's stated inconvenient times and/or places (None keeps them); audit."""
+    before = inconvenient_for(session, debtor=debtor)
+    if times is not None and tuple(times) != before.times:
+        repository.delete_windows(
+            session,
+            institution_id=debtor.institution_id,
+            debtor_id=debtor.id,
+            kind=WindowKind.inconvenient,
+        )
+        session.add_all(
+            ContactWindow(
+                institution_id=debtor.institution_id,
+                debtor_id=debtor.id,
+                kind=WindowKind.inconvenient,
+                start_minute=window.start_minute,
+                end_minute=window.end_minute,
+                weekdays=None if window.weekdays is None else list(window.weekdays),
+                note=note,
+            )
+            for window in times
+        )
+    if places is not None and places != before.places:
+        debtor.inconvenient_places = sorted(str(place) for place in places) or None
+    session.flush()
+    after = inconvenient_for(session, debtor=debtor)
+    changes: dict[str, tuple[object, object]] = {}
+    if after.times != before.times:
+        changes["inconvenient_times"] = (before.time_labels, after.time_labels)
+    if after.places != before.places:
+        changes["inconvenient_places"] = (before.place_names, after.place_names)
+    if changes:
+        _audit_facts(
+            session,
+            actor=actor,
+            object_type="debtor",
+            object_id=debtor.id,
+            institution_id=debtor.institution_id,
+            changes=changes,
+        )
+    return after
