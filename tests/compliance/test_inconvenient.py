@@ -231,3 +231,15 @@ def test_cli_records_and_shows_inconvenience_by_external_id(cli_db: str) -> None
         "US-HRS",
         "US-INCONV",
     ]
+
+
+def test_a_cn_debtors_stated_workplace_blocks_a_contact_there(session: Session) -> None:
+    debtor = make_debtor(session, make_institution(session))
+    service.record_inconvenient(
+        session, debtor=debtor, actor="tester", places=frozenset({InconvenientPlace.WORKPLACE})
+    )
+    shanghai = ZoneInfo("Asia/Shanghai")
+    at_work = _call(session, debtor, datetime(2025, 3, 3, 10, tzinfo=shanghai), at_workplace=True)
+    assert at_work.decision.rule_ids == ("CN-HRS",)
+    assert "工作单位" in at_work.decision.reasons[0].message_zh
+    assert _call(session, debtor, datetime(2025, 3, 3, 11, tzinfo=shanghai)).decision.allowed

@@ -97,16 +97,15 @@ class TestDebtorZones:
 
 
 def _call(session: Session, debtor, at: datetime, **extra: object) -> service.CheckedContact:  # type: ignore[no-untyped-def]
+    values: dict[str, object] = {"channel": Channel.CALL, "party": Party.DEBTOR, "actor": "tester"}
+    values.update(extra)
     return service.check_contact(
         session,
         institution_id=debtor.institution_id,
         debtor_id=debtor.id,
-        channel=Channel.CALL,
-        party=Party.DEBTOR,
         at=at,
-        actor="tester",
         now=at,
-        **extra,  # type: ignore[arg-type]
+        **values,  # type: ignore[arg-type]
     )
 
 
@@ -183,3 +182,24 @@ class TestGateAppliesEveryZone:
         allowed = _call(session, debtor, datetime(2026, 3, 4, 9, tzinfo=NEW_YORK))
         assert allowed.decision.allowed
         assert allowed.decision.timezones == ("America/New_York",)
+
+
+def test_a_third_party_is_called_on_their_own_numbers_clock(session: Session) -> None:
+    institution = make_institution(
+        session, jurisdiction="US", timezone="America/New_York", currency="USD"
+    )
+    debtor = make_debtor(session, institution, national_id=None)
+    spouse = make_contact_point(session, debtor, value="2135550123")
+    spouse.third_party = True
+    spouse.relation = "spouse"
+    session.flush()
+    # 09:00 in New York is 06:00 for a Los Angeles number; the gate speaks of that zone.
+    early = _call(
+        session,
+        debtor,
+        datetime(2026, 3, 4, 9, tzinfo=NEW_YORK),
+        party=Party.THIRD_PARTY,
+        contact_point_id=spouse.id,
+    )
+    assert early.decision.timezones == ("America/Los_Angeles",)
+    assert "US-HRS" in early.decision.rule_ids

@@ -171,7 +171,11 @@ def check_contact(
 def record_outcome(
     decision_id: RowId, body: OutcomeCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> DecisionRead:
-    """Record what came of an allowed contact (a call that did not connect frees its slot)."""
+    """Record what came of an allowed contact.
+
+    Until this is recorded the contact counts against every cap. A call that did not connect
+    frees its effective-call slot; ``"outcome": "not_made"`` frees every slot it held.
+    """
     institution_id = _institution_id(principal)
     service.record_outcome(
         session,

@@ -211,6 +211,7 @@ def decisions(
                 "party": row.party,
                 "planned_at": row.planned_at.isoformat(),
                 "allowed": row.allowed,
+                "dry_run": row.inputs.get("reserve") is False,
                 "rule_ids": list(row.rule_ids),
                 "next_allowed_at": row.next_allowed_at.isoformat() if row.next_allowed_at else None,
                 "actor": row.actor,

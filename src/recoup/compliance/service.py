@@ -186,6 +186,18 @@ def debtor_zone_sources(session: Session, *, debtor: Debtor, region: str) -> tup
     )
 
 
+def _contact_point_zone(contact_point: ContactPoint | None, region: str) -> str | None:
+    """Return the zone of the number or address contacted: given, else its phone area's."""
+    if contact_point is None:
+        return None
+    if contact_point.timezone:
+        return contact_point.timezone
+    if contact_point.kind in (ContactKind.mobile, ContactKind.landline):
+        inferred = phone_zones_for(contact_point.value, region)
+        return inferred[0] if inferred else None
+    return None
+
+
 def _facts(
     session: Session,
     *,
@@ -488,7 +500,7 @@ def check_contact(
         at=at,
         party=party,
         account_id=str(account.id) if account else None,
-        contact_point_timezone=contact_point.timezone if contact_point else None,
+        contact_point_timezone=_contact_point_zone(contact_point, str(institution.jurisdiction)),
         third_party_id=str(contact_point.id)
         if party is Party.THIRD_PARTY and contact_point
         else None,
