@@ -69,5 +69,15 @@ class TestWorkingDays:
         assert calendar.holiday_name(date(2025, 1, 29)) is not None
         assert calendar.holiday_name(date(2025, 1, 26)) is None
 
+    def test_china_weekend_inside_a_break_carries_the_festival(self) -> None:
+        calendar = working_day_calendar("CN")
+        assert calendar.holiday_name(date(2026, 10, 4)) == "National Day"
+        assert "Spring Festival" in str(calendar.holiday_name(date(2026, 2, 21)))
+        assert calendar.holiday_name(date(2026, 10, 11)) is None
+
+    def test_us_weekend_next_to_a_holiday_is_no_holiday(self) -> None:
+        # Memorial Day 2026 is Monday 25 May; the weekend before it is an ordinary one.
+        assert working_day_calendar("US").holiday_name(date(2026, 5, 23)) is None
+
     def test_us_independence_day(self) -> None:
         assert working_day_calendar("US").holiday_name(date(2025, 7, 4)) == "Independence Day"

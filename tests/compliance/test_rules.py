@@ -326,7 +326,48 @@ class TestChinaHolidays:
     def test_spring_festival_under_public_holidays_only(self) -> None:
         policy = Policy(holiday_suppression=HolidaySuppression.PUBLIC_HOLIDAYS)
         decision = decide(planned(at(SHANGHAI, 2025, 1, 29, 10)), policy=policy)
-        assert decision.next_allowed_at == at(SHANGHAI, 2025, 2, 1, 8, 0)
+        # The whole official break (28 January – 4 February) is the holiday, weekend included.
+        assert decision.next_allowed_at == at(SHANGHAI, 2025, 2, 5, 8, 0)
+
+    @pytest.mark.parametrize(
+        ("day", "festival"),
+        [
+            (date(2026, 10, 4), "National Day"),
+            (date(2026, 2, 15), "Chinese New Year"),
+            (date(2026, 2, 21), "Chinese New Year"),
+            (date(2026, 2, 22), "Chinese New Year"),
+            (date(2026, 5, 3), "Labor Day"),
+            (date(2026, 9, 27), "Mid-Autumn"),
+            (date(2026, 1, 3), "New Year"),
+        ],
+    )
+    def test_weekend_days_inside_an_official_break_are_holidays(
+        self, day: date, festival: str
+    ) -> None:
+        policy = Policy(holiday_suppression=HolidaySuppression.PUBLIC_HOLIDAYS)
+        assert day.weekday() >= 5
+        decision = decide(planned(at(SHANGHAI, day.year, day.month, day.day, 10)), policy=policy)
+        assert decision.rule_ids == ("POL-HOLIDAY",)
+        assert festival in decision.reasons[0].message_en
+
+    def test_national_day_break_ends_with_the_break(self) -> None:
+        policy = Policy(holiday_suppression=HolidaySuppression.PUBLIC_HOLIDAYS)
+        decision = decide(planned(at(SHANGHAI, 2026, 10, 4, 10)), policy=policy)
+        assert decision.next_allowed_at == at(SHANGHAI, 2026, 10, 8, 8, 0)
+
+    @pytest.mark.parametrize(
+        "day",
+        [
+            date(2026, 10, 10),  # a make-up working Saturday after National Day
+            date(2026, 10, 11),  # an ordinary Sunday after it
+            date(2026, 3, 7),  # an ordinary Saturday
+        ],
+    )
+    def test_days_outside_a_break_stay_open(self, day: date) -> None:
+        policy = Policy(holiday_suppression=HolidaySuppression.PUBLIC_HOLIDAYS)
+        assert decide(
+            planned(at(SHANGHAI, day.year, day.month, day.day, 10)), policy=policy
+        ).allowed
 
     def test_blackout_dates(self) -> None:
         policy = Policy(blackout_dates=frozenset({date(2025, 3, 3)}))

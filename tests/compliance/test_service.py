@@ -101,7 +101,7 @@ class TestStoredGate:
         )
         assert check(session, debtor, local(2025, 3, 3, 15)).decision.allowed
 
-    def test_expired_reservations_release_their_slots(self, session: Session) -> None:
+    def test_expired_reservations_keep_their_slots(self, session: Session) -> None:
         debtor = make_debtor(session, make_institution(session))
         for n in range(3):
             assert check(session, debtor, local(2025, 3, 3, 9 + n)).decision.allowed
@@ -115,7 +115,7 @@ class TestStoredGate:
             actor="tester",
             now=local(2025, 3, 3, 17),
         )
-        assert later.decision.allowed
+        assert later.decision.rule_ids == ("CN-FREQ-V",)
 
     def test_debtor_flags_and_contact_point_opt_out(self, session: Session) -> None:
         debtor = make_debtor(session, make_institution(session))

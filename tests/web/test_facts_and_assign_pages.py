@@ -70,6 +70,32 @@ def test_a_compliance_officer_records_facts_on_the_debtor_page(
         assert sorted(actions) == ["account", "debtor"]
 
 
+def test_inconvenient_times_and_places_are_recorded_on_the_debtor_page(
+    page: Page, live_server: LiveServer
+) -> None:
+    debtor_path = f"/debtors/{live_server.seeded.debtor_id}"
+    log_in(page, live_server, "compliance-officer", next_path=debtor_path)
+    expect(page.locator("[data-testid=facts-inconvenient]")).to_contain_text("不便联系")
+    page.fill("[data-testid=fact-inconvenient-times]", "12:00-13:00\n22:00-08:00 sat,sun")
+    page.check("[data-testid=fact-inconvenient-workplace]")
+    page.click("[data-testid=facts-submit]")
+    expect(page.locator(".flash-list")).to_contain_text("合规事实已保存（2 项变更）")
+    expect(page.locator("[data-testid=fact-inconvenient-times]")).to_have_value(
+        "12:00-13:00\n22:00-08:00 sat,sun"
+    )
+    expect(page.locator("[data-testid=fact-inconvenient-workplace]")).to_be_checked()
+    expect(page.locator("[data-testid=fact-inconvenient-home]")).not_to_be_checked()
+    page.fill("[data-testid=fact-inconvenient-times]", "after lunch")
+    page.click("[data-testid=facts-submit]")
+    expect(page.locator(".flash-list")).to_contain_text("inconvenient_times")
+    with database_session(live_server) as session:
+        debtor = session.get(Debtor, live_server.seeded.debtor_id)
+        assert debtor is not None
+        stated = compliance.inconvenient_for(session, debtor=debtor)
+        assert stated.time_labels == ["12:00-13:00", "22:00-08:00 sat,sun"]
+        assert stated.place_names == ["workplace"]
+
+
 def test_a_team_lead_assigns_an_account_to_a_certified_agent_only(
     page: Page, live_server: LiveServer
 ) -> None:

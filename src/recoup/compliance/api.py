@@ -20,6 +20,8 @@ from recoup.compliance.schemas import (
     DebtorFactsUpdate,
     DecisionRead,
     FindingRead,
+    InconvenientRead,
+    InconvenientUpdate,
     NoteScan,
     OutcomeCreate,
     PolicyProposal,
@@ -120,7 +122,10 @@ def check_contact(
     session: SessionDep,
     accept_language: AcceptLanguage = None,
 ) -> ContactCheckResult:
-    """Ask the gate whether a planned contact may happen; every answer is stored."""
+    """Ask the gate whether a planned contact may happen; every answer is stored.
+
+    An allowed answer reserves the contact's slots unless the body says ``"reserve": false``.
+    """
     checked = service.check_contact(
         session,
         institution_id=_institution_id(principal),
@@ -134,6 +139,7 @@ def check_contact(
         at_workplace=body.at_workplace,
         actor=principal.actor,
         agent_user_id=principal.user_id if principal.is_agent else None,
+        reserve=body.reserve,
     )
     chinese = _chinese(accept_language)
     decision = checked.decision
@@ -151,6 +157,7 @@ def check_contact(
         ],
         next_allowed_at=decision.next_allowed_at,
         decision_id=checked.record.id,
+        reserved=decision.allowed and body.reserve,
         pack=f"{decision.pack_code} {decision.pack_version}",
         policy=f"{decision.policy_name} v{decision.policy_version}",
     )
@@ -164,7 +171,11 @@ def check_contact(
 def record_outcome(
     decision_id: RowId, body: OutcomeCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> DecisionRead:
-    """Record what came of an allowed contact (a call that did not connect frees its slot)."""
+    """Record what came of an allowed contact.
+
+    Until this is recorded the contact counts against every cap. A call that did not connect
+    frees its effective-call slot; ``"outcome": "not_made"`` frees every slot it held.
+    """
     institution_id = _institution_id(principal)
     service.record_outcome(
         session,
@@ -535,3 +546,51 @@ def update_account_facts(
         session, account=account, changes=changes, actor=principal.actor
     )
     return account_facts_read(account, sorted(changed))
+
+
+def inconvenient_read(
+    debtor: Debtor, stated: service.Inconvenient, changed: list[str]
+) -> InconvenientRead:
+    """Return the debtor's stated inconvenient times and places."""
+    return InconvenientRead(
+        debtor_id=debtor.id, times=stated.time_labels, places=stated.place_names, changed=changed
+    )
+
+
+@router.get(
+    "/debtors/{debtor_id}/inconvenient",
+    response_model=InconvenientRead,
+    dependencies=[Depends(authorize("compliance:facts"))],
+)
+def read_inconvenient(
+    debtor_id: RowId, principal: CurrentPrincipal, session: SessionDep
+) -> InconvenientRead:
+    """Show the times and places the debtor said are inconvenient (US-INCONV)."""
+    debtor = get_scoped(session, Debtor, debtor_id, principal)
+    return inconvenient_read(debtor, service.inconvenient_for(session, debtor=debtor), [])
+
+
+@router.patch(
+    "/debtors/{debtor_id}/inconvenient",
+    response_model=InconvenientRead,
+    dependencies=[Depends(authorize("compliance:facts"))],
+)
+def record_inconvenient(
+    debtor_id: RowId, body: InconvenientUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> InconvenientRead:
+    """Record inconvenient times and places the debtor stated; each list sent replaces the old."""
+    debtor = get_scoped(session, Debtor, debtor_id, principal)
+    times, places = service.read_inconvenient(times=body.times, places=body.places)
+    before = service.inconvenient_for(session, debtor=debtor)
+    after = service.record_inconvenient(
+        session, debtor=debtor, actor=principal.actor, times=times, places=places, note=body.note
+    )
+    changed = [
+        name
+        for name, moved in (
+            ("places", after.places != before.places),
+            ("times", after.times != before.times),
+        )
+        if moved
+    ]
+    return inconvenient_read(debtor, after, changed)

@@ -1,4 +1,4 @@
-"""``recoup compliance rules|check|decisions|review``: the rule packs, the gate and the review.
+"""``recoup compliance rules|check|decisions|inconvenient|review``: packs, gate, review.
 
 Exit codes: 0 when a contact is allowed or a text is clean, 3 when the gate blocks the
 contact or the review finds something, 1 for an error a person must fix (unknown
@@ -107,7 +107,7 @@ def rules(
 @app.command("check")
 def check(
     institution: str = INSTITUTION,
-    debtor: int = typer.Option(..., "--debtor", min=1, help="Debtor id"),
+    debtor: str = typer.Option(..., "--debtor", help="Debtor external id (D0001) or id"),
     contact_point: int | None = typer.Option(
         None, "--contact-point", min=1, help="Contact point id (required for a third party)"
     ),
@@ -119,15 +119,19 @@ def check(
         False, "--at-workplace", help="The contact reaches the debtor at work (US-WORK)"
     ),
     automated: bool = typer.Option(False, "--automated", help="Autodialled or prerecorded"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only ask: an allowed answer reserves no contact slot"
+    ),
     as_json: bool = AS_JSON,
 ) -> None:
     """Ask the gate whether a planned contact may happen; exit 3 when it is blocked."""
     with fail_on_domain_error(), unit_of_work() as session:
         owner = require_by_code(session, institution)
+        target = service.find_debtor(session, institution_id=owner.id, reference=debtor)
         checked = service.check_contact(
             session,
             institution_id=owner.id,
-            debtor_id=debtor,
+            debtor_id=target.id,
             contact_point_id=contact_point,
             account_id=account,
             channel=_choice(Channel, channel, "--channel"),
@@ -136,6 +140,7 @@ def check(
             automated=automated,
             at_workplace=at_workplace,
             actor=CLI_ACTOR,
+            reserve=not dry_run,
         )
         decision = checked.decision
         decision_id = checked.record.id
@@ -154,11 +159,13 @@ def check(
             decision.next_allowed_at.isoformat() if decision.next_allowed_at else None
         ),
         "decision_id": decision_id,
+        "reserved": decision.allowed and not dry_run,
     }
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
     elif decision.allowed:
-        console.print(f"[green]allowed[/] (decision {decision_id})")
+        held = "dry run, nothing reserved" if dry_run else "slot reserved"
+        console.print(f"[green]allowed[/] (decision {decision_id}, {held})")
     else:
         console.print(f"[red]blocked[/] (decision {decision_id})")
         for reason in decision.reasons:
@@ -172,7 +179,9 @@ def check(
 @app.command("decisions")
 def decisions(
     institution: str = INSTITUTION,
-    debtor: int | None = typer.Option(None, "--debtor", min=1, help="Only this debtor id"),
+    debtor: str | None = typer.Option(
+        None, "--debtor", help="Only this debtor: external id (D0001) or id"
+    ),
     blocked: bool = typer.Option(False, "--blocked", help="Only blocked attempts"),
     limit: int = typer.Option(20, "--limit", min=1, max=MAX_PAGE_SIZE, help="Newest N"),
     as_json: bool = AS_JSON,
@@ -180,12 +189,17 @@ def decisions(
     """List the gate's stored decisions, newest first."""
     with fail_on_domain_error(), unit_of_work() as session:
         owner = require_by_code(session, institution)
+        debtor_id = (
+            None
+            if debtor is None
+            else service.find_debtor(session, institution_id=owner.id, reference=debtor).id
+        )
         page = repository.decisions_page(
             session,
             institution_id=owner.id,
             page=PageRequest(1, limit),
             allowed=False if blocked else None,
-            debtor_id=debtor,
+            debtor_id=debtor_id,
         )
         rows: list[dict[str, Any]] = [
             {
@@ -197,6 +211,7 @@ def decisions(
                 "party": row.party,
                 "planned_at": row.planned_at.isoformat(),
                 "allowed": row.allowed,
+                "dry_run": row.inputs.get("reserve") is False,
                 "rule_ids": list(row.rule_ids),
                 "next_allowed_at": row.next_allowed_at.isoformat() if row.next_allowed_at else None,
                 "actor": row.actor,
@@ -219,6 +234,50 @@ def decisions(
         )
     console.print(table)
     console.print(f"{len(rows)} of {page.total} decision(s)")
+
+
+@app.command("inconvenient")
+def inconvenient(
+    institution: str = INSTITUTION,
+    debtor: str = typer.Option(..., "--debtor", help="Debtor external id (D0001) or id"),
+    times: list[str] = typer.Option(
+        [], "--time", help="An inconvenient local window, e.g. 22:00-08:00 or '09:00-17:00 mon-fri'"
+    ),
+    places: list[str] = typer.Option([], "--place", help="An inconvenient place: workplace, home"),
+    clear_times: bool = typer.Option(False, "--clear-times", help="Remove every stated time"),
+    clear_places: bool = typer.Option(False, "--clear-places", help="Remove every stated place"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Show or record the times and places a debtor said are inconvenient (US-INCONV).
+
+    Given times replace the stored times and given places the stored places; without any,
+    the command only shows them.
+    """
+    with fail_on_domain_error(), unit_of_work() as session:
+        owner = require_by_code(session, institution)
+        target = service.find_debtor(session, institution_id=owner.id, reference=debtor)
+        read_times, read_places = service.read_inconvenient(
+            times=[] if clear_times else (times or None),
+            places=[] if clear_places else (places or None),
+        )
+        if read_times is None and read_places is None:
+            stated = service.inconvenient_for(session, debtor=target)
+        else:
+            stated = service.record_inconvenient(
+                session, debtor=target, actor=CLI_ACTOR, times=read_times, places=read_places
+            )
+        shown = {
+            "debtor_id": target.id,
+            "external_id": target.external_id,
+            "times": stated.time_labels,
+            "places": stated.place_names,
+        }
+    if as_json:
+        typer.echo(json.dumps(shown, ensure_ascii=False))
+        return
+    console.print(f"debtor {shown['external_id']} (id {shown['debtor_id']})")
+    console.print(f"  inconvenient times: {', '.join(stated.time_labels) or '—'}")
+    console.print(f"  inconvenient places: {', '.join(stated.place_names) or '—'}")
 
 
 def _review_json(result: ReviewResult) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     PLANNED = "planned"
+    # Recorded for a reserved contact that was never made: it stops counting.
+    NOT_MADE = "not_made"
 
 
 FAILED_TO_REACH = frozenset(

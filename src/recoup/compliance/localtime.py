@@ -25,6 +25,14 @@ __all__ = [
 ]
 
 ONE_SECOND = timedelta(seconds=1)
+# Countries whose government publishes each holiday as a whole break (放假安排): the weekend
+# days inside it are part of the holiday, though the holiday package lists only the
+# statutory and substituted days. Elsewhere a weekend next to a holiday is just a weekend.
+BREAK_COUNTRIES = frozenset({"CN"})
+# The longest official break (Spring Festival, National Day) is nine days.
+LONGEST_BREAK_DAYS = 10
+# How the holiday package names a weekday given off in exchange for a weekend working day.
+SUBSTITUTED_DAY_OFF = "Day off"
 # The proleptic ordinal of 1970-01-01: local day ordinal = (epoch seconds + offset) // 86400 + this.
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # Hours of offsets one zone keeps before starting afresh (a year is 8,760 hours).
@@ -126,7 +134,33 @@ class WorkingDayCalendar:
         return calendar
 
     def holiday_name(self, day: date) -> str | None:
-        """Return the name of the public holiday on day, or None."""
+        """Return the name of the public holiday on day, or None.
+
+        In a country with official breaks, a day off inside a break (a weekend day within
+        National Day) belongs to the holiday too and carries its name.
+        """
+        name = self._listed(day)
+        if name is not None or self.country not in BREAK_COUNTRIES:
+            return name
+        if self.is_working_day(day):
+            return None
+        # A break is an unbroken run of days off; it is a holiday when a listed day is in it,
+        # and it is named after its festival rather than after a substituted day off.
+        names: list[str] = []
+        for step in (timedelta(days=-1), timedelta(days=1)):
+            other = day + step
+            for _ in range(LONGEST_BREAK_DAYS):
+                if self.is_working_day(other):
+                    break
+                listed = self._listed(other)
+                if listed is not None:
+                    names.append(listed)
+                other += step
+        festivals = [name for name in names if not name.startswith(SUBSTITUTED_DAY_OFF)]
+        chosen = festivals or names
+        return chosen[0] if chosen else None
+
+    def _listed(self, day: date) -> str | None:
         name = self._calendar(day.year).get(day)
         return None if name is None else str(name)
 

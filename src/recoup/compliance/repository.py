@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.kit.pagination import Page, PageRequest
@@ -20,8 +20,9 @@ from recoup.models.compliance import (
     ReservationStatus,
     SlotClaim,
     ViolationStatus,
+    WindowKind,
 )
-from recoup.models.debtor import Debtor
+from recoup.models.debtor import ContactKind, ContactPoint, ContactStatus, Debtor
 from recoup.models.identity import Role, User
 
 
@@ -32,27 +33,6 @@ def lock_debtor(session: Session, *, institution_id: int, debtor_id: int) -> Non
         .where(Debtor.institution_id == institution_id, Debtor.id == debtor_id)
         .with_for_update()
     ).all()
-
-
-def release_expired(
-    session: Session, *, institution_id: int, debtor_id: int, now: datetime
-) -> None:
-    """Release reservations that were never used before they expired, freeing their slots."""
-    expired = select(ContactReservation.id).where(
-        ContactReservation.institution_id == institution_id,
-        ContactReservation.debtor_id == debtor_id,
-        ContactReservation.status == ReservationStatus.reserved,
-        ContactReservation.expires_at < now,
-    )
-    ids = list(session.execute(expired).scalars())
-    if not ids:
-        return
-    session.execute(delete(SlotClaim).where(SlotClaim.reservation_id.in_(ids)))
-    session.execute(
-        update(ContactReservation)
-        .where(ContactReservation.id.in_(ids))
-        .values(status=ReservationStatus.released)
-    )
 
 
 def reservations_since(
@@ -75,6 +55,41 @@ def reservations_since(
     )
 
 
+def debtors_by_reference(session: Session, *, institution_id: int, reference: str) -> list[Debtor]:
+    """Return the institution's debtors whose external id, or internal id, is the reference."""
+    matches = [Debtor.external_id == reference]
+    if reference.isdigit() and len(reference) < 19:
+        matches.append(Debtor.id == int(reference))
+    return list(
+        session.execute(
+            select(Debtor)
+            .where(Debtor.institution_id == institution_id, or_(*matches))
+            .order_by(Debtor.id)
+        ).scalars()
+    )
+
+
+def own_phones(session: Session, *, institution_id: int, debtor_id: int) -> Sequence[ContactPoint]:
+    """Return the debtor's own phone numbers that may still reach them."""
+    return (
+        session.execute(
+            select(ContactPoint)
+            .where(
+                ContactPoint.institution_id == institution_id,
+                ContactPoint.debtor_id == debtor_id,
+                ContactPoint.third_party.is_(False),
+                ContactPoint.kind.in_([ContactKind.mobile, ContactKind.landline]),
+                ContactPoint.status.not_in(
+                    [ContactStatus.invalid, ContactStatus.wrong_party, ContactStatus.superseded]
+                ),
+            )
+            .order_by(ContactPoint.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
 def contact_windows(
     session: Session, *, institution_id: int, debtor_id: int
 ) -> Sequence[ContactWindow]:
@@ -87,6 +102,19 @@ def contact_windows(
         )
         .scalars()
         .all()
+    )
+
+
+def delete_windows(
+    session: Session, *, institution_id: int, debtor_id: int, kind: WindowKind
+) -> None:
+    """Delete the debtor's contact windows of one kind."""
+    session.execute(
+        delete(ContactWindow).where(
+            ContactWindow.institution_id == institution_id,
+            ContactWindow.debtor_id == debtor_id,
+            ContactWindow.kind == kind,
+        )
     )
 
 
@@ -126,6 +154,11 @@ def reservation_for_decision(
             ContactReservation.decision_id == decision_id,
         )
     ).scalar_one_or_none()
+
+
+def delete_claims(session: Session, *, reservation_id: int) -> None:
+    """Free every slot of a contact that was never made."""
+    session.execute(delete(SlotClaim).where(SlotClaim.reservation_id == reservation_id))
 
 
 def delete_effective_claims(session: Session, *, reservation_id: int) -> None:

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import partial
 from math import floor
 from zoneinfo import ZoneInfo
@@ -44,7 +45,21 @@ _DEBTOR = Party.DEBTOR
 _THIRD_PARTY = Party.THIRD_PARTY
 _CONVERSATION = Outcome.CONVERSATION
 _PLANNED = Outcome.PLANNED
+_NOT_MADE = Outcome.NOT_MADE
 _LETTER = Channel.LETTER
+
+
+class InconvenientPlace(StrEnum):
+    """A place the debtor said is inconvenient to be contacted at (US-INCONV)."""
+
+    WORKPLACE = "workplace"
+    HOME = "home"
+
+
+PLACE_NAMES: Mapping[InconvenientPlace, tuple[str, str]] = {
+    InconvenientPlace.WORKPLACE: ("their workplace", "工作单位"),
+    InconvenientPlace.HOME: ("their home", "住所"),
+}
 
 
 class NaiveDatetime(ValueError):
@@ -125,6 +140,7 @@ class DebtorFacts:
     timezones: tuple[str, ...] = ()
     agreed_windows: tuple[DailyWindow, ...] = ()
     inconvenient_windows: tuple[DailyWindow, ...] = ()
+    inconvenient_places: frozenset[InconvenientPlace] = field(default_factory=frozenset)
     cease_contact: bool = False
     opted_out_channels: frozenset[Channel] = field(default_factory=frozenset)
     attorney_represented: bool = False
@@ -522,6 +538,18 @@ def _standing_blocks(gate: Gate, attempt: PlannedContact, facts: DebtorFacts) ->
         and channel not in facts.automated_consent
     ):
         blocks.append(_Block(gate.automated_rule, "no_consent", {}, None))
+    if facts.inconvenient_places:
+        place = _contact_place(attempt)
+        if place is not None and place in facts.inconvenient_places:
+            english, chinese = PLACE_NAMES[place]
+            blocks.append(
+                _Block(
+                    gate.inconvenient_rule,
+                    "inconvenient_place",
+                    {"place": english, "place_zh": chinese},
+                    None,
+                )
+            )
     if attempt.at_workplace and facts.work_contact_forbidden and gate.workplace_rule is not None:
         blocks.append(_Block(gate.workplace_rule, "workplace", {}, None))
     if channel is Channel.VISIT and not attempt.recorded and gate.recording_rule is not None:
@@ -531,6 +559,16 @@ def _standing_blocks(gate: Gate, attempt: PlannedContact, facts: DebtorFacts) ->
         rule_id = "CN-OUT" if gate.pack.has("CN-OUT") else "POL-CHANNEL"
         blocks.append(_Block(rule_id, "agency_not_approved", {"agency": attempt.agency_id}, None))
     return blocks
+
+
+def _contact_place(attempt: PlannedContact) -> InconvenientPlace | None:
+    """Return where a contact reaches the debtor, when the plan says so."""
+    if attempt.at_workplace:
+        return InconvenientPlace.WORKPLACE
+    if attempt.channel is Channel.VISIT and attempt.party is Party.DEBTOR:
+        # A field visit that is not at work is a visit at home.
+        return InconvenientPlace.HOME
+    return None
 
 
 class _ZoneIndex:
@@ -637,7 +675,8 @@ class _DebtorState:
 
     def __init__(self, gate: Gate, attempts: Iterable[PastContact]) -> None:
         self.gate = gate
-        self.attempts: list[_Attempt] = list(attempts)
+        # A contact recorded as never made is no attempt at all.
+        self.attempts: list[_Attempt] = [past for past in attempts if past.outcome is not _NOT_MADE]
         self.indexes: dict[str, _ZoneIndex] = {}
         # The zones of an attempt without its own contact point zone (_zone_names).
         self.names: tuple[str, ...] = ()
@@ -1543,3 +1582,146 @@ def account_fact_problems(
 def is_time_barred(time_barred_on: date | None, *, today: date) -> bool:
     """Tell whether a debt's statute of limitations has run out by ``today`` (US-SOL)."""
     return time_barred_on is not None and time_barred_on <= today
+
+
+# Consumer-stated inconvenient times and places (US-INCONV), as people write them.
+
+
+class StatedPreferenceError(ValueError):
+    """A stated inconvenient time or place cannot be read."""
+
+
+WEEKDAY_NAMES: Mapping[str, int] = {
+    **{name: day for day, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
+    **{
+        name: day
+        for day, name in enumerate(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        )
+    },
+    **{f"周{name}": day for day, name in enumerate("一二三四五六日")},
+    **{f"星期{name}": day for day, name in enumerate("一二三四五六日")},
+    "周天": 6,
+    "星期天": 6,
+}
+PLACE_WORDS: Mapping[str, InconvenientPlace] = {
+    "workplace": InconvenientPlace.WORKPLACE,
+    "work": InconvenientPlace.WORKPLACE,
+    "office": InconvenientPlace.WORKPLACE,
+    "单位": InconvenientPlace.WORKPLACE,
+    "工作单位": InconvenientPlace.WORKPLACE,
+    "公司": InconvenientPlace.WORKPLACE,
+    "home": InconvenientPlace.HOME,
+    "residence": InconvenientPlace.HOME,
+    "家": InconvenientPlace.HOME,
+    "住所": InconvenientPlace.HOME,
+    "住址": InconvenientPlace.HOME,
+}
+_SHORT_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class StatedWindow:
+    """Local hours [start, end) in minutes of the day, on some weekdays (0 = Monday) or all."""
+
+    start_minute: int
+    end_minute: int
+    weekdays: tuple[int, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        """Return the window as people write it, e.g. ``22:00-08:00`` or ``09:00-17:00 mon,fri``."""
+        hours = f"{self.start_minute // 60:02}:{self.start_minute % 60:02}-"
+        hours += f"{self.end_minute // 60:02}:{self.end_minute % 60:02}"
+        if self.weekdays is None:
+            return hours
+        return f"{hours} {','.join(_SHORT_DAYS[day] for day in self.weekdays)}"
+
+
+def _minute(text: str, whole: str) -> int:
+    hour, _, minute = text.strip().partition(":")
+    if not (hour.isdigit() and (minute.isdigit() or not minute) and len(minute) in (0, 2)):
+        raise StatedPreferenceError(f"{whole!r}: write hours as HH:MM-HH:MM, e.g. 22:00-08:00")
+    value = int(hour) * 60 + int(minute or 0)
+    if int(minute or 0) >= 60 or value > 24 * 60:
+        raise StatedPreferenceError(f"{whole!r}: {text.strip()} is not a time of day")
+    return value
+
+
+def _weekdays(text: str, whole: str) -> tuple[int, ...]:
+    days: set[int] = set()
+    for part in _split_days(text):
+        first, _, last = part.partition("-")
+        try:
+            start = WEEKDAY_NAMES[first.strip().lower()]
+            end = WEEKDAY_NAMES[last.strip().lower()] if last else start
+        except KeyError:
+            raise StatedPreferenceError(
+                f"{whole!r}: name weekdays as mon, tue … sun (or 周一 … 周日), e.g. mon-fri"
+            ) from None
+        day = start
+        days.add(day)
+        while day != end:
+            day = (day + 1) % 7
+            days.add(day)
+    return tuple(sorted(days))
+
+
+def _split_days(text: str) -> list[str]:
+    """Split a weekday list written with commas, slashes, 、 or spaces."""
+    text = text.replace("至", "-").replace("到", "-")
+    while " -" in text or "- " in text:
+        text = text.replace(" -", "-").replace("- ", "-")
+    for separator in ("，", "、", "/", " "):
+        text = text.replace(separator, ",")
+    return [part for part in text.split(",") if part.strip()]
+
+
+def parse_stated_window(text: str) -> StatedWindow:
+    """Read one inconvenient window: ``22:00-08:00``, ``09:00-17:00 mon-fri``, ``12:00-13:00@sat``.
+
+    Hours are the debtor's local wall-clock; an end at or before the start runs past midnight.
+    """
+    whole = text
+    text = text.strip().replace("–", "-").replace("~", "-").replace("～", "-").replace("@", " ")
+    hours, _, days = text.replace(" - ", "-", 1).partition(" ")
+    start, dash, end = hours.partition("-")
+    if not dash:
+        raise StatedPreferenceError(f"{whole!r}: write hours as HH:MM-HH:MM, e.g. 22:00-08:00")
+    start_minute = _minute(start, whole)
+    end_minute = _minute(end, whole)
+    if start_minute >= 24 * 60:
+        raise StatedPreferenceError(f"{whole!r}: a window starts before 24:00")
+    if start_minute == end_minute % (24 * 60):
+        raise StatedPreferenceError(f"{whole!r}: a window needs an end different from its start")
+    weekdays = _weekdays(days, whole) if days.strip() else None
+    return StatedWindow(start_minute, end_minute, weekdays if weekdays != tuple(range(7)) else None)
+
+
+def parse_stated_windows(text: str) -> tuple[StatedWindow, ...]:
+    """Read inconvenient windows separated by ``;`` or newlines: ``22:00-08:00; 12:00-13:00``."""
+    parts = text.replace("；", ";").replace("\n", ";").split(";")
+    return tuple(parse_stated_window(part) for part in parts if part.strip())
+
+
+def parse_places(values: Iterable[str]) -> frozenset[InconvenientPlace]:
+    """Read inconvenient places: workplace or home (单位, 家 …); anything else is refused."""
+    places: set[InconvenientPlace] = set()
+    for value in values:
+        key = value.strip().lower()
+        if not key:
+            continue
+        place = PLACE_WORDS.get(key)
+        if place is None:
+            raise StatedPreferenceError(
+                f"{value.strip()!r} is not a place the gate knows; use workplace or home"
+            )
+        places.add(place)
+    return frozenset(places)
+
+
+def split_places(text: str) -> frozenset[InconvenientPlace]:
+    """Read a list of places separated by ``;``, commas or 、, e.g. ``workplace;home``."""
+    for separator in ("；", "，", "、", ","):
+        text = text.replace(separator, ";")
+    return parse_places(text.split(";"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -21,6 +21,8 @@ class ContactCheck(BaseModel):
     at: AwareDatetime
     automated: bool = False
     at_workplace: bool = False
+    # False asks without holding a slot (a dry run): planners and badges ask this way.
+    reserve: bool = True
 
 
 class ReasonRead(BaseModel):
@@ -40,6 +42,7 @@ class ContactCheckResult(BaseModel):
     reasons: list[ReasonRead]
     next_allowed_at: datetime | None
     decision_id: int
+    reserved: bool
     pack: str
     policy: str
 
@@ -228,6 +231,31 @@ class DebtorFactsRead(BaseModel):
     deceased: bool
     bankrupt: bool
     work_contact_forbidden: bool
+    changed: list[str]
+
+
+class InconvenientUpdate(BaseModel):
+    """Times and places the debtor said are inconvenient; a list sent replaces the stored one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    times: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=24,
+        description="Local hours, e.g. 22:00-08:00 or 09:00-17:00 mon-fri; [] clears them",
+    )
+    places: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None, max_length=4, description="workplace and/or home; [] clears them"
+    )
+    note: str | None = Field(default=None, max_length=255)
+
+
+class InconvenientRead(BaseModel):
+    """What the debtor said is inconvenient, as the gate applies it (US-INCONV)."""
+
+    debtor_id: int
+    times: list[str]
+    places: list[str]
     changed: list[str]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -38,16 +38,28 @@ from recoup.compliance.rules import (
     DebtorFacts,
     Decision,
     Gate,
+    InconvenientPlace,
     PastContact,
     PlannedContact,
+    StatedPreferenceError,
+    StatedWindow,
     TemplateTransitionRefused,
     account_fact_problems,
     cap_slots,
     compile_gate,
     decide_contact,
     is_time_barred,
+    parse_places,
+    parse_stated_window,
     template_transition,
     with_block,
+)
+from recoup.compliance.zones import (
+    ZonedFrom,
+    ZoneSource,
+    address_zones,
+    debtor_zones,
+    phone_zones_for,
 )
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
@@ -73,7 +85,9 @@ from recoup.models.institution import Institution
 from recoup.portfolio.repository import aware
 from recoup.portfolio.rules import FINISHED_STATUSES
 
-# An allowed contact holds its slot this long after its planned time, then the slot frees.
+# A channel may act on an allowed decision until this long after its planned time. The slot
+# stays taken after that: an attempt nobody reported counts until an outcome says it did not
+# happen or did not connect (the conservative reading regulators take).
 RESERVATION_TTL = timedelta(hours=2)
 # The longest look-back of any rule (third-party evidence: 30 days; caps: 7 days).
 HISTORY_DAYS = 40
@@ -153,6 +167,37 @@ def _validation_facts(
     return waiting, None
 
 
+def debtor_zone_sources(session: Session, *, debtor: Debtor, region: str) -> tuple[ZonedFrom, ...]:
+    """Return every zone the debtor's data places them in, each with where it came from."""
+    phones: list[ZonedFrom] = []
+    for phone in repository.own_phones(
+        session, institution_id=debtor.institution_id, debtor_id=debtor.id
+    ):
+        if phone.timezone and phone.timezone_source != ZoneSource.PHONE:
+            phones.append(ZonedFrom(phone.timezone, ZoneSource.CONTACT_POINT))
+        phones += [
+            ZonedFrom(zone, ZoneSource.PHONE) for zone in phone_zones_for(phone.value, region)
+        ]
+    return debtor_zones(
+        zone=debtor.timezone,
+        source=ZoneSource(debtor.timezone_source or ZoneSource.COLUMN),
+        address=address_zones(debtor.province, debtor.city),
+        phones=phones,
+    )
+
+
+def _contact_point_zone(contact_point: ContactPoint | None, region: str) -> str | None:
+    """Return the zone of the number or address contacted: given, else its phone area's."""
+    if contact_point is None:
+        return None
+    if contact_point.timezone:
+        return contact_point.timezone
+    if contact_point.kind in (ContactKind.mobile, ContactKind.landline):
+        inferred = phone_zones_for(contact_point.value, region)
+        return inferred[0] if inferred else None
+    return None
+
+
 def _facts(
     session: Session,
     *,
@@ -160,6 +205,7 @@ def _facts(
     contact_point: ContactPoint | None,
     account: Account | None = None,
     validation: bool = True,
+    zones: tuple[ZonedFrom, ...] = (),
 ) -> DebtorFacts:
     windows = repository.contact_windows(
         session, institution_id=debtor.institution_id, debtor_id=debtor.id
@@ -181,11 +227,12 @@ def _facts(
     )
     return DebtorFacts(
         debtor_id=str(debtor.id),
-        timezones=(debtor.timezone,),
+        timezones=tuple(each.zone for each in zones) or (debtor.timezone,),
         agreed_windows=tuple(_window(w) for w in windows if w.kind == WindowKind.agreed),
         inconvenient_windows=tuple(
             _window(w) for w in windows if w.kind == WindowKind.inconvenient
         ),
+        inconvenient_places=_places(debtor),
         cease_contact=debtor.cease_contact,
         opted_out_channels=frozenset(opted_out),
         attorney_represented=debtor.attorney_represented,
@@ -197,6 +244,10 @@ def _facts(
         initial_communication_on=initial_communication_on,
         validation_notice_sent_on=validation_notice_sent_on,
     )
+
+
+def _places(debtor: Debtor) -> frozenset[InconvenientPlace]:
+    return frozenset(InconvenientPlace(place) for place in debtor.inconvenient_places or ())
 
 
 def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHistory:
@@ -257,6 +308,23 @@ def _load_targets(
         if account is None or account.debtor_id != debtor.id:
             raise NotFound(f"no account {account_id} for debtor {debtor_id}")
     return debtor, contact_point, account
+
+
+def find_debtor(session: Session, *, institution_id: int, reference: str) -> Debtor:
+    """Return the institution's debtor named by an external id (D0001) or an internal id."""
+    reference = reference.strip()
+    found = repository.debtors_by_reference(
+        session, institution_id=institution_id, reference=reference
+    )
+    if not found:
+        raise NotFound(f"no debtor {reference}; give its external id (e.g. D0001) or its id")
+    if len(found) > 1:
+        by_external = [debtor for debtor in found if debtor.external_id == reference]
+        raise ValidationFailed(
+            f"{reference!r} is the id of one debtor and the external id of another "
+            f"(id {by_external[0].id}); give the other debtor's external id instead"
+        )
+    return found[0]
 
 
 def is_certified(session: Session, *, institution_id: int, user_id: int, on: date) -> bool:
@@ -321,6 +389,8 @@ def _decision_row(
     facts: DebtorFacts,
     history_size: int,
     actor: str,
+    reserve: bool = True,
+    zones: tuple[ZonedFrom, ...] = (),
 ) -> ContactDecision:
     return ContactDecision(
         institution_id=institution_id,
@@ -346,6 +416,9 @@ def _decision_row(
         inputs={
             "facts": {
                 "timezones": list(facts.timezones),
+                "timezone_sources": [
+                    {"zone": each.zone, "source": str(each.source)} for each in zones
+                ],
                 "cease_contact": facts.cease_contact,
                 "deceased": facts.deceased,
                 "bankruptcy": facts.bankruptcy,
@@ -360,12 +433,14 @@ def _decision_row(
                 "inconvenient_windows": [
                     f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.inconvenient_windows
                 ],
+                "inconvenient_places": sorted(facts.inconvenient_places),
             },
             "contact_point_timezone": attempt.contact_point_timezone,
             "automated": attempt.automated,
             "at_workplace": attempt.at_workplace,
             "to_mobile": attempt.to_mobile,
             "history_attempts": history_size,
+            "reserve": reserve,
         },
         pack_code=decision.pack_code,
         pack_version=decision.pack_version,
@@ -390,8 +465,13 @@ def check_contact(
     automated: bool = False,
     at_workplace: bool = False,
     now: datetime | None = None,
+    reserve: bool = True,
 ) -> CheckedContact:
-    """Decide a planned contact, store the decision, and reserve its slots when allowed."""
+    """Decide a planned contact, store the decision, and reserve its slots when allowed.
+
+    With ``reserve=False`` (a dry run) the decision is stored but holds no slot, so a
+    channel cannot act on it and asking never uses up a debtor's contacts.
+    """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
     now = now or utcnow()
@@ -405,12 +485,14 @@ def check_contact(
         party=party,
     )
     gate = gate_for(session, institution=institution)
+    zones = debtor_zone_sources(session, debtor=debtor, region=str(institution.jurisdiction))
     facts = _facts(
         session,
         debtor=debtor,
         contact_point=contact_point,
         account=account,
         validation=gate.validation_notice_days is not None,
+        zones=zones,
     )
     attempt = PlannedContact(
         debtor_id=str(debtor.id),
@@ -418,7 +500,7 @@ def check_contact(
         at=at,
         party=party,
         account_id=str(account.id) if account else None,
-        contact_point_timezone=contact_point.timezone if contact_point else None,
+        contact_point_timezone=_contact_point_zone(contact_point, str(institution.jurisdiction)),
         third_party_id=str(contact_point.id)
         if party is Party.THIRD_PARTY and contact_point
         else None,
@@ -426,9 +508,9 @@ def check_contact(
         at_workplace=at_workplace,
         to_mobile=contact_point is None or contact_point.kind == ContactKind.mobile,
     )
-    # Serialise checks of this debtor, then free the slots of reservations never used.
-    repository.lock_debtor(session, institution_id=institution_id, debtor_id=debtor.id)
-    repository.release_expired(session, institution_id=institution_id, debtor_id=debtor.id, now=now)
+    # Serialise checks of this debtor; a dry run takes nothing, so it need not wait.
+    if reserve:
+        repository.lock_debtor(session, institution_id=institution_id, debtor_id=debtor.id)
     decision: Decision | None = None
     history_size = 0
 
@@ -444,6 +526,8 @@ def check_contact(
             facts=facts,
             history_size=history_size,
             actor=actor,
+            reserve=reserve,
+            zones=zones,
         )
 
     for _ in range(CHECK_ATTEMPTS):
@@ -462,7 +546,7 @@ def check_contact(
                 code="no_certificate",
                 values={"agent": actor},
             )
-        if not decision.allowed:
+        if not decision.allowed or not reserve:
             break
         # Claim the cap slots; the unique key refuses a slot another request just took.
         try:
@@ -513,7 +597,11 @@ def record_outcome(
     effective: bool,
     happened_at: datetime,
 ) -> ContactReservation:
-    """Record what came of an allowed contact; a call that did not connect frees its slot."""
+    """Record what came of an allowed contact.
+
+    A call that did not connect frees its effective-call slot; a contact that was not made
+    at all (``not_made``) frees every slot it held.
+    """
     reservation = repository.reservation_for_decision(
         session, institution_id=institution_id, decision_id=decision_id
     )
@@ -521,10 +609,16 @@ def record_outcome(
         raise NotFound(f"decision {decision_id} holds no reservation (was it allowed?)")
     if reservation.status != ReservationStatus.reserved:
         raise Conflict(f"the contact of decision {decision_id} is already {reservation.status}")
-    reservation.status = ReservationStatus.used
     reservation.outcome = outcome.value
-    reservation.effective = effective
     reservation.happened_at = happened_at
+    if outcome is Outcome.NOT_MADE:
+        reservation.status = ReservationStatus.released
+        reservation.effective = False
+        repository.delete_claims(session, reservation_id=reservation.id)
+        session.flush()
+        return reservation
+    reservation.status = ReservationStatus.used
+    reservation.effective = effective
     if not effective:
         repository.delete_effective_claims(session, reservation_id=reservation.id)
     session.flush()
@@ -547,6 +641,13 @@ def require_allowed_decision(
         session, institution_id=institution_id, decision_id=decision_id
     )
     if reservation is None:
+        decision = repository.get_decision(
+            session, institution_id=institution_id, decision_id=decision_id
+        )
+        if decision is not None and decision.allowed and decision.inputs.get("reserve") is False:
+            raise PermissionDenied(
+                f"decision {decision_id} was a dry run and holds no slot; ask the gate to reserve"
+            )
         raise PermissionDenied(f"decision {decision_id} did not allow a contact")
     if reservation.debtor_id != debtor_id or reservation.channel != channel.value:
         raise PermissionDenied(f"decision {decision_id} was for another debtor or channel")
@@ -1252,3 +1353,113 @@ def certified_agents(session: Session, *, institution_id: int, on: date) -> list
         for agent in repository.institution_agents(session, institution_id=institution_id)
         if is_certified(session, institution_id=institution_id, user_id=agent.id, on=on)
     ]
+
+
+# Consumer-stated inconvenient times and places (US-INCONV)
+
+
+@dataclass(frozen=True, slots=True)
+class Inconvenient:
+    """The times and places a debtor said are inconvenient for contact."""
+
+    times: tuple[StatedWindow, ...]
+    places: frozenset[InconvenientPlace]
+
+    @property
+    def time_labels(self) -> list[str]:
+        """Return the times as people write them."""
+        return [window.label for window in self.times]
+
+    @property
+    def place_names(self) -> list[str]:
+        """Return the places, sorted."""
+        return sorted(str(place) for place in self.places)
+
+
+def inconvenient_for(session: Session, *, debtor: Debtor) -> Inconvenient:
+    """Return what the debtor said is inconvenient."""
+    rows = repository.contact_windows(
+        session, institution_id=debtor.institution_id, debtor_id=debtor.id
+    )
+    return Inconvenient(
+        times=tuple(
+            StatedWindow(
+                row.start_minute,
+                row.end_minute,
+                None if row.weekdays is None else tuple(row.weekdays),
+            )
+            for row in rows
+            if row.kind == WindowKind.inconvenient
+        ),
+        places=_places(debtor),
+    )
+
+
+def read_inconvenient(
+    *, times: Sequence[str] | None, places: Sequence[str] | None
+) -> tuple[tuple[StatedWindow, ...] | None, frozenset[InconvenientPlace] | None]:
+    """Read stated times (``22:00-08:00``, ``09:00-17:00 mon-fri``) and places, or refuse."""
+    windows: tuple[StatedWindow, ...] | None = None
+    if times is not None:
+        try:
+            windows = tuple(parse_stated_window(text) for text in times if text.strip())
+        except StatedPreferenceError as error:
+            raise _fact_problem("inconvenient_times", str(error)) from error
+    read_places: frozenset[InconvenientPlace] | None = None
+    if places is not None:
+        try:
+            read_places = parse_places(places)
+        except StatedPreferenceError as error:
+            raise _fact_problem("inconvenient_places", str(error)) from error
+    return windows, read_places
+
+
+def record_inconvenient(
+    session: Session,
+    *,
+    debtor: Debtor,
+    actor: str,
+    times: Sequence[StatedWindow] | None = None,
+    places: frozenset[InconvenientPlace] | None = None,
+    note: str | None = None,
+) -> Inconvenient:
+    """Replace the debtor's stated inconvenient times and/or places (None keeps them); audit."""
+    before = inconvenient_for(session, debtor=debtor)
+    if times is not None and tuple(times) != before.times:
+        repository.delete_windows(
+            session,
+            institution_id=debtor.institution_id,
+            debtor_id=debtor.id,
+            kind=WindowKind.inconvenient,
+        )
+        session.add_all(
+            ContactWindow(
+                institution_id=debtor.institution_id,
+                debtor_id=debtor.id,
+                kind=WindowKind.inconvenient,
+                start_minute=window.start_minute,
+                end_minute=window.end_minute,
+                weekdays=None if window.weekdays is None else list(window.weekdays),
+                note=note,
+            )
+            for window in times
+        )
+    if places is not None and places != before.places:
+        debtor.inconvenient_places = sorted(str(place) for place in places) or None
+    session.flush()
+    after = inconvenient_for(session, debtor=debtor)
+    changes: dict[str, tuple[object, object]] = {}
+    if after.times != before.times:
+        changes["inconvenient_times"] = (before.time_labels, after.time_labels)
+    if after.places != before.places:
+        changes["inconvenient_places"] = (before.place_names, after.place_names)
+    if changes:
+        _audit_facts(
+            session,
+            actor=actor,
+            object_type="debtor",
+            object_id=debtor.id,
+            institution_id=debtor.institution_id,
+            changes=changes,
+        )
+    return after

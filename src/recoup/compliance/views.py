@@ -11,12 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from recoup.compliance import repository, service
 from recoup.compliance.enums import Channel, HolidaySuppression, Party
 from recoup.compliance.policy import Policy, policy_document
 from recoup.compliance.review import default_reviewer
 from recoup.compliance.rulepack import RulePack, load_pack
+from recoup.compliance.rules import InconvenientPlace
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
@@ -1027,7 +1029,11 @@ def _facts_context(viewer: Viewer, session: Session, debtor_id: int) -> dict[str
     accounts = portfolio_repository.debtor_accounts(
         session, principal=viewer.principal, debtor_id=debtor.id
     )
+    stated = service.inconvenient_for(session, debtor=debtor)
     return {
+        "inconvenient_times": stated.time_labels,
+        "inconvenient_places": stated.place_names,
+        "inconvenient_place_choices": [str(place) for place in InconvenientPlace],
         "facts_debtor": {
             "id": debtor.id,
             **{field: bool(getattr(debtor, field)) for field in service.DEBTOR_FACT_FIELDS},
@@ -1068,6 +1074,20 @@ def _form_day(form: Mapping[str, Any], name: str, field: str) -> date | None:
         ) from None
 
 
+def _record_inconvenient(form: FormData, session: Session, debtor: Debtor, actor: str) -> int:
+    """Record the stated inconvenient times and places of the form; return how many changed."""
+    places = form.getlist("inconvenient_place")
+    times, read_places = service.read_inconvenient(
+        times=str(form.get("inconvenient_times") or "").splitlines(),
+        places=[str(place) for place in places],
+    )
+    before = service.inconvenient_for(session, debtor=debtor)
+    after = service.record_inconvenient(
+        session, debtor=debtor, actor=actor, times=times, places=read_places
+    )
+    return int(after.times != before.times) + int(after.places != before.places)
+
+
 @router.post("/debtors/{debtor_id}/compliance-facts", dependencies=[CsrfChecked])
 def record_debtor_facts(
     viewer: RecordFacts, session: SessionDep, debtor_id: RowId, form: PostedForm
@@ -1084,6 +1104,8 @@ def record_debtor_facts(
                 session, debtor=debtor, changes=flags, actor=principal.actor
             )
         )
+        if form.get("inconvenient_form"):
+            changed += _record_inconvenient(form, session, debtor, principal.actor)
         for account in portfolio_repository.debtor_accounts(
             session, principal=principal, debtor_id=debtor.id
         ):

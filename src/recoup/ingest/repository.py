@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Row, Table, bindparam, func, select, text
+from sqlalchemy import Date, DateTime, Row, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from recoup.kit.clock import utcnow
 from recoup.models.account import Account, DelinquencyEvent
+from recoup.models.compliance import ContactWindow, WindowKind
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.ingest import ImportReject, ImportRun, ImportStatus
 
@@ -27,11 +29,12 @@ DEBTOR_COLUMNS = (
     "kind", "name", "national_id", "national_id_index", "id_kind", "birth_date", "province",
     "city", "district", "timezone", "language", "employer", "deceased", "bankrupt", "disputed",
     "cease_contact", "attorney_represented", "hardship", "work_contact_forbidden",
+    "timezone_source",
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "debtor_id", "kind", "value_index", "relation", "third_party", "contact_name", "status",
     "source", "timezone", "verified_at", "opt_out_call", "opt_out_sms", "opt_out_email",
-    "consent_automated", "consent_recorded_at", "consent_source",
+    "consent_automated", "consent_recorded_at", "consent_source", "timezone_source",
 )  # fmt: skip
 ACCOUNT_COLUMNS = (
     "debtor_id", "product", "currency", "credit_limit", "principal", "interest", "fees",
@@ -470,6 +473,53 @@ def _write_accounts_postgresql(
     )
     connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
     return written
+
+
+def replace_inconvenient(
+    session: Session,
+    *,
+    institution_id: int,
+    windows: Mapping[int, Sequence[Mapping[str, Any]]],
+    places: Mapping[int, list[str] | None],
+) -> None:
+    """Replace the stated inconvenient windows and places of the debtors given (by id)."""
+    if windows:
+        table: Table = ContactWindow.__table__  # type: ignore[assignment]
+        session.execute(
+            delete(table).where(
+                table.c.institution_id == institution_id,
+                table.c.kind == WindowKind.inconvenient,
+                table.c.debtor_id.in_(list(windows)),
+            )
+        )
+        now = utcnow()
+        insert_many(
+            session,
+            table,
+            [
+                {
+                    "institution_id": institution_id,
+                    "debtor_id": debtor_id,
+                    "kind": WindowKind.inconvenient.value,
+                    "note": "import",
+                    "created_at": now,
+                    "updated_at": now,
+                    **window,
+                }
+                for debtor_id, rows in windows.items()
+                for window in rows
+            ],
+        )
+    if places:
+        session.execute(
+            update(_DEBTORS)
+            .where(
+                _DEBTORS.c.institution_id == institution_id,
+                _DEBTORS.c.id == bindparam("debtor"),
+            )
+            .values(inconvenient_places=bindparam("places")),
+            [{"debtor": debtor_id, "places": value} for debtor_id, value in places.items()],
+        )
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

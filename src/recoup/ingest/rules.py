@@ -26,6 +26,14 @@ import numpy
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from recoup.compliance.rules import (
+    InconvenientPlace,
+    StatedPreferenceError,
+    StatedWindow,
+    parse_stated_windows,
+    split_places,
+)
+from recoup.compliance.zones import ZoneSource, address_zones, phone_zones_for
 from recoup.kit.clock import is_valid_zone, zone
 from recoup.kit.masking import mask_text
 from recoup.kit.money import MoneyError, known_currencies, minor_digits, parse_amount
@@ -138,6 +146,9 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
         Column("language"),
         Column("employer", pii="name"),
         *_flags(*DEBTOR_FLAGS),
+        # US-INCONV: what the debtor said is inconvenient; a blank cell keeps what is stored.
+        Column("inconvenient_times"),
+        Column("inconvenient_places"),
     ),
     ImportKind.contacts: (
         Column("external_id", required=True),
@@ -583,6 +594,11 @@ class DebtorRecord:
     language: str
     employer: str | None
     flags: dict[str, bool]
+    # Where the zone came from (a ZoneSource): the column, the address or the institution.
+    timezone_source: str = ZoneSource.COLUMN
+    # None when the file says nothing, so what agents recorded is kept.
+    inconvenient_times: tuple[StatedWindow, ...] | None = None
+    inconvenient_places: frozenset[InconvenientPlace] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,6 +619,8 @@ class ContactRecord:
     flags: dict[str, bool]
     consent_recorded_at: datetime | None
     consent_source: str | None
+    # Where the zone came from: the column or the phone number's area.
+    timezone_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,12 +719,13 @@ def validate_debtor(
     province = check.text("province", max_length=32)
     city = check.text("city", max_length=64)
     district = check.text("district", max_length=64)
-    timezone = check.timezone("timezone", default=context.timezone) or context.timezone
+    timezone, timezone_source = _debtor_zone(check, province, city)
     language = check.present("language") or "zh-CN"
     if not _LANGUAGE.fullmatch(language):
         check.fail("language", language, "bad_language", "use a language tag such as zh-CN or en")
     employer = check.text("employer")
     flags = {name: check.flag(name) for name in DEBTOR_FLAGS}
+    inconvenient_times, inconvenient_places = _stated_inconvenience(check)
     if check.problems:
         return check.problems
     assert name is not None
@@ -724,7 +743,42 @@ def validate_debtor(
         language=language,
         employer=employer,
         flags=flags,
+        timezone_source=timezone_source,
+        inconvenient_times=inconvenient_times,
+        inconvenient_places=inconvenient_places,
     )
+
+
+def _debtor_zone(check: _Checker, province: str | None, city: str | None) -> tuple[str, str]:
+    """Return the debtor's zone and its source: the column, the address, else the institution's."""
+    given = check.timezone("timezone", default=None)
+    if given is not None:
+        return given, ZoneSource.COLUMN
+    if check.present("timezone") is None:
+        found = address_zones(province, city)
+        if found:
+            return found[0], ZoneSource.ADDRESS
+    return check.context.timezone, ZoneSource.INSTITUTION
+
+
+def _stated_inconvenience(
+    check: _Checker,
+) -> tuple[tuple[StatedWindow, ...] | None, frozenset[InconvenientPlace] | None]:
+    times = check.present("inconvenient_times")
+    places = check.present("inconvenient_places")
+    windows: tuple[StatedWindow, ...] | None = None
+    stated_places: frozenset[InconvenientPlace] | None = None
+    if times is not None:
+        try:
+            windows = parse_stated_windows(times)
+        except StatedPreferenceError as error:
+            check.fail("inconvenient_times", times, "bad_inconvenient", str(error))
+    if places is not None:
+        try:
+            stated_places = split_places(places)
+        except StatedPreferenceError as error:
+            check.fail("inconvenient_places", places, "bad_inconvenient", str(error))
+    return windows, stated_places
 
 
 def validate_contact(
@@ -761,6 +815,17 @@ def validate_contact(
     status = check.choice("status", ContactStatus, default=ContactStatus.unverified)
     source = check.choice("source", ContactSource, default=ContactSource.imported)
     timezone = check.timezone("timezone", default=None)
+    timezone_source: str | None = ZoneSource.COLUMN if timezone is not None else None
+    if (
+        timezone is None
+        and check.present("timezone") is None
+        and kind in (ContactKind.mobile, ContactKind.landline)
+        and value is not None
+        and not check.problems
+    ):
+        inferred = phone_zones_for(value, context.region)
+        if inferred:
+            timezone, timezone_source = inferred[0], ZoneSource.PHONE
     verified_at = check.moment("verified_at")
     flags = {name: check.flag(name) for name in CONTACT_FLAGS}
     consent_recorded_at = check.moment("consent_recorded_at")
@@ -783,6 +848,7 @@ def validate_contact(
         flags=flags,
         consent_recorded_at=consent_recorded_at,
         consent_source=consent_source,
+        timezone_source=timezone_source,
     )
 
 

@@ -282,6 +282,7 @@ def _write_debtors(
             "language": record.language,
             "employer": record.employer,
             **record.flags,
+            "timezone_source": record.timezone_source,
         }
         outcome = _classify(existing, record.external_id, values, compare)
         _count(result, outcome)
@@ -299,6 +300,44 @@ def _write_debtors(
         repository.debtors_table(),
         to_write,
         update_columns=(*compare, "name_index", "updated_at"),
+    )
+    _write_inconvenient(session, institution_id, records)
+
+
+def _write_inconvenient(
+    session: Session, institution_id: int, records: Sequence[DebtorRecord]
+) -> None:
+    """Replace the inconvenient times and places of debtors whose row states them."""
+    stating = [
+        record
+        for record in records
+        if record.inconvenient_times is not None or record.inconvenient_places is not None
+    ]
+    if not stating:
+        return
+    ids = repository.ids_by_external_id(
+        session,
+        Debtor,
+        institution_id=institution_id,
+        external_ids=(record.external_id for record in stating),
+    )
+    windows: dict[int, list[dict[str, Any]]] = {}
+    places: dict[int, list[str] | None] = {}
+    for record in stating:
+        debtor_id = ids[record.external_id]
+        if record.inconvenient_times is not None:
+            windows[debtor_id] = [
+                {
+                    "start_minute": window.start_minute,
+                    "end_minute": window.end_minute,
+                    "weekdays": None if window.weekdays is None else list(window.weekdays),
+                }
+                for window in record.inconvenient_times
+            ]
+        if record.inconvenient_places is not None:
+            places[debtor_id] = sorted(str(place) for place in record.inconvenient_places) or None
+    repository.replace_inconvenient(
+        session, institution_id=institution_id, windows=windows, places=places
     )
 
 
@@ -355,6 +394,7 @@ def _write_contacts(
             "status": record.status,
             "source": record.source,
             "timezone": record.timezone,
+            "timezone_source": record.timezone_source,
             "verified_at": record.verified_at,
             **record.flags,
             "consent_recorded_at": record.consent_recorded_at,

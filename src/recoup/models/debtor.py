@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recoup.kit.crypto import BlindIndex, Encrypted
@@ -45,6 +45,9 @@ class Debtor(TenantMixin, TimestampMixin, Base):
     city: Mapped[str | None] = mapped_column(String(64))
     district: Mapped[str | None] = mapped_column(String(64))
     timezone: Mapped[str] = mapped_column(String(64))
+    # Where ``timezone`` came from (a ZoneSource: column, address, institution); None for
+    # rows written before sources were kept, read as given by the data.
+    timezone_source: Mapped[str | None] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(16), default="zh-CN")
     employer: Mapped[str | None] = mapped_column(Encrypted("debtors.employer"))
     deceased: Mapped[bool] = mapped_column(default=False)
@@ -56,6 +59,8 @@ class Debtor(TenantMixin, TimestampMixin, Base):
     # US-WORK: the employer forbids contact at the debtor's workplace. A server default
     # only, so bulk loaders that do not name the column still write valid rows.
     work_contact_forbidden: Mapped[bool] = mapped_column(server_default=false())
+    # US-INCONV: places the debtor said are inconvenient (an InconvenientPlace each).
+    inconvenient_places: Mapped[list[str] | None] = mapped_column(JSON)
 
     contact_points: Mapped[list[ContactPoint]] = relationship(
         back_populates="debtor", lazy="raise", order_by="ContactPoint.id"
@@ -118,6 +123,8 @@ class ContactPoint(TenantMixin, TimestampMixin, Base):
     status: Mapped[ContactStatus] = mapped_column(String(16), default=ContactStatus.unverified)
     source: Mapped[ContactSource] = mapped_column(String(16), default=ContactSource.imported)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # Where ``timezone`` came from: column (given) or phone (the number's area).
+    timezone_source: Mapped[str | None] = mapped_column(String(16))
     verified_at: Mapped[datetime | None]
     opt_out_call: Mapped[bool] = mapped_column(default=False)
     opt_out_sms: Mapped[bool] = mapped_column(default=False)
