@@ -122,3 +122,34 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     get_engine.cache_clear()
     monkeypatch.delenv("RECOUP_DATABASE_URL")
     config.get_settings.cache_clear()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live_database(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh database that ``unit_of_work()`` and the app use, committing for real."""
+    from recoup.db import get_engine
+
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'live.db'}"
+    else:
+        schema = f"recoup_live_{uuid.uuid4().hex[:12]}"
+        if _postgres_engine(schema) is None:
+            pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (required in CI)")
+        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("RECOUP_DATABASE_URL", url)
+    config.get_settings.cache_clear()
+    get_engine.cache_clear()
+    Base.metadata.create_all(get_engine())
+    yield url
+    get_engine().dispose()
+    get_engine.cache_clear()
+    monkeypatch.delenv("RECOUP_DATABASE_URL")
+    config.get_settings.cache_clear()
+    if schema is not None:
+        cleanup = make_engine(POSTGRES_URL)
+        with cleanup.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        cleanup.dispose()

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from recoup import app_registry
 from recoup.config import get_settings
+from recoup.deps import commit_only_on_success
 from recoup.kit.asgi import Admission, Unexpected
 from recoup.kit.errors import RecoupError
 
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     # Innermost: an escaped exception becomes the 500 answer without closing the connection.
     app.add_middleware(Unexpected, handler=lambda: app.exception_handlers[Exception])
     app_registry.register(app)
+    commit_only_on_success(app)
     # Outermost: a burst beyond the database pool waits in line or gets a fast 503.
     app.add_middleware(
         Admission,

@@ -123,13 +123,45 @@ def writes_on_get(endpoint: Endpoint) -> Endpoint:
     return endpoint
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: one session per request, committed once if the handler succeeds.
+_KEEPS_REFUSALS = "__recoup_keeps_refusals__"
+_REFUSED = "recoup_refused"
 
-    A GET, HEAD or OPTIONS request reads (its session begins deferred) unless its route is
-    marked ``writes_on_get``; any other request may write.
+
+def keeps_refusals(endpoint: Endpoint) -> Endpoint:
+    """Mark a route whose refusals still commit (a failed sign-in attempt must be kept)."""
+    setattr(endpoint, _KEEPS_REFUSALS, True)
+    return endpoint
+
+
+def refuse(request: Request) -> None:
+    """Roll this request's work back although it answers normally (e.g. an error redirect)."""
+    if not getattr(request.scope.get("endpoint"), _KEEPS_REFUSALS, False):
+        setattr(request.state, _REFUSED, True)
+
+
+def refused(request: Request) -> bool:
+    """Tell whether this request's work is to be rolled back although nothing was raised."""
+    return bool(getattr(request.state, _REFUSED, False))
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: one session per request, committed once if the request succeeds.
+
+    The session rolls back on an exception, on a 4xx/5xx answer and on ``refuse(request)``;
+    it commits otherwise, before the response is sent. A GET, HEAD or OPTIONS request reads
+    (its session begins deferred) unless its route is marked ``writes_on_get``.
     """
     endpoint = request.scope.get("endpoint")
     write = request.method not in SAFE_METHODS or getattr(endpoint, _WRITES_ON_GET, False)
-    with unit_of_work(write=write) as session:
+    session = session_factory(write=write)()
+    try:
         yield session
+        if refused(request):
+            session.rollback()
+        else:
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -6,11 +6,12 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
-from recoup.db import get_session
+from recoup.db import get_session, refused
 from recoup.identity import service
 from recoup.models import Institution, User
 
@@ -46,13 +47,17 @@ def client_for(session: Session) -> Iterator[TestClient]:
     """A TestClient whose requests use the test's (rolled-back) session."""
     app = create_app()
 
-    def _session() -> Iterator[Session]:
-        # Like the real unit of work: commit on success (a savepoint here), roll back on error.
-        # The test's own setup is committed first so an error rolls back only the request.
+    def _session(request: Request) -> Iterator[Session]:
+        # Like the real unit of work: commit on success (a savepoint here), roll back on an
+        # error or a refusal. The test's own setup is committed first so a rollback undoes
+        # only the request.
         session.commit()
         try:
             yield session
-            session.commit()
+            if refused(request):
+                session.rollback()
+            else:
+                session.commit()
         except BaseException:
             session.rollback()
             raise

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,18 +18,18 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from tests.conftest import IN_CI, POSTGRES_URL
+from tests.conftest import IN_CI
 from typer.testing import CliRunner
 
 from recoup import config
 from recoup.audit import service as audit
 from recoup.cli import app as cli
-from recoup.db import get_engine, make_engine, unit_of_work
+from recoup.db import unit_of_work
 from recoup.kit import jobs
 from recoup.kit.clock import utcnow
-from recoup.models import AuditEvent, Base
+from recoup.models import AuditEvent
 from recoup.models.identity import LoginAttempt
 from recoup.models.jobs import Job, JobStatus
 
@@ -64,44 +63,15 @@ def _jobs(name: str = "test.touch") -> list[Job]:
         return list(session.scalars(select(Job).where(Job.name == name).order_by(Job.id)))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """A fresh database that ``unit_of_work()`` (and so every job) uses."""
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs-test.db'}"
-    else:
-        schema = f"recoup_jobs_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(POSTGRES_URL)
-        try:
-            with admin.begin() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except Exception as error:
-            if IN_CI:
-                pytest.fail(f"PostgreSQL is required in CI: {error}")
-            pytest.skip(f"PostgreSQL not reachable: {error}")
-        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    monkeypatch.setenv("RECOUP_DATABASE_URL", url)
+@pytest.fixture
+def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh database every unit of work (so every job) uses, with jobs kept in memory."""
     monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
     config.get_settings.cache_clear()
-    get_engine.cache_clear()
     jobs.reset()
-    engine: Engine = get_engine()
-    Base.metadata.create_all(engine)
     failures["left"] = 0
-    yield url
-    engine.dispose()
-    get_engine.cache_clear()
+    yield live_database
     jobs.reset()
-    if schema is not None:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-    monkeypatch.delenv("RECOUP_DATABASE_URL")
-    monkeypatch.delenv("RECOUP_JOBS_URL")
-    config.get_settings.cache_clear()
 
 
 class TestOutbox:

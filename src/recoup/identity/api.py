@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from recoup.config import get_settings
+from recoup.db import keeps_refusals
 from recoup.deps import SessionDep
 from recoup.identity import schemas, service
 from recoup.identity.dependencies import CurrentPrincipal, authorize
@@ -44,6 +45,7 @@ def _refusal(error: RecoupError) -> JSONResponse:
     response_model=schemas.Token,
     responses={401: {"description": "wrong credentials"}, 429: {"description": "locked out"}},
 )
+@keeps_refusals
 def issue_token(
     request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> schemas.Token | JSONResponse:
@@ -53,7 +55,7 @@ def issue_token(
             session, username=form.username, password=form.password, ip=client_address(request)
         )
     except (service.LoginFailed, service.LoginLocked) as error:
-        # Returned, not raised, so the request still commits the failed attempt and its audit event.
+        # The failed attempt and its audit event outlive the refusal (keeps_refusals).
         return _refusal(error)
     token, _expires_at = service.issue_access_token(user)
     return schemas.Token(access_token=token, expires_in=get_settings().access_token_minutes * 60)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from recoup.db import keeps_refusals
 from recoup.deps import SessionDep
 from recoup.identity import service
 from recoup.identity.api import client_address
@@ -64,6 +65,7 @@ def login_form(request: Request, principal: OptionalWebPrincipal, next: str = "/
 
 
 @router.post("/login", response_class=HTMLResponse)
+@keeps_refusals
 def login(
     request: Request,
     session: SessionDep,
@@ -88,8 +90,7 @@ def login(
             session, username=username.strip(), password=password, ip=client_address(request)
         )
     except (service.LoginLocked, service.LoginFailed) as refusal:
-        # The failed attempt and its audit event must outlive the refusal.
-        session.commit()
+        # The failed attempt and its audit event outlive the refusal (keeps_refusals).
         locked = isinstance(refusal, service.LoginLocked)
         return _login_page(
             request,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from recoup.config import get_settings
+from recoup.db import refuse
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_token, require_page
 from recoup.identity.principal import Principal
@@ -216,10 +217,15 @@ def flash(response: Response, request: Request, message: Flash) -> None:
 
 
 def redirect(path: str, *, request: Request, message: Flash | None = None) -> RedirectResponse:
-    """Send the browser to ``path`` (303, so a POST becomes a GET), optionally with a flash."""
+    """Send the browser to ``path`` (303, so a POST becomes a GET), optionally with a flash.
+
+    A redirect that carries an error message reports a refusal: the request's work rolls back.
+    """
     response = RedirectResponse(path, status_code=303)
     if message is not None:
         flash(response, request, message)
+        if message.level == "error":
+            refuse(request)
     return response
 
 
