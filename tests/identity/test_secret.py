@@ -44,6 +44,18 @@ class TestProductionRefusesWeakSecrets:
         with pytest.raises(InsecureConfiguration, match="key ring"):
             create_app()
 
+    def test_a_key_ring_without_an_audit_key(
+        self, production: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("RECOUP_SECRET_KEY", "s" * 48)
+        ring = crypto.KeyRing.generate()
+        crypto.save_keyring(
+            ring._replace(audit_keys={}, audit_active=None), production / "keyring.json"
+        )
+        config.get_settings.cache_clear()
+        with pytest.raises(InsecureConfiguration, match="no audit key"):
+            create_app()
+
     def test_starts_with_both(self, production: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("RECOUP_SECRET_KEY", "s" * 48)
         crypto.save_keyring(crypto.KeyRing.generate(), production / "keyring.json")

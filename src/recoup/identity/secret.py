@@ -76,6 +76,7 @@ def check_startup(settings: Settings | None = None) -> None:
     assert settings.keyring_file is not None
     try:
         # The file itself, not a ring already in memory: a restart must find it too.
-        crypto.load_keyring(settings.keyring_file, create=False)
+        ring = crypto.load_keyring(settings.keyring_file, create=False)
+        ring.active_audit_key()
     except crypto.KeyRingError as error:
         raise InsecureConfiguration(str(error)) from error
