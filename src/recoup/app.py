@@ -20,7 +20,7 @@ from starlette.responses import Response
 from recoup import app_registry
 from recoup.config import get_settings
 from recoup.kit.asgi import Admission, Unexpected
-from recoup.kit.errors import RecoupError
+from recoup.kit.errors import RecoupError, TooManyRequests
 
 logger = logging.getLogger("recoup")
 
@@ -66,7 +66,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RecoupError)
     async def _domain_error(_request: Request, error: RecoupError) -> JSONResponse:
-        return problem(error.status_code, error.title, error.message, **error.extra)
+        response = problem(error.status_code, error.title, error.message, **error.extra)
+        if isinstance(error, TooManyRequests):
+            response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

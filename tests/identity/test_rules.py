@@ -79,6 +79,19 @@ class TestLockout:
         assert decision.scope == "user"
         assert decision.until == NOW - timedelta(minutes=1) + timedelta(minutes=15)
         assert "this account" in decision.message
+        assert decision.retry_after_seconds(NOW) == 14 * 60
+        assert decision.retry_after_seconds(NOW + timedelta(minutes=14, seconds=59.5)) == 1
+
+    def test_the_rate_limit_says_retry_in_a_minute(self) -> None:
+        decision = lockout(
+            user_failures=[],
+            ip_failures=[],
+            now=NOW,
+            policy=self.policy,
+            ip_attempts_last_minute=self.policy.ip_attempts_per_minute,
+        )
+        assert decision.scope == "rate"
+        assert decision.retry_after_seconds(NOW) == 60
 
     def test_failures_spread_wider_than_the_window_do_not_lock(self) -> None:
         decision = lockout(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -80,6 +81,12 @@ class Lockout:
     locked: bool
     scope: str | None = None  # "user", "ip" or "rate"
     until: datetime | None = None
+
+    def retry_after_seconds(self, now: datetime) -> int:
+        """Return the whole seconds until sign-in may be tried again (at least one)."""
+        if self.until is None:
+            return 1
+        return max(1, math.ceil((self.until - now).total_seconds()))
 
     @property
     def message(self) -> str:
