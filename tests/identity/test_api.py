@@ -1,4 +1,5 @@
 import re
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -229,7 +230,7 @@ class TestCookieSession:
 
     def test_secure_outside_development(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("RECOUP_ENV", "production")
-        monkeypatch.setenv("RECOUP_SECRET_KEY", "p" * 48)
+        monkeypatch.setenv("RECOUP_SECRET_KEY", secrets.token_urlsafe(48))
         config.get_settings.cache_clear()
         try:
             response = Response()

@@ -1,3 +1,5 @@
+import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from recoup.identity.rules import (
     check_access_claims,
     lockout,
     password_problems,
+    secret_problem,
     username_problem,
 )
 
@@ -170,3 +173,28 @@ def test_an_address_is_rate_limited_whatever_the_outcome() -> None:
     assert decision.locked
     assert decision.scope == "rate"
     assert "wait a minute" in decision.message
+
+
+class TestSecretStrength:
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "a" * 32,
+            "s" * 48,
+            "ab" * 16,
+            "abcdefgh" * 4,
+            "0123456789abcdef" * 2,
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+        ],
+    )
+    def test_guessable_secrets_are_refused(self, value: str) -> None:
+        assert secret_problem(value, min_length=32) is not None
+
+    def test_a_short_secret_says_so(self) -> None:
+        assert secret_problem("x7Qp9", min_length=32) == "shorter than 32 characters"
+
+    def test_generated_secrets_are_accepted(self) -> None:
+        for _ in range(2000):
+            raw = secrets.token_bytes(16)
+            for encoded in (raw.hex(), uuid.UUID(bytes=raw).hex, secrets.token_urlsafe(24)):
+                assert secret_problem(encoded, min_length=32) is None, encoded
