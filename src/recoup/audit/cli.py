@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from sqlalchemy import Engine
 
 from recoup.audit import service
 from recoup.audit.rules import (
@@ -17,7 +18,7 @@ from recoup.audit.rules import (
     checkpoint_to_json,
 )
 from recoup.config import get_settings
-from recoup.db import unit_of_work
+from recoup.db import get_engine, unit_of_work
 from recoup.kit import crypto
 from recoup.kit.cli import console, error_console, fail_on_domain_error
 from recoup.kit.errors import ValidationFailed
@@ -34,6 +35,19 @@ def _key_ring_refusals() -> Iterator[None]:
         yield
     except crypto.KeyRingError as error:
         raise ValidationFailed(str(error)) from None
+
+
+def _snapshot_engine() -> Engine:
+    """The configured engine, each transaction reading one consistent snapshot.
+
+    The head and the events are read by separate queries; under PostgreSQL's default
+    READ COMMITTED an event appended in between would look like a broken chain. SQLite's
+    WAL read transactions are snapshots already.
+    """
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
 
 
 def _read_checkpoint(path: Path) -> Checkpoint:
@@ -57,7 +71,7 @@ def verify(
     """Walk the audit chain; print OK with the count, or the first broken event and exit 1."""
     with fail_on_domain_error(), _key_ring_refusals():
         checkpoint = _read_checkpoint(checkpoint_file) if checkpoint_file else None
-        with unit_of_work() as session:
+        with unit_of_work(_snapshot_engine()) as session:
             checked, broken = service.verify(session, checkpoint=checkpoint)
     if broken is None:
         console.print(f"OK: {checked} audit events verified; the chain is intact.")
@@ -81,9 +95,11 @@ def checkpoint(
     ),
 ) -> None:
     """Verify the chain and print (or write) its head, signed, to keep outside the database."""
-    with fail_on_domain_error(), _key_ring_refusals(), unit_of_work() as session:
-        sealed = service.seal_unkeyed_chain(session)
-        made = service.checkpoint(session)
+    with fail_on_domain_error(), _key_ring_refusals():
+        with unit_of_work() as session:
+            sealed = service.seal_unkeyed_chain(session)
+        with unit_of_work(_snapshot_engine()) as session:
+            made = service.checkpoint(session)
     document = json.dumps(checkpoint_to_json(made), indent=2)
     if sealed is not None:
         error_console.print(
