@@ -42,7 +42,7 @@ def _snapshot_engine() -> Engine:
 
     The head and the events are read by separate queries; under PostgreSQL's default
     READ COMMITTED an event appended in between would look like a broken chain. SQLite's
-    WAL read transactions are snapshots already.
+    WAL read transactions (deferred, so writers are not held up) are snapshots already.
     """
     engine = get_engine()
     if engine.dialect.name == "postgresql":
@@ -71,7 +71,7 @@ def verify(
     """Walk the audit chain; print OK with the count, or the first broken event and exit 1."""
     with fail_on_domain_error(), _key_ring_refusals():
         checkpoint = _read_checkpoint(checkpoint_file) if checkpoint_file else None
-        with unit_of_work(_snapshot_engine()) as session:
+        with unit_of_work(_snapshot_engine(), write=False) as session:
             checked, broken = service.verify(session, checkpoint=checkpoint)
     if broken is None:
         console.print(f"OK: {checked} audit events verified; the chain is intact.")
@@ -98,7 +98,7 @@ def checkpoint(
     with fail_on_domain_error(), _key_ring_refusals():
         with unit_of_work() as session:
             sealed = service.seal_unkeyed_chain(session)
-        with unit_of_work(_snapshot_engine()) as session:
+        with unit_of_work(_snapshot_engine(), write=False) as session:
             made = service.checkpoint(session)
     document = json.dumps(checkpoint_to_json(made), indent=2)
     if sealed is not None:

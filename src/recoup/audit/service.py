@@ -176,12 +176,11 @@ def verify(
 
 
 def checkpoint(session: Session) -> Checkpoint:
-    """Return a signed checkpoint of the chain head, sealing an unkeyed chain first.
+    """Return a signed checkpoint of the chain head (only reads; seal an unkeyed chain first).
 
     Refuses (``ValidationFailed``) when the chain does not verify: a checkpoint must never
-    vouch for a chain that was already tampered with.
+    vouch for a chain that was already tampered with, nor for an unkeyed one.
     """
-    seal_unkeyed_chain(session)
     _checked, broken = verify(session)
     if broken is not None:
         raise ValidationFailed(
