@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -70,13 +70,29 @@ def _sha256(**fields: object) -> str:
     return event_hash(**fields)  # type: ignore[arg-type]
 
 
-def _rewrite_from(session: Session, sequence: int, rehash: Rehash, **changes: object) -> None:
-    """What an attacker with database write access does: edit one row, recompute the rest."""
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _rewrite_from(
+    session: Session,
+    sequence: int,
+    rehash: Rehash,
+    *,
+    through: int | None = None,
+    **changes: object,
+) -> None:
+    """What an attacker with database write access does: edit one row, recompute the rest.
+
+    With ``through`` only the events up to it are recomputed and the head is left alone.
+    """
     previous = GENESIS_HASH
     for event in _events(session):
         if event.sequence < sequence:
             previous = event.hash
             continue
+        if through is not None and event.sequence > through:
+            break
         values = {
             "sequence": event.sequence,
             "institution_id": event.institution_id,
@@ -84,9 +100,7 @@ def _rewrite_from(session: Session, sequence: int, rehash: Rehash, **changes: ob
             "action": event.action,
             "object_type": event.object_type,
             "object_id": event.object_id,
-            "occurred_at": event.occurred_at.replace(tzinfo=UTC)
-            if event.occurred_at.tzinfo is None
-            else event.occurred_at,
+            "occurred_at": _aware(event.occurred_at),
             "details": event.details,
         }
         if event.sequence == sequence:
@@ -103,7 +117,8 @@ def _rewrite_from(session: Session, sequence: int, rehash: Rehash, **changes: ob
             )
         )
         previous = digest
-    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(hash=previous))
+    if through is None:
+        session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(hash=previous))
     session.expire_all()
 
 
@@ -189,29 +204,7 @@ class TestAnExistingUnkeyedChain:
         _legacy_chain(session, 3)
         audit.seal_unkeyed_chain(session)
         session.flush()
-        trail = _events(session)
-        previous = GENESIS_HASH
-        for event in trail[:3]:
-            fields = {
-                "sequence": event.sequence,
-                "institution_id": None,
-                "actor": "mallory" if event.sequence == 2 else event.actor,
-                "action": event.action,
-                "object_type": event.object_type,
-                "object_id": event.object_id,
-                "occurred_at": event.occurred_at.replace(tzinfo=UTC)
-                if event.occurred_at.tzinfo is None
-                else event.occurred_at,
-                "details": event.details,
-            }
-            digest = event_hash(**fields, previous_hash=previous)  # type: ignore[arg-type]
-            session.execute(
-                update(AuditEvent)
-                .where(AuditEvent.id == event.id)
-                .values(actor=fields["actor"], previous_hash=previous, hash=digest)
-            )
-            previous = digest
-        session.expire_all()
+        _rewrite_from(session, 2, _sha256, through=3, actor="mallory")
         broken = audit.verify(session)[1]
         assert broken is not None
         assert broken.sequence == 4

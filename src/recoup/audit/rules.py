@@ -24,6 +24,17 @@ CHECKPOINT_FORMAT = "recoup-audit-checkpoint/1"
 _EVENT_DOMAIN = b"recoup-audit-event\x00"
 _CHECKPOINT_DOMAIN = b"recoup-audit-checkpoint\x00"
 _KEYED_SEPARATOR = ":"
+_HASHED_FIELDS = (
+    "sequence",
+    "institution_id",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "occurred_at",
+    "details",
+    "previous_hash",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,30 +88,10 @@ def key_id_of(digest: str) -> str:
     return digest.partition(_KEYED_SEPARATOR)[0]
 
 
-def _canonical(
-    *,
-    sequence: int,
-    institution_id: int | None,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    occurred_at: datetime,
-    details: dict[str, Any],
-    previous_hash: str,
-) -> bytes:
+def _canonical(fields: dict[str, Any]) -> bytes:
+    occurred_at: datetime = fields["occurred_at"]
     return json.dumps(
-        {
-            "sequence": sequence,
-            "institution_id": institution_id,
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "occurred_at": occurred_at.isoformat(timespec="microseconds"),
-            "details": details,
-            "previous_hash": previous_hash,
-        },
+        {**fields, "occurred_at": occurred_at.isoformat(timespec="microseconds")},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -129,16 +120,22 @@ def event_hash(
 ) -> str:
     """Return an event's hash: HMAC under audit key ``key_id`` (no key: the legacy SHA-256)."""
     canonical = _canonical(
-        sequence=sequence,
-        institution_id=institution_id,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        occurred_at=occurred_at,
-        details=details,
-        previous_hash=previous_hash,
+        {
+            "sequence": sequence,
+            "institution_id": institution_id,
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "occurred_at": occurred_at,
+            "details": details,
+            "previous_hash": previous_hash,
+        }
     )
+    return _digest(canonical, key_id, key)
+
+
+def _digest(canonical: bytes, key_id: str | None, key: bytes | None) -> str:
     if key_id is None or key is None:
         return hashlib.sha256(canonical).hexdigest()
     return _keyed(key_id, key, _EVENT_DOMAIN, canonical)
@@ -222,31 +219,19 @@ def checkpoint_from_json(document: Any) -> Checkpoint:
 def _content_break(
     link: ChainLink, keys: Mapping[str, bytes] | None, *, after_keyed: bool
 ) -> str | None:
-    fields: dict[str, Any] = {
-        "sequence": link.sequence,
-        "institution_id": link.institution_id,
-        "actor": link.actor,
-        "action": link.action,
-        "object_type": link.object_type,
-        "object_id": link.object_id,
-        "occurred_at": link.occurred_at,
-        "details": link.details,
-        "previous_hash": link.previous_hash,
-    }
+    key_id = key = None
     if is_keyed(link.hash):
         key_id = key_id_of(link.hash)
         key = (keys or {}).get(key_id)
         if key is None:
             return f"signed with audit key {key_id!r}, which is not in the key ring"
-        recomputed = event_hash(**fields, key_id=key_id, key=key)
     elif after_keyed:
         return (
             "carries an unkeyed hash after the chain was keyed: events were rewritten "
             "by someone without the audit key"
         )
-    else:
-        recomputed = event_hash(**fields)
-    if not hmac.compare_digest(recomputed, link.hash):
+    fields = {name: getattr(link, name) for name in _HASHED_FIELDS}
+    if not hmac.compare_digest(_digest(_canonical(fields), key_id, key), link.hash):
         return "contents do not match the stored hash: this event was altered"
     return None
 
