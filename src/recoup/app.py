@@ -21,7 +21,7 @@ from recoup import app_registry
 from recoup.config import get_settings
 from recoup.deps import commit_only_on_success
 from recoup.kit.asgi import Admission, Unexpected
-from recoup.kit.errors import RecoupError
+from recoup.kit.errors import RecoupError, TooManyRequests
 
 logger = logging.getLogger("recoup")
 
@@ -67,7 +67,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RecoupError)
     async def _domain_error(_request: Request, error: RecoupError) -> JSONResponse:
-        return problem(error.status_code, error.title, error.message, **error.extra)
+        response = problem(error.status_code, error.title, error.message, **error.extra)
+        if isinstance(error, TooManyRequests):
+            response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

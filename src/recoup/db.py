@@ -12,6 +12,7 @@ Read-only units of work (GET requests, error pages) begin deferred and never blo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -43,9 +44,9 @@ def make_engine(
         "pool_timeout": pool_timeout,
     }
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(Path(path))
         else:
             pooling = {}
         engine = create_engine(
@@ -54,6 +55,20 @@ def make_engine(
         _configure_sqlite(engine)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, **pooling)
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create a new database file readable by its owner only (mode 0600).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so they
+    follow; an existing file keeps the mode its operator chose.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,5 +1,6 @@
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from recoup.audit.rules import GENESIS_HASH, ChainLink, event_hash, find_break
 
@@ -50,3 +51,37 @@ class TestFindBreak:
         broken = find_break(links[:4], head_sequence=5, head_hash=links[-1].hash)
         assert broken is not None
         assert "head" in broken.reason
+
+
+class TestHashFormats:
+    FIELDS: ClassVar[dict[str, Any]] = dict(
+        sequence=3,
+        institution_id=None,
+        actor="张伟",
+        action="pii.reveal",
+        object_type="debtor",
+        object_id="7",
+        occurred_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        details={"reason": "debtor called", "fields": ["name"]},
+        previous_hash="ab" * 32,
+    )
+
+    def test_events_written_before_keying_still_hash_as_they_were_stored(self) -> None:
+        import hashlib
+        import json
+
+        stored = hashlib.sha256(
+            json.dumps(
+                {**self.FIELDS, "occurred_at": "2026-01-02T03:04:05.000006+00:00"},
+                sort_keys=True,
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ).encode()
+        ).hexdigest()
+        assert event_hash(**self.FIELDS) == stored
+
+    def test_a_keyed_hash_names_its_key_and_fits_the_hash_column(self) -> None:
+        digest = event_hash(**self.FIELDS, key_id="a12", key=b"k" * 32)
+        assert digest.startswith("a12:")
+        assert len(event_hash(**self.FIELDS, key_id="a" * 16, key=b"k" * 32)) <= 64
+        assert digest != event_hash(**self.FIELDS, key_id="a12", key=b"j" * 32)

@@ -1,3 +1,5 @@
+import re
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -63,6 +65,26 @@ class TestToken:
             )
         body = assert_problem(locked, 429)
         assert "too many failed sign-ins" in str(body["detail"])
+        lock_seconds = int(DEFAULT_LOCKOUT.lock_for.total_seconds())
+        assert lock_seconds - 60 < int(locked.headers["retry-after"]) <= lock_seconds
+
+    def test_the_sign_in_page_says_when_to_retry(self, session: Session) -> None:
+        user = make_user(session, make_institution(session))
+        with client_for(session) as client:
+            form = client.get("/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf is not None
+            for _ in range(DEFAULT_LOCKOUT.user_failures + 1):
+                answer = client.post(
+                    "/login",
+                    data={
+                        "username": user.username,
+                        "password": "Wrong-pass-123",
+                        "csrf_token": csrf.group(1),
+                    },
+                )
+        assert answer.status_code == 429
+        assert int(answer.headers["retry-after"]) > 60
 
     def test_missing_form_fields_are_422(self, session: Session) -> None:
         with client_for(session) as client:
@@ -208,7 +230,7 @@ class TestCookieSession:
 
     def test_secure_outside_development(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("RECOUP_ENV", "production")
-        monkeypatch.setenv("RECOUP_SECRET_KEY", "p" * 48)
+        monkeypatch.setenv("RECOUP_SECRET_KEY", secrets.token_urlsafe(48))
         config.get_settings.cache_clear()
         try:
             response = Response()

@@ -1,3 +1,5 @@
+import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from recoup.identity.rules import (
     check_access_claims,
     lockout,
     password_problems,
+    secret_problem,
     username_problem,
 )
 
@@ -79,6 +82,19 @@ class TestLockout:
         assert decision.scope == "user"
         assert decision.until == NOW - timedelta(minutes=1) + timedelta(minutes=15)
         assert "this account" in decision.message
+        assert decision.retry_after_seconds(NOW) == 14 * 60
+        assert decision.retry_after_seconds(NOW + timedelta(minutes=14, seconds=59.5)) == 1
+
+    def test_the_rate_limit_says_retry_in_a_minute(self) -> None:
+        decision = lockout(
+            user_failures=[],
+            ip_failures=[],
+            now=NOW,
+            policy=self.policy,
+            ip_attempts_last_minute=self.policy.ip_attempts_per_minute,
+        )
+        assert decision.scope == "rate"
+        assert decision.retry_after_seconds(NOW) == 60
 
     def test_failures_spread_wider_than_the_window_do_not_lock(self) -> None:
         decision = lockout(
@@ -157,3 +173,28 @@ def test_an_address_is_rate_limited_whatever_the_outcome() -> None:
     assert decision.locked
     assert decision.scope == "rate"
     assert "wait a minute" in decision.message
+
+
+class TestSecretStrength:
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "a" * 32,
+            "s" * 48,
+            "ab" * 16,
+            "abcdefgh" * 4,
+            "0123456789abcdef" * 2,
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+        ],
+    )
+    def test_guessable_secrets_are_refused(self, value: str) -> None:
+        assert secret_problem(value, min_length=32) is not None
+
+    def test_a_short_secret_says_so(self) -> None:
+        assert secret_problem("x7Qp9", min_length=32) == "shorter than 32 characters"
+
+    def test_generated_secrets_are_accepted(self) -> None:
+        for _ in range(2000):
+            raw = secrets.token_bytes(16)
+            for encoded in (raw.hex(), uuid.UUID(bytes=raw).hex, secrets.token_urlsafe(24)):
+                assert secret_problem(encoded, min_length=32) is None, encoded

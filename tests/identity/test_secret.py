@@ -1,3 +1,4 @@
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ from recoup.app import create_app
 from recoup.cli import app as cli
 from recoup.identity.secret import InsecureConfiguration, secret_key
 from recoup.kit import crypto
+
+STRONG_SECRET = secrets.token_urlsafe(48)
 
 
 @pytest.fixture
@@ -29,7 +32,18 @@ class TestProductionRefusesWeakSecrets:
         with pytest.raises(InsecureConfiguration, match="RECOUP_SECRET_KEY"):
             create_app()
 
-    @pytest.mark.parametrize("value", ["change-me", "secret", "short-but-not-default"])
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "change-me",
+            "secret",
+            "short-but-not-default",
+            "a" * 32,
+            "ab" * 24,
+            "0123456789abcdef" * 3,
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+        ],
+    )
     def test_default_or_short_secret(
         self, production: Path, monkeypatch: pytest.MonkeyPatch, value: str
     ) -> None:
@@ -39,13 +53,25 @@ class TestProductionRefusesWeakSecrets:
             create_app()
 
     def test_missing_key_ring(self, production: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("RECOUP_SECRET_KEY", "s" * 48)
+        monkeypatch.setenv("RECOUP_SECRET_KEY", STRONG_SECRET)
         config.get_settings.cache_clear()
         with pytest.raises(InsecureConfiguration, match="key ring"):
             create_app()
 
+    def test_a_key_ring_without_an_audit_key(
+        self, production: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("RECOUP_SECRET_KEY", STRONG_SECRET)
+        ring = crypto.KeyRing.generate()
+        crypto.save_keyring(
+            ring._replace(audit_keys={}, audit_active=None), production / "keyring.json"
+        )
+        config.get_settings.cache_clear()
+        with pytest.raises(InsecureConfiguration, match="no audit key"):
+            create_app()
+
     def test_starts_with_both(self, production: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("RECOUP_SECRET_KEY", "s" * 48)
+        monkeypatch.setenv("RECOUP_SECRET_KEY", STRONG_SECRET)
         crypto.save_keyring(crypto.KeyRing.generate(), production / "keyring.json")
         config.get_settings.cache_clear()
         assert create_app() is not None

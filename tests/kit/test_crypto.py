@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from recoup.kit.crypto import KeyRing, KeyRingError, load_keyring, save_keyring
@@ -48,3 +50,35 @@ class TestKeyRing:
         assert load_keyring(path, create=False).index_key == created.index_key
         save_keyring(created.with_new_active_key("k2"), path)
         assert load_keyring(path, create=False).active == "k2"
+
+
+class TestAuditKeys:
+    def test_audit_keys_are_their_own_and_survive_pii_rotation(self, tmp_path) -> None:
+        ring = KeyRing.generate("k1")
+        audit_id, audit_key = ring.active_audit_key()
+        assert audit_key not in ring.keys.values()
+        assert audit_key != ring.index_key
+        rotated = ring.with_new_active_key("k2").without_key("k1")
+        assert rotated.active_audit_key() == (audit_id, audit_key)
+        path = tmp_path / "ring.json"
+        save_keyring(rotated.with_new_audit_key(), path)
+        loaded = load_keyring(path, create=False)
+        assert loaded.audit_keys[audit_id] == audit_key
+        assert loaded.active_audit_key()[0] != audit_id
+
+    def test_a_pii_key_cannot_double_as_the_audit_key(self) -> None:
+        ring = KeyRing.generate("k1")
+        with pytest.raises(KeyRingError, match="must not reuse a PII or index key"):
+            ring._replace(audit_keys={"a1": ring.keys["k1"]}, audit_active="a1")
+
+    def test_an_older_ring_file_gains_an_audit_key_only_in_development(self, tmp_path) -> None:
+        path = tmp_path / "ring.json"
+        document = KeyRing.generate("k1").to_json()
+        del document["audit_keys"], document["audit_active"]
+        path.write_text(json.dumps(document))
+        production = load_keyring(path, create=False)
+        with pytest.raises(KeyRingError, match="recoup audit rotate-key"):
+            production.active_audit_key()
+        development = load_keyring(path, create=True)
+        assert development.active_audit_key()[0] == "a1"
+        assert load_keyring(path, create=False).audit_keys == development.audit_keys

@@ -1,4 +1,9 @@
-"""Append to and verify the audit trail. Every domain records its events through ``record``."""
+"""Append to and verify the audit trail. Every domain records its events through ``record``.
+
+Events are signed with the key ring's active audit key. A chain started before the chain
+was keyed is sealed by the first event appended afterwards: an ``audit.chain_keyed`` event,
+signed, naming how many unkeyed events precede it and their last hash.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,27 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from recoup.audit import repository
-from recoup.audit.rules import ChainBreak, event_hash, find_break
+from recoup.audit.rules import (
+    ChainBreak,
+    Checkpoint,
+    checkpoint_problem,
+    event_hash,
+    find_break,
+    is_keyed,
+    sign_checkpoint,
+)
 from recoup.kit.clock import utcnow
+from recoup.kit.crypto import get_keyring
 from recoup.kit.errors import ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.audit import AuditEvent
 
 if TYPE_CHECKING:
     from recoup.identity.principal import Principal
+
+
+SYSTEM_ACTOR = "system"
+SEAL_ACTION = "audit.chain_keyed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +70,19 @@ def record_many(session: Session, entries: Sequence[AuditEntry]) -> list[AuditEv
     """Append events in order, locking the chain head once (for batch work)."""
     if not entries:
         return []
+    events = _append(session, entries)
+    return events[len(events) - len(entries) :]
+
+
+def _append(session: Session, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+    """Sign and append ``entries`` after the locked head, sealing an unkeyed chain first."""
+    key_id, key = get_keyring().active_audit_key()
     head = repository.lock_head(session)
     sequence, previous = head.sequence, head.hash
+    if sequence > 0 and not is_keyed(previous):
+        entries = [_seal_entry(sequence, previous, key_id), *entries]
+    if not entries:
+        return []
     occurred_at = utcnow()
     events = []
     for entry in entries:
@@ -69,6 +98,8 @@ def record_many(session: Session, entries: Sequence[AuditEntry]) -> list[AuditEv
             occurred_at=occurred_at,
             details=body,
             previous_hash=previous,
+            key_id=key_id,
+            key=key,
         )
         events.append(
             AuditEvent(
@@ -92,8 +123,38 @@ def record_many(session: Session, entries: Sequence[AuditEntry]) -> list[AuditEv
     return events
 
 
-def verify(session: Session) -> tuple[int, ChainBreak | None]:
-    """Walk the whole chain; return how many events were checked and the first break."""
+def _seal_entry(unkeyed_events: int, unkeyed_head: str, key_id: str) -> AuditEntry:
+    return AuditEntry(
+        actor=SYSTEM_ACTOR,
+        action=SEAL_ACTION,
+        object_type="audit_chain",
+        object_id=key_id,
+        details={"unkeyed_events": unkeyed_events, "unkeyed_head": unkeyed_head},
+    )
+
+
+def seal_unkeyed_chain(session: Session) -> AuditEvent | None:
+    """Sign the end of a chain begun before it was keyed; return the seal (``None``: no need)."""
+    sequence, head_hash = repository.read_head(session)
+    if sequence == 0 or is_keyed(head_hash):
+        return None
+    events = _append(session, [])
+    return events[0] if events else None
+
+
+def verify(
+    session: Session, *, checkpoint: Checkpoint | None = None
+) -> tuple[int, ChainBreak | None]:
+    """Walk the whole chain; return how many events were checked and the first break.
+
+    With a ``checkpoint`` (kept outside the database) the chain must also still hold the
+    event it names, with the same hash: nothing up to it changed and nothing was cut off.
+    """
+    keys = get_keyring().audit_keys
+    if checkpoint is not None:
+        problem = checkpoint_problem(checkpoint, keys)
+        if problem is not None:
+            return 0, ChainBreak(None, checkpoint.sequence, problem)
     head_sequence, head_hash = repository.read_head(session)
     checked = 0
 
@@ -103,8 +164,34 @@ def verify(session: Session) -> tuple[int, ChainBreak | None]:
             checked += 1
             yield link
 
-    broken = find_break(counted(), head_sequence=head_sequence, head_hash=head_hash)
+    broken = find_break(
+        counted(),
+        head_sequence=head_sequence,
+        head_hash=head_hash,
+        keys=keys,
+        require_keyed=True,
+        checkpoint=checkpoint,
+    )
     return checked, broken
+
+
+def checkpoint(session: Session) -> Checkpoint:
+    """Return a signed checkpoint of the chain head (only reads; seal an unkeyed chain first).
+
+    Refuses (``ValidationFailed``) when the chain does not verify: a checkpoint must never
+    vouch for a chain that was already tampered with, nor for an unkeyed one.
+    """
+    _checked, broken = verify(session)
+    if broken is not None:
+        raise ValidationFailed(
+            f"the audit chain is broken at event {broken.sequence}: {broken.reason}; "
+            "no checkpoint was made"
+        )
+    sequence, head_hash = repository.read_head(session)
+    key_id, key = get_keyring().active_audit_key()
+    return sign_checkpoint(
+        sequence=sequence, hash=head_hash, created_at=utcnow(), key_id=key_id, key=key
+    )
 
 
 def browse(

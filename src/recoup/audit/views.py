@@ -27,6 +27,8 @@ KNOWN_ACTIONS = (
     "apikey.create",
     "apikey.revoke",
     "payment.record",
+    "audit.chain_keyed",
+    "audit.key_rotate",
 )
 
 

@@ -14,7 +14,7 @@ from recoup.deps import SessionDep
 from recoup.identity import schemas, service
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
-from recoup.kit.errors import RecoupError, ValidationFailed
+from recoup.kit.errors import RecoupError, TooManyRequests, ValidationFailed
 from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 
@@ -36,7 +36,9 @@ def _refusal(error: RecoupError) -> JSONResponse:
         "status": error.status_code,
         "detail": error.message,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="recoup"'} if error.status_code == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="recoup"'} if error.status_code == 401 else {}
+    if isinstance(error, TooManyRequests):
+        headers.update(error.headers)
     return JSONResponse(body, status_code=error.status_code, media_type=PROBLEM, headers=headers)
 
 

@@ -14,6 +14,8 @@ from recoup.kit.errors import PermissionDenied, ValidationFailed
 from recoup.models.debtor import ContactPoint, Debtor
 
 MIN_REASON_LENGTH = 5
+# Revealed PII must not stay in a browser, proxy or shared-terminal cache after the page closes.
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,16 @@
-"""Pure identity decisions: the password policy, login lockout and access-token claims."""
+"""Pure identity decisions: the password policy, signing-secret strength, login lockout and
+access-token claims."""
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 MIN_PASSWORD_LENGTH = 12
@@ -58,6 +62,44 @@ def password_problems(password: str, *, username: str) -> list[str]:
     return problems
 
 
+# A random secret of 32 hex characters (128 bits) estimates at 90 bits or more; a guessable
+# one (one character repeated, two alternating) far below.
+MIN_SECRET_BITS = 80
+
+
+def estimated_secret_bits(value: str) -> float:
+    """Estimate a secret's entropy from its own character frequencies (Shannon, in bits)."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    length = len(value)
+    return -sum(count * math.log2(count / length) for count in counts.values())
+
+
+def _repeats_a_shorter_block(value: str) -> bool:
+    length = len(value)
+    return any(
+        value == (value[:period] * (length // period + 1))[:length]
+        for period in range(1, length // 2 + 1)
+    )
+
+
+def _mostly_sequential(value: str) -> bool:
+    steps = [abs(ord(after) - ord(before)) for before, after in pairwise(value)]
+    return bool(steps) and sum(step == 1 for step in steps) >= 0.75 * len(steps)
+
+
+def secret_problem(value: str, *, min_length: int) -> str | None:
+    """Say why ``value`` is unfit to sign tokens and cookies, or ``None`` when it is fit."""
+    if len(value) < min_length:
+        return f"shorter than {min_length} characters"
+    if estimated_secret_bits(value) < MIN_SECRET_BITS or _repeats_a_shorter_block(value):
+        return "too predictable: it repeats characters or a pattern"
+    if _mostly_sequential(value):
+        return "too predictable: it runs through consecutive characters"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LockoutPolicy:
     """How many failed sign-ins within a window lock a username or an address, and for how long."""
@@ -80,6 +122,12 @@ class Lockout:
     locked: bool
     scope: str | None = None  # "user", "ip" or "rate"
     until: datetime | None = None
+
+    def retry_after_seconds(self, now: datetime) -> int:
+        """Return the whole seconds until sign-in may be tried again (at least one)."""
+        if self.until is None:
+            return 1
+        return max(1, math.ceil((self.until - now).total_seconds()))
 
     @property
     def message(self) -> str:

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from recoup.config import Settings, get_settings
+from recoup.identity.rules import secret_problem
 from recoup.kit import crypto
 
 MIN_SECRET_LENGTH = 32
@@ -26,7 +27,9 @@ _cache: dict[tuple[str, str, str], str] = {}
 
 
 def _weak(value: str) -> bool:
-    return value.strip().lower() in KNOWN_DEFAULT_SECRETS or len(value) < MIN_SECRET_LENGTH
+    if value.strip().lower() in KNOWN_DEFAULT_SECRETS:
+        return True
+    return secret_problem(value, min_length=MIN_SECRET_LENGTH) is not None
 
 
 def _development_secret(data_dir: Path) -> str:
@@ -58,9 +61,10 @@ def secret_key(settings: Settings | None = None) -> str:
         elif settings.is_development:
             value = _development_secret(settings.data_dir)
         else:
+            problem = secret_problem(settings.secret_key, min_length=MIN_SECRET_LENGTH)
             raise InsecureConfiguration(
-                "RECOUP_SECRET_KEY is missing, a known default or shorter than "
-                f"{MIN_SECRET_LENGTH} characters; set it to a long random value, e.g. "
+                f"RECOUP_SECRET_KEY is {problem or 'missing or a known default'}"
+                "; set it to a long random value, e.g. "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
         _cache[cache_key] = value
@@ -76,6 +80,7 @@ def check_startup(settings: Settings | None = None) -> None:
     assert settings.keyring_file is not None
     try:
         # The file itself, not a ring already in memory: a restart must find it too.
-        crypto.load_keyring(settings.keyring_file, create=False)
+        ring = crypto.load_keyring(settings.keyring_file, create=False)
+        ring.active_audit_key()
     except crypto.KeyRingError as error:
         raise InsecureConfiguration(str(error)) from error

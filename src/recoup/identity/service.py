@@ -149,7 +149,7 @@ def authenticate(session: Session, *, username: str, password: str, ip: str) -> 
             institution_id=institution_id,
             details={"ip": ip, "scope": decision.scope},
         )
-        raise LoginLocked(decision.message)
+        raise LoginLocked(decision.message, retry_after_seconds=decision.retry_after_seconds(now))
 
     if user is None:
         _verify(

@@ -92,13 +92,16 @@ def login(
     except (service.LoginLocked, service.LoginFailed) as refusal:
         # The failed attempt and its audit event outlive the refusal (keeps_refusals).
         locked = isinstance(refusal, service.LoginLocked)
-        return _login_page(
+        page = _login_page(
             request,
             next_path=next_path,
             username=username,
             error=viewer.text("login.locked" if locked else "login.failed"),
             status_code=refusal.status_code,
         )
+        if isinstance(refusal, service.LoginLocked):
+            page.headers.update(refusal.headers)
+        return page
     response = redirect(
         next_path,
         request=request,

@@ -1,8 +1,10 @@
-"""PII encryption at rest: AES-GCM with a key id per ciphertext, and keyed-hash lookup.
+"""The key ring: PII encryption at rest, keyed-hash lookup, and the audit chain's keys.
 
 A ciphertext is stored as ``<key id>:<base64(nonce || ciphertext+tag)>``; the column
 name is bound in as associated data, so a value moved to another column fails to
 decrypt. Exact-match search uses an HMAC-SHA256 "blind index" over a normalised value.
+The audit chain is keyed with its own HMAC keys (``audit_keys``), never a PII key, so
+whoever can write the database but not read this file cannot recompute the chain.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import hmac
 import json
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -30,6 +33,11 @@ class KeyRingError(RuntimeError):
     """The key ring is missing, malformed or lacks a key a ciphertext needs."""
 
 
+# Short enough that ``<key id>:<43 base64 characters>`` fits the 64-character hash columns.
+_AUDIT_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+_AUDIT_KEY_NUMBER = re.compile(r"^a(\d+)$")
+
+
 @dataclass
 class KeyRing:
     """Encryption keys by id, the active one, and the blind-index key."""
@@ -38,6 +46,9 @@ class KeyRing:
     active: str
     index_key: bytes
     retired: set[str] = field(default_factory=set)
+    # HMAC keys of the audit chain by id; every id ever used stays, so old events verify.
+    audit_keys: dict[str, bytes] = field(default_factory=dict)
+    audit_active: str | None = None
 
     def __post_init__(self) -> None:
         if self.active not in self.keys:
@@ -47,16 +58,66 @@ class KeyRing:
                 raise KeyRingError(f"key {key_id!r} must be 32 bytes (AES-256)")
             if ":" in key_id:
                 raise KeyRingError(f"key id {key_id!r} may not contain ':'")
+        self._check_audit_keys()
         self._ciphers = {key_id: AESGCM(key) for key_id, key in self.keys.items()}
+
+    def _check_audit_keys(self) -> None:
+        if self.audit_active is None and self.audit_keys:
+            raise KeyRingError("the key ring has audit keys but names no active one")
+        if self.audit_active is not None and self.audit_active not in self.audit_keys:
+            raise KeyRingError(f"active audit key {self.audit_active!r} is not in the key ring")
+        others = {*self.keys.values(), self.index_key}
+        for key_id, key in self.audit_keys.items():
+            if not _AUDIT_KEY_ID.match(key_id):
+                raise KeyRingError(
+                    f"audit key id {key_id!r} must be 1-16 letters, digits, '-' or '_'"
+                )
+            if len(key) != 32:
+                raise KeyRingError(f"audit key {key_id!r} must be 32 bytes")
+            if key in others:
+                raise KeyRingError(f"audit key {key_id!r} must not reuse a PII or index key")
 
     @classmethod
     def generate(cls, key_id: str = "k1") -> KeyRing:
-        """Create a fresh key ring with one random key."""
+        """Create a fresh key ring with one random PII key and one random audit key."""
         return cls(
             keys={key_id: AESGCM.generate_key(256)},
             active=key_id,
             index_key=secrets.token_bytes(32),
+            audit_keys={"a1": secrets.token_bytes(32)},
+            audit_active="a1",
         )
+
+    def active_audit_key(self) -> tuple[str, bytes]:
+        """Return the id and bytes of the key new audit events are signed with."""
+        if self.audit_active is None:
+            raise KeyRingError(
+                "the key ring has no audit key: run `recoup audit rotate-key` to add one"
+            )
+        return self.audit_active, self.audit_keys[self.audit_active]
+
+    def with_new_audit_key(self) -> KeyRing:
+        """Return a key ring with a fresh audit key ``a<n>`` made active (older ones kept)."""
+        numbers = [
+            int(match.group(1))
+            for key_id in self.audit_keys
+            if (match := _AUDIT_KEY_NUMBER.match(key_id))
+        ]
+        key_id = f"a{max(numbers, default=0) + 1}"
+        return self._replace(
+            audit_keys={**self.audit_keys, key_id: secrets.token_bytes(32)}, audit_active=key_id
+        )
+
+    def _replace(self, **changes: Any) -> KeyRing:
+        fields: dict[str, Any] = {
+            "keys": dict(self.keys),
+            "active": self.active,
+            "index_key": self.index_key,
+            "retired": set(self.retired),
+            "audit_keys": dict(self.audit_keys),
+            "audit_active": self.audit_active,
+        }
+        return KeyRing(**{**fields, **changes})
 
     def encrypt(self, plaintext: str, *, context: str) -> str:
         """Encrypt ``plaintext`` under the active key, bound to ``context``."""
@@ -89,19 +150,14 @@ class KeyRing:
         """Return a key ring with a fresh key ``key_id`` made active."""
         if key_id in self.keys:
             raise KeyRingError(f"key id {key_id!r} already exists")
-        keys = {**self.keys, key_id: AESGCM.generate_key(256)}
-        return KeyRing(
-            keys=keys, active=key_id, index_key=self.index_key, retired=set(self.retired)
-        )
+        return self._replace(keys={**self.keys, key_id: AESGCM.generate_key(256)}, active=key_id)
 
     def without_key(self, key_id: str) -> KeyRing:
         """Return a key ring with ``key_id`` retired (removed)."""
         if key_id == self.active:
             raise KeyRingError("cannot retire the active key")
         keys = {k: v for k, v in self.keys.items() if k != key_id}
-        return KeyRing(
-            keys=keys, active=self.active, index_key=self.index_key, retired=self.retired | {key_id}
-        )
+        return self._replace(keys=keys, retired=self.retired | {key_id})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +165,8 @@ class KeyRing:
             "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
             "index_key": base64.b64encode(self.index_key).decode(),
             "retired": sorted(self.retired),
+            "audit_keys": {k: base64.b64encode(v).decode() for k, v in self.audit_keys.items()},
+            "audit_active": self.audit_active,
         }
 
     @classmethod
@@ -119,6 +177,8 @@ class KeyRing:
                 active=data["active"],
                 index_key=base64.b64decode(data["index_key"]),
                 retired=set(data.get("retired", [])),
+                audit_keys={k: base64.b64decode(v) for k, v in data.get("audit_keys", {}).items()},
+                audit_active=data.get("audit_active"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise KeyRingError(f"malformed key ring: {error}") from error
@@ -145,9 +205,14 @@ def load_keyring(path: Path, *, create: bool) -> KeyRing:
         save_keyring(ring, path)
         return ring
     try:
-        return KeyRing.from_json(json.loads(path.read_text()))
+        ring = KeyRing.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as error:
         raise KeyRingError(f"key ring {path} is not valid JSON: {error}") from error
+    if create and ring.audit_active is None:
+        # A development ring from before the audit chain was keyed gains its audit key.
+        ring = ring.with_new_audit_key()
+        save_keyring(ring, path)
+    return ring
 
 
 _lock = threading.Lock()

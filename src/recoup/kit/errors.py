@@ -45,3 +45,12 @@ class PermissionDenied(RecoupError):
 class TooManyRequests(RecoupError):
     status_code = 429
     title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 60, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``Retry-After`` header telling a client when asking again can succeed."""
+        return {"Retry-After": str(self.retry_after_seconds)}

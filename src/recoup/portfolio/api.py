@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
-from recoup.identity.pii import reveal_debtor
+from recoup.identity.pii import NO_STORE_HEADERS, reveal_debtor
 from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import PermissionDenied
@@ -140,10 +140,15 @@ def get_debtor(debtor_id: RowId, principal: CurrentPrincipal, session: SessionDe
     dependencies=[Depends(authorize("pii:reveal"))],
 )
 def reveal(
-    debtor_id: RowId, body: RevealRequest, principal: CurrentPrincipal, session: SessionDep
+    debtor_id: RowId,
+    body: RevealRequest,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    response: Response,
 ) -> DebtorRevealed:
     """Show a debtor's personal data in the clear; the reason is kept in the audit trail."""
     revealed = reveal_debtor(session, principal=principal, debtor_id=debtor_id, reason=body.reason)
+    response.headers.update(NO_STORE_HEADERS)
     debtor = revealed.debtor
     return DebtorRevealed(
         id=debtor.id,
