@@ -46,7 +46,7 @@ def make_engine(
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            _create_owner_only(Path(path))
+            create_owner_only(Path(path))
         else:
             pooling = {}
         engine = create_engine(
@@ -57,7 +57,7 @@ def make_engine(
     return create_engine(url, echo=echo, pool_pre_ping=True, **pooling)
 
 
-def _create_owner_only(path: Path) -> None:
+def create_owner_only(path: Path) -> None:
     """Create a new database file readable by its owner only (mode 0600).
 
     SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so they

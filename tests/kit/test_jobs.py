@@ -263,6 +263,8 @@ class TestWorkers:
                     jobs.enqueue(session, "test.touch", {"n": number})
             assert _wait_until(lambda: _touched() == 5)
             assert _wait_until(lambda: all(job.status == JobStatus.done for job in _jobs()))
+            if store == "sqlite":
+                assert (tmp_path / "queue.db").stat().st_mode & 0o777 == 0o600
         finally:
             worker.stop(timeout=5)
 

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recoup.config import get_settings
-from recoup.db import unit_of_work
+from recoup.db import create_owner_only, unit_of_work
 from recoup.kit.clock import utcnow
 from recoup.models.jobs import Job, JobStatus
 
@@ -268,7 +268,7 @@ def _make_queue() -> _Queue:
         huey = RedisHuey("recoup", url=url, utc=True)
     elif url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_owner_only(path)  # queued payloads may name debtors' accounts
         huey = SqliteHuey("recoup", filename=str(path), utc=True)
     else:
         raise ValueError(
