@@ -18,7 +18,7 @@ class TestCreateInstitution:
             currency="CNY",
             preset="consumer_finance",
         )
-        assert institution.settings["waterfall"][0] == "penalty"
+        assert institution.settings["portfolio"]["waterfall"][0] == "penalty"
 
     def test_reports_every_problem_at_once(self, session: Session) -> None:
         with pytest.raises(ValidationFailed) as raised:

@@ -21,8 +21,8 @@ from recoup.scoring.rules import (
 )
 
 GRADES = ("A", "B", "C", "D", "E")
-CONSUMER = policy_from_settings(preset_settings("consumer_finance"))
-BANK = policy_from_settings(preset_settings("commercial_bank"))
+CONSUMER = policy_from_settings(preset_settings("consumer_finance")["scoring"])
+BANK = policy_from_settings(preset_settings("commercial_bank")["scoring"])
 
 
 class TestSegments:
@@ -84,7 +84,7 @@ class TestSegments:
     def test_every_account_lands_in_one_known_segment_with_a_costed_channel(
         self, grade: str, bucket: str, balance: int, preset: str
     ) -> None:
-        policy = policy_from_settings(preset_settings(preset))
+        policy = policy_from_settings(preset_settings(preset)["scoring"])
         segment = segment_of(grade=grade, bucket=bucket, balance_minor=balance, policy=policy)
         assert segment.stage in STAGES
         assert segment.propensity in PROPENSITIES

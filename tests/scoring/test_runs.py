@@ -82,8 +82,8 @@ class TestSegmentsWithScores:
                 if account.bucket in {"M2", "M3"}
                 else "late"
             )
-            assert score.channel in institution.settings["contact_cost_minor"]
-            cost = institution.settings["contact_cost_minor"][score.channel]
+            assert score.channel in institution.settings["scoring"]["contact_cost_minor"]
+            cost = institution.settings["scoring"]["contact_cost_minor"][score.channel]
             assert score.priority == pytest.approx(score.expected_recovery / cost)
 
     def test_a_commercial_bank_bands_the_same_balance_lower(

@@ -80,17 +80,6 @@ def test_problems_name_the_field_and_the_fix() -> None:
     assert (TODAY + timedelta(days=30)).isoformat() in by_field["due_date"]
 
 
-def test_settings_come_from_the_institution_with_defaults() -> None:
-    assert rules.settings_from(None) == PromiseSettings(30, 3)
-    assert rules.settings_from({"promise_horizon_days": 14, "promise_grace_days": 0}) == (
-        PromiseSettings(14, 0)
-    )
-    with pytest.raises(ValueError, match="promise_grace_days"):
-        rules.settings_from({"promise_grace_days": "3"})
-    with pytest.raises(ValueError, match="between"):
-        rules.settings_from({"promise_horizon_days": -1})
-
-
 DUE = date(2026, 3, 20)
 
 

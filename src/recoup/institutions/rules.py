@@ -1,4 +1,4 @@
-"""Preset settings per kind of institution (pure data and validation)."""
+"""Preset settings per kind of institution, by section (pure data and validation)."""
 
 from __future__ import annotations
 
@@ -9,58 +9,62 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "consumer_finance": {
         # Order in which a payment pays down the balance parts.
-        "waterfall": ["penalty", "fees", "interest", "principal"],
-        # Risk grade thresholds on the probability to pay (A best).
-        "grade_thresholds": [0.6, 0.4, 0.25, 0.1],
-        "contact_cost_minor": {
-            "sms": 5,
-            "email": 1,
-            "call": 300,
-            "ai_call": 30,
-            "visit": 8000,
-            "letter": 1000,
+        "portfolio": {"waterfall": ["penalty", "fees", "interest", "principal"]},
+        "scoring": {
+            # Risk grade thresholds on the probability to pay (A best).
+            "grade_thresholds": [0.6, 0.4, 0.25, 0.1],
+            "contact_cost_minor": {
+                "sms": 5,
+                "email": 1,
+                "call": 300,
+                "ai_call": 30,
+                "visit": 8000,
+                "letter": 1000,
+            },
+            "small_balance_minor": 100_000,
+            "large_balance_minor": 2_000_000,
+            # Segments (scoring/rules.py): stage by bucket (late is the rest), propensity by
+            # grade, and the channel whose contact cost is the effort in priority.
+            "segment_stage_buckets": {"early": ["M0", "M1"], "mid": ["M2", "M3"]},
+            "segment_propensity_grades": {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]},
+            "segment_channels": {
+                "early-high": "sms",
+                "early": "ai_call",
+                "mid": "call",
+                "late-large": "visit",
+                "late": "call",
+                "default": "call",
+            },
         },
-        "call_window_end": "21:00",
-        "small_balance_minor": 100_000,
-        "large_balance_minor": 2_000_000,
-        # Segments (scoring/rules.py): stage by bucket (late is the rest), propensity by grade,
-        # and the channel whose contact cost is the effort in priority = recovery / effort.
-        "segment_stage_buckets": {"early": ["M0", "M1"], "mid": ["M2", "M3"]},
-        "segment_propensity_grades": {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]},
-        "segment_channels": {
-            "early-high": "sms",
-            "early": "ai_call",
-            "mid": "call",
-            "late-large": "visit",
-            "late": "call",
-            "default": "call",
-        },
+        "workbench": {"promise_horizon_days": 30, "promise_grace_days": 3},
     },
     "commercial_bank": {
-        "waterfall": ["interest", "fees", "penalty", "principal"],
-        "grade_thresholds": [0.65, 0.45, 0.3, 0.15],
-        "contact_cost_minor": {
-            "sms": 5,
-            "email": 1,
-            "call": 400,
-            "ai_call": 40,
-            "visit": 12000,
-            "letter": 1200,
+        "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
+        "scoring": {
+            "grade_thresholds": [0.65, 0.45, 0.3, 0.15],
+            "contact_cost_minor": {
+                "sms": 5,
+                "email": 1,
+                "call": 400,
+                "ai_call": 40,
+                "visit": 12000,
+                "letter": 1200,
+            },
+            "small_balance_minor": 500_000,
+            "large_balance_minor": 20_000_000,
+            "segment_stage_buckets": {"early": ["M0", "M1"], "mid": ["M2", "M3"]},
+            "segment_propensity_grades": {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]},
+            "segment_channels": {
+                "early-high": "sms",
+                "early": "call",
+                "mid": "call",
+                "mid-large": "visit",
+                "late-large": "visit",
+                "late": "call",
+                "default": "call",
+            },
         },
-        "call_window_end": "21:00",
-        "small_balance_minor": 500_000,
-        "large_balance_minor": 20_000_000,
-        "segment_stage_buckets": {"early": ["M0", "M1"], "mid": ["M2", "M3"]},
-        "segment_propensity_grades": {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]},
-        "segment_channels": {
-            "early-high": "sms",
-            "early": "call",
-            "mid": "call",
-            "mid-large": "visit",
-            "late-large": "visit",
-            "late": "call",
-            "default": "call",
-        },
+        "workbench": {"promise_horizon_days": 30, "promise_grace_days": 5},
     },
 }
 
@@ -71,7 +75,7 @@ def preset_settings(preset: str) -> dict[str, Any]:
     """Return a fresh copy of the settings a preset starts with."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    return deepcopy(PRESETS[preset])
+    return deepcopy(PRESETS[preset])  # complete: every section, as validate_settings shows
 
 
 def code_problem(code: str) -> str | None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.institutions import repository
 from recoup.institutions.rules import code_problem, preset_settings
+from recoup.institutions.settings import (
+    InstitutionSettings,
+    merged,
+    settings_of,
+    validate_settings,
+)
 from recoup.kit.clock import is_valid_zone
 from recoup.kit.errors import Conflict, ValidationFailed
 from recoup.kit.money import MoneyError, minor_digits
@@ -67,3 +75,31 @@ def create_institution(
         details={"code": code, "preset": preset, "jurisdiction": jurisdiction},
     )
     return institution
+
+
+def update_settings(
+    session: Session, *, institution: Institution, changes: dict[str, Any], actor: str
+) -> InstitutionSettings:
+    """Apply ``changes`` (by section) to the institution's settings after validating the whole."""
+    before = settings_of(institution).model_dump(mode="json")
+    updated = validate_settings(merged(before, changes))
+    after = updated.model_dump(mode="json")
+    if after == before:
+        return updated
+    institution.settings = after
+    changed = {
+        f"{section}.{name}": {"old": before[section].get(name), "new": value}
+        for section, values in after.items()
+        for name, value in values.items()
+        if before[section].get(name) != value
+    }
+    audit.record(
+        session,
+        actor=actor,
+        action="institution.settings",
+        object_type="institution",
+        object_id=institution.id,
+        institution_id=institution.id,
+        details={"changed": changed},
+    )
+    return updated

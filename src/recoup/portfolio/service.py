@@ -3,7 +3,7 @@
 How a payment changes an account (the pure rule is ``rules.apply_payment``):
 
 - The amount pays the balance parts in the institution's ``waterfall`` order
-  (``Institution.settings["waterfall"]``); whatever exceeds the balance is kept on the
+  (the ``portfolio.waterfall`` setting); whatever exceeds the balance is kept on the
   payment as ``unapplied`` (an overpayment to refund or reallocate, never lost).
 - Days past due count from the oldest unpaid due date. A payment cannot move that date
   except by clearing everything overdue, so the applied amount pays down
@@ -66,6 +66,7 @@ from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.compliance import service as compliance
+from recoup.institutions.settings import settings_of
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
@@ -81,8 +82,6 @@ from recoup.models.identity import Role, User
 from recoup.models.institution import Institution
 from recoup.portfolio import repository
 from recoup.portfolio.rules import (
-    BALANCE_PARTS,
-    DEFAULT_WATERFALL,
     AccountState,
     Balances,
     PaymentEffect,
@@ -243,13 +242,7 @@ def record_payments(
 
 def waterfall_of(institution: Institution) -> tuple[str, ...]:
     """Return the order in which the institution's payments pay down balance parts."""
-    order = tuple((institution.settings or {}).get("waterfall") or DEFAULT_WATERFALL)
-    if sorted(order) != sorted(BALANCE_PARTS):
-        raise ValidationFailed(
-            f"institution {institution.code}: the waterfall setting {list(order)} must name "
-            f"each of {', '.join(BALANCE_PARTS)} exactly once"
-        )
-    return order
+    return tuple(settings_of(institution).portfolio.waterfall)
 
 
 def account_state(account: Account) -> AccountState:

@@ -18,6 +18,7 @@ from recoup.audit import service as audit
 from recoup.identity import repository as identity_repository
 from recoup.identity.principal import Principal, principal_for_user
 from recoup.identity.scoping import get_scoped
+from recoup.institutions.settings import settings_of
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from recoup.models.account import Account
@@ -274,15 +275,10 @@ def promote_model(session: Session, *, version: str, actor: str) -> ModelVersion
 
 def grade_scale(institution: Institution) -> GradeScale:
     """Return the institution's grades, configured as probability-to-pay thresholds (A best)."""
-    thresholds = institution.settings.get("grade_thresholds") if institution.settings else None
-    if not thresholds:
+    thresholds = settings_of(institution).scoring.grade_thresholds
+    if thresholds is None:
         return GradeScale()
-    pay = sorted((float(value) for value in thresholds), reverse=True)
-    if len(pay) != 4:
-        raise ValidationFailed(
-            f"institution {institution.code} needs four grade thresholds, found {len(pay)}"
-        )
-    cutoffs = tuple(1.0 - value for value in pay)
+    cutoffs = tuple(1.0 - value for value in thresholds)
     return GradeScale(cutoffs=(cutoffs[0], cutoffs[1], cutoffs[2], cutoffs[3]))
 
 
@@ -403,7 +399,7 @@ def score_delinquent_accounts(
 def segment_policy(institution: Institution) -> rules.SegmentPolicy:
     """Return the institution's segmentation thresholds, refusing unusable settings."""
     try:
-        return rules.policy_from_settings(institution.settings)
+        return rules.policy_from_settings(settings_of(institution).scoring.model_dump())
     except rules.SegmentSettingsInvalid as error:
         raise ValidationFailed(f"institution {institution.code}: {error}") from error
 

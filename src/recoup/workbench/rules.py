@@ -13,10 +13,9 @@ anything was paid and ``broken`` otherwise. Two broken promises in a row escalat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from recoup.portfolio.rules import FINISHED_STATUSES
 
@@ -69,26 +68,6 @@ class Problem:
     field: str
     code: str
     message: str
-
-
-def settings_from(institution_settings: Mapping[str, Any] | None) -> PromiseSettings:
-    """Return the promise settings of an institution, defaults where it sets none."""
-    values = institution_settings or {}
-
-    def days(name: str, default: int, minimum: int) -> int:
-        value = values.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"institution setting {name} must be a whole number of days")
-        if not minimum <= value <= MAX_SETTING_DAYS:
-            raise ValueError(
-                f"institution setting {name} must be between {minimum} and {MAX_SETTING_DAYS}"
-            )
-        return value
-
-    return PromiseSettings(
-        horizon_days=days("promise_horizon_days", DEFAULT_HORIZON_DAYS, 0),
-        grace_days=days("promise_grace_days", DEFAULT_GRACE_DAYS, 0),
-    )
 
 
 def promise_problems(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.institutions.settings import settings_of
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
@@ -76,7 +77,9 @@ def record_promise(
         ),
     )
     today = today or local_today(institution)
-    problems = rules.promise_problems(terms, facts, today=today, settings=_settings(institution))
+    problems = rules.promise_problems(
+        terms, facts, today=today, settings=promise_settings(institution)
+    )
     _raise_for(problems)
     promise = Promise(
         institution_id=institution.id,
@@ -113,11 +116,12 @@ def record_promise(
     return promise
 
 
-def _settings(institution: Institution) -> rules.PromiseSettings:
-    try:
-        return rules.settings_from(institution.settings)
-    except ValueError as error:
-        raise ValidationFailed(f"institution {institution.code}: {error}") from None
+def promise_settings(institution: Institution) -> rules.PromiseSettings:
+    """Return the institution's promise horizon and grace days."""
+    section = settings_of(institution).workbench
+    return rules.PromiseSettings(
+        horizon_days=section.promise_horizon_days, grace_days=section.promise_grace_days
+    )
 
 
 def _raise_for(problems: list[rules.Problem]) -> None:
@@ -180,7 +184,7 @@ def reconcile_promises(
     are written in one bulk update. Running it again for the same date changes nothing.
     """
     now = now or utcnow()
-    grace = _settings(institution).grace_days
+    grace = promise_settings(institution).grace_days
     promises = repository.open_promises(session, institution_id=institution.id, as_of=as_of)
     if not promises:
         return ReconcileResult(as_of=as_of)

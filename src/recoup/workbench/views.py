@@ -52,8 +52,8 @@ def _panel(
     assert institution is not None
     today = service.local_today(institution)
     try:
-        horizon = rules.settings_from(institution.settings).horizon_days
-    except ValueError:
+        horizon = service.promise_settings(institution).horizon_days
+    except ValidationFailed:
         horizon = rules.DEFAULT_HORIZON_DAYS
     page = service.account_promises(
         session,

@@ -1,0 +1,183 @@
+"""An institution's settings: one typed section per domain, validated when written.
+
+The settings are stored as JSON on the institution, one object per section::
+
+    {"portfolio": {"waterfall": [...]}, "scoring": {...}, "workbench": {...}}
+
+Each domain reads its own section through ``settings_of(institution)`` and never looks into
+the raw document. ``validate_settings`` refuses a document with a message per field
+(``scoring.grade_thresholds: …``). Documents written before the sections existed kept every
+setting at the top level; they are read as if sectioned (a setting no longer used is dropped).
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recoup.kit.errors import ValidationFailed
+
+BalancePart = Literal["penalty", "fees", "interest", "principal"]
+BALANCE_PARTS: tuple[BalancePart, ...] = ("penalty", "fees", "interest", "principal")
+MAX_SETTING_DAYS = 366
+NonNegativeMinor = Annotated[int, Field(ge=0)]
+
+
+Stage = Literal["early", "mid"]
+Propensity = Literal["high", "medium", "low"]
+
+
+def _stage_buckets() -> dict[Stage, list[str]]:
+    return {"early": ["M0", "M1"], "mid": ["M2", "M3"]}
+
+
+def _propensity_grades() -> dict[Propensity, list[str]]:
+    return {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortfolioSettings(_Section):
+    """How payments pay down an account's balance parts."""
+
+    waterfall: tuple[BalancePart, ...] = BALANCE_PARTS
+
+    @field_validator("waterfall")
+    @classmethod
+    def _each_part_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if sorted(value) != sorted(BALANCE_PARTS):
+            raise ValueError(f"name each of {', '.join(BALANCE_PARTS)} exactly once")
+        return value
+
+
+class ScoringSettings(_Section):
+    """Risk grades, balance bands, segments and contact costs for priority."""
+
+    # Probability-to-pay thresholds of grades A to D (E is the rest), best first.
+    grade_thresholds: tuple[float, float, float, float] | None = None
+    small_balance_minor: NonNegativeMinor = 100_000
+    large_balance_minor: NonNegativeMinor = 2_000_000
+    contact_cost_minor: dict[str, NonNegativeMinor] = Field(
+        default_factory=lambda: {
+            "sms": 5,
+            "email": 1,
+            "call": 300,
+            "ai_call": 30,
+            "visit": 8000,
+            "letter": 1000,
+        }
+    )
+    segment_stage_buckets: dict[Stage, list[str]] = Field(default_factory=_stage_buckets)
+    segment_propensity_grades: dict[Propensity, list[str]] = Field(
+        default_factory=_propensity_grades
+    )
+    segment_channels: dict[str, str] = Field(
+        default_factory=lambda: {
+            "early-high": "sms",
+            "early": "ai_call",
+            "mid": "call",
+            "late-large": "visit",
+            "late": "call",
+            "default": "call",
+        }
+    )
+
+    @field_validator("grade_thresholds")
+    @classmethod
+    def _falling_probabilities(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is None:
+            return None
+        if not all(0 < item < 1 for item in value):
+            raise ValueError("each threshold is a probability between 0 and 1")
+        if any(later >= earlier for earlier, later in pairwise(value)):
+            raise ValueError("thresholds fall from grade A to grade D, e.g. [0.6, 0.4, 0.25, 0.1]")
+        return value
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> ScoringSettings:
+        if self.large_balance_minor <= self.small_balance_minor:
+            raise ValueError("large_balance_minor must be above small_balance_minor")
+        return self
+
+
+class WorkbenchSettings(_Section):
+    """Promises to pay: how far ahead one may be due, how late a payment still keeps it."""
+
+    promise_horizon_days: int = Field(default=30, ge=0, le=MAX_SETTING_DAYS)
+    promise_grace_days: int = Field(default=3, ge=0, le=MAX_SETTING_DAYS)
+
+
+class InstitutionSettings(_Section):
+    """Every section of an institution's settings."""
+
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    workbench: WorkbenchSettings = Field(default_factory=WorkbenchSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sectioned(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(key in _LEGACY for key in data):
+            return data
+        sectioned: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            if key in SECTIONS:
+                sectioned.setdefault(key, {}).update(value if isinstance(value, dict) else {})
+            elif key in _LEGACY:
+                sectioned.setdefault(_LEGACY[key], {})[key] = value
+            elif key not in _RETIRED:
+                sectioned[key] = value  # refused below as an unknown section
+        return sectioned
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "portfolio": PortfolioSettings,
+    "scoring": ScoringSettings,
+    "workbench": WorkbenchSettings,
+}
+_LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
+_RETIRED = frozenset({"call_window_end"})
+
+
+def validate_settings(document: Any) -> InstitutionSettings:
+    """Return the typed settings of ``document`` or refuse it with a message per field."""
+    try:
+        return InstitutionSettings.model_validate(document or {})
+    except ValidationError as error:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in item["loc"]) or "settings",
+                "message": item["msg"].removeprefix("Value error, "),
+            }
+            for item in error.errors()
+        ]
+        detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+        raise ValidationFailed(f"the settings are not valid: {detail}", errors=errors) from None
+
+
+def settings_of(institution: Any) -> InstitutionSettings:
+    """Return an institution's typed settings (refusing stored settings that are not valid)."""
+    raw = getattr(institution, "settings", None) or {}
+    try:
+        return validate_settings(raw)
+    except ValidationFailed as error:
+        raise ValidationFailed(
+            f"institution {institution.code}: {error.message}", errors=error.extra.get("errors")
+        ) from None
+
+
+def merged(document: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Return ``document`` with ``changes`` applied section by section (for partial updates)."""
+    result: dict[str, Any] = {key: dict(value) for key, value in document.items()}
+    for section, values in changes.items():
+        if isinstance(values, dict) and isinstance(result.get(section), dict):
+            result[section] = {**result[section], **values}
+        else:
+            result[section] = values
+    return result
