@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance import service
 from recoup.models import Debtor, Institution, User
 from recoup.models.compliance import Certification, ContactDecision
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    certify,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 
@@ -202,15 +205,7 @@ class TestPolicyAndViolations:
 
 def _certified_agent(session: Session, institution: Institution) -> User:
     agent = make_user(session, institution, role="agent")
-    service.grant_certification(
-        session,
-        institution_id=institution.id,
-        user_id=agent.id,
-        course="collections compliance",
-        issued_on=date(2024, 1, 1),
-        expires_on=date(2030, 12, 31),
-        actor="test",
-    )
+    certify(session, agent)
     return agent
 
 
@@ -219,6 +214,15 @@ def _assigned_debtor(session: Session, institution: Institution, agent: User) ->
     make_account(session, debtor).assigned_agent_id = agent.id
     session.flush()
     return debtor
+
+
+def _owner_and_outsider(session: Session) -> tuple[User, User, Debtor]:
+    """Two certified agents of one institution, each with a debtor; the owner's is returned."""
+    institution = make_institution(session)
+    owner, outsider = (_certified_agent(session, institution) for _ in range(2))
+    debtor = _assigned_debtor(session, institution, owner)
+    _assigned_debtor(session, institution, outsider)
+    return owner, outsider, debtor
 
 
 CALL = {"channel": "call", "at": "2025-03-03T10:00:00+08:00"}
@@ -230,10 +234,7 @@ class TestIdsInBodiesAreScoped:
     def test_an_agent_cannot_check_another_agents_debtor_nor_use_up_its_cap(
         self, session: Session
     ) -> None:
-        institution = make_institution(session)
-        owner, outsider = (_certified_agent(session, institution) for _ in range(2))
-        debtor = _assigned_debtor(session, institution, owner)
-        _assigned_debtor(session, institution, outsider)
+        owner, outsider, debtor = _owner_and_outsider(session)
         with client_for(session) as client:
             assert (
                 client.get(f"/api/v1/debtors/{debtor.id}", headers=bearer(outsider)).status_code
@@ -262,9 +263,7 @@ class TestIdsInBodiesAreScoped:
         assert [row.actor for row in stored] == [owner.username]
 
     def test_a_check_does_not_reveal_another_agents_cease_contact(self, session: Session) -> None:
-        institution = make_institution(session)
-        owner, outsider = (_certified_agent(session, institution) for _ in range(2))
-        debtor = _assigned_debtor(session, institution, owner)
+        _owner, outsider, debtor = _owner_and_outsider(session)
         debtor.cease_contact = True
         session.flush()
         with client_for(session) as client:
@@ -321,10 +320,7 @@ class TestIdsInBodiesAreScoped:
     def test_an_agent_cannot_record_the_outcome_of_another_agents_decision(
         self, session: Session
     ) -> None:
-        institution = make_institution(session)
-        owner, outsider = (_certified_agent(session, institution) for _ in range(2))
-        debtor = _assigned_debtor(session, institution, owner)
-        _assigned_debtor(session, institution, outsider)
+        owner, outsider, debtor = _owner_and_outsider(session)
         outcome = {"outcome": "no_answer", "effective": False, "happened_at": CALL["at"]}
         with client_for(session) as client:
             checked = client.post(

@@ -37,7 +37,13 @@ from recoup.models import Institution, User
 from recoup.models.ingest import ImportKind, ImportRun
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    certify,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import PASSWORD, bearer, client_for, make_user
 
 SECRET_MARK = "TENANT-A-ONLY"
@@ -83,9 +89,16 @@ def _url(rule: RouteRule, ids: dict[str, int]) -> str:
     return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", fill, rule.path)
 
 
-def _call(
-    client: TestClient, method: str, url: str, caller: Caller | None, *, page: bool
-) -> object:
+def _send(
+    client: TestClient,
+    method: str,
+    url: str,
+    caller: Caller | None,
+    *,
+    page: bool,
+    body: dict[str, object] | None = None,
+    params: dict[str, object] | None = None,
+) -> Response:
     client.cookies.clear()
     headers: dict[str, str] = {}
     if caller is not None:
@@ -95,10 +108,10 @@ def _call(
             headers.update(caller.page_headers)
         else:
             headers.update(caller.headers)
-    kwargs: dict[str, object] = {"headers": headers, "follow_redirects": False}
+    kwargs: dict[str, Any] = {"headers": headers, "follow_redirects": False, "params": params}
     if method in {"POST", "PUT", "PATCH"}:
-        kwargs["json"] = {}
-    return client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        kwargs["data" if page else "json"] = body if body is not None else {}
+    return client.request(method, url, **kwargs)  # type: ignore[return-value]
 
 
 def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
@@ -172,7 +185,7 @@ def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
             url = _url(rule, ids)
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 where = f"{method} {rule.path}"
-                anonymous = _call(client, method, url, None, page=page)
+                anonymous = _send(client, method, url, None, page=page)
                 redirected = anonymous.status_code == 303 and anonymous.headers.get(  # type: ignore[attr-defined]
                     "location", ""
                 ).startswith("/login")
@@ -192,7 +205,7 @@ def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
                 for caller in callers:
                     if page and not caller.can_use_pages:
                         continue
-                    response = _call(client, method, url, caller, page=page)
+                    response = _send(client, method, url, caller, page=page)
                     status = response.status_code  # type: ignore[attr-defined]
                     allowed = all(
                         permission in caller.permissions for permission in rule.permissions
@@ -438,19 +451,6 @@ class World:
     colleague_certified: int
 
 
-def _certify(session: Session, user: User) -> None:
-    assert user.institution_id is not None
-    compliance.grant_certification(
-        session,
-        institution_id=user.institution_id,
-        user_id=user.id,
-        course="compliance",
-        issued_on=date(2024, 1, 1),
-        expires_on=date(2030, 12, 31),
-        actor="test",
-    )
-
-
 def _rows(session: Session, institution: Institution, agent: User, mark: str) -> Rows:
     debtor = make_debtor(session, institution, external_id=f"{mark}-D")
     contact_point = make_contact_point(session, debtor)
@@ -492,7 +492,7 @@ def _world(session: Session) -> World:
     colleague = make_user(session, tenant, role="agent")
     stranger = make_user(session, other_tenant, role="agent")
     for user in (agent, colleague, stranger):
-        _certify(session, user)
+        certify(session, user)
     own = _rows(session, tenant, agent, "OWN")
     colleague_rows = _rows(session, tenant, colleague, SECRET_MARK)
     foreign = _rows(session, other_tenant, stranger, SECRET_MARK)
@@ -563,31 +563,6 @@ def _world(session: Session) -> World:
         )
     )
     return World(callers, "agent", own, colleague_rows, foreign, colleague.id)
-
-
-def _send(
-    client: TestClient,
-    method: str,
-    url: str,
-    caller: Caller | None,
-    *,
-    page: bool,
-    body: dict[str, object] | None = None,
-    params: dict[str, object] | None = None,
-) -> Response:
-    client.cookies.clear()
-    headers: dict[str, str] = {}
-    if caller is not None:
-        if page:
-            if caller.cookie:
-                client.cookies.set(SESSION_COOKIE, caller.cookie)
-            headers.update(caller.page_headers)
-        else:
-            headers.update(caller.headers)
-    kwargs: dict[str, Any] = {"headers": headers, "follow_redirects": False, "params": params}
-    if method in {"POST", "PUT", "PATCH"}:
-        kwargs["data" if page else "json"] = body if body is not None else {}
-    return client.request(method, url, **kwargs)  # type: ignore[return-value]
 
 
 def _refused(status: int, *, page: bool, method: str) -> bool:
