@@ -975,6 +975,11 @@ def certifications(
     return _certifications(viewer, session, form=form)
 
 
+def _is_about(error: RecoupError, field: str) -> bool:
+    """Tell whether a refusal names one form field (its message then comes from the page)."""
+    return any(item.get("field") == field for item in error.extra.get("errors", ()))
+
+
 @router.post("/compliance/certifications", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def grant_certification(
     viewer: ManagePolicy,
@@ -1009,8 +1014,11 @@ def grant_certification(
         )
     except RecoupError as error:
         session.rollback()
+        form_error = error.message
+        if isinstance(error, NotFound) or _is_about(error, "user_id"):
+            form_error = viewer.text("compliance.certifications.choose_agent")
         return _certifications(
-            viewer, session, form=form, form_error=error.message, status_code=error.status_code
+            viewer, session, form=form, form_error=form_error, status_code=error.status_code
         )
     agent = get_scoped(session, User, certification.user_id, viewer.principal)
     name = agent.display_name or agent.username
