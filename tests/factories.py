@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from recoup.institutions.service import create_institution
 from recoup.kit.crypto import blind_index
-from recoup.models import Account, ContactPoint, Debtor, Institution
+from recoup.models import Account, ContactPoint, Debtor, Institution, User
 from recoup.portfolio.rules import bucket_for
 
 _counter = itertools.count(1)
@@ -119,3 +119,25 @@ def make_account(
     session.add(account)
     session.flush()
     return account
+
+
+def certify(
+    session: Session,
+    user: User,
+    *,
+    issued_on: date = date(2024, 1, 1),
+    expires_on: date = date(2030, 12, 31),
+) -> None:
+    """Give an agent a compliance certificate (valid for years by default)."""
+    from recoup.compliance.service import grant_certification
+
+    assert user.institution_id is not None
+    grant_certification(
+        session,
+        institution_id=user.institution_id,
+        user_id=user.id,
+        course="collections compliance",
+        issued_on=issued_on,
+        expires_on=expires_on,
+        actor="test",
+    )

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from httpx import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.factories import make_account, make_debtor, make_institution
+from recoup.models import Debtor, Institution, User
+from recoup.models.compliance import Certification, ContactDecision
+from tests.factories import (
+    certify,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 
@@ -75,6 +85,8 @@ class TestCheck:
         institution = make_institution(session)
         debtor = make_debtor(session, institution)
         agent = make_user(session, institution, role="agent")
+        make_account(session, debtor).assigned_agent_id = agent.id
+        session.flush()
         body = {"debtor_id": debtor.id, "channel": "call", "at": "2025-03-03T10:00:00+08:00"}
         with client_for(session) as client:
             result = client.post(
@@ -189,3 +201,199 @@ class TestPolicyAndViolations:
             missing = client.get("/api/v1/compliance/packs/UK", headers=bearer(officer))
         assert "US-7IN7" in {rule["id"] for rule in pack["rules"]}
         assert_problem(missing, 404)
+
+
+def _certified_agent(session: Session, institution: Institution) -> User:
+    agent = make_user(session, institution, role="agent")
+    certify(session, agent)
+    return agent
+
+
+def _assigned_debtor(session: Session, institution: Institution, agent: User) -> Debtor:
+    debtor = make_debtor(session, institution)
+    make_account(session, debtor).assigned_agent_id = agent.id
+    session.flush()
+    return debtor
+
+
+def _owner_and_outsider(session: Session) -> tuple[User, User, Debtor]:
+    """Two certified agents of one institution, each with a debtor; the owner's is returned."""
+    institution = make_institution(session)
+    owner, outsider = (_certified_agent(session, institution) for _ in range(2))
+    debtor = _assigned_debtor(session, institution, owner)
+    _assigned_debtor(session, institution, outsider)
+    return owner, outsider, debtor
+
+
+CALL = {"channel": "call", "at": "2025-03-03T10:00:00+08:00"}
+
+
+class TestIdsInBodiesAreScoped:
+    """An id sent in a body is loaded as the caller may see it: out of scope is a 404."""
+
+    def test_an_agent_cannot_check_another_agents_debtor_nor_use_up_its_cap(
+        self, session: Session
+    ) -> None:
+        owner, outsider, debtor = _owner_and_outsider(session)
+        with client_for(session) as client:
+            assert (
+                client.get(f"/api/v1/debtors/{debtor.id}", headers=bearer(outsider)).status_code
+                == 404
+            )
+            tries = [
+                client.post(
+                    "/api/v1/compliance/check",
+                    json={"debtor_id": debtor.id, **CALL},
+                    headers=bearer(outsider),
+                )
+                for _ in range(3)
+            ]
+            own = client.post(
+                "/api/v1/compliance/check",
+                json={"debtor_id": debtor.id, **CALL},
+                headers=bearer(owner),
+            )
+        for answer in tries:
+            assert f"no debtor {debtor.id}" in str(assert_problem(answer, 404)["detail"])
+        assert own.status_code == 200, own.text
+        assert own.json()["allowed"] is True
+        stored = session.scalars(
+            select(ContactDecision).where(ContactDecision.debtor_id == debtor.id)
+        ).all()
+        assert [row.actor for row in stored] == [owner.username]
+
+    def test_a_check_does_not_reveal_another_agents_cease_contact(self, session: Session) -> None:
+        _owner, outsider, debtor = _owner_and_outsider(session)
+        debtor.cease_contact = True
+        session.flush()
+        with client_for(session) as client:
+            answer = client.post(
+                "/api/v1/compliance/check",
+                json={"debtor_id": debtor.id, **CALL},
+                headers=bearer(outsider),
+            )
+        assert_problem(answer, 404)
+        assert "CN-STOP" not in answer.text
+        assert "cease" not in answer.text
+
+    def test_an_agent_cannot_name_another_agents_account_or_contact_point(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        agent, colleague = (_certified_agent(session, institution) for _ in range(2))
+        debtor = _assigned_debtor(session, institution, agent)
+        theirs = make_account(session, debtor)
+        theirs.assigned_agent_id = colleague.id
+        other_debtor = _assigned_debtor(session, institution, colleague)
+        their_phone = make_contact_point(session, other_debtor)
+        session.flush()
+        with client_for(session) as client:
+            account = client.post(
+                "/api/v1/compliance/check",
+                json={"debtor_id": debtor.id, "account_id": theirs.id, **CALL},
+                headers=bearer(agent),
+            )
+            phone = client.post(
+                "/api/v1/compliance/check",
+                json={"debtor_id": debtor.id, "contact_point_id": their_phone.id, **CALL},
+                headers=bearer(agent),
+            )
+        assert f"no account {theirs.id}" in str(assert_problem(account, 404)["detail"])
+        assert f"no contact point {their_phone.id}" in str(assert_problem(phone, 404)["detail"])
+
+    def test_unknown_ids_in_a_check_are_404(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        manager = make_user(session, institution, role="manager")
+        with client_for(session) as client:
+            answers = [
+                client.post("/api/v1/compliance/check", json=body, headers=bearer(manager))
+                for body in (
+                    {"debtor_id": 2**62, **CALL},
+                    {"debtor_id": debtor.id, "account_id": 2**62, **CALL},
+                    {"debtor_id": debtor.id, "contact_point_id": 2**62, **CALL},
+                )
+            ]
+        for answer in answers:
+            assert_problem(answer, 404)
+
+    def test_an_agent_cannot_record_the_outcome_of_another_agents_decision(
+        self, session: Session
+    ) -> None:
+        owner, outsider, debtor = _owner_and_outsider(session)
+        outcome = {"outcome": "no_answer", "effective": False, "happened_at": CALL["at"]}
+        with client_for(session) as client:
+            checked = client.post(
+                "/api/v1/compliance/check",
+                json={"debtor_id": debtor.id, **CALL},
+                headers=bearer(owner),
+            ).json()
+            assert checked["allowed"] is True
+            path = f"/api/v1/compliance/decisions/{checked['decision_id']}/outcome"
+            stolen = client.post(path, json=outcome, headers=bearer(outsider))
+            own = client.post(path, json=outcome, headers=bearer(owner))
+        assert_problem(stolen, 404)
+        assert own.status_code == 200, own.text
+
+    def test_scanning_a_note_about_another_tenants_or_an_unknown_debtor_is_404(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        manager = make_user(session, institution, role="manager")
+        officer = make_user(session, institution, role="compliance_officer")
+        foreign = make_debtor(session, make_institution(session))
+        note = {"text": "I told him we know where you live", "locale": "en-US"}
+        with client_for(session) as client:
+            answers = [
+                client.post(
+                    "/api/v1/compliance/violations/scan",
+                    json={**note, "debtor_id": debtor_id},
+                    headers=bearer(manager),
+                )
+                for debtor_id in (foreign.id, 2**62)
+            ]
+            queued = client.get("/api/v1/compliance/violations", headers=bearer(officer)).json()
+        for answer in answers:
+            assert_problem(answer, 404)
+        assert queued == []
+
+    def test_certificates_go_only_to_active_agents_of_the_institution(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        officer = make_user(session, institution, role="compliance_officer")
+        agent = make_user(session, institution, role="agent")
+        auditor = make_user(session, institution, role="auditor")
+        stranger = make_user(session, make_institution(session), role="agent")
+        grant = {"course": "compliance", "issued_on": "2025-01-01", "expires_on": "2026-01-01"}
+        with client_for(session) as client:
+
+            def post(user_id: int) -> Response:
+                return client.post(
+                    "/api/v1/compliance/certifications",
+                    json={**grant, "user_id": user_id},
+                    headers=bearer(officer),
+                )
+
+            granted, foreign, unknown, not_agent = (
+                post(agent.id),
+                post(stranger.id),
+                post(2**62),
+                post(auditor.id),
+            )
+        assert granted.status_code == 201, granted.text
+        assert f"no user {stranger.id}" in str(assert_problem(foreign, 404)["detail"])
+        assert_problem(unknown, 404)
+        assert "not an active agent" in str(assert_problem(not_agent, 422)["detail"])
+        holders = session.scalars(select(Certification.user_id)).all()
+        assert holders == [agent.id]
+
+    def test_filtering_decisions_by_another_tenants_debtor_is_404(self, session: Session) -> None:
+        institution = make_institution(session)
+        manager = make_user(session, institution, role="manager")
+        foreign = make_debtor(session, make_institution(session))
+        with client_for(session) as client:
+            answer = client.get(
+                f"/api/v1/compliance/decisions?debtor_id={foreign.id}", headers=bearer(manager)
+            )
+        assert_problem(answer, 404)

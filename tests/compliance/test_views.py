@@ -1,11 +1,23 @@
-"""Pure helpers of the compliance pages: marking findings in a text, certificate standing."""
+"""The compliance pages: marking findings in a text, certificate standing, the grant form."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import ClassVar
+
+import httpx
+from fastapi import Response
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from recoup.compliance.service import certificate_standing
 from recoup.compliance.views import Segment, highlight
+from recoup.identity.dependencies import CSRF_HEADER, SESSION_COOKIE, login_session
+from recoup.models import User
+from recoup.models.compliance import Certification
+from tests.factories import make_institution
+from tests.identity.helpers import client_for, make_user
 
 
 class TestHighlight:
@@ -41,3 +53,56 @@ class TestCertificateStanding:
         assert certificate_standing(date(2026, 11, 28), today=self.today) == "expiring"
         assert certificate_standing(date(2026, 12, 28), today=self.today) == "expiring"
         assert certificate_standing(date(2026, 12, 29), today=self.today) == "valid"
+
+
+def _signed_in(client: TestClient, user: User) -> dict[str, str]:
+    """Sign ``user`` in on the client's browser; return the CSRF header for its forms."""
+    response = Response()
+    csrf = login_session(response, user)
+    cookie = response.headers["set-cookie"].split(f"{SESSION_COOKIE}=")[1].split(";")[0]
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return {CSRF_HEADER: csrf}
+
+
+class TestGrantCertificationForm:
+    form: ClassVar[dict[str, str]] = {
+        "course": "合规培训",
+        "issued_on": "2025-01-01",
+        "expires_on": "2026-01-01",
+    }
+
+    def test_only_an_active_agent_of_the_institution_gets_a_certificate(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        officer = make_user(session, institution, role="compliance_officer")
+        agent = make_user(session, institution, role="agent")
+        auditor = make_user(session, institution, role="auditor")
+        stranger = make_user(session, make_institution(session), role="agent")
+        with client_for(session) as client:
+            headers = _signed_in(client, officer)
+
+            def grant(user_id: int) -> httpx.Response:
+                return client.post(
+                    "/compliance/certifications",
+                    data={**self.form, "user_id": str(user_id)},
+                    headers=headers,
+                    follow_redirects=False,
+                )
+
+            not_agent, foreign, unknown, granted = (
+                grant(auditor.id),
+                grant(stranger.id),
+                grant(2**62),
+                grant(agent.id),
+            )
+            renew_foreign = client.get(
+                f"/compliance/certifications?renew={stranger.id}", headers=headers
+            )
+        for refused, status in ((not_agent, 422), (foreign, 404), (unknown, 404)):
+            assert refused.status_code == status
+            assert "请选择一位催收员。" in refused.text
+        assert renew_foreign.status_code == 404
+        assert granted.status_code == 303, granted.text
+        holders = session.scalars(select(Certification.user_id)).all()
+        assert holders == [agent.id]

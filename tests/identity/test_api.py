@@ -185,12 +185,7 @@ class TestUsersOverHttp:
         with client_for(session) as client:
             created = client.post(
                 "/api/v1/users",
-                json={
-                    "username": "new.agent",
-                    "role": "agent",
-                    "password": PASSWORD,
-                    "institution_id": theirs.id,
-                },
+                json={"username": "new.agent", "role": "agent", "password": PASSWORD},
                 headers=bearer(admin),
             )
             assert created.status_code == 201, created.text
@@ -199,6 +194,26 @@ class TestUsersOverHttp:
         names = {user["username"] for user in listed["items"]}
         assert "new.agent" in names
         assert "their.agent" not in names
+
+    def test_naming_another_or_an_unknown_institution_is_404(self, session: Session) -> None:
+        mine, theirs = make_institution(session), make_institution(session)
+        admin = make_user(session, mine, role="admin")
+        platform = make_user(session, None, role="admin")
+        user = {"username": "new.agent", "role": "agent", "password": PASSWORD}
+        key = {"name": "core banking", "scopes": ["accounts:read"]}
+        with client_for(session) as client:
+            answers = [
+                client.post(path, json={**body, "institution_id": institution_id}, headers=who)
+                for path, body in (("/api/v1/users", user), ("/api/v1/apikeys", key))
+                for who, institution_id in (
+                    (bearer(admin), theirs.id),
+                    (bearer(platform), 2**62),
+                )
+            ]
+            listed = client.get("/api/v1/users", headers=bearer(admin)).json()
+        for answer in answers:
+            assert "no institution" in str(assert_problem(answer, 404)["detail"])
+        assert "new.agent" not in {user["username"] for user in listed["items"]}
 
     def test_weak_password_is_422_with_the_reasons(self, session: Session) -> None:
         admin = make_user(session, make_institution(session), role="admin")

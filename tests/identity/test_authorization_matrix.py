@@ -8,13 +8,22 @@ its dependencies) and is not on ``permissions.PUBLIC_PATHS`` fails this test.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from fastapi import Response
+from fastapi import FastAPI, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.params import Form
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
+from recoup.compliance import service as compliance
+from recoup.compliance.enums import Channel, Party
 from recoup.identity import service
 from recoup.identity.dependencies import (
     CSRF_HEADER,
@@ -24,9 +33,18 @@ from recoup.identity.dependencies import (
     route_rules,
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES, is_public_path, permissions_of_role
-from recoup.models import User
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
-from tests.identity.helpers import bearer, client_for, make_user
+from recoup.models import Institution, User
+from recoup.models.ingest import ImportKind, ImportRun
+from recoup.workbench import service as workbench
+from recoup.workbench.rules import PromiseTerms
+from tests.factories import (
+    certify,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
+from tests.identity.helpers import PASSWORD, bearer, client_for, make_user
 
 SECRET_MARK = "TENANT-A-ONLY"
 
@@ -71,9 +89,16 @@ def _url(rule: RouteRule, ids: dict[str, int]) -> str:
     return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", fill, rule.path)
 
 
-def _call(
-    client: TestClient, method: str, url: str, caller: Caller | None, *, page: bool
-) -> object:
+def _send(
+    client: TestClient,
+    method: str,
+    url: str,
+    caller: Caller | None,
+    *,
+    page: bool,
+    body: dict[str, object] | None = None,
+    params: dict[str, object] | None = None,
+) -> Response:
     client.cookies.clear()
     headers: dict[str, str] = {}
     if caller is not None:
@@ -83,10 +108,10 @@ def _call(
             headers.update(caller.page_headers)
         else:
             headers.update(caller.headers)
-    kwargs: dict[str, object] = {"headers": headers, "follow_redirects": False}
+    kwargs: dict[str, Any] = {"headers": headers, "follow_redirects": False, "params": params}
     if method in {"POST", "PUT", "PATCH"}:
-        kwargs["json"] = {}
-    return client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        kwargs["data" if page else "json"] = body if body is not None else {}
+    return client.request(method, url, **kwargs)  # type: ignore[return-value]
 
 
 def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
@@ -160,7 +185,7 @@ def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
             url = _url(rule, ids)
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 where = f"{method} {rule.path}"
-                anonymous = _call(client, method, url, None, page=page)
+                anonymous = _send(client, method, url, None, page=page)
                 redirected = anonymous.status_code == 303 and anonymous.headers.get(  # type: ignore[attr-defined]
                     "location", ""
                 ).startswith("/login")
@@ -180,7 +205,7 @@ def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
                 for caller in callers:
                     if page and not caller.can_use_pages:
                         continue
-                    response = _call(client, method, url, caller, page=page)
+                    response = _send(client, method, url, caller, page=page)
                     status = response.status_code  # type: ignore[attr-defined]
                     allowed = all(
                         permission in caller.permissions for permission in rule.permissions
@@ -216,3 +241,505 @@ def test_a_route_without_a_permission_is_caught() -> None:
     rule = next(rule for rule in route_rules(app) if rule.path == "/api/v1/forgotten")
     assert rule.permissions == ()
     assert not is_public_path(rule.path)
+
+
+# Every id, wherever it arrives -------------------------------------------------------------
+#
+# The test above sends the tenant's path ids to callers of another tenant. Below, every
+# caller of the tenant sends ids that are not theirs — another tenant's rows, a colleague
+# agent's rows and ids that exist nowhere — in paths, bodies, query strings and forms.
+# Out of scope is a 404 for an API route (and for the page forms that take ids), never a
+# 2xx, never a 5xx and never the other party's data.
+
+UNKNOWN_ID = 2**62
+CALL_AT = "2025-03-03T10:00:00+08:00"
+ID_SUFFIXES = ("_id", "_ids")
+# Parameters that carry an id without the suffix in their name.
+ID_NAMES = frozenset({"renew"})
+# Parameters named like ids that name no row.
+NOT_ROW_IDS = {
+    ("POST", "/api/v1/auth/token", "form", "client_id"): "the OAuth2 client, not a row",
+    ("POST", "/api/v1/compliance/violations/scan", "body", "source_id"): (
+        "the caller's own reference of the scanned note, stored as text"
+    ),
+    ("GET", "/api/v1/compliance/decisions", "query", "rule_id"): "a rule code such as CN-HRS",
+    ("GET", "/compliance/decisions", "query", "rule_id"): "a rule code such as CN-HRS",
+    ("GET", "/api/v1/debtors", "query", "national_id"): (
+        "a search value matched within the caller's scoped debtors"
+    ),
+}
+# Path parameters that are not row ids: numbers and codes that mean something only inside
+# the caller's own institution (its policy versions, its model versions) or everywhere alike.
+PATH_NAMES_NOT_ROWS = {
+    "code": "a rule pack code (CN, US), the same for every tenant",
+    "version": "a policy or model version, looked up within the caller's institution",
+}
+
+
+@dataclass
+class Rows:
+    """One party's records: a debtor with a contact point, an account, a decision, …"""
+
+    debtor: int
+    contact_point: int
+    account: int
+    decision: int
+    promise: int
+    user: int
+    institution: int
+    template: int | None = None
+    violation: int | None = None
+    api_key: int | None = None
+    import_run: int | None = None
+
+    def path_ids(self) -> dict[str, int]:
+        ids = {
+            "debtor_id": self.debtor,
+            "account_id": self.account,
+            "decision_id": self.decision,
+            "promise_id": self.promise,
+        }
+        if self.template is not None:
+            ids["template_id"] = self.template
+        if self.violation is not None:
+            ids["violation_id"] = self.violation
+        if self.api_key is not None:
+            ids["api_key_id"] = self.api_key
+        if self.import_run is not None:
+            ids["run_id"] = self.import_run
+        return ids
+
+    def of(self, target: str) -> int:
+        return int(getattr(self, target))
+
+
+@dataclass(frozen=True)
+class IdSite:
+    """One place outside the path where a route takes an id, with the rest of a valid request."""
+
+    method: str
+    path: str
+    where: str  # "body", "query" or "form"
+    name: str
+    target: str  # the Rows field the id names
+    rest: dict[str, object] = field(default_factory=dict)
+    many: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.method, self.path, self.where, self.name)
+
+
+def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
+    grant = {"course": "compliance", "issued_on": "2025-01-01", "expires_on": "2026-01-01"}
+    return [
+        IdSite(
+            "POST",
+            "/api/v1/users",
+            "body",
+            "institution_id",
+            "institution",
+            {"username": "probe.user", "role": "agent", "password": PASSWORD},
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/apikeys",
+            "body",
+            "institution_id",
+            "institution",
+            {"name": "probe", "scopes": ["accounts:read"]},
+        ),
+        IdSite("GET", "/api/v1/accounts", "query", "debtor_id", "debtor"),
+        IdSite(
+            "POST",
+            "/api/v1/accounts/assign",
+            "body",
+            "agent_id",
+            "user",
+            {"account_ids": [own.account]},
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/accounts/assign",
+            "body",
+            "account_ids",
+            "account",
+            {"agent_id": colleague_certified},
+            many=True,
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/compliance/check",
+            "body",
+            "debtor_id",
+            "debtor",
+            {"channel": "call", "at": CALL_AT},
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/compliance/check",
+            "body",
+            "account_id",
+            "account",
+            {"debtor_id": own.debtor, "channel": "call", "at": CALL_AT},
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/compliance/check",
+            "body",
+            "contact_point_id",
+            "contact_point",
+            {"debtor_id": own.debtor, "channel": "call", "at": CALL_AT},
+        ),
+        IdSite("GET", "/api/v1/compliance/decisions", "query", "debtor_id", "debtor"),
+        IdSite(
+            "POST",
+            "/api/v1/compliance/violations/scan",
+            "body",
+            "debtor_id",
+            "debtor",
+            {"text": "we know where you live", "locale": "en-US"},
+        ),
+        IdSite("POST", "/api/v1/compliance/certifications", "body", "user_id", "user", grant),
+        IdSite("POST", "/accounts/{account_id}/assign", "form", "agent_id", "user"),
+        IdSite("POST", "/compliance/certifications", "form", "user_id", "user", grant),
+        IdSite("GET", "/compliance/certifications", "query", "renew", "user"),
+    ]
+
+
+def _is_id(name: str) -> bool:
+    return name.endswith(ID_SUFFIXES) or name in ID_NAMES
+
+
+def _parameters(dependant: Dependant) -> Iterator[tuple[str, str]]:
+    for parameter in dependant.query_params:
+        yield "query", parameter.alias
+    for parameter in dependant.body_params:
+        annotation = parameter.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for name in annotation.model_fields:
+                yield "body", name
+        else:
+            yield "form" if isinstance(parameter.field_info, Form) else "body", parameter.alias
+    for dependency in dependant.dependencies:
+        yield from _parameters(dependency)
+
+
+def non_path_ids(app: FastAPI) -> set[tuple[str, str, str, str]]:
+    """Return every (method, path, where, name) at which a route takes an id outside its path."""
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        dependant = getattr(context, "dependant", None)
+        if context.path is None or not isinstance(dependant, Dependant):
+            continue
+        for where, name in _parameters(dependant):
+            if _is_id(name):
+                for method in context.methods or ():
+                    found.add((method, context.path, where, name))
+    return found
+
+
+@dataclass
+class World:
+    """The tenant's callers and three parties whose ids they send."""
+
+    callers: list[Caller]
+    agent_label: str
+    own: Rows
+    colleague: Rows
+    foreign: Rows
+    colleague_certified: int
+
+
+def _rows(session: Session, institution: Institution, agent: User, mark: str) -> Rows:
+    debtor = make_debtor(session, institution, external_id=f"{mark}-D")
+    contact_point = make_contact_point(session, debtor)
+    account = make_account(session, debtor, external_id=f"{mark}-A")
+    account.assigned_agent_id = agent.id
+    session.flush()
+    decision = compliance.check_contact(
+        session,
+        institution_id=institution.id,
+        debtor_id=debtor.id,
+        channel=Channel.CALL,
+        party=Party.DEBTOR,
+        at=datetime(2025, 3, 3, 2, tzinfo=UTC),
+        actor=f"{mark}-actor",
+    ).record
+    promise = workbench.record_promise(
+        session,
+        institution=institution,
+        account=account,
+        terms=PromiseTerms(
+            amount=10_000, currency="CNY", due_date=date.today() + timedelta(days=3), channel="call"
+        ),
+        actor=f"{mark}-actor",
+    )
+    return Rows(
+        debtor=debtor.id,
+        contact_point=contact_point.id,
+        account=account.id,
+        decision=decision.id,
+        promise=promise.id,
+        user=agent.id,
+        institution=institution.id,
+    )
+
+
+def _world(session: Session) -> World:
+    tenant, other_tenant = make_institution(session), make_institution(session)
+    agent = make_user(session, tenant, role="agent")
+    colleague = make_user(session, tenant, role="agent")
+    stranger = make_user(session, other_tenant, role="agent")
+    for user in (agent, colleague, stranger):
+        certify(session, user)
+    own = _rows(session, tenant, agent, "OWN")
+    colleague_rows = _rows(session, tenant, colleague, SECRET_MARK)
+    foreign = _rows(session, other_tenant, stranger, SECRET_MARK)
+    template = compliance.create_template(
+        session,
+        institution_id=other_tenant.id,
+        name=f"{SECRET_MARK}-template",
+        channel="sms",
+        locale="zh-CN",
+        audience="debtor",
+        body="您好",
+        author="test",
+        author_id=None,
+    )
+    foreign.template = template.id
+    foreign.violation = compliance.scan_for_violations(
+        session,
+        institution_id=other_tenant.id,
+        text=f"{SECRET_MARK}: we know where you live",
+        locale="en-US",
+        source="call_note",
+        source_id=None,
+        debtor_id=foreign.debtor,
+        actor="test",
+    )[0].id
+    foreign.api_key = service.create_api_key(
+        session,
+        institution_id=other_tenant.id,
+        name=f"{SECRET_MARK}-key",
+        scopes=["accounts:read"],
+        actor="test",
+    )[1].id
+    run = ImportRun(
+        institution_id=other_tenant.id,
+        kind=ImportKind.debtors,
+        file_name=f"{SECRET_MARK}.csv",
+        file_format="csv",
+        actor="test",
+        started_at=datetime(2025, 3, 3, tzinfo=UTC),
+    )
+    session.add(run)
+    session.flush()
+    foreign.import_run = run.id
+    caller_key_text, _ = service.create_api_key(
+        session,
+        institution_id=tenant.id,
+        name="caller",
+        scopes=sorted(API_KEY_SCOPES),
+        actor="test",
+    )
+    session.flush()
+    callers = [
+        _user_caller(
+            role, agent if role == "agent" else make_user(session, tenant, role=role),
+            same_tenant=True,
+        )
+        for role in ROLES
+    ]  # fmt: skip
+    callers.append(
+        _user_caller("platform admin", make_user(session, None, role="admin"), same_tenant=True)
+    )
+    callers.append(
+        Caller(
+            label="api key",
+            permissions=frozenset(API_KEY_SCOPES),
+            headers={"Authorization": f"Bearer {caller_key_text}"},
+            can_use_pages=False,
+        )
+    )
+    return World(callers, "agent", own, colleague_rows, foreign, colleague.id)
+
+
+def _refused(status: int, *, page: bool, method: str) -> bool:
+    """Tell whether an anonymous call was turned away as the route kind requires."""
+    if page:
+        return status in {303, 401, 403}
+    return status == 401
+
+
+# Valid bodies for API routes with ids in their path, so a 404 comes from scoping and not a
+# 422 from a missing field. Page forms get the same from PAGE_FORMS.
+API_BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/api/v1/debtors/{debtor_id}/reveal"): {"reason": "verify identity"},
+    ("POST", "/api/v1/compliance/decisions/{decision_id}/outcome"): {
+        "outcome": "no_answer",
+        "effective": False,
+        "happened_at": CALL_AT,
+    },
+    ("POST", "/api/v1/accounts/{account_id}/promises"): {
+        "amount": "100.00",
+        "due_date": (date.today() + timedelta(days=3)).isoformat(),
+        "channel": "call",
+    },
+    ("POST", "/api/v1/compliance/violations/{violation_id}/resolve"): {"confirmed": True},
+    ("PATCH", "/api/v1/debtors/{debtor_id}/compliance-facts"): {"cease_contact": True},
+    ("PATCH", "/api/v1/accounts/{account_id}/compliance-facts"): {"time_barred_on": None},
+}
+PAGE_FORMS: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/debtors/{debtor_id}/reveal"): {"reason": "verify identity"},
+    ("POST", "/accounts/{account_id}/promises"): {
+        "amount": "100.00",
+        "due_date": (date.today() + timedelta(days=3)).isoformat(),
+        "channel": "call",
+    },
+    ("POST", "/debtors/{debtor_id}/compliance-facts"): {"cease_contact": "on"},
+    ("POST", "/compliance/violations/{violation_id}/resolve"): {
+        "resolution": "confirm",
+        "note": "probe",
+    },
+    ("POST", "/compliance/templates/{template_id}/decision"): {"decision": "approve"},
+}
+
+
+def _expectation(
+    caller: Caller, permissions: tuple[str, ...], status: int, text: str, *, out_of_scope: bool
+) -> str | None:
+    """Say what is wrong with an answer to an id the caller may not reach, or None."""
+    if status >= 500:
+        return f"server error {status}"
+    if not all(permission in caller.permissions for permission in permissions):
+        return None if status == 403 else f"{status}, expected 403"
+    if status in {401, 403} and not out_of_scope:
+        return f"{status}, expected to be allowed"
+    if out_of_scope and 200 <= status < 300:
+        return f"{status} for an id out of scope"
+    if out_of_scope and SECRET_MARK in text:
+        return "shows another party's data"
+    return None
+
+
+def test_every_id_outside_a_path_is_listed_here(session: Session) -> None:
+    world = _world(session)
+    listed = {site.key for site in _id_sites(world.own, world.colleague_certified)}
+    found = non_path_ids(create_app())
+    missing = found - listed - set(NOT_ROW_IDS)
+    assert not missing, f"ids not covered by the scoping matrix: {sorted(missing)}"
+    assert not listed - found, f"listed ids no route takes: {sorted(listed - found)}"
+
+
+def test_every_id_in_a_body_query_or_form_is_scoped(session: Session) -> None:
+    world = _world(session)
+    failures: list[str] = []
+    with client_for(session) as client:
+        rules = {
+            (method, rule.path): rule
+            for rule in route_rules(client.app)  # type: ignore[arg-type]
+            for method in rule.methods
+        }
+        for site in _id_sites(world.own, world.colleague_certified):
+            rule = rules[site.method, site.path]
+            page = rule.kind == "page"
+            url = _url(rule, {"account_id": world.own.account})
+            variants = {
+                "another tenant": world.foreign.of(site.target),
+                "another agent": world.colleague.of(site.target),
+                "an unknown id": UNKNOWN_ID,
+            }
+            for variant, row_id in variants.items():
+                value: object = [row_id] if site.many else row_id
+                body = {**site.rest, site.name: value} if site.where != "query" else None
+                params = {site.name: value} if site.where == "query" else None
+                if site.where == "query" and site.method == "GET" and site.rest:
+                    params = {**site.rest, **(params or {})}
+                where = f"{site.method} {site.path} {site.where} {site.name} = {variant}"
+                anonymous = _send(
+                    client, site.method, url, None, page=page, body=body, params=params
+                )
+                if not _refused(anonymous.status_code, page=page, method=site.method):
+                    failures.append(f"{where} anonymous: {anonymous.status_code}")
+                for caller in world.callers:
+                    if page and not caller.can_use_pages:
+                        continue
+                    out_of_scope = variant == "an unknown id" or (
+                        variant == "another tenant"
+                        and not (caller.label == "platform admin" and site.target == "institution")
+                    )
+                    if variant == "another agent":
+                        out_of_scope = caller.label == world.agent_label
+                    answer = _send(
+                        client, site.method, url, caller, page=page, body=body, params=params
+                    )
+                    problem = _expectation(
+                        caller,
+                        rule.permissions,
+                        answer.status_code,
+                        answer.text,
+                        out_of_scope=out_of_scope,
+                    )
+                    allowed = all(p in caller.permissions for p in rule.permissions)
+                    if problem is None and out_of_scope and allowed and answer.status_code != 404:
+                        problem = f"{answer.status_code}, expected 404: {answer.text[:200]}"
+                    if problem:
+                        failures.append(f"{where} as {caller.label}: {problem}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_path_id_of_another_party_is_scoped(session: Session) -> None:
+    world = _world(session)
+    failures: list[str] = []
+    with client_for(session) as client:
+        for rule in route_rules(client.app):  # type: ignore[arg-type]
+            if is_public_path(rule.path) or not rule.permissions:
+                continue
+            page = rule.kind == "page"
+            for party, rows, callers in (
+                ("another tenant", world.foreign, world.callers),
+                (
+                    "another agent",
+                    world.colleague,
+                    [c for c in world.callers if c.label == world.agent_label],
+                ),
+            ):
+                ids = rows.path_ids()
+                names = set(re.findall(r"\{([^}:]+)", rule.path))
+                unknown = names - set(ids) - set(PATH_NAMES_NOT_ROWS)
+                if unknown and party == "another tenant":
+                    failures.append(f"{rule.path}: no {party} row for {sorted(unknown)}")
+                if not names or not names <= set(ids):
+                    continue
+                url = _url(rule, ids)
+                for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                    key = (method, rule.path)
+                    body = PAGE_FORMS.get(key) if page else API_BODIES.get(key)
+                    for caller in callers:
+                        if page and not caller.can_use_pages:
+                            continue
+                        if caller.label == "platform admin" and "api_key_id" in names:
+                            continue  # a platform admin manages every tenant's keys
+                        answer = _send(client, method, url, caller, page=page, body=body)
+                        problem = _expectation(
+                            caller,
+                            rule.permissions,
+                            answer.status_code,
+                            answer.text,
+                            out_of_scope=True,
+                        )
+                        allowed = all(p in caller.permissions for p in rule.permissions)
+                        if (
+                            problem is None
+                            and allowed
+                            and not page
+                            and answer.status_code != 404
+                            and caller.label != "platform admin"
+                        ):
+                            problem = f"{answer.status_code}, expected 404: {answer.text[:200]}"
+                        if problem:
+                            failures.append(
+                                f"{method} {rule.path} {party} as {caller.label}: {problem}"
+                            )
+    assert not failures, "\n".join(failures)

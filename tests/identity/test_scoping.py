@@ -1,11 +1,14 @@
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.identity.principal import principal_for_user
-from recoup.identity.scoping import get_scoped, scoped
+from recoup.identity.scoping import acting, get_scoped, institution_scope, scoped
 from recoup.kit.errors import NotFound
-from recoup.models import Account, ContactPoint, Debtor, Institution
+from recoup.models import Account, ContactPoint, Debtor, Institution, User
+from recoup.models.compliance import ContactDecision
 from tests.factories import make_account, make_contact_point, make_debtor, make_institution
 from tests.identity.helpers import make_user
 
@@ -66,3 +69,92 @@ class TestAgentScoping:
         make_account(session, make_debtor(session, institution))
         lead = principal_for_user(make_user(session, institution, role="team_lead"))
         assert len(session.scalars(scoped(select(Account), Account, lead)).all()) == 1
+
+
+def _decision(session: Session, debtor: Debtor, account: Account | None) -> ContactDecision:
+    row = ContactDecision(
+        institution_id=debtor.institution_id,
+        debtor_id=debtor.id,
+        account_id=account.id if account else None,
+        channel="call",
+        party="debtor",
+        planned_at=datetime(2025, 3, 3, 2, tzinfo=UTC),
+        allowed=True,
+        rule_ids=[],
+        reasons=[],
+        timezones=[],
+        inputs={},
+        pack_code="CN",
+        pack_version="1",
+        policy_name="p",
+        policy_version="1",
+        actor="test",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+class TestRowsAboutADebtor:
+    def test_an_agent_sees_decisions_of_their_accounts_and_of_their_debtors_as_a_whole(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        agent_user = make_user(session, institution, role="agent")
+        colleague = make_user(session, institution, role="agent")
+        shared = make_debtor(session, institution)
+        mine = make_account(session, shared)
+        mine.assigned_agent_id = agent_user.id
+        theirs = make_account(session, shared)
+        theirs.assigned_agent_id = colleague.id
+        elsewhere = make_debtor(session, institution)
+        make_account(session, elsewhere).assigned_agent_id = colleague.id
+        session.flush()
+        on_mine, on_theirs = _decision(session, shared, mine), _decision(session, shared, theirs)
+        whole_debtor, other_debtor = (
+            _decision(session, shared, None),
+            _decision(session, elsewhere, None),
+        )
+        agent = principal_for_user(agent_user)
+        seen = session.scalars(scoped(select(ContactDecision), ContactDecision, agent)).all()
+        assert {row.id for row in seen} == {on_mine.id, whole_debtor.id}
+        for hidden in (on_theirs, other_debtor):
+            with pytest.raises(NotFound, match=f"no compliance decision {hidden.id}"):
+                get_scoped(session, ContactDecision, hidden.id, agent)
+
+
+class TestUsers:
+    def test_users_are_scoped_to_the_institution_and_an_agent_sees_only_itself(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        agent_user = make_user(session, institution, role="agent")
+        colleague = make_user(session, institution, role="agent")
+        stranger = make_user(session, make_institution(session), role="agent")
+        manager = principal_for_user(make_user(session, institution, role="manager"))
+        assert get_scoped(session, User, colleague.id, manager) is colleague
+        with pytest.raises(NotFound, match=f"no user {stranger.id}"):
+            get_scoped(session, User, stranger.id, manager)
+        agent = principal_for_user(agent_user)
+        assert get_scoped(session, User, agent_user.id, agent) is agent_user
+        with pytest.raises(NotFound):
+            get_scoped(session, User, colleague.id, agent)
+
+
+class TestTrustedCallers:
+    def test_an_institution_scope_sees_its_institution_only(self, session: Session) -> None:
+        institution, other = make_institution(session), make_institution(session)
+        debtor = make_debtor(session, institution)
+        foreign = make_debtor(session, other)
+        scope = institution_scope(institution.id)
+        assert get_scoped(session, Debtor, debtor.id, scope) is debtor
+        with pytest.raises(NotFound):
+            get_scoped(session, Debtor, foreign.id, scope)
+
+    def test_acting_is_the_caller_and_never_for_another_institution(self, session: Session) -> None:
+        institution, other = make_institution(session), make_institution(session)
+        manager = principal_for_user(make_user(session, institution, role="manager"))
+        assert acting(manager, institution.id) is manager
+        assert acting(None, other.id).institution_id == other.id
+        with pytest.raises(NotFound):
+            acting(manager, other.id)

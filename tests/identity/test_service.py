@@ -10,7 +10,7 @@ from recoup.identity.principal import principal_for_user
 from recoup.identity.rules import DEFAULT_LOCKOUT, TokenRejected
 from recoup.identity.secret import secret_key
 from recoup.kit.clock import utcnow
-from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.models import AuditEvent, User
 from recoup.models.identity import LoginAttempt
 from tests.factories import make_institution
@@ -56,7 +56,7 @@ class TestCreateUser:
     def test_an_admin_manages_only_its_institution(self, session: Session) -> None:
         mine, theirs = make_institution(session), make_institution(session)
         admin = principal_for_user(make_user(session, mine, role="admin"))
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(NotFound, match=f"no institution {theirs.id}"):
             service.create_user(
                 session,
                 username="intruder",

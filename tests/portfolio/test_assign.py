@@ -18,6 +18,7 @@ from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Account, Institution, User
 from recoup.models.audit import AuditEvent
+from recoup.models.identity import Role
 from recoup.portfolio import service
 
 TODAY = date(2025, 3, 3)
@@ -112,26 +113,42 @@ class TestAssignService:
         )  # fmt: skip
         assert account.assigned_agent_id == agent.id
 
-    @pytest.mark.parametrize("case", ["manager", "inactive agent", "other institution"])
+    @pytest.mark.parametrize("case", ["manager", "inactive agent"])
     def test_a_user_who_is_not_an_active_agent_here_is_refused(
         self, session: Session, case: str
     ) -> None:
         institution = make_institution(session)
-        owner = make_institution(session) if case == "other institution" else institution
-        user = make_user(session, owner, role="manager" if case == "manager" else "agent")
+        user = make_user(session, institution, role="agent")
         certify(
             session,
-            owner,
+            institution,
             user,
             issued=TODAY - timedelta(days=1),
             expires=TODAY + timedelta(days=9),
         )
         if case == "inactive agent":
             user.active = False
+        else:
+            user.role = Role.manager
         account = make_account(session, make_debtor(session, institution))
         with pytest.raises(ValidationFailed, match=f"agent_id {user.id}"):
             service.assign_accounts(
                 session, institution_id=institution.id, agent_id=user.id,
+                account_ids=[account.id], actor="lead", on=TODAY,
+            )  # fmt: skip
+        assert account.assigned_agent_id is None
+
+    @pytest.mark.parametrize("case", ["other institution", "unknown"])
+    def test_an_agent_out_of_scope_is_not_found(self, session: Session, case: str) -> None:
+        institution = make_institution(session)
+        if case == "other institution":
+            agent_id = certified_agent(session, make_institution(session)).id
+        else:
+            agent_id = 987654321
+        account = make_account(session, make_debtor(session, institution))
+        with pytest.raises(NotFound, match=f"no user {agent_id}"):
+            service.assign_accounts(
+                session, institution_id=institution.id, agent_id=agent_id,
                 account_ids=[account.id], actor="lead", on=TODAY,
             )  # fmt: skip
         assert account.assigned_agent_id is None

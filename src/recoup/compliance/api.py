@@ -140,6 +140,7 @@ def check_contact(
         actor=principal.actor,
         agent_user_id=principal.user_id if principal.is_agent else None,
         reserve=body.reserve,
+        principal=principal,
     )
     chinese = _chinese(accept_language)
     decision = checked.decision
@@ -184,6 +185,7 @@ def record_outcome(
         outcome=body.outcome,
         effective=body.effective,
         happened_at=body.happened_at,
+        principal=principal,
     )
     row = repository.get_decision(session, institution_id=institution_id, decision_id=decision_id)
     assert row is not None
@@ -205,8 +207,9 @@ def list_decisions(
     debtor_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> Paginated[DecisionRead]:
     """List gate decisions, newest first, filtered by outcome, rule or debtor."""
-    result = repository.decisions_page(
+    result = service.decisions_page(
         session,
+        principal=principal,
         institution_id=_institution_id(principal),
         page=PageRequest(page, size),
         allowed=allowed,
@@ -415,6 +418,7 @@ def scan_note(
         source_id=body.source_id,
         debtor_id=body.debtor_id,
         actor=principal.actor,
+        principal=principal,
     )
     return [_violation(row) for row in rows]
 
@@ -472,6 +476,7 @@ def grant_certification(
         issued_on=body.issued_on,
         expires_on=body.expires_on,
         actor=principal.actor,
+        principal=principal,
     )
     return _certification(row)
 

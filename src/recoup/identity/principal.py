@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class Principal:
     """The authenticated caller of a route; what authorization and tenant scoping decide on."""
 
-    kind: Literal["user", "api_key"]
+    kind: Literal["user", "api_key", "system"]
     user_id: int | None
     username: str
     role: str | None
@@ -32,7 +32,7 @@ class Principal:
     @property
     def actor(self) -> str:
         """The name written to the audit trail for this caller."""
-        return self.username if self.kind == "user" else f"apikey:{self.username}"
+        return f"apikey:{self.username}" if self.kind == "api_key" else self.username
 
     @property
     def is_agent(self) -> bool:

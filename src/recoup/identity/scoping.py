@@ -3,20 +3,26 @@
 ``scoped`` narrows a ``select`` to the caller's institution and, for agents, to the accounts
 assigned to them and the debtors, contact points and payments of those accounts.
 ``get_scoped`` loads one row the same way and answers ``NotFound`` for anything outside —
-another tenant's id is indistinguishable from an id that does not exist.
+another tenant's id is indistinguishable from an id that does not exist. Every id a caller
+sends, in a path, a body, a query string or a form, is loaded through here.
+
+Services take the acting principal. A trusted caller without one (a CLI command, the daily
+cycle, the demo) acts for a whole institution through ``institution_scope``.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar, TypeVarTuple
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.orm import Session
 
+from recoup.identity.permissions import PERMISSIONS
 from recoup.identity.principal import Principal
 from recoup.kit.errors import NotFound
 from recoup.models.account import Account
 from recoup.models.debtor import Debtor
+from recoup.models.identity import User
 
 T = TypeVar("T")
 Columns = TypeVarTuple("Columns")
@@ -36,6 +42,50 @@ def _assigned_debtors(principal: Principal) -> Select[int]:
     )
 
 
+def institution_scope(institution_id: int, *, actor: str = "system") -> Principal:
+    """Return the principal of a trusted caller acting for one whole institution."""
+    return Principal(
+        kind="system",
+        user_id=None,
+        username=actor,
+        role=None,
+        institution_id=institution_id,
+        permissions=PERMISSIONS,
+    )
+
+
+def acting(principal: Principal | None, institution_id: int) -> Principal:
+    """Return who a service acts as: the caller, or the whole institution for a trusted caller."""
+    if principal is None:
+        return institution_scope(institution_id)
+    if principal.institution_id != institution_id:
+        raise NotFound(f"no institution {institution_id} for this caller")
+    return principal
+
+
+def _agent_rows(model: type[Any], principal: Principal) -> Any:
+    """The condition an agent's rows of ``model`` meet: those of their assigned accounts."""
+    if model is Account:
+        return Account.assigned_agent_id == principal.user_id
+    if model is Debtor:
+        return Debtor.id.in_(_assigned_debtors(principal))
+    account_column = getattr(model, "account_id", None)
+    debtor_column = getattr(model, "debtor_id", None)
+    if account_column is not None:
+        of_account = account_column.in_(_assigned_accounts(principal))
+        if debtor_column is None or not model.__table__.c.account_id.nullable:
+            return of_account
+        # A row about the debtor as a whole (a gate decision without an account) belongs
+        # to whoever works one of the debtor's accounts.
+        return or_(
+            of_account,
+            and_(account_column.is_(None), debtor_column.in_(_assigned_debtors(principal))),
+        )
+    if debtor_column is not None:
+        return debtor_column.in_(_assigned_debtors(principal))
+    return None
+
+
 def scoped(statement: Select[*Columns], model: type[Any], principal: Principal) -> Select[*Columns]:
     """Restrict ``statement`` over ``model`` to what ``principal`` may see."""
     institution_column = getattr(model, "institution_id", None)
@@ -47,15 +97,10 @@ def scoped(statement: Select[*Columns], model: type[Any], principal: Principal) 
     statement = statement.where(institution_column == principal.institution_id)
     if not principal.is_agent:
         return statement
-    if model is Account:
-        return statement.where(Account.assigned_agent_id == principal.user_id)
-    if model is Debtor:
-        return statement.where(Debtor.id.in_(_assigned_debtors(principal)))
-    if hasattr(model, "account_id"):
-        return statement.where(model.account_id.in_(_assigned_accounts(principal)))
-    if hasattr(model, "debtor_id"):
-        return statement.where(model.debtor_id.in_(_assigned_debtors(principal)))
-    return statement
+    if model is User:
+        return statement.where(User.id == principal.user_id)
+    condition = _agent_rows(model, principal)
+    return statement if condition is None else statement.where(condition)
 
 
 def get_scoped(session: Session, model: type[T], row_id: int, principal: Principal) -> T:

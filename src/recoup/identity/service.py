@@ -30,6 +30,7 @@ from recoup.kit.errors import (
 )
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.identity import ApiKey, Role, User
+from recoup.models.institution import Institution
 
 # Argon2id with OWASP's parameters (m=19 MiB, t=2, p=1): a sign-in stays well under 100 ms on
 # a small shared server while each guess still costs an attacker 19 MiB of memory. Hashes made
@@ -57,12 +58,19 @@ def _actor_name(actor: Actor) -> str:
     return actor if isinstance(actor, str) else actor.actor
 
 
-def _check_actor_manages(actor: Actor, institution_id: int | None) -> None:
-    """Allow a principal to manage only its own institution (a platform admin: any)."""
-    if isinstance(actor, str) or actor.is_platform_admin:
-        return
-    if institution_id is None or institution_id != actor.institution_id:
-        raise PermissionDenied("you can only manage users and keys of your own institution")
+def _check_actor_manages(session: Session, actor: Actor, institution_id: int | None) -> None:
+    """Allow a principal to manage only its own institution (a platform admin: any).
+
+    Another institution is out of the caller's scope, and an unknown one does not exist:
+    both are ``NotFound``, never a foreign-key error.
+    """
+    if not isinstance(actor, str) and not actor.is_platform_admin:
+        if institution_id is None:
+            raise PermissionDenied("you can only manage users and keys of your own institution")
+        if institution_id != actor.institution_id:
+            raise NotFound(f"no institution {institution_id}")
+    if institution_id is not None and session.get(Institution, institution_id) is None:
+        raise NotFound(f"no institution {institution_id}")
 
 
 def hash_password(password: str) -> str:
@@ -81,7 +89,7 @@ def create_user(
     actor: Actor,
 ) -> User:
     """Add a user after checking the username, role and password policy."""
-    _check_actor_manages(actor, institution_id)
+    _check_actor_manages(session, actor, institution_id)
     problems = []
     if (problem := rules.username_problem(username)) is not None:
         problems.append(problem)
@@ -312,7 +320,7 @@ def create_api_key(
     session: Session, *, institution_id: int, name: str, scopes: list[str], actor: Actor
 ) -> tuple[str, ApiKey]:
     """Create a scoped API key; return its plaintext (shown once, never stored) and the key."""
-    _check_actor_manages(actor, institution_id)
+    _check_actor_manages(session, actor, institution_id)
     problems = scope_problems(scopes)
     if not scopes:
         problems.append("give the key at least one scope")

@@ -218,6 +218,7 @@ def assign_accounts(
         agent_id=body.agent_id,
         account_ids=body.account_ids,
         actor=principal.actor,
+        principal=principal,
     )
     return AccountAssignmentResult(
         agent_id=body.agent_id, account_ids=[account.id for account in accounts]

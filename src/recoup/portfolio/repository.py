@@ -10,7 +10,7 @@ from sqlalchemy import Select, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from recoup.identity.principal import Principal
-from recoup.identity.scoping import scoped
+from recoup.identity.scoping import get_scoped, scoped
 from recoup.kit.clock import start_of_day
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, AccountStatus, DelinquencyEvent, Payment
@@ -365,9 +365,10 @@ def accounts_page(
     debtor_id: int | None = None,
     bucket: str | None = None,
 ) -> Page[Account]:
-    """Return one page of the accounts the caller may see."""
+    """Return one page of the accounts the caller may see; a debtor filter must be one too."""
     statement = scoped(select(Account), Account, principal)
     if debtor_id is not None:
+        get_scoped(session, Debtor, debtor_id, principal)
         statement = statement.where(Account.debtor_id == debtor_id)
     if bucket is not None:
         statement = statement.where(Account.bucket == bucket)

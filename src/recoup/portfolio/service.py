@@ -66,6 +66,8 @@ from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.compliance import service as compliance
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import acting, get_scoped, scoped
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
@@ -680,8 +682,14 @@ def assign_accounts(
     account_ids: Sequence[int],
     actor: str,
     on: date | None = None,
+    principal: Principal | None = None,
 ) -> list[Account]:
-    """Assign accounts to an active, certified agent of the institution (audited per account)."""
+    """Assign accounts to an active, certified agent of the institution (audited per account).
+
+    The agent and the accounts are loaded as ``principal`` may see them: an id outside its
+    scope, or unknown, is ``NotFound``.
+    """
+    scope = acting(principal, institution_id)
     wanted = list(dict.fromkeys(account_ids))
     if not wanted:
         raise ValidationFailed(
@@ -694,7 +702,7 @@ def assign_accounts(
             errors=[{"field": "account_ids", "message": f"at most {MAX_ASSIGN_ACCOUNTS}"}],
         )
     on = on or _today_at(session, institution_id=institution_id)
-    agent = session.get(User, agent_id)
+    agent = get_scoped(session, User, agent_id, scope)
     problem = assignable_agent_problem(session, institution_id=institution_id, agent=agent, on=on)
     if problem is not None:
         raise ValidationFailed(
@@ -704,8 +712,8 @@ def assign_accounts(
     accounts = {
         account.id: account
         for account in session.scalars(
-            select(Account)
-            .where(Account.institution_id == institution_id, Account.id.in_(wanted))
+            scoped(select(Account), Account, scope)
+            .where(Account.id.in_(wanted))
             .order_by(Account.id)
             .with_for_update()
         )

@@ -13,7 +13,7 @@ from recoup.identity.dependencies import csrf_protect
 from recoup.identity.pii import Revealed, reveal_debtor
 from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
-from recoup.kit.errors import RecoupError, ValidationFailed
+from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
 from recoup.models.debtor import Debtor
@@ -262,7 +262,11 @@ def account_assign(
             agent_id=int(agent_id),
             account_ids=[account.id],
             actor=viewer.principal.actor,
+            principal=viewer.principal,
         )
+    except NotFound:
+        # An account or agent out of the caller's scope is a 404, as for any id.
+        raise
     except RecoupError as error:
         session.rollback()
         refused = Flash("accounts.assign.refused", level="error", params={"message": error.message})
