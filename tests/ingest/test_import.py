@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from recoup.ingest.readers import UnusableFile
 from recoup.ingest.service import data_quality_report
+from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.models import Account, ContactPoint, Debtor, DelinquencyEvent, Institution, Payment
-from recoup.models.ingest import ImportReject, ImportRun
+from recoup.models.ingest import ImportKind, ImportReject, ImportRun, ImportStatus
+from tests.factories import make_institution
 from tests.ingest.conftest import ACCOUNTS_HEADER, DEBTORS_HEADER, load, load_examples, write
 
 
@@ -403,6 +406,104 @@ class TestFileBreakingPartWay:
         assert (run.status, run.rows_read) == ("failed", 4)
         assert run.message
         assert "field larger" in run.message
+
+
+def seven_debtors(folder: Path) -> Path:
+    return write(
+        folder, "d.csv", DEBTORS_HEADER + "\n" + "".join(f"D{i},张伟,,,\n" for i in range(7))
+    )
+
+
+def stop_at_third_chunk(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    from recoup.ingest import runner
+
+    real_write = runner.write_chunk
+    calls = []
+
+    def write_then_stop(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise error
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "write_chunk", write_then_stop)
+
+
+class TestImportStopped:
+    def test_ctrl_c_records_the_run_as_interrupted_and_the_rerun_completes(
+        self,
+        session: Session,
+        institution: Institution,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        path = seven_debtors(tmp_path)
+        stop_at_third_chunk(monkeypatch, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            load(session, institution, "debtors", path, chunk_size=2)
+        run = session.execute(select(ImportRun)).scalar_one()
+        assert (run.status, run.rows_read, run.inserted) == ("interrupted", 4, 4)
+        assert run.finished_at is not None
+        assert run.message
+        assert "The import was stopped. The 4 rows before it were committed" in run.message
+        assert count(session, Debtor) == 4
+
+        monkeypatch.undo()
+        summary = load(session, institution, "debtors", path, chunk_size=2)
+        assert (summary.inserted, summary.unchanged) == (3, 4)
+        assert count(session, Debtor) == 7
+
+    def test_an_error_records_the_run_as_failed_with_the_error(
+        self,
+        session: Session,
+        institution: Institution,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        stop_at_third_chunk(monkeypatch, OSError("No space left on device"))
+        with pytest.raises(OSError, match="No space left"):
+            load(session, institution, "debtors", seven_debtors(tmp_path), chunk_size=2)
+        run = session.execute(select(ImportRun)).scalar_one()
+        assert (run.status, run.rows_read) == ("failed", 4)
+        assert run.message
+        assert "No space left on device" in run.message
+
+    def test_the_next_import_records_a_silent_run_as_interrupted(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        now = utcnow()
+        other_institution = make_institution(session)
+
+        def running_run(owner: Institution, last_heartbeat: timedelta) -> ImportRun:
+            run = ImportRun(
+                institution_id=owner.id,
+                kind=ImportKind.debtors,
+                file_name="d.csv",
+                file_format="csv",
+                status=ImportStatus.running,
+                actor="cli",
+                started_at=now - timedelta(hours=1),
+                updated_at=now - last_heartbeat,
+                reject_counts={},
+                ignored_columns=[],
+            )
+            session.add(run)
+            session.flush()
+            return run
+
+        killed = running_run(institution, timedelta(minutes=10))
+        alive = running_run(institution, timedelta(seconds=10))
+        elsewhere = running_run(other_institution, timedelta(minutes=10))
+        session.commit()
+
+        load(session, institution, "debtors", seven_debtors(tmp_path))
+        session.expire_all()
+        assert killed.status == "interrupted"
+        assert killed.finished_at == now - timedelta(minutes=10)
+        assert killed.message
+        assert "stopped without finishing" in killed.message
+        assert (alive.status, alive.finished_at) == ("running", None)
+        assert elsewhere.status == "running"
 
 
 class TestInjection:
