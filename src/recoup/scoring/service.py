@@ -35,11 +35,16 @@ from recoup.scoring.features import (
 from recoup.scoring.metrics import kolmogorov_smirnov
 from recoup.scoring.monitoring import DriftReport, DriftStatus, drift_report
 from recoup.scoring.scorer import compile_scorer
-from recoup.scoring.spec import Family, GradeScale, ScorecardRow, TrainedModel
+from recoup.scoring.spec import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_PAYMENT_SHARE,
+    Family,
+    GradeScale,
+    ScorecardRow,
+    TrainedModel,
+)
 from recoup.scoring.training import train_model
 
-DEFAULT_HORIZON_DAYS = 30
-DEFAULT_PAYMENT_SHARE = 0.5
 DEFAULT_SNAPSHOTS = 6
 PORTFOLIO_TARGET = "pays"
 
