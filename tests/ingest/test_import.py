@@ -429,6 +429,82 @@ def stop_at_third_chunk(monkeypatch: pytest.MonkeyPatch, error: BaseException) -
     monkeypatch.setattr(runner, "write_chunk", write_then_stop)
 
 
+class TestStrayNulBytes:
+    """A mainframe export with a stray NUL loses that row, not the file."""
+
+    def test_the_row_with_a_nul_is_rejected_naming_the_field_and_the_rest_import(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = f"{DEBTORS_HEADER}\nD1,张伟,,广东省,深圳市\nD2,李娜,,广东省,深圳\x00\x00市\nD3,王芳,,,\n"
+        summary = load(session, institution, "debtors", write(tmp_path, "mainframe.csv", content))
+        assert (summary.rows_read, summary.inserted, summary.rejected) == (3, 2, 1)
+        assert summary.reject_counts == {"nul_byte": 1}
+        stored = session.execute(select(Debtor.external_id).order_by(Debtor.external_id))
+        assert stored.scalars().all() == ["D1", "D3"]
+        (reject,) = session.execute(select(ImportReject)).scalars()
+        assert (reject.row_number, reject.field, reject.code) == (3, "city", "nul_byte")
+        assert reject.value == "深圳␀␀市"
+        assert "NUL byte" in reject.reason
+        (reported,) = report_rows(summary.reject_report)
+        assert (reported["row"], reported["field"], reported["code"]) == ("3", "city", "nul_byte")
+
+    def test_a_nul_in_a_personal_field_is_rejected_with_the_value_masked(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = f"{DEBTORS_HEADER}\nD1,张\x00伟,,,\nD2,李娜,,,\n"
+        summary = load(session, institution, "debtors", write(tmp_path, "pii.csv", content))
+        assert (summary.inserted, summary.reject_counts) == (1, {"nul_byte": 1})
+        (reject,) = session.execute(select(ImportReject)).scalars()
+        assert reject.field == "name"
+        assert "伟" not in reject.value
+        assert "\x00" not in reject.value
+
+    def test_a_nul_past_the_first_bytes_is_rejected_too(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        rows = "".join(f"D{i},张伟,,广东省,深圳市\n" for i in range(12_000))
+        content = f"{DEBTORS_HEADER}\n{rows}D99999,李娜,,广\x00东省,\n"
+        assert content.encode().index(b"\x00") > 256 * 1024
+        summary = load(session, institution, "debtors", write(tmp_path, "late.csv", content))
+        assert (summary.inserted, summary.reject_counts) == (12_000, {"nul_byte": 1})
+
+    def test_json_lines_with_a_nul_escape_reject_the_row(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = (
+            '{"external_id": "J1", "name": "张伟"}\n'
+            '{"external_id": "J2", "name": "李娜", "city": "深圳\\u0000"}\n'
+        )
+        summary = load(session, institution, "debtors", write(tmp_path, "d.jsonl", content))
+        assert (summary.inserted, summary.reject_counts) == (1, {"nul_byte": 1})
+        (reject,) = session.execute(select(ImportReject)).scalars()
+        assert (reject.field, reject.value) == ("city", "深圳␀")
+
+    @pytest.mark.parametrize(
+        "content",
+        [
+            pytest.param(b"\x89PNG\r\n\x1a\n" + bytes(4096), id="image"),
+            pytest.param(
+                f"{DEBTORS_HEADER}\nD1,张伟,,,\n".encode("utf-16-le"), id="utf-16 without BOM"
+            ),
+            pytest.param(bytes(range(256)) * 40, id="noise"),
+        ],
+    )
+    def test_a_really_binary_file_is_still_refused_whole(
+        self, session: Session, institution: Institution, tmp_path: Path, content: bytes
+    ) -> None:
+        with pytest.raises(UnusableFile, match="binary, not CSV text"):
+            load(session, institution, "debtors", write(tmp_path, "binary.csv", content))
+        assert count(session, Debtor) == 0
+
+    def test_a_nul_in_the_header_refuses_the_file(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = "external_id,na\x00me,national_id,province,city\nD1,张伟,,,\n"
+        with pytest.raises(UnusableFile, match=r"header row .* holds a NUL byte"):
+            load(session, institution, "debtors", write(tmp_path, "header.csv", content))
+
+
 class TestImportStopped:
     def test_ctrl_c_records_the_run_as_interrupted_and_the_rerun_completes(
         self,

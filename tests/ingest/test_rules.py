@@ -25,6 +25,7 @@ from recoup.ingest.rules import (
     normalise_header,
     parse_money,
     parse_phone,
+    storable,
     validate_account,
     validate_contact,
     validate_debtor,
@@ -468,3 +469,9 @@ class TestImportRunStatus:
         assert (
             import_run_status(status, last_heartbeat=self.NOW - silent_for, now=self.NOW) == shown
         )
+
+
+class TestStorable:
+    def test_nul_and_undecodable_bytes_become_replacement_characters(self) -> None:
+        # PostgreSQL text refuses NUL: a reject reason or value must never carry one.
+        assert storable("深圳\x00市\udcff") == "深圳\ufffd市\ufffd"

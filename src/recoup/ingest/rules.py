@@ -284,8 +284,13 @@ def mask_for_report(value: str, pii: str | None) -> str:
 
 
 def storable(text: str) -> str:
-    """Return ``text`` with undecodable bytes (lone surrogates) shown as U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """Return ``text`` with undecodable bytes (lone surrogates) and NULs shown as U+FFFD.
+
+    PostgreSQL text cannot hold a NUL character at all.
+    """
+    return (
+        text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\ufffd")
+    )
 
 
 def neutralise_formula(text: str) -> str:
