@@ -8,7 +8,8 @@ so a loaded machine shows as a slow baseline rather than a slow Recoup. CPU time
 target's measure because the machine is shared; wall time also measures the neighbours.
 
 Targets: ``recoup --help`` and ``recoup compliance check …`` at most 0.4 s CPU;
-``recoup serve`` answering ``/healthz`` within 3 s of its start (wall time).
+``recoup serve`` answering ``/healthz`` within 3 s of its start (wall time; its CPU time
+is printed too, as wall time on a shared machine also measures the neighbours).
 """
 
 from __future__ import annotations
@@ -63,8 +64,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def serve_ready_seconds(environment: dict[str, str]) -> float:
-    """Start ``recoup serve`` and return the wall seconds until ``/healthz`` answers."""
+def process_cpu_seconds(pid: int) -> float:
+    """Return the CPU time a running process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_ready_seconds(environment: dict[str, str]) -> tuple[float, float]:
+    """Start ``recoup serve``; return wall and CPU seconds until ``/healthz`` answers."""
     port = free_port()
     started = time.perf_counter()
     server = subprocess.Popen(
@@ -77,7 +84,7 @@ def serve_ready_seconds(environment: dict[str, str]) -> float:
         while time.perf_counter() - started < 60:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    return time.perf_counter() - started
+                    return time.perf_counter() - started, process_cpu_seconds(server.pid)
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.02)
         raise RuntimeError("recoup serve did not answer within 60 s")
@@ -129,10 +136,11 @@ def main() -> None:
             f"{verdict(check_cpu, CHECK_TARGET)})"
         )
         if not options.no_serve:
-            ready = serve_ready_seconds(environment)
+            ready, ready_cpu = serve_ready_seconds(environment)
             print(
-                f"recoup serve ready       {ready:6.3f} s wall "
-                f"(target <= {SERVE_TARGET}: {verdict(ready, SERVE_TARGET)})"
+                f"recoup serve ready       {ready:6.3f} s wall, {ready_cpu:.3f} s CPU "
+                f"(target <= {SERVE_TARGET} wall: {verdict(ready, SERVE_TARGET)}; "
+                "on an idle machine the wall time is about the CPU time)"
             )
 
 

@@ -57,6 +57,11 @@ class TestStartUp:
         )
         assert loaded == []
 
+    def test_serve_builds_the_app_without_the_training_libraries(self) -> None:
+        loaded = modules_after("from recoup.app import create_app\ncreate_app()")
+        # pandas stays: the portfolio tables of the scoring pages are data frames.
+        assert [name for name in loaded if name != "pandas"] == []
+
 
 class TestRegistry:
     @pytest.mark.parametrize("name", list(RecoupCommands.lazy_subcommands))

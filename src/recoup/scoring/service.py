@@ -1,4 +1,8 @@
-"""Scoring orchestration: train and register models, promote a champion, score accounts."""
+"""Scoring orchestration: train and register models, promote a champion, score accounts.
+
+Training (LightGBM, optbinning, scikit-learn) is imported by the functions that train:
+the web app and every CLI command import this module, and those libraries cost seconds.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
@@ -43,7 +46,6 @@ from recoup.scoring.spec import (
     ScorecardRow,
     TrainedModel,
 )
-from recoup.scoring.training import train_model
 
 DEFAULT_SNAPSHOTS = 6
 PORTFOLIO_TARGET = "pays"
@@ -155,6 +157,8 @@ def train_from_file(
     actor: str,
 ) -> TrainingOutcome:
     """Train on an external CSV with a binary target and register the result."""
+    from recoup.scoring.training import train_model
+
     if not path.is_file():
         raise ValidationFailed(f"training file {path} does not exist")
     try:
@@ -190,6 +194,8 @@ def train_from_portfolio(
     actor: str,
 ) -> TrainingOutcome:
     """Train a propensity-to-pay model on the institution's own past snapshots."""
+    from recoup.scoring.training import train_model
+
     tables = repository.load_portfolio_tables(
         session, institution_id=institution.id, until=end_of_day(as_of)
     )
@@ -487,6 +493,8 @@ def realised_performance(
     overdue amount, or cured, within ``horizon_days`` after ``as_of``. The result is stored on
     the run's record when there is one.
     """
+    from sklearn.metrics import roc_auc_score
+
     model_version = require_model_version(session, version=version)
     known_on = as_of + timedelta(days=horizon_days)
     today = today or utcnow().date()
