@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import typer
 
-from recoup.db_cli import app as db_app
-from recoup.institutions.cli import app as institutions_app
-from recoup.kit.cli import console
+from recoup.kit.cli import LazyGroup, LazySubcommand, console
+
+
+class RecoupCommands(LazyGroup):
+    """The root command group, whose domain commands load when they run."""
+
+    lazy_subcommands: ClassVar[dict[str, LazySubcommand]] = {}
+
 
 app = typer.Typer(
     name="recoup",
@@ -14,9 +21,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=RecoupCommands,
 )
-app.add_typer(db_app, name="db")
-app.add_typer(institutions_app, name="institutions")
+
+
+@app.callback()
+def root() -> None:
+    # A callback keeps ``recoup`` a group of commands even before its lazy ones load.
+    pass
+
 
 # Domain command registrations: one line each (see CONVENTIONS.md).
 from recoup import cli_registry  # noqa: E402

@@ -1,43 +1,60 @@
-"""Where each domain adds its Typer sub-commands to the root ``recoup`` command."""
+"""Where each domain adds its Typer sub-commands to the root ``recoup`` command.
+
+Sub-commands are registered lazily, by ``module:attribute`` and the help line that
+``recoup --help`` lists: a command imports its domain (and that domain's libraries) only
+when it runs. ``tests/test_cli.py`` checks each help line against its command.
+"""
 
 from __future__ import annotations
 
 import typer
 
+from recoup.kit.cli import add_lazy
+
 
 def register(app: typer.Typer) -> None:
-    """Attach every domain's commands to ``app``; one import and one line per domain."""
-    from recoup.ingest.cli import app as import_app
-    from recoup.ingest.cli import dq_app
-
-    app.add_typer(import_app, name="import")
-    app.add_typer(dq_app, name="dq")
-    from recoup.identity.cli import apikeys_app, keys_app, users_app
-
-    app.add_typer(users_app, name="users")
-    app.add_typer(apikeys_app, name="apikeys")
-    app.add_typer(keys_app, name="keys")
-    from recoup.audit.cli import app as audit_app
-
-    app.add_typer(audit_app, name="audit")
-    from recoup.demo.cli import demo_command, seed_demo_command
-
-    app.command("seed-demo")(seed_demo_command)
-    app.command("demo")(demo_command)
-    from recoup.scoring.cli import app as model_app
-
-    app.add_typer(model_app, name="model")
-    from recoup.compliance.cli import app as compliance_app
-
-    app.add_typer(compliance_app, name="compliance")
-    from recoup.portfolio.cli import app as accounts_app
-
-    app.add_typer(accounts_app, name="accounts")
-    from recoup.workbench.cli import app as promises_app
-
-    app.add_typer(promises_app, name="promises")
-    from recoup.jobs_cli import app as jobs_app
-    from recoup.jobs_cli import worker_command
-
-    app.add_typer(jobs_app, name="jobs")
-    app.command("worker")(worker_command)
+    """Attach every domain's commands to ``app``; one line per command."""
+    add_lazy(app, "db", "recoup.db_cli:app", "Database schema.")
+    add_lazy(app, "institutions", "recoup.institutions.cli:app", "Manage institutions (tenants).")
+    add_lazy(
+        app,
+        "import",
+        "recoup.ingest.cli:app",
+        "Import debtors, contacts, accounts or payments from CSV, XLSX or JSON Lines.",
+    )
+    add_lazy(app, "dq", "recoup.ingest.cli:dq_app", "Data-quality reports.")
+    add_lazy(app, "users", "recoup.identity.cli:users_app", "Manage users.")
+    add_lazy(
+        app, "apikeys", "recoup.identity.cli:apikeys_app", "Manage API keys of integrating systems."
+    )
+    add_lazy(app, "keys", "recoup.identity.cli:keys_app", "PII encryption keys.")
+    add_lazy(app, "audit", "recoup.audit.cli:app", "The audit trail.")
+    add_lazy(
+        app,
+        "seed-demo",
+        "recoup.demo.cli:seed_demo_command",
+        "Create the demo institutions, users and a portfolio (skipping seeded ones).",
+    )
+    add_lazy(
+        app,
+        "demo",
+        "recoup.demo.cli:demo_command",
+        "Migrate the database, seed the demo if it is empty, and serve it on "
+        "http://127.0.0.1:8000.",
+    )
+    add_lazy(app, "model", "recoup.scoring.cli:app", "Train, list, promote and run scoring models.")
+    add_lazy(
+        app,
+        "compliance",
+        "recoup.compliance.cli:app",
+        "Compliance rule packs, the contact gate, its decisions and script review.",
+    )
+    add_lazy(app, "accounts", "recoup.portfolio.cli:app", "Work with accounts.")
+    add_lazy(app, "promises", "recoup.workbench.cli:app", "Promises to pay.")
+    add_lazy(app, "jobs", "recoup.jobs_cli:app", "Background jobs: list, retry, run what is due.")
+    add_lazy(
+        app,
+        "worker",
+        "recoup.jobs_cli:worker_command",
+        "Run background jobs until stopped (SIGINT or SIGTERM); start as many as you like.",
+    )

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +145,102 @@ class TestDataQualityRoute:
             assert_problem(
                 client.get("/api/v1/dq/report?institution=OTHER", headers=bearer(manager)), 404
             )
+
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+MANY_DEBTORS = 20_000
+
+
+def start_import(database: Path, path: Path) -> subprocess.Popen[bytes]:
+    """Start ``recoup import debtors`` in its own process, committing every 100 rows."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from recoup.cli import main; main()",
+            "import",
+            "debtors",
+            str(path),
+            "--institution",
+            "CF1",
+            "--chunk-size",
+            "100",
+        ],
+        # Its own key ring in the database's folder, the same for every process of a test.
+        env={
+            **os.environ,
+            "PYTHONPATH": str(SRC),
+            "RECOUP_DATABASE_URL": f"sqlite:///{database}",
+            "RECOUP_DATA_DIR": str(database.parent),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def runs(database: Path) -> list[tuple[str, int, str | None]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(
+            "SELECT status, rows_read, message FROM import_runs ORDER BY id"
+        ).fetchall()
+
+
+def wait_for_rows(database: Path, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the import has committed some rows but not all of them."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        found = runs(database)
+        if found and 0 < found[-1][1] < MANY_DEBTORS:
+            return
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"the import committed no rows in time: {runs(database)}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+class TestImportProcessStopped:
+    @pytest.fixture
+    def many_debtors(self, tmp_path: Path) -> Path:
+        rows = "".join(f"D{i},张伟,,,\n" for i in range(MANY_DEBTORS))
+        return write(tmp_path, "many.csv", f"{DEBTORS_HEADER}\n{rows}")
+
+    def test_sigterm_records_the_run_as_interrupted(
+        self, cli_database: Path, many_debtors: Path
+    ) -> None:
+        process = start_import(cli_database, many_debtors)
+        wait_for_rows(cli_database, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        ((status, rows_read, message),) = runs(cli_database)
+        assert status == "interrupted"
+        assert message
+        assert f"The import was stopped. The {rows_read} rows before it were committed" in message
+
+    def test_after_kill_9_the_run_shows_interrupted_and_the_rerun_completes(
+        self, cli_database: Path, many_debtors: Path
+    ) -> None:
+        process = start_import(cli_database, many_debtors)
+        wait_for_rows(cli_database, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        ((status, committed, _message),) = runs(cli_database)
+        assert status == "running"
+        # The process is gone; let its heartbeat age past the timeout instead of waiting.
+        with sqlite3.connect(cli_database) as connection:
+            connection.execute(
+                "UPDATE import_runs SET updated_at = datetime(updated_at, '-10 minutes')"
+            )
+
+        assert start_import(cli_database, many_debtors).wait(timeout=120) == 0
+        (killed, rerun) = runs(cli_database)
+        assert killed[0] == "interrupted"
+        assert killed[2]
+        assert "stopped without finishing" in killed[2]
+        assert rerun[:2] == ("completed", MANY_DEBTORS)
+        with sqlite3.connect(cli_database) as connection:
+            (debtors,) = connection.execute("SELECT count(*) FROM debtors").fetchone()
+            (inserted, unchanged) = connection.execute(
+                "SELECT inserted, unchanged FROM import_runs ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        assert debtors == MANY_DEBTORS
+        assert (inserted, unchanged) == (MANY_DEBTORS - committed, committed)

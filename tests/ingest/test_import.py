@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from recoup.ingest.readers import UnusableFile
 from recoup.ingest.service import data_quality_report
+from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.models import Account, ContactPoint, Debtor, DelinquencyEvent, Institution, Payment
-from recoup.models.ingest import ImportReject, ImportRun
+from recoup.models.ingest import ImportKind, ImportReject, ImportRun, ImportStatus
+from tests.factories import make_institution
 from tests.ingest.conftest import ACCOUNTS_HEADER, DEBTORS_HEADER, load, load_examples, write
 
 
@@ -403,6 +406,180 @@ class TestFileBreakingPartWay:
         assert (run.status, run.rows_read) == ("failed", 4)
         assert run.message
         assert "field larger" in run.message
+
+
+def seven_debtors(folder: Path) -> Path:
+    return write(
+        folder, "d.csv", DEBTORS_HEADER + "\n" + "".join(f"D{i},张伟,,,\n" for i in range(7))
+    )
+
+
+def stop_at_third_chunk(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    from recoup.ingest import runner
+
+    real_write = runner.write_chunk
+    calls = []
+
+    def write_then_stop(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise error
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "write_chunk", write_then_stop)
+
+
+class TestStrayNulBytes:
+    """A mainframe export with a stray NUL loses that row, not the file."""
+
+    def test_the_row_with_a_nul_is_rejected_naming_the_field_and_the_rest_import(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = f"{DEBTORS_HEADER}\nD1,张伟,,广东省,深圳市\nD2,李娜,,广东省,深圳\x00\x00市\nD3,王芳,,,\n"
+        summary = load(session, institution, "debtors", write(tmp_path, "mainframe.csv", content))
+        assert (summary.rows_read, summary.inserted, summary.rejected) == (3, 2, 1)
+        assert summary.reject_counts == {"nul_byte": 1}
+        stored = session.execute(select(Debtor.external_id).order_by(Debtor.external_id))
+        assert stored.scalars().all() == ["D1", "D3"]
+        (reject,) = session.execute(select(ImportReject)).scalars()
+        assert (reject.row_number, reject.field, reject.code) == (3, "city", "nul_byte")
+        assert reject.value == "深圳␀␀市"
+        assert "NUL byte" in reject.reason
+        (reported,) = report_rows(summary.reject_report)
+        assert (reported["row"], reported["field"], reported["code"]) == ("3", "city", "nul_byte")
+
+    def test_a_nul_in_a_personal_field_is_rejected_with_the_value_masked(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = f"{DEBTORS_HEADER}\nD1,张\x00伟,,,\nD2,李娜,,,\n"
+        summary = load(session, institution, "debtors", write(tmp_path, "pii.csv", content))
+        assert (summary.inserted, summary.reject_counts) == (1, {"nul_byte": 1})
+        (reject,) = session.execute(select(ImportReject)).scalars()
+        assert reject.field == "name"
+        assert "伟" not in reject.value
+        assert "\x00" not in reject.value
+
+    def test_a_nul_past_the_first_bytes_is_rejected_too(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        rows = "".join(f"D{i},张伟,,广东省,深圳市\n" for i in range(12_000))
+        content = f"{DEBTORS_HEADER}\n{rows}D99999,李娜,,广\x00东省,\n"
+        assert content.encode().index(b"\x00") > 256 * 1024
+        summary = load(session, institution, "debtors", write(tmp_path, "late.csv", content))
+        assert (summary.inserted, summary.reject_counts) == (12_000, {"nul_byte": 1})
+
+    def test_json_lines_with_a_nul_escape_reject_the_row(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = (
+            '{"external_id": "J1", "name": "张伟"}\n'
+            '{"external_id": "J2", "name": "李娜", "city": "深圳\\u0000"}\n'
+        )
+        summary = load(session, institution, "debtors", write(tmp_path, "d.jsonl", content))
+        assert (summary.inserted, summary.reject_counts) == (1, {"nul_byte": 1})
+        (reject,) = session.execute(select(ImportReject)).scalars()
+        assert (reject.field, reject.value) == ("city", "深圳␀")
+
+    @pytest.mark.parametrize(
+        "content",
+        [
+            pytest.param(b"\x89PNG\r\n\x1a\n" + bytes(4096), id="image"),
+            pytest.param(
+                f"{DEBTORS_HEADER}\nD1,张伟,,,\n".encode("utf-16-le"), id="utf-16 without BOM"
+            ),
+            pytest.param(bytes(range(256)) * 40, id="noise"),
+        ],
+    )
+    def test_a_really_binary_file_is_still_refused_whole(
+        self, session: Session, institution: Institution, tmp_path: Path, content: bytes
+    ) -> None:
+        with pytest.raises(UnusableFile, match="binary, not CSV text"):
+            load(session, institution, "debtors", write(tmp_path, "binary.csv", content))
+        assert count(session, Debtor) == 0
+
+    def test_a_nul_in_the_header_refuses_the_file(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        content = "external_id,na\x00me,national_id,province,city\nD1,张伟,,,\n"
+        with pytest.raises(UnusableFile, match=r"header row .* holds a NUL byte"):
+            load(session, institution, "debtors", write(tmp_path, "header.csv", content))
+
+
+class TestImportStopped:
+    def test_ctrl_c_records_the_run_as_interrupted_and_the_rerun_completes(
+        self,
+        session: Session,
+        institution: Institution,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        path = seven_debtors(tmp_path)
+        stop_at_third_chunk(monkeypatch, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            load(session, institution, "debtors", path, chunk_size=2)
+        run = session.execute(select(ImportRun)).scalar_one()
+        assert (run.status, run.rows_read, run.inserted) == ("interrupted", 4, 4)
+        assert run.finished_at is not None
+        assert run.message
+        assert "The import was stopped. The 4 rows before it were committed" in run.message
+        assert count(session, Debtor) == 4
+
+        monkeypatch.undo()
+        summary = load(session, institution, "debtors", path, chunk_size=2)
+        assert (summary.inserted, summary.unchanged) == (3, 4)
+        assert count(session, Debtor) == 7
+
+    def test_an_error_records_the_run_as_failed_with_the_error(
+        self,
+        session: Session,
+        institution: Institution,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        stop_at_third_chunk(monkeypatch, OSError("No space left on device"))
+        with pytest.raises(OSError, match="No space left"):
+            load(session, institution, "debtors", seven_debtors(tmp_path), chunk_size=2)
+        run = session.execute(select(ImportRun)).scalar_one()
+        assert (run.status, run.rows_read) == ("failed", 4)
+        assert run.message
+        assert "No space left on device" in run.message
+
+    def test_the_next_import_records_a_silent_run_as_interrupted(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        now = utcnow()
+        other_institution = make_institution(session)
+
+        def running_run(owner: Institution, last_heartbeat: timedelta) -> ImportRun:
+            run = ImportRun(
+                institution_id=owner.id,
+                kind=ImportKind.debtors,
+                file_name="d.csv",
+                file_format="csv",
+                status=ImportStatus.running,
+                actor="cli",
+                started_at=now - timedelta(hours=1),
+                updated_at=now - last_heartbeat,
+                reject_counts={},
+                ignored_columns=[],
+            )
+            session.add(run)
+            session.flush()
+            return run
+
+        killed = running_run(institution, timedelta(minutes=10))
+        alive = running_run(institution, timedelta(seconds=10))
+        elsewhere = running_run(other_institution, timedelta(minutes=10))
+        session.commit()
+
+        load(session, institution, "debtors", seven_debtors(tmp_path))
+        session.expire_all()
+        assert killed.status == "interrupted"
+        assert killed.finished_at == now - timedelta(minutes=10)
+        assert killed.message
+        assert "stopped without finishing" in killed.message
+        assert (alive.status, alive.finished_at) == ("running", None)
+        assert elsewhere.status == "running"
 
 
 class TestInjection:

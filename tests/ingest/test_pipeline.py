@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import textwrap
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -157,6 +162,74 @@ class TestReaderProcess:
         summary = load(session, institution, "accounts", path, pipeline=True)
         assert summary.rows_read == 14
         assert (getattr(main, "__file__", None), getattr(main, "__spec__", None)) == before
+
+
+# A writing process that starts a reader, takes one chunk and then hangs, as if stopped
+# mid-import; it prints the reader's and the resource tracker's process ids.
+HANGING_WRITER = textwrap.dedent(
+    """
+    import multiprocessing, sys, time
+    from datetime import UTC, datetime
+    from multiprocessing import resource_tracker
+    from pathlib import Path
+    from recoup.ingest.pipeline import checked_chunks
+    from recoup.ingest.rules import RowContext
+    from recoup.models.ingest import ImportKind
+
+    chunks = checked_chunks(
+        path=Path(sys.argv[1]),
+        kind=ImportKind.debtors,
+        file_format=None,
+        encoding=None,
+        context=RowContext("CN", "CNY", "Asia/Shanghai", datetime.now(UTC)),
+        chunk_size=50,
+        ignored_columns=[],
+    )
+    next(chunks)
+    (reader,) = multiprocessing.active_children()
+    print(reader.pid, resource_tracker._resource_tracker._pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (an unreaped zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+class TestWriterKilled:
+    def test_the_reader_and_its_resource_tracker_exit_when_the_writer_is_killed(
+        self, tmp_path: Path
+    ) -> None:
+        rows = "".join(f"D{i},张伟,,,\n" for i in range(5_000))
+        path = write(tmp_path, "d.csv", f"{DEBTORS_HEADER}\n{rows}")
+        environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+        writer = subprocess.Popen(
+            [sys.executable, "-c", HANGING_WRITER, str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        try:
+            assert writer.stdout is not None
+            reader_pid, tracker_pid = (int(pid) for pid in writer.stdout.readline().split())
+            assert not _gone(reader_pid)
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (_gone(reader_pid) and _gone(tracker_pid)):
+            time.sleep(0.1)
+        still_running = [pid for pid in (reader_pid, tracker_pid) if not _gone(pid)]
+        for pid in still_running:
+            os.kill(pid, signal.SIGKILL)
+        assert still_running == [], "the reader or its resource tracker outlived the writer"
 
 
 class TestFileBreakingPartWay:

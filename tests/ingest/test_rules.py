@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from recoup.ingest.rules import (
+    IMPORT_HEARTBEAT_TIMEOUT,
     AccountRecord,
     ContactRecord,
     DebtorRecord,
@@ -18,11 +19,13 @@ from recoup.ingest.rules import (
     RowContext,
     SeenKeys,
     clean_text,
+    import_run_status,
     mask_for_report,
     neutralise_formula,
     normalise_header,
     parse_money,
     parse_phone,
+    storable,
     validate_account,
     validate_contact,
     validate_debtor,
@@ -443,3 +446,32 @@ class TestCleanAccountFastPath:
     def test_odd_digits_in_days_past_due_are_rejected_not_crashing(self, days: str) -> None:
         result = validate_account(account(days_past_due=days), CONTEXT)
         assert isinstance(result, list) or result.days_past_due == 5
+
+
+class TestImportRunStatus:
+    NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
+        ("status", "silent_for", "shown"),
+        [
+            ("running", timedelta(seconds=5), "running"),
+            ("running", IMPORT_HEARTBEAT_TIMEOUT, "running"),
+            ("running", IMPORT_HEARTBEAT_TIMEOUT + timedelta(seconds=1), "interrupted"),
+            ("running", timedelta(days=3), "interrupted"),
+            ("completed", timedelta(days=3), "completed"),
+            ("failed", timedelta(days=3), "failed"),
+            ("interrupted", timedelta(0), "interrupted"),
+        ],
+    )
+    def test_a_running_import_whose_heartbeat_stopped_shows_as_interrupted(
+        self, status: str, silent_for: timedelta, shown: str
+    ) -> None:
+        assert (
+            import_run_status(status, last_heartbeat=self.NOW - silent_for, now=self.NOW) == shown
+        )
+
+
+class TestStorable:
+    def test_nul_and_undecodable_bytes_become_replacement_characters(self) -> None:
+        # PostgreSQL text refuses NUL: a reject reason or value must never carry one.
+        assert storable("深圳\x00市\udcff") == "深圳\ufffd市\ufffd"

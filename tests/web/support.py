@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from playwright.sync_api import Page
+import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from recoup.db import make_engine
+from tests.conftest import IN_CI
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("RECOUP_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -67,3 +71,35 @@ def database_session(server: LiveServer) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+def require_chromium(path: str = CHROMIUM, *, in_ci: bool = IN_CI) -> None:
+    """Skip the browser tests where Chromium is missing, but fail in CI, where they must run."""
+    if Path(path).exists():
+        return
+    message = f"Chromium is not installed at {path}"
+    if in_ci:
+        pytest.fail(f"{message}: the browser tests are required in CI (set RECOUP_TEST_CHROMIUM)")
+    pytest.skip(message)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def screenshot(
+    page: Page, path: Path, *, title: str | re.Pattern[str], error: int | None = None
+) -> None:
+    """Save a full-page PNG of ``page`` once it shows the page meant.
+
+    A screenshot of an error page is a fine PNG too, so first check the page's own title
+    (``title`` before `` · Recoup``) and that it is no error page, or exactly the ``error``
+    page expected.
+    """
+    own = title.pattern if isinstance(title, re.Pattern) else re.escape(title)
+    expect(page).to_have_title(re.compile(rf"^{own} · [^·]+$"))
+    if error is None:
+        expect(page.locator(".error-page")).to_have_count(0)
+    else:
+        expect(page.get_by_test_id(f"error-{error}")).to_be_visible()
+    page.screenshot(path=path, full_page=True)
+    assert path.read_bytes()[:8] == PNG_SIGNATURE

@@ -19,7 +19,7 @@ from recoup.compliance.enums import Channel, Party
 from recoup.identity import service as identity
 from recoup.kit.clock import utcnow, zone
 from recoup.models import Debtor, User
-from tests.web.support import PASSWORD, LiveServer, database_session, log_in
+from tests.web.support import PASSWORD, LiveServer, database_session, log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -413,7 +413,7 @@ class TestScreenshots:
         page.fill("#voice-end", "23:00")
         page.click("[data-testid=propose-policy]")
         expect(page.locator("[data-testid=policy-refusal]")).to_be_visible()
-        page.screenshot(path=folder / "compliance-overview.png", full_page=True)
+        screenshot(page, folder / "compliance-overview.png", title="合规")
         page.goto(f"{live_server.url}/compliance/templates/new")
         page.fill("#template-name", "催收信函")
         page.select_option("#template-channel", "letter")
@@ -421,18 +421,17 @@ class TestScreenshots:
             "{{ debtor_name }}：我是法院的，再不还钱后果自负，法院传票马上寄到。", delay=5
         )
         expect(page.locator("[data-testid=review-result] mark").first).to_be_visible()
-        page.screenshot(path=folder / "compliance-editor.png", full_page=True)
-        for name, path in (
-            ("compliance-templates", "/compliance/templates"),
-            ("compliance-review-queue", "/compliance/templates?status=submitted"),
-            ("compliance-decisions", "/compliance/decisions"),
-            ("compliance-violations", "/compliance/violations?status=all"),
-            ("compliance-certifications", "/compliance/certifications"),
+        screenshot(page, folder / "compliance-editor.png", title="新建模板")
+        for name, path, title in (
+            ("compliance-templates", "/compliance/templates", "模板与话术"),
+            ("compliance-review-queue", "/compliance/templates?status=submitted", "模板与话术"),
+            ("compliance-decisions", "/compliance/decisions", "联系决策日志"),
+            ("compliance-violations", "/compliance/violations?status=all", "违规队列"),
+            ("compliance-certifications", "/compliance/certifications", "合规培训认证"),
         ):
             page.goto(f"{live_server.url}{path}")
-            page.screenshot(path=folder / f"{name}.png", full_page=True)
+            screenshot(page, folder / f"{name}.png", title=title)
         page.goto(f"{live_server.url}/lang?locale=en&next=/compliance/decisions?outcome=blocked")
-        page.screenshot(path=folder / "compliance-decisions-en.png", full_page=True)
+        screenshot(page, folder / "compliance-decisions-en.png", title="Contact decisions log")
         page.goto(f"{live_server.url}/compliance")
-        page.screenshot(path=folder / "compliance-overview-en.png", full_page=True)
-        assert (folder / "compliance-editor.png").stat().st_size > 0
+        screenshot(page, folder / "compliance-overview-en.png", title="Compliance")

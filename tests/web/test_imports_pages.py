@@ -18,7 +18,14 @@ from recoup.models import AuditEvent
 from recoup.models.ingest import ImportRun
 from recoup.web import localization
 from tests.factories import make_institution
-from tests.web.support import DEBTOR_PHONE, PASSWORD, LiveServer, database_session, log_in
+from tests.web.support import (
+    DEBTOR_PHONE,
+    PASSWORD,
+    LiveServer,
+    database_session,
+    log_in,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -132,7 +139,7 @@ class TestReport:
         content = page.content()
         assert DEBTOR_PHONE not in content
         assert BAD_PHONE not in content
-        page.screenshot(path="/tmp/imports-report.png", full_page=True)
+        screenshot(page, Path("/tmp/imports-report.png"), title="导入与数据质量")
 
     def test_an_institution_without_imports_is_shown_how_to_import(
         self, page: Page, live_server: LiveServer, imported: Imported
@@ -165,7 +172,11 @@ class TestRun:
         content = page.content()
         assert BAD_NATIONAL_ID not in content
         assert "calc" not in content
-        page.screenshot(path="/tmp/imports-run.png", full_page=True)
+        screenshot(
+            page,
+            Path("/tmp/imports-run.png"),
+            title=f"导入 #{imported.hostile_debtors_run_id} · 导入与数据质量",
+        )
 
     def test_the_rejects_download_is_masked_formula_safe_and_audited(
         self, page: Page, live_server: LiveServer, imported: Imported

@@ -22,7 +22,7 @@ from recoup.scoring import service
 from recoup.scoring.reasons import reason_text
 from recoup.scoring.training import train_model
 from tests.scoring.test_service import make_feature_frame
-from tests.web.support import LiveServer, log_in
+from tests.web.support import LiveServer, log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -40,9 +40,9 @@ class ScoringSeed:
     candidate: str
 
 
-def _shot(page: Page, name: str) -> None:
+def _shot(page: Page, name: str, *, title: str | re.Pattern[str]) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    screenshot(page, SHOTS / f"{name}.png", title=title)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ class TestRegistry:
         expect(page.locator(f"tr[data-version='{scoring.champion}'] td.number").first).to_have_text(
             re.compile(r"0\.\d{4}")
         )
-        _shot(page, "models-list")
+        _shot(page, "models-list", title="模型")
 
     def test_the_detail_page_draws_its_charts_and_scorecard(
         self, page: Page, live_server: LiveServer, scoring: ScoringSeed
@@ -137,7 +137,7 @@ class TestRegistry:
         expect(page.locator("[data-testid=metric-auc]")).to_have_text(re.compile(r"0\.\d{4}"))
         # The champion cannot be promoted again.
         expect(page.locator("[data-testid=promote]")).to_have_count(0)
-        _shot(page, "model-detail")
+        _shot(page, "model-detail", title=f"{scoring.champion} · 模型")
 
     def test_two_versions_side_by_side_with_both_gains_curves(
         self, page: Page, live_server: LiveServer, scoring: ScoringSeed
@@ -156,7 +156,7 @@ class TestRegistry:
             ".getOption().series.map((s) => s.name)"
         )
         assert series[:2] == [scoring.champion, scoring.candidate]
-        _shot(page, "models-compare")
+        _shot(page, "models-compare", title="比较两个模型 · 模型")
 
     def test_an_agent_may_not_open_the_models_pages(
         self, page: Page, live_server: LiveServer, scoring: ScoringSeed
@@ -201,7 +201,7 @@ class TestDrift:
         }
         assert len(set(colours.values())) == 3, colours
         assert "rgba(0, 0, 0, 0)" not in colours.values()
-        _shot(page, "models-drift")
+        _shot(page, "models-drift", title="模型漂移 · 模型")
 
 
 class TestAccountScore:
@@ -234,7 +234,7 @@ class TestAccountScore:
         expect(panel.locator("[data-testid=score-segment]")).to_have_text(
             re.compile(r"(早期|中期|后期) · .+ · .+")
         )
-        _shot(page, "account-score-zh")
+        _shot(page, "account-score-zh", title=re.compile(r"\S+ · 账户"))
 
     def test_and_in_english(
         self, english: BrowserContext, live_server: LiveServer, scoring: ScoringSeed
@@ -250,7 +250,7 @@ class TestAccountScore:
         expect(panel.locator("[data-testid=score-segment]")).to_have_text(
             re.compile(r"(Early|Mid|Late) · .+ propensity · .+ balance")
         )
-        _shot(page, "account-score-en")
+        _shot(page, "account-score-en", title=re.compile(r"\S+ · Accounts"))
 
 
 class TestPromotion:
@@ -279,7 +279,7 @@ class TestPromotion:
         assert [event.actor for event in events] == ["data-scientist"]  # type: ignore[attr-defined]
         page.goto(f"{live_server.url}/models")
         expect(page.locator(f"[data-testid='state-{scoring.champion}']")).to_have_text("已退役")
-        _shot(page, "model-promoted")
+        _shot(page, "model-promoted", title="模型")
 
     def test_dismissing_the_confirmation_changes_nothing(
         self, page: Page, live_server: LiveServer, scoring: ScoringSeed

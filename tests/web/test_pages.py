@@ -21,6 +21,7 @@ from tests.web.support import (
     PASSWORD,
     LiveServer,
     log_in,
+    screenshot,
 )
 
 pytestmark = pytest.mark.browser
@@ -375,18 +376,18 @@ class TestScreenshots:
         folder = Path(os.environ.get("RECOUP_SCREENSHOT_DIR") or tmp_path)
         folder.mkdir(parents=True, exist_ok=True)
         page.goto(f"{live_server.url}/login")
-        page.screenshot(path=folder / "login.png", full_page=True)
+        screenshot(page, folder / "login.png", title="登录")
         log_in(page, live_server, "agent")
         page.goto(f"{live_server.url}/debtors/{live_server.seeded.debtor_id}")
         page.fill("#reveal-reason", "confirming identity on a call")
         page.click("[data-testid=reveal-submit]")
         expect(page.locator("[data-testid=pii-revealed-note]")).to_be_visible()
-        page.screenshot(path=folder / "debtor-revealed.png", full_page=True)
+        screenshot(page, folder / "debtor-revealed.png", title=re.compile(r"\S+ · 债务人"))
         page.goto(f"{live_server.url}/audit")
-        page.screenshot(path=folder / "forbidden.png", full_page=True)
+        screenshot(page, folder / "forbidden.png", title="无权访问", error=403)
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(f"{live_server.url}/lang?locale=en&next=/accounts")
-        page.screenshot(path=folder / "accounts-en-mobile.png", full_page=True)
+        screenshot(page, folder / "accounts-en-mobile.png", title="Accounts")
         page.set_viewport_size({"width": 1280, "height": 860})
         page.context.clear_cookies()
         log_in(page, live_server, "admin", next_path="/admin/apikeys")
@@ -394,7 +395,6 @@ class TestScreenshots:
         page.fill("#key-name", "CRM contact sync")
         page.check("input[name=scopes][value='contacts:write']")
         page.click("form[action='/admin/apikeys'] button[type=submit]")
-        page.screenshot(path=folder / "apikeys-en.png", full_page=True)
+        screenshot(page, folder / "apikeys-en.png", title="API keys")
         page.goto(f"{live_server.url}/audit")
-        page.screenshot(path=folder / "audit-en.png", full_page=True)
-        assert all((folder / name).stat().st_size > 0 for name in ("login.png", "audit-en.png"))
+        screenshot(page, folder / "audit-en.png", title="Audit trail")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.progress import TaskID
 from rich.table import Table
 
 from recoup.db import unit_of_work
 from recoup.db_cli import upgrade
-from recoup.demo.service import DemoSeed, SeededInstitution, seed_demo
 from recoup.kit.cli import console, fail_on_domain_error, progress
+
+if TYPE_CHECKING:
+    from recoup.demo.service import DemoSeed, SeededInstitution
 
 DEFAULT_DEMO_ACCOUNTS = 5_000
 DEFAULT_SEED = 42
@@ -60,6 +64,10 @@ def prepare_schema() -> str:
 
 def run_seed(*, accounts: int, seed: int, models: bool = True) -> DemoSeed:
     """Seed the demo (and its models) in one transaction, drawing progress bars per institution."""
+    # Imported here: the demo trains models (LightGBM, optbinning, pandas), seconds of
+    # start-up that every other command and ``recoup --help`` would pay.
+    from recoup.demo.service import seed_demo
+
     with fail_on_domain_error(), progress() as bar:
         tasks: dict[str, TaskID] = {}
         model_tasks: dict[str, TaskID] = {}

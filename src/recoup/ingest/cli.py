@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import typer
@@ -51,7 +56,7 @@ def _import(
     file_format: str | None,
     chunk_size: int,
 ) -> None:
-    with fail_on_domain_error(), progress() as bar:
+    with fail_on_domain_error(), _terminate_as_exit(), progress() as bar:
         task = bar.add_task(f"Importing {kind} from {path.name}", total=None)
 
         def advance(position: int, size: int) -> None:
@@ -74,6 +79,23 @@ def _import(
         finally:
             session.close()
     _print_summary(summary)
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Let SIGTERM end an import like Ctrl-C does, so its run records that it was stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signal_number: int, frame: FrameType | None) -> None:  # noqa: ARG001
+        raise SystemExit(128 + signal_number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_summary(summary: ImportSummary) -> None:

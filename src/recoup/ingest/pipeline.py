@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import queue
 import sys
+import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from itertools import islice
+from multiprocessing.connection import wait
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
@@ -101,6 +104,7 @@ def _check_file(
     chunk_size: int,
 ) -> None:
     """Read and check ``path`` in the reader process, sending each checked chunk to ``outbox``."""
+    _exit_with_parent()
     gc.disable()
     try:
         with open_source(path, kind=kind, file_format=file_format, encoding=encoding) as source:
@@ -120,6 +124,26 @@ def _check_file(
             outbox.put(("error", error))
         except Exception:
             outbox.put(("error", RuntimeError(f"the import reader failed: {error!r}")))
+
+
+def _exit_with_parent() -> None:
+    """End this reader process as soon as the process that started it is gone.
+
+    A writer killed outright (``kill -9``, out of memory) leaves its reader blocked in
+    ``Queue.put`` forever, holding a chunk, its imported modules and the resource
+    tracker the queue started. A daemon thread waits on the parent's sentinel (it
+    becomes readable when the parent exits, however it exits) and ends the process.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        wait([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="recoup-import-parent-watch", daemon=True).start()
 
 
 def checked_chunks(

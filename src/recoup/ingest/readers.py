@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -22,6 +22,14 @@ from recoup.ingest.rules import Problem, columns_for, normalise_header, required
 from recoup.kit.errors import ValidationFailed
 
 DETECT_BYTES: Final = 256 * 1024
+# Mainframe exports carry a few stray NUL bytes (their rows are rejected, naming the field);
+# a file whose first bytes hold more control bytes than this share is binary, not text.
+BINARY_CONTROL_SHARE: Final = 0.01
+# ... and more than this many of them, so one stray NUL in a short file is not "binary".
+BINARY_CONTROL_MIN: Final = 16
+# C0 control bytes but tab, newline, form feed, carriage return and DOS end-of-file.
+_BINARY_CONTROL_BYTES: Final = bytes(sorted(set(range(32)) - {9, 10, 12, 13, 26}))
+NUL_SHOWN: Final = "\u2400"  # ␀, how a reject report shows a NUL byte
 MAX_LINE_BYTES: Final = 1024 * 1024
 FORMATS: Final = ("csv", "xlsx", "jsonl")
 _SUFFIXES: Final = {
@@ -132,7 +140,10 @@ def detect_encoding(head: bytes, *, declared: str | None = None) -> str:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnusableFile("the file is UTF-16 text: save it as CSV UTF-8 (or GB18030)")
     if b"\x00" in head:
-        raise UnusableFile("the file holds NUL bytes: it is binary, not CSV text")
+        if looks_binary(head):
+            raise UnusableFile("the file holds NUL bytes: it is binary, not CSV text")
+        # Stray NULs decode in any encoding; the rows holding them are rejected when read.
+        head = head.replace(b"\x00", b"")
     if declared is not None:
         try:
             name = codecs.lookup(declared).name
@@ -165,6 +176,26 @@ def detect_encoding(head: bytes, *, declared: str | None = None) -> str:
     raise UnusableFile(
         "the file is neither UTF-8 nor GBK/GB18030 text: export it as CSV UTF-8, or pass --encoding"
     )
+
+
+def looks_binary(head: bytes) -> bool:
+    """Tell whether a file's first bytes are binary data rather than text with stray NULs."""
+    controls = len(head) - len(head.translate(None, _BINARY_CONTROL_BYTES))
+    return controls > max(BINARY_CONTROL_MIN, len(head) * BINARY_CONTROL_SHARE)
+
+
+def nul_problem(values: Mapping[str, str | None]) -> Problem | None:
+    """Return the problem of a row whose field holds a NUL byte, naming the first such field."""
+    for name, value in values.items():
+        if value is not None and "\x00" in value:
+            return Problem(
+                name,
+                value.replace("\x00", NUL_SHOWN),
+                "nul_byte",
+                f"{name} holds a NUL byte (0x00), as padded mainframe exports do: "
+                "remove it and import the row again",
+            )
+    return None
 
 
 def _decode_problem(head: bytes, encoding: str) -> str | None:
@@ -221,6 +252,11 @@ def _open_csv(
         raise UnusableFile(f"the header row cannot be read as CSV: {error}") from None
     if not header:
         raise UnusableFile(f"{path.name} has no header row: the first row names the columns")
+    if any("\x00" in name for name in header):
+        raise UnusableFile(
+            f"the header row (line {header_number}) holds a NUL byte: "
+            "the column names must be plain text"
+        )
     columns, ignored = _check_header(kind, header)
     positions = [(index, name) for index, name in enumerate(header) if name in columns]
     width = len(header)
@@ -247,10 +283,17 @@ def _open_csv(
                         ),
                     )
                     continue
+                values: dict[str, str | None]
                 if every_column:
-                    yield RawRow(number, dict(zip(names, record, strict=True)))
+                    values = dict(zip(names, record, strict=True))
                 else:
-                    yield RawRow(number, {name: record[index] for index, name in positions})
+                    values = {name: record[index] for index, name in positions}
+                # One join and search per row: a field-by-field scan cost more than the rest
+                # of reading. Only known columns count; an ignored column's NUL harms nothing.
+                if "\x00" in "".join(record):
+                    yield RawRow(number, values, nul_problem(values))
+                else:
+                    yield RawRow(number, values)
         except csv.Error as error:
             raise UnusableFile(f"row {number + 1} cannot be read as CSV: {error}") from None
 
@@ -415,7 +458,7 @@ def _open_jsonl(path: Path, handle: IO[bytes], head: bytes, *, kind: str) -> Sou
                     problem = Problem(
                         name, "", "bad_value", f"{name} must be text or a number, not {error}"
                     )
-            yield RawRow(number, values, problem)
+            yield RawRow(number, values, problem or nul_problem(values))
 
     return Source(
         path=path,

@@ -700,6 +700,26 @@ def latest_runs(session: Session, *, institution_id: int) -> list[ImportRun]:
     )
 
 
+def interrupt_silent_runs(
+    session: Session, *, institution_id: int, silent_since: datetime, message: str
+) -> int:
+    """Mark running imports silent since ``silent_since`` as interrupted; return how many.
+
+    Their last heartbeat becomes their finish time.
+    """
+    result = session.execute(
+        update(ImportRun)
+        .where(
+            ImportRun.institution_id == institution_id,
+            ImportRun.status == ImportStatus.running,
+            ImportRun.updated_at < silent_since,
+        )
+        .values(status=ImportStatus.interrupted, finished_at=ImportRun.updated_at, message=message)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def rejects_by_code(session: Session, *, run_ids: Sequence[int]) -> list[tuple[int, str, str, int]]:
     """Return (run id, code, one example reason, problems) for the given runs."""
     if not run_ids:

@@ -46,7 +46,7 @@ from recoup.models.debtor import (
     IdKind,
     Relation,
 )
-from recoup.models.ingest import ImportKind
+from recoup.models.ingest import ImportKind, ImportStatus
 from recoup.portfolio.rules import (
     birth_date_from_resident_id,
     bucket_for,
@@ -284,8 +284,13 @@ def mask_for_report(value: str, pii: str | None) -> str:
 
 
 def storable(text: str) -> str:
-    """Return ``text`` with undecodable bytes (lone surrogates) shown as U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """Return ``text`` with undecodable bytes (lone surrogates) and NULs shown as U+FFFD.
+
+    PostgreSQL text cannot hold a NUL character at all.
+    """
+    return (
+        text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\ufffd")
+    )
 
 
 def neutralise_formula(text: str) -> str:
@@ -1190,3 +1195,15 @@ class SeenKeys:
         merged.sort(kind="stable")
         self._sorted = merged
         return answer
+
+
+# A running import commits (and so beats) once per chunk, every few seconds even for
+# 100,000-row chunks; past this silence its process is taken as gone.
+IMPORT_HEARTBEAT_TIMEOUT: Final = timedelta(minutes=2)
+
+
+def import_run_status(status: str, *, last_heartbeat: datetime, now: datetime) -> ImportStatus:
+    """Return the status to show for an import run: a silent running one was interrupted."""
+    if status == ImportStatus.running and now - last_heartbeat > IMPORT_HEARTBEAT_TIMEOUT:
+        return ImportStatus.interrupted
+    return ImportStatus(status)

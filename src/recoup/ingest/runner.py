@@ -10,6 +10,12 @@ A file that cannot be used at all (unreadable, wrong format, missing required co
 raises ``UnusableFile`` before any row is written; the failed run is still recorded.
 A CSV that breaks part-way (e.g. a field over the CSV size limit) stops there, saying how
 many rows were committed.
+
+A run is ``running`` only while its process lives: each chunk's commit is its heartbeat.
+An import stopped in-process (Ctrl-C, SIGTERM, an error) records itself as interrupted or
+failed; one whose process vanished (``kill -9``, a lost machine) shows as interrupted once
+its heartbeat is older than ``IMPORT_HEARTBEAT_TIMEOUT``, and the institution's next
+import records it so.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from recoup.ingest.service import (
     CheckedChunk,
     ImportState,
     check_chunk,
+    interrupt_silent_runs,
     row_context,
     write_chunk,
 )
@@ -153,6 +160,7 @@ def run_import(
         _record_failure(session, institution, import_kind, path, actor, started_at, error.message)
         raise
     with source, _tuned_connection(session):
+        interrupt_silent_runs(session, institution=institution)
         run = ImportRun(
             institution_id=institution.id,
             kind=import_kind,
@@ -208,6 +216,7 @@ def run_import(
                     summary.rejected += result.rejected
                     summary.reject_counts.update(result.reject_counts())
                     _copy_counts(run, summary)
+                    run.updated_at = utcnow()  # the run's heartbeat
                     session.commit()
                     collect()
                     if on_progress is not None:
@@ -221,6 +230,9 @@ def run_import(
             )
             _finish(session, run, summary, ImportStatus.failed, message)
             raise UnusableFile(message) from None
+        except BaseException as error:
+            _record_stop(session, run, summary, error)
+            raise
         finally:
             report.close()
         summary.reject_report = report.path if report.written else None
@@ -325,6 +337,35 @@ def _finish(
         },
     )
     session.commit()
+
+
+def _record_stop(
+    session: Session, run: ImportRun, summary: ImportSummary, error: BaseException
+) -> None:
+    """Record that an import stopped part-way, unless the database itself is what failed."""
+    # Ctrl-C, SIGTERM (the CLI turns it into SystemExit) and the like are not the file's fault.
+    stopped = not isinstance(error, Exception)
+    reason = "The import was stopped" if stopped else f"The import failed: {error!r}"[:300]
+    try:
+        session.rollback()
+        # The counts of the chunks that were committed, not of the one in flight.
+        summary.rows_read, summary.inserted, summary.updated = (
+            run.rows_read,
+            run.inserted,
+            run.updated,
+        )
+        summary.unchanged, summary.rejected = run.unchanged, run.rejected
+        summary.reject_counts = Counter(run.reject_counts)
+        message = (
+            f"{reason}. The {summary.rows_read} rows before it were committed (run {run.id}); "
+            "import the file again — rows already imported count as unchanged"
+        )
+        status = ImportStatus.interrupted if stopped else ImportStatus.failed
+        _finish(session, run, summary, status, message)
+    except Exception:
+        # The error being raised says more than this one; the run shows as interrupted
+        # once its heartbeat is old.
+        session.rollback()
 
 
 def _record_failure(

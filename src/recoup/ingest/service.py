@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from recoup.ingest import repository
 from recoup.ingest.readers import RawRow
 from recoup.ingest.rules import (
+    IMPORT_HEARTBEAT_TIMEOUT,
     REGION_BY_JURISDICTION,
     VALIDATORS,
     AccountRecord,
@@ -89,6 +90,20 @@ class ImportState:
     kind: ImportKind
     context: RowContext
     seen: SeenKeys = field(default_factory=SeenKeys)
+
+
+def interrupt_silent_runs(session: Session, *, institution: Institution) -> int:
+    """Record the institution's imports whose process fell silent as interrupted."""
+    return repository.interrupt_silent_runs(
+        session,
+        institution_id=institution.id,
+        silent_since=utcnow() - IMPORT_HEARTBEAT_TIMEOUT,
+        message=(
+            "The importing process stopped without finishing (its last sign of life is the "
+            "finish time). Rows committed before it are kept; import the file again — rows "
+            "already imported count as unchanged"
+        ),
+    )
 
 
 def row_context(institution: Institution, *, now: datetime | None = None) -> RowContext:

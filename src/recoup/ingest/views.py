@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -14,10 +15,11 @@ from recoup.db import writes_on_get
 from recoup.deps import SessionDep
 from recoup.identity.scoping import get_scoped
 from recoup.ingest import repository, service
-from recoup.ingest.rules import neutralise_formula
+from recoup.ingest.rules import import_run_status, neutralise_formula
 from recoup.ingest.runner import REPORT_COLUMNS
+from recoup.kit.clock import utcnow
 from recoup.kit.pagination import Page, PageRequest
-from recoup.models.ingest import ImportReject, ImportRun
+from recoup.models.ingest import ImportReject, ImportRun, ImportStatus
 from recoup.models.institution import Institution
 from recoup.web.templating import PAGE_SECURITY_HEADERS, Viewer, page_url_for, render, viewer_with
 
@@ -32,6 +34,12 @@ PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 ReadQuality = Annotated[Viewer, viewer_with("dq:read")]
 
 
+def _status_of_runs() -> Callable[[ImportRun], ImportStatus]:
+    """Return how pages tell run statuses: a running run whose process is silent is interrupted."""
+    now = utcnow()
+    return lambda run: import_run_status(run.status, last_heartbeat=run.updated_at, now=now)
+
+
 def _institution(viewer: Viewer, session: SessionDep) -> Institution | None:
     assert viewer.principal is not None
     if viewer.principal.institution_id is None:
@@ -43,7 +51,12 @@ def _institution(viewer: Viewer, session: SessionDep) -> Institution | None:
 def data_quality(viewer: ReadQuality, session: SessionDep, page: PageNumber = 1) -> HTMLResponse:
     """Show the institution's data-quality report and its import runs, newest first."""
     institution = _institution(viewer, session)
-    context: dict[str, Any] = {"institution": institution, "report": None, "runs": None}
+    context: dict[str, Any] = {
+        "institution": institution,
+        "report": None,
+        "runs": None,
+        "run_status": _status_of_runs(),
+    }
     if institution is not None:
         request = PageRequest(page, RUNS_PAGE_SIZE)
         runs, total = repository.recent_runs(
@@ -80,6 +93,7 @@ def import_run(
         "rejects": Page(rejects, total, request.page, request.size),
         "page_url": page_url_for(viewer.request),
         "reject_counts": sorted(run.reject_counts.items(), key=lambda item: (-item[1], item[0])),
+        "run_status": _status_of_runs(),
     }
     return render(viewer, "imports/run.html", context, active_nav="imports")
 

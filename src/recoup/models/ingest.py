@@ -23,6 +23,8 @@ class ImportStatus(StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"
+    # The importing process stopped without finishing (killed, machine down, Ctrl-C).
+    interrupted = "interrupted"
 
 
 class ImportRun(TenantMixin, TimestampMixin, Base):

@@ -1,4 +1,9 @@
-"""``recoup model train|list|promote|score``: the model registry and scoring runs."""
+"""``recoup model train|list|promote|score``: the model registry and scoring runs.
+
+Each command imports the scoring service itself: it brings LightGBM, optbinning,
+scikit-learn and pandas, seconds of start-up that every other ``recoup`` command
+(and ``--help``) would otherwise pay.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,7 @@ from recoup.db import unit_of_work
 from recoup.institutions import repository as institutions
 from recoup.kit.cli import console, fail_on_domain_error
 from recoup.kit.errors import ValidationFailed
-from recoup.scoring import service
-from recoup.scoring.spec import FAMILIES, Family
+from recoup.scoring.spec import DEFAULT_HORIZON_DAYS, DEFAULT_PAYMENT_SHARE, FAMILIES, Family
 
 app = typer.Typer(help="Train, list, promote and run scoring models.", no_args_is_help=True)
 
@@ -61,16 +65,18 @@ def train(
         None, "--as-of", help="Portfolio training date (default today)"
     ),
     horizon_days: int = typer.Option(
-        service.DEFAULT_HORIZON_DAYS, "--horizon-days", help="Days after a snapshot to pay"
+        DEFAULT_HORIZON_DAYS, "--horizon-days", help="Days after a snapshot to pay"
     ),
     payment_share: float = typer.Option(
-        service.DEFAULT_PAYMENT_SHARE,
+        DEFAULT_PAYMENT_SHARE,
         "--payment-share",
         help="Share of overdue that counts as paying",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object"),
 ) -> None:
     """Train a model on an external CSV or on an institution's own history, as a candidate."""
+    from recoup.scoring import service
+
     with fail_on_domain_error(), unit_of_work() as session:
         chosen_family = _family(family)
         owner = institutions.require_by_code(session, institution) if institution else None
@@ -150,6 +156,8 @@ def list_models(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line"),
 ) -> None:
     """List registered model versions, newest first."""
+    from recoup.scoring import service
+
     with fail_on_domain_error(), unit_of_work() as session:
         owner = institutions.require_by_code(session, institution) if institution else None
         versions = service.list_models(session, institution_id=owner.id if owner else None)
@@ -198,6 +206,8 @@ def promote(
     ),
 ) -> None:
     """Make a model version the champion of its institution (audited)."""
+    from recoup.scoring import service
+
     with fail_on_domain_error(), unit_of_work() as session:
         if actor is None:
             promoted = service.promote_model(session, version=version, actor=_operator())
@@ -219,14 +229,16 @@ def realised(
     as_of: str = typer.Option(..., "--as-of", help="Date the scores were made"),
     version: str = typer.Option(..., "--version", help="Model version that made them"),
     horizon_days: int = typer.Option(
-        service.DEFAULT_HORIZON_DAYS, "--horizon-days", help="Days after scoring to pay"
+        DEFAULT_HORIZON_DAYS, "--horizon-days", help="Days after scoring to pay"
     ),
     payment_share: float = typer.Option(
-        service.DEFAULT_PAYMENT_SHARE, "--payment-share", help="Share of overdue that counts"
+        DEFAULT_PAYMENT_SHARE, "--payment-share", help="Share of overdue that counts"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Measure realised AUC/KS of past scores once their outcome window has passed."""
+    from recoup.scoring import service
+
     with fail_on_domain_error(), unit_of_work() as session:
         owner = institutions.require_by_code(session, institution)
         result = service.realised_performance(
@@ -272,6 +284,8 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON"),
 ) -> None:
     """Score every delinquent account of an institution and store probability, grade, reasons."""
+    from recoup.scoring import service
+
     with fail_on_domain_error(), unit_of_work() as session:
         owner = institutions.require_by_code(session, institution)
         run = service.score_delinquent_accounts(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from recoup.scoring.spec import DecileRow, Evaluation, FloatArray
 
@@ -13,6 +12,9 @@ DECILES = 10
 
 def kolmogorov_smirnov(labels: npt.NDArray[np.int8], probabilities: FloatArray) -> float:
     """Return the largest gap between the event and non-event cumulative distributions."""
+    # scikit-learn is imported where it is used: a second of start-up for every importer.
+    from sklearn.metrics import roc_curve
+
     false_positive_rate, true_positive_rate, _ = roc_curve(labels, probabilities)
     return float(np.max(true_positive_rate - false_positive_rate))
 
@@ -51,6 +53,8 @@ def decile_table(labels: npt.NDArray[np.int8], probabilities: FloatArray) -> tup
 
 def evaluate(labels: npt.NDArray[np.int8], probabilities: FloatArray) -> Evaluation:
     """Measure how well event probabilities rank and match held-out outcomes."""
+    from sklearn.metrics import roc_auc_score
+
     auc = float(roc_auc_score(labels, probabilities))
     return Evaluation(
         auc=auc,

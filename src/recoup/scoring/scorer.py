@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-import lightgbm
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -264,6 +263,10 @@ class GbmScorer:
     """Scores rows with a LightGBM booster; reasons come from its SHAP contributions."""
 
     def __init__(self, spec: GbmSpec) -> None:
+        # Imported here: LightGBM (with scikit-learn) costs a second and a half of start-up
+        # that the web app and the CLI would pay before any model is scored.
+        import lightgbm
+
         self.spec = spec
         self.booster = lightgbm.Booster(model_str=spec.booster)
         self.feature_names = tuple(feature.name for feature in spec.features)

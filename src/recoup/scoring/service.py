@@ -1,4 +1,8 @@
-"""Scoring orchestration: train and register models, promote a champion, score accounts."""
+"""Scoring orchestration: train and register models, promote a champion, score accounts.
+
+Training (LightGBM, optbinning, scikit-learn) is imported by the functions that train:
+the web app and every CLI command import this module, and those libraries cost seconds.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
@@ -36,11 +39,15 @@ from recoup.scoring.features import (
 from recoup.scoring.metrics import kolmogorov_smirnov
 from recoup.scoring.monitoring import DriftReport, DriftStatus, drift_report
 from recoup.scoring.scorer import compile_scorer
-from recoup.scoring.spec import Family, GradeScale, ScorecardRow, TrainedModel
-from recoup.scoring.training import train_model
+from recoup.scoring.spec import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_PAYMENT_SHARE,
+    Family,
+    GradeScale,
+    ScorecardRow,
+    TrainedModel,
+)
 
-DEFAULT_HORIZON_DAYS = 30
-DEFAULT_PAYMENT_SHARE = 0.5
 DEFAULT_SNAPSHOTS = 6
 PORTFOLIO_TARGET = "pays"
 
@@ -151,6 +158,8 @@ def train_from_file(
     actor: str,
 ) -> TrainingOutcome:
     """Train on an external CSV with a binary target and register the result."""
+    from recoup.scoring.training import train_model
+
     if not path.is_file():
         raise ValidationFailed(f"training file {path} does not exist")
     try:
@@ -186,6 +195,8 @@ def train_from_portfolio(
     actor: str,
 ) -> TrainingOutcome:
     """Train a propensity-to-pay model on the institution's own past snapshots."""
+    from recoup.scoring.training import train_model
+
     tables = repository.load_portfolio_tables(
         session, institution_id=institution.id, until=end_of_day(as_of)
     )
@@ -478,6 +489,8 @@ def realised_performance(
     overdue amount, or cured, within ``horizon_days`` after ``as_of``. The result is stored on
     the run's record when there is one.
     """
+    from sklearn.metrics import roc_auc_score
+
     model_version = require_model_version(session, version=version)
     known_on = as_of + timedelta(days=horizon_days)
     today = today or utcnow().date()

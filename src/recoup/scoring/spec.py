@@ -15,6 +15,9 @@ FeatureKind = Literal["numeric", "categorical"]
 SplitMethod = Literal["stratified", "time"]
 
 FAMILIES: tuple[Family, ...] = ("scorecard", "gbm")
+# What counts as paying: this share of the overdue amount within this many days.
+DEFAULT_HORIZON_DAYS = 30
+DEFAULT_PAYMENT_SHARE = 0.5
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E")
 MISSING_LABEL = "Missing"
 
