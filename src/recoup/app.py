@@ -12,6 +12,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,6 +27,7 @@ from recoup.kit.errors import RecoupError, TooManyRequests
 logger = logging.getLogger("recoup")
 
 PROBLEM = "application/problem+json"
+DOCS_ASSETS = "/docs-assets"
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -56,7 +58,10 @@ def create_app() -> FastAPI:
         finally:
             worker.stop(timeout=settings.shutdown_seconds)
 
-    app = FastAPI(
+    # The API docs' scripts and styles are served by the app itself: no CDN (banks run intranets).
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        redoc_url=None,
         lifespan=lifespan,
         title="Recoup",
         summary="Collections platform API",

@@ -37,8 +37,32 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def current_revision(url: str | None = None) -> str | None:
+    """Return the database's migration revision, or None when it has no Recoup schema yet."""
+    from alembic.runtime.migration import MigrationContext
+
+    from recoup.db import make_engine
+
+    engine = make_engine(url or get_settings().database_url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 @app.command("upgrade")
 def upgrade_command(revision: str = typer.Argument("head", help="Target revision")) -> None:
     """Create or migrate the database at RECOUP_DATABASE_URL."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(get_settings().database_url).render_as_string(hide_password=True)
+    before = current_revision()
     upgrade(revision=revision)
-    console.print("Database is up to date.")
+    after = current_revision()
+    if before is None:
+        console.print(f"Created the database schema (revision {after}) at {where}.")
+    elif before != after:
+        console.print(f"Migrated the database from revision {before} to {after} at {where}.")
+    else:
+        console.print(f"The database at {where} is up to date (revision {after}).")

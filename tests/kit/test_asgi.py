@@ -107,3 +107,17 @@ class TestUnexpectedErrors:
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/problem+json"
         assert "logged" in response.json()["detail"]
+
+
+class TestApiDocs:
+    def test_the_docs_page_loads_nothing_from_outside(self) -> None:
+        import re
+
+        with TestClient(create_app()) as client:
+            page = client.get("/docs")
+            assert page.status_code == 200
+            assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+            assert assets
+            for asset in assets:
+                assert asset.startswith("/"), f"the docs page loads {asset} from outside"
+                assert client.get(asset).status_code == 200

@@ -53,7 +53,7 @@ def demo_command(
         # Imported here: recoup.cli imports this module while it registers commands.
         from recoup.cli import serve as serve_command
 
-        serve_command(host=host, port=port, reload=False)
+        serve_command(host=host, port=port, reload=False, worker=True)
 
 
 def prepare_schema() -> str:

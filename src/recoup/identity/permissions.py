@@ -127,7 +127,7 @@ PUBLIC_PATHS: frozenset[str] = frozenset(
         "/healthz",
         "/docs",
         "/docs/oauth2-redirect",
-        "/redoc",
+        "/docs-assets/",
         "/openapi.json",
         "/login",
         "/logout",

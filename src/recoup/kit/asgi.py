@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("recoup")
 
 PROBLEM = "application/problem+json"
-UNQUEUED_PATHS = ("/healthz", "/static/", "/favicon.ico")
+UNQUEUED_PATHS = ("/healthz", "/static/", "/docs-assets/", "/favicon.ico")
 
 
 async def send_busy(send: Send, *, retry_after: int, detail: str) -> None:
