@@ -70,3 +70,28 @@ def normalise(text: str) -> NormalisedText:
 def normalise_term(term: str) -> str:
     """Normalise a lexicon term the same way as the text it is matched against."""
     return normalise(term).text
+
+
+def normalise_words(text: str) -> NormalisedText:
+    """Fold like ``normalise`` but keep one space where filler separated two words.
+
+    English phrase patterns need word boundaries ("we know where you live" must not
+    match inside other words), which the filler-free text no longer has.
+    """
+    characters: list[str] = []
+    origins: list[int] = []
+    gap: int | None = None
+    for index, character in enumerate(simplified(text)):
+        folded = _fold(character)
+        if not folded:
+            if gap is None:
+                gap = index
+            continue
+        if gap is not None and characters:
+            characters.append(" ")
+            origins.append(gap)
+        gap = None
+        for kept in folded:
+            characters.append(kept)
+            origins.append(index)
+    return NormalisedText(original=text, text="".join(characters), origins=tuple(origins))
