@@ -34,7 +34,7 @@ _NEGATION_ZH_STRONG = re.compile(
     r"|不会(?:以任何|要求|让|强迫|诱导|建议|向)|不要求|不鼓励|不提倡"
 )
 _NEGATION_ZH_WEAK = re.compile(
-    r"(?<!你)不会|不得|不要|不能|不可|不再|不应|不用|无需|不必|没有|拒绝|避免|未经"
+    r"(?<!你)不会|不得|不要|(?<!就)不能|不可|不再|不应|不用|无需|不必|没有|拒绝|避免|未经"
 )
 _NEGATION_EN_STRONG = re.compile(
     r"\b(?:never|prohibited|forbidden|beware|refrain|avoid|nor|neither|won ?t ever)\b"
@@ -140,9 +140,22 @@ def _is_word_character(character: str) -> bool:
 
 
 def _expand(pattern: str, macros: dict[str, str]) -> str:
-    """Replace ``<NAME>`` with the lexicon's macro of that name, recursively."""
+    """Replace ``<NAME>`` with the lexicon's macro of that name, recursively.
+
+    ``<GAP12>`` is up to twelve ``<GAP>`` characters: a gap that cannot cross a denial.
+    """
+
+    def macro(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in macros:
+            return f"(?:{macros[name]})"
+        gap = re.fullmatch(r"GAP(\d+)", name)
+        if gap and "GAP" in macros:
+            return f"(?:{macros['GAP']}){{0,{gap.group(1)}}}"
+        raise ValueError(f"lexicon pattern uses unknown macro <{name}>: {pattern!r}")
+
     for _ in range(8):
-        expanded = _MACRO.sub(lambda match: f"(?:{macros[match.group(1)]})", pattern)
+        expanded = _MACRO.sub(macro, pattern)
         if expanded == pattern:
             return expanded
         pattern = expanded
@@ -171,7 +184,8 @@ def _denied(original: str, start: int) -> bool:
     words = re.findall(r"[a-z]+", folded.replace("'", "").replace("\u2019", ""))
     if _NEGATION_EN_STRONG.search(" ".join(words[-6:])):
         return True
-    recent = words[-3:]
+    # "not be arrested or jailed": the denial carries over a list joined by "or".
+    recent = words[-6:] if {"or", "nor"} & set(words[-2:]) else words[-3:]
     return any(
         word in _NEGATION_EN_WEAK and not _rhetorical(recent[index + 1 : index + 2])
         for index, word in enumerate(recent)
