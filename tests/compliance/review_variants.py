@@ -56,6 +56,18 @@ MENACE_ZH = [
     "你晚上一个人回家要小心",
     "你老婆每天几点下班我们知道",
     "你住的那个小区我们很熟",
+    "你家楼下的便利店我们常去",
+    "你女儿今天穿的红裙子挺好看",
+    "我们的人知道你每天几点接孩子",
+    "你老家在哪个县我们查得清清楚楚",
+    "你可要想清楚，家里还有老人孩子",
+    "别让我们在你家门口见面",
+    "你的一举一动都在我们眼里",
+    "我们随时能找上门",
+    "你以为关机就没事了",
+    "小心你的家人",
+    "晚上睡觉记得锁好门",
+    "你孩子几点放学我们门清",
 ]
 
 MENACE_TW = [
@@ -72,6 +84,11 @@ MENACE_TW = [
     "你逃不掉的",
     "晚上一個人走路要小心喔",
     "你家人的安全可就難說了",
+    "我們知道你住喺邊度",
+    "你屋企喺邊我哋都知",
+    "你細路喺邊間學校讀書我哋好清楚",
+    "你女兒每天幾點放學我們都知道",
+    "晚上回家小心點",
 ]
 
 MENACE_EN = [
@@ -121,6 +138,16 @@ MENACE_EN = [
     "We know you drive a blue Honda.",
     "We found you once, we can find you again.",
     "Your kids are cute. It'd be a shame.",
+    "We know which daycare your son goes to.",
+    "Lovely kids. Would hate for them to worry about their mom.",
+    "We're keeping tabs on you.",
+    "Our guy saw you at the grocery store yesterday.",
+    "You should lock your doors at night.",
+    "We've got eyes everywhere.",
+    "You never know who's watching.",
+    "Wouldn't want your family to get involved in this.",
+    "Your wife seems nice.",
+    "There's no place you can go that we won't find you.",
 ]
 
 EXPOSE_ZH = [
@@ -168,6 +195,18 @@ EXPOSE_ZH = [
     "我们会把你的视频发到抖音上",
     "把你身份证发到网上让大家看看",
     "你欠钱的事会被公开",
+    "我们会把你的欠款截图发到你的朋友圈下面评论",
+    "给你所有qq好友发消息",
+    "你的欠款信息会推送给你的通讯录联系人",
+    "我们把你的照片P成遗照发给你家人",
+    "你的名字会挂在失信曝光栏",
+    "再不还钱我就开始打你通讯录了",
+    "我们已经给你的亲戚发了催收短信",
+    "在你们小区门口挂横幅",
+    "让你老家的人都知道你欠钱",
+    "你的借款合同我们会发给你所有同事",
+    "baotongxunlu",
+    "爆你txl",
 ]
 
 EXPOSE_TW = [
@@ -183,6 +222,10 @@ EXPOSE_TW = [
     "你的欠款資料會在網路上公開",
     "幫你通訊錄每個人都打一遍",
     "讓你所有朋友都知道你欠錢",
+    "我哋會將你相片放上網",
+    "你嘅欠款會公開俾你所有朋友知",
+    "我們會在臉書公開你的欠款",
+    "我們會打給你通訊錄上所有人",
 ]
 
 EXPOSE_EN = [
@@ -222,6 +265,14 @@ EXPOSE_EN = [
     "We will put up posters with your face.",
     "We're going to post about you online.",
     "Your family will be informed about your debt.",
+    "We will message your friends on Facebook.",
+    "Screenshots of your debt will be shared.",
+    "Everyone on your contact list is getting a text from us tonight.",
+    "We'll put your name on a billboard.",
+    "We'll tell your whole family you're a deadbeat.",
+    "We will post a notice on your door for all your neighbors to see.",
+    "Your debt will be made public.",
+    "We'll DM your followers.",
 ]
 
 BORROW_ZH = [
@@ -267,6 +318,15 @@ BORROW_ZH = [
     "下载几个借款app先借出来",
     "实在不行就把房子抵押了",
     "你就不能找个人借借吗",
+    "你身边就没有能借钱的人吗",
+    "去借点高利贷也行",
+    "找你老板预支工资还",
+    "开通花呗先还上我们的",
+    "去小额贷款公司借",
+    "把信用卡额度提一下套出来还",
+    "跟你同事借一下不就行了",
+    "找亲朋好友凑凑",
+    "借网贷还这个",
 ]
 
 BORROW_TW = [
@@ -280,6 +340,10 @@ BORROW_TW = [
     "找你爸媽借一下",
     "去辦張信用卡預借現金",
     "用信貸還清吧",
+    "你可以同屋企人借錢還",
+    "去財務公司借啦",
+    "問朋友借錢還住先",
+    "去借高利貸還",
 ]
 
 BORROW_EN = [
@@ -315,6 +379,14 @@ BORROW_EN = [
     "Take out a personal loan and settle the account today.",
     "Ask someone for a loan.",
     "Have a relative lend you the money.",
+    "Your parents could cover this for you.",
+    "Take a loan from your 401k and pay us.",
+    "Borrow against your paycheck.",
+    "Apply for a credit card and transfer the balance.",
+    "Can't you borrow it from a friend?",
+    "You should get a second job or borrow from family.",
+    "Use a cash advance app to pay this today.",
+    "Get money from anyone you can.",
 ]
 
 ARREST_ZH = [
@@ -368,6 +440,18 @@ ARREST_ZH = [
     "派出所会通知你去一趟",
     "后面可能会被刑事追责",
     "你已经被列为犯罪嫌疑人",
+    "你是想进去吃几年公家饭吗",
+    "你等着警察上门吧",
+    "马上会有民警联系你",
+    "你这个行为已经触犯刑法",
+    "我们会向公安机关报案",
+    "你会被采取强制措施",
+    "你的身份证已经被公安标记",
+    "被抓进去就晚了",
+    "拘 役",
+    "坐 監",
+    "等着被铐走吧",
+    "你会被限制出境还会被拘留",
 ]
 
 ARREST_TW = [
@@ -383,6 +467,10 @@ ARREST_TW = [
     "警察會上門抓你",
     "你會被關進去",
     "你要去坐牢了",
+    "你等住俾差佬拉啦",
+    "警察會來抓你",
+    "你會被收押",
+    "你已經觸犯刑法",
 ]
 
 ARREST_EN = [
@@ -430,6 +518,16 @@ ARREST_EN = [
     "Expect to be picked up by police.",
     "We'll report you to the police.",
     "A r r e s t e d",
+    "Officers can be sent to your home.",
+    "You could face time behind bars.",
+    "We've filed a report with law enforcement.",
+    "You will be taken in for questioning.",
+    "This may result in your arrest.",
+    "Expect a knock from the police.",
+    "Do you want to go to jail over this?",
+    "w-a-r-r-a-n-t",
+    "a r r e s t",
+    "You'll be locked away.",
 ]
 
 WORK_ZH = [
@@ -475,6 +573,16 @@ WORK_ZH = [
     "去你danwei找你ld",
     "到你gong si闹",
     "我们会联系你的同事",
+    "我们会派人去你公司",
+    "你公司的前台电话我们有",
+    "我们去你上班的地方当面聊",
+    "给你领导打个电话说说",
+    "去你们单位反映情况",
+    "你不还我就去你单位门口等你",
+    "我们会把催收函寄到你公司",
+    "你老板会知道的",
+    "找你公司领导",
+    "去你上班那找你",
 ]
 
 WORK_TW = [
@@ -488,6 +596,10 @@ WORK_TW = [
     "打電話給你的上司",
     "讓你老闆知道你欠錢",
     "去你單位找你",
+    "我哋會去你公司搵你",
+    "打俾你老細",
+    "我們會聯繫你的主管",
+    "去你公司門口等你",
 ]
 
 WORK_EN = [
@@ -521,6 +633,12 @@ WORK_EN = [
     "We'll drop by your office.",
     "Do you want your boss to know about this?",
     "We're contacting your manager today.",
+    "We'll swing by your job.",
+    "We're going to let your employer know.",
+    "Your boss will be getting a letter from us.",
+    "We will reach you at work.",
+    "We might need to talk to your supervisor.",
+    "We'll send an agent to your workplace.",
 ]
 
 LEGITIMATE_ZH = [
@@ -591,6 +709,14 @@ LEGITIMATE_ZH = [
     "本机构不会要求您通过其他平台借款还款。",
     "根据《民法典》相关规定，您应按约定履行还款义务。",
     "如您对本催收函有异议，可在收到之日起15日内提出。",
+    "您的账单已生成，请在到期日前还款。",
+    "如需帮助，请拨打我们的客服电话。",
+    "温馨提示：逾期会产生罚息和违约金。",
+    "我们将依据合同约定，依法维护我司合法权益。",
+    "如您对账单有任何疑问，欢迎来电咨询。",
+    "您可以在工作日到我司柜台办理业务。",
+    "我们尊重并保护您的隐私。",
+    "您的还款记录良好，感谢支持。",
     "【XX银行】尊敬的客户，您尾号1234的信用卡本期账单金额5,000.00元，最低还款额500.00元，到期还款日为05月25日，请按时还款。如已还款请忽略。",
     "【XX消费金融】您好，您的借款已逾期3天，为避免影响您的个人征信，请尽快登录App还款。客服热线400-800-1234。",
     "温馨提示：您在我司的贷款已逾期，逾期信息将按规定报送至中国人民银行征信中心，请尽快处理。",
@@ -702,6 +828,12 @@ LEGITIMATE_EN = [
     "We would like to help you resolve this account.",
     "Our team works Monday to Friday.",
     "For your security, never share your PIN.",
+    "Your statement is ready to view online.",
+    "We can help you set up a budget.",
+    "This is not a threat of legal action.",
+    "We respect your privacy and your rights.",
+    "If you work nights, tell us the best time to reach you.",
+    "We will never contact your employer or your family.",
     "Example Collections is a debt collector. We are trying to collect a debt that you owe to Example Bank. We will use any information you give us to help collect the debt.",
     "Our information shows: As of January 2, 2017, you owed: $2,234.56. You were charged this amount in interest: + $75.00. You were charged this amount in fees: + $25.00.",
     "How can you dispute the debt? Call or write to us by November 10, 2020, to dispute all or part of the debt. If you do not, we will assume that our information is correct.",

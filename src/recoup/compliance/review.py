@@ -37,9 +37,9 @@ _NEGATION_ZH_WEAK = re.compile(
     r"(?<!你)不会|不得|不要|(?<!就)不能|不可|不再|不应|不用|无需|不必|没有|拒绝|避免|未经"
 )
 _NEGATION_EN_STRONG = re.compile(
-    r"\b(?:never|prohibited|forbidden|beware|refrain|avoid|nor|neither|won ?t ever)\b"
+    r"\b(?:never(?! know)|prohibited|forbidden|beware|refrain|avoid|nor|neither)\b"
 )
-_NOT_DENIALS = frozenset({"make", "let", "force", "your", "you", "we", "they", "he", "she"})
+_NOT_DENIALS = frozenset({"make", "let", "force", "want", "your", "you", "we", "they", "he", "she"})
 _NEGATION_EN_WEAK = frozenset(
     {"not", "no", "dont", "wont", "cannot", "cant", "doesnt", "didnt", "isnt", "arent",
      "shouldnt", "mustnt", "wouldnt", "without"}
@@ -186,8 +186,9 @@ def _denied(original: str, start: int) -> bool:
         return True
     # "not be arrested or jailed": the denial carries over a list joined by "or".
     recent = words[-6:] if {"or", "nor"} & set(words[-2:]) else words[-3:]
+    following = [*recent, *re.findall(r"[a-z]+", original[start : start + 24].lower())[:1]]
     return any(
-        word in _NEGATION_EN_WEAK and not _rhetorical(recent[index + 1 : index + 2])
+        word in _NEGATION_EN_WEAK and not _rhetorical(following[index + 1 : index + 2])
         for index, word in enumerate(recent)
     )
 
