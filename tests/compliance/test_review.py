@@ -289,6 +289,23 @@ class TestArrestThreats:
         rule_id = "US-FALSE" if locale == "en-US" else "CN-LANG"
         _assert_flagged(_review(text, locale), {"false_legal"}, rule_id)
 
+    @pytest.mark.parametrize(
+        ("text", "locale", "matched"),
+        [
+            ("You will be \u0430rr\u0435sted tonight.", "en-US", "\u0430rr\u0435sted"),
+            ("Go to \u03c1rison.", "en-US", "\u03c1rison"),
+            ("再不还就 zuò láo", "zh-CN", "zuò láo"),
+            ("等着 jù liú 吧", "zh-CN", "jù liú"),
+            ("坐\u200b牢", "zh-CN", "坐\u200b牢"),
+        ],
+    )
+    def test_lookalike_letters_tone_marks_and_hidden_characters(
+        self, text: str, locale: str, matched: str
+    ) -> None:
+        found = [f.text for f in _review(text, locale).findings if f.category == "false_legal"]
+        assert len(found) == 1
+        assert matched in found[0]
+
 
 class TestWorkplaceThreats:
     """Visiting the workplace or telling the boss, including pinyin mixes (去你gongsi)."""

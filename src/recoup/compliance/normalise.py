@@ -23,10 +23,22 @@ def _traditional_to_simplified() -> _Converter:
     return cast(_Converter, opencc.OpenCC("t2s"))
 
 
+# Cyrillic and Greek letters that look like Latin ones ("аrrest" with a Cyrillic а).
+_LOOKALIKES = str.maketrans("аеѕһіјкорсухԁԛԝɡαεικνορτυχ", "aeshijkopcyxdqwgaeikvoptux")
+
+
 @cache
 def _fold(character: str) -> str:
-    """Return the character full-width folded, lowercased and stripped of filler."""
-    folded = unicodedata.normalize("NFKC", character).lower()
+    """Return the character full-width folded, lowercased and stripped of filler.
+
+    Accents go too, so pinyin written with tone marks (zuò láo) matches plain pinyin.
+    """
+    folded = unicodedata.normalize("NFKC", character).lower().translate(_LOOKALIKES)
+    if folded.isascii():
+        return "".join(c for c in folded if unicodedata.category(c)[0] not in _DROPPED_CATEGORIES)
+    decomposed = unicodedata.normalize("NFKD", folded)
+    if all(c.isascii() or unicodedata.category(c) == "Mn" for c in decomposed):
+        folded = "".join(c for c in decomposed if c.isascii())
     return "".join(c for c in folded if unicodedata.category(c)[0] not in _DROPPED_CATEGORIES)
 
 
