@@ -68,6 +68,16 @@ MENACE_ZH = [
     "小心你的家人",
     "晚上睡觉记得锁好门",
     "你孩子几点放学我们门清",
+    "别让我们找到你家去",
+    "你最好小心一点",
+    "出门注意点",
+    "我们在你家附近转了一圈",
+    "你的家人最近还好吗",
+    "兄弟们已经去过你老家了",
+    "知道你家住几楼",
+    "我们掌握了你的所有信息，包括你家人的",
+    "你孩子的学校我们去看过了",
+    "我们的人天天在你家附近",
 ]
 
 MENACE_TW = [
@@ -148,6 +158,14 @@ MENACE_EN = [
     "Wouldn't want your family to get involved in this.",
     "Your wife seems nice.",
     "There's no place you can go that we won't find you.",
+    "You'd better watch yourself.",
+    "Think about your family.",
+    "Something might happen to your house.",
+    "We have your address, your kids' names, and your schedule.",
+    "We've been to your neighborhood.",
+    "Somebody might pay you a visit.",
+    "We could make things very difficult for you and your family.",
+    "We know all about you.",
 ]
 
 EXPOSE_ZH = [
@@ -207,6 +225,14 @@ EXPOSE_ZH = [
     "你的借款合同我们会发给你所有同事",
     "baotongxunlu",
     "爆你txl",
+    "我们会在你的微信群里曝光你",
+    "你的欠款信息会发给你通讯录里的所有人",
+    "把你P图发到网上",
+    "我们会做一个你的专属曝光视频",
+    "给你全家发短信",
+    "你不还钱我们就在朋友圈公开",
+    "發到你的群組",
+    "爆你通讯錄",
 ]
 
 EXPOSE_TW = [
@@ -273,6 +299,12 @@ EXPOSE_EN = [
     "We will post a notice on your door for all your neighbors to see.",
     "Your debt will be made public.",
     "We'll DM your followers.",
+    "We will post about your debt on your Facebook wall.",
+    "We'll publish your name on a list of people who don't pay.",
+    "We will message your friends on social media.",
+    "We'll send postcards about your debt to your neighbors.",
+    "Your name is going on the deadbeat list.",
+    "We'll expose you.",
 ]
 
 BORROW_ZH = [
@@ -327,6 +359,12 @@ BORROW_ZH = [
     "跟你同事借一下不就行了",
     "找亲朋好友凑凑",
     "借网贷还这个",
+    "去别的平台借点",
+    "借网贷还我们",
+    "用信用卡还吧",
+    "你可以先找朋友借",
+    "去借钱还",
+    "跟家里要钱还",
 ]
 
 BORROW_TW = [
@@ -387,6 +425,11 @@ BORROW_EN = [
     "You should get a second job or borrow from family.",
     "Use a cash advance app to pay this today.",
     "Get money from anyone you can.",
+    "Use your credit card to pay the balance.",
+    "Borrow from friends.",
+    "Get a loan.",
+    "Ask your boss for an advance.",
+    "Take out a loan against your house.",
 ]
 
 ARREST_ZH = [
@@ -452,6 +495,14 @@ ARREST_ZH = [
     "坐 監",
     "等着被铐走吧",
     "你会被限制出境还会被拘留",
+    "拘流你",
+    "蹲号子",
+    "坐.牢",
+    "你会被判刑",
+    "我们会报警处理",
+    "警察会找你",
+    "a. 你要被抓了",
+    "要不要我们帮你联系一下派出所",
 ]
 
 ARREST_TW = [
@@ -528,6 +579,14 @@ ARREST_EN = [
     "w-a-r-r-a-n-t",
     "a r r e s t",
     "You'll be locked away.",
+    "You will be arrested.",
+    "A warrant will be issued for you.",
+    "The sheriff will come to your house.",
+    "You could go to jail.",
+    "Criminal charges may be filed.",
+    "We will contact the police.",
+    "a.r.r.e.s.t",
+    "j-a-i-l",
 ]
 
 WORK_ZH = [
@@ -583,6 +642,12 @@ WORK_ZH = [
     "你老板会知道的",
     "找你公司领导",
     "去你上班那找你",
+    "去你gs",
+    "找你dw领导",
+    "我们会去你单位调查",
+    "你单位领导电话多少我们都知道",
+    "给你公司打电话",
+    "让你公司开除你",
 ]
 
 WORK_TW = [
@@ -639,6 +704,11 @@ WORK_EN = [
     "We will reach you at work.",
     "We might need to talk to your supervisor.",
     "We'll send an agent to your workplace.",
+    "We'll call your employer.",
+    "We'll visit you at your job.",
+    "Your boss will know.",
+    "We'll get you fired.",
+    "We know where you work.",
 ]
 
 LEGITIMATE_ZH = [

@@ -34,7 +34,7 @@ _NEGATION_ZH_STRONG = re.compile(
     r"|不会(?:以任何|要求|让|强迫|诱导|建议|向)|不要求|不鼓励|不提倡"
 )
 _NEGATION_ZH_WEAK = re.compile(
-    r"(?<!你)不会|不得|不要|(?<!就)不能|不可|不再|不应|不用|无需|不必|没有|拒绝|避免|未经"
+    r"(?<!你)不会|不得|(?<!要)不要|(?<!就)不能|不可|不再|不应|不用|无需|不必|没有|拒绝|避免|未经"
 )
 _NEGATION_EN_STRONG = re.compile(
     r"\b(?:never(?! know)|prohibited|forbidden|beware|refrain|avoid|nor|neither)\b"
@@ -179,16 +179,17 @@ def _denied(original: str, start: int) -> bool:
     clause = _CLAUSE_BREAK.split(before)[-1]
     folded = simplified(unicodedata.normalize("NFKC", clause)).lower()
     chinese = "".join(c for c in folded if not c.isspace())
-    if _NEGATION_ZH_STRONG.search(chinese[-12:]) or _NEGATION_ZH_WEAK.search(chinese[-4:]):
+    near = max(0, len(chinese) - 4)
+    if _NEGATION_ZH_STRONG.search(chinese[-12:]) or _NEGATION_ZH_WEAK.search(chinese, near):
         return True
     words = re.findall(r"[a-z]+", folded.replace("'", "").replace("\u2019", ""))
     if _NEGATION_EN_STRONG.search(" ".join(words[-6:])):
         return True
     # "not be arrested or jailed": the denial carries over a list joined by "or".
     recent = words[-6:] if {"or", "nor"} & set(words[-2:]) else words[-3:]
-    following = [*recent, *re.findall(r"[a-z]+", original[start : start + 24].lower())[:1]]
+    following = [*recent, *re.findall(r"[a-z]+", original[start : start + 24].lower())[:2]]
     return any(
-        word in _NEGATION_EN_WEAK and not _rhetorical(following[index + 1 : index + 2])
+        word in _NEGATION_EN_WEAK and not _rhetorical(following[index + 1 : index + 3])
         for index, word in enumerate(recent)
     )
 
@@ -197,11 +198,14 @@ def _rhetorical(following: list[str]) -> bool:
     """Say whether a negation is part of a dare or question rather than a denial.
 
     "Not paying is theft" negates the paying; "don't make us come", "can't your
-    parents lend you" are pressure phrased with a negation.
+    parents lend you", "wouldn't want your family involved" are pressure phrased
+    with a negation.
     """
     if not following:
         return False
-    word = following[0]
+    word, after = following[0], following[1:2]
+    if word == "want":
+        return bool(after) and after[0] in {"your", "anything", "something", "us"}
     return word in _NOT_DENIALS or (word.endswith("ing") and word not in {"being", "going"})
 
 
