@@ -78,6 +78,12 @@ MENACE_ZH = [
     "我们掌握了你的所有信息，包括你家人的",
     "你孩子的学校我们去看过了",
     "我们的人天天在你家附近",
+    "我们知道你在哪上班，也知道你住哪",
+    "你爸妈住的那个村子我们去过",
+    "你最近是不是搬到城东去了",
+    "你老婆的电话我们也有",
+    "你家小区门口的保安都认识我们了",
+    "劝你别让家里人担心",
 ]
 
 MENACE_TW = [
@@ -166,6 +172,14 @@ MENACE_EN = [
     "Somebody might pay you a visit.",
     "We could make things very difficult for you and your family.",
     "We know all about you.",
+    "We know you live on Maple Street.",
+    "We know what your kids look like.",
+    "We've seen your house. Nice neighborhood.",
+    "Don't make us come looking for you.",
+    "Be a shame if your car got damaged.",
+    "Your family's safety is your responsibility.",
+    "We'll come find you.",
+    "We're closer than you think.",
 ]
 
 EXPOSE_ZH = [
@@ -233,6 +247,10 @@ EXPOSE_ZH = [
     "你不还钱我们就在朋友圈公开",
     "發到你的群組",
     "爆你通讯錄",
+    "我们会把你的欠款情况告诉你通讯录里的人",
+    "全村人都会知道你欠钱",
+    "让你在朋友圈社死",
+    "我们会在网上发帖曝光你",
 ]
 
 EXPOSE_TW = [
@@ -305,6 +323,12 @@ EXPOSE_EN = [
     "We'll send postcards about your debt to your neighbors.",
     "Your name is going on the deadbeat list.",
     "We'll expose you.",
+    "We will contact everyone in your phone.",
+    "We'll post your debt to your Facebook friends.",
+    "Your name will appear on our public list of delinquent accounts.",
+    "We are going to tell your friends you owe us money.",
+    "We'll shame you online.",
+    "We'll make sure everybody knows.",
 ]
 
 BORROW_ZH = [
@@ -365,6 +389,10 @@ BORROW_ZH = [
     "你可以先找朋友借",
     "去借钱还",
     "跟家里要钱还",
+    "去借一下就有了",
+    "你可以先借呗借出来还我们",
+    "你亲戚那么多，随便借点",
+    "找个网贷先把钱补上",
 ]
 
 BORROW_TW = [
@@ -430,6 +458,11 @@ BORROW_EN = [
     "Get a loan.",
     "Ask your boss for an advance.",
     "Take out a loan against your house.",
+    "Why not get a payday loan?",
+    "You can always borrow from your grandmother.",
+    "Take a cash advance and send it to us.",
+    "Your friends can help you out with a loan.",
+    "Sell something or borrow the money.",
 ]
 
 ARREST_ZH = [
@@ -503,6 +536,12 @@ ARREST_ZH = [
     "警察会找你",
     "a. 你要被抓了",
     "要不要我们帮你联系一下派出所",
+    "等着警察上门抓你",
+    "你这个要蹲几年",
+    "我们已经把材料交给公安了",
+    "你会被公安带走",
+    "监 狱 欢 迎 你",
+    "你就等着被拘吧",
 ]
 
 ARREST_TW = [
@@ -587,6 +626,14 @@ ARREST_EN = [
     "We will contact the police.",
     "a.r.r.e.s.t",
     "j-a-i-l",
+    "You could be looking at jail time.",
+    "We will have the sheriff pick you up.",
+    "There's a warrant out for you.",
+    "You'll be hearing from the police soon.",
+    "We're pressing criminal charges.",
+    "The DA will be in touch.",
+    "This could mean time in prison.",
+    "P.O.L.I.C.E will come",
 ]
 
 WORK_ZH = [
@@ -648,6 +695,10 @@ WORK_ZH = [
     "你单位领导电话多少我们都知道",
     "给你公司打电话",
     "让你公司开除你",
+    "去你上班的地方找你",
+    "我们联系了你们公司的人事",
+    "给你们领导写封信",
+    "我们会打你公司座机",
 ]
 
 WORK_TW = [
@@ -709,6 +760,10 @@ WORK_EN = [
     "Your boss will know.",
     "We'll get you fired.",
     "We know where you work.",
+    "We'll be at your job Monday morning.",
+    "Your supervisor will be hearing from us.",
+    "We'll reach out to your HR.",
+    "We'll talk to the people you work with.",
 ]
 
 LEGITIMATE_ZH = [

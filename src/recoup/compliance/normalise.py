@@ -88,22 +88,38 @@ def normalise_words(text: str) -> NormalisedText:
     """Fold like ``normalise`` but keep one space where filler separated two words.
 
     English phrase patterns need word boundaries ("we know where you live" must not
-    match inside other words), which the filler-free text no longer has.
+    match inside other words), which the filler-free text no longer has. Three or more
+    single letters in a row are one spelled-out word ("P.O.L.I.C.E", "j a i l").
     """
-    characters: list[str] = []
-    origins: list[int] = []
-    gap: int | None = None
+    words: list[list[tuple[str, int]]] = [[]]
+    gaps: list[int] = []
     for index, character in enumerate(simplified(text)):
         folded = _fold(character)
         if not folded:
-            if gap is None:
-                gap = index
+            if words[-1]:
+                words.append([])
+                gaps.append(index)
             continue
-        if gap is not None and characters:
+        words[-1].extend((kept, index) for kept in folded)
+    if not words[-1]:
+        words.pop()
+        gaps = gaps[: len(words) - 1]
+    joined = [False] * len(words)
+    run_start = 0
+    for position in range(len(words) + 1):
+        single = position < len(words) and len(words[position]) == 1
+        if single and words[position][0][0].isascii():
+            continue
+        if position - run_start >= 3:
+            joined[run_start + 1 : position] = [True] * (position - run_start - 1)
+        run_start = position + 1
+    characters: list[str] = []
+    origins: list[int] = []
+    for position, word in enumerate(words):
+        if position > 0 and not joined[position]:
             characters.append(" ")
-            origins.append(gap)
-        gap = None
-        for kept in folded:
+            origins.append(gaps[position - 1])
+        for kept, origin in word:
             characters.append(kept)
-            origins.append(index)
+            origins.append(origin)
     return NormalisedText(original=text, text="".join(characters), origins=tuple(origins))

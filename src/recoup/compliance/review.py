@@ -186,11 +186,14 @@ def _denied(original: str, start: int) -> bool:
     if _NEGATION_EN_STRONG.search(" ".join(words[-6:])):
         return True
     # "not be arrested or jailed": the denial carries over a list joined by "or".
-    recent = words[-6:] if {"or", "nor"} & set(words[-2:]) else words[-3:]
-    following = [*recent, *re.findall(r"[a-z]+", original[start : start + 24].lower())[:2]]
+    reach = 6 if {"or", "nor"} & set(words[-2:]) else 3
+    count = len(words)
+    words += re.findall(r"[a-z]+", original[start : start + 24].lower())[:2]
     return any(
-        word in _NEGATION_EN_WEAK and not _rhetorical(following[index + 1 : index + 3])
-        for index, word in enumerate(recent)
+        words[index] in _NEGATION_EN_WEAK
+        and not _rhetorical(words[index + 1 : index + 3])
+        and (index == 0 or words[index - 1] != "why")
+        for index in range(max(0, count - reach), count)
     )
 
 
