@@ -120,6 +120,24 @@ class TestReview:
         for finding in result["findings"]:
             assert text[finding["start"] : finding["end"]] == finding["text"]
 
+    def test_the_institutions_pack_applies_not_the_texts_language(self, session: Session) -> None:
+        cn_manager = make_user(session, make_institution(session), role="manager")
+        us_institution = make_institution(
+            session, jurisdiction="US", timezone="America/New_York", currency="USD"
+        )
+        us_manager = make_user(session, us_institution, role="manager")
+        body = {
+            "text": "Hi, your payment is due tomorrow. We know where you live.",
+            "locale": "en-US",
+            "audience": "debtor",
+            "channel": "sms",
+        }
+        with client_for(session) as client:
+            cn = client.post("/api/v1/templates/review", json=body, headers=bearer(cn_manager))
+            us = client.post("/api/v1/templates/review", json=body, headers=bearer(us_manager))
+        assert [f["rule_id"] for f in cn.json()["findings"]] == ["CN-LANG"]
+        assert [f["rule_id"] for f in us.json()["findings"]] == ["US-HARASS", "US-MEDIUM"]
+
     def test_unknown_locale_is_a_problem(self, session: Session) -> None:
         institution = make_institution(session)
         manager = make_user(session, institution, role="manager")
@@ -176,7 +194,9 @@ class TestPolicyAndViolations:
         assert "CN-HRS" in str(problem["detail"])
 
     def test_scan_and_resolve(self, session: Session) -> None:
-        institution = make_institution(session)
+        institution = make_institution(
+            session, jurisdiction="US", timezone="America/New_York", currency="USD"
+        )
         manager = make_user(session, institution, role="manager")
         officer = make_user(session, institution, role="compliance_officer")
         with client_for(session) as client:

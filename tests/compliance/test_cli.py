@@ -159,3 +159,21 @@ def test_review_exits_3_on_findings(cli_db: str, tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["compliance", "review", str(tmp_path / "nope.txt"), *arguments])
     assert missing.exit_code == 1
     assert "no file" in missing.output
+
+
+def test_review_applies_the_institutions_pack(cli_db: str, tmp_path: Path) -> None:
+    _seed()
+    sms = tmp_path / "sms.txt"
+    sms.write_text("Hi, your payment is due tomorrow. Call us at 95555.", encoding="utf-8")
+    arguments = ["--locale", "en", "--channel", "sms", "--json"]
+    by_locale = runner.invoke(cli, ["compliance", "review", str(sms), *arguments])
+    assert by_locale.exit_code == 3, by_locale.output
+    assert json.loads(by_locale.stdout)["findings"][0]["rule_id"] == "US-MEDIUM"
+    by_institution = runner.invoke(
+        cli, ["compliance", "review", str(sms), *arguments, "--institution", CODE]
+    )
+    assert by_institution.exit_code == 0, by_institution.output
+    unknown = runner.invoke(
+        cli, ["compliance", "review", str(sms), *arguments, "--institution", "NOPE"]
+    )
+    assert unknown.exit_code == 1

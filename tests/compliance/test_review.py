@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from recoup.compliance.review import ReviewInputError, default_reviewer, review
+import pytest
+from sqlalchemy.orm import Session
+
+from recoup.compliance import service
+from recoup.compliance.review import ReviewInputError, ReviewResult, default_reviewer, review
+from tests.compliance import review_variants
+from tests.factories import make_institution
 
 GOOD_CN_LETTER = (
     "尊敬的{{ debtor_name }}：您在我司的借款合同（编号{{ contract_number }}）项下尚欠"
@@ -214,3 +220,240 @@ class TestInputs:
 
     def test_empty_text(self) -> None:
         assert review("", locale="zh-CN", audience="debtor", channel="sms").passed
+
+
+def _review(text: str, locale: str) -> ReviewResult:
+    return review(text, locale=locale, audience="debtor", channel="call")
+
+
+def _assert_flagged(result: ReviewResult, categories: set[str], rule_id: str) -> None:
+    hits = [(f.category, f.rule_id, f.text) for f in result.findings]
+    assert not result.passed, "nothing was found"
+    assert any(c in categories and r == rule_id for c, r, _ in hits), hits
+
+
+def _cases(name: str) -> list[Any]:
+    locale = "en-US" if name.endswith("_EN") else "zh-TW" if name.endswith("_TW") else "zh-CN"
+    return [
+        pytest.param(text, locale, id=f"{name}-{index}")
+        for index, text in enumerate(getattr(review_variants, name))
+    ]
+
+
+class TestVeiledThreats:
+    """Menace without a violent verb: we know where you are, your family, your routine."""
+
+    @pytest.mark.parametrize(
+        ("text", "locale"), _cases("MENACE_ZH") + _cases("MENACE_TW") + _cases("MENACE_EN")
+    )
+    def test_flagged_as_a_threat(self, text: str, locale: str) -> None:
+        rule_id = "US-HARASS" if locale == "en-US" else "CN-LANG"
+        _assert_flagged(_review(text, locale), {"threat"}, rule_id)
+
+
+class TestExposure:
+    """Publishing the debtor's photo, name or debt, or blasting their contacts (爆通讯录)."""
+
+    @pytest.mark.parametrize(
+        ("text", "locale"), _cases("EXPOSE_ZH") + _cases("EXPOSE_TW") + _cases("EXPOSE_EN")
+    )
+    def test_flagged_as_harassment(self, text: str, locale: str) -> None:
+        rule_id = "US-HARASS" if locale == "en-US" else "CN-LANG"
+        _assert_flagged(_review(text, locale), {"harassment"}, rule_id)
+
+    def test_the_span_covers_the_spaced_out_phrase(self) -> None:
+        text = "再不还就 爆-通-讯-录"
+        finding = _review(text, "zh-CN").findings[0]
+        assert (finding.category, finding.text) == ("harassment", "爆-通-讯-录")
+        assert text[finding.start : finding.end] == finding.text
+
+
+class TestBorrowingElsewhere:
+    """Pushing the debtor to borrow elsewhere to repay (以贷还贷, 借新还旧)."""
+
+    @pytest.mark.parametrize(
+        ("text", "locale"), _cases("BORROW_ZH") + _cases("BORROW_TW") + _cases("BORROW_EN")
+    )
+    def test_flagged_as_borrow_pressure(self, text: str, locale: str) -> None:
+        rule_id = "US-UNFAIR" if locale == "en-US" else "CN-LANG"
+        _assert_flagged(_review(text, locale), {"borrow_pressure"}, rule_id)
+
+
+class TestArrestThreats:
+    """Arrest, detention and criminal threats phrased without the obvious words."""
+
+    @pytest.mark.parametrize(
+        ("text", "locale"), _cases("ARREST_ZH") + _cases("ARREST_TW") + _cases("ARREST_EN")
+    )
+    def test_flagged_as_false_legal(self, text: str, locale: str) -> None:
+        rule_id = "US-FALSE" if locale == "en-US" else "CN-LANG"
+        _assert_flagged(_review(text, locale), {"false_legal"}, rule_id)
+
+    @pytest.mark.parametrize(
+        ("text", "locale", "matched"),
+        [
+            ("You will be \u0430rr\u0435sted tonight.", "en-US", "\u0430rr\u0435sted"),
+            ("Go to \u03c1rison.", "en-US", "\u03c1rison"),
+            ("再不还就 zuò láo", "zh-CN", "zuò láo"),
+            ("等着 jù liú 吧", "zh-CN", "jù liú"),
+            ("坐\u200b牢", "zh-CN", "坐\u200b牢"),
+        ],
+    )
+    def test_lookalike_letters_tone_marks_and_hidden_characters(
+        self, text: str, locale: str, matched: str
+    ) -> None:
+        found = [f.text for f in _review(text, locale).findings if f.category == "false_legal"]
+        assert len(found) == 1
+        assert matched in found[0]
+
+
+class TestWorkplaceThreats:
+    """Visiting the workplace or telling the boss, including pinyin mixes (去你gongsi)."""
+
+    @pytest.mark.parametrize(
+        ("text", "locale"), _cases("WORK_ZH") + _cases("WORK_TW") + _cases("WORK_EN")
+    )
+    def test_flagged(self, text: str, locale: str) -> None:
+        rule_id = "US-HARASS" if locale == "en-US" else "CN-LANG"
+        _assert_flagged(_review(text, locale), {"threat", "harassment"}, rule_id)
+
+
+class TestLegitimateTexts:
+    """Reminders, disclosures and promises not to do the banned things pass untouched."""
+
+    @pytest.mark.parametrize(("text", "locale"), _cases("LEGITIMATE_ZH") + _cases("LEGITIMATE_EN"))
+    def test_passes(self, text: str, locale: str) -> None:
+        result = _review(text, locale)
+        assert result.passed, [(f.category, f.text) for f in result.findings]
+
+    @pytest.mark.parametrize(
+        ("promise", "threat", "locale"),
+        [
+            ("我们绝不会曝光您的照片。", "我们会曝光你的照片。", "zh-CN"),
+            ("理性借贷，请勿以贷养贷。", "你就以贷养贷吧。", "zh-CN"),
+            ("我们不会去您的单位。", "我们会去你的单位。", "zh-CN"),
+            ("我們絕不會把您的照片發到網上。", "我們會把你的照片發到網上。", "zh-TW"),
+            ("We will never post your photo online.", "We will post your photo online.", "en-US"),
+            ("We will not call your boss.", "We will call your boss.", "en-US"),
+            ("You will not be taken into custody.", "You will be taken into custody.", "en-US"),
+        ],
+    )
+    def test_a_promise_not_to_is_not_a_threat(self, promise: str, threat: str, locale: str) -> None:
+        assert _review(promise, locale).passed
+        assert not _review(threat, locale).passed
+
+
+RENDERED_CN_LETTER = (
+    "尊敬的张伟先生：您在我司的借款合同（编号HT2024001）项下尚欠人民币12,345.67元。"
+    "依据合同约定及《民法典》相关法律规定，您有按期还款的义务，也享有知情等权利。"
+    "您可通过App查询账户明细，还款方式：对公账户6222 0000 1111。"
+    "如有异议，请联系客服。客服电话：95555。"
+)
+
+
+class TestRenderedLetters:
+    """CN-DISC recognises the debtor's name and the balance written out, not only placeholders."""
+
+    def test_a_rendered_letter_passes(self) -> None:
+        result = zh(RENDERED_CN_LETTER, channel="letter")
+        assert result.passed, spans(result)  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize(
+        ("name", "balance"),
+        [
+            ("尊敬的欧阳娜娜女士", "尚欠人民币12,345.67元"),
+            ("借款人：王小明", "尚欠本息合计￥８，８００．００"),
+            ("致 李四：", "逾期金额为5000元"),
+            ("尊敬的客户张三", "欠款共计壹万贰仟元"),
+            ("尊敬的陳大文先生", "尚欠港币折合人民币3,000元"),
+        ],
+    )
+    def test_names_and_amounts_in_many_forms(self, name: str, balance: str) -> None:
+        letter = RENDERED_CN_LETTER.replace("尊敬的张伟先生", name).replace(
+            "尚欠人民币12,345.67元", balance
+        )
+        assert zh(letter, channel="letter").passed  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize(
+        ("old", "new", "element"),
+        [
+            ("尊敬的张伟先生", "尊敬的客户", "debtor_name"),
+            ("尊敬的张伟先生", "您好", "debtor_name"),
+            ("尚欠人民币12,345.67元", "尚有欠款未还", "balance"),
+        ],
+    )
+    def test_a_generic_greeting_or_no_amount_is_still_missing(
+        self, old: str, new: str, element: str
+    ) -> None:
+        result = zh(RENDERED_CN_LETTER.replace(old, new), channel="letter")
+        missing = [f for f in result.findings if f.category == "missing_element"]  # type: ignore[attr-defined]
+        assert [f.text for f in missing] == [element]
+
+    def test_the_message_says_what_counts(self) -> None:
+        letter = RENDERED_CN_LETTER.replace("尊敬的张伟先生", "尊敬的客户")
+        finding = zh(letter, channel="letter").findings[0]  # type: ignore[attr-defined]
+        assert "{{ debtor_name }}" in finding.message_en
+        assert "Write it out" in finding.message_en
+        assert "{{ debtor_name }}" in finding.message_zh
+        assert "写明" in finding.message_zh
+
+    def test_an_english_validation_notice_written_out(self) -> None:
+        notice = (
+            "Dear Mr. Smith, Acme Bank is the creditor. You owe $1,234.56. "
+            "You may dispute this debt by 2026-01-31. Call us at 1-800-555-0100."
+        )
+        result = review(notice, locale="en-US", audience="debtor", channel="letter",
+                        kind="validation_notice")  # fmt: skip
+        assert result.passed, [f.text for f in result.findings]
+        without = review(notice.replace("Acme Bank is the creditor. ", ""), locale="en-US",
+                         audience="debtor", channel="letter", kind="validation_notice")  # fmt: skip
+        assert [f.text for f in without.findings] == ["creditor_name"]
+
+
+class TestJurisdiction:
+    """The rules are those of the institution's pack, whatever language the text is in."""
+
+    ENGLISH_SMS = "Hi, your payment of {{ balance }} is due on {{ due_date }}. Call us at 95555."
+
+    def test_an_english_sms_under_cn_rules_needs_no_us_opt_out(self) -> None:
+        under_cn = review(self.ENGLISH_SMS, locale="en-US", audience="debtor", channel="sms",
+                          jurisdiction="CN")  # fmt: skip
+        assert under_cn.passed
+        under_us = review(self.ENGLISH_SMS, locale="en-US", audience="debtor", channel="sms",
+                          jurisdiction="US")  # fmt: skip
+        assert under_us.rule_ids == ("US-MEDIUM",)
+
+    def test_english_threat_under_cn_rules_is_cn_lang(self) -> None:
+        result = review("We know where you live.", locale="en-US", audience="debtor",
+                        channel="call", jurisdiction="CN")  # fmt: skip
+        assert result.rule_ids == ("CN-LANG",)
+
+    def test_the_locale_is_still_checked(self) -> None:
+        with pytest.raises(ReviewInputError, match="zh-CN"):
+            review("x", locale="fr-FR", audience="debtor", channel="sms", jurisdiction="CN")
+
+    def test_review_for_an_institution_uses_its_pack(self, session: Session) -> None:
+        cn = make_institution(session)
+        us = make_institution(session, jurisdiction="US", timezone="America/New_York",
+                              currency="USD")  # fmt: skip
+        arguments = {"text": self.ENGLISH_SMS, "locale": "en-US", "audience": "debtor",
+                     "channel": "sms"}  # fmt: skip
+        assert service.review_for_institution(session, institution_id=cn.id, **arguments).passed
+        assert service.review_for_institution(
+            session, institution_id=us.id, **arguments
+        ).rule_ids == ("US-MEDIUM",)
+
+    def test_a_submitted_template_is_reviewed_under_the_institutions_pack(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        template = service.create_template(
+            session, institution_id=institution.id, name="overdue", channel="sms",
+            locale="en-US", audience="debtor", body=self.ENGLISH_SMS + " Or else.",
+            author="author", author_id=None,
+        )  # fmt: skip
+        submitted = service.submit_template(
+            session, institution_id=institution.id, template_id=template.id,
+            actor="author", actor_id=None,
+        )  # fmt: skip
+        assert [f["rule_id"] for f in submitted.findings] == ["CN-LANG"]

@@ -290,10 +290,15 @@ def approve_policy(version: RowId, principal: CurrentPrincipal, session: Session
     dependencies=[Depends(authorize("templates:review"))],
 )
 def review_template(
-    body: TemplateReview, accept_language: AcceptLanguage = None
+    body: TemplateReview,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    accept_language: AcceptLanguage = None,
 ) -> TemplateReviewResult:
-    """Review a text for banned language and missing required elements, with exact spans."""
-    result = service.review_text(
+    """Review a text under the institution's rule pack: banned language, missing elements."""
+    result = service.review_for_institution(
+        session,
+        institution_id=_institution_id(principal),
         text=body.text,
         locale=body.locale,
         audience=body.audience.value,

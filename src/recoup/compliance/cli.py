@@ -305,6 +305,11 @@ def review(
     audience: str = typer.Option("debtor", "--audience", help="debtor or third_party"),
     channel: str = typer.Option(..., "--channel", help="sms, email, letter or call"),
     kind: str | None = typer.Option(None, "--kind", help="e.g. validation_notice"),
+    institution: str | None = typer.Option(
+        None,
+        "--institution",
+        help="Institution code; its jurisdiction's rules apply (without it, the locale's)",
+    ),
     as_json: bool = AS_JSON,
 ) -> None:
     """Review a text for banned language and missing elements; exit 3 when anything is found."""
@@ -315,9 +320,21 @@ def review(
             raise NotFound(f"no file {file}; give the path of a UTF-8 text file") from None
         except UnicodeDecodeError:
             raise ValidationFailed(f"{file} is not UTF-8 text; save it as UTF-8") from None
-        result = service.review_text(
-            text=text, locale=locale, audience=audience, channel=channel, kind=kind
-        )
+        if institution is None:
+            result = service.review_text(
+                text=text, locale=locale, audience=audience, channel=channel, kind=kind
+            )
+        else:
+            with unit_of_work() as session:
+                result = service.review_for_institution(
+                    session,
+                    institution_id=require_by_code(session, institution).id,
+                    text=text,
+                    locale=locale,
+                    audience=audience,
+                    channel=channel,
+                    kind=kind,
+                )
     if as_json:
         typer.echo(json.dumps(_review_json(result), ensure_ascii=False))
     elif result.passed:

@@ -23,10 +23,22 @@ def _traditional_to_simplified() -> _Converter:
     return cast(_Converter, opencc.OpenCC("t2s"))
 
 
+# Cyrillic and Greek letters that look like Latin ones ("аrrest" with a Cyrillic а).
+_LOOKALIKES = str.maketrans("аеѕһіјкорсухԁԛԝɡαεικνορτυχ", "aeshijkopcyxdqwgaeikvoptux")
+
+
 @cache
 def _fold(character: str) -> str:
-    """Return the character full-width folded, lowercased and stripped of filler."""
-    folded = unicodedata.normalize("NFKC", character).lower()
+    """Return the character full-width folded, lowercased and stripped of filler.
+
+    Accents go too, so pinyin written with tone marks (zuò láo) matches plain pinyin.
+    """
+    folded = unicodedata.normalize("NFKC", character).lower().translate(_LOOKALIKES)
+    if folded.isascii():
+        return "".join(c for c in folded if unicodedata.category(c)[0] not in _DROPPED_CATEGORIES)
+    decomposed = unicodedata.normalize("NFKD", folded)
+    if all(c.isascii() or unicodedata.category(c) == "Mn" for c in decomposed):
+        folded = "".join(c for c in decomposed if c.isascii())
     return "".join(c for c in folded if unicodedata.category(c)[0] not in _DROPPED_CATEGORIES)
 
 
@@ -70,3 +82,44 @@ def normalise(text: str) -> NormalisedText:
 def normalise_term(term: str) -> str:
     """Normalise a lexicon term the same way as the text it is matched against."""
     return normalise(term).text
+
+
+def normalise_words(text: str) -> NormalisedText:
+    """Fold like ``normalise`` but keep one space where filler separated two words.
+
+    English phrase patterns need word boundaries ("we know where you live" must not
+    match inside other words), which the filler-free text no longer has. Three or more
+    single letters in a row are one spelled-out word ("P.O.L.I.C.E", "j a i l").
+    """
+    words: list[list[tuple[str, int]]] = [[]]
+    gaps: list[int] = []
+    for index, character in enumerate(simplified(text)):
+        folded = _fold(character)
+        if not folded:
+            if words[-1]:
+                words.append([])
+                gaps.append(index)
+            continue
+        words[-1].extend((kept, index) for kept in folded)
+    if not words[-1]:
+        words.pop()
+        gaps = gaps[: len(words) - 1]
+    joined = [False] * len(words)
+    run_start = 0
+    for position in range(len(words) + 1):
+        single = position < len(words) and len(words[position]) == 1
+        if single and words[position][0][0].isascii():
+            continue
+        if position - run_start >= 3:
+            joined[run_start + 1 : position] = [True] * (position - run_start - 1)
+        run_start = position + 1
+    characters: list[str] = []
+    origins: list[int] = []
+    for position, word in enumerate(words):
+        if position > 0 and not joined[position]:
+            characters.append(" ")
+            origins.append(gaps[position - 1])
+        for kept, origin in word:
+            characters.append(kept)
+            origins.append(origin)
+    return NormalisedText(original=text, text="".join(characters), origins=tuple(origins))

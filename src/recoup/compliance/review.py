@@ -13,11 +13,37 @@ from typing import Any
 import ahocorasick
 
 from recoup.compliance.enums import Channel, Party
-from recoup.compliance.normalise import NormalisedText, normalise, normalise_term
+from recoup.compliance.normalise import (
+    NormalisedText,
+    normalise,
+    normalise_term,
+    normalise_words,
+    simplified,
+)
 
 LEXICON_LANGUAGES = ("zh", "en")
 MISSING_ELEMENT = "missing_element"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)")
+_MACRO = re.compile(r"<([A-Z][A-Z0-9_]*)>")
+# A denial or a warning right before a phrase ("we will never post your photo online",
+# "请勿以贷养贷") makes it a promise to the debtor, not a threat. Strong words count
+# anywhere earlier in the clause, weak ones only just before the phrase.
+_CLAUSE_BREAK = re.compile(r"[。！？；!?;\n]|[，,.](?!\d)")
+_NEGATION_ZH_STRONG = re.compile(
+    r"请勿|切勿|严禁|禁止|杜绝|谨防|警惕|防范|决不|绝不|从不|从未|并不会|绝对不"
+    r"|不会(?:以任何|要求|让|强迫|诱导|建议|向|将|把|对)|不要求|不鼓励|不提倡"
+)
+_NEGATION_ZH_WEAK = re.compile(
+    r"(?<!你)不会|不得|(?<!要)不要|(?<!就)不能|不可|不再|不应|不用|无需|不必|没有|拒绝|避免|未经"
+)
+_NEGATION_EN_STRONG = re.compile(
+    r"\b(?:never(?! know)|prohibited|forbidden|beware|refrain|avoid|nor|neither)\b"
+)
+_NOT_DENIALS = frozenset({"make", "let", "force", "want", "your", "you", "we", "they", "he", "she"})
+_NEGATION_EN_WEAK = frozenset(
+    {"not", "no", "dont", "wont", "cannot", "cant", "doesnt", "didnt", "isnt", "arent",
+     "shouldnt", "mustnt", "wouldnt", "without"}
+)  # fmt: skip
 
 
 class ReviewInputError(ValueError):
@@ -66,6 +92,7 @@ class Category:
     rules: dict[str, str]
     advice_zh: str
     advice_en: str
+    negatable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +107,7 @@ class _Term:
 class _ElementGroup:
     placeholders: frozenset[str]
     phrases: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +116,7 @@ class _Element:
     name_zh: str
     name_en: str
     groups: tuple[_ElementGroup, ...]
+    placeholder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +139,79 @@ def _is_word_character(character: str) -> bool:
     return folded.isascii() and folded.isalnum()
 
 
+def _expand(pattern: str, macros: dict[str, str]) -> str:
+    """Replace ``<NAME>`` with the lexicon's macro of that name, recursively.
+
+    ``<GAP12>`` is up to twelve ``<GAP>`` characters: a gap that cannot cross a denial.
+    """
+
+    def macro(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in macros:
+            return f"(?:{macros[name]})"
+        gap = re.fullmatch(r"GAP(\d+)", name)
+        if gap and "GAP" in macros:
+            return f"(?:{macros['GAP']}){{0,{gap.group(1)}}}"
+        raise ValueError(f"lexicon pattern uses unknown macro <{name}>: {pattern!r}")
+
+    for _ in range(8):
+        expanded = _MACRO.sub(macro, pattern)
+        if expanded == pattern:
+            return expanded
+        pattern = expanded
+    raise ValueError(f"lexicon macros nest too deeply in {pattern!r}")
+
+
+def _merge_overlapping(spans: set[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Join overlapping spans of one category, so one phrase is one finding."""
+    merged: list[tuple[str, int, int]] = []
+    for category, start, end in sorted(spans):
+        if merged and merged[-1][0] == category and start < merged[-1][2]:
+            merged[-1] = (category, merged[-1][1], max(end, merged[-1][2]))
+        else:
+            merged.append((category, start, end))
+    return sorted(merged, key=lambda span: (span[1], span[2], span[0]))
+
+
+def _denied(original: str, start: int) -> bool:
+    """Say whether the clause before ``start`` denies or warns against what follows."""
+    before = original[max(0, start - 40) : start]
+    clause = _CLAUSE_BREAK.split(before)[-1]
+    folded = simplified(unicodedata.normalize("NFKC", clause)).lower()
+    chinese = "".join(c for c in folded if not c.isspace())
+    near = max(0, len(chinese) - 4)
+    if _NEGATION_ZH_STRONG.search(chinese[-12:]) or _NEGATION_ZH_WEAK.search(chinese, near):
+        return True
+    words = re.findall(r"[a-z]+", folded.replace("'", "").replace("\u2019", ""))
+    if _NEGATION_EN_STRONG.search(" ".join(words[-6:])):
+        return True
+    # "not be arrested or jailed": the denial carries over a list joined by "or".
+    reach = 6 if {"or", "nor"} & set(words[-2:]) else 3
+    count = len(words)
+    words += re.findall(r"[a-z]+", original[start : start + 24].lower())[:2]
+    return any(
+        words[index] in _NEGATION_EN_WEAK
+        and not _rhetorical(words[index + 1 : index + 3])
+        and (index == 0 or words[index - 1] != "why")
+        for index in range(max(0, count - reach), count)
+    )
+
+
+def _rhetorical(following: list[str]) -> bool:
+    """Say whether a negation is part of a dare or question rather than a denial.
+
+    "Not paying is theft" negates the paying; "don't make us come", "can't your
+    parents lend you", "wouldn't want your family involved" are pressure phrased
+    with a negation.
+    """
+    if not following:
+        return False
+    word, after = following[0], following[1:2]
+    if word == "want":
+        return bool(after) and after[0] in {"your", "anything", "something", "us"}
+    return word in _NOT_DENIALS or (word.endswith("ing") and word not in {"being", "going"})
+
+
 class Reviewer:
     """The lexicons and required-element checks compiled once for fast review."""
 
@@ -124,16 +226,19 @@ class Reviewer:
                 rules=dict(value["rules"]),
                 advice_zh=value["advice"]["zh"],
                 advice_en=value["advice"]["en"],
+                negatable=bool(value.get("negatable", False)),
             )
             for key, value in raw_categories.items()
         }
         self.versions: dict[str, str] = {"categories": _read("categories.json")["version"]}
         self._automaton: Any = ahocorasick.Automaton()
         self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._word_patterns: list[tuple[str, re.Pattern[str]]] = []
         terms: dict[str, list[_Term]] = {}
         for language in LEXICON_LANGUAGES:
             lexicon = _read(f"{language}.json")
             self.versions[language] = lexicon["version"]
+            macros: dict[str, str] = lexicon.get("macros", {})
             for category, entries in lexicon["categories"].items():
                 if category not in self.categories:
                     raise ValueError(f"lexicon {language} uses unknown category {category}")
@@ -151,7 +256,9 @@ class Reviewer:
                         )
                     )
                 for pattern in entries["patterns"]:
-                    self._patterns.append((category, re.compile(pattern)))
+                    self._patterns.append((category, re.compile(_expand(pattern, macros))))
+                for pattern in entries.get("word_patterns", []):
+                    self._word_patterns.append((category, re.compile(_expand(pattern, macros))))
         for key, entries in terms.items():
             self._automaton.add_word(key, (len(key), tuple(entries)))
         self._automaton.make_automaton()
@@ -176,8 +283,13 @@ class Reviewer:
                         _ElementGroup(
                             placeholders=frozenset(group["placeholders"]),
                             phrases=tuple(normalise_term(p) for p in group["phrases"]),
+                            patterns=tuple(re.compile(p) for p in group.get("patterns", [])),
                         )
                         for group in element["groups"]
+                    ),
+                    placeholder=next(
+                        (g["placeholders"][0] for g in element["groups"] if g["placeholders"]),
+                        None,
                     ),
                 )
                 for element in raw["elements"]
@@ -219,25 +331,21 @@ class Reviewer:
                     if entry.word_end and end < len(original) and _is_word_character(original[end]):
                         continue
                     spans.add((entry.category, start, end))
-        for category, pattern in self._patterns:
-            if audience not in self.categories[category].audiences:
-                continue
-            for match in pattern.finditer(normalised.text):
-                if match.end() > match.start():
-                    start, end = normalised.original_span(match.start(), match.end())
-                    spans.add((category, start, end))
-        kept = [
+        words = normalise_words(original)
+        for texts, patterns in ((normalised, self._patterns), (words, self._word_patterns)):
+            for category, pattern in patterns:
+                if audience not in self.categories[category].audiences:
+                    continue
+                for match in pattern.finditer(texts.text):
+                    if match.end() > match.start():
+                        start, end = texts.original_span(match.start(), match.end())
+                        spans.add((category, start, end))
+        spans = {
             span
             for span in spans
-            if not any(
-                other != span
-                and other[0] == span[0]
-                and other[1] <= span[1]
-                and span[2] <= other[2]
-                for other in spans
-            )
-        ]
-        kept.sort(key=lambda span: (span[1], span[2], span[0]))
+            if not (self.categories[span[0]].negatable and _denied(original, span[1]))
+        }
+        kept = _merge_overlapping(spans)
         return [self._finding(category, jurisdiction, (s, e), original) for category, s, e in kept]
 
     def missing_elements(
@@ -254,6 +362,7 @@ class Reviewer:
         for match in _PLACEHOLDER.finditer(normalised.original):
             path = match.group(1)
             placeholders.update({path, path.rsplit(".", 1)[-1], path.replace(".", "_")})
+        plain = simplified(unicodedata.normalize("NFKC", normalised.original))
         findings: list[Finding] = []
         category = self.categories[MISSING_ELEMENT]
         for check in self._required:
@@ -268,9 +377,20 @@ class Reviewer:
                 if all(
                     group.placeholders & placeholders
                     or any(phrase and phrase in normalised.text for phrase in group.phrases)
+                    or any(pattern.search(plain) for pattern in group.patterns)
                     for group in element.groups
                 ):
                     continue
+                if element.placeholder:
+                    how_en = (
+                        f"Write it out in the text, or put the placeholder "
+                        f"{{{{ {element.placeholder} }}}} where it belongs."
+                    )
+                    how_zh = (
+                        f"请在正文中写明，或在相应位置使用占位符 {{{{ {element.placeholder} }}}}。"
+                    )
+                else:
+                    how_en, how_zh = "", ""
                 findings.append(
                     Finding(
                         category=MISSING_ELEMENT,
@@ -279,8 +399,9 @@ class Reviewer:
                         end=0,
                         text=element.id,
                         message_en=f"{check.rule_id}: missing {element.name_en}. "
-                        f"{category.advice_en}",
-                        message_zh=f"{check.rule_id}：缺少{element.name_zh}。{category.advice_zh}",
+                        f"{how_en or category.advice_en}",
+                        message_zh=f"{check.rule_id}：缺少{element.name_zh}。"
+                        f"{how_zh or category.advice_zh}",
                     )
                 )
         return findings
@@ -321,7 +442,10 @@ def review(
             f"{error}; audience is debtor or third_party, channel one of "
             + ", ".join(c.value for c in Channel)
         ) from None
-    jurisdiction = (jurisdiction or jurisdiction_for_locale(locale)).upper()
+    # The locale is checked even when the institution's jurisdiction is given: it says
+    # which language the text is in; the rules are those of whoever sends it.
+    locale_jurisdiction = jurisdiction_for_locale(locale)
+    jurisdiction = (jurisdiction or locale_jurisdiction).upper()
     if jurisdiction not in {"CN", "US"}:
         raise ReviewInputError(f"unsupported jurisdiction {jurisdiction!r}; use CN or US")
     engine = reviewer or default_reviewer()

@@ -761,13 +761,52 @@ def approve_policy(
 
 
 def review_text(
-    *, text: str, locale: str, audience: str, channel: str, kind: str | None = None
+    *,
+    text: str,
+    locale: str,
+    audience: str,
+    channel: str,
+    kind: str | None = None,
+    jurisdiction: str | None = None,
 ) -> ReviewResult:
-    """Review a text for banned language and missing required elements."""
+    """Review a text for banned language and missing required elements.
+
+    Without a jurisdiction the locale's pack applies (zh → CN, en → US); anything
+    reviewed for an institution goes through ``review_for_institution`` instead.
+    """
     try:
-        return review(text, locale=locale, audience=audience, channel=channel, kind=kind)
+        return review(
+            text,
+            locale=locale,
+            audience=audience,
+            channel=channel,
+            kind=kind,
+            jurisdiction=jurisdiction,
+        )
     except ReviewInputError as error:
         raise ValidationFailed(str(error)) from error
+
+
+def review_for_institution(
+    session: Session,
+    *,
+    institution_id: int,
+    text: str,
+    locale: str,
+    audience: str,
+    channel: str,
+    kind: str | None = None,
+) -> ReviewResult:
+    """Review a text under the institution's own rule pack, whatever language it is in."""
+    institution = _institution(session, institution_id)
+    return review_text(
+        text=text,
+        locale=locale,
+        audience=audience,
+        channel=channel,
+        kind=kind,
+        jurisdiction=str(institution.jurisdiction),
+    )
 
 
 def create_template(
@@ -876,7 +915,9 @@ def submit_template(
 ) -> MessageTemplate:
     """Run the review and send the template to a compliance officer."""
     template = _template(session, institution_id=institution_id, template_id=template_id)
-    result = review_text(
+    result = review_for_institution(
+        session,
+        institution_id=institution_id,
         text=template.body,
         locale=template.locale,
         audience=template.audience,
@@ -909,7 +950,9 @@ def decide_template(
 ) -> MessageTemplate:
     """Approve or reject a submitted template: four eyes, and only a clean text is approved."""
     template = _template(session, institution_id=institution_id, template_id=template_id)
-    result = review_text(
+    result = review_for_institution(
+        session,
+        institution_id=institution_id,
         text=template.body,
         locale=template.locale,
         audience=template.audience,
@@ -1020,7 +1063,14 @@ def scan_for_violations(
     """
     if debtor_id is not None:
         get_scoped(session, Debtor, debtor_id, acting(principal, institution_id))
-    result = review_text(text=text, locale=locale, audience="debtor", channel="call")
+    result = review_for_institution(
+        session,
+        institution_id=institution_id,
+        text=text,
+        locale=locale,
+        audience="debtor",
+        channel="call",
+    )
     rows = [
         ComplianceViolation(
             institution_id=institution_id,
@@ -1379,7 +1429,15 @@ def review_for_account(
 ) -> ReviewResult:
     """Review a text meant for one account: the usual review plus US-SOL when time-barred."""
     account = _institution_account(session, institution_id, account_id)
-    result = review_text(text=text, locale=locale, audience=audience, channel=channel, kind=kind)
+    result = review_for_institution(
+        session,
+        institution_id=institution_id,
+        text=text,
+        locale=locale,
+        audience=audience,
+        channel=channel,
+        kind=kind,
+    )
     today = today or institution_today(session, institution_id=institution_id)
     if is_time_barred(account.time_barred_on, today=today):
         return with_time_barred_check(result, text)

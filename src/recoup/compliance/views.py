@@ -441,10 +441,17 @@ def approve_policy(viewer: ManagePolicy, session: SessionDep, version: RowId) ->
 
 
 def _review_context(
-    viewer: Viewer, *, text: str, locale: str, audience: str, channel: str
+    viewer: Viewer, session: Session, *, text: str, locale: str, audience: str, channel: str
 ) -> dict[str, Any]:
     try:
-        result = service.review_text(text=text, locale=locale, audience=audience, channel=channel)
+        result = service.review_for_institution(
+            session,
+            institution_id=_institution(session, viewer).id,
+            text=text,
+            locale=locale,
+            audience=audience,
+            channel=channel,
+        )
     except ValidationFailed as error:
         return {"review_error": error.message, "segments": [], "findings": [], "missing": []}
     chinese = _chinese(viewer)
@@ -478,9 +485,10 @@ def _without_rule_id(message: str, rule_id: str) -> str:
     return message.removeprefix(rule_id).lstrip(" :：") or message
 
 
-def _stored_review(viewer: Viewer, template: MessageTemplate) -> dict[str, Any]:
+def _stored_review(viewer: Viewer, session: Session, template: MessageTemplate) -> dict[str, Any]:
     return _review_context(
         viewer,
+        session,
         text=template.body,
         locale=template.locale,
         audience=template.audience,
@@ -490,6 +498,7 @@ def _stored_review(viewer: Viewer, template: MessageTemplate) -> dict[str, Any]:
 
 def _editor(
     viewer: Viewer,
+    session: Session,
     *,
     template: MessageTemplate | None,
     form: dict[str, str],
@@ -505,6 +514,7 @@ def _editor(
         "locales": TEMPLATE_LOCALES,
         **_review_context(
             viewer,
+            session,
             text=form["body"],
             locale=form["locale"],
             audience=form["audience"],
@@ -568,7 +578,7 @@ def template_list(
     wanted = status if status in TEMPLATE_STATUSES else None
     templates = repository.templates(session, institution_id=institution.id, status=wanted)
     queue = [
-        {"template": template, **_stored_review(viewer, template)}
+        {"template": template, **_stored_review(viewer, session, template)}
         for template in templates
         if wanted == "submitted"
     ]
@@ -586,7 +596,7 @@ def template_list(
 def new_template(viewer: WriteTemplates, session: SessionDep) -> HTMLResponse:
     """Open an empty template editor."""
     _institution(session, viewer)
-    return _editor(viewer, template=None, form=_template_form(None, viewer))
+    return _editor(viewer, session, template=None, form=_template_form(None, viewer))
 
 
 @router.post(
@@ -594,13 +604,16 @@ def new_template(viewer: WriteTemplates, session: SessionDep) -> HTMLResponse:
 )
 def review_template(
     viewer: ReviewTemplates,
+    session: SessionDep,
     body: Annotated[str, Form(max_length=20_000)] = "",
     locale: Annotated[str, Form(max_length=16)] = "zh-CN",
     audience: Annotated[str, Form(max_length=16)] = "debtor",
     channel: Annotated[str, Form(max_length=16)] = "sms",
 ) -> HTMLResponse:
     """Review the editor's text as it is typed: the text with findings marked and the list."""
-    context = _review_context(viewer, text=body, locale=locale, audience=audience, channel=channel)
+    context = _review_context(
+        viewer, session, text=body, locale=locale, audience=audience, channel=channel
+    )
     return render(viewer, "compliance/_review.html", context, partial=True)
 
 
@@ -634,7 +647,9 @@ def create_template(
         )
     except RecoupError as error:
         session.rollback()
-        return _editor(viewer, template=None, form=form, form_error=error.message, status_code=422)
+        return _editor(
+            viewer, session, template=None, form=form, form_error=error.message, status_code=422
+        )
     message = Flash("compliance.flash.template_saved", params={"name": template.name})
     return redirect(f"/compliance/templates/{template.id}", request=viewer.request, message=message)
 
@@ -644,8 +659,8 @@ def template_detail(viewer: ReadTemplates, session: SessionDep, template_id: Row
     """Open a template: the editor while it is the author's draft, its review record otherwise."""
     template = _get_template(session, viewer, template_id)
     if _editable_by(template, viewer):
-        return _editor(viewer, template=template, form=_template_form(template, viewer))
-    context: dict[str, Any] = {"template": template, **_stored_review(viewer, template)}
+        return _editor(viewer, session, template=template, form=_template_form(template, viewer))
+    context: dict[str, Any] = {"template": template, **_stored_review(viewer, session, template)}
     return render(viewer, "compliance/template_detail.html", context, active_nav="compliance")
 
 
@@ -695,7 +710,7 @@ def save_template(
         session.rollback()
         template = _get_template(session, viewer, template_id)
         return _editor(
-            viewer, template=template, form=form, form_error=error.message, status_code=422
+            viewer, session, template=template, form=form, form_error=error.message, status_code=422
         )
     key = (
         "compliance.flash.template_submitted"
