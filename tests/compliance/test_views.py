@@ -106,3 +106,64 @@ class TestGrantCertificationForm:
         assert granted.status_code == 303, granted.text
         holders = session.scalars(select(Certification.user_id)).all()
         assert holders == [agent.id]
+
+
+class TestFactsFormByJurisdiction:
+    """The facts form shows the facts the institution's own rule pack reads."""
+
+    US_ONLY = ("work_contact_forbidden", "validation_notice_sent_on", "initial_communication_on")
+
+    def _form(
+        self, session: Session, jurisdiction: str
+    ) -> tuple[str, TestClient, int, dict[str, str]]:
+        from tests.factories import make_account, make_debtor
+
+        institution = make_institution(
+            session,
+            jurisdiction=jurisdiction,
+            timezone="America/New_York" if jurisdiction == "US" else "Asia/Shanghai",
+            currency="USD" if jurisdiction == "US" else "CNY",
+        )
+        debtor = make_debtor(session, institution)
+        make_account(session, debtor)
+        officer = make_user(session, institution, role="compliance_officer")
+        context = client_for(session)
+        client = context.__enter__()
+        self._contexts.append(context)
+        headers = _signed_in(client, officer)
+        page = client.get(f"/debtors/{debtor.id}/compliance-facts")
+        assert page.status_code == 200, page.text
+        return page.text, client, debtor.id, headers
+
+    def setup_method(self) -> None:
+        self._contexts: list[object] = []
+
+    def teardown_method(self) -> None:
+        for context in self._contexts:
+            context.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+    def test_a_cn_debtor_sees_no_us_only_fields_and_keeps_them(self, session: Session) -> None:
+        text, client, debtor_id, headers = self._form(session, "CN")
+        for field in self.US_ONLY:
+            assert field not in text
+        assert 'name="cease_contact"' in text
+        from recoup.models import Debtor
+
+        debtor = session.get(Debtor, debtor_id)
+        assert debtor is not None
+        debtor.work_contact_forbidden = True  # recorded through the API or an import
+        session.commit()
+        saved = client.post(
+            f"/debtors/{debtor_id}/compliance-facts",
+            data={"cease_contact": "on", "csrf_token": headers[CSRF_HEADER]},
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303
+        session.refresh(debtor)
+        assert debtor.cease_contact is True
+        assert debtor.work_contact_forbidden is True  # not on the form, so not cleared
+
+    def test_a_us_debtor_sees_the_us_fields(self, session: Session) -> None:
+        text, *_rest = self._form(session, "US")
+        for field in self.US_ONLY:
+            assert field in text

@@ -1309,6 +1309,28 @@ ACCOUNT_FACT_FIELDS: tuple[str, ...] = (
 )
 
 
+# Facts that only some packs' rules read; any other fact matters in every jurisdiction.
+FACT_RULES: dict[str, tuple[str, ...]] = {
+    "work_contact_forbidden": ("US-WORK",),
+    "initial_communication_on": ("US-VAL",),
+    "validation_notice_sent_on": ("US-VAL",),
+    "time_barred_on": ("US-SOL",),
+}
+
+
+def fact_fields_for(institution: Institution) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the debtor and account facts the institution's rule pack reads (for its forms)."""
+    rule_ids = {rule.id for rule in load_pack(str(institution.jurisdiction)).rules}
+
+    def read(field: str) -> bool:
+        return field not in FACT_RULES or any(rule in rule_ids for rule in FACT_RULES[field])
+
+    return (
+        tuple(field for field in DEBTOR_FACT_FIELDS if read(field)),
+        tuple(field for field in ACCOUNT_FACT_FIELDS if read(field)),
+    )
+
+
 def _fact_problem(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 

@@ -1054,6 +1054,9 @@ def _facts_context(viewer: Viewer, session: Session, debtor_id: int) -> dict[str
         session, principal=viewer.principal, debtor_id=debtor.id
     )
     stated = service.inconvenient_for(session, debtor=debtor)
+    institution = session.get(Institution, debtor.institution_id)
+    assert institution is not None
+    debtor_fields, account_fields = service.fact_fields_for(institution)
     return {
         "inconvenient_times": stated.time_labels,
         "inconvenient_places": stated.place_names,
@@ -1070,8 +1073,8 @@ def _facts_context(viewer: Viewer, session: Session, debtor_id: int) -> dict[str
             }
             for account in accounts
         ],
-        "debtor_fields": service.DEBTOR_FACT_FIELDS,
-        "account_fields": service.ACCOUNT_FACT_FIELDS,
+        "debtor_fields": debtor_fields,
+        "account_fields": account_fields,
         "today": _today(viewer).isoformat(),
     }
 
@@ -1122,7 +1125,11 @@ def record_debtor_facts(
     back = f"/debtors/{debtor_id}"
     try:
         debtor = get_scoped(session, Debtor, debtor_id, principal)
-        flags = {field: form.get(field) == "on" for field in service.DEBTOR_FACT_FIELDS}
+        institution = session.get(Institution, debtor.institution_id)
+        assert institution is not None
+        # Only the facts the form showed: a fact of another jurisdiction keeps its value.
+        shown, _accounts = service.fact_fields_for(institution)
+        flags = {field: form.get(field) == "on" for field in shown}
         changed = len(
             service.update_debtor_facts(
                 session, debtor=debtor, changes=flags, actor=principal.actor
