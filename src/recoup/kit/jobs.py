@@ -218,20 +218,26 @@ def _record_failure(job_id: int, error: Exception) -> timedelta | None:
         return wait
 
 
+def _handover_filter(now: datetime) -> Any:
+    return or_(
+        (Job.status == JobStatus.pending) & (Job.available_at <= now),
+        (Job.status == JobStatus.queued) & (Job.queued_at < now - REQUEUE_AFTER),
+        (Job.status == JobStatus.retrying) & (Job.available_at < now - REQUEUE_AFTER),
+    )
+
+
 def relay(*, limit: int = 200, now: datetime | None = None) -> int:
     """Hand committed jobs that are due (and lost ones) to the job library; return how many."""
     now = now or utcnow()
+    # A reading look first: an idle relay never takes SQLite's write lock.
+    with unit_of_work(write=False) as session:
+        if session.scalar(select(Job.id).where(_handover_filter(now)).limit(1)) is None:
+            return 0
     huey = get_huey()
     with unit_of_work() as session:
         due = session.scalars(
             select(Job)
-            .where(
-                or_(
-                    (Job.status == JobStatus.pending) & (Job.available_at <= now),
-                    (Job.status == JobStatus.queued) & (Job.queued_at < now - REQUEUE_AFTER),
-                    (Job.status == JobStatus.retrying) & (Job.available_at < now - REQUEUE_AFTER),
-                )
-            )
+            .where(_handover_filter(now))
             .order_by(Job.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
