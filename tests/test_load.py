@@ -8,20 +8,16 @@ under the race, the audit chain verifies, and SIGTERM ends the process within it
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from recoup.audit import service as audit
-from recoup.db import make_engine, unit_of_work
-from recoup.models import Base
+from recoup.db import get_engine, unit_of_work
 from tests import load
-from tests.conftest import IN_CI, POSTGRES_URL
 
 CLIENTS = 20
 SECONDS = 15
@@ -36,36 +32,10 @@ class Database:
     url: str
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """An empty migrated database of its own (the server commits for real)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'load.db'}"
-        engine = make_engine(url)
-        Base.metadata.create_all(engine)
-        yield Database(engine, url)
-        engine.dispose()
-        return
-    schema = f"recoup_load_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as error:
-        admin.dispose()
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    try:
-        yield Database(engine, url)
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+@pytest.fixture
+def database(live_database: str) -> Database:
+    """An empty database of its own on each backend (the server commits for real)."""
+    return Database(get_engine(), live_database)
 
 
 class TestManyClientsAtOnce:

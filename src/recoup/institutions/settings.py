@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recoup.kit.errors import ValidationFailed
+from recoup.scoring import rules as scoring_rules
 
 BalancePart = Literal["penalty", "fees", "interest", "principal"]
 BALANCE_PARTS: tuple[BalancePart, ...] = ("penalty", "fees", "interest", "principal")
@@ -30,11 +31,17 @@ Propensity = Literal["high", "medium", "low"]
 
 
 def _stage_buckets() -> dict[Stage, list[str]]:
-    return {"early": ["M0", "M1"], "mid": ["M2", "M3"]}
+    defaults = scoring_rules.DEFAULT_STAGE_BUCKETS
+    return {"early": list(defaults["early"]), "mid": list(defaults["mid"])}
 
 
 def _propensity_grades() -> dict[Propensity, list[str]]:
-    return {"high": ["A", "B"], "medium": ["C"], "low": ["D", "E"]}
+    defaults = scoring_rules.DEFAULT_PROPENSITY_GRADES
+    return {
+        "high": list(defaults["high"]),
+        "medium": list(defaults["medium"]),
+        "low": list(defaults["low"]),
+    }
 
 
 class _Section(BaseModel):
@@ -59,31 +66,17 @@ class ScoringSettings(_Section):
 
     # Probability-to-pay thresholds of grades A to D (E is the rest), best first.
     grade_thresholds: tuple[float, float, float, float] | None = None
-    small_balance_minor: NonNegativeMinor = 100_000
-    large_balance_minor: NonNegativeMinor = 2_000_000
+    small_balance_minor: NonNegativeMinor = scoring_rules.DEFAULT_SMALL_BALANCE
+    large_balance_minor: NonNegativeMinor = scoring_rules.DEFAULT_LARGE_BALANCE
     contact_cost_minor: dict[str, NonNegativeMinor] = Field(
-        default_factory=lambda: {
-            "sms": 5,
-            "email": 1,
-            "call": 300,
-            "ai_call": 30,
-            "visit": 8000,
-            "letter": 1000,
-        }
+        default_factory=lambda: dict(scoring_rules.DEFAULT_CONTACT_COSTS)
     )
     segment_stage_buckets: dict[Stage, list[str]] = Field(default_factory=_stage_buckets)
     segment_propensity_grades: dict[Propensity, list[str]] = Field(
         default_factory=_propensity_grades
     )
     segment_channels: dict[str, str] = Field(
-        default_factory=lambda: {
-            "early-high": "sms",
-            "early": "ai_call",
-            "mid": "call",
-            "late-large": "visit",
-            "late": "call",
-            "default": "call",
-        }
+        default_factory=lambda: dict(scoring_rules.DEFAULT_CHANNELS)
     )
 
     @field_validator("grade_thresholds")
