@@ -619,6 +619,18 @@ def latest_account_score(
     return repository.latest_account_score(session, principal=principal, account_id=account_id)
 
 
+def contact_cost(session: Session, *, score: AccountScore) -> int | None:
+    """Return the cost of one contact on a score's channel, the divisor of its priority."""
+    institution = repository.get_institution(session, institution_id=score.institution_id)
+    if institution is None or not score.channel:
+        return None
+    try:
+        cost = rules.policy_from_settings(institution.settings).contact_costs.get(score.channel)
+    except rules.SegmentSettingsInvalid:
+        return None
+    return cost if cost else None
+
+
 @dataclass(frozen=True, slots=True)
 class ModelReport:
     """What a model's page and API show: the registry row and its readable evaluation."""
