@@ -8,6 +8,7 @@ import pytest
 from bench._outside import outside_style, with_utilisation
 
 from recoup.scoring.errors import TargetColumnMissing
+from recoup.scoring.monitoring import drift_report
 from recoup.scoring.scorer import compile_scorer, numeric_values
 from recoup.scoring.spec import RARE_LABEL, TrainedModel
 from recoup.scoring.training import prepare_training_data, train_model
@@ -132,6 +133,18 @@ class TestFreeTextAndRareCategories:
         assert rare == pytest.approx(worst_common)
         assert unseen == pytest.approx(rare)
         assert rare > 3 * best
+
+    def test_drift_compares_categories_as_written_not_as_pooled(self) -> None:
+        frame = make_credit_frame(2000)
+        rng = np.random.default_rng(8)
+        common = rng.choice(["north", "south", "east", "west"], len(frame))
+        rare = np.asarray([f"county {index % 50}" for index in range(len(frame))])
+        frame["county"] = np.where(rng.random(len(frame)) < 0.4, rare, common)
+        model = train_model(frame, target="defaulted", id_column="ID", seed=0)
+        assert any("'county'" in note and "pooled" in note for note in model.summary.notes)
+        report = drift_report(model, frame)
+        (county,) = [item for item in report.features if item.name == "county"]
+        assert county.psi < 0.02
 
     def test_a_category_column_with_few_rows_per_value_is_left_out(self) -> None:
         frame = make_credit_frame(1200)

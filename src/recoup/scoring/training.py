@@ -137,6 +137,8 @@ class PreparedData:
     rows_without_target: int
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Category columns as written, before rare values were pooled: what scoring will meet.
+    unpooled: dict[str, pd.Series] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +378,7 @@ def prepare_training_data(
     kinds: dict[str, FeatureKind] = {}
     dropped: list[DroppedColumn] = []
     notes: list[str] = []
+    unpooled: dict[str, pd.Series] = {}
     for name in rows.columns:
         if name in excluded:
             continue
@@ -436,8 +439,10 @@ def prepare_training_data(
                     )
                 )
                 continue
+            written = prepared
             prepared, pooled = _pool_rare(prepared)
             if pooled:
+                unpooled[str(name)] = written
                 notes.append(
                     f"'{name}': {pooled} categor{'y' if pooled == 1 else 'ies'} with fewer than "
                     f"{RARE_CATEGORY_ROWS} rows pooled as '{RARE_LABEL}'"
@@ -468,6 +473,7 @@ def prepare_training_data(
         rows_without_target=int((~present).sum()),
         notes=tuple(notes),
         warnings=tuple(leakage_warnings(features, kinds, labels)),
+        unpooled=unpooled,
     )
 
 
@@ -1029,6 +1035,13 @@ def train_model(
     )
     reference_features = prepared.features.iloc[reference_rows].reset_index(drop=True)
     reference_points = scorer.score(reference_features, reasons=False).points
+    # Input drift compares categories as written, the way scoring runs will see them.
+    reference_inputs = reference_features.assign(
+        **{
+            name: column.iloc[reference_rows].reset_index(drop=True)
+            for name, column in prepared.unpooled.items()
+        }
+    )
     summary = ModelSummary(
         family=family,
         target=target,
@@ -1059,7 +1072,7 @@ def train_model(
         evaluation=evaluation,
         references=tuple(
             reference_distribution(
-                name, reference_features[name], kind=kind, bins=settings.reference_bins
+                name, reference_inputs[name], kind=kind, bins=settings.reference_bins
             )
             for name, kind in prepared.kinds.items()
         ),
