@@ -144,3 +144,26 @@ class TestPriority:
         )
         assert "每 1 元联系成本的预期回收" in chinese
         assert 'title="预期回收金额 ¥1,348.03 ÷ 单次短信联系成本 ¥0.05 = 26,960.6' in chinese
+
+
+class TestModelPage:
+    def test_the_calibration_error_is_shown_with_the_other_metrics(
+        self, session: Session, scorecard: TrainedModel
+    ) -> None:
+        institution = make_institution(session)
+        version = service.register_model(
+            session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
+        )
+        scientist = make_user(session, institution, role="data_scientist")
+        with client_for(session) as client:
+            _sign_in(client, scientist)
+            english = client.get(f"/models/{version.version}", headers=ENGLISH).text
+            chinese = client.get(
+                f"/models/{version.version}", headers={"Accept-Language": "zh-CN"}
+            ).text
+        assert scorecard.evaluation.ece is not None
+        shown = f'data-testid="metric-ece">{scorecard.evaluation.ece:.4f}<'
+        assert shown in english
+        assert "Calibration error (ECE)" in english
+        assert shown in chinese
+        assert "校准误差 (ECE)" in chinese

@@ -50,6 +50,7 @@ def _model_row(model_version: ModelVersion) -> dict[str, Any]:
         "ks": metrics.get("ks"),
         "gini": metrics.get("gini"),
         "brier": metrics.get("brier"),
+        "ece": metrics.get("ece"),
         "n_train": metrics.get("n_train"),
         "n_test": metrics.get("n_test"),
         "trained_by": model_version.trained_by,
