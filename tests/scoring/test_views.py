@@ -137,9 +137,9 @@ class TestPriority:
                 f"/accounts/{account.id}", headers={"Accept-Language": "zh-CN"}
             ).text
         assert "26,960.6" in english
-        assert "expected recovery per 1 of contact cost" in english
+        assert "expected recovery per unit of contact cost" in english
         assert (
-            'title="Expected recovery CN¥1,348.03 ÷ cost of one SMS contact CN¥0.05 = 26,960.6'
+            'title="CN¥1,348.03 expected recovery ÷ CN¥0.05 per contact (SMS) = 26,960.6:'
             in english
         )
         assert "每 1 元联系成本的预期回收" in chinese
