@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _data import DatasetUnavailable, load_taiwan, running_in_ci
+from _data import DatasetUnavailable, running_in_ci, taiwan_sample
 from _outside import outside_style, with_utilisation
 
 from recoup.scoring.spec import Family, TrainedModel
@@ -40,16 +40,12 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=None, help="use a stratified sample this big")
     parser.add_argument("--small", action="store_true", help="6,000 rows, scorecard only")
     arguments = parser.parse_args()
+    rows = 6000 if arguments.small and arguments.rows is None else arguments.rows
     try:
-        frame = load_taiwan()
+        frame = taiwan_sample(rows)
     except DatasetUnavailable as error:
         print(f"Taiwan data unavailable: {error}")
         return 1 if running_in_ci() else 0
-    rows = 6000 if arguments.small and arguments.rows is None else arguments.rows
-    if rows is not None and rows < len(frame):
-        frame = frame.groupby("target", group_keys=False).sample(
-            frac=rows / len(frame), random_state=0
-        )
     frame = frame.reset_index(drop=True)
     clean = with_utilisation(frame)
     messy = outside_style(frame, seed=0)
