@@ -120,6 +120,16 @@ def load_taiwan() -> pandas.DataFrame:
     return frame
 
 
+def taiwan_sample(rows: int | None = None) -> pandas.DataFrame:
+    """Load the Taiwan data, or a stratified sample of about `rows` rows of it."""
+    frame = load_taiwan()
+    if rows is None or rows >= len(frame):
+        return frame
+    return frame.groupby(TAIWAN_TARGET, group_keys=False).sample(
+        frac=rows / len(frame), random_state=0
+    )
+
+
 def running_in_ci() -> bool:
     """Return whether this process runs under CI, where a missing data set is a failure."""
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}

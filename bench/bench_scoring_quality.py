@@ -8,7 +8,7 @@ import sys
 import time
 
 import pandas as pd
-from _data import DatasetUnavailable, load_taiwan, running_in_ci
+from _data import DatasetUnavailable, running_in_ci, taiwan_sample
 
 from recoup.scoring.spec import Evaluation, Family, TrainedModel
 from recoup.scoring.training import train_model
@@ -50,6 +50,7 @@ def run_population(
             print(
                 f"  {family:<9} seed {seed}: auc {evaluation.auc:.4f} ks {evaluation.ks:.4f}"
                 f" gini {evaluation.gini:.4f} brier {evaluation.brier:.4f}"
+                f" ece {evaluation.ece or 0.0:.4f}"
                 f" n_train {model.summary.n_train} n_test {model.summary.n_test}"
                 f" features {len(model.feature_names)} train {elapsed:.2f}s"
             )
@@ -77,17 +78,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=None, help="use a stratified sample this big")
     parser.add_argument("--small", action="store_true", help="one seed on 6,000 rows, no floors")
     arguments = parser.parse_args()
+    rows = 6000 if arguments.small and arguments.rows is None else arguments.rows
     try:
-        frame = load_taiwan()
+        frame = taiwan_sample(rows)
     except DatasetUnavailable as error:
         print(f"Taiwan data unavailable: {error}")
         return 1 if running_in_ci() else 0
-    rows = 6000 if arguments.small and arguments.rows is None else arguments.rows
     seeds = list(range(1 if arguments.small else arguments.seeds))
-    if rows is not None and rows < len(frame):
-        frame = frame.groupby("target", group_keys=False).sample(
-            frac=rows / len(frame), random_state=0
-        )
     full_size = rows is None
     means = run_population("all accounts", frame, seeds=seeds, show_deciles=True)
     late = frame[frame["PAY_0"] >= 1]

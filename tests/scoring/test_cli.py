@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from recoup.cli import app
@@ -183,3 +184,107 @@ class TestModelCommands:
         )
         assert result.exit_code == 1
         assert "no model version" in result.output
+
+
+def _train_json(*arguments: str) -> dict[str, object]:
+    result = runner.invoke(app, ["model", "train", *arguments, "--json"])
+    assert result.exit_code == 0, result.output
+    trained: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return trained
+
+
+class TestFileModels:
+    def test_score_a_file_with_a_trained_model(self, cli_db: str, tmp_path: Path) -> None:
+        data = _write_csv(tmp_path)
+        trained = _train_json("--data", str(data), "--target", "defaulted", "--id-column", "ID")
+        assert isinstance(trained["ece"], float)
+        assert trained["ece"] < 0.05
+        to_score = tmp_path / "new.csv"
+        make_credit_frame(40, seed=99).drop(columns=["defaulted"]).to_csv(
+            to_score, sep=";", index=False
+        )
+        out = tmp_path / "scores.csv"
+        result = runner.invoke(
+            app,
+            [
+                "model",
+                "score",
+                "--data",
+                str(to_score),
+                "--version",
+                str(trained["model_version"]),
+                "--out",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert "scored 40 rows" in result.output
+        scores = pd.read_csv(out)
+        assert list(scores.columns) == [
+            "ID",
+            "probability",
+            "points",
+            "grade",
+            "reasons_en",
+            "reasons_zh",
+        ]
+        assert scores["probability"].between(0, 1).all()
+        assert set(scores["grade"]) <= set("ABCDE")
+        assert scores["reasons_en"].str.len().gt(0).any()
+        assert scores["reasons_zh"].str.contains("不利|逾期|额度", regex=True).any()
+
+    def test_scoring_a_file_needs_version_and_out(self, cli_db: str, tmp_path: Path) -> None:
+        result = runner.invoke(app, ["model", "score", "--data", str(_write_csv(tmp_path))])
+        assert result.exit_code == 1
+        assert "--data needs --version VERSION and --out FILE" in result.output
+
+    def test_a_file_model_cannot_be_an_institutions_champion(
+        self, cli_db: str, tmp_path: Path
+    ) -> None:
+        with unit_of_work() as session:
+            code = make_institution(session).code
+        trained = _train_json(
+            "--data", str(_write_csv(tmp_path)), "--target", "defaulted", "--institution", code
+        )
+        refused = runner.invoke(app, ["model", "promote", str(trained["model_version"])])
+        assert refused.exit_code == 1
+        message = " ".join(refused.output.split())
+        assert (
+            "reads 3 column(s) the portfolio does not have (months_late, income, noise)" in message
+        )
+        listed = runner.invoke(app, ["model", "list", "--json"])
+        (row,) = [json.loads(line) for line in listed.stdout.strip().splitlines()]
+        assert row["state"] == "candidate"
+
+    def test_list_shows_target_and_seed(self, cli_db: str, tmp_path: Path) -> None:
+        _train_json("--data", str(_write_csv(tmp_path)), "--target", "defaulted", "--seed", "7")
+        listed = runner.invoke(app, ["model", "list", "--json"])
+        (row,) = [json.loads(line) for line in listed.stdout.strip().splitlines()]
+        assert (row["target"], row["seed"]) == ("defaulted", 7)
+
+    def test_the_training_report_shows_calibration_and_what_became_of_columns(
+        self, cli_db: str, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "messy.csv"
+        frame = make_credit_frame(1200)
+        frame["income"] = frame["income"].map(lambda value: f"${value:,.2f}", na_action="ignore")
+        frame["opened"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(frame["ID"] % 700, unit="D")
+        frame.to_csv(path, index=False)
+        result = runner.invoke(
+            app,
+            ["model", "train", "--data", str(path), "--target", "defaulted", "--id-column", "ID"],
+        )
+        assert result.exit_code == 0, result.output
+        assert "ECE" in result.output
+        assert "held-out calibration" in result.output
+        assert "'income' read as numbers" in result.output
+        assert "left out opened: dates" in result.output
+
+    def test_a_json_file_is_refused_in_plain_words(self, cli_db: str, tmp_path: Path) -> None:
+        path = tmp_path / "accounts.json"
+        path.write_text('[{"defaulted": 1}]')
+        result = runner.invoke(
+            app, ["model", "train", "--data", str(path), "--target", "defaulted"]
+        )
+        assert result.exit_code == 1
+        assert "not CSV: it looks like JSON" in result.output

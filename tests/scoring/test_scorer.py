@@ -173,14 +173,17 @@ class TestReasonCodes:
 
 
 class TestGbmServing:
-    def test_scores_match_the_booster(
+    def test_scores_are_the_calibrated_booster(
         self, gbm_model: TrainedModel, scoring_rows: pd.DataFrame
     ) -> None:
         scorer = compile_scorer(gbm_model)
         assert isinstance(scorer, GbmScorer)
         batch = scorer.score(scoring_rows)
-        expected = scorer.booster.predict(scorer.matrix(scoring_rows))
-        np.testing.assert_allclose(batch.probability, expected, atol=1e-12)
+        raw = scorer.booster.predict(scorer.matrix(scoring_rows), raw_score=True)
+        spec = scorer.spec
+        assert spec.calibration_slope > 0
+        calibrated = spec.calibration_slope * raw + spec.calibration_intercept
+        np.testing.assert_allclose(batch.probability, 1 / (1 + np.exp(-calibrated)), atol=1e-12)
 
     def test_points_and_probability_tell_the_same_story(
         self, gbm_model: TrainedModel, scoring_rows: pd.DataFrame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 
 import pytest
 from fastapi import Response
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from recoup.identity.dependencies import CSRF_FIELD, SESSION_COOKIE, login_session
 from recoup.models import User
+from recoup.models.scoring import AccountScore
 from recoup.scoring import service
 from recoup.scoring.spec import TrainedModel
 from recoup.scoring.training import train_model
@@ -96,3 +98,72 @@ class TestPromoteForm:
         assert promoted.headers["location"] == f"/models/{version.version}"
         assert version.state == "champion"
         assert version.promoted_by == manager.username
+
+
+class TestPriority:
+    def test_priority_has_a_unit_and_its_formula_on_hover(
+        self, session: Session, scorecard: TrainedModel
+    ) -> None:
+        institution = make_institution(session)
+        account = make_account(session, make_debtor(session, institution))
+        version = service.register_model(
+            session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
+        )
+        session.add(
+            AccountScore(
+                institution_id=institution.id,
+                account_id=account.id,
+                model_version_id=version.id,
+                model_version=version.version,
+                as_of=date(2026, 11, 30),
+                scored_at=datetime(2026, 11, 30, 20, tzinfo=UTC),
+                probability=0.5,
+                points=600.0,
+                grade="B",
+                expected_recovery=134_803,
+                currency="CNY",
+                reasons=[],
+                segment="early-high-small",
+                channel="sms",
+                priority=134_803 / 5,
+            )
+        )
+        session.flush()
+        manager = make_user(session, institution, role="manager")
+        with client_for(session) as client:
+            _sign_in(client, manager)
+            english = client.get(f"/accounts/{account.id}", headers=ENGLISH).text
+            chinese = client.get(
+                f"/accounts/{account.id}", headers={"Accept-Language": "zh-CN"}
+            ).text
+        assert "26,960.6" in english
+        assert "expected recovery per unit of contact cost" in english
+        assert (
+            'title="CN¥1,348.03 expected recovery ÷ CN¥0.05 per contact (SMS) = 26,960.6:'
+            in english
+        )
+        assert "每 1 元联系成本的预期回收" in chinese
+        assert 'title="预期回收金额 ¥1,348.03 ÷ 单次短信联系成本 ¥0.05 = 26,960.6' in chinese
+
+
+class TestModelPage:
+    def test_the_calibration_error_is_shown_with_the_other_metrics(
+        self, session: Session, scorecard: TrainedModel
+    ) -> None:
+        institution = make_institution(session)
+        version = service.register_model(
+            session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
+        )
+        scientist = make_user(session, institution, role="data_scientist")
+        with client_for(session) as client:
+            _sign_in(client, scientist)
+            english = client.get(f"/models/{version.version}", headers=ENGLISH).text
+            chinese = client.get(
+                f"/models/{version.version}", headers={"Accept-Language": "zh-CN"}
+            ).text
+        assert scorecard.evaluation.ece is not None
+        shown = f'data-testid="metric-ece">{scorecard.evaluation.ece:.4f}<'
+        assert shown in english
+        assert "Calibration error (ECE)" in english
+        assert shown in chinese
+        assert "校准误差 (ECE)" in chinese

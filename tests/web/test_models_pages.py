@@ -234,6 +234,12 @@ class TestAccountScore:
         expect(panel.locator("[data-testid=score-segment]")).to_have_text(
             re.compile(r"(早期|中期|后期) · .+ · .+")
         )
+        expect(panel.locator("[data-testid=score-priority-unit]")).to_have_text(
+            "每 1 元联系成本的预期回收"
+        )
+        expect(panel.locator("[data-testid=score-priority]")).to_have_attribute(
+            "title", re.compile(r"^预期回收金额 ¥[\d,.]+ ÷ 单次.+联系成本 ¥[\d,.]+ = [\d,.]+：")
+        )
         _shot(page, "account-score-zh", title=re.compile(r"\S+ · 账户"))
 
     def test_and_in_english(
@@ -249,6 +255,9 @@ class TestAccountScore:
         )
         expect(panel.locator("[data-testid=score-segment]")).to_have_text(
             re.compile(r"(Early|Mid|Late) · .+ propensity · .+ balance")
+        )
+        expect(panel.locator("[data-testid=score-priority]")).to_have_attribute(
+            "title", re.compile(r"^CN¥[\d,.]+ expected recovery ÷ CN¥[\d,.]+ per contact \(.+\) = ")
         )
         _shot(page, "account-score-en", title=re.compile(r"\S+ · Accounts"))
 

@@ -38,6 +38,7 @@ def model_version_schema(model_version: models.ModelVersion) -> schemas.ModelVer
         ks=metrics.get("ks"),
         gini=metrics.get("gini"),
         brier=metrics.get("brier"),
+        ece=metrics.get("ece"),
         n_train=metrics.get("n_train"),
         n_test=metrics.get("n_test"),
         trained_by=model_version.trained_by,

@@ -19,7 +19,13 @@ from recoup.db import unit_of_work
 from recoup.institutions import repository as institutions
 from recoup.kit.cli import console, fail_on_domain_error
 from recoup.kit.errors import ValidationFailed
-from recoup.scoring.spec import DEFAULT_HORIZON_DAYS, DEFAULT_PAYMENT_SHARE, FAMILIES, Family
+from recoup.scoring.spec import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_PAYMENT_SHARE,
+    FAMILIES,
+    Family,
+    TrainedModel,
+)
 
 app = typer.Typer(help="Train, list, promote and run scoring models.", no_args_is_help=True)
 
@@ -118,6 +124,7 @@ def train(
                         "ks": evaluation.ks,
                         "gini": evaluation.gini,
                         "brier": evaluation.brier,
+                        "ece": evaluation.ece,
                         "n_train": summary.n_train,
                         "n_test": summary.n_test,
                         "family": outcome.model.family,
@@ -125,17 +132,26 @@ def train(
                         "sha256": outcome.model_version.artifact_sha256,
                         "positive_label": summary.positive_label,
                         "training_seconds": summary.training_seconds,
+                        "seed": summary.seed,
+                        "calibration": summary.calibration,
+                        "notes": list(summary.notes),
+                        "warnings": list(summary.warnings),
+                        "dropped_columns": {
+                            dropped.name: dropped.reason for dropped in summary.dropped_columns
+                        },
                     }
                 )
             )
             return
+        ece = f"{evaluation.ece:.4f}" if evaluation.ece is not None else "—"
         console.print(
             f"trained [bold]{outcome.model_version.version}[/] "
             f"({outcome.model.family}, candidate): "
             f"AUC {evaluation.auc:.4f}  KS {evaluation.ks:.4f}  Gini {evaluation.gini:.4f}  "
-            f"Brier {evaluation.brier:.4f}  on {summary.n_test:,} held-out rows "
+            f"Brier {evaluation.brier:.4f}  ECE {ece}  on {summary.n_test:,} held-out rows "
             f"({summary.n_train:,} trained, {summary.training_seconds:.1f}s)"
         )
+        print_training_report(outcome.model)
         if outcome.model.scorecard is not None:
             table = Table("feature", "bin", "count", "event rate", "WOE", "points")
             for row in outcome.model.scorecard.table():
@@ -148,6 +164,37 @@ def train(
                     f"{row.points:.1f}",
                 )
             console.print(table)
+
+
+def print_training_report(model: TrainedModel) -> None:
+    """Print what training made of the columns, any warnings, and calibration by decile."""
+    summary = model.summary
+    for dropped in summary.dropped_columns:
+        console.print(f"left out {dropped.name}: {dropped.reason}", markup=False, soft_wrap=True)
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    for warning in summary.warnings:
+        console.print(f"warning: {warning}", markup=False, style="yellow", soft_wrap=True)
+    calibration = Table(
+        "decile",
+        "rows",
+        "events",
+        "predicted",
+        "actual",
+        "predicted ÷ actual",
+        title="held-out calibration (highest predicted probability first)",
+    )
+    for row in model.evaluation.deciles:
+        ratio = row.mean_probability / row.event_rate if row.event_rate else float("nan")
+        calibration.add_row(
+            str(row.decile),
+            f"{row.count:,}",
+            f"{row.events:,}",
+            f"{row.mean_probability:.1%}",
+            f"{row.event_rate:.1%}",
+            f"{ratio:.2f}",
+        )
+    console.print(calibration)
 
 
 @app.command("list")
@@ -170,6 +217,8 @@ def list_models(
                             "model_version": item.version,
                             "state": item.state,
                             "family": item.family,
+                            "target": item.target,
+                            "seed": item.metrics.get("seed"),
                             "institution": codes.get(item.institution_id or -1),
                             "auc": item.metrics.get("auc"),
                             "ks": item.metrics.get("ks"),
@@ -180,12 +229,26 @@ def list_models(
                     )
                 )
             return
-        table = Table("version", "state", "family", "institution", "AUC", "KS", "trained", "source")
+        table = Table(
+            "version",
+            "state",
+            "family",
+            "target",
+            "seed",
+            "institution",
+            "AUC",
+            "KS",
+            "trained",
+            "source",
+        )
         for item in versions:
+            seed = item.metrics.get("seed")
             table.add_row(
                 item.version,
                 str(item.state),
                 item.family,
+                item.target,
+                str(seed) if seed is not None else "—",
                 codes.get(item.institution_id or -1, "—"),
                 f"{item.metrics.get('auc', float('nan')):.4f}",
                 f"{item.metrics.get('ks', float('nan')):.4f}",
@@ -278,15 +341,45 @@ def realised(
 
 @app.command("score")
 def score(
-    institution: str = typer.Option(..., "--institution", help="Institution code"),
+    institution: str | None = typer.Option(None, "--institution", help="Institution code"),
     as_of: str | None = typer.Option(None, "--as-of", help="Scoring date (default today)"),
     version: str | None = typer.Option(None, "--version", help="Model version (default champion)"),
+    data: Path | None = typer.Option(
+        None, "--data", help="Score the rows of this CSV instead (needs --version and --out)"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="CSV to write the scores of --data to"),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON"),
 ) -> None:
-    """Score every delinquent account of an institution and store probability, grade, reasons."""
+    """Score an institution's delinquent accounts, or any CSV with --data, --version and --out."""
     from recoup.scoring import service
 
     with fail_on_domain_error(), unit_of_work() as session:
+        if data is not None:
+            if version is None or out is None:
+                raise ValidationFailed("--data needs --version VERSION and --out FILE")
+            scored = service.score_file(session, path=data, version=version, out=out)
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {
+                            "model_version": scored.model_version,
+                            "rows": scored.rows,
+                            "out": str(scored.out),
+                            "grades": scored.grades,
+                        }
+                    )
+                )
+                return
+            console.print(
+                f"scored {scored.rows:,} rows of {data.name} with {scored.model_version}; "
+                f"grades {scored.grades}; written to {scored.out}",
+                markup=False,
+            )
+            return
+        if institution is None:
+            raise ValidationFailed(
+                "give --institution CODE, or --data FILE --version VERSION --out FILE"
+            )
         owner = institutions.require_by_code(session, institution)
         run = service.score_delinquent_accounts(
             session, institution=owner, as_of=_as_of(as_of), version=version

@@ -51,17 +51,37 @@ def decile_table(labels: npt.NDArray[np.int8], probabilities: FloatArray) -> tup
     return tuple(rows)
 
 
-def evaluate(labels: npt.NDArray[np.int8], probabilities: FloatArray) -> Evaluation:
-    """Measure how well event probabilities rank and match held-out outcomes."""
+def expected_calibration_error(deciles: tuple[DecileRow, ...]) -> float:
+    """Return the row-weighted mean gap between predicted and observed event rates by decile."""
+    total = sum(row.count for row in deciles)
+    if not total:
+        return 0.0
+    return sum(row.count * abs(row.mean_probability - row.event_rate) for row in deciles) / total
+
+
+def evaluate(
+    labels: npt.NDArray[np.int8],
+    probabilities: FloatArray,
+    *,
+    ranking: FloatArray | None = None,
+) -> Evaluation:
+    """Measure how well event probabilities rank and match held-out outcomes.
+
+    ``ranking`` scores the rows for AUC and KS when the probabilities were calibrated per fold
+    and so are not one monotone function of the served score.
+    """
     from sklearn.metrics import roc_auc_score
 
-    auc = float(roc_auc_score(labels, probabilities))
+    ranked = probabilities if ranking is None else ranking
+    auc = float(roc_auc_score(labels, ranked))
+    deciles = decile_table(labels, probabilities)
     return Evaluation(
         auc=auc,
-        ks=kolmogorov_smirnov(labels, probabilities),
+        ks=kolmogorov_smirnov(labels, ranked),
         gini=2.0 * auc - 1.0,
         brier=float(np.mean((probabilities - labels) ** 2)),
         count=len(labels),
         event_rate=float(labels.mean()),
-        deciles=decile_table(labels, probabilities),
+        deciles=deciles,
+        ece=expected_calibration_error(deciles),
     )

@@ -14,6 +14,7 @@ from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.compliance import ContactReservation, ReservationStatus
 from recoup.models.debtor import ContactPoint, ContactStatus, Debtor, Relation
+from recoup.models.institution import Institution
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.models.workbench import Promise
 from recoup.scoring.features import PortfolioTables, tables_from_rows
@@ -268,3 +269,8 @@ def latest_account_score(
         principal,
     )
     return session.execute(statement).scalar_one_or_none()
+
+
+def get_institution(session: Session, *, institution_id: int) -> Institution | None:
+    """Return the institution a score belongs to."""
+    return session.get(Institution, institution_id)

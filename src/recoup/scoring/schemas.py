@@ -22,6 +22,9 @@ class ModelVersion(BaseModel):
     ks: float | None
     gini: float | None
     brier: float | None
+    ece: float | None = Field(
+        default=None, description="expected calibration error on held-out rows, by decile"
+    )
     n_train: int | None
     n_test: int | None
     trained_by: str

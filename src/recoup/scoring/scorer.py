@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -14,6 +15,7 @@ from recoup.scoring.errors import FeatureColumnsMissing
 from recoup.scoring.reasons import Locale, reason_text
 from recoup.scoring.spec import (
     GRADES,
+    RARE_LABEL,
     FloatArray,
     GbmFeature,
     GbmSpec,
@@ -45,11 +47,35 @@ def require_columns(frame: Frame, names: tuple[str, ...]) -> None:
         )
 
 
+CURRENCY_PREFIX = re.compile(r"^([-+]?)\s*[$¥￥€£]\s*")
+GROUPED_DIGITS = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+
+
+def formatted_numbers(texts: pd.Series) -> pd.Series:
+    """Read numbers written for people — '13.99%', '$35,000', '1,234.50' — as floats, else NaN."""
+    cleaned = (
+        texts.astype("string")
+        .str.strip()
+        .str.replace(CURRENCY_PREFIX, r"\1", regex=True)
+        .str.replace(r"\s*%$", "", regex=True)
+    )
+    grouped = cleaned.str.fullmatch(GROUPED_DIGITS).fillna(False).astype(bool)
+    cleaned = cleaned.where(~grouped, cleaned.str.replace(",", "", regex=False))
+    return pd.to_numeric(cleaned, errors="coerce")
+
+
 def numeric_values(values: Any) -> FloatArray:
-    """Return a column as float64, with anything unparseable as NaN."""
+    """Return a column as float64, reading '13.99%' or '$35,000' as numbers; else NaN."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
-        series = pd.to_numeric(series, errors="coerce")
+        parsed = pd.to_numeric(series, errors="coerce")
+        failed = (parsed.isna() & series.notna()).to_numpy(dtype=bool)
+        if failed.any():
+            parsed = parsed.astype(np.float64)
+            parsed[failed] = formatted_numbers(series[failed]).to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        series = parsed
     numbers: FloatArray = series.to_numpy(dtype=np.float64, na_value=np.nan)
     return numbers
 
@@ -64,6 +90,20 @@ def category_codes(values: Any, categories: tuple[str, ...]) -> IndexArray:
             .map(lambda value: value if value is None else str(value))
         )
     return np.asarray(pd.Index(list(categories), dtype=object).get_indexer(series), dtype=np.intp)
+
+
+def model_category_codes(values: Any, categories: tuple[str, ...]) -> IndexArray:
+    """Return category codes as a model reads them: values unseen in training join the rare pool.
+
+    A model whose training pooled rare categories lists the pool among its categories; any other
+    value (rare in training or never seen) goes there too. Without a pool, unseen is -1.
+    """
+    codes = category_codes(values, categories)
+    if RARE_LABEL in categories:
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        unseen = (codes < 0) & series.notna().to_numpy(dtype=bool)
+        codes[unseen] = categories.index(RARE_LABEL)
+    return codes
 
 
 def probability_from_points(
@@ -156,7 +196,7 @@ class _CompiledFeature:
         """Return each value's bin; the missing bin is the last."""
         if self.kind == "numeric":
             return np.searchsorted(self.splits, numeric_values(values), side="right")
-        return self.category_bins[category_codes(values, self.categories)]
+        return self.category_bins[model_category_codes(values, self.categories)]
 
 
 class CompiledScorecard:
@@ -246,7 +286,7 @@ def gbm_matrix(features: tuple[GbmFeature, ...], frame: Frame) -> FloatArray:
         if feature.kind == "numeric":
             columns.append(numeric_values(frame[feature.name]))
         else:
-            codes = category_codes(frame[feature.name], feature.categories).astype(np.float64)
+            codes = model_category_codes(frame[feature.name], feature.categories).astype(np.float64)
             codes[codes < 0] = np.nan
             columns.append(codes)
     if not columns:
@@ -276,29 +316,38 @@ class GbmScorer:
         return gbm_matrix(self.spec.features, frame)
 
     def event_log_odds(self, frame: Frame) -> FloatArray:
-        """Return the booster's raw log-odds of the event per row."""
+        """Return the calibrated log-odds of the event per row."""
         matrix = self.matrix(frame)
         raw = self.booster.predict(matrix, raw_score=True, num_threads=_threads(matrix))
-        return np.asarray(raw, dtype=np.float64)
+        return self._calibrated(np.asarray(raw, dtype=np.float64))
+
+    def _calibrated(self, raw: FloatArray) -> FloatArray:
+        calibrated: FloatArray = self.spec.calibration_slope * raw + self.spec.calibration_intercept
+        return calibrated
 
     def score(
         self, frame: Frame, *, grades: GradeScale | None = None, reasons: bool = True
     ) -> ScoreBatch:
         """Score rows: event probability, points, grade and the top three SHAP reasons."""
         matrix = self.matrix(frame)
-        event_log_odds = np.asarray(
-            self.booster.predict(matrix, raw_score=True, num_threads=_threads(matrix)),
-            dtype=np.float64,
+        event_log_odds = self._calibrated(
+            np.asarray(
+                self.booster.predict(matrix, raw_score=True, num_threads=_threads(matrix)),
+                dtype=np.float64,
+            )
         )
         favourable_sign = 1.0 if self.spec.event_is_favourable else -1.0
         points = self.spec.scale.points_from_log_odds(favourable_sign * event_log_odds)
         probability = 1.0 / (1.0 + np.exp(-event_log_odds))
         unfavourable = 1.0 - probability if self.spec.event_is_favourable else probability
         if reasons:
-            contributions = np.asarray(
-                self.booster.predict(matrix, pred_contrib=True, num_threads=_threads(matrix)),
-                dtype=np.float64,
-            )[:, : len(self.feature_names)]
+            contributions = (
+                np.asarray(
+                    self.booster.predict(matrix, pred_contrib=True, num_threads=_threads(matrix)),
+                    dtype=np.float64,
+                )[:, : len(self.feature_names)]
+                * self.spec.calibration_slope
+            )
             # A contribution harms the standing when it pushes away from the favourable outcome.
             harm = (-favourable_sign * contributions).astype(np.float32)
             reason_codes = top_reasons(harm)

@@ -31,11 +31,13 @@ from recoup.scoring import repository, rules
 from recoup.scoring.artifacts import dump_model, load_model
 from recoup.scoring.errors import ArtifactHashMismatch, TooFewRows
 from recoup.scoring.features import (
+    FEATURE_NAMES,
     collection_labels,
     compute_features,
     end_of_day,
     training_snapshots,
 )
+from recoup.scoring.files import read_table
 from recoup.scoring.metrics import kolmogorov_smirnov
 from recoup.scoring.monitoring import DriftReport, DriftStatus, drift_report
 from recoup.scoring.scorer import compile_scorer
@@ -82,12 +84,21 @@ def metrics_document(model: TrainedModel) -> dict[str, Any]:
         "ks": evaluation.ks,
         "gini": evaluation.gini,
         "brier": evaluation.brier,
+        "ece": evaluation.ece,
         "n_train": model.summary.n_train,
         "n_test": model.summary.n_test,
         "family": model.family,
+        "seed": model.summary.seed,
         "event_rate": evaluation.event_rate,
         "training_seconds": model.summary.training_seconds,
+        "calibration": model.summary.calibration,
         "deciles": decile_rows(model),
+        "notes": list(model.summary.notes),
+        "warnings": list(model.summary.warnings),
+        "dropped_columns": [
+            {"name": dropped.name, "reason": dropped.reason}
+            for dropped in model.summary.dropped_columns
+        ],
     }
 
 
@@ -160,12 +171,7 @@ def train_from_file(
     """Train on an external CSV with a binary target and register the result."""
     from recoup.scoring.training import train_model
 
-    if not path.is_file():
-        raise ValidationFailed(f"training file {path} does not exist")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValidationFailed(f"training file {path} is not a readable CSV: {error}") from error
+    frame = read_table(path)
     model = train_model(
         frame,
         target=target,
@@ -258,7 +264,9 @@ def promote_model(session: Session, *, version: str, actor: str) -> ModelVersion
     if model_version.state == ModelState.champion:
         return model_version
     # A promoted model must load: a tampered artifact never becomes champion.
-    load_registered_model(model_version)
+    model = load_registered_model(model_version)
+    if model_version.institution_id is not None:
+        require_portfolio_features(model, version=model_version.version)
     now = utcnow()
     previous = repository.champions(session, institution_id=model_version.institution_id)
     for champion in previous:
@@ -282,6 +290,55 @@ def promote_model(session: Session, *, version: str, actor: str) -> ModelVersion
         },
     )
     return model_version
+
+
+def require_portfolio_features(model: TrainedModel, *, version: str) -> None:
+    """Refuse a champion that reads columns the portfolio's features do not have."""
+    missing = [name for name in model.feature_names if name not in FEATURE_NAMES]
+    if missing:
+        raise ValidationFailed(
+            f"{version} reads {len(missing)} column(s) the portfolio does not have "
+            f"({', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}), so it cannot score "
+            "the institution's accounts; train a champion with `recoup model train --institution "
+            "CODE`, and score files with `recoup model score --data FILE --version VERSION`"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileScoringSummary:
+    """What scoring a file wrote."""
+
+    model_version: str
+    rows: int
+    out: Path
+    grades: dict[str, int]
+
+
+def score_file(session: Session, *, path: Path, version: str, out: Path) -> FileScoringSummary:
+    """Score every row of a CSV with a registered model and write the scores to another CSV."""
+    model_version = require_model_version(session, version=version)
+    model = load_registered_model(model_version)
+    frame = read_table(path)
+    batch = compile_scorer(model).score(frame)
+    scores = pd.DataFrame(
+        {
+            "probability": np.round(batch.probability, 6),
+            "points": np.round(batch.points, 1),
+            "grade": batch.grades,
+            "reasons_en": ["; ".join(batch.reasons(row, locale="en")) for row in range(len(batch))],
+            "reasons_zh": ["；".join(batch.reasons(row, locale="zh")) for row in range(len(batch))],
+        }
+    )
+    id_column = model.summary.id_column
+    if id_column is not None and id_column in frame.columns:
+        scores.insert(0, id_column, frame[id_column].to_numpy())
+    scores.to_csv(out, index=False, encoding="utf-8")
+    return FileScoringSummary(
+        model_version=model_version.version,
+        rows=len(scores),
+        out=out,
+        grades=dict(sorted(Counter(str(grade) for grade in batch.grades).items())),
+    )
 
 
 def grade_scale(institution: Institution) -> GradeScale:
@@ -617,6 +674,18 @@ def latest_account_score(
     """Return the latest score of an account the caller may see (NotFound for any other)."""
     get_scoped(session, Account, account_id, principal)
     return repository.latest_account_score(session, principal=principal, account_id=account_id)
+
+
+def contact_cost(session: Session, *, score: AccountScore) -> int | None:
+    """Return the cost of one contact on a score's channel, the divisor of its priority."""
+    institution = repository.get_institution(session, institution_id=score.institution_id)
+    if institution is None or not score.channel:
+        return None
+    try:
+        cost = segment_policy(institution).contact_costs.get(score.channel)
+    except ValidationFailed:
+        return None
+    return cost if cost else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ DEFAULT_HORIZON_DAYS = 30
 DEFAULT_PAYMENT_SHARE = 0.5
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E")
 MISSING_LABEL = "Missing"
+# Categories too rare to learn from alone are pooled under this label in training and scoring.
+RARE_LABEL = "(rare)"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -149,6 +151,9 @@ class GbmSpec:
     event_is_favourable: bool
     best_iteration: int
     parameters: dict[str, str | int | float | bool]
+    # Platt calibration of the booster's raw log-odds: slope · raw + intercept.
+    calibration_slope: float = 1.0
+    calibration_intercept: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +181,8 @@ class Evaluation:
     count: int
     event_rate: float
     deciles: tuple[DecileRow, ...]
+    # Expected calibration error: row-weighted mean |predicted − actual| over the deciles.
+    ece: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,10 @@ class ModelSummary:
     trained_by: str | None
     training_seconds: float
     library_versions: dict[str, str] = field(default_factory=dict)
+    calibration: str = "none"
+    calibration_rows: int = 0
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +20,8 @@ import numpy.typing as npt
 import pandas as pd
 from optbinning import BinningProcess, Scorecard
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from recoup.scoring.errors import (
     NoUsableFeatures,
@@ -33,11 +37,13 @@ from recoup.scoring.scorer import (
     GbmScorer,
     IndexArray,
     category_codes,
+    formatted_numbers,
     gbm_matrix,
     numeric_values,
 )
 from recoup.scoring.spec import (
     MISSING_LABEL,
+    RARE_LABEL,
     DroppedColumn,
     Family,
     FeatureKind,
@@ -60,7 +66,34 @@ LabelArray = npt.NDArray[np.int8]
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n", "f"})
 ID_COLUMN_NAMES = frozenset({"id"})
+# Names spreadsheets and R give the row numbers they write in front of a table.
+ROW_NUMBER_NAMES = frozenset({"", "rownames", "row.names", "row_names", "index", "unnamed: 0"})
 MOST_CATEGORIES_TRACKED = 20
+# A column read as numbers when nearly all its values parse; the rest become missing.
+NUMERIC_SHARE = 0.95
+# Text columns with many values and few rows per value are free text, not categories.
+MOST_TEXT_CATEGORIES = 50
+FEWEST_ROWS_PER_CATEGORY = 30
+# Categories with fewer rows than this are pooled, so a rare value is not binned on noise.
+RARE_CATEGORY_ROWS = 30
+DATE_SHARE = 0.95
+DATE_SAMPLE = 200
+DATE_TEXT = re.compile(
+    r"\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+    r"(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
+    r"|[A-Za-z]{3}[- ]\d{2}(?:\d{2})?"
+    r"|\d{4}年\d{1,2}月(?:\d{1,2}日)?"
+)
+# A feature that alone ranks the outcome this well is almost surely recorded after it.
+LEAKAGE_AUC = 0.95
+AFTER_OUTCOME_NAME = re.compile(
+    r"recover|total_?rec|total_?pymnt|last_?pymnt|out_?prncp|settle|charge_?off|charged_?off"
+    r"|write_?off|written_?off|paid_?off|payoff|collected|(?:^|_)(?:after|post)(?:_|$)"
+)
+CALIBRATION_FOLDS = 5
+# Fewer held-out rows of either class than this leave the calibration to chance.
+FEWEST_CALIBRATION_ROWS = 10
 LIBRARIES = ("optbinning", "lightgbm", "scikit-learn", "numpy", "pandas")
 
 
@@ -102,6 +135,10 @@ class PreparedData:
     dates: pd.Series | None
     dropped: tuple[DroppedColumn, ...]
     rows_without_target: int
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    # Category columns as written, before rare values were pooled: what scoring will meet.
+    unpooled: dict[str, pd.Series] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +188,13 @@ def _encode_labels(
 ) -> tuple[LabelArray, str, npt.NDArray[np.bool_]]:
     """Return 0/1 labels for rows with a target, the positive label and which rows have one."""
     if target not in frame.columns:
+        names = [str(name) for name in frame.columns]
+        by_lower = {name.lower(): name for name in names}
+        close = difflib.get_close_matches(target.lower(), list(by_lower), n=1, cutoff=0.6)
+        hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
         raise TargetColumnMissing(
-            f"target column '{target}' is not in the data; the columns are: "
-            + ", ".join(map(str, frame.columns))
+            f"target column '{target}' is not in the data; {hint}the columns are: "
+            + ", ".join(names)
         )
     column = frame[target]
     present = column.notna().to_numpy()
@@ -191,8 +232,110 @@ def _column_kind(column: pd.Series) -> FeatureKind:
     """Decide whether a column is read as numbers or as categories."""
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return "numeric"
-    parsed = pd.to_numeric(column, errors="coerce")
-    return "numeric" if int(parsed.notna().sum()) == int(column.notna().sum()) else "categorical"
+    present = int(column.notna().sum())
+    parsed = int(pd.Series(numeric_values(column)).notna().sum())
+    return "numeric" if present and parsed >= NUMERIC_SHARE * present else "categorical"
+
+
+def _formatted_example(column: pd.Series) -> tuple[str, float] | None:
+    """Return a value written for people ('$35,000') and its number, if the column has one."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None
+    texts = column.dropna()
+    plain = pd.to_numeric(texts, errors="coerce")
+    formatted = texts[plain.isna()]
+    if formatted.empty:
+        return None
+    numbers = formatted_numbers(formatted.head(50))
+    readable = numbers.notna().to_numpy(dtype=bool)
+    if not readable.any():
+        return None
+    position = int(np.argmax(readable))
+    return str(formatted.iloc[position]), float(numbers.iloc[position])
+
+
+def looks_like_dates(column: pd.Series) -> bool:
+    """Tell whether a text column holds dates, judged on a sample of its distinct values."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    sample = pd.Series(column.dropna().astype(str).str.strip().unique()[:DATE_SAMPLE])
+    if sample.empty:
+        return False
+    matches = sample.map(lambda text: DATE_TEXT.fullmatch(text) is not None)
+    return bool(matches.mean() >= DATE_SHARE)
+
+
+def parse_dates(column: pd.Series) -> pd.Series:
+    """Read a column of dates in any common spelling as UTC timestamps; unreadable ones NaT."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return pd.to_datetime(column, utc=True)
+    return pd.to_datetime(
+        column.astype("string").str.strip(), errors="coerce", utc=True, format="mixed"
+    )
+
+
+def _is_row_number(name: str, numbers: FloatArray) -> bool:
+    """Tell whether a numeric column only counts rows: distinct integers in file order."""
+    present = numbers[~np.isnan(numbers)]
+    if len(present) < len(numbers) or len(present) < 2:
+        return False
+    if not np.all(np.equal(np.mod(present, 1), 0)):
+        return False
+    steps = np.diff(present)
+    monotone = bool((steps > 0).all() or (steps < 0).all())
+    return monotone and (len(present) >= 50 or name.strip().lower() in ROW_NUMBER_NAMES)
+
+
+def _pool_rare(texts: pd.Series) -> tuple[pd.Series, int]:
+    """Pool categories seen on fewer than RARE_CATEGORY_ROWS rows; return the column and count."""
+    counts = texts.value_counts(dropna=True)
+    rare = counts.index[counts < RARE_CATEGORY_ROWS]
+    if len(rare) < 1 or len(rare) == len(counts):
+        return texts, 0
+    pooled = texts.where(~texts.isin(set(rare)), RARE_LABEL)
+    return pooled, len(rare)
+
+
+def _single_feature_auc(values: pd.Series, kind: FeatureKind, labels: LabelArray) -> float | None:
+    """Return how well one column alone ranks the outcome (AUC, 0.5 = not at all)."""
+    if kind == "numeric":
+        numbers = np.asarray(values, dtype=np.float64)
+        present = ~np.isnan(numbers)
+        if not present.any():
+            return None
+        # Missing values rank below every present one, as their own group.
+        ranked = np.where(present, numbers, np.nanmin(numbers) - 1.0)
+    else:
+        texts = values.fillna(MISSING_LABEL).astype(str)
+        if texts.nunique() > MOST_TEXT_CATEGORIES:
+            return None
+        ranked = texts.map(pd.Series(labels, index=texts.index).groupby(texts).mean()).to_numpy(
+            dtype=np.float64
+        )
+    auc = float(roc_auc_score(labels, ranked))
+    return max(auc, 1.0 - auc)
+
+
+def leakage_warnings(
+    features: pd.DataFrame, kinds: dict[str, FeatureKind], labels: LabelArray
+) -> list[str]:
+    """Warn about features that may be recorded after the outcome they are to predict."""
+    warnings: list[str] = []
+    for name, kind in kinds.items():
+        worded = AFTER_OUTCOME_NAME.search(re.sub(r"[^a-z0-9]+", "_", name.lower()))
+        if worded:
+            warnings.append(
+                f"'{name}' sounds like something known only after the outcome "
+                f"('{worded.group(0).strip('_')}'); keep it only if it is known when scoring"
+            )
+            continue
+        auc = _single_feature_auc(features[name], kind, labels)
+        if auc is not None and auc >= LEAKAGE_AUC:
+            warnings.append(
+                f"'{name}' alone separates the target almost perfectly (AUC {auc:.3f}); "
+                "check that it is not recorded after the outcome"
+            )
+    return warnings
 
 
 def prepare_training_data(
@@ -222,7 +365,7 @@ def prepare_training_data(
     rows = frame.loc[present].reset_index(drop=True)
     dates: pd.Series | None = None
     if date_column is not None:
-        dates = pd.to_datetime(rows[date_column], errors="coerce", utc=True)
+        dates = parse_dates(rows[date_column])
         if dates.isna().any():
             raise TrainingDataInvalid(
                 f"date column '{date_column}' has {int(dates.isna().sum())} missing or "
@@ -234,6 +377,8 @@ def prepare_training_data(
     columns: dict[str, pd.Series] = {}
     kinds: dict[str, FeatureKind] = {}
     dropped: list[DroppedColumn] = []
+    notes: list[str] = []
+    unpooled: dict[str, pd.Series] = {}
     for name in rows.columns:
         if name in excluded:
             continue
@@ -242,9 +387,34 @@ def prepare_training_data(
             dropped.append(DroppedColumn(name=str(name), reason="every value is missing"))
             continue
         kind = _column_kind(column)
-        prepared = (
-            pd.Series(numeric_values(column)) if kind == "numeric" else _categorical_strings(column)
-        )
+        if kind == "categorical" and looks_like_dates(column):
+            dropped.append(
+                DroppedColumn(
+                    name=str(name),
+                    reason="dates; pass --date-column to hold out the latest rows by them",
+                )
+            )
+            continue
+        if kind == "numeric":
+            prepared = pd.Series(numeric_values(column))
+            example = _formatted_example(column)
+            if example is not None:
+                unread = int(column.notna().sum()) - int(prepared.notna().sum())
+                notes.append(
+                    f"'{name}' read as numbers ('{example[0]}' → {example[1]:g})"
+                    + (f"; {unread} unreadable value(s) taken as missing" if unread else "")
+                )
+            if _is_row_number(str(name), prepared.to_numpy(dtype=np.float64)):
+                dropped.append(
+                    DroppedColumn(
+                        name=str(name),
+                        reason="row numbers (distinct integers in file order); "
+                        "name it with --id-column if it is an id",
+                    )
+                )
+                continue
+        else:
+            prepared = _categorical_strings(column)
         distinct = int(prepared.nunique(dropna=True))
         if distinct <= 1:
             dropped.append(DroppedColumn(name=str(name), reason="a single value throughout"))
@@ -257,6 +427,26 @@ def prepare_training_data(
                 )
             )
             continue
+        if kind == "categorical":
+            per_category = int(prepared.notna().sum()) / distinct
+            if distinct > MOST_TEXT_CATEGORIES and per_category < FEWEST_ROWS_PER_CATEGORY:
+                dropped.append(
+                    DroppedColumn(
+                        name=str(name),
+                        reason=f"free text with {distinct:,} distinct values "
+                        f"({per_category:.1f} rows per value); group it into at most "
+                        f"{MOST_TEXT_CATEGORIES} categories to use it",
+                    )
+                )
+                continue
+            written = prepared
+            prepared, pooled = _pool_rare(prepared)
+            if pooled:
+                unpooled[str(name)] = written
+                notes.append(
+                    f"'{name}': {pooled} categor{'y' if pooled == 1 else 'ies'} with fewer than "
+                    f"{RARE_CATEGORY_ROWS} rows pooled as '{RARE_LABEL}'"
+                )
         columns[str(name)] = prepared
         kinds[str(name)] = kind
     if not columns:
@@ -269,8 +459,9 @@ def prepare_training_data(
                 else ""
             )
         )
+    features = pd.DataFrame(columns)
     return PreparedData(
-        features=pd.DataFrame(columns),
+        features=features,
         labels=labels,
         kinds=kinds,
         target=target,
@@ -280,6 +471,9 @@ def prepare_training_data(
         dates=dates,
         dropped=tuple(dropped),
         rows_without_target=int((~present).sum()),
+        notes=tuple(notes),
+        warnings=tuple(leakage_warnings(features, kinds, labels)),
+        unpooled=unpooled,
     )
 
 
@@ -579,6 +773,102 @@ def fit_gbm(
     )
 
 
+def expit(log_odds: FloatArray) -> FloatArray:
+    """Return probabilities of log-odds without overflow at the extremes."""
+    probability: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700.0, 700.0)))
+    return probability
+
+
+def _shift_to_rate(log_odds: FloatArray, rate: float) -> float:
+    """Return the shift of log-odds whose mean probability is the given rate (bisection)."""
+    low, high = -60.0, 60.0
+    for _ in range(100):
+        middle = (low + high) / 2.0
+        if float(np.mean(expit(log_odds + middle))) < rate:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Platt scaling of event log-odds: calibrated = slope · raw + intercept."""
+
+    slope: float
+    intercept: float
+
+    def probabilities(self, log_odds: FloatArray) -> FloatArray:
+        """Return calibrated event probabilities."""
+        calibrated: FloatArray = expit(self.slope * log_odds + self.intercept)
+        return calibrated
+
+
+def event_log_odds(probability: FloatArray) -> FloatArray:
+    """Return the log-odds of event probabilities, clipped away from 0 and 1."""
+    clipped = np.clip(probability, 1e-12, 1.0 - 1e-12)
+    log_odds: FloatArray = np.log(clipped / (1.0 - clipped))
+    return log_odds
+
+
+def fit_calibration(log_odds: FloatArray, labels: LabelArray) -> Calibration:
+    """Fit Platt scaling to outcomes; only re-base the intercept if the slope comes out flat."""
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(log_odds[:, None], labels)
+    slope = float(model.coef_[0, 0])
+    if slope > 0.0:
+        return Calibration(slope=slope, intercept=float(model.intercept_[0]))
+    # A window where the score does not rank at all: keep the ranking, match the event rate.
+    rate = float(labels.mean())
+    return Calibration(slope=1.0, intercept=_shift_to_rate(log_odds, rate))
+
+
+def cross_fitted_probabilities(
+    log_odds: FloatArray, labels: LabelArray, *, seed: int
+) -> FloatArray:
+    """Calibrate each fold on the other folds, so no row is judged by a fit it was part of."""
+    calibrated = np.empty(len(labels), dtype=np.float64)
+    folds = StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=seed)
+    for fit_rows, judged_rows in folds.split(log_odds, labels):
+        calibration = fit_calibration(log_odds[fit_rows], labels[fit_rows])
+        calibrated[judged_rows] = calibration.probabilities(log_odds[judged_rows])
+    return calibrated
+
+
+def can_calibrate(labels: LabelArray) -> bool:
+    """Tell whether held-out rows hold enough of both outcomes to calibrate on."""
+    events = int(labels.sum())
+    fewest = max(FEWEST_CALIBRATION_ROWS, CALIBRATION_FOLDS)
+    return min(events, len(labels) - events) >= fewest
+
+
+def calibrated_scorecard(spec: ScorecardSpec, calibration: Calibration) -> ScorecardSpec:
+    """Fold a calibration into the scorecard's points, so points and probability still agree."""
+    scale = spec.scale
+    share = 1.0 / len(spec.features)
+    sense = 1.0 if spec.event_is_favourable else -1.0
+    base = scale.offset * share
+    shift = scale.factor * sense * calibration.intercept * share
+    features = tuple(
+        dataclasses.replace(
+            feature,
+            coefficient=calibration.slope * feature.coefficient,
+            bins=tuple(
+                dataclasses.replace(
+                    scorecard_bin,
+                    points=base + calibration.slope * (scorecard_bin.points - base) + shift,
+                )
+                for scorecard_bin in feature.bins
+            ),
+        )
+        for feature in spec.features
+    )
+    return dataclasses.replace(
+        spec,
+        features=features,
+        intercept=calibration.slope * spec.intercept + calibration.intercept,
+    )
+
+
 def reference_distribution(
     name: str, values: Any, *, kind: FeatureKind, bins: int = 10
 ) -> ReferenceDistribution:
@@ -696,9 +986,62 @@ def train_model(
             settings=settings,
         )
         scorer = GbmScorer(gbm)
-    held_out = scorer.score(test_features, reasons=False)
-    evaluation = evaluate(test_labels, held_out.probability)
-    train_points = scorer.score(train_features, reasons=False).points
+    raw_probability = scorer.score(test_features, reasons=False).probability
+    notes = list(prepared.notes)
+    window = (
+        f"from {pd.Timestamp(prepared.dates.iloc[split.test].min()).date()} to "
+        f"{pd.Timestamp(prepared.dates.iloc[split.test].max()).date()}"
+        if prepared.dates is not None and split.method == "time"
+        else "(a random share)"
+    )
+    calibration_method = "none"
+    if can_calibrate(test_labels):
+        # Calibrate on the held-out window, the most recent period when the split is by date;
+        # its figures are cross-fitted, and the served model uses the fit on the whole window.
+        log_odds = event_log_odds(raw_probability)
+        calibration = fit_calibration(log_odds, test_labels)
+        evaluation = evaluate(
+            test_labels,
+            cross_fitted_probabilities(log_odds, test_labels, seed=seed),
+            ranking=raw_probability,
+        )
+        if scorecard is not None:
+            scorecard = calibrated_scorecard(scorecard, calibration)
+            scorer = CompiledScorecard(scorecard)
+        else:
+            assert gbm is not None
+            gbm = dataclasses.replace(
+                gbm,
+                calibration_slope=calibration.slope,
+                calibration_intercept=calibration.intercept,
+            )
+            scorer = GbmScorer(gbm)
+        calibration_method = "platt"
+        notes.append(
+            f"probabilities calibrated (Platt) on the {len(split.test):,} held-out rows {window}: "
+            f"slope {calibration.slope:.3f}, intercept {calibration.intercept:+.3f}; held-out "
+            f"calibration figures are {CALIBRATION_FOLDS}-fold cross-fitted"
+        )
+    else:
+        evaluation = evaluate(test_labels, raw_probability)
+        notes.append(
+            f"probabilities not calibrated: the held-out rows hold fewer than "
+            f"{max(FEWEST_CALIBRATION_ROWS, CALIBRATION_FOLDS)} rows of one outcome"
+        )
+    # Drift is judged against the population the model will next meet: the latest window when
+    # the split is by date, else every row.
+    reference_rows = (
+        split.test if split.method == "time" else np.arange(len(prepared.labels), dtype=np.intp)
+    )
+    reference_features = prepared.features.iloc[reference_rows].reset_index(drop=True)
+    reference_points = scorer.score(reference_features, reasons=False).points
+    # Input drift compares categories as written, the way scoring runs will see them.
+    reference_inputs = reference_features.assign(
+        **{
+            name: column.iloc[reference_rows].reset_index(drop=True)
+            for name, column in prepared.unpooled.items()
+        }
+    )
     summary = ModelSummary(
         family=family,
         target=target,
@@ -719,18 +1062,22 @@ def train_model(
         trained_by=trained_by,
         training_seconds=round(time.perf_counter() - started, 3),
         library_versions=_library_versions(),
+        calibration=calibration_method,
+        calibration_rows=len(split.test) if calibration_method != "none" else 0,
+        notes=tuple(notes),
+        warnings=prepared.warnings,
     )
     return TrainedModel(
         summary=summary,
         evaluation=evaluation,
         references=tuple(
             reference_distribution(
-                name, train_features[name], kind=kind, bins=settings.reference_bins
+                name, reference_inputs[name], kind=kind, bins=settings.reference_bins
             )
             for name, kind in prepared.kinds.items()
         ),
         score_reference=reference_distribution(
-            "score", train_points, kind="numeric", bins=settings.reference_bins
+            "score", reference_points, kind="numeric", bins=settings.reference_bins
         ),
         scorecard=scorecard,
         gbm=gbm,

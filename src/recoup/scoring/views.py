@@ -14,6 +14,7 @@ from recoup.models.scoring import AccountScore, ModelState, ModelVersion, Scorin
 from recoup.scoring import service
 from recoup.scoring.monitoring import StabilityThresholds
 from recoup.scoring.reasons import Locale, reason_text
+from recoup.web.localization import money
 from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
 
 router = APIRouter(include_in_schema=False)
@@ -49,6 +50,7 @@ def _model_row(model_version: ModelVersion) -> dict[str, Any]:
         "ks": metrics.get("ks"),
         "gini": metrics.get("gini"),
         "brier": metrics.get("brier"),
+        "ece": metrics.get("ece"),
         "n_train": metrics.get("n_train"),
         "n_test": metrics.get("n_test"),
         "trained_by": model_version.trained_by,
@@ -332,10 +334,27 @@ def account_score_panel(
     """Return the account page's score panel in the viewer's language, or None when unscored."""
     assert viewer.principal is not None
     score = service.latest_account_score(session, principal=viewer.principal, account_id=account_id)
-    return _score_panel(viewer, score) if score is not None else None
+    if score is None:
+        return None
+    return _score_panel(viewer, score, contact_cost=service.contact_cost(session, score=score))
 
 
-def _score_panel(viewer: Viewer, score: AccountScore) -> dict[str, Any]:
+def _priority_formula(viewer: Viewer, score: AccountScore, contact_cost: int | None) -> str | None:
+    """Spell out how the priority was computed, for the hover text."""
+    if score.priority is None or not contact_cost or not score.channel:
+        return None
+    return viewer.text(
+        "score.priority_formula",
+        recovery=money(score.expected_recovery, score.currency, viewer.locale),
+        channel=viewer.text(f"score.channel.{score.channel}"),
+        cost=money(contact_cost, score.currency, viewer.locale),
+        priority=f"{score.priority:,.1f}",
+    )
+
+
+def _score_panel(
+    viewer: Viewer, score: AccountScore, *, contact_cost: int | None
+) -> dict[str, Any]:
     locale: Locale = "zh" if viewer.locale.startswith("zh") else "en"
     segment_label = None
     if score.segment:
@@ -357,6 +376,7 @@ def _score_panel(viewer: Viewer, score: AccountScore) -> dict[str, Any]:
         "segment_label": segment_label or score.segment,
         "channel": score.channel,
         "priority": score.priority,
+        "priority_formula": _priority_formula(viewer, score, contact_cost),
         "expected_recovery": score.expected_recovery,
         "currency": score.currency,
         "model_version": score.model_version,
