@@ -73,8 +73,7 @@ class TestAmounts:
             ("1234.56", 123456),
             ("0", 0),
             ("0.5", 50),
-            (" 7.00 ", 700),
-            ("+3", 300),
+            ("7.00", 700),
             ("99999999999.99", 9999999999999),
         ],
     )
@@ -96,6 +95,9 @@ class TestAmounts:
             ("9" * 40, "bad_amount"),
             ("¥12", "bad_amount"),
             ("=1+1", "bad_amount"),
+            ("+3", "bad_amount"),
+            ("１２３.４５", "bad_amount"),
+            ("٣٠", "bad_amount"),
         ],
     )
     def test_rejects(self, text: str, code: str) -> None:

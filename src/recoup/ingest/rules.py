@@ -15,7 +15,6 @@ Decisions documented in ``docs/import-formats.md``:
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,7 +35,8 @@ from recoup.compliance.rules import (
 from recoup.compliance.zones import ZoneSource, address_zones, phone_zones_for
 from recoup.kit.clock import is_valid_zone, zone
 from recoup.kit.masking import mask_text
-from recoup.kit.money import MoneyError, known_currencies, minor_digits, parse_amount
+from recoup.kit.money import AmountRefused, known_currencies, minor_digits, parse_payable_amount
+from recoup.kit.text import FORMULA_PREFIXES, MAX_TEXT_LENGTH, clean_text
 from recoup.models.account import AccountStatus, PaymentChannel, Product
 from recoup.models.debtor import (
     ContactKind,
@@ -54,21 +54,13 @@ from recoup.portfolio.rules import (
     uscc_problem,
 )
 
-MAX_TEXT_LENGTH: Final = 200
 MAX_RAW_LENGTH: Final = 1_000
-# Larger than any plausible consumer or SME balance (100 billion in major units).
-MAX_AMOUNT_MINOR: Final = 10**13
 MAX_DAYS_PAST_DUE: Final = 36_500
 # Clocks differ a little between the lender's systems and ours.
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
-FORMULA_PREFIXES: Final = ("=", "+", "-", "@")
-BIDI_CONTROLS: Final = frozenset(
-    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
-)
 REGION_BY_JURISDICTION: Final = {"CN": "CN", "US": "US"}
 
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
-_FAST_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}")
 _TRUE = frozenset({"true", "1", "yes", "y", "t", "是", "真"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", "否", "假"})
@@ -483,64 +475,12 @@ class _Checker:
         return code
 
 
-def clean_text(value: str, *, max_length: int = MAX_TEXT_LENGTH) -> tuple[str, str | None, str]:
-    """Return ``(cleaned, problem code, reason)`` for a free-text value (code ``None`` if fine)."""
-    text = value
-    if not text.isprintable():
-        characters = []
-        for character in text:
-            if character in "\t\r\n":
-                characters.append(" ")
-                continue
-            category = unicodedata.category(character)
-            if category == "Cs":
-                return value, "bad_encoding", "bytes that are not valid in the file's encoding"
-            if category == "Cc" or character in BIDI_CONTROLS or character == "\ufeff":
-                return (
-                    value,
-                    "control_character",
-                    f"control character U+{ord(character):04X} is not allowed",
-                )
-            characters.append(character)
-        text = " ".join("".join(characters).split())
-    if len(text) > max_length:
-        return value, "too_long", f"{len(text)} characters; at most {max_length} allowed"
-    if text.startswith(FORMULA_PREFIXES):
-        return (
-            value,
-            "formula_injection",
-            "text starting with = + - or @ would run as a spreadsheet formula",
-        )
-    return text, None, ""
-
-
 def parse_money(text: str, currency: str) -> tuple[int, str | None, str]:
     """Return ``(minor units, problem code, reason)`` for a non-negative amount in a file."""
-    value = text.strip()
     try:
-        digits = minor_digits(currency)
-    except MoneyError as error:
-        return 0, "bad_currency", str(error)
-    match = _FAST_AMOUNT.fullmatch(value)
-    if match is not None and digits == 2:
-        whole, decimals = match.groups()
-        minor = int(whole) * 100 + (int(decimals.ljust(2, "0")) if decimals else 0)
-    else:
-        if len(value) > 32:
-            return 0, "bad_amount", "an amount has at most 32 characters"
-        try:
-            minor = parse_amount(value, currency)
-        except MoneyError as error:
-            return 0, "bad_amount", str(error)
-        if minor < 0:
-            return 0, "negative_amount", "amounts cannot be negative"
-    if minor > MAX_AMOUNT_MINOR:
-        return (
-            0,
-            "absurd_amount",
-            "larger than any plausible balance: check the decimal point and units",
-        )
-    return minor, None, ""
+        return parse_payable_amount(text, currency), None, ""
+    except AmountRefused as refused:
+        return 0, refused.code, str(refused)
 
 
 def parse_phone(value: str, *, region: str, mobile: bool) -> tuple[str, str | None, str]:

@@ -14,7 +14,20 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be represented exactly."""
 
 
-_AMOUNT = re.compile(r"^[+-]?(\d+)(\.\d+)?$")
+class AmountRefused(MoneyError):
+    """An amount a person or system sent that Recoup will not take; ``code`` says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+# Larger than any plausible consumer or SME balance (100 billion in major units).
+MAX_AMOUNT_MINOR = 10**13
+MAX_AMOUNT_LENGTH = 32
+# ASCII digits only: ``\d`` would also take full-width (１２３) and Arabic-Indic (٣٠) digits.
+_AMOUNT = re.compile(r"-?([0-9]+)(\.[0-9]+)?")
+_PLAIN_CENTS = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 
 
 @cache
@@ -32,22 +45,56 @@ def minor_digits(currency: str) -> int:
 
 
 def parse_amount(text: str, currency: str) -> int:
-    """Parse a decimal string like ``1234.56`` into exact minor units of ``currency``."""
-    cleaned = text.strip()
-    if not _AMOUNT.match(cleaned):
+    """Parse a decimal string like ``1234.56`` into exact minor units of ``currency``.
+
+    Exactly that shape: ASCII digits, an optional ``-``, ``.`` and decimals; no ``+``, no
+    spaces or line breaks around it, no other scripts' digits.
+    """
+    if not _AMOUNT.fullmatch(text):
         raise MoneyError(
-            f"{text!r} is not an amount: write digits with an optional '.' and decimals, "
-            "no thousands separators, e.g. 1234.56"
+            f"{text!r} is not an amount: write digits 0-9 with an optional '.' and decimals, "
+            "no '+', spaces or thousands separators, e.g. 1234.56"
         )
     digits = minor_digits(currency)
     try:
-        value = Decimal(cleaned)
+        value = Decimal(text)
     except InvalidOperation as error:  # pragma: no cover - the regex already guards this
         raise MoneyError(f"{text!r} is not an amount") from error
     scaled = value.scaleb(digits)
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"{text!r} has more than {digits} decimal places for {currency}")
     return int(scaled)
+
+
+def parse_payable_amount(text: str, currency: str) -> int:
+    """Parse a non-negative amount someone sent (a file cell, an API field, a form) into minor
+    units; raise ``AmountRefused`` with a code (``bad_currency``, ``bad_amount``,
+    ``negative_amount``, ``absurd_amount``) and a reason a person can act on."""
+    try:
+        digits = minor_digits(currency)
+    except MoneyError as error:
+        raise AmountRefused("bad_currency", str(error)) from None
+    match = _PLAIN_CENTS.fullmatch(text)
+    if match is not None and digits == 2:
+        # The common shape, without Decimal: imports parse millions of these.
+        whole, decimals = match.groups()
+        minor = int(whole) * 100 + (int(decimals.ljust(2, "0")) if decimals else 0)
+    else:
+        if len(text) > MAX_AMOUNT_LENGTH:
+            raise AmountRefused(
+                "bad_amount", f"an amount has at most {MAX_AMOUNT_LENGTH} characters"
+            )
+        try:
+            minor = parse_amount(text, currency)
+        except MoneyError as error:
+            raise AmountRefused("bad_amount", str(error)) from None
+        if minor < 0:
+            raise AmountRefused("negative_amount", "amounts cannot be negative")
+    if minor > MAX_AMOUNT_MINOR:
+        raise AmountRefused(
+            "absurd_amount", "larger than any plausible balance: check the decimal point and units"
+        )
+    return minor
 
 
 def to_decimal(minor: int, currency: str) -> Decimal:

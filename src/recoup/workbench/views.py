@@ -12,7 +12,7 @@ from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
 from recoup.kit.errors import Conflict, RecoupError, ValidationFailed
-from recoup.kit.money import MoneyError, parse_amount
+from recoup.kit.money import AmountRefused, parse_payable_amount
 from recoup.kit.pagination import PageRequest
 from recoup.models.account import Account
 from recoup.models.institution import Institution
@@ -130,8 +130,9 @@ def record_promise(
     errors: dict[str, str] = {}
     minor = 0
     try:
-        minor = parse_amount(amount, account.currency)
-    except MoneyError:
+        # A form field: the spaces a person types around a number are not part of it.
+        minor = parse_payable_amount(amount.strip(), account.currency)
+    except AmountRefused:
         errors["amount"] = viewer.text("promises.error.amount_invalid")
     try:
         due = date.fromisoformat(due_date)
