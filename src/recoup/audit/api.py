@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from recoup.audit import schemas, service
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
-from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -28,7 +28,7 @@ def list_events(
     actor: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[datetime | None, Query(description="from this moment (inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="up to this moment (exclusive)")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> Paginated[schemas.AuditEvent]:
     """List audit events newest first, filtered by action, actor and date range."""

@@ -24,7 +24,7 @@ from recoup.audit.rules import (
     is_keyed,
     sign_checkpoint,
 )
-from recoup.kit.clock import utcnow
+from recoup.kit.clock import supported_moment, utcnow
 from recoup.kit.crypto import get_keyring
 from recoup.kit.errors import ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -210,6 +210,11 @@ def browse(
             raise ValidationFailed(
                 "give dates with a time zone offset, e.g. 2026-01-31T00:00:00+08:00"
             )
+        if moment is not None:
+            try:
+                supported_moment(moment)
+            except ValueError as error:
+                raise ValidationFailed(str(error)) from None
     if since is not None and until is not None and until <= since:
         raise ValidationFailed("the end of the date range must be after its start")
     return repository.events_page(

@@ -41,7 +41,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, PermissionDenied
-from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 from recoup.models.account import Account
 from recoup.models.compliance import (
@@ -58,6 +58,8 @@ from recoup.web.localization import from_accept_language
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# Policy versions count up from 1 in a 32-bit column.
+PolicyVersion = Annotated[int, Path(ge=1, le=2**31 - 1)]
 AcceptLanguage = Annotated[str | None, Header(alias="accept-language")]
 
 
@@ -200,7 +202,7 @@ def record_outcome(
 def list_decisions(
     principal: CurrentPrincipal,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     allowed: bool | None = None,
     rule_id: Annotated[str | None, Query(max_length=16)] = None,
@@ -276,7 +278,9 @@ def propose_policy(
     response_model=PolicyRead,
     dependencies=[Depends(authorize("policy:manage"))],
 )
-def approve_policy(version: RowId, principal: CurrentPrincipal, session: SessionDep) -> PolicyRead:
+def approve_policy(
+    version: PolicyVersion, principal: CurrentPrincipal, session: SessionDep
+) -> PolicyRead:
     """Put a proposed policy version in force (not by its proposer)."""
     row = service.approve_policy(
         session, institution_id=_institution_id(principal), version=version, actor=principal.actor

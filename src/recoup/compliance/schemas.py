@@ -5,20 +5,21 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.kit.schemas import CleanText, Day, Moment, RowIdField
 
 
 class ContactCheck(BaseModel):
     """A planned contact to put through the gate."""
 
-    debtor_id: int = Field(ge=1)
-    contact_point_id: int | None = Field(default=None, ge=1)
-    account_id: int | None = Field(default=None, ge=1)
+    debtor_id: RowIdField
+    contact_point_id: RowIdField | None = None
+    account_id: RowIdField | None = None
     channel: Channel
     party: Party = Party.DEBTOR
-    at: AwareDatetime
+    at: Moment
     automated: bool = False
     at_workplace: bool = False
     # False asks without holding a slot (a dry run): planners and badges ask this way.
@@ -52,7 +53,7 @@ class OutcomeCreate(BaseModel):
 
     outcome: Outcome
     effective: bool
-    happened_at: AwareDatetime
+    happened_at: Moment
 
 
 class DecisionRead(BaseModel):
@@ -109,7 +110,7 @@ class TemplateReviewResult(BaseModel):
 class TemplateCreate(BaseModel):
     """A new draft template or call script."""
 
-    name: str = Field(min_length=1, max_length=128)
+    name: CleanText = Field(min_length=1, max_length=128)
     channel: Channel
     locale: str = Field(min_length=2, max_length=16)
     audience: Party
@@ -120,7 +121,7 @@ class TemplateCreate(BaseModel):
 class TemplateDecision(BaseModel):
     """A compliance officer's note on approving or rejecting a template."""
 
-    note: str | None = Field(default=None, max_length=2000)
+    note: CleanText | None = Field(default=None, max_length=2000)
 
 
 class TemplateRead(BaseModel):
@@ -176,7 +177,7 @@ class ViolationResolution(BaseModel):
     """The compliance officer's verdict on a violation."""
 
     confirmed: bool
-    note: str | None = Field(default=None, max_length=2000)
+    note: CleanText | None = Field(default=None, max_length=2000)
 
 
 class NoteScan(BaseModel):
@@ -186,16 +187,16 @@ class NoteScan(BaseModel):
     locale: str = Field(min_length=2, max_length=16)
     source: str = Field(default="call_note", max_length=32)
     source_id: str | None = Field(default=None, max_length=64)
-    debtor_id: int | None = Field(default=None, ge=1)
+    debtor_id: RowIdField | None = None
 
 
 class CertificationCreate(BaseModel):
     """A compliance training certificate to record for a user."""
 
-    user_id: int = Field(ge=1)
-    course: str = Field(min_length=1, max_length=128)
-    issued_on: date
-    expires_on: date
+    user_id: RowIdField
+    course: CleanText = Field(min_length=1, max_length=128)
+    issued_on: Day
+    expires_on: Day
 
 
 class CertificationRead(BaseModel):
@@ -264,9 +265,9 @@ class AccountFactsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    initial_communication_on: date | None = None
-    validation_notice_sent_on: date | None = None
-    time_barred_on: date | None = None
+    initial_communication_on: Day | None = None
+    validation_notice_sent_on: Day | None = None
+    time_barred_on: Day | None = None
 
 
 class AccountFactsRead(BaseModel):

@@ -15,7 +15,7 @@ from recoup.identity import schemas, service
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
 from recoup.kit.errors import RecoupError, TooManyRequests, ValidationFailed
-from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -84,7 +84,7 @@ def me(principal: Annotated[Principal, Depends(authorize("profile:read"))]) -> s
 def list_users(
     principal: CurrentPrincipal,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> Paginated[schemas.User]:
     """List the users of the caller's institution."""

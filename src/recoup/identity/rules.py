@@ -181,6 +181,8 @@ def lockout(
 TOKEN_ISSUER = "recoup"
 TOKEN_AUDIENCE = "recoup-api"
 TOKEN_TYPE = "access"
+# User ids live in a 64-bit integer column.
+MAX_USER_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,12 @@ def check_access_claims(claims: Mapping[str, Any], *, now: datetime) -> AccessCl
     if claims.get("typ") != TOKEN_TYPE:
         raise TokenRejected("the token is not an access token")
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.isdigit():
+    # ASCII digits of a 64-bit id: str.isdigit alone also takes "²" and "١٢".
+    if (
+        not isinstance(subject, str)
+        or not (subject.isascii() and subject.isdigit() and len(subject) <= 19)
+        or not 1 <= int(subject) <= MAX_USER_ID
+    ):
         raise TokenRejected("the token names no user")
     version = claims.get("sv")
     expires = claims.get("exp")
@@ -227,7 +234,10 @@ def check_access_claims(claims: Mapping[str, Any], *, now: datetime) -> AccessCl
         raise TokenRejected("the token has no session version")
     if not isinstance(expires, int) or isinstance(expires, bool):
         raise TokenRejected("the token has no expiry")
-    expires_at = datetime.fromtimestamp(expires, tz=now.tzinfo)
+    try:
+        expires_at = datetime.fromtimestamp(expires, tz=now.tzinfo)
+    except (OverflowError, OSError, ValueError):
+        raise TokenRejected("the token has no usable expiry") from None
     if expires_at <= now:
         raise TokenRejected("the token has expired; sign in again")
     return AccessClaims(user_id=int(subject), session_version=version, expires_at=expires_at)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recoup.kit.schemas import CleanText
+
 
 class Token(BaseModel):
     """A bearer token and how many seconds it lives."""
@@ -46,14 +48,14 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=64)
     role: str
     password: str = Field(min_length=1, max_length=256)
-    display_name: str = Field(default="", max_length=128)
+    display_name: CleanText = Field(default="", max_length=128)
     institution_id: int | None = None
 
 
 class ApiKeyCreate(BaseModel):
     """A new API key for an integrating system."""
 
-    name: str = Field(min_length=1, max_length=128)
+    name: CleanText = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1, max_length=32)
     institution_id: int | None = None
 

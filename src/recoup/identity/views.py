@@ -19,7 +19,7 @@ from recoup.identity.dependencies import (
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES
 from recoup.kit.errors import PermissionDenied, RecoupError, ValidationFailed
-from recoup.kit.pagination import PageRequest
+from recoup.kit.pagination import MAX_PAGE, PageRequest
 from recoup.web.templating import (
     Flash,
     Viewer,
@@ -144,7 +144,7 @@ def _users_page(
 
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(
-    viewer: ManageUsers, session: SessionDep, page: Annotated[int, Query(ge=1)] = 1
+    viewer: ManageUsers, session: SessionDep, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1
 ) -> HTMLResponse:
     """List the institution's users, with a form to add one."""
     return _users_page(viewer, session, page=page)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The years of the moments Recoup takes from outside: wide enough for any loan's history and
+# any plan, narrow enough that moving a moment to any time zone never leaves ``datetime``.
+FIRST_YEAR = 1900
+LAST_YEAR = 2999
+
+# Clocks differ a little between a lender's systems and ours.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def utcnow() -> datetime:
@@ -37,6 +45,22 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: give a time zone offset")
     return moment.astimezone(UTC)
+
+
+def supported_moment(moment: datetime) -> datetime:
+    """Return an aware ``moment`` within the supported years; raise ``ValueError`` otherwise."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("give a time zone offset, e.g. 2026-01-31T09:00:00+08:00")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"give a moment between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return moment
+
+
+def supported_day(day: date) -> date:
+    """Return ``day`` if within the supported years; raise ``ValueError`` otherwise."""
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"give a date between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return day
 
 
 def local_today(zone_name: str, *, now: datetime | None = None) -> date:

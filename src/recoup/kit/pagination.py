@@ -8,6 +8,8 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 200
+# Deep enough for any portfolio, shallow enough that the row offset stays a 64-bit integer.
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,8 +20,8 @@ class PageRequest:
     size: int = 50
 
     def __post_init__(self) -> None:
-        if self.page < 1:
-            raise ValueError("page starts at 1")
+        if not 1 <= self.page <= MAX_PAGE:
+            raise ValueError(f"page must be between 1 and {MAX_PAGE}")
         if not 1 <= self.size <= MAX_PAGE_SIZE:
             raise ValueError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
 

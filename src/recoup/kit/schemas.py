@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from datetime import date
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from recoup.kit.clock import supported_day, supported_moment
 from recoup.kit.pagination import Page
+from recoup.kit.text import checked_text
 
 T = TypeVar("T")
 Row = TypeVar("Row")
+
+# Free text a person writes (names, notes, reasons): the same check imports apply to text.
+CleanText = Annotated[str, AfterValidator(checked_text)]
+# A moment someone sends: with an offset, within the years Recoup supports.
+Moment = Annotated[AwareDatetime, AfterValidator(supported_moment)]
+# A calendar day someone sends, within the same years.
+Day = Annotated[date, AfterValidator(supported_day)]
+# A row id someone sends: a 64-bit integer, like the column it is looked up in.
+RowIdField = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Paginated(BaseModel, Generic[T]):
@@ -32,3 +44,24 @@ class Paginated(BaseModel, Generic[T]):
             size=page.size,
             pages=page.pages,
         )
+
+
+class FieldProblem(BaseModel):
+    """One field a request got wrong."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem+json error body; some errors add members such as ``errors``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None

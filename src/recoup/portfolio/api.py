@@ -13,7 +13,7 @@ from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import PermissionDenied
 from recoup.kit.masking import mask_name, mask_national_id, mask_text
-from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
@@ -32,7 +32,7 @@ from recoup.portfolio.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["portfolio"])
 
-PageNumber = Annotated[int, Query(ge=1, description="1-based page number")]
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
 SearchValue = Annotated[str | None, Query(min_length=1, max_length=64)]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]

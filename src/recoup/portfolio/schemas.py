@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from recoup.kit.schemas import CleanText
+
 PaymentStatus = Literal["applied", "duplicate", "rejected"]
 
 
@@ -131,7 +133,7 @@ class DebtorDetail(DebtorRead):
 class RevealRequest(BaseModel):
     """Why the caller needs to see a debtor's unmasked PII (kept in the audit trail)."""
 
-    reason: str = Field(min_length=5, max_length=500)
+    reason: CleanText = Field(min_length=5, max_length=500)
 
 
 class RevealedContactPoint(BaseModel):

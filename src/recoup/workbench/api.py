@@ -11,8 +11,8 @@ from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
 from recoup.kit.errors import NotFound, ValidationFailed
-from recoup.kit.money import MoneyError, parse_amount, to_decimal
-from recoup.kit.pagination import MAX_PAGE_SIZE, PageRequest
+from recoup.kit.money import AmountRefused, parse_payable_amount, to_decimal
+from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
 from recoup.models.account import Account
 from recoup.models.institution import Institution
@@ -23,7 +23,7 @@ from recoup.workbench.schemas import PromiseCreate, PromiseRead, ReconcileRead, 
 router = APIRouter(prefix="/api/v1", tags=["promises"])
 
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-PageNumber = Annotated[int, Query(ge=1, description="1-based page number")]
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
 # Recording and cancelling promises is case work; reconciling is a step of the daily cycle.
 WRITE = "cases:work"
@@ -67,11 +67,11 @@ def terms_from(body: PromiseCreate, account: Account) -> rules.PromiseTerms:
     """Turn a request into promise terms, parsing the amount in the promise's currency."""
     currency = (body.currency or account.currency).upper()
     try:
-        amount = parse_amount(body.amount, currency)
-    except MoneyError as error:
+        amount = parse_payable_amount(body.amount, currency)
+    except AmountRefused as refused:
         raise ValidationFailed(
-            f"amount: {error}",
-            errors=[{"field": "amount", "code": "amount_invalid", "message": str(error)}],
+            f"amount: {refused}",
+            errors=[{"field": "amount", "code": "amount_invalid", "message": str(refused)}],
         ) from None
     return rules.PromiseTerms(
         amount=amount, currency=currency, due_date=body.due_date, channel=body.channel

@@ -61,6 +61,14 @@ def account_promises_page(
     return Page(items=items, total=int(total), page=page.page, size=page.size)
 
 
+def first_promised_on(session: Session, *, institution_id: int) -> date | None:
+    """Return the day the institution's first promise was made (``None`` without promises)."""
+    statement = select(func.min(Promise.promised_on)).where(
+        Promise.institution_id == institution_id
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
 def open_promises(
     session: Session, *, institution_id: int, as_of: date
 ) -> Sequence[Row[int, int, int, date, date, int]]:

@@ -9,6 +9,11 @@ Reconciliation counts the payments on the account from the day the promise was m
 due date plus the grace days (``promise_grace_days``, default 3): a promise is ``kept`` as
 soon as they reach its amount; once the grace period has passed it is ``partially_kept`` if
 anything was paid and ``broken`` otherwise. Two broken promises in a row escalate the account.
+
+Reconciliation runs as of a date that is not after the institution's today (read a few minutes
+ahead, ``kit.clock.CLOCK_SKEW``, for clocks that differ between systems): a later date would
+judge promises by days that have not happened yet and break them for good. Nor is it before
+the institution's first promise: there is nothing to reconcile before the data begins.
 """
 
 from __future__ import annotations
@@ -140,6 +145,31 @@ def promise_problems(
             )
         )
     return problems
+
+
+def reconcile_date_problems(
+    as_of: date, *, today: date, first_promised_on: date | None
+) -> list[Problem]:
+    """Return why reconciling as of ``as_of`` would be wrong (empty when it is sane)."""
+    if as_of > today:
+        return [
+            Problem(
+                "as_of",
+                "as_of_in_future",
+                f"{as_of.isoformat()} is after the institution's today ({today.isoformat()}): "
+                "promises can only be judged on days that have passed",
+            )
+        ]
+    if first_promised_on is not None and as_of < first_promised_on:
+        return [
+            Problem(
+                "as_of",
+                "as_of_before_data",
+                f"{as_of.isoformat()} is before the institution's first promise "
+                f"({first_promised_on.isoformat()}): there is nothing to reconcile",
+            )
+        ]
+    return []
 
 
 def payment_window(promised_on: date, due_date: date, *, grace_days: int) -> tuple[date, date]:

@@ -7,17 +7,24 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from recoup.kit.schemas import CleanText
+
 ChannelName = Literal["call", "sms", "email", "visit", "letter", "web"]
 
 
 class PromiseCreate(BaseModel):
     """A promise as an agent records it; the currency defaults to the account's."""
 
-    amount: str = Field(min_length=1, max_length=32, examples=["1234.56"])
+    amount: str = Field(
+        min_length=1,
+        max_length=32,
+        examples=["1234.56"],
+        description="Digits 0-9, '.' and decimals; no sign, spaces or thousands separators",
+    )
     due_date: date
     channel: ChannelName
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    note: str | None = Field(default=None, max_length=500)
+    note: CleanText | None = Field(default=None, max_length=500)
 
 
 class PromiseRead(BaseModel):
@@ -43,7 +50,13 @@ class PromiseRead(BaseModel):
 class ReconcileRequest(BaseModel):
     """The date to reconcile promises as of (the institution's today when left out)."""
 
-    as_of: date | None = None
+    as_of: date | None = Field(
+        default=None,
+        description=(
+            "Not after the institution's today (its own time zone, read five minutes ahead for "
+            "clock differences) and not before its first promise; otherwise 422"
+        ),
+    )
 
 
 class ReconcileRead(BaseModel):

@@ -180,10 +180,20 @@ def reconcile_promises(
 ) -> ReconcileResult:
     """Match payments to the institution's pending promises as of a date (set-based).
 
+    The date must be sane (see ``rules.reconcile_date_problems``): not after the institution's
+    today, not before its first promise.
+
     One query reads the pending promises, one the payments on their accounts; the changes
     are written in one bulk update. Running it again for the same date changes nothing.
     """
     now = now or utcnow()
+    _raise_for(
+        rules.reconcile_date_problems(
+            as_of,
+            today=clock.local_today(institution.timezone, now=now + clock.CLOCK_SKEW),
+            first_promised_on=repository.first_promised_on(session, institution_id=institution.id),
+        )
+    )
     grace = promise_settings(institution).grace_days
     promises = repository.open_promises(session, institution_id=institution.id, as_of=as_of)
     if not promises:
