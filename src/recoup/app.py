@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from inspect import isawaitable
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -22,18 +24,67 @@ from recoup import app_registry
 from recoup.config import get_settings
 from recoup.deps import commit_only_on_success
 from recoup.kit.asgi import Admission, Unexpected
-from recoup.kit.errors import RecoupError, TooManyRequests
+from recoup.kit.errors import RecoupError, TooManyRequests, ValidationFailed
+from recoup.kit.schemas import Problem
 
 logger = logging.getLogger("recoup")
 
 PROBLEM = "application/problem+json"
 DOCS_ASSETS = "/docs-assets"
 
+# The errors any API route may answer with; every one is a problem+json body.
+PROBLEM_STATUSES: dict[int, str] = {
+    401: "Not authenticated: no, an expired or an unknown bearer token or API key",
+    403: "Forbidden: the caller's role or key scope does not allow this",
+    404: "Not found: no such object within the caller's institution",
+    409: "Conflict: the object's current state does not allow this",
+    413: "Request too large",
+    422: "Validation failed: the request names the fields it got wrong",
+    429: "Too many requests: slow down and retry later",
+    503: "Busy: more requests than the server takes at once; retry after Retry-After seconds",
+}
+
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Return an RFC 9457 problem+json response."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """Refuse a NUL character in a request's path, query, JSON or form: no Recoup text needs one,
+    and PostgreSQL cannot store one (it would be a 500, not a 422, at the first write)."""
+    texts = [
+        *request.path_params.values(),
+        *request.query_params.keys(),
+        *request.query_params.values(),
+    ]
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        # FastAPI has read and kept the body already; JSON can only spell NUL as an escape.
+        body = await request.body()
+        if b"\\u0000" in body:
+            # Not JSON at all: the body's own validation answers that.
+            with contextlib.suppress(ValueError):
+                texts.extend(_strings_in(json.loads(body)))
+    elif content_type.startswith("application/x-www-form-urlencoded"):
+        form = await request.form()
+        texts.extend(str(key) for key in form)
+        texts.extend(value for value in form.values() if isinstance(value, str))
+    if any("\x00" in str(text) for text in texts):
+        raise ValidationFailed("text with a NUL character (U+0000) is not accepted")
+
+
+def _strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings_in(item)
 
 
 def create_app() -> FastAPI:
@@ -68,6 +119,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Depends(refuse_nul_characters)],
     )
 
     @app.exception_handler(RecoupError)
@@ -133,6 +185,12 @@ def create_app() -> FastAPI:
         wait_seconds=settings.request_queue_seconds,
         max_waiting=settings.max_queued_requests,
     )
+    document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return declare_problems(document())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -145,6 +203,28 @@ def _busy() -> JSONResponse:
 def _is_lock_timeout(error: OperationalError) -> bool:
     message = str(error.orig).lower()
     return "database is locked" in message or "database is busy" in message
+
+
+def declare_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the problem+json error answers of every API operation in an OpenAPI document."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem_schema.pop("$defs", {}))
+    components["Problem"] = problem_schema
+    reference = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in document.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in PROBLEM_STATUSES.items():
+                responses[str(status)] = {
+                    "description": description,
+                    "content": {PROBLEM: {"schema": reference}},
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return document
 
 
 def _title(status: int) -> str:
