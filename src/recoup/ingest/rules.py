@@ -33,7 +33,7 @@ from recoup.compliance.rules import (
     split_places,
 )
 from recoup.compliance.zones import ZoneSource, address_zones, phone_zones_for
-from recoup.kit.clock import is_valid_zone, zone
+from recoup.kit.clock import CLOCK_SKEW, is_valid_zone, zone
 from recoup.kit.masking import mask_text
 from recoup.kit.money import AmountRefused, known_currencies, minor_digits, parse_payable_amount
 from recoup.kit.text import FORMULA_PREFIXES, MAX_TEXT_LENGTH, clean_text
@@ -56,8 +56,7 @@ from recoup.portfolio.rules import (
 
 MAX_RAW_LENGTH: Final = 1_000
 MAX_DAYS_PAST_DUE: Final = 36_500
-# Clocks differ a little between the lender's systems and ours.
-FUTURE_TOLERANCE: Final = timedelta(minutes=5)
+FUTURE_TOLERANCE: Final = CLOCK_SKEW
 REGION_BY_JURISDICTION: Final = {"CN": "CN", "US": "US"}
 
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")

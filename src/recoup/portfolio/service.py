@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,7 +70,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped, scoped
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock
-from recoup.kit.clock import utcnow
+from recoup.kit.clock import CLOCK_SKEW, utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import (
     Account,
@@ -96,7 +96,7 @@ from recoup.portfolio.schemas import PaymentInput, PaymentOutcome
 
 REVOLVING_PRODUCTS = frozenset({Product.credit_card})
 # Clocks of integrating systems drift; a payment a few minutes "in the future" is real.
-FUTURE_TOLERANCE = timedelta(minutes=5)
+FUTURE_TOLERANCE = CLOCK_SKEW
 _CHANNELS = frozenset(str(channel) for channel in PaymentChannel)
 
 
