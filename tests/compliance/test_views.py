@@ -167,3 +167,41 @@ class TestFactsFormByJurisdiction:
         text, *_rest = self._form(session, "US")
         for field in self.US_ONLY:
             assert field in text
+
+
+class TestTextOnPages:
+    """Forms apply the same text check as imports and the API (through the services)."""
+
+    def test_a_template_name_with_a_direction_override_is_refused(self, session: Session) -> None:
+        institution = make_institution(session)
+        officer = make_user(session, institution, role="compliance_officer")
+        with client_for(session) as client:
+            headers = _signed_in(client, officer)
+            response = client.post(
+                "/compliance/templates",
+                data={
+                    "name": "提醒\u202e短信",
+                    "body": "您好，请按时还款。",
+                    "csrf_token": headers[CSRF_HEADER],
+                },
+            )
+        assert response.status_code == 422
+        assert "U+202E" in response.text
+
+    def test_a_template_body_keeps_its_lines_and_bullets(self, session: Session) -> None:
+        from recoup.compliance import service
+
+        institution = make_institution(session)
+        body = "您好：\n- 欠款金额：{{ balance }}\n- 还款方式：手机银行"
+        template = service.create_template(
+            session,
+            institution_id=institution.id,
+            name="提醒",
+            channel="letter",
+            locale="zh-CN",
+            audience="debtor",
+            body=body,
+            author="test",
+            author_id=None,
+        )
+        assert template.body == body

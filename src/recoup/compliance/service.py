@@ -67,6 +67,7 @@ from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
+from recoup.kit.text import require_text
 from recoup.models.account import Account
 from recoup.models.compliance import (
     Certification,
@@ -823,6 +824,8 @@ def create_template(
     kind: str | None = None,
 ) -> MessageTemplate:
     """Add a draft template."""
+    name = require_text("name", name)
+    body = require_text("body", body, multiline=True)
     review_text(text="", locale=locale, audience=audience, channel=channel)
     try:
         _SANDBOX.parse(body)
@@ -949,6 +952,7 @@ def decide_template(
     today: date | None = None,
 ) -> MessageTemplate:
     """Approve or reject a submitted template: four eyes, and only a clean text is approved."""
+    note = require_text("note", note) if note else note
     template = _template(session, institution_id=institution_id, template_id=template_id)
     result = review_for_institution(
         session,
@@ -1102,6 +1106,7 @@ def resolve_violation(
     note: str | None = None,
 ) -> ComplianceViolation:
     """Confirm or dismiss a queued violation."""
+    note = require_text("note", note) if note else note
     violation = repository.get_violation(
         session, institution_id=institution_id, violation_id=violation_id
     )
@@ -1140,6 +1145,7 @@ def grant_certification(
     principal: Principal | None = None,
 ) -> Certification:
     """Record a compliance training certificate for an active agent of the institution."""
+    course = require_text("course", course)
     user = get_scoped(session, User, user_id, acting(principal, institution_id))
     if user.role != Role.agent or not user.active:
         raise ValidationFailed(
@@ -1204,6 +1210,8 @@ def update_template(
     actor_id: int | None,
 ) -> MessageTemplate:
     """Change a draft or rejected template; a submitted or approved one must be rejected first."""
+    name = require_text("name", name)
+    body = require_text("body", body, multiline=True)
     template = _template(session, institution_id=institution_id, template_id=template_id)
     if template.status not in {TemplateStatus.draft, TemplateStatus.rejected}:
         raise Conflict(

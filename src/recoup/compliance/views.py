@@ -395,7 +395,7 @@ def propose_policy(
             session, institution_id=institution.id, document=document, actor=viewer.principal.actor
         )
     except ValidationFailed as error:
-        session.rollback()
+        session.rollback()  # the page shown below must not read the refused change
         problems = (
             service.policy_problems(session, institution_id=institution.id, document=document)
             if document and "violations" in error.extra
@@ -431,7 +431,6 @@ def approve_policy(viewer: ManagePolicy, session: SessionDep, version: RowId) ->
             session, institution_id=institution.id, version=version, actor=viewer.principal.actor
         )
     except RecoupError as error:
-        session.rollback()
         return _refused(viewer, "/compliance#proposals", error)
     message = Flash("compliance.flash.policy_approved", params={"version": str(version)})
     return redirect("/compliance", request=viewer.request, message=message)
@@ -646,7 +645,7 @@ def create_template(
             author_id=viewer.principal.user_id,
         )
     except RecoupError as error:
-        session.rollback()
+        session.rollback()  # the page shown below must not read the refused change
         return _editor(
             viewer, session, template=None, form=form, form_error=error.message, status_code=422
         )
@@ -707,7 +706,7 @@ def save_template(
                 actor_id=principal.user_id,
             )
     except RecoupError as error:
-        session.rollback()
+        session.rollback()  # the page shown below must not read the refused change
         template = _get_template(session, viewer, template_id)
         return _editor(
             viewer, session, template=template, form=form, form_error=error.message, status_code=422
@@ -751,7 +750,6 @@ def decide_template(
             note=note.strip() or None,
         )
     except RecoupError as error:
-        session.rollback()
         return _refused(viewer, path, error)
     key = f"compliance.flash.template_{'approved' if decision == 'approve' else 'rejected'}"
     return redirect(
@@ -905,7 +903,6 @@ def resolve_violation(
             note=note.strip(),
         )
     except RecoupError as error:
-        session.rollback()
         return _refused(viewer, "/compliance/violations", error)
     key = f"compliance.flash.violation_{'confirmed' if resolution == 'confirm' else 'dismissed'}"
     return redirect(
@@ -1028,7 +1025,7 @@ def grant_certification(
             principal=viewer.principal,
         )
     except RecoupError as error:
-        session.rollback()
+        session.rollback()  # the page shown below must not read the refused change
         form_error = error.message
         if isinstance(error, NotFound) or _is_about(error, "user_id"):
             form_error = viewer.text("compliance.certifications.choose_agent")
@@ -1160,7 +1157,6 @@ def record_debtor_facts(
             except ValidationFailed as error:
                 raise ValidationFailed(f"{account.external_id} {error.message}") from error
     except RecoupError as error:
-        session.rollback()
         return _refused(viewer, back, error)
     message = Flash("compliance.flash.facts_recorded", params={"count": str(changed)})
     return redirect(back, request=viewer.request, message=message)

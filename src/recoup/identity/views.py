@@ -172,7 +172,7 @@ def create_user(
             actor=viewer.principal,
         )
     except RecoupError as error:
-        session.rollback()
+        session.rollback()  # the page shown below must not read the refused change
         form = {"username": username, "display_name": display_name, "role": role}
         return _users_page(
             viewer, session, form=form, form_error=error.message, status_code=error.status_code
@@ -227,7 +227,7 @@ def create_api_key(
             actor=viewer.principal,
         )
     except RecoupError as error:
-        session.rollback()
+        session.rollback()  # the page shown below must not read the refused change
         return _keys_page(viewer, session, form_error=error.message, status_code=error.status_code)
     new_key = {"name": api_key.name, "secret": plaintext}
     return _keys_page(viewer, session, new_key=new_key, status_code=201)

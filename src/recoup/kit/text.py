@@ -12,6 +12,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
+from recoup.kit.errors import ValidationFailed
+
 MAX_TEXT_LENGTH: Final = 200
 FORMULA_PREFIXES: Final = ("=", "+", "-", "@")
 BIDI_CONTROLS: Final = frozenset(
@@ -63,3 +65,23 @@ def checked_text(value: str) -> str:
     if value and not cleaned.strip():
         raise ValueError("only spaces and line breaks; write some text")
     return cleaned
+
+
+def require_text(field: str, value: str, *, multiline: bool = False) -> str:
+    """Return ``value`` as ``checked_text`` does, or refuse it naming ``field`` (a service check).
+
+    ``multiline`` keeps the text as written (a template body, a letter: line breaks, bullets)
+    and refuses only what no one can see: control characters and direction overrides.
+    """
+    try:
+        if multiline:
+            for line in value.replace("\r\n", "\n").split("\n"):
+                _cleaned, code, reason = clean_text(line.replace("\t", " "), max_length=None)
+                if code in {"control_character", "bad_encoding"}:
+                    raise ValueError(reason)
+            return value
+        return checked_text(value)
+    except ValueError as error:
+        raise ValidationFailed(
+            f"{field}: {error}", errors=[{"field": field, "message": str(error)}]
+        ) from None

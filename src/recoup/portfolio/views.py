@@ -268,7 +268,6 @@ def account_assign(
         # An account or agent out of the caller's scope is a 404, as for any id.
         raise
     except RecoupError as error:
-        session.rollback()
         refused = Flash("accounts.assign.refused", level="error", params={"message": error.message})
         return redirect(back, request=viewer.request, message=refused)
     message = Flash("accounts.assign.done", params={"account": account.external_id})

@@ -16,6 +16,7 @@ from recoup.kit import clock
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
+from recoup.kit.text import require_text
 from recoup.models.account import Account
 from recoup.models.institution import Institution
 from recoup.models.workbench import Promise, PromiseChannel, PromiseStatus
@@ -63,6 +64,7 @@ def record_promise(
     today: date | None = None,
 ) -> Promise:
     """Record a pending promise on an account after checking it (audited ``promise.record``)."""
+    note = require_text("note", note) if note else note
     if account.institution_id != institution.id:
         raise NotFound(f"no account {account.id}")
     locked = repository.lock_account(session, institution_id=institution.id, account_id=account.id)
