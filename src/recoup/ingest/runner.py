@@ -23,10 +23,11 @@ from __future__ import annotations
 import csv
 import gc
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -293,8 +294,11 @@ def _tuned_connection(session: Session) -> Iterator[None]:
     try:
         yield
     finally:
-        if driver is not None:
-            driver.execute(f"PRAGMA wal_autocheckpoint={previous}")
+        # A stop signal in the middle of a statement makes SQLAlchemy close the connection
+        # (the setting went with it): nothing to restore, and the stop must not be masked.
+        with suppress(sqlite3.ProgrammingError):
+            if driver is not None:
+                driver.execute(f"PRAGMA wal_autocheckpoint={previous}")
 
 
 def _copy_counts(run: ImportRun, summary: ImportSummary) -> None:
