@@ -9,10 +9,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    ScalarSelect,
     Select,
     SQLColumnExpression,
-    Subquery,
-    and_,
     case,
     func,
     literal,
@@ -404,25 +403,17 @@ class AccountListRow:
     agent_name: str | None
 
 
-def _latest_scores(principal: Principal) -> Subquery:
-    ranked = select(
-        AccountScore.account_id,
-        AccountScore.probability,
-        AccountScore.grade,
-        AccountScore.segment,
-        AccountScore.priority,
-        func.row_number()
-        .over(
-            partition_by=AccountScore.account_id,
-            order_by=(
-                AccountScore.as_of.desc(),
-                AccountScore.scored_at.desc(),
-                AccountScore.id.desc(),
-            ),
-        )
-        .label("position"),
-    ).where(AccountScore.institution_id == principal.institution_id)
-    return ranked.subquery("latest_score")
+def _latest_score_id() -> ScalarSelect[int]:
+    # Looked up per account through the account_id index: a window over every score of the
+    # institution, joined back, made SQLite rescan all scores for each account.
+    return (
+        select(AccountScore.id)
+        .where(AccountScore.account_id == Account.id)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
+        .limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
 
 
 def _matches_search(search: str, principal: Principal) -> ColumnElement[bool]:
@@ -443,45 +434,56 @@ def _matches_search(search: str, principal: Principal) -> ColumnElement[bool]:
     )
 
 
+def _account_conditions(filters: AccountFilters, principal: Principal) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.search:
+        conditions.append(_matches_search(filters.search, principal))
+    if filters.debtor_id is not None:
+        conditions.append(Account.debtor_id == filters.debtor_id)
+    if filters.bucket is not None:
+        conditions.append(Account.bucket == filters.bucket)
+    if filters.status is not None:
+        conditions.append(Account.status == filters.status)
+    if filters.agent_id == 0:
+        conditions.append(Account.assigned_agent_id.is_(None))
+    elif filters.agent_id is not None:
+        conditions.append(Account.assigned_agent_id == filters.agent_id)
+    return conditions
+
+
+def _score_conditions(filters: AccountFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.grade is not None:
+        conditions.append(AccountScore.grade == filters.grade)
+    if filters.segment is not None:
+        conditions.append(AccountScore.segment == filters.segment)
+    return conditions
+
+
 def account_list(
     session: Session, *, principal: Principal, page: PageRequest, filters: AccountFilters
 ) -> Page[AccountListRow]:
     """Return one page of the accounts the caller may see, filtered, searched and sorted."""
-    latest = _latest_scores(principal)
+    conditions = _account_conditions(filters, principal)
+    score_conditions = _score_conditions(filters)
     statement = scoped(
         select(
             Account,
-            latest.c.probability,
-            latest.c.grade,
-            latest.c.segment,
-            latest.c.priority,
+            AccountScore.probability,
+            AccountScore.grade,
+            AccountScore.segment,
+            AccountScore.priority,
             User.username,
             User.display_name,
         )
-        .outerjoin(latest, and_(latest.c.account_id == Account.id, latest.c.position == 1))
+        .outerjoin(AccountScore, AccountScore.id == _latest_score_id())
         .outerjoin(User, User.id == Account.assigned_agent_id),
         Account,
         principal,
-    )
-    if filters.search:
-        statement = statement.where(_matches_search(filters.search, principal))
-    if filters.debtor_id is not None:
-        statement = statement.where(Account.debtor_id == filters.debtor_id)
-    if filters.bucket is not None:
-        statement = statement.where(Account.bucket == filters.bucket)
-    if filters.status is not None:
-        statement = statement.where(Account.status == filters.status)
-    if filters.agent_id == 0:
-        statement = statement.where(Account.assigned_agent_id.is_(None))
-    elif filters.agent_id is not None:
-        statement = statement.where(Account.assigned_agent_id == filters.agent_id)
-    if filters.grade is not None:
-        statement = statement.where(latest.c.grade == filters.grade)
-    if filters.segment is not None:
-        statement = statement.where(latest.c.segment == filters.segment)
+    ).where(*conditions, *score_conditions)
     sort_column: SQLColumnExpression[Any] = {
-        "priority": latest.c.priority,
-        "score": latest.c.probability,
+        "priority": AccountScore.priority,
+        "score": AccountScore.probability,
         "balance": Account.principal + Account.interest + Account.fees + Account.penalty,
         "dpd": Account.days_past_due,
         "id": Account.id,
@@ -490,7 +492,13 @@ def account_list(
     tie_break = Account.id.desc() if filters.order == "desc" else Account.id.asc()
     statement = statement.order_by(ordered.nulls_last(), tie_break)
 
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    # Counted without the score lookup unless a score filter needs it.
+    counting = scoped(select(func.count(Account.id)), Account, principal).where(*conditions)
+    if score_conditions:
+        counting = counting.join(AccountScore, AccountScore.id == _latest_score_id()).where(
+            *score_conditions
+        )
+    total = session.scalar(counting)
     rows = session.execute(statement.offset(page.offset).limit(page.size))
     items = [
         AccountListRow(
