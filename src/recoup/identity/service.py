@@ -271,8 +271,8 @@ def _managed_user(session: Session, *, user_id: int, actor: Actor) -> User:
     if user is None:
         raise NotFound(f"no user {user_id}")
     try:
-        _check_actor_manages(actor, user.institution_id)
-    except PermissionDenied:
+        _check_actor_manages(session, actor, user.institution_id)
+    except (PermissionDenied, NotFound):
         raise NotFound(f"no user {user_id}") from None
     return user
 
