@@ -173,6 +173,10 @@ class TestSearch:
             assert _external_ids(client, stranger, "q=ACC-ZHANG") == []
             assert _external_ids(client, stranger, "q=张伟") == []
             assert _external_ids(client, book.manager, "q=张伟") == ["ACC-ZHANG"]
+            foreign = client.get(
+                f"/api/v1/accounts?debtor_id={book.zhang.debtor_id}", headers=bearer(stranger)
+            )
+            assert foreign.status_code == 404
 
 
 class TestFilters:

@@ -19,7 +19,7 @@ from recoup.identity.dependencies import (
     logout_session,
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES
-from recoup.kit.errors import PermissionDenied, RecoupError, ValidationFailed
+from recoup.kit.errors import NotFound, PermissionDenied, RecoupError, ValidationFailed
 from recoup.kit.pagination import MAX_PAGE, PageRequest
 from recoup.models.identity import User
 from recoup.web.templating import (
@@ -193,6 +193,8 @@ def _user_change(
     """Apply one admin change to a user and return to the list saying how it went."""
     try:
         user = change()
+    except NotFound:
+        raise  # another institution's user is not there: the 404 page, not a refusal
     except RecoupError as error:
         session.rollback()
         refused = Flash("flash.user_refused", level="error", params={"message": error.message})

@@ -463,7 +463,12 @@ def _score_conditions(filters: AccountFilters) -> list[ColumnElement[bool]]:
 def account_list(
     session: Session, *, principal: Principal, page: PageRequest, filters: AccountFilters
 ) -> Page[AccountListRow]:
-    """Return one page of the accounts the caller may see, filtered, searched and sorted."""
+    """Return one page of the accounts the caller may see, filtered, searched and sorted.
+
+    A debtor filter must name a debtor the caller may see (else ``NotFound``).
+    """
+    if filters.debtor_id is not None:
+        get_scoped(session, Debtor, filters.debtor_id, principal)
     conditions = _account_conditions(filters, principal)
     score_conditions = _score_conditions(filters)
     statement = scoped(
