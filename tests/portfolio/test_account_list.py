@@ -268,7 +268,7 @@ class TestPage:
         assert 'data-account="ACC-LI"' in page.text
         assert 'data-account="ACC-ZHANG"' not in page.text
         assert book.agent.username in page.text
-        assert ">2.00<" in page.text
+        assert ">2.0<" in page.text
         assert "No accounts match" in nothing.text
         assert refused.status_code == 422
         assert "query.bucket" in refused.text

@@ -75,7 +75,7 @@ def laptop_page(browser: Browser) -> Iterator[Page]:
 
 
 class TestLaptopWidth:
-    @pytest.mark.parametrize("path", ["/audit", "/models"])
+    @pytest.mark.parametrize("path", ["/audit", "/models", "/accounts"])
     def test_tables_fit_their_cards(
         self, laptop_page: Page, long_rows: LiveServer, path: str
     ) -> None:
