@@ -187,16 +187,16 @@ def create_user(
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def _user_change(
-    viewer: Viewer, session: SessionDep, change: Callable[[], User], done: str
-) -> Response:
-    """Apply one admin change to a user and return to the list saying how it went."""
+def _user_change(viewer: Viewer, change: Callable[[], User], done: str) -> Response:
+    """Apply one admin change to a user and return to the list saying how it went.
+
+    A refusal comes back as an error message, and its redirect rolls the request back.
+    """
     try:
         user = change()
     except NotFound:
         raise  # another institution's user is not there: the 404 page, not a refusal
     except RecoupError as error:
-        session.rollback()
         refused = Flash("flash.user_refused", level="error", params={"message": error.message})
         return redirect("/admin/users", request=viewer.request, message=refused)
     params = {"username": user.username, "role": viewer.text(f"role.{user.role}")}
@@ -215,7 +215,6 @@ def reset_password(
     principal = viewer.principal
     return _user_change(
         viewer,
-        session,
         lambda: service.reset_password(
             session, user_id=user_id, password=password, actor=principal
         ),
@@ -230,7 +229,6 @@ def deactivate_user(viewer: ManageUsers, session: SessionDep, user_id: UserId) -
     principal = viewer.principal
     return _user_change(
         viewer,
-        session,
         lambda: service.deactivate_user(session, user_id=user_id, actor=principal),
         "flash.user_deactivated",
     )
@@ -243,7 +241,6 @@ def activate_user(viewer: ManageUsers, session: SessionDep, user_id: UserId) -> 
     principal = viewer.principal
     return _user_change(
         viewer,
-        session,
         lambda: service.activate_user(session, user_id=user_id, actor=principal),
         "flash.user_activated",
     )
@@ -261,7 +258,6 @@ def set_role(
     principal = viewer.principal
     return _user_change(
         viewer,
-        session,
         lambda: service.set_role(session, user_id=user_id, role=role, actor=principal),
         "flash.user_role_changed",
     )
