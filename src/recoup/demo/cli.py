@@ -121,6 +121,15 @@ def print_summary(result: DemoSeed) -> None:
         console.print(
             f"Seeded {result.accounts:,} accounts ({result.rows:,} rows) in {seconds:.1f} s."
         )
+    for institution in result.institutions:
+        counts = institution.counts
+        if "templates" in counts:
+            console.print(
+                f"{institution.code}: {counts['templates']} message templates in every review "
+                f"state, {counts['gate_decisions']} gate decisions, {counts['violations']} "
+                f"violations to review, an import run with {counts['import_rejects']} rejected "
+                "rows, agents' certificates."
+            )
     print_models(result.institutions)
 
     new_users = [credential for credential in result.credentials if credential.password is not None]

@@ -187,3 +187,20 @@ def set_team_lead(session: Session, *, user_ids: Sequence[int], team_lead_id: in
     """Make ``team_lead_id`` the team lead of the given users."""
     if user_ids:
         session.execute(update(User).where(User.id.in_(user_ids)).values(team_lead_id=team_lead_id))
+
+
+def delinquent_accounts(
+    session: Session, *, institution_id: int, limit: int
+) -> list[tuple[int, int, int | None]]:
+    """Return (account id, debtor id, agent id) of the first delinquent, assigned accounts."""
+    statement = (
+        select(Account.id, Account.debtor_id, Account.assigned_agent_id)
+        .where(
+            Account.institution_id == institution_id,
+            Account.days_past_due > 0,
+            Account.assigned_agent_id.is_not(None),
+        )
+        .order_by(Account.id)
+        .limit(limit)
+    )
+    return [(account, debtor, agent) for account, debtor, agent in session.execute(statement)]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from recoup.audit import service as audit
 from recoup.compliance import service as compliance
 from recoup.db import unit_of_work
-from recoup.demo import generator, repository
+from recoup.demo import generator, repository, showcase
 from recoup.demo.generator import Column, Flavour, Portfolio
 from recoup.identity import repository as identity_repository
 from recoup.identity import service as identity
@@ -273,6 +273,13 @@ def _seed_institution(
         result=result,
     )
     counts = writer.write(portfolio, agents=agents)
+
+    # Templates, gate decisions, violations and an import run: every page has something to show.
+    started = time.perf_counter()
+    shown = showcase.seed_showcase(session, institution=institution, as_of=as_of)
+    counts["debtors"] += shown.pop("imported_debtors")
+    counts |= shown
+    _add_seconds(result, "showcase", started)
 
     audit.record(
         session,

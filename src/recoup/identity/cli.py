@@ -110,6 +110,53 @@ def list_users(
         console.print(table)
 
 
+@users_app.command("reset-password")
+def reset_password(
+    username: str = typer.Argument(..., help="Sign-in name"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the new password from standard input"
+    ),
+) -> None:
+    """Set a new password, lift a sign-in lock and end the user's sessions (audited)."""
+    with fail_on_domain_error():
+        password = _read_password(password_stdin)
+        with unit_of_work() as session:
+            user = service.managed_user_by_username(session, username=username, actor=CLI_ACTOR)
+            service.reset_password(session, user_id=user.id, password=password, actor=CLI_ACTOR)
+            console.print(f"Reset the password of [bold]{user.username}[/]; their sessions ended.")
+
+
+@users_app.command("deactivate")
+def deactivate_user(username: str = typer.Argument(..., help="Sign-in name")) -> None:
+    """Stop a user from signing in and end their sessions and tokens (audited)."""
+    with fail_on_domain_error(), unit_of_work() as session:
+        user = service.managed_user_by_username(session, username=username, actor=CLI_ACTOR)
+        service.deactivate_user(session, user_id=user.id, actor=CLI_ACTOR)
+        console.print(f"Deactivated [bold]{user.username}[/]; their sessions ended.")
+
+
+@users_app.command("activate")
+def activate_user(username: str = typer.Argument(..., help="Sign-in name")) -> None:
+    """Let a deactivated user sign in again (audited)."""
+    with fail_on_domain_error(), unit_of_work() as session:
+        user = service.managed_user_by_username(session, username=username, actor=CLI_ACTOR)
+        service.activate_user(session, user_id=user.id, actor=CLI_ACTOR)
+        console.print(f"Activated [bold]{user.username}[/].")
+
+
+@users_app.command("set-role")
+def set_role(
+    username: str = typer.Argument(..., help="Sign-in name"),
+    role: str = typer.Argument(..., help=f"One of: {', '.join(ROLES)}"),
+) -> None:
+    """Change a user's role; their sessions end so it applies at once (audited)."""
+    with fail_on_domain_error(), unit_of_work() as session:
+        user = service.managed_user_by_username(session, username=username, actor=CLI_ACTOR)
+        previous = str(user.role)
+        service.set_role(session, user_id=user.id, role=role, actor=CLI_ACTOR)
+        console.print(f"Changed the role of [bold]{user.username}[/] from {previous} to {role}.")
+
+
 @apikeys_app.command("create")
 def create_api_key(
     institution: str = typer.Option(..., "--institution", help="Institution code"),

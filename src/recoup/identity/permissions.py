@@ -133,6 +133,7 @@ PUBLIC_PATHS: frozenset[str] = frozenset(
         "/logout",
         "/lang",
         "/static/",
+        "/favicon.ico",
         "/api/v1/auth/token",
     }
 )

@@ -112,3 +112,14 @@ def prune_login_attempts(session: Session, *, before: datetime) -> int:
     """Delete sign-in attempts older than ``before``; return how many went."""
     result = session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < before))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def count_active_admins(session: Session, *, institution_id: int | None) -> int:
+    """Return how many active admins an institution has (``None``: the platform admins)."""
+    owner = (
+        User.institution_id.is_(None)
+        if institution_id is None
+        else User.institution_id == institution_id
+    )
+    statement = select(func.count()).where(owner, User.role == "admin", User.active.is_(True))
+    return int(session.execute(statement).scalar_one())

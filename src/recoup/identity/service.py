@@ -265,6 +265,128 @@ def end_all_sessions(session: Session, *, user: User, actor: Actor) -> None:
     )
 
 
+def _managed_user(session: Session, *, user_id: int, actor: Actor) -> User:
+    """Return a user the actor may manage; anyone else is indistinguishable from no user."""
+    user = repository.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    try:
+        _check_actor_manages(session, actor, user.institution_id)
+    except (PermissionDenied, NotFound):
+        raise NotFound(f"no user {user_id}") from None
+    return user
+
+
+def managed_user_by_username(session: Session, *, username: str, actor: Actor) -> User:
+    """Return the user called ``username`` if the actor may manage them."""
+    user = repository.get_user_by_username(session, username)
+    if user is None:
+        raise NotFound(f"no user called {username!r}")
+    return _managed_user(session, user_id=user.id, actor=actor)
+
+
+def _refuse_losing_last_admin(session: Session, *, user: User, actor: Actor) -> None:
+    """Refuse a change that would leave the user's institution without an active admin."""
+    if user.role != Role.admin or not user.active:
+        return
+    if isinstance(actor, Principal) and actor.user_id == user.id:
+        raise Conflict("you cannot deactivate or demote yourself; ask another admin to do it")
+    if repository.count_active_admins(session, institution_id=user.institution_id) <= 1:
+        raise Conflict(f"{user.username} is the last active admin; make another user admin first")
+
+
+def reset_password(session: Session, *, user_id: int, password: str, actor: Actor) -> User:
+    """Give a user a new password, lift any sign-in lock and end their sessions and tokens."""
+    user = _managed_user(session, user_id=user_id, actor=actor)
+    problems = rules.password_problems(password, username=user.username)
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    user.failed_logins = 0
+    user.locked_until = None
+    user.session_version += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=_actor_name(actor),
+        action="user.password_reset",
+        object_type="user",
+        object_id=user.id,
+        institution_id=user.institution_id,
+        details={"username": user.username},
+    )
+    return user
+
+
+def deactivate_user(session: Session, *, user_id: int, actor: Actor) -> User:
+    """Stop a user from signing in and end every session and token they hold."""
+    user = _managed_user(session, user_id=user_id, actor=actor)
+    if not user.active:
+        raise Conflict(f"{user.username} is already deactivated")
+    _refuse_losing_last_admin(session, user=user, actor=actor)
+    user.active = False
+    user.session_version += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=_actor_name(actor),
+        action="user.deactivate",
+        object_type="user",
+        object_id=user.id,
+        institution_id=user.institution_id,
+        details={"username": user.username},
+    )
+    return user
+
+
+def activate_user(session: Session, *, user_id: int, actor: Actor) -> User:
+    """Let a deactivated user sign in again."""
+    user = _managed_user(session, user_id=user_id, actor=actor)
+    if user.active:
+        raise Conflict(f"{user.username} is already active")
+    user.active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    audit.record(
+        session,
+        actor=_actor_name(actor),
+        action="user.activate",
+        object_type="user",
+        object_id=user.id,
+        institution_id=user.institution_id,
+        details={"username": user.username},
+    )
+    return user
+
+
+def set_role(session: Session, *, user_id: int, role: str, actor: Actor) -> User:
+    """Change a user's role; their sessions end so the new permissions apply at once."""
+    user = _managed_user(session, user_id=user_id, actor=actor)
+    if role not in ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if user.institution_id is None and role != "admin":
+        raise ValidationFailed("a platform admin always has the admin role")
+    previous = str(user.role)
+    if previous == role:
+        raise Conflict(f"{user.username} already has the role {role}")
+    _refuse_losing_last_admin(session, user=user, actor=actor)
+    user.role = Role(role)
+    user.session_version += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=_actor_name(actor),
+        action="user.role_change",
+        object_type="user",
+        object_id=user.id,
+        institution_id=user.institution_id,
+        details={"username": user.username, "from": previous, "to": role},
+    )
+    return user
+
+
 def issue_access_token(user: User) -> tuple[str, datetime]:
     """Return a signed bearer token for ``user`` and when it expires."""
     settings = get_settings()

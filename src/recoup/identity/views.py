@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from recoup.db import keeps_refusals
@@ -18,8 +19,9 @@ from recoup.identity.dependencies import (
     logout_session,
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES
-from recoup.kit.errors import PermissionDenied, RecoupError, ValidationFailed
+from recoup.kit.errors import NotFound, PermissionDenied, RecoupError, ValidationFailed
 from recoup.kit.pagination import MAX_PAGE, PageRequest
+from recoup.models.identity import User
 from recoup.web.templating import (
     Flash,
     Viewer,
@@ -136,6 +138,7 @@ def _users_page(
         "page": users,
         "page_url": page_url_for(viewer.request),
         "roles": ROLES,
+        "viewer_user_id": viewer.principal.user_id,
         "form": form or {"username": "", "display_name": "", "role": "agent"},
         "form_error": form_error,
     }
@@ -179,6 +182,85 @@ def create_user(
         )
     message = Flash("flash.user_created", params={"username": user.username})
     return redirect("/admin/users", request=viewer.request, message=message)
+
+
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _user_change(viewer: Viewer, change: Callable[[], User], done: str) -> Response:
+    """Apply one admin change to a user and return to the list saying how it went.
+
+    A refusal comes back as an error message, and its redirect rolls the request back.
+    """
+    try:
+        user = change()
+    except NotFound:
+        raise  # another institution's user is not there: the 404 page, not a refusal
+    except RecoupError as error:
+        refused = Flash("flash.user_refused", level="error", params={"message": error.message})
+        return redirect("/admin/users", request=viewer.request, message=refused)
+    params = {"username": user.username, "role": viewer.text(f"role.{user.role}")}
+    return redirect("/admin/users", request=viewer.request, message=Flash(done, params=params))
+
+
+@router.post("/admin/users/{user_id}/password", dependencies=[CsrfChecked])
+def reset_password(
+    viewer: ManageUsers,
+    session: SessionDep,
+    user_id: UserId,
+    password: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Give a user a new password and end their sessions (audited)."""
+    assert viewer.principal is not None
+    principal = viewer.principal
+    return _user_change(
+        viewer,
+        lambda: service.reset_password(
+            session, user_id=user_id, password=password, actor=principal
+        ),
+        "flash.user_password_reset",
+    )
+
+
+@router.post("/admin/users/{user_id}/deactivate", dependencies=[CsrfChecked])
+def deactivate_user(viewer: ManageUsers, session: SessionDep, user_id: UserId) -> Response:
+    """Stop a user from signing in and end their sessions (audited)."""
+    assert viewer.principal is not None
+    principal = viewer.principal
+    return _user_change(
+        viewer,
+        lambda: service.deactivate_user(session, user_id=user_id, actor=principal),
+        "flash.user_deactivated",
+    )
+
+
+@router.post("/admin/users/{user_id}/activate", dependencies=[CsrfChecked])
+def activate_user(viewer: ManageUsers, session: SessionDep, user_id: UserId) -> Response:
+    """Let a deactivated user sign in again (audited)."""
+    assert viewer.principal is not None
+    principal = viewer.principal
+    return _user_change(
+        viewer,
+        lambda: service.activate_user(session, user_id=user_id, actor=principal),
+        "flash.user_activated",
+    )
+
+
+@router.post("/admin/users/{user_id}/role", dependencies=[CsrfChecked])
+def set_role(
+    viewer: ManageUsers,
+    session: SessionDep,
+    user_id: UserId,
+    role: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Change a user's role; their sessions end so it applies at once (audited)."""
+    assert viewer.principal is not None
+    principal = viewer.principal
+    return _user_change(
+        viewer,
+        lambda: service.set_role(session, user_id=user_id, role=role, actor=principal),
+        "flash.user_role_changed",
+    )
 
 
 def _keys_page(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
@@ -15,19 +15,23 @@ from recoup.kit.errors import PermissionDenied
 from recoup.kit.masking import mask_name, mask_national_id, mask_text
 from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
-from recoup.models.account import Account
+from recoup.models.account import Account, AccountStatus
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.portfolio import repository, service
 from recoup.portfolio.schemas import (
     AccountAssignment,
     AccountAssignmentResult,
+    AccountFilters,
+    AccountListItem,
     AccountRead,
+    AccountSort,
     ContactPointRead,
     DebtorDetail,
     DebtorRead,
     DebtorRevealed,
     RevealedContactPoint,
     RevealRequest,
+    SortDirection,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["portfolio"])
@@ -167,28 +171,79 @@ def reveal(
     )
 
 
+Empty = Literal[""]
+BucketName = Literal["M0", "M1", "M2", "M3", "M4", "M5", "M6", "M6+"]
+GradeName = Literal["A", "B", "C", "D", "E"]
+_SEGMENT = r"^((early|mid|late)-(high|medium|low)-(small|medium|large))?$"
+
+
+def account_filters(
+    q: Annotated[
+        str | None,
+        Query(max_length=64, description="exact external id, debtor name, phone or id number"),
+    ] = None,
+    debtor_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    bucket: Annotated[BucketName | Empty | None, Query()] = None,
+    status: Annotated[AccountStatus | Empty | None, Query()] = None,
+    agent: Annotated[
+        str | None,
+        Query(pattern=r"^(none|[1-9]\d{0,17})?$", description="an agent's user id, or none"),
+    ] = None,
+    grade: Annotated[GradeName | Empty | None, Query()] = None,
+    segment: Annotated[str | None, Query(pattern=_SEGMENT, description="e.g. early-high-small")] = (
+        None
+    ),
+    sort: Annotated[AccountSort, Query()] = "id",
+    direction: Annotated[SortDirection | Empty | None, Query()] = None,
+) -> AccountFilters:
+    """Read an accounts list's search, filters and order from the query (blank: no filter)."""
+    search = "".join((q or "").split())
+    return AccountFilters(
+        search=search or None,
+        debtor_id=debtor_id,
+        bucket=bucket or None,
+        status=status or None,
+        agent_id=(0 if agent == "none" else int(agent)) if agent else None,
+        grade=grade or None,
+        segment=segment or None,
+        sort=sort,
+        direction=direction or None,
+    )
+
+
+AccountFiltersDep = Annotated[AccountFilters, Depends(account_filters)]
+
+
+def account_item(row: repository.AccountListRow) -> AccountListItem:
+    """Return the list shape of an account with its latest score and agent."""
+    return AccountListItem(
+        **_account(row.account).model_dump(),
+        score=row.score,
+        grade=row.grade,
+        segment=row.segment,
+        priority=row.priority,
+        agent_username=row.agent_username,
+        agent_name=row.agent_name,
+    )
+
+
 @router.get(
     "/accounts",
-    response_model=Paginated[AccountRead],
+    response_model=Paginated[AccountListItem],
     dependencies=[Depends(authorize("accounts:read"))],
 )
 def list_accounts(
     principal: CurrentPrincipal,
     session: SessionDep,
+    filters: AccountFiltersDep,
     page: PageNumber = 1,
     size: PageSize = 50,
-    debtor_id: Annotated[int | None, Query(ge=1)] = None,
-    bucket: Annotated[str | None, Query(max_length=4)] = None,
-) -> Paginated[AccountRead]:
-    """List accounts the caller may see."""
-    result = repository.accounts_page(
-        session,
-        principal=principal,
-        page=PageRequest(page, size),
-        debtor_id=debtor_id,
-        bucket=bucket,
+) -> Paginated[AccountListItem]:
+    """List the accounts the caller may see: searched, filtered and sorted like the page."""
+    result = repository.account_list(
+        session, principal=principal, page=PageRequest(page, size), filters=filters
     )
-    return Paginated[AccountRead].of(result, _account)
+    return Paginated[AccountListItem].of(result, account_item)
 
 
 @router.get(

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, case, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    SQLColumnExpression,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
 from recoup.kit.clock import start_of_day
+from recoup.kit.crypto import blind_index
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, AccountStatus, DelinquencyEvent, Payment
 from recoup.models.debtor import ContactPoint, Debtor
+from recoup.models.identity import User
 from recoup.models.institution import Institution
+from recoup.models.scoring import AccountScore
 from recoup.portfolio.rules import BUCKETS, bucket_rank
-from recoup.portfolio.schemas import BucketState, RollRateCell
+from recoup.portfolio.schemas import AccountFilters, BucketState, RollRateCell
 
 # Events a payment writes; a backdated payment supersedes and rewrites only these.
 PAYMENT_CAUSE = "payment"
@@ -373,6 +388,146 @@ def accounts_page(
     if bucket is not None:
         statement = statement.where(Account.bucket == bucket)
     return _page(session, statement.order_by(Account.id), page)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountListRow:
+    """An account with its latest score and its agent, as the accounts list shows it."""
+
+    account: Account
+    score: float | None
+    grade: str | None
+    segment: str | None
+    priority: float | None
+    agent_username: str | None
+    agent_name: str | None
+
+
+def _latest_score_id() -> ScalarSelect[int]:
+    # Looked up per account through the account_id index: a window over every score of the
+    # institution, joined back, made SQLite rescan all scores for each account.
+    return (
+        select(AccountScore.id)
+        .where(AccountScore.account_id == Account.id)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
+        .limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+
+
+def _matches_search(search: str, principal: Principal) -> ColumnElement[bool]:
+    # Names, id numbers and phones are encrypted: only an exact match through the keyed hash.
+    debtors = scoped(select(Debtor.id), Debtor, principal).where(
+        or_(
+            Debtor.name_index == blind_index(search, context="debtors.name"),
+            Debtor.national_id_index == blind_index(search, context="debtors.national_id"),
+        )
+    )
+    phone_holders = scoped(select(ContactPoint.debtor_id), ContactPoint, principal).where(
+        ContactPoint.value_index == blind_index(search, context="contact_points.value")
+    )
+    return or_(
+        Account.external_id == search,
+        Account.debtor_id.in_(debtors),
+        Account.debtor_id.in_(phone_holders),
+    )
+
+
+def _account_conditions(filters: AccountFilters, principal: Principal) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.search:
+        conditions.append(_matches_search(filters.search, principal))
+    if filters.debtor_id is not None:
+        conditions.append(Account.debtor_id == filters.debtor_id)
+    if filters.bucket is not None:
+        conditions.append(Account.bucket == filters.bucket)
+    if filters.status is not None:
+        conditions.append(Account.status == filters.status)
+    if filters.agent_id == 0:
+        conditions.append(Account.assigned_agent_id.is_(None))
+    elif filters.agent_id is not None:
+        conditions.append(Account.assigned_agent_id == filters.agent_id)
+    return conditions
+
+
+def _score_conditions(filters: AccountFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.grade is not None:
+        conditions.append(AccountScore.grade == filters.grade)
+    if filters.segment is not None:
+        conditions.append(AccountScore.segment == filters.segment)
+    return conditions
+
+
+def account_list(
+    session: Session, *, principal: Principal, page: PageRequest, filters: AccountFilters
+) -> Page[AccountListRow]:
+    """Return one page of the accounts the caller may see, filtered, searched and sorted.
+
+    A debtor filter must name a debtor the caller may see (else ``NotFound``).
+    """
+    if filters.debtor_id is not None:
+        get_scoped(session, Debtor, filters.debtor_id, principal)
+    conditions = _account_conditions(filters, principal)
+    score_conditions = _score_conditions(filters)
+    statement = scoped(
+        select(
+            Account,
+            AccountScore.probability,
+            AccountScore.grade,
+            AccountScore.segment,
+            AccountScore.priority,
+            User.username,
+            User.display_name,
+        )
+        .outerjoin(AccountScore, AccountScore.id == _latest_score_id())
+        .outerjoin(User, User.id == Account.assigned_agent_id),
+        Account,
+        principal,
+    ).where(*conditions, *score_conditions)
+    sort_column: SQLColumnExpression[Any] = {
+        "priority": AccountScore.priority,
+        "score": AccountScore.probability,
+        "balance": Account.principal + Account.interest + Account.fees + Account.penalty,
+        "dpd": Account.days_past_due,
+        "id": Account.id,
+    }[filters.sort]
+    ordered = sort_column.desc() if filters.order == "desc" else sort_column.asc()
+    tie_break = Account.id.desc() if filters.order == "desc" else Account.id.asc()
+    statement = statement.order_by(ordered.nulls_last(), tie_break)
+
+    # Counted without the score lookup unless a score filter needs it.
+    counting = scoped(select(func.count(Account.id)), Account, principal).where(*conditions)
+    if score_conditions:
+        counting = counting.join(AccountScore, AccountScore.id == _latest_score_id()).where(
+            *score_conditions
+        )
+    total = session.scalar(counting)
+    rows = session.execute(statement.offset(page.offset).limit(page.size))
+    items = [
+        AccountListRow(
+            account=account,
+            score=score,
+            grade=grade,
+            segment=segment,
+            priority=priority,
+            agent_username=username,
+            agent_name=display_name or None,
+        )
+        for account, score, grade, segment, priority, username, display_name in rows
+    ]
+    return Page(items=items, total=int(total or 0), page=page.page, size=page.size)
+
+
+def agents(session: Session, *, principal: Principal) -> list[User]:
+    """Return the agents of the caller's institution, to filter a list by (none for an agent)."""
+    if principal.institution_id is None or principal.is_agent:
+        return []
+    statement = select(User).where(
+        User.institution_id == principal.institution_id, User.role == "agent"
+    )
+    return list(session.scalars(statement.order_by(User.username)))
 
 
 def debtor_accounts(session: Session, *, principal: Principal, debtor_id: int) -> list[Account]:

@@ -103,6 +103,44 @@ class AccountRead(BaseModel):
     assigned_agent_id: int | None
 
 
+AccountSort = Literal["priority", "score", "balance", "dpd", "id"]
+SortDirection = Literal["desc", "asc"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFilters:
+    """What an accounts list is narrowed to and ordered by; ``None`` leaves a filter off."""
+
+    search: str | None = None
+    debtor_id: int | None = None
+    bucket: str | None = None
+    status: str | None = None
+    # An agent's user id, or ``0`` for accounts nobody is assigned to.
+    agent_id: int | None = None
+    grade: str | None = None
+    segment: str | None = None
+    sort: AccountSort = "id"
+    direction: SortDirection | None = None
+
+    @property
+    def order(self) -> SortDirection:
+        """The direction to sort in: as asked, else the order added oldest first, else highest."""
+        if self.direction is not None:
+            return self.direction
+        return "asc" if self.sort == "id" else "desc"
+
+
+class AccountListItem(AccountRead):
+    """An account as a list shows it: with its latest score, grade, segment, priority and agent."""
+
+    score: float | None = None
+    grade: str | None = None
+    segment: str | None = None
+    priority: float | None = None
+    agent_username: str | None = None
+    agent_name: str | None = None
+
+
 class DebtorRead(BaseModel):
     """A debtor with name and id number masked (张*, 110101********1234)."""
 

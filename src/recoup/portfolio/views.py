@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.responses import HTMLResponse, Response
@@ -15,13 +15,21 @@ from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
-from recoup.models.account import Account
+from recoup.models.account import Account, AccountStatus
 from recoup.models.debtor import Debtor
 from recoup.portfolio import repository, service
-from recoup.portfolio.api import _account, _contact_point, _debtor
+from recoup.portfolio.api import (
+    AccountFiltersDep,
+    _account,
+    _contact_point,
+    _debtor,
+    account_item,
+)
 from recoup.portfolio.rules import BUCKETS
-from recoup.portfolio.schemas import AccountRead, DebtorRead
-from recoup.scoring.views import SCORE_COMMAND, account_score_panel
+from recoup.portfolio.schemas import AccountRead, AccountSort, DebtorRead
+from recoup.scoring.rules import BANDS, PROPENSITIES, STAGES
+from recoup.scoring.spec import GRADES
+from recoup.scoring.views import SCORE_COMMAND, account_score_panel, segment_label
 from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
 
 router = APIRouter(include_in_schema=False)
@@ -185,15 +193,49 @@ def reveal(
 def account_list(
     viewer: ReadAccounts,
     session: SessionDep,
+    filters: AccountFiltersDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
-    """List the accounts the viewer may see."""
+    """List the accounts the viewer may see: searched, filtered and sorted."""
     assert viewer.principal is not None
-    result = repository.accounts_page(
-        session, principal=viewer.principal, page=PageRequest(page, PAGE_SIZE)
+    result = repository.account_list(
+        session, principal=viewer.principal, page=PageRequest(page, PAGE_SIZE), filters=filters
     )
-    rows = [_account_row(_account(account)) for account in result.items]
-    context = {"page": _with_items(result, rows), "page_url": page_url_for(viewer.request)}
+    rows = [
+        {**account_item(row).model_dump(), "segment_label": segment_label(viewer, row.segment)}
+        for row in result.items
+    ]
+    segments = [
+        f"{stage}-{propensity}-{band}"
+        for stage in STAGES
+        for propensity in PROPENSITIES
+        for band in BANDS
+    ]
+    context = {
+        "page": _with_items(result, rows),
+        "page_url": page_url_for(viewer.request),
+        "filters": filters,
+        "options": {
+            "buckets": BUCKETS,
+            "statuses": [str(status) for status in AccountStatus],
+            "grades": GRADES,
+            "segments": [(segment, segment_label(viewer, segment)) for segment in segments],
+            "agents": repository.agents(session, principal=viewer.principal),
+            "sorts": get_args(AccountSort),
+        },
+        "filtered": any(
+            value is not None
+            for value in (
+                filters.search,
+                filters.bucket,
+                filters.status,
+                filters.agent_id,
+                filters.grade,
+                filters.segment,
+                filters.debtor_id,
+            )
+        ),
+    }
     return render(viewer, "accounts/list.html", context, active_nav="accounts")
 
 

@@ -352,28 +352,31 @@ def _priority_formula(viewer: Viewer, score: AccountScore, contact_cost: int | N
     )
 
 
+def segment_label(viewer: Viewer, segment: str | None) -> str | None:
+    """Return a segment name (``early-high-small``) in the viewer's words."""
+    parts = segment.split("-") if segment else []
+    if len(parts) != 3:
+        return segment
+    stage, propensity, band = parts
+    return " · ".join(
+        (
+            viewer.text(f"score.stage.{stage}"),
+            viewer.text(f"score.propensity.{propensity}"),
+            viewer.text(f"score.band.{band}"),
+        )
+    )
+
+
 def _score_panel(
     viewer: Viewer, score: AccountScore, *, contact_cost: int | None
 ) -> dict[str, Any]:
     locale: Locale = "zh" if viewer.locale.startswith("zh") else "en"
-    segment_label = None
-    if score.segment:
-        parts = score.segment.split("-")
-        if len(parts) == 3:
-            stage, propensity, band = parts
-            segment_label = " · ".join(
-                (
-                    viewer.text(f"score.stage.{stage}"),
-                    viewer.text(f"score.propensity.{propensity}"),
-                    viewer.text(f"score.band.{band}"),
-                )
-            )
     return {
         "probability": score.probability,
         "points": score.points,
         "grade": score.grade,
         "segment": score.segment,
-        "segment_label": segment_label or score.segment,
+        "segment_label": segment_label(viewer, score.segment),
         "channel": score.channel,
         "priority": score.priority,
         "priority_formula": _priority_formula(viewer, score, contact_cost),

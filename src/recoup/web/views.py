@@ -1,11 +1,12 @@
-"""Shell pages: the language switch."""
+"""Shell pages: the language switch and the site icon."""
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from recoup.config import get_settings
 from recoup.web import localization
@@ -34,3 +35,12 @@ def switch_language(
         path="/",
     )
     return response
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Serve the site icon from the app's own files (browsers ask for it on every page)."""
+    icon = resources.files("recoup.web").joinpath("static", "favicon.ico").read_bytes()
+    return Response(
+        icon, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )

@@ -1,0 +1,290 @@
+"""What makes the compliance, import and review pages alive on first start.
+
+The portfolio writer fills accounts and history; this adds the few records a compliance
+officer and a data steward look for first: message templates in every review state,
+stored gate decisions (allowed and blocked), violations from agents' notes (one confirmed,
+one open) and an import run with rejected rows. Everything goes through the domain
+services, so it is audited like real work. A fixed, small amount: it costs well under a
+second whatever the portfolio size. Never commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.compliance import service as compliance
+from recoup.compliance.enums import Channel, Party
+from recoup.demo import repository
+from recoup.identity import repository as identity_repository
+from recoup.ingest import service as ingest
+from recoup.ingest.readers import RawRow
+from recoup.kit.clock import utcnow, zone
+from recoup.models.identity import User
+from recoup.models.ingest import ImportKind, ImportRun, ImportStatus
+from recoup.models.institution import Institution
+
+ACTOR = "demo-seed"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTemplate:
+    """A template and how far its review has gone."""
+
+    name: str
+    channel: str
+    body: str
+    state: str  # draft, submitted, approved or rejected
+    note: str | None = None
+
+
+DEMO_TEMPLATES = (
+    DemoTemplate(
+        "还款提醒短信",
+        "sms",
+        "{{ debtor_name }}您好，您的账单已到期，请于{{ due_date }}前还款，如有疑问请致电客服。",
+        "approved",
+    ),
+    DemoTemplate(
+        "逾期首次电话话术",
+        "call",
+        "您好，我是{{ agent_name }}，来电是关于您{{ due_date }}到期的账单。"
+        "请问您方便现在沟通还款安排吗？",
+        "approved",
+    ),
+    DemoTemplate(
+        "分期还款邀请",
+        "sms",
+        "{{ debtor_name }}您好，如您还款有困难，可以申请分期还款，回复1了解详情。",
+        "submitted",
+    ),
+    DemoTemplate(
+        "承诺还款确认",
+        "sms",
+        "{{ debtor_name }}您好，您已承诺于{{ promise_date }}还款{{ amount }}元，感谢您的配合。",
+        "draft",
+    ),
+    DemoTemplate(
+        "最后通知",
+        "sms",
+        "{{ debtor_name }}，再不还钱就后果自负，我们将通知你单位和家人。",
+        "rejected",
+        "威胁性语言，且提及向单位和家人披露债务，不得使用。",
+    ),
+)
+
+# Agents' call notes; the review lexicon finds a threat in the first two.
+DEMO_NOTES = (
+    "客户说没钱，我告诉他不还钱就后果自负。",
+    "客户拒绝沟通，我说再不还款就上门找你家人。",
+)
+
+# A debtor file from the core banking system: valid rows and three a data steward must fix.
+DEMO_IMPORT_FILE = "core-banking-debtors.csv"
+DEMO_IMPORT_ROWS: tuple[dict[str, str | None], ...] = (
+    {"external_id": "CB-D0001", "name": "张伟", "national_id": "110101198803140212"},
+    {"external_id": "CB-D0002", "name": "李娜", "national_id": "310104199205270464"},
+    {"external_id": "CB-D0003", "name": "王芳", "national_id": "440305198511021281"},
+    {"external_id": "CB-D0004", "name": "刘洋", "national_id": "510107199508190732"},
+    {"external_id": "CB-D0005", "name": "陈静", "national_id": "330106199002011047"},
+    {"external_id": "CB-D0006", "name": "", "national_id": "420106198307150379"},
+    {"external_id": "CB-D0007", "name": "黄敏", "national_id": "320102199704230627"},
+    {"external_id": "CB-D0008", "name": "周杰", "national_id": "11010119880314"},
+    {"external_id": "CB-D0009", "name": "吴刚", "timezone": "Mars/Olympus"},
+)
+DEMO_IMPORT_COLUMNS = ("external_id", "name", "kind", "national_id", "timezone", "language")
+
+
+def seed_showcase(session: Session, *, institution: Institution, as_of: date) -> dict[str, int]:
+    """Add templates, gate decisions, violations and an import run; return how many of each.
+
+    ``imported_debtors`` counts the debtors the import added to the portfolio.
+    """
+    users = _users(session, institution_id=institution.id)
+    run = _import_run(session, institution=institution)
+    return {
+        "templates": _templates(session, institution=institution, users=users, as_of=as_of),
+        "gate_decisions": _gate_decisions(session, institution=institution, as_of=as_of),
+        "violations": _violations(session, institution=institution, users=users),
+        "import_runs": 1,
+        "import_rejects": run.rejected,
+        "imported_debtors": run.inserted,
+    }
+
+
+def _users(session: Session, *, institution_id: int) -> dict[str, User]:
+    """Return the institution's first user of each role (the demo users)."""
+    users: dict[str, User] = {}
+    found, _total = identity_repository.list_users(session, institution_id=institution_id)
+    for user in found:
+        users.setdefault(str(user.role), user)
+    return users
+
+
+def _templates(
+    session: Session, *, institution: Institution, users: dict[str, User], as_of: date
+) -> int:
+    # Four eyes: the manager writes, the compliance officer reviews.
+    author, reviewer = users["manager"], users["compliance_officer"]
+    for spec in DEMO_TEMPLATES:
+        template = compliance.create_template(
+            session,
+            institution_id=institution.id,
+            name=spec.name,
+            channel=spec.channel,
+            locale="zh-CN",
+            audience="debtor",
+            body=spec.body,
+            author=author.username,
+            author_id=author.id,
+        )
+        if spec.state == "draft":
+            continue
+        compliance.submit_template(
+            session,
+            institution_id=institution.id,
+            template_id=template.id,
+            actor=author.username,
+            actor_id=author.id,
+        )
+        if spec.state == "submitted":
+            continue
+        compliance.decide_template(
+            session,
+            institution_id=institution.id,
+            template_id=template.id,
+            approve=spec.state == "approved",
+            actor=reviewer.username,
+            actor_id=reviewer.id,
+            note=spec.note,
+            today=as_of,
+        )
+    return len(DEMO_TEMPLATES)
+
+
+def _gate_decisions(session: Session, *, institution: Institution, as_of: date) -> int:
+    # Tomorrow's plan: a call and a text by day are allowed; a call late at night and a text
+    # at dawn are blocked with their reasons, as the compliance officer sees them.
+    local = zone(institution.timezone)
+    tomorrow = as_of + timedelta(days=1)
+    plans = (
+        (Channel.CALL, Party.DEBTOR, time(10, 0)),
+        (Channel.SMS, Party.DEBTOR, time(11, 30)),
+        (Channel.CALL, Party.DEBTOR, time(22, 30)),
+        (Channel.SMS, Party.DEBTOR, time(6, 30)),
+    )
+    decided = 0
+    now = utcnow()
+    accounts = repository.delinquent_accounts(session, institution_id=institution.id, limit=3)
+    for account_id, debtor_id, agent_id in accounts:
+        for channel, party, moment in plans:
+            compliance.check_contact(
+                session,
+                institution_id=institution.id,
+                debtor_id=debtor_id,
+                account_id=account_id,
+                agent_user_id=agent_id if channel == Channel.CALL else None,
+                channel=channel,
+                party=party,
+                at=datetime.combine(tomorrow, moment, tzinfo=local),
+                actor=ACTOR,
+                now=now,
+            )
+            decided += 1
+    return decided
+
+
+def _violations(session: Session, *, institution: Institution, users: dict[str, User]) -> int:
+    agent, officer = users["agent"], users["compliance_officer"]
+    found = []
+    for number, note in enumerate(DEMO_NOTES, start=1):
+        found += compliance.scan_for_violations(
+            session,
+            institution_id=institution.id,
+            text=note,
+            locale="zh-CN",
+            source="call_note",
+            source_id=f"demo-note-{number}",
+            debtor_id=None,
+            actor=agent.username,
+        )
+    if found:
+        compliance.resolve_violation(
+            session,
+            institution_id=institution.id,
+            violation_id=found[0].id,
+            confirmed=True,
+            actor=officer.username,
+            note="已与催收员面谈并安排合规复训。",
+        )
+    return len(found)
+
+
+def _import_run(session: Session, *, institution: Institution) -> ImportRun:
+    now = utcnow()
+    run = ImportRun(
+        institution_id=institution.id,
+        kind=ImportKind.debtors,
+        file_name=DEMO_IMPORT_FILE,
+        file_format="csv",
+        encoding="utf-8",
+        status=ImportStatus.running,
+        actor=ACTOR,
+        started_at=now,
+        ignored_columns=[],
+        reject_counts={},
+    )
+    session.add(run)
+    session.flush()
+    state = ingest.ImportState(
+        run=run,
+        institution=institution,
+        kind=ImportKind.debtors,
+        context=ingest.row_context(institution, now=now),
+    )
+    rows = [
+        RawRow(
+            number=number,
+            values={
+                column: row.get(column, _DEFAULTS.get(column)) for column in DEMO_IMPORT_COLUMNS
+            },
+        )
+        for number, row in enumerate(DEMO_IMPORT_ROWS, start=2)
+    ]
+    result = ingest.import_chunk(session, state=state, rows=rows)
+    run.rows_read = result.rows_read
+    run.inserted = result.inserted
+    run.updated = result.updated
+    run.unchanged = result.unchanged
+    run.rejected = result.rejected
+    run.reject_counts = dict(result.reject_counts())
+    run.status = ImportStatus.completed
+    run.finished_at = utcnow()
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="import.run",
+        object_type="import_run",
+        object_id=run.id,
+        institution_id=institution.id,
+        details={
+            "kind": str(run.kind),
+            "file_name": run.file_name,
+            "status": str(run.status),
+            "rows_read": run.rows_read,
+            "inserted": run.inserted,
+            "rejected": run.rejected,
+        },
+    )
+    return run
+
+
+_DEFAULTS: dict[str, str | None] = {
+    "kind": "individual",
+    "national_id": None,
+    "timezone": "Asia/Shanghai",
+    "language": "zh-CN",
+}
