@@ -15,7 +15,7 @@ from recoup.models.scoring import AccountScore, ModelState, ModelVersion, Scorin
 from recoup.scoring import service
 from recoup.scoring.monitoring import StabilityThresholds
 from recoup.scoring.reasons import Locale, reason_text
-from recoup.scoring.spec import ScorecardSpec
+from recoup.scoring.spec import RARE_LABEL, ScorecardSpec
 from recoup.web import labels
 from recoup.web.localization import money
 from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
@@ -289,7 +289,15 @@ def _bin_words(scorecard: ScorecardSpec | None, locale: str) -> dict[str, list[s
             edges: list[float | None] = [None, *feature.splits, None]
             regular = [labels.interval(low, high, locale) for low, high in pairwise(edges)]
         else:
-            regular = [labels.categories(feature.name, group, locale) for group in feature.groups]
+            rare = labels.bin_word("rare", locale)
+            regular = [
+                labels.categories(
+                    feature.name,
+                    [rare if value == RARE_LABEL else value for value in group],
+                    locale,
+                )
+                for group in feature.groups
+            ]
         named[feature.name] = [
             regular[index] if index < len(regular) else labels.bin_word(scorecard_bin.label, locale)
             for index, scorecard_bin in enumerate(feature.bins)
