@@ -159,14 +159,12 @@ class TestPackAndPolicy:
         log_in(page, live_server, "compliance-officer", next_path="/compliance")
         rules = page.locator("[data-testid=pack-rules]")
         expect(rules.locator("tr[data-rule=CN-HRS]")).to_contain_text("催收时段")
-        expect(rules.locator("tr[data-rule=CN-HRS]")).to_contain_text("end = 22:00")
-        expect(rules.locator("tr[data-rule=CN-FREQ-V]")).to_contain_text(
-            "max_effective_calls_per_day = 3"
-        )
+        expect(rules.locator("tr[data-rule=CN-HRS]")).to_contain_text("结束：22:00")
+        expect(rules.locator("tr[data-rule=CN-FREQ-V]")).to_contain_text("每日有效通话上限：3")
         overrides = page.locator("[data-testid=policy-overrides]")
         expect(overrides).to_contain_text("08:00–21:00")
         expect(overrides).to_contain_text("CN-HRS")
-        expect(page.locator("[data-testid=policy-name]")).to_contain_text("CN consumer finance")
+        expect(page.locator("[data-testid=policy-name]")).to_contain_text("中国消费金融预设")
         expect(page.locator("[data-testid=stat-blocked] .stat-value")).to_have_text(
             str(compliance_data.blocked_decisions)
         )
@@ -193,7 +191,7 @@ class TestPackAndPolicy:
         proposal = page.locator("[data-testid=proposal-table] tr[data-version='1']")
         expect(proposal).to_contain_text("compliance-officer")
         proposal.locator("[data-testid=approve-policy]").click()
-        expect(page.locator(".flash-list")).to_contain_text("proposer cannot approve")
+        expect(page.locator(".flash-list")).to_contain_text("提交人不能批准自己提交的政策")
         expect(page.locator("[data-testid=proposal-table] tr[data-version='1']")).to_be_visible()
 
         _switch_user(page, live_server, "compliance-officer-2", "/compliance")

@@ -120,10 +120,10 @@ class TestReport:
         expect(page.get_by_test_id("card-shared-phones")).to_contain_text("1")
         masked_phone = f"{DEBTOR_PHONE[:3]}****{DEBTOR_PHONE[-4:]}"
         expect(page.get_by_test_id("shared-phones-table")).to_contain_text(masked_phone)
-        expect(page.get_by_test_id("missing-fields-table")).to_contain_text("birth_date")
+        expect(page.get_by_test_id("missing-fields-table")).to_contain_text("出生日期")
         reasons = page.get_by_test_id("rejects-by-reason-table")
-        expect(reasons).to_contain_text("bad_resident_id")
-        expect(reasons).to_contain_text("bad_phone")
+        expect(reasons).to_contain_text("身份证号无效")
+        expect(reasons).to_contain_text("电话号码无效")
 
         rows = page.get_by_test_id("run-row")
         expect(rows).to_have_count(5)
@@ -165,10 +165,10 @@ class TestRun:
         expect(page.get_by_test_id("run-rejected")).to_have_text("2")
         rejects = page.get_by_test_id("reject-row")
         expect(rejects).to_have_count(5)
-        expect(rejects.first).to_contain_text("formula_injection")
+        expect(rejects.first).to_contain_text("电子表格公式")
         table = page.get_by_test_id("rejects-table")
         expect(table).to_contain_text("110101********1235")
-        expect(table).to_contain_text("bad_flag")
+        expect(table).to_contain_text("不是“是/否”")
         content = page.content()
         assert BAD_NATIONAL_ID not in content
         assert "calc" not in content

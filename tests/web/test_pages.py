@@ -327,8 +327,12 @@ class TestLists:
         page.fill("#actor", "auditor")
         page.click("form[role=search] button[type=submit]")
         actions = page.locator("[data-testid=audit-table] tbody tr td:nth-child(4)")
-        expect(actions.first).to_have_text("auth.login")
-        assert set(actions.all_inner_texts()) == {"auth.login"}
+        expect(actions.first).to_have_text("登录")
+        assert set(actions.all_inner_texts()) == {"登录"}
+        codes = actions.locator("[data-action]").evaluate_all(
+            "cells => cells.map(cell => cell.dataset.action)"
+        )
+        assert set(codes) == {"auth.login"}
 
 
 class TestAdministration:

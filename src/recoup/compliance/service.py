@@ -748,9 +748,16 @@ def approve_policy(
     if row is None:
         raise NotFound(f"no policy version {version}")
     if row.approved_at is not None:
-        raise Conflict(f"policy version {version} is already approved")
+        raise Conflict(
+            f"policy version {version} is already approved",
+            message_key="compliance.error.policy_already_approved",
+            message_params={"version": version},
+        )
     if row.proposed_by == actor:
-        raise PermissionDenied("the proposer cannot approve their own policy; ask another officer")
+        raise PermissionDenied(
+            "the proposer cannot approve their own policy; ask another officer",
+            message_key="compliance.error.own_policy",
+        )
     row.approved_by = actor
     row.approved_at = utcnow()
     session.flush()
@@ -830,7 +837,11 @@ def create_template(
     try:
         _SANDBOX.parse(body)
     except TemplateError as error:
-        raise ValidationFailed(f"the template does not parse: {error}") from error
+        raise ValidationFailed(
+            f"the template does not parse: {error}",
+            message_key="compliance.error.template_syntax",
+            message_params={"detail": str(error)},
+        ) from error
     template = MessageTemplate(
         institution_id=institution_id,
         name=name,
@@ -1113,7 +1124,10 @@ def resolve_violation(
     if violation is None:
         raise NotFound(f"no violation {violation_id}")
     if violation.status != ViolationStatus.open:
-        raise Conflict(f"violation {violation_id} is already {violation.status}")
+        raise Conflict(
+            f"violation {violation_id} is already {violation.status}",
+            message_key="compliance.error.violation_closed",
+        )
     violation.status = ViolationStatus.confirmed if confirmed else ViolationStatus.dismissed
     violation.resolved_by = actor
     violation.resolved_at = utcnow()
@@ -1154,7 +1168,10 @@ def grant_certification(
             errors=[{"field": "user_id", "message": "not an active agent of this institution"}],
         )
     if expires_on <= issued_on:
-        raise ValidationFailed("a certificate must expire after it is issued")
+        raise ValidationFailed(
+            "a certificate must expire after it is issued",
+            message_key="compliance.error.certificate_dates",
+        )
     certification = Certification(
         institution_id=institution_id,
         user_id=user_id,
@@ -1215,15 +1232,23 @@ def update_template(
     template = _template(session, institution_id=institution_id, template_id=template_id)
     if template.status not in {TemplateStatus.draft, TemplateStatus.rejected}:
         raise Conflict(
-            f"a {template.status} template cannot be edited; it must be draft or rejected"
+            f"a {template.status} template cannot be edited; it must be draft or rejected",
+            message_key="compliance.error.template_locked",
         )
     if template.author_id is not None and actor_id is not None and template.author_id != actor_id:
-        raise PermissionDenied("only the author edits a template; draft a new one instead")
+        raise PermissionDenied(
+            "only the author edits a template; draft a new one instead",
+            message_key="compliance.error.not_author",
+        )
     review_text(text="", locale=locale, audience=audience, channel=channel)
     try:
         _SANDBOX.parse(body)
     except TemplateError as error:
-        raise ValidationFailed(f"the template does not parse: {error}") from error
+        raise ValidationFailed(
+            f"the template does not parse: {error}",
+            message_key="compliance.error.template_syntax",
+            message_params={"detail": str(error)},
+        ) from error
     template.name = name
     template.channel = channel
     template.locale = locale

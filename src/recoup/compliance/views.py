@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -36,6 +37,8 @@ from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 from recoup.models.institution import Institution
 from recoup.portfolio import repository as portfolio_repository
+from recoup.web import labels
+from recoup.web.localization import translate
 from recoup.web.templating import (
     Flash,
     PostedForm,
@@ -69,6 +72,7 @@ CERTIFICATE_YEAR_DAYS = 365
 # How many characters of context the violation excerpt keeps before the match (see the service).
 EXCERPT_CONTEXT = 20
 # Policy fields whose pack bound is a rule parameter: field -> (rule ids, parameter).
+_PLACEHOLDER = re.compile(r"\{[^{}]+\}")
 _PACK_BOUNDS: dict[str, tuple[tuple[str, ...], str]] = {
     "max_effective_voice_calls_per_day": (("CN-FREQ-V",), "max_effective_calls_per_day"),
     "max_calls_per_debt_in_window": (("US-7IN7",), "max_calls"),
@@ -100,18 +104,9 @@ def _chinese(viewer: Viewer) -> bool:
 
 
 def _refused(viewer: Viewer, path: str, error: RecoupError) -> Response:
-    message = Flash("compliance.flash.refused", level="error", params={"message": error.message})
+    words = labels.refusal(error, viewer.locale, lead=False)
+    message = Flash("compliance.flash.refused", level="error", params={"message": words})
     return redirect(path, request=viewer.request, message=message)
-
-
-def _parameter_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value)
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,18 +155,35 @@ def _pack_rules(pack: RulePack, viewer: Viewer) -> list[dict[str, Any]]:
             "kind": rule.kind,
             "title": rule.title.zh if chinese else rule.title.en,
             "citation": rule.citation,
-            "parameters": {name: _parameter_text(v) for name, v in rule.parameters.items()},
-            "messages": [text.zh if chinese else text.en for text in rule.messages.values()],
+            "parameters": [
+                {
+                    "name": name,
+                    "label": labels.parameter_name(name, viewer.locale),
+                    "value": _parameter_words(name, value, viewer.locale),
+                }
+                for name, value in rule.parameters.items()
+            ],
+            "messages": [
+                _PLACEHOLDER.sub("…", text.zh if chinese else text.en)
+                for text in rule.messages.values()
+            ],
         }
         for rule in pack.rules
     ]
+
+
+def _parameter_words(name: str, value: Any, locale: str) -> str:
+    # Keywords a debtor writes to revoke consent are matched as written, so show them quoted.
+    if name.endswith("keywords") and isinstance(value, list | tuple):
+        return "、".join(f"“{item}”" for item in value)
+    return labels.parameter_value(value, locale)
 
 
 def _hours_rule(pack: RulePack) -> str | None:
     return next((rule for rule in ("CN-HRS", "US-HRS") if pack.has(rule)), None)
 
 
-def _pack_bound(field: str, pack: RulePack) -> tuple[str, str] | None:
+def _pack_bound(field: str, pack: RulePack, locale: str) -> tuple[str, str] | None:
     if field == "hours":
         rule_id = _hours_rule(pack)
         if rule_id is None:
@@ -183,36 +195,44 @@ def _pack_bound(field: str, pack: RulePack) -> tuple[str, str] | None:
     rule_ids, parameter = _PACK_BOUNDS[field]
     for rule_id in rule_ids:
         if pack.has(rule_id) and parameter in pack.rule(rule_id).parameters:
-            return rule_id, _parameter_text(pack.parameter(rule_id, parameter))
+            return rule_id, labels.parameter_value(pack.parameter(rule_id, parameter), locale)
     return None
 
 
-def _policy_value(field: str, value: Any) -> str | bool:
+def _policy_value(field: str, value: Any, locale: str) -> str | bool:
     if isinstance(value, bool):
         return value
     if field == "hours":
         return "; ".join(
-            f"{', '.join(item['channels'])} {item['start']}–{item['end']}" for item in value
+            f"{labels.channels(item['channels'], locale)} {item['start']}–{item['end']}"
+            for item in value
         )
     if field == "channel_caps":
         return "; ".join(
-            f"{', '.join(item['channels'])} ≤ {item['limit']} / {item['days']}d" for item in value
+            translate(
+                locale,
+                "compliance.policy.cap",
+                channels=labels.channels(item["channels"], locale),
+                limit=item["limit"],
+                days=item["days"],
+            )
+            for item in value
         )
-    return _parameter_text(value)
+    return labels.parameter_value(value, locale)
 
 
-def _overrides(policy: Policy, pack: RulePack) -> list[dict[str, Any]]:
+def _overrides(policy: Policy, pack: RulePack, locale: str) -> list[dict[str, Any]]:
     document = policy_document(policy)
     defaults = policy_document(Policy())
     rows = []
     for field, value in document.items():
         if field in {"name", "version"} or value == defaults.get(field):
             continue
-        bound = _pack_bound(field, pack)
+        bound = _pack_bound(field, pack, locale)
         rows.append(
             {
                 "field": field,
-                "value": _policy_value(field, value),
+                "value": _policy_value(field, value, locale),
                 "rule_id": bound[0] if bound else None,
                 "pack_value": bound[1] if bound else None,
             }
@@ -315,14 +335,14 @@ def _overview(
             "code": pack.code,
             "version": pack.version,
             "title": pack.title.zh if _chinese(viewer) else pack.title.en,
-            "timezone": pack.default_timezone,
+            "timezone": labels.zone_name(pack.default_timezone, viewer.locale),
             "rules": _pack_rules(pack, viewer),
         },
         "policy": {
-            "name": policy.name,
+            "name": labels.policy_name(policy.name, viewer.locale),
             "version": policy.version,
             "approved": approved,
-            "overrides": _overrides(policy, pack),
+            "overrides": _overrides(policy, pack, viewer.locale),
         },
         "pending": repository.pending_policies(session, institution_id=institution.id),
         "form": form or _policy_form(policy, pack),
@@ -414,7 +434,7 @@ def propose_policy(
             session,
             form=form,
             refusal=refusal,
-            form_error="" if refusal else error.message,
+            form_error="" if refusal else labels.refusal(error, viewer.locale),
             status_code=422,
         )
     message = Flash("compliance.flash.policy_proposed", params={"version": str(row.version)})
@@ -452,7 +472,12 @@ def _review_context(
             channel=channel,
         )
     except ValidationFailed as error:
-        return {"review_error": error.message, "segments": [], "findings": [], "missing": []}
+        return {
+            "review_error": labels.refusal(error, viewer.locale),
+            "segments": [],
+            "findings": [],
+            "missing": [],
+        }
     chinese = _chinese(viewer)
     findings = [
         {
@@ -647,7 +672,12 @@ def create_template(
     except RecoupError as error:
         session.rollback()  # the page shown below must not read the refused change
         return _editor(
-            viewer, session, template=None, form=form, form_error=error.message, status_code=422
+            viewer,
+            session,
+            template=None,
+            form=form,
+            form_error=labels.refusal(error, viewer.locale),
+            status_code=422,
         )
     message = Flash("compliance.flash.template_saved", params={"name": template.name})
     return redirect(f"/compliance/templates/{template.id}", request=viewer.request, message=message)
@@ -709,7 +739,12 @@ def save_template(
         session.rollback()  # the page shown below must not read the refused change
         template = _get_template(session, viewer, template_id)
         return _editor(
-            viewer, session, template=template, form=form, form_error=error.message, status_code=422
+            viewer,
+            session,
+            template=template,
+            form=form,
+            form_error=labels.refusal(error, viewer.locale),
+            status_code=422,
         )
     key = (
         "compliance.flash.template_submitted"
@@ -1026,7 +1061,7 @@ def grant_certification(
         )
     except RecoupError as error:
         session.rollback()  # the page shown below must not read the refused change
-        form_error = error.message
+        form_error = labels.refusal(error, viewer.locale)
         if isinstance(error, NotFound) or _is_about(error, "user_id"):
             form_error = viewer.text("compliance.certifications.choose_agent")
         return _certifications(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -11,9 +12,20 @@ class RecoupError(Exception):
     status_code: ClassVar[int] = 400
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        message_key: str | None = None,
+        message_params: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # Pages show ``message_key`` from their catalog (with ``message_params``) instead of
+        # the English ``message``, which API clients and logs keep.
+        self.message_key = message_key
+        self.message_params = dict(message_params or {})
         self.extra = extra
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -14,6 +15,8 @@ from recoup.models.scoring import AccountScore, ModelState, ModelVersion, Scorin
 from recoup.scoring import service
 from recoup.scoring.monitoring import StabilityThresholds
 from recoup.scoring.reasons import Locale, reason_text
+from recoup.scoring.spec import RARE_LABEL, ScorecardSpec
+from recoup.web import labels
 from recoup.web.localization import money
 from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
 
@@ -276,6 +279,32 @@ def _psi_chart(viewer: Viewer, runs: list[ScoringRun]) -> dict[str, Any]:
     }
 
 
+def _bin_words(scorecard: ScorecardSpec | None, locale: str) -> dict[str, list[str]]:
+    """Name each scorecard bin from its cut points or categories, in the reader's words."""
+    if scorecard is None:
+        return {}
+    named: dict[str, list[str]] = {}
+    for feature in scorecard.features:
+        if feature.kind == "numeric":
+            edges: list[float | None] = [None, *feature.splits, None]
+            regular = [labels.interval(low, high, locale) for low, high in pairwise(edges)]
+        else:
+            rare = labels.bin_word("rare", locale)
+            regular = [
+                labels.categories(
+                    feature.name,
+                    [rare if value == RARE_LABEL else value for value in group],
+                    locale,
+                )
+                for group in feature.groups
+            ]
+        named[feature.name] = [
+            regular[index] if index < len(regular) else labels.bin_word(scorecard_bin.label, locale)
+            for index, scorecard_bin in enumerate(feature.bins)
+        ]
+    return named
+
+
 @router.get("/models/{version}", response_class=HTMLResponse)
 def model_detail(viewer: ReadModels, session: SessionDep, version: Version) -> HTMLResponse:
     """Show one model: metrics, scorecard table, calibration, gains and lift; promote it."""
@@ -283,10 +312,14 @@ def model_detail(viewer: ReadModels, session: SessionDep, version: Version) -> H
     report = service.model_report(session, principal=viewer.principal, version=version)
     summary = report.model.summary
     features: dict[str, list[dict[str, Any]]] = {}
+    bin_words = _bin_words(report.model.scorecard, viewer.locale)
     for row in report.scorecard:
-        features.setdefault(row.feature, []).append(
+        shown = features.setdefault(row.feature, [])
+        words = bin_words.get(row.feature, [])
+        shown.append(
             {
-                "bin": row.bin,
+                "bin": words[len(shown)] if len(shown) < len(words) else row.bin,
+                "label": row.bin,
                 "count": row.count,
                 "event_rate": row.event_rate,
                 "woe": row.woe,
@@ -295,7 +328,9 @@ def model_detail(viewer: ReadModels, session: SessionDep, version: Version) -> H
         )
     context = {
         "model": _model_row(report.model_version),
-        "feature_names": list(report.model.feature_names),
+        "feature_names": [
+            labels.field_name(name, viewer.locale) for name in report.model.feature_names
+        ],
         "split": summary.split,
         "training_seconds": summary.training_seconds,
         "scorecard": features,

@@ -17,10 +17,12 @@ from recoup.db import unit_of_work
 from recoup.identity.dependencies import LoginRequired, current_web_principal
 from recoup.identity.principal import Principal
 from recoup.kit.errors import RecoupError
+from recoup.web import labels
 from recoup.web.templating import make_viewer, render, safe_next
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 PAGE_STATUSES = frozenset({400, 403, 404, 405, 413, 422, 429, 500})
+_EXPLAINED = frozenset({400, 409, 422})
 _NOT_PAGES = ("/api/", "/static/", "/docs", "/redoc", "/openapi.json", "/healthz")
 
 
@@ -47,8 +49,13 @@ def login_redirect_for_htmx(request: Request) -> Response:
     )
 
 
-def error_page(request: Request, status_code: int) -> Response:
-    """Render the error page for ``status_code`` in the layout, with the viewer's navigation."""
+def error_page(request: Request, status_code: int, error: RecoupError | None = None) -> Response:
+    """Render the error page for ``status_code`` in the layout, with the viewer's navigation.
+
+    A refused request (400, 409, 422) also says why, in the viewer's language where the
+    catalog knows the refusal; a 403 or 404 stays generic, so it tells nothing about the
+    record asked for.
+    """
     shown = status_code if status_code in PAGE_STATUSES else (500 if status_code >= 500 else 400)
     with unit_of_work(write=False) as session:
         principal = getattr(request.state, "principal", None)
@@ -58,8 +65,13 @@ def error_page(request: Request, status_code: int) -> Response:
             # The session ended while the page was open (its form then fails the CSRF check).
             return login_redirect_for_htmx(request)
         viewer = make_viewer(request, session, principal)
+        explained = error is not None and error.status_code in _EXPLAINED
+        detail = labels.refusal(error, viewer.locale) if error is not None and explained else None
         response = render(
-            viewer, "errors/error.html", {"status_code": shown}, status_code=status_code
+            viewer,
+            "errors/error.html",
+            {"status_code": shown, "detail": detail},
+            status_code=status_code,
         )
     return response
 
@@ -79,7 +91,7 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, error: Exception) -> Response:
         if not isinstance(error, RecoupError) or not wants_page(request):
             return await answer(previous_domain, request, error)
-        return await run_in_threadpool(error_page, request, error.status_code)
+        return await run_in_threadpool(error_page, request, error.status_code, error)
 
     async def http_error(request: Request, error: Exception) -> Response:
         if not isinstance(error, StarletteHTTPException) or not wants_page(request):

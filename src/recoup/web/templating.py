@@ -25,6 +25,7 @@ from recoup.identity.secret import secret_key
 from recoup.kit.clock import utcnow
 from recoup.models.identity import User
 from recoup.models.institution import Institution
+from recoup.web import labels
 from recoup.web import localization as i18n
 from recoup.web.navigation import visible_entries
 
@@ -68,6 +69,39 @@ environment = Environment(
 environment.filters["money"] = _money_filter
 environment.filters["day"] = _day_filter
 environment.filters["moment"] = _moment_filter
+
+
+def _in_locale(words: Callable[[Any, str], str]) -> Callable[..., str]:
+    @pass_context
+    def in_locale(context: Context, value: Any) -> str:
+        return words(value, context["locale"])
+
+    return in_locale
+
+
+# Codes shown in the reader's words (labels.py): {{ event.action | audit_action }}.
+for _name, _words in {
+    "policy_name": labels.policy_name,
+    "rule_parameter": labels.parameter_name,
+    "rule_value": labels.parameter_value,
+    "channels": labels.channels,
+    "audit_action": labels.audit_action,
+    "audit_object": labels.audit_object,
+    "field_name": labels.field_name,
+    "zone_name": labels.zone_name,
+    "zones_named": labels.zones_named,
+    "language_name": labels.language_name,
+    "reject_code": labels.reject_code,
+}.items():
+    environment.filters[_name] = _in_locale(_words)
+
+
+@pass_context
+def _reject_reason(context: Context, reason: str, code: str) -> str:
+    return labels.reject_reason(reason, code, context["locale"])
+
+
+environment.filters["reject_reason"] = _reject_reason
 
 
 @dataclass(frozen=True, slots=True)
