@@ -33,41 +33,30 @@ def test_a_compliance_officer_records_facts_on_the_debtor_page(
     log_in(page, live_server, "compliance-officer", next_path=debtor_path)
     panel = page.locator("[data-testid=facts-panel]")
     expect(panel).to_contain_text("合规事实")
+    # A CN institution's form shows the facts its pack reads, not US Reg F's.
+    expect(page.locator("[data-testid=fact-work_contact_forbidden]")).to_have_count(0)
+    expect(
+        page.locator(f"[data-testid=fact-{account.external_id}-validation_notice_sent_on]")
+    ).to_have_count(0)
     expect(page.locator("[data-testid=fact-cease_contact]")).not_to_be_checked()
     page.check("[data-testid=fact-cease_contact]")
-    page.check("[data-testid=fact-work_contact_forbidden]")
-    first_contact = date.today() - timedelta(days=3)
-    page.fill(
-        f"[data-testid=fact-{account.external_id}-initial_communication_on]",
-        first_contact.isoformat(),
-    )
+    page.check("[data-testid=fact-disputed]")
     page.click("[data-testid=facts-submit]")
-    expect(page.locator(".flash-list")).to_contain_text("合规事实已保存（3 项变更）")
+    expect(page.locator(".flash-list")).to_contain_text("合规事实已保存（2 项变更）")
     expect(page.locator("[data-testid=fact-cease_contact]")).to_be_checked()
-    expect(
-        page.locator(f"[data-testid=fact-{account.external_id}-initial_communication_on]")
-    ).to_have_value(first_contact.isoformat())
-
-    # A notice dated before the initial communication is refused, naming the field.
-    page.fill(
-        f"[data-testid=fact-{account.external_id}-validation_notice_sent_on]",
-        (first_contact - timedelta(days=1)).isoformat(),
-    )
-    page.click("[data-testid=facts-submit]")
-    expect(page.locator(".flash-list")).to_contain_text("validation_notice_sent_on")
     with database_session(live_server) as session:
         debtor = session.get(Debtor, live_server.seeded.debtor_id)
-        stored = session.get(Account, account.id)
         assert debtor is not None
-        assert stored is not None
-        assert (debtor.cease_contact, debtor.work_contact_forbidden) == (True, True)
-        assert debtor.disputed is False
-        assert stored.initial_communication_on == first_contact
-        assert stored.validation_notice_sent_on is None
+        assert (debtor.cease_contact, debtor.disputed) == (True, True)
+        assert debtor.work_contact_forbidden is False
         actions = session.execute(
             select(AuditEvent.object_type).where(AuditEvent.action == "compliance.facts_update")
         ).scalars()
-        assert sorted(actions) == ["account", "debtor"]
+        assert sorted(actions) == ["debtor"]
+        # Later tests share the seeded debtor: leave it contactable.
+        debtor.cease_contact = False
+        debtor.disputed = False
+        session.commit()
 
 
 def test_inconvenient_times_and_places_are_recorded_on_the_debtor_page(
