@@ -56,11 +56,13 @@ def _import(
     file_format: str | None,
     chunk_size: int,
 ) -> None:
-    with fail_on_domain_error(), _terminate_as_exit(), progress() as bar:
+    with fail_on_domain_error(), _terminate_as_exit() as stop_signal, progress() as bar:
         task = bar.add_task(f"Importing {kind} from {path.name}", total=None)
 
         def advance(position: int, size: int) -> None:
             bar.update(task, completed=position, total=size or None)
+            if stop_signal:  # the signal's own exit was swallowed (see _terminate_as_exit)
+                raise SystemExit(128 + stop_signal[0])
 
         session = session_factory()()
         try:
@@ -82,18 +84,24 @@ def _import(
 
 
 @contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """Let SIGTERM end an import like Ctrl-C does, so its run records that it was stopped."""
+def _terminate_as_exit() -> Iterator[list[int]]:
+    """Let SIGTERM end an import like Ctrl-C does, so its run records that it was stopped.
+
+    Yields the signals received. Python drops an exception raised while it runs a finaliser
+    or a weak-reference callback, so the import also checks after each chunk.
+    """
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def stop(signal_number: int, frame: FrameType | None) -> None:  # noqa: ARG001
+        received.append(signal_number)
         raise SystemExit(128 + signal_number)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -25,6 +25,7 @@ import gc
 import os
 import sqlite3
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, suppress
@@ -349,6 +350,10 @@ def _record_stop(
     """Record that an import stopped part-way, unless the database itself is what failed."""
     # Ctrl-C, SIGTERM (the CLI turns it into SystemExit) and the like are not the file's fault.
     stopped = not isinstance(error, Exception)
+    # A statement cut off by a signal keeps SQLite's write lock until it is finalised, and
+    # its cursor lives on in the traceback's frames (the collector is paused for imports).
+    traceback.clear_frames(error.__traceback__)
+    gc.collect()
     reason = "The import was stopped" if stopped else f"The import failed: {error!r}"[:300]
     try:
         session.rollback()
