@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,9 @@ def alembic_config(url: str | None = None) -> Config:
     # Alembic is imported by the commands that migrate, not by every ``recoup`` start.
     from alembic.config import Config
 
-    config = Config()
+    # Alembic's default stream is whatever sys.stdout was when it was first imported (a
+    # test runner's capture, later closed): give it today's.
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = url or get_settings().database_url
