@@ -71,6 +71,23 @@ class TestImportCommand:
         assert code == 0
         assert "Data quality of CF1" in output
 
+    def test_the_progress_bar_counts_rows_not_bytes(
+        self, cli_database: Path, tmp_path: Path
+    ) -> None:
+        path = write(tmp_path, "debtors.csv", (EXAMPLES / "debtors.csv").read_bytes())
+        code, output = invoke("import", "debtors", str(path), "--institution", "CF1")
+        assert code == 0, output
+        assert "8 rows" in output
+        assert f"{path.stat().st_size}/{path.stat().st_size}" not in output
+
+    def test_a_missing_column_message_reads_as_english(
+        self, cli_database: Path, tmp_path: Path
+    ) -> None:
+        path = write(tmp_path, "accounts.csv", "external_id,name\nA1,x\n")
+        code, output = invoke("import", "accounts", str(path), "--institution", "CF1")
+        assert code == 1
+        assert "for an import of accounts" in " ".join(output.split())
+
     def test_rejects_exit_zero_and_write_a_report(self, cli_database: Path, tmp_path: Path) -> None:
         path = write(
             tmp_path,

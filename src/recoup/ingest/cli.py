@@ -19,13 +19,20 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from recoup.db import session_factory, unit_of_work
 from recoup.ingest import service
 from recoup.ingest.runner import CHUNK_SIZE, ImportSummary, run_import
 from recoup.institutions.repository import require_by_code
-from recoup.kit.cli import console, fail_on_domain_error, progress
+from recoup.kit.cli import console, error_console, fail_on_domain_error
 
 app = typer.Typer(
     help="Import debtors, contacts, accounts or payments from CSV, XLSX or JSON Lines.",
@@ -56,11 +63,11 @@ def _import(
     file_format: str | None,
     chunk_size: int,
 ) -> None:
-    with fail_on_domain_error(), _terminate_as_exit() as stop_signal, progress() as bar:
-        task = bar.add_task(f"Importing {kind} from {path.name}", total=None)
+    with fail_on_domain_error(), _terminate_as_exit() as stop_signal, _progress() as bar:
+        task = bar.add_task(f"Importing {kind} from {path.name}", total=None, rows=0)
 
-        def advance(position: int, size: int) -> None:
-            bar.update(task, completed=position, total=size or None)
+        def advance(position: int, size: int, rows: int) -> None:
+            bar.update(task, completed=position, total=size or None, rows=rows)
             if stop_signal:  # the signal's own exit was swallowed (see _terminate_as_exit)
                 raise SystemExit(128 + stop_signal[0])
 
@@ -81,6 +88,18 @@ def _import(
         finally:
             session.close()
     _print_summary(summary)
+
+
+def _progress() -> Progress:
+    """The import's bar: how far through the file (its bytes), and how many rows so far."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        console=error_console,
+    )
 
 
 @contextmanager

@@ -211,7 +211,7 @@ def _decode_problem(head: bytes, encoding: str) -> str | None:
 def _missing_columns_message(kind: str, missing: list[str], header: list[str]) -> str:
     shown = ", ".join(name for name in header if name) or "(nothing)"
     return (
-        f"missing required column(s) {', '.join(missing)} for a {kind} file; the header has: "
+        f"missing required column(s) {', '.join(missing)} for an import of {kind}; the header has: "
         f"{shown[:300]}. Add them to the first row (see docs/import-formats.md; names are "
         "matched ignoring case and spaces)"
     )

@@ -141,7 +141,7 @@ def run_import(
     chunk_size: int = CHUNK_SIZE,
     actor: str = "cli",
     now: datetime | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
     pipeline: bool | None = None,
 ) -> ImportSummary:
     """Import ``path`` as ``kind`` rows of an institution, committing per chunk.
@@ -222,7 +222,7 @@ def run_import(
                     session.commit()
                     collect()
                     if on_progress is not None:
-                        on_progress(position, source.size)
+                        on_progress(position, source.size, summary.rows_read)
         except UnusableFile as error:
             session.rollback()
             message = (
