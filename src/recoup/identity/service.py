@@ -295,6 +295,26 @@ def _refuse_losing_last_admin(session: Session, *, user: User, actor: Actor) -> 
         raise Conflict(f"{user.username} is the last active admin; make another user admin first")
 
 
+def _audit_user(
+    session: Session,
+    user: User,
+    actor: Actor,
+    action: str,
+    details: dict[str, str] | None = None,
+) -> None:
+    """Write the change to ``user`` and its audit event (the username, never PII)."""
+    session.flush()
+    audit.record(
+        session,
+        actor=_actor_name(actor),
+        action=action,
+        object_type="user",
+        object_id=user.id,
+        institution_id=user.institution_id,
+        details={"username": user.username, **(details or {})},
+    )
+
+
 def reset_password(session: Session, *, user_id: int, password: str, actor: Actor) -> User:
     """Give a user a new password, lift any sign-in lock and end their sessions and tokens."""
     user = _managed_user(session, user_id=user_id, actor=actor)
@@ -306,16 +326,7 @@ def reset_password(session: Session, *, user_id: int, password: str, actor: Acto
     user.failed_logins = 0
     user.locked_until = None
     user.session_version += 1
-    session.flush()
-    audit.record(
-        session,
-        actor=_actor_name(actor),
-        action="user.password_reset",
-        object_type="user",
-        object_id=user.id,
-        institution_id=user.institution_id,
-        details={"username": user.username},
-    )
+    _audit_user(session, user, actor, "user.password_reset")
     return user
 
 
@@ -327,16 +338,7 @@ def deactivate_user(session: Session, *, user_id: int, actor: Actor) -> User:
     _refuse_losing_last_admin(session, user=user, actor=actor)
     user.active = False
     user.session_version += 1
-    session.flush()
-    audit.record(
-        session,
-        actor=_actor_name(actor),
-        action="user.deactivate",
-        object_type="user",
-        object_id=user.id,
-        institution_id=user.institution_id,
-        details={"username": user.username},
-    )
+    _audit_user(session, user, actor, "user.deactivate")
     return user
 
 
@@ -348,16 +350,7 @@ def activate_user(session: Session, *, user_id: int, actor: Actor) -> User:
     user.active = True
     user.failed_logins = 0
     user.locked_until = None
-    session.flush()
-    audit.record(
-        session,
-        actor=_actor_name(actor),
-        action="user.activate",
-        object_type="user",
-        object_id=user.id,
-        institution_id=user.institution_id,
-        details={"username": user.username},
-    )
+    _audit_user(session, user, actor, "user.activate")
     return user
 
 
@@ -374,16 +367,7 @@ def set_role(session: Session, *, user_id: int, role: str, actor: Actor) -> User
     _refuse_losing_last_admin(session, user=user, actor=actor)
     user.role = Role(role)
     user.session_version += 1
-    session.flush()
-    audit.record(
-        session,
-        actor=_actor_name(actor),
-        action="user.role_change",
-        object_type="user",
-        object_id=user.id,
-        institution_id=user.institution_id,
-        details={"username": user.username, "from": previous, "to": role},
-    )
+    _audit_user(session, user, actor, "user.role_change", {"from": previous, "to": role})
     return user
 
 
