@@ -707,3 +707,13 @@ class TestBatch:
         assert decision.policy_name == CN_CONSUMER.name
         assert decision.timezones == ("Asia/Shanghai",)
         assert decision.at + timedelta(0) == at(SHANGHAI, 2025, 3, 3, 10)
+
+
+class TestFactsReadByPack:
+    def test_us_only_facts_are_asked_only_where_a_us_rule_reads_them(self) -> None:
+        from recoup.compliance.rulepack import load_pack
+        from recoup.compliance.rules import facts_read_by
+
+        fields = ("cease_contact", "work_contact_forbidden", "validation_notice_sent_on")
+        assert facts_read_by(load_pack("CN"), fields) == ("cease_contact",)
+        assert facts_read_by(load_pack("US"), fields) == fields

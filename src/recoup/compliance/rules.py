@@ -1725,3 +1725,22 @@ def split_places(text: str) -> frozenset[InconvenientPlace]:
     for separator in ("；", "，", "、", ","):
         text = text.replace(separator, ";")
     return parse_places(text.split(";"))
+
+
+# Facts that only some packs' rules read; any other fact matters in every jurisdiction.
+FACT_RULES: Mapping[str, tuple[str, ...]] = {
+    "work_contact_forbidden": ("US-WORK",),
+    "initial_communication_on": ("US-VAL",),
+    "validation_notice_sent_on": ("US-VAL",),
+    "time_barred_on": ("US-SOL",),
+}
+
+
+def facts_read_by(pack: RulePack, fields: Iterable[str]) -> tuple[str, ...]:
+    """Return those of ``fields`` that a rule of ``pack`` reads (what its forms should ask)."""
+    rule_ids = {rule.id for rule in pack.rules}
+    return tuple(
+        name
+        for name in fields
+        if name not in FACT_RULES or any(rule in rule_ids for rule in FACT_RULES[name])
+    )

@@ -48,6 +48,7 @@ from recoup.compliance.rules import (
     cap_slots,
     compile_gate,
     decide_contact,
+    facts_read_by,
     is_time_barred,
     parse_places,
     parse_stated_window,
@@ -1342,25 +1343,12 @@ ACCOUNT_FACT_FIELDS: tuple[str, ...] = (
 )
 
 
-# Facts that only some packs' rules read; any other fact matters in every jurisdiction.
-FACT_RULES: dict[str, tuple[str, ...]] = {
-    "work_contact_forbidden": ("US-WORK",),
-    "initial_communication_on": ("US-VAL",),
-    "validation_notice_sent_on": ("US-VAL",),
-    "time_barred_on": ("US-SOL",),
-}
-
-
 def fact_fields_for(institution: Institution) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return the debtor and account facts the institution's rule pack reads (for its forms)."""
-    rule_ids = {rule.id for rule in load_pack(str(institution.jurisdiction)).rules}
-
-    def read(field: str) -> bool:
-        return field not in FACT_RULES or any(rule in rule_ids for rule in FACT_RULES[field])
-
+    pack = load_pack(str(institution.jurisdiction))
     return (
-        tuple(field for field in DEBTOR_FACT_FIELDS if read(field)),
-        tuple(field for field in ACCOUNT_FACT_FIELDS if read(field)),
+        facts_read_by(pack, DEBTOR_FACT_FIELDS),
+        facts_read_by(pack, ACCOUNT_FACT_FIELDS),
     )
 
 
