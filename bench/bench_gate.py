@@ -30,9 +30,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from recoup.compliance.enums import Channel, Outcome, Party
-from recoup.compliance.policy import ChannelCap, preset_policy
-from recoup.compliance.rulepack import load_pack
-from recoup.compliance.rules import (
+from recoup.compliance.gate.rules import (
     ContactHistory,
     DailyWindow,
     DebtorFacts,
@@ -41,6 +39,8 @@ from recoup.compliance.rules import (
     compile_gate,
     decide_batch,
 )
+from recoup.compliance.policy.rules import ChannelCap, preset_policy
+from recoup.compliance.rulepack import load_pack
 
 TARGET = 50_000
 US_ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",

@@ -129,7 +129,7 @@ def certify(
     expires_on: date = date(2030, 12, 31),
 ) -> None:
     """Give an agent a compliance certificate (valid for years by default)."""
-    from recoup.compliance.service import grant_certification
+    from recoup.compliance.certifications.service import grant_certification
 
     assert user.institution_id is not None
     grant_certification(

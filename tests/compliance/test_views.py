@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance.service import certificate_standing
+from recoup.compliance.certifications.rules import certificate_standing
 from recoup.compliance.views import Segment, highlight
 from recoup.identity.dependencies import CSRF_HEADER, SESSION_COOKIE, login_session
 from recoup.models import User
@@ -189,11 +189,11 @@ class TestTextOnPages:
         assert "U+202E" in response.text
 
     def test_a_template_body_keeps_its_lines_and_bullets(self, session: Session) -> None:
-        from recoup.compliance import service
+        from recoup.compliance.templates import service as templates_service
 
         institution = make_institution(session)
         body = "您好：\n- 欠款金额：{{ balance }}\n- 还款方式：手机银行"
-        template = service.create_template(
+        template = templates_service.create_template(
             session,
             institution_id=institution.id,
             name="提醒",

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance import service as compliance
+from recoup.compliance.certifications import service as certifications_service
 from recoup.demo.service import DEMO_CERTIFICATE_EXPIRING_IN_DAYS, seed_demo
 from recoup.models import Account, Institution, User
 
@@ -30,10 +30,10 @@ def test_demo_agents_are_certified_one_expires_soon_and_only_they_hold_accounts(
     )
     assert len(agents) == 3
     for agent in agents:
-        assert compliance.is_certified(
+        assert certifications_service.is_certified(
             session, institution_id=institution.id, user_id=agent.id, on=AS_OF
         )
-    expiring = compliance.expiring_certifications(
+    expiring = certifications_service.expiring_certifications(
         session, institution_id=institution.id, on=AS_OF, within_days=30
     )
     assert [c.expires_on for c in expiring] == [

@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
-from recoup.compliance import service as compliance
 from recoup.compliance.enums import Channel, Party
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.templates import service as templates_service
 from recoup.identity import service
 from recoup.identity.dependencies import (
     CSRF_HEADER,
@@ -460,7 +461,7 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
     account = make_account(session, debtor, external_id=f"{mark}-A")
     account.assigned_agent_id = agent.id
     session.flush()
-    decision = compliance.check_contact(
+    decision = gate_service.check_contact(
         session,
         institution_id=institution.id,
         debtor_id=debtor.id,
@@ -499,7 +500,7 @@ def _world(session: Session) -> World:
     own = _rows(session, tenant, agent, "OWN")
     colleague_rows = _rows(session, tenant, colleague, SECRET_MARK)
     foreign = _rows(session, other_tenant, stranger, SECRET_MARK)
-    template = compliance.create_template(
+    template = templates_service.create_template(
         session,
         institution_id=other_tenant.id,
         name=f"{SECRET_MARK}-template",
@@ -511,7 +512,7 @@ def _world(session: Session) -> World:
         author_id=None,
     )
     foreign.template = template.id
-    foreign.violation = compliance.scan_for_violations(
+    foreign.violation = templates_service.scan_for_violations(
         session,
         institution_id=other_tenant.id,
         text=f"{SECRET_MARK}: we know where you live",

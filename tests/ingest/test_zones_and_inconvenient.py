@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance.rules import InconvenientPlace, StatedWindow
+from recoup.compliance.facts.rules import InconvenientPlace, StatedWindow
 from recoup.ingest.rules import (
     ContactRecord,
     DebtorRecord,

@@ -12,7 +12,7 @@ from tests.identity.helpers import PASSWORD, assert_problem, bearer, client_for,
 from typer.testing import CliRunner
 
 from recoup.cli import app as cli
-from recoup.compliance import service as compliance
+from recoup.compliance.certifications import service as certifications_service
 from recoup.db import unit_of_work
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
@@ -27,7 +27,7 @@ TODAY = date(2025, 3, 3)
 def certify(
     session: Session, institution: Institution, user: User, *, issued: date, expires: date
 ) -> None:
-    compliance.grant_certification(
+    certifications_service.grant_certification(
         session,
         institution_id=institution.id,
         user_id=user.id,

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance import service as compliance
 from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.compliance.gate import service as gate_service
 from recoup.models import Account, Debtor, Institution
 from recoup.models.scoring import AccountScore
 from recoup.scoring import service
@@ -182,7 +182,7 @@ def call(
     account: Account | None = None,
 ) -> bool:
     """Ask the gate for a call to the debtor and record its outcome; return whether allowed."""
-    checked = compliance.check_contact(
+    checked = gate_service.check_contact(
         session,
         institution_id=debtor.institution_id,
         debtor_id=debtor.id,
@@ -194,7 +194,7 @@ def call(
         now=when,
     )
     if checked.decision.allowed and outcome is not None:
-        compliance.record_outcome(
+        gate_service.record_outcome(
             session,
             institution_id=debtor.institution_id,
             decision_id=checked.record.id,

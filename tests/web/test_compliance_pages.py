@@ -14,8 +14,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance import service as compliance
+from recoup.compliance.certifications import service as certifications_service
 from recoup.compliance.enums import Channel, Party
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.templates import service as templates_service
 from recoup.identity import service as identity
 from recoup.kit.clock import utcnow, zone
 from recoup.models import Debtor, User
@@ -82,7 +84,7 @@ def compliance_data(live_server: LiveServer) -> ComplianceData:
             )
             agent.team_lead_id = team_lead.id
             if expires_in is not None:
-                compliance.grant_certification(
+                certifications_service.grant_certification(
                     session,
                     institution_id=institution_id,
                     user_id=agent.id,
@@ -100,7 +102,7 @@ def compliance_data(live_server: LiveServer) -> ComplianceData:
             display_name="别组催收员",
             actor="test",
         )
-        compliance.grant_certification(
+        certifications_service.grant_certification(
             session,
             institution_id=institution_id,
             user_id=outsider.id,
@@ -116,7 +118,7 @@ def compliance_data(live_server: LiveServer) -> ComplianceData:
         checks = [(debtor, late), (debtor, morning), (other, late), (debtor, late)]
         blocked = allowed = 0
         for target, at in checks:
-            checked = compliance.check_contact(
+            checked = gate_service.check_contact(
                 session,
                 institution_id=institution_id,
                 debtor_id=target.id,
@@ -127,7 +129,7 @@ def compliance_data(live_server: LiveServer) -> ComplianceData:
             )
             blocked += not checked.decision.allowed
             allowed += checked.decision.allowed
-        compliance.scan_for_violations(
+        templates_service.scan_for_violations(
             session,
             institution_id=institution_id,
             text=NOTE,

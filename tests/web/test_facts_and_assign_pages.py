@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from recoup.compliance import service as compliance
+from recoup.compliance.certifications import service as certifications_service
+from recoup.compliance.facts import service as facts_service
 from recoup.identity import service as identity
 from recoup.models import Account, Debtor, User
 from recoup.models.audit import AuditEvent
@@ -80,7 +81,7 @@ def test_inconvenient_times_and_places_are_recorded_on_the_debtor_page(
     with database_session(live_server) as session:
         debtor = session.get(Debtor, live_server.seeded.debtor_id)
         assert debtor is not None
-        stated = compliance.inconvenient_for(session, debtor=debtor)
+        stated = facts_service.inconvenient_for(session, debtor=debtor)
         assert stated.time_labels == ["12:00-13:00", "22:00-08:00 sat,sun"]
         assert stated.place_names == ["workplace"]
 
@@ -101,7 +102,7 @@ def test_a_team_lead_assigns_an_account_to_a_certified_agent_only(
             actor="test",
         )
         assert lead.institution_id is not None
-        compliance.grant_certification(
+        certifications_service.grant_certification(
             session,
             institution_id=lead.institution_id,
             user_id=certified.id,

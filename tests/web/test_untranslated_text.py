@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from recoup import config, db
 from recoup.app import create_app
-from recoup.compliance import service as compliance
 from recoup.compliance.enums import Channel, Party
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.templates import service as templates_service
 from recoup.identity.dependencies import SESSION_COOKIE, login_session, route_rules
 from recoup.identity.permissions import permissions_of_role
 from recoup.ingest.runner import run_import
@@ -194,7 +195,7 @@ def _seed(session: Session, folder: Path) -> None:
             actor=ACTOR,
         )
     institution = session.scalars(select(Institution).where(Institution.code == INSTITUTION)).one()
-    compliance.create_template(
+    templates_service.create_template(
         session,
         institution_id=institution.id,
         name="还款提醒",
@@ -210,7 +211,7 @@ def _seed(session: Session, folder: Path) -> None:
     )
     assert debtor_id is not None
     for channel, hour in ((Channel.CALL, 15), (Channel.SMS, 3), (Channel.VISIT, 2)):
-        compliance.check_contact(
+        gate_service.check_contact(
             session,
             institution_id=institution.id,
             debtor_id=debtor_id,

@@ -7,7 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query
 from sqlalchemy.orm import Session
 
-from recoup.compliance import repository, service
+from recoup.compliance.certifications import service as certifications_service
+from recoup.compliance.facts import service as facts_service
+from recoup.compliance.gate import repository as gate_repository
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.policy import service as policy_service
 from recoup.compliance.rulepack import RulePackError, load_pack
 from recoup.compliance.schemas import (
     AccountFactsRead,
@@ -35,6 +39,8 @@ from recoup.compliance.schemas import (
     ViolationRead,
     ViolationResolution,
 )
+from recoup.compliance.templates import repository as templates_repository
+from recoup.compliance.templates import service as templates_service
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
@@ -97,7 +103,7 @@ def _decide_template(
     *,
     approve: bool,
 ) -> TemplateRead:
-    row = service.decide_template(
+    row = templates_service.decide_template(
         session,
         institution_id=_institution_id(principal),
         template_id=template_id,
@@ -128,7 +134,7 @@ def check_contact(
 
     An allowed answer reserves the contact's slots unless the body says ``"reserve": false``.
     """
-    checked = service.check_contact(
+    checked = gate_service.check_contact(
         session,
         institution_id=_institution_id(principal),
         debtor_id=body.debtor_id,
@@ -180,7 +186,7 @@ def record_outcome(
     frees its effective-call slot; ``"outcome": "not_made"`` frees every slot it held.
     """
     institution_id = _institution_id(principal)
-    service.record_outcome(
+    gate_service.record_outcome(
         session,
         institution_id=institution_id,
         decision_id=decision_id,
@@ -189,7 +195,9 @@ def record_outcome(
         happened_at=body.happened_at,
         principal=principal,
     )
-    row = repository.get_decision(session, institution_id=institution_id, decision_id=decision_id)
+    row = gate_repository.get_decision(
+        session, institution_id=institution_id, decision_id=decision_id
+    )
     assert row is not None
     return _decision(row)
 
@@ -209,7 +217,7 @@ def list_decisions(
     debtor_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> Paginated[DecisionRead]:
     """List gate decisions, newest first, filtered by outcome, rule or debtor."""
-    result = service.decisions_page(
+    result = gate_service.decisions_page(
         session,
         principal=principal,
         institution_id=_institution_id(principal),
@@ -264,7 +272,7 @@ def propose_policy(
     body: PolicyProposal, principal: CurrentPrincipal, session: SessionDep
 ) -> PolicyRead:
     """Propose a policy version; one looser than the rule pack is refused with the rule."""
-    row = service.propose_policy(
+    row = policy_service.propose_policy(
         session,
         institution_id=_institution_id(principal),
         document=body.document,
@@ -282,7 +290,7 @@ def approve_policy(
     version: PolicyVersion, principal: CurrentPrincipal, session: SessionDep
 ) -> PolicyRead:
     """Put a proposed policy version in force (not by its proposer)."""
-    row = service.approve_policy(
+    row = policy_service.approve_policy(
         session, institution_id=_institution_id(principal), version=version, actor=principal.actor
     )
     return _policy(row)
@@ -300,7 +308,7 @@ def review_template(
     accept_language: AcceptLanguage = None,
 ) -> TemplateReviewResult:
     """Review a text under the institution's rule pack: banned language, missing elements."""
-    result = service.review_for_institution(
+    result = templates_service.review_for_institution(
         session,
         institution_id=_institution_id(principal),
         text=body.text,
@@ -337,7 +345,9 @@ def list_templates(
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> list[TemplateRead]:
     """List the institution's templates, optionally in one workflow status."""
-    rows = repository.templates(session, institution_id=_institution_id(principal), status=status)
+    rows = templates_repository.templates(
+        session, institution_id=_institution_id(principal), status=status
+    )
     return [_template(row) for row in rows]
 
 
@@ -351,7 +361,7 @@ def create_template(
     body: TemplateCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> TemplateRead:
     """Draft a template or call script."""
-    row = service.create_template(
+    row = templates_service.create_template(
         session,
         institution_id=_institution_id(principal),
         name=body.name,
@@ -375,7 +385,7 @@ def submit_template(
     template_id: RowId, principal: CurrentPrincipal, session: SessionDep
 ) -> TemplateRead:
     """Run the review and send the template for approval."""
-    row = service.submit_template(
+    row = templates_service.submit_template(
         session,
         institution_id=_institution_id(principal),
         template_id=template_id,
@@ -418,7 +428,7 @@ def scan_note(
     body: NoteScan, principal: CurrentPrincipal, session: SessionDep
 ) -> list[ViolationRead]:
     """Scan an agent's note or transcript; every hit is queued for the compliance officer."""
-    rows = service.scan_for_violations(
+    rows = templates_service.scan_for_violations(
         session,
         institution_id=_institution_id(principal),
         text=body.text,
@@ -443,7 +453,9 @@ def list_violations(
     status: ViolationStatus | None = None,
 ) -> list[ViolationRead]:
     """List queued violations, newest first."""
-    rows = repository.violations(session, institution_id=_institution_id(principal), status=status)
+    rows = templates_repository.violations(
+        session, institution_id=_institution_id(principal), status=status
+    )
     return [_violation(row) for row in rows]
 
 
@@ -456,7 +468,7 @@ def resolve_violation(
     violation_id: RowId, body: ViolationResolution, principal: CurrentPrincipal, session: SessionDep
 ) -> ViolationRead:
     """Confirm or dismiss a violation."""
-    row = service.resolve_violation(
+    row = templates_service.resolve_violation(
         session,
         institution_id=_institution_id(principal),
         violation_id=violation_id,
@@ -477,7 +489,7 @@ def grant_certification(
     body: CertificationCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> CertificationRead:
     """Record a compliance training certificate for a user."""
-    row = service.grant_certification(
+    row = certifications_service.grant_certification(
         session,
         institution_id=_institution_id(principal),
         user_id=body.user_id,
@@ -501,7 +513,7 @@ def expiring_certifications(
     within_days: Annotated[int, Query(ge=1, le=365)] = 30,
 ) -> list[CertificationRead]:
     """List certificates that expire soon."""
-    rows = service.expiring_certifications(
+    rows = certifications_service.expiring_certifications(
         session,
         institution_id=_institution_id(principal),
         on=utcnow().date(),
@@ -514,7 +526,7 @@ def debtor_facts_read(debtor: Debtor, changed: list[str]) -> DebtorFactsRead:
     """Return the stored debtor-level facts with the names of those just changed."""
     return DebtorFactsRead(
         debtor_id=debtor.id,
-        **{field: bool(getattr(debtor, field)) for field in service.DEBTOR_FACT_FIELDS},
+        **{field: bool(getattr(debtor, field)) for field in facts_service.DEBTOR_FACT_FIELDS},
         changed=changed,
     )
 
@@ -523,7 +535,7 @@ def account_facts_read(account: Account, changed: list[str]) -> AccountFactsRead
     """Return the stored per-debt facts with the names of those just changed."""
     return AccountFactsRead(
         account_id=account.id,
-        **{field: getattr(account, field) for field in service.ACCOUNT_FACT_FIELDS},
+        **{field: getattr(account, field) for field in facts_service.ACCOUNT_FACT_FIELDS},
         changed=changed,
     )
 
@@ -539,7 +551,7 @@ def update_debtor_facts(
     """Record debtor-level facts (cease contact, attorney, dispute …); only fields sent change."""
     debtor = get_scoped(session, Debtor, debtor_id, principal)
     changes = {field: getattr(body, field) for field in body.model_fields_set}
-    changed = service.update_debtor_facts(
+    changed = facts_service.update_debtor_facts(
         session, debtor=debtor, changes=changes, actor=principal.actor
     )
     return debtor_facts_read(debtor, sorted(changed))
@@ -556,14 +568,14 @@ def update_account_facts(
     """Record an account's validation and limitation dates; only fields sent change."""
     account = get_scoped(session, Account, account_id, principal)
     changes = {field: getattr(body, field) for field in body.model_fields_set}
-    changed = service.update_account_facts(
+    changed = facts_service.update_account_facts(
         session, account=account, changes=changes, actor=principal.actor
     )
     return account_facts_read(account, sorted(changed))
 
 
 def inconvenient_read(
-    debtor: Debtor, stated: service.Inconvenient, changed: list[str]
+    debtor: Debtor, stated: facts_service.Inconvenient, changed: list[str]
 ) -> InconvenientRead:
     """Return the debtor's stated inconvenient times and places."""
     return InconvenientRead(
@@ -581,7 +593,7 @@ def read_inconvenient(
 ) -> InconvenientRead:
     """Show the times and places the debtor said are inconvenient (US-INCONV)."""
     debtor = get_scoped(session, Debtor, debtor_id, principal)
-    return inconvenient_read(debtor, service.inconvenient_for(session, debtor=debtor), [])
+    return inconvenient_read(debtor, facts_service.inconvenient_for(session, debtor=debtor), [])
 
 
 @router.patch(
@@ -594,9 +606,9 @@ def record_inconvenient(
 ) -> InconvenientRead:
     """Record inconvenient times and places the debtor stated; each list sent replaces the old."""
     debtor = get_scoped(session, Debtor, debtor_id, principal)
-    times, places = service.read_inconvenient(times=body.times, places=body.places)
-    before = service.inconvenient_for(session, debtor=debtor)
-    after = service.record_inconvenient(
+    times, places = facts_service.read_inconvenient(times=body.times, places=body.places)
+    before = facts_service.inconvenient_for(session, debtor=debtor)
+    after = facts_service.record_inconvenient(
         session, debtor=debtor, actor=principal.actor, times=times, places=places, note=body.note
     )
     changed = [

@@ -15,10 +15,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from recoup.compliance import repository, service
 from recoup.compliance.enums import Channel, Party
-from recoup.compliance.review import ReviewResult
+from recoup.compliance.facts import service as facts_service
+from recoup.compliance.gate import repository as gate_repository
+from recoup.compliance.gate import service as gate_service
 from recoup.compliance.rulepack import PACK_CODES, RulePackError, load_pack
+from recoup.compliance.templates import service as templates_service
+from recoup.compliance.templates.review import ReviewResult
 from recoup.db import unit_of_work
 from recoup.institutions.repository import require_by_code
 from recoup.kit.cli import console, fail_on_domain_error
@@ -127,8 +130,8 @@ def check(
     """Ask the gate whether a planned contact may happen; exit 3 when it is blocked."""
     with fail_on_domain_error(), unit_of_work() as session:
         owner = require_by_code(session, institution)
-        target = service.find_debtor(session, institution_id=owner.id, reference=debtor)
-        checked = service.check_contact(
+        target = facts_service.find_debtor(session, institution_id=owner.id, reference=debtor)
+        checked = gate_service.check_contact(
             session,
             institution_id=owner.id,
             debtor_id=target.id,
@@ -192,9 +195,9 @@ def decisions(
         debtor_id = (
             None
             if debtor is None
-            else service.find_debtor(session, institution_id=owner.id, reference=debtor).id
+            else facts_service.find_debtor(session, institution_id=owner.id, reference=debtor).id
         )
-        page = repository.decisions_page(
+        page = gate_repository.decisions_page(
             session,
             institution_id=owner.id,
             page=PageRequest(1, limit),
@@ -255,15 +258,15 @@ def inconvenient(
     """
     with fail_on_domain_error(), unit_of_work() as session:
         owner = require_by_code(session, institution)
-        target = service.find_debtor(session, institution_id=owner.id, reference=debtor)
-        read_times, read_places = service.read_inconvenient(
+        target = facts_service.find_debtor(session, institution_id=owner.id, reference=debtor)
+        read_times, read_places = facts_service.read_inconvenient(
             times=[] if clear_times else (times or None),
             places=[] if clear_places else (places or None),
         )
         if read_times is None and read_places is None:
-            stated = service.inconvenient_for(session, debtor=target)
+            stated = facts_service.inconvenient_for(session, debtor=target)
         else:
-            stated = service.record_inconvenient(
+            stated = facts_service.record_inconvenient(
                 session, debtor=target, actor=CLI_ACTOR, times=read_times, places=read_places
             )
         shown = {
@@ -321,12 +324,12 @@ def review(
         except UnicodeDecodeError:
             raise ValidationFailed(f"{file} is not UTF-8 text; save it as UTF-8") from None
         if institution is None:
-            result = service.review_text(
+            result = templates_service.review_text(
                 text=text, locale=locale, audience=audience, channel=channel, kind=kind
             )
         else:
             with unit_of_work() as session:
-                result = service.review_for_institution(
+                result = templates_service.review_for_institution(
                     session,
                     institution_id=require_by_code(session, institution).id,
                     text=text,

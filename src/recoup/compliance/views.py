@@ -14,12 +14,19 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from recoup.compliance import repository, service
+from recoup.compliance.certifications import service as certifications_service
+from recoup.compliance.certifications.rules import CERTIFICATE_EXPIRY_WARNING_DAYS
 from recoup.compliance.enums import Channel, HolidaySuppression, Party
-from recoup.compliance.policy import Policy, policy_document
-from recoup.compliance.review import default_reviewer
+from recoup.compliance.facts import service as facts_service
+from recoup.compliance.facts.rules import InconvenientPlace
+from recoup.compliance.gate import repository as gate_repository
+from recoup.compliance.policy import repository as policy_repository
+from recoup.compliance.policy import service as policy_service
+from recoup.compliance.policy.rules import Policy, policy_document
 from recoup.compliance.rulepack import RulePack, load_pack
-from recoup.compliance.rules import InconvenientPlace
+from recoup.compliance.templates import repository as templates_repository
+from recoup.compliance.templates import service as templates_service
+from recoup.compliance.templates.review import default_reviewer
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
@@ -324,10 +331,10 @@ def _overview(
     assert viewer.principal is not None
     institution = _institution(session, viewer)
     pack = load_pack(str(institution.jurisdiction))
-    policy = service.institution_policy(session, institution=institution)
-    approved = repository.latest_approved_policy(session, institution_id=institution.id)
+    policy = policy_service.institution_policy(session, institution=institution)
+    approved = policy_repository.latest_approved_policy(session, institution_id=institution.id)
     team_lead_id = viewer.principal.user_id if viewer.principal.role == "team_lead" else None
-    roster = service.certification_roster(
+    roster = certifications_service.certification_roster(
         session, institution_id=institution.id, today=_today(viewer), team_lead_id=team_lead_id
     )
     context: dict[str, Any] = {
@@ -344,7 +351,7 @@ def _overview(
             "approved": approved,
             "overrides": _overrides(policy, pack, viewer.locale),
         },
-        "pending": repository.pending_policies(session, institution_id=institution.id),
+        "pending": policy_repository.pending_policies(session, institution_id=institution.id),
         "form": form or _policy_form(policy, pack),
         "voice_cap_field": _voice_cap_field(pack),
         "hours_rule": _hours_rule(pack),
@@ -353,16 +360,16 @@ def _overview(
         "form_error": form_error,
         "counts": {
             "submitted": len(
-                repository.templates(
+                templates_repository.templates(
                     session, institution_id=institution.id, status=TemplateStatus.submitted
                 )
             ),
             "open_violations": len(
-                repository.violations(
+                templates_repository.violations(
                     session, institution_id=institution.id, status=ViolationStatus.open
                 )
             ),
-            "blocked": repository.decisions_log_page(
+            "blocked": gate_repository.decisions_log_page(
                 session, institution_id=institution.id, page=PageRequest(1, 1), allowed=False
             ).total,
         },
@@ -409,15 +416,17 @@ def propose_policy(
     }
     document: dict[str, Any] = {}
     try:
-        policy = service.institution_policy(session, institution=institution)
+        policy = policy_service.institution_policy(session, institution=institution)
         document = _proposed_document(policy, pack, form)
-        row = service.propose_policy(
+        row = policy_service.propose_policy(
             session, institution_id=institution.id, document=document, actor=viewer.principal.actor
         )
     except ValidationFailed as error:
         session.rollback()  # the page shown below must not read the refused change
         problems = (
-            service.policy_problems(session, institution_id=institution.id, document=document)
+            policy_service.policy_problems(
+                session, institution_id=institution.id, document=document
+            )
             if document and "violations" in error.extra
             else []
         )
@@ -447,7 +456,7 @@ def approve_policy(viewer: ManagePolicy, session: SessionDep, version: RowId) ->
     assert viewer.principal is not None
     institution = _institution(session, viewer)
     try:
-        service.approve_policy(
+        policy_service.approve_policy(
             session, institution_id=institution.id, version=version, actor=viewer.principal.actor
         )
     except RecoupError as error:
@@ -463,7 +472,7 @@ def _review_context(
     viewer: Viewer, session: Session, *, text: str, locale: str, audience: str, channel: str
 ) -> dict[str, Any]:
     try:
-        result = service.review_for_institution(
+        result = templates_service.review_for_institution(
             session,
             institution_id=_institution(session, viewer).id,
             text=text,
@@ -574,7 +583,7 @@ def _template_form(template: MessageTemplate | None, viewer: Viewer) -> dict[str
 
 def _get_template(session: Session, viewer: Viewer, template_id: int) -> MessageTemplate:
     institution = _institution(session, viewer)
-    template = repository.get_template(
+    template = templates_repository.get_template(
         session, institution_id=institution.id, template_id=template_id
     )
     if template is None:
@@ -600,7 +609,9 @@ def template_list(
     """List templates by workflow status; the submitted ones form the review queue."""
     institution = _institution(session, viewer)
     wanted = status if status in TEMPLATE_STATUSES else None
-    templates = repository.templates(session, institution_id=institution.id, status=wanted)
+    templates = templates_repository.templates(
+        session, institution_id=institution.id, status=wanted
+    )
     queue = [
         {"template": template, **_stored_review(viewer, session, template)}
         for template in templates
@@ -658,7 +669,7 @@ def create_template(
     try:
         if not name.strip() or not body.strip():
             raise ValidationFailed(viewer.text("compliance.templates.name_and_body_required"))
-        template = service.create_template(
+        template = templates_service.create_template(
             session,
             institution_id=institution.id,
             name=name.strip(),
@@ -715,7 +726,7 @@ def save_template(
     try:
         if not name.strip() or not body.strip():
             raise ValidationFailed(viewer.text("compliance.templates.name_and_body_required"))
-        service.update_template(
+        templates_service.update_template(
             session,
             institution_id=template.institution_id,
             template_id=template.id,
@@ -728,7 +739,7 @@ def save_template(
             actor_id=principal.user_id,
         )
         if then == "submit":
-            service.submit_template(
+            templates_service.submit_template(
                 session,
                 institution_id=template.institution_id,
                 template_id=template.id,
@@ -775,7 +786,7 @@ def decide_template(
     try:
         if decision not in {"approve", "reject"}:
             raise ValidationFailed("choose approve or reject")
-        service.decide_template(
+        templates_service.decide_template(
             session,
             institution_id=template.institution_id,
             template_id=template.id,
@@ -823,7 +834,7 @@ def decisions_log(
     moment_until: datetime | None = (
         start_of_day(last_day + timedelta(days=1), viewer.timezone) if last_day else None
     )
-    result = repository.decisions_log_page(
+    result = gate_repository.decisions_log_page(
         session,
         institution_id=institution.id,
         page=PageRequest(page, PAGE_SIZE),
@@ -896,10 +907,10 @@ def violations_queue(
     """List violations found in agents' notes and transcripts, open ones first by default."""
     institution = _institution(session, viewer)
     wanted = ViolationStatus(status) if status in VIOLATION_STATUSES else None
-    violations: Sequence[ComplianceViolation] = repository.violations(
+    violations: Sequence[ComplianceViolation] = templates_repository.violations(
         session, institution_id=institution.id, status=wanted
     )
-    external_ids = repository.debtor_external_ids(
+    external_ids = gate_repository.debtor_external_ids(
         session,
         institution_id=institution.id,
         debtor_ids=sorted({v.debtor_id for v in violations if v.debtor_id is not None}),
@@ -929,7 +940,7 @@ def resolve_violation(
             raise ValidationFailed("choose confirm or dismiss")
         if not note.strip():
             raise ValidationFailed(viewer.text("compliance.violations.note_required"))
-        service.resolve_violation(
+        templates_service.resolve_violation(
             session,
             institution_id=institution.id,
             violation_id=violation_id,
@@ -973,11 +984,13 @@ def _certifications(
     institution = _institution(session, viewer)
     today = _today(viewer)
     team_lead_id = viewer.principal.user_id if viewer.principal.role == "team_lead" else None
-    roster = service.certification_roster(
+    roster = certifications_service.certification_roster(
         session, institution_id=institution.id, today=today, team_lead_id=team_lead_id
     )
     everyone = (
-        service.certification_roster(session, institution_id=institution.id, today=today)
+        certifications_service.certification_roster(
+            session, institution_id=institution.id, today=today
+        )
         if viewer.allows("policy:manage")
         else roster
     )
@@ -995,7 +1008,7 @@ def _certifications(
         "agents": [row.user for row in everyone],
         "counts": counts,
         "team_only": team_lead_id is not None,
-        "warning_days": service.CERTIFICATE_EXPIRY_WARNING_DAYS,
+        "warning_days": CERTIFICATE_EXPIRY_WARNING_DAYS,
         "form": form or _grant_form(viewer),
         "form_error": form_error,
     }
@@ -1049,7 +1062,7 @@ def grant_certification(
             raise ValidationFailed(viewer.text("compliance.certifications.bad_date")) from None
         if not course.strip():
             raise ValidationFailed(viewer.text("compliance.certifications.course_required"))
-        certification = service.grant_certification(
+        certification = certifications_service.grant_certification(
             session,
             institution_id=institution.id,
             user_id=int(user_id),
@@ -1085,23 +1098,23 @@ def _facts_context(viewer: Viewer, session: Session, debtor_id: int) -> dict[str
     accounts = portfolio_repository.debtor_accounts(
         session, principal=viewer.principal, debtor_id=debtor.id
     )
-    stated = service.inconvenient_for(session, debtor=debtor)
+    stated = facts_service.inconvenient_for(session, debtor=debtor)
     institution = session.get(Institution, debtor.institution_id)
     assert institution is not None
-    debtor_fields, account_fields = service.fact_fields_for(institution)
+    debtor_fields, account_fields = facts_service.fact_fields_for(institution)
     return {
         "inconvenient_times": stated.time_labels,
         "inconvenient_places": stated.place_names,
         "inconvenient_place_choices": [str(place) for place in InconvenientPlace],
         "facts_debtor": {
             "id": debtor.id,
-            **{field: bool(getattr(debtor, field)) for field in service.DEBTOR_FACT_FIELDS},
+            **{field: bool(getattr(debtor, field)) for field in facts_service.DEBTOR_FACT_FIELDS},
         },
         "facts_accounts": [
             {
                 "id": account.id,
                 "external_id": account.external_id,
-                **{field: getattr(account, field) for field in service.ACCOUNT_FACT_FIELDS},
+                **{field: getattr(account, field) for field in facts_service.ACCOUNT_FACT_FIELDS},
             }
             for account in accounts
         ],
@@ -1136,12 +1149,12 @@ def _form_day(form: Mapping[str, Any], name: str, field: str) -> date | None:
 def _record_inconvenient(form: FormData, session: Session, debtor: Debtor, actor: str) -> int:
     """Record the stated inconvenient times and places of the form; return how many changed."""
     places = form.getlist("inconvenient_place")
-    times, read_places = service.read_inconvenient(
+    times, read_places = facts_service.read_inconvenient(
         times=str(form.get("inconvenient_times") or "").splitlines(),
         places=[str(place) for place in places],
     )
-    before = service.inconvenient_for(session, debtor=debtor)
-    after = service.record_inconvenient(
+    before = facts_service.inconvenient_for(session, debtor=debtor)
+    after = facts_service.record_inconvenient(
         session, debtor=debtor, actor=actor, times=times, places=read_places
     )
     return int(after.times != before.times) + int(after.places != before.places)
@@ -1160,10 +1173,10 @@ def record_debtor_facts(
         institution = session.get(Institution, debtor.institution_id)
         assert institution is not None
         # Only the facts the form showed: a fact of another jurisdiction keeps its value.
-        shown, _accounts = service.fact_fields_for(institution)
+        shown, _accounts = facts_service.fact_fields_for(institution)
         flags = {field: form.get(field) == "on" for field in shown}
         changed = len(
-            service.update_debtor_facts(
+            facts_service.update_debtor_facts(
                 session, debtor=debtor, changes=flags, actor=principal.actor
             )
         )
@@ -1174,7 +1187,7 @@ def record_debtor_facts(
         ):
             names = {
                 field: FACTS_ACCOUNT_FIELD.format(id=account.id, field=field)
-                for field in service.ACCOUNT_FACT_FIELDS
+                for field in facts_service.ACCOUNT_FACT_FIELDS
             }
             if not any(name in form for name in names.values()):
                 continue
@@ -1185,7 +1198,7 @@ def record_debtor_facts(
             }
             try:
                 changed += len(
-                    service.update_account_facts(
+                    facts_service.update_account_facts(
                         session, account=account, changes=days, actor=principal.actor
                     )
                 )

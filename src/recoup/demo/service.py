@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.compliance import service as compliance
+from recoup.compliance.certifications import service as certifications_service
 from recoup.db import unit_of_work
 from recoup.demo import generator, repository, showcase
 from recoup.demo.generator import Column, Flavour, Portfolio
@@ -462,11 +462,13 @@ def _certify_agents(
 ) -> list[int]:
     """Give demo agents without one a valid certificate; return the agents certified on a date."""
     for position, agent_id in enumerate(agent_ids):
-        if compliance.is_certified(session, institution_id=institution_id, user_id=agent_id, on=on):
+        if certifications_service.is_certified(
+            session, institution_id=institution_id, user_id=agent_id, on=on
+        ):
             continue
         expiring = position == len(agent_ids) - 1
         expires_on = on + timedelta(days=DEMO_CERTIFICATE_EXPIRING_IN_DAYS if expiring else 335)
-        compliance.grant_certification(
+        certifications_service.grant_certification(
             session,
             institution_id=institution_id,
             user_id=agent_id,
@@ -478,7 +480,9 @@ def _certify_agents(
     return [
         agent_id
         for agent_id in agent_ids
-        if compliance.is_certified(session, institution_id=institution_id, user_id=agent_id, on=on)
+        if certifications_service.is_certified(
+            session, institution_id=institution_id, user_id=agent_id, on=on
+        )
     ]
 
 

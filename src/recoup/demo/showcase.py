@@ -16,8 +16,9 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.compliance import service as compliance
 from recoup.compliance.enums import Channel, Party
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.templates import service as templates_service
 from recoup.demo import repository
 from recoup.identity import repository as identity_repository
 from recoup.ingest import service as ingest
@@ -130,7 +131,7 @@ def _templates(
     # Four eyes: the manager writes, the compliance officer reviews.
     author, reviewer = users["manager"], users["compliance_officer"]
     for spec in DEMO_TEMPLATES:
-        template = compliance.create_template(
+        template = templates_service.create_template(
             session,
             institution_id=institution.id,
             name=spec.name,
@@ -143,7 +144,7 @@ def _templates(
         )
         if spec.state == "draft":
             continue
-        compliance.submit_template(
+        templates_service.submit_template(
             session,
             institution_id=institution.id,
             template_id=template.id,
@@ -152,7 +153,7 @@ def _templates(
         )
         if spec.state == "submitted":
             continue
-        compliance.decide_template(
+        templates_service.decide_template(
             session,
             institution_id=institution.id,
             template_id=template.id,
@@ -181,7 +182,7 @@ def _gate_decisions(session: Session, *, institution: Institution, as_of: date) 
     accounts = repository.delinquent_accounts(session, institution_id=institution.id, limit=3)
     for account_id, debtor_id, agent_id in accounts:
         for channel, party, moment in plans:
-            compliance.check_contact(
+            gate_service.check_contact(
                 session,
                 institution_id=institution.id,
                 debtor_id=debtor_id,
@@ -201,7 +202,7 @@ def _violations(session: Session, *, institution: Institution, users: dict[str, 
     agent, officer = users["agent"], users["compliance_officer"]
     found = []
     for number, note in enumerate(DEMO_NOTES, start=1):
-        found += compliance.scan_for_violations(
+        found += templates_service.scan_for_violations(
             session,
             institution_id=institution.id,
             text=note,
@@ -212,7 +213,7 @@ def _violations(session: Session, *, institution: Institution, users: dict[str, 
             actor=agent.username,
         )
     if found:
-        compliance.resolve_violation(
+        templates_service.resolve_violation(
             session,
             institution_id=institution.id,
             violation_id=found[0].id,

@@ -25,14 +25,14 @@ import numpy
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from recoup.compliance.rules import (
+from recoup.compliance.facts.rules import (
     InconvenientPlace,
     StatedPreferenceError,
     StatedWindow,
     parse_stated_windows,
     split_places,
 )
-from recoup.compliance.zones import ZoneSource, address_zones, phone_zones_for
+from recoup.compliance.facts.zones import ZoneSource, address_zones, phone_zones_for
 from recoup.kit.clock import CLOCK_SKEW, is_valid_zone, zone
 from recoup.kit.masking import mask_text
 from recoup.kit.money import AmountRefused, known_currencies, minor_digits, parse_payable_amount

@@ -14,6 +14,14 @@ def get_by_code(session: Session, code: str) -> Institution | None:
     return session.execute(select(Institution).where(Institution.code == code)).scalar_one_or_none()
 
 
+def require_by_id(session: Session, institution_id: int) -> Institution:
+    """Return the institution with ``institution_id`` or raise ``NotFound``."""
+    institution = session.get(Institution, institution_id)
+    if institution is None:
+        raise NotFound(f"no institution {institution_id}")
+    return institution
+
+
 def require_by_code(session: Session, code: str) -> Institution:
     """Return the institution with ``code`` or raise ``NotFound`` naming the known codes."""
     institution = get_by_code(session, code)

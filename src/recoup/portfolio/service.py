@@ -65,7 +65,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.compliance import service as compliance
+from recoup.compliance.certifications import service as certifications_service
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped, scoped
 from recoup.institutions.settings import settings_of
@@ -642,7 +642,9 @@ def assignable_agent_problem(
         return "no such user in this institution"
     if agent.role != Role.agent or not agent.active:
         return f"user {agent.username} is not an active agent; assign accounts to an agent"
-    if not compliance.is_certified(session, institution_id=institution_id, user_id=agent.id, on=on):
+    if not certifications_service.is_certified(
+        session, institution_id=institution_id, user_id=agent.id, on=on
+    ):
         return (
             f"POL-CERT: agent {agent.username} holds no compliance certificate valid on {on}; "
             "record a current certificate before assigning accounts"
@@ -655,7 +657,7 @@ def certified_agents(
 ) -> list[User]:
     """Return the institution's active agents who may take accounts on a date."""
     on = on or _today_at(session, institution_id=institution_id)
-    return compliance.certified_agents(session, institution_id=institution_id, on=on)
+    return certifications_service.certified_agents(session, institution_id=institution_id, on=on)
 
 
 def account_ids_for_external_ids(

@@ -1,0 +1,1 @@
+"""Agent compliance certificates: granted, checked, expiring."""

@@ -1,0 +1,1 @@
+"""Compliance facts about debtors and debts: stated windows and places, zones, dates."""

@@ -1,0 +1,77 @@
+"""Queries of the facts the gate reads about a debtor, scoped by institution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from recoup.models.compliance import (
+    ContactWindow,
+    WindowKind,
+)
+from recoup.models.debtor import ContactKind, ContactPoint, ContactStatus, Debtor
+
+
+def debtors_by_reference(session: Session, *, institution_id: int, reference: str) -> list[Debtor]:
+    """Return the institution's debtors whose external id, or internal id, is the reference."""
+    matches = [Debtor.external_id == reference]
+    if reference.isdigit() and len(reference) < 19:
+        matches.append(Debtor.id == int(reference))
+    return list(
+        session.execute(
+            select(Debtor)
+            .where(Debtor.institution_id == institution_id, or_(*matches))
+            .order_by(Debtor.id)
+        ).scalars()
+    )
+
+
+def own_phones(session: Session, *, institution_id: int, debtor_id: int) -> Sequence[ContactPoint]:
+    """Return the debtor's own phone numbers that may still reach them."""
+    return (
+        session.execute(
+            select(ContactPoint)
+            .where(
+                ContactPoint.institution_id == institution_id,
+                ContactPoint.debtor_id == debtor_id,
+                ContactPoint.third_party.is_(False),
+                ContactPoint.kind.in_([ContactKind.mobile, ContactKind.landline]),
+                ContactPoint.status.not_in(
+                    [ContactStatus.invalid, ContactStatus.wrong_party, ContactStatus.superseded]
+                ),
+            )
+            .order_by(ContactPoint.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def contact_windows(
+    session: Session, *, institution_id: int, debtor_id: int
+) -> Sequence[ContactWindow]:
+    """Return the debtor's agreed and inconvenient contact windows."""
+    return (
+        session.execute(
+            select(ContactWindow).where(
+                ContactWindow.institution_id == institution_id, ContactWindow.debtor_id == debtor_id
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+def delete_windows(
+    session: Session, *, institution_id: int, debtor_id: int, kind: WindowKind
+) -> None:
+    """Delete the debtor's contact windows of one kind."""
+    session.execute(
+        delete(ContactWindow).where(
+            ContactWindow.institution_id == institution_id,
+            ContactWindow.debtor_id == debtor_id,
+            ContactWindow.kind == kind,
+        )
+    )

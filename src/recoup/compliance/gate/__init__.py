@@ -1,0 +1,1 @@
+"""The contact gate: planned contacts decided, reserved, claimed and logged."""

@@ -1,0 +1,189 @@
+"""Queries of the gate: reservations, slot claims and the decisions log, scoped by institution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import String, cast, delete, func, select
+from sqlalchemy.orm import Session
+
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.compliance import (
+    ContactDecision,
+    ContactReservation,
+    ReservationStatus,
+    SlotClaim,
+)
+from recoup.models.debtor import Debtor
+
+
+def lock_debtor(session: Session, *, institution_id: int, debtor_id: int) -> None:
+    """Serialise gate checks of one debtor (a row lock on PostgreSQL; SQLite has one writer)."""
+    session.execute(
+        select(Debtor.id)
+        .where(Debtor.institution_id == institution_id, Debtor.id == debtor_id)
+        .with_for_update()
+    ).all()
+
+
+def reservations_since(
+    session: Session, *, institution_id: int, debtor_id: int, since: datetime
+) -> Sequence[ContactReservation]:
+    """Return the debtor's held and used contacts planned since a moment."""
+    return (
+        session.execute(
+            select(ContactReservation)
+            .where(
+                ContactReservation.institution_id == institution_id,
+                ContactReservation.debtor_id == debtor_id,
+                ContactReservation.status != ReservationStatus.released,
+                ContactReservation.planned_at >= since,
+            )
+            .order_by(ContactReservation.planned_at)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def claimed_slot_keys(
+    session: Session, *, institution_id: int, debtor_id: int, prefix: str
+) -> set[str]:
+    """Return the slot keys of a cap family already claimed for the debtor."""
+    return set(
+        session.execute(
+            select(SlotClaim.slot_key).where(
+                SlotClaim.institution_id == institution_id,
+                SlotClaim.debtor_id == debtor_id,
+                SlotClaim.slot_key.startswith(prefix, autoescape=True),
+            )
+        ).scalars()
+    )
+
+
+def get_decision(
+    session: Session, *, institution_id: int, decision_id: int
+) -> ContactDecision | None:
+    """Return one decision of the institution."""
+    return session.execute(
+        select(ContactDecision).where(
+            ContactDecision.institution_id == institution_id, ContactDecision.id == decision_id
+        )
+    ).scalar_one_or_none()
+
+
+def reservation_for_decision(
+    session: Session, *, institution_id: int, decision_id: int
+) -> ContactReservation | None:
+    """Return the reservation an allowed decision holds."""
+    return session.execute(
+        select(ContactReservation).where(
+            ContactReservation.institution_id == institution_id,
+            ContactReservation.decision_id == decision_id,
+        )
+    ).scalar_one_or_none()
+
+
+def delete_claims(session: Session, *, reservation_id: int) -> None:
+    """Free every slot of a contact that was never made."""
+    session.execute(delete(SlotClaim).where(SlotClaim.reservation_id == reservation_id))
+
+
+def delete_effective_claims(session: Session, *, reservation_id: int) -> None:
+    """Free the effective-call slots of a contact that turned out not to connect."""
+    session.execute(
+        delete(SlotClaim).where(
+            SlotClaim.reservation_id == reservation_id,
+            SlotClaim.slot_key.contains("/effective/", autoescape=True),
+        )
+    )
+
+
+def decisions_page(
+    session: Session,
+    *,
+    institution_id: int,
+    page: PageRequest,
+    allowed: bool | None = None,
+    rule_id: str | None = None,
+    debtor_id: int | None = None,
+) -> Page[ContactDecision]:
+    """Return one page of decisions, newest first, filtered."""
+    conditions = [ContactDecision.institution_id == institution_id]
+    if allowed is not None:
+        conditions.append(ContactDecision.allowed == allowed)
+    if debtor_id is not None:
+        conditions.append(ContactDecision.debtor_id == debtor_id)
+    if rule_id is not None:
+        conditions.append(cast(ContactDecision.rule_ids, String).contains(f'"{rule_id}"'))
+    total = session.execute(select(func.count(ContactDecision.id)).where(*conditions)).scalar_one()
+    rows = session.execute(
+        select(ContactDecision)
+        .where(*conditions)
+        .order_by(ContactDecision.id.desc())
+        .offset(page.offset)
+        .limit(page.size)
+    ).scalars()
+    return Page(items=list(rows), total=total, page=page.page, size=page.size)
+
+
+def decisions_log_page(
+    session: Session,
+    *,
+    institution_id: int,
+    page: PageRequest,
+    allowed: bool | None = None,
+    rule_id: str | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    debtor_external_id: str | None = None,
+) -> Page[tuple[ContactDecision, str]]:
+    """Return one page of decisions with their debtor's external id, newest first, filtered."""
+    conditions = [ContactDecision.institution_id == institution_id]
+    if allowed is not None:
+        conditions.append(ContactDecision.allowed == allowed)
+    if rule_id is not None:
+        conditions.append(
+            cast(ContactDecision.rule_ids, String).contains(f'"{rule_id}"', autoescape=True)
+        )
+    if channel is not None:
+        conditions.append(ContactDecision.channel == channel)
+    if since is not None:
+        conditions.append(ContactDecision.created_at >= since)
+    if until is not None:
+        conditions.append(ContactDecision.created_at < until)
+    if debtor_external_id is not None:
+        conditions.append(Debtor.external_id == debtor_external_id)
+    joined = (
+        select(ContactDecision, Debtor.external_id)
+        .join(Debtor, Debtor.id == ContactDecision.debtor_id)
+        .where(Debtor.institution_id == institution_id, *conditions)
+    )
+    total = session.execute(
+        select(func.count()).select_from(joined.with_only_columns(ContactDecision.id).subquery())
+    ).scalar_one()
+    rows = session.execute(
+        joined.order_by(ContactDecision.id.desc()).offset(page.offset).limit(page.size)
+    ).all()
+    return Page(
+        items=[(decision, external_id) for decision, external_id in rows],
+        total=total,
+        page=page.page,
+        size=page.size,
+    )
+
+
+def debtor_external_ids(
+    session: Session, *, institution_id: int, debtor_ids: Sequence[int]
+) -> dict[int, str]:
+    """Return the external ids of the institution's debtors among ``debtor_ids``."""
+    if not debtor_ids:
+        return {}
+    rows = session.execute(
+        select(Debtor.id, Debtor.external_id).where(
+            Debtor.institution_id == institution_id, Debtor.id.in_(debtor_ids)
+        )
+    ).all()
+    return {int(row[0]): str(row[1]) for row in rows}

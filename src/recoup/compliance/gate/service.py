@@ -1,0 +1,497 @@
+"""The stored, race-safe gate: decide a planned contact, reserve its slots, log the decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recoup.compliance.certifications import service as certifications_service
+from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.compliance.facts import service as facts_service
+from recoup.compliance.facts.zones import (
+    ZonedFrom,
+)
+from recoup.compliance.gate import repository
+from recoup.compliance.gate.rules import (
+    ContactHistory,
+    DebtorFacts,
+    Decision,
+    Gate,
+    PastContact,
+    PlannedContact,
+    cap_slots,
+    compile_gate,
+    decide_contact,
+    with_block,
+)
+from recoup.compliance.policy import service as policy_service
+from recoup.compliance.policy.rules import (
+    Policy,
+)
+from recoup.compliance.rulepack import load_pack
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import acting, get_scoped
+from recoup.institutions import repository as institutions_repository
+from recoup.kit.clock import utcnow
+from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.account import Account
+from recoup.models.compliance import (
+    ContactDecision,
+    ContactReservation,
+    ReservationStatus,
+    SlotClaim,
+)
+from recoup.models.debtor import ContactKind, ContactPoint, Debtor
+from recoup.models.institution import Institution
+from recoup.portfolio.repository import aware
+
+# A channel may act on an allowed decision until this long after its planned time. The slot
+# stays taken after that: an attempt nobody reported counts until an outcome says it did not
+# happen or did not connect (the conservative reading regulators take).
+RESERVATION_TTL = timedelta(hours=2)
+# The longest look-back of any rule (third-party evidence: 30 days; caps: 7 days).
+HISTORY_DAYS = 40
+# A check that lost a race for the last slot decides again, seeing the winner's slot.
+CHECK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedContact:
+    """A stored gate decision and the pure decision it records."""
+
+    record: ContactDecision
+    decision: Decision
+
+
+_GATES: dict[tuple[str, Policy], Gate] = {}
+
+
+def gate_for(session: Session, *, institution: Institution) -> Gate:
+    """Return the compiled gate of the institution's pack and policy in force."""
+    policy = policy_service.institution_policy(session, institution=institution)
+    key = (str(institution.jurisdiction), policy)
+    gate = _GATES.get(key)
+    if gate is None:
+        gate = compile_gate(load_pack(str(institution.jurisdiction)), policy)
+        _GATES[key] = gate
+    return gate
+
+
+def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHistory:
+    reservations = repository.reservations_since(
+        session,
+        institution_id=debtor.institution_id,
+        debtor_id=debtor.id,
+        since=around - timedelta(days=HISTORY_DAYS),
+    )
+    return ContactHistory(
+        attempts=tuple(
+            PastContact(
+                at=aware(reservation.happened_at or reservation.planned_at),
+                channel=Channel(reservation.channel),
+                party=Party(reservation.party),
+                outcome=Outcome(reservation.outcome) if reservation.outcome else Outcome.PLANNED,
+                effective=reservation.effective,
+                account_id=str(reservation.account_id) if reservation.account_id else None,
+                third_party_id=(
+                    str(reservation.contact_point_id)
+                    if reservation.party == Party.THIRD_PARTY
+                    else None
+                ),
+            )
+            for reservation in reservations
+        )
+    )
+
+
+def _load_targets(
+    session: Session,
+    *,
+    scope: Principal,
+    debtor_id: int,
+    contact_point_id: int | None,
+    account_id: int | None,
+    party: Party,
+) -> tuple[Debtor, ContactPoint | None, Account | None]:
+    """Load what a check is about, each only if ``scope`` may see it (``NotFound`` otherwise)."""
+    debtor = get_scoped(session, Debtor, debtor_id, scope)
+    contact_point = None
+    if contact_point_id is not None:
+        contact_point = get_scoped(session, ContactPoint, contact_point_id, scope)
+        if contact_point.debtor_id != debtor.id:
+            raise NotFound(f"no contact point {contact_point_id} for debtor {debtor_id}")
+        if contact_point.third_party != (party is Party.THIRD_PARTY):
+            expected = "third_party" if contact_point.third_party else "debtor"
+            raise ValidationFailed(
+                f"contact point {contact_point_id} belongs to the {expected.replace('_', ' ')}; "
+                f"set party to {expected}"
+            )
+    elif party is Party.THIRD_PARTY:
+        raise ValidationFailed("a third-party contact needs the contact_point_id of that person")
+    account = None
+    if account_id is not None:
+        account = get_scoped(session, Account, account_id, scope)
+        if account.debtor_id != debtor.id:
+            raise NotFound(f"no account {account_id} for debtor {debtor_id}")
+    return debtor, contact_point, account
+
+
+def _claim_slots(
+    session: Session,
+    *,
+    gate: Gate,
+    attempt: PlannedContact,
+    facts: DebtorFacts,
+    reservation: ContactReservation,
+) -> bool:
+    """Claim one free numbered slot of every cap family; False when a family is full."""
+    for spec in cap_slots(gate, attempt, facts):
+        taken = repository.claimed_slot_keys(
+            session,
+            institution_id=reservation.institution_id,
+            debtor_id=reservation.debtor_id,
+            prefix=spec.prefix,
+        )
+        free = next(
+            (
+                f"{spec.prefix}{n}"
+                for n in range(1, spec.limit + 1)
+                if f"{spec.prefix}{n}" not in taken
+            ),
+            None,
+        )
+        if free is None:
+            return False
+        session.add(
+            SlotClaim(
+                institution_id=reservation.institution_id,
+                reservation_id=reservation.id,
+                debtor_id=reservation.debtor_id,
+                slot_key=free,
+            )
+        )
+    session.flush()
+    return True
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+def _decision_row(
+    *,
+    institution_id: int,
+    debtor: Debtor,
+    contact_point: ContactPoint | None,
+    account: Account | None,
+    attempt: PlannedContact,
+    decision: Decision,
+    facts: DebtorFacts,
+    history_size: int,
+    actor: str,
+    reserve: bool = True,
+    zones: tuple[ZonedFrom, ...] = (),
+) -> ContactDecision:
+    return ContactDecision(
+        institution_id=institution_id,
+        debtor_id=debtor.id,
+        contact_point_id=contact_point.id if contact_point else None,
+        account_id=account.id if account else None,
+        channel=attempt.channel.value,
+        party=attempt.party.value,
+        planned_at=attempt.at,
+        allowed=decision.allowed,
+        rule_ids=list(decision.rule_ids),
+        reasons=[
+            {
+                "rule_id": reason.rule_id,
+                "code": reason.code,
+                "message_en": reason.message_en,
+                "message_zh": reason.message_zh,
+            }
+            for reason in decision.reasons
+        ],
+        next_allowed_at=decision.next_allowed_at,
+        timezones=list(decision.timezones),
+        inputs={
+            "facts": {
+                "timezones": list(facts.timezones),
+                "timezone_sources": [
+                    {"zone": each.zone, "source": str(each.source)} for each in zones
+                ],
+                "cease_contact": facts.cease_contact,
+                "deceased": facts.deceased,
+                "bankruptcy": facts.bankruptcy,
+                "attorney_represented": facts.attorney_represented,
+                "dispute_open": facts.dispute_open,
+                "work_contact_forbidden": facts.work_contact_forbidden,
+                "initial_communication_on": _iso(facts.initial_communication_on),
+                "validation_notice_sent_on": _iso(facts.validation_notice_sent_on),
+                "opted_out_channels": sorted(facts.opted_out_channels),
+                "automated_consent": sorted(facts.automated_consent),
+                "agreed_windows": [f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.agreed_windows],
+                "inconvenient_windows": [
+                    f"{w.start:%H:%M}-{w.end:%H:%M}" for w in facts.inconvenient_windows
+                ],
+                "inconvenient_places": sorted(facts.inconvenient_places),
+            },
+            "contact_point_timezone": attempt.contact_point_timezone,
+            "automated": attempt.automated,
+            "at_workplace": attempt.at_workplace,
+            "to_mobile": attempt.to_mobile,
+            "history_attempts": history_size,
+            "reserve": reserve,
+        },
+        pack_code=decision.pack_code,
+        pack_version=decision.pack_version,
+        policy_name=decision.policy_name,
+        policy_version=decision.policy_version,
+        actor=actor,
+    )
+
+
+def check_contact(
+    session: Session,
+    *,
+    institution_id: int,
+    debtor_id: int,
+    channel: Channel,
+    party: Party,
+    at: datetime,
+    actor: str,
+    contact_point_id: int | None = None,
+    account_id: int | None = None,
+    agent_user_id: int | None = None,
+    automated: bool = False,
+    at_workplace: bool = False,
+    now: datetime | None = None,
+    reserve: bool = True,
+    principal: Principal | None = None,
+) -> CheckedContact:
+    """Decide a planned contact, store the decision, and reserve its slots when allowed.
+
+    With ``reserve=False`` (a dry run) the decision is stored but holds no slot, so a
+    channel cannot act on it and asking never uses up a debtor's contacts.
+
+    The debtor, contact point and account are loaded as ``principal`` may see them: one
+    outside its scope is ``NotFound`` and nothing is decided or reserved. Without a
+    principal (CLI, cycle) the check acts for the whole institution.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
+    now = now or utcnow()
+    institution = institutions_repository.require_by_id(session, institution_id)
+    debtor, contact_point, account = _load_targets(
+        session,
+        scope=acting(principal, institution_id),
+        debtor_id=debtor_id,
+        contact_point_id=contact_point_id,
+        account_id=account_id,
+        party=party,
+    )
+    gate = gate_for(session, institution=institution)
+    zones = facts_service.debtor_zone_sources(
+        session, debtor=debtor, region=str(institution.jurisdiction)
+    )
+    facts = facts_service.debtor_facts(
+        session,
+        debtor=debtor,
+        contact_point=contact_point,
+        account=account,
+        validation=gate.validation_notice_days is not None,
+        zones=zones,
+    )
+    attempt = PlannedContact(
+        debtor_id=str(debtor.id),
+        channel=channel,
+        at=at,
+        party=party,
+        account_id=str(account.id) if account else None,
+        contact_point_timezone=facts_service.contact_point_zone(
+            contact_point, str(institution.jurisdiction)
+        ),
+        third_party_id=str(contact_point.id)
+        if party is Party.THIRD_PARTY and contact_point
+        else None,
+        automated=automated,
+        at_workplace=at_workplace,
+        to_mobile=contact_point is None or contact_point.kind == ContactKind.mobile,
+    )
+    # Serialise checks of this debtor; a dry run takes nothing, so it need not wait.
+    if reserve:
+        repository.lock_debtor(session, institution_id=institution_id, debtor_id=debtor.id)
+    decision: Decision | None = None
+    history_size = 0
+
+    def decision_row(*, decision: Decision) -> ContactDecision:
+        # Reads history_size when called: it is the size of the history this decision saw.
+        return _decision_row(
+            institution_id=institution_id,
+            debtor=debtor,
+            contact_point=contact_point,
+            account=account,
+            attempt=attempt,
+            decision=decision,
+            facts=facts,
+            history_size=history_size,
+            actor=actor,
+            reserve=reserve,
+            zones=zones,
+        )
+
+    for _ in range(CHECK_ATTEMPTS):
+        history = _history(session, debtor=debtor, around=at)
+        history_size = len(history.attempts)
+        decision = decide_contact(
+            attempt, facts=facts, history=history, pack=gate.pack, policy=gate.policy
+        )
+        if agent_user_id is not None and not certifications_service.is_certified(
+            session, institution_id=institution_id, user_id=agent_user_id, on=at.date()
+        ):
+            decision = with_block(
+                decision,
+                gate=gate,
+                rule_id="POL-CERT",
+                code="no_certificate",
+                values={"agent": actor},
+            )
+        if not decision.allowed or not reserve:
+            break
+        # Claim the cap slots; the unique key refuses a slot another request just took.
+        try:
+            with session.begin_nested():
+                record = decision_row(decision=decision)
+                session.add(record)
+                session.flush()
+                reservation = ContactReservation(
+                    institution_id=institution_id,
+                    decision_id=record.id,
+                    debtor_id=debtor.id,
+                    account_id=account.id if account else None,
+                    contact_point_id=contact_point.id if contact_point else None,
+                    channel=channel.value,
+                    party=party.value,
+                    planned_at=at,
+                    expires_at=max(at, now) + RESERVATION_TTL,
+                )
+                session.add(reservation)
+                session.flush()
+                if not _claim_slots(
+                    session, gate=gate, attempt=attempt, facts=facts, reservation=reservation
+                ):
+                    raise _SlotTaken
+            return CheckedContact(record=record, decision=decision)
+        except (IntegrityError, _SlotTaken):
+            continue
+    else:
+        assert decision is not None
+        decision = with_block(decision, gate=gate, rule_id="POL-RACE", code="slot_taken", values={})
+    assert decision is not None
+    record = decision_row(decision=decision)
+    session.add(record)
+    session.flush()
+    return CheckedContact(record=record, decision=decision)
+
+
+class _SlotTaken(Exception):
+    """Every numbered slot of a cap family was already claimed."""
+
+
+def record_outcome(
+    session: Session,
+    *,
+    institution_id: int,
+    decision_id: int,
+    outcome: Outcome,
+    effective: bool,
+    happened_at: datetime,
+    principal: Principal | None = None,
+) -> ContactReservation:
+    """Record what came of an allowed contact.
+
+    A call that did not connect frees its effective-call slot; a contact that was not made
+    at all (``not_made``) frees every slot it held. A decision ``principal`` may not see is
+    ``NotFound``.
+    """
+    get_scoped(session, ContactDecision, decision_id, acting(principal, institution_id))
+    reservation = repository.reservation_for_decision(
+        session, institution_id=institution_id, decision_id=decision_id
+    )
+    if reservation is None:
+        raise NotFound(f"decision {decision_id} holds no reservation (was it allowed?)")
+    if reservation.status != ReservationStatus.reserved:
+        raise Conflict(f"the contact of decision {decision_id} is already {reservation.status}")
+    reservation.outcome = outcome.value
+    reservation.happened_at = happened_at
+    if outcome is Outcome.NOT_MADE:
+        reservation.status = ReservationStatus.released
+        reservation.effective = False
+        repository.delete_claims(session, reservation_id=reservation.id)
+        session.flush()
+        return reservation
+    reservation.status = ReservationStatus.used
+    reservation.effective = effective
+    if not effective:
+        repository.delete_effective_claims(session, reservation_id=reservation.id)
+    session.flush()
+    return reservation
+
+
+def decisions_page(
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    page: PageRequest,
+    allowed: bool | None = None,
+    rule_id: str | None = None,
+    debtor_id: int | None = None,
+) -> Page[ContactDecision]:
+    """Return one page of gate decisions, newest first; a debtor filter must be in scope."""
+    if debtor_id is not None:
+        get_scoped(session, Debtor, debtor_id, acting(principal, institution_id))
+    return repository.decisions_page(
+        session,
+        institution_id=institution_id,
+        page=page,
+        allowed=allowed,
+        rule_id=rule_id,
+        debtor_id=debtor_id,
+    )
+
+
+def require_allowed_decision(
+    session: Session,
+    *,
+    institution_id: int,
+    decision_id: int | None,
+    debtor_id: int,
+    channel: Channel,
+    now: datetime | None = None,
+) -> ContactReservation:
+    """Return the live reservation a channel needs before contacting; refuse otherwise."""
+    if decision_id is None:
+        raise PermissionDenied("no contact without a compliance decision id")
+    reservation = repository.reservation_for_decision(
+        session, institution_id=institution_id, decision_id=decision_id
+    )
+    if reservation is None:
+        decision = repository.get_decision(
+            session, institution_id=institution_id, decision_id=decision_id
+        )
+        if decision is not None and decision.allowed and decision.inputs.get("reserve") is False:
+            raise PermissionDenied(
+                f"decision {decision_id} was a dry run and holds no slot; ask the gate to reserve"
+            )
+        raise PermissionDenied(f"decision {decision_id} did not allow a contact")
+    if reservation.debtor_id != debtor_id or reservation.channel != channel.value:
+        raise PermissionDenied(f"decision {decision_id} was for another debtor or channel")
+    if reservation.status != ReservationStatus.reserved:
+        raise PermissionDenied(f"decision {decision_id} was already {reservation.status}")
+    if aware(reservation.expires_at) < (now or utcnow()):
+        raise PermissionDenied(f"decision {decision_id} expired; ask the gate again")
+    return reservation

@@ -1,0 +1,1 @@
+"""Institution policy: stricter-only settings over a rule pack, proposed and approved."""

@@ -1,0 +1,1 @@
+"""Message templates and scripts: review, four-eyes approval, rendering, violations."""

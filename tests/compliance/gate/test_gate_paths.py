@@ -1,0 +1,240 @@
+"""The batch gate's shortcuts give exactly what the plain rules and constructors give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.compliance.gate.rules import (
+    ContactHistory,
+    DebtorFacts,
+    Decision,
+    PastContact,
+    PlannedContact,
+    Reason,
+    compile_gate,
+    decide_batch,
+    decide_contact,
+)
+from recoup.compliance.policy.rules import ChannelCap, Policy
+from tests.compliance.gate.gate_helpers import LOS_ANGELES, NEW_YORK, US, at, past, planned
+
+TWO_ZONES = ("America/New_York", "America/Los_Angeles")
+
+
+def _matches_single_decisions(
+    attempts: list[PlannedContact],
+    facts: dict[str, DebtorFacts],
+    histories: dict[str, ContactHistory],
+    policy: Policy | None = None,
+) -> list[Decision]:
+    """Decide in one batch and check each decision against decide_contact."""
+    decisions = decide_batch(
+        attempts, facts=facts, histories=histories, gate=compile_gate(US, policy)
+    )
+    running = dict(histories)
+    for attempt, decision in zip(attempts, decisions, strict=True):
+        history = running.get(attempt.debtor_id, ContactHistory())
+        single = decide_contact(
+            attempt, facts=facts[attempt.debtor_id], history=history, pack=US, policy=policy
+        )
+        assert decision == single, attempt
+        assert [r.message_en for r in decision.reasons] == [r.message_en for r in single.reasons]
+        assert decision.next_allowed_at == single.next_allowed_at
+        if decision.allowed:
+            running[attempt.debtor_id] = history.with_attempt(
+                PastContact(
+                    at=attempt.at,
+                    channel=attempt.channel,
+                    party=attempt.party,
+                    outcome=Outcome.PLANNED,
+                    effective=True,
+                    account_id=attempt.account_id,
+                    third_party_id=attempt.third_party_id,
+                    agency_id=attempt.agency_id,
+                )
+            )
+    return decisions
+
+
+class TestDecisionsAreOrdinaryDecisions:
+    def test_allowed_decision_equals_one_built_by_its_constructor(self) -> None:
+        moment = at(NEW_YORK, 2025, 6, 2, 12)
+        gate = compile_gate(US)
+        [decision] = decide_batch(
+            [planned(moment)],
+            facts={"d1": DebtorFacts(debtor_id="d1", timezones=TWO_ZONES)},
+            histories={},
+            gate=gate,
+        )
+        built = Decision(
+            allowed=True,
+            reasons=(),
+            next_allowed_at=None,
+            at=moment,
+            timezones=TWO_ZONES,
+            pack_code=US.code,
+            pack_version=US.version,
+            policy_name=gate.policy.name,
+            policy_version=gate.policy.version,
+        )
+        assert decision == built
+        assert repr(decision) == repr(built)
+        assert hash(decision) == hash(built)
+        assert decision.at is moment
+
+    def test_blocked_decision_and_reason_equal_constructed_ones(self) -> None:
+        moment = at(NEW_YORK, 2025, 6, 2, 7, 30)
+        gate = compile_gate(US)
+        [decision] = decide_batch(
+            [planned(moment)],
+            facts={"d1": DebtorFacts(debtor_id="d1", timezones=("America/New_York",))},
+            histories={},
+            gate=gate,
+        )
+        [reason] = decision.reasons
+        assert isinstance(reason, Reason)
+        assert reason == Reason("US-HRS", "quiet_hours", reason.template, dict)
+        assert "07:30" in reason.message_en
+        assert decision == Decision(
+            False,
+            (reason,),
+            at(NEW_YORK, 2025, 6, 2, 8),
+            moment,
+            ("America/New_York",),
+            US.code,
+            US.version,
+            gate.policy.name,
+            gate.policy.version,
+        )
+        assert repr(decision).startswith("Decision(allowed=False, reasons=(Reason(rule_id='US-HRS'")
+
+
+class TestPerDebtorShortcuts:
+    def test_standing_blocks_follow_each_attempts_own_flags(self) -> None:
+        # One debtor, the same channels with different flags in one batch: the standing
+        # blocks kept for the default flags must not leak to the others, nor back.
+        facts = {
+            "d1": DebtorFacts(
+                debtor_id="d1",
+                timezones=("America/New_York",),
+                work_contact_forbidden=True,
+            )
+        }
+        moment = at(NEW_YORK, 2025, 6, 2, 10)
+        attempts = [
+            planned(moment, Channel.SMS),
+            planned(moment + timedelta(minutes=1), Channel.SMS, to_mobile=False),
+            planned(moment + timedelta(minutes=2), Channel.CALL, automated=True),
+            planned(moment + timedelta(minutes=3), Channel.CALL),
+            planned(moment + timedelta(minutes=4), Channel.CALL, at_workplace=True),
+            planned(moment + timedelta(minutes=5), Channel.CALL),
+            planned(moment + timedelta(minutes=6), Channel.SMS),
+        ]
+        decisions = _matches_single_decisions(attempts, facts, {})
+        assert [decision.rule_ids for decision in decisions] == [
+            ("US-TCPA",),
+            (),
+            ("US-TCPA",),
+            (),
+            ("US-WORK",),
+            (),
+            ("US-TCPA",),
+        ]
+
+    def test_zones_follow_each_attempts_contact_point(self) -> None:
+        facts = {"d1": DebtorFacts(debtor_id="d1", timezones=("America/New_York",))}
+        # 09:00 in New York is 06:00 in Los Angeles.
+        moment = at(NEW_YORK, 2025, 6, 2, 9)
+        attempts = [
+            planned(moment),
+            planned(moment, contact_point_timezone="America/Los_Angeles"),
+            planned(moment + timedelta(minutes=1)),
+        ]
+        decisions = _matches_single_decisions(attempts, facts, {})
+        assert [decision.timezones for decision in decisions] == [
+            ("America/New_York",),
+            ("America/New_York", "America/Los_Angeles"),
+            ("America/New_York",),
+        ]
+        assert [decision.allowed for decision in decisions] == [True, False, True]
+
+    def test_a_cap_of_no_contacts_is_full_without_history(self) -> None:
+        policy = Policy(channel_caps=(ChannelCap(channels=frozenset({Channel.EMAIL}), limit=0),))
+        facts = {"d1": DebtorFacts(debtor_id="d1", timezones=("America/New_York",))}
+        moment = at(NEW_YORK, 2025, 6, 2, 10)
+        decisions = _matches_single_decisions(
+            [planned(moment, Channel.EMAIL), planned(moment, Channel.CALL)], facts, {}, policy
+        )
+        assert decisions[0].rule_ids == ("POL-CAP",)
+        assert decisions[1].allowed
+
+    def test_caps_fill_from_reservations_within_the_batch(self) -> None:
+        policy = Policy(channel_caps=(ChannelCap(channels=frozenset({Channel.EMAIL}), limit=2),))
+        facts = {"d1": DebtorFacts(debtor_id="d1", timezones=TWO_ZONES)}
+        moment = at(NEW_YORK, 2025, 6, 2, 12)
+        attempts = [planned(moment + timedelta(hours=h), Channel.EMAIL) for h in range(4)]
+        decisions = _matches_single_decisions(attempts, facts, {}, policy)
+        assert [decision.allowed for decision in decisions] == [True, True, False, False]
+        # The cap lifts at midnight in the zone where the day ends last, then the hours open.
+        assert decisions[2].next_allowed_at == at(LOS_ANGELES, 2025, 6, 3, 8).astimezone(NEW_YORK)
+
+
+class TestNextAllowedAcrossZones:
+    def test_cooldown_ending_at_midnight_waits_for_hours_in_both_zones(self) -> None:
+        # A conversation on 3 March: no calls on that debt through 9 March local time in
+        # each zone. The clocks change on 9 March; on the 10th the first minute open in
+        # both zones is 08:00 in Los Angeles, 11:00 in New York.
+        history = (past(at(NEW_YORK, 2025, 3, 3, 15), outcome=Outcome.CONVERSATION),)
+        facts = {"d1": DebtorFacts(debtor_id="d1", timezones=TWO_ZONES)}
+        attempt = planned(at(NEW_YORK, 2025, 3, 5, 12))
+        [decision] = _matches_single_decisions(
+            [attempt], facts, {"d1": ContactHistory(attempts=history)}
+        )
+        assert decision.rule_ids == ("US-7IN7",)
+        assert decision.next_allowed_at == datetime(2025, 3, 10, 15, tzinfo=UTC)
+        assert decision.next_allowed_at.tzinfo == NEW_YORK
+        assert decision.next_allowed_at.hour == 11
+        for moment, allowed in (
+            (datetime(2025, 3, 10, 14, 59, 59, tzinfo=UTC), False),
+            (datetime(2025, 3, 10, 15, tzinfo=UTC), True),
+        ):
+            again = decide_contact(
+                planned(moment),
+                facts=facts["d1"],
+                history=ContactHistory(attempts=history),
+                pack=US,
+            )
+            assert again.allowed is allowed, moment
+
+    def test_third_party_look_back_counts_days_on_the_planned_times_clock(self) -> None:
+        # 30 days before 20 March 10:00 in New York (daylight time) is 18 February 10:00
+        # there (standard time), 15:00 UTC; the gate works in UTC elsewhere, but this
+        # look-back keeps the wall-clock days of the planned time.
+        facts = {"d1": DebtorFacts(debtor_id="d1", timezones=("America/New_York",))}
+        recent = tuple(
+            past(at(NEW_YORK, 2025, 3, day, 10), outcome=Outcome.NO_ANSWER, effective=False)
+            for day in (10, 11)
+        )
+        attempt = PlannedContact(
+            debtor_id="d1",
+            channel=Channel.CALL,
+            at=at(NEW_YORK, 2025, 3, 20, 10),
+            party=Party.THIRD_PARTY,
+            contact_point_timezone="America/New_York",
+            third_party_id="tp-1",
+        )
+        for third_failure, allowed in (
+            (datetime(2025, 2, 18, 14, 30, tzinfo=UTC), False),
+            (datetime(2025, 2, 18, 15, 0, 1, tzinfo=UTC), True),
+        ):
+            history = ContactHistory(
+                attempts=(
+                    *recent,
+                    past(third_failure, outcome=Outcome.NO_ANSWER, effective=False),
+                )
+            )
+            [decision] = _matches_single_decisions([attempt], facts, {"d1": history})
+            assert decision.allowed is allowed, third_failure
+            if not allowed:
+                assert [reason.code for reason in decision.reasons] == ["debtor_reachable"]
