@@ -51,6 +51,12 @@ def register(app: typer.Typer) -> None:
     )
     add_lazy(app, "accounts", "recoup.portfolio.cli:app", "Work with accounts.")
     add_lazy(app, "promises", "recoup.workbench.cli:app", "Promises to pay.")
+    add_lazy(
+        app,
+        "allocate",
+        "recoup.allocation.cli:allocate_command",
+        "Allocate open cases to agents within capacity, skills, queues, regions and certificates.",
+    )
     add_lazy(app, "jobs", "recoup.jobs_cli:app", "Background jobs: list, retry, run what is due.")
     add_lazy(
         app,

@@ -10,12 +10,16 @@ from recoup.cases.rules import (
     LIVE_STATES,
     TRANSITIONS,
     CaseEvent,
+    CaseFacts,
     CaseReason,
     CaseStanding,
     CaseState,
+    QueueSpec,
     TransitionRefused,
     event_for_accounts,
     event_for_outcome,
+    is_delinquent,
+    route,
     transition,
 )
 
@@ -90,3 +94,28 @@ def test_accounts_close_a_case_as_cured_or_paid() -> None:
     assert event_for_accounts(delinquent=0, owed=1, total=2) is CaseEvent.DELINQUENCY_CLEARED
     assert event_for_accounts(delinquent=0, owed=0, total=2) is CaseEvent.PAID_OFF
     assert event_for_accounts(delinquent=0, owed=0, total=0) is None
+
+
+def test_which_accounts_need_collection() -> None:
+    assert not is_delinquent("current", 0)
+    assert is_delinquent("current", 3)
+    assert is_delinquent("delinquent", 0)
+    assert is_delinquent("charged_off", 200)
+    assert not is_delinquent("settled", 40)
+    assert not is_delinquent("closed", 0)
+
+
+def test_routing_takes_the_first_matching_queue_by_rank() -> None:
+    queues = [
+        QueueSpec(1, rank=100),
+        QueueSpec(2, rank=10, buckets=frozenset({"M1"})),
+        QueueSpec(3, rank=5, buckets=frozenset({"M1"}), provinces=frozenset({"北京市"})),
+        QueueSpec(4, rank=1, products=frozenset({"mortgage"})),
+    ]
+    early = CaseFacts("M1", frozenset({"credit_card"}), "上海市")
+    assert route(early, queues) == 2
+    assert route(CaseFacts("M1", frozenset({"credit_card"}), "北京市"), queues) == 3
+    assert route(CaseFacts("M4", frozenset({"credit_card", "mortgage"}), None), queues) == 4
+    assert route(CaseFacts("M4", frozenset({"cash_loan"}), None), queues) == 1
+    assert route(early, queues[1:2]) == 2
+    assert route(CaseFacts("M2", frozenset(), None), queues[1:3]) is None

@@ -155,6 +155,16 @@ def greedy(
     heaps = [[(-room[a], a) for a in pool.members] for pool in pools]
     for heap in heaps:
         heapq.heapify(heap)
+
+    def most_room(p: int) -> int | None:
+        heap = heaps[p]
+        while heap and -heap[0][0] != room[heap[0][1]]:
+            stale = heapq.heappop(heap)
+            if room[stale[1]] > 0:
+                heapq.heappush(heap, (-room[stale[1]], stale[1]))
+        return heap[0][1] if heap and room[heap[0][1]] > 0 else None
+
+    # A case is worth most in the most efficient pool that has room: pools by efficiency.
     reach: dict[tuple[frozenset[str], WorkKind, str | None], list[int]] = {}
     assignments: dict[int, int] = {}
     for case in sorted(cases, key=lambda c: (-c.value, c.id)):
@@ -165,16 +175,16 @@ def greedy(
         key = (case.needs, case.kind, case.region)
         pool_ids = reach.get(key)
         if pool_ids is None:
-            pool_ids = reach[key] = [p for p, pool in enumerate(pools) if pool.accepts(case)]
+            accepting = [p for p, pool in enumerate(pools) if pool.accepts(case)]
+            pool_ids = reach[key] = sorted(accepting, key=lambda p: -pools[p].efficiency)
+        level: float | None = None
         for p in pool_ids:
-            heap = heaps[p]
-            while heap and -heap[0][0] != room[heap[0][1]]:
-                stale = heapq.heappop(heap)
-                if room[stale[1]] > 0:
-                    heapq.heappush(heap, (-room[stale[1]], stale[1]))
-            if not heap or room[heap[0][1]] <= 0:
+            if level is not None and pools[p].efficiency < level:
+                break
+            agent_id = most_room(p)
+            if agent_id is None:
                 continue
-            agent_id = heap[0][1]
+            level = pools[p].efficiency
             candidate = (pair_value(by_id[agent_id], case, bonus), room[agent_id], agent_id)
             if best is None or candidate[:2] > best[:2]:
                 best = candidate
@@ -193,18 +203,26 @@ def round_robin(
     """Cases in id order to agents in turn, skipping agents who are full or not eligible."""
     _check_unique(cases, agents)
     by_id = {agent.id: agent for agent in agents}
-    ordered = sorted(agents, key=lambda a: a.id)
-    room = {agent.id: max(agent.capacity, 0) for agent in agents}
+    # Agents with room, in id order; one leaves the turn when full.
+    ordered = [a for a in sorted(agents, key=lambda a: a.id) if a.certified and a.capacity > 0]
+    room = {agent.id: agent.capacity for agent in ordered}
     assignments: dict[int, int] = {}
     turn = 0
     for case in sorted(cases, key=lambda c: c.id):
         for step in range(len(ordered)):
-            agent = ordered[(turn + step) % len(ordered)]
-            if room[agent.id] > 0 and eligible(agent, case):
+            position = (turn + step) % len(ordered)
+            agent = ordered[position]
+            if eligible(agent, case):
                 assignments[case.id] = agent.id
                 room[agent.id] -= 1
-                turn = (turn + step + 1) % len(ordered)
+                if room[agent.id] == 0:
+                    ordered.pop(position)
+                    turn = position % len(ordered) if ordered else 0
+                else:
+                    turn = (position + 1) % len(ordered)
                 break
+        if not ordered:
+            break
     return _finish(Method.ROUND_ROBIN, assignments, cases, by_id, bonus)
 
 

@@ -28,7 +28,7 @@ queue rules decide who works it next).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -212,3 +212,48 @@ def event_for_accounts(*, delinquent: int, owed: int, total: int) -> CaseEvent |
     if total == 0 or delinquent > 0:
         return None
     return CaseEvent.PAID_OFF if owed == 0 else CaseEvent.DELINQUENCY_CLEARED
+
+
+# Account statuses that end collection on the account: it no longer keeps a case open.
+_FINISHED_ACCOUNT_STATUSES = frozenset({"settled", "closed"})
+_CURRENT = "current"
+
+
+def is_delinquent(status: str, days_past_due: int) -> bool:
+    """Tell whether an account needs collection work (charged-off debts are still collected)."""
+    if status in _FINISHED_ACCOUNT_STATUSES:
+        return False
+    return status != _CURRENT or days_past_due > 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """Which cases a queue takes: empty lists match anything."""
+
+    id: int
+    rank: int
+    buckets: frozenset[str] = frozenset()
+    products: frozenset[str] = frozenset()
+    provinces: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What routing looks at: the worst bucket of a case's accounts, products, province."""
+
+    bucket: str
+    products: frozenset[str]
+    province: str | None
+
+
+def route(case: CaseFacts, queues: Iterable[QueueSpec]) -> int | None:
+    """The first queue (by rank, then id) whose criteria the case meets, if any."""
+    for queue in sorted(queues, key=lambda q: (q.rank, q.id)):
+        if queue.buckets and case.bucket not in queue.buckets:
+            continue
+        if queue.products and not case.products & queue.products:
+            continue
+        if queue.provinces and case.province not in queue.provinces:
+            continue
+        return queue.id
+    return None

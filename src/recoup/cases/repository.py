@@ -1,0 +1,189 @@
+"""Every query of cases, queues and agents' profiles, scoped by institution."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from recoup.models.account import Account
+from recoup.models.cases import (
+    AgentAbsence,
+    AgentProfile,
+    Case,
+    CaseAccount,
+    CaseEvent,
+    Queue,
+    QueueMember,
+)
+from recoup.models.debtor import Debtor
+from recoup.models.identity import Role, User
+from recoup.models.scoring import AccountScore
+
+CLOSED = "closed"
+# Core tables for bulk writes (executemany, no ORM bookkeeping for tens of thousands of rows).
+_CASES: Table = Case.__table__  # type: ignore[assignment]
+_CASE_EVENTS: Table = CaseEvent.__table__  # type: ignore[assignment]
+
+
+AccountState = tuple[int, int, str, int, int, str, str]
+
+
+def account_states(session: Session, *, institution_id: int) -> list[AccountState]:
+    """Every account's id, debtor, status, days past due, balance, bucket and product."""
+    balance = Account.principal + Account.interest + Account.fees + Account.penalty
+    rows = session.execute(
+        select(
+            Account.id,
+            Account.debtor_id,
+            Account.status,
+            Account.days_past_due,
+            balance,
+            Account.bucket,
+            Account.product,
+        )
+        .where(Account.institution_id == institution_id)
+        .order_by(Account.id)
+    )
+    return [
+        (account_id, debtor_id, str(status), dpd, int(total), bucket, str(product))
+        for account_id, debtor_id, status, dpd, total, bucket, product in rows
+    ]
+
+
+def live_cases(session: Session, *, institution_id: int) -> list[Case]:
+    """The institution's cases that are not closed."""
+    return list(
+        session.execute(
+            select(Case)
+            .where(Case.institution_id == institution_id, Case.state != CLOSED)
+            .order_by(Case.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def live_memberships(session: Session, *, institution_id: int) -> dict[int, set[int]]:
+    """Account ids per live case, for accounts still in the case."""
+    rows = session.execute(
+        select(CaseAccount.case_id, CaseAccount.account_id)
+        .join(Case, Case.id == CaseAccount.case_id)
+        .where(
+            Case.institution_id == institution_id,
+            Case.state != CLOSED,
+            CaseAccount.removed_at.is_(None),
+        )
+    )
+    members: dict[int, set[int]] = {}
+    for case_id, account_id in rows:
+        members.setdefault(case_id, set()).add(account_id)
+    return members
+
+
+def debtor_provinces(session: Session, *, institution_id: int) -> dict[int, str | None]:
+    """Each debtor's province (for queue routing and visit regions)."""
+    rows = session.execute(
+        select(Debtor.id, Debtor.province).where(Debtor.institution_id == institution_id)
+    )
+    return {debtor_id: province for debtor_id, province in rows}  # noqa: C416 (rows are Row)
+
+
+def latest_scores(session: Session, *, institution_id: int) -> dict[int, tuple[int, float | None]]:
+    """Each account's newest expected recovery (minor units) and priority."""
+    newest = (
+        select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
+        .where(AccountScore.institution_id == institution_id)
+        .group_by(AccountScore.account_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(AccountScore.account_id, AccountScore.expected_recovery, AccountScore.priority).join(
+            newest, newest.c.id == AccountScore.id
+        )
+    )
+    return {account_id: (int(value), priority) for account_id, value, priority in rows}
+
+
+def queues(session: Session, *, institution_id: int, active_only: bool = True) -> list[Queue]:
+    """The institution's queues, by rank."""
+    query = select(Queue).where(Queue.institution_id == institution_id)
+    if active_only:
+        query = query.where(Queue.active.is_(True))
+    return list(session.execute(query.order_by(Queue.rank, Queue.id)).scalars().all())
+
+
+def queue_by_code(session: Session, *, institution_id: int, code: str) -> Queue | None:
+    return session.execute(
+        select(Queue).where(Queue.institution_id == institution_id, Queue.code == code)
+    ).scalar_one_or_none()
+
+
+def get_case(
+    session: Session, *, institution_id: int, case_id: int, lock: bool = False
+) -> Case | None:
+    query = select(Case).where(Case.institution_id == institution_id, Case.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def agents(session: Session, *, institution_id: int) -> list[tuple[User, AgentProfile | None]]:
+    """The institution's active agents with their profiles (None: the defaults apply)."""
+    rows = session.execute(
+        select(User, AgentProfile)
+        .outerjoin(AgentProfile, AgentProfile.user_id == User.id)
+        .where(
+            User.institution_id == institution_id,
+            User.role == Role.agent,
+            User.active.is_(True),
+        )
+        .order_by(User.id)
+    )
+    return [(user, profile) for user, profile in rows]
+
+
+def absent_user_ids(session: Session, *, institution_id: int, on: date) -> set[int]:
+    """Agents away on a day."""
+    return set(
+        session.execute(
+            select(AgentAbsence.user_id).where(
+                AgentAbsence.institution_id == institution_id,
+                AgentAbsence.starts_on <= on,
+                AgentAbsence.ends_on >= on,
+            )
+        ).scalars()
+    )
+
+
+def queue_members(session: Session, *, institution_id: int) -> dict[int, set[int]]:
+    """Queue ids each agent works."""
+    members: dict[int, set[int]] = {}
+    for queue_id, user_id in session.execute(
+        select(QueueMember.queue_id, QueueMember.user_id).where(
+            QueueMember.institution_id == institution_id
+        )
+    ):
+        members.setdefault(user_id, set()).add(queue_id)
+    return members
+
+
+def set_owners(session: Session, *, owners: dict[int, int | None], now: datetime) -> None:
+    """Give cases (read through this institution's scoped queries) their owners in bulk."""
+    if not owners:
+        return
+    table = _CASES
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("case_id"))
+        .values(owner_id=bindparam("owner"), updated_at=bindparam("now")),
+        [{"case_id": case_id, "owner": owner, "now": now} for case_id, owner in owners.items()],
+    )
+
+
+def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Append case history rows in bulk."""
+    if rows:
+        session.execute(insert(_CASE_EVENTS), rows)

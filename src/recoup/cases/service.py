@@ -1,0 +1,340 @@
+"""Cases: open and close them from the accounts, route them to queues, move them (never commits)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.cases import repository, rules
+from recoup.cases.rules import CaseEvent, CaseReason, CaseStanding, CaseState
+from recoup.kit.clock import utcnow
+from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.kit.text import require_text
+from recoup.models.cases import Case, CaseAccount
+from recoup.models.cases import CaseEvent as CaseEventRow
+from recoup.portfolio.rules import BUCKETS
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one pass over the accounts did to the cases."""
+
+    opened: int = 0
+    accounts_added: int = 0
+    closed: int = 0
+    routed: int = 0
+    live: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "opened": self.opened,
+            "accounts_added": self.accounts_added,
+            "closed": self.closed,
+            "routed": self.routed,
+            "live": self.live,
+        }
+
+
+def _history(
+    case: Case,
+    *,
+    event: str,
+    at: datetime,
+    actor: str,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    from_owner_id: int | None = None,
+    to_owner_id: int | None = None,
+    note: str | None = None,
+) -> CaseEventRow:
+    return CaseEventRow(
+        institution_id=case.institution_id,
+        case_id=case.id,
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
+        from_owner_id=from_owner_id,
+        to_owner_id=to_owner_id,
+        note=note,
+        actor=actor,
+        at=at,
+    )
+
+
+def _worst_bucket(buckets: list[str]) -> str:
+    return max(buckets, key=lambda bucket: BUCKETS.index(bucket) if bucket in BUCKETS else 0)
+
+
+def sync_cases(
+    session: Session, *, institution_id: int, actor: str = SYSTEM, now: datetime | None = None
+) -> SyncResult:
+    """Open a case for each debtor with delinquent accounts and none open; close cleared ones.
+
+    Also adds newly delinquent accounts to the debtor's live case, refreshes each live case's
+    expected recovery and priority from the newest scores, and routes it to its queue.
+    """
+    now = now or utcnow()
+    accounts = repository.account_states(session, institution_id=institution_id)
+    by_debtor: dict[int, list[tuple[int, str, int, int, str, str]]] = defaultdict(list)
+    for account_id, debtor_id, status, dpd, balance, bucket, product in accounts:
+        by_debtor[debtor_id].append((account_id, status, dpd, balance, bucket, product))
+    cases = {
+        case.debtor_id: case
+        for case in repository.live_cases(session, institution_id=institution_id)
+    }
+    members = repository.live_memberships(session, institution_id=institution_id)
+    opened = added = closed = 0
+
+    for debtor_id, rows in by_debtor.items():
+        delinquent = [row for row in rows if rules.is_delinquent(row[1], row[2])]
+        case = cases.get(debtor_id)
+        if case is None:
+            if not delinquent:
+                continue
+            case = Case(
+                institution_id=institution_id,
+                debtor_id=debtor_id,
+                live_debtor_id=debtor_id,
+                state=CaseState.OPEN,
+                opened_at=now,
+            )
+            session.add(case)
+            session.flush()
+            session.add(
+                _history(case, event="opened", at=now, actor=actor, to_state=CaseState.OPEN)
+            )
+            cases[debtor_id] = case
+            opened += 1
+        current = members.setdefault(case.id, set())
+        for account_id, *_ in delinquent:
+            if account_id not in current:
+                session.add(
+                    CaseAccount(
+                        institution_id=institution_id,
+                        case_id=case.id,
+                        account_id=account_id,
+                        added_at=now,
+                    )
+                )
+                current.add(account_id)
+                added += 1
+        event = rules.event_for_accounts(
+            delinquent=len(delinquent),
+            owed=sum(1 for row in rows if row[3] > 0),
+            total=len(rows),
+        )
+        if event is not None:
+            _move(session, case, event, actor=actor, at=now)
+            del cases[debtor_id]
+            closed += 1
+
+    routed = _refresh(
+        session,
+        institution_id=institution_id,
+        cases=list(cases.values()),
+        members=members,
+        accounts=accounts,
+    )
+    session.flush()
+    result = SyncResult(opened, added, closed, routed, len(cases))
+    if opened or closed or added:
+        audit.record(
+            session,
+            actor=actor,
+            action="cases.sync",
+            object_type="institution",
+            object_id=institution_id,
+            institution_id=institution_id,
+            details=result.counts(),
+        )
+    return result
+
+
+def _refresh(
+    session: Session,
+    *,
+    institution_id: int,
+    cases: list[Case],
+    members: dict[int, set[int]],
+    accounts: list[repository.AccountState],
+) -> int:
+    """Update live cases' expected recovery and priority, and route them to queues."""
+    scores = repository.latest_scores(session, institution_id=institution_id)
+    provinces = repository.debtor_provinces(session, institution_id=institution_id)
+    specs = [
+        rules.QueueSpec(
+            id=queue.id,
+            rank=queue.rank,
+            buckets=frozenset(queue.buckets or ()),
+            products=frozenset(queue.products or ()),
+            provinces=frozenset(queue.provinces or ()),
+        )
+        for queue in repository.queues(session, institution_id=institution_id)
+    ]
+    details: dict[int, tuple[str, str]] = {}
+    for account_id, _debtor, _status, _dpd, _balance, bucket, product in accounts:
+        details[account_id] = (bucket, product)
+    routed = 0
+    for case in cases:
+        account_ids = members.get(case.id, set())
+        values = [scores[a] for a in account_ids if a in scores]
+        case.expected_recovery = sum(value for value, _ in values)
+        priorities = [priority for _, priority in values if priority is not None]
+        case.priority = round(max(priorities)) if priorities else 0
+        if not account_ids:
+            continue
+        facts = rules.CaseFacts(
+            bucket=_worst_bucket([details[a][0] for a in account_ids if a in details] or ["M0"]),
+            products=frozenset(details[a][1] for a in account_ids if a in details),
+            province=provinces.get(case.debtor_id),
+        )
+        queue_id = rules.route(facts, specs)
+        if queue_id != case.queue_id:
+            case.queue_id = queue_id
+            routed += 1
+    return routed
+
+
+def _move(
+    session: Session,
+    case: Case,
+    event: CaseEvent,
+    *,
+    actor: str,
+    at: datetime,
+    by_hand: bool = False,
+    note: str | None = None,
+) -> rules.Transition:
+    done = rules.transition(
+        CaseStanding(
+            CaseState(case.state),
+            CaseReason(case.reason) if case.reason else None,
+            outsourcing_notice_sent=case.outsourcing_notice_sent_on is not None,
+        ),
+        event,
+        by_hand=by_hand,
+        note=note,
+    )
+    case.state = done.to_state
+    case.reason = done.reason
+    if done.to_state is CaseState.CLOSED:
+        case.closed_at = at
+        case.live_debtor_id = None
+    session.add(
+        _history(
+            case,
+            event=event,
+            at=at,
+            actor=actor,
+            from_state=done.from_state,
+            to_state=done.to_state,
+            reason=done.reason,
+            note=note,
+        )
+    )
+    return done
+
+
+def change_state(
+    session: Session,
+    *,
+    institution_id: int,
+    case_id: int,
+    event: CaseEvent,
+    actor: str,
+    note: str | None,
+    now: datetime | None = None,
+) -> Case:
+    """Move a case by hand (resume, escalate, recall, write off …), audited."""
+    case = repository.get_case(session, institution_id=institution_id, case_id=case_id, lock=True)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    now = now or utcnow()
+    cleaned = require_text("note", note)[:500] if note else None
+    try:
+        done = _move(session, case, event, actor=actor, at=now, by_hand=True, note=cleaned)
+    except rules.TransitionRefused as refused:
+        raise ValidationFailed(str(refused), field="event") from refused
+    audit.record(
+        session,
+        actor=actor,
+        action="case.state",
+        object_type="case",
+        object_id=case.id,
+        institution_id=institution_id,
+        details={"event": event, "from": done.from_state, "to": done.to_state},
+    )
+    return case
+
+
+def apply_event(
+    session: Session,
+    *,
+    institution_id: int,
+    case_id: int,
+    event: CaseEvent,
+    actor: str,
+    now: datetime | None = None,
+) -> rules.Transition | None:
+    """Apply a system event (a promise made, kept or broken …) when it fits the case's state.
+
+    Returns None when the event does not apply (a kept promise on a case already closed by
+    the payment), which is not an error for the system.
+    """
+    case = repository.get_case(session, institution_id=institution_id, case_id=case_id, lock=True)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    try:
+        return _move(session, case, event, actor=actor, at=now or utcnow())
+    except rules.TransitionRefused:
+        return None
+
+
+def reassign(
+    session: Session,
+    *,
+    institution_id: int,
+    owners: dict[int, int | None],
+    actor: str,
+    note: str | None = None,
+    now: datetime | None = None,
+    current: dict[int, int | None] | None = None,
+) -> int:
+    """Give cases new owners, keeping each change in the case's history; returns changes."""
+    now = now or utcnow()
+    if current is None:
+        current = {
+            case.id: case.owner_id
+            for case in repository.live_cases(session, institution_id=institution_id)
+        }
+    changed = {
+        case_id: owner
+        for case_id, owner in owners.items()
+        if case_id in current and current[case_id] != owner
+    }
+    repository.set_owners(session, owners=changed, now=now)
+    repository.add_history(
+        session,
+        [
+            {
+                "institution_id": institution_id,
+                "case_id": case_id,
+                "event": "assigned",
+                "from_owner_id": current[case_id],
+                "to_owner_id": owner,
+                "note": note,
+                "actor": actor,
+                "at": now,
+            }
+            for case_id, owner in changed.items()
+        ],
+    )
+    return len(changed)

@@ -1,0 +1,176 @@
+"""Cases open and close from the accounts, route to queues, and keep their history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.cases import service
+from recoup.cases.rules import CaseEvent, CaseState
+from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.models.cases import Case, CaseAccount, Queue
+from recoup.models.cases import CaseEvent as CaseEventRow
+from tests.factories import make_account, make_debtor, make_institution
+from tests.identity.helpers import make_user
+
+NOW = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)
+
+
+def history(session: Session, case: Case) -> list[tuple[str, str | None, str | None]]:
+    rows = session.execute(
+        select(CaseEventRow.event, CaseEventRow.from_state, CaseEventRow.to_state)
+        .where(CaseEventRow.case_id == case.id)
+        .order_by(CaseEventRow.id)
+    )
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_a_debtor_with_delinquent_accounts_gets_one_case_and_keeps_it(session: Session) -> None:
+    institution = make_institution(session)
+    debtor = make_debtor(session, institution)
+    first = make_account(session, debtor, days_past_due=40)
+    make_account(session, debtor, days_past_due=0, status="current")
+    quiet = make_debtor(session, institution)
+    make_account(session, quiet, days_past_due=0, status="current")
+
+    result = service.sync_cases(session, institution_id=institution.id, now=NOW)
+    assert (result.opened, result.accounts_added, result.live) == (1, 1, 1)
+    (case,) = session.execute(select(Case).where(Case.institution_id == institution.id)).scalars()
+    assert (case.debtor_id, case.state, case.live_debtor_id) == (debtor.id, "open", debtor.id)
+    assert history(session, case) == [("opened", None, "open")]
+
+    second = make_account(session, debtor, days_past_due=10)
+    again = service.sync_cases(session, institution_id=institution.id, now=NOW)
+    assert (again.opened, again.accounts_added) == (0, 1)
+    accounts = session.execute(
+        select(CaseAccount.account_id).where(CaseAccount.case_id == case.id)
+    ).scalars()
+    assert sorted(accounts) == sorted([first.id, second.id])
+
+
+def test_a_case_closes_as_cured_or_paid_and_a_new_delinquency_opens_a_new_case(
+    session: Session,
+) -> None:
+    institution = make_institution(session)
+    debtor = make_debtor(session, institution)
+    account = make_account(session, debtor, days_past_due=40)
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+
+    account.status = "current"
+    account.days_past_due = 0
+    session.flush()
+    result = service.sync_cases(session, institution_id=institution.id, now=NOW)
+    assert result.closed == 1
+    (case,) = session.execute(select(Case).where(Case.debtor_id == debtor.id)).scalars()
+    assert (case.state, case.reason, case.live_debtor_id) == ("closed", "cured", None)
+    assert case.closed_at == NOW
+
+    account.status = "delinquent"
+    account.days_past_due = 5
+    session.flush()
+    assert service.sync_cases(session, institution_id=institution.id, now=NOW).opened == 1
+    cases = session.execute(
+        select(Case.state).where(Case.debtor_id == debtor.id).order_by(Case.id)
+    ).scalars()
+    assert list(cases) == ["closed", "open"]
+
+
+def test_paid_off_accounts_close_the_case_as_paid(session: Session) -> None:
+    institution = make_institution(session)
+    debtor = make_debtor(session, institution)
+    account = make_account(session, debtor, days_past_due=40)
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    account.status = "settled"
+    account.principal = account.interest = account.fees = account.penalty = 0
+    session.flush()
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    case = session.execute(select(Case).where(Case.debtor_id == debtor.id)).scalar_one()
+    assert (case.state, case.reason) == ("closed", "paid")
+
+
+def test_cases_route_to_the_first_matching_queue(session: Session) -> None:
+    institution = make_institution(session)
+    early = Queue(institution_id=institution.id, code="EARLY", name="M1", rank=10, buckets=["M1"])
+    rest = Queue(institution_id=institution.id, code="REST", name="All", rank=100)
+    session.add_all([early, rest])
+    session.flush()
+    debtor = make_debtor(session, institution)
+    make_account(session, debtor, days_past_due=12)
+    late = make_debtor(session, institution)
+    make_account(session, late, days_past_due=95)
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    rows = session.execute(
+        select(Case.debtor_id, Case.queue_id).where(Case.institution_id == institution.id)
+    )
+    queues = {debtor_id: queue_id for debtor_id, queue_id in rows}  # noqa: C416 (rows are Row)
+    assert queues == {debtor.id: early.id, late.id: rest.id}
+
+
+def test_state_changes_by_hand_are_checked_noted_and_kept(session: Session) -> None:
+    institution = make_institution(session)
+    debtor = make_debtor(session, institution)
+    make_account(session, debtor, days_past_due=40)
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    case = session.execute(select(Case).where(Case.debtor_id == debtor.id)).scalar_one()
+
+    with pytest.raises(ValidationFailed, match="cannot take 'resume'"):
+        service.change_state(
+            session,
+            institution_id=institution.id,
+            case_id=case.id,
+            event=CaseEvent.RESUME,
+            actor="lead",
+            note="x",
+        )
+    assert service.apply_event(
+        session,
+        institution_id=institution.id,
+        case_id=case.id,
+        event=CaseEvent.HARDSHIP,
+        actor="agent",
+    )
+    service.change_state(
+        session,
+        institution_id=institution.id,
+        case_id=case.id,
+        event=CaseEvent.RESUME,
+        actor="lead",
+        note="job found",
+    )
+    assert case.state == CaseState.OPEN
+    assert history(session, case)[-2:] == [
+        ("hardship", "open", "paused"),
+        ("resume", "paused", "open"),
+    ]
+    other = make_institution(session)
+    with pytest.raises(NotFound):
+        service.change_state(
+            session,
+            institution_id=other.id,
+            case_id=case.id,
+            event=CaseEvent.HARDSHIP,
+            actor="x",
+            note="y",
+        )
+
+
+def test_reassignment_keeps_history_and_skips_unchanged(session: Session) -> None:
+    institution = make_institution(session)
+    agent = make_user(session, institution, role="agent")
+    debtor = make_debtor(session, institution)
+    make_account(session, debtor, days_past_due=40)
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    case = session.execute(select(Case).where(Case.debtor_id == debtor.id)).scalar_one()
+    owners = {case.id: agent.id}
+    assert (
+        service.reassign(session, institution_id=institution.id, owners=owners, actor="lead") == 1
+    )
+    session.expire_all()
+    assert session.get(Case, case.id).owner_id == agent.id  # type: ignore[union-attr]
+    assert (
+        service.reassign(session, institution_id=institution.id, owners=owners, actor="lead") == 0
+    )
+    assert history(session, case)[-1] == ("assigned", None, None)
