@@ -50,6 +50,7 @@ from recoup.ingest.service import (
     write_chunk,
 )
 from recoup.institutions.repository import require_by_code
+from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import ValidationFailed
 from recoup.models.ingest import ImportKind, ImportRun, ImportStatus
@@ -62,6 +63,10 @@ SQLITE_CACHE_KIB = 64 * 1024
 # About 200 MiB of WAL at SQLite's 4 KiB pages.
 SQLITE_IMPORT_CHECKPOINT_PAGES = 50_000
 REPORT_COLUMNS = ("row", "field", "value", "reason", "code")
+
+# Imports that can make accounts delinquent or cure them; the cases domain's job follows up.
+_CHANGES_DELINQUENCY = frozenset({ImportKind.accounts, ImportKind.payments})
+CASES_SYNC = "cases.sync"
 
 
 @dataclass
@@ -323,6 +328,14 @@ def _finish(
     run.message = message
     run.finished_at = utcnow()
     run.ignored_columns = list(summary.ignored_columns)
+    if status is ImportStatus.completed and run.kind in _CHANGES_DELINQUENCY:
+        jobs.enqueue_soon(
+            session,
+            CASES_SYNC,
+            {"institution_id": run.institution_id},
+            coalesce=f"cases@{run.institution_id}",
+            institution_id=run.institution_id,
+        )
     audit.record(
         session,
         actor=run.actor,

@@ -144,8 +144,12 @@ def enqueue(
     idempotency_key: str | None = None,
     institution_id: int | None = None,
     delay: timedelta | None = None,
+    at: datetime | None = None,
 ) -> Job:
-    """Add job ``name`` to the caller's transaction; the same key returns the existing job."""
+    """Add job ``name`` to the caller's transaction; the same key returns the existing job.
+
+    It runs as soon as a worker is free, or after ``delay``, or from ``at``.
+    """
     registered = job_type(name)
     key = idempotency_key or uuid.uuid4().hex
     existing = _existing(session, name, key)
@@ -159,7 +163,7 @@ def enqueue(
         status=JobStatus.pending,
         attempts=0,
         max_attempts=registered.max_attempts,
-        available_at=utcnow() + (delay or timedelta()),
+        available_at=at or utcnow() + (delay or timedelta()),
     )
     try:
         with session.begin_nested():
@@ -171,6 +175,36 @@ def enqueue(
             raise
         return found
     return job
+
+
+def enqueue_soon(
+    session: Session,
+    name: str,
+    payload: dict[str, Any],
+    *,
+    coalesce: str,
+    institution_id: int | None = None,
+    window: timedelta = timedelta(minutes=1),
+    now: datetime | None = None,
+) -> Job:
+    """Enqueue ``name`` once per window for ``coalesce``, to run after the window ends.
+
+    However many transactions ask within one window (payments arriving one by one), they
+    share one job that runs after the window, so it sees all of them; a later ask gets the
+    next window's job.
+    """
+    now = now or utcnow()
+    step = window.total_seconds()
+    start = datetime.fromtimestamp(now.timestamp() // step * step, tz=now.tzinfo)
+    end = start + window
+    return enqueue(
+        session,
+        name,
+        payload,
+        idempotency_key=f"{coalesce}@{end.isoformat()}",
+        institution_id=institution_id,
+        at=end,
+    )
 
 
 def _existing(session: Session, name: str, key: str) -> Job | None:

@@ -69,7 +69,7 @@ from recoup.compliance.certifications import service as certifications_service
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped, scoped
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock
+from recoup.kit import clock, jobs
 from recoup.kit.clock import CLOCK_SKEW, utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import (
@@ -98,6 +98,8 @@ REVOLVING_PRODUCTS = frozenset({Product.credit_card})
 # Clocks of integrating systems drift; a payment a few minutes "in the future" is real.
 FUTURE_TOLERANCE = CLOCK_SKEW
 _CHANNELS = frozenset(str(channel) for channel in PaymentChannel)
+# The cases domain's job that opens and closes cases from the accounts.
+CASES_SYNC = "cases.sync"
 
 
 def record_payment(
@@ -239,6 +241,15 @@ def record_payments(
     finished = [outcome for outcome in outcomes if outcome is not None]
     if len(finished) != len(payments):  # pragma: no cover - every branch above sets one
         raise RuntimeError("a payment was left without an outcome")
+    if applied:
+        # A payment may cure an account or pay it off: its case follows within a minute.
+        jobs.enqueue_soon(
+            session,
+            CASES_SYNC,
+            {"institution_id": institution.id},
+            coalesce=f"cases@{institution.id}",
+            institution_id=institution.id,
+        )
     return finished
 
 

@@ -1,0 +1,51 @@
+"""Cases' background jobs: keep cases in step with the accounts after imports and payments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.cases import service
+from recoup.kit import jobs
+from recoup.kit.clock import utcnow
+from recoup.models.institution import Institution
+
+# Imports and payments ask for this (``jobs.enqueue_soon(..., coalesce=f"cases@{id}")``):
+# one sync a minute per institution however many changes arrive.
+SYNC = "cases.sync"
+SYNC_ALL = "cases.sync_all"
+
+
+@jobs.handler(SYNC)
+def sync(session: Session, payload: dict[str, Any]) -> None:
+    """Open, extend and close one institution's cases from its accounts."""
+    service.sync_cases(session, institution_id=int(payload["institution_id"]))
+
+
+@jobs.handler(SYNC_ALL)
+def sync_all(session: Session, payload: dict[str, Any]) -> None:  # noqa: ARG001
+    """Hand every institution's sync to its own job (one failing leaves the others alone)."""
+    for institution_id in session.execute(select(Institution.id)).scalars():
+        jobs.enqueue(
+            session,
+            SYNC,
+            {"institution_id": institution_id},
+            idempotency_key=f"hourly@{institution_id}@{utcnow():%Y-%m-%dT%H}",
+            institution_id=institution_id,
+        )
+
+
+def request_sync(session: Session, *, institution_id: int) -> None:
+    """Ask for this institution's cases to be synced within the next minute or two."""
+    jobs.enqueue_soon(
+        session,
+        SYNC,
+        {"institution_id": institution_id},
+        coalesce=f"cases@{institution_id}",
+        institution_id=institution_id,
+    )
+
+
+jobs.periodic(jobs.Schedule(SYNC_ALL, minute="5"))
