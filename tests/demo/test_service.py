@@ -25,6 +25,7 @@ from recoup.models import (
     Payment,
     User,
 )
+from recoup.models.cases import AgentProfile, Case, Queue
 
 AS_OF = date(2026, 11, 28)
 USERS_PER_INSTITUTION = sum(count for _, count, _ in DEMO_ROLES)
@@ -235,3 +236,28 @@ class TestSeedThroughAnEngine:
         stored = b"".join(part.read_bytes() for part in tmp_path.glob("demo.db*"))
         leaked = [value for value in plaintext if value and value.encode() in stored]
         assert leaked == []
+
+
+def test_the_demo_has_queues_profiles_and_cases_with_owners(session: Session) -> None:
+    seed_demo(session, accounts=40, seed=5, as_of=date(2026, 6, 30))
+    institution = session.scalars(select(Institution).where(Institution.code == "DEMO-CF")).one()
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Queue).where(Queue.institution_id == institution.id)
+        )
+        == 3
+    )
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AgentProfile)
+            .where(AgentProfile.institution_id == institution.id)
+        )
+        == 3
+    )
+    owners = session.execute(
+        select(Case.owner_id, Case.queue_id).where(Case.institution_id == institution.id)
+    ).all()
+    assert owners
+    assert any(owner is not None for owner, _ in owners)
+    assert any(queue is not None for _, queue in owners)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from recoup.audit import service as audit
 from recoup.compliance.certifications import service as certifications_service
 from recoup.db import unit_of_work
-from recoup.demo import generator, repository, showcase
+from recoup.demo import generator, repository, showcase, work
 from recoup.demo.generator import Column, Flavour, Portfolio
 from recoup.identity import repository as identity_repository
 from recoup.identity import service as identity
@@ -297,6 +297,10 @@ def _seed_institution(
         if train_models
         else None
     )
+    # Queues, agents' capacity and cases (after the scores, which set cases' expected recovery).
+    started = time.perf_counter()
+    counts |= work.seed_work(session, institution_id=institution.id, agent_ids=agents)
+    _add_seconds(result, "work", started)
     result.institutions.append(
         SeededInstitution(
             code=spec.code,

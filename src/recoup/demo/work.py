@@ -1,0 +1,84 @@
+"""The demo's collection work: queues, agents' capacity and skills, and cases with owners."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.cases import service as cases
+from recoup.models.account import Account
+from recoup.models.cases import AgentProfile, Case, CaseAccount, Queue, QueueMember
+
+ACTOR = "demo"
+
+# Early, middle and late delinquency; the late queue needs agents trained for legal steps.
+DEMO_QUEUES: tuple[dict[str, Any], ...] = (
+    {"code": "EARLY", "name": "早期逾期 M1", "rank": 10, "buckets": ["M1"]},
+    {"code": "MIDDLE", "name": "中期逾期 M2–M3", "rank": 20, "buckets": ["M2", "M3"]},
+    {
+        "code": "LATE",
+        "name": "后期逾期 M4+（法务）",
+        "rank": 30,
+        "buckets": ["M4", "M5", "M6", "M6+"],
+        "skills": ["legal"],
+    },
+)
+# Per agent, in order: cases a day and skills. The last agent also works the legal queue.
+DEMO_AGENT_PROFILES: tuple[tuple[int, tuple[str, ...], float], ...] = (
+    (80, (), 1.1),
+    (60, (), 1.0),
+    (40, ("legal",), 0.9),
+)
+
+
+def seed_work(session: Session, *, institution_id: int, agent_ids: list[int]) -> dict[str, int]:
+    """Create queues and agent profiles, open the cases, and give each its accounts' agent."""
+    queues = {}
+    for spec in DEMO_QUEUES:
+        queue = Queue(institution_id=institution_id, **spec)
+        session.add(queue)
+        queues[spec["code"]] = queue
+    session.flush()
+    for position, agent_id in enumerate(agent_ids):
+        capacity, skills, efficiency = DEMO_AGENT_PROFILES[position % len(DEMO_AGENT_PROFILES)]
+        session.add(
+            AgentProfile(
+                institution_id=institution_id,
+                user_id=agent_id,
+                daily_capacity=capacity,
+                skills=list(skills),
+                efficiency=efficiency,
+            )
+        )
+        if "legal" in skills:
+            for code in ("LATE", "MIDDLE"):
+                session.add(
+                    QueueMember(
+                        institution_id=institution_id,
+                        queue_id=queues[code].id,
+                        user_id=agent_id,
+                    )
+                )
+    session.flush()
+    synced = cases.sync_cases(session, institution_id=institution_id, actor=ACTOR)
+    # Each case goes to the agent most of its accounts were assigned to.
+    rows = session.execute(
+        select(CaseAccount.case_id, Account.assigned_agent_id)
+        .join(Account, Account.id == CaseAccount.account_id)
+        .join(Case, Case.id == CaseAccount.case_id)
+        .where(Case.institution_id == institution_id, Account.assigned_agent_id.is_not(None))
+    )
+    votes: dict[int, Counter[int]] = {}
+    for case_id, voter in rows:
+        if voter is not None:
+            votes.setdefault(case_id, Counter())[voter] += 1
+    owners: dict[int, int | None] = {
+        case_id: counter.most_common(1)[0][0] for case_id, counter in votes.items()
+    }
+    assigned = cases.reassign(
+        session, institution_id=institution_id, owners=owners, actor=ACTOR, note="demo"
+    )
+    return {"queues": len(queues), "cases": synced.live, "cases_assigned": assigned}
