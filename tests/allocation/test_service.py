@@ -159,3 +159,25 @@ def test_the_allocate_command_prints_its_figures(cli_db: str) -> None:
     bad = runner.invoke(app, ["allocate", "--institution", "ALLOC", "--as-of", "March"])
     assert bad.exit_code == 1
     assert "--as-of must be a date" in bad.output
+
+
+def test_cases_left_for_another_day_keep_their_owner(session: Session) -> None:
+    institution = make_institution(session)
+    busy = agent(session, institution, capacity=1)
+    big = case_with(session, institution, days=40, principal=9_000_00)
+    small = case_with(session, institution, days=40, principal=1_000_00)
+    cases.sync_cases(session, institution_id=institution.id, now=NOW)
+    rows = session.execute(select(Case).where(Case.institution_id == institution.id)).scalars()
+    by_debtor = {case.debtor_id: case for case in rows}
+    by_debtor[big.debtor_id].expected_recovery = 900
+    by_debtor[small.debtor_id].expected_recovery = 100
+    by_debtor[small.debtor_id].owner_id = busy.id
+    session.flush()
+
+    report = service.allocate(session, institution=institution, as_of=DAY, actor="lead")
+    assert (report.assigned, report.unassigned) == (1, 1)
+    session.expire_all()
+    today = session.get_one(Case, by_debtor[big.debtor_id].id)
+    waiting = session.get_one(Case, by_debtor[small.debtor_id].id)
+    assert (today.owner_id, today.allocated_on) == (busy.id, DAY)
+    assert (waiting.owner_id, waiting.allocated_on) == (busy.id, None)

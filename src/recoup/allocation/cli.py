@@ -12,6 +12,7 @@ from recoup.institutions import repository as institutions
 from recoup.kit import clock
 from recoup.kit.cli import console, fail_on_domain_error
 from recoup.kit.errors import ValidationFailed
+from recoup.kit.money import format_amount
 
 CLI_ACTOR = "cli"
 
@@ -47,10 +48,20 @@ def allocate_command(
             typer.echo(json.dumps({"institution": owner.code, **report.summary()}))
             return
         gain = report.objective / report.greedy_objective if report.greedy_objective else 1.0
+
+        def money(minor: int) -> str:
+            return format_amount(minor, owner.currency, locale="en")
+
         console.print(
             f"{owner.code} {day.isoformat()}{' (dry run)' if dry_run else ''}: "
-            f"{report.assigned} of {report.cases} cases assigned to {report.agents} agents, "
-            f"{report.unassigned} left for another day; {report.changed} change owner. "
-            f"Expected recovery {report.objective:,} (greedy {report.greedy_objective:,}, "
-            f"{gain:.3f}×; round-robin {report.round_robin_objective:,}) in {report.seconds:.2f} s."
+            f"{report.assigned:,} of {report.cases:,} cases on the worklists of "
+            f"{report.agents} agents, {report.unassigned:,} wait for another day; "
+            f"{report.changed:,} change owner. Expected recovery {money(report.objective)} "
+            f"(greedy {money(report.greedy_objective)}, {gain:.3f}×; round-robin "
+            f"{money(report.round_robin_objective)}), found in {report.seconds:.2f} s."
         )
+        if report.cases and report.objective <= report.assigned:
+            console.print(
+                "No case has a score yet, so cases were taken in turn: train and run a model "
+                "(recoup model train, recoup model score) to put the most valuable first."
+            )

@@ -127,8 +127,8 @@ def allocate(
     capacity = {agent.id: agent.capacity for agent in agents}
     over = sum(1 for agent_id, load in result.load.items() if load > capacity[agent_id])
     current = {case.id: case.current_agent for case in work}
-    owners: dict[int, int | None] = {case.id: None for case in work}
-    owners.update(result.assignments)
+    # Cases not allocated today keep their owner (the debtor's agent tomorrow too).
+    owners: dict[int, int | None] = dict(result.assignments)
     changed = sum(1 for case_id, owner in owners.items() if current[case_id] != owner)
     if not dry_run:
         cases.reassign(
@@ -139,6 +139,7 @@ def allocate(
             note=f"allocation {as_of.isoformat()}",
             current=current,
         )
+        cases_repository.set_allocated(session, case_ids=list(owners), on=as_of)
         audit.record(
             session,
             actor=actor,

@@ -170,6 +170,17 @@ def queue_members(session: Session, *, institution_id: int) -> dict[int, set[int
     return members
 
 
+def set_allocated(session: Session, *, case_ids: list[int], on: date) -> None:
+    """Put cases on their owners' worklists for a day."""
+    if case_ids:
+        session.execute(
+            update(_CASES)
+            .where(_CASES.c.id == bindparam("case_id"))
+            .values(allocated_on=bindparam("on")),
+            [{"case_id": case_id, "on": on} for case_id in case_ids],
+        )
+
+
 def set_owners(session: Session, *, owners: dict[int, int | None], now: datetime) -> None:
     """Give cases (read through this institution's scoped queries) their owners in bulk."""
     if not owners:

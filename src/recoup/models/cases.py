@@ -19,7 +19,7 @@ class Case(TenantMixin, TimestampMixin, Base):
         # live and NULL once closed (NULLs never collide in a unique key).
         UniqueConstraint("institution_id", "live_debtor_id"),
         Index("ix_cases_institution_state", "institution_id", "state"),
-        Index("ix_cases_institution_owner", "institution_id", "owner_id"),
+        Index("ix_cases_institution_owner", "institution_id", "owner_id", "allocated_on"),
     )
 
     id: Mapped[IdPk]
@@ -32,6 +32,8 @@ class Case(TenantMixin, TimestampMixin, Base):
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     owner_id: Mapped[int | None] = mapped_column(Id, ForeignKey("users.id", ondelete="SET NULL"))
+    # The day allocation last put the case on its owner's worklist (their work for that day).
+    allocated_on: Mapped[date | None]
     queue_id: Mapped[int | None] = mapped_column(
         Id, ForeignKey("queues.id", ondelete="SET NULL"), index=True
     )

@@ -168,6 +168,7 @@ def upgrade() -> None:
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("owner_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("allocated_on", sa.Date(), nullable=True),
         sa.Column("queue_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("expected_recovery", sa.BigInteger(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
@@ -217,7 +218,9 @@ def upgrade() -> None:
             batch_op.f("ix_cases_institution_id"), ["institution_id"], unique=False
         )
         batch_op.create_index(
-            "ix_cases_institution_owner", ["institution_id", "owner_id"], unique=False
+            "ix_cases_institution_owner",
+            ["institution_id", "owner_id", "allocated_on"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_cases_institution_state", ["institution_id", "state"], unique=False
