@@ -52,15 +52,21 @@ def allocate_command(
         def money(minor: int) -> str:
             return format_amount(minor, owner.currency, locale="en")
 
+        scored = not (report.cases and report.objective <= report.assigned)
         console.print(
             f"{owner.code} {day.isoformat()}{' (dry run)' if dry_run else ''}: "
             f"{report.assigned:,} of {report.cases:,} cases on the worklists of "
             f"{report.agents} agents, {report.unassigned:,} wait for another day; "
-            f"{report.changed:,} change owner. Expected recovery {money(report.objective)} "
-            f"(greedy {money(report.greedy_objective)}, {gain:.3f}×; round-robin "
-            f"{money(report.round_robin_objective)}), found in {report.seconds:.2f} s."
+            f"{report.changed:,} change owner"
+            + (
+                f". Expected recovery {money(report.objective)} (greedy "
+                f"{money(report.greedy_objective)}, {gain:.3f}×; round-robin "
+                f"{money(report.round_robin_objective)}), found in {report.seconds:.2f} s."
+                if scored
+                else "."
+            )
         )
-        if report.cases and report.objective <= report.assigned:
+        if not scored:
             console.print(
                 "No case has a score yet, so cases were taken in turn: train and run a model "
                 "(recoup model train, recoup model score) to put the most valuable first."
