@@ -55,3 +55,6 @@ def register(app: FastAPI) -> None:
     from recoup.workbench.views import router as workbench_pages
 
     app.include_router(workbench_pages)
+    from recoup.analytics.api import router as analytics_router
+
+    app.include_router(analytics_router)

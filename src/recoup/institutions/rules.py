@@ -37,6 +37,19 @@ PRESETS: dict[str, dict[str, Any]] = {
             },
         },
         "workbench": {"promise_horizon_days": 30, "promise_grace_days": 3},
+        # KPIs: what one contact costs (major units of the currency), P(kept)'s history.
+        "analytics": {
+            "contact_cost": {
+                "call": "1.50",
+                "ai_call": "0.30",
+                "sms": "0.05",
+                "email": "0.01",
+                "letter": "5.00",
+                "visit": "80.00",
+            },
+            "kept_rate_days": 90,
+            "min_promises_per_bucket": 30,
+        },
     },
     "commercial_bank": {
         "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
@@ -65,6 +78,18 @@ PRESETS: dict[str, dict[str, Any]] = {
             },
         },
         "workbench": {"promise_horizon_days": 30, "promise_grace_days": 5},
+        "analytics": {
+            "contact_cost": {
+                "call": "2.00",
+                "ai_call": "0.40",
+                "sms": "0.05",
+                "email": "0.01",
+                "letter": "6.00",
+                "visit": "120.00",
+            },
+            "kept_rate_days": 90,
+            "min_promises_per_bucket": 30,
+        },
     },
 }
 

@@ -2,7 +2,7 @@
 
 The settings are stored as JSON on the institution, one object per section::
 
-    {"portfolio": {"waterfall": [...]}, "scoring": {...}, "workbench": {...}}
+    {"portfolio": {"waterfall": [...]}, "scoring": {...}, "workbench": {...}, "analytics": {...}}
 
 Each domain reads its own section through ``settings_of(institution)`` and never looks into
 the raw document. ``validate_settings`` refuses a document with a message per field
@@ -12,6 +12,7 @@ setting at the top level; they are read as if sectioned (a setting no longer use
 
 from __future__ import annotations
 
+from decimal import Decimal
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -106,12 +107,43 @@ class WorkbenchSettings(_Section):
     promise_grace_days: int = Field(default=3, ge=0, le=MAX_SETTING_DAYS)
 
 
+# What one contact costs the institution, in its currency's major units (1.50 a call).
+DEFAULT_CONTACT_COST: dict[str, Decimal] = {
+    "call": Decimal("1.50"),
+    "ai_call": Decimal("0.30"),
+    "sms": Decimal("0.05"),
+    "email": Decimal("0.01"),
+    "letter": Decimal("5.00"),
+    "visit": Decimal("80.00"),
+}
+UnitCost = Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=4, allow_inf_nan=False)]
+
+
+class AnalyticsSettings(_Section):
+    """KPIs: contact costs per channel, and the promise history P(kept) is estimated from."""
+
+    # Channel → cost of one contact; like every setting, a new map replaces the whole map.
+    contact_cost: dict[str, UnitCost] = Field(default_factory=lambda: dict(DEFAULT_CONTACT_COST))
+    # P(kept) of the promise forecast: promises decided over this many days before as_of,
+    # by bucket once a bucket has this many of them (else the institution's overall rate).
+    kept_rate_days: int = Field(default=90, ge=1, le=MAX_SETTING_DAYS)
+    min_promises_per_bucket: int = Field(default=30, ge=1, le=100_000)
+
+    @field_validator("contact_cost")
+    @classmethod
+    def _channel_names(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        if any(not channel.strip() or len(channel) > 32 for channel in value):
+            raise ValueError("a channel name is 1–32 characters, e.g. call")
+        return value
+
+
 class InstitutionSettings(_Section):
     """Every section of an institution's settings."""
 
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     workbench: WorkbenchSettings = Field(default_factory=WorkbenchSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +165,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "portfolio": PortfolioSettings,
     "scoring": ScoringSettings,
     "workbench": WorkbenchSettings,
+    "analytics": AnalyticsSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

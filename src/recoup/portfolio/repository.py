@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
@@ -232,15 +232,16 @@ def supersede_payment_events(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _end_of_day(session: Session, *, institution_id: int, day: date) -> datetime:
-    # "As of a date" means the end of that day where the institution is.
+def end_of_day(session: Session, *, institution_id: int, day: date) -> datetime:
+    """Return the end of ``day`` where the institution is: what "as of a date" means."""
     timezone = session.scalar(select(Institution.timezone).where(Institution.id == institution_id))
     return start_of_day(day + timedelta(days=1), timezone or "UTC")
 
 
-def _states_as_of(
+def states_as_of(
     institution_id: int, cutoff: datetime
 ) -> Select[int, str, str, int, int, datetime]:
+    """Select each account's last live delinquency state before ``cutoff`` (one row each)."""
     ranked = (
         select(
             DelinquencyEvent.account_id,
@@ -278,8 +279,8 @@ def bucket_history(session: Session, *, institution_id: int, as_of: date) -> dic
 
     Accounts with no delinquency event by then are absent: nothing was known of them.
     """
-    cutoff = _end_of_day(session, institution_id=institution_id, day=as_of)
-    rows = session.execute(_states_as_of(institution_id, cutoff))
+    cutoff = end_of_day(session, institution_id=institution_id, day=as_of)
+    rows = session.execute(states_as_of(institution_id, cutoff))
     return {
         account_id: BucketState(
             account_id=account_id,
@@ -293,47 +294,87 @@ def bucket_history(session: Session, *, institution_id: int, as_of: date) -> dic
     }
 
 
+def state_id_at(cutoff: datetime) -> ScalarSelect[int]:
+    """Select the id of the last live delinquency event before ``cutoff`` of the outer ``Account``.
+
+    A correlated look-up through the (account, effective) index: joining two per-account
+    windows over the whole history instead made SQLite compare every account with every other.
+    """
+    return (
+        select(DelinquencyEvent.id)
+        .where(
+            DelinquencyEvent.account_id == Account.id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at < cutoff,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+
+
 def roll_rate_matrix(
-    session: Session, *, institution_id: int, start: date, end: date
+    session: Session,
+    *,
+    institution_id: int,
+    start: date,
+    end: date,
+    narrow: Callable[[Select[Any]], Select[Any]] | None = None,
+    groups: Sequence[ColumnElement[Any]] = (),
 ) -> list[RollRateCell]:
     """Count accounts (and their start balance) by bucket at ``start`` and at ``end``.
 
     Accounts already settled, closed or charged off at the start are left out; an
     account that left the portfolio by the end is counted under its status instead of
     a bucket, so paying off is not mistaken for a cure.
+
+    ``narrow`` restricts the statement (over ``Account``) to some accounts; ``groups``,
+    columns of what it selects from, split every cell, in order, into ``RollRateCell.group``.
     """
     if end < start:
         raise ValueError("the end of a roll-rate period cannot be before its start")
     exits = [str(status) for status in EXIT_STATUSES]
-    start_states = _states_as_of(
-        institution_id, _end_of_day(session, institution_id=institution_id, day=start)
-    ).subquery("start_state")
-    end_states = _states_as_of(
-        institution_id, _end_of_day(session, institution_id=institution_id, day=end)
-    ).subquery("end_state")
-    to_bucket = case(
-        (end_states.c.status.in_(exits), end_states.c.status), else_=end_states.c.bucket
-    ).label("to_bucket")
-    rows = session.execute(
+    start_state = aliased(DelinquencyEvent, name="start_state")
+    end_state = aliased(DelinquencyEvent, name="end_state")
+    start_cutoff = end_of_day(session, institution_id=institution_id, day=start)
+    end_cutoff = end_of_day(session, institution_id=institution_id, day=end)
+    to_bucket = case((end_state.status.in_(exits), end_state.status), else_=end_state.bucket).label(
+        "to_bucket"
+    )
+    statement: Select[Any] = (
         select(
-            start_states.c.bucket.label("from_bucket"),
+            start_state.bucket.label("from_bucket"),
             to_bucket,
             func.count().label("accounts"),
-            func.coalesce(func.sum(start_states.c.balance), literal(0)).label("balance"),
+            func.coalesce(func.sum(start_state.balance), literal(0)).label("balance"),
+            *groups,
         )
-        .select_from(start_states)
-        .join(end_states, end_states.c.account_id == start_states.c.account_id)
-        .where(start_states.c.status.not_in(exits))
-        .group_by(start_states.c.bucket, to_bucket)
+        .select_from(Account)
+        .join(start_state, start_state.id == state_id_at(start_cutoff))
+        .join(end_state, end_state.id == state_id_at(end_cutoff))
+        .where(Account.institution_id == institution_id, start_state.status.not_in(exits))
+        .group_by(start_state.bucket, to_bucket, *groups)
     )
+    if narrow is not None:
+        statement = narrow(statement)
     cells = [
         RollRateCell(
-            from_bucket=from_bucket, to_bucket=to, accounts=int(accounts), balance=int(balance)
+            from_bucket=from_bucket,
+            to_bucket=to,
+            accounts=int(accounts),
+            balance=int(balance),
+            group=tuple(None if value is None else str(value) for value in group),
         )
-        for from_bucket, to, accounts, balance in rows
+        for from_bucket, to, accounts, balance, *group in session.execute(statement)
     ]
     return sorted(
-        cells, key=lambda cell: (_state_rank(cell.from_bucket), _state_rank(cell.to_bucket))
+        cells,
+        key=lambda cell: (
+            tuple((value is None, value or "") for value in cell.group),
+            _state_rank(cell.from_bucket),
+            _state_rank(cell.to_bucket),
+        ),
     )
 
 

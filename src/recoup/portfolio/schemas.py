@@ -65,6 +65,8 @@ class RollRateCell:
     to_bucket: str  # a bucket, or "settled" / "closed" / "charged_off" for accounts that left
     accounts: int
     balance: int
+    # The values of the population's group columns (empty when the matrix is not split).
+    group: tuple[str | None, ...] = ()
 
 
 # --- API shapes of the read API (``portfolio/api.py``); PII is masked unless revealed. ---

@@ -1,0 +1,1 @@
+"""KPIs: portfolio by bucket, roll rates, cure, recovery, liquidation, promises, forecasts."""

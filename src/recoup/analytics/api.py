@@ -1,0 +1,166 @@
+"""``GET /api/v1/kpis``: the caller's institution's KPIs as of a date, in total and by group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from recoup.analytics import rules, schemas, service
+from recoup.deps import SessionDep
+from recoup.identity.dependencies import CurrentPrincipal, authorize
+from recoup.kit.schemas import Day
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+
+
+def _rate(rate: rules.Rate) -> schemas.KpiRate:
+    return schemas.KpiRate(numerator=rate.numerator, denominator=rate.denominator, value=rate.value)
+
+
+def _moves(shares: dict[rules.Move, rules.Rate]) -> schemas.MoveShares:
+    return schemas.MoveShares(**{move: _rate(rate) for move, rate in shares.items()})
+
+
+def _cohort(cohort: rules.Cohort) -> schemas.Cohort:
+    return schemas.Cohort(
+        accounts=cohort.accounts, balance=cohort.balance, collected=cohort.collected
+    )
+
+
+def _kpis(kpis: rules.Kpis) -> schemas.Kpis:
+    forecast = kpis.promise_forecast
+    return schemas.Kpis(
+        portfolio=schemas.PortfolioKpis(
+            accounts=kpis.accounts,
+            balance=kpis.balance,
+            buckets=[
+                schemas.BucketTotal(
+                    bucket=item.bucket, accounts=item.accounts, balance=item.balance
+                )
+                for item in kpis.buckets
+            ],
+        ),
+        roll_rates=schemas.RollRates(
+            from_buckets=[
+                schemas.RollFromBucket(
+                    from_bucket=summary.from_bucket,
+                    accounts=summary.accounts,
+                    balance=summary.balance,
+                    by_count=_moves(summary.by_count),
+                    by_balance=_moves(summary.by_balance),
+                )
+                for summary in kpis.roll_rates
+            ],
+            cells=[
+                schemas.RollCell(
+                    from_bucket=cell.from_bucket,
+                    to_state=cell.to_bucket,
+                    accounts=cell.accounts,
+                    balance=cell.balance,
+                )
+                for cell in kpis.transitions
+            ],
+        ),
+        cure_rate=schemas.CureRate(
+            by_count=_rate(kpis.cure_rate_by_count), by_balance=_rate(kpis.cure_rate_by_balance)
+        ),
+        collected=schemas.CollectedKpis(
+            amount=kpis.collected.amount,
+            payments=kpis.collected.payments,
+            after_charge_off=kpis.collected.after_charge_off,
+        ),
+        delinquent_at_start=_cohort(kpis.delinquent_at_start),
+        recovery_rate=_rate(kpis.recovery_rate),
+        placed=_cohort(kpis.placed),
+        liquidation_rate=_rate(kpis.liquidation_rate),
+        average_days_to_cure=schemas.KpiAverage(
+            total=kpis.average_days_to_cure.total,
+            count=kpis.average_days_to_cure.count,
+            value=kpis.average_days_to_cure.value,
+        ),
+        promises_due=schemas.PromiseOutcomes(
+            kept=kpis.promises_due.kept,
+            partially_kept=kpis.promises_due.partially_kept,
+            broken=kpis.promises_due.broken,
+            awaiting=kpis.promises_due.awaiting,
+        ),
+        promise_kept_rate=_rate(kpis.promise_kept_rate),
+        promise_partially_kept_rate=_rate(kpis.promise_partially_kept_rate),
+        promise_forecast=schemas.PromiseForecast(
+            promises=forecast.promises,
+            amount=forecast.amount,
+            expected=forecast.expected,
+            lines=[
+                schemas.ForecastLine(
+                    bucket=line.bucket,
+                    promises=line.promises,
+                    amount=line.amount,
+                    probability=_rate(line.probability),
+                    source=line.source,
+                    expected=line.expected,
+                )
+                for line in forecast.lines
+            ],
+        ),
+    )
+
+
+def _period(period: rules.Period) -> schemas.Period:
+    return schemas.Period(from_=period.start, to=period.end)
+
+
+@router.get(
+    "/kpis", response_model=schemas.KpiReport, dependencies=[Depends(authorize("kpis:read"))]
+)
+def kpis(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    as_of: Annotated[Day, Query(description="the date read as of (its end, institution time)")],
+    start: Annotated[
+        Day | None,
+        Query(alias="from", description="first day of the period (default: as_of's month)"),
+    ] = None,
+    end: Annotated[
+        Day | None, Query(alias="to", description="last day of the period (default: as_of)")
+    ] = None,
+    group_by: Annotated[
+        list[str] | None,
+        Query(
+            description=f"cuts, repeated or comma-separated: {', '.join(rules.CUTS)}",
+            max_length=len(rules.CUTS),
+        ),
+    ] = None,
+) -> schemas.KpiReport:
+    """Report the institution's KPIs as of a date over a period, in total and by group."""
+    return _report(
+        service.kpi_report(
+            session,
+            principal=principal,
+            as_of=as_of,
+            start=start,
+            end=end,
+            group_by=group_by or (),
+        )
+    )
+
+
+def _report(report: service.KpiReport) -> schemas.KpiReport:
+    probability = report.kept_probability
+    return schemas.KpiReport(
+        institution=report.institution,
+        currency=report.currency,
+        as_of=report.as_of,
+        period=_period(report.period),
+        group_by=list(report.group_by),
+        total=_kpis(report.total),
+        groups=[
+            schemas.KpiGroup(cuts=group.cuts, kpis=_kpis(group.kpis)) for group in report.groups
+        ],
+        kept_probability=schemas.KeptProbability(
+            history=_period(report.kept_history),
+            overall=_rate(probability.overall),
+            by_bucket={bucket: _rate(rate) for bucket, rate in probability.by_bucket.items()},
+            min_promises_per_bucket=probability.minimum,
+        ),
+    )

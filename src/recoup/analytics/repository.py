@@ -1,0 +1,517 @@
+"""Queries of the KPIs: facts per group of accounts, counted in SQL and scoped by the caller.
+
+Every query is narrowed to the *population*: the caller's accounts (``identity.scoping``) in
+the institution's currency, grouped by the cuts the request asks for. Each query groups in
+SQL and returns one row per group; nothing loads accounts, payments or promises into Python.
+An account's state on a date is its last live delinquency event before the date's end, found
+through the (account, effective) index (``portfolio.repository.state_id_at``). A group key is
+the tuple of the cut values in the order asked (``None`` where unknown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVarTuple
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    ScalarSelect,
+    Select,
+    SQLColumnExpression,
+    Subquery,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from recoup.analytics.rules import (
+    DECIDED,
+    BucketCount,
+    Cell,
+    Cohort,
+    Collected,
+    PendingPromises,
+    PromiseOutcomes,
+)
+from recoup.analytics.rules import Average as Mean
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import scoped
+from recoup.models.account import Account, AccountStatus, DelinquencyEvent, Payment
+from recoup.models.debtor import Debtor
+from recoup.models.scoring import AccountScore
+from recoup.models.workbench import Promise, PromiseStatus
+from recoup.portfolio.repository import EXIT_STATUSES, roll_rate_matrix, state_id_at
+
+GroupKey = tuple[str | None, ...]
+Columns = TypeVarTuple("Columns")
+_EXITS = [str(status) for status in EXIT_STATUSES]
+_DEBTOR_CUTS = frozenset({"province", "city"})
+
+
+class WholeDaysBetween(FunctionElement[int]):
+    """Whole days (of 24 hours) from the first moment to the second, in SQL."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "whole_days_between"
+
+
+@compiles(WholeDaysBetween, "sqlite")
+def _whole_days_sqlite(element: WholeDaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    # Whole seconds, then integer division: julianday's floating point can land just below.
+    return (
+        f"((CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER))"
+        " / 86400)"
+    )
+
+
+@compiles(WholeDaysBetween, "postgresql")
+def _whole_days_postgresql(element: WholeDaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(floor(extract(epoch FROM ({end}) - ({start})) / 86400) AS INTEGER)"
+
+
+def _latest_segment(as_of: date) -> ScalarSelect[str | None]:
+    return (
+        select(AccountScore.segment)
+        .where(AccountScore.account_id == Account.id, AccountScore.as_of <= as_of)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
+        .limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+
+
+_STATIC_CUTS: dict[str, Callable[[date], SQLColumnExpression[Any]]] = {
+    "product": lambda _as_of: Account.product,
+    "province": lambda _as_of: Debtor.province,
+    "city": lambda _as_of: Debtor.city,
+    "segment": lambda as_of: _latest_segment(as_of),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """The accounts KPIs count: the caller's, in the institution's currency, and the cuts asked.
+
+    Every query selects from ``Account`` (joined to what it counts) and passes through
+    ``narrow``; ``group`` gives its group columns. Keeping the accounts a table rather than a
+    subquery lets both databases reach events, payments and promises through their indexes.
+    """
+
+    institution_id: int
+    principal: Principal
+    currency: str
+    as_of: date
+    cuts: tuple[str, ...]
+
+    def narrow(self, statement: Select[*Columns]) -> Select[*Columns]:
+        """Restrict a statement over ``Account`` to these accounts (with their debtor if cut by)."""
+        statement = scoped(statement, Account, self.principal).where(
+            Account.currency == self.currency
+        )
+        if _DEBTOR_CUTS.intersection(self.cuts):
+            statement = statement.join(Debtor, Debtor.id == Account.debtor_id)
+        return statement
+
+    def static_columns(self) -> list[ColumnElement[Any]]:
+        """Return the columns of the cuts other than the bucket, labelled by cut."""
+        return [
+            _STATIC_CUTS[cut](self.as_of).label(f"cut_{cut}")
+            for cut in self.cuts
+            if cut != "bucket"
+        ]
+
+    def group(self, bucket: SQLColumnExpression[Any]) -> list[ColumnElement[Any]]:
+        """Return the group columns in the order of the cuts, ``bucket`` for the bucket cut."""
+        static = iter(self.static_columns())
+        return [
+            bucket.label("cut_bucket") if cut == "bucket" else next(static) for cut in self.cuts
+        ]
+
+
+def population(
+    *, principal: Principal, institution_id: int, currency: str, as_of: date, cuts: Sequence[str]
+) -> Population:
+    """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI)."""
+    return Population(institution_id, principal, currency, as_of, tuple(cuts))
+
+
+def _key(values: Sequence[Any]) -> GroupKey:
+    return tuple(None if value is None else str(value) for value in values)
+
+
+def _state() -> Any:
+    return aliased(DelinquencyEvent, name="state")
+
+
+def _paid(start: datetime | SQLColumnExpression[datetime], end: datetime) -> ScalarSelect[int]:
+    """Select what the outer ``Account`` paid from ``start`` until ``end`` (0 if nothing)."""
+    return (
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.account_id == Account.id, Payment.paid_at >= start, Payment.paid_at < end)
+        .scalar_subquery()
+    )
+
+
+def buckets(
+    session: Session, people: Population, *, cutoff: datetime
+) -> dict[GroupKey, list[BucketCount]]:
+    """Count accounts and their balance by bucket at ``cutoff`` (accounts that left: not)."""
+    state = _state()
+    group = people.group(state.bucket)
+    rows = session.execute(
+        people.narrow(
+            select(*group, state.bucket, func.count(), func.sum(state.balance))
+            .select_from(Account)
+            .join(state, state.id == state_id_at(cutoff))
+            .where(state.status.not_in(_EXITS))
+            .group_by(*group, state.bucket)
+        )
+    )
+    found: dict[GroupKey, list[BucketCount]] = {}
+    for *values, bucket, accounts, balance in rows:
+        found.setdefault(_key(values), []).append(
+            BucketCount(str(bucket), int(accounts), int(balance or 0))
+        )
+    return found
+
+
+def transitions(
+    session: Session, people: Population, *, start: date, end: date
+) -> dict[GroupKey, list[Cell]]:
+    """Return the roll-rate cells from the end of ``start`` to the end of ``end`` per group."""
+    found: dict[GroupKey, list[Cell]] = {}
+    for cell in roll_rate_matrix(
+        session,
+        institution_id=people.institution_id,
+        start=start,
+        end=end,
+        narrow=people.narrow,
+        groups=people.static_columns(),
+    ):
+        static = iter(cell.group)
+        key = tuple(cell.from_bucket if cut == "bucket" else next(static) for cut in people.cuts)
+        found.setdefault(key, []).append(
+            Cell(cell.from_bucket, cell.to_bucket, cell.accounts, cell.balance)
+        )
+    return found
+
+
+def delinquent_at_start(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[GroupKey, Cohort]:
+    """Count accounts delinquent at ``start``, their balance, and what they paid until ``end``."""
+    state = _state()
+    group = people.group(state.bucket)
+    rows = session.execute(
+        people.narrow(
+            select(*group, func.count(), func.sum(state.balance), func.sum(_paid(start, end)))
+            .select_from(Account)
+            .join(state, state.id == state_id_at(start))
+            .where(state.bucket != "M0", state.status.not_in(_EXITS))
+            .group_by(*group)
+        )
+    )
+    return {
+        _key(values): Cohort(int(accounts), int(balance or 0), int(collected or 0))
+        for *values, accounts, balance, collected in rows
+    }
+
+
+def placed(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[GroupKey, Cohort]:
+    """Count accounts placed (turned delinquent) between the moments, and what they paid since.
+
+    An account is placed by its first live delinquent state in the period if it was current
+    at the start or not known yet; its balance is the one that state recorded.
+    """
+    placement = aliased(DelinquencyEvent, name="placement")
+    before = _state()
+    first_delinquent = (
+        select(DelinquencyEvent.id)
+        .where(
+            DelinquencyEvent.account_id == Account.id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at >= start,
+            DelinquencyEvent.effective_at < end,
+            DelinquencyEvent.bucket != "M0",
+            DelinquencyEvent.status.not_in(_EXITS),
+        )
+        .order_by(DelinquencyEvent.effective_at, DelinquencyEvent.id)
+        .limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    group = people.group(placement.bucket)
+    rows = session.execute(
+        people.narrow(
+            select(
+                *group,
+                func.count(),
+                func.sum(placement.balance),
+                func.sum(_paid(placement.effective_at, end)),
+            )
+            .select_from(Account)
+            .join(placement, placement.id == first_delinquent)
+            .outerjoin(before, before.id == state_id_at(start))
+            .where(
+                or_(
+                    before.id.is_(None),
+                    and_(before.bucket == "M0", before.status.not_in(_EXITS)),
+                )
+            )
+            .group_by(*group)
+        )
+    )
+    return {
+        _key(values): Cohort(int(accounts), int(balance or 0), int(collected or 0))
+        for *values, accounts, balance, collected in rows
+    }
+
+
+def collected(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[GroupKey, Collected]:
+    """Sum the payments made between the moments; the bucket cut is the bucket at ``start``."""
+    state = _state()
+    group = people.group(state.bucket)
+    after_charge_off = case(
+        (Payment.status_before == AccountStatus.charged_off, Payment.amount), else_=0
+    )
+    rows = session.execute(
+        people.narrow(
+            select(*group, func.sum(Payment.amount), func.count(), func.sum(after_charge_off))
+            .select_from(Account)
+            .join(Payment, Payment.account_id == Account.id)
+            .outerjoin(state, state.id == state_id_at(start))
+            .where(Payment.paid_at >= start, Payment.paid_at < end)
+            .group_by(*group)
+        )
+    )
+    return {
+        _key(values): Collected(int(amount or 0), int(payments), int(charged_off or 0))
+        for *values, amount, payments, charged_off in rows
+    }
+
+
+def cures(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[GroupKey, Mean]:
+    """Count cures between the moments and the days each account had been delinquent.
+
+    A cure is a live state in M0 (not an exit) right after a delinquent one; the days are the
+    days past due of that delinquent state plus the whole days from it to the cure
+    (``rules.days_to_cure``). The bucket cut is the bucket the account cured from.
+    """
+    cure = aliased(DelinquencyEvent, name="cure")
+    prior = aliased(DelinquencyEvent, name="prior")
+    prior_id = (
+        select(DelinquencyEvent.id)
+        .where(
+            DelinquencyEvent.account_id == cure.account_id,
+            DelinquencyEvent.superseded.is_(False),
+            or_(
+                DelinquencyEvent.effective_at < cure.effective_at,
+                and_(
+                    DelinquencyEvent.effective_at == cure.effective_at,
+                    DelinquencyEvent.id < cure.id,
+                ),
+            ),
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(cure)
+        .scalar_subquery()
+    )
+    group = people.group(prior.bucket)
+    days = prior.days_past_due + WholeDaysBetween(prior.effective_at, cure.effective_at)
+    rows = session.execute(
+        people.narrow(
+            select(*group, func.count(), func.sum(days))
+            .select_from(cure)
+            .join(Account, Account.id == cure.account_id)
+            .join(prior, prior.id == prior_id)
+            .where(
+                cure.institution_id == people.institution_id,
+                cure.superseded.is_(False),
+                cure.effective_at >= start,
+                cure.effective_at < end,
+                cure.bucket == "M0",
+                cure.status.not_in(_EXITS),
+                prior.bucket != "M0",
+                prior.status.not_in(_EXITS),
+            )
+            .group_by(*group)
+        )
+    )
+    return {_key(values): Mean(int(total or 0), int(count)) for *values, count, total in rows}
+
+
+def _bucket_when_promised(institution_id: int) -> ScalarSelect[str | None]:
+    return (
+        select(DelinquencyEvent.bucket)
+        .where(
+            DelinquencyEvent.account_id == Promise.account_id,
+            DelinquencyEvent.institution_id == institution_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at <= Promise.created_at,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(Promise)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """The date KPIs are read as of: its end, and the due dates whose grace had passed by then."""
+
+    day: date
+    cutoff: datetime
+    # A promise due before this day had its whole payment window before ``day``.
+    window_closed_before: date
+
+
+def _promises(people: Population, as_of: AsOf) -> Subquery:
+    """Select promises of the population with their bucket when made and status as of a date.
+
+    A kept, partially kept or broken promise was so on the date if it was reconciled before
+    its end, or if its payment window had closed by then (reconciled later, say in a catch-up
+    run, it reads the same); a cancelled one if cancelled before its end; else it was pending.
+    """
+    reconciled_by_then = and_(Promise.resolved_at.is_not(None), Promise.resolved_at < as_of.cutoff)
+    status_then = case(
+        (
+            and_(
+                Promise.status.in_(DECIDED),
+                or_(reconciled_by_then, Promise.due_date < as_of.window_closed_before),
+            ),
+            Promise.status,
+        ),
+        (and_(Promise.status == PromiseStatus.cancelled, reconciled_by_then), Promise.status),
+        else_=literal(str(PromiseStatus.pending)),
+    )
+    left = Promise.amount - Promise.paid_amount
+    # What is still to come: the promise's amount, less what is paid toward it if still open
+    # now (a promise decided after the date had all of its amount still to come then).
+    amount_left = case(
+        (Promise.status != PromiseStatus.pending, Promise.amount),
+        (left > 0, left),
+        else_=0,
+    )
+    return people.narrow(
+        select(
+            Promise.id,
+            Promise.due_date,
+            Promise.promised_on,
+            Promise.status,
+            status_then.label("status_then"),
+            amount_left.label("amount_left"),
+            _bucket_when_promised(people.institution_id).label("bucket"),
+            *people.static_columns(),
+        )
+        .select_from(Promise)
+        .join(Account, Account.id == Promise.account_id)
+        .where(Promise.institution_id == people.institution_id)
+    ).subquery("promise")
+
+
+def _promise_group(promise: Subquery, cuts: Sequence[str]) -> list[ColumnElement[Any]]:
+    return [promise.c.bucket if cut == "bucket" else promise.c[f"cut_{cut}"] for cut in cuts]
+
+
+def promises_due(
+    session: Session,
+    people: Population,
+    *,
+    first_due: date,
+    last_due: date,
+    as_of: AsOf,
+) -> dict[GroupKey, PromiseOutcomes]:
+    """Count promises due between the days (made by ``as_of``) by their status then.
+
+    Cancelled promises are left out; the bucket cut is the bucket when the promise was made.
+    """
+    promise = _promises(people, as_of)
+    group = _promise_group(promise, people.cuts)
+    rows = session.execute(
+        select(*group, promise.c.status_then, func.count())
+        .where(
+            promise.c.due_date >= first_due,
+            promise.c.due_date <= last_due,
+            promise.c.promised_on <= as_of.day,
+            promise.c.status_then != PromiseStatus.cancelled,
+        )
+        .group_by(*group, promise.c.status_then)
+    )
+    found: dict[GroupKey, PromiseOutcomes] = {}
+    for *values, status, count in rows:
+        key = _key(values)
+        found[key] = found.get(key, PromiseOutcomes()).adding(str(status), int(count))
+    return found
+
+
+def kept_history(
+    session: Session,
+    people: Population,
+    *,
+    first_due: date,
+    last_due: date,
+    as_of: AsOf,
+) -> dict[str | None, PromiseOutcomes]:
+    """Count promises due between the days and decided as of a date, by bucket when made."""
+    promise = _promises(people, as_of)
+    rows = session.execute(
+        select(promise.c.bucket, promise.c.status_then, func.count())
+        .where(
+            promise.c.due_date >= first_due,
+            promise.c.due_date <= last_due,
+            promise.c.promised_on <= as_of.day,
+            promise.c.status_then.in_(DECIDED),
+        )
+        .group_by(promise.c.bucket, promise.c.status_then)
+    )
+    found: dict[str | None, PromiseOutcomes] = {}
+    for bucket, status, count in rows:
+        key = None if bucket is None else str(bucket)
+        found[key] = found.get(key, PromiseOutcomes()).adding(str(status), int(count))
+    return found
+
+
+def pending_promises(
+    session: Session,
+    people: Population,
+    *,
+    as_of: AsOf,
+) -> dict[GroupKey, list[PendingPromises]]:
+    """Count promises made by ``as_of`` and still open then, and the amount they leave."""
+    promise = _promises(people, as_of)
+    group = _promise_group(promise, people.cuts)
+    rows = session.execute(
+        select(*group, promise.c.bucket, func.count(), func.sum(promise.c.amount_left))
+        .where(
+            promise.c.promised_on <= as_of.day,
+            promise.c.status_then == PromiseStatus.pending,
+        )
+        .group_by(*group, promise.c.bucket)
+    )
+    found: dict[GroupKey, list[PendingPromises]] = {}
+    for *values, bucket, count, amount in rows:
+        found.setdefault(_key(values), []).append(
+            PendingPromises(None if bucket is None else str(bucket), int(count), int(amount or 0))
+        )
+    return found

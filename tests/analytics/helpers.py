@@ -1,0 +1,122 @@
+"""Test data for KPIs: delinquency history, payments and promises on given days."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy.orm import Session
+
+from recoup.models import Account, DelinquencyEvent, Institution, Payment
+from recoup.models.workbench import Promise, PromiseStatus
+from recoup.portfolio.rules import bucket_for
+from tests.factories import make_account, make_debtor
+
+_counter = itertools.count(1)
+
+
+def noon(day: date) -> datetime:
+    """04:00 UTC: noon in Shanghai, safely inside the same local day."""
+    return datetime(day.year, day.month, day.day, 4, tzinfo=UTC)
+
+
+def account(
+    session: Session,
+    institution: Institution,
+    *,
+    product: str = "consumer_loan",
+    province: str | None = "广东省",
+    city: str | None = "广州市",
+    currency: str = "CNY",
+) -> Account:
+    debtor = make_debtor(session, institution)
+    debtor.province = province
+    debtor.city = city
+    made = make_account(session, debtor)
+    made.product = product
+    made.currency = currency
+    session.flush()
+    return made
+
+
+def state(
+    session: Session,
+    account: Account,
+    day: date,
+    *,
+    days_past_due: int,
+    balance: int,
+    status: str | None = None,
+    superseded: bool = False,
+) -> None:
+    """Record the account's bucket and status from ``day`` on (a delinquency event)."""
+    session.add(
+        DelinquencyEvent(
+            institution_id=account.institution_id,
+            account_id=account.id,
+            effective_at=noon(day),
+            recorded_at=noon(day),
+            days_past_due=days_past_due,
+            bucket=bucket_for(days_past_due),
+            status=status or ("current" if days_past_due == 0 else "delinquent"),
+            balance=balance,
+            cause="import",
+            superseded=superseded,
+        )
+    )
+    session.flush()
+
+
+def pay(
+    session: Session, account: Account, amount: int, day: date, *, status_before: str | None = None
+) -> Payment:
+    payment = Payment(
+        institution_id=account.institution_id,
+        external_id=f"KPI-PAY-{next(_counter)}",
+        account_id=account.id,
+        amount=amount,
+        currency=account.currency,
+        paid_at=noon(day),
+        applied_principal=amount,
+        status_before=status_before,
+    )
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: PromiseStatus
+    on: date
+    paid: int = 0
+
+
+def promise(
+    session: Session,
+    account: Account,
+    amount: int,
+    *,
+    promised_on: date,
+    due_date: date,
+    outcome: Outcome | None = None,
+) -> Promise:
+    row = Promise(
+        institution_id=account.institution_id,
+        account_id=account.id,
+        debtor_id=account.debtor_id,
+        amount=amount,
+        currency=account.currency,
+        promised_on=promised_on,
+        due_date=due_date,
+        channel="call",
+        status=outcome.status if outcome else PromiseStatus.pending,
+        paid_amount=outcome.paid if outcome else 0,
+        resolved_at=noon(outcome.on) if outcome else None,
+        created_by="test",
+        created_at=noon(promised_on),
+    )
+    session.add(row)
+    session.flush()
+    return row
