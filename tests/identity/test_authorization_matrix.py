@@ -25,6 +25,7 @@ from recoup.app import create_app
 from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
+from recoup.enums import ImportKind
 from recoup.identity import service
 from recoup.identity.dependencies import (
     CSRF_HEADER,
@@ -35,7 +36,7 @@ from recoup.identity.dependencies import (
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES, is_public_path, permissions_of_role
 from recoup.models import Institution, User
-from recoup.models.ingest import ImportKind, ImportRun
+from recoup.models.ingest import ImportRun
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
 from tests.factories import (

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from recoup.enums import ImportKind, ImportStatus
 from recoup.ingest.readers import UnusableFile
 from recoup.ingest.service import data_quality_report
 from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.models import Account, ContactPoint, Debtor, DelinquencyEvent, Institution, Payment
-from recoup.models.ingest import ImportKind, ImportReject, ImportRun, ImportStatus
+from recoup.models.ingest import ImportReject, ImportRun
 from tests.factories import make_institution
 from tests.ingest.conftest import ACCOUNTS_HEADER, DEBTORS_HEADER, load, load_examples, write
 

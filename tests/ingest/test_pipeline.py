@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from recoup.enums import ImportKind
 from recoup.ingest.pipeline import _pack, _record_type, _unpack
 from recoup.ingest.readers import UnusableFile
 from recoup.ingest.rules import (
@@ -27,7 +28,7 @@ from recoup.ingest.rules import (
 from recoup.ingest.service import CheckedChunk
 from recoup.models import Account, DelinquencyEvent, Institution
 from recoup.models.debtor import Debtor
-from recoup.models.ingest import ImportKind, ImportRun
+from recoup.models.ingest import ImportRun
 from tests.factories import make_institution
 from tests.ingest.conftest import DEBTORS_HEADER, load, write
 
@@ -174,7 +175,7 @@ HANGING_WRITER = textwrap.dedent(
     from pathlib import Path
     from recoup.ingest.pipeline import checked_chunks
     from recoup.ingest.rules import RowContext
-    from recoup.models.ingest import ImportKind
+    from recoup.enums import ImportKind
 
     chunks = checked_chunks(
         path=Path(sys.argv[1]),

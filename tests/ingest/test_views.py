@@ -9,10 +9,11 @@ from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from recoup.enums import ImportKind, ImportStatus
 from recoup.identity.dependencies import SESSION_COOKIE, login_session
 from recoup.kit.clock import utcnow
 from recoup.models import Institution, User
-from recoup.models.ingest import ImportKind, ImportRun, ImportStatus
+from recoup.models.ingest import ImportRun
 from tests.factories import make_institution
 from tests.identity.helpers import client_for, make_user
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 from tests.factories import make_account, make_debtor, make_institution
 
+from recoup.kit.clock import aware
 from recoup.models import Account, Institution, Payment
 from recoup.portfolio import repository
 from recoup.portfolio.schemas import PaymentInput
@@ -75,7 +76,7 @@ def snapshot(session: Session, account: Account) -> dict[str, object]:
         ],
         "history": [
             (
-                repository.aware(event.effective_at),
+                aware(event.effective_at),
                 event.days_past_due,
                 event.bucket,
                 event.status,
@@ -132,7 +133,7 @@ class TestBackdatedPayment:
     ) -> None:
         def history() -> list[tuple[str, str, datetime, bool]]:
             return [
-                (e.status, e.cause, repository.aware(e.effective_at), e.superseded)
+                (e.status, e.cause, aware(e.effective_at), e.superseded)
                 for e in repository.delinquency_events(
                     session, institution_id=institution.id, account_id=account.id
                 )
@@ -247,9 +248,7 @@ class TestBackdatedAfterAnImport:
         history = repository.delinquency_events(
             session, institution_id=institution.id, account_id=account.id
         )
-        assert [
-            (e.cause, e.bucket, repository.aware(e.effective_at), e.superseded) for e in history
-        ] == [
+        assert [(e.cause, e.bucket, aware(e.effective_at), e.superseded) for e in history] == [
             ("import", "M2", imported_at, False),
             ("payment", "M0", imported_at, False),
         ]

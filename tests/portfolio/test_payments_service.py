@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tests.factories import make_account, make_debtor, make_institution
 
+from recoup.kit.clock import aware
 from recoup.models import Account, AuditEvent, DelinquencyEvent, Institution, Payment
 from recoup.portfolio import repository
 from recoup.portfolio.schemas import PaymentInput
@@ -122,7 +123,7 @@ class TestCure:
             "payment",
         )
         assert event.balance == account.balance
-        assert repository.aware(event.effective_at) == T0
+        assert aware(event.effective_at) == T0
 
 
 class TestPayoffAndOverpayment:
@@ -366,8 +367,8 @@ class TestPaidAtTimeZones:
         session.expire_all()
 
         payment = session.get_one(Payment, outcome.payment_id)
-        assert repository.aware(payment.paid_at) == local
-        assert repository.aware(payment.paid_at).hour == 10
+        assert aware(payment.paid_at) == local
+        assert aware(payment.paid_at).hour == 10
 
 
 class TestRejectionCodes:
@@ -477,7 +478,7 @@ class TestHistoryAfterAnImport:
 
         cure = events(session, account)[-1]
         assert (cure.bucket, cure.payment_id) == ("M0", outcome.payment_id)
-        assert repository.aware(cure.effective_at) == imported_at
+        assert aware(cure.effective_at) == imported_at
         today = repository.bucket_history(
             session, institution_id=institution.id, as_of=(T0 + timedelta(days=3)).date()
         )

@@ -8,8 +8,8 @@ from importlib import resources
 
 import pytest
 
+from recoup.enums import AccountStatus, ContactKind, ContactStatus, Product, Relation
 from recoup.identity.permissions import MATRIX, ROLES
-from recoup.models import AccountStatus, ContactKind, ContactStatus, Product, Relation
 from recoup.web import localization
 from recoup.web.errors import PAGE_STATUSES
 from recoup.web.navigation import NAVIGATION

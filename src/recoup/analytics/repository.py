@@ -44,9 +44,10 @@ from recoup.analytics.rules import (
     PromiseOutcomes,
 )
 from recoup.analytics.rules import Average as Mean
+from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
-from recoup.models.account import Account, AccountStatus, DelinquencyEvent, Payment
+from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.debtor import Debtor
 from recoup.models.scoring import AccountScore
 from recoup.models.workbench import Promise, PromiseStatus

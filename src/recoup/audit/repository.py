@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from recoup.audit.rules import GENESIS_HASH, ChainLink
+from recoup.kit.clock import aware
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.audit import AuditChainHead, AuditEvent
 
@@ -29,11 +30,6 @@ def read_head(session: Session) -> tuple[int, str]:
     """Return the recorded last sequence and hash."""
     head = session.get(AuditChainHead, 1)
     return (head.sequence, head.hash) if head else (0, GENESIS_HASH)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes; PostgreSQL answers in the session's time zone.
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def iter_links(session: Session, *, batch: int = 5000) -> Iterator[ChainLink]:
@@ -61,7 +57,7 @@ def iter_links(session: Session, *, batch: int = 5000) -> Iterator[ChainLink]:
                 action=row.action,
                 object_type=row.object_type,
                 object_id=row.object_id,
-                occurred_at=_aware(row.occurred_at),
+                occurred_at=aware(row.occurred_at),
                 details=row.details,
                 previous_hash=row.previous_hash,
                 hash=row.hash,

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from recoup.compliance.certifications import service as certifications_service
 from recoup.compliance.certifications.rules import CERTIFICATE_EXPIRY_WARNING_DAYS
 from recoup.compliance.enums import Channel, HolidaySuppression, Party
+from recoup.compliance.facts import repository as facts_repository
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.rules import InconvenientPlace
 from recoup.compliance.gate import repository as gate_repository
@@ -43,7 +44,6 @@ from recoup.models.compliance import (
 from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 from recoup.models.institution import Institution
-from recoup.portfolio import repository as portfolio_repository
 from recoup.web import labels
 from recoup.web.localization import translate
 from recoup.web.templating import (
@@ -1095,7 +1095,7 @@ FACTS_ACCOUNT_FIELD = "account-{id}-{field}"
 def _facts_context(viewer: Viewer, session: Session, debtor_id: int) -> dict[str, Any]:
     assert viewer.principal is not None
     debtor = get_scoped(session, Debtor, debtor_id, viewer.principal)
-    accounts = portfolio_repository.debtor_accounts(
+    accounts = facts_repository.accounts_with_facts(
         session, principal=viewer.principal, debtor_id=debtor.id
     )
     stated = facts_service.inconvenient_for(session, debtor=debtor)
@@ -1182,7 +1182,7 @@ def record_debtor_facts(
         )
         if form.get("inconvenient_form"):
             changed += _record_inconvenient(form, session, debtor, principal.actor)
-        for account in portfolio_repository.debtor_accounts(
+        for account in facts_repository.accounts_with_facts(
             session, principal=principal, debtor_id=debtor.id
         ):
             names = {

@@ -20,12 +20,13 @@ from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
 from recoup.demo import repository
+from recoup.enums import ImportKind, ImportStatus
 from recoup.identity import repository as identity_repository
 from recoup.ingest import service as ingest
 from recoup.ingest.readers import RawRow
 from recoup.kit.clock import utcnow, zone
 from recoup.models.identity import User
-from recoup.models.ingest import ImportKind, ImportRun, ImportStatus
+from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
 
 ACTOR = "demo-seed"

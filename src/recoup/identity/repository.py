@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from recoup.kit.clock import aware
 from recoup.models.identity import ApiKey, LoginAttempt, User
-
-
-def aware(moment: datetime) -> datetime:
-    """Return ``moment`` in UTC (SQLite hands back naive datetimes, stored as UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def get_user_by_username(session: Session, username: str) -> User | None:

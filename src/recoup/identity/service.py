@@ -19,7 +19,7 @@ from recoup.identity import repository, rules
 from recoup.identity.permissions import ROLES, scope_problems
 from recoup.identity.principal import Principal
 from recoup.identity.secret import secret_key
-from recoup.kit.clock import utcnow
+from recoup.kit.clock import aware, utcnow
 from recoup.kit.errors import (
     Conflict,
     NotAuthenticated,
@@ -477,9 +477,7 @@ def api_key_for(session: Session, plaintext: str) -> ApiKey:
     if api_key.revoked_at is not None:
         raise rules.TokenRejected("the API key was revoked")
     now = utcnow()
-    if api_key.last_used_at is None or repository.aware(api_key.last_used_at) < now - timedelta(
-        minutes=1
-    ):
+    if api_key.last_used_at is None or aware(api_key.last_used_at) < now - timedelta(minutes=1):
         api_key.last_used_at = now
     return api_key
 

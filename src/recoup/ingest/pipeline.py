@@ -26,6 +26,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
+from recoup.enums import ImportKind
 from recoup.ingest.readers import UnusableFile, open_source
 from recoup.ingest.rules import (
     AccountRecord,
@@ -38,7 +39,6 @@ from recoup.ingest.rules import (
     SeenKeys,
 )
 from recoup.ingest.service import CheckedChunk, check_rows
-from recoup.models.ingest import ImportKind
 
 QUEUED_CHUNKS: Final = 2
 _RECORD_TYPES: Final[tuple[type[Any], ...]] = (

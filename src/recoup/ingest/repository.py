@@ -13,11 +13,12 @@ from sqlalchemy import Date, DateTime, Row, Table, bindparam, delete, func, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from recoup.enums import ImportStatus
 from recoup.kit.clock import utcnow
 from recoup.models.account import Account, DelinquencyEvent
 from recoup.models.compliance import ContactWindow, WindowKind
 from recoup.models.debtor import ContactPoint, Debtor
-from recoup.models.ingest import ImportReject, ImportRun, ImportStatus
+from recoup.models.ingest import ImportReject, ImportRun
 
 _DEBTORS: Table = Debtor.__table__  # type: ignore[assignment]
 _CONTACTS: Table = ContactPoint.__table__  # type: ignore[assignment]

@@ -33,20 +33,23 @@ from recoup.compliance.facts.rules import (
     split_places,
 )
 from recoup.compliance.facts.zones import ZoneSource, address_zones, phone_zones_for
-from recoup.kit.clock import CLOCK_SKEW, is_valid_zone, zone
-from recoup.kit.masking import mask_text
-from recoup.kit.money import AmountRefused, known_currencies, minor_digits, parse_payable_amount
-from recoup.kit.text import FORMULA_PREFIXES, MAX_TEXT_LENGTH, clean_text
-from recoup.models.account import AccountStatus, PaymentChannel, Product
-from recoup.models.debtor import (
+from recoup.enums import (
+    AccountStatus,
     ContactKind,
     ContactSource,
     ContactStatus,
     DebtorKind,
     IdKind,
+    ImportKind,
+    ImportStatus,
+    PaymentChannel,
+    Product,
     Relation,
 )
-from recoup.models.ingest import ImportKind, ImportStatus
+from recoup.kit.clock import CLOCK_SKEW, is_valid_zone, zone
+from recoup.kit.masking import mask_text
+from recoup.kit.money import AmountRefused, known_currencies, minor_digits, parse_payable_amount
+from recoup.kit.text import FORMULA_PREFIXES, MAX_TEXT_LENGTH, clean_text
 from recoup.portfolio.rules import (
     birth_date_from_resident_id,
     bucket_for,

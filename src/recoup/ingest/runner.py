@@ -38,6 +38,7 @@ from typing import IO, Any
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.enums import ImportKind, ImportStatus
 from recoup.ingest.pipeline import checked_chunks
 from recoup.ingest.readers import Source, UnusableFile, open_source
 from recoup.ingest.rules import neutralise_formula
@@ -53,7 +54,7 @@ from recoup.institutions.repository import require_by_code
 from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import ValidationFailed
-from recoup.models.ingest import ImportKind, ImportRun, ImportStatus
+from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
 
 CHUNK_SIZE = 5_000

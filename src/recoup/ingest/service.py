@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from recoup.enums import AccountStatus, ImportKind
 from recoup.ingest import repository
 from recoup.ingest.readers import RawRow
 from recoup.ingest.rules import (
@@ -46,9 +47,9 @@ from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.masking import mask_phone
-from recoup.models.account import Account, AccountStatus
+from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
-from recoup.models.ingest import ImportKind, ImportRun
+from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
 from recoup.portfolio.schemas import PaymentInput
 from recoup.portfolio.service import record_payments

@@ -13,13 +13,14 @@ from fastapi.responses import HTMLResponse, Response
 from recoup.audit import service as audit
 from recoup.db import writes_on_get
 from recoup.deps import SessionDep
+from recoup.enums import ImportStatus
 from recoup.identity.scoping import get_scoped
 from recoup.ingest import repository, service
 from recoup.ingest.rules import import_run_status, neutralise_formula
 from recoup.ingest.runner import REPORT_COLUMNS
 from recoup.kit.clock import utcnow
 from recoup.kit.pagination import Page, PageRequest
-from recoup.models.ingest import ImportReject, ImportRun, ImportStatus
+from recoup.models.ingest import ImportReject, ImportRun
 from recoup.models.institution import Institution
 from recoup.web.templating import PAGE_SECURITY_HEADERS, Viewer, page_url_for, render, viewer_with
 

@@ -20,6 +20,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """Return a stored datetime as aware UTC (SQLite hands back naive UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     """Return the IANA zone ``name``; raises ``ValueError`` for an unknown name."""

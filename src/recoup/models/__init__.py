@@ -5,51 +5,26 @@ Importing this package registers every table; add a new models file's import her
 
 # Domain model modules added by later features register themselves below.
 from recoup.models import registry as _registry  # noqa: F401
-from recoup.models.account import (
-    Account,
-    AccountStatus,
-    DelinquencyEvent,
-    Payment,
-    PaymentChannel,
-    Product,
-)
+from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.audit import AuditChainHead, AuditEvent
 from recoup.models.base import Base
-from recoup.models.debtor import (
-    ContactKind,
-    ContactPoint,
-    ContactSource,
-    ContactStatus,
-    Debtor,
-    DebtorKind,
-    IdKind,
-    Relation,
-)
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.identity import ApiKey, Role, User
 from recoup.models.institution import Institution, Jurisdiction, Preset
 
 __all__ = [
     "Account",
-    "AccountStatus",
     "ApiKey",
     "AuditChainHead",
     "AuditEvent",
     "Base",
-    "ContactKind",
     "ContactPoint",
-    "ContactSource",
-    "ContactStatus",
     "Debtor",
-    "DebtorKind",
     "DelinquencyEvent",
-    "IdKind",
     "Institution",
     "Jurisdiction",
     "Payment",
-    "PaymentChannel",
     "Preset",
-    "Product",
-    "Relation",
     "Role",
     "User",
 ]

@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from recoup.enums import AccountStatus, PaymentChannel, Product
 from recoup.models.base import Base, Id, IdPk, Minor, TenantMixin, TimestampMixin
 from recoup.models.debtor import Debtor
-
-
-class Product(StrEnum):
-    credit_card = "credit_card"
-    consumer_loan = "consumer_loan"
-    cash_loan = "cash_loan"
-    auto_loan = "auto_loan"
-    mortgage = "mortgage"
-    sme_loan = "sme_loan"
-    other = "other"
-
-
-class AccountStatus(StrEnum):
-    current = "current"
-    delinquent = "delinquent"
-    promised = "promised"
-    on_plan = "on_plan"
-    disputed = "disputed"
-    paused = "paused"
-    legal = "legal"
-    agency = "agency"
-    charged_off = "charged_off"
-    settled = "settled"
-    closed = "closed"
 
 
 class Account(TenantMixin, TimestampMixin, Base):
@@ -80,16 +56,6 @@ class Account(TenantMixin, TimestampMixin, Base):
     def balance(self) -> int:
         """Total outstanding in minor units."""
         return self.principal + self.interest + self.fees + self.penalty
-
-
-class PaymentChannel(StrEnum):
-    bank_transfer = "bank_transfer"
-    card = "card"
-    alipay = "alipay"
-    wechat_pay = "wechat_pay"
-    cash = "cash"
-    direct_debit = "direct_debit"
-    other = "other"
 
 
 class Payment(TenantMixin, TimestampMixin, Base):

@@ -6,24 +6,13 @@ PII columns are encrypted; ``*_index`` columns hold keyed hashes for exact-match
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from recoup.enums import ContactKind, ContactSource, ContactStatus, DebtorKind, IdKind, Relation
 from recoup.kit.crypto import BlindIndex, Encrypted
 from recoup.models.base import Base, Id, IdPk, TenantMixin, TimestampMixin
-
-
-class DebtorKind(StrEnum):
-    individual = "individual"
-    business = "business"
-
-
-class IdKind(StrEnum):
-    resident_id = "resident_id"  # 18-digit PRC resident identity number (GB 11643)
-    uscc = "uscc"  # unified social credit code (GB 32100)
-    other = "other"
 
 
 class Debtor(TenantMixin, TimestampMixin, Base):
@@ -65,39 +54,6 @@ class Debtor(TenantMixin, TimestampMixin, Base):
     contact_points: Mapped[list[ContactPoint]] = relationship(
         back_populates="debtor", lazy="raise", order_by="ContactPoint.id"
     )
-
-
-class ContactKind(StrEnum):
-    mobile = "mobile"
-    landline = "landline"
-    email = "email"
-    address = "address"
-    other = "other"
-
-
-class Relation(StrEnum):
-    self = "self"
-    spouse = "spouse"
-    relative = "relative"
-    colleague = "colleague"
-    emergency_contact = "emergency_contact"
-    other = "other"
-
-
-class ContactStatus(StrEnum):
-    unverified = "unverified"
-    valid = "valid"
-    invalid = "invalid"
-    wrong_party = "wrong_party"
-    superseded = "superseded"
-
-
-class ContactSource(StrEnum):
-    core = "core"
-    crm = "crm"
-    agent = "agent"
-    imported = "import"
-    skip_trace = "skip_trace"
 
 
 class ContactPoint(TenantMixin, TimestampMixin, Base):

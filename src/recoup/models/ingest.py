@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recoup.enums import ImportKind, ImportStatus
 from recoup.models.base import Base, Id, IdPk, TenantMixin, TimestampMixin
-
-
-class ImportKind(StrEnum):
-    debtors = "debtors"
-    contacts = "contacts"
-    accounts = "accounts"
-    payments = "payments"
-
-
-class ImportStatus(StrEnum):
-    running = "running"
-    completed = "completed"
-    failed = "failed"
-    # The importing process stopped without finishing (killed, machine down, Ctrl-C).
-    interrupted = "interrupted"
 
 
 class ImportRun(TenantMixin, TimestampMixin, Base):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from recoup.deps import SessionDep
+from recoup.enums import AccountStatus
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.pii import NO_STORE_HEADERS, reveal_debtor
 from recoup.identity.scoping import get_scoped
@@ -15,7 +16,7 @@ from recoup.kit.errors import PermissionDenied
 from recoup.kit.masking import mask_name, mask_national_id, mask_text
 from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
-from recoup.models.account import Account, AccountStatus
+from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.portfolio import repository, service
 from recoup.portfolio.schemas import (
@@ -42,7 +43,8 @@ SearchValue = Annotated[str | None, Query(min_length=1, max_length=64)]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def _debtor(debtor: Debtor) -> DebtorRead:
+def debtor_read(debtor: Debtor) -> DebtorRead:
+    """Return the debtor as the API shows it, PII masked."""
     return DebtorRead(
         id=debtor.id,
         external_id=debtor.external_id,
@@ -62,7 +64,8 @@ def _debtor(debtor: Debtor) -> DebtorRead:
     )
 
 
-def _contact_point(contact: ContactPoint) -> ContactPointRead:
+def contact_point_read(contact: ContactPoint) -> ContactPointRead:
+    """Return the contact point as the API shows it, its value masked."""
     return ContactPointRead(
         id=contact.id,
         kind=contact.kind,
@@ -73,7 +76,8 @@ def _contact_point(contact: ContactPoint) -> ContactPointRead:
     )
 
 
-def _account(account: Account) -> AccountRead:
+def account_read(account: Account) -> AccountRead:
+    """Return the account as the API shows it."""
     return AccountRead(
         id=account.id,
         external_id=account.external_id,
@@ -118,7 +122,7 @@ def list_debtors(
             blind_index(national_id, context="debtors.national_id") if national_id else None
         ),
     )
-    return Paginated[DebtorRead].of(result, _debtor)
+    return Paginated[DebtorRead].of(result, debtor_read)
 
 
 @router.get(
@@ -132,9 +136,9 @@ def get_debtor(debtor_id: RowId, principal: CurrentPrincipal, session: SessionDe
     contacts = repository.debtor_contact_points(session, principal=principal, debtor_id=debtor.id)
     accounts = repository.debtor_accounts(session, principal=principal, debtor_id=debtor.id)
     return DebtorDetail(
-        **_debtor(debtor).model_dump(),
-        contact_points=[_contact_point(contact) for contact in contacts],
-        accounts=[_account(account) for account in accounts],
+        **debtor_read(debtor).model_dump(),
+        contact_points=[contact_point_read(contact) for contact in contacts],
+        accounts=[account_read(account) for account in accounts],
     )
 
 
@@ -217,7 +221,7 @@ AccountFiltersDep = Annotated[AccountFilters, Depends(account_filters)]
 def account_item(row: repository.AccountListRow) -> AccountListItem:
     """Return the list shape of an account with its latest score and agent."""
     return AccountListItem(
-        **_account(row.account).model_dump(),
+        **account_read(row.account).model_dump(),
         score=row.score,
         grade=row.grade,
         segment=row.segment,
@@ -253,7 +257,7 @@ def list_accounts(
 )
 def get_account(account_id: RowId, principal: CurrentPrincipal, session: SessionDep) -> AccountRead:
     """Open one account."""
-    return _account(get_scoped(session, Account, account_id, principal))
+    return account_read(get_scoped(session, Account, account_id, principal))
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -21,12 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
-from recoup.kit.clock import start_of_day
+from recoup.kit.clock import aware, start_of_day
 from recoup.kit.crypto import blind_index
 from recoup.kit.pagination import Page, PageRequest
-from recoup.models.account import Account, AccountStatus, DelinquencyEvent, Payment
+from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.identity import User
 from recoup.models.institution import Institution
@@ -56,11 +57,6 @@ def _chunks(values: Iterable[_T]) -> Iterator[list[_T]]:
             batch = []
     if batch:
         yield batch
-
-
-def aware(moment: datetime) -> datetime:
-    """Return a stored datetime as aware UTC (SQLite hands back naive UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def accounts_by_external_id(

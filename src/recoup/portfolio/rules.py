@@ -141,9 +141,6 @@ def uscc_problem(value: str) -> str | None:
 CURRENT = "current"
 DELINQUENT = "delinquent"
 SETTLED = "settled"
-CLOSED = "closed"
-# Accounts that owe nothing more: no promise, contact rule or collection step binds them.
-FINISHED_STATUSES = frozenset({SETTLED, CLOSED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,20 +66,14 @@ from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.compliance.certifications import service as certifications_service
+from recoup.enums import AccountStatus, PaymentChannel, Product
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped, scoped
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock, jobs
 from recoup.kit.clock import CLOCK_SKEW, utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
-from recoup.models.account import (
-    Account,
-    AccountStatus,
-    DelinquencyEvent,
-    Payment,
-    PaymentChannel,
-    Product,
-)
+from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.identity import Role, User
 from recoup.models.institution import Institution
 from recoup.portfolio import repository
@@ -159,7 +153,7 @@ def record_payments(
                 account_external_id=recorded_accounts.get(earlier.account_id, "?"),
                 amount=earlier.amount,
                 currency=earlier.currency,
-                paid_at=repository.aware(earlier.paid_at),
+                paid_at=clock.aware(earlier.paid_at),
             )
             outcomes[index] = _duplicate_or_conflict(payment, earlier_claim, earlier.id)
             continue
@@ -342,7 +336,7 @@ def _claim_of(payment: PaymentInput) -> _Claim:
         account_external_id=payment.account_external_id,
         amount=payment.amount,
         currency=payment.currency,
-        paid_at=repository.aware(paid_at) if paid_at.tzinfo is not None else None,
+        paid_at=clock.aware(paid_at) if paid_at.tzinfo is not None else None,
     )
 
 
@@ -404,7 +398,7 @@ def _problem(payment: PaymentInput, account: Account | None, *, now: datetime) -
             "paid_at",
             "paid_at has no time zone offset: give one (e.g. +08:00)",
         )
-    paid_at = repository.aware(payment.paid_at)
+    paid_at = clock.aware(payment.paid_at)
     if paid_at > now + FUTURE_TOLERANCE:
         return _Refusal("future_date", "paid_at", f"paid_at {paid_at.isoformat()} is in the future")
     if payment.channel not in _CHANNELS:
@@ -463,7 +457,7 @@ def _apply(
 ) -> _Applied:
     """Apply one accepted payment to its account, replaying history if it is backdated."""
     account = item.account
-    paid_at = repository.aware(item.payment.paid_at)
+    paid_at = clock.aware(item.payment.paid_at)
     revolving = account.product in REVOLVING_PRODUCTS
     before = account_state(account)
     effect = apply_payment(before, item.payment.amount, order, revolving=revolving)
@@ -522,7 +516,7 @@ def _replay_from(
     Returns the payment's replayed effect, the ids of the later payments recomputed and
     when the replay settled the account (if it did).
     """
-    paid_at = repository.aware(payment.paid_at)
+    paid_at = clock.aware(payment.paid_at)
     later = repository.payments_after(
         session, institution_id=account.institution_id, account_id=account.id, after=paid_at
     )
@@ -558,7 +552,7 @@ def _replay_from(
     for row, effect in zip(sequence, effects, strict=True):
         _store_effect(row, effect)
         if settled_at is None and _settles(effect):
-            settled_at = repository.aware(row.paid_at)
+            settled_at = clock.aware(row.paid_at)
         if effect.changes_delinquency:
             cause = "payment" if row is payment else "correction"
             session.add(_event(account, row, effect, snapshot=snapshot, cause=cause))
@@ -614,7 +608,7 @@ def _event(
     changes, so an earlier effective time would let the snapshot hide the change.
     """
     after = effect.after
-    paid_at = repository.aware(payment.paid_at)
+    paid_at = clock.aware(payment.paid_at)
     return DelinquencyEvent(
         institution_id=account.institution_id,
         account_id=account.id,

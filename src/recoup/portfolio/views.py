@@ -9,21 +9,22 @@ from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
 from recoup.deps import SessionDep
+from recoup.enums import AccountStatus
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.pii import Revealed, reveal_debtor
 from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
-from recoup.models.account import Account, AccountStatus
+from recoup.models.account import Account
 from recoup.models.debtor import Debtor
 from recoup.portfolio import repository, service
 from recoup.portfolio.api import (
     AccountFiltersDep,
-    _account,
-    _contact_point,
-    _debtor,
     account_item,
+    account_read,
+    contact_point_read,
+    debtor_read,
 )
 from recoup.portfolio.rules import BUCKETS
 from recoup.portfolio.schemas import AccountRead, AccountSort, DebtorRead
@@ -101,7 +102,7 @@ def debtor_list(
             blind_index(query, context="debtors.national_id") if is_national_id else None
         ),
     )
-    rows = [_debtor_row(_debtor(debtor)) for debtor in result.items]
+    rows = [_debtor_row(debtor_read(debtor)) for debtor in result.items]
     context = {
         "page": _with_items(result, rows),
         "page_url": page_url_for(viewer.request),
@@ -126,8 +127,8 @@ def _debtor_page(
         session, principal=viewer.principal, debtor_id=debtor.id
     )
     context: dict[str, Any] = {
-        "debtor": _debtor_row(_debtor(debtor)),
-        "contact_points": [_contact_point(contact).model_dump() for contact in contacts],
+        "debtor": _debtor_row(debtor_read(debtor)),
+        "contact_points": [contact_point_read(contact).model_dump() for contact in contacts],
         "can_reveal": viewer.allows("pii:reveal"),
         "revealed": _revealed_values(revealed) if revealed is not None else None,
         "reveal_error": reveal_error,
@@ -137,7 +138,7 @@ def _debtor_page(
             viewer, "debtors/_pii_panels.html", context, partial=True, status_code=status_code
         )
     accounts = repository.debtor_accounts(session, principal=viewer.principal, debtor_id=debtor.id)
-    context["accounts"] = [_account(account).model_dump() for account in accounts]
+    context["accounts"] = [account_read(account).model_dump() for account in accounts]
     return render(
         viewer, "debtors/detail.html", context, active_nav="debtors", status_code=status_code
     )
@@ -245,7 +246,7 @@ def account_detail(viewer: ReadAccounts, session: SessionDep, account_id: RowId)
     assert viewer.principal is not None
     account = get_scoped(session, Account, account_id, viewer.principal)
     row = {
-        **_account_row(_account(account)),
+        **_account_row(account_read(account)),
         "credit_limit": account.credit_limit,
         "opened_on": account.opened_on,
         "updated_at": account.updated_at,

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from recoup.enums import ContactStatus, Relation
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.compliance import ContactReservation, ReservationStatus
-from recoup.models.debtor import ContactPoint, ContactStatus, Debtor, Relation
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.models.workbench import Promise

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from recoup.portfolio.rules import FINISHED_STATUSES
+from recoup.enums import FINISHED_STATUSES
 
 DEFAULT_HORIZON_DAYS = 30
 DEFAULT_GRACE_DAYS = 3

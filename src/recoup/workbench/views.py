@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Path
 from fastapi.responses import HTMLResponse, Response
 
 from recoup.deps import SessionDep
+from recoup.enums import FINISHED_STATUSES
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
 from recoup.kit.errors import Conflict, RecoupError, ValidationFailed
@@ -17,7 +18,6 @@ from recoup.kit.pagination import PageRequest
 from recoup.models.account import Account
 from recoup.models.institution import Institution
 from recoup.models.workbench import Promise
-from recoup.portfolio.rules import FINISHED_STATUSES
 from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
 from recoup.workbench import rules, service
 from recoup.workbench.api import WRITE

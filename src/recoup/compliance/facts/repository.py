@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from recoup.enums import ContactKind, ContactStatus
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import scoped
+from recoup.models.account import Account
 from recoup.models.compliance import (
     ContactWindow,
     WindowKind,
 )
-from recoup.models.debtor import ContactKind, ContactPoint, ContactStatus, Debtor
+from recoup.models.debtor import ContactPoint, Debtor
 
 
 def debtors_by_reference(session: Session, *, institution_id: int, reference: str) -> list[Debtor]:
@@ -75,3 +79,9 @@ def delete_windows(
             ContactWindow.kind == kind,
         )
     )
+
+
+def accounts_with_facts(session: Session, *, principal: Principal, debtor_id: int) -> list[Account]:
+    """Return the debtor's accounts the caller may see, whose per-debt facts a form shows."""
+    statement = scoped(select(Account), Account, principal).where(Account.debtor_id == debtor_id)
+    return list(session.scalars(statement.order_by(Account.id)))

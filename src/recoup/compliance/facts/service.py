@@ -33,6 +33,7 @@ from recoup.compliance.gate.rules import (
     DebtorFacts,
 )
 from recoup.compliance.rulepack import load_pack
+from recoup.enums import FINISHED_STATUSES, ContactKind
 from recoup.institutions import repository as institutions_repository
 from recoup.kit import clock
 from recoup.kit.errors import NotFound, ValidationFailed
@@ -41,9 +42,8 @@ from recoup.models.compliance import (
     ContactWindow,
     WindowKind,
 )
-from recoup.models.debtor import ContactKind, ContactPoint, Debtor
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
-from recoup.portfolio.rules import FINISHED_STATUSES
 
 _AUTOMATED_CONSENT = frozenset({Channel.SMS, Channel.AI_CALL, Channel.CALL})
 

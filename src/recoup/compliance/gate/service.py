@@ -32,10 +32,11 @@ from recoup.compliance.policy.rules import (
     Policy,
 )
 from recoup.compliance.rulepack import load_pack
+from recoup.enums import ContactKind
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
-from recoup.kit.clock import utcnow
+from recoup.kit.clock import aware, utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
@@ -45,9 +46,8 @@ from recoup.models.compliance import (
     ReservationStatus,
     SlotClaim,
 )
-from recoup.models.debtor import ContactKind, ContactPoint, Debtor
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
-from recoup.portfolio.repository import aware
 
 # A channel may act on an allowed decision until this long after its planned time. The slot
 # stays taken after that: an attempt nobody reported counts until an outcome says it did not
