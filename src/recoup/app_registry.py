@@ -58,3 +58,6 @@ def register(app: FastAPI) -> None:
     from recoup.analytics.api import router as analytics_router
 
     app.include_router(analytics_router)
+    from recoup.allocation.views import router as allocation_pages
+
+    app.include_router(allocation_pages)

@@ -156,6 +156,8 @@ def test_the_allocate_command_prints_its_figures(cli_db: str) -> None:
     text = runner.invoke(app, ["allocate", "--institution", "ALLOC", "--dry-run"])
     assert text.exit_code == 0, text.output
     assert "(dry run)" in text.stdout
+    assert "No case has a score yet" in text.stdout
+    assert "Expected recovery" not in text.stdout
     bad = runner.invoke(app, ["allocate", "--institution", "ALLOC", "--as-of", "March"])
     assert bad.exit_code == 1
     assert "--as-of must be a date" in bad.output

@@ -28,8 +28,16 @@ pytestmark = pytest.mark.browser
 
 EXPECTED_NAVIGATION = {
     "admin": ["dashboard", "debtors", "accounts", "imports", "audit", "admin"],
-    "manager": ["dashboard", "debtors", "accounts", "imports", "compliance", "models"],
-    "team_lead": ["dashboard", "debtors", "accounts", "imports", "compliance"],
+    "manager": [
+        "dashboard",
+        "debtors",
+        "accounts",
+        "allocation",
+        "imports",
+        "compliance",
+        "models",
+    ],
+    "team_lead": ["dashboard", "debtors", "accounts", "allocation", "imports", "compliance"],
     "agent": ["dashboard", "debtors", "accounts"],
     "compliance_officer": ["dashboard", "debtors", "accounts", "compliance"],
     "auditor": [

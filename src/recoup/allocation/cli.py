@@ -52,7 +52,7 @@ def allocate_command(
         def money(minor: int) -> str:
             return format_amount(minor, owner.currency, locale="en")
 
-        scored = not (report.cases and report.objective <= report.assigned)
+        scored = report.scored > 0 or not report.cases
         console.print(
             f"{owner.code} {day.isoformat()}{' (dry run)' if dry_run else ''}: "
             f"{report.assigned:,} of {report.cases:,} cases on the worklists of "

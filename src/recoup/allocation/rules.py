@@ -111,6 +111,22 @@ def pair_value(agent: AgentSlot, case: CaseWork, bonus: float = DEFAULT_CONTINUI
     return round(value)
 
 
+def objective(
+    assignments: Mapping[int, int],
+    cases: Sequence[CaseWork],
+    agents: Sequence[AgentSlot],
+    *,
+    bonus: float = DEFAULT_CONTINUITY_BONUS,
+) -> int:
+    """The total value of an allocation for these cases' values (minor units)."""
+    by_agent = {agent.id: agent for agent in agents}
+    by_case = {case.id: case for case in cases}
+    return sum(
+        pair_value(by_agent[agent_id], by_case[case_id], bonus)
+        for case_id, agent_id in assignments.items()
+    )
+
+
 def _finish(
     method: Method,
     assignments: dict[int, int],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +37,8 @@ class AllocationReport:
     seconds: float
     method: str
     load: dict[int, int]
+    # Cases with a score (an expected recovery above zero).
+    scored: int
     capacity: dict[int, int]
 
     def summary(self) -> dict[str, object]:
@@ -53,6 +56,7 @@ class AllocationReport:
             "over_capacity": self.over_capacity,
             "seconds": round(self.seconds, 3),
             "method": self.method,
+            "scored_cases": self.scored,
         }
 
 
@@ -94,8 +98,7 @@ def work_and_agents(
     work = [
         CaseWork(
             id=case_id,
-            # An unscored case is worth one minor unit: worked after every scored one, not never.
-            value=max(value, 1),
+            value=value,
             needs=frozenset(
                 {_queue_token(queue_id), *(skills or ())} if queue_id is not None else ()
             ),
@@ -120,10 +123,17 @@ def allocate(
 ) -> AllocationReport:
     """Solve the day's allocation; unless a dry run, give the cases their new owners."""
     started = time.perf_counter()
-    work, agents = work_and_agents(session, institution_id=institution.id, as_of=as_of)
+    scored, agents = work_and_agents(session, institution_id=institution.id, as_of=as_of)
+    # An unscored case is worth one minor unit to the solver: worked after every scored one,
+    # not never. The figures reported are the scores' own expected recovery.
+    work = [dataclasses.replace(case, value=max(case.value, 1)) for case in scored]
     result = rules.allocate(work, agents)
     greedy = rules.greedy(work, agents)
     round_robin = rules.round_robin(work, agents)
+
+    def worth(assignments: dict[int, int]) -> int:
+        return rules.objective(assignments, scored, agents)
+
     capacity = {agent.id: agent.capacity for agent in agents}
     over = sum(1 for agent_id, load in result.load.items() if load > capacity[agent_id])
     current = {case.id: case.current_agent for case in work}
@@ -152,7 +162,7 @@ def allocate(
                 "assigned": result.assigned,
                 "unassigned": len(result.unassigned),
                 "changed": changed,
-                "objective": result.objective,
+                "objective": worth(dict(result.assignments)),
                 "method": result.method,
             },
         )
@@ -164,12 +174,105 @@ def allocate(
         assigned=result.assigned,
         unassigned=len(result.unassigned),
         changed=changed,
-        objective=result.objective,
-        greedy_objective=greedy.objective,
-        round_robin_objective=round_robin.objective,
+        objective=worth(dict(result.assignments)),
+        greedy_objective=worth(dict(greedy.assignments)),
+        round_robin_objective=worth(dict(round_robin.assignments)),
+        scored=sum(1 for case in scored if case.value > 0),
         over_capacity=over,
         seconds=time.perf_counter() - started,
         method=str(result.method),
         load=dict(result.load),
         capacity=capacity,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLine:
+    """One agent on the allocation page: why their capacity is what it is, and their load."""
+
+    user_id: int
+    username: str
+    display_name: str
+    capacity: int
+    standing: str  # available, absent, uncertified
+    skills: tuple[str, ...]
+    queues: tuple[str, ...]
+    owned: int
+    today: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLine:
+    """One queue on the allocation page: what it takes, its live cases and how many are free."""
+
+    code: str
+    name: str
+    buckets: tuple[str, ...]
+    skills: tuple[str, ...]
+    live: int
+    unowned: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Everything the team lead's allocation page shows before anything is proposed."""
+
+    agents: tuple[AgentLine, ...]
+    queues: tuple[QueueLine, ...]
+    live_cases: int
+    unqueued: int
+    unowned: int
+    capacity: int
+
+
+def overview(session: Session, *, institution_id: int, on: date) -> Overview:
+    """Agents with capacity, skills and load; queues with their live and unowned cases."""
+    members = cases_repository.queue_members(session, institution_id=institution_id)
+    absent = cases_repository.absent_user_ids(session, institution_id=institution_id, on=on)
+    certified = repository.certified_user_ids(session, institution_id=institution_id, on=on)
+    queues = cases_repository.queues(session, institution_id=institution_id)
+    codes = {queue.id: queue.code for queue in queues}
+    by_owner = cases_repository.live_counts_by_owner(session, institution_id=institution_id, on=on)
+    by_queue = cases_repository.live_counts_by_queue(session, institution_id=institution_id)
+    agents = []
+    for user, profile in cases_repository.agents(session, institution_id=institution_id):
+        standing = (
+            "absent"
+            if user.id in absent
+            else "available"
+            if user.id in certified
+            else "uncertified"
+        )
+        capacity = profile.daily_capacity if profile else DEFAULT_DAILY_CAPACITY
+        owned, today = by_owner.get(user.id, (0, 0))
+        agents.append(
+            AgentLine(
+                user_id=user.id,
+                username=user.username,
+                display_name=user.display_name or user.username,
+                capacity=capacity if standing == "available" else 0,
+                standing=standing,
+                skills=tuple(profile.skills if profile else ()),
+                queues=tuple(sorted(codes[q] for q in members.get(user.id, ()) if q in codes)),
+                owned=owned,
+                today=today,
+            )
+        )
+    return Overview(
+        agents=tuple(agents),
+        queues=tuple(
+            QueueLine(
+                code=queue.code,
+                name=queue.name,
+                buckets=tuple(queue.buckets or ()),
+                skills=tuple(queue.skills or ()),
+                live=by_queue.get(queue.id, (0, 0))[0],
+                unowned=by_queue.get(queue.id, (0, 0))[1],
+            )
+            for queue in queues
+        ),
+        live_cases=sum(total for total, _ in by_queue.values()),
+        unqueued=by_queue.get(None, (0, 0))[0],
+        unowned=by_owner.get(None, (0, 0))[0],
+        capacity=sum(agent.capacity for agent in agents),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from recoup.models.account import Account
@@ -198,3 +198,29 @@ def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append case history rows in bulk."""
     if rows:
         session.execute(insert(_CASE_EVENTS), rows)
+
+
+def live_counts_by_owner(
+    session: Session, *, institution_id: int, on: date
+) -> dict[int | None, tuple[int, int]]:
+    """Per owner (None: nobody): live cases owned, and of them on that day's worklist."""
+    on_list = func.sum(case((Case.allocated_on == on, 1), else_=0))
+    rows = session.execute(
+        select(Case.owner_id, func.count(), on_list)
+        .where(Case.institution_id == institution_id, Case.state != CLOSED)
+        .group_by(Case.owner_id)
+    )
+    return {owner: (int(total), int(today or 0)) for owner, total, today in rows}
+
+
+def live_counts_by_queue(
+    session: Session, *, institution_id: int
+) -> dict[int | None, tuple[int, int]]:
+    """Per queue (None: no queue matched): live cases, and of them without an owner."""
+    unowned = func.sum(case((Case.owner_id.is_(None), 1), else_=0))
+    rows = session.execute(
+        select(Case.queue_id, func.count(), unowned)
+        .where(Case.institution_id == institution_id, Case.state != CLOSED)
+        .group_by(Case.queue_id)
+    )
+    return {queue: (int(total), int(free or 0)) for queue, total, free in rows}

@@ -17,7 +17,7 @@ ACTOR = "demo"
 # Early, middle and late delinquency; the late queue needs agents trained for legal steps.
 DEMO_QUEUES: tuple[dict[str, Any], ...] = (
     {"code": "EARLY", "name": "早期逾期 M1", "rank": 10, "buckets": ["M1"]},
-    {"code": "MIDDLE", "name": "中期逾期 M2–M3", "rank": 20, "buckets": ["M2", "M3"]},
+    {"code": "MIDDLE", "name": "中期逾期 M2-M3", "rank": 20, "buckets": ["M2", "M3"]},
     {
         "code": "LATE",
         "name": "后期逾期 M4+（法务）",

@@ -19,6 +19,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("dashboard", "/", "dashboard:read"),
     NavEntry("debtors", "/debtors", "debtors:read"),
     NavEntry("accounts", "/accounts", "accounts:read"),
+    NavEntry("allocation", "/allocation", "queues:manage"),
     NavEntry("imports", "/imports", "dq:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),
     NavEntry("models", "/models", "models:read"),
