@@ -361,12 +361,13 @@ def cures(
     return {_key(values): Mean(int(total or 0), int(count)) for *values, count, total in rows}
 
 
-def _bucket_when_promised(institution_id: int) -> ScalarSelect[str | None]:
+def _bucket_when_promised() -> ScalarSelect[str | None]:
+    # By account only: the account is the institution's, and an extra institution condition
+    # made PostgreSQL intersect the account's events with all of the institution's.
     return (
         select(DelinquencyEvent.bucket)
         .where(
             DelinquencyEvent.account_id == Promise.account_id,
-            DelinquencyEvent.institution_id == institution_id,
             DelinquencyEvent.superseded.is_(False),
             DelinquencyEvent.effective_at <= Promise.created_at,
         )
@@ -422,7 +423,7 @@ def _promises(people: Population, as_of: AsOf) -> Subquery:
             Promise.status,
             status_then.label("status_then"),
             amount_left.label("amount_left"),
-            _bucket_when_promised(people.institution_id).label("bucket"),
+            _bucket_when_promised().label("bucket"),
             *people.static_columns(),
         )
         .select_from(Promise)
