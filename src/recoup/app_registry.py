@@ -58,6 +58,12 @@ def register(app: FastAPI) -> None:
     from recoup.analytics.api import router as analytics_router
 
     app.include_router(analytics_router)
+    from recoup.plans.api import router as plans_router
+
+    app.include_router(plans_router)
+    from recoup.plans.views import router as plans_pages
+
+    app.include_router(plans_pages)
     from recoup.allocation.views import router as allocation_pages
 
     app.include_router(allocation_pages)

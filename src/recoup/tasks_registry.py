@@ -6,4 +6,5 @@ from __future__ import annotations
 def register() -> None:
     """Import every domain's ``tasks.py`` so its handlers and schedules are known."""
     import recoup.cases.tasks
-    import recoup.identity.tasks  # noqa: F401
+    import recoup.identity.tasks
+    import recoup.plans.tasks  # noqa: F401

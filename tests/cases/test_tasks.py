@@ -66,14 +66,14 @@ def test_changes_within_a_minute_share_one_job(database: str) -> None:
                 session,
                 "cases.sync",
                 {"institution_id": institution.id},
-                coalesce=f"cases@{institution.id}",
+                coalesce=f"cases.sync@{institution.id}",
                 now=moment + timedelta(seconds=seconds),
             )
         later = jobs.enqueue_soon(
             session,
             "cases.sync",
             {"institution_id": institution.id},
-            coalesce=f"cases@{institution.id}",
+            coalesce=f"cases.sync@{institution.id}",
             now=moment + timedelta(seconds=55),
         )
     assert len(_sync_jobs()) == 2

@@ -37,6 +37,7 @@ from recoup.identity.dependencies import (
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES, is_public_path, permissions_of_role
 from recoup.models import Institution, User
 from recoup.models.ingest import ImportRun
+from recoup.plans import service as plans_service
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
 from tests.factories import (
@@ -288,6 +289,7 @@ class Rows:
     account: int
     decision: int
     promise: int
+    plan: int
     user: int
     institution: int
     template: int | None = None
@@ -301,6 +303,7 @@ class Rows:
             "account_id": self.account,
             "decision_id": self.decision,
             "promise_id": self.promise,
+            "plan_id": self.plan,
             "user_id": self.user,
         }
         if self.template is not None:
@@ -480,12 +483,24 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         ),
         actor=f"{mark}-actor",
     )
+    plan = plans_service.propose_plan(
+        session,
+        institution=institution,
+        account=make_account(session, debtor, external_id=f"{mark}-A2"),
+        instalments=2,
+        start_on=date.today() + timedelta(days=3),
+        # Above the approval threshold: the plan waits, so approve and reject can reach it.
+        discount=200_000,
+        actor=f"{mark}-actor",
+        user_id=None,
+    )
     return Rows(
         debtor=debtor.id,
         contact_point=contact_point.id,
         account=account.id,
         decision=decision.id,
         promise=promise.id,
+        plan=plan.id,
         user=agent.id,
         institution=institution.id,
     )
@@ -591,6 +606,10 @@ API_BODIES: dict[tuple[str, str], dict[str, object]] = {
         "due_date": (date.today() + timedelta(days=3)).isoformat(),
         "channel": "call",
     },
+    ("POST", "/api/v1/accounts/{account_id}/plans"): {
+        "instalments": 2,
+        "start_on": (date.today() + timedelta(days=3)).isoformat(),
+    },
     ("POST", "/api/v1/compliance/violations/{violation_id}/resolve"): {"confirmed": True},
     ("PATCH", "/api/v1/debtors/{debtor_id}/compliance-facts"): {"cease_contact": True},
     ("PATCH", "/api/v1/accounts/{account_id}/compliance-facts"): {"time_barred_on": None},
@@ -601,6 +620,10 @@ PAGE_FORMS: dict[tuple[str, str], dict[str, object]] = {
         "amount": "100.00",
         "due_date": (date.today() + timedelta(days=3)).isoformat(),
         "channel": "call",
+    },
+    ("POST", "/accounts/{account_id}/plans"): {
+        "instalments": "2",
+        "start_on": (date.today() + timedelta(days=3)).isoformat(),
     },
     ("POST", "/debtors/{debtor_id}/compliance-facts"): {"cease_contact": "on"},
     ("POST", "/compliance/violations/{violation_id}/resolve"): {

@@ -224,3 +224,28 @@ def live_counts_by_queue(
         .group_by(Case.queue_id)
     )
     return {queue: (int(total), int(free or 0)) for queue, total, free in rows}
+
+
+def live_case_of_debtor(session: Session, *, institution_id: int, debtor_id: int) -> Case | None:
+    """The debtor's live case, locked (there is at most one)."""
+    return session.execute(
+        select(Case)
+        .where(
+            Case.institution_id == institution_id,
+            Case.live_debtor_id == debtor_id,
+        )
+        .with_for_update()
+    ).scalar_one_or_none()
+
+
+def has_account(session: Session, *, case_id: int, account_id: int) -> bool:
+    return (
+        session.execute(
+            select(CaseAccount.id).where(
+                CaseAccount.case_id == case_id,
+                CaseAccount.account_id == account_id,
+                CaseAccount.removed_at.is_(None),
+            )
+        ).first()
+        is not None
+    )

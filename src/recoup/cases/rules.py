@@ -122,7 +122,7 @@ TRANSITIONS: Mapping[CaseEvent, Move] = MappingProxyType(
         CaseEvent.PROMISE_CANCELLED: _move({_PR}, _O),
         CaseEvent.PLAN_AGREED: _move({_O, _PR}, _PL),
         CaseEvent.PLAN_BROKEN: _move({_PL}, _O),
-        CaseEvent.PLAN_CANCELLED: _move({_PL}, _O, manual=True),
+        CaseEvent.PLAN_CANCELLED: _move({_PL}, _O),
         CaseEvent.PLAN_COMPLETED: _move({_PL}, _C, CaseReason.SETTLED),
         CaseEvent.DISPUTE_RAISED: _move(LIVE_STATES - {_D}, _D),
         CaseEvent.DISPUTE_RESOLVED: _move({_D}, _O, manual=True),

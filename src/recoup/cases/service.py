@@ -338,3 +338,64 @@ def reassign(
         ],
     )
     return len(changed)
+
+
+def case_for_account(
+    session: Session,
+    *,
+    institution_id: int,
+    account_id: int,
+    debtor_id: int,
+    status: str,
+    days_past_due: int,
+    actor: str = SYSTEM,
+    now: datetime | None = None,
+) -> Case | None:
+    """The live case an account belongs to, opening or extending one for a delinquent account.
+
+    What the next sync would do for this one account, done now so that a promise or a plan
+    agreed before the sync still moves the case.
+    """
+    now = now or utcnow()
+    case = repository.live_case_of_debtor(
+        session, institution_id=institution_id, debtor_id=debtor_id
+    )
+    if case is not None and repository.has_account(session, case_id=case.id, account_id=account_id):
+        return case
+    if not rules.is_delinquent(status, days_past_due):
+        return case
+    if case is None:
+        case = Case(
+            institution_id=institution_id,
+            debtor_id=debtor_id,
+            live_debtor_id=debtor_id,
+            state=CaseState.OPEN,
+            opened_at=now,
+        )
+        session.add(case)
+        session.flush()
+        session.add(_history(case, event="opened", at=now, actor=actor, to_state=CaseState.OPEN))
+    session.add(
+        CaseAccount(
+            institution_id=institution_id, case_id=case.id, account_id=account_id, added_at=now
+        )
+    )
+    session.flush()
+    return case
+
+
+def apply_to_case(
+    session: Session,
+    case: Case | None,
+    event: CaseEvent,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> rules.Transition | None:
+    """Apply a system event to a case when it fits its state (None when it does not)."""
+    if case is None:
+        return None
+    try:
+        return _move(session, case, event, actor=actor, at=now or utcnow())
+    except rules.TransitionRefused:
+        return None

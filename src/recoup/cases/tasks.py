@@ -12,8 +12,8 @@ from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.models.institution import Institution
 
-# Imports and payments ask for this (``jobs.enqueue_soon(..., coalesce=f"cases@{id}")``):
-# one sync a minute per institution however many changes arrive.
+# Imports and payments ask for this (``jobs.enqueue_soon``): one sync a minute per
+# institution however many changes arrive.
 SYNC = "cases.sync"
 SYNC_ALL = "cases.sync_all"
 
@@ -35,17 +35,6 @@ def sync_all(session: Session, payload: dict[str, Any]) -> None:  # noqa: ARG001
             idempotency_key=f"hourly@{institution_id}@{utcnow():%Y-%m-%dT%H}",
             institution_id=institution_id,
         )
-
-
-def request_sync(session: Session, *, institution_id: int) -> None:
-    """Ask for this institution's cases to be synced within the next minute or two."""
-    jobs.enqueue_soon(
-        session,
-        SYNC,
-        {"institution_id": institution_id},
-        coalesce=f"cases@{institution_id}",
-        institution_id=institution_id,
-    )
 
 
 jobs.periodic(jobs.Schedule(SYNC_ALL, minute="5"))

@@ -72,6 +72,10 @@ MATRIX: dict[str, Grant] = {
     "contacts:write": _grant("Add or change contact points", _WORKERS, api_scope=True),
     "cases:read": _grant("See cases and queues", [*_WORKERS, "compliance_officer", "auditor"]),
     "cases:work": _grant("Work a case: log activities, promises, payment plans", _WORKERS),
+    "plans:approve": _grant(
+        "Approve or reject a payment plan whose discount needs a manager (four eyes)",
+        ["manager"],
+    ),
     "queues:manage": _grant(
         "Rebalance queues and assign cases to agents", ["manager", "team_lead"]
     ),

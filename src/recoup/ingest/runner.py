@@ -56,6 +56,7 @@ from recoup.kit.clock import utcnow
 from recoup.kit.errors import ValidationFailed
 from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
+from recoup.portfolio.service import follow_up_payments
 
 CHUNK_SIZE = 5_000
 # About 60,000 account rows: below this, starting a reader process costs more than it saves.
@@ -65,8 +66,7 @@ SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_IMPORT_CHECKPOINT_PAGES = 50_000
 REPORT_COLUMNS = ("row", "field", "value", "reason", "code")
 
-# Imports that can make accounts delinquent or cure them; the cases domain's job follows up.
-_CHANGES_DELINQUENCY = frozenset({ImportKind.accounts, ImportKind.payments})
+# After an accounts import, the cases domain's job opens and closes cases.
 CASES_SYNC = "cases.sync"
 
 
@@ -329,12 +329,14 @@ def _finish(
     run.message = message
     run.finished_at = utcnow()
     run.ignored_columns = list(summary.ignored_columns)
-    if status is ImportStatus.completed and run.kind in _CHANGES_DELINQUENCY:
+    if status is ImportStatus.completed and run.kind is ImportKind.payments:
+        follow_up_payments(session, institution_id=run.institution_id)
+    elif status is ImportStatus.completed and run.kind is ImportKind.accounts:
         jobs.enqueue_soon(
             session,
             CASES_SYNC,
             {"institution_id": run.institution_id},
-            coalesce=f"cases@{run.institution_id}",
+            coalesce=f"{CASES_SYNC}@{run.institution_id}",
             institution_id=run.institution_id,
         )
     audit.record(

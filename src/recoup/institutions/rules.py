@@ -50,6 +50,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             "kept_rate_days": 90,
             "min_promises_per_bucket": 30,
         },
+        # Payment plans: consumer lenders settle small balances in a few instalments.
+        "plans": {
+            "max_instalments": 12,
+            "max_discount_bp": 3_000,
+            "approval_above_bp": 1_000,
+            "grace_days": 5,
+        },
     },
     "commercial_bank": {
         "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
@@ -89,6 +96,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             },
             "kept_rate_days": 90,
             "min_promises_per_bucket": 30,
+        },
+        # Banks restructure larger balances over longer plans, with tighter discounts.
+        "plans": {
+            "max_instalments": 36,
+            "max_discount_bp": 2_000,
+            "approval_above_bp": 500,
+            "grace_days": 10,
         },
     },
 }

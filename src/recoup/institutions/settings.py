@@ -107,6 +107,24 @@ class WorkbenchSettings(_Section):
     promise_grace_days: int = Field(default=3, ge=0, le=MAX_SETTING_DAYS)
 
 
+class PlanSettings(_Section):
+    """Payment plans: how many instalments, how much discount, and above what it needs approval."""
+
+    max_instalments: int = Field(default=24, ge=1, le=120)
+    # Discounts in basis points of the balance (1,000 = 10 %).
+    max_discount_bp: int = Field(default=3_000, ge=0, le=9_999)
+    approval_above_bp: int = Field(default=1_000, ge=0, le=9_999)
+    grace_days: int = Field(default=5, ge=0, le=MAX_SETTING_DAYS)
+
+    @model_validator(mode="after")
+    def _approval_within_limit(self) -> PlanSettings:
+        if self.approval_above_bp > self.max_discount_bp:
+            raise ValueError(
+                "approval_above_bp cannot exceed max_discount_bp (approval would never be needed)"
+            )
+        return self
+
+
 # What one contact costs the institution, in its currency's major units (1.50 a call).
 DEFAULT_CONTACT_COST: dict[str, Decimal] = {
     "call": Decimal("1.50"),
@@ -144,6 +162,7 @@ class InstitutionSettings(_Section):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     workbench: WorkbenchSettings = Field(default_factory=WorkbenchSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    plans: PlanSettings = Field(default_factory=PlanSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -166,6 +185,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "scoring": ScoringSettings,
     "workbench": WorkbenchSettings,
     "analytics": AnalyticsSettings,
+    "plans": PlanSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

@@ -8,5 +8,6 @@ import recoup.models.cases
 import recoup.models.compliance
 import recoup.models.ingest
 import recoup.models.jobs
+import recoup.models.plans
 import recoup.models.scoring
 import recoup.models.workbench

@@ -92,8 +92,10 @@ REVOLVING_PRODUCTS = frozenset({Product.credit_card})
 # Clocks of integrating systems drift; a payment a few minutes "in the future" is real.
 FUTURE_TOLERANCE = CLOCK_SKEW
 _CHANNELS = frozenset(str(channel) for channel in PaymentChannel)
-# The cases domain's job that opens and closes cases from the accounts.
+# Jobs of other domains that follow payments: cases open and close from the accounts,
+# payment plans are followed against the payments.
 CASES_SYNC = "cases.sync"
+PLANS_RECONCILE = "plans.reconcile"
 
 
 def record_payment(
@@ -236,15 +238,21 @@ def record_payments(
     if len(finished) != len(payments):  # pragma: no cover - every branch above sets one
         raise RuntimeError("a payment was left without an outcome")
     if applied:
-        # A payment may cure an account or pay it off: its case follows within a minute.
+        follow_up_payments(session, institution_id=institution.id)
+    return finished
+
+
+def follow_up_payments(session: Session, *, institution_id: int) -> None:
+    """Ask, within a minute, for what payments change: cases and payment plans."""
+    # A payment may cure an account or pay it off (its case), or keep a plan's instalment.
+    for name in (CASES_SYNC, PLANS_RECONCILE):
         jobs.enqueue_soon(
             session,
-            CASES_SYNC,
-            {"institution_id": institution.id},
-            coalesce=f"cases@{institution.id}",
-            institution_id=institution.id,
+            name,
+            {"institution_id": institution_id},
+            coalesce=f"{name}@{institution_id}",
+            institution_id=institution_id,
         )
-    return finished
 
 
 def waterfall_of(institution: Institution) -> tuple[str, ...]:
