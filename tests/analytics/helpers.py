@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.orm import Session
 
 from recoup.models import Account, DelinquencyEvent, Institution, Payment
+from recoup.models.plans import PaymentPlan
 from recoup.models.workbench import Promise, PromiseStatus
 from recoup.portfolio.rules import bucket_for
 from tests.factories import make_account, make_debtor
@@ -116,6 +117,39 @@ def promise(
         resolved_at=noon(outcome.on) if outcome else None,
         created_by="test",
         created_at=noon(promised_on),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def plan(
+    session: Session,
+    account: Account,
+    total: int,
+    *,
+    made_on: date,
+    status: str = "active",
+    ended_on: date | None = None,
+) -> PaymentPlan:
+    """Put the account on a monthly plan of three instalments, maybe ended (completed, broken)."""
+    row = PaymentPlan(
+        institution_id=account.institution_id,
+        account_id=account.id,
+        debtor_id=account.debtor_id,
+        currency=account.currency,
+        balance=total,
+        discount=0,
+        total=total,
+        down_payment=0,
+        instalment_count=3,
+        frequency="monthly",
+        start_on=made_on,
+        status=status,
+        standing={"completed": "completed", "broken": "broken"}.get(status, "on_track"),
+        created_by="test",
+        created_at=noon(made_on),
+        resolved_at=noon(ended_on) if ended_on else None,
     )
     session.add(row)
     session.flush()

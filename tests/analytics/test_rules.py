@@ -290,7 +290,8 @@ class TestContactKpis:
         assert rules.promise_rate(right_party_contacts=50, promises=10) == Rate(10, 50)
 
     def test_plan_kept_rate(self) -> None:
-        assert rules.plan_kept_rate(kept=9, due=12).value == 0.75
+        assert rules.plan_kept_rate(rules.PlanOutcomes(completed=3, broken=1)).value == 0.75
+        assert rules.plan_kept_rate(rules.PlanOutcomes()).value is None
 
     def test_cost_per_amount_collected(self) -> None:
         costs = {"call": Decimal("1.50"), "sms": Decimal("0.05")}

@@ -8,7 +8,15 @@ import pytest
 from sqlalchemy.orm import Session
 
 from recoup.analytics import service
-from recoup.analytics.rules import BucketCount, Cell, Cohort, Collected, PromiseOutcomes, Rate
+from recoup.analytics.rules import (
+    BucketCount,
+    Cell,
+    Cohort,
+    Collected,
+    PlanOutcomes,
+    PromiseOutcomes,
+    Rate,
+)
 from recoup.identity.scoping import institution_scope
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Institution
@@ -17,7 +25,7 @@ from recoup.models.workbench import PromiseStatus
 from recoup.portfolio.schemas import PaymentInput
 from recoup.portfolio.service import record_payment
 from tests.analytics.conftest import MARCH_END, March
-from tests.analytics.helpers import Outcome, account, noon, promise, state
+from tests.analytics.helpers import Outcome, account, noon, plan, promise, state
 from tests.factories import make_institution
 
 
@@ -181,6 +189,59 @@ class TestPaymentAfterChargeOff:
         assert total.cure_rate_by_count.value is None
         assert total.average_days_to_cure.count == 0
         assert total.accounts == 0
+
+
+class TestPlans:
+    def test_plans_completed_over_plans_that_ended_in_the_period(
+        self, session: Session, march: March
+    ) -> None:
+        plan(
+            session,
+            march.a,
+            9_000,
+            made_on=date(2026, 3, 1),
+            status="completed",
+            ended_on=date(2026, 3, 20),
+        )
+        plan(
+            session,
+            march.b,
+            20_000,
+            made_on=date(2026, 3, 9),
+            status="broken",
+            ended_on=date(2026, 3, 25),
+        )
+        plan(session, march.c, 30_000, made_on=date(2026, 3, 6))  # still running
+        plan(
+            session,
+            march.e,
+            6_000,
+            made_on=date(2026, 1, 5),
+            status="completed",
+            ended_on=date(2026, 2, 27),
+        )
+        plan(
+            session,
+            march.f,
+            1_000,
+            made_on=date(2026, 3, 2),
+            status="cancelled",
+            ended_on=date(2026, 3, 3),
+        )
+        total = report(session, march.institution).total
+        assert total.plans_ended == PlanOutcomes(completed=1, broken=1)
+        assert total.plan_kept_rate == Rate(1, 2)
+        by_bucket = report(session, march.institution, group_by=["bucket"])
+        ended = {
+            group.cuts["bucket"]: group.kpis.plans_ended
+            for group in by_bucket.groups
+            if group.kpis.plans_ended != PlanOutcomes()
+        }
+        # A was in M1 when its plan was made; B in M3.
+        assert ended == {"M1": PlanOutcomes(completed=1), "M3": PlanOutcomes(broken=1)}
+
+    def test_no_plan_ended_is_no_data(self, session: Session, march: March) -> None:
+        assert report(session, march.institution).total.plan_kept_rate.value is None
 
 
 class TestGroups:

@@ -103,6 +103,10 @@ def _kpis(kpis: rules.Kpis) -> schemas.Kpis:
                 for line in forecast.lines
             ],
         ),
+        plans_ended=schemas.PlansEnded(
+            completed=kpis.plans_ended.completed, broken=kpis.plans_ended.broken
+        ),
+        plan_kept_rate=_rate(kpis.plan_kept_rate),
     )
 
 

@@ -41,6 +41,7 @@ from recoup.analytics.rules import (
     Cohort,
     Collected,
     PendingPromises,
+    PlanOutcomes,
     PromiseOutcomes,
 )
 from recoup.analytics.rules import Average as Mean
@@ -49,6 +50,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.debtor import Debtor
+from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore
 from recoup.models.workbench import Promise, PromiseStatus
 from recoup.portfolio.repository import EXIT_STATUSES, roll_rate_matrix, state_id_at
@@ -57,6 +59,9 @@ GroupKey = tuple[str | None, ...]
 Columns = TypeVarTuple("Columns")
 _EXITS = [str(status) for status in EXIT_STATUSES]
 _DEBTOR_CUTS = frozenset({"province", "city"})
+# A plan's ends, as plan follow-up records them (``plans.service``).
+PLAN_COMPLETED = "completed"
+PLAN_BROKEN = "broken"
 
 
 class WholeDaysBetween(FunctionElement[int]):
@@ -516,4 +521,50 @@ def pending_promises(
         found.setdefault(_key(values), []).append(
             PendingPromises(None if bucket is None else str(bucket), int(count), int(amount or 0))
         )
+    return found
+
+
+def plans_ended(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[GroupKey, PlanOutcomes]:
+    """Count payment plans completed or broken between the moments (when plan follow-up said so).
+
+    The bucket cut is the account's bucket when the plan was made.
+    """
+    bucket_then = (
+        select(DelinquencyEvent.bucket)
+        .where(
+            DelinquencyEvent.account_id == PaymentPlan.account_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at <= PaymentPlan.created_at,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(PaymentPlan)
+        .scalar_subquery()
+    )
+    group = people.group(bucket_then)
+    rows = session.execute(
+        people.narrow(
+            select(*group, PaymentPlan.status, func.count())
+            .select_from(PaymentPlan)
+            .join(Account, Account.id == PaymentPlan.account_id)
+            .where(
+                PaymentPlan.institution_id == people.institution_id,
+                PaymentPlan.status.in_((PLAN_COMPLETED, PLAN_BROKEN)),
+                PaymentPlan.resolved_at >= start,
+                PaymentPlan.resolved_at < end,
+            )
+            .group_by(*group, PaymentPlan.status)
+        )
+    )
+    found: dict[GroupKey, PlanOutcomes] = {}
+    for *values, status, count in rows:
+        key = _key(values)
+        ended = (
+            PlanOutcomes(completed=int(count))
+            if status == PLAN_COMPLETED
+            else PlanOutcomes(broken=int(count))
+        )
+        found[key] = found.get(key, PlanOutcomes()) + ended
     return found

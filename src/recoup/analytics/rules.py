@@ -247,6 +247,17 @@ class PendingPromises:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanOutcomes:
+    """Payment plans that ended in a period: completed (kept) or broken."""
+
+    completed: int = 0
+    broken: int = 0
+
+    def __add__(self, other: PlanOutcomes) -> PlanOutcomes:
+        return PlanOutcomes(self.completed + other.completed, self.broken + other.broken)
+
+
+@dataclass(frozen=True, slots=True)
 class GroupFacts:
     """What the repository counts for one group of accounts; facts of groups add up."""
 
@@ -258,6 +269,7 @@ class GroupFacts:
     cures: Average = Average(0, 0)  # total days to cure over cures
     promises_due: PromiseOutcomes = PromiseOutcomes()
     pending_promises: tuple[PendingPromises, ...] = ()
+    plans_ended: PlanOutcomes = PlanOutcomes()
 
     def __add__(self, other: GroupFacts) -> GroupFacts:
         return GroupFacts(
@@ -269,6 +281,7 @@ class GroupFacts:
             cures=self.cures + other.cures,
             promises_due=self.promises_due + other.promises_due,
             pending_promises=self.pending_promises + other.pending_promises,
+            plans_ended=self.plans_ended + other.plans_ended,
         )
 
 
@@ -508,9 +521,9 @@ def promise_rate(*, right_party_contacts: int, promises: int) -> Rate:
     return Rate(promises, right_party_contacts)
 
 
-def plan_kept_rate(*, kept: int, due: int) -> Rate:
-    """Return plan instalments paid in full by their grace day ÷ instalments that fell due."""
-    return Rate(kept, due)
+def plan_kept_rate(plans: PlanOutcomes) -> Rate:
+    """Return payment plans completed ÷ plans that ended (completed or broken)."""
+    return Rate(plans.completed, plans.completed + plans.broken)
 
 
 def collection_cost(
@@ -558,6 +571,8 @@ class Kpis:
     promise_kept_rate: Rate
     promise_partially_kept_rate: Rate
     promise_forecast: PromiseForecast
+    plans_ended: PlanOutcomes
+    plan_kept_rate: Rate
 
 
 def kpis_of(facts: GroupFacts, probability: KeptProbability) -> Kpis:
@@ -583,6 +598,8 @@ def kpis_of(facts: GroupFacts, probability: KeptProbability) -> Kpis:
         promise_kept_rate=promise_kept_rate(facts.promises_due),
         promise_partially_kept_rate=promise_partially_kept_rate(facts.promises_due),
         promise_forecast=promise_forecast(facts.pending_promises, probability),
+        plans_ended=facts.plans_ended,
+        plan_kept_rate=plan_kept_rate(facts.plans_ended),
     )
 
 

@@ -130,6 +130,13 @@ class PromiseForecast(BaseModel):
     lines: list[ForecastLine]
 
 
+class PlansEnded(BaseModel):
+    """Payment plans that ended in the period."""
+
+    completed: int
+    broken: int
+
+
 class Kpis(BaseModel):
     """Every KPI of a set of accounts; docs/kpis.md defines each one."""
 
@@ -146,6 +153,8 @@ class Kpis(BaseModel):
     promise_kept_rate: KpiRate
     promise_partially_kept_rate: KpiRate
     promise_forecast: PromiseForecast
+    plans_ended: PlansEnded
+    plan_kept_rate: KpiRate = Field(description="plans completed ÷ plans that ended")
 
 
 class KpiGroup(BaseModel):

@@ -123,6 +123,10 @@ def kpi_report(
         add(key, rules.GroupFacts(promises_due=outcomes))
     for key, pending in repository.pending_promises(session, people, as_of=moment).items():
         add(key, rules.GroupFacts(pending_promises=tuple(pending)))
+    for key, ended in repository.plans_ended(
+        session, people, start=period_start, end=period_end
+    ).items():
+        add(key, rules.GroupFacts(plans_ended=ended))
 
     history = rules.Period(
         start=as_of - timedelta(days=settings.analytics.kept_rate_days - 1), end=as_of
