@@ -58,6 +58,9 @@ def register(app: FastAPI) -> None:
     from recoup.analytics.api import router as analytics_router
 
     app.include_router(analytics_router)
+    from recoup.cases.api import router as cases_router
+
+    app.include_router(cases_router)
     from recoup.plans.api import router as plans_router
 
     app.include_router(plans_router)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
+from recoup.cases import service as cases_service
 from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
@@ -290,6 +291,7 @@ class Rows:
     decision: int
     promise: int
     plan: int
+    case: int
     user: int
     institution: int
     template: int | None = None
@@ -304,6 +306,7 @@ class Rows:
             "decision_id": self.decision,
             "promise_id": self.promise,
             "plan_id": self.plan,
+            "case_id": self.case,
             "user_id": self.user,
         }
         if self.template is not None:
@@ -410,6 +413,7 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
         ),
         IdSite("POST", "/api/v1/compliance/certifications", "body", "user_id", "user", grant),
         IdSite("POST", "/accounts/{account_id}/assign", "form", "agent_id", "user"),
+        IdSite("PUT", "/api/v1/cases/{case_id}/owner", "body", "owner_id", "user"),
         IdSite("POST", "/compliance/certifications", "form", "user_id", "user", grant),
         IdSite("GET", "/compliance/certifications", "query", "renew", "user"),
     ]
@@ -494,6 +498,16 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         actor=f"{mark}-actor",
         user_id=None,
     )
+    case = cases_service.case_for_account(
+        session,
+        institution_id=institution.id,
+        account_id=account.id,
+        debtor_id=debtor.id,
+        status=str(account.status),
+        days_past_due=account.days_past_due,
+    )
+    assert case is not None
+    case.owner_id = agent.id
     return Rows(
         debtor=debtor.id,
         contact_point=contact_point.id,
@@ -501,6 +515,7 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         decision=decision.id,
         promise=promise.id,
         plan=plan.id,
+        case=case.id,
         user=agent.id,
         institution=institution.id,
     )
@@ -610,6 +625,8 @@ API_BODIES: dict[tuple[str, str], dict[str, object]] = {
         "instalments": 2,
         "start_on": (date.today() + timedelta(days=3)).isoformat(),
     },
+    ("POST", "/api/v1/cases/{case_id}/events"): {"event": "hardship", "note": "probe"},
+    ("PUT", "/api/v1/cases/{case_id}/owner"): {"owner_id": None},
     ("POST", "/api/v1/compliance/violations/{violation_id}/resolve"): {"confirmed": True},
     ("PATCH", "/api/v1/debtors/{debtor_id}/compliance-facts"): {"cease_contact": True},
     ("PATCH", "/api/v1/accounts/{account_id}/compliance-facts"): {"time_barred_on": None},

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from recoup.kit.pagination import PageRequest
 from recoup.models.account import Account
 from recoup.models.cases import (
     AgentAbsence,
@@ -249,3 +250,50 @@ def has_account(session: Session, *, case_id: int, account_id: int) -> bool:
         ).first()
         is not None
     )
+
+
+def cases_page(
+    session: Session,
+    *,
+    statement: Any,
+    page: PageRequest,
+) -> tuple[list[tuple[Case, str | None]], int]:
+    """One page of a (scoped) select of cases with their queue's code, newest first."""
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    rows = session.execute(
+        statement.add_columns(Queue.code)
+        .outerjoin(Queue, Queue.id == Case.queue_id)
+        .order_by(Case.priority.desc(), Case.id.desc())
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    return [(case, code) for case, code in rows], total
+
+
+def case_accounts(session: Session, *, case_id: int) -> list[Account]:
+    """The accounts in a case now."""
+    return list(
+        session.execute(
+            select(Account)
+            .join(CaseAccount, CaseAccount.account_id == Account.id)
+            .where(CaseAccount.case_id == case_id, CaseAccount.removed_at.is_(None))
+            .order_by(Account.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def case_history(session: Session, *, case_id: int, limit: int = 200) -> list[CaseEvent]:
+    """A case's history, oldest first (the last ``limit`` changes)."""
+    rows = (
+        session.execute(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.at.desc(), CaseEvent.id.desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    return list(reversed(rows))

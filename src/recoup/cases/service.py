@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.cases import repository, rules
 from recoup.cases.rules import CaseEvent, CaseReason, CaseStanding, CaseState
+from recoup.compliance.certifications import service as certifications
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import get_scoped, scoped
 from recoup.kit.clock import utcnow
-from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.kit.errors import Conflict, NotFound, ValidationFailed
+from recoup.kit.pagination import Page, PageRequest
 from recoup.kit.text import require_text
-from recoup.models.cases import Case, CaseAccount
+from recoup.models.account import Account
+from recoup.models.cases import Case, CaseAccount, Queue
 from recoup.models.cases import CaseEvent as CaseEventRow
+from recoup.models.identity import Role, User
 from recoup.portfolio.rules import BUCKETS
 
 SYSTEM = "system"
@@ -399,3 +406,105 @@ def apply_to_case(
         return _move(session, case, event, actor=actor, at=now or utcnow())
     except rules.TransitionRefused:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDetail:
+    """A case with the accounts in it and its history."""
+
+    case: Case
+    queue: str | None
+    accounts: list[Account]
+    history: list[CaseEventRow]
+
+
+def list_cases(
+    session: Session,
+    *,
+    principal: Principal,
+    page: PageRequest,
+    state: str | None = None,
+    queue: str | None = None,
+    owner_id: int | None = None,
+    unowned: bool = False,
+) -> Page[tuple[Case, str | None]]:
+    """The cases the caller may see, highest priority first, filtered."""
+    statement = scoped(select(Case), Case, principal)
+    if state is not None:
+        statement = statement.where(Case.state == state)
+    if queue is not None:
+        statement = statement.where(Case.queue_id.in_(select(Queue.id).where(Queue.code == queue)))
+    if owner_id is not None:
+        statement = statement.where(Case.owner_id == owner_id)
+    if unowned:
+        statement = statement.where(Case.owner_id.is_(None))
+    rows, total = repository.cases_page(session, statement=statement, page=page)
+    return Page(items=rows, total=total, page=page.page, size=page.size)
+
+
+def case_detail(session: Session, *, principal: Principal, case_id: int) -> CaseDetail:
+    """One case the caller may see, with its accounts and history."""
+    case = get_scoped(session, Case, case_id, principal)
+    queue = session.get(Queue, case.queue_id) if case.queue_id is not None else None
+    return CaseDetail(
+        case=case,
+        queue=queue.code if queue else None,
+        accounts=repository.case_accounts(session, case_id=case.id),
+        history=repository.case_history(session, case_id=case.id),
+    )
+
+
+def assign_owner(
+    session: Session,
+    *,
+    institution_id: int,
+    case_id: int,
+    owner_id: int | None,
+    actor: str,
+    note: str | None = None,
+    on: date,
+) -> Case:
+    """Give a live case to an active, certified agent (POL-CERT) or to nobody; audited."""
+    case = repository.get_case(session, institution_id=institution_id, case_id=case_id, lock=True)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    if case.state == CaseState.CLOSED:
+        raise Conflict(f"case {case_id} is closed; a closed case keeps its last agent")
+    if owner_id is not None:
+        agent = session.get(User, owner_id)
+        if agent is None or agent.institution_id != institution_id:
+            raise NotFound(f"no user {owner_id}")
+        if agent.role != Role.agent or not agent.active:
+            raise ValidationFailed(
+                f"owner_id: user {agent.username} is not an active agent",
+                errors=[{"field": "owner_id", "code": "not_agent", "message": "not an agent"}],
+            )
+        if not certifications.is_certified(
+            session, institution_id=institution_id, user_id=agent.id, on=on
+        ):
+            raise ValidationFailed(
+                f"owner_id: POL-CERT: agent {agent.username} holds no compliance certificate "
+                f"valid on {on}",
+                errors=[{"field": "owner_id", "code": "uncertified", "message": "no certificate"}],
+            )
+    cleaned = require_text("note", note)[:500] if note else None
+    previous = case.owner_id
+    reassign(
+        session,
+        institution_id=institution_id,
+        owners={case.id: owner_id},
+        actor=actor,
+        note=cleaned,
+        current={case.id: previous},
+    )
+    session.expire(case, ["owner_id"])
+    audit.record(
+        session,
+        actor=actor,
+        action="case.assign",
+        object_type="case",
+        object_id=case.id,
+        institution_id=institution_id,
+        details={"from": previous, "to": owner_id},
+    )
+    return case

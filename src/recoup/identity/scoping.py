@@ -21,6 +21,7 @@ from recoup.identity.permissions import PERMISSIONS
 from recoup.identity.principal import Principal
 from recoup.kit.errors import NotFound
 from recoup.models.account import Account
+from recoup.models.cases import Case
 from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 
@@ -69,6 +70,12 @@ def _agent_rows(model: type[Any], principal: Principal) -> Any:
         return Account.assigned_agent_id == principal.user_id
     if model is Debtor:
         return Debtor.id.in_(_assigned_debtors(principal))
+    if model is Case:
+        # An agent's cases: those they own, and those of debtors whose accounts they work.
+        return or_(
+            Case.owner_id == principal.user_id,
+            Case.debtor_id.in_(_assigned_debtors(principal)),
+        )
     account_column = getattr(model, "account_id", None)
     debtor_column = getattr(model, "debtor_id", None)
     if account_column is not None:
