@@ -113,7 +113,7 @@ def run(
     jurisdiction: str, attempts: int, seed: int, night_share: float = 0.1, repeats: int = 3
 ) -> tuple[float, float]:
     """Time decide_batch for one pack; return median decisions per CPU second and wall second."""
-    policy = preset_policy("consumer_finance", jurisdiction=jurisdiction)
+    policy = preset_policy("consumer_finance", pack=load_pack(jurisdiction))
     policy = type(policy)(
         **{
             **{name: getattr(policy, name) for name in policy.__dataclass_fields__},

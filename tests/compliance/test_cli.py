@@ -61,7 +61,7 @@ def test_rules_lists_ids_parameters_and_citations(cli_db: str) -> None:
     assert rules["US-7IN7"]["parameters"]["max_calls"] == 7
     assert rules["US-SOL"]["citation"] == "12 CFR 1006.26(b)"
     both = json.loads(runner.invoke(cli, ["compliance", "rules", "--json"]).stdout)
-    assert [item["pack"] for item in both] == ["CN", "US"]
+    assert [item["pack"] for item in both] == ["CN", "CN-LOCAL", "US"]
     table = runner.invoke(cli, ["compliance", "rules", "--pack", "cn"])
     assert table.exit_code == 0
     assert "CN-HRS" in table.output

@@ -6,18 +6,16 @@ from datetime import date
 from typing import ClassVar
 
 import httpx
-from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.compliance.certifications.rules import certificate_standing
 from recoup.compliance.views import Segment, highlight
-from recoup.identity.dependencies import CSRF_HEADER, SESSION_COOKIE, login_session
-from recoup.models import User
+from recoup.identity.dependencies import CSRF_HEADER
 from recoup.models.compliance import Certification
 from tests.factories import make_institution
-from tests.identity.helpers import client_for, make_user
+from tests.identity.helpers import client_for, make_user, signed_in
 
 
 class TestHighlight:
@@ -55,15 +53,6 @@ class TestCertificateStanding:
         assert certificate_standing(date(2026, 12, 29), today=self.today) == "valid"
 
 
-def _signed_in(client: TestClient, user: User) -> dict[str, str]:
-    """Sign ``user`` in on the client's browser; return the CSRF header for its forms."""
-    response = Response()
-    csrf = login_session(response, user)
-    cookie = response.headers["set-cookie"].split(f"{SESSION_COOKIE}=")[1].split(";")[0]
-    client.cookies.set(SESSION_COOKIE, cookie)
-    return {CSRF_HEADER: csrf}
-
-
 class TestGrantCertificationForm:
     form: ClassVar[dict[str, str]] = {
         "course": "合规培训",
@@ -80,7 +69,7 @@ class TestGrantCertificationForm:
         auditor = make_user(session, institution, role="auditor")
         stranger = make_user(session, make_institution(session), role="agent")
         with client_for(session) as client:
-            headers = _signed_in(client, officer)
+            headers = signed_in(client, officer)
 
             def grant(user_id: int) -> httpx.Response:
                 return client.post(
@@ -130,7 +119,7 @@ class TestFactsFormByJurisdiction:
         context = client_for(session)
         client = context.__enter__()
         self._contexts.append(context)
-        headers = _signed_in(client, officer)
+        headers = signed_in(client, officer)
         page = client.get(f"/debtors/{debtor.id}/compliance-facts")
         assert page.status_code == 200, page.text
         return page.text, client, debtor.id, headers
@@ -176,7 +165,7 @@ class TestTextOnPages:
         institution = make_institution(session)
         officer = make_user(session, institution, role="compliance_officer")
         with client_for(session) as client:
-            headers = _signed_in(client, officer)
+            headers = signed_in(client, officer)
             response = client.post(
                 "/compliance/templates",
                 data={

@@ -6,13 +6,14 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
 from recoup.db import get_session, refused
 from recoup.identity import service
+from recoup.identity.dependencies import CSRF_HEADER, SESSION_COOKIE, login_session
 from recoup.models import Institution, User
 
 PASSWORD = "Correct-horse-42"
@@ -35,6 +36,15 @@ def make_user(
         password=password,
         actor="test",
     )
+
+
+def signed_in(client: TestClient, user: User) -> dict[str, str]:
+    """Sign ``user`` in on the client's browser; return the CSRF header for its forms."""
+    response = Response()
+    csrf = login_session(response, user)
+    cookie = response.headers["set-cookie"].split(f"{SESSION_COOKIE}=")[1].split(";")[0]
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return {CSRF_HEADER: csrf}
 
 
 def bearer(user: User) -> dict[str, str]:

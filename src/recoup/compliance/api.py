@@ -253,6 +253,7 @@ def show_pack(code: Annotated[str, Path(max_length=8)]) -> dict[str, Any]:
             {
                 "id": rule.id,
                 "kind": rule.kind,
+                "source": rule.source,
                 "title": {"zh": rule.title.zh, "en": rule.title.en},
                 "citation": rule.citation,
                 "parameters": dict(rule.parameters),

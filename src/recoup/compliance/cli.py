@@ -61,7 +61,7 @@ def _moment(value: str) -> datetime:
 
 @app.command("rules")
 def rules(
-    pack: str | None = typer.Option(None, "--pack", help="CN or US (default: both)"),
+    pack: str | None = typer.Option(None, "--pack", help=f"{', '.join(PACK_CODES)} (default: all)"),
     as_json: bool = AS_JSON,
 ) -> None:
     """List the rules of the packs: ids, parameters and citations."""
@@ -82,6 +82,7 @@ def rules(
                             {
                                 "id": rule.id,
                                 "kind": rule.kind,
+                                "source": rule.source,
                                 "title": {"zh": rule.title.zh, "en": rule.title.en},
                                 "citation": rule.citation,
                                 "parameters": dict(rule.parameters),

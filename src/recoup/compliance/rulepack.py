@@ -1,4 +1,9 @@
-"""Versioned jurisdiction rule packs loaded from data files into frozen dataclasses."""
+"""Versioned jurisdiction rule packs loaded from data files into frozen dataclasses.
+
+Each file in ``packs/`` is one pack; its rules declare their kind (``kinds.py``) and typed
+parameters, checked on load. A pack may extend another (``"extends": "CN"``): it keeps the base
+pack's rules and presets, replaces those it repeats by id and adds its own.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,28 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from recoup.compliance.kinds import (
+    CHANNEL_CODES,
+    MESSAGES,
+    PARAMETERS,
+    SINGLE,
+    STOP_STATUSES,
+    ParameterType,
+    RuleKind,
+)
+
 ParameterValue = str | int | bool | float | None | tuple[str, ...]
 
-PACK_CODES = ("CN", "US")
+_PACKS = resources.files("recoup.compliance").joinpath("packs")
+# Every pack shipped: a pack is its file, ``packs/<code in lower case>.json``.
+PACK_CODES = tuple(
+    sorted(
+        entry.name.removesuffix(".json").upper()
+        for entry in _PACKS.iterdir()
+        if entry.name.endswith(".json")
+    )
+)
+SOURCES = ("law", "policy")
 
 
 class RulePackError(ValueError):
@@ -34,14 +58,18 @@ class LocalisedText:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule of a pack: id, parameters, citation and its messages."""
+    """One rule of a pack: id, kind, parameters, citation and its messages.
+
+    ``source`` says whether the law (``law``) or the institution's policy (``policy``) sets it.
+    """
 
     id: str
+    kind: RuleKind
     title: LocalisedText
     citation: str
     parameters: Mapping[str, ParameterValue]
     messages: Mapping[str, LocalisedText]
-    kind: str = "law"
+    source: str = "law"
 
     def message(self, key: str) -> LocalisedText:
         """Return the message template named key."""
@@ -62,6 +90,16 @@ class RulePack:
     holiday_country: str
     title: LocalisedText
     rules: tuple[Rule, ...] = field(repr=False)
+    # Starting policy documents by institution preset (consumer_finance, commercial_bank).
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+
+    def rules_of(self, kind: RuleKind) -> tuple[Rule, ...]:
+        """Return the pack's rules of one kind, in pack order."""
+        return tuple(rule for rule in self.rules if rule.kind is kind)
+
+    def rule_of(self, kind: RuleKind) -> Rule | None:
+        """Return the first rule of one kind, or None when the pack has none."""
+        return next((rule for rule in self.rules if rule.kind is kind), None)
 
     def has(self, rule_id: str) -> bool:
         """Tell whether the pack contains the rule."""
@@ -124,60 +162,178 @@ def _text(raw: Any, where: str) -> LocalisedText:
     return LocalisedText(zh=raw["zh"], en=raw["en"])
 
 
-def _parameter(raw: Any, where: str) -> ParameterValue:
-    if isinstance(raw, list):
-        if not all(isinstance(item, str) for item in raw):
-            raise RulePackError(f"{where} may only list strings")
-        return tuple(raw)
-    if raw is None or isinstance(raw, str | int | float | bool):
-        return raw
-    raise RulePackError(f"{where} has an unsupported value {raw!r}")
+def _names(raw: Any, where: str, allowed: frozenset[str] | None, what: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise RulePackError(f"{where} must be a list of {what}, not {raw!r}")
+    if allowed is not None:
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise RulePackError(
+                f"{where} names unknown {what} {', '.join(unknown)}; "
+                f"use {', '.join(sorted(allowed))}"
+            )
+    return tuple(raw)
 
 
-def _rule(raw: Any) -> Rule:
+def _parameter(raw: Any, where: str, kind: ParameterType) -> ParameterValue:
+    """Check one parameter's value against the type its rule's kind declares."""
+    if kind is ParameterType.TIME:
+        if isinstance(raw, str):
+            try:
+                time.fromisoformat(raw)
+            except ValueError:
+                pass
+            else:
+                return raw
+        raise RulePackError(f"{where} must be a time of day as HH:MM, not {raw!r}")
+    if kind is ParameterType.OPTIONAL_COUNT and raw is None:
+        return None
+    if kind in (ParameterType.COUNT, ParameterType.OPTIONAL_COUNT):
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+            return raw
+        allowed = "a whole number of 0 or more" + (
+            " or null" if kind is ParameterType.OPTIONAL_COUNT else ""
+        )
+        raise RulePackError(f"{where} must be {allowed}, not {raw!r}")
+    if kind is ParameterType.FLAG:
+        if isinstance(raw, bool):
+            return raw
+        raise RulePackError(f"{where} must be true or false, not {raw!r}")
+    if kind is ParameterType.CHANNELS:
+        return _names(raw, where, CHANNEL_CODES, "channels")
+    if kind is ParameterType.STATUSES:
+        return _names(raw, where, STOP_STATUSES, "statuses")
+    return _names(raw, where, None, "words")
+
+
+def _rule(raw: Any, pack: str) -> Rule:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-        raise RulePackError(f"a rule needs an id: {raw!r}")
+        raise RulePackError(f"pack {pack}: a rule needs an id: {raw!r}")
     rule_id: str = raw["id"]
+    where = f"pack {pack} rule {rule_id}"
+    try:
+        kind = RuleKind(str(raw.get("kind")))
+    except ValueError:
+        raise RulePackError(
+            f"{where}: kind {raw.get('kind')!r} is not one the code knows; "
+            f"use one of {', '.join(RuleKind)}"
+        ) from None
+    source = raw.get("source", "law")
+    if source not in SOURCES:
+        raise RulePackError(f"{where}: source must be law or policy, not {source!r}")
+    declared = PARAMETERS[kind]
+    given = dict(raw.get("parameters", {}))
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise RulePackError(
+            f"{where}: a {kind} rule takes no parameter {', '.join(unknown)}; "
+            f"it takes {', '.join(declared) or 'none'}"
+        )
+    missing = sorted(name for name, spec in declared.items() if spec.required and name not in given)
+    if missing:
+        raise RulePackError(f"{where}: a {kind} rule needs the parameter {', '.join(missing)}")
     parameters = {
-        name: _parameter(value, f"{rule_id}.{name}")
-        for name, value in dict(raw.get("parameters", {})).items()
+        name: _parameter(value, f"{where} parameter {name}", declared[name].type)
+        for name, value in given.items()
     }
     messages = {
-        key: _text(value, f"{rule_id} message {key}")
+        key: _text(value, f"{where} message {key}")
         for key, value in dict(raw.get("messages", {})).items()
     }
+    needed = set(MESSAGES.get(kind, ()))
+    statuses = parameters.get("statuses")
+    if isinstance(statuses, tuple):
+        needed |= set(statuses)
+    lacking = sorted(needed - set(messages))
+    if lacking:
+        raise RulePackError(f"{where}: a {kind} rule needs the message {', '.join(lacking)}")
     return Rule(
         id=rule_id,
-        title=_text(raw.get("title"), f"{rule_id} title"),
+        kind=kind,
+        title=_text(raw.get("title"), f"{where} title"),
         citation=str(raw.get("citation", "")),
         parameters=MappingProxyType(parameters),
         messages=MappingProxyType(messages),
-        kind=str(raw.get("kind", "law")),
+        source=source,
     )
 
 
-def parse_pack(raw: Mapping[str, Any]) -> RulePack:
-    """Build a rule pack from its decoded JSON document."""
-    rules = tuple(_rule(item) for item in raw.get("rules", []))
-    ids = [rule.id for rule in rules]
+def _check_kinds(code: str, rules: tuple[Rule, ...]) -> None:
+    """Refuse a pack the code could read two ways: two rules of a single kind, or one stop twice."""
+    for kind in SINGLE:
+        found = [rule.id for rule in rules if rule.kind is kind]
+        if len(found) > 1:
+            raise RulePackError(
+                f"pack {code}: {' and '.join(found)} are both {kind} rules; a pack has one"
+            )
+    stopped: dict[str, str] = {}
+    stops = [rule for rule in rules if rule.kind is RuleKind.STOP_STATUS]
+    for rule in stops:
+        statuses = rule.parameters["statuses"]
+        for status in statuses if isinstance(statuses, tuple) else ():
+            if status in stopped:
+                raise RulePackError(
+                    f"pack {code}: {stopped[status]} and {rule.id} both stop contact on {status}"
+                )
+            stopped[str(status)] = rule.id
+    opt_out = [rule.id for rule in rules if rule.kind is RuleKind.CHANNEL_OPT_OUT]
+    if opt_out and "channel_opt_out" in stopped:
+        raise RulePackError(
+            f"pack {code}: {stopped['channel_opt_out']} and {opt_out[0]} both stop contact on "
+            "channel_opt_out"
+        )
+
+
+def _presets(raw: Any, code: str) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(raw, dict) or not all(isinstance(item, dict) for item in raw.values()):
+        raise RulePackError(f"pack {code}: presets must map a preset name to a policy document")
+    return {str(name): MappingProxyType(dict(document)) for name, document in raw.items()}
+
+
+def parse_pack(raw: Mapping[str, Any], base: RulePack | None = None) -> RulePack:
+    """Build a rule pack from its decoded JSON document, on top of the pack it extends."""
+    code = str(raw.get("code"))
+    own = tuple(_rule(item, code) for item in raw.get("rules", []))
+    ids = [rule.id for rule in own]
     if len(ids) != len(set(ids)):
-        raise RulePackError(f"pack {raw.get('code')} repeats a rule id")
+        raise RulePackError(f"pack {code} repeats a rule id")
+    rules = own
+    presets = _presets(raw.get("presets", {}), code)
+    if base is not None:
+        replaced = {rule.id: rule for rule in own}
+        kept = [replaced.pop(rule.id, rule) for rule in base.rules]
+        # Added rules go after the base pack's law and before its policy rules.
+        law = [rule for rule in kept if rule.source == "law"]
+        rules = (*law, *replaced.values(), *(rule for rule in kept if rule.source != "law"))
+        presets = {**base.presets, **presets}
+    _check_kinds(code, rules)
+    inherited = (
+        {}
+        if base is None
+        else {
+            "jurisdiction": base.jurisdiction,
+            "default_timezone": base.default_timezone,
+            "holiday_country": base.holiday_country,
+        }
+    )
+    fields = {**inherited, **raw}
     try:
         return RulePack(
-            code=str(raw["code"]),
-            version=str(raw["version"]),
-            jurisdiction=str(raw["jurisdiction"]),
-            default_timezone=str(raw["default_timezone"]),
-            holiday_country=str(raw["holiday_country"]),
-            title=_text(raw.get("title"), "pack title"),
+            code=str(fields["code"]),
+            version=str(fields["version"]),
+            jurisdiction=str(fields["jurisdiction"]),
+            default_timezone=str(fields["default_timezone"]),
+            holiday_country=str(fields["holiday_country"]),
+            title=_text(fields.get("title"), f"pack {code} title"),
             rules=rules,
+            presets=MappingProxyType(presets),
         )
     except KeyError as missing:
-        raise RulePackError(f"rule pack lacks {missing}") from None
+        raise RulePackError(f"rule pack {code} lacks {missing}") from None
 
 
 def load_pack(code: str) -> RulePack:
-    """Load the shipped rule pack for a jurisdiction code (CN or US)."""
+    """Load a shipped rule pack by its code (see ``PACK_CODES``)."""
     return _load_pack(code.upper())
 
 
@@ -185,5 +341,10 @@ def load_pack(code: str) -> RulePack:
 def _load_pack(code: str) -> RulePack:
     if code not in PACK_CODES:
         raise RulePackError(f"no rule pack {code!r}; known packs: {', '.join(PACK_CODES)}")
-    source = resources.files("recoup.compliance").joinpath("packs", f"{code.lower()}.json")
-    return parse_pack(json.loads(source.read_text(encoding="utf-8")))
+    raw = json.loads(_PACKS.joinpath(f"{code.lower()}.json").read_text(encoding="utf-8"))
+    if raw.get("code") != code:
+        raise RulePackError(f"packs/{code.lower()}.json says it is pack {raw.get('code')!r}")
+    extends = raw.get("extends")
+    if extends is not None and (not isinstance(extends, str) or extends.upper() == code):
+        raise RulePackError(f"pack {code}: extends must name another pack, not {extends!r}")
+    return parse_pack(raw, _load_pack(extends.upper()) if extends else None)

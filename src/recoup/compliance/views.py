@@ -21,9 +21,10 @@ from recoup.compliance.facts import repository as facts_repository
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.rules import InconvenientPlace
 from recoup.compliance.gate import repository as gate_repository
+from recoup.compliance.kinds import RuleKind
 from recoup.compliance.policy import repository as policy_repository
 from recoup.compliance.policy import service as policy_service
-from recoup.compliance.policy.rules import Policy, policy_document
+from recoup.compliance.policy.rules import POLICY_BOUNDS, Policy, policy_document
 from recoup.compliance.rulepack import RulePack, load_pack
 from recoup.compliance.templates import repository as templates_repository
 from recoup.compliance.templates import service as templates_service
@@ -78,16 +79,11 @@ VOICE_HOURS_CHANNELS = ("ai_call", "call", "visit")
 CERTIFICATE_YEAR_DAYS = 365
 # How many characters of context the violation excerpt keeps before the match (see the service).
 EXCERPT_CONTEXT = 20
-# Policy fields whose pack bound is a rule parameter: field -> (rule ids, parameter).
 _PLACEHOLDER = re.compile(r"\{[^{}]+\}")
-_PACK_BOUNDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "max_effective_voice_calls_per_day": (("CN-FREQ-V",), "max_effective_calls_per_day"),
-    "max_calls_per_debt_in_window": (("US-7IN7",), "max_calls"),
-    "conversation_cooldown_days": (("US-7IN7",), "conversation_cooldown_days"),
-    "third_party_min_failed_attempts": (("CN-TGT", "US-3P"), "min_failed_attempts"),
-    "third_party_lookback_days": (("CN-TGT", "US-3P"), "max_lookback_days"),
-    "max_contacts_per_third_party": (("CN-TGT", "US-3P"), "max_contacts_per_third_party"),
-}
+# Policy fields whose pack bound is a rule parameter, found by the rule's kind.
+_PACK_BOUNDS = {bound.field: bound for bound in POLICY_BOUNDS}
+# The policy form's voice call cap: whichever of these the pack bounds.
+_VOICE_CAP_FIELDS = ("max_effective_voice_calls_per_day", "max_calls_per_debt_in_window")
 
 
 # Shared helpers
@@ -160,6 +156,7 @@ def _pack_rules(pack: RulePack, viewer: Viewer) -> list[dict[str, Any]]:
         {
             "id": rule.id,
             "kind": rule.kind,
+            "source": rule.source,
             "title": rule.title.zh if chinese else rule.title.en,
             "citation": rule.citation,
             "parameters": [
@@ -187,7 +184,23 @@ def _parameter_words(name: str, value: Any, locale: str) -> str:
 
 
 def _hours_rule(pack: RulePack) -> str | None:
-    return next((rule for rule in ("CN-HRS", "US-HRS") if pack.has(rule)), None)
+    """Return the hours rule that bounds calls the most: the one the policy form answers to."""
+    calling = [
+        rule
+        for rule in pack.rules_of(RuleKind.CONTACT_HOURS)
+        if Channel.CALL.value in pack.names_parameter(rule.id, "channels")
+    ]
+    if not calling:
+        return None
+    # The earliest end binds first; on a tie, the latest start.
+    return min(
+        calling,
+        key=lambda rule: (
+            pack.time_parameter(rule.id, "end"),
+            -pack.time_parameter(rule.id, "start").hour * 60
+            - pack.time_parameter(rule.id, "start").minute,
+        ),
+    ).id
 
 
 def _pack_bound(field: str, pack: RulePack, locale: str) -> tuple[str, str] | None:
@@ -197,13 +210,11 @@ def _pack_bound(field: str, pack: RulePack, locale: str) -> tuple[str, str] | No
             return None
         start, end = pack.parameter(rule_id, "start"), pack.parameter(rule_id, "end")
         return rule_id, f"{start}–{end}"
-    if field not in _PACK_BOUNDS:
+    bound = _PACK_BOUNDS.get(field)
+    rule = None if bound is None else pack.rule_of(bound.kind)
+    if bound is None or rule is None or bound.parameter not in rule.parameters:
         return None
-    rule_ids, parameter = _PACK_BOUNDS[field]
-    for rule_id in rule_ids:
-        if pack.has(rule_id) and parameter in pack.rule(rule_id).parameters:
-            return rule_id, labels.parameter_value(pack.parameter(rule_id, parameter), locale)
-    return None
+    return rule.id, labels.parameter_value(pack.parameter(rule.id, bound.parameter), locale)
 
 
 def _policy_value(field: str, value: Any, locale: str) -> str | bool:
@@ -248,11 +259,9 @@ def _overrides(policy: Policy, pack: RulePack, locale: str) -> list[dict[str, An
 
 
 def _voice_cap_field(pack: RulePack) -> str | None:
-    if pack.has("CN-FREQ-V"):
-        return "max_effective_voice_calls_per_day"
-    if pack.has("US-7IN7"):
-        return "max_calls_per_debt_in_window"
-    return None
+    return next(
+        (field for field in _VOICE_CAP_FIELDS if pack.rule_of(_PACK_BOUNDS[field].kind)), None
+    )
 
 
 def _policy_form(policy: Policy, pack: RulePack) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from recoup.compliance.rulepack import load_pack
 from recoup.enums import AccountStatus, ImportKind
 from recoup.ingest import repository
 from recoup.ingest.readers import RawRow
@@ -110,7 +111,10 @@ def interrupt_silent_runs(session: Session, *, institution: Institution) -> int:
 def row_context(institution: Institution, *, now: datetime | None = None) -> RowContext:
     """Return what rows of ``institution`` are judged against."""
     return RowContext(
-        region=REGION_BY_JURISDICTION.get(str(institution.jurisdiction), "CN"),
+        # A regional rule pack reads numbers and ids as its country does.
+        region=REGION_BY_JURISDICTION.get(
+            load_pack(str(institution.jurisdiction)).jurisdiction, "CN"
+        ),
         currency=institution.currency,
         timezone=institution.timezone,
         now=now or utcnow(),

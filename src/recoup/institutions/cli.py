@@ -12,6 +12,7 @@ from recoup.db import unit_of_work
 from recoup.institutions import repository, service
 from recoup.institutions.settings import settings_of
 from recoup.kit.cli import console, error_console, fail_on_domain_error
+from recoup.models.institution import Jurisdiction
 
 app = typer.Typer(help="Manage institutions (tenants).", no_args_is_help=True)
 
@@ -20,7 +21,9 @@ app = typer.Typer(help="Manage institutions (tenants).", no_args_is_help=True)
 def create(
     code: str = typer.Argument(..., help="Short unique code, e.g. DEMO-CF"),
     name: str = typer.Option(..., "--name", help="Display name"),
-    jurisdiction: str = typer.Option("CN", "--jurisdiction", help="CN or US"),
+    jurisdiction: str = typer.Option(
+        "CN", "--jurisdiction", help=f"Rule pack: {', '.join(Jurisdiction)}"
+    ),
     timezone: str = typer.Option("Asia/Shanghai", "--timezone", help="IANA time zone"),
     currency: str = typer.Option("CNY", "--currency", help="ISO 4217 code"),
     preset: str = typer.Option(

@@ -38,7 +38,7 @@ def create_institution(
         problems.append(problem)
     if not name.strip():
         problems.append("the name cannot be empty")
-    if jurisdiction not in Jurisdiction.__members__:
+    if jurisdiction not in set(Jurisdiction):
         problems.append(
             f"jurisdiction must be one of {', '.join(Jurisdiction)}, not {jurisdiction!r}"
         )

@@ -12,7 +12,11 @@ from recoup.models.base import Base, IdPk, TimestampMixin
 
 
 class Jurisdiction(StrEnum):
+    """Whose rules bind an institution: the code of a rule pack (``compliance/packs``)."""
+
     CN = "CN"
+    # China, with the stricter local practice of no collection calls after 21:00.
+    CN_LOCAL = "CN-LOCAL"
     US = "US"
 
 

@@ -23,6 +23,7 @@ from recoup.compliance.policy.rules import (
     PolicyRejected,
     preset_policy,
 )
+from recoup.compliance.rulepack import load_pack
 from tests.compliance.gate.gate_helpers import (
     ANCHORAGE,
     CN,
@@ -37,8 +38,8 @@ from tests.compliance.gate.gate_helpers import (
     planned,
 )
 
-CN_CONSUMER = preset_policy("consumer_finance", jurisdiction="CN")
-US_POLICY = preset_policy("consumer_finance", jurisdiction="US")
+CN_CONSUMER = preset_policy("consumer_finance", pack=load_pack("CN"))
+US_POLICY = preset_policy("consumer_finance", pack=load_pack("US"))
 NY = ("America/New_York",)
 
 

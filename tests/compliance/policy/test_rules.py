@@ -102,7 +102,7 @@ class TestLimits:
 
 class TestPresets:
     def test_cn_consumer_finance_ends_calls_at_21(self) -> None:
-        policy = preset_policy("consumer_finance", jurisdiction="CN")
+        policy = preset_policy("consumer_finance", pack=load_pack("CN"))
         assert validate_policy(policy, CN) == []
         call_hours_ = [h for h in policy.hours if Channel.CALL in h.channels]
         assert call_hours_[0].end == time(21)
@@ -111,9 +111,9 @@ class TestPresets:
     @pytest.mark.parametrize("preset", ["consumer_finance", "commercial_bank"])
     @pytest.mark.parametrize("jurisdiction", ["CN", "US"])
     def test_every_preset_fits_its_pack(self, preset: str, jurisdiction: str) -> None:
-        policy = preset_policy(preset, jurisdiction=jurisdiction)
+        policy = preset_policy(preset, pack=load_pack(jurisdiction))
         assert validate_policy(policy, load_pack(jurisdiction)) == []
 
     def test_unknown_preset(self) -> None:
         with pytest.raises(ValueError, match="consumer_finance"):
-            preset_policy("payday", jurisdiction="CN")
+            preset_policy("payday", pack=CN)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from recoup.compliance.kinds import RuleKind
 from recoup.compliance.rulepack import RulePack
 
 
@@ -207,19 +208,15 @@ def split_places(text: str) -> frozenset[InconvenientPlace]:
 
 
 # Facts that only some packs' rules read; any other fact matters in every jurisdiction.
-FACT_RULES: Mapping[str, tuple[str, ...]] = {
-    "work_contact_forbidden": ("US-WORK",),
-    "initial_communication_on": ("US-VAL",),
-    "validation_notice_sent_on": ("US-VAL",),
-    "time_barred_on": ("US-SOL",),
+FACT_RULES: Mapping[str, RuleKind] = {
+    "work_contact_forbidden": RuleKind.WORKPLACE,
+    "initial_communication_on": RuleKind.VALIDATION_NOTICE,
+    "validation_notice_sent_on": RuleKind.VALIDATION_NOTICE,
+    "time_barred_on": RuleKind.TIME_BARRED,
 }
 
 
 def facts_read_by(pack: RulePack, fields: Iterable[str]) -> tuple[str, ...]:
     """Return those of ``fields`` that a rule of ``pack`` reads (what its forms should ask)."""
-    rule_ids = {rule.id for rule in pack.rules}
-    return tuple(
-        name
-        for name in fields
-        if name not in FACT_RULES or any(rule in rule_ids for rule in FACT_RULES[name])
-    )
+    kinds = {rule.kind for rule in pack.rules}
+    return tuple(name for name in fields if name not in FACT_RULES or FACT_RULES[name] in kinds)

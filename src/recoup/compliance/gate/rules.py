@@ -33,8 +33,14 @@ from recoup.compliance.gate.localtime import (
     zone,
     zone_offsets,
 )
-from recoup.compliance.policy.rules import VOICE_CHANNELS, Policy, ensure_policy_allowed
-from recoup.compliance.rulepack import LocalisedText, RulePack
+from recoup.compliance.kinds import RuleKind
+from recoup.compliance.policy.rules import (
+    POLICY_HOURS_RULE,
+    VOICE_CHANNELS,
+    Policy,
+    ensure_policy_allowed,
+)
+from recoup.compliance.rulepack import LocalisedText, RulePack, RulePackError
 
 # How many later instants next_allowed_at may try; a month of daily blocks fits easily.
 MAX_RESCHEDULE_STEPS = 400
@@ -252,8 +258,10 @@ class Gate:
     inconvenient_rule: str
     caps: tuple[_Cap, ...]
     conversation_cooldown_days: int | None
+    cooldown_rule: str | None
     stop_rules: Mapping[str, str]
     dispute_rule: str | None
+    validation_rule: str | None
     validation_notice_days: int | None
     third_party_rule: str | None
     third_party_min_failed: int
@@ -263,6 +271,11 @@ class Gate:
     automated_channels: frozenset[Channel]
     workplace_rule: str | None
     recording_rule: str | None
+    channel_rule: str
+    agency_rule: str
+    holiday_rule: str
+    certification_rule: str
+    race_rule: str
     holiday_suppression: HolidaySuppression
     blackout_dates: frozenset[date]
     calendar: WorkingDayCalendar
@@ -281,65 +294,65 @@ def _channels(names: Iterable[str]) -> frozenset[Channel]:
 
 def _compile_hours(pack: RulePack, policy: Policy) -> dict[Channel, tuple[_Hours, ...]]:
     hours: dict[Channel, list[_Hours]] = {channel: [] for channel in Channel}
-    hours_rule = next((r for r in ("CN-HRS", "US-HRS") if pack.has(r)), None)
-    if hours_rule is not None:
+    hours_rules = pack.rules_of(RuleKind.CONTACT_HOURS)
+    for rule in hours_rules:
         pack_hours = _Hours(
-            hours_rule,
+            rule.id,
             "quiet_hours",
-            pack.time_parameter(hours_rule, "start"),
-            pack.time_parameter(hours_rule, "end"),
+            pack.time_parameter(rule.id, "start"),
+            pack.time_parameter(rule.id, "end"),
         )
-        for channel in _channels(pack.names_parameter(hours_rule, "channels")):
+        for channel in _channels(pack.names_parameter(rule.id, "channels")):
             hours[channel].append(pack_hours)
+    # The institution's own hours are told against the pack's first hours rule.
+    policy_rule = hours_rules[0].id if hours_rules else POLICY_HOURS_RULE
     for channel_hours in policy.hours:
         for channel in channel_hours.channels:
             hours[channel].append(
-                _Hours(
-                    hours_rule or "POL-HOURS",
-                    "policy_hours",
-                    channel_hours.start,
-                    channel_hours.end,
-                )
+                _Hours(policy_rule, "policy_hours", channel_hours.start, channel_hours.end)
             )
     return {channel: tuple(rules) for channel, rules in hours.items()}
 
 
 def _compile_caps(pack: RulePack, policy: Policy) -> tuple[_Cap, ...]:
     caps: list[_Cap] = []
-    if pack.has("CN-FREQ-V"):
-        limit = pack.int_parameter("CN-FREQ-V", "max_effective_calls_per_day")
+    daily = pack.rule_of(RuleKind.DAILY_EFFECTIVE_CAP)
+    if daily is not None:
+        limit = pack.int_parameter(daily.id, "max_effective_calls_per_day")
         if policy.max_effective_voice_calls_per_day is not None:
             limit = min(limit, policy.max_effective_voice_calls_per_day)
         caps.append(
             _Cap(
-                "CN-FREQ-V",
+                daily.id,
                 "daily_cap",
-                _channels(pack.names_parameter("CN-FREQ-V", "channels")),
+                _channels(pack.names_parameter(daily.id, "channels")),
                 limit,
                 1,
                 effective_only=True,
                 per_debt=False,
             )
         )
-    if pack.has("US-7IN7"):
-        limit = pack.int_parameter("US-7IN7", "max_calls")
+    rolling = pack.rule_of(RuleKind.ROLLING_CALL_CAP)
+    if rolling is not None:
+        limit = pack.int_parameter(rolling.id, "max_calls")
         if policy.max_calls_per_debt_in_window is not None:
             limit = min(limit, policy.max_calls_per_debt_in_window)
         caps.append(
             _Cap(
-                "US-7IN7",
+                rolling.id,
                 "call_cap",
-                _channels(pack.names_parameter("US-7IN7", "channels")),
+                _channels(pack.names_parameter(rolling.id, "channels")),
                 limit,
-                pack.int_parameter("US-7IN7", "days"),
+                pack.int_parameter(rolling.id, "days"),
                 effective_only=False,
                 per_debt=True,
             )
         )
+    policy_cap = _rule_id(pack, RuleKind.POLICY_CAP)
     for cap in policy.channel_caps:
         caps.append(
             _Cap(
-                "POL-CAP",
+                policy_cap,
                 "channel_cap",
                 cap.channels,
                 cap.limit,
@@ -352,33 +365,41 @@ def _compile_caps(pack: RulePack, policy: Policy) -> tuple[_Cap, ...]:
 
 
 def _stop_rules(pack: RulePack) -> dict[str, str]:
-    if pack.has("CN-STOP"):
-        statuses = pack.names_parameter("CN-STOP", "statuses")
-        rules = dict.fromkeys(statuses, "CN-STOP")
-        rules["channel_opt_out"] = "CN-STOP"
-        return rules
-    named = {
-        "cease_contact": "US-CEASE",
-        "deceased": "US-DECEASED",
-        "bankruptcy": "US-BANKR",
-        "attorney": "US-ATTY",
-        "channel_opt_out": "US-MEDIUM",
+    rules = {
+        str(status): rule.id
+        for rule in pack.rules_of(RuleKind.STOP_STATUS)
+        for status in pack.names_parameter(rule.id, "statuses")
     }
-    return {status: rule_id for status, rule_id in named.items() if pack.has(rule_id)}
+    for rule in pack.rules_of(RuleKind.CHANNEL_OPT_OUT):
+        rules["channel_opt_out"] = rule.id
+    return rules
+
+
+def _rule_id(pack: RulePack, kind: RuleKind) -> str:
+    """Return the id of the pack's rule of a kind the gate cannot do without."""
+    rule = pack.rule_of(kind)
+    if rule is None:
+        raise RulePackError(f"pack {pack.code} has no {kind} rule; the gate cites one")
+    return rule.id
+
+
+def _optional_rule_id(pack: RulePack, kind: RuleKind) -> str | None:
+    rule = pack.rule_of(kind)
+    return None if rule is None else rule.id
 
 
 def compile_gate(pack: RulePack, policy: Policy | None = None) -> Gate:
     """Check the policy against the pack and precompute everything decisions need."""
     policy = policy or Policy()
     ensure_policy_allowed(policy, pack)
-    third_party_rule = next((r for r in ("CN-TGT", "US-3P") if pack.has(r)), None)
+    third_party = pack.rule_of(RuleKind.THIRD_PARTY_LIMIT)
     min_failed = 0
     lookback_days = 0
     max_contacts: int | None = None
-    if third_party_rule is not None:
-        min_failed = pack.int_parameter(third_party_rule, "min_failed_attempts")
-        lookback_days = pack.int_parameter(third_party_rule, "max_lookback_days")
-        max_contacts = pack.optional_int_parameter(third_party_rule, "max_contacts_per_third_party")
+    if third_party is not None:
+        min_failed = pack.int_parameter(third_party.id, "min_failed_attempts")
+        lookback_days = pack.int_parameter(third_party.id, "max_lookback_days")
+        max_contacts = pack.optional_int_parameter(third_party.id, "max_contacts_per_third_party")
         if policy.third_party_min_failed_attempts is not None:
             min_failed = max(min_failed, policy.third_party_min_failed_attempts)
         if policy.third_party_lookback_days is not None:
@@ -389,17 +410,20 @@ def compile_gate(pack: RulePack, policy: Policy | None = None) -> Gate:
                 if max_contacts is None
                 else min(max_contacts, policy.max_contacts_per_third_party)
             )
+    validation = pack.rule_of(RuleKind.VALIDATION_NOTICE)
     dispute_rule: str | None = None
-    if pack.has("US-VAL") and pack.bool_parameter("US-VAL", "pause_on_dispute"):
-        dispute_rule = "US-VAL"
+    if validation is not None and pack.bool_parameter(validation.id, "pause_on_dispute"):
+        dispute_rule = validation.id
     elif policy.pause_on_dispute:
-        dispute_rule = "POL-DISPUTE"
+        dispute_rule = _rule_id(pack, RuleKind.DISPUTE_PAUSE)
+    rolling = pack.rule_of(RuleKind.ROLLING_CALL_CAP)
     cooldown: int | None = None
-    if pack.has("US-7IN7"):
-        cooldown = pack.int_parameter("US-7IN7", "conversation_cooldown_days")
+    if rolling is not None:
+        cooldown = pack.int_parameter(rolling.id, "conversation_cooldown_days")
         if policy.conversation_cooldown_days is not None:
             cooldown = max(cooldown, policy.conversation_cooldown_days)
-    hours_rule = next((r for r in ("CN-HRS", "US-HRS") if pack.has(r)), None)
+    hours_rules = pack.rules_of(RuleKind.CONTACT_HOURS)
+    automated = pack.rule_of(RuleKind.AUTOMATED_CONSENT)
     hours = _compile_hours(pack, policy)
     caps = _compile_caps(pack, policy)
     return Gate(
@@ -408,26 +432,35 @@ def compile_gate(pack: RulePack, policy: Policy | None = None) -> Gate:
         default_timezone=pack.default_timezone,
         hours=hours,
         honour_agreed_windows=policy.honour_agreed_windows,
-        inconvenient_rule="US-INCONV" if pack.has("US-INCONV") else (hours_rule or "POL-HOURS"),
+        inconvenient_rule=_optional_rule_id(pack, RuleKind.INCONVENIENT_TIME)
+        or (hours_rules[0].id if hours_rules else POLICY_HOURS_RULE),
         caps=caps,
         conversation_cooldown_days=cooldown,
+        cooldown_rule=None if rolling is None else rolling.id,
         stop_rules=_stop_rules(pack),
         dispute_rule=dispute_rule,
+        validation_rule=None if validation is None else validation.id,
         validation_notice_days=(
-            pack.int_parameter("US-VAL", "notice_within_days") if pack.has("US-VAL") else None
+            None if validation is None else pack.int_parameter(validation.id, "notice_within_days")
         ),
-        third_party_rule=third_party_rule,
+        third_party_rule=None if third_party is None else third_party.id,
         third_party_min_failed=min_failed,
         third_party_lookback=timedelta(days=lookback_days),
         third_party_max_contacts=max_contacts,
-        automated_rule="US-TCPA" if pack.has("US-TCPA") else None,
+        automated_rule=None if automated is None else automated.id,
         automated_channels=(
-            _channels(pack.names_parameter("US-TCPA", "automated_channels"))
-            if pack.has("US-TCPA")
-            else frozenset()
+            frozenset()
+            if automated is None
+            else _channels(pack.names_parameter(automated.id, "automated_channels"))
         ),
-        workplace_rule="US-WORK" if pack.has("US-WORK") else None,
-        recording_rule="CN-REC" if pack.has("CN-REC") else None,
+        workplace_rule=_optional_rule_id(pack, RuleKind.WORKPLACE),
+        recording_rule=_optional_rule_id(pack, RuleKind.RECORDING),
+        channel_rule=_rule_id(pack, RuleKind.CHANNEL_DISABLED),
+        agency_rule=_optional_rule_id(pack, RuleKind.OUTSOURCING)
+        or _rule_id(pack, RuleKind.CHANNEL_DISABLED),
+        holiday_rule=_rule_id(pack, RuleKind.HOLIDAY),
+        certification_rule=_rule_id(pack, RuleKind.CERTIFICATION),
+        race_rule=_rule_id(pack, RuleKind.SLOT_RACE),
         holiday_suppression=policy.holiday_suppression,
         blackout_dates=policy.blackout_dates,
         calendar=working_day_calendar(pack.holiday_country),
@@ -498,7 +531,7 @@ def _standing_blocks(gate: Gate, attempt: PlannedContact, facts: DebtorFacts) ->
     blocks: list[_Block] = []
     channel = attempt.channel
     if channel in gate.policy.disabled_channels:
-        blocks.append(_Block("POL-CHANNEL", "channel_disabled", {}, None))
+        blocks.append(_Block(gate.channel_rule, "channel_disabled", {}, None))
     if facts.cease_contact or facts.deceased or facts.bankruptcy or facts.attorney_represented:
         for status, flag in (
             ("cease_contact", facts.cease_contact),
@@ -543,8 +576,9 @@ def _standing_blocks(gate: Gate, attempt: PlannedContact, facts: DebtorFacts) ->
         blocks.append(_Block(gate.recording_rule, "recording_required", {}, None))
     approved = gate.policy.approved_agencies
     if attempt.agency_id is not None and approved is not None and attempt.agency_id not in approved:
-        rule_id = "CN-OUT" if gate.pack.has("CN-OUT") else "POL-CHANNEL"
-        blocks.append(_Block(rule_id, "agency_not_approved", {"agency": attempt.agency_id}, None))
+        blocks.append(
+            _Block(gate.agency_rule, "agency_not_approved", {"agency": attempt.agency_id}, None)
+        )
     return blocks
 
 
@@ -859,7 +893,7 @@ def _holiday_block(gate: Gate, zone_name: str, tz: ZoneInfo, ordinal: int) -> _B
     if kind is None:
         return None
     return _Block(
-        "POL-HOLIDAY",
+        gate.holiday_rule,
         "holiday",
         partial(_holiday_values, zone_name, day, kind),
         local_date_start(day + timedelta(days=1), tz),
@@ -935,11 +969,11 @@ def _cap_blocks(
     return blocks
 
 
-def _cooldown_block(days: int, latest: int, zone_name: str, tz: ZoneInfo) -> _Block:
+def _cooldown_block(rule_id: str, days: int, latest: int, zone_name: str, tz: ZoneInfo) -> _Block:
     """Block until the cooldown after the conversation on local day ordinal latest ends."""
     # The conversation day counts as the first of the cooldown days.
     return _Block(
-        "US-7IN7",
+        rule_id,
         "after_conversation",
         partial(_cooldown_values, latest, days, zone_name),
         local_date_start(date.fromordinal(latest + days), tz),
@@ -1012,7 +1046,10 @@ def _validation_block(
         or ordinal <= first.toordinal() + days
     ):
         return None
-    return _Block("US-VAL", "notice_overdue", {"first_contact": f"{first}", "days": days}, None)
+    assert gate.validation_rule is not None
+    return _Block(
+        gate.validation_rule, "notice_overdue", {"first_contact": f"{first}", "days": days}, None
+    )
 
 
 # The span before an instant in which a conversation can still start a cooldown, per length.
@@ -1098,7 +1135,8 @@ def _timed_blocks(
                 if conversation_day <= day < conversation_day + days and conversation_day > latest:
                     latest = conversation_day
             if latest:
-                blocks.append(_cooldown_block(days, latest, zone_name, tz))
+                assert gate.cooldown_rule is not None
+                blocks.append(_cooldown_block(gate.cooldown_rule, days, latest, zone_name, tz))
         if validating:
             validation = _validation_block(gate, attempt, facts, day)
             if validation is not None:

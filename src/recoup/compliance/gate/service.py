@@ -294,9 +294,9 @@ def check_contact(
         party=party,
     )
     gate = gate_for(session, institution=institution)
-    zones = facts_service.debtor_zone_sources(
-        session, debtor=debtor, region=str(institution.jurisdiction)
-    )
+    # Phone numbers and addresses are read in the pack's country.
+    region = gate.pack.jurisdiction
+    zones = facts_service.debtor_zone_sources(session, debtor=debtor, region=region)
     facts = facts_service.debtor_facts(
         session,
         debtor=debtor,
@@ -311,9 +311,7 @@ def check_contact(
         at=at,
         party=party,
         account_id=str(account.id) if account else None,
-        contact_point_timezone=facts_service.contact_point_zone(
-            contact_point, str(institution.jurisdiction)
-        ),
+        contact_point_timezone=facts_service.contact_point_zone(contact_point, region),
         third_party_id=str(contact_point.id)
         if party is Party.THIRD_PARTY and contact_point
         else None,
@@ -355,7 +353,7 @@ def check_contact(
             decision = with_block(
                 decision,
                 gate=gate,
-                rule_id="POL-CERT",
+                rule_id=gate.certification_rule,
                 code="no_certificate",
                 values={"agent": actor},
             )
@@ -389,7 +387,9 @@ def check_contact(
             continue
     else:
         assert decision is not None
-        decision = with_block(decision, gate=gate, rule_id="POL-RACE", code="slot_taken", values={})
+        decision = with_block(
+            decision, gate=gate, rule_id=gate.race_rule, code="slot_taken", values={}
+        )
     assert decision is not None
     record = decision_row(decision=decision)
     session.add(record)

@@ -8,9 +8,14 @@ from datetime import date, time
 from typing import Any
 
 from recoup.compliance.enums import Channel, HolidaySuppression
+from recoup.compliance.kinds import RuleKind
 from recoup.compliance.rulepack import LocalisedText, RulePack
 
 VOICE_CHANNELS = frozenset({Channel.CALL, Channel.AI_CALL})
+# Who a policy's own hours answer to when the pack has no hours rule.
+POLICY_HOURS_RULE = "POL-HOURS"
+# What a policy that contradicts itself (hours ending before they start …) is refused under.
+INVALID_POLICY = "POLICY"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,18 +76,64 @@ class PolicyRejected(ValueError):
         super().__init__(f"policy is looser than the rule pack: {details}")
 
 
-def _hours_rule(pack: RulePack) -> str | None:
-    for rule_id in ("CN-HRS", "US-HRS"):
-        if pack.has(rule_id):
-            return rule_id
-    return None
+@dataclass(frozen=True, slots=True)
+class PackBound:
+    """A policy field that a pack rule's parameter bounds; the policy may only be stricter."""
+
+    field: str
+    kind: RuleKind
+    parameter: str
+    # True: the policy may lower the pack's number (a limit); False: only raise it (a minimum).
+    at_most: bool
+    label: LocalisedText
 
 
-def _third_party_rule(pack: RulePack) -> str | None:
-    for rule_id in ("CN-TGT", "US-3P"):
-        if pack.has(rule_id):
-            return rule_id
-    return None
+POLICY_BOUNDS = (
+    PackBound(
+        "max_effective_voice_calls_per_day",
+        RuleKind.DAILY_EFFECTIVE_CAP,
+        "max_effective_calls_per_day",
+        at_most=True,
+        label=LocalisedText(zh="每日有效语音通话上限", en="Daily effective voice call limit"),
+    ),
+    PackBound(
+        "max_calls_per_debt_in_window",
+        RuleKind.ROLLING_CALL_CAP,
+        "max_calls",
+        at_most=True,
+        label=LocalisedText(zh="七天内每笔债务致电上限", en="Calls per debt in seven days"),
+    ),
+    PackBound(
+        "conversation_cooldown_days",
+        RuleKind.ROLLING_CALL_CAP,
+        "conversation_cooldown_days",
+        at_most=False,
+        label=LocalisedText(zh="通话后的静默天数", en="Days without calls after a conversation"),
+    ),
+    PackBound(
+        "third_party_min_failed_attempts",
+        RuleKind.THIRD_PARTY_LIMIT,
+        "min_failed_attempts",
+        at_most=False,
+        label=LocalisedText(
+            zh="联系第三方前需失败的次数", en="Failed attempts needed before a third-party contact"
+        ),
+    ),
+    PackBound(
+        "third_party_lookback_days",
+        RuleKind.THIRD_PARTY_LIMIT,
+        "max_lookback_days",
+        at_most=True,
+        label=LocalisedText(zh="失败尝试的回看天数", en="Look-back days for failed attempts"),
+    ),
+    PackBound(
+        "max_contacts_per_third_party",
+        RuleKind.THIRD_PARTY_LIMIT,
+        "max_contacts_per_third_party",
+        at_most=True,
+        label=LocalisedText(zh="每个第三方的联系次数上限", en="Contacts per third party"),
+    ),
+)
 
 
 def _violation(rule_id: str, field_name: str, zh: str, en: str) -> PolicyViolation:
@@ -90,14 +141,14 @@ def _violation(rule_id: str, field_name: str, zh: str, en: str) -> PolicyViolati
 
 
 def _check_hours(policy: Policy, pack: RulePack) -> list[PolicyViolation]:
-    rule_id = _hours_rule(pack)
+    hours_rules = pack.rules_of(RuleKind.CONTACT_HOURS)
     violations: list[PolicyViolation] = []
     for index, hours in enumerate(policy.hours):
         where = f"hours[{index}]"
         if hours.start >= hours.end:
             violations.append(
                 _violation(
-                    rule_id or "POLICY",
+                    hours_rules[0].id if hours_rules else INVALID_POLICY,
                     where,
                     f"时段 {hours.start:%H:%M}–{hours.end:%H:%M} 无效："
                     "开始必须早于结束且不得跨越午夜。",
@@ -106,175 +157,115 @@ def _check_hours(policy: Policy, pack: RulePack) -> list[PolicyViolation]:
                 )
             )
             continue
-        if rule_id is None:
-            continue
-        pack_start = pack.time_parameter(rule_id, "start")
-        pack_end = pack.time_parameter(rule_id, "end")
-        governed = set(pack.names_parameter(rule_id, "channels"))
-        if not any(channel.value in governed for channel in hours.channels):
-            continue
-        if hours.start < pack_start:
+        for rule in hours_rules:
+            violations += _check_within(hours, where, rule.id, pack)
+    for rule in hours_rules:
+        if policy.honour_agreed_windows and not pack.bool_parameter(
+            rule.id, "agreed_windows_allowed"
+        ):
             violations.append(
                 _violation(
-                    rule_id,
-                    f"{where}.start",
-                    f"开始时间 {hours.start:%H:%M} 早于 {rule_id} 允许的 {pack_start:%H:%M}。",
-                    f"Start {hours.start:%H:%M} is earlier than {rule_id} allows "
-                    f"({pack_start:%H:%M}).",
+                    rule.id,
+                    "honour_agreed_windows",
+                    f"{rule.id} 不允许凭与债务人的约定在静默时段联系。",
+                    f"{rule.id} does not let an agreement with the debtor open quiet hours.",
                 )
             )
-        if hours.end > pack_end:
-            violations.append(
-                _violation(
-                    rule_id,
-                    f"{where}.end",
-                    f"结束时间 {hours.end:%H:%M} 晚于 {rule_id} 允许的 {pack_end:%H:%M}。",
-                    f"End {hours.end:%H:%M} is later than {rule_id} allows ({pack_end:%H:%M}).",
-                )
-            )
-    if (
-        rule_id is not None
-        and policy.honour_agreed_windows
-        and not pack.bool_parameter(rule_id, "agreed_windows_allowed")
-    ):
+    return violations
+
+
+def _check_within(
+    hours: ChannelHours, where: str, rule_id: str, pack: RulePack
+) -> list[PolicyViolation]:
+    pack_start = pack.time_parameter(rule_id, "start")
+    pack_end = pack.time_parameter(rule_id, "end")
+    governed = set(pack.names_parameter(rule_id, "channels"))
+    if not any(channel.value in governed for channel in hours.channels):
+        return []
+    violations: list[PolicyViolation] = []
+    if hours.start < pack_start:
         violations.append(
             _violation(
                 rule_id,
-                "honour_agreed_windows",
-                f"{rule_id} 不允许凭与债务人的约定在静默时段联系。",
-                f"{rule_id} does not let an agreement with the debtor open quiet hours.",
+                f"{where}.start",
+                f"开始时间 {hours.start:%H:%M} 早于 {rule_id} 允许的 {pack_start:%H:%M}。",
+                f"Start {hours.start:%H:%M} is earlier than {rule_id} allows ({pack_start:%H:%M}).",
+            )
+        )
+    if hours.end > pack_end:
+        violations.append(
+            _violation(
+                rule_id,
+                f"{where}.end",
+                f"结束时间 {hours.end:%H:%M} 晚于 {rule_id} 允许的 {pack_end:%H:%M}。",
+                f"End {hours.end:%H:%M} is later than {rule_id} allows ({pack_end:%H:%M}).",
             )
         )
     return violations
 
 
-def _check_at_most(
-    *,
-    proposed: int | None,
-    bound: int | None,
-    rule_id: str,
-    field_name: str,
-    label_zh: str,
-    label_en: str,
-) -> list[PolicyViolation]:
-    if proposed is None:
+def _check_bound(policy: Policy, pack: RulePack, bound: PackBound) -> list[PolicyViolation]:
+    proposed = getattr(policy, bound.field)
+    rule = pack.rule_of(bound.kind)
+    if proposed is None or rule is None:
         return []
-    if proposed < 0:
+    limit = pack.parameter(rule.id, bound.parameter)
+    label = bound.label
+    if bound.at_most and proposed < 0:
         return [
             _violation(
-                rule_id,
-                field_name,
-                f"{label_zh}不能为负数。",
-                f"{label_en} cannot be negative.",
+                rule.id, bound.field, f"{label.zh}不能为负数。", f"{label.en} cannot be negative."
             )
         ]
-    if bound is not None and proposed > bound:
+    if not isinstance(limit, int):
+        return []
+    if bound.at_most and proposed > limit:
         return [
             _violation(
-                rule_id,
-                field_name,
-                f"{label_zh} {proposed} 超过 {rule_id} 的上限 {bound}。",
-                f"{label_en} {proposed} is above the {rule_id} limit of {bound}.",
+                rule.id,
+                bound.field,
+                f"{label.zh} {proposed} 超过 {rule.id} 的上限 {limit}。",
+                f"{label.en} {proposed} is above the {rule.id} limit of {limit}.",
+            )
+        ]
+    if not bound.at_most and proposed < limit:
+        return [
+            _violation(
+                rule.id,
+                bound.field,
+                f"{label.zh} {proposed} 低于 {rule.id} 的要求 {limit}。",
+                f"{label.en} {proposed} is below the {rule.id} minimum of {limit}.",
             )
         ]
     return []
 
 
-def _check_at_least(
-    *,
-    proposed: int | None,
-    bound: int,
-    rule_id: str,
-    field_name: str,
-    label_zh: str,
-    label_en: str,
-) -> list[PolicyViolation]:
-    if proposed is None or proposed >= bound:
-        return []
-    return [
-        _violation(
-            rule_id,
-            field_name,
-            f"{label_zh} {proposed} 低于 {rule_id} 的要求 {bound}。",
-            f"{label_en} {proposed} is below the {rule_id} minimum of {bound}.",
-        )
-    ]
-
-
 def validate_policy(policy: Policy, pack: RulePack) -> list[PolicyViolation]:
     """List every way the policy would loosen the pack, naming the rule it would break."""
     violations = _check_hours(policy, pack)
-    if pack.has("CN-FREQ-V"):
-        violations += _check_at_most(
-            proposed=policy.max_effective_voice_calls_per_day,
-            bound=pack.int_parameter("CN-FREQ-V", "max_effective_calls_per_day"),
-            rule_id="CN-FREQ-V",
-            field_name="max_effective_voice_calls_per_day",
-            label_zh="每日有效语音通话上限",
-            label_en="Daily effective voice call limit",
-        )
-    if pack.has("US-7IN7"):
-        violations += _check_at_most(
-            proposed=policy.max_calls_per_debt_in_window,
-            bound=pack.int_parameter("US-7IN7", "max_calls"),
-            rule_id="US-7IN7",
-            field_name="max_calls_per_debt_in_window",
-            label_zh="七天内每笔债务致电上限",
-            label_en="Calls per debt in seven days",
-        )
-        violations += _check_at_least(
-            proposed=policy.conversation_cooldown_days,
-            bound=pack.int_parameter("US-7IN7", "conversation_cooldown_days"),
-            rule_id="US-7IN7",
-            field_name="conversation_cooldown_days",
-            label_zh="通话后的静默天数",
-            label_en="Days without calls after a conversation",
-        )
-    third_party_rule = _third_party_rule(pack)
-    if third_party_rule is not None:
-        violations += _check_at_least(
-            proposed=policy.third_party_min_failed_attempts,
-            bound=pack.int_parameter(third_party_rule, "min_failed_attempts"),
-            rule_id=third_party_rule,
-            field_name="third_party_min_failed_attempts",
-            label_zh="联系第三方前需失败的次数",
-            label_en="Failed attempts needed before a third-party contact",
-        )
-        violations += _check_at_most(
-            proposed=policy.third_party_lookback_days,
-            bound=pack.int_parameter(third_party_rule, "max_lookback_days"),
-            rule_id=third_party_rule,
-            field_name="third_party_lookback_days",
-            label_zh="失败尝试的回看天数",
-            label_en="Look-back days for failed attempts",
-        )
-        violations += _check_at_most(
-            proposed=policy.max_contacts_per_third_party,
-            bound=pack.optional_int_parameter(third_party_rule, "max_contacts_per_third_party"),
-            rule_id=third_party_rule,
-            field_name="max_contacts_per_third_party",
-            label_zh="每个第三方的联系次数上限",
-            label_en="Contacts per third party",
-        )
+    for bound in POLICY_BOUNDS:
+        violations += _check_bound(policy, pack, bound)
+    validation = pack.rule_of(RuleKind.VALIDATION_NOTICE)
     if (
-        pack.has("US-VAL")
-        and pack.bool_parameter("US-VAL", "pause_on_dispute")
+        validation is not None
+        and pack.bool_parameter(validation.id, "pause_on_dispute")
         and policy.pause_on_dispute is False
     ):
         violations.append(
             _violation(
-                "US-VAL",
+                validation.id,
                 "pause_on_dispute",
-                "US-VAL 要求异议核实完成前暂停催收，政策不能关闭。",
-                "US-VAL requires pausing collection while a dispute is open; "
+                f"{validation.id} 要求异议核实完成前暂停催收，政策不能关闭。",
+                f"{validation.id} requires pausing collection while a dispute is open; "
                 "the policy cannot turn that off.",
             )
         )
+    policy_cap = pack.rule_of(RuleKind.POLICY_CAP)
     for index, cap in enumerate(policy.channel_caps):
         if cap.limit < 0 or cap.days < 1 or not cap.channels:
             violations.append(
                 _violation(
-                    "POL-CAP",
+                    INVALID_POLICY if policy_cap is None else policy_cap.id,
                     f"channel_caps[{index}]",
                     "渠道上限需要至少一个渠道、非负的次数和至少 1 天的周期。",
                     "A channel cap needs at least one channel, a limit of 0 or more and a "
@@ -291,30 +282,14 @@ def ensure_policy_allowed(policy: Policy, pack: RulePack) -> None:
         raise PolicyRejected(violations)
 
 
-def preset_policy(preset: str, *, jurisdiction: str) -> Policy:
-    """Return the starting policy for an institution preset (consumer_finance, commercial_bank)."""
-    jurisdiction = jurisdiction.upper()
-    if preset == "consumer_finance" and jurisdiction == "CN":
-        return Policy(
-            name="CN consumer finance",
-            version="1",
-            hours=(
-                ChannelHours(
-                    channels=frozenset({Channel.CALL, Channel.AI_CALL, Channel.VISIT}),
-                    start=time(8, 0),
-                    end=time(21, 0),
-                ),
-            ),
-            pause_on_dispute=True,
+def preset_policy(preset: str, *, pack: RulePack) -> Policy:
+    """Return the starting policy the pack gives an institution preset (consumer_finance …)."""
+    document = pack.presets.get(preset)
+    if document is None:
+        raise ValueError(
+            f"no preset {preset!r} in rule pack {pack.code}; use {' or '.join(pack.presets)}"
         )
-    if preset == "commercial_bank" and jurisdiction == "CN":
-        return Policy(name="CN commercial bank", version="1", pause_on_dispute=True)
-    if preset in {"consumer_finance", "commercial_bank"} and jurisdiction == "US":
-        return Policy(name=f"US {preset.replace('_', ' ')}", version="1", pause_on_dispute=True)
-    raise ValueError(
-        f"no preset {preset!r} for {jurisdiction}; use consumer_finance or commercial_bank "
-        "with CN or US"
-    )
+    return policy_from_document(document)
 
 
 def policy_document(policy: Policy) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def institution_policy(session: Session, *, institution: Institution) -> Policy:
     """Return the policy in force: the newest approved version, else the preset."""
     row = repository.latest_approved_policy(session, institution_id=institution.id)
     if row is None:
-        return preset_policy(str(institution.preset), jurisdiction=str(institution.jurisdiction))
+        return preset_policy(str(institution.preset), pack=load_pack(str(institution.jurisdiction)))
     document = {**row.document, "version": str(row.version), "name": row.name}
     return policy_from_document(document)
 

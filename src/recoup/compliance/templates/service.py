@@ -15,6 +15,7 @@ from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.rules import (
     is_time_barred,
 )
+from recoup.compliance.rulepack import load_pack
 from recoup.compliance.templates import repository
 from recoup.compliance.templates.review import (
     ReviewInputError,
@@ -87,7 +88,8 @@ def review_for_institution(
         audience=audience,
         channel=channel,
         kind=kind,
-        jurisdiction=str(institution.jurisdiction),
+        # The review's lexicon is the country's: a regional pack reviews as its country does.
+        jurisdiction=load_pack(str(institution.jurisdiction)).jurisdiction,
     )
 
 
