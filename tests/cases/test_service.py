@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -174,3 +174,86 @@ def test_reassignment_keeps_history_and_skips_unchanged(session: Session) -> Non
         service.reassign(session, institution_id=institution.id, owners=owners, actor="lead") == 0
     )
     assert history(session, case)[-1] == ("assigned", None, None)
+
+
+def test_profiles_absences_and_queues_are_checked(session: Session) -> None:
+    institution = make_institution(session)
+    agent = make_user(session, institution, role="agent")
+    lead = make_user(session, institution, role="team_lead")
+    with pytest.raises(ValidationFailed, match="daily_capacity"):
+        service.set_agent_profile(
+            session,
+            institution_id=institution.id,
+            user_id=agent.id,
+            daily_capacity=5000,
+            skills=[],
+            regions=[],
+            actor="lead",
+        )
+    with pytest.raises(ValidationFailed, match="not an agent"):
+        service.set_agent_profile(
+            session,
+            institution_id=institution.id,
+            user_id=lead.id,
+            daily_capacity=5,
+            skills=[],
+            regions=[],
+            actor="lead",
+        )
+    profile = service.set_agent_profile(
+        session,
+        institution_id=institution.id,
+        user_id=agent.id,
+        daily_capacity=50,
+        skills=["legal", "lang:en", "legal"],
+        regions=["北京市"],
+        actor="lead",
+    )
+    assert (profile.daily_capacity, profile.skills) == (50, ["lang:en", "legal"])
+    with pytest.raises(ValidationFailed, match="ends_on"):
+        service.add_absence(
+            session,
+            institution_id=institution.id,
+            user_id=agent.id,
+            starts_on=NOW.date(),
+            ends_on=NOW.date().replace(day=1) if NOW.day > 1 else NOW.date() - timedelta(days=1),
+            reason="leave",
+            actor="lead",
+        )
+    with pytest.raises(ValidationFailed, match="buckets"):
+        service.save_queue(
+            session,
+            institution_id=institution.id,
+            code="late",
+            name="Late",
+            rank=1,
+            buckets=["M9"],
+            skills=[],
+            member_ids=[],
+            actor="lead",
+        )
+    queue = service.save_queue(
+        session,
+        institution_id=institution.id,
+        code="late",
+        name="Late",
+        rank=1,
+        buckets=["M6+", "M4"],
+        skills=["legal"],
+        member_ids=[agent.id],
+        actor="lead",
+    )
+    assert (queue.code, queue.buckets) == ("LATE", ["M4", "M6+"])
+    again = service.save_queue(
+        session,
+        institution_id=institution.id,
+        code="LATE",
+        name="Late, legal",
+        rank=2,
+        buckets=[],
+        skills=[],
+        member_ids=[],
+        actor="lead",
+    )
+    assert again.id == queue.id
+    assert again.name == "Late, legal"

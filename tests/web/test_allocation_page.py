@@ -81,3 +81,41 @@ def test_agents_do_not_see_the_allocation_page(page: Page, live_server: LiveServ
     response = page.goto(f"{live_server.url}/allocation")
     assert response is not None
     assert response.status == 403
+
+
+def test_a_team_lead_sets_capacity_queues_and_absences(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "team-lead", next_path="/allocation")
+    row = page.locator("[data-testid=agent-row][data-username=agent]")
+    row.locator("[data-testid=agent-capacity]").fill("7")
+    row.locator("[data-testid=agent-skills]").fill("legal, lang:en")
+    row.locator("[data-testid=agent-save]").click()
+    expect(page.locator(".flash-list")).to_contain_text("已保存催收员的产能和技能")
+    expect(row.locator("td").nth(2)).to_have_text("7")
+    expect(row).to_contain_text("法务")
+
+    row.locator("[data-testid=agent-skills]").fill("Legal!")
+    row.locator("[data-testid=agent-save]").click()
+    expect(page.locator(".flash-list")).to_contain_text("未保存")
+
+    page.fill("[data-testid=queue-code]", "late")
+    page.fill("[data-testid=queue-name]", "后期法务")
+    page.check("[data-testid=queue-bucket-M4]")
+    page.check("[data-testid=queue-member-agent]")
+    page.click("[data-testid=queue-save]")
+    expect(page.locator(".flash-list")).to_contain_text("队列已保存")
+    expect(page.locator("[data-testid=queue-row]").filter(has_text="LATE")).to_contain_text("M4")
+    expect(row).to_contain_text("LATE")
+
+    page.select_option("[data-testid=absence-agent]", label="Test agent (agent)")
+    page.click("[data-testid=absence-save]")
+    expect(page.locator(".flash-list")).to_contain_text("已记录休假")
+    expect(row.locator("[data-testid=standing]")).to_have_text("休假")
+    with database_session(live_server) as session:
+        actions = set(
+            session.execute(
+                select(AuditEvent.action).where(
+                    AuditEvent.action.in_(["agent.profile", "queue.save", "agent.absence"])
+                )
+            ).scalars()
+        )
+        assert actions == {"agent.profile", "queue.save", "agent.absence"}

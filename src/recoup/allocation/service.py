@@ -199,6 +199,9 @@ class AgentLine:
     queues: tuple[str, ...]
     owned: int
     today: int
+    # The cases a day set for the agent (capacity is 0 on a day they are away or uncertified).
+    profile_capacity: int = DEFAULT_DAILY_CAPACITY
+    regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +259,8 @@ def overview(session: Session, *, institution_id: int, on: date) -> Overview:
                 queues=tuple(sorted(codes[q] for q in members.get(user.id, ()) if q in codes)),
                 owned=owned,
                 today=today,
+                profile_capacity=capacity,
+                regions=tuple(profile.regions if profile else ()),
             )
         )
     return Overview(

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from recoup.allocation import service
+from recoup.cases import repository as cases_repository
+from recoup.cases import service as cases
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.kit import clock
-from recoup.kit.errors import NotFound
+from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.models.institution import Institution
+from recoup.portfolio.rules import BUCKETS
 from recoup.web import labels
-from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
+from recoup.web.templating import Flash, PostedForm, Viewer, redirect, render, viewer_with
 
 router = APIRouter(include_in_schema=False)
 
 ManageQueues = Annotated[Viewer, viewer_with("queues:manage")]
 CsrfChecked = Depends(csrf_protect)
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _institution(session: Session, viewer: Viewer) -> Institution:
@@ -37,6 +42,7 @@ def allocation_page(
     viewer: ManageQueues,
     session: SessionDep,
     propose: Annotated[bool, Query()] = False,
+    queue: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     """Show agents and queues; with ``propose``, the allocation the solver would make today."""
     institution = _institution(session, viewer)
@@ -52,6 +58,12 @@ def allocation_page(
             dry_run=True,
         )
     overview = service.overview(session, institution_id=institution.id, on=today)
+    editing = (
+        cases_repository.queue_by_code(session, institution_id=institution.id, code=queue)
+        if queue
+        else None
+    )
+    members = cases_repository.queue_members(session, institution_id=institution.id)
     names = {agent.user_id: agent.display_name for agent in overview.agents}
     context: dict[str, Any] = {
         "today": today,
@@ -74,6 +86,11 @@ def allocation_page(
             else None
         ),
         "currency": institution.currency,
+        "buckets": BUCKETS,
+        "editing": editing,
+        "editing_members": {
+            user_id for user_id, queue_ids in members.items() if editing and editing.id in queue_ids
+        },
         "skills": lambda codes: ", ".join(
             labels.coded(viewer.locale, "allocation.skill", code) for code in codes
         ),
@@ -100,3 +117,103 @@ def apply_allocation(viewer: ManageQueues, session: SessionDep) -> Response:
             params={"assigned": str(report.assigned), "changed": str(report.changed)},
         ),
     )
+
+
+def _words(values: str) -> list[str]:
+    return [part for part in values.replace("，", ",").replace(" ", ",").split(",") if part]
+
+
+def _refused(viewer: Viewer, error: RecoupError) -> Response:
+    return redirect(
+        "/allocation",
+        request=viewer.request,
+        message=Flash(
+            "allocation.refused",
+            level="error",
+            params={"message": labels.refusal(error, viewer.locale, lead=False)},
+        ),
+    )
+
+
+@router.post(
+    "/allocation/agents/{user_id}", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+def save_agent(
+    viewer: ManageQueues, session: SessionDep, user_id: RowId, form: PostedForm
+) -> Response:
+    """Set an agent's cases a day, skills and visit regions."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    try:
+        capacity = str(form.get("daily_capacity", "")).strip()
+        if not capacity.isdigit():
+            raise ValidationFailed(viewer.text("allocation.error.capacity"))
+        cases.set_agent_profile(
+            session,
+            institution_id=institution.id,
+            user_id=user_id,
+            daily_capacity=int(capacity),
+            skills=_words(str(form.get("skills", ""))),
+            regions=_words(str(form.get("regions", ""))),
+            actor=viewer.principal.actor,
+        )
+    except RecoupError as error:
+        return _refused(viewer, error)
+    return redirect("/allocation", request=viewer.request, message=Flash("allocation.agent_saved"))
+
+
+@router.post("/allocation/absences", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def add_absence(viewer: ManageQueues, session: SessionDep, form: PostedForm) -> Response:
+    """Record days an agent is away."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    try:
+        user_id = str(form.get("user_id", ""))
+        if not user_id.isdigit():
+            raise ValidationFailed(viewer.text("allocation.error.agent"))
+        try:
+            first = date.fromisoformat(str(form.get("starts_on", "")))
+            last = date.fromisoformat(str(form.get("ends_on", "")))
+        except ValueError:
+            raise ValidationFailed(viewer.text("allocation.error.dates")) from None
+        cases.add_absence(
+            session,
+            institution_id=institution.id,
+            user_id=int(user_id),
+            starts_on=first,
+            ends_on=last,
+            reason=str(form.get("reason", "")).strip() or "leave",
+            actor=viewer.principal.actor,
+        )
+    except RecoupError as error:
+        return _refused(viewer, error)
+    return redirect(
+        "/allocation", request=viewer.request, message=Flash("allocation.absence_saved")
+    )
+
+
+@router.post("/allocation/queues", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def save_queue(viewer: ManageQueues, session: SessionDep, form: PostedForm) -> Response:
+    """Create or change a queue and who works it; cases are routed again at once."""
+    assert viewer.principal is not None
+    institution = _institution(session, viewer)
+    try:
+        rank = str(form.get("rank", "100")).strip() or "100"
+        if not rank.isdigit():
+            raise ValidationFailed(viewer.text("allocation.error.rank"))
+        members = [str(value) for value in form.getlist("members")]
+        cases.save_queue(
+            session,
+            institution_id=institution.id,
+            code=str(form.get("code", "")),
+            name=str(form.get("name", "")),
+            rank=int(rank),
+            buckets=[str(value) for value in form.getlist("buckets")],
+            skills=_words(str(form.get("skills", ""))),
+            member_ids=[int(value) for value in members if value.isdigit()],
+            actor=viewer.principal.actor,
+        )
+        cases.sync_cases(session, institution_id=institution.id, actor=viewer.principal.actor)
+    except RecoupError as error:
+        return _refused(viewer, error)
+    return redirect("/allocation", request=viewer.request, message=Flash("allocation.queue_saved"))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
@@ -20,7 +21,7 @@ from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.kit.text import require_text
 from recoup.models.account import Account
-from recoup.models.cases import Case, CaseAccount, Queue
+from recoup.models.cases import AgentAbsence, AgentProfile, Case, CaseAccount, Queue, QueueMember
 from recoup.models.cases import CaseEvent as CaseEventRow
 from recoup.models.identity import Role, User
 from recoup.portfolio.rules import BUCKETS
@@ -508,3 +509,194 @@ def assign_owner(
         details={"from": previous, "to": owner_id},
     )
     return case
+
+
+_SKILL = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_-]+)?$")
+MAX_DAILY_CAPACITY = 1_000
+
+
+def _tokens(field: str, values: list[str], *, pattern: re.Pattern[str] | None) -> list[str]:
+    cleaned = sorted({value.strip() for value in values if value.strip()})
+    for value in cleaned:
+        if len(value) > 32 or (pattern is not None and not pattern.match(value)):
+            raise ValidationFailed(
+                f"{field}: {value!r} is not a valid entry (letters, digits, '_' or 'lang:en')",
+                errors=[{"field": field, "code": "invalid", "message": value}],
+            )
+    return cleaned
+
+
+def _agent_of(session: Session, *, institution_id: int, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.institution_id != institution_id:
+        raise NotFound(f"no user {user_id}")
+    if user.role != Role.agent:
+        raise ValidationFailed(
+            f"user_id: {user.username} is not an agent",
+            errors=[{"field": "user_id", "code": "not_agent", "message": "not an agent"}],
+        )
+    return user
+
+
+def set_agent_profile(
+    session: Session,
+    *,
+    institution_id: int,
+    user_id: int,
+    daily_capacity: int,
+    skills: list[str],
+    regions: list[str],
+    actor: str,
+) -> AgentProfile:
+    """Set an agent's cases a day, skills and visit regions (audited, old → new)."""
+    agent = _agent_of(session, institution_id=institution_id, user_id=user_id)
+    if not 0 <= daily_capacity <= MAX_DAILY_CAPACITY:
+        raise ValidationFailed(
+            f"daily_capacity: cases a day are 0 to {MAX_DAILY_CAPACITY}",
+            errors=[{"field": "daily_capacity", "code": "range", "message": "out of range"}],
+        )
+    skills = _tokens("skills", skills, pattern=_SKILL)
+    regions = _tokens("regions", regions, pattern=None)
+    profile = session.execute(
+        select(AgentProfile).where(AgentProfile.user_id == agent.id)
+    ).scalar_one_or_none()
+    before = (
+        {
+            "daily_capacity": profile.daily_capacity,
+            "skills": profile.skills,
+            "regions": profile.regions,
+        }
+        if profile
+        else None
+    )
+    if profile is None:
+        profile = AgentProfile(institution_id=institution_id, user_id=agent.id)
+        session.add(profile)
+    profile.daily_capacity = daily_capacity
+    profile.skills = skills
+    profile.regions = regions
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="agent.profile",
+        object_type="user",
+        object_id=agent.id,
+        institution_id=institution_id,
+        details={
+            "before": before,
+            "after": {"daily_capacity": daily_capacity, "skills": skills, "regions": regions},
+        },
+    )
+    return profile
+
+
+def add_absence(
+    session: Session,
+    *,
+    institution_id: int,
+    user_id: int,
+    starts_on: date,
+    ends_on: date,
+    reason: str,
+    actor: str,
+) -> AgentAbsence:
+    """Record days an agent is away: allocation gives them nothing then (audited)."""
+    agent = _agent_of(session, institution_id=institution_id, user_id=user_id)
+    if ends_on < starts_on:
+        raise ValidationFailed(
+            "ends_on: the last day away cannot be before the first",
+            errors=[{"field": "ends_on", "code": "order", "message": "before starts_on"}],
+        )
+    if (ends_on - starts_on).days > 366:
+        raise ValidationFailed(
+            "ends_on: an absence is at most a year; record a longer one as deactivation",
+            errors=[{"field": "ends_on", "code": "range", "message": "too long"}],
+        )
+    absence = AgentAbsence(
+        institution_id=institution_id,
+        user_id=agent.id,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        reason=require_text("reason", reason or "leave")[:64],
+    )
+    session.add(absence)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="agent.absence",
+        object_type="user",
+        object_id=agent.id,
+        institution_id=institution_id,
+        details={"starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat()},
+    )
+    return absence
+
+
+_QUEUE_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+
+
+def save_queue(
+    session: Session,
+    *,
+    institution_id: int,
+    code: str,
+    name: str,
+    rank: int,
+    buckets: list[str],
+    skills: list[str],
+    member_ids: list[int],
+    actor: str,
+) -> Queue:
+    """Create or change a queue and who works it (audited); routing applies at the next sync."""
+    code = code.strip().upper()
+    if not _QUEUE_CODE.match(code):
+        raise ValidationFailed(
+            "code: a queue code is 1–32 capital letters, digits, '-' or '_' (EARLY, M4_LEGAL)",
+            errors=[{"field": "code", "code": "invalid", "message": code}],
+        )
+    name = require_text("name", name).strip()
+    if not name or len(name) > 128:
+        raise ValidationFailed(
+            "name: give the queue a name of up to 128 characters",
+            errors=[{"field": "name", "code": "required", "message": "name"}],
+        )
+    unknown = sorted(set(buckets) - set(BUCKETS))
+    if unknown:
+        raise ValidationFailed(
+            f"buckets: {', '.join(unknown)} are not buckets; use {', '.join(BUCKETS)}",
+            errors=[{"field": "buckets", "code": "invalid", "message": ", ".join(unknown)}],
+        )
+    skills = _tokens("skills", skills, pattern=_SKILL)
+    members = [_agent_of(session, institution_id=institution_id, user_id=m) for m in member_ids]
+    queue = repository.queue_by_code(session, institution_id=institution_id, code=code)
+    if queue is None:
+        queue = Queue(institution_id=institution_id, code=code)
+        session.add(queue)
+    queue.name = name
+    queue.rank = max(0, min(rank, 10_000))
+    queue.buckets = [bucket for bucket in BUCKETS if bucket in buckets]
+    queue.skills = skills
+    session.flush()
+    session.execute(delete(QueueMember).where(QueueMember.queue_id == queue.id))
+    session.add_all(
+        QueueMember(institution_id=institution_id, queue_id=queue.id, user_id=member.id)
+        for member in members
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="queue.save",
+        object_type="queue",
+        object_id=queue.id,
+        institution_id=institution_id,
+        details={
+            "code": code,
+            "buckets": queue.buckets,
+            "skills": skills,
+            "members": [member.id for member in members],
+        },
+    )
+    return queue
