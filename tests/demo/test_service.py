@@ -26,6 +26,7 @@ from recoup.models import (
     User,
 )
 from recoup.models.cases import AgentProfile, Case, Queue
+from recoup.models.plans import PaymentPlan
 
 AS_OF = date(2026, 11, 28)
 USERS_PER_INSTITUTION = sum(count for _, count, _ in DEMO_ROLES)
@@ -261,3 +262,7 @@ def test_the_demo_has_queues_profiles_and_cases_with_owners(session: Session) ->
     assert owners
     assert any(owner is not None for owner, _ in owners)
     assert any(queue is not None for _, queue in owners)
+    statuses = session.execute(
+        select(PaymentPlan.status).where(PaymentPlan.institution_id == institution.id)
+    ).scalars()
+    assert sorted(statuses) == ["active", "active", "pending_approval"]

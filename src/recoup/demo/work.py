@@ -9,8 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.cases import service as cases
+from recoup.kit import clock
 from recoup.models.account import Account
 from recoup.models.cases import AgentProfile, Case, CaseAccount, Queue, QueueMember
+from recoup.models.institution import Institution
+from recoup.plans import service as plans
+from recoup.plans.rules import Frequency
 
 ACTOR = "demo"
 
@@ -81,4 +85,52 @@ def seed_work(session: Session, *, institution_id: int, agent_ids: list[int]) ->
     assigned = cases.reassign(
         session, institution_id=institution_id, owners=owners, actor=ACTOR, note="demo"
     )
-    return {"queues": len(queues), "cases": synced.live, "cases_assigned": assigned}
+    plans = _plans(session, institution_id=institution_id, owners=owners)
+    return {
+        "queues": len(queues),
+        "cases": synced.live,
+        "cases_assigned": assigned,
+        "payment_plans": plans,
+    }
+
+
+# Three plans: one running, one running weekly, one with a discount waiting for a manager.
+DEMO_PLANS: tuple[tuple[int, Frequency, int], ...] = (
+    (3, Frequency.MONTHLY, 0),
+    (6, Frequency.WEEKLY, 0),
+    (4, Frequency.MONTHLY, 2_000),  # discount in basis points of the balance
+)
+
+
+def _plans(session: Session, *, institution_id: int, owners: dict[int, int | None]) -> int:
+    institution = session.get(Institution, institution_id)
+    assert institution is not None
+    accounts = session.execute(
+        select(Account)
+        .join(CaseAccount, CaseAccount.account_id == Account.id)
+        .where(
+            CaseAccount.case_id.in_([case_id for case_id, owner in owners.items() if owner]),
+            Account.status == "delinquent",
+        )
+        .order_by(Account.id)
+        .limit(len(DEMO_PLANS))
+    ).scalars()
+    today = clock.local_today(institution.timezone)
+    made = 0
+    for account, (count, frequency, discount_bp) in zip(accounts, DEMO_PLANS, strict=False):
+        if account.balance < 100 * count:
+            continue
+        plans.propose_plan(
+            session,
+            institution=institution,
+            account=account,
+            instalments=count,
+            start_on=today,
+            frequency=frequency,
+            discount=account.balance * discount_bp // 10_000,
+            actor=ACTOR,
+            user_id=None,
+            note="demo",
+        )
+        made += 1
+    return made
