@@ -29,7 +29,6 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DailyWindow,
@@ -41,6 +40,8 @@ from recoup.compliance.gate.rules import (
 )
 from recoup.compliance.policy.rules import ChannelCap, preset_policy
 from recoup.compliance.rulepack import load_pack
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 
 TARGET = 50_000
 US_ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
@@ -80,7 +81,11 @@ def build(
                     channel=rng.choice(CHANNELS),
                     party=Party.DEBTOR,
                     outcome=rng.choice(
-                        [Outcome.NO_ANSWER, Outcome.CONVERSATION, Outcome.DELIVERED]
+                        [
+                            OutcomeCode.NO_ANSWER,
+                            OutcomeCode.RIGHT_PARTY,
+                            OutcomeCode.MESSAGE_DELIVERED,
+                        ]
                     ),
                     effective=rng.random() < 0.3,
                     account_id=f"acct-{rng.randint(0, 1)}",

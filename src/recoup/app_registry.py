@@ -49,6 +49,12 @@ def register(app: FastAPI) -> None:
     from recoup.scoring.views import router as scoring_pages
 
     app.include_router(scoring_pages)
+    from recoup.contact.api import router as contact_router
+
+    app.include_router(contact_router)
+    from recoup.contact.views import router as contact_pages
+
+    app.include_router(contact_pages)
     from recoup.workbench.api import router as workbench_router
 
     app.include_router(workbench_router)

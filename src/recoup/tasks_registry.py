@@ -6,5 +6,6 @@ from __future__ import annotations
 def register() -> None:
     """Import every domain's ``tasks.py`` so its handlers and schedules are known."""
     import recoup.cases.tasks
+    import recoup.contact.tasks
     import recoup.identity.tasks
     import recoup.plans.tasks  # noqa: F401

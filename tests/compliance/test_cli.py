@@ -1,4 +1,4 @@
-"""``recoup compliance rules|check|decisions|review`` through Typer's runner on a SQLite file."""
+"""``recoup compliance rules|check|outcome|decisions|review`` through Typer's runner on a SQLite file."""
 
 from __future__ import annotations
 
@@ -177,3 +177,33 @@ def test_review_applies_the_institutions_pack(cli_db: str, tmp_path: Path) -> No
         cli, ["compliance", "review", str(sms), *arguments, "--institution", "NOPE"]
     )
     assert unknown.exit_code == 1
+
+
+def test_outcome_records_a_code_in_the_contact_log(cli_db: str) -> None:
+    ids = _seed()
+    allowed = runner.invoke(cli, _check(ids, "2025-03-03T10:00:00+08:00", "--json"))
+    decision = json.loads(allowed.stdout)["decision_id"]
+    recorded = runner.invoke(
+        cli,
+        [
+            "compliance",
+            "outcome",
+            str(decision),
+            "promise_made",
+            "--institution",
+            CODE,
+            "--at",
+            "2025-03-03T10:02:00+08:00",
+            "--duration",
+            "95",
+        ],
+    )
+    assert recorded.exit_code == 0, recorded.output
+    assert f"decision {decision}: made, promise_made" in recorded.output
+    again = runner.invoke(
+        cli,
+        ["compliance", "outcome", str(decision), "no_answer", "--institution", CODE, "--at",
+         "2025-03-03T10:02:00+08:00"],
+    )  # fmt: skip
+    assert again.exit_code == 1
+    assert "already made" in again.output

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 import recoup.compliance
 from recoup.cli import app as cli
-from recoup.compliance.enums import Channel
 from recoup.compliance.kinds import RuleKind
 from recoup.compliance.policy.rules import ChannelHours, Policy, preset_policy, validate_policy
 from recoup.compliance.rulepack import PACK_CODES, load_pack
+from recoup.contact.channels import Channel
 from recoup.models import Institution
 from tests.compliance.gate.checks import check
 from tests.compliance.gate.gate_helpers import SHANGHAI, at, decide, planned

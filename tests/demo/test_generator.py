@@ -40,7 +40,14 @@ def bank() -> Portfolio:
 
 
 def _as_lists(portfolio: Portfolio) -> dict[str, dict[str, list[object]]]:
-    tables = ("debtors", "contact_points", "accounts", "payments", "delinquency_events")
+    tables = (
+        "debtors",
+        "contact_points",
+        "contact_point_consents",
+        "accounts",
+        "payments",
+        "delinquency_events",
+    )
     return {
         table: {name: values.tolist() for name, values in getattr(portfolio, table).columns.items()}
         for table in tables

@@ -26,6 +26,7 @@ from recoup.models import (
     User,
 )
 from recoup.models.cases import AgentProfile, Case, Queue
+from recoup.models.contact import ContactPointConsent
 from recoup.models.plans import PaymentPlan
 
 AS_OF = date(2026, 11, 28)
@@ -63,6 +64,11 @@ class TestSeedDemo:
             )
             assert _count(session, Debtor, institution.id) == outcome.counts["debtors"]
             assert _count(session, ContactPoint, institution.id) == outcome.counts["contact_points"]
+            assert (
+                _count(session, ContactPointConsent, institution.id)
+                == outcome.counts["contact_point_consents"]
+                > 0
+            )
             assert _count(session, Payment, institution.id) == outcome.counts["payments"]
             assert (
                 _count(session, DelinquencyEvent, institution.id)

@@ -16,6 +16,7 @@ from recoup.models.compliance import (
     ContactDecision,
     MessageTemplate,
 )
+from recoup.models.contact import ContactAttempt
 from recoup.models.ingest import ImportReject, ImportRun
 
 AS_OF = date(2026, 11, 28)
@@ -34,6 +35,10 @@ def test_every_area_has_data_on_first_start(session: Session) -> None:
         }, institution.code
         decisions = session.scalars(select(ContactDecision).filter_by(**where)).all()
         assert {decision.allowed for decision in decisions} == {True, False}
+        attempts = session.scalars(select(ContactAttempt).filter_by(**where)).all()
+        assert {str(attempt.status) for attempt in attempts} >= {"planned", "made"}
+        assert {attempt.outcome for attempt in attempts} >= {"promise_made", "no_answer"}
+        assert any(attempt.direction == "inbound" for attempt in attempts)
         violations = session.scalars(select(ComplianceViolation).filter_by(**where)).all()
         assert {str(violation.status) for violation in violations} >= {"open", "confirmed"}
         runs = session.scalars(select(ImportRun).filter_by(**where)).all()
@@ -44,4 +49,5 @@ def test_every_area_has_data_on_first_start(session: Session) -> None:
         assert session.scalars(select(Certification).filter_by(**where)).first()
     for outcome in result.institutions:
         assert outcome.counts["templates"] == 5
+        assert outcome.counts["contacts"] > 0
         assert outcome.counts["import_rejects"] > 0

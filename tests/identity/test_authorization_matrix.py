@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from recoup.app import create_app
 from recoup.cases import service as cases_service
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from recoup.enums import ImportKind
 from recoup.identity import service
 from recoup.identity.dependencies import (
@@ -272,6 +273,12 @@ NOT_ROW_IDS = {
     ("GET", "/api/v1/debtors", "query", "national_id"): (
         "a search value matched within the caller's scoped debtors"
     ),
+    ("POST", "/api/v1/compliance/decisions/{decision_id}/outcome", "body", "provider_message_id"): (
+        "the SMS or mail provider's own message reference, stored as text"
+    ),
+    ("POST", "/api/v1/debtors/{debtor_id}/contacts", "body", "provider_message_id"): (
+        "the SMS or mail provider's own message reference, stored as text"
+    ),
 }
 # Path parameters that are not row ids: numbers and codes that mean something only inside
 # the caller's own institution (its policy versions, its model versions) or everywhere alike.
@@ -360,6 +367,22 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
             {"name": "probe", "scopes": ["accounts:read"]},
         ),
         IdSite("GET", "/api/v1/accounts", "query", "debtor_id", "debtor"),
+        IdSite(
+            "POST",
+            "/api/v1/debtors/{debtor_id}/contacts",
+            "body",
+            "account_id",
+            "account",
+            {"channel": "call", "started_at": CALL_AT},
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/debtors/{debtor_id}/contacts",
+            "body",
+            "contact_point_id",
+            "contact_point",
+            {"channel": "call", "started_at": CALL_AT},
+        ),
         IdSite("GET", "/accounts", "query", "debtor_id", "debtor"),
         IdSite(
             "POST",
@@ -611,6 +634,7 @@ def _refused(status: int, *, page: bool, method: str) -> bool:
 # 422 from a missing field. Page forms get the same from PAGE_FORMS.
 API_BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/debtors/{debtor_id}/reveal"): {"reason": "verify identity"},
+    ("POST", "/api/v1/debtors/{debtor_id}/contacts"): {"channel": "call", "started_at": CALL_AT},
     ("POST", "/api/v1/compliance/decisions/{decision_id}/outcome"): {
         "outcome": "no_answer",
         "effective": False,
@@ -689,7 +713,7 @@ def test_every_id_in_a_body_query_or_form_is_scoped(session: Session) -> None:
         for site in _id_sites(world.own, world.colleague_certified):
             rule = rules[site.method, site.path]
             page = rule.kind == "page"
-            url = _url(rule, {"account_id": world.own.account})
+            url = _url(rule, {"account_id": world.own.account, "debtor_id": world.own.debtor})
             variants = {
                 "another tenant": world.foreign.of(site.target),
                 "another agent": world.colleague.of(site.target),

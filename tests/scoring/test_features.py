@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 from recoup.models import Account, Debtor, Institution
 from recoup.models.scoring import AccountScore
 from recoup.scoring import service
@@ -177,7 +178,7 @@ def call(
     session: Session,
     debtor: Debtor,
     when: datetime,
-    outcome: Outcome | None,
+    outcome: OutcomeCode | None,
     *,
     account: Account | None = None,
 ) -> bool:
@@ -199,7 +200,7 @@ def call(
             institution_id=debtor.institution_id,
             decision_id=checked.record.id,
             outcome=outcome,
-            effective=outcome is Outcome.CONVERSATION,
+            effective=outcome is OutcomeCode.RIGHT_PARTY,
             happened_at=when,
         )
     return checked.decision.allowed
@@ -218,16 +219,16 @@ def contact_portfolio(session: Session) -> ContactPortfolio:
     card = make_account(session, reached)
     loan = make_account(session, reached)
     other = make_account(session, silent)
-    assert call(session, reached, local(2025, 3, 10, 10), Outcome.CONVERSATION, account=card)
-    assert call(session, reached, local(2025, 5, 20, 10), Outcome.NO_ANSWER, account=loan)
-    assert call(session, reached, local(2025, 6, 10, 10), Outcome.CONVERSATION, account=loan)
-    assert call(session, reached, local(2025, 6, 25, 10), Outcome.NO_ANSWER, account=card)
+    assert call(session, reached, local(2025, 3, 10, 10), OutcomeCode.RIGHT_PARTY, account=card)
+    assert call(session, reached, local(2025, 5, 20, 10), OutcomeCode.NO_ANSWER, account=loan)
+    assert call(session, reached, local(2025, 6, 10, 10), OutcomeCode.RIGHT_PARTY, account=loan)
+    assert call(session, reached, local(2025, 6, 25, 10), OutcomeCode.NO_ANSWER, account=card)
     # Allowed but never made, and blocked at night: neither is an attempt.
     assert call(session, reached, local(2025, 6, 28, 10), None, account=card)
-    assert not call(session, reached, local(2025, 6, 28, 22), Outcome.NO_ANSWER, account=card)
-    assert call(session, reached, local(2025, 7, 5, 10), Outcome.CONVERSATION, account=card)
-    assert call(session, silent, local(2025, 6, 20, 10), Outcome.NO_ANSWER)
-    assert call(session, silent, local(2025, 6, 21, 10), Outcome.BUSY)
+    assert not call(session, reached, local(2025, 6, 28, 22), OutcomeCode.NO_ANSWER, account=card)
+    assert call(session, reached, local(2025, 7, 5, 10), OutcomeCode.RIGHT_PARTY, account=card)
+    assert call(session, silent, local(2025, 6, 20, 10), OutcomeCode.NO_ANSWER)
+    assert call(session, silent, local(2025, 6, 21, 10), OutcomeCode.BUSY)
     return institution, card, loan, other
 
 

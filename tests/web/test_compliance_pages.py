@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.compliance.certifications import service as certifications_service
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from recoup.identity import service as identity
 from recoup.kit.clock import utcnow, zone
 from recoup.models import Debtor, User

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from recoup import config, db
 from recoup.app import create_app
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from recoup.identity.dependencies import SESSION_COOKIE, login_session, route_rules
 from recoup.identity.permissions import permissions_of_role
 from recoup.ingest.runner import run_import

@@ -180,10 +180,12 @@ def check_contact(
 def record_outcome(
     decision_id: RowId, body: OutcomeCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> DecisionRead:
-    """Record what came of an allowed contact.
+    """Record what came of an allowed contact in the debtor's contact log.
 
-    Until this is recorded the contact counts against every cap. A call that did not connect
-    frees its effective-call slot; ``"outcome": "not_made"`` frees every slot it held.
+    Until this is recorded the contact counts against every cap. An outcome that is not an
+    effective call (no answer, busy, …) frees its effective-call slot; ``"outcome":
+    "not_made"`` frees every slot it held. The contact log's row (``GET
+    /api/v1/debtors/{id}/contacts``) carries the outcome code and what it means.
     """
     institution_id = _institution_id(principal)
     gate_service.record_outcome(
@@ -193,6 +195,10 @@ def record_outcome(
         outcome=body.outcome,
         effective=body.effective,
         happened_at=body.happened_at,
+        ended_at=body.ended_at,
+        duration_seconds=body.duration_seconds,
+        provider_message_id=body.provider_message_id,
+        actor=principal.username,
         principal=principal,
     )
     row = gate_repository.get_decision(

@@ -1,4 +1,4 @@
-"""``recoup compliance rules|check|decisions|inconvenient|review``: packs, gate, review.
+"""``recoup compliance rules|check|outcome|decisions|inconvenient|review``: packs, gate, review.
 
 Exit codes: 0 when a contact is allowed or a text is clean, 3 when the gate blocks the
 contact or the review finds something, 1 for an error a person must fix (unknown
@@ -15,13 +15,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import repository as gate_repository
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.rulepack import PACK_CODES, RulePackError, load_pack
 from recoup.compliance.templates import service as templates_service
 from recoup.compliance.templates.review import ReviewResult
+from recoup.contact.channels import OUTBOUND_CHANNELS, Channel, outbound_channel
+from recoup.contact.rules import Party
 from recoup.db import unit_of_work
 from recoup.institutions.repository import require_by_code
 from recoup.kit.cli import console, fail_on_domain_error
@@ -41,9 +42,10 @@ AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table")
 
 def _choice(enum: type[Channel] | type[Party], value: str, option: str) -> Any:
     try:
-        return enum(value)
+        return outbound_channel(value) if enum is Channel else enum(value)
     except ValueError:
-        known = ", ".join(member.value for member in enum)
+        members = [m for m in enum if enum is not Channel or m in OUTBOUND_CHANNELS]
+        known = ", ".join(member.value for member in members)
         raise ValidationFailed(f"{option} must be one of {known}; got {value!r}") from None
 
 
@@ -178,6 +180,34 @@ def check(
         console.print(f"  next allowed: {next_time}")
     if not decision.allowed:
         raise typer.Exit(code=BLOCKED_EXIT)
+
+
+@app.command("outcome")
+def outcome(
+    decision: int = typer.Argument(..., min=1, help="The decision id the gate answered with"),
+    result: str = typer.Argument(
+        ..., help="An outcome code (right_party, no_answer, promise_made, …) or not_made"
+    ),
+    institution: str = INSTITUTION,
+    at: str = typer.Option(..., "--at", help="When it happened, ISO 8601 with offset"),
+    duration: int | None = typer.Option(
+        None, "--duration", min=0, max=86_400, help="Length of the call in seconds"
+    ),
+) -> None:
+    """Record what came of an allowed contact in the contact log; frees slots it no longer holds."""
+    with fail_on_domain_error(), unit_of_work() as session:
+        owner = require_by_code(session, institution)
+        attempt = gate_service.record_outcome(
+            session,
+            institution_id=owner.id,
+            decision_id=decision,
+            outcome=result,
+            happened_at=_moment(at),
+            duration_seconds=duration,
+            actor=CLI_ACTOR,
+        )
+        shown = f"{attempt.status}, {attempt.outcome}" if attempt.outcome else attempt.status
+    console.print(f"decision {decision}: {shown}")
 
 
 @app.command("decisions")

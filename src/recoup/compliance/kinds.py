@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from recoup.compliance.enums import Channel
+from recoup.contact.channels import OUTBOUND_CHANNELS
 
 
 class RuleKind(StrEnum):
@@ -70,7 +70,8 @@ class Parameter:
 STOP_STATUSES = frozenset(
     {"cease_contact", "deceased", "bankruptcy", "attorney", "channel_opt_out"}
 )
-CHANNEL_CODES = frozenset(channel.value for channel in Channel)
+# A pack names the channels contacts are made on (the gate never decides on inbound ones).
+CHANNEL_CODES = frozenset(channel.value for channel in OUTBOUND_CHANNELS)
 
 _T = ParameterType
 PARAMETERS: Mapping[RuleKind, Mapping[str, Parameter]] = {

@@ -5,10 +5,27 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from recoup.compliance.enums import Channel, Outcome, Party
+from recoup.contact.channels import Channel, outbound_channel
+from recoup.contact.rules import ACCEPTED_OUTCOME_NAMES, Party
 from recoup.kit.schemas import CleanText, Day, Moment, RowIdField
+
+
+def _outbound(channel: Channel) -> Channel:
+    return outbound_channel(channel.value)
+
+
+def _known_outcome(name: str) -> str:
+    if name not in ACCEPTED_OUTCOME_NAMES:
+        raise ValueError(
+            f"unknown outcome {name!r}; use one of {', '.join(ACCEPTED_OUTCOME_NAMES)}"
+        )
+    return name
+
+
+# A channel the institution starts contacts on (the self-service page is not one).
+OutboundChannel = Annotated[Channel, AfterValidator(_outbound)]
 
 
 class ContactCheck(BaseModel):
@@ -17,7 +34,7 @@ class ContactCheck(BaseModel):
     debtor_id: RowIdField
     contact_point_id: RowIdField | None = None
     account_id: RowIdField | None = None
-    channel: Channel
+    channel: OutboundChannel
     party: Party = Party.DEBTOR
     at: Moment
     automated: bool = False
@@ -49,11 +66,27 @@ class ContactCheckResult(BaseModel):
 
 
 class OutcomeCreate(BaseModel):
-    """What came of an allowed contact."""
+    """What came of an allowed contact, for the contact log."""
 
-    outcome: Outcome
-    effective: bool
+    outcome: Annotated[str, AfterValidator(_known_outcome)] = Field(
+        description=(
+            "An outcome code (right_party, no_answer, promise_made, message_delivered, …), "
+            "not_made when the contact was not made, or an older name (conversation, "
+            "refused, unreachable, delivered, failed, planned)"
+        ),
+        json_schema_extra={"enum": list(ACCEPTED_OUTCOME_NAMES)},
+    )
     happened_at: Moment
+    effective: bool | None = Field(
+        default=None,
+        description=(
+            "Whether it counts as an effective call; the outcome code decides when left out. "
+            "true counts a code that does not; false for a code that counts is refused."
+        ),
+    )
+    ended_at: Moment | None = None
+    duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    provider_message_id: str | None = Field(default=None, max_length=128)
 
 
 class DecisionRead(BaseModel):

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from recoup.compliance.certifications import service as certifications_service
 from recoup.compliance.certifications.rules import CERTIFICATE_EXPIRY_WARNING_DAYS
-from recoup.compliance.enums import Channel, HolidaySuppression, Party
+from recoup.compliance.enums import HolidaySuppression
 from recoup.compliance.facts import repository as facts_repository
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.rules import InconvenientPlace
@@ -29,6 +29,8 @@ from recoup.compliance.rulepack import RulePack, load_pack
 from recoup.compliance.templates import repository as templates_repository
 from recoup.compliance.templates import service as templates_service
 from recoup.compliance.templates.review import default_reviewer
+from recoup.contact.channels import OUTBOUND_CHANNELS, REAL_TIME_CHANNELS, Channel
+from recoup.contact.rules import Party
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
@@ -72,10 +74,10 @@ CsrfChecked = Depends(csrf_protect)
 TEMPLATE_LOCALES = ("zh-CN", "en-US")
 TEMPLATE_STATUSES = tuple(status.value for status in TemplateStatus)
 VIOLATION_STATUSES = tuple(status.value for status in ViolationStatus)
-CHANNELS = tuple(channel.value for channel in Channel)
+CHANNELS = tuple(channel.value for channel in Channel if channel in OUTBOUND_CHANNELS)
 AUDIENCES = tuple(party.value for party in Party)
 HOLIDAY_MODES = tuple(mode.value for mode in HolidaySuppression)
-VOICE_HOURS_CHANNELS = ("ai_call", "call", "visit")
+VOICE_HOURS_CHANNELS = tuple(sorted(channel.value for channel in REAL_TIME_CHANNELS))
 CERTIFICATE_YEAR_DAYS = 365
 # How many characters of context the violation excerpt keeps before the match (see the service).
 EXCERPT_CONTEXT = 20

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recoup.contact.rules import IMPORT_FLAGS, ConsentKind
 from recoup.demo import reference
 
 Column = npt.NDArray[Any]
@@ -165,6 +166,7 @@ class Portfolio:
     payments: Table
     delinquency_events: Table
     promises: Table = field(default_factory=Table)
+    contact_point_consents: Table = field(default_factory=Table)
 
     @property
     def row_count(self) -> int:
@@ -173,6 +175,7 @@ class Portfolio:
             for table in (
                 self.debtors,
                 self.contact_points,
+                self.contact_point_consents,
                 self.accounts,
                 self.payments,
                 self.delinquency_events,
@@ -195,8 +198,8 @@ def generate_portfolio(*, accounts: int, seed: int, flavour: Flavour, as_of: dat
     account_table, installment, monthly_rate = _accounts(
         rng, flavour, debtor_of_account, is_business, path, debtors, today
     )
-    contact_points = _contact_points(
-        rng, debtors, is_business, region, account_table, debtor_of_account, today
+    contact_points, consents = _consents(
+        _contact_points(rng, debtors, is_business, region, account_table, debtor_of_account, today)
     )
     payments = _payments(rng, flavour, path, account_table, installment, monthly_rate, today)
     events = _delinquency_events(path, account_table, today)
@@ -212,6 +215,7 @@ def generate_portfolio(*, accounts: int, seed: int, flavour: Flavour, as_of: dat
         payments=payments,
         delinquency_events=events,
         promises=promises,
+        contact_point_consents=consents,
     )
 
 
@@ -968,6 +972,36 @@ def _contact_points(
         "C", np.strings.zfill(np.arange(1, len(order) + 1).astype("U"), 9)
     )
     return Table(columns)
+
+
+def _consents(contact_points: Table) -> tuple[Table, Table]:
+    """Split the consent flags off the contact points into one consent row per channel.
+
+    Each flag stands for the same rows as the contact import's flag column of that name.
+    """
+    columns = dict(contact_points.columns)
+    recorded_at = columns.pop("consent_recorded_at")
+    consent_source = columns.pop("consent_source")
+    parts: list[dict[str, Column]] = []
+    for flag, (kind, channels) in IMPORT_FLAGS.items():
+        held = np.flatnonzero(columns.pop(flag))
+        consent = kind is ConsentKind.CONSENT
+        for channel in sorted(channels):
+            parts.append(
+                {
+                    "contact_index": held,
+                    "channel": np.full(len(held), channel.value),
+                    "kind": np.full(len(held), kind.value),
+                    "source": consent_source[held]
+                    if consent
+                    else np.full(len(held), "import", dtype=object),
+                    "recorded_at": recorded_at[held]
+                    if consent
+                    else np.full(len(held), np.datetime64("NaT", "s")),
+                }
+            )
+    consents = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return Table(columns), Table(consents)
 
 
 # --- payments and history ---------------------------------------------------------------

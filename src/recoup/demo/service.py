@@ -36,6 +36,7 @@ from recoup.kit.clock import utcnow, zone
 from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
+from recoup.models.contact import ContactPointConsent
 from recoup.models.institution import Institution
 from recoup.models.workbench import Promise
 from recoup.scoring import service as scoring
@@ -543,6 +544,23 @@ class _Writer:
             stage="contact_points",
         )
 
+        consents = portfolio.contact_point_consents
+        if len(consents):
+            contact_ids = repository.ids_by_external_id(
+                connection, _table(ContactPoint), self.institution_id
+            )
+            self._insert(
+                connection,
+                _table(ContactPointConsent),
+                consents,
+                names=[name for name in consents.columns if name != "contact_index"],
+                derived={
+                    "contact_point_id": contact_ids[consents["contact_index"]],
+                    "recorded_by": np.full(len(consents), ACTOR),
+                },
+                stage="contact_point_consents",
+            )
+
         accounts = portfolio.accounts
         slot = accounts["agent_slot"]
         agent_ids = np.asarray(agents or [0], dtype=np.int64)
@@ -598,6 +616,7 @@ class _Writer:
         return {
             "debtors": len(debtors),
             "contact_points": len(contacts),
+            "contact_point_consents": len(consents),
             "accounts": len(accounts),
             "payments": len(payments),
             "delinquency_events": len(events),

@@ -16,9 +16,11 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
+from recoup.contact import service as contact_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 from recoup.demo import repository
 from recoup.enums import ImportKind, ImportStatus
 from recoup.identity import repository as identity_repository
@@ -101,7 +103,7 @@ DEMO_IMPORT_COLUMNS = ("external_id", "name", "kind", "national_id", "timezone",
 
 
 def seed_showcase(session: Session, *, institution: Institution, as_of: date) -> dict[str, int]:
-    """Add templates, gate decisions, violations and an import run; return how many of each.
+    """Add templates, gate decisions, contacts, violations and an import run; count each.
 
     ``imported_debtors`` counts the debtors the import added to the portfolio.
     """
@@ -110,6 +112,7 @@ def seed_showcase(session: Session, *, institution: Institution, as_of: date) ->
     return {
         "templates": _templates(session, institution=institution, users=users, as_of=as_of),
         "gate_decisions": _gate_decisions(session, institution=institution, as_of=as_of),
+        "contacts": _contacts(session, institution=institution, as_of=as_of),
         "violations": _violations(session, institution=institution, users=users),
         "import_runs": 1,
         "import_rejects": run.rejected,
@@ -197,6 +200,64 @@ def _gate_decisions(session: Session, *, institution: Institution, as_of: date) 
             )
             decided += 1
     return decided
+
+
+# Today's contacts on the same accounts: a call and a text each, reported with what came of
+# them, and one debtor calling back; the debtor page's contact log shows them.
+DEMO_OUTCOMES = (
+    (OutcomeCode.PROMISE_MADE, OutcomeCode.MESSAGE_DELIVERED),
+    (OutcomeCode.NO_ANSWER, OutcomeCode.MESSAGE_DELIVERED),
+    (OutcomeCode.SWITCHED_OFF, OutcomeCode.MESSAGE_FAILED),
+)
+
+
+def _contacts(session: Session, *, institution: Institution, as_of: date) -> int:
+    local = zone(institution.timezone)
+    logged = 0
+    accounts = repository.delinquent_accounts(session, institution_id=institution.id, limit=3)
+    for (account_id, debtor_id, agent_id), outcomes in zip(accounts, DEMO_OUTCOMES, strict=False):
+        for channel, moment, outcome in zip(
+            (Channel.CALL, Channel.SMS), (time(10, 0), time(11, 30)), outcomes, strict=True
+        ):
+            at = datetime.combine(as_of, moment, tzinfo=local)
+            checked = gate_service.check_contact(
+                session,
+                institution_id=institution.id,
+                debtor_id=debtor_id,
+                account_id=account_id,
+                agent_user_id=agent_id if channel == Channel.CALL else None,
+                channel=channel,
+                party=Party.DEBTOR,
+                at=at,
+                actor=ACTOR,
+                now=at,
+            )
+            if checked.decision.allowed:
+                gate_service.record_outcome(
+                    session,
+                    institution_id=institution.id,
+                    decision_id=checked.record.id,
+                    outcome=outcome,
+                    happened_at=at + timedelta(minutes=1),
+                    duration_seconds=140 if outcome is OutcomeCode.PROMISE_MADE else None,
+                    actor=ACTOR,
+                )
+                logged += 1
+    if len(accounts) > 1:
+        account_id, debtor_id, agent_id = accounts[1]
+        contact_service.log_inbound(
+            session,
+            institution_id=institution.id,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            channel=Channel.CALL,
+            started_at=datetime.combine(as_of, time(15, 20), tzinfo=local),
+            outcome=OutcomeCode.CALLBACK_REQUESTED,
+            agent_id=agent_id,
+            actor=ACTOR,
+        )
+        logged += 1
+    return logged
 
 
 def _violations(session: Session, *, institution: Institution, users: dict[str, User]) -> int:

@@ -7,16 +7,32 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Row, Table, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from recoup.contact.rules import IMPORT_FLAGS, ConsentKind, channel_standing, import_flags
 from recoup.enums import ImportStatus
 from recoup.kit.clock import utcnow
 from recoup.models.account import Account, DelinquencyEvent
 from recoup.models.compliance import ContactWindow, WindowKind
+from recoup.models.contact import ContactPointConsent
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.ingest import ImportReject, ImportRun
 
@@ -25,6 +41,7 @@ _CONTACTS: Table = ContactPoint.__table__  # type: ignore[assignment]
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 _EVENTS: Table = DelinquencyEvent.__table__  # type: ignore[assignment]
 _REJECTS: Table = ImportReject.__table__  # type: ignore[assignment]
+_CONSENTS: Table = ContactPointConsent.__table__  # type: ignore[assignment]
 
 DEBTOR_COLUMNS = (
     "kind", "name", "national_id", "national_id_index", "id_kind", "birth_date", "province",
@@ -34,9 +51,17 @@ DEBTOR_COLUMNS = (
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "debtor_id", "kind", "value_index", "relation", "third_party", "contact_name", "status",
-    "source", "timezone", "verified_at", "opt_out_call", "opt_out_sms", "opt_out_email",
-    "consent_automated", "consent_recorded_at", "consent_source", "timezone_source",
+    "source", "timezone", "verified_at", "timezone_source",
 )  # fmt: skip
+# What a contacts file says of consent (its flag columns, and the consent's date and source),
+# stored as contact_point_consents rows.
+CONTACT_CONSENT_FIELDS = (*IMPORT_FLAGS, "consent_recorded_at", "consent_source")
+NO_CONSENT: Mapping[str, Any] = MappingProxyType(
+    {**dict.fromkeys(IMPORT_FLAGS, False), "consent_recorded_at": None, "consent_source": None}
+)
+_CONSENT_PAIRS = tuple(
+    (kind, channel) for kind, channels in IMPORT_FLAGS.values() for channel in sorted(channels)
+)
 ACCOUNT_COLUMNS = (
     "debtor_id", "product", "currency", "credit_limit", "principal", "interest", "fees",
     "penalty", "minimum_due", "overdue_amount", "due_date", "days_past_due", "bucket", "status",
@@ -110,9 +135,101 @@ def existing_contacts(
     )
 
 
+def contact_consents(
+    session: Session, *, institution_id: int, contact_point_ids: Collection[int]
+) -> dict[int, dict[str, Any]]:
+    """Return what each of the contact points' consent rows say, as a contacts file's fields.
+
+    A contact point with no rows is left out (it reads as ``NO_CONSENT``).
+    """
+    if not contact_point_ids:
+        return {}
+    rows = session.execute(
+        select(
+            ContactPointConsent.contact_point_id,
+            ContactPointConsent.channel,
+            ContactPointConsent.kind,
+            ContactPointConsent.recorded_at,
+            ContactPointConsent.source,
+        )
+        .where(
+            ContactPointConsent.institution_id == institution_id,
+            _among_ids(session, ContactPointConsent.contact_point_id, list(contact_point_ids)),
+        )
+        .order_by(ContactPointConsent.contact_point_id, ContactPointConsent.channel)
+    ).all()
+    found: dict[int, list[Any]] = {}
+    for row in rows:
+        found.setdefault(int(row.contact_point_id), []).append(row)
+    stored: dict[int, dict[str, Any]] = {}
+    for contact_point_id, own in found.items():
+        flags = import_flags(channel_standing((str(r.channel), str(r.kind)) for r in own))
+        consent = next((r for r in own if r.kind == ConsentKind.CONSENT), None)
+        given = consent is not None and flags["consent_automated"]
+        stored[contact_point_id] = {
+            **flags,
+            "consent_recorded_at": aware(consent.recorded_at) if given and consent else None,
+            "consent_source": consent.source if given and consent else None,
+        }
+    return stored
+
+
+def replace_contact_consents(
+    session: Session,
+    *,
+    institution_id: int,
+    consents: Mapping[int, Mapping[str, Any]],
+    actor: str,
+    now: datetime,
+) -> None:
+    """Make each contact point's consent rows say what its contacts-file fields say.
+
+    Only the (channel, kind) pairs a flag column stands for are replaced; like the flag
+    columns before them, a file that clears a flag withdraws that consent or opt-out.
+    """
+    if not consents:
+        return
+    session.execute(
+        delete(ContactPointConsent).where(
+            ContactPointConsent.institution_id == institution_id,
+            _among_ids(session, ContactPointConsent.contact_point_id, list(consents)),
+            tuple_(ContactPointConsent.kind, ContactPointConsent.channel).in_(_CONSENT_PAIRS),
+        )
+    )
+    rows = []
+    for contact_point_id, fields in consents.items():
+        for flag, (kind, channels) in IMPORT_FLAGS.items():
+            if not fields[flag]:
+                continue
+            consent = kind is ConsentKind.CONSENT
+            for channel in sorted(channels):
+                rows.append(
+                    {
+                        "institution_id": institution_id,
+                        "contact_point_id": contact_point_id,
+                        "channel": channel.value,
+                        "kind": kind.value,
+                        "source": fields["consent_source"] if consent else "import",
+                        "recorded_at": fields["consent_recorded_at"] if consent else None,
+                        "recorded_by": actor[:128],
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+    insert_many(session, _CONSENTS, rows)
+
+
+def _among_ids(session: Session, column: Any, values: list[int]) -> Any:
+    """Return ``column IN values`` for ids; on SQLite one JSON parameter, as ``_among``."""
+    if session.get_bind().dialect.name == "sqlite":
+        listed = func.json_each(json.dumps(values)).table_valued("value")
+        return column.in_(select(listed.c.value))
+    return column.in_(values)
+
+
 def ids_by_external_id(
     session: Session,
-    model: type[Debtor] | type[Account],
+    model: type[Debtor] | type[Account] | type[ContactPoint],
     *,
     institution_id: int,
     external_ids: Iterable[str],
@@ -685,6 +802,17 @@ def missing_by_column(
     ).where(model.institution_id == institution_id)
     values = session.execute(statement).one()
     return {name: int(value or 0) for name, value in zip(columns, values, strict=True)}
+
+
+def contacts_without_consent_date(session: Session, *, institution_id: int) -> int:
+    """Return how many contact points have no consent on record with the date it was given."""
+    dated = exists().where(
+        ContactPointConsent.contact_point_id == ContactPoint.id,
+        ContactPointConsent.kind == ConsentKind.CONSENT,
+        ContactPointConsent.recorded_at.is_not(None),
+    )
+    statement = select(func.count()).where(ContactPoint.institution_id == institution_id, ~dated)
+    return int(session.execute(statement).scalar_one())
 
 
 def latest_runs(session: Session, *, institution_id: int) -> list[ImportRun]:

@@ -400,9 +400,15 @@ def _write_contacts(
         institution_id=institution_id,
         external_ids=[record.external_id for _n, record in pairs],
     )
+    stored_consents = repository.contact_consents(
+        session,
+        institution_id=institution_id,
+        contact_point_ids=[row.id for row in existing.values()],
+    )
     now = utcnow()
     compare = repository.CONTACT_COLUMNS
     to_write = []
+    consents: dict[str, dict[str, Any]] = {}
     for _number, record, debtor_id in _with_debtors(session, state, pairs, result):
         values: dict[str, Any] = {
             "debtor_id": debtor_id,
@@ -416,11 +422,13 @@ def _write_contacts(
             "timezone": record.timezone,
             "timezone_source": record.timezone_source,
             "verified_at": record.verified_at,
-            **record.flags,
-            "consent_recorded_at": record.consent_recorded_at,
-            "consent_source": record.consent_source,
         }
+        consent = _consent_fields(record)
         outcome = _classify(existing, record.external_id, values, compare)
+        if outcome == "unchanged":
+            stored = stored_consents.get(existing[record.external_id].id, repository.NO_CONSENT)
+            if any(stored[name] != consent[name] for name in repository.CONTACT_CONSENT_FIELDS):
+                outcome = "updated"
         _count(result, outcome)
         if outcome != "unchanged":
             values |= {
@@ -431,12 +439,34 @@ def _write_contacts(
                 "updated_at": now,
             }
             to_write.append(values)
+            consents[record.external_id] = consent
     repository.upsert(
         session,
         repository.contacts_table(),
         to_write,
         update_columns=(*compare, "value", "updated_at"),
     )
+    # The flag columns become consent rows of the contact points just written.
+    ids = repository.ids_by_external_id(
+        session, ContactPoint, institution_id=institution_id, external_ids=consents
+    )
+    repository.replace_contact_consents(
+        session,
+        institution_id=institution_id,
+        consents={ids[external_id]: fields for external_id, fields in consents.items()},
+        actor=state.run.actor,
+        now=now,
+    )
+
+
+def _consent_fields(record: ContactRecord) -> dict[str, Any]:
+    """Return what a contact row says of consent; a date and source only go with a consent."""
+    given = record.flags["consent_automated"]
+    return {
+        **record.flags,
+        "consent_recorded_at": record.consent_recorded_at if given else None,
+        "consent_source": record.consent_source if given else None,
+    }
 
 
 def _write_accounts(
@@ -514,7 +544,7 @@ def _write_payments(
 
 STALE_AFTER = timedelta(days=180)
 DEBTOR_FIELDS = ("national_id", "birth_date", "province", "city", "employer")
-CONTACT_FIELDS = ("verified_at", "timezone", "consent_recorded_at")
+CONTACT_FIELDS = ("verified_at", "timezone")
 ACCOUNT_FIELDS = ("due_date", "opened_on", "credit_limit")
 
 
@@ -603,9 +633,14 @@ def data_quality_report(
             "debtors": repository.missing_by_column(
                 session, Debtor, DEBTOR_FIELDS, institution_id=institution_id
             ),
-            "contact_points": repository.missing_by_column(
-                session, ContactPoint, CONTACT_FIELDS, institution_id=institution_id
-            ),
+            "contact_points": {
+                **repository.missing_by_column(
+                    session, ContactPoint, CONTACT_FIELDS, institution_id=institution_id
+                ),
+                "consent_recorded_at": repository.contacts_without_consent_date(
+                    session, institution_id=institution_id
+                ),
+            },
             "accounts": repository.missing_by_column(
                 session, Account, ACCOUNT_FIELDS, institution_id=institution_id
             ),

@@ -1,4 +1,7 @@
-"""Compliance records: gate decisions, slots, policies, templates, violations, certificates."""
+"""Compliance records: gate decisions, slots, policies, templates, violations, certificates.
+
+The contact a decision allows is a planned row of the contact log (``models/contact.py``).
+"""
 
 from __future__ import annotations
 
@@ -45,43 +48,6 @@ class ContactDecision(TenantMixin, TimestampMixin, Base):
     actor: Mapped[str] = mapped_column(String(128))
 
 
-class ReservationStatus(StrEnum):
-    reserved = "reserved"
-    used = "used"
-    released = "released"
-
-
-class ContactReservation(TenantMixin, TimestampMixin, Base):
-    """The contact an allowed decision holds until it is made (used) or expires."""
-
-    __tablename__ = "compliance_reservations"
-    __table_args__ = (
-        Index("ix_compliance_reservations_institution_debtor", "institution_id", "debtor_id"),
-    )
-
-    id: Mapped[IdPk]
-    decision_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("compliance_decisions.id", ondelete="RESTRICT"), unique=True
-    )
-    debtor_id: Mapped[int] = mapped_column(Id, ForeignKey("debtors.id", ondelete="RESTRICT"))
-    account_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("accounts.id", ondelete="RESTRICT")
-    )
-    contact_point_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("contact_points.id", ondelete="RESTRICT")
-    )
-    channel: Mapped[str] = mapped_column(String(16))
-    party: Mapped[str] = mapped_column(String(16))
-    planned_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    status: Mapped[ReservationStatus] = mapped_column(
-        String(16), default=ReservationStatus.reserved
-    )
-    outcome: Mapped[str | None] = mapped_column(String(16))
-    effective: Mapped[bool] = mapped_column(default=True)
-    happened_at: Mapped[datetime | None]
-
-
 class SlotClaim(TenantMixin, Base):
     """One numbered slot of a frequency cap; the unique key makes a double booking impossible."""
 
@@ -89,8 +55,9 @@ class SlotClaim(TenantMixin, Base):
     __table_args__ = (UniqueConstraint("institution_id", "debtor_id", "slot_key"),)
 
     id: Mapped[IdPk]
-    reservation_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("compliance_reservations.id", ondelete="CASCADE"), index=True
+    # The planned contact attempt holding the slot; cancelling it frees the slot.
+    attempt_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("contact_attempts.id", ondelete="CASCADE"), index=True
     )
     debtor_id: Mapped[int] = mapped_column(Id, ForeignKey("debtors.id", ondelete="RESTRICT"))
     slot_key: Mapped[str] = mapped_column(String(128))

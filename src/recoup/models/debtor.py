@@ -82,11 +82,6 @@ class ContactPoint(TenantMixin, TimestampMixin, Base):
     # Where ``timezone`` came from: column (given) or phone (the number's area).
     timezone_source: Mapped[str | None] = mapped_column(String(16))
     verified_at: Mapped[datetime | None]
-    opt_out_call: Mapped[bool] = mapped_column(default=False)
-    opt_out_sms: Mapped[bool] = mapped_column(default=False)
-    opt_out_email: Mapped[bool] = mapped_column(default=False)
-    consent_automated: Mapped[bool] = mapped_column(default=False)
-    consent_recorded_at: Mapped[datetime | None]
-    consent_source: Mapped[str | None] = mapped_column(String(64))
+    # Consent and opt-outs per channel are rows of ``contact_point_consents``.
 
     debtor: Mapped[Debtor] = relationship(back_populates="contact_points", lazy="raise")

@@ -6,6 +6,7 @@ Each domain adds exactly one ``import recoup.models.<domain>`` line here.
 # ruff: noqa: F401
 import recoup.models.cases
 import recoup.models.compliance
+import recoup.models.contact
 import recoup.models.ingest
 import recoup.models.jobs
 import recoup.models.plans

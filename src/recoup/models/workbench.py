@@ -8,16 +8,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recoup.contact.channels import Channel
 from recoup.models.base import Base, Id, IdPk, Minor, TenantMixin, TimestampMixin
-
-
-class PromiseChannel(StrEnum):
-    call = "call"
-    sms = "sms"
-    email = "email"
-    visit = "visit"
-    letter = "letter"
-    web = "web"
 
 
 class PromiseStatus(StrEnum):
@@ -46,7 +38,8 @@ class Promise(TenantMixin, TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     promised_on: Mapped[date]
     due_date: Mapped[date]
-    channel: Mapped[PromiseChannel] = mapped_column(String(16))
+    # How the promise was made: on a call, a visit, a reply, or the self-service page (web).
+    channel: Mapped[Channel] = mapped_column(String(16))
     status: Mapped[PromiseStatus] = mapped_column(String(16), default=PromiseStatus.pending)
     # What the payments in the promise's window paid toward it (capped at nothing: overpay shows).
     paid_amount: Mapped[int] = mapped_column(Minor, default=0)

@@ -31,11 +31,11 @@ Features (money in minor units, as stored):
 | region | debtor's province (categorical) |
 | customer_type | individual or business (categorical) |
 
-Contact history comes from the compliance gate's records: an attempt is an allowed contact
-whose outcome was recorded (its reservation was used), dated when it happened; a right-party
-contact is such an attempt with the debtor as the party and a conversation as the outcome.
-Counts are per debtor, as the CN frequency rules count them, so every account of a debtor
-carries the same contact history.
+Contact history comes from the contact log (``recoup.contact``): an attempt is an outbound
+contact that was made (its outcome reported), dated when it happened; a right-party contact
+is a contact made, in either direction, whose outcome code reached the debtor (spoke with
+them, a promise, a dispute, …). Counts are per debtor, as the CN frequency rules count them,
+so every account of a debtor carries the same contact history.
 
 Promise history is per account and as of the cutoff: a promise counts as made on its
 ``promised_on`` date and as resolved (kept, partially kept, broken) only from its
@@ -110,9 +110,7 @@ ACCOUNT_COLUMNS = (
 EVENT_COLUMNS = ("account_id", "effective_at", "days_past_due", "bucket", "balance")
 PAYMENT_COLUMNS = ("account_id", "paid_at", "amount")
 CONTACT_COLUMNS = ("debtor_id", "created_at")
-CONTACT_ATTEMPT_COLUMNS = ("debtor_id", "happened_at", "party", "outcome")
-RIGHT_PARTY = "debtor"
-RIGHT_PARTY_OUTCOME = "conversation"
+CONTACT_ATTEMPT_COLUMNS = ("debtor_id", "happened_at", "outbound", "right_party")
 ATTEMPT_WINDOW_DAYS = 30
 RIGHT_PARTY_WINDOW_DAYS = 90
 PROMISE_COLUMNS = ("account_id", "promised_on", "due_date", "status", "resolved_at")
@@ -228,11 +226,10 @@ def _paid_between(tables: PortfolioTables, start: pd.Timestamp, end: pd.Timestam
 
 def _contact_history(tables: PortfolioTables, cutoff: pd.Timestamp) -> dict[str, FloatArray]:
     """Return each account's debtor-level contact attempts, right-party contacts and recency."""
-    attempts = tables.contact_attempts
-    attempts = attempts[attempts["happened_at"] < cutoff]
-    right_party = attempts[
-        (attempts["party"] == RIGHT_PARTY) & (attempts["outcome"] == RIGHT_PARTY_OUTCOME)
-    ]
+    contacts = tables.contact_attempts
+    contacts = contacts[contacts["happened_at"] < cutoff]
+    attempts = contacts[contacts["outbound"].astype(bool)]
+    right_party = contacts[contacts["right_party"].astype(bool)]
     debtors = tables.accounts["debtor_id"]
     recent_attempts = attempts[
         attempts["happened_at"] >= cutoff - pd.Timedelta(days=ATTEMPT_WINDOW_DAYS)

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
+from recoup.contact import repository as contact_repository
 from recoup.enums import ContactStatus, Relation
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
-from recoup.models.compliance import ContactReservation, ReservationStatus
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
@@ -30,8 +30,8 @@ def load_portfolio_tables(
 ) -> PortfolioTables:
     """Read one institution's accounts, history before ``until``, payments and contacts.
 
-    Contact attempts are the gate's used reservations, read per debtor so that a debtor's
-    attempts on any account count, including accounts outside ``account_ids``.
+    Contacts come from the contact log, read per debtor so that a debtor's contacts on any
+    account count, including accounts outside ``account_ids``.
     """
     account_query = (
         select(
@@ -74,17 +74,6 @@ def load_portfolio_tables(
         ContactPoint.relation == Relation.self,
         ContactPoint.status == ContactStatus.valid,
     )
-    happened_at = func.coalesce(ContactReservation.happened_at, ContactReservation.planned_at)
-    attempt_query = select(
-        ContactReservation.debtor_id,
-        happened_at,
-        ContactReservation.party,
-        ContactReservation.outcome,
-    ).where(
-        ContactReservation.institution_id == institution_id,
-        ContactReservation.status == ReservationStatus.used,
-        happened_at < until,
-    )
     promise_query = select(
         Promise.account_id,
         Promise.promised_on,
@@ -97,17 +86,14 @@ def load_portfolio_tables(
         promise_query = promise_query.where(Promise.account_id.in_(account_ids))
         event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
         payment_query = payment_query.where(Payment.account_id.in_(account_ids))
-        attempt_query = attempt_query.where(
-            ContactReservation.debtor_id.in_(
-                select(Account.debtor_id).where(Account.id.in_(account_ids))
-            )
-        )
     return tables_from_rows(
         accounts=[tuple(row) for row in session.execute(account_query)],
         events=[tuple(row) for row in session.execute(event_query)],
         payments=[tuple(row) for row in session.execute(payment_query)],
         valid_self_contacts=[tuple(row) for row in session.execute(contact_query)],
-        contact_attempts=[tuple(row) for row in session.execute(attempt_query)],
+        contact_attempts=contact_repository.made_contacts(
+            session, institution_id=institution_id, until=until, account_ids=account_ids
+        ),
         promises=[tuple(row) for row in session.execute(promise_query)],
     )
 

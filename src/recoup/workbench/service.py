@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.contact.channels import Channel
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock
 from recoup.kit.clock import utcnow
@@ -19,7 +20,7 @@ from recoup.kit.pagination import Page, PageRequest
 from recoup.kit.text import require_text
 from recoup.models.account import Account
 from recoup.models.institution import Institution
-from recoup.models.workbench import Promise, PromiseChannel, PromiseStatus
+from recoup.models.workbench import Promise, PromiseStatus
 from recoup.workbench import repository, rules
 
 
@@ -91,7 +92,7 @@ def record_promise(
         currency=terms.currency,
         promised_on=today,
         due_date=terms.due_date,
-        channel=PromiseChannel(terms.channel),
+        channel=Channel(terms.channel),
         status=PromiseStatus.pending,
         paid_amount=0,
         created_by_id=user_id,

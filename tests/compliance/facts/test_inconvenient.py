@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from recoup.cli import app as cli
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.rules import (
     InconvenientPlace,
@@ -23,6 +22,8 @@ from recoup.compliance.facts.rules import (
 )
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.rules import DebtorFacts
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from recoup.db import unit_of_work
 from recoup.models import Institution
 from recoup.models.audit import AuditEvent

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from recoup.kit.clock import utcnow
 from recoup.models import Account, Debtor, Institution
 from recoup.models.audit import AuditEvent

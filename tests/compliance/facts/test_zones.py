@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.facts.zones import (
     ZonedFrom,
     ZoneSource,
@@ -17,6 +16,8 @@ from recoup.compliance.facts.zones import (
     phone_zones_for,
 )
 from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from tests.factories import make_contact_point, make_debtor, make_institution
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

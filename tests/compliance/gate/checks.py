@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)

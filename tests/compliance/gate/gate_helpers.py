@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DebtorFacts,
@@ -16,6 +15,8 @@ from recoup.compliance.gate.rules import (
 )
 from recoup.compliance.policy.rules import Policy
 from recoup.compliance.rulepack import load_pack
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -55,7 +56,7 @@ def past(
     moment: datetime,
     channel: Channel = Channel.CALL,
     *,
-    outcome: Outcome = Outcome.CONVERSATION,
+    outcome: OutcomeCode = OutcomeCode.RIGHT_PARTY,
     effective: bool = True,
     party: Party = Party.DEBTOR,
     account_id: str | None = "a1",

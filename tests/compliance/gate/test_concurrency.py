@@ -16,12 +16,14 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.gate import repository as gate_repository
 from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 from recoup.db import session_factory
 from recoup.models import Debtor, Institution
-from recoup.models.compliance import ContactDecision, ContactReservation, SlotClaim
+from recoup.models.compliance import ContactDecision, SlotClaim
+from recoup.models.contact import ContactAttempt
 from tests.factories import make_debtor
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -60,7 +62,7 @@ def last_slot(engine: Engine) -> Iterator[tuple[int, int]]:
         ids = (institution.id, debtor.id)
     yield ids
     with Session(engine) as session:
-        for model in (SlotClaim, ContactReservation, ContactDecision, Debtor):
+        for model in (SlotClaim, ContactAttempt, ContactDecision, Debtor):
             session.execute(delete(model).where(model.institution_id == ids[0]))
         session.execute(delete(Institution).where(Institution.id == ids[0]))
         session.commit()

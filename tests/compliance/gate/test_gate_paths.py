@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DebtorFacts,
@@ -17,6 +16,8 @@ from recoup.compliance.gate.rules import (
     decide_contact,
 )
 from recoup.compliance.policy.rules import ChannelCap, Policy
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 from tests.compliance.gate.gate_helpers import LOS_ANGELES, NEW_YORK, US, at, past, planned
 
 TWO_ZONES = ("America/New_York", "America/Los_Angeles")
@@ -47,7 +48,7 @@ def _matches_single_decisions(
                     at=attempt.at,
                     channel=attempt.channel,
                     party=attempt.party,
-                    outcome=Outcome.PLANNED,
+                    outcome=None,
                     effective=True,
                     account_id=attempt.account_id,
                     third_party_id=attempt.third_party_id,
@@ -185,7 +186,7 @@ class TestNextAllowedAcrossZones:
         # A conversation on 3 March: no calls on that debt through 9 March local time in
         # each zone. The clocks change on 9 March; on the 10th the first minute open in
         # both zones is 08:00 in Los Angeles, 11:00 in New York.
-        history = (past(at(NEW_YORK, 2025, 3, 3, 15), outcome=Outcome.CONVERSATION),)
+        history = (past(at(NEW_YORK, 2025, 3, 3, 15), outcome=OutcomeCode.RIGHT_PARTY),)
         facts = {"d1": DebtorFacts(debtor_id="d1", timezones=TWO_ZONES)}
         attempt = planned(at(NEW_YORK, 2025, 3, 5, 12))
         [decision] = _matches_single_decisions(
@@ -213,7 +214,7 @@ class TestNextAllowedAcrossZones:
         # look-back keeps the wall-clock days of the planned time.
         facts = {"d1": DebtorFacts(debtor_id="d1", timezones=("America/New_York",))}
         recent = tuple(
-            past(at(NEW_YORK, 2025, 3, day, 10), outcome=Outcome.NO_ANSWER, effective=False)
+            past(at(NEW_YORK, 2025, 3, day, 10), outcome=OutcomeCode.NO_ANSWER, effective=False)
             for day in (10, 11)
         )
         attempt = PlannedContact(
@@ -231,7 +232,7 @@ class TestNextAllowedAcrossZones:
             history = ContactHistory(
                 attempts=(
                     *recent,
-                    past(third_failure, outcome=Outcome.NO_ANSWER, effective=False),
+                    past(third_failure, outcome=OutcomeCode.NO_ANSWER, effective=False),
                 )
             )
             [decision] = _matches_single_decisions([attempt], facts, {"d1": history})

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from recoup.cli import app as cli
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 from recoup.db import unit_of_work
 from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
-from recoup.models.compliance import ContactReservation, SlotClaim
+from recoup.models.compliance import SlotClaim
+from recoup.models.contact import ContactAttempt
 from tests.factories import make_account, make_debtor, make_institution
 from tests.identity.helpers import bearer, client_for, make_user
 
@@ -97,7 +99,7 @@ class TestUnreportedCallsKeepCounting:
             session,
             institution_id=debtor.institution_id,
             decision_id=first[0].record.id,
-            outcome=Outcome.NOT_MADE,
+            outcome="not_made",
             effective=False,
             happened_at=datetime(2025, 3, 3, 9, tzinfo=SHANGHAI),
         )
@@ -120,7 +122,7 @@ class TestUnreportedCallsKeepCounting:
             session,
             institution_id=debtor.institution_id,
             decision_id=answers[0].record.id,
-            outcome=Outcome.NO_ANSWER,
+            outcome=OutcomeCode.NO_ANSWER,
             effective=False,
             happened_at=datetime(2026, 3, 2, 10, tzinfo=NEW_YORK),
         )
@@ -131,7 +133,7 @@ class TestUnreportedCallsKeepCounting:
             session,
             institution_id=debtor.institution_id,
             decision_id=answers[1].record.id,
-            outcome=Outcome.NOT_MADE,
+            outcome="not_made",
             effective=False,
             happened_at=datetime(2026, 3, 3, 10, tzinfo=NEW_YORK),
         )
@@ -146,9 +148,7 @@ class TestDryRun:
         assert all(answer.decision.allowed for answer in asked)
         assert asked[0].record.inputs["reserve"] is False
         held = session.execute(
-            select(func.count(ContactReservation.id)).where(
-                ContactReservation.debtor_id == debtor.id
-            )
+            select(func.count(ContactAttempt.id)).where(ContactAttempt.debtor_id == debtor.id)
         ).scalar_one()
         claims = session.execute(
             select(func.count(SlotClaim.id)).where(SlotClaim.debtor_id == debtor.id)
@@ -198,9 +198,7 @@ class TestDryRun:
         assert real.json()["allowed"] is True
         assert real.json()["reserved"] is True
         held = session.execute(
-            select(func.count(ContactReservation.id)).where(
-                ContactReservation.debtor_id == debtor.id
-            )
+            select(func.count(ContactAttempt.id)).where(ContactAttempt.debtor_id == debtor.id)
         ).scalar_one()
         assert held == 1
 
@@ -256,9 +254,7 @@ def test_cli_check_takes_an_external_id_and_a_dry_run_reserves_nothing(cli_db: s
     assert json.loads(real.stdout)["reserved"] is True
     with unit_of_work() as session:
         held = session.execute(
-            select(func.count(ContactReservation.id)).where(
-                ContactReservation.debtor_id == debtor_id
-            )
+            select(func.count(ContactAttempt.id)).where(ContactAttempt.debtor_id == debtor_id)
         ).scalar_one()
     assert held == 1
     listed = runner.invoke(

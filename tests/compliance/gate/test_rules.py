@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from recoup.compliance.enums import Channel, HolidaySuppression, Outcome, Party
+from recoup.compliance.enums import HolidaySuppression
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DailyWindow,
@@ -24,6 +24,8 @@ from recoup.compliance.policy.rules import (
     preset_policy,
 )
 from recoup.compliance.rulepack import load_pack
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 from tests.compliance.gate.gate_helpers import (
     ANCHORAGE,
     CN,
@@ -160,7 +162,9 @@ class TestChinaVoiceFrequency:
             past(at(SHANGHAI, 2025, 3, 3, 9)),
             past(at(SHANGHAI, 2025, 3, 3, 10)),
             *(
-                past(at(SHANGHAI, 2025, 3, 3, 11, m), outcome=Outcome.NO_ANSWER, effective=False)
+                past(
+                    at(SHANGHAI, 2025, 3, 3, 11, m), outcome=OutcomeCode.NO_ANSWER, effective=False
+                )
                 for m in range(5)
             ),
         )
@@ -235,8 +239,8 @@ class TestInstitutionCapsAndFlags:
     def test_sms_cap_per_day(self) -> None:
         policy = Policy(channel_caps=(ChannelCap(channels=frozenset({Channel.SMS}), limit=2),))
         history = (
-            past(at(SHANGHAI, 2025, 3, 3, 9), Channel.SMS, outcome=Outcome.DELIVERED),
-            past(at(SHANGHAI, 2025, 3, 3, 10), Channel.SMS, outcome=Outcome.DELIVERED),
+            past(at(SHANGHAI, 2025, 3, 3, 9), Channel.SMS, outcome=OutcomeCode.MESSAGE_DELIVERED),
+            past(at(SHANGHAI, 2025, 3, 3, 10), Channel.SMS, outcome=OutcomeCode.MESSAGE_DELIVERED),
         )
         decision = decide(
             planned(at(SHANGHAI, 2025, 3, 3, 15), Channel.SMS), history=history, policy=policy
@@ -250,8 +254,8 @@ class TestInstitutionCapsAndFlags:
             channel_caps=(ChannelCap(channels=frozenset({Channel.EMAIL}), limit=2, days=7),)
         )
         history = (
-            past(at(SHANGHAI, 2025, 3, 1, 9), Channel.EMAIL, outcome=Outcome.DELIVERED),
-            past(at(SHANGHAI, 2025, 3, 3, 9), Channel.EMAIL, outcome=Outcome.DELIVERED),
+            past(at(SHANGHAI, 2025, 3, 1, 9), Channel.EMAIL, outcome=OutcomeCode.MESSAGE_DELIVERED),
+            past(at(SHANGHAI, 2025, 3, 3, 9), Channel.EMAIL, outcome=OutcomeCode.MESSAGE_DELIVERED),
         )
         decision = decide(
             planned(at(SHANGHAI, 2025, 3, 5, 10), Channel.EMAIL), history=history, policy=policy
@@ -380,7 +384,7 @@ class TestChinaHolidays:
 class TestChinaThirdParties:
     def failures(self, count: int) -> tuple:
         return tuple(
-            past(at(SHANGHAI, 2025, 3, 1 + day, 10), outcome=Outcome.NO_ANSWER, effective=False)
+            past(at(SHANGHAI, 2025, 3, 1 + day, 10), outcome=OutcomeCode.NO_ANSWER, effective=False)
             for day in range(count)
         )
 
@@ -404,7 +408,7 @@ class TestChinaThirdParties:
 
     def test_old_failures_fall_out_of_the_lookback(self) -> None:
         history = tuple(
-            past(at(SHANGHAI, 2025, 1, 1 + d, 10), outcome=Outcome.NO_ANSWER) for d in range(5)
+            past(at(SHANGHAI, 2025, 1, 1 + d, 10), outcome=OutcomeCode.NO_ANSWER) for d in range(5)
         )
         assert decide(self.contact(), history=history).rule_ids == ("CN-TGT",)  # type: ignore[arg-type]
 
@@ -412,7 +416,7 @@ class TestChinaThirdParties:
         refused = past(
             at(SHANGHAI, 2025, 3, 5, 10),
             party=Party.THIRD_PARTY,
-            outcome=Outcome.REFUSED,
+            outcome=OutcomeCode.REFUSED_CONTACT,
             third_party_id="mother",
         )
         history = (*self.failures(3), refused)
@@ -507,7 +511,7 @@ class TestUnitedStatesHours:
 class TestSevenInSeven:
     def test_eighth_attempt_in_seven_days_is_blocked(self) -> None:
         history = tuple(
-            past(at(NEW_YORK, 2025, 6, 2 + day, 10), outcome=Outcome.NO_ANSWER, effective=False)
+            past(at(NEW_YORK, 2025, 6, 2 + day, 10), outcome=OutcomeCode.NO_ANSWER, effective=False)
             for day in range(7)
         )
         decision = decide(
@@ -521,7 +525,7 @@ class TestSevenInSeven:
 
     def test_seven_on_one_day_block_the_week(self) -> None:
         history = tuple(
-            past(at(NEW_YORK, 2025, 6, 2, 9 + h), outcome=Outcome.NO_ANSWER) for h in range(7)
+            past(at(NEW_YORK, 2025, 6, 2, 9 + h), outcome=OutcomeCode.NO_ANSWER) for h in range(7)
         )
         decision = decide(
             planned(at(NEW_YORK, 2025, 6, 5, 10)), pack=US, history=history, timezones=NY
@@ -531,7 +535,7 @@ class TestSevenInSeven:
 
     def test_counts_per_debt(self) -> None:
         history = tuple(
-            past(at(NEW_YORK, 2025, 6, 2, 9 + h), outcome=Outcome.NO_ANSWER, account_id="other")
+            past(at(NEW_YORK, 2025, 6, 2, 9 + h), outcome=OutcomeCode.NO_ANSWER, account_id="other")
             for h in range(7)
         )
         assert decide(
@@ -539,7 +543,7 @@ class TestSevenInSeven:
         ).allowed
 
     def test_no_call_within_seven_days_after_a_conversation(self) -> None:
-        history = (past(at(NEW_YORK, 2025, 6, 2, 10), outcome=Outcome.CONVERSATION),)
+        history = (past(at(NEW_YORK, 2025, 6, 2, 10), outcome=OutcomeCode.RIGHT_PARTY),)
         decision = decide(
             planned(at(NEW_YORK, 2025, 6, 8, 10)), pack=US, history=history, timezones=NY
         )
@@ -624,12 +628,12 @@ class TestUnitedStatesStatuses:
 
     def test_location_call_once_per_third_party(self) -> None:
         failures = tuple(
-            past(at(NEW_YORK, 2025, 6, 1 + d, 10), outcome=Outcome.NO_ANSWER) for d in range(3)
+            past(at(NEW_YORK, 2025, 6, 1 + d, 10), outcome=OutcomeCode.NO_ANSWER) for d in range(3)
         )
         neighbour = past(
             at(NEW_YORK, 2025, 6, 5, 10),
             party=Party.THIRD_PARTY,
-            outcome=Outcome.CONVERSATION,
+            outcome=OutcomeCode.RIGHT_PARTY,
             third_party_id="neighbour",
         )
         attempt = planned(

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from recoup.compliance.enums import Channel, HolidaySuppression, Outcome, Party
+from recoup.compliance.enums import HolidaySuppression
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DailyWindow,
@@ -24,6 +24,8 @@ from recoup.compliance.gate.rules import (
 )
 from recoup.compliance.policy.rules import ChannelCap, Policy
 from recoup.compliance.rulepack import RulePack
+from recoup.contact.channels import Channel
+from recoup.contact.rules import OutcomeCode, Party
 from tests.compliance.gate.gate_helpers import CN, US
 
 US_ZONES = (
@@ -35,7 +37,12 @@ US_ZONES = (
     "Pacific/Honolulu",
 )
 CHANNELS = (Channel.CALL, Channel.CALL, Channel.AI_CALL, Channel.SMS, Channel.EMAIL, Channel.VISIT)
-OUTCOMES = (Outcome.NO_ANSWER, Outcome.CONVERSATION, Outcome.DELIVERED, Outcome.REFUSED)
+OUTCOMES = (
+    OutcomeCode.NO_ANSWER,
+    OutcomeCode.RIGHT_PARTY,
+    OutcomeCode.MESSAGE_DELIVERED,
+    OutcomeCode.REFUSED_CONTACT,
+)
 # Around the US spring DST change, so gaps and day boundaries are crossed.
 START = datetime(2025, 3, 7, tzinfo=UTC)
 
@@ -192,7 +199,7 @@ class TestReservation:
             at=START,
             channel=Channel.SMS,
             party=Party.THIRD_PARTY,
-            outcome=Outcome.PLANNED,
+            outcome=None,
             effective=True,
             account_id="a1",
             third_party_id="t1",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from recoup.compliance.enums import Channel, HolidaySuppression, Outcome, Party
+from recoup.compliance.enums import HolidaySuppression
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DailyWindow,
@@ -22,6 +22,8 @@ from recoup.compliance.gate.rules import (
 )
 from recoup.compliance.policy.rules import ChannelCap, ChannelHours, Policy
 from recoup.compliance.rulepack import RulePack
+from recoup.contact.channels import OUTBOUND_CHANNELS, Channel
+from recoup.contact.rules import OutcomeCode, Party
 from tests.compliance.gate.gate_helpers import CN, US
 
 ZONES = [
@@ -39,7 +41,7 @@ instants = st.datetimes(
     min_value=datetime(2024, 12, 20), max_value=datetime(2026, 1, 10), timezones=st.just(UTC)
 ).map(lambda moment: moment.replace(microsecond=0))
 packs = st.sampled_from([CN, US])
-channels = st.sampled_from(list(Channel))
+channels = st.sampled_from(sorted(OUTBOUND_CHANNELS))
 zone_sets = st.lists(st.sampled_from(ZONES), min_size=1, max_size=2, unique=True).map(tuple)
 
 
@@ -86,14 +88,14 @@ def histories(draw: st.DrawFn, around: datetime) -> tuple[PastContact, ...]:
     attempts = []
     for _ in range(count):
         offset = draw(st.integers(min_value=-10 * 24 * 60, max_value=60))
-        outcome = draw(st.sampled_from(list(Outcome)))
+        outcome = draw(st.sampled_from([None, *OutcomeCode]))
         attempts.append(
             PastContact(
                 at=around + timedelta(minutes=offset),
                 channel=draw(channels),
                 party=draw(st.sampled_from(list(Party))),
                 outcome=outcome,
-                effective=outcome is Outcome.CONVERSATION or draw(st.booleans()),
+                effective=outcome is OutcomeCode.RIGHT_PARTY or draw(st.booleans()),
                 account_id=draw(st.sampled_from(["a1", "a2"])),
                 third_party_id="mother",
             )

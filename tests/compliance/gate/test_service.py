@@ -9,16 +9,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.compliance.certifications import service as certifications_service
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.gate import service as gate_service
+from recoup.contact import service as contact_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import ConsentKind, OutcomeCode, Party
 from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from recoup.models.compliance import (
     ContactDecision,
-    ContactReservation,
     ContactWindow,
     SlotClaim,
     WindowKind,
 )
+from recoup.models.contact import ContactAttempt
 from tests.compliance.gate.checks import NOW, check, local
 from tests.factories import make_account, make_contact_point, make_debtor, make_institution
 from tests.identity.helpers import make_user
@@ -33,11 +35,11 @@ class TestStoredGate:
         assert record is not None
         assert (record.pack_code, record.policy_name) == ("CN", "CN consumer finance")
         reservation = session.execute(
-            select(ContactReservation).where(ContactReservation.decision_id == record.id)
+            select(ContactAttempt).where(ContactAttempt.decision_id == record.id)
         ).scalar_one()
         claims = (
             session.execute(
-                select(SlotClaim.slot_key).where(SlotClaim.reservation_id == reservation.id)
+                select(SlotClaim.slot_key).where(SlotClaim.attempt_id == reservation.id)
             )
             .scalars()
             .all()
@@ -75,7 +77,7 @@ class TestStoredGate:
             session,
             institution_id=debtor.institution_id,
             decision_id=first[0].record.id,
-            outcome=Outcome.NO_ANSWER,
+            outcome=OutcomeCode.NO_ANSWER,
             effective=False,
             happened_at=local(2025, 3, 3, 9, 1),
         )
@@ -100,8 +102,14 @@ class TestStoredGate:
     def test_debtor_flags_and_contact_point_opt_out(self, session: Session) -> None:
         debtor = make_debtor(session, make_institution(session))
         phone = make_contact_point(session, debtor)
-        phone.opt_out_sms = True
-        session.flush()
+        contact_service.record_consent(
+            session,
+            contact_point=phone,
+            channel=Channel.SMS,
+            kind=ConsentKind.OPT_OUT,
+            actor="tester",
+            source="reply TD",
+        )
         sms = check(
             session, debtor, local(2025, 3, 3, 10), channel=Channel.SMS, contact_point_id=phone.id
         )
@@ -143,7 +151,7 @@ class TestStoredGate:
                 session,
                 institution_id=debtor.institution_id,
                 decision_id=attempt.record.id,
-                outcome=Outcome.NO_ANSWER,
+                outcome=OutcomeCode.NO_ANSWER,
                 effective=False,
                 happened_at=local(2025, 3, 3 + day, 9),
             )

@@ -6,7 +6,6 @@ from datetime import time
 
 import pytest
 
-from recoup.compliance.enums import Channel
 from recoup.compliance.policy.rules import (
     ChannelCap,
     ChannelHours,
@@ -17,6 +16,7 @@ from recoup.compliance.policy.rules import (
     validate_policy,
 )
 from recoup.compliance.rulepack import load_pack
+from recoup.contact.channels import Channel
 
 CN = load_pack("CN")
 US = load_pack("US")

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.compliance.enums import Channel
 from recoup.compliance.facts import repository
 from recoup.compliance.facts.rules import (
     InconvenientPlace,
@@ -33,6 +32,8 @@ from recoup.compliance.gate.rules import (
     DebtorFacts,
 )
 from recoup.compliance.rulepack import load_pack
+from recoup.contact import service as contact_service
+from recoup.contact.rules import ChannelStanding
 from recoup.enums import FINISHED_STATUSES, ContactKind
 from recoup.institutions import repository as institutions_repository
 from recoup.kit import clock
@@ -44,8 +45,6 @@ from recoup.models.compliance import (
 )
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
-
-_AUTOMATED_CONSENT = frozenset({Channel.SMS, Channel.AI_CALL, Channel.CALL})
 
 
 def _window(row: ContactWindow) -> DailyWindow:
@@ -122,17 +121,12 @@ def debtor_facts(
     windows = repository.contact_windows(
         session, institution_id=debtor.institution_id, debtor_id=debtor.id
     )
-    opted_out: set[Channel] = set()
-    consent: frozenset[Channel] = frozenset()
-    if contact_point is not None:
-        if contact_point.opt_out_call:
-            opted_out |= {Channel.CALL, Channel.AI_CALL}
-        if contact_point.opt_out_sms:
-            opted_out.add(Channel.SMS)
-        if contact_point.opt_out_email:
-            opted_out.add(Channel.EMAIL)
-        if contact_point.consent_automated:
-            consent = _AUTOMATED_CONSENT
+    # Consent and opt-outs are per contact point and channel (the contact domain's rows).
+    standing = (
+        contact_service.standing(session, contact_point=contact_point)
+        if contact_point is not None
+        else ChannelStanding()
+    )
     # Packs without US-VAL never read the validation dates: skip their query.
     initial_communication_on, validation_notice_sent_on = (
         _validation_facts(session, debtor=debtor, account=account) if validation else (None, None)
@@ -146,12 +140,12 @@ def debtor_facts(
         ),
         inconvenient_places=_places(debtor),
         cease_contact=debtor.cease_contact,
-        opted_out_channels=frozenset(opted_out),
+        opted_out_channels=standing.opted_out,
         attorney_represented=debtor.attorney_represented,
         dispute_open=debtor.disputed,
         deceased=debtor.deceased,
         bankruptcy=debtor.bankrupt,
-        automated_consent=consent,
+        automated_consent=standing.consented,
         work_contact_forbidden=debtor.work_contact_forbidden,
         initial_communication_on=initial_communication_on,
         validation_notice_sent_on=validation_notice_sent_on,

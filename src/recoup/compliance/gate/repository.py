@@ -1,4 +1,8 @@
-"""Queries of the gate: reservations, slot claims and the decisions log, scoped by institution."""
+"""Queries of the gate: slot claims and the decisions log, scoped by institution.
+
+The contacts a decision allows are rows of the contact log, read through
+``recoup.contact.repository``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,7 @@ from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from recoup.kit.pagination import Page, PageRequest
-from recoup.models.compliance import (
-    ContactDecision,
-    ContactReservation,
-    ReservationStatus,
-    SlotClaim,
-)
+from recoup.models.compliance import ContactDecision, SlotClaim
 from recoup.models.debtor import Debtor
 
 
@@ -25,26 +24,6 @@ def lock_debtor(session: Session, *, institution_id: int, debtor_id: int) -> Non
         .where(Debtor.institution_id == institution_id, Debtor.id == debtor_id)
         .with_for_update()
     ).all()
-
-
-def reservations_since(
-    session: Session, *, institution_id: int, debtor_id: int, since: datetime
-) -> Sequence[ContactReservation]:
-    """Return the debtor's held and used contacts planned since a moment."""
-    return (
-        session.execute(
-            select(ContactReservation)
-            .where(
-                ContactReservation.institution_id == institution_id,
-                ContactReservation.debtor_id == debtor_id,
-                ContactReservation.status != ReservationStatus.released,
-                ContactReservation.planned_at >= since,
-            )
-            .order_by(ContactReservation.planned_at)
-        )
-        .scalars()
-        .all()
-    )
 
 
 def claimed_slot_keys(
@@ -73,28 +52,16 @@ def get_decision(
     ).scalar_one_or_none()
 
 
-def reservation_for_decision(
-    session: Session, *, institution_id: int, decision_id: int
-) -> ContactReservation | None:
-    """Return the reservation an allowed decision holds."""
-    return session.execute(
-        select(ContactReservation).where(
-            ContactReservation.institution_id == institution_id,
-            ContactReservation.decision_id == decision_id,
-        )
-    ).scalar_one_or_none()
-
-
-def delete_claims(session: Session, *, reservation_id: int) -> None:
+def delete_claims(session: Session, *, attempt_id: int) -> None:
     """Free every slot of a contact that was never made."""
-    session.execute(delete(SlotClaim).where(SlotClaim.reservation_id == reservation_id))
+    session.execute(delete(SlotClaim).where(SlotClaim.attempt_id == attempt_id))
 
 
-def delete_effective_claims(session: Session, *, reservation_id: int) -> None:
+def delete_effective_claims(session: Session, *, attempt_id: int) -> None:
     """Free the effective-call slots of a contact that turned out not to connect."""
     session.execute(
         delete(SlotClaim).where(
-            SlotClaim.reservation_id == reservation_id,
+            SlotClaim.attempt_id == attempt_id,
             SlotClaim.slot_key.contains("/effective/", autoescape=True),
         )
     )

@@ -10,17 +10,7 @@ from functools import partial
 from math import floor
 from zoneinfo import ZoneInfo
 
-from recoup.compliance.enums import (
-    CHANNEL_NAMES_EN,
-    CHANNEL_NAMES_ZH,
-    CHANNEL_PLURALS_EN,
-    CHANNEL_VERBS_ZH,
-    FAILED_TO_REACH,
-    Channel,
-    HolidaySuppression,
-    Outcome,
-    Party,
-)
+from recoup.compliance.enums import HolidaySuppression
 from recoup.compliance.facts.rules import PLACE_NAMES, InconvenientPlace
 from recoup.compliance.gate.localtime import (
     EPOCH_ORDINAL,
@@ -34,13 +24,17 @@ from recoup.compliance.gate.localtime import (
     zone_offsets,
 )
 from recoup.compliance.kinds import RuleKind
-from recoup.compliance.policy.rules import (
-    POLICY_HOURS_RULE,
-    VOICE_CHANNELS,
-    Policy,
-    ensure_policy_allowed,
-)
+from recoup.compliance.policy.rules import POLICY_HOURS_RULE, Policy, ensure_policy_allowed
 from recoup.compliance.rulepack import LocalisedText, RulePack, RulePackError
+from recoup.contact.channels import (
+    CHANNEL_NAMES_EN,
+    CHANNEL_NAMES_ZH,
+    CHANNEL_PLURALS_EN,
+    CHANNEL_VERBS_ZH,
+    VOICE_CHANNELS,
+    Channel,
+)
+from recoup.contact.rules import CONVERSATIONS, FAILED_TO_REACH, REFUSALS, OutcomeCode, Party
 
 # How many later instants next_allowed_at may try; a month of daily blocks fits easily.
 MAX_RESCHEDULE_STEPS = 400
@@ -49,9 +43,6 @@ ONE_DAY = timedelta(days=1)
 # Enum members bound once: looking them up on the class costs more than the check itself.
 _DEBTOR = Party.DEBTOR
 _THIRD_PARTY = Party.THIRD_PARTY
-_CONVERSATION = Outcome.CONVERSATION
-_PLANNED = Outcome.PLANNED
-_NOT_MADE = Outcome.NOT_MADE
 _LETTER = Channel.LETTER
 
 
@@ -148,12 +139,17 @@ class DebtorFacts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PastContact:
-    """One earlier (or reserved) contact attempt about the debtor, by anyone."""
+    """One earlier (or reserved) contact attempt about the debtor, by anyone.
+
+    Its outcome is a code of the contact log (what it means is ``contact.rules.OUTCOMES``);
+    None while the contact is planned and unreported, or made with no outcome known. A
+    contact that was not made is no past contact at all.
+    """
 
     at: datetime
     channel: Channel
     party: Party = Party.DEBTOR
-    outcome: Outcome = Outcome.NO_ANSWER
+    outcome: OutcomeCode | None = OutcomeCode.NO_ANSWER
     effective: bool = False
     account_id: str | None = None
     third_party_id: str | None = None
@@ -650,7 +646,7 @@ class _Reserved:
         self.at = attempt.at
         self.channel = attempt.channel
         self.party = attempt.party
-        self.outcome = _PLANNED
+        self.outcome = None
         self.effective = True
         self.account_id = attempt.account_id
         self.third_party_id = attempt.third_party_id
@@ -696,8 +692,7 @@ class _DebtorState:
 
     def __init__(self, gate: Gate, attempts: Iterable[PastContact]) -> None:
         self.gate = gate
-        # A contact recorded as never made is no attempt at all.
-        self.attempts: list[_Attempt] = [past for past in attempts if past.outcome is not _NOT_MADE]
+        self.attempts: list[_Attempt] = list(attempts)
         self.indexes: dict[str, _ZoneIndex] = {}
         # The zones of an attempt without its own contact point zone (_zone_names).
         self.names: tuple[str, ...] = ()
@@ -760,7 +755,7 @@ class _DebtorState:
                     total = totals[scope] = totals.get(scope, 0) + 1
                     if total >= cap.limit:
                         self.any_full = True
-            if cooldown and past.outcome is _CONVERSATION and channel in VOICE_CHANNELS:
+            if cooldown and past.outcome in CONVERSATIONS and channel in VOICE_CHANNELS:
                 # In UTC: comparing datetimes of one fixed zone skips two offset lookups each.
                 moment = past.at.astimezone(UTC)
                 self.conversations.setdefault(past.account_id, []).append(
@@ -1000,12 +995,12 @@ def _third_party_blocks(
         if past.party is Party.THIRD_PARTY:
             if past.third_party_id == attempt.third_party_id and past.at <= instant:
                 contacted += 1
-                if past.outcome is Outcome.REFUSED:
+                if past.outcome in REFUSALS:
                     refused_at = past.at
         elif since < past.at <= instant:
             if past.outcome in FAILED_TO_REACH:
                 failed += 1
-            elif past.outcome is Outcome.CONVERSATION:
+            elif past.outcome in CONVERSATIONS:
                 reached = True
     if refused_at is not None:
         blocks.append(
@@ -1414,7 +1409,7 @@ def reservation_for(attempt: PlannedContact) -> PastContact:
     _set_past_at(reservation, attempt.at)
     _set_past_channel(reservation, attempt.channel)
     _set_past_party(reservation, attempt.party)
-    _set_past_outcome(reservation, _PLANNED)
+    _set_past_outcome(reservation, None)
     _set_past_effective(reservation, True)
     _set_past_account_id(reservation, attempt.account_id)
     _set_past_third_party_id(reservation, attempt.third_party_id)

@@ -1,4 +1,8 @@
-"""The stored, race-safe gate: decide a planned contact, reserve its slots, log the decision."""
+"""The stored, race-safe gate: decide a planned contact, reserve its slots, log the decision.
+
+An allowed contact is a planned row of the contact log (``recoup.contact``) holding the
+gate's numbered cap slots; reporting it there frees the slots it no longer needs.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recoup.compliance.certifications import service as certifications_service
-from recoup.compliance.enums import Channel, Outcome, Party
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.zones import (
     ZonedFrom,
@@ -32,20 +35,20 @@ from recoup.compliance.policy.rules import (
     Policy,
 )
 from recoup.compliance.rulepack import load_pack
+from recoup.contact import repository as contact_repository
+from recoup.contact import service as contact_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import AttemptStatus, OutcomeCode, Party
 from recoup.enums import ContactKind
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
 from recoup.kit.clock import aware, utcnow
-from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
-from recoup.models.compliance import (
-    ContactDecision,
-    ContactReservation,
-    ReservationStatus,
-    SlotClaim,
-)
+from recoup.models.compliance import ContactDecision, SlotClaim
+from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
 
@@ -82,7 +85,8 @@ def gate_for(session: Session, *, institution: Institution) -> Gate:
 
 
 def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHistory:
-    reservations = repository.reservations_since(
+    """Return the debtor's outbound contacts that count: planned, made or expired unreported."""
+    attempts = contact_repository.attempts_since(
         session,
         institution_id=debtor.institution_id,
         debtor_id=debtor.id,
@@ -91,19 +95,18 @@ def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHi
     return ContactHistory(
         attempts=tuple(
             PastContact(
-                at=aware(reservation.happened_at or reservation.planned_at),
-                channel=Channel(reservation.channel),
-                party=Party(reservation.party),
-                outcome=Outcome(reservation.outcome) if reservation.outcome else Outcome.PLANNED,
-                effective=reservation.effective,
-                account_id=str(reservation.account_id) if reservation.account_id else None,
+                at=aware(attempt.started_at or attempt.planned_at),
+                channel=Channel(attempt.channel),
+                party=Party(attempt.party),
+                outcome=OutcomeCode(attempt.outcome) if attempt.outcome else None,
+                effective=attempt.effective,
+                account_id=str(attempt.account_id) if attempt.account_id else None,
                 third_party_id=(
-                    str(reservation.contact_point_id)
-                    if reservation.party == Party.THIRD_PARTY
-                    else None
+                    str(attempt.contact_point_id) if attempt.party == Party.THIRD_PARTY else None
                 ),
             )
-            for reservation in reservations
+            for attempt in attempts
+            if attempt.planned_at is not None
         )
     )
 
@@ -146,14 +149,14 @@ def _claim_slots(
     gate: Gate,
     attempt: PlannedContact,
     facts: DebtorFacts,
-    reservation: ContactReservation,
+    planned: ContactAttempt,
 ) -> bool:
     """Claim one free numbered slot of every cap family; False when a family is full."""
     for spec in cap_slots(gate, attempt, facts):
         taken = repository.claimed_slot_keys(
             session,
-            institution_id=reservation.institution_id,
-            debtor_id=reservation.debtor_id,
+            institution_id=planned.institution_id,
+            debtor_id=planned.debtor_id,
             prefix=spec.prefix,
         )
         free = next(
@@ -168,9 +171,9 @@ def _claim_slots(
             return False
         session.add(
             SlotClaim(
-                institution_id=reservation.institution_id,
-                reservation_id=reservation.id,
-                debtor_id=reservation.debtor_id,
+                institution_id=planned.institution_id,
+                attempt_id=planned.id,
+                debtor_id=planned.debtor_id,
                 slot_key=free,
             )
         )
@@ -365,21 +368,22 @@ def check_contact(
                 record = decision_row(decision=decision)
                 session.add(record)
                 session.flush()
-                reservation = ContactReservation(
+                planned = contact_service.plan_attempt(
+                    session,
                     institution_id=institution_id,
                     decision_id=record.id,
                     debtor_id=debtor.id,
                     account_id=account.id if account else None,
                     contact_point_id=contact_point.id if contact_point else None,
-                    channel=channel.value,
-                    party=party.value,
+                    channel=channel,
+                    party=party,
                     planned_at=at,
                     expires_at=max(at, now) + RESERVATION_TTL,
+                    actor=actor,
+                    agent_id=agent_user_id,
                 )
-                session.add(reservation)
-                session.flush()
                 if not _claim_slots(
-                    session, gate=gate, attempt=attempt, facts=facts, reservation=reservation
+                    session, gate=gate, attempt=attempt, facts=facts, planned=planned
                 ):
                     raise _SlotTaken
             return CheckedContact(record=record, decision=decision)
@@ -406,39 +410,41 @@ def record_outcome(
     *,
     institution_id: int,
     decision_id: int,
-    outcome: Outcome,
-    effective: bool,
+    outcome: str,
     happened_at: datetime,
+    effective: bool | None = None,
+    ended_at: datetime | None = None,
+    duration_seconds: int | None = None,
+    provider_message_id: str | None = None,
+    actor: str | None = None,
     principal: Principal | None = None,
-) -> ContactReservation:
-    """Record what came of an allowed contact.
+) -> ContactAttempt:
+    """Record what came of an allowed contact in the contact log, and free what it no longer holds.
 
-    A call that did not connect frees its effective-call slot; a contact that was not made
-    at all (``not_made``) frees every slot it held. A decision ``principal`` may not see is
-    ``NotFound``.
+    ``outcome`` is an outcome code (``contact.rules.OutcomeCode``), ``not_made``, or one of
+    the older names (``conversation``, ``refused``, …). A contact that was not made frees
+    every slot it held; one whose outcome is not an effective call frees its effective-call
+    slot. A decision ``principal`` may not see is ``NotFound``.
     """
     get_scoped(session, ContactDecision, decision_id, acting(principal, institution_id))
-    reservation = repository.reservation_for_decision(
-        session, institution_id=institution_id, decision_id=decision_id
+    attempt = contact_service.report_attempt(
+        session,
+        institution_id=institution_id,
+        decision_id=decision_id,
+        outcome=outcome,
+        happened_at=happened_at,
+        effective=effective,
+        ended_at=ended_at,
+        duration_seconds=duration_seconds,
+        provider_message_id=provider_message_id,
+        actor=actor,
     )
-    if reservation is None:
-        raise NotFound(f"decision {decision_id} holds no reservation (was it allowed?)")
-    if reservation.status != ReservationStatus.reserved:
-        raise Conflict(f"the contact of decision {decision_id} is already {reservation.status}")
-    reservation.outcome = outcome.value
-    reservation.happened_at = happened_at
-    if outcome is Outcome.NOT_MADE:
-        reservation.status = ReservationStatus.released
-        reservation.effective = False
-        repository.delete_claims(session, reservation_id=reservation.id)
-        session.flush()
-        return reservation
-    reservation.status = ReservationStatus.used
-    reservation.effective = effective
-    if not effective:
-        repository.delete_effective_claims(session, reservation_id=reservation.id)
+    if attempt.status == AttemptStatus.CANCELLED:
+        repository.delete_claims(session, attempt_id=attempt.id)
+    elif not attempt.effective:
+        repository.delete_effective_claims(session, attempt_id=attempt.id)
     session.flush()
-    return reservation
+    return attempt
 
 
 def decisions_page(
@@ -472,14 +478,14 @@ def require_allowed_decision(
     debtor_id: int,
     channel: Channel,
     now: datetime | None = None,
-) -> ContactReservation:
-    """Return the live reservation a channel needs before contacting; refuse otherwise."""
+) -> ContactAttempt:
+    """Return the planned contact a channel needs before contacting; refuse otherwise."""
     if decision_id is None:
         raise PermissionDenied("no contact without a compliance decision id")
-    reservation = repository.reservation_for_decision(
+    planned = contact_repository.attempt_for_decision(
         session, institution_id=institution_id, decision_id=decision_id
     )
-    if reservation is None:
+    if planned is None:
         decision = repository.get_decision(
             session, institution_id=institution_id, decision_id=decision_id
         )
@@ -488,10 +494,12 @@ def require_allowed_decision(
                 f"decision {decision_id} was a dry run and holds no slot; ask the gate to reserve"
             )
         raise PermissionDenied(f"decision {decision_id} did not allow a contact")
-    if reservation.debtor_id != debtor_id or reservation.channel != channel.value:
+    if planned.debtor_id != debtor_id or planned.channel != channel.value:
         raise PermissionDenied(f"decision {decision_id} was for another debtor or channel")
-    if reservation.status != ReservationStatus.reserved:
-        raise PermissionDenied(f"decision {decision_id} was already {reservation.status}")
-    if aware(reservation.expires_at) < (now or utcnow()):
+    if planned.status == AttemptStatus.EXPIRED or (
+        planned.expires_at is not None and aware(planned.expires_at) < (now or utcnow())
+    ):
         raise PermissionDenied(f"decision {decision_id} expired; ask the gate again")
-    return reservation
+    if planned.status != AttemptStatus.PLANNED:
+        raise PermissionDenied(f"decision {decision_id} was already {planned.status}")
+    return planned

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
-from recoup.compliance.enums import Channel, HolidaySuppression
+from recoup.compliance.enums import HolidaySuppression
 from recoup.compliance.kinds import RuleKind
 from recoup.compliance.rulepack import LocalisedText, RulePack
+from recoup.contact.channels import Channel, outbound_channel
 
-VOICE_CHANNELS = frozenset({Channel.CALL, Channel.AI_CALL})
 # Who a policy's own hours answer to when the pack has no hours rule.
 POLICY_HOURS_RULE = "POL-HOURS"
 # What a policy that contradicts itself (hours ending before they start …) is refused under.
@@ -340,7 +340,7 @@ def policy_from_document(document: Mapping[str, Any]) -> Policy:
     if "hours" in values:
         values["hours"] = tuple(
             ChannelHours(
-                channels=frozenset(Channel(name) for name in item["channels"]),
+                channels=frozenset(outbound_channel(name) for name in item["channels"]),
                 start=time.fromisoformat(item["start"]),
                 end=time.fromisoformat(item["end"]),
             )
@@ -349,7 +349,7 @@ def policy_from_document(document: Mapping[str, Any]) -> Policy:
     if "channel_caps" in values:
         values["channel_caps"] = tuple(
             ChannelCap(
-                channels=frozenset(Channel(name) for name in item["channels"]),
+                channels=frozenset(outbound_channel(name) for name in item["channels"]),
                 limit=int(item["limit"]),
                 days=int(item.get("days", 1)),
             )
@@ -362,7 +362,9 @@ def policy_from_document(document: Mapping[str, Any]) -> Policy:
             date.fromisoformat(d) for d in values["blackout_dates"]
         )
     if "disabled_channels" in values:
-        values["disabled_channels"] = frozenset(Channel(c) for c in values["disabled_channels"])
+        values["disabled_channels"] = frozenset(
+            outbound_channel(c) for c in values["disabled_channels"]
+        )
     if values.get("approved_agencies") is not None:
         values["approved_agencies"] = frozenset(values["approved_agencies"])
     for name in ("name", "version"):

@@ -12,7 +12,6 @@ from typing import Any
 
 import ahocorasick
 
-from recoup.compliance.enums import Channel, Party
 from recoup.compliance.templates.normalise import (
     NormalisedText,
     normalise,
@@ -20,6 +19,8 @@ from recoup.compliance.templates.normalise import (
     normalise_words,
     simplified,
 )
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
 
 LEXICON_LANGUAGES = ("zh", "en")
 MISSING_ELEMENT = "missing_element"
