@@ -119,3 +119,9 @@ def test_a_team_lead_sets_capacity_queues_and_absences(page: Page, live_server: 
             ).scalars()
         )
         assert actions == {"agent.profile", "queue.save", "agent.absence"}
+
+
+def test_the_page_title_is_its_heading(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "team-lead", next_path="/allocation")
+    assert page.title().startswith("工作分配")
+    expect(page.locator("[data-testid=queue-form]")).to_have_count(1)
