@@ -15,6 +15,10 @@ Promises: A's 2,000 due 10 Mar kept; B's 10,000 due 20 Mar partially kept (5,000
 made 25 Mar due 31 Mar still pending (grace days run into April); F's 500 due 28 Feb broken
 (reconciled 4 Mar); E's 6,000 made 5 Mar due 2 Apr, kept on 12 Mar; one of C's cancelled.
 
+Contacts made in March: a call to A (promise made, 3 Mar); calls to B (no answer 14 Mar, promise
+made 15 Mar); a text to C (delivered, 20 Mar); a call about F's debtor as a whole (someone
+else answered, 21 Mar). A planned, a cancelled and an inbound contact do not count.
+
 Plus an account in US dollars and another lender's account, neither of which may count.
 """
 
@@ -28,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from recoup.models import Account, Institution
 from recoup.models.workbench import PromiseStatus
-from tests.analytics.helpers import Outcome, account, pay, promise, state
+from tests.analytics.helpers import Outcome, account, attempt, pay, promise, state
 from tests.factories import make_institution
 
 MARCH_END = date(2026, 3, 31)
@@ -117,15 +121,27 @@ def march(session: Session) -> March:
         outcome=Outcome(PromiseStatus.cancelled, date(2026, 3, 3)),
     )
 
+    attempt(session, a, "call", "promise_made", date(2026, 3, 3))
+    attempt(session, b, "call", "no_answer", date(2026, 3, 14))
+    attempt(session, b, "call", "promise_made", date(2026, 3, 15))
+    attempt(session, c, "sms", "message_delivered", date(2026, 3, 20))
+    attempt(session, f, "call", "third_party", date(2026, 3, 21), about_the_debtor=True)
+    attempt(session, f, "call", None, date(2026, 3, 30), status="planned")
+    attempt(session, c, "call", None, date(2026, 3, 22), status="cancelled")
+    attempt(session, a, "call", "right_party", date(2026, 3, 23), direction="inbound")
+    attempt(session, a, "call", "right_party", date(2026, 4, 2))  # after the month
+
     # Neither of these may count: another currency, another lender.
     dollars = account(session, institution, currency="USD")
     state(session, dollars, date(2026, 2, 20), days_past_due=10, balance=99_000)
     pay(session, dollars, 500, date(2026, 3, 3))
     promise(session, dollars, 700, promised_on=date(2026, 3, 20), due_date=date(2026, 3, 25))
+    attempt(session, dollars, "call", "right_party", date(2026, 3, 20))
     other = make_institution(session)
     theirs = account(session, other)
     state(session, theirs, date(2026, 2, 20), days_past_due=10, balance=77_000)
     state(session, theirs, date(2026, 3, 20), days_past_due=0, balance=70_000)
     pay(session, theirs, 7_000, date(2026, 3, 20))
     promise(session, theirs, 900, promised_on=date(2026, 3, 20), due_date=date(2026, 3, 25))
+    attempt(session, theirs, "call", "right_party", date(2026, 3, 20))
     return March(institution, a, b, c, d, e, f, other)

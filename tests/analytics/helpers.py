@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.orm import Session
 
 from recoup.models import Account, DelinquencyEvent, Institution, Payment
+from recoup.models.contact import ContactAttempt
 from recoup.models.plans import PaymentPlan
 from recoup.models.workbench import Promise, PromiseStatus
 from recoup.portfolio.rules import bucket_for
@@ -150,6 +151,37 @@ def plan(
         created_by="test",
         created_at=noon(made_on),
         resolved_at=noon(ended_on) if ended_on else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def attempt(
+    session: Session,
+    account: Account,
+    channel: str,
+    outcome: str | None,
+    day: date,
+    *,
+    about_the_debtor: bool = False,
+    status: str = "made",
+    direction: str = "outbound",
+    party: str = "debtor",
+) -> ContactAttempt:
+    """Log a contact attempt on the account (or, ``about_the_debtor``, on its debtor alone)."""
+    row = ContactAttempt(
+        institution_id=account.institution_id,
+        debtor_id=account.debtor_id,
+        account_id=None if about_the_debtor else account.id,
+        channel=channel,
+        party=party,
+        direction=direction,
+        status=status,
+        planned_at=noon(day),
+        started_at=noon(day) if status == "made" else None,
+        outcome=outcome,
+        actor="test",
     )
     session.add(row)
     session.flush()

@@ -38,14 +38,29 @@ class TestAnswer:
         assert total["promise_forecast"]["expected"] == 1_000
         m5 = next(row for row in total["roll_rates"]["from_buckets"] if row["from_bucket"] == "M5")
         assert m5["by_count"]["cure"] == {"numerator": 0, "denominator": 0, "value": None}
+        # The call about F's debtor as a whole has no account, so no product.
         assert [group["cuts"] for group in body["groups"]] == [
             {"product": "consumer_loan"},
             {"product": "credit_card"},
+            {"product": None},
         ]
         assert body["kept_probability"]["overall"]["denominator"] == 3
-        # The contact log does not exist yet: its KPIs are absent, not zeros.
-        assert "contact_rate" not in total
-        assert "cost_per_amount_collected" not in total
+        assert total["contacts"] == {
+            "attempts": 5,
+            "reached": 3,
+            "right_party": 2,
+            "promises": 2,
+            "by_channel": {"call": 4, "sms": 1},
+        }
+        assert total["contact_rate"]["value"] == 0.6
+        assert total["right_party_contact_rate"]["value"] == 0.4
+        assert total["promise_rate"]["value"] == 1.0
+        assert total["contact_cost"] == 605  # 4 calls × ¥1.50 + 1 text × ¥0.05
+        assert total["cost_per_amount_collected"] == {
+            "numerator": 605,
+            "denominator": 21_000,
+            "value": 605 / 21_000,
+        }
 
     def test_a_past_period_and_comma_separated_cuts(self, session: Session, march: March) -> None:
         lead = make_user(session, march.institution, role="team_lead")
@@ -93,7 +108,7 @@ class TestRefusals:
                 URL, params={"as_of": "2026-03-31", "group_by": "agent"}, headers=bearer(manager)
             )
         problem = assert_problem(response, 422)
-        assert "product, bucket, province, city, segment" in str(problem["detail"])
+        assert "product, bucket, province, city, segment, channel" in str(problem["detail"])
         assert [item["field"] for item in problem["errors"]] == ["group_by"]  # type: ignore[union-attr]
 
     def test_a_missing_or_impossible_date(self, session: Session, march: March) -> None:
@@ -159,6 +174,8 @@ class TestWhoMaySee:
         assert theirs["total"]["portfolio"]["accounts"] == 1
         assert theirs["total"]["collected"]["amount"] == 7_000
         assert theirs["total"]["cure_rate"]["by_count"]["value"] == 1.0
+        assert theirs["total"]["contacts"]["attempts"] == 1
+        assert mine["total"]["contacts"]["attempts"] == 5
 
     def test_a_platform_admin_reads_no_institution(self, session: Session, march: March) -> None:
         platform = make_user(session, None, role="admin")

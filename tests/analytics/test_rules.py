@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recoup.analytics import rules
@@ -80,7 +80,7 @@ class TestCuts:
         assert [problem.field for problem in problems] == ["group_by"]
         message = problems[0].message
         assert "'agent', 'colour'" in message
-        assert "product, bucket, province, city, segment" in message
+        assert "product, bucket, province, city, segment, channel" in message
 
 
 class TestPortfolioByBucket:
@@ -159,6 +159,7 @@ class TestRollSummary:
     def test_nothing_at_all(self) -> None:
         assert all(row.by_count["cure"] == NO_DATA for row in rules.roll_summary([]))
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         st.lists(
             st.builds(
@@ -294,16 +295,26 @@ class TestContactKpis:
         assert rules.plan_kept_rate(rules.PlanOutcomes()).value is None
 
     def test_cost_per_amount_collected(self) -> None:
-        costs = {"call": Decimal("1.50"), "sms": Decimal("0.05")}
-        cost = rules.collection_cost({"call": 10, "sms": 100}, costs, minor_digits=2)
+        pricing = rules.Pricing({"call": Decimal("1.50"), "sms": Decimal("0.05")}, minor_digits=2)
+        cost = rules.collection_cost({"call": 10, "sms": 100}, pricing)
         assert cost == 2_000  # ¥15.00 + ¥5.00
         assert rules.cost_per_amount_collected(cost=cost, collected=100_000).value == 0.02
         assert rules.cost_per_amount_collected(cost=cost, collected=0).value is None
 
-    def test_fractions_of_a_cent_round_half_up_and_an_uncosted_channel_is_an_error(self) -> None:
-        assert rules.collection_cost({"sms": 3}, {"sms": Decimal("0.005")}, minor_digits=2) == 2
-        with pytest.raises(ValueError, match="no cost set for channel 'visit'"):
-            rules.collection_cost({"visit": 1}, {"sms": Decimal("0.05")}, minor_digits=2)
+    def test_fractions_of_a_cent_round_half_up(self) -> None:
+        pricing = rules.Pricing({"sms": Decimal("0.005")}, minor_digits=2)
+        assert rules.collection_cost({"sms": 3}, pricing) == 2
+
+    def test_a_channel_used_without_a_cost_makes_the_cost_unknown_not_free(self) -> None:
+        pricing = rules.Pricing({"sms": Decimal("0.05")}, minor_digits=2)
+        assert rules.collection_cost({"visit": 1, "sms": 2}, pricing) is None
+        assert rules.collection_cost({"visit": 0, "sms": 2}, pricing) == 10
+
+    def test_contact_counts_of_groups_add_up(self) -> None:
+        total = rules.ContactCounts(3, 2, 1, 1, {"call": 3}) + rules.ContactCounts(
+            2, 1, 1, 0, {"call": 1, "sms": 1}
+        )
+        assert total == rules.ContactCounts(5, 3, 2, 1, {"call": 4, "sms": 1})
 
 
 class TestKpisOf:
@@ -315,6 +326,7 @@ class TestKpisOf:
             collected=Collected(7_000, 2, 0),
             cures=Average(28, 1),
             promises_due=PromiseOutcomes(kept=1, partially_kept=1),
+            contacts=rules.ContactCounts(3, 2, 2, 2, {"call": 3}),
         )
         consumer_loan = GroupFacts(
             buckets=(BucketCount("M1", 1, 30_000),),
@@ -324,9 +336,11 @@ class TestKpisOf:
             collected=Collected(14_000, 4, 4_000),
             promises_due=PromiseOutcomes(awaiting=1),
             pending_promises=(PendingPromises("M1", 1, 3_000),),
+            contacts=rules.ContactCounts(2, 1, 0, 0, {"sms": 1, "call": 1}),
         )
         probability = rules.kept_probability({"M1": PromiseOutcomes(kept=1, broken=2)}, minimum=30)
-        total = rules.kpis_of(rules.total_of([credit_card, consumer_loan]), probability)
+        pricing = rules.Pricing({"call": Decimal("1.50"), "sms": Decimal("0.05")}, minor_digits=2)
+        total = rules.kpis_of(rules.total_of([credit_card, consumer_loan]), probability, pricing)
         assert (total.accounts, total.balance) == (3, 58_000)
         assert total.cure_rate_by_count == Rate(1, 3)
         assert total.recovery_rate == Rate(13_000, 36_000)
@@ -335,7 +349,15 @@ class TestKpisOf:
         assert total.average_days_to_cure.value == 28
         assert total.promise_kept_rate == Rate(1, 2)
         assert total.promise_forecast.expected == 1_000
-        parts = [rules.kpis_of(facts, probability) for facts in (credit_card, consumer_loan)]
+        assert total.contact_rate == Rate(3, 5)
+        assert total.right_party_contact_rate == Rate(2, 5)
+        assert total.promise_rate == Rate(2, 2)
+        assert total.contact_cost == 605
+        assert total.cost_per_amount_collected == Rate(605, 21_000)
+        parts = [
+            rules.kpis_of(facts, probability, pricing) for facts in (credit_card, consumer_loan)
+        ]
         assert sum(part.accounts for part in parts) == total.accounts
         assert parts[1].cure_rate_by_count == Rate(0, 1)
         assert parts[1].promise_kept_rate.value is None
+        assert parts[1].promise_rate.value is None  # no right-party contact

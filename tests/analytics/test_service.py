@@ -13,11 +13,13 @@ from recoup.analytics.rules import (
     Cell,
     Cohort,
     Collected,
+    ContactCounts,
     PlanOutcomes,
     PromiseOutcomes,
     Rate,
 )
 from recoup.identity.scoping import institution_scope
+from recoup.institutions.service import update_settings
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Institution
 from recoup.models.scoring import AccountScore, ModelVersion
@@ -108,8 +110,6 @@ class TestTheMonth:
     def test_a_bucket_with_enough_history_uses_its_own_kept_rate(
         self, session: Session, march: March
     ) -> None:
-        from recoup.institutions.service import update_settings
-
         update_settings(
             session,
             institution=march.institution,
@@ -244,13 +244,87 @@ class TestPlans:
         assert report(session, march.institution).total.plan_kept_rate.value is None
 
 
+class TestContacts:
+    def test_attempts_made_in_the_month_and_whom_they_reached(
+        self, session: Session, march: March
+    ) -> None:
+        total = report(session, march.institution).total
+        # Calls to A and B (×2), a text to C, a call about F's debtor; not the planned,
+        # cancelled, inbound or April ones, nor the dollar account's or the other lender's.
+        assert total.contacts == ContactCounts(5, 3, 2, 2, {"call": 4, "sms": 1})
+        assert total.contact_rate == Rate(3, 5)
+        assert total.right_party_contact_rate == Rate(2, 5)
+        assert total.promise_rate == Rate(2, 2)
+
+    def test_cost_per_amount_collected_at_the_institutions_channel_costs(
+        self, session: Session, march: March
+    ) -> None:
+        total = report(session, march.institution).total
+        assert total.contact_cost == 605  # 4 calls × ¥1.50 + 1 text × ¥0.05
+        assert total.cost_per_amount_collected == Rate(605, 21_000)
+        update_settings(
+            session,
+            institution=march.institution,
+            changes={"analytics": {"contact_cost": {"call": "2.00", "sms": "0.10"}}},
+            actor="test",
+        )
+        assert report(session, march.institution).total.contact_cost == 810
+
+    def test_a_channel_without_a_cost_makes_the_cost_unknown(
+        self, session: Session, march: March
+    ) -> None:
+        update_settings(
+            session,
+            institution=march.institution,
+            changes={"analytics": {"contact_cost": {"sms": "0.05"}}},
+            actor="test",
+        )
+        total = report(session, march.institution).total
+        assert total.contact_cost is None
+        assert total.cost_per_amount_collected is None
+
+    def test_by_channel_promises_and_contacts_split_the_rest_has_none(
+        self, session: Session, march: March
+    ) -> None:
+        result = report(session, march.institution, group_by=["channel"])
+        groups = {group.cuts["channel"]: group.kpis for group in result.groups}
+        assert list(groups) == ["call", "sms", None]
+        assert groups["call"].contacts.attempts == 4
+        assert groups["call"].promise_kept_rate == Rate(1, 2)  # promises were made by call
+        assert groups["sms"].contact_rate == Rate(0, 1)  # a delivered text reaches nobody
+        assert groups[None].accounts == 4
+        assert groups[None].collected.amount == 21_000
+        assert groups[None].contacts.attempts == 0
+
+    def test_by_bucket_when_the_attempt_happened(self, session: Session, march: March) -> None:
+        result = report(session, march.institution, group_by=["bucket"])
+        attempts = {
+            group.cuts["bucket"]: group.kpis.contacts.attempts
+            for group in result.groups
+            if group.kpis.contacts.attempts
+        }
+        # A in M1 on 3 Mar (current by the end), B in M3 since 8 Mar, C in M1 on 20 Mar, F's
+        # debtor-wide call without a bucket.
+        assert attempts == {"M1": 2, "M3": 2, None: 1}
+
+    def test_a_debtor_wide_attempt_counts_in_the_debtors_region(
+        self, session: Session, march: March
+    ) -> None:
+        result = report(session, march.institution, group_by=["province"])
+        attempts = {group.cuts["province"]: group.kpis.contacts.attempts for group in result.groups}
+        assert attempts == {"广东省": 3, "浙江省": 1, None: 1}
+
+
 class TestGroups:
     def test_by_product_the_groups_add_up_to_the_total(
         self, session: Session, march: March
     ) -> None:
         result = report(session, march.institution, group_by=["product"])
         groups = {group.cuts["product"]: group.kpis for group in result.groups}
-        assert sorted(groups) == ["consumer_loan", "credit_card"]
+        # The call about F's debtor as a whole has no account: no product.
+        assert list(groups) == ["consumer_loan", "credit_card", None]
+        assert groups[None].accounts == 0
+        assert groups[None].contacts.attempts == 1
         cards, loans = groups["credit_card"], groups["consumer_loan"]
         assert (cards.accounts, cards.balance) == (2, 28_000)
         assert cards.cure_rate_by_count == Rate(1, 2)

@@ -30,6 +30,7 @@ def _cohort(cohort: rules.Cohort) -> schemas.Cohort:
 
 def _kpis(kpis: rules.Kpis) -> schemas.Kpis:
     forecast = kpis.promise_forecast
+    contacts = kpis.contacts
     return schemas.Kpis(
         portfolio=schemas.PortfolioKpis(
             accounts=kpis.accounts,
@@ -107,6 +108,22 @@ def _kpis(kpis: rules.Kpis) -> schemas.Kpis:
             completed=kpis.plans_ended.completed, broken=kpis.plans_ended.broken
         ),
         plan_kept_rate=_rate(kpis.plan_kept_rate),
+        contacts=schemas.ContactKpis(
+            attempts=contacts.attempts,
+            reached=contacts.reached,
+            right_party=contacts.right_party,
+            promises=contacts.promises,
+            by_channel=dict(sorted(contacts.by_channel.items())),
+        ),
+        contact_rate=_rate(kpis.contact_rate),
+        right_party_contact_rate=_rate(kpis.right_party_contact_rate),
+        promise_rate=_rate(kpis.promise_rate),
+        contact_cost=kpis.contact_cost,
+        cost_per_amount_collected=(
+            None
+            if kpis.cost_per_amount_collected is None
+            else _rate(kpis.cost_per_amount_collected)
+        ),
     )
 
 

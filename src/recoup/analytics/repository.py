@@ -10,7 +10,7 @@ the tuple of the cut values in the order asked (``None`` where unknown).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVarTuple
@@ -40,15 +40,24 @@ from recoup.analytics.rules import (
     Cell,
     Cohort,
     Collected,
+    ContactCounts,
     PendingPromises,
     PlanOutcomes,
     PromiseOutcomes,
 )
 from recoup.analytics.rules import Average as Mean
+from recoup.contact.rules import (
+    RIGHT_PARTY_CODES,
+    AttemptStatus,
+    Direction,
+    OutcomeCode,
+    codes_where,
+)
 from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import Debtor
 from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore
@@ -62,6 +71,8 @@ _DEBTOR_CUTS = frozenset({"province", "city"})
 # A plan's ends, as plan follow-up records them (``plans.service``).
 PLAN_COMPLETED = "completed"
 PLAN_BROKEN = "broken"
+# Outcomes where a person answered or was met: a contact, in the contact rate.
+REACHED_CODES = codes_where(reached=True)
 
 
 class WholeDaysBetween(FunctionElement[int]):
@@ -132,19 +143,45 @@ class Population:
         return statement
 
     def static_columns(self) -> list[ColumnElement[Any]]:
-        """Return the columns of the cuts other than the bucket, labelled by cut."""
+        """Return the columns of the account's own cuts (not bucket or channel), by cut."""
         return [
             _STATIC_CUTS[cut](self.as_of).label(f"cut_{cut}")
             for cut in self.cuts
-            if cut != "bucket"
+            if cut in _STATIC_CUTS
         ]
 
-    def group(self, bucket: SQLColumnExpression[Any]) -> list[ColumnElement[Any]]:
-        """Return the group columns in the order of the cuts, ``bucket`` for the bucket cut."""
+    def group(
+        self,
+        bucket: SQLColumnExpression[Any],
+        channel: SQLColumnExpression[Any] | None = None,
+    ) -> list[ColumnElement[Any]]:
+        """Return the group columns in the order of the cuts (a fact without a channel: none)."""
         static = iter(self.static_columns())
-        return [
-            bucket.label("cut_bucket") if cut == "bucket" else next(static) for cut in self.cuts
-        ]
+        columns: list[ColumnElement[Any]] = []
+        for cut in self.cuts:
+            if cut == "bucket":
+                columns.append(bucket.label("cut_bucket"))
+            elif cut == "channel":
+                if channel is not None:
+                    columns.append(channel.label("cut_channel"))
+            else:
+                columns.append(next(static))
+        return columns
+
+    def key(self, values: Sequence[Any], *, bucket: Any = None, channel: bool = False) -> GroupKey:
+        """Return the group key of a row's group values (from ``group``, or static ones and
+        ``bucket``); a fact without a channel has none."""
+        given = iter(values)
+        key: list[str | None] = []
+        for cut in self.cuts:
+            if cut == "channel" and not channel:
+                value = None
+            elif cut == "bucket" and bucket is not None:
+                value = bucket
+            else:
+                value = next(given)
+            key.append(None if value is None else str(value))
+        return tuple(key)
 
 
 def population(
@@ -152,10 +189,6 @@ def population(
 ) -> Population:
     """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI)."""
     return Population(institution_id, principal, currency, as_of, tuple(cuts))
-
-
-def _key(values: Sequence[Any]) -> GroupKey:
-    return tuple(None if value is None else str(value) for value in values)
 
 
 def _state() -> Any:
@@ -188,7 +221,7 @@ def buckets(
     )
     found: dict[GroupKey, list[BucketCount]] = {}
     for *values, bucket, accounts, balance in rows:
-        found.setdefault(_key(values), []).append(
+        found.setdefault(people.key(values), []).append(
             BucketCount(str(bucket), int(accounts), int(balance or 0))
         )
     return found
@@ -207,8 +240,7 @@ def transitions(
         narrow=people.narrow,
         groups=people.static_columns(),
     ):
-        static = iter(cell.group)
-        key = tuple(cell.from_bucket if cut == "bucket" else next(static) for cut in people.cuts)
+        key = people.key(cell.group, bucket=cell.from_bucket)
         found.setdefault(key, []).append(
             Cell(cell.from_bucket, cell.to_bucket, cell.accounts, cell.balance)
         )
@@ -231,7 +263,7 @@ def delinquent_at_start(
         )
     )
     return {
-        _key(values): Cohort(int(accounts), int(balance or 0), int(collected or 0))
+        people.key(values): Cohort(int(accounts), int(balance or 0), int(collected or 0))
         for *values, accounts, balance, collected in rows
     }
 
@@ -283,7 +315,7 @@ def placed(
         )
     )
     return {
-        _key(values): Cohort(int(accounts), int(balance or 0), int(collected or 0))
+        people.key(values): Cohort(int(accounts), int(balance or 0), int(collected or 0))
         for *values, accounts, balance, collected in rows
     }
 
@@ -308,7 +340,7 @@ def collected(
         )
     )
     return {
-        _key(values): Collected(int(amount or 0), int(payments), int(charged_off or 0))
+        people.key(values): Collected(int(amount or 0), int(payments), int(charged_off or 0))
         for *values, amount, payments, charged_off in rows
     }
 
@@ -363,7 +395,7 @@ def cures(
             .group_by(*group)
         )
     )
-    return {_key(values): Mean(int(total or 0), int(count)) for *values, count, total in rows}
+    return {people.key(values): Mean(int(total or 0), int(count)) for *values, count, total in rows}
 
 
 def _bucket_when_promised() -> ScalarSelect[str | None]:
@@ -429,6 +461,7 @@ def _promises(people: Population, as_of: AsOf) -> Subquery:
             status_then.label("status_then"),
             amount_left.label("amount_left"),
             _bucket_when_promised().label("bucket"),
+            Promise.channel.label("cut_channel"),
             *people.static_columns(),
         )
         .select_from(Promise)
@@ -438,6 +471,7 @@ def _promises(people: Population, as_of: AsOf) -> Subquery:
 
 
 def _promise_group(promise: Subquery, cuts: Sequence[str]) -> list[ColumnElement[Any]]:
+    """Group columns of ``_promises`` rows: the bucket when promised, the promise's channel."""
     return [promise.c.bucket if cut == "bucket" else promise.c[f"cut_{cut}"] for cut in cuts]
 
 
@@ -451,7 +485,8 @@ def promises_due(
 ) -> dict[GroupKey, PromiseOutcomes]:
     """Count promises due between the days (made by ``as_of``) by their status then.
 
-    Cancelled promises are left out; the bucket cut is the bucket when the promise was made.
+    Cancelled promises are left out; the bucket cut is the bucket when the promise was made,
+    the channel cut the channel it was made on.
     """
     promise = _promises(people, as_of)
     group = _promise_group(promise, people.cuts)
@@ -467,7 +502,7 @@ def promises_due(
     )
     found: dict[GroupKey, PromiseOutcomes] = {}
     for *values, status, count in rows:
-        key = _key(values)
+        key = people.key(values, channel=True)
         found[key] = found.get(key, PromiseOutcomes()).adding(str(status), int(count))
     return found
 
@@ -518,7 +553,7 @@ def pending_promises(
     )
     found: dict[GroupKey, list[PendingPromises]] = {}
     for *values, bucket, count, amount in rows:
-        found.setdefault(_key(values), []).append(
+        found.setdefault(people.key(values, channel=True), []).append(
             PendingPromises(None if bucket is None else str(bucket), int(count), int(amount or 0))
         )
     return found
@@ -560,11 +595,76 @@ def plans_ended(
     )
     found: dict[GroupKey, PlanOutcomes] = {}
     for *values, status, count in rows:
-        key = _key(values)
+        key = people.key(values)
         ended = (
             PlanOutcomes(completed=int(count))
             if status == PLAN_COMPLETED
             else PlanOutcomes(broken=int(count))
         )
         found[key] = found.get(key, PlanOutcomes()) + ended
+    return found
+
+
+def contacts(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[GroupKey, ContactCounts]:
+    """Count outbound attempts made between the moments, by outcome meaning and channel.
+
+    An attempt counts when it happened (its start, else when it was planned). Attempts about
+    the debtor as a whole (no account) count with the debtor's cuts; their account cuts are
+    unknown. The bucket cut is the account's bucket when the attempt happened.
+    """
+    attempt = ContactAttempt
+    happened = func.coalesce(attempt.started_at, attempt.planned_at, attempt.created_at)
+    bucket_then = (
+        select(DelinquencyEvent.bucket)
+        .where(
+            DelinquencyEvent.account_id == attempt.account_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at <= happened,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(attempt)
+        .scalar_subquery()
+    )
+
+    def counted(codes: Iterable[str]) -> ColumnElement[int]:
+        return func.sum(case((attempt.outcome.in_(sorted(codes)), 1), else_=0))
+
+    group = people.group(bucket_then, channel=attempt.channel)
+    statement = (
+        select(
+            *group,
+            attempt.channel,
+            func.count(),
+            counted(REACHED_CODES),
+            counted(RIGHT_PARTY_CODES),
+            counted([OutcomeCode.PROMISE_MADE]),
+        )
+        .select_from(attempt)
+        .outerjoin(Account, Account.id == attempt.account_id)
+        .where(
+            attempt.status == AttemptStatus.MADE,
+            attempt.direction == Direction.OUTBOUND,
+            happened >= start,
+            happened < end,
+            or_(attempt.account_id.is_(None), Account.currency == people.currency),
+        )
+        .group_by(*group, attempt.channel)
+    )
+    if _DEBTOR_CUTS.intersection(people.cuts):
+        statement = statement.join(Debtor, Debtor.id == attempt.debtor_id)
+    found: dict[GroupKey, ContactCounts] = {}
+    for *values, channel, attempts, reached, right_party, promises in session.execute(
+        scoped(statement, ContactAttempt, people.principal)
+    ):
+        key = people.key(values, channel=True)
+        found[key] = found.get(key, ContactCounts()) + ContactCounts(
+            int(attempts),
+            int(reached or 0),
+            int(right_party or 0),
+            int(promises or 0),
+            {str(channel): int(attempts)},
+        )
     return found

@@ -10,15 +10,16 @@ institution's currency. The repository counts *facts* per group of accounts in S
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Protocol
 
 from recoup.portfolio.rules import BUCKETS, bucket_rank
 
-# What a group of accounts can be cut by today, in the order the API lists them.
-CUTS: tuple[str, ...] = ("product", "bucket", "province", "city", "segment")
+# What KPIs can be cut by, in the order the API lists them. ``channel`` splits only what has a
+# channel (contact attempts, promises); the other facts fall in the group without one.
+CUTS: tuple[str, ...] = ("product", "bucket", "province", "city", "segment", "channel")
 # States an account leaves the portfolio in; charge-off is the last roll forward.
 CHARGED_OFF = "charged_off"
 LEFT_STATES = frozenset({"settled", "closed"})
@@ -258,6 +259,29 @@ class PlanOutcomes:
 
 
 @dataclass(frozen=True, slots=True)
+class ContactCounts:
+    """Outbound contact attempts made (from the contact log), and whom they reached."""
+
+    attempts: int = 0
+    reached: int = 0  # anyone
+    right_party: int = 0  # the debtor
+    promises: int = 0  # attempts whose outcome was a promise to pay
+    by_channel: Mapping[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: ContactCounts) -> ContactCounts:
+        by_channel = dict(self.by_channel)
+        for channel, count in other.by_channel.items():
+            by_channel[channel] = by_channel.get(channel, 0) + count
+        return ContactCounts(
+            self.attempts + other.attempts,
+            self.reached + other.reached,
+            self.right_party + other.right_party,
+            self.promises + other.promises,
+            by_channel,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class GroupFacts:
     """What the repository counts for one group of accounts; facts of groups add up."""
 
@@ -270,6 +294,7 @@ class GroupFacts:
     promises_due: PromiseOutcomes = PromiseOutcomes()
     pending_promises: tuple[PendingPromises, ...] = ()
     plans_ended: PlanOutcomes = PlanOutcomes()
+    contacts: ContactCounts = ContactCounts()
 
     def __add__(self, other: GroupFacts) -> GroupFacts:
         return GroupFacts(
@@ -282,6 +307,7 @@ class GroupFacts:
             promises_due=self.promises_due + other.promises_due,
             pending_promises=self.pending_promises + other.pending_promises,
             plans_ended=self.plans_ended + other.plans_ended,
+            contacts=self.contacts + other.contacts,
         )
 
 
@@ -503,7 +529,12 @@ def _bucket_order(bucket: str | None) -> int:
     return len(BUCKETS) if bucket is None else bucket_rank(bucket)
 
 
-# --- Contact KPIs: their formulas, fed once the contact log exists. -------------------------
+def plan_kept_rate(plans: PlanOutcomes) -> Rate:
+    """Return payment plans completed ÷ plans that ended (completed or broken)."""
+    return Rate(plans.completed, plans.completed + plans.broken)
+
+
+# --- Contact KPIs, from the contact log. ------------------------------------------------------
 
 
 def contact_rate(*, attempts: int, contacts: int) -> Rate:
@@ -521,25 +552,25 @@ def promise_rate(*, right_party_contacts: int, promises: int) -> Rate:
     return Rate(promises, right_party_contacts)
 
 
-def plan_kept_rate(plans: PlanOutcomes) -> Rate:
-    """Return payment plans completed ÷ plans that ended (completed or broken)."""
-    return Rate(plans.completed, plans.completed + plans.broken)
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """What one contact costs per channel, in major units, and the currency's decimals."""
+
+    costs: Mapping[str, Decimal]
+    minor_digits: int
 
 
-def collection_cost(
-    attempts: Mapping[str, int], costs: Mapping[str, Decimal], *, minor_digits: int
-) -> int:
+def collection_cost(attempts: Mapping[str, int], pricing: Pricing) -> int | None:
     """Return what the attempts cost, in minor units (half up), from per-channel unit costs.
 
-    ``costs`` are in the currency's major units (1.50 a call); a channel without a cost is an
-    error, not free.
+    ``None`` when a channel that was used has no cost set: unknown, not free.
     """
     total = Decimal(0)
     for channel, count in attempts.items():
-        if channel not in costs:
-            raise ValueError(f"no cost set for channel {channel!r}: set analytics.contact_cost")
-        total += costs[channel] * count
-    return int(total.scaleb(minor_digits).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        if count and channel not in pricing.costs:
+            return None
+        total += pricing.costs.get(channel, Decimal(0)) * count
+    return int(total.scaleb(pricing.minor_digits).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def cost_per_amount_collected(*, cost: int, collected: int) -> Rate:
@@ -573,13 +604,21 @@ class Kpis:
     promise_forecast: PromiseForecast
     plans_ended: PlanOutcomes
     plan_kept_rate: Rate
+    contacts: ContactCounts
+    contact_rate: Rate
+    right_party_contact_rate: Rate
+    promise_rate: Rate
+    contact_cost: int | None
+    cost_per_amount_collected: Rate | None
 
 
-def kpis_of(facts: GroupFacts, probability: KeptProbability) -> Kpis:
+def kpis_of(facts: GroupFacts, probability: KeptProbability, pricing: Pricing) -> Kpis:
     """Return the KPIs of a group's facts; P(kept) is the institution's, whatever the group."""
     buckets = portfolio_by_bucket(facts.buckets)
     transitions = merged_cells(facts.transitions)
     by_count, by_balance = cure_rate(transitions)
+    contacts = facts.contacts
+    cost = collection_cost(contacts.by_channel, pricing)
     return Kpis(
         buckets=buckets,
         accounts=sum(item.accounts for item in buckets),
@@ -600,6 +639,20 @@ def kpis_of(facts: GroupFacts, probability: KeptProbability) -> Kpis:
         promise_forecast=promise_forecast(facts.pending_promises, probability),
         plans_ended=facts.plans_ended,
         plan_kept_rate=plan_kept_rate(facts.plans_ended),
+        contacts=contacts,
+        contact_rate=contact_rate(attempts=contacts.attempts, contacts=contacts.reached),
+        right_party_contact_rate=right_party_contact_rate(
+            attempts=contacts.attempts, right_party_contacts=contacts.right_party
+        ),
+        promise_rate=promise_rate(
+            right_party_contacts=contacts.right_party, promises=contacts.promises
+        ),
+        contact_cost=cost,
+        cost_per_amount_collected=(
+            None
+            if cost is None
+            else cost_per_amount_collected(cost=cost, collected=facts.collected.amount)
+        ),
     )
 
 

@@ -137,6 +137,16 @@ class PlansEnded(BaseModel):
     broken: int
 
 
+class ContactKpis(BaseModel):
+    """Outbound contact attempts made in the period (the contact log), and whom they reached."""
+
+    attempts: int
+    reached: int = Field(description="attempts where anyone answered or was met")
+    right_party: int = Field(description="attempts that reached the debtor")
+    promises: int = Field(description="attempts whose outcome was a promise to pay")
+    by_channel: dict[str, int]
+
+
 class Kpis(BaseModel):
     """Every KPI of a set of accounts; docs/kpis.md defines each one."""
 
@@ -155,6 +165,17 @@ class Kpis(BaseModel):
     promise_forecast: PromiseForecast
     plans_ended: PlansEnded
     plan_kept_rate: KpiRate = Field(description="plans completed ÷ plans that ended")
+    contacts: ContactKpis
+    contact_rate: KpiRate
+    right_party_contact_rate: KpiRate
+    promise_rate: KpiRate = Field(description="promises to pay per right-party contact")
+    contact_cost: int | None = Field(
+        description="what the attempts cost at the institution's channel costs (minor units); "
+        "null when a channel used has no cost set"
+    )
+    cost_per_amount_collected: KpiRate | None = Field(
+        description="contact cost ÷ collected; null when the cost is unknown"
+    )
 
 
 class KpiGroup(BaseModel):

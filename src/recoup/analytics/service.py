@@ -19,6 +19,7 @@ from recoup.identity.principal import Principal
 from recoup.institutions.settings import settings_of
 from recoup.kit.clock import start_of_day
 from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.kit.money import minor_digits
 from recoup.models.institution import Institution
 
 
@@ -127,6 +128,10 @@ def kpi_report(
         session, people, start=period_start, end=period_end
     ).items():
         add(key, rules.GroupFacts(plans_ended=ended))
+    for key, attempts in repository.contacts(
+        session, people, start=period_start, end=period_end
+    ).items():
+        add(key, rules.GroupFacts(contacts=attempts))
 
     history = rules.Period(
         start=as_of - timedelta(days=settings.analytics.kept_rate_days - 1), end=as_of
@@ -147,9 +152,13 @@ def kpi_report(
         ),
         minimum=settings.analytics.min_promises_per_bucket,
     )
+    pricing = rules.Pricing(
+        costs=settings.analytics.contact_cost, minor_digits=minor_digits(institution.currency)
+    )
     groups = [
         KpiGroup(
-            cuts=dict(zip(cuts, key, strict=True)), kpis=rules.kpis_of(facts[key], probability)
+            cuts=dict(zip(cuts, key, strict=True)),
+            kpis=rules.kpis_of(facts[key], probability, pricing),
         )
         for key in sorted(facts, key=_key_order)
     ]
@@ -159,7 +168,7 @@ def kpi_report(
         as_of=as_of,
         period=period,
         group_by=cuts,
-        total=rules.kpis_of(rules.total_of(facts.values()), probability),
+        total=rules.kpis_of(rules.total_of(facts.values()), probability, pricing),
         groups=groups if cuts else [],
         kept_probability=probability,
         kept_history=history,
