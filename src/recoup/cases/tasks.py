@@ -7,15 +7,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.cases import service
+from recoup.cases import repository, rules, service
 from recoup.kit import jobs
 from recoup.kit.clock import utcnow
+from recoup.models.contact import ContactAttempt
 from recoup.models.institution import Institution
 
 # Imports and payments ask for this (``jobs.enqueue_soon``): one sync a minute per
 # institution however many changes arrive.
 SYNC = "cases.sync"
 SYNC_ALL = "cases.sync_all"
+# The contact log asks for this after a conversation (``contact.service``).
+APPLY_OUTCOME = "cases.apply_outcome"
 
 
 @jobs.handler(SYNC)
@@ -38,3 +41,18 @@ def sync_all(session: Session, payload: dict[str, Any]) -> None:  # noqa: ARG001
 
 
 jobs.periodic(jobs.Schedule(SYNC_ALL, minute="5"))
+
+
+@jobs.handler(APPLY_OUTCOME)
+def apply_outcome(session: Session, payload: dict[str, Any]) -> None:
+    """Move the debtor's case for what a contact brought (promise, dispute, hardship, stop)."""
+    attempt = session.get(ContactAttempt, int(payload["attempt_id"]))
+    if attempt is None or attempt.outcome is None:
+        return
+    event = rules.event_for_outcome(attempt.outcome)
+    if event is None:
+        return
+    case = repository.live_case_of_debtor(
+        session, institution_id=attempt.institution_id, debtor_id=attempt.debtor_id
+    )
+    service.apply_to_case(session, case, event, actor=attempt.actor or "system")

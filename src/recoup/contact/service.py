@@ -19,8 +19,10 @@ from recoup.contact.rules import (
     OutcomeRefused,
     Party,
 )
+from recoup.enums import ContactStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
+from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -66,6 +68,40 @@ def plan_attempt(
             actor=actor[:128],
         ),
     )
+
+
+# The cases domain's job that moves a case for what a conversation brought (a promise, a
+# dispute, hardship, a request to stop): named, since cases build on contact, not the reverse.
+CASES_APPLY_OUTCOME = "cases.apply_outcome"
+
+
+def _follow_outcome(session: Session, attempt: ContactAttempt) -> None:
+    """Act on an outcome: a wrong number invalidates the contact point; a conversation may
+    move the debtor's case (through the cases job)."""
+    if attempt.outcome is None:
+        return
+    meaning = rules.OUTCOMES[OutcomeCode(attempt.outcome)]
+    if attempt.outcome == OutcomeCode.WRONG_NUMBER and attempt.contact_point_id is not None:
+        point = session.get(ContactPoint, attempt.contact_point_id)
+        if point is not None and point.status in (ContactStatus.valid, ContactStatus.unverified):
+            point.status = ContactStatus.invalid
+            audit.record(
+                session,
+                actor=attempt.actor or "system",
+                action="contact_point.invalidated",
+                object_type="contact_point",
+                object_id=point.id,
+                institution_id=attempt.institution_id,
+                details={"attempt_id": attempt.id, "outcome": attempt.outcome},
+            )
+    if meaning.conversation or meaning.refused_contact:
+        jobs.enqueue(
+            session,
+            CASES_APPLY_OUTCOME,
+            {"attempt_id": attempt.id},
+            idempotency_key=f"outcome@{attempt.id}@{attempt.outcome}",
+            institution_id=attempt.institution_id,
+        )
 
 
 def report_attempt(
@@ -124,6 +160,7 @@ def report_attempt(
         if actor is not None:
             attempt.actor = actor[:128]
     session.flush()
+    _follow_outcome(session, attempt)
     return attempt
 
 
@@ -195,6 +232,7 @@ def log_inbound(
         institution_id=institution_id,
         details={"debtor_id": debtor.id, "channel": channel.value, "outcome": attempt.outcome},
     )
+    _follow_outcome(session, attempt)
     return attempt, contact_point, account.external_id if account else None, None
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.cases import service as cases
+from recoup.cases.rules import CaseEvent
 from recoup.contact.channels import Channel
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock
@@ -116,7 +118,30 @@ def record_promise(
             "channel": terms.channel,
         },
     )
+    _move_case(
+        session,
+        institution_id=institution.id,
+        account=locked,
+        event=CaseEvent.PROMISE_MADE,
+        actor=actor,
+    )
     return promise
+
+
+def _move_case(
+    session: Session, *, institution_id: int, account: Account, event: CaseEvent, actor: str
+) -> None:
+    """Move the account's case for a promise (opening it for a delinquent account)."""
+    case = cases.case_for_account(
+        session,
+        institution_id=institution_id,
+        account_id=account.id,
+        debtor_id=account.debtor_id,
+        status=str(account.status),
+        days_past_due=account.days_past_due,
+        actor=actor,
+    )
+    cases.apply_to_case(session, case, event, actor=actor)
 
 
 def promise_settings(institution: Institution) -> rules.PromiseSettings:
@@ -160,6 +185,15 @@ def cancel_promise(
         object_id=promise.id,
         institution_id=institution.id,
         details={"account_id": promise.account_id},
+    )
+    account = session.get(Account, promise.account_id)
+    assert account is not None
+    _move_case(
+        session,
+        institution_id=institution.id,
+        account=account,
+        event=CaseEvent.PROMISE_CANCELLED,
+        actor=actor,
     )
     return promise
 
@@ -240,6 +274,19 @@ def reconcile_promises(
     # The rows changed underneath the session: loaded promises must be read again.
     session.expire_all()
     changes = len(resolved) + len(progressed)
+    accounts_of: dict[Any, int] = {row[0]: row[1] for row in promises}
+    for change in resolved:
+        account = session.get(Account, accounts_of[change["promise_id"]])
+        assert account is not None
+        _move_case(
+            session,
+            institution_id=institution.id,
+            account=account,
+            event=CaseEvent.PROMISE_KEPT
+            if change["status"] == rules.KEPT
+            else CaseEvent.PROMISE_BROKEN,
+            actor=actor,
+        )
 
     escalated: list[int] = []
     if counts[rules.BROKEN]:
