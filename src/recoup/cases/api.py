@@ -20,8 +20,9 @@ from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
+from recoup.institutions import repository as institutions
 from recoup.kit import clock
-from recoup.kit.errors import NotFound, PermissionDenied
+from recoup.kit.errors import PermissionDenied
 from recoup.kit.money import to_decimal
 from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
@@ -39,14 +40,8 @@ MANAGE = "queues:manage"
 
 
 def _institution(session: SessionDep, principal: Principal) -> Institution:
-    institution = (
-        session.get(Institution, principal.institution_id)
-        if principal.institution_id is not None
-        else None
-    )
-    if institution is None:
-        raise NotFound("cases belong to an institution; sign in as one of its users")
-    return institution
+    """Return the caller's institution (platform admins have none: nothing to find)."""
+    return institutions.require_callers(session, principal.institution_id, what="cases")
 
 
 def case_read(case: Case, queue: str | None, currency: str) -> CaseRead:

@@ -77,6 +77,23 @@ def _history(
     )
 
 
+def _open_case(
+    session: Session, *, institution_id: int, debtor_id: int, actor: str, now: datetime
+) -> Case:
+    """Open a live case for a debtor, its history starting with "opened"."""
+    case = Case(
+        institution_id=institution_id,
+        debtor_id=debtor_id,
+        live_debtor_id=debtor_id,
+        state=CaseState.OPEN,
+        opened_at=now,
+    )
+    session.add(case)
+    session.flush()
+    session.add(_history(case, event="opened", at=now, actor=actor, to_state=CaseState.OPEN))
+    return case
+
+
 def _worst_bucket(buckets: list[str]) -> str:
     return max(buckets, key=lambda bucket: BUCKETS.index(bucket) if bucket in BUCKETS else 0)
 
@@ -107,17 +124,8 @@ def sync_cases(
         if case is None:
             if not delinquent:
                 continue
-            case = Case(
-                institution_id=institution_id,
-                debtor_id=debtor_id,
-                live_debtor_id=debtor_id,
-                state=CaseState.OPEN,
-                opened_at=now,
-            )
-            session.add(case)
-            session.flush()
-            session.add(
-                _history(case, event="opened", at=now, actor=actor, to_state=CaseState.OPEN)
+            case = _open_case(
+                session, institution_id=institution_id, debtor_id=debtor_id, actor=actor, now=now
             )
             cases[debtor_id] = case
             opened += 1
@@ -373,16 +381,9 @@ def case_for_account(
     if not rules.is_delinquent(status, days_past_due):
         return case
     if case is None:
-        case = Case(
-            institution_id=institution_id,
-            debtor_id=debtor_id,
-            live_debtor_id=debtor_id,
-            state=CaseState.OPEN,
-            opened_at=now,
+        case = _open_case(
+            session, institution_id=institution_id, debtor_id=debtor_id, actor=actor, now=now
         )
-        session.add(case)
-        session.flush()
-        session.add(_history(case, event="opened", at=now, actor=actor, to_state=CaseState.OPEN))
     session.add(
         CaseAccount(
             institution_id=institution_id, case_id=case.id, account_id=account_id, added_at=now

@@ -22,6 +22,14 @@ def require_by_id(session: Session, institution_id: int) -> Institution:
     return institution
 
 
+def require_callers(session: Session, institution_id: int | None, *, what: str) -> Institution:
+    """The institution a caller belongs to; a platform admin (none) finds no ``what`` there."""
+    institution = session.get(Institution, institution_id) if institution_id is not None else None
+    if institution is None:
+        raise NotFound(f"{what} belong to an institution; sign in as one of its users")
+    return institution
+
+
 def require_by_code(session: Session, code: str) -> Institution:
     """Return the institution with ``code`` or raise ``NotFound`` naming the known codes."""
     institution = get_by_code(session, code)

@@ -10,7 +10,8 @@ from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
-from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.institutions import repository as institutions
+from recoup.kit.errors import ValidationFailed
 from recoup.kit.money import AmountRefused, parse_payable_amount, to_decimal
 from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
@@ -78,14 +79,8 @@ def plan_read(view: service.PlanView) -> PlanRead:
 
 
 def _institution(session: SessionDep, principal: Principal) -> Institution:
-    institution = (
-        session.get(Institution, principal.institution_id)
-        if principal.institution_id is not None
-        else None
-    )
-    if institution is None:
-        raise NotFound("payment plans belong to an institution; sign in as one of its users")
-    return institution
+    """Return the caller's institution (platform admins have none: nothing to find)."""
+    return institutions.require_callers(session, principal.institution_id, what="payment plans")
 
 
 def _amount(field: str, text: str, currency: str) -> int:

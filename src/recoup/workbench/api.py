@@ -10,7 +10,8 @@ from recoup.deps import SessionDep
 from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
-from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.institutions import repository as institutions
+from recoup.kit.errors import ValidationFailed
 from recoup.kit.money import AmountRefused, parse_payable_amount, to_decimal
 from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 from recoup.kit.schemas import Paginated
@@ -53,14 +54,7 @@ def promise_read(promise: Promise) -> PromiseRead:
 
 def institution_of(session: SessionDep, principal: Principal) -> Institution:
     """Return the caller's institution (platform admins have none: nothing to find)."""
-    institution = (
-        session.get(Institution, principal.institution_id)
-        if principal.institution_id is not None
-        else None
-    )
-    if institution is None:
-        raise NotFound("promises belong to an institution; sign in as one of its users")
-    return institution
+    return institutions.require_callers(session, principal.institution_id, what="promises")
 
 
 def terms_from(body: PromiseCreate, account: Account) -> rules.PromiseTerms:
