@@ -247,8 +247,17 @@ def _client(
             roll = rng.random()
             account_id = rng.choice(portfolio.account_ids)
             debtor_id = rng.choice(portfolio.debtor_ids)
-            if roll < 0.15:
+            if roll < 0.07:
                 endpoint, method, url, body = "GET /me", "GET", "/api/v1/me", None
+            elif roll < 0.11:
+                endpoint, method, url, body = "GET /cases", "GET", "/api/v1/cases", None
+            elif roll < 0.15:
+                endpoint, method, url, body = (
+                    "GET /kpis",
+                    "GET",
+                    f"/api/v1/kpis?as_of={date.today().isoformat()}",
+                    None,
+                )
             elif roll < 0.30:
                 endpoint, method, url, body = "GET /accounts", "GET", "/api/v1/accounts", None
             elif roll < 0.40:

@@ -60,6 +60,8 @@ class TestManyClientsAtOnce:
         # It moved, not just survived: every kind of request was answered (speed is the bench's).
         assert {endpoint for endpoint, status in result.statuses if status < 300} >= {
             "GET /me",
+            "GET /cases",
+            "GET /kpis",
             "POST /compliance/check",
             "POST /accounts/{id}/promises",
         }

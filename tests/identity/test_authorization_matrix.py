@@ -437,6 +437,23 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
         IdSite("POST", "/api/v1/compliance/certifications", "body", "user_id", "user", grant),
         IdSite("POST", "/accounts/{account_id}/assign", "form", "agent_id", "user"),
         IdSite("PUT", "/api/v1/cases/{case_id}/owner", "body", "owner_id", "user"),
+        IdSite(
+            "POST",
+            "/allocation/absences",
+            "form",
+            "user_id",
+            "user",
+            {"starts_on": "2027-03-01", "ends_on": "2027-03-02"},
+        ),
+        IdSite(
+            "POST",
+            "/allocation/queues",
+            "form",
+            "member_ids",
+            "user",
+            {"code": "PROBE", "name": "probe"},
+            many=True,
+        ),
         IdSite("POST", "/compliance/certifications", "form", "user_id", "user", grant),
         IdSite("GET", "/compliance/certifications", "query", "renew", "user"),
     ]

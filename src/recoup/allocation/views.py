@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from recoup.cases import repository as cases_repository
 from recoup.cases import service as cases
 from recoup.deps import SessionDep
 from recoup.identity.dependencies import csrf_protect
+from recoup.institutions import repository as institutions
 from recoup.kit import clock
 from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.models.institution import Institution
@@ -30,11 +31,9 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 def _institution(session: Session, viewer: Viewer) -> Institution:
     assert viewer.principal is not None
-    institution_id = viewer.principal.institution_id
-    institution = session.get(Institution, institution_id) if institution_id else None
-    if institution is None:
-        raise NotFound("allocation belongs to an institution; sign in as one of its users")
-    return institution
+    return institutions.require_callers(
+        session, viewer.principal.institution_id, what="work allocations"
+    )
 
 
 @router.get("/allocation", response_class=HTMLResponse)
@@ -157,23 +156,30 @@ def save_agent(
             regions=_words(str(form.get("regions", ""))),
             actor=viewer.principal.actor,
         )
+    except NotFound:
+        raise  # another institution's user or an unknown one: not a form mistake
     except RecoupError as error:
         return _refused(viewer, error)
     return redirect("/allocation", request=viewer.request, message=Flash("allocation.agent_saved"))
 
 
 @router.post("/allocation/absences", response_class=HTMLResponse, dependencies=[CsrfChecked])
-def add_absence(viewer: ManageQueues, session: SessionDep, form: PostedForm) -> Response:
+def add_absence(
+    viewer: ManageQueues,
+    session: SessionDep,
+    user_id: Annotated[str, Form(max_length=20)] = "",
+    starts_on: Annotated[str, Form(max_length=10)] = "",
+    ends_on: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
     """Record days an agent is away."""
     assert viewer.principal is not None
     institution = _institution(session, viewer)
     try:
-        user_id = str(form.get("user_id", ""))
         if not user_id.isdigit():
             raise ValidationFailed(viewer.text("allocation.error.agent"))
         try:
-            first = date.fromisoformat(str(form.get("starts_on", "")))
-            last = date.fromisoformat(str(form.get("ends_on", "")))
+            first, last = date.fromisoformat(starts_on), date.fromisoformat(ends_on)
         except ValueError:
             raise ValidationFailed(viewer.text("allocation.error.dates")) from None
         cases.add_absence(
@@ -182,9 +188,11 @@ def add_absence(viewer: ManageQueues, session: SessionDep, form: PostedForm) -> 
             user_id=int(user_id),
             starts_on=first,
             ends_on=last,
-            reason=str(form.get("reason", "")).strip() or "leave",
+            reason=reason.strip() or "leave",
             actor=viewer.principal.actor,
         )
+    except NotFound:
+        raise  # another institution's user or an unknown one: not a form mistake
     except RecoupError as error:
         return _refused(viewer, error)
     return redirect(
@@ -193,27 +201,37 @@ def add_absence(viewer: ManageQueues, session: SessionDep, form: PostedForm) -> 
 
 
 @router.post("/allocation/queues", response_class=HTMLResponse, dependencies=[CsrfChecked])
-def save_queue(viewer: ManageQueues, session: SessionDep, form: PostedForm) -> Response:
+def save_queue(
+    viewer: ManageQueues,
+    session: SessionDep,
+    code: Annotated[str, Form(max_length=32)] = "",
+    name: Annotated[str, Form(max_length=128)] = "",
+    rank: Annotated[str, Form(max_length=6)] = "100",
+    skills: Annotated[str, Form(max_length=200)] = "",
+    buckets: Annotated[list[str] | None, Form(max_length=16)] = None,
+    member_ids: Annotated[list[str] | None, Form(max_length=20)] = None,
+) -> Response:
     """Create or change a queue and who works it; cases are routed again at once."""
     assert viewer.principal is not None
     institution = _institution(session, viewer)
     try:
-        rank = str(form.get("rank", "100")).strip() or "100"
+        rank = rank.strip() or "100"
         if not rank.isdigit():
             raise ValidationFailed(viewer.text("allocation.error.rank"))
-        members = [str(value) for value in form.getlist("members")]
         cases.save_queue(
             session,
             institution_id=institution.id,
-            code=str(form.get("code", "")),
-            name=str(form.get("name", "")),
+            code=code,
+            name=name,
             rank=int(rank),
-            buckets=[str(value) for value in form.getlist("buckets")],
-            skills=_words(str(form.get("skills", ""))),
-            member_ids=[int(value) for value in members if value.isdigit()],
+            buckets=list(buckets or []),
+            skills=_words(skills),
+            member_ids=[int(value) for value in member_ids or [] if value.isdigit()],
             actor=viewer.principal.actor,
         )
         cases.sync_cases(session, institution_id=institution.id, actor=viewer.principal.actor)
+    except NotFound:
+        raise  # another institution's user or an unknown one: not a form mistake
     except RecoupError as error:
         return _refused(viewer, error)
     return redirect("/allocation", request=viewer.request, message=Flash("allocation.queue_saved"))
