@@ -7,12 +7,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recoup.cases.rules import WORKED_STATES
 from recoup.models.cases import Case, Queue
 from recoup.models.compliance import Certification
 from recoup.models.debtor import Debtor
-
-# Cases that are worked: promised and on-plan cases get follow-up calls too.
-ALLOCATABLE_STATES = ("open", "promised", "on_plan")
 
 CaseRow = tuple[int, int, int | None, int | None, str | None, list[str] | None, str | None]
 
@@ -31,7 +29,7 @@ def allocatable_cases(session: Session, *, institution_id: int) -> list[CaseRow]
         )
         .join(Debtor, Debtor.id == Case.debtor_id)
         .outerjoin(Queue, Queue.id == Case.queue_id)
-        .where(Case.institution_id == institution_id, Case.state.in_(ALLOCATABLE_STATES))
+        .where(Case.institution_id == institution_id, Case.state.in_(sorted(WORKED_STATES)))
         .order_by(Case.id)
     )
     return [

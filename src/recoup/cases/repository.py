@@ -27,6 +27,7 @@ CLOSED = "closed"
 # Core tables for bulk writes (executemany, no ORM bookkeeping for tens of thousands of rows).
 _CASES: Table = Case.__table__  # type: ignore[assignment]
 _CASE_EVENTS: Table = CaseEvent.__table__  # type: ignore[assignment]
+_CASE_ACCOUNTS: Table = CaseAccount.__table__  # type: ignore[assignment]
 
 
 AccountState = tuple[int, int, str, int, int, str, str]
@@ -228,7 +229,16 @@ def live_counts_by_queue(
 
 
 def live_case_of_debtor(session: Session, *, institution_id: int, debtor_id: int) -> Case | None:
-    """The debtor's live case, locked (there is at most one)."""
+    """The debtor's live case, locked (there is at most one).
+
+    The debtor row is locked first, so two transactions about accounts of one debtor (two
+    promises at once) take turns instead of both opening a case.
+    """
+    session.execute(
+        select(Debtor.id)
+        .where(Debtor.institution_id == institution_id, Debtor.id == debtor_id)
+        .with_for_update()
+    )
     return session.execute(
         select(Case)
         .where(
@@ -297,3 +307,9 @@ def case_history(session: Session, *, case_id: int, limit: int = 200) -> list[Ca
         .all()
     )
     return list(reversed(rows))
+
+
+def add_memberships(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add accounts to cases in bulk."""
+    if rows:
+        session.execute(insert(_CASE_ACCOUNTS), rows)

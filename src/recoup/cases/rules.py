@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from recoup.enums import FINISHED_STATUSES
+
 
 class CaseState(StrEnum):
     """Where a case stands."""
@@ -214,14 +216,15 @@ def event_for_accounts(*, delinquent: int, owed: int, total: int) -> CaseEvent |
     return CaseEvent.PAID_OFF if owed == 0 else CaseEvent.DELINQUENCY_CLEARED
 
 
-# Account statuses that end collection on the account: it no longer keeps a case open.
-_FINISHED_ACCOUNT_STATUSES = frozenset({"settled", "closed"})
 _CURRENT = "current"
+# Cases whose work is allocated to agents each day: promised and on-plan cases get follow-up
+# calls too; disputed, paused and escalated ones wait for a person's decision.
+WORKED_STATES = frozenset({CaseState.OPEN, CaseState.PROMISED, CaseState.ON_PLAN})
 
 
 def is_delinquent(status: str, days_past_due: int) -> bool:
     """Tell whether an account needs collection work (charged-off debts are still collected)."""
-    if status in _FINISHED_ACCOUNT_STATUSES:
+    if status in FINISHED_STATUSES:
         return False
     return status != _CURRENT or days_past_due > 0
 

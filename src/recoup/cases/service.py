@@ -116,34 +116,59 @@ def sync_cases(
         for case in repository.live_cases(session, institution_id=institution_id)
     }
     members = repository.live_memberships(session, institution_id=institution_id)
-    opened = added = closed = 0
-
+    delinquent_of = {
+        debtor_id: [row for row in rows if rules.is_delinquent(row[1], row[2])]
+        for debtor_id, rows in by_debtor.items()
+    }
+    # New cases are inserted together (one flush for their ids), not one at a time.
+    new_cases = [
+        Case(
+            institution_id=institution_id,
+            debtor_id=debtor_id,
+            live_debtor_id=debtor_id,
+            state=CaseState.OPEN,
+            opened_at=now,
+        )
+        for debtor_id, delinquent in delinquent_of.items()
+        if delinquent and debtor_id not in cases
+    ]
+    session.add_all(new_cases)
+    session.flush()
+    repository.add_history(
+        session,
+        [
+            {
+                "institution_id": institution_id,
+                "case_id": case.id,
+                "event": "opened",
+                "to_state": CaseState.OPEN,
+                "actor": actor,
+                "at": now,
+            }
+            for case in new_cases
+        ],
+    )
+    cases.update((case.debtor_id, case) for case in new_cases)
+    joined: list[dict[str, object]] = []
+    closed = 0
     for debtor_id, rows in by_debtor.items():
-        delinquent = [row for row in rows if rules.is_delinquent(row[1], row[2])]
         case = cases.get(debtor_id)
         if case is None:
-            if not delinquent:
-                continue
-            case = _open_case(
-                session, institution_id=institution_id, debtor_id=debtor_id, actor=actor, now=now
-            )
-            cases[debtor_id] = case
-            opened += 1
+            continue
         current = members.setdefault(case.id, set())
-        for account_id, *_ in delinquent:
+        for account_id, *_ in delinquent_of[debtor_id]:
             if account_id not in current:
-                session.add(
-                    CaseAccount(
-                        institution_id=institution_id,
-                        case_id=case.id,
-                        account_id=account_id,
-                        added_at=now,
-                    )
+                joined.append(
+                    {
+                        "institution_id": institution_id,
+                        "case_id": case.id,
+                        "account_id": account_id,
+                        "added_at": now,
+                    }
                 )
                 current.add(account_id)
-                added += 1
         event = rules.event_for_accounts(
-            delinquent=len(delinquent),
+            delinquent=len(delinquent_of[debtor_id]),
             owed=sum(1 for row in rows if row[3] > 0),
             total=len(rows),
         )
@@ -151,6 +176,8 @@ def sync_cases(
             _move(session, case, event, actor=actor, at=now)
             del cases[debtor_id]
             closed += 1
+    repository.add_memberships(session, joined)
+    opened, added = len(new_cases), len(joined)
 
     routed = _refresh(
         session,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from recoup.audit import service as audit
 from recoup.cases import service as cases
 from recoup.cases.rules import CaseEvent
+from recoup.enums import FINISHED_STATUSES
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock
 from recoup.kit.clock import start_of_day, utcnow
@@ -25,8 +26,6 @@ from recoup.models.institution import Institution
 from recoup.models.plans import PaymentPlan, PlanInstalment
 from recoup.plans import repository, rules
 
-# Account statuses a plan cannot be made on: nothing is left to collect.
-_FINISHED = frozenset({"settled", "closed"})
 PENDING_APPROVAL = "pending_approval"
 ACTIVE = "active"
 COMPLETED = "completed"
@@ -72,7 +71,7 @@ def propose_plan(
     locked = repository.lock_account(session, institution_id=institution.id, account_id=account.id)
     if locked is None:
         raise NotFound(f"no account {account.id}")
-    if str(locked.status) in _FINISHED:
+    if locked.status in FINISHED_STATUSES:
         raise ValidationFailed(
             "account: this account is settled or closed; there is nothing to plan",
             errors=[{"field": "account", "code": "finished", "message": "account is finished"}],
@@ -310,12 +309,23 @@ def reconcile_plans(
     plans = repository.active_plans(session, institution_id=institution.id)
     by_plan = repository.instalments(session, plan_ids=[plan.id for plan in plans])
     counts = dict.fromkeys(("on_track", "late", "broken", "completed"), 0)
+    # Payments count from the start of the local day each plan was agreed: one query for all.
+    since = {
+        plan.id: start_of_day(plan.created_at.astimezone(local).date(), institution.timezone)
+        for plan in plans
+    }
+    paid_on_accounts = repository.payments_since(
+        session,
+        institution_id=institution.id,
+        account_ids=sorted({plan.account_id for plan in plans}),
+        since=min(since.values(), default=utcnow()),
+    )
     for plan in plans:
-        agreed_on = plan.created_at.astimezone(local).date()
-        since = start_of_day(agreed_on, institution.timezone)
-        payments = repository.payments_since(
-            session, institution_id=institution.id, account_ids=[plan.account_id], since=since
-        )[plan.account_id]
+        payments = [
+            (paid_at, amount)
+            for paid_at, amount in paid_on_accounts[plan.account_id]
+            if paid_at >= since[plan.id]
+        ]
         schedule = rules.Schedule(
             instalments=tuple(
                 rules.Instalment(row.number, row.due_on, row.amount) for row in by_plan[plan.id]

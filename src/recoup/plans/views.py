@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from recoup.deps import SessionDep
+from recoup.enums import FINISHED_STATUSES
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
 from recoup.kit import clock
@@ -77,9 +78,7 @@ def _panel(
         "can_write": viewer.allows(WRITE),
         "can_approve": viewer.allows(APPROVE),
         "user_id": viewer.principal.user_id if viewer.principal else None,
-        "show_form": viewer.allows(WRITE)
-        and not live
-        and str(account.status) not in ("settled", "closed"),
+        "show_form": viewer.allows(WRITE) and not live and account.status not in FINISHED_STATUSES,
         "frequencies": [str(frequency) for frequency in Frequency],
         "limits": limits,
         "today": today.isoformat(),
