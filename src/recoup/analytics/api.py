@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -184,4 +184,119 @@ def _report(report: service.KpiReport) -> schemas.KpiReport:
             by_bucket={bucket: _rate(rate) for bucket, rate in probability.by_bucket.items()},
             min_promises_per_bucket=probability.minimum,
         ),
+    )
+
+
+def _compared(value: rules.Compared) -> schemas.Compared:
+    return schemas.Compared(actual=value.actual, expected=value.expected, index=value.index)
+
+
+def agent_report_read(report: service.AgentReport) -> schemas.AgentReport:
+    """Return the API shape of an agent report (pages and exports use it too)."""
+    return schemas.AgentReport(
+        institution=report.institution,
+        currency=report.currency,
+        as_of=report.as_of,
+        period=_period(report.period),
+        team_lead_id=report.team_lead_id,
+        agents=[
+            schemas.AgentEfficiency(
+                agent_id=line.agent.id,
+                username=line.agent.username,
+                display_name=line.agent.display_name,
+                team_lead_id=line.agent.team_lead_id,
+                attempts=line.figures.attempts,
+                right_party_contacts=line.figures.right_party_contacts,
+                promises=line.figures.promises,
+                worked_days=line.figures.worked_days,
+                worked_hours=line.figures.worked_hours,
+                attempts_per_hour=_compared(line.figures.attempts_per_hour),
+                rpc_per_hour=_compared(line.figures.rpc_per_hour),
+                promises_per_hour=_compared(line.figures.promises_per_hour),
+                right_party_rate=_compared(line.figures.right_party_rate),
+                kept_rate=_compared(line.figures.kept_rate),
+                collected=_compared(line.figures.collected),
+                block_rate=_compared(line.figures.block_rate),
+                violations=_compared(line.figures.violations),
+                overall_index=line.figures.overall_index,
+            )
+            for line in report.agents
+        ],
+    )
+
+
+def region_report_read(report: service.RegionReport) -> schemas.RegionReport:
+    """Return the API shape of a region report."""
+    return schemas.RegionReport(
+        institution=report.institution,
+        as_of=report.as_of,
+        period=_period(report.period),
+        level="city" if report.level == "city" else "province",
+        regions=[
+            schemas.RegionDifficulty(
+                province=item.region[0],
+                city=item.region[1] if len(item.region) > 1 else None,
+                attempts=item.attempts,
+                delinquent=item.delinquent,
+                contact_rate=_compared(item.contact_rate),
+                ptp_rate=_compared(item.ptp_rate),
+                cure_rate=_compared(item.cure_rate),
+                overall_index=item.overall_index,
+            )
+            for item in report.regions
+        ],
+    )
+
+
+AsOfQuery = Annotated[Day, Query(description="the date read as of (its end, institution time)")]
+FromQuery = Annotated[
+    Day | None, Query(alias="from", description="first day of the period (default: as_of's month)")
+]
+ToQuery = Annotated[Day | None, Query(alias="to", description="last day (default: as_of)")]
+
+
+@router.get(
+    "/kpis/agents",
+    response_model=schemas.AgentReport,
+    dependencies=[Depends(authorize("kpis:read"))],
+)
+def agent_kpis(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    as_of: AsOfQuery,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    team: Annotated[
+        int | None,
+        Query(ge=1, le=2**63 - 1, description="a team lead's user id: list their agents only"),
+    ] = None,
+) -> schemas.AgentReport:
+    """Rank agents fairly: each figure against what their bucket mix predicts (docs/kpis.md)."""
+    return agent_report_read(
+        service.agent_report(
+            session, principal=principal, as_of=as_of, start=start, end=end, team_lead_id=team
+        )
+    )
+
+
+@router.get(
+    "/kpis/regions",
+    response_model=schemas.RegionReport,
+    dependencies=[Depends(authorize("kpis:read"))],
+)
+def region_kpis(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    as_of: AsOfQuery,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    level: Annotated[
+        Literal["province", "city"], Query(description="compare provinces, or cities")
+    ] = "province",
+) -> schemas.RegionReport:
+    """Regions' contact, PTP and cure rates against their bucket mix, hardest first."""
+    return region_report_read(
+        service.region_report(
+            session, principal=principal, as_of=as_of, start=start, end=end, level=level
+        )
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     SQLColumnExpression,
+    String,
     Subquery,
     and_,
     case,
@@ -36,6 +37,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from recoup.analytics.rules import (
     DECIDED,
+    KEPT,
     BucketCount,
     Cell,
     Cohort,
@@ -44,6 +46,7 @@ from recoup.analytics.rules import (
     PendingPromises,
     PlanOutcomes,
     PromiseOutcomes,
+    WorkedDay,
 )
 from recoup.analytics.rules import Average as Mean
 from recoup.contact.rules import (
@@ -57,8 +60,10 @@ from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import Debtor
+from recoup.models.identity import User
 from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore
 from recoup.models.workbench import Promise, PromiseStatus
@@ -90,6 +95,28 @@ def _whole_days_sqlite(element: WholeDaysBetween, compiler: SQLCompiler, **kw: A
     return (
         f"((CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER))"
         " / 86400)"
+    )
+
+
+class LocalDay(FunctionElement[str]):
+    """The calendar day (``YYYY-MM-DD``) of a moment at a fixed offset from UTC, in SQL."""
+
+    type = String()
+    inherit_cache = True
+    name = "local_day"
+
+
+@compiles(LocalDay, "sqlite")
+def _local_day_sqlite(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
+    moment, minutes = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"date({moment}, ({minutes}) || ' minutes')"
+
+
+@compiles(LocalDay, "postgresql")
+def _local_day_postgresql(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
+    moment, minutes = (compiler.process(clause, **kw) for clause in element.clauses)
+    return (
+        f"to_char(({moment}) AT TIME ZONE 'UTC' + make_interval(mins => {minutes}), 'YYYY-MM-DD')"
     )
 
 
@@ -462,6 +489,7 @@ def _promises(people: Population, as_of: AsOf) -> Subquery:
             amount_left.label("amount_left"),
             _bucket_when_promised().label("bucket"),
             Promise.channel.label("cut_channel"),
+            Promise.created_by_id.label("agent_id"),
             *people.static_columns(),
         )
         .select_from(Promise)
@@ -668,3 +696,271 @@ def contacts(
             {str(channel): int(attempts)},
         )
     return found
+
+
+# --- Per agent and per region: the facts of fair comparisons. ----------------------------------
+
+AgentBucketKey = tuple[int, str | None]
+
+
+def _attempt_bucket(attempt: Any, happened: Any) -> ScalarSelect[str | None]:
+    return (
+        select(DelinquencyEvent.bucket)
+        .where(
+            DelinquencyEvent.account_id == attempt.account_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at <= happened,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(attempt)
+        .scalar_subquery()
+    )
+
+
+def agent_attempts(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[AgentBucketKey, tuple[int, int, int]]:
+    """Count outbound attempts each agent made between the moments, by the bucket when made.
+
+    Returns (attempts, right-party contacts, promises made) per (agent id, bucket); attempts
+    without an agent (a dialer's, a gateway's) are left out.
+    """
+    attempt = ContactAttempt
+    happened = func.coalesce(attempt.started_at, attempt.planned_at, attempt.created_at)
+    bucket = _attempt_bucket(attempt, happened)
+
+    def counted(codes: Iterable[str]) -> ColumnElement[int]:
+        return func.sum(case((attempt.outcome.in_(sorted(codes)), 1), else_=0))
+
+    statement = (
+        select(
+            attempt.agent_id,
+            bucket,
+            func.count(),
+            counted(RIGHT_PARTY_CODES),
+            counted([OutcomeCode.PROMISE_MADE]),
+        )
+        .select_from(attempt)
+        .outerjoin(Account, Account.id == attempt.account_id)
+        .where(
+            attempt.agent_id.is_not(None),
+            attempt.status == AttemptStatus.MADE,
+            attempt.direction == Direction.OUTBOUND,
+            happened >= start,
+            happened < end,
+            or_(attempt.account_id.is_(None), Account.currency == people.currency),
+        )
+        .group_by(attempt.agent_id, bucket)
+    )
+    return {
+        (int(agent or 0), None if bucket_value is None else str(bucket_value)): (
+            int(attempts),
+            int(rpc or 0),
+            int(promises or 0),
+        )
+        for agent, bucket_value, attempts, rpc, promises in session.execute(
+            scoped(statement, ContactAttempt, people.principal)
+        )
+    }
+
+
+def agent_days(
+    session: Session,
+    people: Population,
+    *,
+    start: datetime,
+    end: datetime,
+    offset_minutes: int,
+) -> dict[int, list[WorkedDay]]:
+    """Return each agent's worked days: the first attempt's start and the last one's end.
+
+    Days are local at ``offset_minutes`` from UTC (the institution's offset on the report date).
+    """
+    attempt = ContactAttempt
+    begun = func.coalesce(attempt.started_at, attempt.planned_at)
+    finished = func.coalesce(attempt.ended_at, attempt.started_at, attempt.planned_at)
+    day = LocalDay(begun, literal(offset_minutes))
+    statement = (
+        select(attempt.agent_id, day, func.min(begun), func.max(finished))
+        .where(
+            attempt.agent_id.is_not(None),
+            attempt.status == AttemptStatus.MADE,
+            attempt.direction == Direction.OUTBOUND,
+            begun >= start,
+            begun < end,
+        )
+        .group_by(attempt.agent_id, day)
+    )
+    found: dict[int, list[WorkedDay]] = {}
+    for agent, local, first, last in session.execute(
+        scoped(statement, ContactAttempt, people.principal)
+    ):
+        first_at, last_at = _moment(first), _moment(last)
+        found.setdefault(int(agent or 0), []).append(
+            WorkedDay(
+                date.fromisoformat(str(local)),
+                first_at.timestamp(),
+                max(last_at, first_at).timestamp(),
+            )
+        )
+    return found
+
+
+def _moment(value: Any) -> datetime:
+    """Return a UTC moment from what an aggregate gave (a datetime, or SQLite's text)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def agent_promises(
+    session: Session, people: Population, *, first_due: date, last_due: date, as_of: AsOf
+) -> dict[AgentBucketKey, tuple[int, int]]:
+    """Count the promises each agent took that fell due between the days and were decided.
+
+    Returns (decided, kept) per (agent id, bucket when promised).
+    """
+    promise = _promises(people, as_of)
+    rows = session.execute(
+        select(
+            promise.c.agent_id,
+            promise.c.bucket,
+            func.count(),
+            func.sum(case((promise.c.status_then == KEPT, 1), else_=0)),
+        )
+        .where(
+            promise.c.agent_id.is_not(None),
+            promise.c.due_date >= first_due,
+            promise.c.due_date <= last_due,
+            promise.c.promised_on <= as_of.day,
+            promise.c.status_then.in_(DECIDED),
+        )
+        .group_by(promise.c.agent_id, promise.c.bucket)
+    )
+    return {
+        (int(agent), None if bucket is None else str(bucket)): (int(decided), int(kept or 0))
+        for agent, bucket, decided, kept in rows
+    }
+
+
+def agent_portfolios(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[AgentBucketKey, tuple[int, int]]:
+    """Sum the accounts assigned to each agent now, delinquent at ``start``, by that bucket.
+
+    Returns (balance at the start, paid between the moments) per (agent id, bucket).
+    """
+    state = _state()
+    rows = session.execute(
+        people.narrow(
+            select(
+                Account.assigned_agent_id,
+                state.bucket,
+                func.sum(state.balance),
+                func.sum(_paid(start, end)),
+            )
+            .select_from(Account)
+            .join(state, state.id == state_id_at(start))
+            .where(
+                Account.assigned_agent_id.is_not(None),
+                state.bucket != "M0",
+                state.status.not_in(_EXITS),
+            )
+            .group_by(Account.assigned_agent_id, state.bucket)
+        )
+    )
+    return {
+        (int(agent), str(bucket)): (int(balance or 0), int(paid or 0))
+        for agent, bucket, balance, paid in rows
+    }
+
+
+def agent_blocks(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[int, tuple[int, int]]:
+    """Count gate decisions on contacts each agent planned between the moments, and blocks.
+
+    A decision is the agent's when its actor is their user name. Returns (decisions, blocked).
+    """
+    statement = (
+        select(
+            User.id,
+            func.count(),
+            func.sum(case((ContactDecision.allowed.is_(False), 1), else_=0)),
+        )
+        .select_from(ContactDecision)
+        .join(
+            User,
+            and_(
+                User.username == ContactDecision.actor,
+                User.institution_id == ContactDecision.institution_id,
+            ),
+        )
+        .where(ContactDecision.planned_at >= start, ContactDecision.planned_at < end)
+        .group_by(User.id)
+    )
+    return {
+        int(user): (int(decisions), int(blocked or 0))
+        for user, decisions, blocked in session.execute(
+            scoped(statement, ContactDecision, people.principal)
+        )
+    }
+
+
+def agent_violations(
+    session: Session, people: Population, *, start: datetime, end: datetime
+) -> dict[int, int]:
+    """Count review findings (violations) in each agent's texts recorded between the moments."""
+    statement = (
+        select(User.id, func.count())
+        .select_from(ComplianceViolation)
+        .join(
+            User,
+            and_(
+                User.username == ComplianceViolation.actor,
+                User.institution_id == ComplianceViolation.institution_id,
+            ),
+        )
+        .where(ComplianceViolation.created_at >= start, ComplianceViolation.created_at < end)
+        .group_by(User.id)
+    )
+    return {
+        int(user): int(count)
+        for user, count in session.execute(scoped(statement, ComplianceViolation, people.principal))
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """An agent the report lists: id, user name, display name and team lead."""
+
+    id: int
+    username: str
+    display_name: str
+    team_lead_id: int | None
+
+
+def agents(
+    session: Session, *, institution_id: int, team_lead_id: int | None = None
+) -> list[AgentRow]:
+    """Return the institution's agents (active or not), maybe only one team lead's."""
+    statement = select(User.id, User.username, User.display_name, User.team_lead_id).where(
+        User.institution_id == institution_id, User.role == "agent"
+    )
+    if team_lead_id is not None:
+        statement = statement.where(User.team_lead_id == team_lead_id)
+    return [
+        AgentRow(int(user), str(name), str(display or ""), lead)
+        for user, name, display, lead in session.execute(statement.order_by(User.username))
+    ]
+
+
+def team_lead(session: Session, *, institution_id: int, user_id: int) -> User | None:
+    """Return the institution's team lead (or manager) ``user_id``, else ``None``."""
+    return session.execute(
+        select(User).where(
+            User.id == user_id,
+            User.institution_id == institution_id,
+            User.role.in_(("team_lead", "manager")),
+        )
+    ).scalar_one_or_none()

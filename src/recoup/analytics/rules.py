@@ -679,3 +679,298 @@ def _cell_order(key: tuple[str, str]) -> tuple[int, int, str]:
     from_bucket, to_state = key
     to_rank = bucket_rank(to_state) if to_state in BUCKETS else len(BUCKETS)
     return bucket_rank(from_bucket), to_rank, to_state
+
+
+# --- Fair comparisons: agents and regions against what their bucket mix predicts. ------------
+#
+# An agent working M4 accounts reaches fewer debtors than one working M1 accounts, and a
+# region with more late accounts cures fewer of them: ranking on raw rates ranks the mix. So
+# each figure comes with what the *mix* predicts: for every bucket the group worked, how much
+# of it the bucket's rate over everyone compared would give (Σ_b base_b × rate_b), and the
+# index actual ÷ expected (1.0: as the mix predicts; 1.2: 20 % better; for blocks and
+# violations, higher is worse). ``docs/kpis.md`` defines each figure.
+
+# A worked day is the span from its first attempt's start to its last attempt's end, at least
+# this long, so a day of a single short call does not make thousands of attempts an hour.
+MIN_WORKED_SECONDS_PER_DAY = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """A figure and what the mix predicts for it; ``index`` is actual ÷ expected."""
+
+    actual: float | None
+    expected: float | None
+
+    @property
+    def index(self) -> float | None:
+        """Actual ÷ expected, or ``None`` when either is unknown or nothing was expected."""
+        if self.actual is None or self.expected is None or self.expected == 0:
+            return None
+        return self.actual / self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class WorkedDay:
+    """One agent's day of contact attempts: the first start and the last end, in seconds."""
+
+    day: date
+    first: float  # seconds since an epoch, any, the same for ``last``
+    last: float
+
+
+def worked_seconds(days: Iterable[WorkedDay]) -> int:
+    """Return the time worked over days: each day's span, at least the day minimum."""
+    return sum(max(round(day.last - day.first), MIN_WORKED_SECONDS_PER_DAY) for day in days)
+
+
+def expected_count(
+    base: Mapping[str | None, int], rates: Mapping[str | None, Rate]
+) -> float | None:
+    """Return Σ over buckets of ``base[b] × rates[b]``: what the mix predicts.
+
+    A bucket with a base but no rate over everyone compared (cannot happen when the group is
+    one of them) makes the expectation unknown (``None``); buckets with no base add nothing.
+    """
+    total = 0.0
+    for bucket, count in base.items():
+        if count == 0:
+            continue
+        rate = rates.get(bucket, NO_DATA).value
+        if rate is None:
+            return None
+        total += count * rate
+    return total
+
+
+def rates_by_bucket(
+    numerators: Iterable[Mapping[str | None, int]], denominators: Iterable[Mapping[str | None, int]]
+) -> dict[str | None, Rate]:
+    """Return, per bucket, Σ numerators ÷ Σ denominators over every group compared."""
+    top: dict[str | None, int] = {}
+    bottom: dict[str | None, int] = {}
+    for mapping in numerators:
+        for bucket, count in mapping.items():
+            top[bucket] = top.get(bucket, 0) + count
+    for mapping in denominators:
+        for bucket, count in mapping.items():
+            bottom[bucket] = bottom.get(bucket, 0) + count
+    return {bucket: Rate(top.get(bucket, 0), count) for bucket, count in bottom.items()}
+
+
+def _share(numerator: float | None, denominator: float) -> float | None:
+    return None if numerator is None or denominator == 0 else numerator / denominator
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    """What one agent did in a period, by bucket (the account's bucket at the time).
+
+    ``attempts``/``right_party``/``promises_made``: outbound attempts they made, by the bucket
+    when made; ``promises_decided``/``promises_kept``: promises they took that fell due in the
+    period and were decided, by the bucket when promised; ``balance``/``collected``: accounts
+    assigned to them, delinquent at the period's start, by that bucket, and what those paid in
+    the period; ``decisions``/``blocks``: gate decisions on contacts they planned, and the
+    blocked ones; ``violations``: review findings in their notes.
+    """
+
+    agent_id: int
+    attempts: Mapping[str | None, int] = field(default_factory=dict)
+    right_party: Mapping[str | None, int] = field(default_factory=dict)
+    promises_made: Mapping[str | None, int] = field(default_factory=dict)
+    promises_decided: Mapping[str | None, int] = field(default_factory=dict)
+    promises_kept: Mapping[str | None, int] = field(default_factory=dict)
+    balance: Mapping[str | None, int] = field(default_factory=dict)
+    collected: Mapping[str | None, int] = field(default_factory=dict)
+    worked_days: tuple[WorkedDay, ...] = ()
+    decisions: int = 0
+    blocks: int = 0
+    violations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEfficiency:
+    """One agent's figures, each with what their bucket mix predicts."""
+
+    agent_id: int
+    attempts: int
+    right_party_contacts: int
+    promises: int
+    worked_days: int
+    worked_hours: float
+    attempts_per_hour: Compared
+    rpc_per_hour: Compared
+    promises_per_hour: Compared
+    right_party_rate: Compared
+    kept_rate: Compared
+    collected: Compared
+    block_rate: Compared
+    violations: Compared
+    # The mean of the indexes that are known, blocks and violations left out: the rank.
+    overall_index: float | None
+
+
+def _total(mapping: Mapping[str | None, int]) -> int:
+    return sum(mapping.values())
+
+
+def agent_efficiency(agents: Sequence[AgentFacts]) -> list[AgentEfficiency]:
+    """Return every agent's figures against their mix, the rates being over ``agents`` together.
+
+    - pace: attempts per worked hour; expected: everyone's attempts ÷ everyone's hours;
+    - RPC and promises per hour: expected = everyone's pace × the share of attempts their
+      buckets' attempts turn into RPCs (promises) over everyone;
+    - RPC rate per attempt and kept rate of their promises: expected = Σ_b base_b × rate_b ÷ base;
+    - collected: expected = Σ_b balance_b × (everyone's collected_b ÷ balance_b);
+    - blocks per gate decision: expected = everyone's block share;
+    - violations: expected = their attempts × everyone's violations per attempt.
+    """
+    rpc_rates = rates_by_bucket((a.right_party for a in agents), (a.attempts for a in agents))
+    promise_rates = rates_by_bucket((a.promises_made for a in agents), (a.attempts for a in agents))
+    kept_rates = rates_by_bucket(
+        (a.promises_kept for a in agents), (a.promises_decided for a in agents)
+    )
+    recovery_rates = rates_by_bucket((a.collected for a in agents), (a.balance for a in agents))
+    all_attempts = sum(_total(a.attempts) for a in agents)
+    all_hours = sum(worked_seconds(a.worked_days) for a in agents) / 3600
+    pace = None if all_hours == 0 else all_attempts / all_hours
+    block_share = Rate(sum(a.blocks for a in agents), sum(a.decisions for a in agents)).value
+    violation_share = Rate(sum(a.violations for a in agents), all_attempts).value
+    result = []
+    for agent in agents:
+        attempts = _total(agent.attempts)
+        rpc = _total(agent.right_party)
+        promises = _total(agent.promises_made)
+        hours = worked_seconds(agent.worked_days) / 3600
+        rpc_share = _share(expected_count(agent.attempts, rpc_rates), attempts)
+        promise_share = _share(expected_count(agent.attempts, promise_rates), attempts)
+        decided = _total(agent.promises_decided)
+        figures = AgentEfficiency(
+            agent_id=agent.agent_id,
+            attempts=attempts,
+            right_party_contacts=rpc,
+            promises=promises,
+            worked_days=len(agent.worked_days),
+            worked_hours=hours,
+            attempts_per_hour=Compared(_share(attempts, hours), pace if hours else None),
+            rpc_per_hour=Compared(
+                _share(rpc, hours),
+                None if pace is None or rpc_share is None or not hours else pace * rpc_share,
+            ),
+            promises_per_hour=Compared(
+                _share(promises, hours),
+                None
+                if pace is None or promise_share is None or not hours
+                else pace * promise_share,
+            ),
+            right_party_rate=Compared(_share(rpc, attempts), rpc_share),
+            kept_rate=Compared(
+                _share(_total(agent.promises_kept), decided),
+                _share(expected_count(agent.promises_decided, kept_rates), decided),
+            ),
+            collected=Compared(
+                float(_total(agent.collected)) if _total(agent.balance) else None,
+                expected_count(agent.balance, recovery_rates) if _total(agent.balance) else None,
+            ),
+            block_rate=Compared(
+                _share(agent.blocks, agent.decisions),
+                block_share if agent.decisions else None,
+            ),
+            violations=Compared(
+                float(agent.violations),
+                None if violation_share is None else attempts * violation_share,
+            ),
+            overall_index=None,
+        )
+        known = [
+            value
+            for value in (
+                figures.attempts_per_hour.index,
+                figures.right_party_rate.index,
+                figures.promises_per_hour.index,
+                figures.kept_rate.index,
+                figures.collected.index,
+            )
+            if value is not None
+        ]
+        result.append(replace(figures, overall_index=sum(known) / len(known) if known else None))
+    return sorted(result, key=_rank_order)
+
+
+def _rank_order(item: AgentEfficiency) -> tuple[bool, float, int]:
+    index = item.overall_index
+    return (index is None, -(index or 0.0), item.agent_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionFacts:
+    """One region's facts in a period, by bucket: contact attempts made (bucket when made) and
+    accounts delinquent at the period's start (by that bucket) and those of them cured."""
+
+    region: tuple[str | None, ...]
+    attempts: Mapping[str | None, int] = field(default_factory=dict)
+    reached: Mapping[str | None, int] = field(default_factory=dict)
+    right_party: Mapping[str | None, int] = field(default_factory=dict)
+    promises: Mapping[str | None, int] = field(default_factory=dict)
+    delinquent: Mapping[str | None, int] = field(default_factory=dict)
+    cured: Mapping[str | None, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDifficulty:
+    """A region's contact, PTP and cure rates against what its bucket mix predicts."""
+
+    region: tuple[str | None, ...]
+    attempts: int
+    delinquent: int
+    contact_rate: Compared
+    ptp_rate: Compared
+    cure_rate: Compared
+    # The mean of the known indexes; below 1: harder than the portfolio mix explains.
+    overall_index: float | None
+
+
+def region_difficulty(regions: Sequence[RegionFacts]) -> list[RegionDifficulty]:
+    """Return every region's rates against the rates its mix predicts (over all regions).
+
+    contact rate = reached ÷ attempts; PTP rate = promises ÷ right-party contacts; cure rate =
+    delinquent at the start and current at the end ÷ delinquent at the start. Expected: the
+    same rate per bucket over every region, weighted by the region's own base per bucket.
+    """
+    contact_rates = rates_by_bucket((r.reached for r in regions), (r.attempts for r in regions))
+    ptp_rates = rates_by_bucket((r.promises for r in regions), (r.right_party for r in regions))
+    cure_rates = rates_by_bucket((r.cured for r in regions), (r.delinquent for r in regions))
+    result = []
+    for region in regions:
+        attempts, rpc = _total(region.attempts), _total(region.right_party)
+        delinquent = _total(region.delinquent)
+        contact = Compared(
+            _share(_total(region.reached), attempts),
+            _share(expected_count(region.attempts, contact_rates), attempts),
+        )
+        ptp = Compared(
+            _share(_total(region.promises), rpc),
+            _share(expected_count(region.right_party, ptp_rates), rpc),
+        )
+        cure = Compared(
+            _share(_total(region.cured), delinquent),
+            _share(expected_count(region.delinquent, cure_rates), delinquent),
+        )
+        known = [c.index for c in (contact, ptp, cure) if c.index is not None]
+        result.append(
+            RegionDifficulty(
+                region=region.region,
+                attempts=attempts,
+                delinquent=delinquent,
+                contact_rate=contact,
+                ptp_rate=ptp,
+                cure_rate=cure,
+                overall_index=sum(known) / len(known) if known else None,
+            )
+        )
+    return sorted(result, key=_region_order)
+
+
+def _region_order(item: RegionDifficulty) -> tuple[bool, float, tuple[str, ...]]:
+    index = item.overall_index
+    return (index is None, index or 0.0, tuple(part or "" for part in item.region))

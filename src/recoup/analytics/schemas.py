@@ -214,3 +214,78 @@ class KpiReport(BaseModel):
     total: Kpis
     groups: list[KpiGroup]
     kept_probability: KeptProbability
+
+
+class Compared(BaseModel):
+    """A figure and what the bucket mix predicts for it; ``index`` = actual ÷ expected."""
+
+    actual: float | None
+    expected: float | None
+    index: float | None = Field(
+        description="1.0: as the mix predicts; above: more than predicted (for blocks and "
+        "violations, worse); null when either side is unknown or nothing was expected"
+    )
+
+
+class AgentEfficiency(BaseModel):
+    """One agent's figures over the period, each against their bucket mix."""
+
+    agent_id: int
+    username: str
+    display_name: str
+    team_lead_id: int | None
+    attempts: int
+    right_party_contacts: int
+    promises: int
+    worked_days: int
+    worked_hours: float = Field(description="Σ over worked days of first start → last end")
+    attempts_per_hour: Compared
+    rpc_per_hour: Compared
+    promises_per_hour: Compared
+    right_party_rate: Compared = Field(description="right-party contacts ÷ attempts")
+    kept_rate: Compared = Field(description="their promises kept ÷ decided, due in the period")
+    collected: Compared = Field(
+        description="paid in the period by accounts assigned to them (minor units)"
+    )
+    block_rate: Compared = Field(description="gate decisions blocked ÷ decisions they asked")
+    violations: Compared = Field(description="review findings in their notes (a count)")
+    overall_index: float | None = Field(
+        description="mean of the known indexes of pace, RPC rate, promises/hour, kept rate, "
+        "collected: the rank"
+    )
+
+
+class AgentReport(BaseModel):
+    """Agents ranked by their overall index, best first."""
+
+    institution: str
+    currency: str
+    as_of: date
+    period: Period
+    team_lead_id: int | None
+    agents: list[AgentEfficiency]
+
+
+class RegionDifficulty(BaseModel):
+    """One region's rates against what its bucket mix predicts."""
+
+    province: str | None
+    city: str | None = None
+    attempts: int
+    delinquent: int = Field(description="accounts delinquent at the period's start")
+    contact_rate: Compared
+    ptp_rate: Compared = Field(description="promises ÷ right-party contacts")
+    cure_rate: Compared
+    overall_index: float | None = Field(
+        description="mean of the known indexes; below 1: harder than the mix explains"
+    )
+
+
+class RegionReport(BaseModel):
+    """Regions, hardest first."""
+
+    institution: str
+    as_of: date
+    period: Period
+    level: Literal["province", "city"]
+    regions: list[RegionDifficulty]
