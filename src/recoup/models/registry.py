@@ -11,4 +11,5 @@ import recoup.models.ingest
 import recoup.models.jobs
 import recoup.models.plans
 import recoup.models.scoring
+import recoup.models.strategy
 import recoup.models.workbench
