@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         "recoup.allocation.cli:allocate_command",
         "Allocate open cases to agents within capacity, skills, queues, regions and certificates.",
     )
+    add_lazy(app, "outbox", "recoup.outbox.cli:app", "The outbox: messages queued, sent and dead.")
     add_lazy(app, "jobs", "recoup.jobs_cli:app", "Background jobs: list, retry, run what is due.")
     add_lazy(
         app,

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # On SIGTERM, in-flight requests get this long to finish before the process exits.
     shutdown_seconds: int = Field(default=10, ge=1, le=600)
     sql_echo: bool = False
+    # Message providers' secrets (docs/channels.md); the rest of their settings are the
+    # institution's ``channels`` section.
+    smtp_password: str = ""
+    sms_api_key: str = ""
+    twilio_auth_token: str = ""
+    # Shared secret that signs the generic SMS gateway's receipts and replies (HMAC-SHA256).
+    sms_callback_secret: str = ""
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -8,4 +8,5 @@ def register() -> None:
     import recoup.cases.tasks
     import recoup.contact.tasks
     import recoup.identity.tasks
+    import recoup.outbox.tasks
     import recoup.plans.tasks  # noqa: F401

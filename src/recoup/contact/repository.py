@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,50 @@ def attempts_since(
         .scalars()
         .all()
     )
+
+
+def attempts_since_for(
+    session: Session, *, institution_id: int, debtor_ids: Collection[int], since: datetime
+) -> dict[int, list[ContactAttempt]]:
+    """Return ``attempts_since`` for many debtors at once, by debtor id."""
+    found: dict[int, list[ContactAttempt]] = {debtor_id: [] for debtor_id in debtor_ids}
+    if not found:
+        return found
+    rows = session.execute(
+        select(ContactAttempt)
+        .where(
+            ContactAttempt.institution_id == institution_id,
+            ContactAttempt.debtor_id.in_(list(found)),
+            ContactAttempt.direction == Direction.OUTBOUND,
+            ContactAttempt.status != AttemptStatus.CANCELLED,
+            ContactAttempt.planned_at >= since,
+        )
+        .order_by(ContactAttempt.planned_at)
+    ).scalars()
+    for attempt in rows:
+        found[attempt.debtor_id].append(attempt)
+    return found
+
+
+def attempts_for_decisions(
+    session: Session, *, institution_id: int, decision_ids: Collection[int]
+) -> dict[int, ContactAttempt]:
+    """Return the attempts many gate decisions allowed, by decision id."""
+    if not decision_ids:
+        return {}
+    rows = session.execute(
+        select(ContactAttempt).where(
+            ContactAttempt.institution_id == institution_id,
+            ContactAttempt.decision_id.in_(list(decision_ids)),
+        )
+    ).scalars()
+    return {attempt.decision_id: attempt for attempt in rows if attempt.decision_id is not None}
+
+
+def update_attempts(session: Session, changes: Sequence[dict[str, object]]) -> None:
+    """Apply many attempts' changes at once (each a dict with the attempt's ``id``)."""
+    if changes:
+        session.execute(update(ContactAttempt), list(changes))
 
 
 def attempt_for_decision(

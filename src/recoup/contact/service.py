@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -327,3 +328,91 @@ def withdraw_consent(
         institution_id=contact_point.institution_id,
         details={"channel": channel.value},
     )
+
+
+def record_messages_sent(
+    session: Session,
+    *,
+    institution_id: int,
+    sent: Sequence[tuple[int, datetime, str]],
+    actor: str,
+) -> int:
+    """Log messages a provider accepted as made: ``(decision_id, sent_at, provider id)`` each.
+
+    One write for the whole batch; an attempt already reported keeps its report. Returns how
+    many attempts were marked made.
+    """
+    attempts = repository.attempts_for_decisions(
+        session, institution_id=institution_id, decision_ids=[each[0] for each in sent]
+    )
+    changes: list[dict[str, object]] = []
+    for decision_id, sent_at, provider_message_id in sent:
+        attempt = attempts.get(decision_id)
+        if attempt is None or AttemptStatus(attempt.status) not in (
+            AttemptStatus.PLANNED,
+            AttemptStatus.EXPIRED,
+        ):
+            continue
+        changes.append(
+            {
+                "id": attempt.id,
+                "status": AttemptStatus.MADE,
+                "started_at": sent_at,
+                "provider_message_id": provider_message_id[:128],
+                "actor": actor[:128],
+            }
+        )
+    repository.update_attempts(session, changes)
+    return len(changes)
+
+
+def record_message_outcome(
+    session: Session,
+    *,
+    institution_id: int,
+    decision_id: int,
+    outcome: OutcomeCode,
+    happened_at: datetime,
+    actor: str,
+    provider_message_id: str | None = None,
+) -> ContactAttempt | None:
+    """Record a delivery receipt's outcome (delivered, failed, bounced, wrong number) on a
+    message's attempt, made or not yet reported; None when the decision logged no attempt."""
+    attempt = repository.attempt_for_decision(
+        session, institution_id=institution_id, decision_id=decision_id
+    )
+    if attempt is None:
+        return None
+    problem = rules.outcome_problem(outcome, Channel(attempt.channel))
+    if problem is not None:
+        raise ValidationFailed(problem)
+    if attempt.status == AttemptStatus.CANCELLED:
+        return attempt
+    if attempt.status != AttemptStatus.MADE:
+        attempt.status = rules.transition(AttemptStatus(attempt.status), AttemptStatus.MADE)
+        attempt.started_at = happened_at
+    attempt.outcome = outcome.value
+    attempt.ended_at = happened_at
+    attempt.actor = actor[:128]
+    if provider_message_id:
+        attempt.provider_message_id = provider_message_id[:128]
+    session.flush()
+    _follow_outcome(session, attempt)
+    return attempt
+
+
+def cancel_planned(
+    session: Session, *, institution_id: int, decision_ids: Collection[int], actor: str
+) -> list[int]:
+    """Mark the planned contacts of decisions that will not happen as not made; return the
+    attempt ids (whose cap slots the gate then frees)."""
+    attempts = repository.attempts_for_decisions(
+        session, institution_id=institution_id, decision_ids=decision_ids
+    )
+    changes = [
+        {"id": attempt.id, "status": AttemptStatus.CANCELLED, "actor": actor[:128]}
+        for attempt in attempts.values()
+        if AttemptStatus(attempt.status) in (AttemptStatus.PLANNED, AttemptStatus.EXPIRED)
+    ]
+    repository.update_attempts(session, changes)
+    return [int(str(change["id"])) for change in changes]

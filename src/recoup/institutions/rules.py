@@ -57,6 +57,20 @@ PRESETS: dict[str, dict[str, Any]] = {
             "approval_above_bp": 1_000,
             "grace_days": 5,
         },
+        # Messages: local log sinks until providers are configured; consumer lenders keep
+        # texts out of the evening (their own 20:00, stricter than the pack's 22:00).
+        "channels": {
+            "enabled": ["sms", "email", "letter"],
+            "sms_provider": "log",
+            "email_provider": "log",
+            "sms_per_second": 50.0,
+            "email_per_second": 20.0,
+            "quiet_start": "20:00",
+            "quiet_end": "09:00",
+            "on_missed_window": "reschedule",
+            "expire_after_hours": 48,
+            "max_attempts": 6,
+        },
     },
     "commercial_bank": {
         "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
@@ -103,6 +117,19 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_discount_bp": 2_000,
             "approval_above_bp": 500,
             "grace_days": 10,
+        },
+        # Banks send fewer, later-expiring messages and let a missed one go.
+        "channels": {
+            "enabled": ["sms", "email", "letter"],
+            "sms_provider": "log",
+            "email_provider": "log",
+            "sms_per_second": 20.0,
+            "email_per_second": 20.0,
+            "quiet_start": None,
+            "quiet_end": None,
+            "on_missed_window": "expire",
+            "expire_after_hours": 24,
+            "max_attempts": 6,
         },
     },
 }

@@ -155,6 +155,57 @@ class AnalyticsSettings(_Section):
         return value
 
 
+SmsProvider = Literal["log", "gateway", "twilio"]
+EmailProvider = Literal["log", "smtp"]
+MessageChannel = Literal["sms", "email", "letter"]
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class ChannelSettings(_Section):
+    """Messages: the channels in use, their providers (secrets come from the environment), the
+    sender ids, the rate limits, the institution's own quiet hours and what a missed window does.
+
+    What a message costs is ``analytics.contact_cost`` (one price per channel for every use).
+    """
+
+    enabled: tuple[MessageChannel, ...] = ("sms", "email", "letter")
+    # "log" records each message in a local file and delivers nothing (demo, tests).
+    sms_provider: SmsProvider = "log"
+    sms_gateway_url: str | None = Field(default=None, max_length=512)
+    twilio_account_sid: str | None = Field(default=None, max_length=64)
+    twilio_base_url: str = Field(default="https://api.twilio.com", max_length=512)
+    # The sender of texts: a number, a short code or an approved signature (【某某金融】).
+    sms_sender: str | None = Field(default=None, max_length=64)
+    sms_per_second: float = Field(default=50.0, gt=0, le=10_000)
+    email_provider: EmailProvider = "log"
+    smtp_host: str = Field(default="localhost", max_length=255)
+    smtp_port: int = Field(default=25, ge=1, le=65_535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = Field(default=None, max_length=255)
+    email_from: str = Field(default="collections@example.invalid", max_length=255)
+    email_per_second: float = Field(default=20.0, gt=0, le=10_000)
+    # Where providers send delivery receipts (this server's public address).
+    callback_base_url: str | None = Field(default=None, max_length=512)
+    # Local hours (the debtor's zone) with no messages at all, stricter than the pack.
+    quiet_start: str | None = Field(default=None, pattern=_CLOCK)
+    quiet_end: str | None = Field(default=None, pattern=_CLOCK)
+    # A message the gate holds back at send time waits for its next allowed time, or expires.
+    on_missed_window: Literal["reschedule", "expire"] = "reschedule"
+    # A message not sent this long after it was first due expires.
+    expire_after_hours: int = Field(default=48, ge=1, le=24 * 30)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _quiet_both_or_neither(self) -> ChannelSettings:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("set quiet_start and quiet_end together, e.g. 20:00 and 09:00")
+        if self.sms_provider == "gateway" and not self.sms_gateway_url:
+            raise ValueError("sms_provider gateway needs sms_gateway_url")
+        if self.sms_provider == "twilio" and not self.twilio_account_sid:
+            raise ValueError("sms_provider twilio needs twilio_account_sid")
+        return self
+
+
 class InstitutionSettings(_Section):
     """Every section of an institution's settings."""
 
@@ -163,6 +214,7 @@ class InstitutionSettings(_Section):
     workbench: WorkbenchSettings = Field(default_factory=WorkbenchSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     plans: PlanSettings = Field(default_factory=PlanSettings)
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,6 +238,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "workbench": WorkbenchSettings,
     "analytics": AnalyticsSettings,
     "plans": PlanSettings,
+    "channels": ChannelSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

@@ -9,6 +9,7 @@ import recoup.models.compliance
 import recoup.models.contact
 import recoup.models.ingest
 import recoup.models.jobs
+import recoup.models.outbox
 import recoup.models.plans
 import recoup.models.scoring
 import recoup.models.strategy

@@ -6,7 +6,8 @@ gate's numbered cap slots; reporting it there frees the slots it no longer needs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from recoup.compliance.gate.rules import (
     PlannedContact,
     cap_slots,
     compile_gate,
+    decide_batch,
     decide_contact,
     with_block,
 )
@@ -93,21 +95,7 @@ def _history(session: Session, *, debtor: Debtor, around: datetime) -> ContactHi
         since=around - timedelta(days=HISTORY_DAYS),
     )
     return ContactHistory(
-        attempts=tuple(
-            PastContact(
-                at=aware(attempt.started_at or attempt.planned_at),
-                channel=Channel(attempt.channel),
-                party=Party(attempt.party),
-                outcome=OutcomeCode(attempt.outcome) if attempt.outcome else None,
-                effective=attempt.effective,
-                account_id=str(attempt.account_id) if attempt.account_id else None,
-                third_party_id=(
-                    str(attempt.contact_point_id) if attempt.party == Party.THIRD_PARTY else None
-                ),
-            )
-            for attempt in attempts
-            if attempt.planned_at is not None
-        )
+        attempts=tuple(_past(attempt) for attempt in attempts if attempt.planned_at is not None)
     )
 
 
@@ -503,3 +491,109 @@ def require_allowed_decision(
     if planned.status != AttemptStatus.PLANNED:
         raise PermissionDenied(f"decision {decision_id} was already {planned.status}")
     return planned
+
+
+@dataclass(frozen=True, slots=True)
+class SendCheck:
+    """A contact the gate allowed earlier (``decision_id``), asked about again before it happens."""
+
+    debtor: Debtor
+    contact_point: ContactPoint
+    account: Account | None
+    channel: Channel
+    decision_id: int
+
+
+def _past(attempt: ContactAttempt) -> PastContact:
+    return PastContact(
+        at=aware(attempt.started_at or attempt.planned_at),  # type: ignore[arg-type]
+        channel=Channel(attempt.channel),
+        party=Party(attempt.party),
+        outcome=OutcomeCode(attempt.outcome) if attempt.outcome else None,
+        effective=attempt.effective,
+        account_id=str(attempt.account_id) if attempt.account_id else None,
+        third_party_id=(
+            str(attempt.contact_point_id) if attempt.party == Party.THIRD_PARTY else None
+        ),
+    )
+
+
+def recheck(
+    session: Session, *, institution: Institution, checks: Sequence[SendCheck], at: datetime
+) -> list[Decision]:
+    """Ask the gate again, at ``at``, about contacts it allowed earlier; reserve nothing new.
+
+    Each contact's own reservation is left out of the history it is judged against (it is
+    the contact being asked about); the others' count, and contacts allowed earlier in the
+    batch count against later ones. Facts are read now, so a cease request, a dispute or an
+    opt-out recorded since the first decision blocks.
+    """
+    if not checks:
+        return []
+    gate = gate_for(session, institution=institution)
+    region = gate.pack.jurisdiction
+    validation = gate.validation_notice_days is not None
+    by_debtor = contact_repository.attempts_since_for(
+        session,
+        institution_id=institution.id,
+        debtor_ids={check.debtor.id for check in checks},
+        since=at - timedelta(days=HISTORY_DAYS),
+    )
+    # Facts hold the contact point's opt-outs and consents, so the batch keys them by debtor
+    # and contact point; the history of each key is the debtor's, less the key's own
+    # reservations (each of which is being asked about).
+    facts: dict[str, DebtorFacts] = {}
+    own: dict[str, set[int]] = {}
+    attempts: list[PlannedContact] = []
+    for check in checks:
+        key = f"{check.debtor.id}/{check.contact_point.id}"
+        own.setdefault(key, set()).add(check.decision_id)
+        if key not in facts:
+            zones = facts_service.debtor_zone_sources(session, debtor=check.debtor, region=region)
+            found = facts_service.debtor_facts(
+                session,
+                debtor=check.debtor,
+                contact_point=check.contact_point,
+                account=check.account,
+                validation=validation,
+                zones=zones,
+            )
+            facts[key] = replace(found, debtor_id=key)
+        attempts.append(
+            PlannedContact(
+                debtor_id=key,
+                channel=check.channel,
+                at=at,
+                party=Party.DEBTOR,
+                account_id=str(check.account.id) if check.account else None,
+                contact_point_timezone=facts_service.contact_point_zone(
+                    check.contact_point, region
+                ),
+                automated=True,
+                to_mobile=check.contact_point.kind == ContactKind.mobile,
+            )
+        )
+    histories = {
+        key: ContactHistory(
+            attempts=tuple(
+                _past(attempt)
+                for attempt in by_debtor[int(key.partition("/")[0])]
+                if attempt.planned_at is not None and attempt.decision_id not in own[key]
+            )
+        )
+        for key in facts
+    }
+    return decide_batch(attempts, facts=facts, histories=histories, gate=gate, reserve=True)
+
+
+def release(
+    session: Session, *, institution_id: int, decision_ids: Collection[int], actor: str
+) -> int:
+    """Cancel the planned contacts of decisions that will not be acted on; free their slots."""
+    attempt_ids = contact_service.cancel_planned(
+        session, institution_id=institution_id, decision_ids=decision_ids, actor=actor
+    )
+    for attempt_id in attempt_ids:
+        repository.delete_claims(session, attempt_id=attempt_id)
+    session.flush()
+    return len(attempt_ids)

@@ -1,0 +1,1 @@
+"""The outbox: messages queued with their gate decision, re-checked and sent exactly once."""

@@ -1,0 +1,280 @@
+"""Pure rules of the outbox: message states, retries, rate limits, receipts and replies.
+
+A message is *queued* in the transaction of the decision that wants it, holding the gate's
+decision. The dispatcher asks the gate again when it is due; allowed, the message is marked
+*sending* with a send token (committed before the provider is called), then *sent* when the
+provider accepts it, and *delivered* or *failed* by a receipt. A transient failure puts it
+back to *queued* with a later ``scheduled_at``; too many, or a permanent failure, make it
+*dead* (a person may retry it). A cease request, a payment or an opt-out since queueing
+*cancels* it; a message that cannot leave before its expiry is *expired*.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from html import escape
+from types import MappingProxyType
+
+
+class OutboxStatus(StrEnum):
+    """Where a message stands."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+# Statuses a message leaves no more (a dead one only by a person's retry).
+FINAL_STATUSES = frozenset(
+    {OutboxStatus.DELIVERED, OutboxStatus.FAILED, OutboxStatus.CANCELLED, OutboxStatus.EXPIRED}
+)
+
+_TRANSITIONS: Mapping[OutboxStatus, frozenset[OutboxStatus]] = MappingProxyType(
+    {
+        OutboxStatus.QUEUED: frozenset(
+            {
+                OutboxStatus.SENDING,
+                OutboxStatus.QUEUED,
+                OutboxStatus.CANCELLED,
+                OutboxStatus.EXPIRED,
+                OutboxStatus.DEAD,
+            }
+        ),
+        # From sending: accepted, a transient failure (queued again), a permanent one, or
+        # after a restart whatever the provider says happened.
+        OutboxStatus.SENDING: frozenset(
+            {
+                OutboxStatus.SENT,
+                OutboxStatus.DELIVERED,
+                OutboxStatus.FAILED,
+                OutboxStatus.QUEUED,
+                OutboxStatus.DEAD,
+            }
+        ),
+        OutboxStatus.SENT: frozenset({OutboxStatus.DELIVERED, OutboxStatus.FAILED}),
+        OutboxStatus.DEAD: frozenset({OutboxStatus.QUEUED, OutboxStatus.CANCELLED}),
+        OutboxStatus.DELIVERED: frozenset(),
+        OutboxStatus.FAILED: frozenset(),
+        OutboxStatus.CANCELLED: frozenset(),
+        OutboxStatus.EXPIRED: frozenset(),
+    }
+)
+
+
+class OutboxTransitionRefused(ValueError):
+    """A message cannot move from its status to the one asked for."""
+
+
+def transition(current: OutboxStatus, wanted: OutboxStatus) -> OutboxStatus:
+    """Return ``wanted`` if a message in ``current`` may move there; refuse otherwise."""
+    if wanted not in _TRANSITIONS[current]:
+        raise OutboxTransitionRefused(f"the message is {current}; it cannot become {wanted}")
+    return wanted
+
+
+class MissedWindow(StrEnum):
+    """What happens to a message the gate holds back at send time."""
+
+    RESCHEDULE = "reschedule"
+    EXPIRE = "expire"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """What to do with a message the gate did not let leave now."""
+
+    status: OutboxStatus
+    scheduled_at: datetime | None
+
+
+def held_back(
+    *,
+    next_allowed_at: datetime | None,
+    expires_at: datetime,
+    on_missed_window: MissedWindow,
+) -> HeldBack:
+    """Reschedule a held-back message to the gate's next allowed time, or expire it.
+
+    A block no later time lifts (a cease request, an opt-out) has no next allowed time: such a
+    message is cancelled by the caller before this is asked. A next time past the message's
+    expiry, or an institution that expires missed messages, expires it.
+    """
+    if (
+        on_missed_window is MissedWindow.RESCHEDULE
+        and next_allowed_at is not None
+        and next_allowed_at <= expires_at
+    ):
+        return HeldBack(OutboxStatus.QUEUED, next_allowed_at)
+    return HeldBack(OutboxStatus.EXPIRED, None)
+
+
+def backoff(
+    attempts: int,
+    *,
+    base: timedelta = timedelta(seconds=30),
+    cap: timedelta = timedelta(hours=2),
+    rng: random.Random | None = None,
+) -> timedelta:
+    """Return the wait before try ``attempts + 1``: doubling from ``base``, with full jitter.
+
+    Full jitter (a uniform wait between half and all of the doubled delay) keeps many
+    messages failing together from retrying together.
+    """
+    ceiling = min(cap, base * (2 ** max(attempts - 1, 0)))
+    fraction = (rng or random).uniform(0.5, 1.0)
+    return timedelta(seconds=ceiling.total_seconds() * fraction)
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """A provider's rate limit: ``rate`` messages a second, bursts up to ``burst``."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def take(self, now: float, count: int = 1) -> float:
+        """Take ``count`` tokens at ``now`` (seconds); return how long to wait first (0 if none)."""
+        if self.tokens < 0:
+            self.tokens, self.updated = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= count
+        if self.tokens >= 0:
+            return 0.0
+        return -self.tokens / self.rate
+
+
+def idempotency_key(*parts: object) -> str:
+    """Return a stable key for a message from what makes it the same message."""
+    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()
+    return digest[:40]
+
+
+def message_id(key: str, domain: str) -> str:
+    """Return the RFC 5322 Message-ID an email of key ``key`` always carries."""
+    return f"<{key}@{domain}>"
+
+
+def template_version(body: str) -> str:
+    """Return the version of an approved template's text: a digest of what was approved."""
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+class Transient(Exception):
+    """A provider failure worth retrying (a 5xx, a timeout, an SMTP 4xx)."""
+
+
+class Permanent(Exception):
+    """A provider refusal retrying will not change (a 4xx, an SMTP 5xx, a bad number)."""
+
+    def __init__(self, message: str, *, invalid_contact: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_contact = invalid_contact
+
+
+class Receipt(StrEnum):
+    """What a delivery receipt says of a sent message."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    INVALID_CONTACT = "invalid_contact"
+
+
+# Receipt statuses of the SMS providers, read as one of ours (unknown ones are ignored).
+PROVIDER_RECEIPTS: Mapping[str, Receipt] = MappingProxyType(
+    {
+        "queued": Receipt.SENT,
+        "accepted": Receipt.SENT,
+        "sending": Receipt.SENT,
+        "sent": Receipt.SENT,
+        "delivered": Receipt.DELIVERED,
+        "read": Receipt.DELIVERED,
+        "undelivered": Receipt.FAILED,
+        "failed": Receipt.FAILED,
+        "bounced": Receipt.INVALID_CONTACT,
+        "invalid_number": Receipt.INVALID_CONTACT,
+    }
+)
+# Twilio error codes that say the number itself is wrong (not a passing failure).
+INVALID_NUMBER_CODES = frozenset({"21211", "21614", "30005", "30006", "30008"})
+
+
+def read_receipt(status: str, error_code: str | None = None) -> Receipt | None:
+    """Return what a provider's receipt status means, or None for one we do not track."""
+    receipt = PROVIDER_RECEIPTS.get(status.strip().lower())
+    if receipt is Receipt.FAILED and error_code in INVALID_NUMBER_CODES:
+        return Receipt.INVALID_CONTACT
+    return receipt
+
+
+def receipt_status(current: OutboxStatus, receipt: Receipt) -> OutboxStatus | None:
+    """Return the status a receipt moves a message to, or None when it changes nothing.
+
+    Receipts arrive out of order and more than once: a late "sent" never undoes "delivered".
+    """
+    wanted = {
+        Receipt.SENT: OutboxStatus.SENT,
+        Receipt.DELIVERED: OutboxStatus.DELIVERED,
+        Receipt.FAILED: OutboxStatus.FAILED,
+        Receipt.INVALID_CONTACT: OutboxStatus.FAILED,
+    }[receipt]
+    if wanted == current or wanted not in _TRANSITIONS[current]:
+        return None
+    return wanted
+
+
+# Replies that withdraw consent to texts: English keywords carriers honour (TCPA) and the
+# Chinese 退订 / TD that CN senders print in every text.
+_STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "退订", "td"}
+)
+_PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def is_opt_out_reply(text: str) -> bool:
+    """Tell whether an inbound text asks to stop messages ("STOP", "退订", "TD", "stop.")."""
+    normal = unicodedata.normalize("NFKC", text).strip().casefold()
+    word = _PUNCTUATION.sub("", normal)
+    return word in _STOP_WORDS
+
+
+@dataclass(frozen=True, slots=True)
+class QuietPeriod:
+    """An institution's own hours without messages (stricter than the pack), in local time."""
+
+    start: time
+    end: time
+
+    def holds(self, local: datetime) -> bool:
+        """Tell whether a local moment falls in the quiet period (which may cross midnight)."""
+        moment = local.time()
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def ends_after(self, local: datetime) -> datetime:
+        """Return the local moment the quiet period holding ``local`` ends."""
+        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        return end if end > local else end + timedelta(days=1)
+
+
+def html_of(text: str) -> str:
+    """Return an email's HTML part for a plain-text body (escaped, paragraphs kept)."""
+    paragraphs = [part.strip() for part in text.split("\n\n") if part.strip()]
+    body = "".join(f"<p>{escape(part).replace(chr(10), '<br>')}</p>" for part in paragraphs)
+    return f'<!doctype html><html><body style="font-family:sans-serif">{body}</body></html>'

@@ -1,0 +1,949 @@
+"""The outbox: queue a message with its gate decision, re-check and send it, record receipts.
+
+Nothing here commits. ``queue_message`` runs in the transaction of the decision that wants
+the message. The dispatcher (``outbox.dispatch``) calls ``prepare`` in one transaction and
+commits the *sending* marks before any provider is called, then ``record_results`` in the
+next; those commits are the boundary's, not the service's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from recoup.audit import service as audit
+from recoup.audit.service import AuditEntry
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.gate.service import SendCheck
+from recoup.compliance.kinds import RuleKind
+from recoup.compliance.templates import service as templates_service
+from recoup.contact import service as contact_service
+from recoup.contact.channels import CHANNELS, Channel
+from recoup.contact.rules import ConsentKind, OutcomeCode, Party
+from recoup.enums import ContactKind, ContactStatus
+from recoup.identity.principal import Principal
+from recoup.identity.scoping import acting, get_scoped
+from recoup.institutions import repository as institutions_repository
+from recoup.institutions.settings import ChannelSettings, settings_of
+from recoup.kit import clock
+from recoup.kit.clock import aware, utcnow
+from recoup.kit.crypto import blind_index
+from recoup.kit.errors import Conflict, NotFound, ValidationFailed
+from recoup.kit.money import to_decimal
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.account import Account
+from recoup.models.compliance import ContactDecision, MessageTemplate
+from recoup.models.debtor import ContactPoint, Debtor
+from recoup.models.institution import Institution
+from recoup.models.outbox import OutboxMessage, OutboxReceipt
+from recoup.outbox import repository, rules
+from recoup.outbox.adapters.base import Accepted, OutgoingMessage
+from recoup.outbox.rules import (
+    MissedWindow,
+    OutboxStatus,
+    QuietPeriod,
+    Receipt,
+)
+
+# The channels the outbox sends (calls and visits are tasks, not messages).
+MESSAGE_CHANNELS = frozenset({Channel.SMS, Channel.EMAIL, Channel.LETTER})
+SYSTEM_ACTOR = "outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """What queueing a message came to: the message, or the gate decision that refused it."""
+
+    message: OutboxMessage | None
+    decision: ContactDecision | None
+    reasons: tuple[str, ...] = ()
+    duplicate: bool = False
+
+
+def _message_channel(value: Channel | str, settings: ChannelSettings) -> Channel:
+    try:
+        channel = Channel(value)
+    except ValueError:
+        channel = None
+    if channel is None or channel not in MESSAGE_CHANNELS:
+        choices = ", ".join(sorted(c.value for c in MESSAGE_CHANNELS))
+        raise ValidationFailed(f"channel {value!r} sends no messages; use one of {choices}")
+    if channel.value not in settings.enabled:
+        raise ValidationFailed(
+            f"channel {channel.value} is not enabled for this institution "
+            "(channels.enabled in its settings)"
+        )
+    return channel
+
+
+def template_values(
+    *, institution: Institution, debtor: Debtor, account: Account | None
+) -> dict[str, Any]:
+    """Return the values a message template may use (``{{ debtor_name }}``, ``{{ balance }}`` …)."""
+    values: dict[str, Any] = {
+        "debtor_name": debtor.name,
+        "institution_name": institution.name,
+    }
+    if account is not None:
+        values.update(
+            account_number=account.external_id,
+            currency=account.currency,
+            balance=str(to_decimal(account.balance, account.currency)),
+            overdue_amount=str(to_decimal(account.overdue_amount, account.currency)),
+            minimum_due=str(to_decimal(account.minimum_due, account.currency)),
+            due_date=account.due_date.isoformat() if account.due_date else "",
+            days_past_due=account.days_past_due,
+        )
+    return values
+
+
+def _approved_template(
+    session: Session, *, institution_id: int, template_id: int, channel: Channel
+) -> MessageTemplate:
+    template = session.get(MessageTemplate, template_id)
+    if template is None or template.institution_id != institution_id:
+        raise NotFound(f"no template {template_id}")
+    if template.channel != channel.value:
+        raise ValidationFailed(
+            f"template {template_id} is for {template.channel}, not {channel.value}; "
+            "choose a template of the channel"
+        )
+    return template
+
+
+def queue_message(
+    session: Session,
+    *,
+    institution_id: int,
+    debtor_id: int,
+    contact_point_id: int,
+    channel: Channel | str,
+    template_id: int,
+    actor: str,
+    account_id: int | None = None,
+    scheduled_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    campaign_id: int | None = None,
+    subject: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    principal: Principal | None = None,
+    now: datetime | None = None,
+) -> Queued:
+    """Ask the gate, render the approved template and queue the message in the caller's
+    transaction; a refused contact queues nothing and returns the decision's reasons.
+
+    The same idempotency key (by default: debtor, contact point, channel, template, account,
+    time and campaign) returns the message already queued, asking the gate nothing.
+    """
+    now = now or utcnow()
+    scheduled_at = scheduled_at or now
+    if scheduled_at.tzinfo is None:
+        raise ValidationFailed("'scheduled_at' must carry a UTC offset")
+    institution = institutions_repository.require_by_id(session, institution_id)
+    settings = settings_of(institution).channels
+    channel = _message_channel(channel, settings)
+    key = idempotency_key or rules.idempotency_key(
+        institution_id,
+        debtor_id,
+        contact_point_id,
+        channel.value,
+        template_id,
+        account_id,
+        scheduled_at.isoformat(),
+        campaign_id,
+    )
+    if len(key) > 64:
+        raise ValidationFailed("'idempotency_key' is at most 64 characters")
+    existing = repository.by_key(session, institution_id=institution_id, key=key)
+    if existing is not None:
+        return Queued(existing, None, duplicate=True)
+    scope = acting(principal, institution_id)
+    debtor = get_scoped(session, Debtor, debtor_id, scope)
+    contact_point = get_scoped(session, ContactPoint, contact_point_id, scope)
+    if contact_point.debtor_id != debtor.id:
+        raise NotFound(f"no contact point {contact_point_id} for debtor {debtor_id}")
+    if str(contact_point.kind) not in CHANNELS[channel].contact_kinds:
+        raise ValidationFailed(
+            f"contact point {contact_point_id} is a {contact_point.kind}; "
+            f"a {CHANNELS[channel].name_en} goes to "
+            + " or ".join(sorted(CHANNELS[channel].contact_kinds))
+        )
+    if contact_point.status == ContactStatus.invalid:
+        raise ValidationFailed(f"contact point {contact_point_id} is marked invalid")
+    account = None
+    if account_id is not None:
+        account = get_scoped(session, Account, account_id, scope)
+        if account.debtor_id != debtor.id:
+            raise NotFound(f"no account {account_id} for debtor {debtor_id}")
+    template = _approved_template(
+        session, institution_id=institution_id, template_id=template_id, channel=channel
+    )
+    # Render before asking the gate: a template that cannot be rendered reserves nothing.
+    text = templates_service.render_approved_template(
+        session,
+        institution_id=institution_id,
+        template_id=template_id,
+        values={
+            **template_values(institution=institution, debtor=debtor, account=account),
+            **(values or {}),
+        },
+        account_id=account_id,
+        today=clock.local_today(institution.timezone, now=now),
+    )
+    checked = _check(
+        session,
+        institution_id=institution_id,
+        debtor=debtor,
+        contact_point=contact_point,
+        account=account,
+        channel=channel,
+        at=scheduled_at,
+        actor=actor,
+        now=now,
+        principal=principal,
+    )
+    expire_after = timedelta(hours=settings.expire_after_hours)
+    if not checked.decision.allowed and checked.decision.next_allowed_at is not None:
+        # Outside the hours now: queue it for the first allowed moment, if soon enough.
+        later = checked.decision.next_allowed_at
+        if later <= scheduled_at + expire_after:
+            checked = _check(
+                session,
+                institution_id=institution_id,
+                debtor=debtor,
+                contact_point=contact_point,
+                account=account,
+                channel=channel,
+                at=later,
+                actor=actor,
+                now=now,
+                principal=principal,
+            )
+    if not checked.decision.allowed:
+        return Queued(None, checked.record, reasons=checked.decision.rule_ids)
+    message = OutboxMessage(
+        institution_id=institution_id,
+        debtor_id=debtor.id,
+        account_id=account.id if account else None,
+        contact_point_id=contact_point.id,
+        channel=channel,
+        decision_id=checked.record.id,
+        campaign_id=campaign_id,
+        template_id=template.id,
+        template_version=rules.template_version(template.body),
+        subject=(subject or template.name)[:255] if channel is Channel.EMAIL else None,
+        body=text,
+        idempotency_key=key,
+        status=OutboxStatus.QUEUED,
+        scheduled_at=checked.decision.at,
+        expires_at=scheduled_at + expire_after,
+        attempts=0,
+        actor=actor[:128],
+    )
+    session.add(message)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="outbox.queued",
+        object_type="outbox_message",
+        object_id=message.id,
+        institution_id=institution_id,
+        details={
+            "channel": channel.value,
+            "decision_id": checked.record.id,
+            "template_id": template.id,
+            "template_version": message.template_version,
+            "campaign_id": campaign_id,
+        },
+    )
+    return Queued(message, checked.record)
+
+
+def _check(
+    session: Session,
+    *,
+    institution_id: int,
+    debtor: Debtor,
+    contact_point: ContactPoint,
+    account: Account | None,
+    channel: Channel,
+    at: datetime,
+    actor: str,
+    now: datetime,
+    principal: Principal | None,
+) -> gate_service.CheckedContact:
+    return gate_service.check_contact(
+        session,
+        institution_id=institution_id,
+        debtor_id=debtor.id,
+        contact_point_id=contact_point.id,
+        account_id=account.id if account else None,
+        channel=channel,
+        party=Party.THIRD_PARTY if contact_point.third_party else Party.DEBTOR,
+        at=at,
+        actor=actor,
+        automated=CHANNELS[channel].automated,
+        now=now,
+        principal=principal,
+    )
+
+
+# Dispatch ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message marked sending, ready for its adapter."""
+
+    message_id: int
+    institution_id: int
+    institution_code: str
+    channel: Channel
+    token: str
+    message: OutgoingMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the provider did with one outgoing message."""
+
+    outgoing: Outgoing
+    accepted: Accepted | None = None
+    error: Exception | None = None
+
+
+def _quiet(settings: ChannelSettings) -> QuietPeriod | None:
+    if settings.quiet_start is None or settings.quiet_end is None:
+        return None
+    return QuietPeriod(
+        time.fromisoformat(settings.quiet_start), time.fromisoformat(settings.quiet_end)
+    )
+
+
+def _opt_out_required(session: Session, institution: Institution, channel: Channel) -> bool:
+    gate = gate_service.gate_for(session, institution=institution)
+    return any(
+        channel.value in (rule.parameters.get("opt_out_required_channels") or ())  # type: ignore[operator]
+        for rule in gate.pack.rules_of(RuleKind.CHANNEL_OPT_OUT)
+    )
+
+
+def _callback(settings: ChannelSettings, institution: Institution) -> str | None:
+    if not settings.callback_base_url:
+        return None
+    provider = settings.sms_provider
+    return (
+        f"{settings.callback_base_url.rstrip('/')}/api/v1/outbox/hooks/"
+        f"{institution.code}/{provider}/status"
+    )
+
+
+def prepare(
+    session: Session, *, messages: Sequence[OutboxMessage], now: datetime
+) -> list[Outgoing]:
+    """Ask the gate again about due messages; mark those it allows *sending*, hold the rest.
+
+    A message past its expiry expires; one whose contact point became invalid, whose debtor
+    paid since it was queued, or that a block no later time lifts (a cease request, an
+    opt-out, a dispute) is cancelled; one outside the hours is rescheduled to the gate's next
+    allowed time or expired, as the institution's ``channels.on_missed_window`` says. Every
+    one of these releases the gate reservation it held.
+    """
+    outgoing: list[Outgoing] = []
+    by_institution: dict[int, list[OutboxMessage]] = {}
+    for message in messages:
+        by_institution.setdefault(message.institution_id, []).append(message)
+    for institution_id, batch in by_institution.items():
+        outgoing.extend(
+            _prepare_institution(session, institution_id=institution_id, batch=batch, now=now)
+        )
+    return outgoing
+
+
+def _prepare_institution(
+    session: Session, *, institution_id: int, batch: Sequence[OutboxMessage], now: datetime
+) -> list[Outgoing]:
+    institution = institutions_repository.require_by_id(session, institution_id)
+    settings = settings_of(institution).channels
+    quiet = _quiet(settings)
+    missed = MissedWindow(settings.on_missed_window)
+    debtors = _by_id(session, Debtor, {m.debtor_id for m in batch})
+    points = _by_id(session, ContactPoint, {m.contact_point_id for m in batch})
+    accounts = _by_id(session, Account, {m.account_id for m in batch if m.account_id})
+    paid = repository.paid_since(
+        session,
+        institution_id=institution_id,
+        pairs={(m.debtor_id, m.account_id, aware(m.created_at)) for m in batch},
+    )
+    changes: list[dict[str, Any]] = []
+    released: list[int] = []
+    entries: list[AuditEntry] = []
+
+    def hold(
+        message: OutboxMessage, status: OutboxStatus, reason: str, at: datetime | None = None
+    ) -> None:
+        change: dict[str, Any] = {"id": message.id, "status": status, "last_error": reason[:255]}
+        if status is OutboxStatus.QUEUED and at is not None:
+            change["scheduled_at"] = at
+        else:
+            change["finished_at"] = now
+            released.append(message.decision_id)
+        changes.append(change)
+        entries.append(
+            AuditEntry(
+                actor=SYSTEM_ACTOR,
+                action=f"outbox.{'rescheduled' if status is OutboxStatus.QUEUED else status.value}",
+                object_type="outbox_message",
+                object_id=message.id,
+                institution_id=institution_id,
+                details={"reason": reason[:255], "scheduled_at": at.isoformat() if at else None},
+            )
+        )
+
+    checks: list[tuple[OutboxMessage, SendCheck]] = []
+    for message in batch:
+        point = points[message.contact_point_id]
+        if aware(message.expires_at) <= now:
+            hold(message, OutboxStatus.EXPIRED, "not sent before its expiry")
+        elif point.status == ContactStatus.invalid:
+            hold(message, OutboxStatus.CANCELLED, "contact point invalid")
+        elif (message.debtor_id, message.account_id) in paid:
+            hold(message, OutboxStatus.CANCELLED, "payment received since queued")
+        else:
+            checks.append(
+                (
+                    message,
+                    SendCheck(
+                        debtor=debtors[message.debtor_id],
+                        contact_point=point,
+                        account=accounts.get(message.account_id) if message.account_id else None,
+                        channel=Channel(message.channel),
+                        decision_id=message.decision_id,
+                    ),
+                )
+            )
+    decisions = gate_service.recheck(
+        session, institution=institution, checks=[check for _, check in checks], at=now
+    )
+    unsubscribe = {
+        channel: _opt_out_required(session, institution, channel) for channel in MESSAGE_CHANNELS
+    }
+    callback = _callback(settings, institution)
+    outgoing: list[Outgoing] = []
+    for (message, check), decision in zip(checks, decisions, strict=True):
+        expires_at = aware(message.expires_at)
+        if not decision.allowed:
+            reason = "gate: " + ", ".join(decision.rule_ids)
+            if decision.next_allowed_at is None:
+                hold(message, OutboxStatus.CANCELLED, reason)
+            else:
+                held = rules.held_back(
+                    next_allowed_at=decision.next_allowed_at,
+                    expires_at=expires_at,
+                    on_missed_window=missed,
+                )
+                hold(message, held.status, reason, held.scheduled_at)
+            continue
+        if quiet is not None:
+            zone = clock.zone(decision.timezones[0] if decision.timezones else institution.timezone)
+            local = now.astimezone(zone)
+            if quiet.holds(local):
+                held = rules.held_back(
+                    next_allowed_at=quiet.ends_after(local).astimezone(now.tzinfo),
+                    expires_at=expires_at,
+                    on_missed_window=missed,
+                )
+                hold(message, held.status, "institution quiet hours", held.scheduled_at)
+                continue
+        token = secrets.token_hex(16)
+        changes.append(
+            {
+                "id": message.id,
+                "status": OutboxStatus.SENDING,
+                "send_token": token,
+                "sending_since": now,
+                "attempts": message.attempts + 1,
+            }
+        )
+        outgoing.append(
+            Outgoing(
+                message_id=message.id,
+                institution_id=institution_id,
+                institution_code=institution.code,
+                channel=check.channel,
+                token=token,
+                message=_outgoing(
+                    message,
+                    to=check.contact_point.value,
+                    settings=settings,
+                    unsubscribe=unsubscribe[check.channel],
+                    callback=callback,
+                    since=now,
+                ),
+            )
+        )
+    repository.update_messages(session, changes)
+    if released:
+        gate_service.release(
+            session, institution_id=institution_id, decision_ids=released, actor=SYSTEM_ACTOR
+        )
+    audit.record_many(session, entries)
+    return outgoing
+
+
+def _outgoing(
+    message: OutboxMessage,
+    *,
+    to: str,
+    settings: ChannelSettings,
+    unsubscribe: bool,
+    callback: str | None,
+    since: datetime | None,
+) -> OutgoingMessage:
+    channel = Channel(message.channel)
+    return OutgoingMessage(
+        key=message.idempotency_key,
+        to=to,
+        text=message.body,
+        subject=message.subject,
+        sender=settings.sms_sender if channel is Channel.SMS else settings.email_from,
+        status_callback=callback if channel is Channel.SMS else None,
+        unsubscribe=(
+            f"mailto:{settings.email_from}?subject=unsubscribe%20{message.idempotency_key}"
+            if unsubscribe and channel is Channel.EMAIL
+            else None
+        ),
+        sending_since=aware(message.sending_since) if message.sending_since else since,
+    )
+
+
+def _by_id(session: Session, model: type[Any], ids: set[int]) -> dict[int, Any]:
+    from sqlalchemy import select
+
+    if not ids:
+        return {}
+    rows = session.execute(select(model).where(model.id.in_(list(ids)))).scalars()
+    return {row.id: row for row in rows}
+
+
+def record_results(
+    session: Session, *, results: Sequence[Result], now: datetime, max_attempts: Mapping[int, int]
+) -> dict[str, int]:
+    """Record what providers did: sent, to retry later, dead or failed; log sends and failures.
+
+    A result whose message no longer holds the token it was sent under is ignored (another
+    dispatcher reconciled it). Returns how many messages reached each status.
+    """
+    messages = repository.messages_by_id(session, {r.outgoing.message_id for r in results})
+    changes: list[dict[str, Any]] = []
+    entries: list[AuditEntry] = []
+    sent_by_institution: dict[int, list[tuple[int, datetime, str]]] = {}
+    counts: dict[str, int] = {}
+    for result in results:
+        message = messages.get(result.outgoing.message_id)
+        if message is None or message.send_token != result.outgoing.token:
+            continue
+        if message.status != OutboxStatus.SENDING:
+            continue
+        status = _apply_result(
+            session, message=message, result=result, now=now, changes=changes,
+            max_attempts=max_attempts.get(message.institution_id, 6),
+        )  # fmt: skip
+        counts[status.value] = counts.get(status.value, 0) + 1
+        if result.accepted is not None:
+            sent_by_institution.setdefault(message.institution_id, []).append(
+                (message.decision_id, now, result.accepted.provider_message_id)
+            )
+        entries.append(
+            AuditEntry(
+                actor=SYSTEM_ACTOR,
+                action=(
+                    "outbox.sent"
+                    if result.accepted is not None
+                    else "outbox.retry_scheduled"
+                    if status is OutboxStatus.QUEUED
+                    else f"outbox.{status.value}"
+                ),
+                object_type="outbox_message",
+                object_id=message.id,
+                institution_id=message.institution_id,
+                details={
+                    "channel": str(message.channel),
+                    "decision_id": message.decision_id,
+                    "provider": message.provider if result.accepted is None else None,
+                    "error": _error_text(result.error),
+                },
+            )
+        )
+    repository.update_messages(session, changes)
+    for institution_id, sent in sent_by_institution.items():
+        contact_service.record_messages_sent(
+            session, institution_id=institution_id, sent=sent, actor=SYSTEM_ACTOR
+        )
+    audit.record_many(session, entries)
+    return counts
+
+
+def _error_text(error: Exception | None) -> str | None:
+    # Adapters word their errors without personal data (a status code, an exception class).
+    return None if error is None else f"{type(error).__name__}: {error}"[:255]
+
+
+def _apply_result(
+    session: Session,
+    *,
+    message: OutboxMessage,
+    result: Result,
+    now: datetime,
+    changes: list[dict[str, Any]],
+    max_attempts: int,
+) -> OutboxStatus:
+    if result.accepted is not None:
+        status = (
+            OutboxStatus.DELIVERED
+            if rules.read_receipt(result.accepted.status) is Receipt.DELIVERED
+            else OutboxStatus.SENT
+        )
+        changes.append(
+            {
+                "id": message.id,
+                "status": status,
+                "provider_message_id": result.accepted.provider_message_id[:128],
+                "sent_at": now,
+                "finished_at": now if status is OutboxStatus.DELIVERED else None,
+                "last_error": None,
+            }
+        )
+        return status
+    error = result.error
+    if isinstance(error, rules.Permanent):
+        changes.append(
+            {"id": message.id, "status": OutboxStatus.FAILED, "finished_at": now,
+             "last_error": _error_text(error)}
+        )  # fmt: skip
+        _failed_contact(session, message=message, now=now, invalid_contact=error.invalid_contact)
+        return OutboxStatus.FAILED
+    if message.attempts >= max_attempts:
+        changes.append(
+            {"id": message.id, "status": OutboxStatus.DEAD, "finished_at": now,
+             "last_error": _error_text(error)}
+        )  # fmt: skip
+        return OutboxStatus.DEAD
+    changes.append(
+        {
+            "id": message.id,
+            "status": OutboxStatus.QUEUED,
+            "scheduled_at": now + rules.backoff(message.attempts),
+            "last_error": _error_text(error),
+            "send_token": None,
+        }
+    )
+    return OutboxStatus.QUEUED
+
+
+def _failed_contact(
+    session: Session, *, message: OutboxMessage, now: datetime, invalid_contact: bool
+) -> None:
+    """Log a failed message; a wrong number or address invalidates the contact point."""
+    outcome = (
+        OutcomeCode.WRONG_NUMBER
+        if invalid_contact
+        else OutcomeCode.MESSAGE_BOUNCED
+        if message.channel == Channel.EMAIL
+        else OutcomeCode.MESSAGE_FAILED
+    )
+    contact_service.record_message_outcome(
+        session,
+        institution_id=message.institution_id,
+        decision_id=message.decision_id,
+        outcome=outcome,
+        happened_at=now,
+        actor=SYSTEM_ACTOR,
+        provider_message_id=message.provider_message_id,
+    )
+    if invalid_contact or outcome is OutcomeCode.MESSAGE_BOUNCED:
+        point = session.get(ContactPoint, message.contact_point_id)
+        if point is not None and point.status != ContactStatus.invalid:
+            point.status = ContactStatus.invalid
+            audit.record(
+                session,
+                actor=SYSTEM_ACTOR,
+                action="contact_point.invalidated",
+                object_type="contact_point",
+                object_id=point.id,
+                institution_id=message.institution_id,
+                details={"outbox_message_id": message.id, "outcome": outcome.value},
+            )
+
+
+def outgoing_for_reconcile(session: Session, *, message: OutboxMessage) -> Outgoing:
+    """Return the outgoing form of a message found *sending* after a crash."""
+    institution = institutions_repository.require_by_id(session, message.institution_id)
+    settings = settings_of(institution).channels
+    point = session.get(ContactPoint, message.contact_point_id)
+    assert point is not None
+    channel = Channel(message.channel)
+    return Outgoing(
+        message_id=message.id,
+        institution_id=institution.id,
+        institution_code=institution.code,
+        channel=channel,
+        token=message.send_token or "",
+        message=_outgoing(
+            message,
+            to=point.value,
+            settings=settings,
+            unsubscribe=_opt_out_required(session, institution, channel),
+            callback=_callback(settings, institution),
+            since=None,
+        ),
+    )
+
+
+def reconciled(
+    session: Session,
+    *,
+    message: OutboxMessage,
+    found: Accepted | None,
+    unknown: str | None,
+    now: datetime,
+) -> OutboxStatus:
+    """Settle a message found *sending* after a crash from what the provider says.
+
+    Found there: it was sent. Not there: it never left, so it is queued again (under the same
+    decision, re-checked by the gate before it goes). Unknown: it is dead, for a person to
+    check, and never sent twice by the machine.
+    """
+    if found is not None:
+        status = (
+            OutboxStatus.DELIVERED
+            if rules.read_receipt(found.status) is Receipt.DELIVERED
+            else OutboxStatus.SENT
+        )
+        message.status = status
+        message.provider_message_id = found.provider_message_id[:128]
+        message.sent_at = message.sending_since or now
+        message.last_error = None
+        contact_service.record_messages_sent(
+            session,
+            institution_id=message.institution_id,
+            sent=[(message.decision_id, aware(message.sent_at), found.provider_message_id)],
+            actor=SYSTEM_ACTOR,
+        )
+    elif unknown is not None:
+        message.status = OutboxStatus.DEAD
+        message.finished_at = now
+        message.last_error = f"delivery unknown after a restart: {unknown}"[:255]
+    else:
+        message.status = OutboxStatus.QUEUED
+        message.scheduled_at = now
+        message.send_token = None
+        message.last_error = "not at the provider after a restart; queued again"
+    session.flush()
+    audit.record(
+        session,
+        actor=SYSTEM_ACTOR,
+        action="outbox.reconciled",
+        object_type="outbox_message",
+        object_id=message.id,
+        institution_id=message.institution_id,
+        details={"status": message.status, "found": found is not None},
+    )
+    return OutboxStatus(message.status)
+
+
+# Receipts and replies ---------------------------------------------------------------------
+
+
+def record_receipt(
+    session: Session,
+    *,
+    institution_id: int,
+    provider_message_id: str,
+    status: str,
+    error_code: str | None = None,
+    received_at: datetime | None = None,
+) -> OutboxMessage | None:
+    """Record a provider's delivery receipt once; a repeated or out-of-order one changes nothing.
+
+    A failure the provider blames on the number invalidates the contact point. Returns the
+    message, or None when no message has that provider id (or the status is not tracked).
+    """
+    received_at = received_at or utcnow()
+    message = repository.by_provider_id(
+        session, institution_id=institution_id, provider_message_id=provider_message_id
+    )
+    receipt = rules.read_receipt(status, error_code)
+    if message is None or receipt is None:
+        return None
+    new = repository.add_receipt(
+        session,
+        OutboxReceipt(
+            institution_id=institution_id,
+            message_id=message.id,
+            provider_status=status.strip().lower()[:32],
+            error_code=(error_code or None) and str(error_code)[:32],
+            received_at=received_at,
+        ),
+    )
+    if not new:
+        return message
+    wanted = rules.receipt_status(OutboxStatus(message.status), receipt)
+    if wanted is not None:
+        message.status = wanted
+        if wanted in rules.FINAL_STATUSES:
+            message.finished_at = received_at
+        if wanted is OutboxStatus.FAILED:
+            message.last_error = f"provider receipt: {status}" + (
+                f" ({error_code})" if error_code else ""
+            )
+    session.flush()
+    if receipt is Receipt.DELIVERED and wanted is not None:
+        contact_service.record_message_outcome(
+            session,
+            institution_id=institution_id,
+            decision_id=message.decision_id,
+            outcome=OutcomeCode.MESSAGE_DELIVERED,
+            happened_at=received_at,
+            actor=SYSTEM_ACTOR,
+        )
+    elif receipt in (Receipt.FAILED, Receipt.INVALID_CONTACT) and wanted is not None:
+        _failed_contact(
+            session,
+            message=message,
+            now=received_at,
+            invalid_contact=receipt is Receipt.INVALID_CONTACT,
+        )
+    audit.record(
+        session,
+        actor=SYSTEM_ACTOR,
+        action="outbox.receipt",
+        object_type="outbox_message",
+        object_id=message.id,
+        institution_id=institution_id,
+        details={"status": status[:32], "error_code": error_code},
+    )
+    return message
+
+
+def record_reply(
+    session: Session,
+    *,
+    institution_id: int,
+    sender: str,
+    text: str,
+    received_at: datetime | None = None,
+    provider_message_id: str | None = None,
+) -> bool:
+    """Log an inbound text; "STOP", "退订" or "TD" opts the number out of texts.
+
+    Returns whether it was an opt-out. A reply from a number nobody has is ignored.
+    """
+    received_at = received_at or utcnow()
+    from sqlalchemy import select
+
+    index = blind_index(sender, context="contact_points.value")
+    point = (
+        session.execute(
+            select(ContactPoint).where(
+                ContactPoint.institution_id == institution_id,
+                ContactPoint.value_index == index,
+                ContactPoint.kind == ContactKind.mobile,
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if point is None:
+        return False
+    opt_out = rules.is_opt_out_reply(text)
+    contact_service.log_inbound(
+        session,
+        institution_id=institution_id,
+        debtor_id=point.debtor_id,
+        channel=Channel.SMS,
+        started_at=received_at,
+        actor="sms-reply",
+        outcome=OutcomeCode.REFUSED_CONTACT if opt_out else None,
+        party=Party.THIRD_PARTY if point.third_party else Party.DEBTOR,
+        contact_point_id=point.id,
+        provider_message_id=provider_message_id,
+    )
+    if opt_out:
+        contact_service.record_consent(
+            session,
+            contact_point=point,
+            channel=Channel.SMS,
+            kind=ConsentKind.OPT_OUT,
+            actor="sms-reply",
+            source="reply",
+            recorded_at=received_at,
+        )
+    return opt_out
+
+
+# People's actions -------------------------------------------------------------------------
+
+
+def retry_message(
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    message_id: int,
+    now: datetime | None = None,
+) -> OutboxMessage:
+    """Give a dead message another set of tries (the gate is asked again when it is due)."""
+    message = get_scoped(session, OutboxMessage, message_id, acting(principal, institution_id))
+    if message.status != OutboxStatus.DEAD:
+        raise Conflict(f"message {message_id} is {message.status}; only dead messages are retried")
+    now = now or utcnow()
+    message.status = OutboxStatus.QUEUED
+    message.attempts = 0
+    message.send_token = None
+    message.scheduled_at = now
+    message.finished_at = None
+    if aware(message.expires_at) <= now:
+        message.expires_at = now + timedelta(
+            hours=settings_of(
+                institutions_repository.require_by_id(session, institution_id)
+            ).channels.expire_after_hours
+        )
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="outbox.retried",
+        object_type="outbox_message",
+        object_id=message.id,
+        institution_id=institution_id,
+        details={"channel": str(message.channel)},
+    )
+    return message
+
+
+def messages_page(
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    page: PageRequest,
+    status: str | None = None,
+    campaign_id: int | None = None,
+) -> Page[OutboxMessage]:
+    """Return one page of the institution's messages, newest first."""
+    acting(principal, institution_id)
+    if status is not None and status not in set(OutboxStatus):
+        raise ValidationFailed(
+            f"status {status!r} is not a message status; use one of "
+            + ", ".join(s.value for s in OutboxStatus)
+        )
+    return repository.messages_page(
+        session, institution_id=institution_id, page=page, status=status, campaign_id=campaign_id
+    )
