@@ -5,11 +5,15 @@ from __future__ import annotations
 import itertools
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.institutions.service import create_institution
+from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.models import Account, ContactPoint, Debtor, Institution, User
+from recoup.models.cases import Case, CaseAccount
+from recoup.portfolio.repository import account_owners
 from recoup.portfolio.rules import bucket_for
 
 _counter = itertools.count(1)
@@ -141,3 +145,47 @@ def certify(
         expires_on=expires_on,
         actor="test",
     )
+
+
+def give_to_agent(session: Session, account: Account, agent: User | int | None) -> Case:
+    """Put an account in its debtor's live case (opening one) and give the case to ``agent``."""
+    session.flush()
+    case = session.scalar(
+        select(Case).where(
+            Case.institution_id == account.institution_id,
+            Case.live_debtor_id == account.debtor_id,
+        )
+    )
+    if case is None:
+        case = Case(
+            institution_id=account.institution_id,
+            debtor_id=account.debtor_id,
+            live_debtor_id=account.debtor_id,
+            state="open",
+            opened_at=utcnow(),
+        )
+        session.add(case)
+        session.flush()
+    member = session.scalar(
+        select(CaseAccount).where(
+            CaseAccount.case_id == case.id, CaseAccount.account_id == account.id
+        )
+    )
+    if member is None:
+        session.add(
+            CaseAccount(
+                institution_id=account.institution_id,
+                case_id=case.id,
+                account_id=account.id,
+                added_at=utcnow(),
+            )
+        )
+    case.owner_id = agent.id if isinstance(agent, User) else agent
+    session.flush()
+    return case
+
+
+def agent_of(session: Session, account: Account) -> int | None:
+    """The agent working an account: its live case's owner."""
+    session.flush()
+    return account_owners(session, account_ids=[account.id])[account.id]

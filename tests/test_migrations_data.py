@@ -217,3 +217,130 @@ class TestContactLogMigration:
 
     def test_postgresql_moves_reservations_and_flags(self, postgres_url: str) -> None:
         _round_trip(postgres_url)
+
+
+# --- 0010: the agents of accounts become the owners of cases --------------------------------
+
+
+def _seed_assignments(engine: Engine) -> None:
+    """Accounts with agents as revision 0009 stored them, and one case already owned."""
+    with engine.begin() as connection:
+        run = connection.execute
+        run(
+            text(
+                "INSERT INTO institutions (id, code, name, jurisdiction, timezone, currency, "
+                "preset, settings) VALUES (1, 'I1', 'One', 'CN', 'Asia/Shanghai', 'CNY', "
+                "'consumer_finance', '{}')"
+            )
+        )
+        for user in (1, 2):
+            run(
+                text(
+                    "INSERT INTO users (id, institution_id, username, display_name, "
+                    "password_hash, role, active, failed_logins, session_version) VALUES "
+                    "(:id, 1, :name, '', 'x', 'agent', true, 0, 1)"
+                ),
+                {"id": user, "name": f"agent{user}"},
+            )
+        for debtor in (1, 2, 3):
+            run(
+                text(
+                    "INSERT INTO debtors (id, institution_id, external_id, kind, name, "
+                    "name_index, timezone, language, deceased, bankrupt, disputed, "
+                    "cease_contact, attorney_represented, hardship) VALUES (:id, 1, :external, "
+                    "'individual', 'x', 'x', 'Asia/Shanghai', 'zh-CN', false, false, false, "
+                    "false, false, false)"
+                ),
+                {"id": debtor, "external": f"D{debtor}"},
+            )
+        accounts = [
+            # id, debtor, status, days past due, agent
+            (1, 1, "delinquent", 40, 1),
+            (2, 1, "delinquent", 10, 1),
+            (3, 1, "charged_off", 200, 2),
+            (4, 2, "current", 0, 2),  # owes nothing due: the assignment lapses
+            (5, 3, "delinquent", 70, 1),  # its debtor's case already has an owner
+            (6, 3, "delinquent", 70, None),
+        ]
+        for number, debtor, status, dpd, agent in accounts:
+            run(
+                text(
+                    "INSERT INTO accounts (id, institution_id, external_id, debtor_id, product, "
+                    "currency, principal, interest, fees, penalty, minimum_due, overdue_amount, "
+                    "days_past_due, bucket, status, assigned_agent_id) VALUES (:id, 1, :external, "
+                    ":debtor, 'cash_loan', 'CNY', 100, 0, 0, 0, 0, 0, :dpd, 'M1', :status, :agent)"
+                ),
+                {
+                    "id": number,
+                    "external": f"A{number}",
+                    "debtor": debtor,
+                    "dpd": dpd,
+                    "status": status,
+                    "agent": agent,
+                },
+            )
+        run(
+            text(
+                "INSERT INTO cases (id, institution_id, debtor_id, live_debtor_id, state, "
+                f"opened_at, owner_id, expected_recovery, priority, refusals) VALUES (7, 1, 3, 3, "
+                f"'open', {_T}, 2, 0, 0, 0)"
+            )
+        )
+        run(
+            text(
+                "INSERT INTO case_accounts (institution_id, case_id, account_id, added_at) "
+                f"VALUES (1, 7, 6, {_T})"
+            )
+        )
+
+
+def _check_owners(engine: Engine) -> None:
+    with engine.connect() as connection:
+        cases = connection.execute(
+            text("SELECT debtor_id, owner_id, state FROM cases ORDER BY debtor_id")
+        ).all()
+        assert [tuple(row) for row in cases] == [(1, 1, "open"), (3, 2, "open")]
+        members = connection.execute(
+            text(
+                "SELECT c.debtor_id, m.account_id FROM case_accounts m "
+                "JOIN cases c ON c.id = m.case_id ORDER BY m.account_id"
+            )
+        ).all()
+        assert [tuple(row) for row in members] == [(1, 1), (1, 2), (1, 3), (3, 5), (3, 6)]
+        history = connection.execute(
+            text("SELECT event, to_owner_id, actor FROM case_events ORDER BY id")
+        ).all()
+        assert [tuple(row) for row in history] == [
+            ("opened", None, "migration 0010"),
+            ("assigned", 1, "migration 0010"),
+        ]
+
+
+def _round_trip_owners(url: str) -> None:
+    config = alembic_config(url)
+    command.upgrade(config, "0009")
+    engine = make_engine(url)
+    try:
+        _seed_assignments(engine)
+        command.upgrade(config, "0010")
+        _check_owners(engine)
+        command.downgrade(config, "0009")
+        with engine.connect() as connection:
+            agents = connection.execute(
+                text("SELECT id, assigned_agent_id FROM accounts ORDER BY id")
+            ).all()
+        # Back from the cases: each account in a live case has its case's owner.
+        assert [tuple(row) for row in agents] == [
+            (1, 1), (2, 1), (3, 1), (4, None), (5, 2), (6, 2)
+        ]  # fmt: skip
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def test_account_agents_become_case_owners_on_sqlite(tmp_path: Path) -> None:
+    _round_trip_owners(f"sqlite:///{tmp_path / 'owners.db'}")
+
+
+def test_account_agents_become_case_owners_on_postgres(postgres_url: str) -> None:
+    _round_trip_owners(postgres_url)

@@ -33,6 +33,9 @@ class AccountStatus(StrEnum):
     closed = "closed"
 
 
+# Delinquency buckets by days past due: M0 current, M1 1–30 … M6 151–180, M6+ beyond.
+BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M6+")
+
 # Accounts that owe nothing more: no promise, contact rule or collection step binds them.
 FINISHED_STATUSES = frozenset({AccountStatus.settled, AccountStatus.closed})
 

@@ -21,7 +21,7 @@ from recoup.models.contact import ContactAttempt
 from recoup.models.identity import User
 from recoup.models.workbench import PromiseStatus
 from tests.analytics.helpers import Outcome, account, pay, promise, state
-from tests.factories import make_institution
+from tests.factories import give_to_agent, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 HOUR = 3600.0
@@ -291,7 +291,7 @@ class Team:
 
     def _account(self, session: Session, agent: User, province: str, city: str) -> Account:
         row = account(session, self.institution, province=province, city=city)
-        row.assigned_agent_id = agent.id
+        give_to_agent(session, row, agent)
         session.flush()
         return row
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from recoup.cases import service
 from recoup.models.cases import Case
-from tests.factories import certify, make_account, make_debtor, make_institution
+from tests.factories import certify, give_to_agent, make_account, make_debtor, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 
@@ -53,7 +53,7 @@ def test_state_changes_need_a_note_and_decisions_need_a_lead(session: Session) -
     lead = make_user(session, institution, role="team_lead")
     debtor = make_debtor(session, institution)
     account = make_account(session, debtor, days_past_due=40)
-    account.assigned_agent_id = agent.id
+    give_to_agent(session, account, agent.id)
     service.sync_cases(session, institution_id=institution.id)
     case = _case(session, institution.id, debtor.id)
     url = f"/api/v1/cases/{case.id}/events"

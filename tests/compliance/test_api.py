@@ -10,6 +10,7 @@ from recoup.models import Debtor, Institution, User
 from recoup.models.compliance import Certification, ContactDecision
 from tests.factories import (
     certify,
+    give_to_agent,
     make_account,
     make_contact_point,
     make_debtor,
@@ -85,7 +86,7 @@ class TestCheck:
         institution = make_institution(session)
         debtor = make_debtor(session, institution)
         agent = make_user(session, institution, role="agent")
-        make_account(session, debtor).assigned_agent_id = agent.id
+        give_to_agent(session, make_account(session, debtor), agent.id)
         session.flush()
         body = {"debtor_id": debtor.id, "channel": "call", "at": "2025-03-03T10:00:00+08:00"}
         with client_for(session) as client:
@@ -231,7 +232,7 @@ def _certified_agent(session: Session, institution: Institution) -> User:
 
 def _assigned_debtor(session: Session, institution: Institution, agent: User) -> Debtor:
     debtor = make_debtor(session, institution)
-    make_account(session, debtor).assigned_agent_id = agent.id
+    give_to_agent(session, make_account(session, debtor), agent.id)
     session.flush()
     return debtor
 
@@ -302,8 +303,8 @@ class TestIdsInBodiesAreScoped:
         institution = make_institution(session)
         agent, colleague = (_certified_agent(session, institution) for _ in range(2))
         debtor = _assigned_debtor(session, institution, agent)
-        theirs = make_account(session, debtor)
-        theirs.assigned_agent_id = colleague.id
+        # The debtor's current account is in no case: nobody's work, so not the agent's.
+        theirs = make_account(session, debtor, days_past_due=0, status="current")
         other_debtor = _assigned_debtor(session, institution, colleague)
         their_phone = make_contact_point(session, other_debtor)
         session.flush()

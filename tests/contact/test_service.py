@@ -18,7 +18,13 @@ from recoup.models.audit import AuditEvent
 from recoup.models.compliance import ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import Debtor
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 NOON = datetime(2025, 3, 3, 4, tzinfo=UTC)
@@ -246,7 +252,7 @@ class TestContactLogApi:
         debtor = make_debtor(session, institution)
         phone = make_contact_point(session, debtor, value="13812345678")
         mine = make_account(session, debtor)
-        mine.assigned_agent_id = agent.id
+        give_to_agent(session, mine, agent.id)
         theirs = make_account(session, debtor)
         for account in (mine, theirs, None):
             service.log_inbound(
@@ -287,7 +293,7 @@ class TestContactLogApi:
         agent = make_user(session, institution, role="agent")
         debtor = make_debtor(session, institution)
         account = make_account(session, debtor)
-        account.assigned_agent_id = agent.id
+        give_to_agent(session, account, agent.id)
         session.flush()
         with client_for(session) as client:
             created = client.post(

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from recoup.compliance.certifications import service as certifications_service
 from recoup.demo.service import DEMO_CERTIFICATE_EXPIRING_IN_DAYS, seed_demo
-from recoup.models import Account, Institution, User
+from recoup.models import Institution, User
+from recoup.models.cases import Case
 
 AS_OF = date(2026, 11, 28)
 
@@ -41,8 +42,8 @@ def test_demo_agents_are_certified_one_expires_soon_and_only_they_hold_accounts(
     ]
     holders = set(
         session.execute(
-            select(Account.assigned_agent_id)
-            .where(Account.institution_id == institution.id, Account.assigned_agent_id.is_not(None))
+            select(Case.owner_id)
+            .where(Case.institution_id == institution.id, Case.owner_id.is_not(None))
             .distinct()
         ).scalars()
     )

@@ -122,8 +122,8 @@ class TestSeedDemo:
                 assert agent.team_lead_id == team_lead.id
                 queue = session.execute(
                     select(func.count())
-                    .select_from(Account)
-                    .where(Account.assigned_agent_id == agent.id)
+                    .select_from(Case)
+                    .where(Case.owner_id == agent.id, Case.closed_at.is_(None))
                 ).scalar_one()
                 assert queue > 0, f"{code} agent {agent.username} has an empty queue"
 

@@ -15,7 +15,7 @@ from recoup.identity.rules import DEFAULT_LOCKOUT, access_claims
 from recoup.identity.secret import secret_key
 from recoup.kit.clock import utcnow
 from recoup.models.identity import LoginAttempt
-from tests.factories import make_account, make_debtor, make_institution
+from tests.factories import give_to_agent, make_account, make_debtor, make_institution
 from tests.identity.helpers import PASSWORD, assert_problem, bearer, client_for, make_user
 
 
@@ -261,7 +261,7 @@ class TestCookieSession:
         agent = make_user(session, institution, role="agent")
         debtor = make_debtor(session, institution)
         account = make_account(session, debtor)
-        account.assigned_agent_id = agent.id
+        give_to_agent(session, account, agent.id)
         cookie, csrf = _cookie(agent)
         with client_for(session) as client:
             client.cookies.set(SESSION_COOKIE, cookie)

@@ -44,6 +44,7 @@ from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
 from tests.factories import (
     certify,
+    give_to_agent,
     make_account,
     make_contact_point,
     make_debtor,
@@ -126,7 +127,7 @@ def test_every_route_answers_as_the_matrix_says(session: Session) -> None:
     debtor = make_debtor(session, tenant, external_id=f"{SECRET_MARK}-D")
     make_contact_point(session, debtor)
     account = make_account(session, debtor, external_id=f"{SECRET_MARK}-A")
-    account.assigned_agent_id = agent.id
+    give_to_agent(session, account, agent.id)
     _, target_key = service.create_api_key(
         session,
         institution_id=tenant.id,
@@ -507,7 +508,7 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
     debtor = make_debtor(session, institution, external_id=f"{mark}-D")
     contact_point = make_contact_point(session, debtor)
     account = make_account(session, debtor, external_id=f"{mark}-A")
-    account.assigned_agent_id = agent.id
+    give_to_agent(session, account, agent.id)
     session.flush()
     decision = gate_service.check_contact(
         session,

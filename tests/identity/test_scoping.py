@@ -9,7 +9,13 @@ from recoup.identity.scoping import acting, get_scoped, institution_scope, scope
 from recoup.kit.errors import NotFound
 from recoup.models import Account, ContactPoint, Debtor, Institution, User
 from recoup.models.compliance import ContactDecision
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import make_user
 
 
@@ -47,9 +53,9 @@ class TestAgentScoping:
             make_debtor(session, institution),
         )
         my_account = make_account(session, mine_debtor)
-        my_account.assigned_agent_id = agent_user.id
+        give_to_agent(session, my_account, agent_user.id)
         other_account = make_account(session, other_debtor)
-        other_account.assigned_agent_id = colleague.id
+        give_to_agent(session, other_account, colleague.id)
         my_contact = make_contact_point(session, mine_debtor)
         make_contact_point(session, other_debtor, value="13900000000")
         session.flush()
@@ -96,7 +102,7 @@ def _decision(session: Session, debtor: Debtor, account: Account | None) -> Cont
 
 
 class TestRowsAboutADebtor:
-    def test_an_agent_sees_decisions_of_their_accounts_and_of_their_debtors_as_a_whole(
+    def test_an_agent_sees_decisions_of_their_cases_accounts_and_of_their_debtors_as_a_whole(
         self, session: Session
     ) -> None:
         institution = make_institution(session)
@@ -104,11 +110,11 @@ class TestRowsAboutADebtor:
         colleague = make_user(session, institution, role="agent")
         shared = make_debtor(session, institution)
         mine = make_account(session, shared)
-        mine.assigned_agent_id = agent_user.id
-        theirs = make_account(session, shared)
-        theirs.assigned_agent_id = colleague.id
+        give_to_agent(session, mine, agent_user.id)
+        # The debtor's account that is in no case (it is current) is nobody's work.
+        theirs = make_account(session, shared, days_past_due=0, status="current")
         elsewhere = make_debtor(session, institution)
-        make_account(session, elsewhere).assigned_agent_id = colleague.id
+        give_to_agent(session, make_account(session, elsewhere), colleague.id)
         session.flush()
         on_mine, on_theirs = _decision(session, shared, mine), _decision(session, shared, theirs)
         whole_debtor, other_debtor = (

@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from recoup.kit.clock import utcnow, zone
-from tests.factories import make_account, make_debtor, make_institution
+from tests.factories import give_to_agent, make_account, make_debtor, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 
@@ -27,7 +27,7 @@ def test_propose_approve_list_and_cancel(session: Session) -> None:
         fees=0,
         penalty=0,
     )
-    account.assigned_agent_id = agent.id
+    give_to_agent(session, account, agent.id)
     url = f"/api/v1/accounts/{account.id}/plans"
     with client_for(session) as client:
         created = client.post(

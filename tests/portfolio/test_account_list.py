@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime
 from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 from recoup.identity.dependencies import SESSION_COOKIE, login_session
@@ -106,7 +112,7 @@ class Portfolio:
         self.wang = make_account(
             session, wang, external_id="ACC-WANG", principal=2_000_000, days_past_due=40
         )
-        self.li.assigned_agent_id = self.agent.id
+        give_to_agent(session, self.li, self.agent.id)
         self.li.status = "promised"
         model = _model(session, self.institution)
         # An older score of ACC-ZHANG must not count: only the latest one does.

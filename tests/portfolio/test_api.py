@@ -2,7 +2,13 @@
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 from recoup.models import AuditEvent
@@ -95,7 +101,7 @@ class TestIsolation:
         institution, debtor, account = _portfolio(session)
         agent = make_user(session, institution, role="agent")
         other = make_user(session, institution, role="agent")
-        account.assigned_agent_id = agent.id
+        give_to_agent(session, account, agent.id)
         with client_for(session) as client:
             assert (
                 client.get(f"/api/v1/debtors/{debtor.id}", headers=bearer(agent)).status_code == 200
@@ -109,7 +115,7 @@ class TestReveal:
     def test_reveal_needs_a_reason_and_is_audited(self, session: Session) -> None:
         institution, debtor, account = _portfolio(session)
         agent = make_user(session, institution, role="agent")
-        account.assigned_agent_id = agent.id
+        give_to_agent(session, account, agent.id)
         url = f"/api/v1/debtors/{debtor.id}/reveal"
         with client_for(session) as client:
             assert_problem(client.post(url, json={}, headers=bearer(agent)), 422)

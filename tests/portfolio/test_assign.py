@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from tests.factories import make_account, make_debtor, make_institution
+from tests.factories import agent_of, give_to_agent, make_account, make_debtor, make_institution
 from tests.identity.helpers import PASSWORD, assert_problem, bearer, client_for, make_user
 from typer.testing import CliRunner
 
@@ -20,6 +20,7 @@ from recoup.models import Account, Institution, User
 from recoup.models.audit import AuditEvent
 from recoup.models.identity import Role
 from recoup.portfolio import service
+from recoup.portfolio.repository import account_owner_id
 
 TODAY = date(2025, 3, 3)
 
@@ -59,22 +60,30 @@ class TestAssignService:
         previous = make_user(session, institution, role="agent")
         debtor = make_debtor(session, institution)
         first, second = make_account(session, debtor), make_account(session, debtor)
-        first.assigned_agent_id = previous.id
+        case = give_to_agent(session, first, previous.id)
         session.flush()
         assigned = service.assign_accounts(
             session, institution_id=institution.id, agent_id=agent.id,
             account_ids=[first.id, second.id, first.id], actor="lead", on=TODAY,
         )  # fmt: skip
         assert [account.id for account in assigned] == [first.id, second.id]
-        assert {first.assigned_agent_id, second.assigned_agent_id} == {agent.id}
+        assert {agent_of(session, first), agent_of(session, second)} == {agent.id}
         events = session.execute(
             select(AuditEvent)
             .where(AuditEvent.action == "accounts.assign")
             .order_by(AuditEvent.sequence)
         ).scalars()
         assert [(e.object_id, e.actor, e.details) for e in events] == [
-            (str(first.id), "lead", {"agent_id": agent.id, "previous_agent_id": previous.id}),
-            (str(second.id), "lead", {"agent_id": agent.id, "previous_agent_id": None}),
+            (
+                str(first.id),
+                "lead",
+                {"agent_id": agent.id, "previous_agent_id": previous.id, "case_id": case.id},
+            ),
+            (
+                str(second.id),
+                "lead",
+                {"agent_id": agent.id, "previous_agent_id": previous.id, "case_id": case.id},
+            ),
         ]
 
     @pytest.mark.parametrize(
@@ -100,7 +109,7 @@ class TestAssignService:
             )  # fmt: skip
         assert refused.value.extra["errors"][0]["field"] == "agent_id", why
         session.refresh(account)
-        assert account.assigned_agent_id is None
+        assert agent_of(session, account) is None
 
     def test_the_last_day_of_a_certificate_still_counts(self, session: Session) -> None:
         institution = make_institution(session)
@@ -111,7 +120,7 @@ class TestAssignService:
             session, institution_id=institution.id, agent_id=agent.id,
             account_ids=[account.id], actor="lead", on=TODAY,
         )  # fmt: skip
-        assert account.assigned_agent_id == agent.id
+        assert agent_of(session, account) == agent.id
 
     @pytest.mark.parametrize("case", ["manager", "inactive agent"])
     def test_a_user_who_is_not_an_active_agent_here_is_refused(
@@ -136,7 +145,7 @@ class TestAssignService:
                 session, institution_id=institution.id, agent_id=user.id,
                 account_ids=[account.id], actor="lead", on=TODAY,
             )  # fmt: skip
-        assert account.assigned_agent_id is None
+        assert agent_of(session, account) is None
 
     @pytest.mark.parametrize("case", ["other institution", "unknown"])
     def test_an_agent_out_of_scope_is_not_found(self, session: Session, case: str) -> None:
@@ -151,7 +160,7 @@ class TestAssignService:
                 session, institution_id=institution.id, agent_id=agent_id,
                 account_ids=[account.id], actor="lead", on=TODAY,
             )  # fmt: skip
-        assert account.assigned_agent_id is None
+        assert agent_of(session, account) is None
 
     def test_unknown_and_other_tenant_accounts_are_named_and_nothing_changes(
         self, session: Session
@@ -167,7 +176,7 @@ class TestAssignService:
             )  # fmt: skip
         assert refused.value.extra["unknown_account_ids"] == [foreign.id, 987654321]
         session.refresh(mine)
-        assert mine.assigned_agent_id is None
+        assert agent_of(session, mine) is None
 
     def test_certified_agents_lists_only_agents_valid_that_day(self, session: Session) -> None:
         institution = make_institution(session)
@@ -229,7 +238,7 @@ class TestAssignApi:
         assert "account_ids" in str(assert_problem(empty, 422)["detail"])
         assert_problem(by_agent, 403)
         session.refresh(account)
-        assert account.assigned_agent_id == agent.id
+        assert agent_of(session, account) == agent.id
 
 
 def test_accounts_assign_cli(cli_db: str) -> None:
@@ -260,7 +269,7 @@ def test_accounts_assign_cli(cli_db: str) -> None:
     assert unknown.exit_code == 1
     assert "NOPE-9" in unknown.output
     with unit_of_work() as session:
-        owners = session.execute(select(Account.external_id, Account.assigned_agent_id)).all()
+        owners = session.execute(select(Account.external_id, account_owner_id())).all()
         assert {external_id for external_id, owner in owners if owner == agent.id} == {
             "ACC-1",
             "ACC-2",

@@ -2,7 +2,13 @@
 
 from fastapi import Response
 from sqlalchemy.orm import Session
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import bearer, client_for, make_user
 
 from recoup.identity.dependencies import CSRF_HEADER, SESSION_COOKIE, login_session
@@ -17,7 +23,7 @@ def _agent_with_debtor(session: Session) -> tuple[User, int]:
     make_contact_point(session, debtor, value=PHONE)
     account = make_account(session, debtor)
     agent = make_user(session, institution, role="agent")
-    account.assigned_agent_id = agent.id
+    give_to_agent(session, account, agent.id)
     session.flush()
     return agent, debtor.id
 

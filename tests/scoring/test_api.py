@@ -12,7 +12,13 @@ from recoup.models import Account, AuditEvent, Institution
 from recoup.scoring import service
 from recoup.scoring.spec import TrainedModel
 from recoup.scoring.training import train_model
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 from tests.scoring.test_service import make_feature_frame
 
@@ -191,7 +197,7 @@ class TestAccountScores:
     ) -> None:
         institution, early, deep, _ = _scored_portfolio(session, scorecard)
         agent = make_user(session, institution, role="agent")
-        early.assigned_agent_id = agent.id
+        give_to_agent(session, early, agent.id)
         session.flush()
         with client_for(session) as client:
             mine = client.get(f"/api/v1/accounts/{early.id}/score", headers=bearer(agent))

@@ -19,7 +19,13 @@ from recoup.app import create_app
 from recoup.identity import service as identity
 from recoup.identity.permissions import ROLES
 from recoup.models import Base
-from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+from tests.factories import (
+    give_to_agent,
+    make_account,
+    make_contact_point,
+    make_debtor,
+    make_institution,
+)
 from tests.web.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -68,7 +74,7 @@ def _seed() -> Seeded:
         account = make_account(
             session, debtor, principal=123_456, days_past_due=45, due_date=date(2026, 10, 14)
         )
-        account.assigned_agent_id = users["agent"].id
+        give_to_agent(session, account, users["agent"].id)
         for number in range(30):
             extra = make_debtor(
                 session,

@@ -13,6 +13,7 @@ from recoup.compliance.facts import service as facts_service
 from recoup.identity import service as identity
 from recoup.models import Account, Debtor, User
 from recoup.models.audit import AuditEvent
+from tests.factories import agent_of
 from tests.web.support import PASSWORD, LiveServer, database_session, log_in
 
 pytestmark = pytest.mark.browser
@@ -125,7 +126,7 @@ def test_a_team_lead_assigns_an_account_to_a_certified_agent_only(
     with database_session(live_server) as session:
         stored = session.get(Account, account_id)
         assert stored is not None
-        assert stored.assigned_agent_id == certified_id
+        assert agent_of(session, stored) == certified_id
 
 
 def test_an_auditor_sees_neither_form(page: Page, live_server: LiveServer) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from recoup.kit.clock import utcnow, zone
 from recoup.models.workbench import PromiseStatus
-from tests.factories import make_account, make_debtor, make_institution
+from tests.factories import give_to_agent, make_account, make_debtor, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 from tests.workbench.helpers import add_payment, add_promise
 
@@ -21,7 +21,7 @@ def test_record_list_and_cancel(session: Session) -> None:
     institution = make_institution(session)
     agent = make_user(session, institution, role="agent")
     account = make_account(session, make_debtor(session, institution))
-    account.assigned_agent_id = agent.id
+    give_to_agent(session, account, agent.id)
     due = _today() + timedelta(days=5)
     with client_for(session) as client:
         created = client.post(

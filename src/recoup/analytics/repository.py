@@ -60,6 +60,7 @@ from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.cases import Case, CaseAccount
 from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import Debtor
@@ -846,15 +847,26 @@ def agent_promises(
 def agent_portfolios(
     session: Session, people: Population, *, start: datetime, end: datetime
 ) -> dict[AgentBucketKey, tuple[int, int]]:
-    """Sum the accounts assigned to each agent now, delinquent at ``start``, by that bucket.
+    """Sum the accounts each agent works now, delinquent at ``start``, by that bucket.
 
-    Returns (balance at the start, paid between the moments) per (agent id, bucket).
+    An account's agent is the owner of the newest case it joined (a cured account left its
+    case but still counts for whoever collected it). Returns (balance at the start, paid
+    between the moments) per (agent id, bucket).
     """
     state = _state()
+    owner = (
+        select(Case.owner_id)
+        .join(CaseAccount, CaseAccount.case_id == Case.id)
+        .where(CaseAccount.account_id == Account.id)
+        .order_by(CaseAccount.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("owner_id")
+    )
     rows = session.execute(
         people.narrow(
             select(
-                Account.assigned_agent_id,
+                owner,
                 state.bucket,
                 func.sum(state.balance),
                 func.sum(_paid(start, end)),
@@ -862,11 +874,11 @@ def agent_portfolios(
             .select_from(Account)
             .join(state, state.id == state_id_at(start))
             .where(
-                Account.assigned_agent_id.is_not(None),
+                owner.is_not(None),
                 state.bucket != "M0",
                 state.status.not_in(_EXITS),
             )
-            .group_by(Account.assigned_agent_id, state.bucket)
+            .group_by(owner, state.bucket)
         )
     )
     return {

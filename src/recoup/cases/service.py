@@ -14,6 +14,7 @@ from recoup.audit import service as audit
 from recoup.cases import repository, rules
 from recoup.cases.rules import CaseEvent, CaseReason, CaseStanding, CaseState
 from recoup.compliance.certifications import service as certifications
+from recoup.enums import BUCKETS
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
 from recoup.kit.clock import utcnow
@@ -24,7 +25,6 @@ from recoup.models.account import Account
 from recoup.models.cases import AgentAbsence, AgentProfile, Case, CaseAccount, Queue, QueueMember
 from recoup.models.cases import CaseEvent as CaseEventRow
 from recoup.models.identity import Role, User
-from recoup.portfolio.rules import BUCKETS
 
 SYSTEM = "system"
 

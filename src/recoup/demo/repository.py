@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Dialect, Table, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from recoup.models import Account, Debtor, User
+from recoup.models.cases import Case, CaseAccount
 
 Column = np.ndarray[Any, Any]
 
@@ -192,13 +193,16 @@ def set_team_lead(session: Session, *, user_ids: Sequence[int], team_lead_id: in
 def delinquent_accounts(
     session: Session, *, institution_id: int, limit: int
 ) -> list[tuple[int, int, int | None]]:
-    """Return (account id, debtor id, agent id) of the first delinquent, assigned accounts."""
+    """Return (account id, debtor id, agent id) of the first delinquent accounts with an agent."""
     statement = (
-        select(Account.id, Account.debtor_id, Account.assigned_agent_id)
+        select(Account.id, Account.debtor_id, Case.owner_id)
+        .join(CaseAccount, CaseAccount.account_id == Account.id)
+        .join(Case, Case.id == CaseAccount.case_id)
         .where(
             Account.institution_id == institution_id,
             Account.days_past_due > 0,
-            Account.assigned_agent_id.is_not(None),
+            Case.owner_id.is_not(None),
+            Case.closed_at.is_(None),
         )
         .order_by(Account.id)
         .limit(limit)

@@ -274,6 +274,10 @@ def _seed_institution(
         result=result,
     )
     counts = writer.write(portfolio, agents=agents)
+    # Cases open for the delinquent debtors, each owned by the agent of most of its accounts.
+    counts |= work.open_cases(
+        session, institution_id=institution.id, account_agents=writer.account_agents
+    )
 
     # Templates, gate decisions, violations and an import run: every page has something to show.
     started = time.perf_counter()
@@ -507,6 +511,8 @@ class _Writer:
     done: int = 0
     ring: KeyRing = field(default_factory=get_keyring)
     now: datetime = field(default_factory=utcnow)
+    # The agent each written account goes to (by account id): its case's owner.
+    account_agents: dict[int, int] = field(default_factory=dict)
 
     def write(self, portfolio: Portfolio, *, agents: list[int]) -> dict[str, int]:
         """Write debtors, contacts, accounts, payments and history; return row counts."""
@@ -570,14 +576,19 @@ class _Writer:
             _table(Account),
             accounts,
             names=[name for name in accounts.columns if name not in {"debtor_index", "agent_slot"}],
-            derived={
-                "debtor_id": debtor_ids[accounts["debtor_index"]],
-                "assigned_agent_id": _nullable_ids(agent_ids[slot % len(agent_ids)], assigned),
-            },
+            derived={"debtor_id": debtor_ids[accounts["debtor_index"]]},
             stage="accounts",
         )
         account_ids = repository.ids_by_external_id(
             connection, _table(Account), self.institution_id
+        )
+        chosen = np.asarray(assigned, dtype=bool)
+        self.account_agents = dict(
+            zip(
+                np.asarray(account_ids)[chosen].tolist(),
+                agent_ids[np.asarray(slot)[chosen] % len(agent_ids)].tolist(),
+                strict=True,
+            )
         )
 
         payments = portfolio.payments
@@ -678,9 +689,3 @@ def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
-
-
-def _nullable_ids(ids: Column, present: Column) -> Column:
-    values: Column = np.full(len(ids), None, dtype=object)
-    values[present] = ids[present].tolist()
-    return values

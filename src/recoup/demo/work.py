@@ -39,7 +39,7 @@ DEMO_AGENT_PROFILES: tuple[tuple[int, tuple[str, ...], float], ...] = (
 
 
 def seed_work(session: Session, *, institution_id: int, agent_ids: list[int]) -> dict[str, int]:
-    """Create queues and agent profiles, open the cases, and give each its accounts' agent."""
+    """Create queues and agent profiles, route the cases to them, and add payment plans."""
     queues = {}
     for spec in DEMO_QUEUES:
         queue = Queue(institution_id=institution_id, **spec)
@@ -68,15 +68,30 @@ def seed_work(session: Session, *, institution_id: int, agent_ids: list[int]) ->
                 )
     session.flush()
     synced = cases.sync_cases(session, institution_id=institution_id, actor=ACTOR)
-    # Each case goes to the agent most of its accounts were assigned to.
-    rows = session.execute(
-        select(CaseAccount.case_id, Account.assigned_agent_id)
-        .join(Account, Account.id == CaseAccount.account_id)
-        .join(Case, Case.id == CaseAccount.case_id)
-        .where(Case.institution_id == institution_id, Account.assigned_agent_id.is_not(None))
-    )
+    owners: dict[int, int | None] = {
+        row.id: row.owner_id
+        for row in session.execute(
+            select(Case.id, Case.owner_id).where(
+                Case.institution_id == institution_id, Case.owner_id.is_not(None)
+            )
+        )
+    }
+    plans = _plans(session, institution_id=institution_id, owners=owners)
+    return {"queues": len(queues), "cases": synced.live, "payment_plans": plans}
+
+
+def open_cases(
+    session: Session, *, institution_id: int, account_agents: dict[int, int]
+) -> dict[str, int]:
+    """Open the delinquent debtors' cases; each goes to the agent most of its accounts went to."""
+    cases.sync_cases(session, institution_id=institution_id, actor=ACTOR)
     votes: dict[int, Counter[int]] = {}
-    for case_id, voter in rows:
+    for case_id, account_id in session.execute(
+        select(CaseAccount.case_id, CaseAccount.account_id).where(
+            CaseAccount.institution_id == institution_id
+        )
+    ):
+        voter = account_agents.get(account_id)
         if voter is not None:
             votes.setdefault(case_id, Counter())[voter] += 1
     owners: dict[int, int | None] = {
@@ -85,13 +100,7 @@ def seed_work(session: Session, *, institution_id: int, agent_ids: list[int]) ->
     assigned = cases.reassign(
         session, institution_id=institution_id, owners=owners, actor=ACTOR, note="demo"
     )
-    plans = _plans(session, institution_id=institution_id, owners=owners)
-    return {
-        "queues": len(queues),
-        "cases": synced.live,
-        "cases_assigned": assigned,
-        "payment_plans": plans,
-    }
+    return {"cases_assigned": assigned}
 
 
 # Three plans: one running, one running weekly, one with a discount waiting for a manager.

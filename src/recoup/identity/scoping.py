@@ -1,7 +1,7 @@
 """Tenant and case scoping of every tenant query, in one place.
 
-``scoped`` narrows a ``select`` to the caller's institution and, for agents, to the accounts
-assigned to them and the debtors, contact points and payments of those accounts.
+``scoped`` narrows a ``select`` to the caller's institution and, for agents, to the cases they
+own — the accounts in those cases and the debtors, contact points and payments behind them.
 ``get_scoped`` loads one row the same way and answers ``NotFound`` for anything outside —
 another tenant's id is indistinguishable from an id that does not exist. Every id a caller
 sends, in a path, a body, a query string or a form, is loaded through here.
@@ -21,7 +21,7 @@ from recoup.identity.permissions import PERMISSIONS
 from recoup.identity.principal import Principal
 from recoup.kit.errors import NotFound
 from recoup.models.account import Account
-from recoup.models.cases import Case
+from recoup.models.cases import Case, CaseAccount
 from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 
@@ -29,17 +29,22 @@ T = TypeVar("T")
 Columns = TypeVarTuple("Columns")
 
 
-def _assigned_accounts(principal: Principal) -> Select[int]:
-    return select(Account.id).where(
-        Account.institution_id == principal.institution_id,
-        Account.assigned_agent_id == principal.user_id,
+def _owned_cases(principal: Principal) -> Select[int]:
+    return select(Case.id).where(
+        Case.institution_id == principal.institution_id,
+        Case.owner_id == principal.user_id,
     )
 
 
+def _assigned_accounts(principal: Principal) -> Select[int]:
+    # An agent works the accounts of the cases they own (closed ones keep their last agent).
+    return select(CaseAccount.account_id).where(CaseAccount.case_id.in_(_owned_cases(principal)))
+
+
 def _assigned_debtors(principal: Principal) -> Select[int]:
-    return select(Account.debtor_id).where(
-        Account.institution_id == principal.institution_id,
-        Account.assigned_agent_id == principal.user_id,
+    return select(Case.debtor_id).where(
+        Case.institution_id == principal.institution_id,
+        Case.owner_id == principal.user_id,
     )
 
 
@@ -65,19 +70,18 @@ def acting(principal: Principal | None, institution_id: int) -> Principal:
 
 
 def _agent_rows(model: type[Any], principal: Principal) -> Any:
-    """The condition an agent's rows of ``model`` meet: those of their assigned accounts."""
+    """The condition an agent's rows of ``model`` meet: those of the cases they own."""
     if model is Account:
-        return Account.assigned_agent_id == principal.user_id
+        return Account.id.in_(_assigned_accounts(principal))
     if model is Debtor:
         return Debtor.id.in_(_assigned_debtors(principal))
     if model is Case:
-        # An agent's cases: those they own, and those of debtors whose accounts they work.
-        return or_(
-            Case.owner_id == principal.user_id,
-            Case.debtor_id.in_(_assigned_debtors(principal)),
-        )
+        return Case.owner_id == principal.user_id
     account_column = getattr(model, "account_id", None)
     debtor_column = getattr(model, "debtor_id", None)
+    case_column = getattr(model, "case_id", None)
+    if account_column is None and debtor_column is None and case_column is not None:
+        return case_column.in_(_owned_cases(principal))
     if account_column is not None:
         of_account = account_column.in_(_assigned_accounts(principal))
         if debtor_column is None or not model.__table__.c.account_id.nullable:

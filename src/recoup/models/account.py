@@ -45,10 +45,6 @@ class Account(TenantMixin, TimestampMixin, Base):
     initial_communication_on: Mapped[date | None]
     validation_notice_sent_on: Mapped[date | None]
     time_barred_on: Mapped[date | None]
-    # Until the case model arrives, an agent sees the accounts assigned to them here.
-    assigned_agent_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("users.id", ondelete="SET NULL"), index=True
-    )
 
     debtor: Mapped[Debtor] = relationship(lazy="raise")
 

@@ -76,8 +76,8 @@ def contact_point_read(contact: ContactPoint) -> ContactPointRead:
     )
 
 
-def account_read(account: Account) -> AccountRead:
-    """Return the account as the API shows it."""
+def account_read(account: Account, *, agent_id: int | None = None) -> AccountRead:
+    """Return the account as the API shows it, with the agent working its case."""
     return AccountRead(
         id=account.id,
         external_id=account.external_id,
@@ -95,7 +95,7 @@ def account_read(account: Account) -> AccountRead:
         days_past_due=account.days_past_due,
         bucket=account.bucket,
         status=account.status,
-        assigned_agent_id=account.assigned_agent_id,
+        assigned_agent_id=agent_id,
     )
 
 
@@ -135,10 +135,11 @@ def get_debtor(debtor_id: RowId, principal: CurrentPrincipal, session: SessionDe
     debtor = get_scoped(session, Debtor, debtor_id, principal)
     contacts = repository.debtor_contact_points(session, principal=principal, debtor_id=debtor.id)
     accounts = repository.debtor_accounts(session, principal=principal, debtor_id=debtor.id)
+    owners = repository.account_owners(session, account_ids=[account.id for account in accounts])
     return DebtorDetail(
         **debtor_read(debtor).model_dump(),
         contact_points=[contact_point_read(contact) for contact in contacts],
-        accounts=[account_read(account) for account in accounts],
+        accounts=[account_read(account, agent_id=owners[account.id]) for account in accounts],
     )
 
 
@@ -221,7 +222,7 @@ AccountFiltersDep = Annotated[AccountFilters, Depends(account_filters)]
 def account_item(row: repository.AccountListRow) -> AccountListItem:
     """Return the list shape of an account with its latest score and agent."""
     return AccountListItem(
-        **account_read(row.account).model_dump(),
+        **account_read(row.account, agent_id=row.agent_id).model_dump(),
         score=row.score,
         grade=row.grade,
         segment=row.segment,
@@ -257,7 +258,9 @@ def list_accounts(
 )
 def get_account(account_id: RowId, principal: CurrentPrincipal, session: SessionDep) -> AccountRead:
     """Open one account."""
-    return account_read(get_scoped(session, Account, account_id, principal))
+    account = get_scoped(session, Account, account_id, principal)
+    owners = repository.account_owners(session, account_ids=[account.id])
+    return account_read(account, agent_id=owners[account.id])
 
 
 @router.post(

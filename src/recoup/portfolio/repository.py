@@ -28,6 +28,7 @@ from recoup.kit.clock import aware, start_of_day
 from recoup.kit.crypto import blind_index
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.cases import Case, CaseAccount
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.identity import User
 from recoup.models.institution import Institution
@@ -436,8 +437,34 @@ class AccountListRow:
     grade: str | None
     segment: str | None
     priority: float | None
+    agent_id: int | None
     agent_username: str | None
     agent_name: str | None
+
+
+def account_owner_id() -> ScalarSelect[int | None]:
+    """The agent working an account: the owner of the live case the account is in."""
+    return (
+        select(Case.owner_id)
+        .join(CaseAccount, CaseAccount.case_id == Case.id)
+        .where(
+            CaseAccount.account_id == Account.id,
+            CaseAccount.removed_at.is_(None),
+            Case.closed_at.is_(None),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def account_owners(session: Session, *, account_ids: Sequence[int]) -> dict[int, int | None]:
+    """The agent of each account (``None`` when no live case holds it or nobody owns it)."""
+    if not account_ids:
+        return {}
+    rows = session.execute(
+        select(Account.id, account_owner_id()).where(Account.id.in_(account_ids))
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 def _latest_score_id() -> ScalarSelect[int]:
@@ -482,9 +509,9 @@ def _account_conditions(filters: AccountFilters, principal: Principal) -> list[C
     if filters.status is not None:
         conditions.append(Account.status == filters.status)
     if filters.agent_id == 0:
-        conditions.append(Account.assigned_agent_id.is_(None))
+        conditions.append(account_owner_id().is_(None))
     elif filters.agent_id is not None:
-        conditions.append(Account.assigned_agent_id == filters.agent_id)
+        conditions.append(account_owner_id() == filters.agent_id)
     return conditions
 
 
@@ -515,11 +542,12 @@ def account_list(
             AccountScore.grade,
             AccountScore.segment,
             AccountScore.priority,
+            User.id,
             User.username,
             User.display_name,
         )
         .outerjoin(AccountScore, AccountScore.id == _latest_score_id())
-        .outerjoin(User, User.id == Account.assigned_agent_id),
+        .outerjoin(User, User.id == account_owner_id()),
         Account,
         principal,
     ).where(*conditions, *score_conditions)
@@ -549,10 +577,11 @@ def account_list(
             grade=grade,
             segment=segment,
             priority=priority,
+            agent_id=agent_id,
             agent_username=username,
             agent_name=display_name or None,
         )
-        for account, score, grade, segment, priority, username, display_name in rows
+        for account, score, grade, segment, priority, agent_id, username, display_name in rows
     ]
     return Page(items=items, total=int(total or 0), page=page.page, size=page.size)
 

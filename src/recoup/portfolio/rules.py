@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M6+")
+from recoup.enums import BUCKETS as BUCKETS
+
 BALANCE_PARTS = ("penalty", "fees", "interest", "principal")
 DEFAULT_WATERFALL: tuple[str, ...] = BALANCE_PARTS
 

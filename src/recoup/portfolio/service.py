@@ -65,6 +65,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
+from recoup.cases import rules as case_rules
+from recoup.cases import service as cases
 from recoup.compliance.certifications import service as certifications_service
 from recoup.enums import AccountStatus, PaymentChannel, Product
 from recoup.identity.principal import Principal
@@ -739,11 +741,40 @@ def assign_accounts(
             f"no account {', '.join(map(str, unknown))} in this institution; check the account ids",
             unknown_account_ids=unknown,
         )
+    idle = [
+        accounts[account_id].external_id
+        for account_id in wanted
+        if not case_rules.is_delinquent(
+            accounts[account_id].status, accounts[account_id].days_past_due
+        )
+    ]
+    if idle:
+        message = (
+            f"account {', '.join(idle)} is not delinquent: agents work collection cases, and "
+            "only a delinquent account is in one"
+        )
+        raise ValidationFailed(
+            f"account_ids: {message}", errors=[{"field": "account_ids", "message": message}]
+        )
     entries = []
+    owners: dict[int, int | None] = {}
+    current: dict[int, int | None] = {}
+    touched = []
     for account_id in wanted:
         account = accounts[account_id]
-        previous = account.assigned_agent_id
-        account.assigned_agent_id = agent_id
+        case = cases.case_for_account(
+            session,
+            institution_id=institution_id,
+            account_id=account.id,
+            debtor_id=account.debtor_id,
+            status=account.status,
+            days_past_due=account.days_past_due,
+            actor=actor,
+        )
+        assert case is not None  # a delinquent account is always in a live case
+        current.setdefault(case.id, case.owner_id)
+        owners[case.id] = agent_id
+        touched.append(case)
         entries.append(
             audit.AuditEntry(
                 actor=actor,
@@ -751,9 +782,17 @@ def assign_accounts(
                 object_type="account",
                 object_id=account.id,
                 institution_id=institution_id,
-                details={"agent_id": agent_id, "previous_agent_id": previous},
+                details={
+                    "agent_id": agent_id,
+                    "previous_agent_id": current[case.id],
+                    "case_id": case.id,
+                },
             )
         )
-    session.flush()
+    cases.reassign(
+        session, institution_id=institution_id, owners=owners, actor=actor, current=current
+    )
+    for case in touched:
+        session.expire(case, ["owner_id", "updated_at"])
     audit.record_many(session, entries)
     return [accounts[account_id] for account_id in wanted]

@@ -138,7 +138,10 @@ def _debtor_page(
             viewer, "debtors/_pii_panels.html", context, partial=True, status_code=status_code
         )
     accounts = repository.debtor_accounts(session, principal=viewer.principal, debtor_id=debtor.id)
-    context["accounts"] = [account_read(account).model_dump() for account in accounts]
+    owners = repository.account_owners(session, account_ids=[account.id for account in accounts])
+    context["accounts"] = [
+        account_read(account, agent_id=owners[account.id]).model_dump() for account in accounts
+    ]
     return render(
         viewer, "debtors/detail.html", context, active_nav="debtors", status_code=status_code
     )
@@ -245,8 +248,9 @@ def account_detail(viewer: ReadAccounts, session: SessionDep, account_id: RowId)
     """Open one account with its balance broken down."""
     assert viewer.principal is not None
     account = get_scoped(session, Account, account_id, viewer.principal)
+    owners = repository.account_owners(session, account_ids=[account.id])
     row = {
-        **_account_row(account_read(account)),
+        **_account_row(account_read(account, agent_id=owners[account.id])),
         "credit_limit": account.credit_limit,
         "opened_on": account.opened_on,
         "updated_at": account.updated_at,
@@ -278,6 +282,7 @@ def account_assign_form(
     account = get_scoped(session, Account, account_id, viewer.principal)
     context = {
         "assign_account": account,
+        "assign_owner_id": repository.account_owners(session, account_ids=[account.id])[account.id],
         "assign_agents": service.certified_agents(session, institution_id=account.institution_id),
     }
     if viewer.request.headers.get("hx-request") == "true":

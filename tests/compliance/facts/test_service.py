@@ -16,7 +16,7 @@ from recoup.kit.clock import utcnow
 from recoup.models import Account, Debtor, Institution
 from recoup.models.audit import AuditEvent
 from recoup.models.compliance import ContactDecision
-from tests.factories import make_account, make_debtor, make_institution
+from tests.factories import give_to_agent, make_account, make_debtor, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -108,7 +108,7 @@ class TestDebtorFactsApi:
         institution = make_institution(session)
         agent = make_user(session, institution, role="agent")
         mine = make_debtor(session, institution)
-        make_account(session, mine).assigned_agent_id = agent.id
+        give_to_agent(session, make_account(session, mine), agent.id)
         other = make_debtor(session, institution)
         make_account(session, other)
         session.flush()
@@ -228,7 +228,7 @@ class TestAccountFactsApi:
         agent = make_user(session, institution, role="agent")
         debtor = make_debtor(session, institution)
         mine = make_account(session, debtor)
-        mine.assigned_agent_id = agent.id
+        give_to_agent(session, mine, agent.id)
         theirs = make_account(session, debtor)
         stranger = make_user(session, make_institution(session), role="manager")
         session.flush()
