@@ -58,6 +58,12 @@ def register(app: typer.Typer) -> None:
         "Allocate open cases to agents within capacity, skills, queues, regions and certificates.",
     )
     add_lazy(app, "outbox", "recoup.outbox.cli:app", "The outbox: messages queued, sent and dead.")
+    add_lazy(
+        app,
+        "cycle",
+        "recoup.cycle.cli:app",
+        "The daily cycle: ageing, reconciliation, scoring, cases, actions, gate, hand-off.",
+    )
     add_lazy(app, "jobs", "recoup.jobs_cli:app", "Background jobs: list, retry, run what is due.")
     add_lazy(
         app,

@@ -7,6 +7,7 @@ def register() -> None:
     """Import every domain's ``tasks.py`` so its handlers and schedules are known."""
     import recoup.cases.tasks
     import recoup.contact.tasks
+    import recoup.cycle.tasks
     import recoup.identity.tasks
     import recoup.outbox.tasks
     import recoup.plans.tasks  # noqa: F401

@@ -228,3 +228,31 @@ def consent(
             ContactPointConsent.kind == kind,
         )
     ).scalar_one_or_none()
+
+
+def attempt_rows_since(session: Session, *, institution_id: int, since: datetime) -> Sequence[Any]:
+    """Return every outbound attempt of the institution planned since a moment that still counts.
+
+    Plain rows (debtor, planned, started, channel, party, outcome, effective, account,
+    contact point), for deciding many debtors' contacts at once.
+    """
+    return session.execute(
+        select(
+            ContactAttempt.debtor_id,
+            ContactAttempt.planned_at,
+            ContactAttempt.started_at,
+            ContactAttempt.channel,
+            ContactAttempt.party,
+            ContactAttempt.outcome,
+            ContactAttempt.effective,
+            ContactAttempt.account_id,
+            ContactAttempt.contact_point_id,
+        )
+        .where(
+            ContactAttempt.institution_id == institution_id,
+            ContactAttempt.direction == Direction.OUTBOUND,
+            ContactAttempt.status != AttemptStatus.CANCELLED,
+            ContactAttempt.planned_at >= since,
+        )
+        .order_by(ContactAttempt.debtor_id, ContactAttempt.planned_at)
+    ).all()

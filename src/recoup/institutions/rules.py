@@ -71,6 +71,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "expire_after_hours": 48,
             "max_attempts": 6,
         },
+        # The daily cycle runs early, before agents start and messages go out.
+        "cycle": {"run_at": "06:00"},
     },
     "commercial_bank": {
         "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
@@ -131,6 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "expire_after_hours": 24,
             "max_attempts": 6,
         },
+        "cycle": {"run_at": "05:30"},
     },
 }
 

@@ -12,6 +12,7 @@ setting at the top level; they are read as if sectioned (a setting no longer use
 
 from __future__ import annotations
 
+from datetime import time
 from decimal import Decimal
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -206,6 +207,13 @@ class ChannelSettings(_Section):
         return self
 
 
+class CycleSettings(_Section):
+    """The daily cycle: when it runs by itself, in the institution's local time."""
+
+    # None: only when someone runs it (``recoup cycle run``); else every day from this time.
+    run_at: time | None = None
+
+
 class InstitutionSettings(_Section):
     """Every section of an institution's settings."""
 
@@ -215,6 +223,7 @@ class InstitutionSettings(_Section):
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     plans: PlanSettings = Field(default_factory=PlanSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
+    cycle: CycleSettings = Field(default_factory=CycleSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -239,6 +248,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "analytics": AnalyticsSettings,
     "plans": PlanSettings,
     "channels": ChannelSettings,
+    "cycle": CycleSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

@@ -7,6 +7,7 @@ Each domain adds exactly one ``import recoup.models.<domain>`` line here.
 import recoup.models.cases
 import recoup.models.compliance
 import recoup.models.contact
+import recoup.models.cycle
 import recoup.models.ingest
 import recoup.models.jobs
 import recoup.models.outbox

@@ -796,3 +796,29 @@ def assign_accounts(
         session.expire(case, ["owner_id", "updated_at"])
     audit.record_many(session, entries)
     return [accounts[account_id] for account_id in wanted]
+
+
+@dataclass(frozen=True, slots=True)
+class AgeingResult:
+    """What ageing the accounts to a day did."""
+
+    aged: int = 0
+    events: int = 0
+
+
+def age_accounts(
+    session: Session, *, institution: Institution, as_of: date, now: datetime | None = None
+) -> AgeingResult:
+    """Age the institution's overdue accounts to ``as_of`` (set-based; a re-run changes nothing).
+
+    The new buckets take effect at the start of ``as_of`` where the institution is.
+    """
+    now = now or utcnow()
+    aged, events = repository.age_accounts(
+        session,
+        institution_id=institution.id,
+        as_of=as_of,
+        effective_at=clock.start_of_day(as_of, institution.timezone),
+        now=now,
+    )
+    return AgeingResult(aged=aged, events=events)

@@ -420,3 +420,83 @@ def record_inconvenient(
             changes=changes,
         )
     return after
+
+
+# Debtors read per query when deciding many contacts (well below every driver's bind limit).
+FACTS_CHUNK = 5_000
+
+
+def debtors_facts(
+    session: Session,
+    *,
+    institution_id: int,
+    debtor_ids: Sequence[int],
+    account_of: Mapping[int, int | None] | None = None,
+    validation: bool = False,
+) -> dict[str, DebtorFacts]:
+    """Return the gate's facts of many debtors, read set-based (for the daily cycle).
+
+    Zones come from the stored zone, the address and the zones stored on the debtor's own
+    phones; a number's area is not re-read from the (encrypted) number itself, so the check
+    made when the contact happens (``gate.service.check_contact``) may still find a zone more.
+    Consent and opt-outs are per contact point: a contact planned to the debtor names none.
+    ``account_of`` names the account each debtor's contact is about (its validation dates).
+    """
+    facts: dict[str, DebtorFacts] = {}
+    ids = sorted(set(debtor_ids))
+    for start in range(0, len(ids), FACTS_CHUNK):
+        chunk = ids[start : start + FACTS_CHUNK]
+        phones: dict[int, list[ZonedFrom]] = {}
+        for debtor_id, zone, source in repository.phone_zone_rows(
+            session, institution_id=institution_id, debtor_ids=chunk
+        ):
+            kind = ZoneSource.PHONE if source == ZoneSource.PHONE else ZoneSource.CONTACT_POINT
+            phones.setdefault(debtor_id, []).append(ZonedFrom(zone, kind))
+        windows: dict[int, list[ContactWindow]] = {}
+        for window in repository.windows_of_debtors(
+            session, institution_id=institution_id, debtor_ids=chunk
+        ):
+            windows.setdefault(window.debtor_id, []).append(window)
+        dates: dict[int, tuple[date | None, date | None]] = {}
+        if validation and account_of:
+            accounts = [account_of[d] for d in chunk if account_of.get(d) is not None]
+            dates = {
+                account_id: (initial, sent)
+                for account_id, initial, sent in repository.validation_rows(
+                    session,
+                    institution_id=institution_id,
+                    account_ids=[a for a in accounts if a is not None],
+                )
+            }
+        for row in repository.debtor_fact_rows(
+            session, institution_id=institution_id, debtor_ids=chunk
+        ):
+            (debtor_id, zone, zone_source, province, city, cease, deceased, bankrupt) = row[:8]
+            disputed, attorney, work_forbidden, places = row[8:]
+            zones = debtor_zones(
+                zone=zone,
+                source=ZoneSource(zone_source or ZoneSource.COLUMN),
+                address=address_zones(province, city),
+                phones=phones.get(debtor_id, ()),
+            )
+            own = windows.get(debtor_id, ())
+            account_id = account_of.get(debtor_id) if account_of else None
+            initial, sent = dates.get(account_id, (None, None)) if account_id else (None, None)
+            facts[str(debtor_id)] = DebtorFacts(
+                debtor_id=str(debtor_id),
+                timezones=tuple(each.zone for each in zones) or (zone,),
+                agreed_windows=tuple(_window(w) for w in own if w.kind == WindowKind.agreed),
+                inconvenient_windows=tuple(
+                    _window(w) for w in own if w.kind == WindowKind.inconvenient
+                ),
+                inconvenient_places=frozenset(InconvenientPlace(p) for p in places or ()),
+                cease_contact=cease,
+                attorney_represented=attorney,
+                dispute_open=disputed,
+                deceased=deceased,
+                bankruptcy=bankrupt,
+                work_contact_forbidden=work_forbidden,
+                initial_communication_on=initial,
+                validation_notice_sent_on=sent,
+            )
+    return facts

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, cast, delete, func, select
+from sqlalchemy import String, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from recoup.kit.pagination import Page, PageRequest
@@ -154,3 +155,14 @@ def debtor_external_ids(
         )
     ).all()
     return {int(row[0]): str(row[1]) for row in rows}
+
+
+def add_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many decisions in one statement per batch; return their ids in the rows' order."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(ContactDecision).returning(ContactDecision.id, sort_by_parameter_order=True),
+        list(rows),
+    )
+    return [int(decision_id) for decision_id in result.scalars()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -597,3 +598,109 @@ def release(
         repository.delete_claims(session, attempt_id=attempt_id)
     session.flush()
     return len(attempt_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDecision:
+    """A pre-checked contact of a batch: the gate's decision and its stored row's id."""
+
+    decision: Decision
+    decision_id: int
+
+
+def _past_contacts(rows: Sequence[Any], debtors: set[int]) -> dict[str, ContactHistory]:
+    """Group the contact log's plain rows into each debtor's history."""
+    grouped: dict[int, list[PastContact]] = {}
+    for (
+        debtor_id,
+        planned_at,
+        started_at,
+        channel,
+        party,
+        outcome,
+        effective,
+        account,
+        point,
+    ) in rows:
+        if debtor_id not in debtors or planned_at is None:
+            continue
+        grouped.setdefault(debtor_id, []).append(
+            PastContact(
+                at=aware(started_at or planned_at),
+                channel=Channel(channel),
+                party=Party(party),
+                outcome=OutcomeCode(outcome) if outcome else None,
+                effective=effective,
+                account_id=str(account) if account else None,
+                third_party_id=str(point) if party == Party.THIRD_PARTY else None,
+            )
+        )
+    return {str(d): ContactHistory(attempts=tuple(each)) for d, each in grouped.items()}
+
+
+def precheck_contacts(
+    session: Session,
+    *,
+    institution: Institution,
+    attempts: Sequence[PlannedContact],
+    actor: str,
+) -> list[BatchDecision]:
+    """Decide many planned contacts at once and store every decision (bulk, no slots held).
+
+    For a daily plan: each debtor's facts and history are read once for the batch, and the
+    batch's own allowed contacts count against its later ones. Nothing is reserved, so a
+    channel acting on an allowed pre-check still asks ``check_contact`` when it contacts.
+    """
+    if not attempts:
+        return []
+    gate = gate_for(session, institution=institution)
+    debtor_ids = {int(attempt.debtor_id) for attempt in attempts}
+    account_of = {int(a.debtor_id): int(a.account_id) if a.account_id else None for a in attempts}
+    facts = facts_service.debtors_facts(
+        session,
+        institution_id=institution.id,
+        debtor_ids=sorted(debtor_ids),
+        account_of=account_of,
+        validation=gate.validation_notice_days is not None,
+    )
+    earliest = min(attempt.at for attempt in attempts)
+    histories = _past_contacts(
+        contact_repository.attempt_rows_since(
+            session, institution_id=institution.id, since=earliest - timedelta(days=HISTORY_DAYS)
+        ),
+        debtor_ids,
+    )
+    decisions = decide_batch(attempts, facts=facts, histories=histories, gate=gate)
+    now = utcnow()
+    rows = [
+        {
+            "institution_id": institution.id,
+            "debtor_id": int(attempt.debtor_id),
+            "contact_point_id": None,
+            "account_id": int(attempt.account_id) if attempt.account_id else None,
+            "channel": attempt.channel.value,
+            "party": attempt.party.value,
+            "planned_at": attempt.at,
+            "allowed": decision.allowed,
+            "rule_ids": list(decision.rule_ids),
+            "reasons": [
+                {"rule_id": reason.rule_id, "code": reason.code} for reason in decision.reasons
+            ],
+            "next_allowed_at": decision.next_allowed_at,
+            "timezones": list(decision.timezones),
+            "inputs": {"batch": True, "automated": attempt.automated, "reserve": False},
+            "pack_code": decision.pack_code,
+            "pack_version": decision.pack_version,
+            "policy_name": decision.policy_name,
+            "policy_version": decision.policy_version,
+            "actor": actor,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for attempt, decision in zip(attempts, decisions, strict=True)
+    ]
+    ids = repository.add_decisions(session, rows)
+    return [
+        BatchDecision(decision=decision, decision_id=decision_id)
+        for decision, decision_id in zip(decisions, ids, strict=True)
+    ]

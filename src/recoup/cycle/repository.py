@@ -1,0 +1,239 @@
+"""Queries of the daily cycle: runs, the stage ledger and the day's actions (set-based)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from recoup.cases.rules import CaseState
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.account import Account
+from recoup.models.cases import Case, CaseAccount
+from recoup.models.cycle import CycleAction, CycleRun, CycleStage
+from recoup.models.scoring import AccountScore
+
+
+def run_of(
+    session: Session, *, institution_id: int, as_of: date, lock: bool = False
+) -> CycleRun | None:
+    """Return the institution's run for a day (locked for the stage about to run)."""
+    query = select(CycleRun).where(
+        CycleRun.institution_id == institution_id, CycleRun.as_of == as_of
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def get_run(session: Session, *, institution_id: int, run_id: int) -> CycleRun | None:
+    """Return one run of the institution."""
+    return session.execute(
+        select(CycleRun).where(CycleRun.institution_id == institution_id, CycleRun.id == run_id)
+    ).scalar_one_or_none()
+
+
+def runs_page(session: Session, *, institution_id: int, page: PageRequest) -> Page[CycleRun]:
+    """Return one page of the institution's runs, the latest day first."""
+    total = session.scalar(
+        select(func.count()).select_from(CycleRun).where(CycleRun.institution_id == institution_id)
+    )
+    items = (
+        session.execute(
+            select(CycleRun)
+            .where(CycleRun.institution_id == institution_id)
+            .order_by(CycleRun.as_of.desc(), CycleRun.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+        .scalars()
+        .all()
+    )
+    return Page(items=list(items), total=int(total or 0), page=page.page, size=page.size)
+
+
+def stages_of(session: Session, *, run_id: int) -> dict[str, CycleStage]:
+    """Return the stages a run finished, by name."""
+    rows = session.execute(select(CycleStage).where(CycleStage.run_id == run_id)).scalars()
+    return {row.stage: row for row in rows}
+
+
+def case_members(session: Session, *, institution_id: int) -> Sequence[Any]:
+    """Return (case, debtor, queue, state, account, bucket, balance) of live cases' accounts."""
+    balance = Account.principal + Account.interest + Account.fees + Account.penalty
+    return session.execute(
+        select(
+            Case.id,
+            Case.debtor_id,
+            Case.queue_id,
+            Case.state,
+            Account.id,
+            Account.bucket,
+            balance,
+        )
+        .join(CaseAccount, CaseAccount.case_id == Case.id)
+        .join(Account, Account.id == CaseAccount.account_id)
+        .where(
+            Case.institution_id == institution_id,
+            Case.state != CaseState.CLOSED,
+            CaseAccount.removed_at.is_(None),
+        )
+        .order_by(Case.id, Account.id)
+    ).all()
+
+
+def scores_on(session: Session, *, institution_id: int, as_of: date) -> Sequence[Any]:
+    """Return (account, grade, segment, priority) of the day's newest score of each account."""
+    newest = (
+        select(func.max(AccountScore.id))
+        .where(AccountScore.institution_id == institution_id, AccountScore.as_of == as_of)
+        .group_by(AccountScore.account_id)
+    )
+    return session.execute(
+        select(
+            AccountScore.account_id,
+            AccountScore.grade,
+            AccountScore.segment,
+            AccountScore.priority,
+        ).where(AccountScore.id.in_(newest))
+    ).all()
+
+
+def add_actions(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert the day's actions in one statement; return how many."""
+    if rows:
+        session.execute(insert(CycleAction), list(rows))
+    return len(rows)
+
+
+def segments_of_run(session: Session, *, run_id: int, status: str) -> list[str]:
+    """Return the distinct segments of a run's actions in one status."""
+    return list(
+        session.execute(
+            select(CycleAction.segment)
+            .where(CycleAction.run_id == run_id, CycleAction.status == status)
+            .distinct()
+            .order_by(CycleAction.segment)
+        ).scalars()
+    )
+
+
+def channels_of_run(session: Session, *, run_id: int, status: str) -> list[str | None]:
+    """Return the distinct channels of a run's actions in one status."""
+    return list(
+        session.execute(
+            select(CycleAction.channel)
+            .where(CycleAction.run_id == run_id, CycleAction.status == status)
+            .distinct()
+        ).scalars()
+    )
+
+
+def move_actions(
+    session: Session,
+    *,
+    run_id: int,
+    where: Mapping[str, Any],
+    values: Mapping[str, Any],
+) -> int:
+    """Update a run's actions matching column values in one statement; return how many."""
+    conditions = [CycleAction.run_id == run_id]
+    for column, value in where.items():
+        attribute = getattr(CycleAction, column)
+        conditions.append(attribute.is_(None) if value is None else attribute == value)
+    result = session.execute(
+        update(CycleAction)
+        .where(*conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def planned_actions(session: Session, *, run_id: int, limit: int) -> Sequence[Any]:
+    """Return up to ``limit`` of a run's actions waiting for the gate, in id order."""
+    return session.execute(
+        select(
+            CycleAction.id,
+            CycleAction.debtor_id,
+            CycleAction.account_id,
+            CycleAction.channel,
+            CycleAction.planned_at,
+        )
+        .where(CycleAction.run_id == run_id, CycleAction.status == "planned")
+        .order_by(CycleAction.id)
+        .limit(limit)
+    ).all()
+
+
+def record_decisions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write the gate's answers onto actions by id (one executemany)."""
+    if not rows:
+        return
+    session.connection().execute(
+        update(CycleAction)
+        .where(CycleAction.id == bindparam("action_id"))
+        .values(
+            status=bindparam("new_status"),
+            rule_ids=bindparam("new_rule_ids"),
+            decision_id=bindparam("new_decision_id"),
+            next_allowed_at=bindparam("new_next_allowed_at"),
+        ),
+        list(rows),
+    )
+
+
+def count_by(session: Session, *, run_id: int, column: str) -> dict[str, int]:
+    """Count a run's actions by one column's value."""
+    attribute = getattr(CycleAction, column)
+    rows = session.execute(
+        select(attribute, func.count()).where(CycleAction.run_id == run_id).group_by(attribute)
+    )
+    return {str(value): int(count) for value, count in rows}
+
+
+def count_kinds(session: Session, *, run_id: int, status: str) -> dict[str, int]:
+    """Count a run's actions in one status by kind."""
+    rows = session.execute(
+        select(CycleAction.kind, func.count())
+        .where(CycleAction.run_id == run_id, CycleAction.status == status)
+        .group_by(CycleAction.kind)
+    )
+    return {str(kind): int(count) for kind, count in rows}
+
+
+def blocked_rule_ids(session: Session, *, run_id: int) -> list[list[str]]:
+    """Return the rule ids each blocked action of a run cites."""
+    return [
+        list(ids or ())
+        for ids in session.execute(
+            select(CycleAction.rule_ids).where(
+                CycleAction.run_id == run_id, CycleAction.status == "blocked"
+            )
+        ).scalars()
+    ]
+
+
+def actions_page(
+    session: Session, *, run_id: int, page: PageRequest, status: str | None = None
+) -> Page[CycleAction]:
+    """Return one page of a run's actions (optionally in one status), in case order."""
+    conditions = [CycleAction.run_id == run_id]
+    if status:
+        conditions.append(CycleAction.status == status)
+    total = session.scalar(select(func.count()).select_from(CycleAction).where(*conditions))
+    items = (
+        session.execute(
+            select(CycleAction)
+            .where(*conditions)
+            .order_by(CycleAction.case_id)
+            .offset(page.offset)
+            .limit(page.size)
+        )
+        .scalars()
+        .all()
+    )
+    return Page(items=list(items), total=int(total or 0), page=page.page, size=page.size)

@@ -1,0 +1,488 @@
+"""The daily cycle's stages: each one set-based, idempotent and finished in one transaction.
+
+A stage is a function ``(session, context) -> counts``; ``recoup.cycle.runner`` runs them in
+order, each in its own unit of work together with its ledger row (``cycle_stages``), so a
+run killed anywhere resumes at the first stage with no ledger row and repeats nothing. The
+gate stage is the one that commits in batches: its actions move from ``planned`` to
+``allowed`` / ``blocked`` batch by batch, and a resumed run decides only what is left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from recoup.cases import service as cases_service
+from recoup.cases.rules import CaseState
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.gate.rules import PlannedContact
+from recoup.contact.channels import CHANNELS, Channel
+from recoup.contact.rules import Party
+from recoup.cycle import repository, rules
+from recoup.cycle.rules import ActionKind, ActionStatus, RunReport, RunStatus, Stage, StageReport
+from recoup.institutions import repository as institutions_repository
+from recoup.institutions.settings import settings_of
+from recoup.kit import clock
+from recoup.kit.clock import utcnow
+from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.kit.pagination import Page, PageRequest
+from recoup.models.cycle import CycleAction, CycleRun, CycleStage
+from recoup.models.institution import Institution
+from recoup.plans import service as plans_service
+from recoup.portfolio import service as portfolio_service
+from recoup.scoring import rules as scoring_rules
+from recoup.scoring import service as scoring_service
+from recoup.workbench import service as workbench_service
+
+# Actions decided by the gate per transaction: a kill loses at most one batch of work.
+GATE_BATCH = 50_000
+# Case states the cycle leaves alone today: a promise or a plan running, a dispute, a pause.
+HELD_STATES = frozenset(
+    {CaseState.PROMISED, CaseState.ON_PLAN, CaseState.DISPUTED, CaseState.PAUSED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every stage of one run knows."""
+
+    institution: Institution
+    run: CycleRun
+    actor: str
+    now: datetime
+
+    @property
+    def as_of(self) -> date:
+        return self.run.as_of
+
+
+def check_as_of(institution: Institution, as_of: date, *, now: datetime | None = None) -> None:
+    """Refuse a day the cycle cannot run for: one after the institution's today."""
+    today = clock.local_today(institution.timezone, now=(now or utcnow()) + clock.CLOCK_SKEW)
+    if as_of > today:
+        raise ValidationFailed(
+            f"--as-of {as_of.isoformat()} is after {institution.code}'s today "
+            f"({today.isoformat()}): the cycle runs for days that have begun"
+        )
+
+
+def open_run(
+    session: Session, *, institution: Institution, as_of: date, actor: str, now: datetime
+) -> tuple[CycleRun, bool]:
+    """Return the day's run, creating it; True when it was started before (a resume)."""
+    run = repository.run_of(session, institution_id=institution.id, as_of=as_of, lock=True)
+    if run is not None:
+        if run.status != RunStatus.COMPLETED:
+            run.attempts += 1
+            run.status = RunStatus.RUNNING
+            run.error = None
+        return run, True
+    run = CycleRun(
+        institution_id=institution.id,
+        as_of=as_of,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        actor=actor,
+    )
+    session.add(run)
+    session.flush()
+    return run, False
+
+
+def lock_run(session: Session, *, institution_id: int, as_of: date) -> CycleRun:
+    """Return the day's run, locked until the stage's transaction ends."""
+    run = repository.run_of(session, institution_id=institution_id, as_of=as_of, lock=True)
+    if run is None:
+        raise NotFound(f"no cycle run for {as_of.isoformat()}")
+    return run
+
+
+def stage_done(session: Session, *, run: CycleRun, stage: Stage) -> bool:
+    """Tell whether the run's ledger already holds the stage."""
+    return stage.value in repository.stages_of(session, run_id=run.id)
+
+
+def record_stage(
+    session: Session,
+    *,
+    run: CycleRun,
+    stage: Stage,
+    counts: Mapping[str, Any],
+    seconds: float,
+    batches: float = 0.0,
+) -> None:
+    """Write the stage's ledger row (in the transaction of the stage's own changes).
+
+    ``batches`` is the time of the stage's earlier batches, already counted in the run's.
+    """
+    session.add(
+        CycleStage(
+            institution_id=run.institution_id,
+            run_id=run.id,
+            stage=stage.value,
+            counts=dict(counts),
+            seconds=round(seconds + batches, 4),
+            finished_at=utcnow(),
+        )
+    )
+    run.seconds = round(run.seconds + seconds, 4)
+    session.flush()
+
+
+# ---- the stages ---------------------------------------------------------------------------
+
+
+def update_delinquency(session: Session, context: Context) -> dict[str, Any]:
+    """Age the overdue accounts to the day: days past due, buckets, history events."""
+    result = portfolio_service.age_accounts(
+        session, institution=context.institution, as_of=context.as_of, now=context.now
+    )
+    return {"aged": result.aged, "events": result.events}
+
+
+def reconcile(session: Session, context: Context) -> dict[str, Any]:
+    """Judge promises and payment plans against the payments up to the day."""
+    counts: dict[str, Any] = {}
+    try:
+        promises = workbench_service.reconcile_promises(
+            session,
+            institution=context.institution,
+            as_of=context.as_of,
+            actor=context.actor,
+            now=context.now,
+        )
+        counts.update({f"promises_{key}": value for key, value in promises.counts().items()})
+    except ValidationFailed:
+        # A day before the first promise: there is nothing to judge yet.
+        counts["promises_examined"] = 0
+    plans = plans_service.reconcile_plans(
+        session, institution=context.institution, as_of=context.as_of, actor=context.actor
+    )
+    counts.update({f"plans_{key}": value for key, value in plans.counts().items()})
+    return counts
+
+
+def score(session: Session, context: Context) -> dict[str, Any]:
+    """Score every delinquent account with the institution's champion model."""
+    try:
+        summary = scoring_service.score_delinquent_accounts(
+            session, institution=context.institution, as_of=context.as_of
+        )
+    except NotFound:
+        # No champion yet: segments fall back to bucket and balance (counted as unscored).
+        return {"scored": 0, "no_champion": 1}
+    return {
+        "scored": summary.accounts_scored,
+        "model_version": summary.model_version,
+        "drift": str(summary.drift),
+    }
+
+
+def sync_cases(session: Session, context: Context) -> dict[str, Any]:
+    """Open cases for newly delinquent debtors, close cleared ones, route them to queues."""
+    result = cases_service.sync_cases(
+        session, institution_id=context.institution.id, actor=context.actor, now=context.now
+    )
+    return result.counts()
+
+
+def segment(session: Session, context: Context) -> dict[str, Any]:
+    """Put each live case in a segment: that of its account with the highest priority.
+
+    Writes one action row per live case (status ``segmented``), the day's only insert.
+    """
+    members = repository.case_members(session, institution_id=context.institution.id)
+    if not members:
+        return {"cases": 0}
+    scores = {
+        account_id: (grade, segment_name, priority)
+        for account_id, grade, segment_name, priority in repository.scores_on(
+            session, institution_id=context.institution.id, as_of=context.as_of
+        )
+    }
+    policy = scoring_service.segment_policy(context.institution)
+    case_ids = np.fromiter((row[0] for row in members), dtype=np.int64, count=len(members))
+    priority = np.fromiter(
+        ((scores[row[4]][2] or 0.0) if row[4] in scores else -1.0 for row in members),
+        dtype=np.float64,
+        count=len(members),
+    )
+    # The lead account of each case: highest priority, then the lowest id (rows are in
+    # case, account order, so a stable sort by -priority within case keeps the lowest id).
+    order = np.lexsort((-priority, case_ids))
+    sorted_cases = case_ids[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = sorted_cases[1:] != sorted_cases[:-1]
+    rows: list[dict[str, Any]] = []
+    unscored = 0
+    counts: Counter[str] = Counter()
+    for position in order[first]:
+        case_id, debtor_id, queue_id, state, account_id, bucket, balance = members[position]
+        scored = scores.get(account_id)
+        if scored is not None and scored[1]:
+            name = str(scored[1])
+        else:
+            unscored += 1
+            name = scoring_rules.segment_of(
+                grade=str(scored[0]) if scored else "E",
+                bucket=str(bucket),
+                balance_minor=int(balance),
+                policy=policy,
+            ).name
+        counts[name] += 1
+        rows.append(
+            {
+                "institution_id": context.institution.id,
+                "run_id": context.run.id,
+                "case_id": int(case_id),
+                "debtor_id": int(debtor_id),
+                "account_id": int(account_id),
+                "queue_id": queue_id,
+                "case_state": str(state),
+                "segment": name,
+                "status": ActionStatus.SEGMENTED.value,
+                "rule_ids": [],
+            }
+        )
+    repository.add_actions(session, rows)
+    return {"cases": len(rows), "unscored": unscored, "segments": dict(sorted(counts.items()))}
+
+
+def step(session: Session, context: Context) -> dict[str, Any]:
+    """Choose each case's step for the day: its segment's working channel, unless held.
+
+    A case with a promise or plan running, a dispute or a pause gets no contact today.
+    """
+    run_id = context.run.id
+    counts: dict[str, Any] = {}
+    held = 0
+    for state in sorted(HELD_STATES):
+        held += repository.move_actions(
+            session,
+            run_id=run_id,
+            where={"status": ActionStatus.SEGMENTED.value, "case_state": str(state)},
+            values={"status": ActionStatus.NONE.value, "step": f"held:{state}"},
+        )
+    counts["held"] = held
+    policy = scoring_service.segment_policy(context.institution)
+    stepped = 0
+    for name in repository.segments_of_run(
+        session, run_id=run_id, status=ActionStatus.SEGMENTED.value
+    ):
+        parts = name.split("-")
+        channel = (
+            scoring_rules.channel_for(parts[0], parts[1], parts[2], policy)
+            if len(parts) == 3
+            else policy.channels["default"]
+        )
+        stepped += repository.move_actions(
+            session,
+            run_id=run_id,
+            where={"status": ActionStatus.SEGMENTED.value, "segment": name},
+            values={
+                "status": ActionStatus.STEPPED.value,
+                "step": f"segment:{name}",
+                "channel": channel,
+            },
+        )
+    counts["stepped"] = stepped
+    return counts
+
+
+def plan_actions(session: Session, context: Context) -> dict[str, Any]:
+    """Turn each step into the day's next action: a task or a message, at a planned time."""
+    run_id = context.run.id
+    counts: Counter[str] = Counter()
+    for value in repository.channels_of_run(
+        session, run_id=run_id, status=ActionStatus.STEPPED.value
+    ):
+        channel = rules.planned_channel(value)
+        if channel is None:
+            counts["no_channel"] += repository.move_actions(
+                session,
+                run_id=run_id,
+                where={"status": ActionStatus.STEPPED.value, "channel": value},
+                values={"status": ActionStatus.NONE.value},
+            )
+            continue
+        kind = rules.kind_of(channel)
+        at = datetime.combine(
+            rules.planned_day(context.as_of),
+            rules.PLANNED_TIME[kind],
+            tzinfo=clock.zone(context.institution.timezone),
+        )
+        counts[kind.value] += repository.move_actions(
+            session,
+            run_id=run_id,
+            where={"status": ActionStatus.STEPPED.value, "channel": value},
+            values={"status": ActionStatus.PLANNED.value, "kind": kind.value, "planned_at": at},
+        )
+    return dict(sorted(counts.items()))
+
+
+def gate_batch(session: Session, context: Context, *, limit: int = GATE_BATCH) -> int:
+    """Ask the gate about the next batch of planned actions; return how many it decided."""
+    batch = repository.planned_actions(session, run_id=context.run.id, limit=limit)
+    if not batch:
+        return 0
+    attempts = []
+    for _action_id, debtor_id, account_id, channel_value, planned_at in batch:
+        channel = Channel(channel_value)
+        attempts.append(
+            PlannedContact(
+                debtor_id=str(debtor_id),
+                channel=channel,
+                at=clock.aware(planned_at),
+                party=Party.DEBTOR,
+                account_id=str(account_id) if account_id else None,
+                automated=CHANNELS[channel].automated,
+            )
+        )
+    decided = gate_service.precheck_contacts(
+        session, institution=context.institution, attempts=attempts, actor=context.actor
+    )
+    repository.record_decisions(
+        session,
+        [
+            {
+                "action_id": row[0],
+                "new_status": (
+                    ActionStatus.ALLOWED.value
+                    if answer.decision.allowed
+                    else ActionStatus.BLOCKED.value
+                ),
+                "new_rule_ids": list(answer.decision.rule_ids),
+                "new_decision_id": answer.decision_id,
+                "new_next_allowed_at": answer.decision.next_allowed_at,
+            }
+            for row, answer in zip(batch, decided, strict=True)
+        ],
+    )
+    return len(batch)
+
+
+def gate_counts(session: Session, context: Context) -> dict[str, Any]:
+    """Count the gate's answers over the whole day (after its last batch)."""
+    by_status = repository.count_by(session, run_id=context.run.id, column="status")
+    blocked = rules.blocked_counts(repository.blocked_rule_ids(session, run_id=context.run.id))
+    context.run.blocked_by_rule = blocked
+    return {
+        "allowed": by_status.get(ActionStatus.ALLOWED.value, 0),
+        "blocked": by_status.get(ActionStatus.BLOCKED.value, 0),
+        "blocked_by_rule": blocked,
+    }
+
+
+def hand_off(session: Session, context: Context) -> dict[str, Any]:
+    """Hand allowed actions over: tasks to their case's queue, messages to the outbox.
+
+    Both stay rows of ``cycle_actions`` (status ``handed_off``): agents' worklists and
+    allocation read the tasks by queue; channel senders read the messages. The contact
+    itself still passes the gate with a reservation when it is made.
+    """
+    run = context.run
+    allowed = repository.count_kinds(session, run_id=run.id, status=ActionStatus.ALLOWED.value)
+    repository.move_actions(
+        session,
+        run_id=run.id,
+        where={"status": ActionStatus.ALLOWED.value},
+        values={"status": ActionStatus.HANDED_OFF.value},
+    )
+    run.tasks_created = allowed.get(ActionKind.TASK.value, 0)
+    run.messages_queued = allowed.get(ActionKind.MESSAGE.value, 0)
+    return {"tasks_created": run.tasks_created, "messages_queued": run.messages_queued}
+
+
+StageFunction = Callable[[Session, Context], dict[str, Any]]
+
+STAGE_FUNCTIONS: Mapping[Stage, StageFunction] = {
+    Stage.DELINQUENCY: update_delinquency,
+    Stage.RECONCILIATION: reconcile,
+    Stage.SCORING: score,
+    Stage.CASES: sync_cases,
+    Stage.SEGMENTATION: segment,
+    Stage.STRATEGY: step,
+    Stage.NEXT_ACTIONS: plan_actions,
+    Stage.GATE: gate_counts,
+    Stage.HANDOFF: hand_off,
+}
+
+
+def finish_run(session: Session, *, run: CycleRun) -> None:
+    """Mark the run completed once every stage is in its ledger."""
+    run.status = RunStatus.COMPLETED
+    run.finished_at = utcnow()
+    session.flush()
+
+
+def fail_run(session: Session, *, institution_id: int, as_of: date, error: str) -> None:
+    """Mark the day's run failed with the reason (a later run resumes it)."""
+    run = repository.run_of(session, institution_id=institution_id, as_of=as_of, lock=True)
+    if run is not None and run.status != RunStatus.COMPLETED:
+        run.status = RunStatus.FAILED
+        run.error = error[:500]
+
+
+def report_of(session: Session, *, institution: Institution, run: CycleRun) -> RunReport:
+    """Return a run's report from its ledger."""
+    ledger = repository.stages_of(session, run_id=run.id)
+    stages: dict[str, StageReport] = {
+        str(stage): StageReport(counts=ledger[stage].counts, seconds=ledger[stage].seconds)
+        for stage in rules.STAGES
+        if stage in ledger
+    }
+    return RunReport(
+        institution=institution.code,
+        as_of=run.as_of,
+        status=run.status,
+        stages=stages,
+        tasks_created=run.tasks_created,
+        messages_queued=run.messages_queued,
+        blocked_by_rule=run.blocked_by_rule or {},
+        seconds=run.seconds,
+        attempts=run.attempts,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def runs(session: Session, *, institution_id: int, page: PageRequest) -> Page[CycleRun]:
+    """Return one page of the institution's runs, the latest day first."""
+    return repository.runs_page(session, institution_id=institution_id, page=page)
+
+
+def require_run(session: Session, *, institution_id: int, run_id: int) -> CycleRun:
+    """Return one of the institution's runs (``NotFound`` for another's)."""
+    run = repository.get_run(session, institution_id=institution_id, run_id=run_id)
+    if run is None:
+        raise NotFound(f"no cycle run {run_id}")
+    return run
+
+
+def run_actions(
+    session: Session, *, run: CycleRun, page: PageRequest, status: str | None = None
+) -> Page[CycleAction]:
+    """Return one page of a run's actions: where each case went and why."""
+    return repository.actions_page(session, run_id=run.id, page=page, status=status)
+
+
+def due_runs(session: Session, *, now: datetime) -> list[tuple[Institution, date]]:
+    """Return each institution whose cycle time has passed today (local) with the day not done."""
+    due: list[tuple[Institution, date]] = []
+    for institution in institutions_repository.list_all(session):
+        day = rules.due_day(
+            settings_of(institution).cycle.run_at,
+            now.astimezone(clock.zone(institution.timezone)),
+        )
+        if day is None:
+            continue
+        run = repository.run_of(session, institution_id=institution.id, as_of=day)
+        if run is None or run.status != RunStatus.COMPLETED:
+            due.append((institution, day))
+    return due
