@@ -76,3 +76,6 @@ def register(app: FastAPI) -> None:
     from recoup.allocation.views import router as allocation_pages
 
     app.include_router(allocation_pages)
+    from recoup.workspace.views import router as workspace_pages
+
+    app.include_router(workspace_pages)

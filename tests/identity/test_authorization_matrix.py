@@ -440,6 +440,22 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
         IdSite("PUT", "/api/v1/cases/{case_id}/owner", "body", "owner_id", "user"),
         IdSite(
             "POST",
+            "/cases/{case_id}/contacts",
+            "form",
+            "contact_point_id",
+            "contact_point",
+            {"channel": "call", "outcome": "no_answer"},
+        ),
+        IdSite(
+            "POST",
+            "/cases/{case_id}/contacts",
+            "form",
+            "account_id",
+            "account",
+            {"channel": "call", "outcome": "no_answer"},
+        ),
+        IdSite(
+            "POST",
             "/allocation/absences",
             "form",
             "user_id",
@@ -731,7 +747,14 @@ def test_every_id_in_a_body_query_or_form_is_scoped(session: Session) -> None:
         for site in _id_sites(world.own, world.colleague_certified):
             rule = rules[site.method, site.path]
             page = rule.kind == "page"
-            url = _url(rule, {"account_id": world.own.account, "debtor_id": world.own.debtor})
+            url = _url(
+                rule,
+                {
+                    "account_id": world.own.account,
+                    "debtor_id": world.own.debtor,
+                    "case_id": world.own.case,
+                },
+            )
             variants = {
                 "another tenant": world.foreign.of(site.target),
                 "another agent": world.colleague.of(site.target),

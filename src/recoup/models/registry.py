@@ -15,3 +15,4 @@ import recoup.models.plans
 import recoup.models.scoring
 import recoup.models.strategy
 import recoup.models.workbench
+import recoup.models.workspace

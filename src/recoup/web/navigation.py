@@ -17,6 +17,7 @@ class NavEntry:
 
 NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("dashboard", "/", "dashboard:read"),
+    NavEntry("work", "/work", "cases:work"),
     NavEntry("debtors", "/debtors", "debtors:read"),
     NavEntry("accounts", "/accounts", "accounts:read"),
     NavEntry("allocation", "/allocation", "queues:manage"),

@@ -390,6 +390,77 @@ def check_contact(
     return CheckedContact(record=record, decision=decision)
 
 
+@dataclass(frozen=True, slots=True)
+class PreviewTarget:
+    """One contact to preview: a channel, maybe to one contact point."""
+
+    channel: Channel
+    contact_point: ContactPoint | None = None
+    party: Party = Party.DEBTOR
+
+
+def preview_contacts(
+    session: Session,
+    *,
+    institution: Institution,
+    debtor: Debtor,
+    targets: list[PreviewTarget],
+    at: datetime,
+    account: Account | None = None,
+) -> list[Decision]:
+    """Tell whether each contact would be allowed at ``at`` and when it next could be.
+
+    A read-only preview for browsing (a worklist, a case page's badges): it decides with the
+    same compiled rules as ``check_contact`` but stores no decision, takes no lock and claims
+    no slot, so looking never uses up a debtor's contacts. The caller has already loaded
+    ``debtor`` (and each contact point, which must be the debtor's) through its scoping.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
+    if not targets:
+        return []
+    gate = gate_for(session, institution=institution)
+    region = gate.pack.jurisdiction
+    zones = facts_service.debtor_zone_sources(session, debtor=debtor, region=region)
+    history = _history(session, debtor=debtor, around=at)
+    decisions: list[Decision] = []
+    facts_of: dict[int | None, DebtorFacts] = {}
+    for target in targets:
+        point = target.contact_point
+        if point is not None and point.debtor_id != debtor.id:
+            raise NotFound(f"no contact point {point.id} for debtor {debtor.id}")
+        key = point.id if point is not None else None
+        facts = facts_of.get(key)
+        if facts is None:
+            facts = facts_service.debtor_facts(
+                session,
+                debtor=debtor,
+                contact_point=point,
+                account=account,
+                validation=gate.validation_notice_days is not None,
+                zones=zones,
+            )
+            facts_of[key] = facts
+        planned = PlannedContact(
+            debtor_id=str(debtor.id),
+            channel=target.channel,
+            at=at,
+            party=target.party,
+            account_id=str(account.id) if account else None,
+            contact_point_timezone=facts_service.contact_point_zone(point, region),
+            third_party_id=str(point.id)
+            if target.party is Party.THIRD_PARTY and point is not None
+            else None,
+            to_mobile=point is None or point.kind == ContactKind.mobile,
+        )
+        decisions.append(
+            decide_contact(
+                planned, facts=facts, history=history, pack=gate.pack, policy=gate.policy
+            )
+        )
+    return decisions
+
+
 class _SlotTaken(Exception):
     """Every numbered slot of a cap family was already claimed."""
 

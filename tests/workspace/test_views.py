@@ -1,0 +1,148 @@
+"""The workspace pages: my work, next case, the case page and its contact form, scoped to the agent."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.models.audit import AuditEvent
+from recoup.models.workbench import Promise
+from recoup.workspace import service
+from tests.identity.helpers import client_for, signed_in
+from tests.workspace.helpers import DAYTIME, NIGHT, make_desk
+
+ENGLISH = {"Accept-Language": "en"}
+
+
+@pytest.fixture(autouse=True)
+def _daytime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "utcnow", lambda: DAYTIME)
+
+
+def test_my_work_lists_my_cases_and_next_opens_the_first(session: Session) -> None:
+    desk = make_desk(session)
+    with client_for(session) as client:
+        signed_in(client, desk.agent)
+        page = client.get("/work", headers=ENGLISH)
+        assert page.status_code == 200, page.text
+        assert page.text.count('data-testid="case-row"') == 3
+        assert f'data-case="{desk.cases[3].id}"' not in page.text
+        assert "My work" in page.text
+        filtered = client.get("/work?state=disputed&bucket=M2&callback_due=1", headers=ENGLISH)
+        assert filtered.status_code == 200
+        assert 'data-testid="case-row"' not in filtered.text
+        nonsense = client.get("/work?state=lost&bucket=M9", headers=ENGLISH)
+        assert nonsense.status_code == 200
+        taken = client.get("/work/next", headers=ENGLISH, follow_redirects=False)
+        assert taken.status_code == 303
+        assert taken.headers["location"] == f"/cases/{desk.cases[0].id}?next=1"
+
+
+def test_nothing_workable_says_why(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    desk = make_desk(session, count=1)
+    monkeypatch.setattr(service, "utcnow", lambda: NIGHT)
+    with client_for(session) as client:
+        signed_in(client, desk.agent)
+        page = client.get("/work/next", headers=ENGLISH)
+        assert page.status_code == 200
+        assert 'data-testid="nothing-workable"' in page.text
+        assert 'data-testid="skipped-row"' in page.text
+        assert "next allowed 2026-12-08 08:00" in page.text
+
+
+def test_the_case_page_shows_the_badge_timeline_and_script_slot(session: Session) -> None:
+    desk = make_desk(session, count=1)
+    case = desk.cases[0]
+    with client_for(session) as client:
+        signed_in(client, desk.agent)
+        page = client.get(f"/cases/{case.id}", headers=ENGLISH)
+        assert page.status_code == 200, page.text
+        assert 'data-testid="badge-allowed" data-channel="call"' in page.text
+        assert "No script suggested yet" in page.text
+        assert 'data-testid="timeline-item" data-kind="case"' in page.text
+        assert "138****0000" in page.text or "****" in page.text
+        # Another agent's case and another institution's are both "not found".
+        assert client.get(f"/cases/{desk.cases[1].id}", headers=ENGLISH).status_code == 404
+        other = make_desk(session, count=1)
+        assert client.get(f"/cases/{other.cases[0].id}", headers=ENGLISH).status_code == 404
+
+
+def test_logging_a_call_with_a_promise(session: Session) -> None:
+    desk = make_desk(session, count=1)
+    case = desk.cases[0]
+    with client_for(session) as client:
+        csrf = signed_in(client, desk.agent)
+        due = (date.today() + timedelta(days=3)).isoformat()
+        saved = client.post(
+            f"/cases/{case.id}/contacts",
+            data={
+                "channel": "call",
+                "outcome": "promise_made",
+                "contact_point_id": str(desk.phones[0].id),
+                "note": "pays Friday",
+                "promise_amount": "500.00",
+                "promise_due": due,
+                "script_id": "",
+            },
+            headers={**ENGLISH, **csrf},
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303, saved.text
+        page = client.get(f"/cases/{case.id}", headers=ENGLISH)
+        assert 'data-kind="promise" data-status="pending"' in page.text
+        assert "pays Friday" in page.text
+        promise = session.execute(select(Promise)).scalar_one()
+        assert promise.amount == 50_000
+        assert session.execute(
+            select(AuditEvent).where(AuditEvent.action == "case.contact")
+        ).scalar_one()
+
+        bad = client.post(
+            f"/cases/{case.id}/contacts",
+            data={"channel": "call", "outcome": "no_answer", "promise_amount": "lots"},
+            headers={**ENGLISH, **csrf},
+        )
+        assert bad.status_code == 422
+        assert 'data-testid="log-error"' in bad.text
+        missing = client.post(
+            f"/cases/{case.id}/contacts",
+            data={"channel": "call", "outcome": ""},
+            headers={**ENGLISH, **csrf},
+        )
+        assert missing.status_code == 422
+        assert "outcome" in missing.text
+        theirs = client.post(
+            f"/cases/{desk.cases[1].id}/contacts",
+            data={"channel": "call", "outcome": "no_answer"},
+            headers={**ENGLISH, **csrf},
+        )
+        assert theirs.status_code == 404
+
+
+def test_reveal_on_the_case_page_is_audited(session: Session) -> None:
+    desk = make_desk(session, count=1)
+    case = desk.cases[0]
+    with client_for(session) as client:
+        csrf = signed_in(client, desk.agent)
+        shown = client.post(
+            f"/cases/{case.id}/reveal",
+            data={"reason": "calling the debtor back"},
+            headers={**ENGLISH, **csrf, "HX-Request": "true"},
+        )
+        assert shown.status_code == 200, shown.text
+        assert "13812340000" in shown.text
+        refused = client.post(
+            f"/cases/{case.id}/reveal", data={"reason": ""}, headers={**ENGLISH, **csrf}
+        )
+        assert refused.status_code == 422
+        assert (
+            client.post(
+                f"/cases/{desk.cases[1].id}/reveal",
+                data={"reason": "curious about it"},
+                headers={**ENGLISH, **csrf},
+            ).status_code
+            == 404
+        )
