@@ -30,6 +30,7 @@ EXPECTED_NAVIGATION = {
     "admin": ["dashboard", "debtors", "accounts", "imports", "audit", "admin"],
     "manager": [
         "dashboard",
+        "work",
         "debtors",
         "accounts",
         "allocation",
@@ -37,8 +38,16 @@ EXPECTED_NAVIGATION = {
         "compliance",
         "models",
     ],
-    "team_lead": ["dashboard", "debtors", "accounts", "allocation", "imports", "compliance"],
-    "agent": ["dashboard", "debtors", "accounts"],
+    "team_lead": [
+        "dashboard",
+        "work",
+        "debtors",
+        "accounts",
+        "allocation",
+        "imports",
+        "compliance",
+    ],
+    "agent": ["dashboard", "work", "debtors", "accounts"],
     "compliance_officer": ["dashboard", "debtors", "accounts", "compliance"],
     "auditor": [
         "dashboard",

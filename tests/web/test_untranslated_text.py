@@ -32,6 +32,7 @@ from recoup.identity.dependencies import SESSION_COOKIE, login_session, route_ru
 from recoup.identity.permissions import permissions_of_role
 from recoup.ingest.runner import run_import
 from recoup.models import Account, Base, Debtor, Institution, User
+from recoup.models.cases import CaseAccount
 from recoup.models.compliance import MessageTemplate
 from recoup.models.ingest import ImportRun
 from recoup.models.scoring import ModelVersion
@@ -166,9 +167,13 @@ def _ids(session: Session, institution: Institution) -> dict[str, str]:
         .where(ModelVersion.institution_id == institution.id)
         .order_by(ModelVersion.id)
     )
+    case_id = session.scalar(
+        select(CaseAccount.case_id).where(CaseAccount.account_id == account_id).limit(1)
+    )
     return {
         "debtor_id": str(debtor_id),
         "account_id": str(account_id),
+        "case_id": str(case_id),
         "run_id": str(run_id),
         "template_id": str(template_id),
         "version": str(version),
