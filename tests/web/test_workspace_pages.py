@@ -50,8 +50,6 @@ def _prepare(server: LiveServer, *, account_external_id: str | None = None) -> i
                 select(Account).where(Account.external_id == account_external_id)
             ).scalar_one()
         assert account is not None
-        # Until scoping reads case owners, the owner also works the account.
-        account.assigned_agent_id = agent.id
         debtor = account.debtor_id
         points = session.execute(select(ContactPoint).where(ContactPoint.debtor_id == debtor))
         if len(points.scalars().all()) < 2:

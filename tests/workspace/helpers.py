@@ -54,8 +54,6 @@ def make_desk(session: Session, *, count: int = 3) -> Desk:
         case = session.execute(select(Case).where(Case.debtor_id == debtor.id)).scalar_one()
         case.owner_id = agent.id if number < count else colleague.id
         case.priority = 100 - number
-        # Until scoping reads case owners, the owner also works the accounts.
-        accounts[number].assigned_agent_id = case.owner_id
         found.append(case)
     session.flush()
     return Desk(institution, agent, colleague, lead, debtors, accounts, phones, found)

@@ -1,8 +1,8 @@
 """case tasks and case notes
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-06 23:16:10.848157
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-06 23:40:34.706926
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
