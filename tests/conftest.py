@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,11 @@ POSTGRES_URL = os.environ.get(
     "RECOUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Property tests check what holds, not how fast: on a busy CI machine a per-example deadline
+# only makes them flaky.
+settings.register_profile("recoup", deadline=None, print_blob=True)
+settings.load_profile("recoup")
 
 
 @pytest.fixture(scope="session", autouse=True)

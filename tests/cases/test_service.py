@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from recoup.cases import service
@@ -257,3 +257,55 @@ def test_profiles_absences_and_queues_are_checked(session: Session) -> None:
     )
     assert again.id == queue.id
     assert again.name == "Late, legal"
+
+
+def test_events_for_many_accounts_move_their_debtors_cases_in_one_read(session: Session) -> None:
+    institution = make_institution(session)
+    promised_debtor, other_debtor = (
+        make_debtor(session, institution),
+        make_debtor(session, institution),
+    )
+    kept = make_account(session, promised_debtor, days_past_due=40)
+    make_account(session, promised_debtor, days_past_due=40)
+    broken = make_account(session, other_debtor, days_past_due=70)
+    caseless = make_account(
+        session, make_debtor(session, institution), days_past_due=0, status="current"
+    )
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    for account in (kept, broken):
+        service.apply_to_accounts(
+            session, institution_id=institution.id, events=[(account.id, CaseEvent.PROMISE_MADE)],
+            actor="test", now=NOW,
+        )  # fmt: skip
+    # The kept promise's account cured and left the case: the debtor's case still moves.
+    kept.days_past_due, kept.status = 0, "current"
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        moved = service.apply_to_accounts(
+            session,
+            institution_id=institution.id,
+            events=[
+                (kept.id, CaseEvent.PROMISE_KEPT),
+                (broken.id, CaseEvent.PROMISE_BROKEN),
+                (caseless.id, CaseEvent.PROMISE_KEPT),
+            ],
+            actor="reconcile",
+            now=NOW,
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert moved == 2
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]) == 1
+    states = {
+        row[0]: row[1]
+        for row in session.execute(
+            select(Case.debtor_id, Case.state).where(Case.institution_id == institution.id)
+        )
+    }
+    assert states[promised_debtor.id] == CaseState.OPEN
+    assert states[other_debtor.id] != CaseState.PROMISED

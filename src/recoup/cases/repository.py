@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -28,6 +29,9 @@ CLOSED = "closed"
 _CASES: Table = Case.__table__  # type: ignore[assignment]
 _CASE_EVENTS: Table = CaseEvent.__table__  # type: ignore[assignment]
 _CASE_ACCOUNTS: Table = CaseAccount.__table__  # type: ignore[assignment]
+
+# Ids per IN list: under SQLite's and PostgreSQL's bound-parameter limits.
+_CHUNK = 5_000
 
 
 AccountState = tuple[int, int, str, int, int, str, str]
@@ -247,6 +251,35 @@ def live_case_of_debtor(session: Session, *, institution_id: int, debtor_id: int
         )
         .with_for_update()
     ).scalar_one_or_none()
+
+
+def live_cases_of_accounts(
+    session: Session, *, institution_id: int, account_ids: Sequence[int]
+) -> dict[int, Case]:
+    """The live case of each account's debtor (debtors without one are left out), locked.
+
+    The debtor's case, not only a case the account is still in: an account that cured and
+    left the case still moves it (its promise was kept). Read in chunks of ids.
+    """
+    found: dict[int, Case] = {}
+    wanted = sorted(set(account_ids))
+    for start in range(0, len(wanted), _CHUNK):
+        rows = session.execute(
+            select(Account.id, Case)
+            .join(
+                Case,
+                (Case.live_debtor_id == Account.debtor_id)
+                & (Case.institution_id == Account.institution_id),
+            )
+            .where(
+                Account.institution_id == institution_id,
+                Account.id.in_(wanted[start : start + _CHUNK]),
+            )
+            .order_by(Case.id)
+            .with_for_update(of=Case)
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
 
 
 def has_account(session: Session, *, case_id: int, account_id: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -435,6 +436,38 @@ def apply_to_case(
         return _move(session, case, event, actor=actor, at=now or utcnow())
     except rules.TransitionRefused:
         return None
+
+
+def apply_to_accounts(
+    session: Session,
+    *,
+    institution_id: int,
+    events: Sequence[tuple[int, CaseEvent]],
+    actor: str,
+    now: datetime | None = None,
+) -> int:
+    """Apply system events to the live cases of accounts, in order; returns the moves made.
+
+    One query loads every case involved (the batch path of reconciliations); an account in no
+    live case, or an event that does not fit its case's state, moves nothing.
+    """
+    if not events:
+        return 0
+    at = now or utcnow()
+    cases = repository.live_cases_of_accounts(
+        session, institution_id=institution_id, account_ids=[account for account, _ in events]
+    )
+    moved = 0
+    for account_id, event in events:
+        case = cases.get(account_id)
+        if case is None or case.state == CaseState.CLOSED:
+            continue
+        try:
+            _move(session, case, event, actor=actor, at=at)
+        except rules.TransitionRefused:
+            continue
+        moved += 1
+    return moved
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,6 +309,7 @@ def reconcile_plans(
     plans = repository.active_plans(session, institution_id=institution.id)
     by_plan = repository.instalments(session, plan_ids=[plan.id for plan in plans])
     counts = dict.fromkeys(("on_track", "late", "broken", "completed"), 0)
+    moves: list[tuple[int, CaseEvent]] = []
     # Payments count from the start of the local day each plan was agreed: one query for all.
     since = {
         plan.id: start_of_day(plan.created_at.astimezone(local).date(), institution.timezone)
@@ -355,9 +356,9 @@ def reconcile_plans(
             continue
         plan.status = COMPLETED if event is CaseEvent.PLAN_COMPLETED else BROKEN
         plan.resolved_at = utcnow()
-        _move_case(
-            session, institution=institution, account_id=plan.account_id, event=event, actor=actor
-        )
+        moves.append((plan.account_id, event))
+    session.flush()
+    cases.apply_to_accounts(session, institution_id=institution.id, events=moves, actor=actor)
     result = PlanReconcileResult(as_of=as_of, examined=len(plans), **counts)
     if plans:
         audit.record(

@@ -275,18 +275,14 @@ def reconcile_promises(
     session.expire_all()
     changes = len(resolved) + len(progressed)
     accounts_of: dict[Any, int] = {row[0]: row[1] for row in promises}
-    for change in resolved:
-        account = session.get(Account, accounts_of[change["promise_id"]])
-        assert account is not None
-        _move_case(
-            session,
-            institution_id=institution.id,
-            account=account,
-            event=CaseEvent.PROMISE_KEPT
-            if change["status"] == rules.KEPT
-            else CaseEvent.PROMISE_BROKEN,
-            actor=actor,
+    moves = [
+        (
+            accounts_of[change["promise_id"]],
+            CaseEvent.PROMISE_KEPT if change["status"] == rules.KEPT else CaseEvent.PROMISE_BROKEN,
         )
+        for change in resolved
+    ]
+    cases.apply_to_accounts(session, institution_id=institution.id, events=moves, actor=actor)
 
     escalated: list[int] = []
     if counts[rules.BROKEN]:
