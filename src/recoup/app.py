@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from recoup import app_registry
+from recoup import app_registry, idempotency
 from recoup.config import get_settings
 from recoup.deps import commit_only_on_success
 from recoup.kit.asgi import Admission, Unexpected
@@ -119,7 +119,10 @@ def create_app() -> FastAPI:
         version="0.1.0",
         docs_url="/docs",
         openapi_url="/openapi.json",
-        dependencies=[Depends(refuse_nul_characters)],
+        dependencies=[
+            Depends(refuse_nul_characters),
+            Depends(idempotency.guard, scope="function"),
+        ],
     )
 
     @app.exception_handler(RecoupError)
@@ -174,6 +177,7 @@ def create_app() -> FastAPI:
         """Tell a load balancer the process is up (answered at once, whatever the load)."""
         return {"status": "ok", "env": settings.env.value}
 
+    idempotency.install(app)
     # Innermost: an escaped exception becomes the 500 answer without closing the connection.
     app.add_middleware(Unexpected, handler=lambda: app.exception_handlers[Exception])
     app_registry.register(app)
@@ -188,7 +192,7 @@ def create_app() -> FastAPI:
     document = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return declare_problems(document())
+        return idempotency.declare(declare_problems(document()))
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

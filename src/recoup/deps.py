@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute, request_response
 from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
 
 from recoup.db import get_session, refuse
 
@@ -18,10 +19,16 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
+# The route's answer, kept on the request's state for dependencies that finish after it
+# (``recoup.idempotency`` stores it with the key before the commit).
+RESPONSE_STATE = "recoup_response"
+_WRAPPED = "__recoup_commits_only_on_success__"
+
 
 def _refusing(handler: RouteHandler) -> RouteHandler:
     async def handle(request: Request) -> Response:
         response = await handler(request)
+        setattr(request.state, RESPONSE_STATE, response)
         if response.status_code >= 400:
             refuse(request)  # read by get_session as the handler's dependencies close
         return response
@@ -29,8 +36,30 @@ def _refusing(handler: RouteHandler) -> RouteHandler:
     return handle
 
 
-def commit_only_on_success(app: FastAPI) -> None:
-    """Make every route's unit of work roll back when it answers 4xx/5xx, not only on errors."""
-    for route in app.router.routes:
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
         if isinstance(route, APIRoute):
-            route.app = request_response(_refusing(route.get_route_handler()))
+            yield route
+        # FastAPI keeps an included router as one entry that holds the router's own routes.
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _api_routes(included.routes)
+
+
+def commit_only_on_success(app: FastAPI) -> None:
+    """Make every route's unit of work roll back when it answers 4xx/5xx, not only on errors.
+
+    Routes of included routers get their handler when FastAPI first builds them, from
+    ``get_route_handler``: that is what is wrapped (before the app serves a request).
+    """
+    for route in _api_routes(app.router.routes):
+        if getattr(route, _WRAPPED, False):
+            continue
+        make_handler = route.get_route_handler
+
+        def wrapped(make_handler: Callable[[], RouteHandler] = make_handler) -> RouteHandler:
+            return _refusing(make_handler())
+
+        setattr(route, "get_route_handler", wrapped)  # noqa: B010
+        setattr(route, _WRAPPED, True)
+        route.app = request_response(wrapped())

@@ -9,5 +9,6 @@ def register() -> None:
     import recoup.contact.tasks
     import recoup.cycle.tasks
     import recoup.identity.tasks
+    import recoup.integration.tasks
     import recoup.outbox.tasks
     import recoup.plans.tasks  # noqa: F401

@@ -73,6 +73,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         # The daily cycle runs early, before agents start and messages go out.
         "cycle": {"run_at": "06:00"},
+        # Integrations: keys replay for a week; webhooks are tried for about a day.
+        "integration": {
+            "idempotency_key_days": 7,
+            "webhook_max_attempts": 12,
+            "webhook_timeout_seconds": 10.0,
+        },
     },
     "commercial_bank": {
         "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
@@ -134,6 +140,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_attempts": 6,
         },
         "cycle": {"run_at": "05:30"},
+        # Integrations: keys replay for a week; webhooks are tried for about a day.
+        "integration": {
+            "idempotency_key_days": 7,
+            "webhook_max_attempts": 12,
+            "webhook_timeout_seconds": 10.0,
+        },
     },
 }
 

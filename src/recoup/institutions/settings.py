@@ -214,6 +214,16 @@ class CycleSettings(_Section):
     run_at: time | None = None
 
 
+class IntegrationSettings(_Section):
+    """Other systems' access: how long idempotency keys are kept, how webhooks are delivered."""
+
+    # An ``Idempotency-Key`` replays its first answer for this many days, then may be reused.
+    idempotency_key_days: int = Field(default=7, ge=1, le=MAX_SETTING_DAYS)
+    # Webhook deliveries: tries before a delivery is a dead letter, and each try's time limit.
+    webhook_max_attempts: int = Field(default=12, ge=1, le=30)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
 class InstitutionSettings(_Section):
     """Every section of an institution's settings."""
 
@@ -224,6 +234,7 @@ class InstitutionSettings(_Section):
     plans: PlanSettings = Field(default_factory=PlanSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     cycle: CycleSettings = Field(default_factory=CycleSettings)
+    integration: IntegrationSettings = Field(default_factory=IntegrationSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -249,6 +260,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "plans": PlanSettings,
     "channels": ChannelSettings,
     "cycle": CycleSettings,
+    "integration": IntegrationSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

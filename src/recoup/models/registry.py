@@ -9,6 +9,7 @@ import recoup.models.compliance
 import recoup.models.contact
 import recoup.models.cycle
 import recoup.models.ingest
+import recoup.models.integration
 import recoup.models.jobs
 import recoup.models.outbox
 import recoup.models.plans
