@@ -256,3 +256,24 @@ def attempt_rows_since(session: Session, *, institution_id: int, since: datetime
         )
         .order_by(ContactAttempt.debtor_id, ContactAttempt.planned_at)
     ).all()
+
+
+def standings(
+    session: Session, *, institution_id: int, contact_point_ids: Collection[int]
+) -> dict[int, ChannelStanding]:
+    """Return ``standing`` for many contact points at once, by contact point id."""
+    rows: dict[int, list[tuple[str, str]]] = {point_id: [] for point_id in contact_point_ids}
+    if not rows:
+        return {}
+    for point_id, channel, kind in session.execute(
+        select(
+            ContactPointConsent.contact_point_id,
+            ContactPointConsent.channel,
+            ContactPointConsent.kind,
+        ).where(
+            ContactPointConsent.institution_id == institution_id,
+            ContactPointConsent.contact_point_id.in_(list(rows)),
+        )
+    ):
+        rows[point_id].append((str(channel), str(kind)))
+    return {point_id: channel_standing(found) for point_id, found in rows.items()}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
 
+from babel import Locale
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 
@@ -102,7 +103,7 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-minor_digits(currency))
 
 
-def format_amount(minor: int, currency: str, locale: str = "zh_CN") -> str:
+def format_amount(minor: int, currency: str, locale: str | Locale = "zh_CN") -> str:
     """Format minor units for people, e.g. ¥1,234.56."""
     return str(format_currency(to_decimal(minor, currency), currency, locale=locale))
 

@@ -21,6 +21,8 @@ from recoup.kit.errors import RecoupError
 from recoup.web.localization import catalog, translate
 
 _BABEL_LOCALES = {"zh-CN": "zh_CN", "en": "en"}
+# Parsed once (babel parses a locale name on every call otherwise).
+_BABEL = {name: Locale.parse(code) for name, code in _BABEL_LOCALES.items()}
 _SLUG = re.compile(r"[^a-z0-9]+")
 # Codes a rule parameter's list may hold, looked up in these catalog families in turn.
 _VALUE_FAMILIES = ("compliance.channel", "rule.value")
@@ -94,7 +96,7 @@ def zone_name(name: str | None, locale: str) -> str:
         tzinfo = zone(name)
     except Exception:  # an unknown zone stored by an import still shows as written
         return name
-    babel_locale = _BABEL_LOCALES[locale]
+    babel_locale = _BABEL[locale]
     try:
         return str(get_timezone_name(tzinfo, "long", locale=babel_locale))
     except LookupError:
@@ -106,9 +108,7 @@ def language_name(code: str | None, locale: str) -> str:
     if not code:
         return "—"
     try:
-        return str(
-            Locale.parse(code.replace("-", "_")).get_display_name(_BABEL_LOCALES[locale]) or code
-        )
+        return str(Locale.parse(code.replace("-", "_")).get_display_name(_BABEL[locale]) or code)
     except (ValueError, UnknownLocaleError):
         return code
 
@@ -140,7 +140,7 @@ _CATEGORY_FAMILIES = {
 
 def number(value: float, locale: str) -> str:
     """Format a bin edge in the reader's locale, without exponents (2,261,140 / 0.0286589)."""
-    return str(format_decimal(value, format="#,##0.######", locale=_BABEL_LOCALES[locale]))
+    return str(format_decimal(value, format="#,##0.######", locale=_BABEL[locale]))
 
 
 def interval(low: float | None, high: float | None, locale: str) -> str:

@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_time, get_datetime_format
 
 from recoup.kit.clock import zone
@@ -18,6 +19,9 @@ DEFAULT_LOCALE = "zh-CN"
 LOCALE_COOKIE = "recoup_locale"
 LOCALE_NAMES = {"zh-CN": "中文", "en": "English"}
 _BABEL_LOCALES = {"zh-CN": "zh_CN", "en": "en"}
+# Parsed once: babel parses a locale name on every call otherwise, which is most of the cost
+# of formatting a date or an amount.
+_BABEL = {name: Locale.parse(code) for name, code in _BABEL_LOCALES.items()}
 
 
 @cache
@@ -76,21 +80,21 @@ def money(minor: int | None, currency: str, locale: str) -> str:
     """Format minor units for people: ¥1,234.56."""
     if minor is None:
         return "—"
-    return format_amount(minor, currency, _BABEL_LOCALES[locale])
+    return format_amount(minor, currency, _BABEL[locale])
 
 
 def day(value: date | None, locale: str) -> str:
     """Format a calendar date: 2026年11月28日 / Nov 28, 2026."""
     if value is None:
         return "—"
-    return str(format_date(value, "medium", locale=_BABEL_LOCALES[locale]))
+    return str(format_date(value, "medium", locale=_BABEL[locale]))
 
 
 def moment(value: datetime | None, locale: str, timezone: str) -> str:
     """Format an instant in ``timezone``: 2026年11月28日 16:05 / Nov 28, 2026, 4:05 PM."""
     if value is None:
         return "—"
-    babel_locale = _BABEL_LOCALES[locale]
+    babel_locale = _BABEL[locale]
     # SQLite hands back naive datetimes; everything is stored in UTC.
     aware = value if value.tzinfo else value.replace(tzinfo=zone("UTC"))
     local = aware.astimezone(zone(timezone))

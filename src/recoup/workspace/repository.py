@@ -16,7 +16,7 @@ from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, Payment
 from recoup.models.cases import Case, CaseAccount, CaseEvent, Queue
 from recoup.models.contact import ContactAttempt
-from recoup.models.debtor import ContactPoint
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.plans import PaymentPlan
 from recoup.models.workbench import Promise
 from recoup.models.workspace import CaseNote, CaseTask
@@ -150,6 +150,37 @@ def own_contact_points(
             .order_by(ContactPoint.third_party, ContactPoint.id)
         ).scalars()
     )
+
+
+def contact_points_of(
+    session: Session, *, institution_id: int, debtor_ids: list[int]
+) -> dict[int, list[ContactPoint]]:
+    """Many debtors' contact points (their own first), by debtor."""
+    found: dict[int, list[ContactPoint]] = {debtor_id: [] for debtor_id in debtor_ids}
+    if not found:
+        return found
+    for point in session.execute(
+        select(ContactPoint)
+        .where(
+            ContactPoint.institution_id == institution_id,
+            ContactPoint.debtor_id.in_(list(found)),
+        )
+        .order_by(ContactPoint.third_party, ContactPoint.id)
+    ).scalars():
+        found[point.debtor_id].append(point)
+    return found
+
+
+def debtors(session: Session, *, institution_id: int, debtor_ids: list[int]) -> dict[int, Debtor]:
+    """Many debtors by id."""
+    if not debtor_ids:
+        return {}
+    return {
+        debtor.id: debtor
+        for debtor in session.execute(
+            select(Debtor).where(Debtor.institution_id == institution_id, Debtor.id.in_(debtor_ids))
+        ).scalars()
+    }
 
 
 def open_tasks(session: Session, *, case_id: int) -> list[CaseTask]:

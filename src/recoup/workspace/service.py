@@ -180,25 +180,34 @@ def next_case(
     """
     now = now or utcnow()
     skipped: list[Skipped] = []
-    for case, due in repository.next_candidates(
-        session, principal=principal, now=now, limit=lookahead
-    ):
-        debtor = session.get(Debtor, case.debtor_id)
-        assert debtor is not None
+    candidates = repository.next_candidates(session, principal=principal, now=now, limit=lookahead)
+    debtor_ids = [case.debtor_id for case, _ in candidates]
+    points = repository.contact_points_of(
+        session, institution_id=institution.id, debtor_ids=debtor_ids
+    )
+    # One set-based preview of every candidate first; the exact one, per phone, only for the
+    # case about to be offered.
+    previews = gate.preview_debtors(
+        session, institution=institution, debtor_ids=debtor_ids, channel=Channel.CALL, at=now
+    )
+    debtors = repository.debtors(session, institution_id=institution.id, debtor_ids=debtor_ids)
+    for case, due in candidates:
         phones = [
             point
-            for point in repository.own_contact_points(
-                session, institution_id=case.institution_id, debtor_id=case.debtor_id
-            )
+            for point in points.get(case.debtor_id, [])
             if not point.third_party and point.status in USABLE and point.kind in _PHONE_KINDS
         ]
         if not phones:
             skipped.append(Skipped(case, None, "no_phone"))
             continue
+        rough = previews[case.debtor_id]
+        if not rough.allowed:
+            skipped.append(Skipped(case, _badge(Channel.CALL, rough), "blocked"))
+            continue
         decisions = gate.preview_contacts(
             session,
             institution=institution,
-            debtor=debtor,
+            debtor=debtors[case.debtor_id],
             targets=[gate.PreviewTarget(Channel.CALL, point) for point in phones],
             at=now,
         )

@@ -423,24 +423,31 @@ def preview_contacts(
     region = gate.pack.jurisdiction
     zones = facts_service.debtor_zone_sources(session, debtor=debtor, region=region)
     history = _history(session, debtor=debtor, around=at)
+    # The debtor's facts are read once; each contact point adds its own opt-outs and consents.
+    base = facts_service.debtor_facts(
+        session,
+        debtor=debtor,
+        contact_point=None,
+        account=account,
+        validation=gate.validation_notice_days is not None,
+        zones=zones,
+    )
+    points = {target.contact_point.id for target in targets if target.contact_point is not None}
+    standing = contact_repository.standings(
+        session, institution_id=institution.id, contact_point_ids=points
+    )
     decisions: list[Decision] = []
-    facts_of: dict[int | None, DebtorFacts] = {}
     for target in targets:
         point = target.contact_point
         if point is not None and point.debtor_id != debtor.id:
             raise NotFound(f"no contact point {point.id} for debtor {debtor.id}")
-        key = point.id if point is not None else None
-        facts = facts_of.get(key)
-        if facts is None:
-            facts = facts_service.debtor_facts(
-                session,
-                debtor=debtor,
-                contact_point=point,
-                account=account,
-                validation=gate.validation_notice_days is not None,
-                zones=zones,
+        facts = base
+        if point is not None:
+            facts = replace(
+                base,
+                opted_out_channels=standing[point.id].opted_out,
+                automated_consent=standing[point.id].consented,
             )
-            facts_of[key] = facts
         planned = PlannedContact(
             debtor_id=str(debtor.id),
             channel=target.channel,
@@ -459,6 +466,52 @@ def preview_contacts(
             )
         )
     return decisions
+
+
+def preview_debtors(
+    session: Session,
+    *,
+    institution: Institution,
+    debtor_ids: Sequence[int],
+    channel: Channel,
+    at: datetime,
+) -> dict[int, Decision]:
+    """Tell, for many debtors at once, whether a contact on ``channel`` would be allowed at ``at``.
+
+    The read-only preview of a worklist: facts and histories are read set-based (as the daily
+    pre-check reads them: the debtor as a whole, no particular contact point), nothing is
+    stored, locked or claimed. A contact point's own opt-outs are not in these facts, so a
+    caller about to offer one debtor asks ``preview_contacts`` for that debtor's points.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationFailed("'at' must carry a UTC offset, e.g. 2025-03-03T10:00:00+08:00")
+    ids = sorted(set(debtor_ids))
+    if not ids:
+        return {}
+    gate = gate_for(session, institution=institution)
+    facts = facts_service.debtors_facts(
+        session,
+        institution_id=institution.id,
+        debtor_ids=ids,
+        validation=gate.validation_notice_days is not None,
+    )
+    by_debtor = contact_repository.attempts_since_for(
+        session,
+        institution_id=institution.id,
+        debtor_ids=ids,
+        since=at - timedelta(days=HISTORY_DAYS),
+    )
+    histories = {
+        str(debtor_id): ContactHistory(
+            attempts=tuple(_past(attempt) for attempt in attempts if attempt.planned_at)
+        )
+        for debtor_id, attempts in by_debtor.items()
+    }
+    attempts = [
+        PlannedContact(debtor_id=str(debtor_id), channel=channel, at=at) for debtor_id in ids
+    ]
+    decisions = decide_batch(attempts, facts=facts, histories=histories, gate=gate, reserve=False)
+    return dict(zip(ids, decisions, strict=True))
 
 
 class _SlotTaken(Exception):
