@@ -190,7 +190,7 @@ def test_the_workspace_in_english(browser: Browser, live_server: LiveServer) -> 
         screenshot(page, SCREENS / "work-en.png", title="My work")
         page.goto(f"{live_server.url}/cases/{case_id}")
         expect(page.get_by_test_id("log-form")).to_be_visible()
-        expect(page.get_by_test_id("strategy-step")).to_contain_text("Strategies are not set up")
+        expect(page.get_by_test_id("strategy-step")).to_contain_text("No strategy step yet")
         screenshot(page, SCREENS / "case-en.png", title=f"Case #{case_id}")
     finally:
         context.close()

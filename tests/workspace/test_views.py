@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.models.audit import AuditEvent
+from recoup.models.strategy import CaseStrategyState, Strategy, StrategyVersion
 from recoup.models.workbench import Promise
 from recoup.workspace import service
 from tests.identity.helpers import client_for, signed_in
@@ -146,3 +147,46 @@ def test_reveal_on_the_case_page_is_audited(session: Session) -> None:
             ).status_code
             == 404
         )
+
+
+def test_the_case_page_shows_the_strategy_step_once_placed(session: Session) -> None:
+    desk = make_desk(session, count=1)
+    case = desk.cases[0]
+    with client_for(session) as client:
+        signed_in(client, desk.agent)
+        before = client.get(f"/cases/{case.id}", headers=ENGLISH)
+        assert "No strategy step yet" in before.text
+        strategy = Strategy(
+            institution_id=desk.institution.id, code="CF", name="Consumer", created_by="t"
+        )
+        session.add(strategy)
+        session.flush()
+        version = StrategyVersion(
+            institution_id=desk.institution.id,
+            strategy_id=strategy.id,
+            version=1,
+            document="{}",
+            sha256="0" * 64,
+            status="active",
+            author="t",
+        )
+        session.add(version)
+        session.flush()
+        session.add(
+            CaseStrategyState(
+                institution_id=desk.institution.id,
+                case_id=case.id,
+                strategy_version_id=version.id,
+                segment="early",
+                step="reminder_call",
+                entered_on=DAYTIME.date(),
+                step_on=DAYTIME.date(),
+                reason="day 3 of the early path",
+                as_of=DAYTIME.date(),
+                updated_at=DAYTIME,
+            )
+        )
+        session.flush()
+        after = client.get(f"/cases/{case.id}", headers=ENGLISH)
+        assert "reminder_call" in after.text
+        assert "day 3 of the early path" in after.text

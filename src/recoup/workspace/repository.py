@@ -18,6 +18,7 @@ from recoup.models.cases import Case, CaseAccount, CaseEvent, Queue
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.plans import PaymentPlan
+from recoup.models.strategy import CaseStrategyState
 from recoup.models.workbench import Promise
 from recoup.models.workspace import CaseNote, CaseTask
 
@@ -291,6 +292,13 @@ def tasks(session: Session, *, case_id: int, limit: int) -> list[CaseTask]:
             .limit(limit)
         ).scalars()
     )
+
+
+def strategy_state(session: Session, *, case_id: int) -> CaseStrategyState | None:
+    """Where the case stands on its strategy, once the daily cycle has placed it."""
+    return session.execute(
+        select(CaseStrategyState).where(CaseStrategyState.case_id == case_id)
+    ).scalar_one_or_none()
 
 
 def case_accounts(session: Session, *, case_id: int) -> list[Account]:

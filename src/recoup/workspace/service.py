@@ -33,6 +33,7 @@ from recoup.models.cases import Case
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
+from recoup.models.strategy import CaseStrategyState
 from recoup.models.workspace import CaseNote, CaseTask
 from recoup.plans import service as plans
 from recoup.plans.rules import Frequency
@@ -236,6 +237,7 @@ class CaseView:
     timeline_limit: int
     more: bool
     open_tasks: list[CaseTask]
+    strategy: CaseStrategyState | None = None
 
 
 def load_case(session: Session, *, principal: Principal, case_id: int) -> Case:
@@ -361,6 +363,7 @@ def case_view(
         timeline_limit=limit,
         more=len(entries) > limit,
         open_tasks=repository.open_tasks(session, case_id=case.id),
+        strategy=repository.strategy_state(session, case_id=case.id),
     )
 
 

@@ -364,6 +364,7 @@ def _case_page(
         "timeline_more": view.more,
         "timeline_next": view.timeline_limit + rules.TIMELINE_STEP,
         "open_tasks": view.open_tasks,
+        "strategy": view.strategy,
         "badges": STATE_BADGES,
         "can_work": viewer.allows(WORK) and view.case.state != CaseState.CLOSED,
         "channels": [str(channel) for channel in rules.log_channels()],

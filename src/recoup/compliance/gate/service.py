@@ -40,7 +40,7 @@ from recoup.compliance.policy.rules import (
 from recoup.compliance.rulepack import load_pack
 from recoup.contact import repository as contact_repository
 from recoup.contact import service as contact_service
-from recoup.contact.channels import Channel
+from recoup.contact.channels import CHANNELS, Channel
 from recoup.contact.rules import AttemptStatus, OutcomeCode, Party
 from recoup.enums import ContactKind
 from recoup.identity.principal import Principal
@@ -459,6 +459,8 @@ def preview_contacts(
             if target.party is Party.THIRD_PARTY and point is not None
             else None,
             to_mobile=point is None or point.kind == ContactKind.mobile,
+            # A machine's channel (an AI call, a text) is judged as the machine would send it.
+            automated=CHANNELS[target.channel].automated,
         )
         decisions.append(
             decide_contact(
