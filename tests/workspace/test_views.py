@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from recoup.models.audit import AuditEvent
 from recoup.models.strategy import CaseStrategyState, Strategy, StrategyVersion
 from recoup.models.workbench import Promise
+from recoup.models.workspace import CaseNote
 from recoup.workspace import service
 from tests.identity.helpers import client_for, signed_in
 from tests.workspace.helpers import DAYTIME, NIGHT, make_desk
@@ -190,3 +191,28 @@ def test_the_case_page_shows_the_strategy_step_once_placed(session: Session) -> 
         after = client.get(f"/cases/{case.id}", headers=ENGLISH)
         assert "reminder_call" in after.text
         assert "day 3 of the early path" in after.text
+
+
+def test_a_long_timeline_shows_thirty_and_more_on_demand(session: Session) -> None:
+    desk = make_desk(session, count=1)
+    case = desk.cases[0]
+    for number in range(40):
+        session.add(
+            CaseNote(
+                institution_id=desk.institution.id,
+                case_id=case.id,
+                body=f"note {number}",
+                actor="t",
+                at=DAYTIME - timedelta(minutes=number),
+            )
+        )
+    session.flush()
+    with client_for(session) as client:
+        signed_in(client, desk.agent)
+        first = client.get(f"/cases/{case.id}", headers=ENGLISH)
+        assert first.text.count('data-testid="timeline-item"') == 30
+        assert f"/cases/{case.id}?timeline=60#timeline" in first.text
+        more = client.get(f"/cases/{case.id}?timeline=60", headers=ENGLISH)
+        assert more.text.count('data-testid="timeline-item"') == 41
+        assert 'data-testid="timeline-more"' not in more.text
+        assert client.get(f"/cases/{case.id}?timeline=0", headers=ENGLISH).status_code == 422
