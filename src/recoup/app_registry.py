@@ -79,3 +79,6 @@ def register(app: FastAPI) -> None:
     from recoup.workspace.views import router as workspace_pages
 
     app.include_router(workspace_pages)
+    from recoup.outbox.api import router as outbox_router
+
+    app.include_router(outbox_router)

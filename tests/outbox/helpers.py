@@ -58,6 +58,8 @@ def approved_template(
 
 def _default_body(institution: Institution, channel: str) -> str:
     if channel == "email":
+        if institution.jurisdiction == "US":
+            return "This is a communication from a debt collector. " + EMAIL_BODY + " {{ opt_out }}"
         return EMAIL_BODY
     return US_SMS_BODY if institution.jurisdiction == "US" else SMS_BODY
 

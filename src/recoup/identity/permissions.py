@@ -139,6 +139,8 @@ PUBLIC_PATHS: frozenset[str] = frozenset(
         "/static/",
         "/favicon.ico",
         "/api/v1/auth/token",
+        # Message providers' receipts and replies, authenticated by their signatures.
+        "/api/v1/outbox/hooks/",
     }
 )
 

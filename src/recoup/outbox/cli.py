@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import typer
 
@@ -29,9 +29,24 @@ def dispatch_command(
         help="Reconcile messages left sending longer than this many seconds (a dead dispatcher's)",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object"),
+    now: str | None = typer.Option(
+        None, "--now", hidden=True, help="Dispatch as of this moment (ISO 8601 with offset; tests)"
+    ),
 ) -> None:
     """Send the due messages now: the gate is asked again, each message leaves once."""
     from recoup.outbox import dispatch
+
+    moment = None
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            console.print(
+                f"--now must be a moment with an offset, e.g. 2025-03-04T02:00:00Z; got {now!r}"
+            )
+            raise typer.Exit(2)
 
     with fail_on_domain_error(), unit_of_work() as session:
         owner = institutions.require_by_code(session, institution) if institution else None
@@ -40,6 +55,7 @@ def dispatch_command(
             institution_id=owner.id if owner else None,
             limit=limit,
             reconcile_after=timedelta(seconds=reconcile_after),
+            now=moment,
         )
     figures = {
         "sent": report.sent,

@@ -11,7 +11,9 @@ back to *queued* with a later ``scheduled_at``; too many, or a permanent failure
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import random
 import re
 import unicodedata
@@ -278,3 +280,21 @@ def html_of(text: str) -> str:
     paragraphs = [part.strip() for part in text.split("\n\n") if part.strip()]
     body = "".join(f"<p>{escape(part).replace(chr(10), '<br>')}</p>" for part in paragraphs)
     return f'<!doctype html><html><body style="font-family:sans-serif">{body}</body></html>'
+
+
+def gateway_signature(secret: str, body: bytes) -> str:
+    """Return the signature the generic gateway puts on a callback: hex HMAC-SHA256 of the body."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def twilio_signature(token: str, url: str, params: Mapping[str, str]) -> str:
+    """Return Twilio's X-Twilio-Signature of a form POST: base64 HMAC-SHA1 of the URL followed
+    by each parameter's name and value, sorted by name."""
+    payload = url + "".join(f"{name}{params[name]}" for name in sorted(params))
+    digest = hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature_matches(expected: str, given: str | None) -> bool:
+    """Compare signatures in constant time."""
+    return given is not None and hmac.compare_digest(expected, given.strip())

@@ -81,13 +81,32 @@ def _message_channel(value: Channel | str, settings: ChannelSettings) -> Channel
     return channel
 
 
+# How to stop messages, by channel and language: what ``{{ opt_out }}`` renders as (US-MEDIUM).
+OPT_OUT_TEXT: Mapping[tuple[Channel, str], str] = {
+    (Channel.SMS, "en"): "Reply STOP to opt out.",
+    (Channel.SMS, "zh"): "回复TD退订",
+    (Channel.EMAIL, "en"): "To stop these emails, reply with the word unsubscribe.",
+    (Channel.EMAIL, "zh"): "如不希望再收到此类邮件，请回复“退订”。",
+    (Channel.LETTER, "en"): "To stop letters, write to us or call us.",
+    (Channel.LETTER, "zh"): "如不希望再收到信函，请致电或来函告知。",
+}
+
+
 def template_values(
-    *, institution: Institution, debtor: Debtor, account: Account | None
+    *,
+    institution: Institution,
+    debtor: Debtor,
+    account: Account | None,
+    channel: Channel = Channel.SMS,
+    locale: str = "zh-CN",
 ) -> dict[str, Any]:
-    """Return the values a message template may use (``{{ debtor_name }}``, ``{{ balance }}`` …)."""
+    """Return the values a message template may use (``{{ debtor_name }}``, ``{{ balance }}``,
+    ``{{ opt_out }}`` …)."""
+    language = "zh" if locale.lower().startswith("zh") else "en"
     values: dict[str, Any] = {
         "debtor_name": debtor.name,
         "institution_name": institution.name,
+        "opt_out": OPT_OUT_TEXT.get((channel, language), ""),
     }
     if account is not None:
         values.update(
@@ -189,7 +208,13 @@ def queue_message(
         institution_id=institution_id,
         template_id=template_id,
         values={
-            **template_values(institution=institution, debtor=debtor, account=account),
+            **template_values(
+                institution=institution,
+                debtor=debtor,
+                account=account,
+                channel=channel,
+                locale=template.locale,
+            ),
             **(values or {}),
         },
         account_id=account_id,

@@ -16,6 +16,7 @@ import os
 import smtplib
 import ssl
 import threading
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -30,6 +31,9 @@ from recoup.outbox.adapters.base import (
 )
 from recoup.outbox.rules import html_of, message_id
 
+# Headers fold at whitespace; List-Unsubscribe has none, so a longer line keeps it readable
+# rather than encoded (RFC 5322 allows 998).
+_POLICY = policy.default.clone(max_line_length=200)
 # SMTP replies that say the mailbox itself is wrong (RFC 3463 / 5321): the address is invalid.
 _NO_MAILBOX = frozenset({550, 551, 553})
 
@@ -122,7 +126,7 @@ class SmtpEmail:
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
         """Return the MIME message: text and HTML alternatives, stable Message-ID."""
-        email = EmailMessage()
+        email = EmailMessage(policy=_POLICY)
         email["From"] = message.sender or self.sender
         email["To"] = message.to
         email["Subject"] = message.subject or ""
