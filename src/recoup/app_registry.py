@@ -82,3 +82,6 @@ def register(app: FastAPI) -> None:
     from recoup.outbox.api import router as outbox_router
 
     app.include_router(outbox_router)
+    from recoup.outbox.views import router as outbox_pages
+
+    app.include_router(outbox_pages)

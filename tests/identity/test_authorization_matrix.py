@@ -39,6 +39,7 @@ from recoup.identity.dependencies import (
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES, is_public_path, permissions_of_role
 from recoup.models import Institution, User
 from recoup.models.ingest import ImportRun
+from recoup.models.outbox import OutboxMessage
 from recoup.plans import service as plans_service
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
@@ -306,6 +307,10 @@ class Rows:
     violation: int | None = None
     api_key: int | None = None
     import_run: int | None = None
+    message: int | None = None
+    # A draft template of the party's institution, for the ids forms take (not a path id:
+    # templates are not agent-scoped, so the path-id matrix uses ``template`` above).
+    draft_template: int | None = None
 
     def path_ids(self) -> dict[str, int]:
         ids = {
@@ -325,6 +330,8 @@ class Rows:
             ids["api_key_id"] = self.api_key
         if self.import_run is not None:
             ids["run_id"] = self.import_run
+        if self.message is not None:
+            ids["message_id"] = self.message
         return ids
 
     def of(self, target: str) -> int:
@@ -385,6 +392,22 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
             {"channel": "call", "started_at": CALL_AT},
         ),
         IdSite("GET", "/accounts", "query", "debtor_id", "debtor"),
+        IdSite(
+            "GET",
+            "/outbox/campaigns/new",
+            "query",
+            "template_id",
+            "draft_template",
+            {"preview": "true", "channel": "sms"},
+        ),
+        IdSite(
+            "POST",
+            "/outbox/campaigns",
+            "form",
+            "template_id",
+            "draft_template",
+            {"name": "probe", "channel": "sms"},
+        ),
         IdSite(
             "POST",
             "/api/v1/accounts/assign",
@@ -565,6 +588,17 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
     )
     assert case is not None
     case.owner_id = agent.id
+    template = templates_service.create_template(
+        session,
+        institution_id=institution.id,
+        name=f"{mark}-draft",
+        channel="sms",
+        locale="zh-CN",
+        audience="debtor",
+        body="您好",
+        author="test",
+        author_id=None,
+    )
     return Rows(
         debtor=debtor.id,
         contact_point=contact_point.id,
@@ -575,6 +609,7 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         case=case.id,
         user=agent.id,
         institution=institution.id,
+        draft_template=template.id,
     )
 
 
@@ -628,6 +663,24 @@ def _world(session: Session) -> World:
     session.add(run)
     session.flush()
     foreign.import_run = run.id
+    message = OutboxMessage(
+        institution_id=other_tenant.id,
+        debtor_id=foreign.debtor,
+        contact_point_id=foreign.contact_point,
+        channel="sms",
+        decision_id=foreign.decision,
+        template_id=template.id,
+        template_version="0" * 16,
+        body=f"{SECRET_MARK} message",
+        idempotency_key=f"{SECRET_MARK}-message",
+        status="dead",
+        scheduled_at=datetime(2025, 3, 3, tzinfo=UTC),
+        expires_at=datetime(2025, 3, 5, tzinfo=UTC),
+        actor="test",
+    )
+    session.add(message)
+    session.flush()
+    foreign.message = message.id
     caller_key_text, _ = service.create_api_key(
         session,
         institution_id=tenant.id,

@@ -52,7 +52,7 @@ def approved_template(
     )  # fmt: skip
     return templates_service.decide_template(
         session, institution_id=institution.id, template_id=template.id, approve=True,
-        actor=reviewer.username, actor_id=reviewer.id, today=today or date(2025, 3, 1),
+        actor=reviewer.username, actor_id=reviewer.id, today=today,
     )  # fmt: skip
 
 

@@ -104,10 +104,13 @@ MATRIX: dict[str, Grant] = {
     ),
     "templates:approve": _grant("Approve a script or template for use", ["compliance_officer"]),
     "strategy:read": _grant(
-        "See strategies, segments and experiments",
+        "See strategies, segments, experiments and the outbox",
         ["manager", "team_lead", "compliance_officer", "data_scientist", "auditor"],
     ),
-    "strategy:manage": _grant("Change strategies and experiments; run the cycle", ["manager"]),
+    "strategy:manage": _grant(
+        "Change strategies and experiments; run the cycle; send campaigns, retry dead messages",
+        ["manager"],
+    ),
     "models:read": _grant(
         "See models, their metrics and drift", ["manager", "data_scientist", "auditor"]
     ),

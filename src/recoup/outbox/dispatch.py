@@ -193,10 +193,10 @@ def dispatch(
             if not due:
                 break
             max_attempts = {
-                each.institution_id: settings_of(
-                    institutions_repository.require_by_id(session, each.institution_id)
+                institution_id: settings_of(
+                    institutions_repository.require_by_id(session, institution_id)
                 ).channels.max_attempts
-                for each in due
+                for institution_id in {each.institution_id for each in due}
             }
             outgoing = service.prepare(session, messages=due, now=moment)
             dispatcher.ready(session, outgoing)

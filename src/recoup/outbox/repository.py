@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from recoup.enums import ContactStatus
 from recoup.kit.clock import aware
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, Payment
+from recoup.models.compliance import MessageTemplate, TemplateStatus
+from recoup.models.debtor import ContactPoint
 from recoup.models.outbox import OutboxCampaign, OutboxMessage, OutboxReceipt
 from recoup.models.scoring import AccountScore
 from recoup.outbox.rules import OutboxStatus
@@ -239,5 +242,50 @@ def campaigns(session: Session, *, institution_id: int, limit: int = 20) -> list
             .where(OutboxCampaign.institution_id == institution_id)
             .order_by(OutboxCampaign.id.desc())
             .limit(limit)
+        ).scalars()
+    )
+
+
+def own_points(
+    session: Session, *, institution_id: int, debtor_ids: Collection[int], kinds: Collection[str]
+) -> dict[int, ContactPoint]:
+    """Return each debtor's own usable point of the kinds (valid before unverified, then oldest)."""
+    if not debtor_ids:
+        return {}
+    rows = session.execute(
+        select(ContactPoint)
+        .where(
+            ContactPoint.institution_id == institution_id,
+            ContactPoint.debtor_id.in_(list(debtor_ids)),
+            ContactPoint.kind.in_(list(kinds)),
+            ContactPoint.third_party.is_(False),
+            ContactPoint.status.in_([ContactStatus.valid, ContactStatus.unverified]),
+        )
+        .order_by(ContactPoint.id)
+    ).scalars()
+    found: dict[int, ContactPoint] = {}
+    for point in rows:
+        current = found.get(point.debtor_id)
+        if current is None or (
+            current.status != ContactStatus.valid and point.status == ContactStatus.valid
+        ):
+            found[point.debtor_id] = point
+    return found
+
+
+def approved_templates(
+    session: Session, *, institution_id: int, channels: Sequence[str], today: date
+) -> list[MessageTemplate]:
+    """Return the institution's approved templates of some channels not due for re-review."""
+    return list(
+        session.execute(
+            select(MessageTemplate)
+            .where(
+                MessageTemplate.institution_id == institution_id,
+                MessageTemplate.status == TemplateStatus.approved,
+                MessageTemplate.channel.in_(list(channels)),
+                or_(MessageTemplate.re_review_on.is_(None), MessageTemplate.re_review_on >= today),
+            )
+            .order_by(MessageTemplate.name, MessageTemplate.id)
         ).scalars()
     )

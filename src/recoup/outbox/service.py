@@ -40,7 +40,7 @@ from recoup.models.account import Account
 from recoup.models.compliance import ContactDecision, MessageTemplate
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
-from recoup.models.outbox import OutboxMessage, OutboxReceipt
+from recoup.models.outbox import OutboxCampaign, OutboxMessage, OutboxReceipt
 from recoup.outbox import repository, rules
 from recoup.outbox.adapters.base import Accepted, OutgoingMessage
 from recoup.outbox.rules import (
@@ -972,3 +972,225 @@ def messages_page(
     return repository.messages_page(
         session, institution_id=institution_id, page=page, status=status, campaign_id=campaign_id
     )
+
+
+# Campaigns --------------------------------------------------------------------------------
+
+# The most accounts one campaign queues at once (a request's worth; larger sends go in parts).
+CAMPAIGN_LIMIT = 2_000
+GRADES = ("A", "B", "C", "D", "E")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Which accounts a campaign goes to: buckets, the latest score's segments and grades."""
+
+    buckets: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    grades: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """Return the segment as stored with the campaign."""
+        return {
+            "bucket": list(self.buckets),
+            "segment": list(self.segments),
+            "grade": list(self.grades),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPreview:
+    """What sending a campaign now would do."""
+
+    accounts: int
+    reachable: int
+    blocked: int
+    limited: bool
+
+
+def _targets(
+    session: Session, *, institution_id: int, channel: Channel, segment: Segment
+) -> tuple[list[tuple[Account, ContactPoint]], int, bool]:
+    """Return each account of the segment with its debtor's own point for the channel."""
+    accounts = repository.segment_accounts(
+        session,
+        institution_id=institution_id,
+        buckets=segment.buckets,
+        segments=segment.segments,
+        grades=segment.grades,
+        limit=CAMPAIGN_LIMIT + 1,
+    )
+    limited = len(accounts) > CAMPAIGN_LIMIT
+    accounts = accounts[:CAMPAIGN_LIMIT]
+    points = repository.own_points(
+        session,
+        institution_id=institution_id,
+        debtor_ids={account.debtor_id for account in accounts},
+        kinds=CHANNELS[channel].contact_kinds,
+    )
+    targets = [
+        (account, points[account.debtor_id]) for account in accounts if account.debtor_id in points
+    ]
+    return targets, len(accounts), limited
+
+
+def _campaign_template(
+    session: Session, *, institution_id: int, channel: Channel | str, template_id: int
+) -> tuple[Channel, MessageTemplate]:
+    institution = institutions_repository.require_by_id(session, institution_id)
+    chosen = _message_channel(channel, settings_of(institution).channels)
+    template = _approved_template(
+        session, institution_id=institution_id, template_id=template_id, channel=chosen
+    )
+    if template.status != "approved":
+        raise ValidationFailed(f"template {template_id} is {template.status}, not approved")
+    return chosen, template
+
+
+def preview_campaign(
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    channel: Channel | str,
+    template_id: int,
+    segment: Segment,
+    now: datetime | None = None,
+) -> CampaignPreview:
+    """Count a campaign's accounts, those reachable on the channel and those the gate would
+    block now (asking the gate without reserving or storing anything)."""
+    acting(principal, institution_id)
+    chosen, _template = _campaign_template(
+        session, institution_id=institution_id, channel=channel, template_id=template_id
+    )
+    targets, accounts, limited = _targets(
+        session, institution_id=institution_id, channel=chosen, segment=segment
+    )
+    institution = institutions_repository.require_by_id(session, institution_id)
+    debtors = _by_id(session, Debtor, {account.debtor_id for account, _ in targets})
+    decisions = gate_service.recheck(
+        session,
+        institution=institution,
+        checks=[
+            SendCheck(
+                debtor=debtors[account.debtor_id],
+                contact_point=point,
+                account=account,
+                channel=chosen,
+                decision_id=0,
+            )
+            for account, point in targets
+        ],
+        at=now or utcnow(),
+    )
+    blocked = sum(1 for decision in decisions if not decision.allowed)
+    return CampaignPreview(
+        accounts=accounts, reachable=len(targets), blocked=blocked, limited=limited
+    )
+
+
+def send_campaign(
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    name: str,
+    channel: Channel | str,
+    template_id: int,
+    segment: Segment,
+    now: datetime | None = None,
+) -> OutboxCampaign:
+    """Queue one approved template to every reachable account of a segment (each message asks
+    the gate; a refused one is counted as blocked, an unreachable account as skipped)."""
+    acting(principal, institution_id)
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise ValidationFailed("'name' is 1–128 characters, e.g. M1 reminder March")
+    chosen, template = _campaign_template(
+        session, institution_id=institution_id, channel=channel, template_id=template_id
+    )
+    now = now or utcnow()
+    targets, accounts, _limited = _targets(
+        session, institution_id=institution_id, channel=chosen, segment=segment
+    )
+    campaign = repository.add_campaign(
+        session,
+        OutboxCampaign(
+            institution_id=institution_id,
+            name=name,
+            channel=chosen,
+            template_id=template.id,
+            segment=segment.as_dict(),
+            created_by=principal.actor[:128],
+        ),
+    )
+    queued = blocked = 0
+    for account, point in targets:
+        result = queue_message(
+            session,
+            institution_id=institution_id,
+            debtor_id=account.debtor_id,
+            contact_point_id=point.id,
+            account_id=account.id,
+            channel=chosen,
+            template_id=template.id,
+            actor=principal.actor,
+            scheduled_at=now,
+            campaign_id=campaign.id,
+            now=now,
+        )
+        if result.message is not None:
+            queued += 1
+        else:
+            blocked += 1
+    campaign.queued, campaign.blocked = queued, blocked
+    campaign.skipped = accounts - len(targets)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="outbox.campaign_sent",
+        object_type="outbox_campaign",
+        object_id=campaign.id,
+        institution_id=institution_id,
+        details={
+            "channel": chosen.value,
+            "template_id": template.id,
+            "segment": segment.as_dict(),
+            "queued": queued,
+            "blocked": blocked,
+            "skipped": campaign.skipped,
+        },
+    )
+    return campaign
+
+
+def approved_templates(
+    session: Session, *, institution_id: int, channels: Sequence[str]
+) -> list[MessageTemplate]:
+    """Return the institution's approved templates of the given channels, not due for re-review."""
+    institution = institutions_repository.require_by_id(session, institution_id)
+    return repository.approved_templates(
+        session,
+        institution_id=institution_id,
+        channels=channels,
+        today=clock.local_today(institution.timezone),
+    )
+
+
+def outbox_overview(
+    session: Session, *, principal: Principal, institution_id: int
+) -> tuple[dict[str, int], list[OutboxCampaign]]:
+    """Return how many messages are in each status and the latest campaigns."""
+    acting(principal, institution_id)
+    return (
+        repository.status_counts(session, institution_id=institution_id),
+        repository.campaigns(session, institution_id=institution_id),
+    )
+
+
+def receipts_of(
+    session: Session, *, institution_id: int, message_ids: Sequence[int]
+) -> dict[int, list[OutboxReceipt]]:
+    """Return the receipts of messages, oldest first."""
+    return repository.receipts_of(session, institution_id=institution_id, message_ids=message_ids)

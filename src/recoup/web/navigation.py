@@ -22,6 +22,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("accounts", "/accounts", "accounts:read"),
     NavEntry("allocation", "/allocation", "queues:manage"),
     NavEntry("imports", "/imports", "dq:read"),
+    NavEntry("outbox", "/outbox", "strategy:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),
     NavEntry("models", "/models", "models:read"),
     NavEntry("audit", "/audit", "audit:read"),

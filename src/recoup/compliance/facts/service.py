@@ -80,15 +80,25 @@ def _validation_facts(
 
 def debtor_zone_sources(session: Session, *, debtor: Debtor, region: str) -> tuple[ZonedFrom, ...]:
     """Return every zone the debtor's data places them in, each with where it came from."""
-    phones: list[ZonedFrom] = []
-    for phone in repository.own_phones(
+    phones = repository.own_phones(
         session, institution_id=debtor.institution_id, debtor_id=debtor.id
-    ):
+    )
+    return _zone_sources(debtor, phones, region, {})
+
+
+def _zone_sources(
+    debtor: Debtor,
+    own_phones: Sequence[ContactPoint],
+    region: str,
+    parsed: dict[str, tuple[str, ...]],
+) -> tuple[ZonedFrom, ...]:
+    phones: list[ZonedFrom] = []
+    for phone in own_phones:
         if phone.timezone and phone.timezone_source != ZoneSource.PHONE:
             phones.append(ZonedFrom(phone.timezone, ZoneSource.CONTACT_POINT))
-        phones += [
-            ZonedFrom(zone, ZoneSource.PHONE) for zone in phone_zones_for(phone.value, region)
-        ]
+        if phone.value not in parsed:
+            parsed[phone.value] = phone_zones_for(phone.value, region)
+        phones += [ZonedFrom(zone, ZoneSource.PHONE) for zone in parsed[phone.value]]
     return debtor_zones(
         zone=debtor.timezone,
         source=ZoneSource(debtor.timezone_source or ZoneSource.COLUMN),
@@ -128,9 +138,85 @@ def debtor_facts(
         else ChannelStanding()
     )
     # Packs without US-VAL never read the validation dates: skip their query.
-    initial_communication_on, validation_notice_sent_on = (
+    validation_dates = (
         _validation_facts(session, debtor=debtor, account=account) if validation else (None, None)
     )
+    return _facts(debtor, windows, standing, validation_dates, zones)
+
+
+@dataclass(frozen=True, slots=True)
+class FactsFor:
+    """The facts of one (debtor, contact point) the gate is asked about, with their zones."""
+
+    facts: DebtorFacts
+    zones: tuple[ZonedFrom, ...]
+    contact_point_zone: str | None
+
+
+def facts_for(
+    session: Session,
+    *,
+    institution_id: int,
+    targets: Sequence[tuple[Debtor, ContactPoint, Account | None]],
+    region: str,
+    validation: bool,
+) -> list[FactsFor]:
+    """Return ``debtor_facts`` for many (debtor, contact point, account) at once: one query per
+    kind of fact for the whole batch instead of several per debtor."""
+    debtor_ids = {debtor.id for debtor, _, _ in targets}
+    phones = repository.own_phones_for(
+        session, institution_id=institution_id, debtor_ids=debtor_ids
+    )
+    windows: dict[int, list[ContactWindow]] = {}
+    for window in repository.windows_of_debtors(
+        session, institution_id=institution_id, debtor_ids=sorted(debtor_ids)
+    ):
+        windows.setdefault(window.debtor_id, []).append(window)
+    standings = contact_service.standings(
+        session,
+        institution_id=institution_id,
+        contact_point_ids={point.id for _, point, _ in targets},
+    )
+    parsed: dict[str, tuple[str, ...]] = {}
+    zones_of: dict[int, tuple[ZonedFrom, ...]] = {}
+    found: list[FactsFor] = []
+    for debtor, point, account in targets:
+        zones = zones_of.get(debtor.id)
+        if zones is None:
+            zones = _zone_sources(debtor, phones.get(debtor.id, ()), region, parsed)
+            zones_of[debtor.id] = zones
+        validation_dates = (
+            _validation_facts(session, debtor=debtor, account=account)
+            if validation
+            else (None, None)
+        )
+        facts = _facts(
+            debtor,
+            windows.get(debtor.id, ()),
+            standings.get(point.id, ChannelStanding()),
+            validation_dates,
+            zones,
+        )
+        if point.timezone:
+            point_zone: str | None = point.timezone
+        elif point.kind in (ContactKind.mobile, ContactKind.landline):
+            if point.value not in parsed:
+                parsed[point.value] = phone_zones_for(point.value, region)
+            point_zone = parsed[point.value][0] if parsed[point.value] else None
+        else:
+            point_zone = None
+        found.append(FactsFor(facts, zones, point_zone))
+    return found
+
+
+def _facts(
+    debtor: Debtor,
+    windows: Sequence[ContactWindow],
+    standing: ChannelStanding,
+    validation_dates: tuple[date | None, date | None],
+    zones: tuple[ZonedFrom, ...],
+) -> DebtorFacts:
+    initial_communication_on, validation_notice_sent_on = validation_dates
     return DebtorFacts(
         debtor_id=str(debtor.id),
         timezones=tuple(each.zone for each in zones) or (debtor.timezone,),

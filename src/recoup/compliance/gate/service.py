@@ -672,20 +672,18 @@ def recheck(
     facts: dict[str, DebtorFacts] = {}
     own: dict[str, set[int]] = {}
     attempts: list[PlannedContact] = []
-    for check in checks:
+    found = facts_service.facts_for(
+        session,
+        institution_id=institution.id,
+        targets=[(check.debtor, check.contact_point, check.account) for check in checks],
+        region=region,
+        validation=validation,
+    )
+    for check, known in zip(checks, found, strict=True):
         key = f"{check.debtor.id}/{check.contact_point.id}"
         own.setdefault(key, set()).add(check.decision_id)
         if key not in facts:
-            zones = facts_service.debtor_zone_sources(session, debtor=check.debtor, region=region)
-            found = facts_service.debtor_facts(
-                session,
-                debtor=check.debtor,
-                contact_point=check.contact_point,
-                account=check.account,
-                validation=validation,
-                zones=zones,
-            )
-            facts[key] = replace(found, debtor_id=key)
+            facts[key] = replace(known.facts, debtor_id=key)
         attempts.append(
             PlannedContact(
                 debtor_id=key,
@@ -693,9 +691,7 @@ def recheck(
                 at=at,
                 party=Party.DEBTOR,
                 account_id=str(check.account.id) if check.account else None,
-                contact_point_timezone=facts_service.contact_point_zone(
-                    check.contact_point, region
-                ),
+                contact_point_timezone=known.contact_point_zone,
                 automated=True,
                 to_mobile=check.contact_point.kind == ContactKind.mobile,
             )
