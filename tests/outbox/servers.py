@@ -5,20 +5,28 @@ Each counts what it delivered, so a test can prove a message left exactly once.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass
@@ -159,12 +167,57 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """Write a certificate for 127.0.0.1 and its key; return their paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp.pem", folder / "smtp.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, Mailbox]]:
-    """Run an aiosmtpd server on a free port; yield the port and its mailbox."""
+def smtp_server(*, tls: tuple[Path, Path] | None = None) -> Iterator[tuple[int, Mailbox]]:
+    """Run an aiosmtpd server on a free port; yield the port and its mailbox.
+
+    With ``tls`` (a certificate and its key) the server offers STARTTLS and requires it.
+    """
     mailbox = Mailbox()
     port = free_port()
-    controller = Controller(_Handler(mailbox), hostname="127.0.0.1", port=port)
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+    controller = Controller(
+        _Handler(mailbox),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=context is not None,
+    )
     controller.start()
     try:
         yield port, mailbox

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from recoup.outbox.rules import OutboxStatus
 from tests.factories import make_account, make_contact_point, make_debtor, make_institution
 from tests.identity.helpers import client_for
 from tests.outbox.helpers import approved_template, set_channels
-from tests.outbox.servers import sms_server, smtp_server
+from tests.outbox.servers import self_signed, sms_server, smtp_server
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -89,6 +90,31 @@ class TestEmail:
         kinds = [part.get_content_type() for part in email.get_payload()]  # type: ignore[union-attr]
         assert kinds == ["text/plain", "text/html"]
         assert email["List-Unsubscribe"] is None
+
+    def test_starttls_when_configured(
+        self, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        certificate, key = self_signed(tmp_path)
+        # The adapter trusts the system's certificates: here, the test's own.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+        with smtp_server(tls=(certificate, key)) as (port, mailbox):
+            plain, _ = queue(
+                session, channel="email", email_provider="smtp", smtp_host="127.0.0.1",
+                smtp_port=port,
+            )  # fmt: skip
+            run(session, plain)
+            secure, _ = queue(
+                session, channel="email", email_provider="smtp", smtp_host="127.0.0.1",
+                smtp_port=port, smtp_starttls=True,
+            )  # fmt: skip
+            run(session, secure)
+        session.refresh(plain)
+        session.refresh(secure)
+        # The server requires STARTTLS (530): retried until the settings are fixed.
+        assert plain.status == OutboxStatus.QUEUED
+        assert "530" in (plain.last_error or "")
+        assert secure.status == OutboxStatus.SENT
+        assert len(mailbox.messages) == 1
 
     def test_a_us_email_carries_an_opt_out_path(self, session: Session) -> None:
         with smtp_server() as (port, mailbox):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from recoup.contact import service as contact_service
 from recoup.contact.channels import Channel
 from recoup.contact.rules import AttemptStatus, ConsentKind
+from recoup.ingest.service import data_quality_report
 from recoup.models.account import Payment
 from recoup.models.audit import AuditEvent
 from recoup.models.contact import ContactAttempt
@@ -276,6 +277,8 @@ class TestFailures:
         session.refresh(world.phone)
         assert message.status == OutboxStatus.FAILED
         assert world.phone.status == "invalid"
+        report = data_quality_report(session, institution=world.institution)
+        assert report.debtors_with_valid_self_contact == 0
 
 
 class TestReceipts:

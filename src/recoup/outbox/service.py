@@ -676,13 +676,12 @@ def _failed_contact(
     session: Session, *, message: OutboxMessage, now: datetime, invalid_contact: bool
 ) -> None:
     """Log a failed message; a wrong number or address invalidates the contact point."""
-    outcome = (
-        OutcomeCode.WRONG_NUMBER
-        if invalid_contact
-        else OutcomeCode.MESSAGE_BOUNCED
-        if message.channel == Channel.EMAIL
-        else OutcomeCode.MESSAGE_FAILED
-    )
+    if not invalid_contact:
+        outcome = OutcomeCode.MESSAGE_FAILED
+    elif message.channel == Channel.EMAIL:
+        outcome = OutcomeCode.MESSAGE_BOUNCED
+    else:
+        outcome = OutcomeCode.WRONG_NUMBER
     contact_service.record_message_outcome(
         session,
         institution_id=message.institution_id,
@@ -692,7 +691,7 @@ def _failed_contact(
         actor=SYSTEM_ACTOR,
         provider_message_id=message.provider_message_id,
     )
-    if invalid_contact or outcome is OutcomeCode.MESSAGE_BOUNCED:
+    if invalid_contact:
         point = session.get(ContactPoint, message.contact_point_id)
         if point is not None and point.status != ContactStatus.invalid:
             point.status = ContactStatus.invalid

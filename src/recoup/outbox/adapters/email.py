@@ -36,6 +36,9 @@ from recoup.outbox.rules import html_of, message_id
 _POLICY = policy.default.clone(max_line_length=200)
 # SMTP replies that say the mailbox itself is wrong (RFC 3463 / 5321): the address is invalid.
 _NO_MAILBOX = frozenset({550, 551, 553})
+# Refusals of our connection, not of the message (STARTTLS or a login required, a login
+# refused): retried, so they end as dead letters a person retries once the settings are fixed.
+_OURS = frozenset({530, 534, 535, 538})
 
 
 class SmtpJournal:
@@ -163,7 +166,7 @@ class SmtpEmail:
         return Accepted(reference, "sent")
 
     def _refusal(self, code: int) -> Exception:
-        if 400 <= code < 500:
+        if 400 <= code < 500 or code in _OURS:
             return Transient(f"SMTP server answered {code}")
         return Permanent(
             f"SMTP server refused the message: {code}", invalid_contact=code in _NO_MAILBOX
