@@ -199,28 +199,6 @@ def standing(session: Session, *, institution_id: int, contact_point_id: int) ->
     return channel_standing((str(channel), str(kind)) for channel, kind in rows)
 
 
-def standings(
-    session: Session, *, institution_id: int, contact_point_ids: Collection[int]
-) -> dict[int, ChannelStanding]:
-    """Return ``standing`` of many contact points at once, by contact point id."""
-    if not contact_point_ids:
-        return {}
-    rows = session.execute(
-        select(
-            ContactPointConsent.contact_point_id,
-            ContactPointConsent.channel,
-            ContactPointConsent.kind,
-        ).where(
-            ContactPointConsent.institution_id == institution_id,
-            ContactPointConsent.contact_point_id.in_(list(contact_point_ids)),
-        )
-    ).all()
-    grouped: dict[int, list[tuple[str, str]]] = {}
-    for point_id, channel, kind in rows:
-        grouped.setdefault(point_id, []).append((str(channel), str(kind)))
-    return {point_id: channel_standing(pairs) for point_id, pairs in grouped.items()}
-
-
 def consents_of(
     session: Session, *, institution_id: int, contact_point_id: int
 ) -> Sequence[ContactPointConsent]:

@@ -270,7 +270,7 @@ def standing(session: Session, *, contact_point: ContactPoint) -> ChannelStandin
 def standings(
     session: Session, *, institution_id: int, contact_point_ids: Collection[int]
 ) -> dict[int, ChannelStanding]:
-    """Return the standing of many contact points at once (those with none are left out)."""
+    """Return the standing of many contact points at once, by contact point id."""
     return repository.standings(
         session, institution_id=institution_id, contact_point_ids=contact_point_ids
     )
