@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import smtplib
+import socket
 import ssl
 import threading
 from email import policy
@@ -120,6 +121,10 @@ class SmtpEmail:
         if self._connection is not None:
             return self._connection
         connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        if connection.sock is not None:
+            # A message is several writes; Nagle would hold the last one for the server's
+            # delayed ACK (tens of milliseconds per message).
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.starttls:
             connection.starttls(context=ssl.create_default_context())
         if self.username:
