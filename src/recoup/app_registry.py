@@ -76,6 +76,9 @@ def register(app: FastAPI) -> None:
     from recoup.allocation.views import router as allocation_pages
 
     app.include_router(allocation_pages)
+    from recoup.workspace.api import router as workspace_router
+
+    app.include_router(workspace_router)
     from recoup.workspace.views import router as workspace_pages
 
     app.include_router(workspace_pages)
