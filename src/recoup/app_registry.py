@@ -88,3 +88,6 @@ def register(app: FastAPI) -> None:
     from recoup.outbox.views import router as outbox_pages
 
     app.include_router(outbox_pages)
+    from recoup.cycle.views import router as cycle_pages
+
+    app.include_router(cycle_pages)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from recoup.cycle.rules import Stage
 from recoup.db import unit_of_work
 from recoup.kit import crypto
 from recoup.models.account import DelinquencyEvent
@@ -20,6 +21,7 @@ from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from tests.cycle.helpers import portfolio, today_of
 
 ROOT = Path(__file__).resolve().parents[2]
+STAGES = [stage.value for stage in Stage]
 
 
 def _counts() -> dict[str, int]:
@@ -80,6 +82,9 @@ def test_a_killed_run_resumes_without_duplicates(cli_db: str, tmp_path: Path, ki
     report = json.loads(resumed.stdout)
     assert report["status"] == "completed"
     assert report["attempts"] == 2
+    stage, _, point = kill.partition(":")
+    finished = STAGES.index(stage) + (point == "after_commit")
+    assert report["resumed_stages_skipped"] == STAGES[:finished]
     after = _counts()
     # One action per case, one gate decision per planned action, one history event per account.
     assert after["cycle_actions"] == after["cases"] == 6
@@ -92,4 +97,4 @@ def test_a_killed_run_resumes_without_duplicates(cli_db: str, tmp_path: Path, ki
     again = _cycle(cli_db, keyring, day, None)
     assert again.returncode == 0
     assert _counts() == after
-    assert json.loads(again.stdout) == report
+    assert json.loads(again.stdout) == report | {"resumed_stages_skipped": []}

@@ -38,6 +38,7 @@ from recoup.identity.dependencies import (
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES, is_public_path, permissions_of_role
 from recoup.models import Institution, User
+from recoup.models.cycle import CycleRun
 from recoup.models.ingest import ImportRun
 from recoup.models.outbox import OutboxMessage
 from recoup.plans import service as plans_service
@@ -311,6 +312,7 @@ class Rows:
     # A draft template of the party's institution, for the ids forms take (not a path id:
     # templates are not agent-scoped, so the path-id matrix uses ``template`` above).
     draft_template: int | None = None
+    cycle_run: int | None = None
 
     def path_ids(self) -> dict[str, int]:
         ids = {
@@ -332,6 +334,8 @@ class Rows:
             ids["run_id"] = self.import_run
         if self.message is not None:
             ids["message_id"] = self.message
+        if self.cycle_run is not None:
+            ids["cycle_run_id"] = self.cycle_run
         return ids
 
     def of(self, target: str) -> int:
@@ -681,6 +685,15 @@ def _world(session: Session) -> World:
     session.add(message)
     session.flush()
     foreign.message = message.id
+    cycle_run = CycleRun(
+        institution_id=other_tenant.id,
+        as_of=date(2025, 3, 3),
+        started_at=datetime(2025, 3, 3, tzinfo=UTC),
+        actor=SECRET_MARK,
+    )
+    session.add(cycle_run)
+    session.flush()
+    foreign.cycle_run = cycle_run.id
     caller_key_text, _ = service.create_api_key(
         session,
         institution_id=tenant.id,

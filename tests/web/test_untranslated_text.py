@@ -28,12 +28,14 @@ from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
 from recoup.contact.channels import Channel
 from recoup.contact.rules import Party
+from recoup.cycle import runner as cycle_runner
 from recoup.identity.dependencies import SESSION_COOKIE, login_session, route_rules
 from recoup.identity.permissions import permissions_of_role
 from recoup.ingest.runner import run_import
 from recoup.models import Account, Base, Debtor, Institution, User
 from recoup.models.cases import CaseAccount
 from recoup.models.compliance import MessageTemplate
+from recoup.models.cycle import CycleRun
 from recoup.models.ingest import ImportRun
 from recoup.models.scoring import ModelVersion
 from tests.web.test_imports_pages import HOSTILE_DEBTORS
@@ -170,7 +172,11 @@ def _ids(session: Session, institution: Institution) -> dict[str, str]:
     case_id = session.scalar(
         select(CaseAccount.case_id).where(CaseAccount.account_id == account_id).limit(1)
     )
+    cycle_run_id = session.scalar(
+        select(CycleRun.id).where(CycleRun.institution_id == institution.id)
+    )
     return {
+        "cycle_run_id": str(cycle_run_id),
         "debtor_id": str(debtor_id),
         "account_id": str(account_id),
         "case_id": str(case_id),
@@ -201,6 +207,10 @@ def _seed(session: Session, folder: Path) -> None:
             actor=ACTOR,
         )
     institution = session.scalars(select(Institution).where(Institution.code == INSTITUTION)).one()
+    # A day's cycle, so its report (stages, counts, every case's action) is walked too.
+    cycle_runner.run_cycle_in(
+        session, institution_code=INSTITUTION, as_of=date(2026, 11, 30), actor=ACTOR
+    )
     templates_service.create_template(
         session,
         institution_id=institution.id,

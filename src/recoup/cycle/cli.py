@@ -26,7 +26,9 @@ def _day(text: str) -> date:
 
 @app.command("run")
 def run_command(
-    as_of: str = typer.Option(..., "--as-of", help="The day to run (YYYY-MM-DD)"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="The day to run (YYYY-MM-DD); the institution's today"
+    ),
     institution: str = typer.Option(..., "--institution", help="Institution code"),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as one JSON object"),
     gate_batch: int = typer.Option(
@@ -39,7 +41,7 @@ def run_command(
     with fail_on_domain_error():
         report = runner.run_cycle(
             institution_code=institution,
-            as_of=_day(as_of),
+            as_of=_day(as_of) if as_of else runner.today_of(institution),
             actor=CLI_ACTOR,
             gate_batch=gate_batch,
         )

@@ -10,7 +10,7 @@ gate stage is the one that commits in batches: its actions move from ``planned``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -429,8 +429,10 @@ def fail_run(session: Session, *, institution_id: int, as_of: date, error: str) 
         run.error = error[:500]
 
 
-def report_of(session: Session, *, institution: Institution, run: CycleRun) -> RunReport:
-    """Return a run's report from its ledger."""
+def report_of(
+    session: Session, *, institution: Institution, run: CycleRun, skipped: Sequence[str] = ()
+) -> RunReport:
+    """Return a run's report from its ledger (``skipped``: stages a resumed run found done)."""
     ledger = repository.stages_of(session, run_id=run.id)
     stages: dict[str, StageReport] = {
         str(stage): StageReport(counts=ledger[stage].counts, seconds=ledger[stage].seconds)
@@ -449,6 +451,7 @@ def report_of(session: Session, *, institution: Institution, run: CycleRun) -> R
         attempts=run.attempts,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        skipped=tuple(skipped),
     )
 
 

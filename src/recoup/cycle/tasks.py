@@ -17,16 +17,12 @@ JOB_ACTOR = "system"
 
 
 @jobs.handler(RUN, max_attempts=3)
-def run(session: Session, payload: dict[str, Any]) -> None:  # noqa: ARG001
-    """Run (or resume) one institution's cycle for a day.
-
-    The cycle commits stage by stage in units of work of its own (see ``cycle.runner``), so
-    this handler leaves its own session untouched: on SQLite touching it would hold the write
-    lock the stages need.
-    """
+def run(session: Session, payload: dict[str, Any]) -> None:
+    """Run (or resume) one institution's cycle for a day, in the job's transaction."""
     from recoup.cycle import runner
 
-    runner.run_cycle(
+    runner.run_cycle_in(
+        session,
         institution_code=str(payload["institution"]),
         as_of=date.fromisoformat(str(payload["as_of"])),
         actor=JOB_ACTOR,

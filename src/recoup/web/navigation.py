@@ -21,6 +21,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("debtors", "/debtors", "debtors:read"),
     NavEntry("accounts", "/accounts", "accounts:read"),
     NavEntry("allocation", "/allocation", "queues:manage"),
+    NavEntry("cycle", "/cycle", "strategy:read"),
     NavEntry("imports", "/imports", "dq:read"),
     NavEntry("outbox", "/outbox", "strategy:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),

@@ -1,0 +1,430 @@
+"""Benchmark the daily cycle: 1M delinquent accounts with 12 months of payments, end to end.
+
+    .venv/bin/python bench/bench_cycle.py [--accounts N] [--small] [--postgres] [--seed S]
+
+Builds a portfolio on a fresh SQLite file (untimed): debtors, delinquent accounts owing for
+1–360 days (each ages one day in the run), about four payments a year per account and the
+delinquency history, and a scorecard champion trained on a sample of it through the real
+feature pipeline. Then, timed, in child processes so each has its own peak RSS:
+
+1. ``recoup cycle run --json`` for the day: every stage, its seconds and counts;
+2. one bare pass over the same rows: read the accounts and their history, score them with
+   the champion and write one score per account (no cases, no gate, no ledger).
+
+Prints the per-stage timings, the cycle's seconds and peak RSS against the targets (≤ 60 s,
+≤ 2 GB on 2 cores), the ratio of the cycle to the bare pass, and the load average (the machine
+may be shared). ``--postgres`` repeats both on PostgreSQL (``RECOUP_BENCH_POSTGRES_URL``,
+default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) in a scratch schema.
+``--small`` is the 100,000-account smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+TARGET_SECONDS = 60.0
+TARGET_RSS_MB = 2048
+FULL_ACCOUNTS = 1_000_000
+SMALL_ACCOUNTS = 100_000
+CODE = "BENCH"
+PROVINCES = ("北京市", "上海市", "广东省", "四川省", "浙江省", "湖北省", "河南省", "江苏省")
+POSTGRES_URL = os.environ.get(
+    "RECOUP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BARE_PASS = """
+import sys, time
+from datetime import date
+sys.path.insert(0, {src!r})
+from recoup.db import unit_of_work
+from recoup.institutions import repository as institutions
+from recoup.scoring import repository, service
+from recoup.scoring.features import compute_features, end_of_day
+from recoup.scoring.scorer import compile_scorer
+from recoup.demo.repository import execute_insert, prepare_insert
+from sqlalchemy import Column, Float, Integer, MetaData, Table
+as_of = date.fromisoformat({as_of!r})
+started = time.perf_counter()
+with unit_of_work() as session:
+    institution = institutions.require_by_code(session, {code!r})
+    champion = service.repository.champions(session, institution_id=institution.id)[0]
+    model = service.load_registered_model(champion)
+    ids = repository.delinquent_account_ids(session, institution_id=institution.id)
+    tables = repository.load_portfolio_tables(
+        session, institution_id=institution.id, until=end_of_day(as_of), account_ids=ids
+    )
+    batch = compile_scorer(model).score(compute_features(tables, as_of=as_of))
+    scratch = Table("bench_bare_scores", MetaData(), Column("account_id", Integer),
+                    Column("probability", Float), Column("points", Float))
+    connection = session.connection()
+    scratch.drop(connection, checkfirst=True)
+    scratch.create(connection)
+    prepared = prepare_insert(connection.dialect, scratch, {{
+        "account_id": tables.accounts["account_id"].to_numpy(),
+        "probability": batch.probability, "points": batch.points}})
+    execute_insert(connection, prepared)
+print(time.perf_counter() - started)
+"""
+
+
+def _columns(rng: np.random.Generator, accounts: int, as_of: date) -> dict[str, Any]:
+    """Return the bench portfolio as numpy columns (debtors, accounts, payments, events)."""
+    debtors = max(1, int(accounts * 0.8))
+    debtor_of = np.concatenate(
+        [np.arange(debtors), rng.integers(0, debtors, accounts - debtors)]
+    ).astype(np.int64)
+    today = np.datetime64(as_of, "D")
+    days = rng.integers(1, 361, accounts)
+    principal = np.rint(rng.lognormal(9.5, 1.0, accounts) * 100).astype(np.int64)
+    interest = principal // 20
+    fees = np.where(days > 30, 5_000, 0).astype(np.int64)
+    penalty = (principal * np.minimum(days, 180) // 3650).astype(np.int64)
+    overdue = np.minimum(principal // 6 * (1 + days // 30), principal) + fees + penalty
+    per_account = rng.poisson(4, accounts)
+    payment_account = np.repeat(np.arange(accounts), per_account)
+    payments = len(payment_account)
+    paid_day = today - rng.integers(1, 366, payments).astype("timedelta64[D]")
+    paid_at = paid_day.astype("datetime64[us]") + rng.integers(
+        8 * 3600, 20 * 3600, payments
+    ).astype("timedelta64[s]")
+    amount = np.maximum(np.rint(principal[payment_account] * rng.uniform(0.02, 0.1, payments)), 100)
+    buckets = np.array(["M1", "M2", "M3", "M4", "M5", "M6", "M6+"])
+    bucket = buckets[np.minimum((days - 2) // 30, 6).clip(min=0)]
+    return {
+        "debtors": debtors,
+        "debtor_of": debtor_of,
+        "days": days,
+        "due_date": today - (days + 1).astype("timedelta64[D]"),
+        "principal": principal,
+        "interest": interest,
+        "fees": fees,
+        "penalty": penalty,
+        "overdue": overdue,
+        "bucket": bucket,
+        "provinces": np.array(PROVINCES)[rng.integers(0, len(PROVINCES), debtors)],
+        "cease": rng.random(debtors) < 0.01,
+        "payment_account": payment_account,
+        "paid_at": paid_at,
+        "amount": amount.astype(np.int64),
+        "opened_on": today - rng.integers(400, 2000, accounts).astype("timedelta64[D]"),
+        "event_at": (today - (days - 1).astype("timedelta64[D]")).astype("datetime64[us]"),
+    }
+
+
+def build(url: str, accounts: int, seed: int, as_of: date) -> float:
+    """Write the bench portfolio and a champion into a fresh schema; return the seconds."""
+    os.environ["RECOUP_DATABASE_URL"] = url
+    from recoup import config
+    from recoup.db import get_engine, unit_of_work
+    from recoup.demo.repository import chunked, execute_insert, prepare_insert
+    from recoup.institutions.service import create_institution
+    from recoup.kit.crypto import blind_index
+    from recoup.models import Base
+    from recoup.models.account import Account, DelinquencyEvent, Payment
+    from recoup.models.cases import Case, CaseAccount
+    from recoup.models.debtor import Debtor
+
+    config.get_settings.cache_clear()
+    get_engine.cache_clear()
+    started = time.perf_counter()
+    Base.metadata.create_all(get_engine())
+    rng = np.random.default_rng(seed)
+    data = _columns(rng, accounts, as_of)
+    now = datetime.now(UTC)
+    with unit_of_work() as session:
+        institution = create_institution(
+            session,
+            code=CODE,
+            name="Bench Lender",
+            jurisdiction="CN",
+            timezone="Asia/Shanghai",
+            currency="CNY",
+            preset="consumer_finance",
+        )
+        institution_id = institution.id
+    engine = get_engine()
+
+    def load(table: Any, columns: dict[str, Any], *, stamps: bool = True) -> None:
+        size = len(next(value for value in columns.values() if isinstance(value, np.ndarray)))
+        constants: dict[str, Any] = {"institution_id": institution_id}
+        if stamps:
+            constants |= {"created_at": now, "updated_at": now}
+        with engine.begin() as connection:
+            for part in chunked(size, 200_000):
+                sliced = {
+                    name: values[part] if isinstance(values, np.ndarray) else values
+                    for name, values in columns.items()
+                }
+                execute_insert(
+                    connection, prepare_insert(connection.dialect, table, sliced | constants)
+                )
+
+    debtors = data["debtors"]
+    name = "张伟"
+    load(
+        Debtor.__table__,
+        {
+            "external_id": np.char.add("BD", np.arange(debtors).astype(str)).astype(object),
+            "kind": "individual",
+            "name": name,
+            "name_index": blind_index(name, context="debtors.name"),
+            "province": data["provinces"].astype(object),
+            "timezone": "Asia/Shanghai",
+            "timezone_source": "column",
+            "language": "zh-CN",
+            "deceased": False,
+            "bankrupt": False,
+            "disputed": False,
+            "cease_contact": data["cease"],
+            "attorney_represented": False,
+            "hardship": False,
+            "work_contact_forbidden": False,
+        },
+    )
+    with engine.connect() as connection:
+        debtor_ids = np.fromiter(
+            connection.exec_driver_sql(
+                f"SELECT id FROM debtors WHERE institution_id = {institution_id} ORDER BY id"
+            ).scalars(),
+            dtype=np.int64,
+        )
+    load(
+        Account.__table__,
+        {
+            "external_id": np.char.add("BA", np.arange(accounts).astype(str)).astype(object),
+            "debtor_id": debtor_ids[data["debtor_of"]],
+            "product": "consumer_loan",
+            "currency": "CNY",
+            "principal": data["principal"],
+            "interest": data["interest"],
+            "fees": data["fees"],
+            "penalty": data["penalty"],
+            "minimum_due": data["overdue"],
+            "overdue_amount": data["overdue"],
+            "due_date": data["due_date"],
+            "days_past_due": data["days"],
+            "bucket": data["bucket"].astype(object),
+            "status": "delinquent",
+            "opened_on": data["opened_on"],
+        },
+    )
+    with engine.connect() as connection:
+        account_ids = np.fromiter(
+            connection.exec_driver_sql(
+                f"SELECT id FROM accounts WHERE institution_id = {institution_id} ORDER BY id"
+            ).scalars(),
+            dtype=np.int64,
+        )
+    payments = len(data["payment_account"])
+    load(
+        Payment.__table__,
+        {
+            "external_id": np.char.add("BP", np.arange(payments).astype(str)).astype(object),
+            "account_id": account_ids[data["payment_account"]],
+            "amount": data["amount"],
+            "currency": "CNY",
+            "paid_at": data["paid_at"],
+            "channel": "bank_transfer",
+            "applied_penalty": 0,
+            "applied_fees": 0,
+            "applied_interest": 0,
+            "applied_principal": data["amount"],
+            "unapplied": 0,
+        },
+    )
+    load(
+        DelinquencyEvent.__table__,
+        {
+            "account_id": account_ids,
+            "effective_at": data["event_at"],
+            "recorded_at": now,
+            "days_past_due": data["days"],
+            "bucket": data["bucket"].astype(object),
+            "status": "delinquent",
+            "balance": data["principal"] + data["interest"] + data["fees"] + data["penalty"],
+            "cause": "import",
+            "superseded": False,
+        },
+        stamps=False,
+    )
+    # Yesterday's cases (the steady state a daily run finds): one per debtor, bulk-loaded.
+    load(
+        Case.__table__,
+        {
+            "debtor_id": debtor_ids,
+            "live_debtor_id": debtor_ids,
+            "state": "open",
+            "opened_at": now - timedelta(days=1),
+            "expected_recovery": 0,
+            "priority": 0,
+            "refusals": 0,
+        },
+    )
+    with engine.connect() as connection:
+        case_ids = np.fromiter(
+            connection.exec_driver_sql(
+                f"SELECT id FROM cases WHERE institution_id = {institution_id} ORDER BY debtor_id"
+            ).scalars(),
+            dtype=np.int64,
+        )
+    load(
+        CaseAccount.__table__,
+        {
+            "case_id": case_ids[data["debtor_of"]],
+            "account_id": account_ids,
+            "added_at": now - timedelta(days=1),
+        },
+        stamps=False,
+    )
+    _champion(institution_id, account_ids, as_of)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def _champion(institution_id: int, account_ids: np.ndarray[Any, Any], as_of: date) -> None:
+    """Train a scorecard on a sample through the feature pipeline; make it the champion."""
+    from recoup.db import unit_of_work
+    from recoup.scoring import repository, service
+    from recoup.scoring.features import end_of_day, training_snapshots
+    from recoup.scoring.service import PORTFOLIO_TARGET
+    from recoup.scoring.training import train_model
+
+    sample = np.random.default_rng(1).choice(
+        account_ids, size=min(20_000, len(account_ids)), replace=False
+    )
+    with unit_of_work() as session:
+        tables = repository.load_portfolio_tables(
+            session,
+            institution_id=institution_id,
+            until=end_of_day(as_of),
+            account_ids=sorted(int(a) for a in sample),
+        )
+        frame = training_snapshots(
+            tables, as_of=as_of, horizon_days=30, payment_share=0.05, snapshots=6
+        )
+        model = train_model(
+            frame,
+            target=PORTFOLIO_TARGET,
+            family="scorecard",
+            positive="1",
+            event_is_favourable=True,
+            id_column="account_id",
+            date_column="snapshot",
+            seed=0,
+            trained_by="bench",
+        )
+        version = service.register_model(
+            session, model=model, institution_id=institution_id, source="bench", actor="bench"
+        )
+        service.promote_model(session, version=version.version, actor="bench")
+
+
+def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """Run a child; return its stdout, wall seconds and peak RSS in MB."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        arguments, env=env, capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(arguments[:4])}… failed:\n{result.stderr[-4000:]}")
+    # ru_maxrss of the children is the largest child's; each child runs alone, in turn.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result.stdout, seconds, peak
+
+
+def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
+    """Run the cycle and the bare pass as children and print the figures."""
+    env = {**os.environ, "RECOUP_DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
+    load_before = os.getloadavg()
+    command = ["cycle", "run", "--institution", CODE, "--as-of", as_of.isoformat(), "--json"]
+    output, wall, cycle_peak = _child([sys.executable, "-m", "recoup", *command], env)
+    report = json.loads(output)
+    bare_script = BARE_PASS.format(src=str(ROOT / "src"), as_of=as_of.isoformat(), code=CODE)
+    bare_output, _bare_wall, _ = _child([sys.executable, "-c", bare_script], env)
+    bare = float(bare_output.strip().splitlines()[-1])
+    load_after = os.getloadavg()
+    print(f"\n{label}: cycle of {as_of} (load {load_before[0]:.2f} → {load_after[0]:.2f}, 1 min)")
+    for name, stage in report["stages"].items():
+        counts = ", ".join(
+            f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
+            for key, value in stage["counts"].items()
+            if not isinstance(value, dict)
+        )
+        print(f"  {name:<15}{stage['seconds']:8.2f} s   {counts}")
+    seconds = report["seconds"]
+    print(
+        f"  cycle: {seconds:.1f} s in its stages, {wall:.1f} s for the whole command "
+        f"(target ≤ {TARGET_SECONDS:.0f} s); peak RSS {cycle_peak:,.0f} MB "
+        f"(target ≤ {TARGET_RSS_MB:,} MB)"
+    )
+    print(
+        f"  bare read+score+write pass: {bare:.1f} s; cycle / bare = {seconds / bare:.1f}×; "
+        f"{report['tasks_created']:,} tasks, {report['messages_queued']:,} messages, "
+        f"blocked {report['blocked_by_rule']}"
+    )
+    return {"seconds": seconds, "wall": wall, "peak_mb": cycle_peak, "bare": bare}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=FULL_ACCOUNTS)
+    parser.add_argument("--small", action="store_true", help=f"{SMALL_ACCOUNTS:,} accounts")
+    parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
+    parser.add_argument("--seed", type=int, default=7)
+    arguments = parser.parse_args()
+    accounts = SMALL_ACCOUNTS if arguments.small else arguments.accounts
+    print(f"bench_cycle: {accounts:,} delinquent accounts, {os.cpu_count()} CPUs visible")
+    with tempfile.TemporaryDirectory(prefix="recoup-bench-cycle-") as folder:
+        os.environ["RECOUP_DATA_DIR"] = folder
+        os.environ.pop("RECOUP_KEYRING_FILE", None)
+        from recoup.kit import clock
+
+        as_of = clock.local_today("Asia/Shanghai") - timedelta(days=0)
+        url = f"sqlite:///{folder}/bench.db"
+        built = build(url, accounts, arguments.seed, as_of)
+        print(f"SQLite portfolio and champion built in {built:.0f} s (not timed below)")
+        measure("SQLite", url, as_of)
+        if arguments.postgres:
+            _postgres(accounts, arguments.seed, as_of)
+
+
+def _postgres(accounts: int, seed: int, as_of: date) -> None:
+    from sqlalchemy import text
+
+    from recoup.db import make_engine
+
+    schema = f"bench_cycle_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        built = build(url, accounts, seed, as_of)
+        print(f"PostgreSQL portfolio and champion built in {built:.0f} s (not timed below)")
+        measure("PostgreSQL", url, as_of)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
