@@ -91,3 +91,9 @@ def register(app: FastAPI) -> None:
     from recoup.cycle.views import router as cycle_pages
 
     app.include_router(cycle_pages)
+    from recoup.outreach.dialer.api import router as dialer_router
+
+    app.include_router(dialer_router)
+    from recoup.outreach.dialer.views import router as dialer_pages
+
+    app.include_router(dialer_pages)

@@ -237,6 +237,59 @@ def log_inbound(
     return attempt, contact_point, account.external_id if account else None, None
 
 
+def log_unallowed(
+    session: Session,
+    *,
+    institution_id: int,
+    decision_id: int,
+    debtor_id: int,
+    channel: Channel,
+    party: Party,
+    outcome: OutcomeCode,
+    started_at: datetime,
+    actor: str,
+    account_id: int | None = None,
+    contact_point_id: int | None = None,
+    agent_id: int | None = None,
+    ended_at: datetime | None = None,
+    duration_seconds: int | None = None,
+    provider_message_id: str | None = None,
+) -> ContactAttempt:
+    """Log an outbound contact that happened although the gate blocked it (``decision_id``).
+
+    It is what it was, made, and counts against the caps like any other; the caller flags it
+    as a violation. Nothing the gate blocked is ever planned, so this is the only way in.
+    """
+    problem = rules.outcome_problem(outcome, channel)
+    if problem is not None:
+        raise ValidationFailed(problem)
+    attempt = repository.add_attempt(
+        session,
+        ContactAttempt(
+            institution_id=institution_id,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            contact_point_id=contact_point_id,
+            channel=channel,
+            party=party,
+            direction=Direction.OUTBOUND,
+            status=AttemptStatus.MADE,
+            decision_id=decision_id,
+            planned_at=started_at,
+            started_at=started_at,
+            ended_at=ended_at,
+            duration_seconds=duration_seconds,
+            outcome=outcome.value,
+            effective=rules.is_effective(outcome, stated=None),
+            agent_id=agent_id,
+            actor=actor[:128],
+            provider_message_id=provider_message_id,
+        ),
+    )
+    _follow_outcome(session, attempt)
+    return attempt
+
+
 def expire_attempts(session: Session, *, now: datetime | None = None) -> int:
     """Mark planned contacts nobody reported by their expiry as expired; return how many.
 

@@ -72,6 +72,11 @@ MATRIX: dict[str, Grant] = {
     "contacts:write": _grant("Add or change contact points", _WORKERS, api_scope=True),
     "cases:read": _grant("See cases and queues", [*_WORKERS, "compliance_officer", "auditor"]),
     "cases:work": _grant("Work a case: log activities, promises, payment plans", _WORKERS),
+    "calls:report": _grant(
+        "Report what came of calls on a call list (the dialer's call-result webhook)",
+        ["manager", "team_lead"],
+        api_scope=True,
+    ),
     "plans:approve": _grant(
         "Approve or reject a payment plan whose discount needs a manager (four eyes)",
         ["manager"],

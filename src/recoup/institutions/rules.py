@@ -79,6 +79,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             "webhook_max_attempts": 12,
             "webhook_timeout_seconds": 10.0,
         },
+        # Dialer links, field visit hours and route start, the sender printed on letters.
+        "outreach": {
+            "sip_uri_template": None,
+            "visit_start": "09:00",
+            "visit_end": "18:00",
+            "visit_minutes": 45,
+            "route_start": None,
+            "letter_sender_name": "",
+            "letter_sender_address": "",
+            "letter_sender_phone": "",
+        },
     },
     "commercial_bank": {
         "portfolio": {"waterfall": ["interest", "fees", "penalty", "principal"]},
@@ -145,6 +156,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             "idempotency_key_days": 7,
             "webhook_max_attempts": 12,
             "webhook_timeout_seconds": 10.0,
+        },
+        # Bank field teams cover larger areas: fewer, longer visits.
+        "outreach": {
+            "sip_uri_template": None,
+            "visit_start": "09:00",
+            "visit_end": "17:30",
+            "visit_minutes": 60,
+            "route_start": None,
+            "letter_sender_name": "",
+            "letter_sender_address": "",
+            "letter_sender_phone": "",
         },
     },
 }

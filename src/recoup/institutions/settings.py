@@ -12,6 +12,7 @@ setting at the top level; they are read as if sectioned (a setting no longer use
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from decimal import Decimal
 from itertools import pairwise
@@ -204,6 +205,56 @@ class ChannelSettings(_Section):
             raise ValueError("sms_provider gateway needs sms_gateway_url")
         if self.sms_provider == "twilio" and not self.twilio_account_sid:
             raise ValueError("sms_provider twilio needs twilio_account_sid")
+
+
+_TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_SIP_TEMPLATE = re.compile(r"^sips?:[^\s{}]*\{number\}[^\s{}]*$")
+
+
+class OutreachSettings(_Section):
+    """Dialer links, field visit hours and route start, and the sender printed on letters."""
+
+    # Click-to-call through the institution's PBX, e.g. sip:{number}@pbx.example.com.
+    sip_uri_template: str | None = Field(default=None, max_length=200)
+    # The field team's working hours (institution time); the gate's visit hours still apply.
+    visit_start: str = "09:00"
+    visit_end: str = "18:00"
+    # Minutes one visit takes, travel included: how the day's visits are spaced.
+    visit_minutes: int = Field(default=45, ge=5, le=480)
+    # Where routes start, "city/district" as debtors' addresses name them (None: the first stop).
+    route_start: str | None = Field(default=None, max_length=130)
+    letter_sender_name: str = Field(default="", max_length=128)
+    letter_sender_address: str = Field(default="", max_length=255)
+    letter_sender_phone: str = Field(default="", max_length=64)
+
+    @field_validator("sip_uri_template")
+    @classmethod
+    def _sip_template(cls, value: str | None) -> str | None:
+        if value is not None and not _SIP_TEMPLATE.match(value):
+            raise ValueError(
+                "a SIP URI template starts with sip: or sips: and holds {number} once, "
+                "e.g. sip:{number}@pbx.example.com"
+            )
+        return value
+
+    @field_validator("visit_start", "visit_end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _TIME_OF_DAY.match(value):
+            raise ValueError("a time of day is HH:MM on a 24-hour clock, e.g. 09:00")
+        return value
+
+    @field_validator("route_start")
+    @classmethod
+    def _place(cls, value: str | None) -> str | None:
+        if value is not None and value.count("/") != 1:
+            raise ValueError("name the route's start as city/district, e.g. 上海市/黄浦区")
+        return value
+
+    @model_validator(mode="after")
+    def _hours_in_order(self) -> OutreachSettings:
+        if self.visit_end <= self.visit_start:
+            raise ValueError("visit_end must be later than visit_start")
         return self
 
 
@@ -235,6 +286,7 @@ class InstitutionSettings(_Section):
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     cycle: CycleSettings = Field(default_factory=CycleSettings)
     integration: IntegrationSettings = Field(default_factory=IntegrationSettings)
+    outreach: OutreachSettings = Field(default_factory=OutreachSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -261,6 +313,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "channels": ChannelSettings,
     "cycle": CycleSettings,
     "integration": IntegrationSettings,
+    "outreach": OutreachSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

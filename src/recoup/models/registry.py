@@ -12,6 +12,7 @@ import recoup.models.ingest
 import recoup.models.integration
 import recoup.models.jobs
 import recoup.models.outbox
+import recoup.models.outreach
 import recoup.models.plans
 import recoup.models.scoring
 import recoup.models.strategy

@@ -22,6 +22,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("accounts", "/accounts", "accounts:read"),
     NavEntry("allocation", "/allocation", "queues:manage"),
     NavEntry("cycle", "/cycle", "strategy:read"),
+    NavEntry("dialer", "/dialer", "cases:work"),
     NavEntry("imports", "/imports", "dq:read"),
     NavEntry("outbox", "/outbox", "strategy:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),

@@ -1,0 +1,1 @@
+"""Reaching debtors outside the app: dialer call lists, field visit routes and letters."""

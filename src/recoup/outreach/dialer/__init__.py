@@ -1,0 +1,1 @@
+"""Call lists for dialers, click-to-call links and the call-result webhook."""

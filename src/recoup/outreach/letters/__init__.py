@@ -1,0 +1,1 @@
+"""Collection letters as PDF from approved templates, printed in a daily batch."""
