@@ -33,4 +33,9 @@ setup_venv() {
     .venv/bin/python -m pip install -q -e ".[dev]"
     touch .venv/.installed
   fi
+  # Letters are drawn as PDF in a font with Chinese glyphs: Debian's WenQuanYi Micro Hei.
+  if [ -z "${RECOUP_LETTER_FONT:-}" ] && [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+    echo "Installing a font with Chinese glyphs for letters (fonts-wqy-microhei)…"
+    apt_install fonts-wqy-microhei
+  fi
 }

@@ -97,3 +97,15 @@ def register(app: FastAPI) -> None:
     from recoup.outreach.dialer.views import router as dialer_pages
 
     app.include_router(dialer_pages)
+    from recoup.outreach.visits.api import router as visits_router
+
+    app.include_router(visits_router)
+    from recoup.outreach.visits.views import router as visits_pages
+
+    app.include_router(visits_pages)
+    from recoup.outreach.letters.api import router as letters_router
+
+    app.include_router(letters_router)
+    from recoup.outreach.letters.views import router as letters_pages
+
+    app.include_router(letters_pages)

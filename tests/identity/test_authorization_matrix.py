@@ -37,10 +37,12 @@ from recoup.identity.dependencies import (
     route_rules,
 )
 from recoup.identity.permissions import API_KEY_SCOPES, ROLES, is_public_path, permissions_of_role
+from recoup.identity.scoping import institution_scope
 from recoup.models import Institution, User
 from recoup.models.cycle import CycleRun
 from recoup.models.ingest import ImportRun
 from recoup.models.outbox import OutboxMessage
+from recoup.outreach.dialer import service as dialer_service
 from recoup.plans import service as plans_service
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
@@ -282,6 +284,15 @@ NOT_ROW_IDS = {
     ("POST", "/api/v1/debtors/{debtor_id}/contacts", "body", "provider_message_id"): (
         "the SMS or mail provider's own message reference, stored as text"
     ),
+    ("POST", "/api/v1/dialer/results", "body", "call_id"): (
+        "the dialer's own reference of the call, stored as text"
+    ),
+    ("POST", "/api/v1/visits/results", "body", "visit_id"): (
+        "the field app's own reference of the visit, stored as text"
+    ),
+    ("POST", "/visits/entries/{entry_id}/result", "form", "visit_id"): (
+        "the form's own reference of the visit (a fresh token), stored as text"
+    ),
 }
 # Path parameters that are not row ids: numbers and codes that mean something only inside
 # the caller's own institution (its policy versions, its model versions) or everywhere alike.
@@ -313,6 +324,8 @@ class Rows:
     # templates are not agent-scoped, so the path-id matrix uses ``template`` above).
     draft_template: int | None = None
     cycle_run: int | None = None
+    work_list: int | None = None
+    list_entry: int | None = None
 
     def path_ids(self) -> dict[str, int]:
         ids = {
@@ -336,6 +349,10 @@ class Rows:
             ids["message_id"] = self.message
         if self.cycle_run is not None:
             ids["cycle_run_id"] = self.cycle_run
+        if self.work_list is not None:
+            ids["list_id"] = self.work_list
+        if self.list_entry is not None:
+            ids["entry_id"] = self.list_entry
         return ids
 
     def of(self, target: str) -> int:
@@ -353,6 +370,8 @@ class IdSite:
     target: str  # the Rows field the id names
     rest: dict[str, object] = field(default_factory=dict)
     many: bool = False
+    # A row the whole tenant shares (a template): no other agent has one of their own.
+    tenant_wide: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -500,6 +519,61 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
         ),
         IdSite("POST", "/compliance/certifications", "form", "user_id", "user", grant),
         IdSite("GET", "/compliance/certifications", "query", "renew", "user"),
+        IdSite("GET", "/dialer", "query", "list_id", "work_list"),
+        IdSite("POST", "/dialer", "form", "agent_id", "user", {"day": "2027-03-01"}),
+        IdSite("POST", "/api/v1/dialer/lists", "body", "agent_id", "user", {"day": "2027-03-01"}),
+        IdSite(
+            "POST",
+            "/api/v1/dialer/results",
+            "body",
+            "entry_id",
+            "list_entry",
+            {"call_id": "probe-1", "started_at": CALL_AT, "outcome": "no_answer"},
+        ),
+        IdSite("GET", "/visits", "query", "list_id", "work_list"),
+        IdSite("POST", "/visits", "form", "agent_id", "user", {"day": "2027-03-01"}),
+        IdSite("POST", "/api/v1/visits/lists", "body", "agent_id", "user", {"day": "2027-03-01"}),
+        IdSite(
+            "POST",
+            "/api/v1/visits/results",
+            "body",
+            "entry_id",
+            "list_entry",
+            {
+                "visit_id": "probe-v",
+                "visited_at": CALL_AT,
+                "outcome": "no_answer",
+                "record_ref": "r",
+            },
+        ),
+        IdSite("POST", "/letters", "form", "debtor_id", "debtor", {"template_id": UNKNOWN_ID}),
+        IdSite(
+            "POST",
+            "/letters",
+            "form",
+            "template_id",
+            "template",
+            {"debtor_id": own.debtor},
+            tenant_wide=True,
+        ),
+        IdSite("POST", "/api/v1/letters", "body", "debtor_id", "debtor", {"template_id": 1}),
+        IdSite(
+            "POST",
+            "/api/v1/letters",
+            "body",
+            "template_id",
+            "template",
+            {"debtor_id": own.debtor},
+            tenant_wide=True,
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/letters",
+            "body",
+            "account_id",
+            "account",
+            {"debtor_id": own.debtor, "template_id": UNKNOWN_ID},
+        ),
     ]
 
 
@@ -603,7 +677,18 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         author="test",
         author_id=None,
     )
+    session.flush()
+    work_list, views = dialer_service.build_call_list(
+        session,
+        principal=institution_scope(institution.id),
+        institution=institution,
+        agent_id=agent.id,
+        day=date(2025, 3, 3),
+        now=datetime(2025, 3, 3, 2, tzinfo=UTC),
+    )
     return Rows(
+        work_list=work_list.id,
+        list_entry=views[0].entry.id,
         debtor=debtor.id,
         contact_point=contact_point.id,
         account=account.id,
@@ -754,6 +839,7 @@ API_BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/compliance/violations/{violation_id}/resolve"): {"confirmed": True},
     ("PATCH", "/api/v1/debtors/{debtor_id}/compliance-facts"): {"cease_contact": True},
     ("PATCH", "/api/v1/accounts/{account_id}/compliance-facts"): {"time_barred_on": None},
+    ("POST", "/api/v1/dialer/lists/{list_id}/export"): {},
 }
 PAGE_FORMS: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/debtors/{debtor_id}/reveal"): {"reason": "verify identity"},
@@ -772,6 +858,12 @@ PAGE_FORMS: dict[tuple[str, str], dict[str, object]] = {
         "note": "probe",
     },
     ("POST", "/compliance/templates/{template_id}/decision"): {"decision": "approve"},
+    ("POST", "/dialer/lists/{list_id}/export"): {"reason": "load the dialer"},
+    ("POST", "/visits/entries/{entry_id}/result"): {
+        "visit_id": "probe-v",
+        "outcome": "right_party",
+        "visited_at": "2025-03-03T10:00",
+    },
 }
 
 
@@ -823,10 +915,12 @@ def test_every_id_in_a_body_query_or_form_is_scoped(session: Session) -> None:
             )
             variants = {
                 "another tenant": world.foreign.of(site.target),
-                "another agent": world.colleague.of(site.target),
+                "another agent": None if site.tenant_wide else world.colleague.of(site.target),
                 "an unknown id": UNKNOWN_ID,
             }
             for variant, row_id in variants.items():
+                if row_id is None:
+                    continue
                 value: object = [row_id] if site.many else row_id
                 body = {**site.rest, site.name: value} if site.where != "query" else None
                 params = {site.name: value} if site.where == "query" else None

@@ -205,6 +205,7 @@ class ChannelSettings(_Section):
             raise ValueError("sms_provider gateway needs sms_gateway_url")
         if self.sms_provider == "twilio" and not self.twilio_account_sid:
             raise ValueError("sms_provider twilio needs twilio_account_sid")
+        return self
 
 
 _TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")

@@ -1,4 +1,4 @@
-"""Work lists for calls and visits, what came of each contact on them, and letters."""
+"""Work lists for calls and visits, and what came of each contact on them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from recoup.kit.crypto import Encrypted
 from recoup.models.base import Base, Id, IdPk, Minor, TenantMixin, TimestampMixin
 
 
@@ -107,36 +106,3 @@ class ContactReport(TenantMixin, TimestampMixin, Base):
     record_ref: Mapped[str | None] = mapped_column(String(128))
     notes: Mapped[str | None] = mapped_column(Text)
     reported_by: Mapped[str] = mapped_column(String(128))
-
-
-class Letter(TenantMixin, TimestampMixin, Base):
-    """A collection letter rendered from an approved template, for one day's print batch."""
-
-    __tablename__ = "outreach_letters"
-    __table_args__ = (
-        Index("ix_outreach_letters_institution_day", "institution_id", "print_day"),
-        UniqueConstraint("institution_id", "idempotency_key"),
-    )
-
-    id: Mapped[IdPk]
-    debtor_id: Mapped[int] = mapped_column(Id, ForeignKey("debtors.id", ondelete="RESTRICT"))
-    account_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("accounts.id", ondelete="RESTRICT")
-    )
-    contact_point_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("contact_points.id", ondelete="RESTRICT")
-    )
-    template_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("compliance_templates.id", ondelete="RESTRICT")
-    )
-    decision_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("compliance_decisions.id", ondelete="RESTRICT")
-    )
-    idempotency_key: Mapped[str] = mapped_column(String(128))
-    print_day: Mapped[date]
-    locale: Mapped[str] = mapped_column(String(16))
-    # The letter as printed, JSON (recipient, address, body, required elements), encrypted:
-    # it names the debtor. The PDF is drawn from it when printed, never stored.
-    content: Mapped[str] = mapped_column(Encrypted("outreach_letters.content"))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    created_by: Mapped[str] = mapped_column(String(128))

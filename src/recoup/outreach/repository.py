@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.enums import ContactStatus
-from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
 from recoup.models.cases import Case, CaseAccount, Queue
-from recoup.models.compliance import ComplianceViolation
+from recoup.models.compliance import ComplianceViolation, MessageTemplate
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.identity import User
-from recoup.models.outreach import ContactReport, Letter, WorkList, WorkListEntry
+from recoup.models.outbox import OutboxMessage
+from recoup.models.outreach import ContactReport, WorkList, WorkListEntry
 
 # A list holds at most this many cases: a day's work for one agent or one queue.
 MAX_LIST_CASES = 500
@@ -200,31 +200,61 @@ def add_violation(session: Session, violation: ComplianceViolation) -> Complianc
     return violation
 
 
-def letters_page(
-    session: Session, *, institution_id: int, day: date, page: PageRequest
-) -> Page[Letter]:
-    """One page of a day's letters, in the order they print."""
-    condition = (Letter.institution_id == institution_id, Letter.print_day == day)
-    total = session.scalar(select(func.count()).select_from(Letter).where(*condition)) or 0
-    rows = session.scalars(
-        select(Letter).where(*condition).order_by(Letter.id).offset(page.offset).limit(page.size)
-    )
-    return Page(items=list(rows), total=total, page=page.page, size=page.size)
-
-
-def letters_of_day(session: Session, *, institution_id: int, day: date) -> list[Letter]:
-    """Every letter of a day's print batch, in print order."""
+def letters_between(
+    session: Session,
+    *,
+    institution_id: int,
+    start: datetime,
+    end: datetime,
+    statuses: Sequence[str],
+    by_sent: bool,
+) -> list[OutboxMessage]:
+    """The institution's letters in the outbox, by when they were released (``by_sent``) or
+    are due, in ``[start, end)`` with one of ``statuses``, oldest first."""
+    moment = OutboxMessage.sent_at if by_sent else OutboxMessage.scheduled_at
     return list(
         session.scalars(
-            select(Letter)
-            .where(Letter.institution_id == institution_id, Letter.print_day == day)
-            .order_by(Letter.id)
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.institution_id == institution_id,
+                OutboxMessage.channel == "letter",
+                OutboxMessage.status.in_(statuses),
+                moment >= start,
+                moment < end,
+            )
+            .order_by(OutboxMessage.id)
         )
     )
 
 
-def letter_by_key(session: Session, *, institution_id: int, key: str) -> Letter | None:
-    """The letter queued under an idempotency key."""
-    return session.scalars(
-        select(Letter).where(Letter.institution_id == institution_id, Letter.idempotency_key == key)
-    ).first()
+def approved_letter_templates(session: Session, *, institution_id: int) -> list[MessageTemplate]:
+    """The institution's approved letter templates, by name."""
+    return list(
+        session.scalars(
+            select(MessageTemplate)
+            .where(
+                MessageTemplate.institution_id == institution_id,
+                MessageTemplate.channel == "letter",
+                MessageTemplate.status == "approved",
+            )
+            .order_by(MessageTemplate.name, MessageTemplate.id)
+        )
+    )
+
+
+def accounts_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, Account]:
+    """The accounts of ``ids``, by id."""
+    if not ids:
+        return {}
+    return {
+        account.id: account
+        for account in session.scalars(select(Account).where(Account.id.in_(ids)))
+    }
+
+
+def contact_points_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, ContactPoint]:
+    """The contact points of ``ids``, by id."""
+    if not ids:
+        return {}
+    rows = session.scalars(select(ContactPoint).where(ContactPoint.id.in_(ids)))
+    return {point.id: point for point in rows}

@@ -239,12 +239,21 @@ def build_work_list(
 
 
 def visible_list(
-    session: Session, *, principal: Principal, institution_id: int, list_id: int
+    session: Session,
+    *,
+    principal: Principal,
+    institution_id: int,
+    list_id: int,
+    kind: str | None = None,
 ) -> WorkList:
-    """Return a work list the caller may see: agents see their own lists only."""
+    """Return a work list (of ``kind``) the caller may see: agents see their own lists only."""
     work_list = repository.get_list(session, institution_id=institution_id, list_id=list_id)
-    if work_list is None or (principal.is_agent and work_list.agent_id != principal.user_id):
-        raise NotFound(f"no work list {list_id}")
+    if (
+        work_list is None
+        or (kind is not None and work_list.kind != kind)
+        or (principal.is_agent and work_list.agent_id != principal.user_id)
+    ):
+        raise NotFound(f"no {kind or 'work'} list {list_id}")
     return work_list
 
 
@@ -290,21 +299,12 @@ def record_report(
 ) -> tuple[ContactReport, bool]:
     """Record what came of a call or visit on a list; return the report and whether it is new.
 
-    The same ``external_id`` again is the same report (returned, nothing written); with another
-    result it is a ``Conflict``. The contact is put to the gate at ``happened_at``: allowed, it
+    The entry must be one the caller may see (``NotFound`` otherwise); then the same
+    ``external_id`` again is the same report (returned, nothing written), and with another
+    result a ``Conflict``. The contact is put to the gate at ``happened_at``: allowed, it
     is logged with its outcome; refused, it is logged all the same and flagged as a violation.
     """
     channel, _kinds = LIST_KINDS[kind]
-    existing = repository.report_by_external_id(
-        session, institution_id=institution.id, kind=kind, external_id=given.external_id
-    )
-    if existing is not None:
-        if not _same_report(existing, given):
-            raise Conflict(
-                f"{kind} {given.external_id!r} was already reported with another result "
-                f"(entry {existing.entry_id}, {existing.outcome})"
-            )
-        return existing, False
     entry = repository.get_entry(session, institution_id=institution.id, entry_id=given.entry_id)
     work_list = (
         repository.get_list(session, institution_id=institution.id, list_id=entry.work_list_id)
@@ -316,6 +316,16 @@ def record_report(
     if principal.is_agent and work_list.agent_id != principal.user_id:
         raise NotFound(f"no {kind} list entry {given.entry_id}")
     get_scoped(session, Case, entry.case_id, institution_scope_of(principal, institution))
+    existing = repository.report_by_external_id(
+        session, institution_id=institution.id, kind=kind, external_id=given.external_id
+    )
+    if existing is not None:
+        if not _same_report(existing, given):
+            raise Conflict(
+                f"{kind} {given.external_id!r} was already reported with another result "
+                f"(entry {existing.entry_id}, {existing.outcome})"
+            )
+        return existing, False
     now = now or utcnow()
     if given.happened_at > now + CLOCK_SKEW:
         raise ValidationFailed("'happened_at' is in the future; send when the contact happened")

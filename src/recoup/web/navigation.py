@@ -23,6 +23,8 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("allocation", "/allocation", "queues:manage"),
     NavEntry("cycle", "/cycle", "strategy:read"),
     NavEntry("dialer", "/dialer", "cases:work"),
+    NavEntry("visits", "/visits", "cases:work"),
+    NavEntry("letters", "/letters", "cases:work"),
     NavEntry("imports", "/imports", "dq:read"),
     NavEntry("outbox", "/outbox", "strategy:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),

@@ -78,7 +78,11 @@ def call_list(
     """Return a call list the caller may see (their newest without ``list_id``) with its entries."""
     if list_id is not None:
         work_list: WorkList | None = outreach.visible_list(
-            session, principal=principal, institution_id=institution.id, list_id=list_id
+            session,
+            principal=principal,
+            institution_id=institution.id,
+            list_id=list_id,
+            kind="call",
         )
     else:
         work_list = repository.latest_list(

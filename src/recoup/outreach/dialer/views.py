@@ -170,12 +170,12 @@ def export_revealed(
     )
 
 
-@router.get("/dialer/entries/{entry_id}/call")
+@router.post("/dialer/entries/{entry_id}/call", dependencies=[CsrfChecked])
 def click_to_call(
     viewer: WorkCases,
     session: SessionDep,
     entry_id: RowId,
-    via: Annotated[str, Query(pattern="^(tel|sip)$")] = "tel",
+    via: Annotated[str, Form(pattern="^(tel|sip)$")] = "tel",
 ) -> Response:
     """Open the phone (``tel:``) or the softphone (SIP) on an allowed entry's number (audited)."""
     assert viewer.principal is not None
