@@ -1,8 +1,8 @@
 """outreach work lists and contact reports
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-06 23:20:49.739401
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-07 00:11:10.377483
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
