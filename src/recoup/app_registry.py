@@ -64,6 +64,9 @@ def register(app: FastAPI) -> None:
     from recoup.analytics.api import router as analytics_router
 
     app.include_router(analytics_router)
+    from recoup.analytics.views import router as analytics_pages
+
+    app.include_router(analytics_pages)
     from recoup.cases.api import router as cases_router
 
     app.include_router(cases_router)

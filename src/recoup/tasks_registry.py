@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register() -> None:
     """Import every domain's ``tasks.py`` so its handlers and schedules are known."""
+    import recoup.analytics.tasks
     import recoup.cases.tasks
     import recoup.contact.tasks
     import recoup.cycle.tasks

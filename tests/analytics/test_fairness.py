@@ -424,7 +424,7 @@ class TestApi:
             assert_problem(response, 422)
             response = client.get(
                 "/api/v1/kpis/agents",
-                params={"as_of": "2026-03-31", "team": 999_999},
+                params={"as_of": "2026-03-31", "team_lead_id": 999_999},
                 headers=bearer(manager),
             )
             assert response.status_code == 404

@@ -574,6 +574,23 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
             "account",
             {"debtor_id": own.debtor, "template_id": UNKNOWN_ID},
         ),
+        IdSite(
+            "GET", "/api/v1/kpis/agents", "query", "team_lead_id", "user", {"as_of": "2026-03-31"}
+        ),
+        IdSite("GET", "/", "query", "team_lead_id", "user"),
+        IdSite("GET", "/analytics/agents", "query", "team_lead_id", "user"),
+        IdSite("GET", "/analytics/agent-day", "query", "agent_id", "user"),
+        *(
+            IdSite(
+                "GET", f"/analytics/{board}/export.{fmt}", "query", name, "user", {"table": table}
+            )
+            for board, name, table in (
+                ("home", "team_lead_id", "headlines"),
+                ("agents", "team_lead_id", "leaderboard"),
+                ("agent-day", "agent_id", "contacts"),
+            )
+            for fmt in ("csv", "xlsx")
+        ),
     ]
 
 

@@ -27,12 +27,13 @@ from tests.web.support import (
 pytestmark = pytest.mark.browser
 
 EXPECTED_NAVIGATION = {
-    "admin": ["dashboard", "debtors", "accounts", "imports", "audit", "admin"],
+    "admin": ["dashboard", "debtors", "accounts", "performance", "imports", "audit", "admin"],
     "manager": [
         "dashboard",
         "work",
         "debtors",
         "accounts",
+        "performance",
         "allocation",
         "cycle",
         "dialer",
@@ -48,6 +49,7 @@ EXPECTED_NAVIGATION = {
         "work",
         "debtors",
         "accounts",
+        "performance",
         "allocation",
         "cycle",
         "dialer",
@@ -63,6 +65,7 @@ EXPECTED_NAVIGATION = {
         "dashboard",
         "debtors",
         "accounts",
+        "performance",
         "cycle",
         "imports",
         "outbox",
@@ -70,7 +73,7 @@ EXPECTED_NAVIGATION = {
         "models",
         "audit",
     ],
-    "data_scientist": ["dashboard", "cycle", "imports", "outbox", "models"],
+    "data_scientist": ["dashboard", "performance", "cycle", "imports", "outbox", "models"],
 }
 
 

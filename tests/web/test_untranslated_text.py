@@ -264,7 +264,9 @@ def walk(_isolated_settings: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     pages = [
         (rule.path, rule.permissions)
         for rule in route_rules(app)
-        if "GET" in rule.methods and rule.kind == "page" and not rule.path.endswith(".csv")
+        if "GET" in rule.methods
+        and rule.kind == "page"
+        and not rule.path.endswith((".csv", ".xlsx"))
     ]
     with TestClient(app, raise_server_exceptions=True) as client:
         yield Walk(client=client, users=users, names=names, ids=ids, pages=pages)

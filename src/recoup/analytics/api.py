@@ -266,7 +266,7 @@ def agent_kpis(
     as_of: AsOfQuery,
     start: FromQuery = None,
     end: ToQuery = None,
-    team: Annotated[
+    team_lead_id: Annotated[
         int | None,
         Query(ge=1, le=2**63 - 1, description="a team lead's user id: list their agents only"),
     ] = None,
@@ -274,7 +274,12 @@ def agent_kpis(
     """Rank agents fairly: each figure against what their bucket mix predicts (docs/kpis.md)."""
     return agent_report_read(
         service.agent_report(
-            session, principal=principal, as_of=as_of, start=start, end=end, team_lead_id=team
+            session,
+            principal=principal,
+            as_of=as_of,
+            start=start,
+            end=end,
+            team_lead_id=team_lead_id,
         )
     )
 

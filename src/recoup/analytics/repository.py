@@ -17,11 +17,11 @@ from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Integer,
     ScalarSelect,
     Select,
     SQLColumnExpression,
-    String,
     Subquery,
     and_,
     case,
@@ -99,10 +99,10 @@ def _whole_days_sqlite(element: WholeDaysBetween, compiler: SQLCompiler, **kw: A
     )
 
 
-class LocalDay(FunctionElement[str]):
-    """The calendar day (``YYYY-MM-DD``) of a moment at a fixed offset from UTC, in SQL."""
+class LocalDay(FunctionElement[date]):
+    """The calendar day of a moment at a fixed offset from UTC (in minutes), in SQL."""
 
-    type = String()
+    type = Date()
     inherit_cache = True
     name = "local_day"
 
@@ -116,9 +116,7 @@ def _local_day_sqlite(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(LocalDay, "postgresql")
 def _local_day_postgresql(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
     moment, minutes = (compiler.process(clause, **kw) for clause in element.clauses)
-    return (
-        f"to_char(({moment}) AT TIME ZONE 'UTC' + make_interval(mins => {minutes}), 'YYYY-MM-DD')"
-    )
+    return f"CAST(({moment}) AT TIME ZONE 'UTC' + make_interval(mins => {minutes}) AS DATE)"
 
 
 @compiles(WholeDaysBetween, "postgresql")

@@ -417,3 +417,8 @@ def region_report(
         level=level,
         regions=rules.region_difficulty(facts),
     )
+
+
+def agents(session: Session, *, institution_id: int) -> list[repository.AgentRow]:
+    """Return the institution's agents with their team leads (for pickers and labels)."""
+    return repository.agents(session, institution_id=institution_id)

@@ -123,6 +123,10 @@ MATRIX: dict[str, Grant] = {
     "models:promote": _grant(
         "Promote a model to champion (audited)", ["manager", "data_scientist"]
     ),
+    "dashboards:export": _grant(
+        "Export dashboard tables to CSV or XLSX (audited; the dashboard's own permission too)",
+        ["manager", "team_lead", "compliance_officer", "auditor"],
+    ),
     "kpis:read": _grant(
         "See KPIs, roll rates and performance",
         ["admin", "manager", "team_lead", "data_scientist", "auditor"],

@@ -4,6 +4,7 @@ Each domain adds exactly one ``import recoup.models.<domain>`` line here.
 """
 
 # ruff: noqa: F401
+import recoup.models.analytics
 import recoup.models.cases
 import recoup.models.compliance
 import recoup.models.contact

@@ -53,31 +53,6 @@ def _debtor_row(debtor: DebtorRead) -> dict[str, Any]:
     }
 
 
-@router.get("/", response_class=HTMLResponse)
-def dashboard(
-    viewer: Annotated[Viewer, viewer_with("dashboard:read")], session: SessionDep
-) -> HTMLResponse:
-    """Show the home page with counts of the debtors and accounts the viewer may see."""
-    assert viewer.principal is not None
-    first = PageRequest(1, 1)
-    counts = None
-    if viewer.allows("accounts:read") and viewer.allows("debtors:read"):
-        principal = viewer.principal
-        by_bucket = {
-            bucket: repository.accounts_page(
-                session, principal=principal, page=first, bucket=bucket
-            ).total
-            for bucket in BUCKETS
-        }
-        counts = {
-            "debtors": repository.debtors_page(session, principal=principal, page=first).total,
-            "accounts": sum(by_bucket.values()),
-            "delinquent_accounts": sum(n for bucket, n in by_bucket.items() if bucket != "M0"),
-            "by_bucket": by_bucket,
-        }
-    return render(viewer, "dashboard.html", {"counts": counts}, active_nav="dashboard")
-
-
 @router.get("/debtors", response_class=HTMLResponse)
 def debtor_list(
     viewer: ReadDebtors,

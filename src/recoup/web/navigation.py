@@ -20,6 +20,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("work", "/work", "cases:work"),
     NavEntry("debtors", "/debtors", "debtors:read"),
     NavEntry("accounts", "/accounts", "accounts:read"),
+    NavEntry("performance", "/analytics/agents", "kpis:read"),
     NavEntry("allocation", "/allocation", "queues:manage"),
     NavEntry("cycle", "/cycle", "strategy:read"),
     NavEntry("dialer", "/dialer", "cases:work"),

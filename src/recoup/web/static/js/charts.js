@@ -34,7 +34,7 @@
     }
     return {
       animation: false,
-      grid: { left: 56, right: 24, top: 48, bottom: 56 },
+      grid: { left: spec.wide_axis ? 96 : 56, right: 24, top: 48, bottom: 56 },
       legend: { top: 0, type: "scroll" },
       tooltip: {
         trigger: "axis",
@@ -56,6 +56,73 @@
     };
   }
 
+  // Dashboards: a bucket waterfall, a roll-rate heat map, ranked (horizontal) bars.
+  function waterfall(spec) {
+    return {
+      animation: false,
+      grid: { left: 72, right: 24, top: 32, bottom: 40 },
+      tooltip: {
+        trigger: "axis",
+        axisPointer: { type: "shadow" },
+        formatter: (items) => {
+          const item = items.find((entry) => entry.seriesIndex === 1);
+          return item ? item.name + ": " + Number(item.value).toLocaleString() : "";
+        },
+      },
+      xAxis: { type: "category", data: spec.x },
+      yAxis: { type: "value", name: spec.y_name },
+      series: [
+        { type: "bar", stack: "all", data: spec.base, itemStyle: { color: "transparent" }, silent: true },
+        {
+          type: "bar",
+          stack: "all",
+          data: spec.values,
+          itemStyle: { color: palette[0] },
+          label: {
+            show: true,
+            position: "top",
+            formatter: (item) => (item.value ? Math.round(item.value).toLocaleString() : ""),
+          },
+        },
+      ],
+    };
+  }
+
+  function heatmap(spec) {
+    return {
+      animation: false,
+      grid: { left: 64, right: 24, top: 40, bottom: 64 },
+      tooltip: { formatter: (item) => spec.y[item.value[1]] + " → " + spec.x[item.value[0]] + ": " + item.value[2] + "%" },
+      xAxis: { type: "category", data: spec.x, name: spec.x_name, nameLocation: "middle", nameGap: 40, splitArea: { show: true } },
+      yAxis: { type: "category", data: spec.y, name: spec.y_name, inverse: true, splitArea: { show: true } },
+      visualMap: { min: 0, max: 100, calculable: false, orient: "horizontal", left: "center", top: 0, itemHeight: 120, inRange: { color: ["#f4f7fb", "#1f5fae"] } },
+      series: [{ type: "heatmap", data: spec.data, label: { show: true, formatter: (item) => (item.value[2] === null ? "" : item.value[2] + "%") } }],
+    };
+  }
+
+  function ranked(spec) {
+    const option = build(spec);
+    const category = option.xAxis;
+    option.xAxis = option.yAxis;
+    option.yAxis = Object.assign({}, category, { inverse: true, nameLocation: "end", nameGap: 8 });
+    option.grid = { left: 120, right: 32, top: 48, bottom: 40 };
+    option.tooltip.axisPointer = { type: "shadow" };
+    return option;
+  }
+
+  function optionOf(spec) {
+    if (spec.kind === "waterfall") {
+      return waterfall(spec);
+    }
+    if (spec.kind === "heatmap") {
+      return heatmap(spec);
+    }
+    if (spec.kind === "ranked") {
+      return ranked(spec);
+    }
+    return build(spec);
+  }
+
   function draw() {
     if (typeof window.echarts === "undefined") {
       return;
@@ -66,7 +133,7 @@
         return;
       }
       const chart = window.echarts.init(element, null, { renderer: "canvas" });
-      chart.setOption(build(JSON.parse(source.textContent)));
+      chart.setOption(optionOf(JSON.parse(source.textContent)));
       element.dataset.rendered = "true";
       window.addEventListener("resize", () => chart.resize());
     });

@@ -1,0 +1,1 @@
+"""Daily aggregates: per-day facts the dashboards read, refreshed incrementally."""

@@ -1,0 +1,781 @@
+"""Writing and reading the daily aggregates (``analytics_daily_facts``), set-based in SQL.
+
+Each refresh writes one metric's rows for a range of local days with one ``INSERT … SELECT``
+per metric (grouped by day and dimensions in the database); nothing loads payments,
+attempts or promises into Python. Reads sum rows by the dimensions a page asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from recoup.analytics.repository import LocalDay
+from recoup.contact.rules import (
+    RIGHT_PARTY_CODES,
+    AttemptStatus,
+    Direction,
+    OutcomeCode,
+    codes_where,
+)
+from recoup.enums import AccountStatus
+from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.analytics import AggregateRefresh, DailyFact
+from recoup.models.cases import Case, CaseEvent
+from recoup.models.compliance import (
+    Certification,
+    ComplianceViolation,
+    ContactDecision,
+    MessageTemplate,
+)
+from recoup.models.contact import ContactAttempt
+from recoup.models.debtor import Debtor
+from recoup.models.identity import User
+from recoup.models.ingest import ImportRun
+from recoup.models.workbench import Promise
+from recoup.portfolio.repository import EXIT_STATUSES, roll_rate_matrix, state_id_at
+
+# Metrics counted over a range of days (rewritten whole for the days refreshed).
+FLOW_METRICS = (
+    "payments",
+    "attempts",
+    "reached",
+    "right_party",
+    "promise_made",
+    "promises",
+    "decisions",
+    "violations",
+)
+# Metrics written for one day only: the portfolio at its end and the month's roll to it.
+SNAPSHOT_METRICS = ("portfolio", "roll")
+_EXITS = [str(status) for status in EXIT_STATUSES]
+_COLUMNS = (
+    "institution_id",
+    "day",
+    "metric",
+    "product",
+    "bucket",
+    "state",
+    "channel",
+    "agent_id",
+    "province",
+    "count",
+    "amount",
+)
+REACHED_CODES = sorted(codes_where(reached=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """An institution's accounts in its currency, and the local days' offset from UTC."""
+
+    institution_id: int
+    currency: str
+    offset_minutes: int
+
+
+def _bucket_before(
+    account_id: Any, moment: Any, correlate: Any, *, strictly: bool = False
+) -> ScalarSelect[str | None]:
+    """Select the account's bucket at a moment (``strictly``: just before it)."""
+    at = (
+        DelinquencyEvent.effective_at < moment
+        if strictly
+        else DelinquencyEvent.effective_at <= moment
+    )
+    return (
+        select(DelinquencyEvent.bucket)
+        .where(
+            DelinquencyEvent.account_id == account_id,
+            DelinquencyEvent.superseded.is_(False),
+            at,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(correlate)
+        .scalar_subquery()
+    )
+
+
+def _write(session: Session, statement: Select[Any]) -> int:
+    result = session.execute(insert(DailyFact).from_select(list(_COLUMNS), statement))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _row(
+    scope: Scope,
+    day: Any,
+    metric: str,
+    *,
+    product: Any = None,
+    bucket: Any = None,
+    state: Any = None,
+    channel: Any = None,
+    agent: Any = None,
+    province: Any = None,
+    count: Any,
+    amount: Any = None,
+) -> list[ColumnElement[Any]]:
+    def value(column: Any) -> ColumnElement[Any]:
+        return null() if column is None else column
+
+    return [
+        literal(scope.institution_id).label("institution_id"),
+        day.label("day"),
+        literal(metric).label("metric"),
+        value(product).label("product"),
+        value(bucket).label("bucket"),
+        value(state).label("state"),
+        value(channel).label("channel"),
+        value(agent).label("agent_id"),
+        value(province).label("province"),
+        count.label("count"),
+        (literal(0) if amount is None else func.coalesce(amount, 0)).label("amount"),
+    ]
+
+
+def clear(
+    session: Session, scope: Scope, *, first: date, last: date, metrics: Sequence[str]
+) -> None:
+    """Delete the rows of ``metrics`` on the days from ``first`` to ``last``."""
+    session.execute(
+        delete(DailyFact).where(
+            DailyFact.institution_id == scope.institution_id,
+            DailyFact.metric.in_(list(metrics)),
+            DailyFact.day >= first,
+            DailyFact.day <= last,
+        )
+    )
+
+
+def write_payments(session: Session, scope: Scope, *, start: datetime, end: datetime) -> int:
+    """Payments by day paid, product, bucket before the payment, assigned agent, province.
+
+    ``state`` is ``charged_off`` for a payment on an account charged off when it arrived.
+    """
+    day = LocalDay(Payment.paid_at, literal(scope.offset_minutes))
+    bucket = _bucket_before(Payment.account_id, Payment.paid_at, Payment, strictly=True)
+    after = case((Payment.status_before == AccountStatus.charged_off, "charged_off"), else_=None)
+    columns = (day, Account.product, bucket, after, Account.assigned_agent_id, Debtor.province)
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                day,
+                "payments",
+                product=Account.product,
+                bucket=bucket,
+                state=after,
+                agent=Account.assigned_agent_id,
+                province=Debtor.province,
+                count=func.count(),
+                amount=func.sum(Payment.amount),
+            )
+        )
+        .select_from(Payment)
+        .join(Account, Account.id == Payment.account_id)
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(
+            Payment.institution_id == scope.institution_id,
+            Account.currency == scope.currency,
+            Payment.paid_at >= start,
+            Payment.paid_at < end,
+        )
+        .group_by(*columns),
+    )
+
+
+def write_attempts(session: Session, scope: Scope, *, start: datetime, end: datetime) -> int:
+    """Outbound attempts made, and those that reached anyone, the debtor, a promise.
+
+    By day, product, the account's bucket when made, channel, agent and the debtor's province.
+    """
+    attempt = ContactAttempt
+    happened = func.coalesce(attempt.started_at, attempt.planned_at, attempt.created_at)
+    day = LocalDay(happened, literal(scope.offset_minutes))
+    bucket = _bucket_before(attempt.account_id, happened, attempt)
+
+    def counted(codes: Iterable[str]) -> ColumnElement[int]:
+        return func.sum(case((attempt.outcome.in_(sorted(codes)), 1), else_=0))
+
+    grouped = (
+        select(
+            day.label("day"),
+            Account.product.label("product"),
+            bucket.label("bucket"),
+            attempt.channel.label("channel"),
+            attempt.agent_id.label("agent_id"),
+            Debtor.province.label("province"),
+            func.count().label("attempts"),
+            counted(REACHED_CODES).label("reached"),
+            counted(RIGHT_PARTY_CODES).label("right_party"),
+            counted([OutcomeCode.PROMISE_MADE]).label("promise_made"),
+        )
+        .select_from(attempt)
+        .join(Debtor, Debtor.id == attempt.debtor_id)
+        .outerjoin(Account, Account.id == attempt.account_id)
+        .where(
+            attempt.institution_id == scope.institution_id,
+            attempt.status == AttemptStatus.MADE,
+            attempt.direction == Direction.OUTBOUND,
+            happened >= start,
+            happened < end,
+            (attempt.account_id.is_(None)) | (Account.currency == scope.currency),
+        )
+        .group_by(day, Account.product, bucket, attempt.channel, attempt.agent_id, Debtor.province)
+        .cte("grouped")
+    )
+    parts = [
+        select(
+            *_row(
+                scope,
+                grouped.c.day,
+                metric,
+                product=grouped.c.product,
+                bucket=grouped.c.bucket,
+                channel=grouped.c.channel,
+                agent=grouped.c.agent_id,
+                province=grouped.c.province,
+                count=grouped.c[metric],
+            )
+        ).where(grouped.c[metric] > 0)
+        for metric in ("attempts", "reached", "right_party", "promise_made")
+    ]
+    union = union_all(*parts).subquery("metrics")
+    return _write(session, select(*[union.c[name] for name in _COLUMNS]))
+
+
+def write_promises(session: Session, scope: Scope, *, first: date, last: date) -> int:
+    """Promises by due day and their status now, with the bucket when made and the taker."""
+    bucket = (
+        select(DelinquencyEvent.bucket)
+        .where(
+            DelinquencyEvent.account_id == Promise.account_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at <= Promise.created_at,
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(Promise)
+        .scalar_subquery()
+    )
+    columns = (
+        Promise.due_date,
+        Account.product,
+        bucket,
+        Promise.status,
+        Promise.channel,
+        Promise.created_by_id,
+        Debtor.province,
+    )
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                Promise.due_date,
+                "promises",
+                product=Account.product,
+                bucket=bucket,
+                state=Promise.status,
+                channel=Promise.channel,
+                agent=Promise.created_by_id,
+                province=Debtor.province,
+                count=func.count(),
+                amount=func.sum(Promise.amount),
+            )
+        )
+        .select_from(Promise)
+        .join(Account, Account.id == Promise.account_id)
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(
+            Promise.institution_id == scope.institution_id,
+            Account.currency == scope.currency,
+            Promise.due_date >= first,
+            Promise.due_date <= last,
+        )
+        .group_by(*columns),
+    )
+
+
+def write_decisions(session: Session, scope: Scope, *, start: datetime, end: datetime) -> int:
+    """Gate decisions by day planned, outcome (allowed / blocked), channel, agent, province."""
+    day = LocalDay(ContactDecision.planned_at, literal(scope.offset_minutes))
+    outcome = case((ContactDecision.allowed.is_(True), "allowed"), else_="blocked")
+    columns = (day, Account.product, outcome, ContactDecision.channel, User.id, Debtor.province)
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                day,
+                "decisions",
+                product=Account.product,
+                state=outcome,
+                channel=ContactDecision.channel,
+                agent=User.id,
+                province=Debtor.province,
+                count=func.count(),
+            )
+        )
+        .select_from(ContactDecision)
+        .join(Debtor, Debtor.id == ContactDecision.debtor_id)
+        .outerjoin(Account, Account.id == ContactDecision.account_id)
+        .outerjoin(
+            User,
+            and_(
+                User.username == ContactDecision.actor,
+                User.institution_id == ContactDecision.institution_id,
+            ),
+        )
+        .where(
+            ContactDecision.institution_id == scope.institution_id,
+            ContactDecision.planned_at >= start,
+            ContactDecision.planned_at < end,
+        )
+        .group_by(*columns),
+    )
+
+
+def write_violations(session: Session, scope: Scope, *, start: datetime, end: datetime) -> int:
+    """Review findings by day recorded, category (``state``) and agent (by user name)."""
+    day = LocalDay(ComplianceViolation.created_at, literal(scope.offset_minutes))
+    columns = (day, ComplianceViolation.category, User.id)
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                day,
+                "violations",
+                state=ComplianceViolation.category,
+                agent=User.id,
+                count=func.count(),
+            )
+        )
+        .select_from(ComplianceViolation)
+        .outerjoin(
+            User,
+            and_(
+                User.username == ComplianceViolation.actor,
+                User.institution_id == ComplianceViolation.institution_id,
+            ),
+        )
+        .where(
+            ComplianceViolation.institution_id == scope.institution_id,
+            ComplianceViolation.created_at >= start,
+            ComplianceViolation.created_at < end,
+        )
+        .group_by(*columns),
+    )
+
+
+def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: datetime) -> int:
+    """Accounts in the portfolio at the end of ``day`` and their balance, by bucket and more."""
+    state = DelinquencyEvent
+    columns: list[Any] = [Account.product, state.bucket, Account.assigned_agent_id, Debtor.province]
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                literal(day),
+                "portfolio",
+                product=Account.product,
+                bucket=state.bucket,
+                agent=Account.assigned_agent_id,
+                province=Debtor.province,
+                count=func.count(),
+                amount=func.sum(state.balance),
+            )
+        )
+        .select_from(Account)
+        .join(state, state.id == state_id_at(cutoff))
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(
+            Account.institution_id == scope.institution_id,
+            Account.currency == scope.currency,
+            state.status.not_in(_EXITS),
+        )
+        .group_by(*columns),
+    )
+
+
+def write_roll(session: Session, scope: Scope, *, day: date, since: date) -> int:
+    """The roll-rate cells from the end of ``since`` to the end of ``day``, by product."""
+    cells = roll_rate_matrix(
+        session,
+        institution_id=scope.institution_id,
+        start=since,
+        end=day,
+        narrow=lambda statement: statement.where(Account.currency == scope.currency),
+        groups=[Account.product.label("product")],
+    )
+    rows = [
+        {
+            "institution_id": scope.institution_id,
+            "day": day,
+            "metric": "roll",
+            "product": cell.group[0],
+            "bucket": cell.from_bucket,
+            "state": cell.to_bucket,
+            "count": cell.accounts,
+            "amount": cell.balance,
+        }
+        for cell in cells
+    ]
+    if rows:
+        session.execute(insert(DailyFact), rows)
+    return len(rows)
+
+
+def refresh_state(session: Session, *, institution_id: int) -> AggregateRefresh | None:
+    """Return how far the institution's aggregates are refreshed (``None``: never)."""
+    return session.execute(
+        select(AggregateRefresh).where(AggregateRefresh.institution_id == institution_id)
+    ).scalar_one_or_none()
+
+
+# --- Reads. ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a dashboard narrows the aggregates to: a product, some agents (a team)."""
+
+    product: str | None = None
+    agent_ids: tuple[int, ...] | None = None
+
+
+def _narrow(statement: Any, filters: Filters) -> Any:
+    if filters.product is not None:
+        statement = statement.where(DailyFact.product == filters.product)
+    if filters.agent_ids is not None:
+        statement = statement.where(DailyFact.agent_id.in_(filters.agent_ids or (-1,)))
+    return statement
+
+
+_DIMENSIONS = {
+    "day": DailyFact.day,
+    "product": DailyFact.product,
+    "bucket": DailyFact.bucket,
+    "state": DailyFact.state,
+    "channel": DailyFact.channel,
+    "agent": DailyFact.agent_id,
+    "province": DailyFact.province,
+}
+
+
+def sums(
+    session: Session,
+    *,
+    institution_id: int,
+    metrics: Sequence[str],
+    first: date,
+    last: date,
+    by: Sequence[str] = (),
+    filters: Filters = Filters(),
+) -> list[tuple[Any, ...]]:
+    """Return (metric, *dimensions ``by``, Σ count, Σ amount) over the days, per group."""
+    dimensions = [_DIMENSIONS[name] for name in by]
+    statement = (
+        select(DailyFact.metric, *dimensions, func.sum(DailyFact.count), func.sum(DailyFact.amount))
+        .where(
+            DailyFact.institution_id == institution_id,
+            DailyFact.metric.in_(list(metrics)),
+            DailyFact.day >= first,
+            DailyFact.day <= last,
+        )
+        .group_by(DailyFact.metric, *dimensions)
+    )
+    return [tuple(row) for row in session.execute(_narrow(statement, filters))]
+
+
+def snapshot_day(
+    session: Session, *, institution_id: int, metric: str, on_or_before: date
+) -> date | None:
+    """Return the last day on or before a date with a ``metric`` snapshot (``None``: none)."""
+    found = session.execute(
+        select(func.max(DailyFact.day)).where(
+            DailyFact.institution_id == institution_id,
+            DailyFact.metric == metric,
+            DailyFact.day <= on_or_before,
+        )
+    ).scalar_one_or_none()
+    return found
+
+
+def snapshot_days(
+    session: Session, *, institution_id: int, metric: str, first: date, last: date
+) -> list[date]:
+    """Return the days between two dates that have a ``metric`` snapshot, in order."""
+    return list(
+        session.execute(
+            select(DailyFact.day)
+            .where(
+                DailyFact.institution_id == institution_id,
+                DailyFact.metric == metric,
+                DailyFact.day >= first,
+                DailyFact.day <= last,
+            )
+            .distinct()
+            .order_by(DailyFact.day)
+        ).scalars()
+    )
+
+
+# --- Live reads of the compliance, data-quality and agent's-day pages (small tables). ---------
+
+
+def blocked_rules(
+    session: Session, *, institution_id: int, start: datetime, end: datetime
+) -> dict[str, int]:
+    """Count the gate's blocked decisions planned between the moments by each rule they cite."""
+    counts: dict[str, int] = {}
+    for rule_ids in session.execute(
+        select(ContactDecision.rule_ids).where(
+            ContactDecision.institution_id == institution_id,
+            ContactDecision.allowed.is_(False),
+            ContactDecision.planned_at >= start,
+            ContactDecision.planned_at < end,
+        )
+    ).scalars():
+        for rule_id in dict.fromkeys(rule_ids or []):
+            counts[str(rule_id)] = counts.get(str(rule_id), 0) + 1
+    return counts
+
+
+def violation_counts(
+    session: Session, *, institution_id: int, start: datetime, end: datetime
+) -> list[tuple[str, str, str | None, str, int]]:
+    """Count review findings recorded between the moments by rule, category, actor, status."""
+    rows = session.execute(
+        select(
+            ComplianceViolation.rule_id,
+            ComplianceViolation.category,
+            ComplianceViolation.actor,
+            ComplianceViolation.status,
+            func.count(),
+        )
+        .where(
+            ComplianceViolation.institution_id == institution_id,
+            ComplianceViolation.created_at >= start,
+            ComplianceViolation.created_at < end,
+        )
+        .group_by(
+            ComplianceViolation.rule_id,
+            ComplianceViolation.category,
+            ComplianceViolation.actor,
+            ComplianceViolation.status,
+        )
+        .order_by(func.count().desc(), ComplianceViolation.rule_id)
+    )
+    return [
+        (str(rule), str(category), actor, str(status), int(count))
+        for rule, category, actor, status, count in rows
+    ]
+
+
+def template_backlog(session: Session, *, institution_id: int) -> list[tuple[str, int, Any]]:
+    """Count message templates per review status, with the oldest submission waiting."""
+    rows = session.execute(
+        select(MessageTemplate.status, func.count(), func.min(MessageTemplate.submitted_at))
+        .where(MessageTemplate.institution_id == institution_id)
+        .group_by(MessageTemplate.status)
+    )
+    return [(str(status), int(count), oldest) for status, count, oldest in rows]
+
+
+def expiring_certifications(
+    session: Session, *, institution_id: int, until: date
+) -> list[tuple[str, str, str, date]]:
+    """Return agents' certificates that expire on or before ``until`` (latest per person)."""
+    latest = (
+        select(Certification.user_id, func.max(Certification.expires_on).label("expires_on"))
+        .where(Certification.institution_id == institution_id)
+        .group_by(Certification.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User.username, User.display_name, Certification.course, Certification.expires_on)
+        .join(latest, latest.c.user_id == User.id)
+        .join(
+            Certification,
+            and_(
+                Certification.user_id == User.id,
+                Certification.expires_on == latest.c.expires_on,
+                Certification.institution_id == institution_id,
+            ),
+        )
+        .where(latest.c.expires_on <= until, User.active.is_(True))
+        .order_by(Certification.expires_on, User.username)
+    )
+    return [
+        (str(name), str(display or ""), str(course), expires)
+        for name, display, course, expires in rows
+    ]
+
+
+# Outcomes a compliance officer reads as a complaint or dispute.
+COMPLAINT_OUTCOMES = (
+    OutcomeCode.DISPUTE,
+    OutcomeCode.REFUSED_CONTACT,
+    OutcomeCode.ABUSIVE,
+)
+
+
+def complaints(
+    session: Session, *, institution_id: int, start: datetime, end: datetime
+) -> tuple[int, dict[str, int]]:
+    """Return debtors disputing their debt now, and disputes or refusals logged in the period."""
+    disputed = session.execute(
+        select(func.count()).where(Debtor.institution_id == institution_id, Debtor.disputed)
+    ).scalar_one()
+    happened = func.coalesce(ContactAttempt.started_at, ContactAttempt.created_at)
+    rows = session.execute(
+        select(ContactAttempt.outcome, func.count())
+        .where(
+            ContactAttempt.institution_id == institution_id,
+            ContactAttempt.outcome.in_([str(code) for code in COMPLAINT_OUTCOMES]),
+            happened >= start,
+            happened < end,
+        )
+        .group_by(ContactAttempt.outcome)
+    )
+    return int(disputed), {str(outcome): int(count) for outcome, count in rows}
+
+
+def import_quality(
+    session: Session, *, institution_id: int, start: datetime, end: datetime, offset_minutes: int
+) -> list[tuple[date, str, int, int, int]]:
+    """Return per local day and import kind: runs, rows read and rows rejected."""
+    day = LocalDay(ImportRun.started_at, literal(offset_minutes))
+    rows = session.execute(
+        select(
+            day,
+            ImportRun.kind,
+            func.count(),
+            func.sum(ImportRun.rows_read),
+            func.sum(ImportRun.rejected),
+        )
+        .where(
+            ImportRun.institution_id == institution_id,
+            ImportRun.started_at >= start,
+            ImportRun.started_at < end,
+        )
+        .group_by(day, ImportRun.kind)
+        .order_by(day, ImportRun.kind)
+    )
+    return [
+        (
+            value if isinstance(value, date) else date.fromisoformat(str(value)),
+            str(kind),
+            int(runs),
+            int(read or 0),
+            int(rejected or 0),
+        )
+        for value, kind, runs, read, rejected in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DayContact:
+    """One contact attempt of an agent's day."""
+
+    at: datetime | None
+    channel: str
+    status: str
+    outcome: str | None
+    duration_seconds: int | None
+    debtor_id: int
+    account_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayNote:
+    """A note an agent wrote that day: on a promise, or on a case change."""
+
+    at: datetime
+    kind: str  # promise, case
+    text: str
+    debtor_id: int | None
+    amount: int | None
+
+
+def agent_day(
+    session: Session, *, institution_id: int, agent: User, start: datetime, end: datetime
+) -> tuple[list[DayContact], list[DayNote]]:
+    """Return an agent's contact attempts and notes between the moments, in time order."""
+    happened = func.coalesce(ContactAttempt.started_at, ContactAttempt.planned_at)
+    contacts = [
+        DayContact(at, str(channel), str(status), outcome, duration, debtor, account)
+        for at, channel, status, outcome, duration, debtor, account in session.execute(
+            select(
+                happened,
+                ContactAttempt.channel,
+                ContactAttempt.status,
+                ContactAttempt.outcome,
+                ContactAttempt.duration_seconds,
+                ContactAttempt.debtor_id,
+                ContactAttempt.account_id,
+            )
+            .where(
+                ContactAttempt.institution_id == institution_id,
+                ContactAttempt.agent_id == agent.id,
+                happened >= start,
+                happened < end,
+            )
+            .order_by(happened, ContactAttempt.id)
+            .limit(500)
+        )
+    ]
+    notes = [
+        DayNote(at, "promise", str(note or ""), debtor, amount)
+        for at, note, debtor, amount in session.execute(
+            select(Promise.created_at, Promise.note, Promise.debtor_id, Promise.amount)
+            .where(
+                Promise.institution_id == institution_id,
+                Promise.created_by_id == agent.id,
+                Promise.created_at >= start,
+                Promise.created_at < end,
+            )
+            .order_by(Promise.created_at)
+            .limit(200)
+        )
+    ]
+    notes += [
+        DayNote(at, "case", str(note), debtor, None)
+        for at, note, debtor in session.execute(
+            select(CaseEvent.at, CaseEvent.note, Case.debtor_id)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(
+                CaseEvent.institution_id == institution_id,
+                CaseEvent.actor == agent.username,
+                CaseEvent.note.is_not(None),
+                CaseEvent.at >= start,
+                CaseEvent.at < end,
+            )
+            .order_by(CaseEvent.at)
+            .limit(200)
+        )
+    ]
+    return contacts, sorted(notes, key=lambda note: note.at)

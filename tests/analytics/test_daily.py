@@ -1,0 +1,186 @@
+"""Daily aggregates: what a refresh writes for the March portfolio (conftest.py), and reads."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from recoup.analytics import tasks
+from recoup.analytics.daily import repository, rules, service
+from recoup.analytics.daily.rules import Headline, Span
+from recoup.identity.scoping import institution_scope
+from recoup.kit import jobs
+from recoup.models.analytics import AggregateRefresh, DailyFact
+from tests.analytics.conftest import MARCH_END, March
+
+
+def totals(session: Session, march: March, metrics: tuple[str, ...], **kwargs: object) -> dict:
+    rows = repository.sums(
+        session,
+        institution_id=march.institution.id,
+        metrics=metrics,
+        first=date(2026, 3, 1),
+        last=MARCH_END,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return {tuple(row[:-2]): (row[-2], row[-1]) for row in rows}
+
+
+class TestRules:
+    def test_a_first_refresh_fills_a_year(self) -> None:
+        first, last = rules.refresh_range(date(2026, 3, 31), refreshed_through=None, grace_days=3)
+        assert (last - first).days + 1 == rules.BACKFILL_DAYS
+
+    def test_later_ones_look_back_for_late_reports(self) -> None:
+        first, last = rules.refresh_range(
+            date(2026, 3, 31), refreshed_through=date(2026, 3, 30), grace_days=3
+        )
+        assert (first, last) == (date(2026, 3, 21), date(2026, 3, 31))
+        first, _ = rules.refresh_range(
+            date(2026, 3, 31), refreshed_through=date(2026, 3, 1), grace_days=3
+        )
+        assert first == date(2026, 3, 2)
+
+    def test_snapshots_at_month_ends_and_the_last_day(self) -> None:
+        assert rules.snapshot_days(date(2026, 1, 15), date(2026, 3, 10)) == [
+            date(2026, 1, 31),
+            date(2026, 2, 28),
+            date(2026, 3, 10),
+        ]
+        assert rules.snapshot_days(date(2026, 3, 1), date(2026, 3, 31)) == [date(2026, 3, 31)]
+
+    def test_previous_span_has_the_same_length(self) -> None:
+        assert rules.previous_span(Span(date(2026, 3, 1), date(2026, 3, 31))) == Span(
+            date(2026, 1, 29), date(2026, 2, 28)
+        )
+
+    def test_headline_change_and_whether_it_is_good(self) -> None:
+        collected = Headline("collected", "money", 120.0, 100.0)
+        assert collected.change == 20
+        assert collected.relative_change == pytest.approx(0.2)
+        assert collected.good is True
+        blocks = Headline("block_rate", "percent", 0.2, 0.1, higher_is_better=False)
+        assert blocks.good is False
+        assert Headline("x", "count", 1.0, None).change is None
+        assert Headline("x", "count", 1.0, 0.0).relative_change is None
+
+    def test_waterfall_stacks_buckets(self) -> None:
+        steps = rules.waterfall([("M0", 5), ("M1", 0), ("M2", 3)])
+        assert [(step.label, step.base, step.value) for step in steps] == [
+            ("M0", 0, 5),
+            ("M1", 5, 0),
+            ("M2", 5, 3),
+            ("total", 0, 8),
+        ]
+
+    def test_spikes(self) -> None:
+        assert rules.spike(recent=4, recent_base=4, before=0, before_base=10) is None  # few
+        assert rules.spike(recent=6, recent_base=10, before=3, before_base=10) == (0.6, 0.3)
+        assert rules.spike(recent=6, recent_base=10, before=5, before_base=10) is None
+        assert rules.spike(recent=6, recent_base=10, before=0, before_base=0) == (0.6, 0.0)
+
+    def test_backlog(self) -> None:
+        [alert] = rules.backlog_alerts(
+            [rules.QueueLoad("M1", 50, 60), rules.QueueLoad("M2", 130, 60)]
+        )
+        assert alert.values["queue"] == "M2"
+        assert alert.severity == "danger"
+
+
+class TestRefresh:
+    def test_the_month_adds_up_to_the_kpis(self, session: Session, march: March) -> None:
+        result = service.refresh_aggregates(
+            session, institution=march.institution, as_of=MARCH_END, first=date(2026, 3, 1)
+        )
+        assert result.snapshots == (MARCH_END,)
+        payments = totals(session, march, ("payments",), by=("state",))
+        # 21,000 in 6 payments, 4,000 of them after charge-off; the dollars are left out.
+        assert sum(amount for _count, amount in payments.values()) == 21_000
+        assert sum(count for count, _amount in payments.values()) == 6
+        assert payments[("payments", "charged_off")] == (1, 4_000)
+        contacts = totals(session, march, ("attempts", "reached", "right_party", "promise_made"))
+        assert {key[0]: value[0] for key, value in contacts.items()} == {
+            "attempts": 5,
+            "reached": 3,
+            "right_party": 2,
+            "promise_made": 2,
+        }
+        promises = totals(session, march, ("promises",), by=("state",))
+        assert promises[("promises", "kept")][0] == 1  # A's, due 10 March
+        assert promises[("promises", "partially_kept")] == (1, 10_000)
+        portfolio = totals(session, march, ("portfolio",), by=("bucket",))
+        assert portfolio == {
+            ("portfolio", "M0"): (2, 9_000),
+            ("portfolio", "M1"): (1, 30_000),
+            ("portfolio", "M3"): (1, 20_000),
+        }
+        roll = totals(session, march, ("roll",), by=("bucket", "state"))
+        assert roll[("roll", "M1", "M0")] == (1, 10_000)
+        assert roll[("roll", "M1", "settled")] == (1, 6_000)
+
+    def test_a_refresh_again_rewrites_not_adds(self, session: Session, march: March) -> None:
+        for _ in range(2):
+            service.refresh_aggregates(
+                session, institution=march.institution, as_of=MARCH_END, first=date(2026, 3, 1)
+            )
+        payments = totals(session, march, ("payments",))
+        assert payments[("payments",)] == (6, 21_000)
+        state = session.execute(select(AggregateRefresh)).scalar_one()
+        assert state.refreshed_through == MARCH_END
+
+    def test_other_lenders_rows_stay_theirs(self, session: Session, march: March) -> None:
+        service.refresh_aggregates(
+            session, institution=march.institution, as_of=MARCH_END, first=date(2026, 3, 1)
+        )
+        others = session.execute(
+            select(func.count()).where(DailyFact.institution_id == march.other.id)
+        ).scalar_one()
+        assert others == 0
+
+    def test_the_job_refreshes_from_history(self, session: Session, march: March) -> None:
+        assert jobs.job_type("analytics.refresh").name == "analytics.refresh"
+        tasks.refresh(session, {"institution_id": march.institution.id, "as_of": "2026-03-31"})
+        state = session.execute(select(AggregateRefresh)).scalar_one()
+        assert state.first_day == date(2025, 3, 31)  # a year back on a first refresh
+        payments = totals(session, march, ("payments",))
+        assert payments[("payments",)] == (6, 21_000)
+
+
+class TestHome:
+    def test_headlines_and_charts(self, session: Session, march: March) -> None:
+        service.refresh_aggregates(
+            session, institution=march.institution, as_of=MARCH_END, first=date(2026, 1, 1)
+        )
+        home = service.manager_home(
+            session,
+            principal=institution_scope(march.institution.id),
+            span=Span(date(2026, 3, 1), MARCH_END),
+        )
+        headline = {item.key: item for item in home.headlines}
+        assert headline["collected"].current == 21_000
+        assert headline["delinquent_balance"].current == 50_000  # C in M1, B in M3
+        assert headline["contact_rate"].current == pytest.approx(0.6)
+        assert headline["kept_rate"].current == pytest.approx(0.5)
+        # February's snapshot: A (M1), B (M2) and E (M1) were delinquent.
+        assert headline["delinquent_balance"].previous == 36_000
+        assert home.waterfall[-1].value == 59_000
+        m1 = next(row for row in home.roll if row.from_bucket == "M1")
+        assert m1.to == {**dict.fromkeys(home.roll_states, 0), "M0": 1, "settled": 1}
+        march_point = next(point for point in home.trend if point.month == "2026-03")
+        assert march_point.collected == 21_000
+        assert march_point.delinquent_at_start == 36_000
+        assert home.work == []
+
+    def test_an_unknown_team_is_not_found(self, session: Session, march: March) -> None:
+        from recoup.kit.errors import NotFound
+
+        with pytest.raises(NotFound):
+            service.manager_home(
+                session,
+                principal=institution_scope(march.institution.id),
+                span=Span(date(2026, 3, 1), MARCH_END),
+                team_lead_id=123_456,
+            )

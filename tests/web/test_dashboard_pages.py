@@ -1,0 +1,153 @@
+"""In headless Chromium: the manager's home, agents, regions, compliance and data-quality
+dashboards in Chinese and English, charts drawn and also shown as tables, exports audited, and
+each role seeing only its own dashboards."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+
+from recoup.analytics.daily import service as daily
+from recoup.kit.clock import local_today
+from recoup.models import Account, Institution
+from recoup.models.audit import AuditEvent
+from tests.analytics.helpers import state
+from tests.web.support import LiveServer, database_session, log_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _refreshed(live_server: LiveServer) -> None:
+    with database_session(live_server) as session:
+        institution = session.execute(
+            select(Institution).where(Institution.code == "WEBBANK")
+        ).scalar_one()
+        # The accounts' history: each in its bucket since forty days ago.
+        today = local_today(institution.timezone)
+        for account in session.scalars(
+            select(Account).where(Account.institution_id == institution.id)
+        ):
+            state(
+                session,
+                account,
+                today - timedelta(days=40),
+                days_past_due=account.days_past_due,
+                balance=account.principal,
+            )
+        daily.refresh_aggregates(
+            session, institution=institution, as_of=local_today(institution.timezone)
+        )
+        session.commit()
+
+
+def test_the_manager_home_in_chinese(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "manager")
+    expect(page.locator("h1")).to_have_text("资产组合总览")
+    expect(page.locator("[data-testid=refreshed]")).to_contain_text("每日汇总截至")
+    balance = page.locator("[data-testid=headline-delinquent_balance]")
+    expect(balance).to_contain_text("逾期余额")
+    expect(balance.locator(".stat-value")).to_contain_text("¥")
+    expect(page.locator("[data-testid=headline-kept_rate]")).to_contain_text("承诺兑现率")
+    # Every chart is drawn, and is also a table.
+    expect(page.locator("[data-testid=chart-buckets]")).to_have_attribute("data-rendered", "true")
+    expect(page.locator("[data-testid=chart-roll_rates]")).to_have_attribute(
+        "data-rendered", "true"
+    )
+    expect(page.locator("[data-testid=table-buckets] table tbody tr")).to_have_count(8)
+    expect(page.locator("[data-testid=table-work_today]")).to_contain_text("尚无队列")
+    page.screenshot(path="/tmp/test_dashboard_home_zh.png", full_page=True)
+
+
+def test_the_manager_home_in_english(browser: Browser, live_server: LiveServer) -> None:
+    context = browser.new_context(
+        locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"}
+    )
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "manager")
+        expect(page.locator("h1")).to_have_text("Portfolio overview")
+        expect(page.locator("[data-testid=headline-collected]")).to_contain_text("Collected")
+        expect(page.locator("[data-testid=table-roll_rates]")).to_contain_text("From bucket")
+        page.screenshot(path="/tmp/test_dashboard_home_en.png", full_page=True)
+    finally:
+        context.close()
+
+
+def test_filters_keep_the_period(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "manager")
+    page.fill("#from", "2026-01-01")
+    page.fill("#to", "2026-01-31")
+    page.select_option("#product", "credit_card")
+    page.click("[data-testid=apply-filters]")
+    expect(page.locator("[data-testid=period]")).to_contain_text("2026年1月1日")
+    assert "product=credit_card" in page.url
+
+
+def test_an_export_names_who_exported_it_and_is_audited(
+    page: Page, live_server: LiveServer
+) -> None:
+    log_in(page, live_server, "manager")
+    with page.expect_download() as download:
+        page.click("[data-testid=export-csv-buckets]")
+    path = download.value.path()
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    assert rows[0][0].startswith("资产组合总览")
+    assert ["导出人", "manager"] in rows
+    assert ["账龄", "账户数", "余额 (CNY)"] in rows
+    with database_session(live_server) as session:
+        event = (
+            session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.action == "dashboards.export")
+                .order_by(AuditEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        assert event is not None
+        assert event.object_id == "home/buckets"
+
+
+def test_the_fair_leaderboard_and_an_agents_day(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "team-lead", next_path="/analytics/agents")
+    expect(page.locator("h1")).to_have_text("催收员与团队")
+    expect(page.locator("[data-testid=table-leaderboard]")).to_contain_text("综合指数")
+    page.goto(f"{live_server.url}/analytics/agent-day")
+    expect(page.locator("[data-testid=choose-agent]")).to_be_visible()
+    page.select_option("#agent", label="Test agent")
+    page.click("[data-testid=show-day]")
+    expect(page.locator("[data-testid=table-contacts]")).to_contain_text("当天没有联系记录")
+
+
+def test_regions_say_why_there_is_no_map(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "manager", next_path="/analytics/regions")
+    expect(page.locator("h1")).to_have_text("地区分析")
+    expect(page.locator("[data-testid=no-map]")).to_contain_text("排名图")
+
+
+def test_a_compliance_officer_sees_compliance_not_performance(
+    page: Page, live_server: LiveServer
+) -> None:
+    log_in(page, live_server, "compliance-officer", next_path="/analytics/compliance")
+    expect(page.locator("h1")).to_have_text("合规监控")
+    expect(page.locator("[data-testid=table-complaints]")).to_contain_text("当前提出争议的债务人")
+    expect(page.locator("[data-testid=table-templates]")).to_be_visible()
+    response = page.goto(f"{live_server.url}/analytics/agents")
+    assert response is not None
+    assert response.status == 403
+
+
+def test_an_agent_sees_only_their_own_counts(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "agent")
+    expect(page.locator("[data-testid=stat-accounts] .stat-value")).to_have_text("1")
+    expect(page.locator("[data-testid=headlines]")).to_have_count(0)
+    for path in ("/analytics/agents", "/analytics/agent-day", "/analytics/home/export.csv"):
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None
+        assert response.status == 403, path
