@@ -7,7 +7,8 @@ Run: python bench/bench_dashboards.py [--accounts N] [--repeat R] [--small]
 A small ``seed-demo`` gives the institution, its users, queues and certificates; then the bench
 adds N accounts (one debtor each) and a year of history set-based in SQL (``INSERT … SELECT``
 over a recursive counter, no Python loop per row): two delinquency states per account, about
-1.5 payments and 3 outbound contact attempts per account spread over the year. It refreshes the
+1.5 payments and 3 outbound contact attempts per account spread over the year, and each
+delinquent account in its debtor's case, owned by one of the agents. It refreshes the
 daily aggregates twice — the first refresh (a year back) and an incremental one the next day —
 and times them; then calls, as a manager, in-process: ``/healthz``, the home page (``/``), the
 agents and regions pages and ``GET /api/v1/kpis`` for the month. Printed per request: p50, p95
@@ -97,13 +98,26 @@ def generate(engine: object, *, institution_id: int, agents: list[int], accounts
             {counter}
             INSERT INTO accounts (external_id, debtor_id, product, currency, principal, interest,
                 fees, penalty, minimum_due, overdue_amount, days_past_due, bucket, status,
-                assigned_agent_id, institution_id, created_at, updated_at)
+                institution_id, created_at, updated_at)
             SELECT 'BENCH-A' || i, :first_debtor + i - 1,
                 {_case("i", ("credit_card", "consumer_loan", "cash_loan"))}, 'CNY',
                 {balance}, 0, 0, 0, {balance} / 10, {balance} / 10, {dpd}, {bucket},
                 CASE WHEN {dpd} = 0 THEN 'current' ELSE 'delinquent' END,
-                {agent_case}, :institution, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP
+                :institution, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP
             FROM n""",
+        # Each delinquent account in its debtor's case, owned by one of the agents.
+        "cases": f"""
+            {counter}
+            INSERT INTO cases (debtor_id, live_debtor_id, state, opened_at, owner_id,
+                expected_recovery, priority, refusals, institution_id, created_at, updated_at)
+            SELECT :first_debtor + i - 1, :first_debtor + i - 1, 'open', {_moment("30")},
+                {agent_case}, 0, 0, 0, :institution, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP
+            FROM n WHERE {dpd} > 0""",
+        "case_accounts": """
+            INSERT INTO case_accounts (case_id, account_id, added_at, institution_id)
+            SELECT cases.id, accounts.id, cases.opened_at, :institution
+            FROM cases JOIN accounts ON accounts.debtor_id = cases.debtor_id
+            WHERE cases.institution_id = :institution AND cases.id >= :first_case""",
         # Current a year and a half ago, then the bucket it is in now since a day of the year.
         "delinquency_events": f"""
             {counter}
@@ -154,6 +168,9 @@ def generate(engine: object, *, institution_id: int, agents: list[int], accounts
         first_account = connection.execute(
             text("SELECT COALESCE(MAX(id), 0) + 1 FROM accounts")
         ).scalar_one()
+        first_case = connection.execute(
+            text("SELECT COALESCE(MAX(id), 0) + 1 FROM cases")
+        ).scalar_one()
         for table, sql in statements.items():
             started = time.perf_counter()
             before = connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
@@ -164,6 +181,7 @@ def generate(engine: object, *, institution_id: int, agents: list[int], accounts
                     "institution": institution_id,
                     "first_debtor": first_debtor,
                     "first_account": first_account,
+                    "first_case": first_case,
                 },
             )
             took = time.perf_counter() - started

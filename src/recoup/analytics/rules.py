@@ -769,7 +769,7 @@ class AgentFacts:
     ``attempts``/``right_party``/``promises_made``: outbound attempts they made, by the bucket
     when made; ``promises_decided``/``promises_kept``: promises they took that fell due in the
     period and were decided, by the bucket when promised; ``balance``/``collected``: accounts
-    assigned to them, delinquent at the period's start, by that bucket, and what those paid in
+    in the cases they own, delinquent at the period's start, by that bucket, and what those paid in
     the period; ``decisions``/``blocks``: gate decisions on contacts they planned, and the
     blocked ones; ``violations``: review findings in their notes.
     """

@@ -51,7 +51,12 @@ from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 from recoup.models.ingest import ImportRun
 from recoup.models.workbench import Promise
-from recoup.portfolio.repository import EXIT_STATUSES, roll_rate_matrix, state_id_at
+from recoup.portfolio.repository import (
+    EXIT_STATUSES,
+    account_owner_id,
+    roll_rate_matrix,
+    state_id_at,
+)
 
 # Metrics counted over a range of days (rewritten whole for the days refreshed).
 FLOW_METRICS = (
@@ -174,7 +179,8 @@ def write_payments(session: Session, scope: Scope, *, start: datetime, end: date
     day = LocalDay(Payment.paid_at, literal(scope.offset_minutes))
     bucket = _bucket_before(Payment.account_id, Payment.paid_at, Payment, strictly=True)
     after = case((Payment.status_before == AccountStatus.charged_off, "charged_off"), else_=None)
-    columns = (day, Account.product, bucket, after, Account.assigned_agent_id, Debtor.province)
+    owner = account_owner_id()
+    columns = (day, Account.product, bucket, after, owner, Debtor.province)
     return _write(
         session,
         select(
@@ -185,7 +191,7 @@ def write_payments(session: Session, scope: Scope, *, start: datetime, end: date
                 product=Account.product,
                 bucket=bucket,
                 state=after,
-                agent=Account.assigned_agent_id,
+                agent=owner,
                 province=Debtor.province,
                 count=func.count(),
                 amount=func.sum(Payment.amount),
@@ -392,7 +398,8 @@ def write_violations(session: Session, scope: Scope, *, start: datetime, end: da
 def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: datetime) -> int:
     """Accounts in the portfolio at the end of ``day`` and their balance, by bucket and more."""
     state = DelinquencyEvent
-    columns: list[Any] = [Account.product, state.bucket, Account.assigned_agent_id, Debtor.province]
+    owner = account_owner_id()
+    columns: list[Any] = [Account.product, state.bucket, owner, Debtor.province]
     return _write(
         session,
         select(
@@ -402,7 +409,7 @@ def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: dateti
                 "portfolio",
                 product=Account.product,
                 bucket=state.bucket,
-                agent=Account.assigned_agent_id,
+                agent=owner,
                 province=Debtor.province,
                 count=func.count(),
                 amount=func.sum(state.balance),
