@@ -112,3 +112,9 @@ def register(app: FastAPI) -> None:
     from recoup.outreach.letters.views import router as letters_pages
 
     app.include_router(letters_pages)
+    from recoup.strategy.api import router as strategy_router
+
+    app.include_router(strategy_router)
+    from recoup.strategy.views import router as strategy_pages
+
+    app.include_router(strategy_pages)

@@ -64,6 +64,12 @@ def register(app: typer.Typer) -> None:
         "recoup.cycle.cli:app",
         "The daily cycle: ageing, reconciliation, scoring, cases, actions, gate, hand-off.",
     )
+    add_lazy(
+        app,
+        "strategy",
+        "recoup.strategy.cli:app",
+        "Collection strategies: presets, checks, activation.",
+    )
     add_lazy(app, "jobs", "recoup.jobs_cli:app", "Background jobs: list, retry, run what is due.")
     add_lazy(
         app,

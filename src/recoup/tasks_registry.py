@@ -12,4 +12,5 @@ def register() -> None:
     import recoup.identity.tasks
     import recoup.integration.tasks
     import recoup.outbox.tasks
-    import recoup.plans.tasks  # noqa: F401
+    import recoup.plans.tasks
+    import recoup.strategy.tasks  # noqa: F401

@@ -44,6 +44,7 @@ from recoup.models.ingest import ImportRun
 from recoup.models.outbox import OutboxMessage
 from recoup.outreach.dialer import service as dialer_service
 from recoup.plans import service as plans_service
+from recoup.strategy import service as strategy_service
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
 from tests.factories import (
@@ -326,6 +327,7 @@ class Rows:
     cycle_run: int | None = None
     work_list: int | None = None
     list_entry: int | None = None
+    strategy: int | None = None
 
     def path_ids(self) -> dict[str, int]:
         ids = {
@@ -353,6 +355,8 @@ class Rows:
             ids["list_id"] = self.work_list
         if self.list_entry is not None:
             ids["entry_id"] = self.list_entry
+        if self.strategy is not None:
+            ids["strategy_id"] = self.strategy
         return ids
 
     def of(self, target: str) -> int:
@@ -703,6 +707,13 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         day=date(2025, 3, 3),
         now=datetime(2025, 3, 3, 2, tzinfo=UTC),
     )
+    strategy, _ = strategy_service.create_strategy(
+        session,
+        institution=institution,
+        code="s_" + re.sub(r"[^a-z0-9_]", "_", mark.lower())[:24],
+        name=f"{mark} strategy",
+        actor=f"{mark}-actor",
+    )
     return Rows(
         work_list=work_list.id,
         list_entry=views[0].entry.id,
@@ -716,6 +727,7 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         user=agent.id,
         institution=institution.id,
         draft_template=template.id,
+        strategy=strategy.id,
     )
 
 
@@ -834,7 +846,12 @@ def _refused(status: int, *, page: bool, method: str) -> bool:
 
 # Valid bodies for API routes with ids in their path, so a 404 comes from scoping and not a
 # 422 from a missing field. Page forms get the same from PAGE_FORMS.
+STRATEGY_TEXT = (
+    "name: probe\nsegments:\n  - {code: a, name: A, steps: [{code: s, day: 0, channel: sms}]}\n"
+)
 API_BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("PUT", "/api/v1/strategies/{strategy_id}/draft"): {"document": STRATEGY_TEXT},
+    ("POST", "/api/v1/strategies/{strategy_id}/promote"): {"segment": "a", "arm": "b"},
     ("POST", "/api/v1/debtors/{debtor_id}/reveal"): {"reason": "verify identity"},
     ("POST", "/api/v1/debtors/{debtor_id}/contacts"): {"channel": "call", "started_at": CALL_AT},
     ("POST", "/api/v1/compliance/decisions/{decision_id}/outcome"): {
@@ -859,6 +876,9 @@ API_BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/dialer/lists/{list_id}/export"): {},
 }
 PAGE_FORMS: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/strategies/{strategy_id}/draft"): {"document": STRATEGY_TEXT},
+    ("POST", "/strategies/{strategy_id}/check"): {"document": STRATEGY_TEXT},
+    ("POST", "/strategies/{strategy_id}/promote"): {"segment": "a", "arm": "b"},
     ("POST", "/debtors/{debtor_id}/reveal"): {"reason": "verify identity"},
     ("POST", "/accounts/{account_id}/promises"): {
         "amount": "100.00",

@@ -63,7 +63,7 @@ def test_paying_a_plan_off_completes_it_through_a_job(database: str) -> None:
         )
     with unit_of_work(write=False) as session:
         names = sorted(session.execute(select(Job.name)).scalars())
-    assert names == ["cases.sync", "plans.reconcile"], code
+    assert names == ["cases.sync", "plans.reconcile", "strategy.reevaluate_paid"], code
     jobs.drain(now=utcnow() + timedelta(minutes=3))
     with unit_of_work(write=False) as session:
         done = session.get_one(PaymentPlan, plan_id)

@@ -21,6 +21,7 @@ from recoup.strategy.rules import (
     arms_of,
     assign_arm,
     assign_arms,
+    columns_of,
     compile_strategy,
     route_event,
     segment_for,
@@ -287,3 +288,22 @@ def test_presets_segment_a_million_rows_in_seconds(name: str) -> None:
     arms = arms_of(compiled, segments, np.arange(size))
     steps = step_indexes(compiled, segments, rows, arms=arms)
     assert (steps != NO_STEP).all()
+
+
+def test_normalised_columns_can_be_passed_on() -> None:
+    compiled = compile_strategy(preset_text("consumer_finance"))
+    rows = {
+        "balance": np.array([50_000, 5_000_000]),
+        "customer_type": np.array(["individual", "business"], dtype=object),
+        "days_on_path": np.array([2, 7]),
+    }
+    columns, size = columns_of(compiled, rows)
+    assert size == 2
+    segments = segment_of(compiled, columns)
+    assert segments.tolist() == segment_of(compiled, rows).tolist()
+    assert (
+        step_indexes(compiled, segments, columns).tolist()
+        == step_indexes(compiled, segments, rows).tolist()
+    )
+    with pytest.raises(KeyError, match="days_on_path"):
+        step_indexes(compiled, segments, {"balance": rows["balance"]})

@@ -38,6 +38,7 @@ from recoup.models.compliance import MessageTemplate
 from recoup.models.cycle import CycleRun
 from recoup.models.ingest import ImportRun
 from recoup.models.scoring import ModelVersion
+from recoup.models.strategy import Strategy
 from tests.web.test_imports_pages import HOSTILE_DEBTORS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -175,8 +176,12 @@ def _ids(session: Session, institution: Institution) -> dict[str, str]:
     cycle_run_id = session.scalar(
         select(CycleRun.id).where(CycleRun.institution_id == institution.id)
     )
+    strategy_id = session.scalar(
+        select(Strategy.id).where(Strategy.institution_id == institution.id).order_by(Strategy.id)
+    )
     return {
         "cycle_run_id": str(cycle_run_id),
+        "strategy_id": str(strategy_id),
         "debtor_id": str(debtor_id),
         "account_id": str(account_id),
         "case_id": str(case_id),

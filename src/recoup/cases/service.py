@@ -18,6 +18,7 @@ from recoup.compliance.certifications import service as certifications
 from recoup.enums import BUCKETS
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
+from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -28,6 +29,20 @@ from recoup.models.cases import CaseEvent as CaseEventRow
 from recoup.models.identity import Role, User
 
 SYSTEM = "system"
+# The strategy re-routes a case at once after these events (its job, asked for by name).
+STRATEGY_ON_EVENT = "strategy.on_event"
+REROUTING_EVENTS = frozenset(
+    {
+        CaseEvent.PROMISE_MADE,
+        CaseEvent.PROMISE_KEPT,
+        CaseEvent.PROMISE_BROKEN,
+        CaseEvent.PLAN_BROKEN,
+        CaseEvent.DISPUTE_RAISED,
+        CaseEvent.HARDSHIP,
+        CaseEvent.COMPLAINT,
+        CaseEvent.CEASE_REQUESTED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +299,14 @@ def _move(
             note=note,
         )
     )
+    if event in REROUTING_EVENTS:
+        jobs.enqueue(
+            session,
+            STRATEGY_ON_EVENT,
+            {"institution_id": case.institution_id, "case_id": case.id, "case_event": event.value},
+            idempotency_key=f"strategy@{case.id}@{event.value}@{at.isoformat()}",
+            institution_id=case.institution_id,
+        )
     return done
 
 

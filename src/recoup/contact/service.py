@@ -74,6 +74,7 @@ def plan_attempt(
 # The cases domain's job that moves a case for what a conversation brought (a promise, a
 # dispute, hardship, a request to stop): named, since cases build on contact, not the reverse.
 CASES_APPLY_OUTCOME = "cases.apply_outcome"
+STRATEGY_ON_EVENT = "strategy.on_event"
 
 
 def _follow_outcome(session: Session, attempt: ContactAttempt) -> None:
@@ -95,6 +96,18 @@ def _follow_outcome(session: Session, attempt: ContactAttempt) -> None:
                 institution_id=attempt.institution_id,
                 details={"attempt_id": attempt.id, "outcome": attempt.outcome},
             )
+        # The strategy sends the case to skip-trace at once.
+        jobs.enqueue(
+            session,
+            STRATEGY_ON_EVENT,
+            {
+                "institution_id": attempt.institution_id,
+                "debtor_id": attempt.debtor_id,
+                "event": "wrong_number",
+            },
+            idempotency_key=f"strategy@attempt@{attempt.id}@wrong_number",
+            institution_id=attempt.institution_id,
+        )
     if meaning.conversation or meaning.refused_contact:
         jobs.enqueue(
             session,

@@ -10,6 +10,7 @@ second whatever the portfolio size. Never commits.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -30,6 +31,7 @@ from recoup.kit.clock import utcnow, zone
 from recoup.models.identity import User
 from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
+from recoup.strategy import service as strategy_service
 
 ACTOR = "demo-seed"
 
@@ -114,6 +116,7 @@ def seed_showcase(session: Session, *, institution: Institution, as_of: date) ->
         "gate_decisions": _gate_decisions(session, institution=institution, as_of=as_of),
         "contacts": _contacts(session, institution=institution, as_of=as_of),
         "violations": _violations(session, institution=institution, users=users),
+        "strategies": _strategy(session, institution=institution, users=users),
         "import_runs": 1,
         "import_rejects": run.rejected,
         "imported_debtors": run.inserted,
@@ -168,6 +171,31 @@ def _templates(
             today=as_of,
         )
     return len(DEMO_TEMPLATES)
+
+
+def _strategy(session: Session, *, institution: Institution, users: dict[str, User]) -> int:
+    # The institution's preset, copied and put in force by the manager (its templates are
+    # approved above), so the daily cycle has a strategy to run.
+    manager = users["manager"]
+    strategy, version = strategy_service.create_strategy(
+        session,
+        institution=institution,
+        code="demo",
+        name="演示策略",
+        preset=str(institution.preset),
+        actor=manager.username,
+    )
+    # Should the institution's policy or templates not fit the preset, it stays a draft with
+    # its findings on the strategy page.
+    with contextlib.suppress(strategy_service.StrategyRefused):
+        strategy_service.activate(
+            session,
+            institution=institution,
+            strategy=strategy,
+            number=version.version,
+            actor=manager.username,
+        )
+    return 1
 
 
 def _gate_decisions(session: Session, *, institution: Institution, as_of: date) -> int:

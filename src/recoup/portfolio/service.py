@@ -98,6 +98,7 @@ _CHANNELS = frozenset(str(channel) for channel in PaymentChannel)
 # payment plans are followed against the payments.
 CASES_SYNC = "cases.sync"
 PLANS_RECONCILE = "plans.reconcile"
+STRATEGY_REEVALUATE_PAID = "strategy.reevaluate_paid"
 
 
 def record_payment(
@@ -246,8 +247,9 @@ def record_payments(
 
 def follow_up_payments(session: Session, *, institution_id: int) -> None:
     """Ask, within a minute, for what payments change: cases and payment plans."""
-    # A payment may cure an account or pay it off (its case), or keep a plan's instalment.
-    for name in (CASES_SYNC, PLANS_RECONCILE):
+    # A payment may cure an account or pay it off (its case), keep a plan's instalment, or
+    # move a case along its strategy.
+    for name in (CASES_SYNC, PLANS_RECONCILE, STRATEGY_REEVALUATE_PAID):
         jobs.enqueue_soon(
             session,
             name,

@@ -414,8 +414,16 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+MAX_NODES = 50_000
+
+
 def _plain(node: yaml.Node, lines: dict[tuple[int | str, ...], int], path: tuple[Any, ...]) -> Any:
     """Build plain Python values from a YAML node, noting the line of every path."""
+    # Aliases can make a short text expand without end ("billion laughs"): count the nodes.
+    if len(lines) > MAX_NODES:
+        raise DocumentInvalid(
+            [Problem(node.start_mark.line + 1, _field_path(path), "the document is too large")]
+        )
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}

@@ -285,19 +285,30 @@ def _length(rows: Any) -> int:
     return 0
 
 
-def columns_of(compiled: CompiledStrategy, rows: Any) -> tuple[dict[str, npt.NDArray[Any]], int]:
+class FactColumns(dict[str, npt.NDArray[Any]]):
+    """Columns already normalised by ``columns_of``: pass them on to skip the work again."""
+
+    size: int = 0
+
+
+def columns_of(compiled: CompiledStrategy, rows: Any) -> tuple[FactColumns, int]:
     """Normalise the facts a strategy reads: numbers as float (NaN unknown), text as objects.
 
     ``rows`` is a mapping of column name → sequence (a dict of arrays or a pandas DataFrame).
     A missing column is an unknown fact on every row; ``balance_band`` and ``age_band`` are
-    derived from ``balance`` and ``age`` when not given.
+    derived from ``balance`` and ``age`` when not given. The result can be given to
+    ``segment_of`` and ``step_indexes`` in place of ``rows`` (normalising 1M rows takes about
+    half a second).
     """
+    if isinstance(rows, FactColumns):
+        return rows, rows.size
     size = _length(rows)
     used = set(compiled.fields_used)
     derived = {"balance_band": "balance", "age_band": "age"}
     names = {name for name in used if not (name in derived and name not in rows)}
     names |= {derived[name] for name in used if name in derived and name not in rows}
-    columns: dict[str, npt.NDArray[Any]] = {}
+    columns = FactColumns()
+    columns.size = size
     for name in names:
         spec = FIELDS[name]
         if name in rows:
@@ -314,6 +325,8 @@ def columns_of(compiled: CompiledStrategy, rows: Any) -> tuple[dict[str, npt.NDA
         columns["balance_band"] = _bands_of_balance(columns["balance"], compiled.balance_bands)
     if "age_band" in used and "age_band" not in rows:
         columns["age_band"] = _bands_of_age(columns["age"])
+    if "days_on_path" in rows and "days_on_path" not in columns:
+        columns["days_on_path"] = _numbers(np.asarray(rows["days_on_path"]))
     return columns, size
 
 
@@ -588,15 +601,13 @@ def step_indexes(
     ``days_on_path`` defaults to the ``days_on_path`` column of ``rows``; ``arms`` (arm codes)
     to the champion. Pauses are the caller's to apply (a paused case takes no step).
     """
-    columns, size = columns_of(compiled, rows)
-    if days_on_path is None:
-        days = columns.get("days_on_path")
-        if days is None:
-            days = _numbers(np.asarray(rows["days_on_path"]))
-    else:
-        days = np.asarray(days_on_path, dtype=np.float64)
-    if "days_on_path" not in columns:
-        columns["days_on_path"] = days
+    normalised, size = columns_of(compiled, rows)
+    columns = dict(normalised)
+    if days_on_path is not None:
+        columns["days_on_path"] = np.asarray(days_on_path, dtype=np.float64)
+    days = columns.get("days_on_path")
+    if days is None:
+        raise KeyError("step_indexes needs days_on_path: a column of rows or the argument")
     result = np.full(size, NO_STEP, dtype=np.int64)
     for segment in compiled.segments:
         in_segment = segments == segment.index

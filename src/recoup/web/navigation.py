@@ -26,6 +26,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("dialer", "/dialer", "cases:work"),
     NavEntry("visits", "/visits", "cases:work"),
     NavEntry("letters", "/letters", "cases:work"),
+    NavEntry("strategies", "/strategies", "strategy:read"),
     NavEntry("imports", "/imports", "dq:read"),
     NavEntry("outbox", "/outbox", "strategy:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),
