@@ -431,3 +431,37 @@ class TestResults:
                 arm="nope",
                 actor="m",
             )
+
+
+def test_a_state_from_an_earlier_version_is_segmented_again(session: Session) -> None:
+    institution = make_institution(session)
+    approve_preset_templates(session, institution)
+    first, _ = service.create_strategy(
+        session, institution=institution, code="one", name="One", actor="m"
+    )
+    service.activate(session, institution=institution, strategy=first, number=1, actor="m")
+    case = open_case(session, institution, principal=500_000)
+    tasks.on_event(
+        session, {"institution_id": institution.id, "case_id": case.id, "event": "dispute"}
+    )
+    second, _ = service.create_strategy(
+        session,
+        institution=institution,
+        code="two",
+        name="Two",
+        preset="commercial_bank",
+        actor="m",
+    )
+    version = service.activate(
+        session, institution=institution, strategy=second, number=1, actor="m"
+    )
+    tasks.on_event(
+        session,
+        {"institution_id": institution.id, "case_id": case.id, "case_event": "promise_broken"},
+    )
+    state = session.execute(
+        select(CaseStrategyState).where(CaseStrategyState.case_id == case.id)
+    ).scalar_one()
+    assert state.strategy_version_id == version.id
+    assert state.segment == "standard"
+    assert state.step == "promise_follow_up"

@@ -10,8 +10,11 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from recoup.cases import service as cases
-from recoup.models import Institution
+from recoup.models import Account, Institution
 from recoup.models.audit import AuditEvent
+from recoup.models.cases import Case
+from recoup.strategy import service
+from recoup.strategy.document import StrategyEvent
 from tests.strategy.test_service import approve_preset_templates
 from tests.web.support import LiveServer, database_session, log_in, screenshot
 
@@ -78,6 +81,31 @@ def test_a_manager_edits_checks_and_activates_a_strategy(
         ).all()
         assert actions == ["strategy.activate"]
 
+    # An event re-routes a case at once; the account page shows the step and why.
+    account_id = live_server.seeded.account_id
+    with database_session(live_server) as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        institution = session.get(Institution, account.institution_id)
+        case_id = session.scalar(
+            select(Case.id).where(
+                Case.debtor_id == account.debtor_id, Case.live_debtor_id.is_not(None)
+            )
+        )
+        assert institution is not None
+        assert case_id is not None
+        service.apply_event(
+            session, institution=institution, case_id=case_id, event=StrategyEvent.DISPUTE
+        )
+        session.commit()
+    page.goto(f"{live_server.url}/accounts/{account_id}")
+    panel = page.get_by_test_id("strategy-panel")
+    expect(panel.get_by_test_id("case-step")).to_have_text("hold")
+    expect(panel).to_contain_text("所有渠道已停止")
+    expect(panel).to_contain_text("异议")
+
+    page.goto(page.url.split("/accounts")[0] + "/strategies")
+    page.click("[data-testid=strategy-row] a")
     page.click("[data-testid=experiments-link]")
     expect(page.locator("h1")).to_have_text("实验")
     expect(page.get_by_test_id("arm-row")).to_have_count(3)

@@ -705,13 +705,15 @@ def apply_event(
     step_code: str | None = reroute.step
     reason = reroute.reason
     entered_on = state.entered_on if state else today
-    if state is None or reroute.action == "reevaluate":
+    # A state written under another version names segments this one may not have.
+    stale = state is not None and state.strategy_version_id != version.id
+    if state is None or stale or reroute.action == "reevaluate":
         segment, arm, _ = _segment_case(
             session, institution=institution, compiled=compiled, case_id=case_id, today=today
         )
         if segment is None:
             return None
-        if segment.code != segment_code:
+        if segment.code != segment_code or stale:
             entered_on = today
         segment_code = segment.code
         if reroute.action == "reevaluate":

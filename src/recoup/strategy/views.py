@@ -16,11 +16,19 @@ from recoup.identity.scoping import get_scoped
 from recoup.institutions import repository as institutions
 from recoup.kit.errors import RecoupError
 from recoup.kit.pagination import MAX_PAGE, PageRequest
+from recoup.models.account import Account
 from recoup.models.institution import Institution
 from recoup.models.strategy import Strategy, StrategyVersion
-from recoup.strategy import rules, service
+from recoup.strategy import repository, rules, service
 from recoup.strategy.api import MANAGE, READ
-from recoup.strategy.document import MAX_DOCUMENT_CHARS, AllOf, AnyOf, NotOf, Predicate
+from recoup.strategy.document import (
+    MAX_DOCUMENT_CHARS,
+    AllOf,
+    AnyOf,
+    NotOf,
+    Predicate,
+    StrategyEvent,
+)
 from recoup.strategy.experiments import Significance
 from recoup.strategy.presets import PRESETS
 from recoup.strategy.validation import Finding
@@ -30,6 +38,7 @@ from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render,
 router = APIRouter(include_in_schema=False)
 
 ReadStrategies = Annotated[Viewer, viewer_with(READ)]
+ReadAccounts = Annotated[Viewer, viewer_with("accounts:read")]
 ManageStrategies = Annotated[Viewer, viewer_with(MANAGE)]
 CsrfChecked = Depends(csrf_protect)
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -404,3 +413,27 @@ def promote_page(
         request=viewer.request,
         message=Flash("strategy.promoted", params={"arm": arm, "version": str(draft.version)}),
     )
+
+
+@router.get("/accounts/{account_id}/strategy", response_class=HTMLResponse)
+def account_strategy_panel(
+    viewer: ReadAccounts, session: SessionDep, account_id: RowId
+) -> HTMLResponse:
+    """The step the account's case is on and why (loaded into the account page)."""
+    assert viewer.principal is not None
+    account = get_scoped(session, Account, account_id, viewer.principal)
+    case_id = repository.live_case_of_debtor(
+        session, institution_id=account.institution_id, debtor_id=account.debtor_id
+    )
+    view = (
+        service.case_strategy(session, institution_id=account.institution_id, case_id=case_id)
+        if case_id is not None
+        else None
+    )
+    strategy = session.get(Strategy, view.version.strategy_id) if view and view.version else None
+    context: dict[str, Any] = {
+        "view": view,
+        "strategy": strategy,
+        "events": {event.value for event in StrategyEvent},
+    }
+    return render(viewer, "strategy/_case_panel.html", context, partial=True)
