@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recoup.cases.rules import CaseState
@@ -15,6 +15,7 @@ from recoup.models.account import Account
 from recoup.models.cases import Case, CaseAccount
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from recoup.models.scoring import AccountScore
+from recoup.models.strategy import CaseStrategyState
 
 
 def run_of(
@@ -237,3 +238,82 @@ def actions_page(
         .all()
     )
     return Page(items=list(items), total=int(total or 0), page=page.page, size=page.size)
+
+
+def _held_states(institution_id: int, as_of: date) -> Any:
+    return select(CaseStrategyState.case_id).where(
+        CaseStrategyState.institution_id == institution_id,
+        or_(
+            CaseStrategyState.contact_stopped.is_(True),
+            CaseStrategyState.paused_until > as_of,
+        ),
+    )
+
+
+def held_steps(session: Session, *, institution_id: int, as_of: date) -> list[str | None]:
+    """Return the distinct steps of the cases an event holds (contact stopped, or paused)."""
+    return list(
+        session.execute(
+            select(CaseStrategyState.step)
+            .where(CaseStrategyState.case_id.in_(_held_states(institution_id, as_of)))
+            .distinct()
+        ).scalars()
+    )
+
+
+def hold_actions(
+    session: Session,
+    *,
+    run_id: int,
+    institution_id: int,
+    as_of: date,
+    step: str | None,
+    status: str,
+    values: Mapping[str, Any],
+) -> int:
+    """Move a run's actions of the cases an event holds on ``step``; return how many."""
+    held = _held_states(institution_id, as_of).where(
+        CaseStrategyState.step.is_(None) if step is None else CaseStrategyState.step == step
+    )
+    result = session.execute(
+        update(CycleAction)
+        .where(
+            CycleAction.run_id == run_id,
+            CycleAction.status == status,
+            CycleAction.case_id.in_(held),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def step_actions(
+    session: Session,
+    *,
+    run_id: int,
+    institution_id: int,
+    version_id: int,
+    segment: str,
+    step: str,
+    status: str,
+    values: Mapping[str, Any],
+) -> int:
+    """Move a run's actions of the cases whose strategy state is on a segment's step."""
+    cases = select(CaseStrategyState.case_id).where(
+        CaseStrategyState.institution_id == institution_id,
+        CaseStrategyState.strategy_version_id == version_id,
+        CaseStrategyState.segment == segment,
+        CaseStrategyState.step == step,
+    )
+    result = session.execute(
+        update(CycleAction)
+        .where(
+            CycleAction.run_id == run_id,
+            CycleAction.status == status,
+            CycleAction.case_id.in_(cases),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

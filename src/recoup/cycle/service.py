@@ -38,6 +38,7 @@ from recoup.plans import service as plans_service
 from recoup.portfolio import service as portfolio_service
 from recoup.scoring import rules as scoring_rules
 from recoup.scoring import service as scoring_service
+from recoup.strategy import service as strategy_service
 from recoup.workbench import service as workbench_service
 
 # Actions decided by the gate per transaction: a kill loses at most one batch of work.
@@ -193,13 +194,19 @@ def sync_cases(session: Session, context: Context) -> dict[str, Any]:
 
 
 def segment(session: Session, context: Context) -> dict[str, Any]:
-    """Put each live case in a segment: that of its account with the highest priority.
+    """Put each live case in a segment: the active strategy's, else its scored segment.
 
-    Writes one action row per live case (status ``segmented``), the day's only insert.
+    With a strategy in force, every live case's segment, arm and step are computed in bulk and
+    written to ``case_strategy_states`` (``strategy.service.assign_cases``). Without one, the
+    segment is that of the case's account with the highest priority. Writes one action row
+    per live case (status ``segmented``), the day's only insert.
     """
+    assignment = strategy_service.assign_cases(
+        session, institution=context.institution, as_of=context.as_of, now=context.now
+    )
     members = repository.case_members(session, institution_id=context.institution.id)
     if not members:
-        return {"cases": 0}
+        return {"cases": 0, **(dict(assignment.counts) if assignment else {})}
     scores = {
         account_id: (grade, segment_name, priority)
         for account_id, grade, segment_name, priority in repository.scores_on(
@@ -225,7 +232,11 @@ def segment(session: Session, context: Context) -> dict[str, Any]:
     for position in order[first]:
         case_id, debtor_id, queue_id, state, account_id, bucket, balance = members[position]
         scored = scores.get(account_id)
-        if scored is not None and scored[1]:
+        if assignment is not None:
+            name = (
+                assignment.segment_by_case.get(int(case_id)) or strategy_service.NO_SEGMENT_REASON
+            )
+        elif scored is not None and scored[1]:
             name = str(scored[1])
         else:
             unscored += 1
@@ -246,18 +257,24 @@ def segment(session: Session, context: Context) -> dict[str, Any]:
                 "queue_id": queue_id,
                 "case_state": str(state),
                 "segment": name,
+                "strategy": assignment.strategy.label if assignment else None,
                 "status": ActionStatus.SEGMENTED.value,
                 "rule_ids": [],
             }
         )
     repository.add_actions(session, rows)
+    if assignment is not None:
+        return {"cases": len(rows), **assignment.counts}
     return {"cases": len(rows), "unscored": unscored, "segments": dict(sorted(counts.items()))}
 
 
 def step(session: Session, context: Context) -> dict[str, Any]:
-    """Choose each case's step for the day: its segment's working channel, unless held.
+    """Choose each case's step for the day, unless held.
 
-    A case with a promise or plan running, a dispute or a pause gets no contact today.
+    A case with a promise or plan running, a dispute or a pause gets no contact today. With a
+    strategy in force, the others take the step their strategy state is on (its channel); a
+    case an event holds (contact stopped, or paused until a later day) gets none. Without
+    one, a case takes its segment's working channel.
     """
     run_id = context.run.id
     counts: dict[str, Any] = {}
@@ -270,6 +287,10 @@ def step(session: Session, context: Context) -> dict[str, Any]:
             values={"status": ActionStatus.NONE.value, "step": f"held:{state}"},
         )
     counts["held"] = held
+    active = strategy_service.active_strategy(session, institution_id=context.institution.id)
+    if active is not None:
+        counts.update(_strategy_steps(session, context, active))
+        return counts
     policy = scoring_service.segment_policy(context.institution)
     stepped = 0
     for name in repository.segments_of_run(
@@ -293,6 +314,75 @@ def step(session: Session, context: Context) -> dict[str, Any]:
         )
     counts["stepped"] = stepped
     return counts
+
+
+def _strategy_steps(
+    session: Session, context: Context, active: strategy_service.ActiveStrategy
+) -> dict[str, Any]:
+    """Move the segmented actions to their strategy state's step: one update per step."""
+    run_id = context.run.id
+    institution_id = context.institution.id
+    segmented = ActionStatus.SEGMENTED.value
+    held_by_event = 0
+    for held_step in repository.held_steps(
+        session, institution_id=institution_id, as_of=context.as_of
+    ):
+        held_by_event += repository.hold_actions(
+            session,
+            run_id=run_id,
+            institution_id=institution_id,
+            as_of=context.as_of,
+            step=held_step,
+            status=segmented,
+            values={"status": ActionStatus.NONE.value, "step": f"held:{held_step or 'event'}"},
+        )
+    stepped = 0
+    by_step: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    for path_step in active.compiled.steps:
+        key = (path_step.segment, path_step.code)
+        if key in seen:
+            continue
+        seen.add(key)
+        moved = repository.step_actions(
+            session,
+            run_id=run_id,
+            institution_id=institution_id,
+            version_id=active.version.id,
+            segment=path_step.segment,
+            step=path_step.code,
+            status=segmented,
+            values={
+                "status": ActionStatus.STEPPED.value,
+                "step": path_step.code,
+                "channel": path_step.channel,
+                "strategy": active.label,
+            },
+        )
+        if moved:
+            by_step[f"{path_step.segment}:{path_step.code}"] += moved
+            stepped += moved
+    no_segment = repository.move_actions(
+        session,
+        run_id=run_id,
+        where={"status": segmented, "segment": strategy_service.NO_SEGMENT_REASON},
+        values={"status": ActionStatus.NONE.value, "step": strategy_service.NO_SEGMENT_REASON},
+    )
+    # Before its path's first day (or a step the state no longer names): no contact today.
+    no_step = repository.move_actions(
+        session,
+        run_id=run_id,
+        where={"status": segmented},
+        values={"status": ActionStatus.NONE.value, "step": "no step"},
+    )
+    return {
+        "strategy": active.label,
+        "held_by_event": held_by_event,
+        "stepped": stepped,
+        "no_segment": no_segment,
+        "no_step": no_step,
+        "steps": dict(sorted(by_step.items())),
+    }
 
 
 def plan_actions(session: Session, context: Context) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from recoup.kit.pagination import Page, PageRequest
@@ -440,3 +440,53 @@ def live_case_of_debtor(session: Session, *, institution_id: int, debtor_id: int
             Case.institution_id == institution_id, Case.live_debtor_id == debtor_id
         )
     )
+
+
+# -- the daily cycle's bulk writes -----------------------------------------------------------
+
+STATE_COLUMNS = (
+    "case_id",
+    "id",
+    "strategy_version_id",
+    "segment",
+    "arm",
+    "step",
+    "entered_on",
+    "step_on",
+    "paused_until",
+    "contact_stopped",
+    "broken_promises",
+    "reason",
+    "source",
+)
+
+
+def case_states(session: Session, *, institution_id: int) -> dict[int, tuple[Any, ...]]:
+    """Every case state of the institution as a tuple of ``STATE_COLUMNS``, by case id."""
+    rows = session.execute(
+        select(*(getattr(CaseStrategyState, name) for name in STATE_COLUMNS)).where(
+            CaseStrategyState.institution_id == institution_id
+        )
+    )
+    return {int(row[0]): tuple(row) for row in rows}
+
+
+def add_case_states(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert case states in one statement; return how many."""
+    if rows:
+        session.execute(insert(CaseStrategyState), list(rows))
+    return len(rows)
+
+
+def update_case_states(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Update case states by primary key (each row holds ``id``) in one executemany."""
+    if rows:
+        session.execute(update(CaseStrategyState), list(rows))
+    return len(rows)
+
+
+def add_case_steps(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert step history rows in one statement; return how many."""
+    if rows:
+        session.execute(insert(CaseStrategyStep), list(rows))
+    return len(rows)

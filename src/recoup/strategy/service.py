@@ -819,3 +819,230 @@ def case_strategy(session: Session, *, institution_id: int, case_id: int) -> Cas
         version=version,
         history=repository.case_steps(session, institution_id=institution_id, case_id=case_id),
     )
+
+
+# -- the daily cycle -------------------------------------------------------------------------
+
+NO_SEGMENT_REASON = "no segment"
+# The fields of a case state the cycle decides (a row is rewritten only when one differs).
+STATE_FIELDS = (
+    "strategy_version_id",
+    "segment",
+    "arm",
+    "step",
+    "entered_on",
+    "paused_until",
+    "contact_stopped",
+    "reason",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveStrategy:
+    """The institution's version in force, compiled once."""
+
+    version: StrategyVersion
+    label: str
+    compiled: rules.CompiledStrategy
+
+
+def active_strategy(session: Session, *, institution_id: int) -> ActiveStrategy | None:
+    """The active version, compiled (None when the institution has none in force)."""
+    version = repository.active_version(session, institution_id=institution_id)
+    if version is None:
+        return None
+    strategy = session.get(Strategy, version.strategy_id)
+    label = f"{strategy.code if strategy else version.strategy_id} v{version.version}"
+    return ActiveStrategy(
+        version=version, label=label, compiled=rules.compile_strategy(version.document)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CycleAssignment:
+    """What the day's bulk assignment did: each live case's segment, and the counts."""
+
+    strategy: ActiveStrategy
+    segment_by_case: Mapping[int, str]
+    counts: Mapping[str, Any]
+
+
+def _case_columns(columns: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray[Any, Any]]:
+    """One row per case from its accounts' rows: the most delinquent account (then the lowest
+    id) speaks for the case, its balance is the sum of the case's balances."""
+    case_ids = columns["case_id"]
+    if len(case_ids) == 0:
+        return dict(columns), case_ids
+    days = np.nan_to_num(columns["days_past_due"], nan=-1.0)
+    order = np.lexsort((columns["account_id"], -days, case_ids))
+    ordered = case_ids[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    lead = order[first]
+    _, inverse = np.unique(case_ids, return_inverse=True)
+    balance = np.bincount(inverse, weights=np.nan_to_num(columns["balance"], nan=0.0))
+    rows = {name: column[lead] for name, column in columns.items()}
+    rows["balance"] = balance
+    return rows, rows["case_id"]
+
+
+def _days_on_path(entered: Sequence[date], as_of: date) -> np.ndarray[Any, Any]:
+    ordinals = np.fromiter((day.toordinal() for day in entered), dtype=np.int64, count=len(entered))
+    return (as_of.toordinal() - ordinals).astype(np.float64)
+
+
+def _path_reason(step: rules.Step | None, segment: str, arm: str, days: int) -> str:
+    if step is None:
+        return f"segment {segment}, arm {arm}: day {days} on the path, before its first step"
+    if step.is_exit:
+        return f"segment {segment}: exit ({step.action})"
+    return (
+        f"segment {segment}, arm {arm}: day {days} on the path, "
+        f"step {step.code} from day {step.day}"
+    )
+
+
+def assign_cases(
+    session: Session, *, institution: Institution, as_of: date, now: datetime
+) -> CycleAssignment | None:
+    """Put every live case on the active strategy for a day, in bulk (None without one).
+
+    Segments, experiment arms and steps are computed on columns; ``case_strategy_states``
+    gets one insert for new cases and one update for the cases whose placement changed, and
+    each step change a history row. A case held by an event (contact stopped, or paused until
+    a later day) keeps its step and reason. Running the same day again writes nothing.
+    """
+    active = active_strategy(session, institution_id=institution.id)
+    if active is None:
+        return None
+    compiled = active.compiled
+    version_id = active.version.id
+    columns, case_ids = _case_columns(
+        facts_columns(repository.account_facts(session, institution_id=institution.id), today=as_of)
+    )
+    size = len(case_ids)
+    segments = rules.segment_of(compiled, columns) if size else np.array([], dtype=np.int64)
+    arms = (
+        rules.arms_of(compiled, segments, columns["account_id"])
+        if size
+        else np.array([], dtype=object)
+    )
+    codes = [compiled.segments[index].code if index >= 0 else "" for index in segments.tolist()]
+    existing = repository.case_states(session, institution_id=institution.id)
+    # Days on the path count from the day the case entered its segment (under this version).
+    entered: list[date] = []
+    for case_id, code in zip(case_ids.tolist(), codes, strict=True):
+        old = existing.get(case_id)
+        if old is not None and old[2] == version_id and old[3] == code:
+            entered.append(old[6])
+        else:
+            entered.append(as_of)
+    days = _days_on_path(entered, as_of)
+    steps = (
+        rules.step_indexes(compiled, segments, columns, days_on_path=days, arms=arms)
+        if size
+        else np.array([], dtype=np.int64)
+    )
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    counts: dict[str, int] = {"held": 0, "no_segment": 0, "no_step": 0}
+    for position, case_id in enumerate(case_ids.tolist()):
+        code = codes[position]
+        arm = str(arms[position])
+        old = existing.get(case_id)
+        held = old is not None and (bool(old[9]) or (old[8] is not None and old[8] > as_of))
+        if not code:
+            counts["no_segment"] += 1
+            step_code, reason, arm = None, NO_SEGMENT_REASON, rules.CHAMPION
+        elif held:
+            assert old is not None
+            counts["held"] += 1
+            step_code, reason = old[5], old[11]
+        else:
+            index = int(steps[position])
+            step = compiled.steps[index] if index >= 0 else None
+            if step is None:
+                counts["no_step"] += 1
+            step_code = step.code if step else None
+            reason = _path_reason(step, code, arm, int(days[position]))
+        values = {
+            "strategy_version_id": version_id,
+            "segment": code,
+            "arm": arm,
+            "step": step_code,
+            "entered_on": entered[position],
+            "paused_until": old[8] if held and old is not None else None,
+            "contact_stopped": bool(old[9]) if held and old is not None else False,
+            "reason": reason[:255],
+        }
+        if old is None:
+            inserts.append(
+                {
+                    **values,
+                    "institution_id": institution.id,
+                    "case_id": case_id,
+                    "step_on": as_of if step_code else None,
+                    "broken_promises": 0,
+                    "source": "cycle",
+                    "as_of": as_of,
+                    "updated_at": now,
+                }
+            )
+        else:
+            before = dict(
+                zip(
+                    STATE_FIELDS,
+                    (old[2], old[3], old[4], old[5], old[6], old[8], bool(old[9]), old[11]),
+                    strict=True,
+                )
+            )
+            if before == values:
+                continue
+            changed_step = old[5] != step_code
+            updates.append(
+                {
+                    **values,
+                    "id": old[1],
+                    "step_on": as_of if changed_step else old[7],
+                    "source": old[12] if held else "cycle",
+                    "as_of": as_of,
+                    "updated_at": now,
+                }
+            )
+            if not changed_step:
+                continue
+        history.append(
+            {
+                "institution_id": institution.id,
+                "case_id": case_id,
+                "strategy_version_id": version_id,
+                "segment": code,
+                "arm": arm,
+                "step": step_code,
+                "reason": reason[:255],
+                "source": "cycle",
+                "as_of": as_of,
+                "at": now,
+            }
+        )
+    repository.add_case_states(session, inserts)
+    repository.update_case_states(session, updates)
+    repository.add_case_steps(session, history)
+    segment_counts: dict[str, int] = {}
+    for code in codes:
+        segment_counts[code or NO_SEGMENT_REASON] = (
+            segment_counts.get(code or NO_SEGMENT_REASON, 0) + 1
+        )
+    return CycleAssignment(
+        strategy=active,
+        segment_by_case=dict(zip(case_ids.tolist(), codes, strict=True)),
+        counts={
+            "strategy": active.label,
+            "states_new": len(inserts),
+            "states_changed": len(updates),
+            "step_changes": len(history),
+            **counts,
+            "segments": dict(sorted(segment_counts.items())),
+        },
+    )

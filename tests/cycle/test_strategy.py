@@ -1,0 +1,111 @@
+"""The daily cycle with a strategy in force: states written in bulk, actions on its steps."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from recoup.cases import service as cases
+from recoup.cycle import runner
+from recoup.db import unit_of_work
+from recoup.institutions import repository as institutions
+from recoup.kit.clock import utcnow
+from recoup.models.cases import Case
+from recoup.models.cycle import CycleAction
+from recoup.models.debtor import Debtor
+from recoup.models.strategy import CaseStrategyState, CaseStrategyStep
+from recoup.strategy import rules as strategy_rules
+from recoup.strategy import service as strategy_service
+from recoup.strategy import tasks as strategy_tasks
+from tests.cycle.helpers import portfolio, today_of
+from tests.strategy.test_service import approve_preset_templates
+
+
+def _count(model: type) -> int:
+    with unit_of_work(write=False) as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_the_active_strategy_places_every_case_and_its_step_drives_the_action(
+    live_database: str,
+) -> None:
+    with unit_of_work() as session:
+        institution = portfolio(session)
+        day = today_of(institution)
+        approve_preset_templates(session, institution)
+        strategy, _ = strategy_service.create_strategy(
+            session, institution=institution, code="cf", name="CF", actor="m"
+        )
+        version = strategy_service.activate(
+            session, institution=institution, strategy=strategy, number=1, actor="m"
+        )
+        version_id = version.id
+        document = version.document
+        # The first debtor's case is open and disputed before the cycle runs.
+        cases.sync_cases(session, institution_id=institution.id, now=utcnow())
+        disputed = session.execute(
+            select(Case.id)
+            .join(Debtor, Debtor.id == Case.debtor_id)
+            .where(Debtor.external_id == "CYC-D0")
+        ).scalar_one()
+        strategy_tasks.on_event(
+            session,
+            {"institution_id": institution.id, "case_id": disputed, "event": "dispute"},
+        )
+
+    report = runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
+
+    assert report.status == "completed"
+    segmentation = report.stages["segmentation"].counts
+    assert segmentation["strategy"] == "cf v1"
+    assert (segmentation["states_new"], segmentation["held"]) == (5, 1)
+    compiled = strategy_rules.compile_strategy(document)
+    steps = {(step.segment, step.code): step for step in compiled.steps}
+    with unit_of_work(write=False) as session:
+        states = {
+            state.case_id: state
+            for state in session.execute(select(CaseStrategyState)).scalars().all()
+        }
+        actions = {
+            action.case_id: action
+            for action in session.execute(select(CycleAction)).scalars().all()
+        }
+    assert len(states) == len(actions) == 6
+    held = states[disputed]
+    assert (held.step, held.contact_stopped, held.source) == ("hold", True, "dispute")
+    assert (actions[disputed].status, actions[disputed].step) == ("none", "held:hold")
+    for case_id, state in states.items():
+        assert state.strategy_version_id == version_id
+        assert state.segment in compiled.segment_codes
+        assert state.as_of == day
+        if case_id == disputed:
+            continue
+        assert state.step is not None
+        step = steps[(state.segment, state.step)]
+        assert state.entered_on == state.step_on == day
+        assert state.reason == (
+            f"segment {state.segment}, arm {state.arm}: day 0 on the path, "
+            f"step {step.code} from day 0"
+        )
+        action = actions[case_id]
+        assert (action.segment, action.step, action.channel) == (
+            state.segment,
+            state.step,
+            step.channel,
+        )
+        assert action.strategy == "cf v1"
+        assert action.status in {"handed_off", "blocked"}
+    assert report.tasks_created + report.messages_queued == report.stages["gate"].counts["allowed"]
+
+    before = {model: _count(model) for model in (CaseStrategyState, CaseStrategyStep, CycleAction)}
+    again = runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
+    assert again.to_json() == report.to_json()
+    with unit_of_work() as session:
+        again_assigned = strategy_service.assign_cases(
+            session,
+            institution=institutions.require_by_code(session, "CYC"),
+            as_of=day,
+            now=utcnow(),
+        )
+    assert again_assigned is not None
+    assert (again_assigned.counts["states_new"], again_assigned.counts["states_changed"]) == (0, 0)
+    assert {model: _count(model) for model in before} == before
