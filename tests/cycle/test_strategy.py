@@ -16,6 +16,7 @@ from recoup.models.strategy import CaseStrategyState, CaseStrategyStep
 from recoup.strategy import rules as strategy_rules
 from recoup.strategy import service as strategy_service
 from recoup.strategy import tasks as strategy_tasks
+from recoup.strategy.presets import preset_text
 from tests.cycle.helpers import portfolio, today_of
 from tests.strategy.test_service import approve_preset_templates
 
@@ -109,3 +110,38 @@ def test_the_active_strategy_places_every_case_and_its_step_drives_the_action(
     assert again_assigned is not None
     assert (again_assigned.counts["states_new"], again_assigned.counts["states_changed"]) == (0, 0)
     assert {model: _count(model) for model in before} == before
+
+
+def test_cases_no_segment_takes_are_recorded_and_get_no_action(live_database: str) -> None:
+    text = preset_text("consumer_finance")
+    # Only business debtors have a segment: everyone else meets none.
+    head, _, _rest = text.partition("  - code: high_value")
+    events = text[text.index("events:") :]
+    with unit_of_work() as session:
+        institution = portfolio(session)
+        day = today_of(institution)
+        approve_preset_templates(session, institution)
+        strategy, _ = strategy_service.create_strategy(
+            session,
+            institution=institution,
+            code="biz",
+            name="Business only",
+            actor="m",
+            document=head + events,
+        )
+        strategy_service.activate(
+            session, institution=institution, strategy=strategy, number=1, actor="m"
+        )
+
+    report = runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
+
+    assert report.stages["segmentation"].counts["no_segment"] == 6
+    assert report.stages["strategy"].counts["no_segment"] == 6
+    with unit_of_work(write=False) as session:
+        states = session.execute(select(CaseStrategyState)).scalars().all()
+        actions = session.execute(select(CycleAction)).scalars().all()
+    assert {(state.segment, state.step, state.reason) for state in states} == {
+        ("", None, "no segment")
+    }
+    assert len(states) == 6
+    assert {(action.status, action.step) for action in actions} == {("none", "no segment")}
