@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from recoup.cases import service as cases
@@ -9,8 +11,8 @@ from recoup.cycle import runner
 from recoup.db import unit_of_work
 from recoup.institutions import repository as institutions
 from recoup.kit.clock import utcnow
-from recoup.models.cases import Case
-from recoup.models.cycle import CycleAction
+from recoup.models.cases import Case, Queue
+from recoup.models.cycle import CycleAction, CycleRun
 from recoup.models.debtor import Debtor
 from recoup.models.strategy import CaseStrategyState, CaseStrategyStep
 from recoup.strategy import rules as strategy_rules
@@ -70,6 +72,7 @@ def test_the_active_strategy_places_every_case_and_its_step_drives_the_action(
             action.case_id: action
             for action in session.execute(select(CycleAction)).scalars().all()
         }
+        queues = {queue.code: queue.id for queue in session.execute(select(Queue)).scalars()}
     assert len(states) == len(actions) == 6
     held = states[disputed]
     assert (held.step, held.contact_stopped, held.source) == ("hold", True, "dispute")
@@ -94,6 +97,9 @@ def test_the_active_strategy_places_every_case_and_its_step_drives_the_action(
             step.channel,
         )
         assert action.strategy == "cf v1"
+        assert action.template == step.template
+        if step.queue in queues:
+            assert action.queue_id == queues[step.queue]
         assert action.status in {"handed_off", "blocked"}
     assert report.tasks_created + report.messages_queued == report.stages["gate"].counts["allowed"]
 
@@ -145,3 +151,53 @@ def test_cases_no_segment_takes_are_recorded_and_get_no_action(live_database: st
     }
     assert len(states) == 6
     assert {(action.status, action.step) for action in actions} == {("none", "no segment")}
+
+
+def test_days_on_the_path_move_a_case_to_its_next_step_queue_and_template(
+    live_database: str,
+) -> None:
+    with unit_of_work() as session:
+        institution = portfolio(session)
+        day = today_of(institution)
+        session.add(Queue(institution_id=institution.id, code="standard", name="Standard"))
+        approve_preset_templates(session, institution)
+        strategy, _ = strategy_service.create_strategy(
+            session, institution=institution, code="cf", name="CF", actor="m"
+        )
+        strategy_service.activate(
+            session, institution=institution, strategy=strategy, number=1, actor="m"
+        )
+        standard = session.execute(select(Queue.id).where(Queue.code == "standard")).scalar_one()
+
+    first = day - timedelta(days=5)
+    runner.run_cycle(institution_code="CYC", as_of=first, actor="test")
+    runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
+
+    with unit_of_work(write=False) as session:
+        states = session.execute(select(CaseStrategyState)).scalars().all()
+        actions = (
+            session.execute(
+                select(CycleAction)
+                .join(CycleRun, CycleRun.id == CycleAction.run_id)
+                .where(CycleRun.as_of == day)
+            )
+            .scalars()
+            .all()
+        )
+        history = session.execute(
+            select(CaseStrategyStep.case_id, CaseStrategyStep.step, CaseStrategyStep.as_of)
+        ).all()
+    on_standard = [state for state in states if state.segment == "standard"]
+    assert on_standard
+    for state in on_standard:
+        assert (state.entered_on, state.step_on, state.step) == (first, day, "agent_call")
+        assert state.reason == (
+            "segment standard, arm champion: day 5 on the path, step agent_call from day 5"
+        )
+        assert (state.case_id, "reminder_sms", first) in history
+        assert (state.case_id, "agent_call", day) in history
+    stepped = {action.case_id: action for action in actions}
+    for state in on_standard:
+        action = stepped[state.case_id]
+        assert (action.step, action.channel, action.queue_id) == ("agent_call", "call", standard)
+        assert action.template == "逾期首次电话话术"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from recoup.cases.rules import CaseState
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
-from recoup.models.cases import Case, CaseAccount
+from recoup.models.cases import Case, CaseAccount, Queue
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from recoup.models.scoring import AccountScore
 from recoup.models.strategy import CaseStrategyState
@@ -317,3 +317,11 @@ def step_actions(
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def queue_ids(session: Session, *, institution_id: int) -> dict[str, int]:
+    """Return the institution's queue ids by code."""
+    rows = session.execute(
+        select(Queue.code, Queue.id).where(Queue.institution_id == institution_id)
+    )
+    return {str(code): int(queue_id) for code, queue_id in rows}

@@ -319,7 +319,11 @@ def step(session: Session, context: Context) -> dict[str, Any]:
 def _strategy_steps(
     session: Session, context: Context, active: strategy_service.ActiveStrategy
 ) -> dict[str, Any]:
-    """Move the segmented actions to their strategy state's step: one update per step."""
+    """Move the segmented actions to their strategy state's step: one update per step.
+
+    The action takes the step's channel and template, and its queue when the institution has
+    a queue of that code.
+    """
     run_id = context.run.id
     institution_id = context.institution.id
     segmented = ActionStatus.SEGMENTED.value
@@ -339,6 +343,8 @@ def _strategy_steps(
     stepped = 0
     by_step: Counter[str] = Counter()
     seen: set[tuple[str, str]] = set()
+    # A step naming a queue the institution has sends its task there (else the case's queue).
+    queues = repository.queue_ids(session, institution_id=institution_id)
     for path_step in active.compiled.steps:
         key = (path_step.segment, path_step.code)
         if key in seen:
@@ -356,7 +362,9 @@ def _strategy_steps(
                 "status": ActionStatus.STEPPED.value,
                 "step": path_step.code,
                 "channel": path_step.channel,
+                "template": path_step.template,
                 "strategy": active.label,
+                **({"queue_id": queues[path_step.queue]} if path_step.queue in queues else {}),
             },
         )
         if moved:

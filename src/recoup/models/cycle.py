@@ -77,6 +77,8 @@ class CycleAction(TenantMixin, Base):
     strategy: Mapped[str | None] = mapped_column(String(64))
     step: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(16))
+    # The message template or call script the strategy's step names (None without one).
+    template: Mapped[str | None] = mapped_column(String(128))
     # task (an agent calls or visits) or message (a machine sends or dials)
     kind: Mapped[str | None] = mapped_column(String(8))
     planned_at: Mapped[datetime | None]
