@@ -118,3 +118,12 @@ def register(app: FastAPI) -> None:
     from recoup.strategy.views import router as strategy_pages
 
     app.include_router(strategy_pages)
+    from recoup.webhooks.api import router as webhooks_router
+
+    app.include_router(webhooks_router)
+    from recoup.webhooks.views import router as webhooks_pages
+
+    app.include_router(webhooks_pages)
+    from recoup.integration.api import router as integration_router
+
+    app.include_router(integration_router)

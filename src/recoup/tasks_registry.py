@@ -13,4 +13,5 @@ def register() -> None:
     import recoup.integration.tasks
     import recoup.outbox.tasks
     import recoup.plans.tasks
-    import recoup.strategy.tasks  # noqa: F401
+    import recoup.strategy.tasks
+    import recoup.webhooks.tasks  # noqa: F401

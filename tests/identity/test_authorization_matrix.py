@@ -8,6 +8,7 @@ its dependencies) and is not on ``permissions.PUBLIC_PATHS`` fails this test.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -42,9 +43,16 @@ from recoup.models import Institution, User
 from recoup.models.cycle import CycleRun
 from recoup.models.ingest import ImportRun
 from recoup.models.outbox import OutboxMessage
+from recoup.models.webhooks import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from recoup.outreach.dialer import service as dialer_service
 from recoup.plans import service as plans_service
 from recoup.strategy import service as strategy_service
+from recoup.webhooks import service as webhooks_service
 from recoup.workbench import service as workbench
 from recoup.workbench.rules import PromiseTerms
 from tests.factories import (
@@ -294,6 +302,9 @@ NOT_ROW_IDS = {
     ("POST", "/visits/entries/{entry_id}/result", "form", "visit_id"): (
         "the form's own reference of the visit (a fresh token), stored as text"
     ),
+    ("POST", "/api/v1/debtors/{debtor_id}/contact-points", "body", "external_id"): (
+        "the CRM's own reference of the contact point, stored as text"
+    ),
 }
 # Path parameters that are not row ids: numbers and codes that mean something only inside
 # the caller's own institution (its policy versions, its model versions) or everywhere alike.
@@ -328,6 +339,8 @@ class Rows:
     work_list: int | None = None
     list_entry: int | None = None
     strategy: int | None = None
+    webhook_subscription: int | None = None
+    webhook_delivery: int | None = None
 
     def path_ids(self) -> dict[str, int]:
         ids = {
@@ -357,6 +370,10 @@ class Rows:
             ids["entry_id"] = self.list_entry
         if self.strategy is not None:
             ids["strategy_id"] = self.strategy
+        if self.webhook_subscription is not None:
+            ids["subscription_id"] = self.webhook_subscription
+        if self.webhook_delivery is not None:
+            ids["delivery_id"] = self.webhook_delivery
         return ids
 
     def of(self, target: str) -> int:
@@ -522,6 +539,17 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
             many=True,
         ),
         IdSite("POST", "/compliance/certifications", "form", "user_id", "user", grant),
+        IdSite(
+            "POST",
+            "/api/v1/debtors/{debtor_id}/contact-points",
+            "body",
+            "replaces_contact_point_id",
+            "contact_point",
+            {"kind": "mobile", "value": "13912345678"},
+        ),
+        IdSite(
+            "GET", "/api/v1/webhooks/deliveries", "query", "subscription_id", "webhook_subscription"
+        ),
         IdSite("GET", "/compliance/certifications", "query", "renew", "user"),
         IdSite("GET", "/dialer", "query", "list_id", "work_list"),
         IdSite("POST", "/dialer", "form", "agent_id", "user", {"day": "2027-03-01"}),
@@ -642,6 +670,37 @@ class World:
     colleague_certified: int
 
 
+def _webhook_rows(
+    session: Session, institution: Institution
+) -> tuple[WebhookSubscription, WebhookDelivery]:
+    """A webhook subscription of the institution and a dead delivery to it."""
+    subscription = webhooks_service.create_subscription(
+        session,
+        institution_id=institution.id,
+        url="https://crm.example.com/hooks",
+        event_types=["payment.received"],
+        actor="test",
+    ).subscription
+    event = WebhookEvent(
+        institution_id=institution.id,
+        event_id=str(uuid.uuid4()),
+        type="payment.received",
+        data={"payment_id": 1},
+    )
+    session.add(event)
+    session.flush()
+    delivery = WebhookDelivery(
+        institution_id=institution.id,
+        event_id=event.id,
+        subscription_id=subscription.id,
+        status=DeliveryStatus.dead,
+        attempts=1,
+    )
+    session.add(delivery)
+    session.flush()
+    return subscription, delivery
+
+
 def _rows(session: Session, institution: Institution, agent: User, mark: str) -> Rows:
     debtor = make_debtor(session, institution, external_id=f"{mark}-D")
     contact_point = make_contact_point(session, debtor)
@@ -714,6 +773,7 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         name=f"{mark} strategy",
         actor=f"{mark}-actor",
     )
+    subscription, delivery = _webhook_rows(session, institution)
     return Rows(
         work_list=work_list.id,
         list_entry=views[0].entry.id,
@@ -728,6 +788,8 @@ def _rows(session: Session, institution: Institution, agent: User, mark: str) ->
         institution=institution.id,
         draft_template=template.id,
         strategy=strategy.id,
+        webhook_subscription=subscription.id,
+        webhook_delivery=delivery.id,
     )
 
 
@@ -874,6 +936,10 @@ API_BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/api/v1/debtors/{debtor_id}/compliance-facts"): {"cease_contact": True},
     ("PATCH", "/api/v1/accounts/{account_id}/compliance-facts"): {"time_barred_on": None},
     ("POST", "/api/v1/dialer/lists/{list_id}/export"): {},
+    ("POST", "/api/v1/debtors/{debtor_id}/contact-points"): {
+        "kind": "mobile",
+        "value": "13912345678",
+    },
 }
 PAGE_FORMS: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/strategies/{strategy_id}/draft"): {"document": STRATEGY_TEXT},

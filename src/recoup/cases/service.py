@@ -18,7 +18,7 @@ from recoup.compliance.certifications import service as certifications
 from recoup.enums import BUCKETS
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
-from recoup.kit import jobs
+from recoup.kit import events, jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -262,6 +262,10 @@ def _refresh(
     return routed
 
 
+# Case states other systems hear about (``docs/webhooks.md``).
+_ANNOUNCED = {CaseState.ESCALATED: "case.escalated", CaseState.CLOSED: "case.closed"}
+
+
 def _move(
     session: Session,
     case: Case,
@@ -287,6 +291,17 @@ def _move(
     if done.to_state is CaseState.CLOSED:
         case.closed_at = at
         case.live_debtor_id = None
+    if done.to_state != done.from_state and done.to_state in _ANNOUNCED:
+        events.emit(
+            session,
+            institution_id=case.institution_id,
+            type=_ANNOUNCED[done.to_state],
+            data={
+                "case_id": case.id,
+                "debtor_id": case.debtor_id,
+                "reason": str(done.reason) if done.reason else None,
+            },
+        )
     session.add(
         _history(
             case,
@@ -404,6 +419,13 @@ def reassign(
             for case_id, owner in changed.items()
         ],
     )
+    for case_id, owner in changed.items():
+        events.emit(
+            session,
+            institution_id=institution_id,
+            type="case.assigned",
+            data={"case_id": case_id, "owner_id": owner, "previous_owner_id": current[case_id]},
+        )
     return len(changed)
 
 

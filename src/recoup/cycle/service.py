@@ -28,7 +28,7 @@ from recoup.cycle import repository, rules
 from recoup.cycle.rules import ActionKind, ActionStatus, RunReport, RunStatus, Stage, StageReport
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock
+from recoup.kit import clock, events
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -517,6 +517,17 @@ def finish_run(session: Session, *, run: CycleRun) -> None:
     run.status = RunStatus.COMPLETED
     run.finished_at = utcnow()
     session.flush()
+    events.emit(
+        session,
+        institution_id=run.institution_id,
+        type="cycle.completed",
+        data={
+            "run_id": run.id,
+            "as_of": run.as_of.isoformat(),
+            "tasks_created": run.tasks_created,
+            "messages_queued": run.messages_queued,
+        },
+    )
 
 
 def fail_run(session: Session, *, institution_id: int, as_of: date, error: str) -> None:

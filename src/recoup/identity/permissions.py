@@ -70,6 +70,9 @@ MATRIX: dict[str, Grant] = {
     ),
     "payments:write": _grant("Record payments", _WORKERS, api_scope=True),
     "contacts:write": _grant("Add or change contact points", _WORKERS, api_scope=True),
+    "risk_scores:write": _grant(
+        "Send external risk scores for accounts", ["admin", "data_scientist"], api_scope=True
+    ),
     "cases:read": _grant("See cases and queues", [*_WORKERS, "compliance_officer", "auditor"]),
     "cases:work": _grant("Work a case: log activities, promises, payment plans", _WORKERS),
     "calls:report": _grant(
@@ -92,6 +95,7 @@ MATRIX: dict[str, Grant] = {
     "compliance:facts": _grant(
         "Record compliance facts: cease contact, dispute, attorney, validation dates (audited)",
         [*_WORKERS, "compliance_officer"],
+        api_scope=True,
     ),
     "compliance:read": _grant(
         "See gate decisions, blocked attempts and violations",
@@ -126,6 +130,11 @@ MATRIX: dict[str, Grant] = {
     "dashboards:export": _grant(
         "Export dashboard tables to CSV or XLSX (audited; the dashboard's own permission too)",
         ["manager", "team_lead", "compliance_officer", "auditor"],
+    ),
+    "webhooks:manage": _grant(
+        "Subscribe addresses to events, see deliveries, replay dead letters",
+        ["admin"],
+        api_scope=True,
     ),
     "kpis:read": _grant(
         "See KPIs, roll rates and performance",

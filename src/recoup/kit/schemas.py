@@ -9,7 +9,7 @@ from typing import Annotated, Generic, TypeVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from recoup.kit.clock import supported_day, supported_moment
-from recoup.kit.pagination import Page
+from recoup.kit.pagination import Page, encode_cursor
 from recoup.kit.text import checked_text
 
 T = TypeVar("T")
@@ -33,6 +33,10 @@ class Paginated(BaseModel, Generic[T]):
     page: int
     size: int
     pages: int
+    next_cursor: str | None = Field(
+        default=None,
+        description="Where ordered by id: pass as cursor for the rows after this page",
+    )
 
     @classmethod
     def of(cls, page: Page[Row], shape: Callable[[Row], T]) -> Paginated[T]:
@@ -43,6 +47,7 @@ class Paginated(BaseModel, Generic[T]):
             page=page.page,
             size=page.size,
             pages=page.pages,
+            next_cursor=encode_cursor(page.next_after) if page.next_after is not None else None,
         )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recoup.kit.clock import utcnow
-from recoup.models.base import Base, Id, IdPk
+from recoup.models.base import Base, Id, IdPk, TenantMixin
 
 
 class IdempotencyRecord(Base):
@@ -42,3 +43,29 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     response_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExternalRiskScore(TenantMixin, Base):
+    """A score another system (a risk engine, a bureau) gave an account, kept as a feature.
+
+    One row per account, source and scoring time: the newest per source is the one that
+    counts; older ones stay as history.
+    """
+
+    __tablename__ = "external_risk_scores"
+    __table_args__ = (
+        UniqueConstraint("account_id", "source", "scored_at"),
+        Index("ix_external_risk_scores_account_source", "account_id", "source", "scored_at"),
+    )
+
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("accounts.id", ondelete="CASCADE"))
+    # Who scored it, e.g. "bureau", "fraud-engine" (lower case, a code).
+    source: Mapped[str] = mapped_column(String(32))
+    score: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    # The band or grade the source gave, if any (e.g. "B2").
+    grade: Mapped[str | None] = mapped_column(String(16))
+    reason_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scored_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_by: Mapped[str] = mapped_column(String(128))

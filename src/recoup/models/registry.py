@@ -17,5 +17,6 @@ import recoup.models.outreach
 import recoup.models.plans
 import recoup.models.scoring
 import recoup.models.strategy
+import recoup.models.webhooks
 import recoup.models.workbench
 import recoup.models.workspace

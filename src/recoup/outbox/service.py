@@ -30,7 +30,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import ChannelSettings, settings_of
-from recoup.kit import clock
+from recoup.kit import clock, events
 from recoup.kit.clock import aware, utcnow
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
@@ -192,8 +192,8 @@ def queue_message(
             f"a {CHANNELS[channel].name_en} goes to "
             + " or ".join(sorted(CHANNELS[channel].contact_kinds))
         )
-    if contact_point.status == ContactStatus.invalid:
-        raise ValidationFailed(f"contact point {contact_point_id} is marked invalid")
+    if contact_point.status in (ContactStatus.invalid, ContactStatus.superseded):
+        raise ValidationFailed(f"contact point {contact_point_id} is {contact_point.status}")
     account = None
     if account_id is not None:
         account = get_scoped(session, Account, account_id, scope)
@@ -436,8 +436,8 @@ def _prepare_institution(
         point = points[message.contact_point_id]
         if aware(message.expires_at) <= now:
             hold(message, OutboxStatus.EXPIRED, "not sent before its expiry")
-        elif point.status == ContactStatus.invalid:
-            hold(message, OutboxStatus.CANCELLED, "contact point invalid")
+        elif point.status in (ContactStatus.invalid, ContactStatus.superseded):
+            hold(message, OutboxStatus.CANCELLED, f"contact point {point.status}")
         elif (message.debtor_id, message.account_id) in paid:
             hold(message, OutboxStatus.CANCELLED, "payment received since queued")
         else:
@@ -581,6 +581,7 @@ def record_results(
             max_attempts=max_attempts.get(message.institution_id, 6),
         )  # fmt: skip
         counts[status.value] = counts.get(status.value, 0) + 1
+        announce(session, message, status)
         if result.accepted is not None:
             sent_by_institution.setdefault(message.institution_id, []).append(
                 (message.decision_id, now, result.accepted.provider_message_id)
@@ -785,6 +786,23 @@ def reconciled(
 # Receipts and replies ---------------------------------------------------------------------
 
 
+def announce(session: Session, message: OutboxMessage, status: OutboxStatus) -> None:
+    """Tell webhook subscribers a message was delivered or failed for good (ids only)."""
+    if status not in (OutboxStatus.DELIVERED, OutboxStatus.FAILED, OutboxStatus.DEAD):
+        return
+    events.emit(
+        session,
+        institution_id=message.institution_id,
+        type="message.delivered" if status is OutboxStatus.DELIVERED else "message.failed",
+        data={
+            "message_id": message.id,
+            "debtor_id": message.debtor_id,
+            "channel": str(message.channel),
+            "status": str(status),
+        },
+    )
+
+
 def record_receipt(
     session: Session,
     *,
@@ -828,6 +846,8 @@ def record_receipt(
                 f" ({error_code})" if error_code else ""
             )
     session.flush()
+    if wanted is not None:
+        announce(session, message, wanted)
     if receipt is Receipt.DELIVERED and wanted is not None:
         contact_service.record_message_outcome(
             session,

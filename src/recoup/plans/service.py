@@ -16,7 +16,7 @@ from recoup.cases import service as cases
 from recoup.cases.rules import CaseEvent
 from recoup.enums import FINISHED_STATUSES
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock
+from recoup.kit import clock, events
 from recoup.kit.clock import start_of_day, utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -157,6 +157,12 @@ def propose_plan(
             "instalments": instalments,
             "status": plan.status,
         },
+    )
+    events.emit(
+        session,
+        institution_id=institution.id,
+        type="plan.created",
+        data={"plan_id": plan.id, "account_id": locked.id, "status": str(plan.status)},
     )
     return plan
 
@@ -356,6 +362,13 @@ def reconcile_plans(
             continue
         plan.status = COMPLETED if event is CaseEvent.PLAN_COMPLETED else BROKEN
         plan.resolved_at = utcnow()
+        if plan.status == BROKEN:
+            events.emit(
+                session,
+                institution_id=institution.id,
+                type="plan.broken",
+                data={"plan_id": plan.id, "account_id": plan.account_id},
+            )
         moves.append((plan.account_id, event))
     session.flush()
     cases.apply_to_accounts(session, institution_id=institution.id, events=moves, actor=actor)

@@ -12,9 +12,9 @@ from recoup.identity.dependencies import CurrentPrincipal, authorize
 from recoup.identity.pii import NO_STORE_HEADERS, reveal_debtor
 from recoup.identity.scoping import get_scoped
 from recoup.kit.crypto import blind_index
-from recoup.kit.errors import PermissionDenied
+from recoup.kit.errors import PermissionDenied, ValidationFailed
 from recoup.kit.masking import mask_name, mask_national_id, mask_text
-from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageRequest
+from recoup.kit.pagination import MAX_PAGE, MAX_PAGE_SIZE, BadCursor, PageRequest, decode_cursor
 from recoup.kit.schemas import Paginated
 from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
@@ -40,6 +40,28 @@ router = APIRouter(prefix="/api/v1", tags=["portfolio"])
 PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
 SearchValue = Annotated[str | None, Query(min_length=1, max_length=64)]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="next_cursor of the previous page: the rows after it (instead of page)",
+    ),
+]
+
+
+def page_request(page: int, size: int, cursor: str | None) -> PageRequest:
+    """Return the page asked for by number or, with a cursor, the rows after it."""
+    if cursor is None:
+        return PageRequest(page, size)
+    try:
+        return PageRequest(1, size, after=decode_cursor(cursor))
+    except BadCursor as error:
+        raise ValidationFailed(
+            f"cursor: {error}", errors=[{"field": "query.cursor", "message": str(error)}]
+        ) from None
+
+
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
@@ -111,12 +133,16 @@ def list_debtors(
     size: PageSize = 50,
     phone: SearchValue = None,
     national_id: SearchValue = None,
+    cursor: Cursor = None,
 ) -> Paginated[DebtorRead]:
-    """List debtors (masked); ``phone`` / ``national_id`` find exact matches via the keyed hash."""
+    """List debtors (masked); ``phone`` / ``national_id`` find exact matches via the keyed hash.
+
+    Read by ``page`` or, for syncing a whole portfolio, by ``cursor`` (``next_cursor``).
+    """
     result = repository.debtors_page(
         session,
         principal=principal,
-        page=PageRequest(page, size),
+        page=page_request(page, size, cursor),
         phone_index=blind_index(phone, context="contact_points.value") if phone else None,
         national_id_index=(
             blind_index(national_id, context="debtors.national_id") if national_id else None
@@ -243,10 +269,14 @@ def list_accounts(
     filters: AccountFiltersDep,
     page: PageNumber = 1,
     size: PageSize = 50,
+    cursor: Cursor = None,
 ) -> Paginated[AccountListItem]:
-    """List the accounts the caller may see: searched, filtered and sorted like the page."""
+    """List the accounts the caller may see: searched, filtered and sorted like the page.
+
+    In the id order, ``next_cursor`` reads on after a page (pass it as ``cursor``).
+    """
     result = repository.account_list(
-        session, principal=principal, page=PageRequest(page, size), filters=filters
+        session, principal=principal, page=page_request(page, size, cursor), filters=filters
     )
     return Paginated[AccountListItem].of(result, account_item)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped, scoped
 from recoup.kit.clock import aware, start_of_day
 from recoup.kit.crypto import blind_index
+from recoup.kit.errors import ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.cases import Case, CaseAccount
@@ -390,10 +391,25 @@ def _state_rank(state: str) -> int:
 # --- Reads for the portfolio API, every one through ``identity.scoping.scoped``. ---
 
 
-def _page(session: Session, statement: Select[_T], page: PageRequest) -> Page[_T]:
+def _page(
+    session: Session,
+    statement: Select[_T],
+    page: PageRequest,
+    *,
+    after: SQLColumnExpression[int] | None = None,
+) -> Page[_T]:
     total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    if after is not None and page.after is not None:
+        statement = statement.where(after > page.after)
     items = list(session.scalars(statement.offset(page.offset).limit(page.size)))
     return Page(items=items, total=int(total or 0), page=page.page, size=page.size)
+
+
+def _with_cursor(page: Page[_T], ids: list[int]) -> Page[_T]:
+    """Name the page's last row as the next cursor when the page is full (rows ordered by id)."""
+    if len(ids) < page.size:
+        return page
+    return replace(page, next_after=ids[-1])
 
 
 def debtors_page(
@@ -413,7 +429,8 @@ def debtors_page(
             ContactPoint.value_index == phone_index
         )
         statement = statement.where(Debtor.id.in_(holders))
-    return _page(session, statement.order_by(Debtor.id), page)
+    found = _page(session, statement.order_by(Debtor.id), page, after=Debtor.id)
+    return _with_cursor(found, [debtor.id for debtor in found.items])
 
 
 def accounts_page(
@@ -575,6 +592,14 @@ def account_list(
             *score_conditions
         )
     total = session.scalar(counting)
+    by_id = filters.sort == "id" and filters.order != "desc"
+    if page.after is not None:
+        if not by_id:
+            raise ValidationFailed(
+                "cursor pages follow the id order: leave out sort and direction, or use page",
+                errors=[{"field": "query.cursor", "message": "only with the id order"}],
+            )
+        statement = statement.where(Account.id > page.after)
     rows = session.execute(statement.offset(page.offset).limit(page.size))
     items = [
         AccountListRow(
@@ -589,7 +614,8 @@ def account_list(
         )
         for account, score, grade, segment, priority, agent_id, username, display_name in rows
     ]
-    return Page(items=items, total=int(total or 0), page=page.page, size=page.size)
+    found = Page(items=items, total=int(total or 0), page=page.page, size=page.size)
+    return _with_cursor(found, [row.account.id for row in items]) if by_id else found
 
 
 def agents(session: Session, *, principal: Principal) -> list[User]:

@@ -72,7 +72,7 @@ from recoup.enums import AccountStatus, PaymentChannel, Product
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped, scoped
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock, jobs
+from recoup.kit import clock, events, jobs
 from recoup.kit.clock import CLOCK_SKEW, utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import Account, DelinquencyEvent, Payment
@@ -226,6 +226,7 @@ def record_payments(
     payment_ids: dict[str, int] = {}
     for item, row in applied:
         payment_ids[item.payment.external_id] = row.payment.id
+        _announce(session, row)
         outcomes[item.index] = PaymentOutcome(
             external_id=item.payment.external_id, status="applied", payment_id=row.payment.id
         )
@@ -243,6 +244,30 @@ def record_payments(
     if applied:
         follow_up_payments(session, institution_id=institution.id)
     return finished
+
+
+def _announce(session: Session, row: _Applied) -> None:
+    """Emit a payment's events for webhook subscribers (ids and amounts, no PII)."""
+    payment = row.payment
+    events.emit(
+        session,
+        institution_id=payment.institution_id,
+        type="payment.received",
+        data={
+            "payment_id": payment.id,
+            "account_id": payment.account_id,
+            "amount_minor": payment.amount,
+            "currency": payment.currency,
+            "channel": str(payment.channel),
+        },
+    )
+    if row.effect.before.status != row.effect.after.status == AccountStatus.current:
+        events.emit(
+            session,
+            institution_id=payment.institution_id,
+            type="account.cured",
+            data={"account_id": payment.account_id, "payment_id": payment.id},
+        )
 
 
 def follow_up_payments(session: Session, *, institution_id: int) -> None:

@@ -22,6 +22,7 @@ from recoup.identity import repository as identity_repository
 from recoup.identity.principal import Principal, principal_for_user
 from recoup.identity.scoping import get_scoped
 from recoup.institutions.settings import settings_of
+from recoup.kit import events
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from recoup.models.account import Account
@@ -289,6 +290,13 @@ def promote_model(session: Session, *, version: str, actor: str) -> ModelVersion
             "retired": [champion.version for champion in previous],
         },
     )
+    if model_version.institution_id is not None:
+        events.emit(
+            session,
+            institution_id=model_version.institution_id,
+            type="model.promoted",
+            data={"model_version": model_version.version, "family": str(model_version.family)},
+        )
     return model_version
 
 

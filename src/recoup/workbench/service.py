@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from recoup.cases import service as cases
 from recoup.cases.rules import CaseEvent
 from recoup.contact.channels import Channel
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock
+from recoup.kit import clock, events
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -124,6 +124,12 @@ def record_promise(
         account=locked,
         event=CaseEvent.PROMISE_MADE,
         actor=actor,
+    )
+    events.emit(
+        session,
+        institution_id=institution.id,
+        type="promise.created",
+        data={"promise_id": promise.id, "account_id": locked.id},
     )
     return promise
 
@@ -283,6 +289,17 @@ def reconcile_promises(
         for change in resolved
     ]
     cases.apply_to_accounts(session, institution_id=institution.id, events=moves, actor=actor)
+    for change in resolved:
+        events.emit(
+            session,
+            institution_id=institution.id,
+            type="promise.kept" if change["status"] == rules.KEPT else "promise.broken",
+            data={
+                "promise_id": cast(int, change["promise_id"]),
+                "account_id": accounts_of[change["promise_id"]],
+                "status": str(change["status"]),
+            },
+        )
 
     escalated: list[int] = []
     if counts[rules.BROKEN]:

@@ -42,10 +42,11 @@ from recoup.contact import repository as contact_repository
 from recoup.contact import service as contact_service
 from recoup.contact.channels import CHANNELS, Channel
 from recoup.contact.rules import AttemptStatus, OutcomeCode, Party
-from recoup.enums import ContactKind
+from recoup.enums import ContactKind, ContactStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
+from recoup.kit import events
 from recoup.kit.clock import aware, utcnow
 from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -116,6 +117,12 @@ def _load_targets(
         contact_point = get_scoped(session, ContactPoint, contact_point_id, scope)
         if contact_point.debtor_id != debtor.id:
             raise NotFound(f"no contact point {contact_point_id} for debtor {debtor_id}")
+        if contact_point.status == ContactStatus.superseded:
+            raise ValidationFailed(
+                f"contact point {contact_point_id} was superseded by a newer one; "
+                "use the debtor's current contact point",
+                errors=[{"field": "contact_point_id", "message": "superseded"}],
+            )
         if contact_point.third_party != (party is Party.THIRD_PARTY):
             expected = "third_party" if contact_point.third_party else "debtor"
             raise ValidationFailed(
@@ -387,6 +394,18 @@ def check_contact(
     record = decision_row(decision=decision)
     session.add(record)
     session.flush()
+    if reserve and not decision.allowed:
+        events.emit(
+            session,
+            institution_id=institution_id,
+            type="contact.blocked",
+            data={
+                "decision_id": record.id,
+                "debtor_id": debtor.id,
+                "channel": str(channel),
+                "rule_ids": list(decision.rule_ids),
+            },
+        )
     return CheckedContact(record=record, decision=decision)
 
 

@@ -28,6 +28,7 @@ from recoup.compliance.templates.rules import TemplateTransitionRefused, templat
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
+from recoup.kit import events
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from recoup.kit.text import require_text
@@ -265,6 +266,13 @@ def decide_template(
         actor_id=actor_id,
         review_passed=result.passed,
     )
+    if template.status == TemplateStatus.approved:
+        events.emit(
+            session,
+            institution_id=institution_id,
+            type="template.approved",
+            data={"template_id": template.id, "channel": str(template.channel)},
+        )
     return template
 
 
