@@ -127,3 +127,9 @@ def register(app: FastAPI) -> None:
     from recoup.integration.api import router as integration_router
 
     app.include_router(integration_router)
+    from recoup.scripts.api import router as scripts_router
+
+    app.include_router(scripts_router)
+    from recoup.scripts.views import router as scripts_pages
+
+    app.include_router(scripts_pages)

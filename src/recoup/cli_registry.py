@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
     )
     add_lazy(app, "accounts", "recoup.portfolio.cli:app", "Work with accounts.")
     add_lazy(app, "promises", "recoup.workbench.cli:app", "Promises to pay.")
+    add_lazy(app, "scripts", "recoup.scripts.cli:app", "Call scripts: defaults and outcomes.")
     add_lazy(
         app,
         "allocate",

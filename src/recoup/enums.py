@@ -107,3 +107,21 @@ class ImportStatus(StrEnum):
     failed = "failed"
     # The importing process stopped without finishing (killed, machine down, Ctrl-C).
     interrupted = "interrupted"
+
+
+class ScriptSituation(StrEnum):
+    """The conversation a script (话术) is written for; stored on a script template."""
+
+    first_contact = "first_contact"
+    refusal_to_pay = "refusal_to_pay"
+    anger_or_abuse = "anger_or_abuse"
+    hardship = "hardship"
+    dispute = "dispute"
+    third_party = "third_party"
+    wrong_number = "wrong_number"
+    promise_confirmation = "promise_confirmation"
+    plan_offer = "plan_offer"
+
+
+# The template kind of a call script; its situation and guidance are reviewed with its text.
+SCRIPT_KIND = "script"

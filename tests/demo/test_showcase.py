@@ -1,5 +1,6 @@
-"""A fresh demo shows every area with data: templates in each review state, gate decisions,
-violations, an import run with rejects and certificates — for each demo institution."""
+"""A fresh demo shows every area with data: templates in each review state, approved call
+scripts, gate decisions, violations, an import run with rejects and certificates — for each
+demo institution."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def test_every_area_has_data_on_first_start(session: Session) -> None:
         assert {str(attempt.status) for attempt in attempts} >= {"planned", "made"}
         assert {attempt.outcome for attempt in attempts} >= {"promise_made", "no_answer"}
         assert any(attempt.direction == "inbound" for attempt in attempts)
+        scripts = [template for template in templates if template.kind == "script"]
+        assert len(scripts) == 18
+        assert {str(script.status) for script in scripts} == {"approved"}
+        assert any(attempt.script_id is not None for attempt in attempts)
         violations = session.scalars(select(ComplianceViolation).filter_by(**where)).all()
         assert {str(violation.status) for violation in violations} >= {"open", "confirmed"}
         runs = session.scalars(select(ImportRun).filter_by(**where)).all()
@@ -49,5 +54,6 @@ def test_every_area_has_data_on_first_start(session: Session) -> None:
         assert session.scalars(select(Certification).filter_by(**where)).first()
     for outcome in result.institutions:
         assert outcome.counts["templates"] == 5
+        assert outcome.counts["scripts"] == 18
         assert outcome.counts["contacts"] > 0
         assert outcome.counts["import_rejects"] > 0

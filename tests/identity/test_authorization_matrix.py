@@ -328,6 +328,8 @@ class Rows:
     user: int
     institution: int
     template: int | None = None
+    # Scripts belong to the institution, not to an agent: only another tenant's is foreign.
+    script: int | None = None
     violation: int | None = None
     api_key: int | None = None
     import_run: int | None = None
@@ -354,6 +356,8 @@ class Rows:
         }
         if self.template is not None:
             ids["template_id"] = self.template
+        if self.script is not None:
+            ids["script_id"] = self.script
         if self.violation is not None:
             ids["violation_id"] = self.violation
         if self.api_key is not None:
@@ -454,6 +458,25 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
         ),
         IdSite(
             "POST",
+            "/api/v1/debtors/{debtor_id}/contacts",
+            "body",
+            "script_id",
+            "script",
+            {"channel": "call", "started_at": CALL_AT},
+        ),
+        IdSite(
+            "POST",
+            "/api/v1/compliance/decisions/{decision_id}/outcome",
+            "body",
+            "script_id",
+            "script",
+            {"outcome": "right_party", "happened_at": CALL_AT},
+        ),
+        IdSite(
+            "GET", "/api/v1/scripts/suggestion", "query", "case_id", "case", {"locale": "zh-CN"}
+        ),
+        IdSite(
+            "POST",
             "/api/v1/accounts/assign",
             "body",
             "agent_id",
@@ -520,6 +543,14 @@ def _id_sites(own: Rows, colleague_certified: int) -> list[IdSite]:
             "account_id",
             "account",
             {"channel": "call", "outcome": "no_answer"},
+        ),
+        IdSite(
+            "POST",
+            "/cases/{case_id}/contacts",
+            "form",
+            "script_id",
+            "script",
+            {"channel": "call", "outcome": "no_answer", "inbound": "1"},
         ),
         IdSite(
             "POST",
@@ -815,6 +846,23 @@ def _world(session: Session) -> World:
         author_id=None,
     )
     foreign.template = template.id
+    script = templates_service.create_template(
+        session,
+        institution_id=other_tenant.id,
+        name=f"{SECRET_MARK}-script",
+        channel="call",
+        locale="zh-CN",
+        audience="debtor",
+        kind="script",
+        situation="first_contact",
+        guidance="语气平和",
+        body="您好",
+        author="test",
+        author_id=None,
+    )
+    foreign.script = script.id
+    # A colleague has no scripts of their own; the institution's are everyone's to use.
+    colleague_rows.script = script.id
     foreign.violation = templates_service.scan_for_violations(
         session,
         institution_id=other_tenant.id,

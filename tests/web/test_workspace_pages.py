@@ -123,7 +123,9 @@ def test_an_agents_full_day(page: Page, live_server: LiveServer, tmp_path: Path)
     expect(first_phone.locator("[data-testid=badge-allowed][data-channel=call]")).to_contain_text(
         "现在可联系"
     )
-    expect(page.get_by_test_id("script-empty")).to_have_text("暂无推荐话术")
+    # No script approved in this bank yet: the panel names the situation and says so.
+    expect(page.get_by_test_id("script-panel")).to_have_attribute("data-situation", "first_contact")
+    expect(page.get_by_test_id("script-missing")).to_contain_text("暂无该语言的已审批话术")
     screenshot(page, SCREENS / "case-zh.png", title=f"案件 #{case_id}")
 
     # l goes to the form; a call with a promise is saved with Ctrl+Enter.

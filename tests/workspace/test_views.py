@@ -63,7 +63,9 @@ def test_the_case_page_shows_the_badge_timeline_and_script_slot(session: Session
         page = client.get(f"/cases/{case.id}", headers=ENGLISH)
         assert page.status_code == 200, page.text
         assert 'data-testid="badge-allowed" data-channel="call"' in page.text
-        assert "No script suggested yet" in page.text
+        # No script approved yet: the panel suggests a situation and says none is approved.
+        assert 'data-testid="script-panel" data-situation="first_contact"' in page.text
+        assert "No approved script for this situation in this language yet" in page.text
         assert 'data-testid="timeline-item" data-kind="case"' in page.text
         assert "138****0000" in page.text or "****" in page.text
         # Another agent's case and another institution's are both "not found".

@@ -200,6 +200,7 @@ def record_outcome(
         provider_message_id=body.provider_message_id,
         actor=principal.username,
         principal=principal,
+        script_id=body.script_id,
     )
     row = gate_repository.get_decision(
         session, institution_id=institution_id, decision_id=decision_id
@@ -376,6 +377,8 @@ def create_template(
         locale=body.locale,
         audience=body.audience.value,
         kind=body.kind,
+        situation=body.situation.value if body.situation else None,
+        guidance=body.guidance,
         body=body.body,
         author=principal.actor,
         author_id=principal.user_id,

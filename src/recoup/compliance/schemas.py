@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from recoup.contact.channels import Channel, outbound_channel
 from recoup.contact.rules import ACCEPTED_OUTCOME_NAMES, Party
+from recoup.enums import ScriptSituation
 from recoup.kit.schemas import CleanText, Day, Moment, RowIdField
 
 
@@ -87,6 +88,9 @@ class OutcomeCreate(BaseModel):
     ended_at: Moment | None = None
     duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
     provider_message_id: str | None = Field(default=None, max_length=128)
+    script_id: RowIdField | None = Field(
+        default=None, description="The approved call script the agent used (from the library)"
+    )
 
 
 class DecisionRead(BaseModel):
@@ -149,6 +153,14 @@ class TemplateCreate(BaseModel):
     audience: Party
     kind: str | None = Field(default=None, max_length=32)
     body: str = Field(min_length=1, max_length=20_000)
+    situation: ScriptSituation | None = Field(
+        default=None, description="The conversation a call script (kind 'script') is for"
+    )
+    guidance: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="A script's de-escalation guidance for the agent, one point a line",
+    )
 
 
 class TemplateDecision(BaseModel):
@@ -166,6 +178,8 @@ class TemplateRead(BaseModel):
     locale: str
     audience: str
     kind: str | None
+    situation: str | None = None
+    guidance: str | None = None
     body: str
     status: str
     author: str

@@ -29,9 +29,12 @@ from recoup.compliance.rulepack import RulePack, load_pack
 from recoup.compliance.templates import repository as templates_repository
 from recoup.compliance.templates import service as templates_service
 from recoup.compliance.templates.review import default_reviewer
+from recoup.compliance.templates.rules import SCRIPT_CHANNELS as SCRIPT_CHANNEL_SET
+from recoup.compliance.templates.rules import script_audience
 from recoup.contact.channels import OUTBOUND_CHANNELS, REAL_TIME_CHANNELS, Channel
 from recoup.contact.rules import Party
 from recoup.deps import SessionDep
+from recoup.enums import SCRIPT_KIND, ScriptSituation
 from recoup.identity.dependencies import csrf_protect
 from recoup.identity.scoping import get_scoped
 from recoup.kit import clock
@@ -76,6 +79,8 @@ TEMPLATE_STATUSES = tuple(status.value for status in TemplateStatus)
 VIOLATION_STATUSES = tuple(status.value for status in ViolationStatus)
 CHANNELS = tuple(channel.value for channel in Channel if channel in OUTBOUND_CHANNELS)
 AUDIENCES = tuple(party.value for party in Party)
+SCRIPT_CHANNELS = tuple(channel for channel in CHANNELS if channel in SCRIPT_CHANNEL_SET)
+SCRIPT_SITUATIONS = tuple(situation.value for situation in ScriptSituation)
 HOLIDAY_MODES = tuple(mode.value for mode in HolidaySuppression)
 VOICE_HOURS_CHANNELS = tuple(sorted(channel.value for channel in REAL_TIME_CHANNELS))
 CERTIFICATE_YEAR_DAYS = 365
@@ -530,7 +535,7 @@ def _without_rule_id(message: str, rule_id: str) -> str:
 
 
 def _stored_review(viewer: Viewer, session: Session, template: MessageTemplate) -> dict[str, Any]:
-    return _review_context(
+    context = _review_context(
         viewer,
         session,
         text=template.body,
@@ -538,6 +543,23 @@ def _stored_review(viewer: Viewer, session: Session, template: MessageTemplate) 
         audience=template.audience,
         channel=template.channel,
     )
+    context["guidance_points"] = [
+        line.strip() for line in (template.guidance or "").splitlines() if line.strip()
+    ]
+    context["guidance_findings"] = []
+    if template.guidance:
+        # A script's guidance is reviewed as its text is; a finding there fails it too.
+        guidance = _review_context(
+            viewer,
+            session,
+            text=template.guidance,
+            locale=template.locale,
+            audience=template.audience,
+            channel=template.channel,
+        )
+        context["guidance_findings"] = guidance["findings"] + guidance["missing"]
+        context["passed"] = context.get("passed", False) and guidance.get("passed", False)
+    return context
 
 
 def _editor(
@@ -553,9 +575,10 @@ def _editor(
         "template": template,
         "form": form,
         "form_error": form_error,
-        "channels": CHANNELS,
+        "channels": SCRIPT_CHANNELS if form.get("kind") == SCRIPT_KIND else CHANNELS,
         "audiences": AUDIENCES,
         "locales": TEMPLATE_LOCALES,
+        "situations": SCRIPT_SITUATIONS,
         **_review_context(
             viewer,
             session,
@@ -574,14 +597,21 @@ def _editor(
     )
 
 
-def _template_form(template: MessageTemplate | None, viewer: Viewer) -> dict[str, str]:
+def _template_form(
+    template: MessageTemplate | None, viewer: Viewer, *, kind: str = "", situation: str = ""
+) -> dict[str, str]:
     if template is None:
+        script = kind == SCRIPT_KIND
+        situation = situation if situation in SCRIPT_SITUATIONS else SCRIPT_SITUATIONS[0]
         return {
             "name": "",
-            "channel": "sms",
+            "channel": "call" if script else "sms",
             "locale": "zh-CN" if _chinese(viewer) else "en-US",
-            "audience": "debtor",
+            "audience": (script_audience(ScriptSituation(situation)).value if script else "debtor"),
             "body": "",
+            "kind": SCRIPT_KIND if script else "",
+            "situation": situation if script else "",
+            "guidance": "",
         }
     return {
         "name": template.name,
@@ -589,6 +619,9 @@ def _template_form(template: MessageTemplate | None, viewer: Viewer) -> dict[str
         "locale": template.locale,
         "audience": template.audience,
         "body": template.body,
+        "kind": template.kind or "",
+        "situation": template.situation or "",
+        "guidance": template.guidance or "",
     }
 
 
@@ -639,10 +672,16 @@ def template_list(
 
 
 @router.get("/compliance/templates/new", response_class=HTMLResponse)
-def new_template(viewer: WriteTemplates, session: SessionDep) -> HTMLResponse:
-    """Open an empty template editor."""
+def new_template(
+    viewer: WriteTemplates,
+    session: SessionDep,
+    kind: Annotated[str, Query(max_length=32)] = "",
+    situation: Annotated[str, Query(max_length=32)] = "",
+) -> HTMLResponse:
+    """Open an empty template editor; ``kind=script`` opens a call script for a situation."""
     _institution(session, viewer)
-    return _editor(viewer, session, template=None, form=_template_form(None, viewer))
+    form = _template_form(None, viewer, kind=kind, situation=situation)
+    return _editor(viewer, session, template=None, form=form)
 
 
 @router.post(
@@ -672,11 +711,23 @@ def create_template(
     locale: Annotated[str, Form(max_length=16)] = "zh-CN",
     audience: Annotated[str, Form(max_length=16)] = "debtor",
     body: Annotated[str, Form(max_length=20_000)] = "",
+    kind: Annotated[str, Form(max_length=32)] = "",
+    situation: Annotated[str, Form(max_length=32)] = "",
+    guidance: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    """Save a new draft template and open it."""
+    """Save a new draft template (or call script) and open it."""
     assert viewer.principal is not None
     institution = _institution(session, viewer)
-    form = {"name": name, "channel": channel, "locale": locale, "audience": audience, "body": body}
+    form = {
+        "name": name,
+        "channel": channel,
+        "locale": locale,
+        "audience": audience,
+        "body": body,
+        "kind": kind,
+        "situation": situation,
+        "guidance": guidance,
+    }
     try:
         if not name.strip() or not body.strip():
             raise ValidationFailed(viewer.text("compliance.templates.name_and_body_required"))
@@ -690,6 +741,9 @@ def create_template(
             body=body,
             author=viewer.principal.actor,
             author_id=viewer.principal.user_id,
+            kind=kind or None,
+            situation=situation or None,
+            guidance=guidance or None,
         )
     except RecoupError as error:
         session.rollback()  # the page shown below must not read the refused change
@@ -728,12 +782,23 @@ def save_template(
     audience: Annotated[str, Form(max_length=16)] = "debtor",
     body: Annotated[str, Form(max_length=20_000)] = "",
     then: Annotated[str, Form(max_length=16)] = "save",
+    situation: Annotated[str, Form(max_length=32)] = "",
+    guidance: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Save the draft; with ``then=submit`` also send it to a compliance officer."""
     assert viewer.principal is not None
     principal = viewer.principal
     template = _get_template(session, viewer, template_id)
-    form = {"name": name, "channel": channel, "locale": locale, "audience": audience, "body": body}
+    form = {
+        "name": name,
+        "channel": channel,
+        "locale": locale,
+        "audience": audience,
+        "body": body,
+        "kind": template.kind or "",
+        "situation": situation,
+        "guidance": guidance,
+    }
     try:
         if not name.strip() or not body.strip():
             raise ValidationFailed(viewer.text("compliance.templates.name_and_body_required"))
@@ -748,6 +813,8 @@ def save_template(
             body=body,
             actor=principal.actor,
             actor_id=principal.user_id,
+            situation=situation or None,
+            guidance=guidance or None,
         )
         if then == "submit":
             templates_service.submit_template(

@@ -66,6 +66,7 @@ def attempt_read(row: service.ContactLogRow) -> ContactAttemptRead:
         agent=agent,
         actor=attempt.actor,
         provider_message_id=attempt.provider_message_id,
+        script_id=attempt.script_id,
     )
 
 
@@ -119,6 +120,7 @@ def log_inbound_contact(
         duration_seconds=body.duration_seconds,
         provider_message_id=body.provider_message_id,
         principal=principal,
+        script_id=body.script_id,
     )
     attempt, contact_point, account_external_id, _agent = row
     agent = principal.username if principal.user_id is not None else None

@@ -16,10 +16,12 @@ from recoup.contact.rules import (
     Direction,
     channel_standing,
 )
+from recoup.enums import SCRIPT_KIND
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
+from recoup.models.compliance import MessageTemplate
 from recoup.models.contact import ContactAttempt, ContactPointConsent
 from recoup.models.debtor import ContactPoint
 from recoup.models.identity import User
@@ -277,3 +279,30 @@ def standings(
     ):
         rows[point_id].append((str(channel), str(kind)))
     return {point_id: channel_standing(found) for point_id, found in rows.items()}
+
+
+def script_status(session: Session, *, institution_id: int, script_id: int) -> str | None:
+    """Return the review status of the institution's call script ``script_id`` (None: none)."""
+    status = session.execute(
+        select(MessageTemplate.status).where(
+            MessageTemplate.institution_id == institution_id,
+            MessageTemplate.id == script_id,
+            MessageTemplate.kind == SCRIPT_KIND,
+        )
+    ).scalar_one_or_none()
+    return None if status is None else str(status)
+
+
+def last_made_outcome(session: Session, *, institution_id: int, debtor_id: int) -> str | None:
+    """Return the outcome code of the debtor's latest contact made with an outcome, if any."""
+    return session.execute(
+        select(ContactAttempt.outcome)
+        .where(
+            ContactAttempt.institution_id == institution_id,
+            ContactAttempt.debtor_id == debtor_id,
+            ContactAttempt.status == AttemptStatus.MADE,
+            ContactAttempt.outcome.is_not(None),
+        )
+        .order_by(ContactAttempt.started_at.desc(), ContactAttempt.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()

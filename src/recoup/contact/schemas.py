@@ -48,6 +48,7 @@ class ContactAttemptRead(BaseModel):
     agent: str | None
     actor: str
     provider_message_id: str | None
+    script_id: int | None = Field(default=None, description="The approved call script used")
 
 
 class InboundContactCreate(BaseModel):
@@ -62,3 +63,6 @@ class InboundContactCreate(BaseModel):
     ended_at: Moment | None = None
     duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
     provider_message_id: str | None = Field(default=None, max_length=128)
+    script_id: RowIdField | None = Field(
+        default=None, description="The approved call script the agent used (from the library)"
+    )

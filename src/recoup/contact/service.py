@@ -71,6 +71,9 @@ def plan_attempt(
     )
 
 
+# The review status of a template agents may use (``models.compliance.TemplateStatus``).
+APPROVED = "approved"
+
 # The cases domain's job that moves a case for what a conversation brought (a promise, a
 # dispute, hardship, a request to stop): named, since cases build on contact, not the reverse.
 CASES_APPLY_OUTCOME = "cases.apply_outcome"
@@ -118,6 +121,24 @@ def _follow_outcome(session: Session, attempt: ContactAttempt) -> None:
         )
 
 
+def _require_script(session: Session, *, institution_id: int, script_id: int | None) -> None:
+    """Refuse a script that is not one of the institution's approved call scripts: another
+    institution's (or none) is not found, one still in review or rejected is refused."""
+    if script_id is None:
+        return
+    status = repository.script_status(session, institution_id=institution_id, script_id=script_id)
+    if status is None:
+        raise NotFound(f"script_id: no script {script_id}")
+    if status == APPROVED:
+        return
+    message = f"script {script_id} is {status}, not approved; only approved scripts are used"
+    raise ValidationFailed(
+        f"script_id: {message}; choose one from the script library or leave it empty",
+        message_key="contact.error.script_not_approved",
+        errors=[{"field": "script_id", "message": message}],
+    )
+
+
 def report_attempt(
     session: Session,
     *,
@@ -131,6 +152,7 @@ def report_attempt(
     provider_message_id: str | None = None,
     agent_id: int | None = None,
     actor: str | None = None,
+    script_id: int | None = None,
 ) -> ContactAttempt:
     """Record what came of a planned contact: made with an outcome, or not made at all.
 
@@ -143,6 +165,7 @@ def report_attempt(
     )
     if attempt is None:
         raise NotFound(f"decision {decision_id} holds no planned contact (was it allowed?)")
+    _require_script(session, institution_id=institution_id, script_id=script_id)
     try:
         report = rules.read_report(
             outcome, party=Party(attempt.party), channel=Channel(attempt.channel)
@@ -173,6 +196,8 @@ def report_attempt(
             attempt.agent_id = agent_id
         if actor is not None:
             attempt.actor = actor[:128]
+        if script_id is not None:
+            attempt.script_id = script_id
     session.flush()
     _follow_outcome(session, attempt)
     return attempt
@@ -195,6 +220,7 @@ def log_inbound(
     duration_seconds: int | None = None,
     provider_message_id: str | None = None,
     principal: Principal | None = None,
+    script_id: int | None = None,
 ) -> ContactLogRow:
     """Log a contact the debtor (or a contact person) started: a call in, a reply, a web visit.
 
@@ -216,6 +242,7 @@ def log_inbound(
         problem = rules.outcome_problem(outcome, channel)
         if problem is not None:
             raise ValidationFailed(problem)
+    _require_script(session, institution_id=institution_id, script_id=script_id)
     attempt = repository.add_attempt(
         session,
         ContactAttempt(
@@ -235,6 +262,7 @@ def log_inbound(
             agent_id=agent_id,
             actor=actor[:128],
             provider_message_id=provider_message_id,
+            script_id=script_id,
         ),
     )
     audit.record(

@@ -126,7 +126,8 @@ def print_summary(result: DemoSeed) -> None:
         if "templates" in counts:
             console.print(
                 f"{institution.code}: {counts['templates']} message templates in every review "
-                f"state, {counts['gate_decisions']} gate decisions, {counts['violations']} "
+                f"state, {counts.get('scripts', 0)} approved call scripts, "
+                f"{counts['gate_decisions']} gate decisions, {counts['violations']} "
                 f"violations to review, an import run with {counts['import_rejects']} rejected "
                 "rows, agents' certificates."
             )

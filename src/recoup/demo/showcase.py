@@ -1,11 +1,11 @@
 """What makes the compliance, import and review pages alive on first start.
 
 The portfolio writer fills accounts and history; this adds the few records a compliance
-officer and a data steward look for first: message templates in every review state,
-stored gate decisions (allowed and blocked), violations from agents' notes (one confirmed,
-one open) and an import run with rejected rows. Everything goes through the domain
-services, so it is audited like real work. A fixed, small amount: it costs well under a
-second whatever the portfolio size. Never commits.
+officer and a data steward look for first: message templates in every review state, the
+default call scripts approved, stored gate decisions (allowed and blocked), violations from
+agents' notes (one confirmed, one open) and an import run with rejected rows. Everything
+goes through the domain services, so it is audited like real work. A fixed, small amount:
+it costs well under a second whatever the portfolio size. Never commits.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from recoup.identity import repository as identity_repository
 from recoup.ingest import service as ingest
 from recoup.ingest.readers import RawRow
 from recoup.kit.clock import utcnow, zone
+from recoup.models.compliance import MessageTemplate
 from recoup.models.identity import User
 from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
+from recoup.scripts import service as scripts_service
 from recoup.strategy import service as strategy_service
 
 ACTOR = "demo-seed"
@@ -111,10 +113,17 @@ def seed_showcase(session: Session, *, institution: Institution, as_of: date) ->
     """
     users = _users(session, institution_id=institution.id)
     run = _import_run(session, institution=institution)
+    templates = _templates(session, institution=institution, users=users, as_of=as_of)
+    scripts = _scripts(session, institution=institution, users=users, as_of=as_of)
+    # The demo's calls were made with the Chinese opening script, so its comparison shows.
+    opening = next(
+        (s.id for s in scripts if s.situation == "first_contact" and s.locale == "zh-CN"), None
+    )
     return {
-        "templates": _templates(session, institution=institution, users=users, as_of=as_of),
+        "templates": templates,
+        "scripts": len(scripts),
         "gate_decisions": _gate_decisions(session, institution=institution, as_of=as_of),
-        "contacts": _contacts(session, institution=institution, as_of=as_of),
+        "contacts": _contacts(session, institution=institution, as_of=as_of, script_id=opening),
         "violations": _violations(session, institution=institution, users=users),
         "strategies": _strategy(session, institution=institution, users=users),
         "import_runs": 1,
@@ -198,6 +207,27 @@ def _strategy(session: Session, *, institution: Institution, users: dict[str, Us
     return 1
 
 
+def _scripts(
+    session: Session, *, institution: Institution, users: dict[str, User], as_of: date
+) -> list[MessageTemplate]:
+    """Draft the default call scripts and approve them, so agents see them on first start."""
+    author, reviewer = users["manager"], users["compliance_officer"]
+    drafted = scripts_service.seed_default_scripts(
+        session, institution_id=institution.id, author=author.username, author_id=author.id
+    )
+    for script in drafted:
+        templates_service.decide_template(
+            session,
+            institution_id=institution.id,
+            template_id=script.id,
+            approve=True,
+            actor=reviewer.username,
+            actor_id=reviewer.id,
+            today=as_of,
+        )
+    return drafted
+
+
 def _gate_decisions(session: Session, *, institution: Institution, as_of: date) -> int:
     # Tomorrow's plan: a call and a text by day are allowed; a call late at night and a text
     # at dawn are blocked with their reasons, as the compliance officer sees them.
@@ -239,7 +269,9 @@ DEMO_OUTCOMES = (
 )
 
 
-def _contacts(session: Session, *, institution: Institution, as_of: date) -> int:
+def _contacts(
+    session: Session, *, institution: Institution, as_of: date, script_id: int | None
+) -> int:
     local = zone(institution.timezone)
     logged = 0
     accounts = repository.delinquent_accounts(session, institution_id=institution.id, limit=3)
@@ -269,6 +301,7 @@ def _contacts(session: Session, *, institution: Institution, as_of: date) -> int
                     happened_at=at + timedelta(minutes=1),
                     duration_seconds=140 if outcome is OutcomeCode.PROMISE_MADE else None,
                     actor=ACTOR,
+                    script_id=script_id if channel == Channel.CALL else None,
                 )
                 logged += 1
     if len(accounts) > 1:

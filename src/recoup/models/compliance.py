@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recoup.enums import ScriptSituation
 from recoup.models.base import Base, Id, IdPk, TenantMixin, TimestampMixin
 
 
@@ -120,6 +121,10 @@ class MessageTemplate(TenantMixin, TimestampMixin, Base):
     locale: Mapped[str] = mapped_column(String(16))
     audience: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str | None] = mapped_column(String(32))
+    # A call script (kind "script") is written for one situation and carries short
+    # de-escalation guidance for the agent, reviewed together with its text.
+    situation: Mapped[ScriptSituation | None] = mapped_column(String(32))
+    guidance: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[TemplateStatus] = mapped_column(String(16), default=TemplateStatus.draft)
     author_id: Mapped[int | None] = mapped_column(Id, ForeignKey("users.id", ondelete="RESTRICT"))

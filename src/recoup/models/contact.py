@@ -56,6 +56,10 @@ class ContactAttempt(TenantMixin, TimestampMixin, Base):
     # Who made or reported it: an agent's username or a system ("dialer", "sms-gateway").
     actor: Mapped[str] = mapped_column(String(128))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    # The approved call script the agent used, so scripts' outcomes can be compared.
+    script_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("compliance_templates.id", ondelete="RESTRICT"), index=True
+    )
 
 
 class ContactPointConsent(TenantMixin, TimestampMixin, Base):

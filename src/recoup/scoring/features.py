@@ -27,6 +27,8 @@ Features (money in minor units, as stored):
 | promise_kept_ratio | kept ÷ resolved (kept, partially kept, broken) promises; missing if none |
 | days_since_broken_promise | days since a promise on the account was last found broken |
 | consecutive_broken_promises | broken promises in a row, back from the latest resolved one |
+| plans_broken_365d | payment plans on the account found broken in the last 365 days |
+| on_plan | 1 when a payment plan on the account was running at the as-of date |
 | age_band | debtor's age band (categorical; lawful, coarse) |
 | region | debtor's province (categorical) |
 | customer_type | individual or business (categorical) |
@@ -43,6 +45,15 @@ Promise history is per account and as of the cutoff: a promise counts as made on
 Cancelled promises count as made but never as resolved. Without any promise the counts are
 0 and the ratio and recency are missing, like the other "no data yet" features; training
 drops a column that is constant or missing throughout.
+
+Plan history is per account and as of the cutoff too: a plan runs from when it was agreed
+(its approval, when it needed one; else its creation) until it was resolved (completed,
+broken, cancelled); a plan waiting for approval or rejected never ran. A broken plan counts
+from its ``resolved_at`` instant.
+
+A model uses only the features it was trained with (its spec names them), so adding a
+feature here changes nothing for models already trained: they keep scoring as before, and
+the next model trained may use the new columns.
 """
 
 from __future__ import annotations
@@ -83,6 +94,8 @@ FEATURE_KINDS: dict[str, str] = {
     "promise_kept_ratio": "numeric",
     "days_since_broken_promise": "numeric",
     "consecutive_broken_promises": "numeric",
+    "plans_broken_365d": "numeric",
+    "on_plan": "numeric",
     "age_band": "categorical",
     "region": "categorical",
     "customer_type": "categorical",
@@ -119,6 +132,11 @@ PROMISES_BROKEN_WINDOW_DAYS = 180
 PROMISE_KEPT = "kept"
 PROMISE_BROKEN = "broken"
 PROMISE_RESOLVED = ("kept", "partially_kept", "broken")
+PLAN_COLUMNS = ("account_id", "created_at", "needs_approval", "decided_at", "status", "resolved_at")
+PLANS_BROKEN_WINDOW_DAYS = 365
+PLAN_BROKEN = "broken"
+# The statuses of a plan that was agreed at some point (it ran, or still runs).
+PLAN_AGREED = ("active", "completed", "broken", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +149,7 @@ class PortfolioTables:
     valid_self_contacts: pd.DataFrame
     contact_attempts: pd.DataFrame
     promises: pd.DataFrame = field(default_factory=lambda: _promise_frame([]))
+    plans: pd.DataFrame = field(default_factory=lambda: _plan_frame([]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +174,7 @@ def tables_from_rows(
     valid_self_contacts: list[tuple[object, ...]],
     contact_attempts: list[tuple[object, ...]] | None = None,
     promises: list[tuple[object, ...]] | None = None,
+    plans: list[tuple[object, ...]] | None = None,
 ) -> PortfolioTables:
     """Build portfolio tables from query rows, with UTC timestamps throughout."""
     account_frame = pd.DataFrame(accounts, columns=list(ACCOUNT_COLUMNS))
@@ -173,6 +193,7 @@ def tables_from_rows(
         valid_self_contacts=contact_frame,
         contact_attempts=attempt_frame,
         promises=_promise_frame(promises or []),
+        plans=_plan_frame(plans or []),
     )
 
 
@@ -183,6 +204,18 @@ def _promise_frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["resolved_at"] = pd.to_datetime(frame["resolved_at"], utc=True)
     frame["status"] = frame["status"].astype(str)
+    return frame
+
+
+def _plan_frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:
+    """Return plan rows with the instant each was agreed (``agreed_at``; NaT if it never was)."""
+    frame = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
+    for column in ("created_at", "decided_at", "resolved_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["status"] = frame["status"].astype(str)
+    needed = frame["needs_approval"].astype(bool)
+    agreed = frame["created_at"].where(~needed, frame["decided_at"])
+    frame["agreed_at"] = agreed.where(frame["status"].isin(PLAN_AGREED))
     return frame
 
 
@@ -309,6 +342,28 @@ def _promise_history(
     }
 
 
+def _plan_history(tables: PortfolioTables, *, cutoff: pd.Timestamp) -> dict[str, FloatArray]:
+    """Return each account's plans broken in the last year and whether a plan was running."""
+    accounts = tables.accounts["account_id"]
+    plans = tables.plans
+    broken = plans[
+        (plans["status"] == PLAN_BROKEN)
+        & (plans["resolved_at"] < cutoff)
+        & (plans["resolved_at"] >= cutoff - pd.Timedelta(days=PLANS_BROKEN_WINDOW_DAYS))
+    ]
+    running = plans[
+        (plans["agreed_at"] < cutoff)
+        & (plans["resolved_at"].isna() | (plans["resolved_at"] >= cutoff))
+    ]
+    return {
+        "plans_broken_365d": broken.groupby("account_id")
+        .size()
+        .reindex(accounts, fill_value=0)
+        .to_numpy(dtype=np.float64),
+        "on_plan": accounts.isin(running["account_id"]).to_numpy(dtype=np.float64),
+    }
+
+
 def _age_bands(birth_dates: pd.Series, as_of: date) -> np.ndarray:
     """Return coarse age bands; unknown where the birth date is missing."""
     born = pd.to_datetime(birth_dates, errors="coerce")
@@ -361,6 +416,7 @@ def compute_features(tables: PortfolioTables, *, as_of: date) -> pd.DataFrame:
         "customer_type": accounts["debtor_kind"].astype(object).to_numpy(),
         **_contact_history(tables, cutoff),
         **_promise_history(tables, as_of=as_of, cutoff=cutoff),
+        **_plan_history(tables, cutoff=cutoff),
     }
     for months in (1, 3, 6):
         paid = _paid_between(tables, cutoff - pd.Timedelta(days=DAYS_PER_MONTH * months), cutoff)

@@ -65,6 +65,11 @@ REASON_WORDING: dict[str, dict[Locale, str]] = {
         "zh": "连续违约还款承诺",
         "en": "Promises to pay broken in a row",
     },
+    "plans_broken_365d": {
+        "zh": "近一年有违约的分期还款计划",
+        "en": "Broken payment plans in the last year",
+    },
+    "on_plan": {"zh": "分期还款计划状态不利", "en": "Payment plan status is unfavourable"},
     "contact_attempts_30d": {
         "zh": "近 30 天联系次数较多",
         "en": "Many contact attempts in the last 30 days",

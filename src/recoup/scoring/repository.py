@@ -16,6 +16,7 @@ from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.institution import Institution
+from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.models.workbench import Promise
 from recoup.scoring.features import PortfolioTables, tables_from_rows
@@ -81,9 +82,18 @@ def load_portfolio_tables(
         Promise.status,
         Promise.resolved_at,
     ).where(Promise.institution_id == institution_id, Promise.promised_on < until.date())
+    plan_query = select(
+        PaymentPlan.account_id,
+        PaymentPlan.created_at,
+        PaymentPlan.needs_approval,
+        PaymentPlan.decided_at,
+        PaymentPlan.status,
+        PaymentPlan.resolved_at,
+    ).where(PaymentPlan.institution_id == institution_id, PaymentPlan.created_at < until)
     if account_ids is not None:
         account_query = account_query.where(Account.id.in_(account_ids))
         promise_query = promise_query.where(Promise.account_id.in_(account_ids))
+        plan_query = plan_query.where(PaymentPlan.account_id.in_(account_ids))
         event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
         payment_query = payment_query.where(Payment.account_id.in_(account_ids))
     return tables_from_rows(
@@ -95,6 +105,7 @@ def load_portfolio_tables(
             session, institution_id=institution_id, until=until, account_ids=account_ids
         ),
         promises=[tuple(row) for row in session.execute(promise_query)],
+        plans=[tuple(row) for row in session.execute(plan_query)],
     )
 
 

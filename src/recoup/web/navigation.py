@@ -27,6 +27,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("visits", "/visits", "cases:work"),
     NavEntry("letters", "/letters", "cases:work"),
     NavEntry("strategies", "/strategies", "strategy:read"),
+    NavEntry("scripts", "/scripts", "templates:read"),
     NavEntry("imports", "/imports", "dq:read"),
     NavEntry("outbox", "/outbox", "strategy:read"),
     NavEntry("compliance", "/compliance", "compliance:read"),

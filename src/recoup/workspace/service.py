@@ -384,6 +384,8 @@ class ContactForm:
     plan_frequency: Frequency = Frequency.MONTHLY
     callback_at: datetime | None = None
     locale: str = "zh"
+    # The approved call script the agent used (the script library's suggestion by default).
+    script_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,6 +490,7 @@ def log_contact(
             contact_point_id=point.id if point else None,
             account_id=account.id if account else None,
             agent_id=principal.user_id,
+            script_id=form.script_id,
         )
     else:
         checked = gate.check_contact(
@@ -522,6 +525,7 @@ def log_contact(
             outcome=outcome.value,
             happened_at=now,
             actor=principal.actor,
+            script_id=form.script_id,
         )
 
     logged_promise: int | None = None

@@ -28,6 +28,7 @@ from recoup.portfolio.rules import BUCKETS
 from recoup.scoring import repository as scoring
 from recoup.scoring.reasons import Locale, reason_text
 from recoup.scoring.views import segment_label
+from recoup.scripts import views as scripts_views
 from recoup.web import labels
 from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
 from recoup.workspace import rules, service
@@ -380,6 +381,14 @@ def _case_page(
         ),
         "today": today,
     }
+    if not partial and viewer.allows("templates:read"):
+        context["script_panel"] = scripts_views.suggestion_context(
+            viewer,
+            session,
+            case_id=view.case.id,
+            selected_script_id=context["form"]["script_id"],
+            can_work=context["can_work"],
+        )
     if partial:
         return render(viewer, "cases/_pii.html", context, partial=True, status_code=status_code)
     return render(viewer, "cases/detail.html", context, active_nav="work", status_code=status_code)
@@ -493,6 +502,7 @@ def _parse_form(form: dict[str, str], *, currency: str, zone: str) -> service.Co
         if frequency in {str(item) for item in Frequency}
         else Frequency.MONTHLY,
         callback_at=callback_at,
+        script_id=number("script_id"),
     )
 
 
@@ -513,8 +523,10 @@ def log_contact(
     plan_start: Annotated[str, Form(max_length=10)] = "",
     plan_frequency: Annotated[str, Form(max_length=16)] = "monthly",
     callback_at: Annotated[str, Form(max_length=32)] = "",
+    script_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    """Log a contact with its outcome, note and optional promise, plan or call-back (one save)."""
+    """Log a contact with its outcome, note and optional promise, plan or call-back (one save),
+    and the call script used."""
     assert viewer.principal is not None
     case = service.load_case(session, principal=viewer.principal, case_id=case_id)
     institution = _institution(session, viewer)
@@ -531,9 +543,7 @@ def log_contact(
         "plan_start": plan_start,
         "plan_frequency": plan_frequency,
         "callback_at": callback_at,
-        # The form carries a script_id for the script library; the contact log has no
-        # column for it yet, so it is neither read nor stored.
-        "script_id": "",
+        "script_id": script_id,
     }
     try:
         parsed = _parse_form(form, currency=institution.currency, zone=viewer.timezone)

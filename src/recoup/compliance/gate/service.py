@@ -552,6 +552,7 @@ def record_outcome(
     provider_message_id: str | None = None,
     actor: str | None = None,
     principal: Principal | None = None,
+    script_id: int | None = None,
 ) -> ContactAttempt:
     """Record what came of an allowed contact in the contact log, and free what it no longer holds.
 
@@ -572,6 +573,7 @@ def record_outcome(
         duration_seconds=duration_seconds,
         provider_message_id=provider_message_id,
         actor=actor,
+        script_id=script_id,
     )
     if attempt.status == AttemptStatus.CANCELLED:
         repository.delete_claims(session, attempt_id=attempt.id)

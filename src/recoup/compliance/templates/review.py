@@ -62,6 +62,8 @@ class Finding:
     text: str
     message_en: str
     message_zh: str
+    # Which text of the template it is in: its body, or a script's guidance.
+    field: str = "body"
 
 
 @dataclass(frozen=True, slots=True)

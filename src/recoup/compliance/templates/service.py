@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,7 +25,12 @@ from recoup.compliance.templates.review import (
     time_barred_threats,
     with_time_barred_check,
 )
-from recoup.compliance.templates.rules import TemplateTransitionRefused, template_transition
+from recoup.compliance.templates.rules import (
+    TemplateTransitionRefused,
+    script_problem,
+    template_transition,
+)
+from recoup.enums import ScriptSituation
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
@@ -106,19 +112,17 @@ def create_template(
     author: str,
     author_id: int | None,
     kind: str | None = None,
+    situation: str | None = None,
+    guidance: str | None = None,
 ) -> MessageTemplate:
-    """Add a draft template."""
+    """Add a draft template (a call script with its situation and guidance)."""
     name = require_text("name", name)
     body = require_text("body", body, multiline=True)
+    guidance = _check_script_fields(
+        kind=kind, situation=situation, guidance=guidance, channel=channel, audience=audience
+    )
     review_text(text="", locale=locale, audience=audience, channel=channel)
-    try:
-        _SANDBOX.parse(body)
-    except TemplateError as error:
-        raise ValidationFailed(
-            f"the template does not parse: {error}",
-            message_key="compliance.error.template_syntax",
-            message_params={"detail": str(error)},
-        ) from error
+    _require_parses(body)
     template = MessageTemplate(
         institution_id=institution_id,
         name=name,
@@ -126,6 +130,8 @@ def create_template(
         locale=locale,
         audience=audience,
         kind=kind,
+        situation=ScriptSituation(situation) if situation else None,
+        guidance=guidance,
         body=body,
         author=author,
         author_id=author_id,
@@ -143,6 +149,56 @@ def create_template(
         details={"name": name, "channel": channel},
     )
     return template
+
+
+def _require_parses(body: str) -> None:
+    try:
+        _SANDBOX.parse(body)
+    except TemplateError as error:
+        raise ValidationFailed(
+            f"the template does not parse: {error}",
+            message_key="compliance.error.template_syntax",
+            message_params={"detail": str(error)},
+        ) from error
+
+
+def _check_script_fields(
+    *, kind: str | None, situation: str | None, guidance: str | None, channel: str, audience: str
+) -> str | None:
+    """Refuse script fields that do not fit the kind; return the guidance as it is stored."""
+    guidance = require_text("guidance", guidance, multiline=True).strip() if guidance else None
+    problem = script_problem(
+        kind=kind, situation=situation, guidance=guidance, channel=channel, audience=audience
+    )
+    if problem is not None:
+        field, message = problem
+        raise ValidationFailed(
+            f"{field}: {message}",
+            message_key=f"compliance.error.script_{field}",
+            errors=[{"field": field, "message": message}],
+        )
+    return guidance
+
+
+def review_template_texts(session: Session, *, template: MessageTemplate) -> ReviewResult:
+    """Review a template's text and, for a script, its guidance; guidance findings say so.
+
+    The guidance is reviewed as if it were said to the script's audience: an agent reads it
+    during the conversation, so it must not tell them to threaten, shame or disclose.
+    """
+    arguments: dict[str, Any] = {
+        "institution_id": template.institution_id,
+        "locale": template.locale,
+        "audience": template.audience,
+        "channel": template.channel,
+        "kind": template.kind,
+    }
+    result = review_for_institution(session, text=template.body, **arguments)
+    if not template.guidance:
+        return result
+    guidance = review_for_institution(session, text=template.guidance, **arguments)
+    findings = (*result.findings, *(replace(f, field="guidance") for f in guidance.findings))
+    return ReviewResult(passed=result.passed and guidance.passed, findings=findings)
 
 
 def _template(session: Session, *, institution_id: int, template_id: int) -> MessageTemplate:
@@ -164,6 +220,7 @@ def _findings(result: ReviewResult) -> list[dict[str, Any]]:
             "text": f.text,
             "message_en": f.message_en,
             "message_zh": f.message_zh,
+            "field": f.field,
         }
         for f in result.findings
     ]
@@ -206,15 +263,7 @@ def submit_template(
 ) -> MessageTemplate:
     """Run the review and send the template to a compliance officer."""
     template = _template(session, institution_id=institution_id, template_id=template_id)
-    result = review_for_institution(
-        session,
-        institution_id=institution_id,
-        text=template.body,
-        locale=template.locale,
-        audience=template.audience,
-        channel=template.channel,
-        kind=template.kind,
-    )
+    result = review_template_texts(session, template=template)
     template.findings = _findings(result)
     template.submitted_at = utcnow()
     _transition(
@@ -242,15 +291,7 @@ def decide_template(
     """Approve or reject a submitted template: four eyes, and only a clean text is approved."""
     note = require_text("note", note) if note else note
     template = _template(session, institution_id=institution_id, template_id=template_id)
-    result = review_for_institution(
-        session,
-        institution_id=institution_id,
-        text=template.body,
-        locale=template.locale,
-        audience=template.audience,
-        channel=template.channel,
-        kind=template.kind,
-    )
+    result = review_template_texts(session, template=template)
     template.findings = _findings(result)
     template.reviewer = actor
     template.reviewer_id = actor_id
@@ -440,8 +481,13 @@ def update_template(
     body: str,
     actor: str,
     actor_id: int | None,
+    situation: str | None = None,
+    guidance: str | None = None,
 ) -> MessageTemplate:
-    """Change a draft or rejected template; a submitted or approved one must be rejected first."""
+    """Change a draft or rejected template; a submitted or approved one must be rejected first.
+
+    A script keeps its kind; its situation and guidance change with its text.
+    """
     name = require_text("name", name)
     body = require_text("body", body, multiline=True)
     template = _template(session, institution_id=institution_id, template_id=template_id)
@@ -455,15 +501,17 @@ def update_template(
             "only the author edits a template; draft a new one instead",
             message_key="compliance.error.not_author",
         )
+    guidance = _check_script_fields(
+        kind=template.kind,
+        situation=situation,
+        guidance=guidance,
+        channel=channel,
+        audience=audience,
+    )
     review_text(text="", locale=locale, audience=audience, channel=channel)
-    try:
-        _SANDBOX.parse(body)
-    except TemplateError as error:
-        raise ValidationFailed(
-            f"the template does not parse: {error}",
-            message_key="compliance.error.template_syntax",
-            message_params={"detail": str(error)},
-        ) from error
+    _require_parses(body)
+    template.situation = ScriptSituation(situation) if situation else None
+    template.guidance = guidance
     template.name = name
     template.channel = channel
     template.locale = locale
