@@ -58,7 +58,11 @@ class Payment(TenantMixin, TimestampMixin, Base):
     """Money received against an account and how it was applied."""
 
     __tablename__ = "payments"
-    __table_args__ = (UniqueConstraint("institution_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("institution_id", "external_id"),
+        # Collections by period (KPIs, aggregates, reconciliation windows) read payments by time.
+        Index("ix_payments_institution_paid_at", "institution_id", "paid_at"),
+    )
 
     id: Mapped[IdPk]
     external_id: Mapped[str] = mapped_column(String(64))

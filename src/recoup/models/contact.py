@@ -24,6 +24,8 @@ class ContactAttempt(TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_contact_attempts_institution_debtor", "institution_id", "debtor_id"),
         Index("ix_contact_attempts_status_expires_at", "status", "expires_at"),
+        # KPIs, dashboards and their daily aggregates read the log by when contacts happened.
+        Index("ix_contact_attempts_institution_started_at", "institution_id", "started_at"),
     )
 
     id: Mapped[IdPk]
