@@ -257,6 +257,33 @@ def visible_list(
     return work_list
 
 
+def shown_list(
+    session: Session,
+    *,
+    principal: Principal,
+    institution: Institution,
+    kind: str,
+    list_id: int | None = None,
+) -> tuple[WorkList | None, list[EntryView]]:
+    """A work list of ``kind`` the caller may see (their newest without ``list_id``) and entries."""
+    if list_id is not None:
+        work_list: WorkList | None = visible_list(
+            session, principal=principal, institution_id=institution.id, list_id=list_id, kind=kind
+        )
+    else:
+        work_list = repository.latest_list(
+            session,
+            institution_id=institution.id,
+            kind=kind,
+            agent_id=principal.user_id if principal.is_agent else None,
+            day=None,
+        )
+    if work_list is None or work_list.kind != kind:
+        return None, []
+    entries = repository.list_entries(session, work_list_id=work_list.id)
+    return work_list, entry_views(session, institution_id=institution.id, entries=entries)
+
+
 @dataclass(frozen=True, slots=True)
 class ReportInput:
     """What a dialer or a field agent says happened."""

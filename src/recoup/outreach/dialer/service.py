@@ -76,26 +76,9 @@ def call_list(
     list_id: int | None = None,
 ) -> tuple[WorkList | None, list[outreach.EntryView]]:
     """Return a call list the caller may see (their newest without ``list_id``) with its entries."""
-    if list_id is not None:
-        work_list: WorkList | None = outreach.visible_list(
-            session,
-            principal=principal,
-            institution_id=institution.id,
-            list_id=list_id,
-            kind="call",
-        )
-    else:
-        work_list = repository.latest_list(
-            session,
-            institution_id=institution.id,
-            kind="call",
-            agent_id=principal.user_id if principal.is_agent else None,
-            day=None,
-        )
-    if work_list is None or work_list.kind != "call":
-        return None, []
-    entries = repository.list_entries(session, work_list_id=work_list.id)
-    return work_list, outreach.entry_views(session, institution_id=institution.id, entries=entries)
+    return outreach.shown_list(
+        session, principal=principal, institution=institution, kind="call", list_id=list_id
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from recoup.institutions.settings import settings_of
 from recoup.kit.clock import local_today, utcnow
 from recoup.models.institution import Institution
 from recoup.models.outreach import ContactReport, WorkList, WorkListEntry
-from recoup.outreach import repository
 from recoup.outreach import service as outreach
 from recoup.outreach.visits import places, rules
 
@@ -99,26 +98,9 @@ def visit_list(
     list_id: int | None = None,
 ) -> tuple[WorkList | None, list[outreach.EntryView]]:
     """Return a visit list the caller may see (their newest without ``list_id``)."""
-    if list_id is not None:
-        work_list: WorkList | None = outreach.visible_list(
-            session,
-            principal=principal,
-            institution_id=institution.id,
-            list_id=list_id,
-            kind="visit",
-        )
-    else:
-        work_list = repository.latest_list(
-            session,
-            institution_id=institution.id,
-            kind="visit",
-            agent_id=principal.user_id if principal.is_agent else None,
-            day=None,
-        )
-    if work_list is None or work_list.kind != "visit":
-        return None, []
-    entries = repository.list_entries(session, work_list_id=work_list.id)
-    return work_list, outreach.entry_views(session, institution_id=institution.id, entries=entries)
+    return outreach.shown_list(
+        session, principal=principal, institution=institution, kind="visit", list_id=list_id
+    )
 
 
 @dataclass(frozen=True, slots=True)
