@@ -300,7 +300,13 @@ def test_events_for_many_accounts_move_their_debtors_cases_in_one_read(session: 
     finally:
         event.remove(engine, "before_cursor_execute", listen)
     assert moved == 2
-    assert len([sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]) == 1
+    # One read of the cases (follow-up jobs the moves ask for read the jobs table on their own).
+    case_reads = [
+        sql
+        for sql in statements
+        if sql.lstrip().upper().startswith("SELECT") and "FROM accounts" in sql
+    ]
+    assert len(case_reads) == 1, case_reads
     states = {
         row[0]: row[1]
         for row in session.execute(

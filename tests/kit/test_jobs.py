@@ -202,9 +202,14 @@ class TestScheduledPrune:
     def test_the_prune_runs_at_its_time_and_keeps_recent_attempts(self, database: str) -> None:
         _login_attempts(90, 45, 2, 0)
         huey = jobs.get_huey()
-        due = huey.read_periodic(datetime(2026, 12, 7, 3, 17))
-        assert [task.name for task in due] == ["schedule:identity.prune_login_attempts"]
-        assert huey.read_periodic(datetime(2026, 12, 7, 4, 17)) == []
+        prune = "schedule:identity.prune_login_attempts"
+        # Jobs that run every few minutes (the outbox dispatcher) are due then too.
+        due = [
+            task for task in huey.read_periodic(datetime(2026, 12, 7, 3, 17)) if task.name == prune
+        ]
+        assert len(due) == 1
+        later = huey.read_periodic(datetime(2026, 12, 7, 4, 17))
+        assert prune not in [task.name for task in later]
         for task in due:
             huey.execute(task)  # what the scheduler does at 03:17 UTC
         jobs.drain()
