@@ -71,6 +71,12 @@ def register(app: typer.Typer) -> None:
         "recoup.strategy.cli:app",
         "Collection strategies: presets, checks, activation.",
     )
+    add_lazy(
+        app,
+        "simulate",
+        "recoup.simulation.cli:app",
+        "Simulate strategies offline on the institution's portfolio (what-if, compare).",
+    )
     add_lazy(app, "jobs", "recoup.jobs_cli:app", "Background jobs: list, retry, run what is due.")
     add_lazy(
         app,

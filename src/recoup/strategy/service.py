@@ -102,7 +102,7 @@ def create_strategy(
     if repository.strategy_by_code(session, institution_id=institution.id, code=code):
         raise Conflict(f"a strategy '{code}' exists already: choose another code")
     if document is None:
-        chosen = preset or _default_preset(institution)
+        chosen = preset or default_preset(institution)
         try:
             document = preset_text(chosen)
         except UnknownPreset as error:
@@ -145,7 +145,7 @@ def create_strategy(
     return strategy, version
 
 
-def _default_preset(institution: Institution) -> str:
+def default_preset(institution: Institution) -> str:
     preset = str(institution.preset)
     return preset if preset in PRESETS else PRESETS[0]
 
@@ -528,7 +528,7 @@ class ExperimentReport:
     arms: list[ArmResult]
 
 
-def _costs_minor(institution: Institution) -> dict[str, int]:
+def costs_minor(institution: Institution) -> dict[str, int]:
     factor = Decimal(10) ** minor_digits(str(institution.currency))
     return {
         channel: int(cost * factor)
@@ -545,7 +545,7 @@ def experiment_results(
         session,
         institution_id=institution.id,
         version_id=version.id,
-        costs=_costs_minor(institution),
+        costs=costs_minor(institution),
     )
     by_segment: dict[str, dict[str, tuple[int, ...]]] = {}
     for segment_code, arm_code, *figures in outcomes:
@@ -867,7 +867,7 @@ class CycleAssignment:
     counts: Mapping[str, Any]
 
 
-def _case_columns(columns: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray[Any, Any]]:
+def case_columns(columns: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray[Any, Any]]:
     """One row per case from its accounts' rows: the most delinquent account (then the lowest
     id) speaks for the case, its balance is the sum of the case's balances."""
     case_ids = columns["case_id"]
@@ -917,7 +917,7 @@ def assign_cases(
         return None
     compiled = active.compiled
     version_id = active.version.id
-    columns, case_ids = _case_columns(
+    columns, case_ids = case_columns(
         facts_columns(repository.account_facts(session, institution_id=institution.id), today=as_of)
     )
     size = len(case_ids)

@@ -1,0 +1,1 @@
+"""Debtor behaviour simulation: strategies tried offline on a simulated portfolio."""

@@ -1,0 +1,457 @@
+"""Every parameter of the debtor behaviour model, with its meaning and where its value comes from.
+
+Sources are cited by short names:
+
+- ``DOMAIN §n``: the team's field notes (``shared/DOMAIN.md``), section n;
+- ``Athey 2023``: Athey, Keleher, Spiess, "Machine learning who to nudge: causal vs predictive
+  targeting in a field experiment on student financial aid renewal" — the collections reading
+  in DOMAIN §3 (arXiv 2310.08672): targeting the highest-risk debtors was harmful, mid-risk
+  gained most;
+- ``Abe 2010``: Abe et al., KDD 2010, NY State tax collections optimisation (+8 % at equal staff);
+- ``practice``: collection-industry rules of thumb with no single published figure. These are
+  marked as such; they are plausible orders of magnitude, and the robustness check of the bench
+  (every behavioural parameter scaled by U[0.7, 1.3]) exists because they are not measurements.
+
+A *behavioural* parameter describes debtors; the robustness check perturbs it. An *engine*
+parameter describes the institution (capacity, budget) and is the same for every strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """One parameter: its value, what it means, and why it has that value."""
+
+    name: str
+    value: float
+    meaning: str
+    source: str
+    behavioural: bool = True
+    # A probability (or share) stays within [0, 1] when perturbed.
+    probability: bool = False
+
+
+def _p(
+    name: str, value: float, meaning: str, source: str, *, probability: bool = False
+) -> Parameter:
+    return Parameter(name, value, meaning, source, probability=probability)
+
+
+def _engine(name: str, value: float, meaning: str, source: str) -> Parameter:
+    return Parameter(name, value, meaning, source, behavioural=False)
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    # -- latent ability and willingness to pay -------------------------------------------
+    _p(
+        "ability_mean",
+        0.6,
+        "logit of ability to pay of a debtor 0 days past due, median balance",
+        "practice: most early delinquents can pay (DOMAIN §3: 40–60 % self-cure)",
+    ),
+    _p(
+        "ability_dpd",
+        0.9,
+        "drop of the ability logit per unit of log(1 + DPD/30)",
+        "DOMAIN §2: roll rates rise with bucket; older debt is paid less",
+    ),
+    _p(
+        "ability_balance",
+        0.35,
+        "drop of the ability logit per unit of log(balance / median)",
+        "practice: large balances are harder to clear in one payment",
+    ),
+    _p(
+        "ability_business",
+        0.3,
+        "ability logit added for business debtors",
+        "practice: businesses have cash flow but slower processes",
+    ),
+    _p(
+        "ability_young",
+        -0.25,
+        "ability logit added for debtors under 30",
+        "practice: thinner income buffers of young internet-loan borrowers",
+    ),
+    _p(
+        "ability_sd",
+        1.0,
+        "spread (sd of the logit) of ability between similar debtors",
+        "reasoning: what no field in the portfolio explains; gives a score AUC ≈ 0.75 "
+        "as DOMAIN §5 measures on real data (0.77–0.78)",
+    ),
+    _p(
+        "willingness_mean",
+        0.0,
+        "logit of willingness to pay unprompted at 0 DPD",
+        "reasoning: half of able debtors pay without being asked (DOMAIN §3 self-cure)",
+    ),
+    _p(
+        "willingness_dpd",
+        0.5,
+        "drop of the willingness logit per unit of log(1 + DPD/30)",
+        "practice: the longer a debt is ignored, the less it is paid unprompted",
+    ),
+    _p(
+        "willingness_older",
+        0.3,
+        "willingness logit added for debtors 45 and older",
+        "practice: older debtors are more payment-disciplined",
+    ),
+    _p(
+        "willingness_sd", 1.0, "spread (sd of the logit) of willingness", "reasoning: as ability_sd"
+    ),
+    _p(
+        "latent_correlation",
+        0.4,
+        "correlation of the ability and willingness logits",
+        "reasoning: debtors who can pay are somewhat more willing",
+        probability=True,
+    ),
+    # -- paying without contact (self-cure) ------------------------------------------------
+    _p(
+        "self_cure_hazard",
+        0.06,
+        "daily chance of paying unprompted for ability = willingness = 1 "
+        "at 0 DPD (scaled by ability × willingness²)",
+        "DOMAIN §3: 40–60 % of early delinquents self-cure (UNVERIFIED); with the portfolio's "
+        "latent mix this gives ≈ 35–45 % of M1 accounts paid within 30 days without contact",
+        probability=True,
+    ),
+    _p(
+        "cure_decay_days",
+        45.0,
+        "DPD over which the unprompted payment chance falls by e",
+        "DOMAIN §2: cure curves flatten after the first buckets",
+    ),
+    _p(
+        "full_payment_share",
+        0.6,
+        "share of unprompted payments that clear the whole balance",
+        "practice: most early cures are a full catch-up payment",
+        probability=True,
+    ),
+    _p(
+        "partial_fraction",
+        0.35,
+        "share of the balance a partial payment covers",
+        "practice: a partial payment is often the minimum due",
+        probability=True,
+    ),
+    # -- uplift structure ------------------------------------------------------------------
+    _p(
+        "dnd_share",
+        0.06,
+        "share of debtors who pay less when pushed (do-not-disturbs)",
+        "Athey 2023: contact can harm; a small minority in uplift studies",
+        probability=True,
+    ),
+    _p(
+        "dnd_penalty",
+        0.5,
+        "multiplier of a do-not-disturb's payment chances once contacted",
+        "reasoning: reactance halves their unprompted payment",
+        probability=True,
+    ),
+    _p(
+        "dnd_complaint",
+        5.0,
+        "multiplier of a do-not-disturb's complaint chance",
+        "reasoning: the debtors who resent contact are the ones who complain",
+    ),
+    # -- reaching the debtor ---------------------------------------------------------------
+    _p(
+        "phone_valid",
+        0.85,
+        "share of debtors whose phone on file is theirs and working",
+        "practice: 10–20 % of collection numbers are wrong or dead",
+        probability=True,
+    ),
+    _p(
+        "email_valid",
+        0.6,
+        "share of debtors with a working e-mail address",
+        "practice: e-mail is often missing or stale in consumer lending",
+        probability=True,
+    ),
+    _p(
+        "address_valid",
+        0.8,
+        "share of debtors found at their address on a visit or letter",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "answer_call_young",
+        0.22,
+        "chance a debtor under 30 answers an agent's call",
+        "issue 16: young internet users ignore calls; practice: RPC per attempt 20–35 %",
+        probability=True,
+    ),
+    _p(
+        "answer_call_middle",
+        0.35,
+        "chance a debtor 30–44 answers an agent's call",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "answer_call_older",
+        0.45,
+        "chance a debtor 45+ answers an agent's call",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "answer_call_business",
+        0.55,
+        "chance a business debtor answers a relationship call",
+        "issue 16: business debtors answer a relationship call",
+        probability=True,
+    ),
+    _p(
+        "ai_answer_factor",
+        0.6,
+        "answer chance of an AI voice call relative to an agent's",
+        "practice: robocalls are screened more",
+        probability=True,
+    ),
+    _p(
+        "read_sms_young",
+        0.75,
+        "chance a debtor under 30 reads an SMS reminder",
+        "issue 16: young internet users read SMS/app messages",
+        probability=True,
+    ),
+    _p(
+        "read_sms_older",
+        0.45,
+        "chance a debtor 30+ (or a business) reads an SMS",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "read_email_young",
+        0.35,
+        "chance a debtor under 30 reads an e-mail",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "read_email_older",
+        0.25,
+        "chance another debtor reads an e-mail (business: ×2)",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "read_letter",
+        0.5,
+        "chance a letter is read when the address is valid",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "visit_meet",
+        0.55,
+        "chance a field visit meets the debtor when the address is valid",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "evening_factor",
+        1.3,
+        "right-party chance of a call 18:00–21:00 relative to midday",
+        "practice: debtors at work do not answer in office hours",
+    ),
+    _p(
+        "morning_factor",
+        0.85,
+        "right-party chance of a call before 12:00 relative to midday",
+        "practice",
+    ),
+    _p(
+        "third_party_on_wrong",
+        0.4,
+        "chance a call to a wrong number is answered by a stranger (logged as wrong number)",
+        "practice",
+        probability=True,
+    ),
+    # -- what a conversation does ----------------------------------------------------------
+    _p(
+        "promise_rate",
+        0.55,
+        "chance of a promise per right-party call for ability 1, "
+        "willingness 0 (scaled by ability and (0.4 + 0.6 × (1 − willingness)))",
+        "DOMAIN §2 (PTP rate = promises per RPC); practice: 30–50 % of RPCs end in a promise",
+        probability=True,
+    ),
+    _p(
+        "promise_keep",
+        0.75,
+        "chance a promise is kept, for ability 1 (× (0.4 + 0.6 × ability))",
+        "DOMAIN §2 (PTP kept rate); practice: 50–70 % of promises kept",
+        probability=True,
+    ),
+    _p("promise_days", 5.0, "days from a promise to its due date", "practice: within a week"),
+    _p(
+        "persuasion_ai",
+        0.45,
+        "promise chance of an answered AI call relative to an agent's",
+        "practice: scripted voice negotiates less",
+    ),
+    _p(
+        "persuasion_visit",
+        1.3,
+        "promise chance of a visit relative to a call",
+        "practice: in-person contact is the strongest and dearest",
+    ),
+    _p(
+        "persuasion_letter",
+        0.2,
+        "promise chance of a read letter relative to a call",
+        "practice: formal letters prompt some calls back",
+    ),
+    _p(
+        "reminder_lift",
+        1.0,
+        "extra unprompted payment chance while a read reminder is fresh (hazard × (1 + lift))",
+        "practice: reminders mostly move forgetful payers",
+    ),
+    _p("reminder_days", 5.0, "days a read reminder lifts payment", "practice"),
+    _p(
+        "dispute_rate",
+        0.01,
+        "chance a right-party contact raises a dispute",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "dispute_days",
+        21.0,
+        "days a dispute holds contact until it is resolved",
+        "DOMAIN §4 (US-VAL: verification pauses collection)",
+    ),
+    _p(
+        "hardship_rate",
+        0.25,
+        "chance a right-party contact with a debtor of low ability "
+        "(× (1 − ability)) declares hardship",
+        "practice",
+        probability=True,
+    ),
+    _p(
+        "plan_uptake",
+        0.5,
+        "chance a debtor in hardship takes the payment plan offered",
+        "practice",
+        probability=True,
+    ),
+    _p("plan_keep", 0.7, "chance each plan instalment is paid", "practice", probability=True),
+    _p("plan_instalments", 6.0, "instalments of a plan, one every 30 days", "practice"),
+    # -- annoyance and complaints ----------------------------------------------------------
+    _p(
+        "complaint_base",
+        0.0006,
+        "chance a contact draws a complaint",
+        "practice: complaints per contact are rare (well under 1 ‰ of attempts)",
+        probability=True,
+    ),
+    _p(
+        "over_contact_threshold",
+        4.0,
+        "contacts in 7 days above which a debtor is annoyed",
+        "DOMAIN §4: the 7-in-7 presumption (US) and 3 calls a day (CN) bound harassment",
+    ),
+    _p(
+        "over_contact_slope",
+        0.8,
+        "complaint chance multiplier added per contact above the threshold",
+        "reasoning: complaints rise with pressure",
+    ),
+    _p(
+        "annoyance_willingness",
+        0.15,
+        "willingness logit lost per contact above the threshold",
+        "Athey 2023: pushing can lower repayment",
+    ),
+    _p("complaint_review_days", 14.0, "days a complaint holds contact for review", "practice"),
+    _p(
+        "cease_rate",
+        0.002,
+        "chance a right-party contact ends in a request to stop contact",
+        "practice",
+        probability=True,
+    ),
+    _p("skip_trace_days", 14.0, "days skip-tracing takes to find a new number", "practice"),
+    _p(
+        "trace_success",
+        0.5,
+        "chance skip-tracing finds a working number",
+        "practice",
+        probability=True,
+    ),
+    # -- the institution (same for every strategy; never perturbed) -----------------------
+    _engine(
+        "calls_per_thousand",
+        25.0,
+        "agent call attempts a day per 1,000 cases",
+        "demo: one collector per 200 accounts (demo AGENT_QUEUE) making ≈ 5 attempts an "
+        "hour on a shared book; binding, as in Abe 2010 (equal staff)",
+    ),
+    _engine("visits_per_thousand", 1.0, "field visits a day per 1,000 cases", "practice"),
+    _engine("calls_per_agent", 60.0, "call attempts one agent makes a day", "practice"),
+    _engine(
+        "cost_per_case_day",
+        0.0,
+        "cost ceiling a day per case in minor units "
+        "(0: two agent calls per 1,000 cases' worth of contact cost on top of capacity)",
+        "issue 16: same cost ceiling for every strategy",
+    ),
+    _engine(
+        "call_retries",
+        3.0,
+        "days an agent retries a call step that reached nobody",
+        "practice: a call task stays on the list a few days",
+    ),
+)
+
+PARAMETER_BY_NAME: Mapping[str, Parameter] = MappingProxyType({p.name: p for p in PARAMETERS})
+BEHAVIOURAL = tuple(p.name for p in PARAMETERS if p.behavioural)
+
+Params = Mapping[str, float]
+
+
+def default_params() -> dict[str, float]:
+    """Every parameter at its documented value."""
+    return {p.name: p.value for p in PARAMETERS}
+
+
+def perturbed(
+    params: Params, rng: np.random.Generator, *, low: float = 0.7, high: float = 1.3
+) -> dict[str, float]:
+    """Scale each behavioural parameter by U[low, high] (probabilities kept within [0, 1])."""
+    out = dict(params)
+    for name in BEHAVIOURAL:
+        value = float(params[name]) * float(rng.uniform(low, high))
+        if PARAMETER_BY_NAME[name].probability:
+            value = min(max(value, 0.0), 1.0)
+        out[name] = value
+    return out
+
+
+def with_overrides(overrides: Mapping[str, float]) -> dict[str, float]:
+    """The defaults with some values replaced; an unknown name is refused by name."""
+    params = default_params()
+    for name, value in overrides.items():
+        if name not in PARAMETER_BY_NAME:
+            raise KeyError(f"no simulation parameter '{name}'; see simulation/params.py")
+        params[name] = float(value)
+    return params

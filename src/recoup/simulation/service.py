@@ -1,0 +1,320 @@
+"""Offline strategy evaluation: an institution's portfolio, a strategy, the simulator.
+
+The portfolio is read once, the way the daily cycle reads it (``strategy.repository.
+account_facts`` → ``strategy.service.facts_columns`` → one row per case), and turned into
+arrays; from then on nothing touches the database. ``default`` is the institution's active
+strategy (its preset until one is activated), ``baseline`` the classic escalation by days past
+due (``baseline.yaml``), any other name a strategy of the institution by code (its active
+version, else its latest).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from recoup.compliance.gate import service as gate_service
+from recoup.compliance.gate.rules import Gate
+from recoup.kit import clock
+from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.models.institution import Institution
+from recoup.simulation.engine import Portfolio, Result, RunSettings, run_simulation
+from recoup.simulation.params import Params, default_params
+from recoup.strategy import repository as strategy_repository
+from recoup.strategy import service as strategy_service
+from recoup.strategy.presets import preset_text
+from recoup.strategy.rules import CompiledStrategy, compile_strategy
+
+MAX_DAYS = 365
+MAX_SEEDS = 50
+
+
+def baseline_text() -> str:
+    """The classic escalation by days past due, as a strategy document."""
+    return (
+        resources.files("recoup.simulation").joinpath("baseline.yaml").read_text(encoding="utf-8")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NamedStrategy:
+    name: str
+    label: str
+    compiled: CompiledStrategy
+
+
+def strategy_named(session: Session, *, institution: Institution, name: str) -> NamedStrategy:
+    """The strategy a name means for the institution (``default``, ``baseline`` or a code)."""
+    if name == "baseline":
+        return NamedStrategy(
+            name, "baseline (escalation by days past due)", compile_strategy(baseline_text())
+        )
+    if name == "default":
+        active = strategy_service.active_strategy(session, institution_id=institution.id)
+        if active is not None:
+            return NamedStrategy(name, f"default: {active.label}", active.compiled)
+        preset = strategy_service.default_preset(institution)
+        return NamedStrategy(
+            name, f"default: preset {preset}", compile_strategy(preset_text(preset))
+        )
+    strategy = strategy_repository.strategy_by_code(
+        session, institution_id=institution.id, code=name
+    )
+    if strategy is None:
+        raise NotFound(
+            f"no strategy '{name}' at {institution.code}; use default, baseline or a strategy code"
+        )
+    version = strategy_repository.active_version(session, institution_id=institution.id)
+    if version is None or version.strategy_id != strategy.id:
+        version = strategy_repository.latest_version(session, strategy_id=strategy.id)
+    if version is None:
+        raise NotFound(f"strategy '{name}' has no version yet")
+    return NamedStrategy(name, f"{name} v{version.version}", compile_strategy(version.document))
+
+
+def load_portfolio(session: Session, *, institution: Institution, as_of: date) -> Portfolio:
+    """The institution's live cases as arrays (one row per case, as the cycle segments them)."""
+    raw = strategy_repository.account_facts(session, institution_id=institution.id)
+    columns, _ = strategy_service.case_columns(strategy_service.facts_columns(raw, today=as_of))
+    if len(columns["case_id"]) == 0:
+        raise ValidationFailed(
+            f"{institution.code} has no live cases to simulate; import accounts and run the cycle "
+            "(or recoup seed-demo) first"
+        )
+    columns["debtor_id"] = columns["case_id"]
+    return Portfolio.from_columns(columns)
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What every run of one evaluation shares."""
+
+    portfolio: Portfolio
+    gate: Gate
+    start: date
+    timezone: str
+    costs: Mapping[str, int]
+
+
+def prepare(session: Session, *, institution: Institution) -> Setup:
+    """Read the portfolio, the gate and the costs once."""
+    start = clock.local_today(institution.timezone)
+    return Setup(
+        portfolio=load_portfolio(session, institution=institution, as_of=start),
+        gate=gate_service.gate_for(session, institution=institution),
+        start=start,
+        timezone=str(institution.timezone),
+        costs=strategy_service.costs_minor(institution),
+    )
+
+
+def check_run(days: int, seeds: int = 1) -> None:
+    if not 1 <= days <= MAX_DAYS:
+        raise ValidationFailed(f"--days must be between 1 and {MAX_DAYS} (got {days})")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValidationFailed(f"--seeds must be between 1 and {MAX_SEEDS} (got {seeds})")
+
+
+def run(
+    setup: Setup,
+    strategy: NamedStrategy,
+    *,
+    days: int,
+    seed: int,
+    params: Params | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> Result:
+    """One strategy, one seed."""
+    check_run(days)
+    settings = RunSettings(
+        days=days,
+        seed=seed,
+        start=setup.start,
+        timezone=setup.timezone,
+        costs=setup.costs,
+        params=params or default_params(),
+    )
+    return run_simulation(
+        portfolio=setup.portfolio,
+        compiled=strategy.compiled,
+        gate=setup.gate,
+        settings=settings,
+        name=strategy.name,
+        on_day=on_day,
+    )
+
+
+# -- comparison ------------------------------------------------------------------------------
+
+# Two-sided 95 % Student t quantiles by degrees of freedom (1–30; normal beyond).
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """Mean, standard deviation and a 95 % interval of the mean over seeds."""
+
+    mean: float
+    sd: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        array = np.asarray(values, dtype=np.float64)
+        mean = float(array.mean()) if len(array) else 0.0
+        if len(array) < 2:
+            return cls(mean, 0.0, mean, mean)
+        sd = float(array.std(ddof=1))
+        t = _T95[len(array) - 2] if len(array) - 1 <= len(_T95) else 1.96
+        half = t * sd / math.sqrt(len(array))
+        return cls(mean, sd, mean - half, mean + half)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "sd": self.sd, "low": self.low, "high": self.high}
+
+
+METRICS = ("recovered_amount", "recovery_rate", "contacts", "cost", "complaints", "violations")
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyOutcome:
+    name: str
+    label: str
+    runs: tuple[Result, ...]
+
+    def spread(self, metric: str) -> Spread:
+        return Spread.of([float(run.summary()[metric]) for run in self.runs])
+
+    @property
+    def curve(self) -> list[float]:
+        """Mean recovered amount by day over the seeds."""
+        return np.mean([run.daily_recovered for run in self.runs], axis=0).tolist()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    days: int
+    seeds: tuple[int, ...]
+    cases: int
+    initial_balance: float
+    outcomes: tuple[StrategyOutcome, ...]
+
+    def uplift_over(self, reference: str) -> dict[str, Spread]:
+        """Each strategy's recovery relative to the reference's, seed by seed (1.08 = +8 %)."""
+        by_name = {outcome.name: outcome for outcome in self.outcomes}
+        base = by_name[reference]
+        return {
+            outcome.name: Spread.of(
+                [
+                    run.recovered / other.recovered if other.recovered else 0.0
+                    for run, other in zip(outcome.runs, base.runs, strict=True)
+                ]
+            )
+            for outcome in self.outcomes
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        reference = self.outcomes[-1].name
+        uplift = self.uplift_over(reference)
+        return {
+            "days": self.days,
+            "seeds": list(self.seeds),
+            "cases": self.cases,
+            "initial_balance": round(self.initial_balance),
+            "reference": reference,
+            "strategies": [
+                {
+                    "name": outcome.name,
+                    "label": outcome.label,
+                    **{metric: outcome.spread(metric).as_dict() for metric in METRICS},
+                    "relative_recovery": uplift[outcome.name].as_dict(),
+                    "recovered_by_day": [round(value) for value in outcome.curve],
+                    "runs": [
+                        {
+                            key: value
+                            for key, value in run.summary().items()
+                            if key != "recovered_by_day"
+                        }
+                        for run in outcome.runs
+                    ],
+                }
+                for outcome in self.outcomes
+            ],
+        }
+
+
+def compare(
+    setup: Setup,
+    strategies: Sequence[NamedStrategy],
+    *,
+    days: int,
+    seeds: Sequence[int],
+    params: Params | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> Comparison:
+    """Several strategies on the same portfolio and the same seeds (the same simulated debtors)."""
+    check_run(days, len(seeds))
+    outcomes = []
+    for strategy in strategies:
+        runs = []
+        for seed in seeds:
+            runs.append(run(setup, strategy, days=days, seed=seed, params=params))
+            if on_run is not None:
+                on_run()
+        outcomes.append(StrategyOutcome(strategy.name, strategy.label, tuple(runs)))
+    return Comparison(
+        days=days,
+        seeds=tuple(seeds),
+        cases=setup.portfolio.size,
+        initial_balance=float(setup.portfolio.balance.sum()),
+        outcomes=tuple(outcomes),
+    )
+
+
+def parse_names(text: str) -> list[str]:
+    """Strategy names from ``a,b,c`` (two or more, no repeats)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValidationFailed(
+            f"--strategies needs two or more different names separated by commas (got '{text}')"
+        )
+    return names

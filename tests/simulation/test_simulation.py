@@ -1,0 +1,239 @@
+"""The behaviour model, the day loop and the offline evaluation."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recoup.cases import service as cases
+from recoup.compliance.gate.rules import compile_gate
+from recoup.compliance.rulepack import load_pack
+from recoup.db import unit_of_work
+from recoup.kit.clock import utcnow
+from recoup.scoring.rules import DEFAULT_CONTACT_COSTS
+from recoup.simulation import rules
+from recoup.simulation.engine import Portfolio, Result, RunSettings, run_simulation
+from recoup.simulation.params import (
+    BEHAVIOURAL,
+    PARAMETERS,
+    default_params,
+    perturbed,
+    with_overrides,
+)
+from recoup.simulation.service import Spread, baseline_text, parse_names
+from recoup.strategy.presets import preset_text
+from recoup.strategy.rules import compile_strategy
+from tests.cycle.helpers import portfolio
+
+GATE = compile_gate(load_pack("CN"))
+PORTFOLIO = Portfolio.from_columns(rules.synthetic_portfolio(400, 3))
+ONLY_SMS = """
+name: one reminder
+segments:
+  - code: everyone
+    name: Everyone
+    steps:
+      - {code: reminder, day: 0, channel: sms}
+"""
+CALLS = """
+name: calls
+segments:
+  - code: everyone
+    name: Everyone
+    steps:
+      - {code: reminder, day: 0, channel: sms}
+      - {code: call_1, day: 1, channel: call}
+      - {code: call_2, day: 6, channel: call}
+      - {code: call_3, day: 12, channel: call}
+      - {code: call_4, day: 20, channel: call}
+"""
+DAILY_SMS = "\n".join(
+    [
+        "name: every day",
+        "segments:",
+        "  - code: everyone",
+        "    name: Everyone",
+        "    steps:",
+        *[f"      - {{code: sms_{day}, day: {day}, channel: sms}}" for day in range(30)],
+    ]
+)
+
+
+def simulate(document: str, *, seed: int = 1, days: int = 30, **overrides: float) -> Result:
+    params = with_overrides(overrides)
+    settings = RunSettings(
+        days=days,
+        seed=seed,
+        start=date(2026, 12, 1),
+        timezone="Asia/Shanghai",
+        costs=DEFAULT_CONTACT_COSTS,
+        params=params,
+    )
+    return run_simulation(
+        portfolio=PORTFOLIO,
+        compiled=compile_strategy(document),
+        gate=GATE,
+        settings=settings,
+        name="test",
+    )
+
+
+class TestParameters:
+    def test_every_parameter_has_a_meaning_and_a_source(self) -> None:
+        for parameter in PARAMETERS:
+            assert len(parameter.meaning) > 10, parameter.name
+            assert len(parameter.source) > 4, parameter.name
+        assert len({p.name for p in PARAMETERS}) == len(PARAMETERS)
+
+    def test_perturbation_scales_only_behaviour_and_keeps_probabilities(self) -> None:
+        params = default_params()
+        moved = perturbed(params, np.random.default_rng(5))
+        assert moved["calls_per_thousand"] == params["calls_per_thousand"]
+        for name in BEHAVIOURAL:
+            if params[name]:
+                assert 0.69 <= moved[name] / params[name] <= 1.31 or moved[name] == 1.0
+        assert all(0 <= moved[p.name] <= 1 for p in PARAMETERS if p.probability)
+
+    def test_an_unknown_override_is_named(self) -> None:
+        with pytest.raises(KeyError, match="no_such"):
+            with_overrides({"no_such": 1.0})
+
+
+class TestBehaviour:
+    def test_over_contact_raises_complaints(self) -> None:
+        params = default_params()
+        dnd = np.zeros(3, dtype=bool)
+        chance = rules.complaint_chance(params, contacts_7d=np.array([1.0, 5.0, 9.0]), dnd=dnd)
+        assert chance[0] < chance[1] < chance[2]
+        calm = simulate(ONLY_SMS, complaint_base=0.01)
+        pushed = simulate(DAILY_SMS, complaint_base=0.01)
+        assert pushed.complaints > calm.complaints
+
+    def test_talking_to_persuadables_raises_payment(self) -> None:
+        params = default_params()
+        ability = np.array([0.9, 0.9])
+        unwilling, willing = rules.logit(np.array([0.1, 0.9]))
+        chances = rules.promise_chance(
+            params,
+            strength=np.ones(2),
+            ability=ability,
+            willingness_logit=np.array([unwilling, willing]),
+        )
+        assert chances[0] > chances[1]
+        quiet = [simulate(ONLY_SMS, seed=seed).recovered for seed in (1, 2)]
+        called = [simulate(CALLS, seed=seed).recovered for seed in (1, 2)]
+        assert sum(called) > sum(quiet)
+
+    def test_the_score_never_reads_latent_traits(self) -> None:
+        columns = rules.synthetic_portfolio(50, 1)
+        score = rules.observed_propensity(
+            days_past_due=columns["days_past_due"],
+            balance=columns["balance"],
+            business=columns["customer_type"] == "business",
+            age=columns["age"],
+            paid_before=np.zeros(50, dtype=bool),
+            broken_promises=np.zeros(50),
+            failed_attempts=np.zeros(50),
+        )
+        assert ((score > 0) & (score < 1)).all()
+
+
+class TestEngine:
+    def test_a_seed_gives_the_same_run_and_another_seed_another(self) -> None:
+        first = simulate(preset_text("consumer_finance"), seed=7).summary()
+        again = simulate(preset_text("consumer_finance"), seed=7).summary()
+        other = simulate(preset_text("consumer_finance"), seed=8).summary()
+        first.pop("seconds"), again.pop("seconds"), other.pop("seconds")
+        assert first == again
+        assert first["recovered_amount"] != other["recovered_amount"]
+
+    @pytest.mark.parametrize("name", ["default", "baseline"])
+    def test_no_contact_is_made_that_the_gate_forbids(self, name: str) -> None:
+        document = preset_text("consumer_finance") if name == "default" else baseline_text()
+        result = simulate(document, days=40)
+        assert result.violations == 0
+        assert result.total_contacts > 0
+        assert result.recovered > 0
+        assert result.daily_recovered == sorted(result.daily_recovered)
+
+    def test_agents_never_exceed_their_capacity(self) -> None:
+        result = simulate(CALLS, days=20, calls_per_thousand=10)
+        # 400 cases × 10 per 1,000 = 4 calls a day.
+        assert result.contacts["call"] <= 4 * 20
+        assert result.over_capacity > 0
+
+
+class TestComparison:
+    def test_a_spread_has_an_interval_around_its_mean(self) -> None:
+        spread = Spread.of([1.0, 2.0, 3.0])
+        assert spread.mean == 2.0
+        assert spread.low < 2.0 < spread.high
+
+    def test_strategy_names_need_two_different(self) -> None:
+        assert parse_names("default, baseline") == ["default", "baseline"]
+        with pytest.raises(Exception, match="two or more"):
+            parse_names("default")
+
+
+def test_the_cli_prints_one_json_object(live_database: str) -> None:
+    from recoup.cli import app
+
+    with unit_of_work() as session:
+        institution = portfolio(session, code="SIM", debtors=8)
+        cases.sync_cases(session, institution_id=institution.id, now=utcnow())
+    runner = CliRunner()
+    answer = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--days",
+            "10",
+            "--strategy",
+            "baseline",
+            "--institution",
+            "SIM",
+            "--seed",
+            "2",
+            "--json",
+        ],
+    )
+    assert answer.exit_code == 0, answer.output
+    data = json.loads(answer.stdout)
+    for key in (
+        "recovered_amount",
+        "recovery_rate",
+        "contacts",
+        "cost",
+        "blocked_by_rule",
+        "violations",
+        "complaints",
+    ):
+        assert key in data
+    assert data["cases"] == 8
+    assert data["violations"] == 0
+    compared = runner.invoke(
+        app,
+        [
+            "simulate",
+            "compare",
+            "--strategies",
+            "default,baseline",
+            "--seeds",
+            "2",
+            "--days",
+            "5",
+            "--institution",
+            "SIM",
+            "--json",
+        ],
+    )
+    assert compared.exit_code == 0, compared.output
+    report = json.loads(compared.stdout)
+    assert [item["name"] for item in report["strategies"]] == ["default", "baseline"]
+    missing = runner.invoke(app, ["simulate", "--strategy", "nope", "--institution", "SIM"])
+    assert missing.exit_code == 1
+    assert "no strategy 'nope'" in missing.output
