@@ -133,3 +133,6 @@ def register(app: FastAPI) -> None:
     from recoup.scripts.views import router as scripts_pages
 
     app.include_router(scripts_pages)
+    from recoup.simulation.views import router as simulation_pages
+
+    app.include_router(simulation_pages)

@@ -354,7 +354,7 @@ class Simulation:
         state.contacts_by_day[today % 7] = 0
         paid_today = self._reconcile(today)
         paid_today += self._unprompted_payments(today)
-        self._score()
+        self.score()
         acting, step_of = self._steps(today)
         paid_today += self._contact(today, acting, step_of)
         self.result.recovered += paid_today
@@ -443,6 +443,12 @@ class Simulation:
             pushed_dnd=state.pushed_dnd[rows],
         )
         draws = self.rng.random((2, len(rows)))
+        handed = state.handed_over[rows]
+        chance = np.where(
+            handed,
+            np.maximum(chance, params["handover_hazard"] * state.latent.ability[rows]),
+            chance,
+        )
         payers = rows[draws[0] < chance]
         full = draws[1][draws[0] < chance] < params["full_payment_share"]
         amounts = np.where(
@@ -450,7 +456,7 @@ class Simulation:
         )
         return self._pay(payers, amounts, today)
 
-    def _score(self) -> None:
+    def score(self) -> None:
         state = self.state
         state.propensity = rules.observed_propensity(
             days_past_due=state.days_past_due,

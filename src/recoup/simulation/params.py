@@ -166,6 +166,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         "multiplier of a do-not-disturb's complaint chance",
         "reasoning: the debtors who resent contact are the ones who complain",
     ),
+    _p(
+        "handover_hazard",
+        0.004,
+        "daily chance a case handed to legal review or an agency pays, for ability 1 (× ability)",
+        "practice: a lawyer's letter or an agency settles a share of handed-over debt "
+        "(≈ 25 % of able debtors in 90 days)",
+        probability=True,
+    ),
     # -- reaching the debtor ---------------------------------------------------------------
     _p(
         "phone_valid",
