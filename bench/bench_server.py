@@ -53,7 +53,7 @@ def run(backend: str, clients: int, seconds: float) -> None:
         with load.serving(url, folder / "data") as server:
             result = load.run_load(server.base_url, portfolio, clients=clients, seconds=seconds)
             exit_seconds = server.stop(grace_seconds=30)
-        facts = load.integrity(engine)
+        facts = load.integrity(engine, portfolio)
         health_p99 = load.percentile(result.healthz, 0.99)
         print(f"\n== {backend}: {clients} clients for {seconds:.0f} s")
         print(load.summary(result))

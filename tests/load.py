@@ -1,16 +1,19 @@
 """A bounded load run against a real ``recoup serve`` on loopback (for the load test and bench).
 
-``seed`` writes a small institution (two managers, debtors with accounts) into a database;
-``serving`` starts ``python -m recoup serve`` on a free loopback port against it; ``run_load``
-sends a mix of reads, promise writes and gate checks from many clients at once for a fixed
-time while one more client times ``/healthz``; ``integrity`` compares what the clients were
-told with what the database holds afterwards.
+``seed`` writes a small institution (two managers, an admin, debtors with accounts, cases and
+a webhook subscription) into a database; ``serving`` starts ``python -m recoup serve`` on a
+free loopback port against it; ``run_load`` sends a mix of reads, promise writes and gate
+checks from many clients at once for a fixed time — the API and, signed in by the login form,
+the pages: the workspace, the outbox, strategies and the cycle reports — while one more client
+administers webhooks and another times ``/healthz``; ``integrity`` compares what the clients
+were told with what the database holds afterwards.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -28,17 +31,25 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, func, select
 
+from recoup.cycle import runner
+from recoup.cycle import service as cycle
 from recoup.db import unit_of_work
 from recoup.identity import service as identity
 from recoup.institutions.service import create_institution
 from recoup.kit import crypto
+from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.models import Account, AuditEvent, Debtor
 from recoup.models.compliance import ContactDecision
 from recoup.models.workbench import Promise
 from recoup.portfolio.rules import bucket_for
+from recoup.webhooks import service as webhooks
+from tests.factories import give_to_agent
 
 PASSWORD = "Load-test-password-42"
+ADMIN = "load.admin"
+# Loopback where nothing listens: a webhook delivery tried is refused at once, never sent out.
+BLACKHOLE = "https://127.0.0.1:9/recoup-events"
 # The CN pack's cap on effective voice calls per debtor and day (CN-FREQ-V).
 DAILY_VOICE_CAP = 3
 CHECK_DAY = "2026-12-08"
@@ -51,10 +62,13 @@ class Portfolio:
     usernames: tuple[str, ...]
     debtor_ids: tuple[int, ...]
     account_ids: tuple[int, ...]
+    admin: str = "load.admin"
 
 
-def seed(engine: Engine, *, debtors: int = 60) -> Portfolio:
-    """Write an institution with two managers and ``debtors`` debtors with one account each."""
+def seed(engine: Engine, *, debtors: int = 60, webhooks_to: str | None = BLACKHOLE) -> Portfolio:
+    """Write an institution with two managers, an admin, ``debtors`` debtors with one account
+    each (the managers' cases hold them in turn) and a webhook subscription to ``webhooks_to``
+    (none when None)."""
     with unit_of_work(engine) as session:
         institution = create_institution(
             session,
@@ -66,13 +80,23 @@ def seed(engine: Engine, *, debtors: int = 60) -> Portfolio:
             preset="consumer_finance",
         )
         usernames = ("load.manager1", "load.manager2")
-        for username in usernames:
+        managers = [
             identity.create_user(
                 session,
                 username=username,
-                role="manager",
+                role=role,
                 institution_id=institution.id,
                 password=PASSWORD,
+                actor="load",
+            )
+            for username, role in (*((name, "manager") for name in usernames), (ADMIN, "admin"))
+        ][:2]
+        if webhooks_to is not None:
+            webhooks.create_subscription(
+                session,
+                institution_id=institution.id,
+                url=webhooks_to,
+                event_types=["payment.received", "promise.created"],
                 actor="load",
             )
         debtor_ids, account_ids = [], []
@@ -104,9 +128,15 @@ def seed(engine: Engine, *, debtors: int = 60) -> Portfolio:
             )
             session.add(account)
             session.flush()
+            give_to_agent(session, account, managers[number % len(managers)])
             debtor_ids.append(debtor.id)
             account_ids.append(account.id)
-    return Portfolio(usernames, tuple(debtor_ids), tuple(account_ids))
+    # The day's cycle, run now if it is due, as the server's worker would at start: the load
+    # then meets a finished cycle and its report, not a cycle working through every case.
+    with unit_of_work(engine) as session:
+        for institution, day in cycle.due_runs(session, now=utcnow()):
+            runner.run_cycle_in(session, institution_code=institution.code, as_of=day, actor="load")
+    return Portfolio(usernames, tuple(debtor_ids), tuple(account_ids), ADMIN)
 
 
 def free_port() -> int:
@@ -185,6 +215,46 @@ def serving(
             process.wait()
 
 
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def browser_cookies(base_url: str, username: str) -> httpx.Cookies:
+    """Sign ``username`` in through the login form, as a browser does; return its cookies."""
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        form = client.get("/login")
+        form.raise_for_status()
+        found = _CSRF_FIELD.search(form.text)
+        if found is None:
+            raise RuntimeError("the login page has no CSRF field")
+        answer = client.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": found.group(1)},
+        )
+        if answer.status_code != 303:
+            raise RuntimeError(f"signing {username} in answered {answer.status_code}")
+        return client.cookies
+
+
+# The newer reads every client mixes in (API by token, pages by the browser's cookie).
+NEWER_READS = (
+    ("GET /work/next", "/api/v1/work/next"),
+    ("GET /work/cases", "/api/v1/work/cases"),
+    ("GET /outbox/messages", "/api/v1/outbox/messages"),
+    ("GET /strategies", "/api/v1/strategies"),
+    ("page /work", "/work"),
+    ("page /outbox", "/outbox"),
+    ("page /strategies", "/strategies"),
+    ("page /cycle", "/cycle"),
+)
+# What the admin client does with webhooks, over and over.
+WEBHOOK_ADMIN = (
+    ("GET /webhooks/subscriptions", "GET", "/api/v1/webhooks/subscriptions"),
+    ("GET /webhooks/deliveries", "GET", "/api/v1/webhooks/deliveries"),
+    ("POST /webhooks/deliveries/replay-dead", "POST", "/api/v1/webhooks/deliveries/replay-dead"),
+    ("page /admin/webhooks", "GET", "/admin/webhooks"),
+)
+
+
 def token_for(base_url: str, username: str) -> str:
     """Sign ``username`` in through the API and return its bearer token."""
     response = httpx.post(
@@ -232,6 +302,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def _client(
     base_url: str,
+    cookies: httpx.Cookies,
     token: str,
     portfolio: Portfolio,
     result: LoadResult,
@@ -242,12 +313,18 @@ def _client(
     rng = random.Random(seed)
     due = (date.today() + timedelta(days=7)).isoformat()
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+    with httpx.Client(base_url=base_url, headers=headers, cookies=cookies, timeout=60) as client:
+        turn = -1
         while time.perf_counter() < until:
+            turn += 1
             roll = rng.random()
             account_id = rng.choice(portfolio.account_ids)
             debtor_id = rng.choice(portfolio.debtor_ids)
-            if roll < 0.07:
+            if turn == 0 or rng.random() < 0.12:
+                # Each client's first request is one of the newer reads, in turn: all are met.
+                endpoint, url = NEWER_READS[(seed + turn) % len(NEWER_READS)]
+                method, body = "GET", None
+            elif roll < 0.07:
                 endpoint, method, url, body = "GET /me", "GET", "/api/v1/me", None
             elif roll < 0.11:
                 endpoint, method, url, body = "GET /cases", "GET", "/api/v1/cases", None
@@ -303,6 +380,51 @@ def _client(
                 )
 
 
+def _administer(
+    base_url: str, token: str, cookies: httpx.Cookies, result: LoadResult, *, until: float
+) -> None:
+    """Administer webhooks all along: list subscriptions and deliveries, replay dead letters."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, cookies=cookies, timeout=60) as client:
+        turn = 0
+        while time.perf_counter() < until:
+            endpoint, method, url = WEBHOOK_ADMIN[turn % len(WEBHOOK_ADMIN)]
+            turn += 1
+            started = time.perf_counter()
+            try:
+                response = client.request(method, url)
+            except httpx.TransportError as error:
+                with result.lock:
+                    result.transport_errors.append(f"{endpoint}: {error!r}")
+                continue
+            result.note(endpoint, response.status_code, time.perf_counter() - started)
+            time.sleep(0.05)
+
+
+def warm_up(
+    base_url: str,
+    token: str,
+    cookies: httpx.Cookies,
+    admin_token: str,
+    admin_cookies: httpx.Cookies,
+) -> None:
+    """Read each page and API route of the mix once, one at a time, before the clock starts.
+
+    A route's first request in a process compiles its templates and imports its modules,
+    which holds the interpreter for a moment: the load measures the warm server.
+    """
+    reads = [(url, token, cookies) for _endpoint, url in NEWER_READS]
+    reads += [
+        (url, admin_token, admin_cookies)
+        for _endpoint, method, url in WEBHOOK_ADMIN
+        if method == "GET"
+    ]
+    for url, bearer, jar in reads:
+        headers = {"Authorization": f"Bearer {bearer}"}
+        with httpx.Client(base_url=base_url, headers=headers, cookies=jar, timeout=60) as client:
+            client.get(url).raise_for_status()
+
+
 def _probe_health(base_url: str, result: LoadResult, *, until: float) -> None:
     with httpx.Client(base_url=base_url, timeout=30) as client:
         while time.perf_counter() < until:
@@ -322,12 +444,23 @@ def run_load(
 ) -> LoadResult:
     """Send the mix from ``clients`` threads for ``seconds``; return what they saw."""
     tokens = [token_for(base_url, username) for username in portfolio.usernames]
+    admin_token = token_for(base_url, portfolio.admin)
+    # Signed in before the clock starts: password hashing is slow on purpose.
+    cookies = [browser_cookies(base_url, username) for username in portfolio.usernames]
+    admin_cookies = browser_cookies(base_url, portfolio.admin)
+    warm_up(base_url, tokens[0], cookies[0], admin_token, admin_cookies)
     result = LoadResult()
     until = time.perf_counter() + seconds
     threads = [
         threading.Thread(
             target=_client,
-            args=(base_url, tokens[number % len(tokens)], portfolio, result),
+            args=(
+                base_url,
+                cookies[number % len(tokens)],
+                tokens[number % len(tokens)],
+                portfolio,
+                result,
+            ),
             kwargs={"until": until, "seed": seed * 1000 + number},
             daemon=True,
         )
@@ -335,6 +468,13 @@ def run_load(
     ]
     threads.append(
         threading.Thread(target=_probe_health, args=(base_url, result), kwargs={"until": until})
+    )
+    threads.append(
+        threading.Thread(
+            target=_administer,
+            args=(base_url, admin_token, admin_cookies, result),
+            kwargs={"until": until},
+        )
     )
     started = time.perf_counter()
     for thread in threads:
@@ -359,8 +499,9 @@ class Integrity:
     most_allowed_calls_in_a_day: int
 
 
-def integrity(engine: Engine) -> Integrity:
-    """Count the rows the load run left behind."""
+def integrity(engine: Engine, portfolio: Portfolio) -> Integrity:
+    """Count the rows the load run left behind (the gate's decisions: the clients' own, not
+    those of the daily cycle the server's worker runs at start)."""
     with unit_of_work(engine, write=False) as session:
         promises = session.scalar(select(func.count()).select_from(Promise)) or 0
         cancelled = (
@@ -374,11 +515,14 @@ def integrity(engine: Engine) -> Integrity:
             query = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
             return session.scalar(query) or 0
 
-        decisions = session.scalar(select(func.count()).select_from(ContactDecision)) or 0
+        clients = ContactDecision.actor.in_(portfolio.usernames)
+        decisions = (
+            session.scalar(select(func.count()).select_from(ContactDecision).where(clients)) or 0
+        )
         allowed_per_debtor = session.execute(
             select(func.count())
             .select_from(ContactDecision)
-            .where(ContactDecision.allowed.is_(True))
+            .where(clients, ContactDecision.allowed.is_(True))
             .group_by(ContactDecision.debtor_id)
         ).scalars()
         return Integrity(

@@ -1,8 +1,9 @@
 """Many clients at once against a real server: no 5xx, no freeze, nothing lost or doubled.
 
-Twenty clients mix reads, promise writes and gate checks for fifteen seconds against
-``recoup serve`` on loopback (SQLite and PostgreSQL) while one more client times
-``/healthz``. Afterwards every 201 is a row with its audit event, the daily call cap held
+Twenty clients mix reads (the workspace, outbox, strategies and cycle-report pages and
+their API among them), promise writes and gate checks for fifteen seconds against
+``recoup serve`` on loopback (SQLite and PostgreSQL) while one more client administers
+webhooks and another times ``/healthz``. Afterwards every 201 is a row with its audit event, the daily call cap held
 under the race, the audit chain verifies, and SIGTERM ends the process within its grace.
 """
 
@@ -64,10 +65,12 @@ class TestManyClientsAtOnce:
             "GET /kpis",
             "POST /compliance/check",
             "POST /accounts/{id}/promises",
+            *(endpoint for endpoint, _url in load.NEWER_READS),
+            *(endpoint for endpoint, _method, _url in load.WEBHOOK_ADMIN),
         }
         assert exit_seconds < SHUTDOWN_SECONDS + 5
 
-        facts = load.integrity(database.engine)
+        facts = load.integrity(database.engine, portfolio)
         created = result.count("POST /accounts/{id}/promises", 201)
         cancelled = result.count("POST /promises/{id}/cancel", 200)
         assert created > 0
