@@ -25,6 +25,12 @@ def register(app: typer.Typer) -> None:
     add_lazy(app, "dq", "recoup.ingest.cli:dq_app", "Data-quality reports.")
     add_lazy(app, "users", "recoup.identity.cli:users_app", "Manage users.")
     add_lazy(
+        app,
+        "integrate",
+        "recoup.integration.cli:app",
+        "Bring in data from core banking systems (Apache Fineract).",
+    )
+    add_lazy(
         app, "apikeys", "recoup.identity.cli:apikeys_app", "Manage API keys of integrating systems."
     )
     add_lazy(app, "keys", "recoup.identity.cli:keys_app", "PII encryption keys.")

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     # Where background jobs queue: sqlite:///PATH (default: jobs.db in the data folder),
     # redis://HOST:PORT/DB for several machines, or memory (tests).
     jobs_url: str = ""
+    # API rate limits (docs/api.md): requests a minute per API key (an institution may set its
+    # own, ``integration.api_requests_per_minute``) and per IP address for anonymous calls.
+    api_key_requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    anonymous_requests_per_minute: int = Field(default=300, ge=1, le=1_000_000)
+    # Where the rate-limit counters live: redis://HOST:PORT/DB shares them between processes,
+    # memory keeps them in each process; empty: the job store's Redis if it is one, else memory.
+    rate_limit_url: str = ""
+    # Where institutions' scheduled file drops live (each a folder inside it; an SFTP server's
+    # upload folders can be mounted here). Empty: the data folder's ``drops``.
+    drop_root: Path | None = None
     # Worker threads of `recoup worker` and of the worker embedded in `recoup serve`.
     worker_threads: int = Field(default=2, ge=1, le=64)
     # Whether this web process runs a worker too (`recoup serve` turns it on unless told not to).
@@ -59,6 +69,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(self.data_dir / 'recoup.db').as_posix()}"
         if self.keyring_file is None:
             self.keyring_file = self.data_dir / "keyring.json"
+        if self.drop_root is None:
+            self.drop_root = self.data_dir / "drops"
         return self
 
     @property

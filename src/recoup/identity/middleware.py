@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recoup.config import get_settings
 from recoup.identity.dependencies import NEW_CSRF_COOKIE_STATE, LoginRequired
+from recoup.identity.ratelimit import install as install_rate_limits
 from recoup.identity.secret import check_startup
 
 PROBLEM = "application/problem+json"
@@ -89,6 +90,7 @@ def install(app: FastAPI) -> None:
     settings = get_settings()
     check_startup(settings)
     app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_rate_limits(app, settings)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, error: LoginRequired) -> Any:

@@ -78,6 +78,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             "idempotency_key_days": 7,
             "webhook_max_attempts": 12,
             "webhook_timeout_seconds": 10.0,
+            "api_requests_per_minute": None,
+            "drop_enabled": False,
+            "drop_folder": None,
+            "drop_settle_seconds": 60,
         },
         # Dialer links, field visit hours and route start, the sender printed on letters.
         "outreach": {
@@ -156,6 +160,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             "idempotency_key_days": 7,
             "webhook_max_attempts": 12,
             "webhook_timeout_seconds": 10.0,
+            "api_requests_per_minute": None,
+            "drop_enabled": False,
+            "drop_folder": None,
+            "drop_settle_seconds": 60,
         },
         # Bank field teams cover larger areas: fewer, longer visits.
         "outreach": {

@@ -274,6 +274,28 @@ class IntegrationSettings(_Section):
     # Webhook deliveries: tries before a delivery is a dead letter, and each try's time limit.
     webhook_max_attempts: int = Field(default=12, ge=1, le=30)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Requests a minute each of the institution's API keys may send; empty: the platform's
+    # ``RECOUP_API_KEY_REQUESTS_PER_MINUTE``.
+    api_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    # The scheduled file drop (docs/integrations.md): when on, CSV/XLSX files put in the drop
+    # folder are imported every minute. The folder is a path inside RECOUP_DROP_ROOT (empty:
+    # the institution's code); a file changed less than ``drop_settle_seconds`` ago waits.
+    drop_enabled: bool = False
+    drop_folder: str | None = Field(default=None, max_length=200)
+    drop_settle_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @field_validator("drop_folder")
+    @classmethod
+    def _inside_the_drop_root(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = value.strip().replace("\\", "/").split("/")
+        if value.startswith(("/", "~")) or any(part in {"", ".", ".."} for part in parts):
+            raise ValueError(
+                "a folder inside RECOUP_DROP_ROOT, e.g. bank1 or sftp/bank1 "
+                "(no leading /, no . or .. parts)"
+            )
+        return "/".join(parts)
 
 
 class InstitutionSettings(_Section):

@@ -1,5 +1,5 @@
 """The inbound API other systems write through: payments (one or a list, each item on its own),
-contact points from the CRM, external risk scores, accounts and balances."""
+contact points from the CRM, external risk scores, accounts and balances, Fineract events."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from recoup.integration.schemas import (
     BatchResult,
     ContactPointChange,
     ContactPointChanged,
+    FineractEventIn,
+    FineractEventResult,
     ItemError,
     ItemResult,
     PaymentResult,
@@ -226,3 +228,33 @@ def upsert_accounts(
     )
     result.import_run_id = done.import_run_id
     return result
+
+
+@router.post(
+    "/integrations/fineract/events",
+    response_model=FineractEventResult,
+    dependencies=[Depends(authorize("imports:write"))],
+)
+def post_fineract_event(
+    body: FineractEventIn, principal: CurrentPrincipal, session: SessionDep
+) -> FineractEventResult:
+    """Apply an Apache Fineract external event: a loan, a delinquency change or a repayment.
+
+    Send each message Fineract publishes (``MessageV1``) with ``data`` decoded to JSON.
+    ``LoanAccountDataV1`` payloads upsert the loan's debtor and account;
+    ``LoanAccountDelinquencyRangeDataV1`` (``LoanDelinquencyRangeChangeBusinessEvent``) sets
+    the account's days past due and overdue amount; ``LoanTransactionDataV1`` repayments
+    (``LoanTransactionMakeRepaymentPostBusinessEvent``) are recorded as payments. Other
+    events are answered ``ignored``. The same event again (``idempotencyKey``) is a
+    ``duplicate`` and changes nothing. What cannot be mapped is a 422 naming the field.
+    """
+    institution = institutions.require_callers(
+        session, principal.institution_id, what="Fineract events"
+    )
+    outcome = service.receive_fineract_event(
+        session,
+        institution=institution,
+        principal=principal,
+        message=body.model_dump(mode="json"),
+    )
+    return FineractEventResult.model_validate(outcome.as_json())

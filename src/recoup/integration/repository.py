@@ -8,13 +8,14 @@ from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.kit.clock import utcnow
 from recoup.models.account import Account
-from recoup.models.debtor import ContactPoint
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.integration import ExternalRiskScore, IdempotencyRecord
 
 T = TypeVar("T")
@@ -169,3 +170,65 @@ def latest_risk_scores(
         for account_id, source, score in rows:
             found.setdefault(account_id, {})[source] = Decimal(score)
     return found
+
+
+def existing_debtor_external_ids(
+    session: Session, *, institution_id: int, external_ids: list[str]
+) -> set[str]:
+    """Return which of ``external_ids`` are debtors of the institution already."""
+    found: set[str] = set()
+    for batch in _batches(sorted(set(external_ids))):
+        query = select(Debtor.external_id).where(
+            Debtor.institution_id == institution_id, Debtor.external_id.in_(batch)
+        )
+        found.update(session.scalars(query))
+    return found
+
+
+def account_with_debtor(
+    session: Session, *, institution_id: int, external_id: str
+) -> tuple[Account, str] | None:
+    """Return the institution's account with ``external_id`` and its debtor's external id."""
+    query = (
+        select(Account, Debtor.external_id)
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(Account.institution_id == institution_id, Account.external_id == external_id)
+    )
+    row = session.execute(query).first()
+    return None if row is None else (row[0], row[1])
+
+
+def event_record(session: Session, *, caller: str, key: str) -> IdempotencyRecord | None:
+    """Return the stored outcome of an inbound event already handled, if any."""
+    query = select(IdempotencyRecord).where(
+        IdempotencyRecord.caller == caller, IdempotencyRecord.key == key
+    )
+    return session.scalars(query).first()
+
+
+def claim_event(
+    session: Session,
+    *,
+    institution_id: int,
+    caller: str,
+    key: str,
+    fingerprint: str,
+    path: str,
+) -> IdempotencyRecord | None:
+    """Insert the event's record before handling it; None when another request holds it."""
+    record = IdempotencyRecord(
+        institution_id=institution_id,
+        caller=caller,
+        key=key,
+        fingerprint=fingerprint,
+        method="EVENT",
+        path=path,
+        response_headers={},
+    )
+    try:
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        return None
+    return record

@@ -220,3 +220,59 @@ class AccountsBody(RootModel[dict[str, Any] | list[dict[str, Any]]]):
     """One account or a list of up to 1,000, each with the columns of an accounts file."""
 
     model_config = ConfigDict(json_schema_extra=one_or_many(AccountIn, ACCOUNT_EXAMPLE))
+
+
+FINERACT_EVENT_EXAMPLE: dict[str, Any] = {
+    "id": 121,
+    "source": "fineract-prod",
+    "type": "LoanDelinquencyRangeChangeBusinessEvent",
+    "category": "LOAN",
+    "createdAt": "2024-07-16T01:02:03.000",
+    "businessDate": "2024-07-16",
+    "tenantId": "default",
+    "idempotencyKey": "4b7c1f0e-3c1d-4c55-9a4a-0f6f1c2d9e21",
+    "dataschema": "org.apache.fineract.avro.loan.v1.LoanAccountDelinquencyRangeDataV1",
+    "data": {
+        "loanId": 1,
+        "loanAccountNo": "000000001",
+        "loanExternalId": None,
+        "delinquencyRange": {"id": 2, "classification": "RANGE_30", "minimumAgeDays": 30},
+        "charges": [],
+        "currency": {"code": "USD", "decimalPlaces": 2},
+        "amount": {"totalAmount": 1250.0, "principalAmount": 1100.0, "interestAmount": 150.0},
+        "delinquentDate": "2024-06-11",
+    },
+}
+
+
+class FineractEventIn(BaseModel):
+    """A Fineract external event (Avro ``MessageV1``) with ``data``, its payload, as JSON."""
+
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"examples": [FINERACT_EVENT_EXAMPLE]}
+    )
+
+    id: int | None = Field(default=None, description="Fineract's message id (per source)")
+    source: str | None = Field(default=None, max_length=200)
+    type: str = Field(max_length=200, description="e.g. LoanDelinquencyRangeChangeBusinessEvent")
+    category: str | None = Field(default=None, max_length=64)
+    createdAt: str | None = Field(default=None, max_length=64)
+    businessDate: str | None = Field(default=None, max_length=32)
+    tenantId: str | None = Field(default=None, max_length=200)
+    idempotencyKey: str | None = Field(
+        default=None, max_length=200, description="What Recoup de-duplicates the event by"
+    )
+    dataschema: str = Field(
+        max_length=300, description="The payload's schema, e.g. …loan.v1.LoanTransactionDataV1"
+    )
+    data: dict[str, Any] = Field(description="The payload (the Avro record) as a JSON object")
+
+
+class FineractEventResult(BaseModel):
+    """What Recoup did with a Fineract event."""
+
+    key: str = Field(description="The event's idempotency key (or source:id)")
+    type: str
+    status: Literal["applied", "ignored", "duplicate"]
+    account_external_id: str | None = None
+    detail: str = ""

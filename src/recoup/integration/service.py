@@ -3,32 +3,50 @@ recorded through the owning domains' services; idempotency keys kept for their t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
-from recoup.enums import ContactSource, ContactStatus, ImportKind, ImportStatus, PaymentChannel
+from recoup.enums import (
+    AccountStatus,
+    ContactSource,
+    ContactStatus,
+    ImportKind,
+    ImportStatus,
+    PaymentChannel,
+    Product,
+)
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
 from recoup.ingest.readers import RawRow
-from recoup.ingest.rules import ContactRecord, Problem, columns_for, validate_contact
+from recoup.ingest.rules import (
+    ACCOUNT_FACT_DATES,
+    ContactRecord,
+    Problem,
+    columns_for,
+    validate_contact,
+)
 from recoup.ingest.service import ImportState, import_chunk, row_context
 from recoup.institutions import repository as institutions
 from recoup.institutions.settings import IntegrationSettings, settings_of
-from recoup.integration import repository
+from recoup.integration import fineract, repository
 from recoup.integration.schemas import PaymentIn, RiskScoreIn
 from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import NotFound, ValidationFailed
-from recoup.kit.money import AmountRefused, parse_payable_amount
+from recoup.kit.money import AmountRefused, parse_payable_amount, to_decimal
+from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
@@ -439,6 +457,7 @@ def upsert_accounts(
     institution: Institution,
     principal: Principal,
     items: Sequence[Mapping[str, Any]],
+    file_name: str = "api",
 ) -> AccountUpsert:
     """Insert or update accounts and their balances by external id, like a file import.
 
@@ -446,11 +465,31 @@ def upsert_accounts(
     same rules; valid items are written, bad ones are refused naming their field. The request
     is recorded as an import run (file name ``api``), so it shows on the imports page.
     """
+    return upsert_rows(
+        session,
+        institution=institution,
+        principal=principal,
+        kind=ImportKind.accounts,
+        items=items,
+        file_name=file_name,
+    )
+
+
+def upsert_rows(
+    session: Session,
+    *,
+    institution: Institution,
+    principal: Principal,
+    kind: ImportKind,
+    items: Sequence[Mapping[str, Any]],
+    file_name: str,
+) -> AccountUpsert:
+    """Write rows of an import kind (the columns of its file) as one recorded import run."""
     now = utcnow()
     run = ImportRun(
         institution_id=institution.id,
-        kind=ImportKind.accounts,
-        file_name="api",
+        kind=kind,
+        file_name=file_name,
         file_format="json",
         encoding=None,
         status=ImportStatus.running,
@@ -464,10 +503,11 @@ def upsert_accounts(
     state = ImportState(
         run=run,
         institution=institution,
-        kind=ImportKind.accounts,
+        kind=kind,
         context=row_context(institution, now=now),
     )
-    rows = [_raw_row(index, item) for index, item in enumerate(items)]
+    known = frozenset(column.name for column in columns_for(kind))
+    rows = [_raw_row(index, item, known) for index, item in enumerate(items)]
     result = import_chunk(session, state=state, rows=rows)
     refused: dict[int, list[ItemProblem]] = {}
     for number, problem in result.problems:
@@ -489,7 +529,7 @@ def upsert_accounts(
     run.reject_counts = dict(result.reject_counts())
     run.status = ImportStatus.completed
     run.finished_at = utcnow()
-    if result.inserted or result.updated:
+    if kind == ImportKind.accounts and (result.inserted or result.updated):
         jobs.enqueue_soon(
             session,
             CASES_SYNC,
@@ -505,8 +545,8 @@ def upsert_accounts(
         object_id=run.id,
         institution_id=institution.id,
         details={
-            "kind": str(ImportKind.accounts),
-            "file_name": "api",
+            "kind": str(kind),
+            "file_name": file_name,
             "rows_read": run.rows_read,
             "inserted": run.inserted,
             "updated": run.updated,
@@ -516,17 +556,14 @@ def upsert_accounts(
     return AccountUpsert(outcomes, result.inserted, result.updated, result.unchanged, run.id)
 
 
-ACCOUNT_FIELDS = frozenset(column.name for column in columns_for(ImportKind.accounts))
-
-
-def _raw_row(index: int, item: Mapping[str, Any]) -> RawRow:
+def _raw_row(index: int, item: Mapping[str, Any], known: frozenset[str]) -> RawRow:
     """Return an item as the row an import file would give, or with its first problem."""
     values: dict[str, str | None] = {}
     problem: Problem | None = None
     for name, value in item.items():
-        if name not in ACCOUNT_FIELDS:
+        if name not in known:
             problem = problem or Problem(
-                str(name)[:64], "", "unknown_field", f"not an account field; use {_known()}"
+                str(name)[:64], "", "unknown_field", f"not a field here; use {_known(known)}"
             )
         elif isinstance(value, float | bool):
             problem = problem or Problem(
@@ -542,5 +579,362 @@ def _raw_row(index: int, item: Mapping[str, Any]) -> RawRow:
     return RawRow(number=index, values=values, problem=problem)
 
 
-def _known() -> str:
-    return ", ".join(sorted(ACCOUNT_FIELDS))
+def _known(known: frozenset[str]) -> str:
+    return ", ".join(sorted(known))
+
+
+# --- Apache Fineract -----------------------------------------------------------------------
+
+FINERACT_EVENTS_PATH = "/api/v1/integrations/fineract/events"
+
+
+@dataclass(frozen=True, slots=True)
+class LoanOutcome:
+    """What became of one Fineract loan: its account, status, payments, errors."""
+
+    index: int
+    loan_id: int | None
+    external_id: str | None
+    status: str  # accepted | rejected
+    payments: dict[str, int] = field(default_factory=dict)
+    errors: tuple[ItemProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FineractImport:
+    """A batch of Fineract loans imported: per-loan outcomes and counts."""
+
+    loans: list[LoanOutcome]
+    accounts_inserted: int
+    accounts_updated: int
+    debtors_created: int
+    payments: dict[str, int]
+
+
+def import_fineract_loans(
+    session: Session,
+    *,
+    institution: Institution,
+    principal: Principal,
+    loans: Sequence[Mapping[str, Any]],
+    product: Product = Product.consumer_loan,
+    file_name: str = "fineract",
+) -> FineractImport:
+    """Import Fineract loans: their clients as new debtors, the loans as accounts, and their
+    repayments as payments (idempotent by transaction); Fineract's balances stand at the end.
+
+    A loan Recoup cannot map is refused naming its field; the others are written.
+    """
+    zone = institution.timezone
+    today = utcnow().astimezone(ZoneInfo(zone)).date()
+    outcomes: dict[int, LoanOutcome] = {}
+    mapped: list[tuple[int, fineract.LoanMapping]] = []
+    for index, loan in enumerate(loans):
+        try:
+            mapped.append(
+                (index, fineract.map_loan(loan, today=today, timezone=zone, product=product))
+            )
+        except fineract.FineractMapError as error:
+            loan_id = loan.get("id") if isinstance(loan.get("id"), int) else None
+            outcomes[index] = LoanOutcome(
+                index, loan_id, None, "rejected", errors=(ItemProblem(error.field, error.message),)
+            )
+    debtors = {m.debtor["external_id"]: m.debtor for _i, m in mapped if m.debtor["external_id"]}
+    existing = repository.existing_debtor_external_ids(
+        session, institution_id=institution.id, external_ids=[str(key) for key in debtors]
+    )
+    new_debtors = [row for key, row in debtors.items() if key not in existing]
+    created = 0
+    if new_debtors:
+        done = upsert_rows(
+            session,
+            institution=institution,
+            principal=principal,
+            kind=ImportKind.debtors,
+            items=new_debtors,
+            file_name=file_name,
+        )
+        created = done.inserted
+    accounts = [m.account for _i, m in mapped]
+    first = upsert_accounts(
+        session, institution=institution, principal=principal, items=accounts, file_name=file_name
+    )
+    written: list[tuple[int, fineract.LoanMapping]] = []
+    for (index, mapping), outcome in zip(mapped, first.outcomes, strict=True):
+        if outcome.status == "rejected":
+            outcomes[index] = LoanOutcome(
+                index, mapping.loan_id, outcome.external_id, "rejected", errors=outcome.errors
+            )
+        else:
+            written.append((index, mapping))
+    payment_items = [payment for _i, mapping in written for payment in mapping.payments]
+    recorded = record_payments(
+        session, institution=institution, principal=principal, items=payment_items
+    )
+    counts: dict[str, int] = {}
+    by_account: dict[str, dict[str, int]] = {}
+    for item, result in zip(payment_items, recorded, strict=True):
+        counts[result.status] = counts.get(result.status, 0) + 1
+        tally = by_account.setdefault(item["account_external_id"], {})
+        tally[result.status] = tally.get(result.status, 0) + 1
+    updated = first.updated
+    if counts.get("applied"):
+        # Recoup's waterfall applied the new repayments; Fineract's own balances stand.
+        paid = {key for key, tally in by_account.items() if tally.get("applied")}
+        again = upsert_accounts(
+            session,
+            institution=institution,
+            principal=principal,
+            items=[m.account for _i, m in written if m.account["external_id"] in paid],
+            file_name=file_name,
+        )
+        updated += again.updated
+    for index, mapping in written:
+        external_id = str(mapping.account["external_id"])
+        outcomes[index] = LoanOutcome(
+            index, mapping.loan_id, external_id, "accepted", by_account.get(external_id, {})
+        )
+    return FineractImport(
+        loans=[outcomes[index] for index in range(len(loans))],
+        accounts_inserted=first.inserted,
+        accounts_updated=updated,
+        debtors_created=created,
+        payments=counts,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What a Fineract event did: applied, ignored (not for Recoup) or a duplicate."""
+
+    key: str
+    type: str
+    status: str  # applied | ignored | duplicate
+    account_external_id: str | None = None
+    detail: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "type": self.type,
+            "status": self.status,
+            "account_external_id": self.account_external_id,
+            "detail": self.detail,
+        }
+
+
+def receive_fineract_event(
+    session: Session,
+    *,
+    institution: Institution,
+    principal: Principal,
+    message: Mapping[str, Any],
+) -> EventOutcome:
+    """Apply one Fineract external event (``MessageV1``, payload as JSON), once per event.
+
+    The event's ``idempotencyKey`` (else its source and id) is remembered for the
+    institution's ``integration.idempotency_key_days``: the same event again is answered
+    ``duplicate`` and changes nothing. A refused event is not remembered.
+    """
+    try:
+        event = fineract.parse_event(message)
+    except fineract.FineractMapError as error:
+        raise _refused(error) from None
+    caller = f"fineract:{institution.id}"
+    key = f"event:{event.key}"
+    previous = repository.event_record(session, caller=caller, key=key)
+    if previous is None:
+        digest = hashlib.sha256(
+            json.dumps(message, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        previous = repository.claim_event(
+            session,
+            institution_id=institution.id,
+            caller=caller,
+            key=key,
+            fingerprint=digest,
+            path=FINERACT_EVENTS_PATH,
+        )
+        if previous is not None:
+            record = previous
+            outcome = _apply_event(
+                session, institution=institution, principal=principal, event=event
+            )
+            record.status_code = 200
+            record.response_body = json.dumps(outcome.as_json())
+            return outcome
+        previous = repository.event_record(session, caller=caller, key=key)
+    stored = json.loads(previous.response_body) if previous and previous.response_body else {}
+    return EventOutcome(
+        event.key,
+        event.type,
+        "duplicate",
+        stored.get("account_external_id"),
+        f"already {stored.get('status', 'received')}",
+    )
+
+
+def _refused(error: fineract.FineractMapError) -> ValidationFailed:
+    field_name = f"body.{error.field}"
+    return ValidationFailed(
+        f"{field_name}: {error.message}",
+        errors=[{"field": field_name, "message": error.message}],
+    )
+
+
+def _apply_event(
+    session: Session, *, institution: Institution, principal: Principal, event: fineract.Event
+) -> EventOutcome:
+    zone = institution.timezone
+    today = event.business_date or utcnow().astimezone(ZoneInfo(zone)).date()
+    try:
+        if event.schema == fineract.LOAN_SCHEMA:
+            return _loan_event(session, institution=institution, principal=principal, event=event)
+        if event.schema == fineract.DELINQUENCY_SCHEMA:
+            change = fineract.map_delinquency(event.data, business_date=today)
+            return _delinquency_event(
+                session, institution=institution, principal=principal, event=event, change=change
+            )
+        if event.schema == fineract.CLIENT_SCHEMA:
+            return _client_event(session, institution=institution, principal=principal, event=event)
+        if event.schema == fineract.TRANSACTION_SCHEMA:
+            payment = None
+            if event.type in fineract.REPAYMENT_EVENTS:
+                payment = fineract.map_transaction(event.data, timezone=zone)
+            if payment is None:
+                return EventOutcome(event.key, event.type, "ignored", detail="not a repayment")
+            (result,) = record_payments(
+                session, institution=institution, principal=principal, items=[payment]
+            )
+            _refuse_outcome(result, prefix="data.")
+            return EventOutcome(
+                event.key, event.type, "applied", payment["account_external_id"], result.status
+            )
+    except fineract.FineractMapError as error:
+        raise _refused(fineract.FineractMapError(f"data.{error.field}", error.message)) from None
+    return EventOutcome(
+        event.key, event.type, "ignored", detail=f"Recoup does not read {event.schema}"
+    )
+
+
+def _refuse_outcome(outcome: ItemOutcome, *, prefix: str) -> None:
+    if outcome.status != "rejected":
+        return
+    errors = [
+        {"field": f"body.{prefix}{problem.field}", "message": problem.message}
+        for problem in outcome.errors
+    ]
+    detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+    raise ValidationFailed(detail or "the event was refused", errors=errors)
+
+
+def _loan_event(
+    session: Session, *, institution: Institution, principal: Principal, event: fineract.Event
+) -> EventOutcome:
+    done = import_fineract_loans(
+        session,
+        institution=institution,
+        principal=principal,
+        loans=[event.data],
+        file_name="fineract-event",
+    )
+    (loan,) = done.loans
+    if loan.status == "rejected":
+        _refuse_outcome(
+            ItemOutcome(0, loan.external_id, "rejected", errors=loan.errors), prefix="data."
+        )
+    return EventOutcome(event.key, event.type, "applied", loan.external_id, "account upserted")
+
+
+def _client_event(
+    session: Session, *, institution: Institution, principal: Principal, event: fineract.Event
+) -> EventOutcome:
+    debtor = fineract.map_client(event.data)
+    external_id = str(debtor["external_id"])
+    known = repository.existing_debtor_external_ids(
+        session, institution_id=institution.id, external_ids=[external_id]
+    )
+    if known:
+        return EventOutcome(event.key, event.type, "ignored", detail=f"debtor {external_id} exists")
+    done = upsert_rows(
+        session,
+        institution=institution,
+        principal=principal,
+        kind=ImportKind.debtors,
+        items=[debtor],
+        file_name="fineract-event",
+    )
+    (outcome,) = done.outcomes
+    _refuse_outcome(outcome, prefix="data.")
+    return EventOutcome(event.key, event.type, "applied", detail=f"debtor {external_id} created")
+
+
+def _delinquency_event(
+    session: Session,
+    *,
+    institution: Institution,
+    principal: Principal,
+    event: fineract.Event,
+    change: fineract.Delinquency,
+) -> EventOutcome:
+    found = repository.account_with_debtor(
+        session, institution_id=institution.id, external_id=change.account_external_id
+    )
+    if found is None:
+        raise ValidationFailed(
+            f"body.data.loanId: no account {change.account_external_id} here; "
+            "import the loan first (recoup integrate fineract-import)",
+            errors=[{"field": "body.data.loanId", "message": "unknown loan"}],
+        )
+    account, debtor_external_id = found
+    if account.currency != change.currency:
+        raise ValidationFailed(
+            f"body.data.currency.code: the account is in {account.currency}, not {change.currency}",
+            errors=[{"field": "body.data.currency.code", "message": "another currency"}],
+        )
+    row = _account_row(account, debtor_external_id)
+    row["days_past_due"] = change.days_past_due
+    row["overdue_amount"] = change.overdue_amount
+    done = upsert_accounts(
+        session,
+        institution=institution,
+        principal=principal,
+        items=[row],
+        file_name="fineract-event",
+    )
+    (outcome,) = done.outcomes
+    _refuse_outcome(outcome, prefix="data.")
+    detail = f"{change.days_past_due} days past due"
+    if change.classification:
+        detail += f" ({change.classification})"
+    return EventOutcome(event.key, event.type, "applied", change.account_external_id, detail)
+
+
+def _account_row(account: Account, debtor_external_id: str) -> dict[str, str | int | None]:
+    """The accounts-file row that writes ``account`` back as it is."""
+
+    def major(minor: int | None) -> str | None:
+        return None if minor is None else format(to_decimal(minor, account.currency), "f")
+
+    def day(value: date | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    row: dict[str, str | int | None] = {
+        "external_id": account.external_id,
+        "debtor_external_id": debtor_external_id,
+        "product": str(account.product),
+        "currency": account.currency,
+        "credit_limit": major(account.credit_limit),
+        "principal": major(account.principal),
+        "interest": major(account.interest),
+        "fees": major(account.fees),
+        "penalty": major(account.penalty),
+        "minimum_due": major(account.minimum_due),
+        "due_date": day(account.due_date),
+        "opened_on": day(account.opened_on),
+        "charged_off_on": day(account.charged_off_on),
+        **{name: day(getattr(account, name)) for name in ACCOUNT_FACT_DATES},
+    }
+    if account.status not in (AccountStatus.current, AccountStatus.delinquent):
+        row["status"] = str(account.status)
+    return row

@@ -1,4 +1,5 @@
-"""Integration's background jobs: forgetting idempotency keys past their time, nightly."""
+"""Integration's background jobs: forgetting idempotency keys past their time, nightly; the
+scheduled file drops, every minute."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from recoup.integration import service
+from recoup.institutions import repository as institutions
+from recoup.institutions.settings import settings_of
+from recoup.integration import drops, service
 from recoup.kit import jobs
 
 
@@ -17,3 +20,14 @@ def prune_idempotency_keys(session: Session, payload: dict[str, Any]) -> None:  
 
 
 jobs.periodic(jobs.Schedule("integration.prune_idempotency_keys", minute="29", hour="3"))
+
+
+@jobs.handler("integration.scan_drops", max_attempts=1)
+def scan_drops(session: Session, payload: dict[str, Any]) -> None:  # noqa: ARG001
+    """Import the files waiting in the drop folder of each institution that has one on."""
+    for institution in institutions.list_all(session):
+        if settings_of(institution).integration.drop_enabled:
+            drops.scan(session, institution=institution)
+
+
+jobs.periodic(jobs.Schedule("integration.scan_drops", minute="*"))
