@@ -21,6 +21,10 @@ POSTGRES_URL = os.environ.get(
     "RECOUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+RATE_LIMITS = {
+    "RECOUP_API_KEY_REQUESTS_PER_MINUTE": "1000000",
+    "RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
+}
 
 # Property tests check what holds, not how fast: on a busy CI machine a per-example deadline
 # only makes them flaky.
@@ -34,9 +38,17 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     data_dir = tmp_path_factory.mktemp("recoup-data")
     previous = {
         k: os.environ.get(k)
-        for k in ("RECOUP_DATA_DIR", "RECOUP_DATABASE_URL", "RECOUP_KEYRING_FILE")
+        for k in (
+            "RECOUP_DATA_DIR",
+            "RECOUP_DATABASE_URL",
+            "RECOUP_KEYRING_FILE",
+            *RATE_LIMITS,
+        )
     }
     os.environ["RECOUP_DATA_DIR"] = str(data_dir)
+    # Fuzzing and load tests send far more than an integration would in a minute; the rate
+    # limits' own tests (tests/identity/test_rate_limits.py) set small ones.
+    os.environ.update(RATE_LIMITS)
     os.environ.pop("RECOUP_DATABASE_URL", None)
     os.environ.pop("RECOUP_KEYRING_FILE", None)
     config.get_settings.cache_clear()
