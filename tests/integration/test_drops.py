@@ -274,6 +274,18 @@ class TestJob:
         assert _count(session, Debtor, off) == 0
         assert (drop_root / off.code / "debtors.csv").exists()
 
+    def test_a_broken_folder_does_not_stop_the_others(
+        self, session: Session, drop_root: Path
+    ) -> None:
+        broken = _enabled(session, settle=0)
+        working = _enabled(session, settle=0)
+        drop_root.mkdir(parents=True, exist_ok=True)
+        (drop_root / broken.code).write_text("a file where the folder should be")
+        _drop(drop_root / working.code, "debtors.csv", _example("debtors"))
+        with pytest.raises(RuntimeError, match=broken.code):
+            tasks.scan_drops(session, {})
+        assert _count(session, Debtor, working) == 8
+
 
 class TestCli:
     def test_drop_scan(self, cli_db: str, drop_root: Path) -> None:
