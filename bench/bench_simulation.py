@@ -129,8 +129,8 @@ def main() -> None:
         for channel, figures in evaluation.items():
             print(
                 f"  {channel:<8} Qini {figures['qini']:.3f}  AUUC {figures['auuc']:.3f}  "
-                f"(random {figures['auuc_random']:.3f}; {figures['treated']:,} treated, "
-                f"{figures['control']:,} control)"
+                f"(random {figures['auuc_random']:.3f}; {figures['treated']:,.0f} treated, "
+                f"{figures['control']:,.0f} control)"
             )
         print(f"  ({time.perf_counter() - started:.1f} s)")
 

@@ -237,3 +237,14 @@ def test_the_cli_prints_one_json_object(live_database: str) -> None:
     missing = runner.invoke(app, ["simulate", "--strategy", "nope", "--institution", "SIM"])
     assert missing.exit_code == 1
     assert "no strategy 'nope'" in missing.output
+
+
+def test_the_preset_s_segments_have_their_reasons() -> None:
+    from recoup.simulation.params import STRATEGY_NOTES
+
+    codes = {segment.code for segment in compile_strategy(preset_text("consumer_finance")).segments}
+    for code in STRATEGY_NOTES:
+        assert code in codes or code == "unscored", code
+    assert {"high_value", "self_cure_window", "young_one_call", "persuadable"} <= set(
+        STRATEGY_NOTES
+    )

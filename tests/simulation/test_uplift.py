@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from recoup.compliance.gate.rules import compile_gate
 from recoup.compliance.rulepack import load_pack
@@ -13,6 +16,7 @@ from recoup.simulation import rules, uplift
 from recoup.simulation.engine import Portfolio
 from recoup.simulation.params import default_params
 from recoup.simulation.service import Setup
+from recoup.strategy.rules import compile_strategy
 
 SETUP = Setup(
     portfolio=Portfolio.from_columns(rules.synthetic_portfolio(300, 5)),
@@ -46,3 +50,24 @@ def test_the_experiment_keeps_a_random_control_arm_and_the_model_scores_each_cas
     assert predicted.shape == (1500,)
     assert np.all(np.abs(predicted) <= 1)
     assert np.all(model.predict(data.features, "visit") == 0)
+
+
+def test_agents_can_take_the_highest_uplift_first() -> None:
+    from recoup.simulation import service
+
+    calls = service.NamedStrategy(
+        "calls",
+        "calls",
+        compile_strategy(uplift.experiment_document("call", control_percent=1)),
+    )
+    seen: list[str] = []
+
+    def scorer(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+        seen.append(channel)
+        return np.asarray(columns["age"] < 30, dtype=float)
+
+    result = service.run(SETUP, calls, days=5, seed=2, uplift_scorer=scorer)
+    assert seen
+    assert set(seen) == {"call"}
+    assert result.violations == 0
+    assert result.contacts["call"] > 0

@@ -197,6 +197,10 @@ class TestPreview:
         assert counts == {
             "business": 0,
             "high_value": 1,
+            "self_cure_window": 0,
+            "young_one_call": 0,
+            "persuadable": 0,
+            "low_propensity": 0,
             "young_digital": 0,
             "low_balance": 1,
             "standard": 1,

@@ -46,7 +46,7 @@ def test_a_manager_edits_checks_and_activates_a_strategy(
 
     expect(page.locator(".flash, [role=status]").first).to_be_visible()
     expect(page.get_by_test_id("version-status")).to_have_text("草稿")
-    expect(page.get_by_test_id("preview-row")).to_have_count(5)
+    expect(page.get_by_test_id("preview-row")).to_have_count(9)
     assigned = sum(
         int(text)
         for text in page.locator(
@@ -55,7 +55,7 @@ def test_a_manager_edits_checks_and_activates_a_strategy(
     )
     assert assigned > 0
     expect(page.locator("[data-testid=finding][data-code=overlap]").first).to_contain_text("重叠")
-    expect(page.locator("[data-testid=flow]")).to_have_count(5)
+    expect(page.locator("[data-testid=flow]")).to_have_count(9)
     expect(
         page.locator("[data-testid=flow][data-segment=young_digital] [data-testid=flow-path]")
     ).to_have_count(3)

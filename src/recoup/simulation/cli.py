@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from recoup.kit.cli import console, fail_on_domain_error, progress
+from recoup.kit.errors import ValidationFailed
 
 HELP = "Simulate strategies offline on the institution's portfolio (what-if, compare)."
 
@@ -28,6 +29,12 @@ def simulate_command(
     institution: str | None = typer.Option(None, "--institution", help="Institution code"),
     seed: int = typer.Option(1, "--seed", help="Random seed (the same seed, the same debtors)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    priority: str = typer.Option(
+        "expected",
+        "--priority",
+        help="Agents take the highest propensity × balance (expected) or, after training the "
+        "uplift model on a simulated experiment, the highest uplift × balance (uplift)",
+    ),
 ) -> None:
     """Run one strategy for N days on a simulated copy of the institution's live cases."""
     if ctx.invoked_subcommand is not None:
@@ -41,19 +48,36 @@ def simulate_command(
 
     with fail_on_domain_error():
         service.check_run(days)
+        if priority not in {"expected", "uplift"}:
+            raise ValidationFailed(f"--priority must be expected or uplift (got '{priority}')")
         with unit_of_work() as session:
             found = institutions.require_by_code(session, institution)
             setup = service.prepare(session, institution=found)
             named = service.strategy_named(session, institution=found, name=strategy)
+        scorer = None
+        if priority == "uplift":
+            from recoup.simulation import uplift
+
+            scorer = uplift.train(setup, seed=seed)[0].score
         if as_json:
-            result = service.run(setup, named, days=days, seed=seed)
+            result = service.run(setup, named, days=days, seed=seed, uplift_scorer=scorer)
         else:
             with progress() as bar:
                 task = bar.add_task(f"{named.label}", total=days)
                 result = service.run(
-                    setup, named, days=days, seed=seed, on_day=lambda _day: bar.advance(task)
+                    setup,
+                    named,
+                    days=days,
+                    seed=seed,
+                    on_day=lambda _day: bar.advance(task),
+                    uplift_scorer=scorer,
                 )
-    summary: dict[str, Any] = {"institution": institution, "label": named.label, **result.summary()}
+    summary: dict[str, Any] = {
+        "institution": institution,
+        "label": named.label,
+        "priority": priority,
+        **result.summary(),
+    }
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return

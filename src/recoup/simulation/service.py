@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from recoup.compliance.gate import service as gate_service
@@ -33,6 +34,8 @@ from recoup.strategy.presets import preset_text
 from recoup.strategy.rules import CompiledStrategy, compile_strategy
 
 MAX_DAYS = 365
+# Facts columns and a channel → each case's estimated uplift (``uplift.UpliftModel.score``).
+UpliftScorer = Callable[[Mapping[str, Any], str], npt.NDArray[np.float64]]
 MAX_SEEDS = 50
 
 
@@ -130,8 +133,9 @@ def run(
     seed: int,
     params: Params | None = None,
     on_day: Callable[[int], None] | None = None,
+    uplift_scorer: UpliftScorer | None = None,
 ) -> Result:
-    """One strategy, one seed."""
+    """One strategy, one seed; with an uplift scorer, agents take the highest uplift × balance."""
     check_run(days)
     settings = RunSettings(
         days=days,
@@ -140,6 +144,8 @@ def run(
         timezone=setup.timezone,
         costs=setup.costs,
         params=params or default_params(),
+        priority="uplift" if uplift_scorer is not None else "expected",
+        uplift_scorer=uplift_scorer,
     )
     return run_simulation(
         portfolio=setup.portfolio,
