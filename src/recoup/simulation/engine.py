@@ -148,7 +148,6 @@ class Result:
     plans: int = 0
     cease_requests: int = 0
     cured: int = 0
-    capacity_unused: int = 0
     over_capacity: int = 0
     seconds: float = 0.0
 
