@@ -101,7 +101,12 @@ def test_the_active_strategy_places_every_case_and_its_step_drives_the_action(
         if step.queue in queues:
             assert action.queue_id == queues[step.queue]
         assert action.status in {"handed_off", "blocked"}
-    assert report.tasks_created + report.messages_queued == report.stages["gate"].counts["allowed"]
+    handoff = report.stages["handoff"].counts
+    # The portfolio's debtors have no phone on file: their messages are counted, not queued.
+    assert (
+        report.tasks_created + report.messages_queued + sum(handoff["messages_not_queued"].values())
+        == report.stages["gate"].counts["allowed"]
+    )
 
     before = {model: _count(model) for model in (CaseStrategyState, CaseStrategyStep, CycleAction)}
     again = runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
@@ -201,3 +206,74 @@ def test_days_on_the_path_move_a_case_to_its_next_step_queue_and_template(
         action = stepped[state.case_id]
         assert (action.step, action.channel, action.queue_id) == ("agent_call", "call", standard)
         assert action.template == "逾期首次电话话术"
+
+
+def test_an_event_step_stays_until_the_next_event(live_database: str) -> None:
+    with unit_of_work() as session:
+        institution = portfolio(session)
+        day = today_of(institution)
+        approve_preset_templates(session, institution)
+        strategy, _ = strategy_service.create_strategy(
+            session, institution=institution, code="cf", name="CF", actor="m"
+        )
+        strategy_service.activate(
+            session, institution=institution, strategy=strategy, number=1, actor="m"
+        )
+        institution_id = institution.id
+    first = day - timedelta(days=3)
+    runner.run_cycle(institution_code="CYC", as_of=first, actor="test")
+    with unit_of_work() as session:
+        case_id = session.execute(
+            select(Case.id)
+            .join(Debtor, Debtor.id == Case.debtor_id)
+            .where(Debtor.external_id == "CYC-D1")
+        ).scalar_one()
+        strategy_tasks.on_event(
+            session,
+            {"institution_id": institution_id, "case_id": case_id, "case_event": "promise_broken"},
+        )
+        escalated = session.execute(
+            select(CaseStrategyState).where(CaseStrategyState.case_id == case_id)
+        ).scalar_one()
+        assert (escalated.step, escalated.source) == ("promise_follow_up", "promise_broken")
+        reason = escalated.reason
+
+    report = runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
+
+    assert report.stages["segmentation"].counts["event_steps_kept"] == 1
+    with unit_of_work(write=False) as session:
+        state = session.execute(
+            select(CaseStrategyState).where(CaseStrategyState.case_id == case_id)
+        ).scalar_one()
+        action = session.execute(
+            select(CycleAction)
+            .join(CycleRun, CycleRun.id == CycleAction.run_id)
+            .where(CycleRun.as_of == day, CycleAction.case_id == case_id)
+        ).scalar_one()
+        others = (
+            session.execute(
+                select(CaseStrategyState.step).where(CaseStrategyState.case_id != case_id)
+            )
+            .scalars()
+            .all()
+        )
+    # The escalation holds: the case is called on it, not moved on along its path.
+    assert (state.step, state.source, state.reason) == (
+        "promise_follow_up",
+        "promise_broken",
+        reason,
+    )
+    assert (action.step, action.channel) == ("promise_follow_up", "call")
+    assert "promise_follow_up" not in others
+
+    # The next event moves it: a second broken promise in a row goes a level further.
+    with unit_of_work() as session:
+        strategy_tasks.on_event(
+            session,
+            {"institution_id": institution_id, "case_id": case_id, "case_event": "promise_broken"},
+        )
+    with unit_of_work(write=False) as session:
+        state = session.execute(
+            select(CaseStrategyState).where(CaseStrategyState.case_id == case_id)
+        ).scalar_one()
+    assert state.step == "next_level"

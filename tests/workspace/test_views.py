@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
 from recoup.models.audit import AuditEvent
@@ -218,3 +218,26 @@ def test_a_long_timeline_shows_thirty_and_more_on_demand(session: Session) -> No
         assert more.text.count('data-testid="timeline-item"') == 41
         assert 'data-testid="timeline-more"' not in more.text
         assert client.get(f"/cases/{case.id}?timeline=0", headers=ENGLISH).status_code == 422
+
+
+def test_a_call_the_daily_cycle_planned_shows_as_such(session: Session) -> None:
+    desk = make_desk(session, count=1)
+    case = desk.cases[0]
+    service.add_planned_tasks(
+        session,
+        institution_id=desk.institution.id,
+        planned=select(
+            literal(case.id).label("case_id"),
+            literal("call").label("kind"),
+            literal(DAYTIME - timedelta(hours=1)).label("due_at"),
+        ),
+        actor="cycle",
+    )
+    with client_for(session) as client:
+        signed_in(client, desk.agent)
+        english = client.get(f"/cases/{case.id}", headers=ENGLISH)
+        chinese = client.get(f"/cases/{case.id}", headers={"Accept-Language": "zh-CN"})
+    assert 'data-testid="open-callbacks"' in english.text
+    assert "Call planned for" in english.text
+    assert "计划于" in chinese.text
+    assert "致电（每日批处理）" in chinese.text

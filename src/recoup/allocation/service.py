@@ -113,6 +113,18 @@ def work_and_agents(
     return work, agents
 
 
+def has_agents(session: Session, *, institution_id: int, as_of: date) -> bool:
+    """Tell whether any agent can take work on a day (certified, not away, with capacity)."""
+    absent = cases_repository.absent_user_ids(session, institution_id=institution_id, on=as_of)
+    certified = repository.certified_user_ids(session, institution_id=institution_id, on=as_of)
+    return any(
+        user.id in certified
+        and user.id not in absent
+        and (profile.daily_capacity if profile else DEFAULT_DAILY_CAPACITY) > 0
+        for user, profile in cases_repository.agents(session, institution_id=institution_id)
+    )
+
+
 def allocate(
     session: Session,
     *,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recoup.kit.pagination import PageRequest
@@ -346,3 +346,26 @@ def add_memberships(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add accounts to cases in bulk."""
     if rows:
         session.execute(insert(_CASE_ACCOUNTS), rows)
+
+
+def set_queues_from(
+    session: Session, *, institution_id: int, moves: Select[int, int | None], now: datetime
+) -> int:
+    """Put cases in queues from ``moves`` (``case_id``, ``queue_id`` rows) where they differ;
+    return how many moved."""
+    chosen = moves.subquery()
+    queue = select(chosen.c.queue_id).where(chosen.c.case_id == Case.id).scalar_subquery()
+    differs = exists(
+        select(chosen.c.case_id).where(
+            chosen.c.case_id == Case.id,
+            chosen.c.queue_id.is_not(None),
+            or_(Case.queue_id.is_(None), Case.queue_id != chosen.c.queue_id),
+        )
+    )
+    result = session.execute(
+        update(Case)
+        .where(Case.institution_id == institution_id, differs)
+        .values(queue_id=queue, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
@@ -260,6 +260,14 @@ def _refresh(
             case.queue_id = queue_id
             routed += 1
     return routed
+
+
+def route_to_queues(
+    session: Session, *, institution_id: int, moves: Select[int, int | None], now: datetime
+) -> int:
+    """Put cases in the queues a plan chose for their work (``case_id``, ``queue_id`` rows);
+    return how many changed queue."""
+    return repository.set_queues_from(session, institution_id=institution_id, moves=moves, now=now)
 
 
 # Case states other systems hear about (``docs/webhooks.md``).

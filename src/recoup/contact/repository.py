@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from recoup.contact.rules import (
@@ -32,6 +32,13 @@ def add_attempt(session: Session, attempt: ContactAttempt) -> ContactAttempt:
     session.add(attempt)
     session.flush()
     return attempt
+
+
+def add_attempts(session: Session, rows: Sequence[dict[str, object]]) -> int:
+    """Store many new attempts in one statement; return how many."""
+    if rows:
+        session.execute(insert(ContactAttempt), list(rows))
+    return len(rows)
 
 
 def attempts_since(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -68,6 +69,51 @@ def plan_attempt(
             agent_id=agent_id,
             actor=actor[:128],
         ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    """A message queued on an allowed pre-checked decision, to log as a planned contact."""
+
+    decision_id: int
+    debtor_id: int
+    account_id: int | None
+    contact_point_id: int
+    channel: Channel
+    planned_at: datetime
+    expires_at: datetime
+
+
+def plan_messages(
+    session: Session, *, institution_id: int, planned: Sequence[PlannedMessage], actor: str
+) -> int:
+    """Log many queued messages as planned contacts in one write (the outbox's bulk path).
+
+    The dispatcher marks each made when a provider accepts it (``record_messages_sent``),
+    as it does for a message queued one at a time; until then the planned contact counts
+    against the debtor's later contacts.
+    """
+    return repository.add_attempts(
+        session,
+        [
+            {
+                "institution_id": institution_id,
+                "debtor_id": each.debtor_id,
+                "account_id": each.account_id,
+                "contact_point_id": each.contact_point_id,
+                "channel": each.channel.value,
+                "party": Party.DEBTOR.value,
+                "direction": Direction.OUTBOUND.value,
+                "status": AttemptStatus.PLANNED.value,
+                "decision_id": each.decision_id,
+                "planned_at": each.planned_at,
+                "expires_at": each.expires_at,
+                "effective": True,
+                "actor": actor[:128],
+            }
+            for each in planned
+        ],
     )
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recoup.cases.rules import CaseState
@@ -194,6 +194,59 @@ def count_by(session: Session, *, run_id: int, column: str) -> dict[str, int]:
         select(attribute, func.count()).where(CycleAction.run_id == run_id).group_by(attribute)
     )
     return {str(value): int(count) for value, count in rows}
+
+
+def allowed_messages(session: Session, *, run_id: int) -> Sequence[Any]:
+    """Return a run's allowed message actions in id order:
+    (action, debtor, account, channel, template, decision, planned at)."""
+    return session.execute(
+        select(
+            CycleAction.id,
+            CycleAction.debtor_id,
+            CycleAction.account_id,
+            CycleAction.channel,
+            CycleAction.template,
+            CycleAction.decision_id,
+            CycleAction.planned_at,
+        )
+        .where(
+            CycleAction.run_id == run_id,
+            CycleAction.status == "allowed",
+            CycleAction.kind == "message",
+        )
+        .order_by(CycleAction.id)
+    ).all()
+
+
+def _allowed_tasks(run_id: int) -> Any:
+    return (
+        CycleAction.run_id == run_id,
+        CycleAction.status == "allowed",
+        CycleAction.kind == "task",
+        CycleAction.planned_at.is_not(None),
+    )
+
+
+def allowed_tasks(run_id: int) -> Select[int, str | None, datetime | None]:
+    """Select a run's allowed task actions as (``case_id``, ``kind``, ``due_at``): the
+    action's channel is the task's kind, its planned time the task's due time."""
+    return select(
+        CycleAction.case_id.label("case_id"),
+        CycleAction.channel.label("kind"),
+        CycleAction.planned_at.label("due_at"),
+    ).where(*_allowed_tasks(run_id))
+
+
+def allowed_task_queues(run_id: int) -> Select[int, int | None]:
+    """Select the queue of each of a run's allowed task actions as (``case_id``, ``queue_id``)."""
+    return select(
+        CycleAction.case_id.label("case_id"), CycleAction.queue_id.label("queue_id")
+    ).where(*_allowed_tasks(run_id))
+
+
+def allowed_task_cases(run_id: int) -> Select[int]:
+    """Select the cases of a run's allowed task actions."""
+    return select(CycleAction.case_id).where(*_allowed_tasks(run_id))
 
 
 def count_kinds(session: Session, *, run_id: int, status: str) -> dict[str, int]:

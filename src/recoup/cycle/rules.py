@@ -68,6 +68,11 @@ PLANNED_TIME: Mapping[ActionKind, time] = {
 }
 
 
+def message_key(run_id: int, action_id: int) -> str:
+    """Return the outbox idempotency key of a run's message action (queued once, ever)."""
+    return f"cycle:{run_id}:{action_id}"
+
+
 def planned_channel(value: str | None) -> Channel | None:
     """Return the outbound channel a segment or step names, or None for no contact."""
     if not value:

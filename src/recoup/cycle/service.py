@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from recoup.allocation import service as allocation_service
 from recoup.cases import service as cases_service
 from recoup.cases.rules import CaseState
 from recoup.compliance.gate import service as gate_service
@@ -34,12 +35,14 @@ from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from recoup.models.institution import Institution
+from recoup.outbox import service as outbox_service
 from recoup.plans import service as plans_service
 from recoup.portfolio import service as portfolio_service
 from recoup.scoring import rules as scoring_rules
 from recoup.scoring import service as scoring_service
 from recoup.strategy import service as strategy_service
 from recoup.workbench import service as workbench_service
+from recoup.workspace import service as workspace_service
 
 # Actions decided by the gate per transaction: a kill loses at most one batch of work.
 GATE_BATCH = 50_000
@@ -478,23 +481,85 @@ def gate_counts(session: Session, context: Context) -> dict[str, Any]:
 
 
 def hand_off(session: Session, context: Context) -> dict[str, Any]:
-    """Hand allowed actions over: tasks to their case's queue, messages to the outbox.
+    """Hand allowed actions over: messages to the outbox, tasks to their cases and agents.
 
-    Both stay rows of ``cycle_actions`` (status ``handed_off``): agents' worklists and
-    allocation read the tasks by queue; channel senders read the messages. The contact
-    itself still passes the gate with a reservation when it is made.
+    Messages are queued in bulk with their gate decision, the step's approved template and
+    a key of (run, action), and one dispatch job is enqueued; a message that cannot be queued
+    (no approved template, no contact point …) is counted under its reason. Tasks go to the
+    queue their step names, onto their case as an open task at the planned time, and the
+    institution's cases are allocated so the tasks reach agents' worklists. The stage commits
+    with its ledger row, and a re-run finds every key taken: nothing is handed over twice.
     """
     run = context.run
-    allowed = repository.count_kinds(session, run_id=run.id, status=ActionStatus.ALLOWED.value)
+    institution = context.institution
+    messages = repository.allowed_messages(session, run_id=run.id)
+    queued = outbox_service.queue_planned_messages(
+        session,
+        institution=institution,
+        planned=[
+            outbox_service.PlannedSend(
+                key=rules.message_key(run.id, action_id),
+                debtor_id=int(debtor_id),
+                account_id=int(account_id) if account_id is not None else None,
+                channel=str(channel),
+                template=template,
+                decision_id=int(decision_id),
+                scheduled_at=clock.aware(planned_at),
+            )
+            for action_id, debtor_id, account_id, channel, template, decision_id, planned_at in (
+                messages
+            )
+            if decision_id is not None and planned_at is not None
+        ],
+        actor=context.actor,
+        dispatch_key=f"cycle:{run.id}",
+        now=context.now,
+    )
+    moved = cases_service.route_to_queues(
+        session,
+        institution_id=institution.id,
+        moves=repository.allowed_task_queues(run.id),
+        now=context.now,
+    )
+    added = workspace_service.add_planned_tasks(
+        session,
+        institution_id=institution.id,
+        planned=repository.allowed_tasks(run.id),
+        actor=context.actor,
+    )
+    tasks = repository.count_kinds(session, run_id=run.id, status=ActionStatus.ALLOWED.value).get(
+        ActionKind.TASK.value, 0
+    )
+    counts: dict[str, Any] = {}
+    if tasks and allocation_service.has_agents(
+        session, institution_id=institution.id, as_of=context.as_of
+    ):
+        allocation = allocation_service.allocate(
+            session, institution=institution, as_of=context.as_of, actor=context.actor
+        )
+        workspace_service.give_tasks_to_owners(
+            session, institution_id=institution.id, cases=repository.allowed_task_cases(run.id)
+        )
+        counts.update(allocated=allocation.assigned, agents=allocation.agents)
+    elif tasks:
+        counts.update(allocated=0, agents=0)
     repository.move_actions(
         session,
         run_id=run.id,
         where={"status": ActionStatus.ALLOWED.value},
         values={"status": ActionStatus.HANDED_OFF.value},
     )
-    run.tasks_created = allowed.get(ActionKind.TASK.value, 0)
-    run.messages_queued = allowed.get(ActionKind.MESSAGE.value, 0)
-    return {"tasks_created": run.tasks_created, "messages_queued": run.messages_queued}
+    run.tasks_created = added
+    run.messages_queued = queued.queued
+    return {
+        "tasks_created": added,
+        "tasks_already_there": tasks - added,
+        "queue_moves": moved,
+        "messages_queued": queued.queued,
+        "messages_already_queued": queued.duplicates,
+        "messages_not_queued": dict(sorted(queued.not_queued.items())),
+        **counts,
+    }
 
 
 StageFunction = Callable[[Session, Context], dict[str, Any]]

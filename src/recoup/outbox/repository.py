@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recoup.enums import ContactStatus
@@ -27,6 +27,34 @@ def by_key(session: Session, *, institution_id: int, key: str) -> OutboxMessage 
             OutboxMessage.institution_id == institution_id, OutboxMessage.idempotency_key == key
         )
     ).scalar_one_or_none()
+
+
+def existing_keys(session: Session, *, institution_id: int, keys: Collection[str]) -> set[str]:
+    """Return which of the idempotency keys the institution's messages already hold."""
+    found: set[str] = set()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 10_000):
+        chunk = ordered[start : start + 10_000]
+        found.update(
+            session.execute(
+                select(OutboxMessage.idempotency_key).where(
+                    OutboxMessage.institution_id == institution_id,
+                    OutboxMessage.idempotency_key.in_(chunk),
+                )
+            ).scalars()
+        )
+    return found
+
+
+def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many messages in one statement; return their ids in the rows' order."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
+        list(rows),
+    )
+    return [int(message_id) for message_id in result.scalars()]
 
 
 def get_message(session: Session, *, institution_id: int, message_id: int) -> OutboxMessage | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.audit.service import AuditEntry
+from recoup.compliance.facts.rules import is_time_barred
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.service import SendCheck
 from recoup.compliance.kinds import RuleKind
@@ -30,7 +31,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import ChannelSettings, settings_of
-from recoup.kit import clock, events
+from recoup.kit import clock, events, jobs
 from recoup.kit.clock import aware, utcnow
 from recoup.kit.crypto import blind_index
 from recoup.kit.errors import Conflict, NotFound, ValidationFailed
@@ -288,6 +289,247 @@ def queue_message(
         },
     )
     return Queued(message, checked.record)
+
+
+# Why a message a plan asked for was not queued (counted, never silently dropped).
+NOT_QUEUED_REASONS = (
+    "channel_not_sent",
+    "channel_not_enabled",
+    "no_template",
+    "template_not_approved",
+    "no_contact_point",
+    "render_failed",
+    "time_barred_threat",
+)
+# Rows read per query in the bulk path (under any database's bound-parameter limit).
+CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSend:
+    """A message a plan wants sent, on a gate decision that allowed it (a batch pre-check).
+
+    ``template`` is the name of the approved template the plan's step names; ``key`` is the
+    message's idempotency key (the same key never queues twice).
+    """
+
+    key: str
+    debtor_id: int
+    account_id: int | None
+    channel: str
+    template: str | None
+    decision_id: int
+    scheduled_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BulkQueued:
+    """What queueing a plan's messages came to: queued, already queued, and not queued by why."""
+
+    queued: int
+    duplicates: int
+    not_queued: dict[str, int]
+    dispatch_job_id: int | None = None
+
+
+def _chunks(values: Sequence[int]) -> list[Sequence[int]]:
+    return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
+
+
+def queue_planned_messages(
+    session: Session,
+    *,
+    institution: Institution,
+    planned: Sequence[PlannedSend],
+    actor: str,
+    dispatch_key: str,
+    now: datetime | None = None,
+) -> BulkQueued:
+    """Queue many allowed messages at once (the daily cycle's hand-off), set-based.
+
+    Each message is rendered from the newest approved template of its name and channel
+    (compiled once per template) to the debtor's own usable contact point of the channel,
+    stored with its gate decision id, template version and idempotency key in one insert,
+    logged as a planned contact and audited. A key already queued is skipped, so a re-run
+    queues nothing twice. A message that cannot be queued is counted under its reason
+    (``NOT_QUEUED_REASONS``). One dispatch job (key ``dispatch_key``) is enqueued for the
+    earliest message; the dispatcher asks the gate again at send time.
+    """
+    now = now or utcnow()
+    settings = settings_of(institution).channels
+    institution_id = institution.id
+    today = clock.local_today(institution.timezone, now=now)
+    not_queued: dict[str, int] = dict.fromkeys(NOT_QUEUED_REASONS, 0)
+    existing = repository.existing_keys(
+        session, institution_id=institution_id, keys={each.key for each in planned}
+    )
+    templates: dict[tuple[str, str], MessageTemplate] = {}
+    for template in repository.approved_templates(
+        session,
+        institution_id=institution_id,
+        channels=sorted(c.value for c in MESSAGE_CHANNELS),
+        today=today,
+    ):
+        # Ordered by name then id: the newest approved template of a name wins.
+        templates[(template.name, str(template.channel))] = template
+    wanted: list[tuple[PlannedSend, Channel, MessageTemplate]] = []
+    for each in planned:
+        if each.key in existing:
+            continue
+        channel = message_channel_of(each.channel)
+        if channel is None:
+            not_queued["channel_not_sent"] += 1
+        elif channel.value not in settings.enabled:
+            not_queued["channel_not_enabled"] += 1
+        elif not each.template:
+            not_queued["no_template"] += 1
+        elif (each.template, channel.value) not in templates:
+            not_queued["template_not_approved"] += 1
+        else:
+            wanted.append((each, channel, templates[(each.template, channel.value)]))
+    points: dict[tuple[int, Channel], ContactPoint] = {}
+    for channel in MESSAGE_CHANNELS:
+        debtor_ids = sorted({each.debtor_id for each, chosen, _ in wanted if chosen is channel})
+        for chunk in _chunks(debtor_ids):
+            found = repository.own_points(
+                session,
+                institution_id=institution_id,
+                debtor_ids=chunk,
+                kinds=CHANNELS[channel].contact_kinds,
+            )
+            points.update({(debtor_id, channel): point for debtor_id, point in found.items()})
+    reachable = []
+    for each, channel, template in wanted:
+        if (each.debtor_id, channel) in points:
+            reachable.append((each, channel, template))
+        else:
+            not_queued["no_contact_point"] += 1
+    debtors: dict[int, Any] = {}
+    for chunk in _chunks(sorted({each.debtor_id for each, _, _ in reachable})):
+        debtors.update(_by_id(session, Debtor, set(chunk)))
+    accounts: dict[int, Any] = {}
+    account_ids = sorted({each.account_id for each, _, _ in reachable if each.account_id})
+    for chunk in _chunks(account_ids):
+        accounts.update(_by_id(session, Account, set(chunk)))
+    by_template: dict[int, list[tuple[PlannedSend, Channel, MessageTemplate]]] = {}
+    for item in reachable:
+        by_template.setdefault(item[2].id, []).append(item)
+    expire_after = timedelta(hours=settings.expire_after_hours)
+    rows: list[dict[str, Any]] = []
+    sends: list[contact_service.PlannedMessage] = []
+    for group in by_template.values():
+        template = group[0][2]
+        rendered = templates_service.render_many(
+            template,
+            values=[
+                template_values(
+                    institution=institution,
+                    debtor=debtors[each.debtor_id],
+                    account=accounts.get(each.account_id) if each.account_id else None,
+                    channel=channel,
+                    locale=template.locale,
+                )
+                for each, channel, _ in group
+            ],
+            time_barred=[
+                each.account_id is not None
+                and each.account_id in accounts
+                and is_time_barred(accounts[each.account_id].time_barred_on, today=today)
+                for each, _, _ in group
+            ],
+            today=today,
+        )
+        version = rules.template_version(template.body)
+        for (each, channel, _), text in zip(group, rendered, strict=True):
+            if text.text is None:
+                not_queued[text.refused or "render_failed"] += 1
+                continue
+            point = points[(each.debtor_id, channel)]
+            scheduled_at = each.scheduled_at
+            expires_at = scheduled_at + expire_after
+            rows.append(
+                {
+                    "institution_id": institution_id,
+                    "debtor_id": each.debtor_id,
+                    "account_id": each.account_id,
+                    "contact_point_id": point.id,
+                    "channel": channel.value,
+                    "decision_id": each.decision_id,
+                    "campaign_id": None,
+                    "template_id": template.id,
+                    "template_version": version,
+                    "subject": template.name[:255] if channel is Channel.EMAIL else None,
+                    "body": text.text,
+                    "idempotency_key": each.key,
+                    "status": OutboxStatus.QUEUED.value,
+                    "scheduled_at": scheduled_at,
+                    "expires_at": expires_at,
+                    "attempts": 0,
+                    "actor": actor[:128],
+                }
+            )
+            sends.append(
+                contact_service.PlannedMessage(
+                    decision_id=each.decision_id,
+                    debtor_id=each.debtor_id,
+                    account_id=each.account_id,
+                    contact_point_id=point.id,
+                    channel=channel,
+                    planned_at=scheduled_at,
+                    expires_at=expires_at,
+                )
+            )
+    ids = repository.add_messages(session, rows)
+    contact_service.plan_messages(
+        session, institution_id=institution_id, planned=sends, actor=actor
+    )
+    audit.record_many(
+        session,
+        [
+            AuditEntry(
+                actor=actor,
+                action="outbox.queued",
+                object_type="outbox_message",
+                object_id=message_id,
+                institution_id=institution_id,
+                details={
+                    "channel": row["channel"],
+                    "decision_id": row["decision_id"],
+                    "template_id": row["template_id"],
+                    "template_version": row["template_version"],
+                    "campaign_id": None,
+                },
+            )
+            for message_id, row in zip(ids, rows, strict=True)
+        ],
+    )
+    job_id = None
+    if rows:
+        job = jobs.enqueue(
+            session,
+            "outbox.dispatch",
+            {"institution_id": institution_id},
+            idempotency_key=dispatch_key,
+            institution_id=institution_id,
+            at=min(row["scheduled_at"] for row in rows),
+        )
+        session.flush()
+        job_id = job.id
+    return BulkQueued(
+        queued=len(rows),
+        duplicates=len(existing),
+        not_queued={reason: count for reason, count in not_queued.items() if count},
+        dispatch_job_id=job_id,
+    )
+
+
+def message_channel_of(value: str | None) -> Channel | None:
+    """Return the message channel a plan names, or None for one the outbox does not send."""
+    try:
+        channel = Channel(value or "")
+    except ValueError:
+        return None
+    return channel if channel in MESSAGE_CHANNELS else None
 
 
 def _check(

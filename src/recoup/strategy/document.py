@@ -88,9 +88,10 @@ FIELDS: Mapping[str, FieldSpec] = {
         FieldKind.TEXT,
         frozenset({"open", "promised", "on_plan", "disputed", "paused", "escalated"}),
     ),
-    # Contact attempts on the current path that reached nobody.
+    # Contacts made on the current path (since the case entered its segment) that reached nobody.
     "failed_attempts": FieldSpec(FieldKind.NUMBER, minimum=0),
-    # Messages (SMS, email) sent since the debtor last answered or paid.
+    # Messages (SMS, email) sent since the debtor last answered (a right-party contact or one
+    # they started) or paid.
     "unanswered_messages": FieldSpec(FieldKind.NUMBER, minimum=0),
     # Promises broken in a row (a kept promise resets it).
     "broken_promises": FieldSpec(FieldKind.NUMBER, minimum=0),

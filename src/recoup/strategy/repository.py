@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, select, update
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from recoup.contact.rules import FAILED_TO_REACH, RIGHT_PARTY_CODES, AttemptStatus, Direction
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, Payment
 from recoup.models.cases import Case, CaseAccount, CaseEvent
 from recoup.models.compliance import ContactDecision, MessageTemplate
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import Debtor
+from recoup.models.outbox import OutboxMessage
 from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore
 from recoup.models.strategy import CaseStrategyState, CaseStrategyStep, Strategy, StrategyVersion
 from recoup.models.workbench import Promise
+from recoup.outbox.rules import OutboxStatus
 
 
 def strategies_page(session: Session, *, institution_id: int, page: PageRequest) -> Page[Strategy]:
@@ -185,6 +188,87 @@ def account_facts(
         for name, value in zip(FACT_COLUMNS, row, strict=True):
             columns[name].append(value)
     return columns
+
+
+# The facts read from the contact log and the outbox, each only when a strategy reads it.
+CONTACT_FACTS = ("failed_attempts", "unanswered_messages")
+
+
+def contact_facts(
+    session: Session,
+    *,
+    institution_id: int,
+    names: Collection[str],
+    case_id: int | None = None,
+) -> dict[str, dict[int, int]]:
+    """Per live case, the contact facts asked for (a case with none is absent: zero).
+
+    ``failed_attempts``: contacts made on the case's current path (since it entered its
+    segment, or since the case opened) that reached nobody. ``unanswered_messages``: messages
+    sent to the debtor after the last time they answered (a right-party contact, or a contact
+    they started) and with no payment since.
+    """
+    found: dict[str, dict[int, int]] = {}
+    live = [Case.institution_id == institution_id, Case.live_debtor_id.is_not(None)]
+    if case_id is not None:
+        live.append(Case.id == case_id)
+    if "failed_attempts" in names:
+        since = func.coalesce(CaseStrategyState.entered_on, func.date(Case.opened_at))
+        rows = session.execute(
+            select(Case.id, func.count(ContactAttempt.id))
+            .join(ContactAttempt, ContactAttempt.debtor_id == Case.live_debtor_id)
+            .outerjoin(CaseStrategyState, CaseStrategyState.case_id == Case.id)
+            .where(
+                *live,
+                ContactAttempt.institution_id == institution_id,
+                ContactAttempt.status == AttemptStatus.MADE.value,
+                ContactAttempt.outcome.in_(sorted(FAILED_TO_REACH)),
+                func.date(ContactAttempt.started_at) >= since,
+            )
+            .group_by(Case.id)
+        )
+        found["failed_attempts"] = {int(case): int(count) for case, count in rows}
+    if "unanswered_messages" in names:
+        answered = (
+            select(
+                ContactAttempt.debtor_id.label("debtor_id"),
+                func.max(ContactAttempt.started_at).label("at"),
+            )
+            .where(
+                ContactAttempt.institution_id == institution_id,
+                ContactAttempt.status == AttemptStatus.MADE.value,
+                or_(
+                    ContactAttempt.direction == Direction.INBOUND.value,
+                    ContactAttempt.outcome.in_(sorted(RIGHT_PARTY_CODES)),
+                ),
+            )
+            .group_by(ContactAttempt.debtor_id)
+            .subquery()
+        )
+        paid_since = exists(
+            select(Payment.id)
+            .join(Account, Account.id == Payment.account_id)
+            .where(
+                Account.debtor_id == OutboxMessage.debtor_id,
+                Payment.paid_at >= OutboxMessage.sent_at,
+            )
+        )
+        rows = session.execute(
+            select(Case.id, func.count(OutboxMessage.id))
+            .join(OutboxMessage, OutboxMessage.debtor_id == Case.live_debtor_id)
+            .outerjoin(answered, answered.c.debtor_id == OutboxMessage.debtor_id)
+            .where(
+                *live,
+                OutboxMessage.institution_id == institution_id,
+                OutboxMessage.status.in_([OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value]),
+                OutboxMessage.sent_at.is_not(None),
+                or_(answered.c.at.is_(None), OutboxMessage.sent_at > answered.c.at),
+                ~paid_since,
+            )
+            .group_by(Case.id)
+        )
+        found["unanswered_messages"] = {int(case): int(count) for case, count in rows}
+    return found
 
 
 # -- case states -----------------------------------------------------------------------------

@@ -767,6 +767,19 @@ class Reroute:
     reason: str = ""
 
 
+# The steps an event puts a case on that are not on any path: they name no compiled step.
+EVENT_STEP_WORDS = frozenset({"escalated", "next_level", EventAction.SKIP_TRACE.value})
+
+
+def event_step_codes(compiled: CompiledStrategy) -> frozenset[tuple[str, str]]:
+    """The (segment, step) pairs only an event puts a case on: each segment's triggered steps
+    and the escalation and skip-trace words. The daily cycle keeps a case on one of these."""
+    pairs = {(step.segment, step.code) for step in compiled.steps if step.trigger}
+    for segment in compiled.segment_codes:
+        pairs.update((segment, word) for word in EVENT_STEP_WORDS)
+    return frozenset(pairs)
+
+
 def route_event(compiled: CompiledStrategy, event: StrategyEvent, facts: EventFacts) -> Reroute:
     """What an event does to a case's path, by the strategy's event rules."""
     rule = compiled.events[event]

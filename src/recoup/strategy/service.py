@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -318,13 +318,41 @@ def facts_columns(raw: Mapping[str, list[Any]], *, today: date) -> dict[str, Any
     }
 
 
+def case_facts(
+    session: Session,
+    *,
+    institution_id: int,
+    today: date,
+    fields: Collection[str],
+    case_id: int | None = None,
+) -> dict[str, Any]:
+    """The fact columns of live cases' accounts, with the contact-log and outbox facts the
+    strategy reads (``fields``) filled in per case (zero for a case with none)."""
+    columns = facts_columns(
+        repository.account_facts(session, institution_id=institution_id, case_id=case_id),
+        today=today,
+    )
+    names = [name for name in repository.CONTACT_FACTS if name in fields]
+    if names:
+        found = repository.contact_facts(
+            session, institution_id=institution_id, names=names, case_id=case_id
+        )
+        cases = columns["case_id"].tolist()
+        for name in names:
+            by_case = found.get(name, {})
+            columns[name] = np.fromiter(
+                (by_case.get(case, 0) for case in cases), dtype=np.float64, count=len(cases)
+            )
+    return columns
+
+
 def preview(
     session: Session, *, institution: Institution, compiled: rules.CompiledStrategy
 ) -> Preview:
     """Segment today's accounts of live cases with a strategy (nothing is written)."""
     today = local_today(institution.timezone)
-    columns = facts_columns(
-        repository.account_facts(session, institution_id=institution.id), today=today
+    columns = case_facts(
+        session, institution_id=institution.id, today=today, fields=compiled.fields_used
     )
     size = len(columns["account_id"])
     masks = rules.segment_masks(compiled, columns)
@@ -645,9 +673,12 @@ def _segment_case(
     case_id: int,
     today: date,
 ) -> tuple[rules.CompiledSegment | None, str, dict[str, Any]]:
-    columns = facts_columns(
-        repository.account_facts(session, institution_id=institution.id, case_id=case_id),
+    columns = case_facts(
+        session,
+        institution_id=institution.id,
         today=today,
+        fields=compiled.fields_used,
+        case_id=case_id,
     )
     facts = _worst_row(columns)
     if not facts:
@@ -918,7 +949,7 @@ def assign_cases(
     compiled = active.compiled
     version_id = active.version.id
     columns, case_ids = case_columns(
-        facts_columns(repository.account_facts(session, institution_id=institution.id), today=as_of)
+        case_facts(session, institution_id=institution.id, today=as_of, fields=compiled.fields_used)
     )
     size = len(case_ids)
     segments = rules.segment_of(compiled, columns) if size else np.array([], dtype=np.int64)
@@ -946,22 +977,34 @@ def assign_cases(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
-    counts: dict[str, int] = {"held": 0, "no_segment": 0, "no_step": 0}
+    counts: dict[str, int] = {"held": 0, "event_steps_kept": 0, "no_segment": 0, "no_step": 0}
+    event_steps = rules.event_step_codes(compiled)
     for position, case_id in enumerate(case_ids.tolist()):
         code = codes[position]
         arm = str(arms[position])
         old = existing.get(case_id)
         held = old is not None and (bool(old[9]) or (old[8] is not None and old[8] > as_of))
+        index = int(steps[position]) if code else -1
+        step = compiled.steps[index] if index >= 0 else None
+        # A step an event chose (an escalation, a skip-trace) stays until the segment's exit
+        # condition takes the case, it leaves the segment, or the next event moves it.
+        kept = (
+            old is not None
+            and not held
+            and old[12] != "cycle"
+            and old[2] == version_id
+            and old[3] == code
+            and (code, old[5]) in event_steps
+            and not (step is not None and step.is_exit)
+        )
         if not code:
             counts["no_segment"] += 1
             step_code, reason, arm = None, NO_SEGMENT_REASON, rules.CHAMPION
-        elif held:
+        elif held or kept:
             assert old is not None
-            counts["held"] += 1
+            counts["held" if held else "event_steps_kept"] += 1
             step_code, reason = old[5], old[11]
         else:
-            index = int(steps[position])
-            step = compiled.steps[index] if index >= 0 else None
             if step is None:
                 counts["no_step"] += 1
             step_code = step.code if step else None
@@ -1005,7 +1048,7 @@ def assign_cases(
                     **values,
                     "id": old[1],
                     "step_on": as_of if changed_step else old[7],
-                    "source": old[12] if held else "cycle",
+                    "source": old[12] if held or kept else "cycle",
                     "as_of": as_of,
                     "updated_at": now,
                 }

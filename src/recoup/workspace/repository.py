@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from recoup.cases.rules import WORKED_STATES, CaseState
@@ -311,3 +311,71 @@ def case_accounts(session: Session, *, case_id: int) -> list[Account]:
             .order_by(Account.id)
         ).scalars()
     )
+
+
+def add_tasks_from(
+    session: Session,
+    *,
+    institution_id: int,
+    source: Select[int, str | None, datetime | None],
+    actor: str,
+    now: datetime,
+) -> int:
+    """Insert a task for each (case, kind, due) row of ``source`` its case does not hold yet,
+    in one INSERT … SELECT; return how many."""
+    planned = source.subquery()
+    held = exists(
+        select(CaseTask.id).where(
+            CaseTask.case_id == planned.c.case_id,
+            CaseTask.kind == planned.c.kind,
+            CaseTask.due_at == planned.c.due_at,
+        )
+    )
+    rows = select(
+        literal(institution_id),
+        planned.c.case_id,
+        planned.c.kind,
+        planned.c.due_at,
+        literal(actor[:128]),
+        literal(now),
+        literal(now),
+    ).where(~held)
+    # The new ids are counted (an INSERT … SELECT's row count is not reported by every driver).
+    added = session.execute(
+        insert(CaseTask)
+        .from_select(
+            [
+                "institution_id",
+                "case_id",
+                "kind",
+                "due_at",
+                "created_by",
+                "created_at",
+                "updated_at",
+            ],
+            rows,
+        )
+        .returning(CaseTask.id)
+    )
+    return len(added.all())
+
+
+def own_open_tasks(session: Session, *, institution_id: int, cases: Select[int]) -> int:
+    """Give the open tasks of the cases ``cases`` selects their case's owner; return how many."""
+    owner = (
+        select(Case.owner_id)
+        .where(Case.id == CaseTask.case_id)
+        .correlate(CaseTask)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        update(CaseTask)
+        .where(
+            CaseTask.institution_id == institution_id,
+            CaseTask.case_id.in_(cases),
+            CaseTask.done_at.is_(None),
+        )
+        .values(owner_id=owner)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -34,6 +34,10 @@ class TaskKind(StrEnum):
     """What a case task asks the agent to do."""
 
     CALLBACK = "callback"
+    # The daily cycle's work for an agent: the strategy's step on the case's channel.
+    CALL = "call"
+    VISIT = "visit"
+    LETTER = "letter"
 
 
 @dataclass(frozen=True, slots=True)

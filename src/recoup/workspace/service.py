@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
@@ -693,3 +694,26 @@ def outcome_meanings() -> list[tuple[OutcomeCode, Any]]:
 def case_states() -> list[str]:
     """The states a case may be in, for filters."""
     return [str(state) for state in CaseState]
+
+
+def add_planned_tasks(
+    session: Session,
+    *,
+    institution_id: int,
+    planned: Select[int, str | None, datetime | None],
+    actor: str,
+) -> int:
+    """Put planned contacts on their cases as open tasks, in one write.
+
+    ``planned`` selects ``case_id``, ``kind`` (a ``TaskKind`` value) and ``due_at``; a task
+    its case already holds (same kind and time) is not added again, so handing the same day
+    over twice adds nothing. Returns how many were added.
+    """
+    return repository.add_tasks_from(
+        session, institution_id=institution_id, source=planned, actor=actor, now=utcnow()
+    )
+
+
+def give_tasks_to_owners(session: Session, *, institution_id: int, cases: Select[int]) -> int:
+    """Give the open tasks of the selected cases to the cases' owners (after an allocation)."""
+    return repository.own_open_tasks(session, institution_id=institution_id, cases=cases)

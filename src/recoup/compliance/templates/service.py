@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -352,6 +352,52 @@ def render_approved_template(
             today=today,
         )
     return text
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One text of a bulk render: the text, or why it was refused (``render_failed``,
+    ``time_barred_threat``)."""
+
+    text: str | None
+    refused: str | None = None
+
+
+def render_many(
+    template: MessageTemplate,
+    *,
+    values: Sequence[Mapping[str, Any]],
+    time_barred: Sequence[bool],
+    today: date,
+) -> list[Rendered]:
+    """Render one approved, not overdue template for many recipients (compiled once).
+
+    ``time_barred[i]`` says whether recipient ``i``'s account is past its statute of
+    limitations: a text threatening suit for it is refused (US-SOL), as one at a time.
+    A template that is not approved, or overdue for re-review, is refused whole.
+    """
+    if template.status != TemplateStatus.approved:
+        raise PermissionDenied(f"template {template.id} is {template.status}, not approved")
+    if template.re_review_on is not None and template.re_review_on < today:
+        raise PermissionDenied(
+            f"template {template.id} was due for re-review on {template.re_review_on}"
+        )
+    try:
+        compiled = _SANDBOX.from_string(template.body)
+    except TemplateError as error:
+        raise ValidationFailed(f"template {template.id} could not be rendered: {error}") from error
+    out: list[Rendered] = []
+    for each, barred in zip(values, time_barred, strict=True):
+        try:
+            text = compiled.render(**each)
+        except TemplateError:
+            out.append(Rendered(None, "render_failed"))
+            continue
+        if barred and time_barred_threats(text):
+            out.append(Rendered(None, "time_barred_threat"))
+            continue
+        out.append(Rendered(text))
+    return out
 
 
 def _refuse_time_barred_threats(
