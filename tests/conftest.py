@@ -21,6 +21,12 @@ POSTGRES_URL = os.environ.get(
     "RECOUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# The suite runs in several processes (pytest-xdist sets PYTEST_XDIST_WORKER to gw0, gw1 …).
+# Tests that flush a Redis database get one of their own per process.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and "RECOUP_TEST_REDIS_URL" not in os.environ:
+    os.environ["RECOUP_TEST_REDIS_URL"] = f"redis://127.0.0.1:6379/{15 - int(_WORKER[2:]) % 8}"
 RATE_LIMITS = {
     "RECOUP_API_KEY_REQUESTS_PER_MINUTE": "1000000",
     "RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
