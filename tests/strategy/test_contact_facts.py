@@ -157,7 +157,7 @@ def test_six_failed_attempts_on_the_path_send_a_case_to_skip_trace(session: Sess
             select(CaseStrategyState.step).where(CaseStrategyState.case_id == case.id)
         ).scalar_one()
 
-    assert step() == "reminder_sms"
+    assert step() == "agent_call"
     # On the path since yesterday (the day of an attempt is read in UTC, the path's locally).
     state = session.execute(
         select(CaseStrategyState).where(CaseStrategyState.case_id == case.id)
