@@ -131,6 +131,11 @@ def print_summary(result: DemoSeed) -> None:
                 f"violations to review, an import run with {counts['import_rejects']} rejected "
                 "rows, agents' certificates."
             )
+            console.print(
+                f"{institution.code}: texts and emails go to the sandbox provider (nothing leaves "
+                "this machine); with `recoup serve` running, a campaign sent from Outbox is "
+                "dispatched within a minute and its delivery receipts arrive a minute later."
+            )
     print_models(result.institutions)
 
     new_users = [credential for credential in result.credentials if credential.password is not None]

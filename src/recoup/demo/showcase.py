@@ -3,7 +3,8 @@
 The portfolio writer fills accounts and history; this adds the few records a compliance
 officer and a data steward look for first: message templates in every review state, the
 default call scripts approved, stored gate decisions (allowed and blocked), violations from
-agents' notes (one confirmed, one open) and an import run with rejected rows. Everything
+agents' notes (one confirmed, one open), an import run with rejected rows, and texts and emails
+sent through the sandbox provider (its receipts arrive like a real provider's). Everything
 goes through the domain services, so it is audited like real work. A fixed, small amount:
 it costs well under a second whatever the portfolio size. Never commits.
 """
@@ -27,6 +28,7 @@ from recoup.enums import ImportKind, ImportStatus
 from recoup.identity import repository as identity_repository
 from recoup.ingest import service as ingest
 from recoup.ingest.readers import RawRow
+from recoup.institutions import service as institutions_service
 from recoup.kit.clock import utcnow, zone
 from recoup.models.compliance import MessageTemplate
 from recoup.models.identity import User
@@ -49,6 +51,21 @@ class DemoTemplate:
     note: str | None = None
 
 
+# A collection letter with every element CN-DISC asks of letters (name, balance, reason and
+# legal basis, rights and duties, how to check and repay, how to dispute, the creditor's
+# contact), so the letters page prints one on first start.
+DEMO_LETTER = (
+    "尊敬的{{ debtor_name }}：\n"
+    "您在{{ institution_name }}的借款（合同编号 {{ account_number }}）"
+    "已逾期 {{ days_past_due }} 天，"
+    "截至本函出具之日尚欠本息合计 {{ balance }} 元。\n"
+    "根据《借款合同》约定及《中华人民共和国民法典》相关规定，您负有按期还款的义务；"
+    "同时您享有了解债务明细、对债务提出异议等合法权利。\n"
+    "您可通过手机银行或客服热线查询账户明细。还款方式：向本机构还款账户转账，或通过手机银行还款。\n"
+    "如对本函所述债务有异议，请自收到本函之日起十五日内通过客服热线提出，我们将在核实后答复。\n"
+    "客服电话：400-000-0000（工作日 9:00-18:00）。"
+)
+
 DEMO_TEMPLATES = (
     DemoTemplate(
         "还款提醒短信",
@@ -61,6 +78,20 @@ DEMO_TEMPLATES = (
         "call",
         "您好，我是{{ agent_name }}，来电是关于您{{ due_date }}到期的账单。"
         "请问您方便现在沟通还款安排吗？",
+        "approved",
+    ),
+    DemoTemplate(
+        "还款提醒邮件",
+        "email",
+        "{{ debtor_name }}您好：\n您在{{ institution_name }}的账户（{{ account_number }}）"
+        "已逾期 {{ days_past_due }} 天，逾期金额 {{ overdue_amount }} 元。"
+        "请尽快通过手机银行或客服热线安排还款；如已还款，请忽略本邮件。",
+        "approved",
+    ),
+    DemoTemplate(
+        "催收通知函",
+        "letter",
+        DEMO_LETTER,
         "approved",
     ),
     DemoTemplate(
@@ -112,6 +143,7 @@ def seed_showcase(session: Session, *, institution: Institution, as_of: date) ->
     ``imported_debtors`` counts the debtors the import added to the portfolio.
     """
     users = _users(session, institution_id=institution.id)
+    _sandbox_channels(session, institution=institution)
     run = _import_run(session, institution=institution)
     templates = _templates(session, institution=institution, users=users, as_of=as_of)
     scripts = _scripts(session, institution=institution, users=users, as_of=as_of)
@@ -130,6 +162,25 @@ def seed_showcase(session: Session, *, institution: Institution, as_of: date) ->
         "import_rejects": run.rejected,
         "imported_debtors": run.inserted,
     }
+
+
+def _sandbox_channels(session: Session, *, institution: Institution) -> None:
+    """Send the demo's texts and emails through the sandbox provider: nothing leaves the
+    machine, and its delivery receipts (most delivered, some failed or wrong numbers) arrive
+    through the receipt path real providers use (``outbox.sandbox_receipts``)."""
+    institutions_service.update_settings(
+        session,
+        institution=institution,
+        changes={
+            "channels": {
+                "sms_provider": "sandbox",
+                "email_provider": "sandbox",
+                "sms_sender": f"【{institution.name}】"[:64],
+                "email_from": f"collections@{institution.code.lower()}.example.invalid",
+            }
+        },
+        actor=ACTOR,
+    )
 
 
 def _users(session: Session, *, institution_id: int) -> dict[str, User]:

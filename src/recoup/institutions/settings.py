@@ -157,8 +157,9 @@ class AnalyticsSettings(_Section):
         return value
 
 
-SmsProvider = Literal["log", "gateway", "twilio"]
-EmailProvider = Literal["log", "smtp"]
+# "sandbox" (demo only) accepts every message and answers with delivery receipts of its own.
+SmsProvider = Literal["log", "gateway", "twilio", "sandbox"]
+EmailProvider = Literal["log", "smtp", "sandbox"]
 MessageChannel = Literal["sms", "email", "letter"]
 _CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
@@ -171,7 +172,8 @@ class ChannelSettings(_Section):
     """
 
     enabled: tuple[MessageChannel, ...] = ("sms", "email", "letter")
-    # "log" records each message in a local file and delivers nothing (demo, tests).
+    # "log" records each message in a local file and delivers nothing (tests); "sandbox"
+    # pretends to deliver and sends receipts back (the demo; never for real debtors).
     sms_provider: SmsProvider = "log"
     sms_gateway_url: str | None = Field(default=None, max_length=512)
     twilio_account_sid: str | None = Field(default=None, max_length=64)

@@ -125,7 +125,7 @@ class Dispatcher:
             return service.Result(item, error=Transient(f"adapter error: {type(error).__name__}"))
         if os.environ.get(FAULT_ENV) == "kill-after-send":
             os.kill(os.getpid(), signal.SIGKILL)
-        return service.Result(item, accepted=accepted)
+        return service.Result(item, accepted=accepted, provider=adapter.name)
 
     def close(self) -> None:
         """Close every adapter and the thread pool."""
@@ -154,7 +154,9 @@ def reconcile(
             found, unknown = adapter.lookup(outgoing.message), None
         except DeliveryUnknown as error:
             found, unknown = None, str(error)
-        service.reconciled(session, message=message, found=found, unknown=unknown, now=now)
+        service.reconciled(
+            session, message=message, found=found, unknown=unknown, now=now, provider=adapter.name
+        )
     session.commit()
     return len(stale)
 

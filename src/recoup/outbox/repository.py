@@ -98,6 +98,46 @@ def stale_sending(
     return list(session.execute(statement).scalars())
 
 
+def sandbox_awaiting_receipts(
+    session: Session, *, sent_before: datetime, limit: int, institution_id: int | None = None
+) -> list[OutboxMessage]:
+    """Return messages the sandbox provider accepted before ``sent_before`` and has not yet
+    answered with a final receipt (still *sent*), oldest first."""
+    statement = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.SENT,
+            OutboxMessage.provider == "sandbox",
+            OutboxMessage.sent_at <= sent_before,
+        )
+        .order_by(OutboxMessage.sent_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if institution_id is not None:
+        statement = statement.where(OutboxMessage.institution_id == institution_id)
+    return list(session.execute(statement).scalars())
+
+
+def status_counts_by_campaign(
+    session: Session, *, institution_id: int, campaign_ids: Collection[int]
+) -> dict[int, dict[str, int]]:
+    """Return, per campaign, how many of its messages are in each status."""
+    found: dict[int, dict[str, int]] = {}
+    if not campaign_ids:
+        return found
+    rows = session.execute(
+        select(OutboxMessage.campaign_id, OutboxMessage.status, func.count())
+        .where(
+            OutboxMessage.institution_id == institution_id,
+            OutboxMessage.campaign_id.in_(list(campaign_ids)),
+        )
+        .group_by(OutboxMessage.campaign_id, OutboxMessage.status)
+    ).all()
+    for campaign_id, status, count in rows:
+        found.setdefault(int(campaign_id), {})[str(status)] = int(count)
+    return found
+
+
 def messages_by_id(session: Session, ids: Collection[int]) -> dict[int, OutboxMessage]:
     """Return messages by id (the dispatcher's own rows, locked by their send token)."""
     if not ids:
@@ -192,13 +232,18 @@ def messages_page(
     return Page(items=list(rows), total=total, page=page.page, size=page.size)
 
 
-def status_counts(session: Session, *, institution_id: int) -> dict[str, int]:
-    """Return how many of the institution's messages are in each status."""
-    rows = session.execute(
+def status_counts(
+    session: Session, *, institution_id: int, campaign_id: int | None = None
+) -> dict[str, int]:
+    """Return how many of the institution's (or one campaign's) messages are in each status."""
+    statement = (
         select(OutboxMessage.status, func.count())
         .where(OutboxMessage.institution_id == institution_id)
         .group_by(OutboxMessage.status)
-    ).all()
+    )
+    if campaign_id is not None:
+        statement = statement.where(OutboxMessage.campaign_id == campaign_id)
+    rows = session.execute(statement).all()
     return {str(status): count for status, count in rows}
 
 

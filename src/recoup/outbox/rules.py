@@ -240,6 +240,39 @@ def receipt_status(current: OutboxStatus, receipt: Receipt) -> OutboxStatus | No
     return wanted
 
 
+# The sandbox provider (demo only): what becomes of each message, decided from its provider id
+# so a message always meets the same fate. Shares in ten-thousandths, after a "sent" receipt:
+# most are delivered, some fail for a while (an unreachable handset, a full mailbox) and some
+# because the number or the mailbox does not exist (the contact point becomes invalid).
+SANDBOX_PREFIX = "sandbox-"
+SANDBOX_FATES: Mapping[str, tuple[tuple[int, str, str | None], ...]] = MappingProxyType(
+    {
+        "sms": ((8_800, "delivered", None), (9_500, "undelivered", "30003"),
+                (10_000, "undelivered", "30006")),
+        "email": ((9_200, "delivered", None), (9_600, "failed", "452"),
+                  (10_000, "bounced", "550")),
+    }
+)  # fmt: skip
+# How long after a message was sent the sandbox posts its final receipt.
+SANDBOX_RECEIPT_DELAY = timedelta(seconds=20)
+
+
+def sandbox_message_id(channel: str, key: str) -> str:
+    """Return the sandbox provider's id of a message (the same key, the same id)."""
+    digest = hashlib.sha256(f"{channel}:{key}".encode()).hexdigest()[:24]
+    return f"{SANDBOX_PREFIX}{channel}-{digest}"
+
+
+def sandbox_fate(provider_message_id: str, channel: str) -> tuple[str, str | None]:
+    """Return the final receipt (status, error code) the sandbox gives a message."""
+    fates = SANDBOX_FATES.get(channel, SANDBOX_FATES["sms"])
+    draw = int(hashlib.sha256(provider_message_id.encode()).hexdigest()[:8], 16) % 10_000
+    for upper, status, code in fates:
+        if draw < upper:
+            return status, code
+    return fates[-1][1], fates[-1][2]
+
+
 # Replies that withdraw consent to texts: English keywords carriers honour (TCPA) and the
 # Chinese 退订 / TD that CN senders print in every text.
 _STOP_WORDS = frozenset(

@@ -583,6 +583,8 @@ class Result:
     outgoing: Outgoing
     accepted: Accepted | None = None
     error: Exception | None = None
+    # The adapter's name (gateway, twilio, smtp, log, sandbox), stored with the message.
+    provider: str | None = None
 
 
 def _quiet(settings: ChannelSettings) -> QuietPeriod | None:
@@ -602,9 +604,9 @@ def _opt_out_required(session: Session, institution: Institution, channel: Chann
 
 
 def _callback(settings: ChannelSettings, institution: Institution) -> str | None:
-    if not settings.callback_base_url:
-        return None
     provider = settings.sms_provider
+    if not settings.callback_base_url or provider not in ("gateway", "twilio"):
+        return None
     return (
         f"{settings.callback_base_url.rstrip('/')}/api/v1/outbox/hooks/"
         f"{institution.code}/{provider}/status"
@@ -882,6 +884,7 @@ def _apply_result(
             {
                 "id": message.id,
                 "status": status,
+                "provider": (result.provider or message.provider or "")[:32] or None,
                 "provider_message_id": result.accepted.provider_message_id[:128],
                 "sent_at": now,
                 "finished_at": now if status is OutboxStatus.DELIVERED else None,
@@ -980,6 +983,7 @@ def reconciled(
     found: Accepted | None,
     unknown: str | None,
     now: datetime,
+    provider: str | None = None,
 ) -> OutboxStatus:
     """Settle a message found *sending* after a crash from what the provider says.
 
@@ -995,6 +999,8 @@ def reconciled(
         )
         message.status = status
         message.provider_message_id = found.provider_message_id[:128]
+        if provider:
+            message.provider = provider[:32]
         message.sent_at = message.sending_since or now
         message.last_error = None
         contact_service.record_messages_sent(
@@ -1116,6 +1122,54 @@ def record_receipt(
         details={"status": status[:32], "error_code": error_code},
     )
     return message
+
+
+def deliver_sandbox_receipts(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    institution_id: int | None = None,
+    limit: int = 1_000,
+) -> dict[str, int]:
+    """Record the sandbox provider's receipts for the messages it accepted a while ago (demo).
+
+    Each message gets what a real gateway posts: a "sent" receipt, then its final one (mostly
+    delivered; undelivered, failed or bounced for a share, by ``rules.sandbox_fate``), through
+    ``record_receipt``, the code the providers' callbacks use: statuses change, the contact log
+    and the audit trail record them, a wrong number or mailbox invalidates the contact point.
+    Returns how many final receipts of each status were recorded.
+    """
+    now = now or utcnow()
+    counts: dict[str, int] = {}
+    waiting = repository.sandbox_awaiting_receipts(
+        session,
+        sent_before=now - rules.SANDBOX_RECEIPT_DELAY,
+        limit=limit,
+        institution_id=institution_id,
+    )
+    for message in waiting:
+        provider_id = message.provider_message_id
+        if not provider_id:
+            continue
+        sent_at = aware(message.sent_at) if message.sent_at else now
+        status, code = rules.sandbox_fate(provider_id, str(message.channel))
+        record_receipt(
+            session,
+            institution_id=message.institution_id,
+            provider_message_id=provider_id,
+            status="sent",
+            received_at=min(now, sent_at + timedelta(seconds=2)),
+        )
+        record_receipt(
+            session,
+            institution_id=message.institution_id,
+            provider_message_id=provider_id,
+            status=status,
+            error_code=code,
+            received_at=now,
+        )
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def record_reply(
@@ -1440,13 +1494,23 @@ def approved_templates(
 
 
 def outbox_overview(
-    session: Session, *, principal: Principal, institution_id: int
+    session: Session, *, principal: Principal, institution_id: int, campaign_id: int | None = None
 ) -> tuple[dict[str, int], list[OutboxCampaign]]:
-    """Return how many messages are in each status and the latest campaigns."""
+    """Return how many messages (of one campaign, or all) are in each status and the latest
+    campaigns."""
     acting(principal, institution_id)
     return (
-        repository.status_counts(session, institution_id=institution_id),
+        repository.status_counts(session, institution_id=institution_id, campaign_id=campaign_id),
         repository.campaigns(session, institution_id=institution_id),
+    )
+
+
+def campaign_counts(
+    session: Session, *, institution_id: int, campaign_ids: Sequence[int]
+) -> dict[int, dict[str, int]]:
+    """Return how many of each campaign's messages are in each status (sent, delivered …)."""
+    return repository.status_counts_by_campaign(
+        session, institution_id=institution_id, campaign_ids=campaign_ids
     )
 
 

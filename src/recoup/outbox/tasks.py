@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from recoup.kit import jobs
-from recoup.outbox import dispatch
+from recoup.outbox import dispatch, service
 
 
 @jobs.handler("outbox.dispatch", max_attempts=3)
@@ -17,4 +17,12 @@ def dispatch_messages(session: Session, payload: dict[str, Any]) -> None:
     dispatch.dispatch(session, institution_id=payload.get("institution_id"))
 
 
+@jobs.handler("outbox.sandbox_receipts", max_attempts=3)
+def sandbox_receipts(session: Session, payload: dict[str, Any]) -> None:
+    """Record the sandbox provider's delivery receipts (institutions that send through the
+    sandbox: the demo's); nothing to do for any other provider."""
+    service.deliver_sandbox_receipts(session, institution_id=payload.get("institution_id"))
+
+
 jobs.periodic(jobs.Schedule("outbox.dispatch", minute="*"))
+jobs.periodic(jobs.Schedule("outbox.sandbox_receipts", minute="*"))

@@ -29,7 +29,17 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 CAMPAIGN_CHANNELS = ("sms", "email")
 # Receipt statuses shown in the reader's words (others, a provider's own, as they came).
 KNOWN_RECEIPTS = frozenset(
-    {"queued", "accepted", "sending", "sent", "delivered", "read", "undelivered", "failed"}
+    {
+        "queued",
+        "accepted",
+        "sending",
+        "sent",
+        "delivered",
+        "read",
+        "undelivered",
+        "failed",
+        "bounced",
+    }
 )
 # The reasons the dispatcher holds a message back, by their stored words (no personal data).
 HOLD_REASONS = {
@@ -54,6 +64,8 @@ def reason_text(viewer: Viewer, last_error: str | None) -> tuple[str, str | None
         return viewer.text(HOLD_REASONS[last_error]), None
     if last_error.startswith("gate: "):
         return viewer.text("outbox.reason.gate"), last_error.removeprefix("gate: ")
+    if last_error.startswith("provider receipt: "):
+        return viewer.text("outbox.reason.receipt"), last_error.removeprefix("provider receipt: ")
     if last_error.startswith("delivery unknown"):
         return viewer.text("outbox.reason.unknown"), None
     return viewer.text("outbox.reason.provider"), last_error
@@ -80,7 +92,10 @@ def outbox_page(
         campaign_id=campaign,
     )
     counts, campaigns = service.outbox_overview(
-        session, principal=viewer.principal, institution_id=institution.id
+        session, principal=viewer.principal, institution_id=institution.id, campaign_id=campaign
+    )
+    by_campaign = service.campaign_counts(
+        session, institution_id=institution.id, campaign_ids=[item.id for item in campaigns]
     )
     receipts = service.receipts_of(
         session, institution_id=institution.id, message_ids=[m.id for m in messages.items]
@@ -101,6 +116,9 @@ def outbox_page(
         "chosen": chosen,
         "campaign": campaign,
         "campaigns": campaigns,
+        "campaign_counts": by_campaign,
+        # Messages on their way (queued, sending, sent): the page refreshes itself until none is.
+        "in_flight": any(counts.get(s, 0) for s in ("queued", "sending", "sent")),
         "receipts": receipts,
         "reason": lambda text: reason_text(viewer, text),
         "page_url": page_url,

@@ -7,6 +7,7 @@ from recoup.contact.channels import Channel
 from recoup.institutions.settings import ChannelSettings
 from recoup.outbox.adapters.base import Adapter
 from recoup.outbox.adapters.email import SmtpEmail, SmtpJournal
+from recoup.outbox.adapters.sandbox import SandboxProvider
 from recoup.outbox.adapters.sink import LogSink
 from recoup.outbox.adapters.sms import GatewaySms, TwilioSms
 
@@ -16,6 +17,8 @@ def adapter_for(channel: Channel, settings: ChannelSettings, *, institution_code
     config = get_settings()
     folder = config.data_dir / "outbox" / institution_code
     if channel is Channel.SMS:
+        if settings.sms_provider == "sandbox":
+            return SandboxProvider(channel="sms")
         if settings.sms_provider == "gateway" and settings.sms_gateway_url:
             return GatewaySms(
                 url=settings.sms_gateway_url,
@@ -31,6 +34,8 @@ def adapter_for(channel: Channel, settings: ChannelSettings, *, institution_code
             )
         return LogSink(folder / "sms.jsonl", name="log")
     if channel is Channel.EMAIL:
+        if settings.email_provider == "sandbox":
+            return SandboxProvider(channel="email")
         if settings.email_provider == "smtp":
             return SmtpEmail(
                 host=settings.smtp_host,
