@@ -90,7 +90,7 @@ def test_receipts_arrive_through_the_receipt_path(session: Session) -> None:
     assert counts["delivered"] >= COUNT * 0.75
     assert counts.get("undelivered", 0) >= 1
 
-    statuses = Counter()
+    statuses: Counter[str] = Counter()
     wrong_numbers = 0
     for message in messages:
         session.refresh(message)

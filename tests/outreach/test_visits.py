@@ -239,3 +239,119 @@ class TestVisitResults:
             listed = client.get(f"/api/v1/visits/lists/{_list.id}", headers=agent)
             assert listed.status_code == 200
             assert listed.json()["entries"][0]["reported"] == ["promise_made"]
+
+
+def _evening_team(session: Session, institution, **outreach: object) -> None:  # type: ignore[no-untyped-def]
+    from recoup.institutions import service as institutions_service
+
+    institutions_service.update_settings(
+        session, institution=institution, changes={"outreach": outreach}, actor="test"
+    )
+
+
+class TestVisitsAtTheirPlannedTime:
+    """Each visit is put to the gate at its own slot, in the debtor's local time."""
+
+    def test_late_stops_past_the_visit_hours_are_dropped_naming_the_rule(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)  # CN consumer finance: visits end at 21:00
+        _evening_team(session, institution, visit_start="19:00", visit_end="23:30")
+        portfolio = owned_cases(
+            session, institution, count=6, places=[("上海市", "浦东新区")], addresses=True
+        )
+        work_list, views = _build(session, institution, portfolio.agent)
+        planned = service.planned_times(session, views)
+        kept = [view for view in views if view.entry.allowed]
+        dropped = [view for view in views if not view.entry.allowed]
+        assert [planned[v.entry.id].astimezone(SHANGHAI).strftime("%H:%M") for v in kept] == [
+            "19:00",
+            "19:45",
+            "20:30",
+        ]
+        # The stops the route would reach at 21:15 and later are outside the visit hours:
+        # dropped from the route, each naming the rule, with when visits are next allowed.
+        assert (work_list.allowed, work_list.blocked) == (3, 3)
+        for view in dropped:
+            assert [reason["rule_id"] for reason in view.entry.reasons] == ["CN-HRS"]
+            assert "21:15" in view.entry.reasons[0]["message_en"]
+            assert view.entry.next_allowed_at is not None
+            assert view.entry.next_allowed_at.astimezone(SHANGHAI).date() > DAY
+        # Planned visits come first, in route order; the dropped ones after them.
+        assert [v.entry.position for v in views] == list(range(1, len(views) + 1))
+        assert all(v.entry.allowed for v in views[:3])
+        groups = service.route_groups(institution, work_list, views, planned=planned)
+        assert [visit.at for group in groups for visit in group.visits] == [
+            planned[v.entry.id] for v in kept
+        ]
+
+    def test_each_stop_is_gated_in_the_debtors_own_time(self, session: Session) -> None:
+        new_york = ZoneInfo("America/New_York")
+        institution = make_institution(
+            session, jurisdiction="US", timezone="America/New_York", currency="USD"
+        )
+        _evening_team(session, institution, visit_start="19:30", visit_end="23:30")
+        portfolio = owned_cases(session, institution, count=4, addresses=True)
+        west = portfolio.debtors[3]
+        west.timezone = "America/Los_Angeles"
+        for debtor in portfolio.debtors[:3]:
+            debtor.timezone = "America/New_York"
+        session.flush()
+        work_list, views = service.build_visit_list(
+            session,
+            principal=institution_scope(institution.id, actor="lead"),
+            institution=institution,
+            agent_id=portfolio.agent.id,
+            day=DAY,
+            now=datetime(2025, 3, 3, 9, tzinfo=new_york),
+        )
+        assert (work_list.allowed, work_list.blocked) == (3, 1)
+        planned = service.planned_times(session, views)
+        kept = {view.debtor.id: planned[view.entry.id] for view in views if view.entry.allowed}
+        # 19:30 and 20:15 in New York are within US-HRS (08:00–21:00); later a New York stop
+        # is not, while the same moment in Los Angeles (three hours behind) is.
+        assert west.id in kept
+        # The Los Angeles stop is planned when New York's hours are over (21:00 there).
+        assert kept[west.id].astimezone(new_york).strftime("%H:%M") >= "21:00"
+        assert kept[west.id].astimezone(ZoneInfo("America/Los_Angeles")).hour < 21
+        assert len(kept) == 3
+        for view in views:
+            if not view.entry.allowed:
+                assert view.debtor.timezone == "America/New_York"
+                assert view.entry.reasons[0]["rule_id"] == "US-HRS"
+
+    def test_a_stop_before_the_visit_hours_moves_to_the_next_allowed_slot(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        _evening_team(session, institution, visit_start="06:30", visit_end="18:00")
+        portfolio = owned_cases(
+            session, institution, count=3, places=[("上海市", "徐汇区")], addresses=True
+        )
+        early = datetime(2025, 3, 3, 6, 0, tzinfo=SHANGHAI)
+        work_list, views = service.build_visit_list(
+            session,
+            principal=institution_scope(institution.id, actor="lead"),
+            institution=institution,
+            agent_id=portfolio.agent.id,
+            day=DAY,
+            now=early,
+        )
+        # At 06:30 the gate allows no visit (they start at 08:00): the route waits until then.
+        assert (work_list.allowed, work_list.blocked) == (3, 0)
+        planned = service.planned_times(session, views)
+        assert [planned[v.entry.id].astimezone(SHANGHAI).strftime("%H:%M") for v in views] == [
+            "08:00",
+            "08:45",
+            "09:30",
+        ]
+
+    def test_moved_slots_are_pure(self) -> None:
+        slot = datetime(2025, 3, 3, 21, 15, tzinfo=SHANGHAI)
+        day_end = datetime(2025, 3, 4, 0, 0, tzinfo=SHANGHAI)
+        tomorrow = datetime(2025, 3, 4, 8, 0, tzinfo=SHANGHAI)
+        later = datetime(2025, 3, 3, 22, 0, tzinfo=SHANGHAI)
+        assert rules.moved_slot(slot, tomorrow, day_end=day_end) is None
+        assert rules.moved_slot(slot, None, day_end=day_end) is None
+        assert rules.moved_slot(slot, slot, day_end=day_end) is None
+        assert rules.moved_slot(slot, later, day_end=day_end) == later

@@ -134,7 +134,8 @@ def status_counts_by_campaign(
         .group_by(OutboxMessage.campaign_id, OutboxMessage.status)
     ).all()
     for campaign_id, status, count in rows:
-        found.setdefault(int(campaign_id), {})[str(status)] = int(count)
+        if campaign_id is not None:
+            found.setdefault(campaign_id, {})[str(status)] = int(count)
     return found
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from recoup.enums import ContactStatus
 from recoup.models.account import Account
 from recoup.models.cases import Case, CaseAccount, Queue
-from recoup.models.compliance import ComplianceViolation, MessageTemplate
+from recoup.models.compliance import ComplianceViolation, ContactDecision, MessageTemplate
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.identity import User
 from recoup.models.outbox import OutboxMessage
@@ -258,3 +258,15 @@ def contact_points_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, C
         return {}
     rows = session.scalars(select(ContactPoint).where(ContactPoint.id.in_(ids)))
     return {point.id: point for point in rows}
+
+
+def decision_times(session: Session, *, ids: Sequence[int]) -> dict[int, datetime]:
+    """Return the time each gate decision was asked about (its ``planned_at``), by id."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(ContactDecision.id, ContactDecision.planned_at).where(
+            ContactDecision.id.in_(list(ids))
+        )
+    ).all()
+    return {row.id: row.planned_at for row in rows}

@@ -97,7 +97,8 @@ def planned_at(
     return max(moment, now) if moment.date() <= now.astimezone(moment.tzinfo).date() else moment
 
 
-def _reasons(decision: Any) -> list[dict[str, Any]]:
+def gate_reasons(decision: Any) -> list[dict[str, Any]]:
+    """Return a gate decision's reasons as a list entry stores them (rule, code, messages)."""
     return [
         {
             "rule_id": reason.rule_id,
@@ -201,7 +202,7 @@ def build_work_list(
                 entry.next_allowed_at = None
                 break
             if first_reasons is None:
-                first_reasons = _reasons(checked.decision)
+                first_reasons = gate_reasons(checked.decision)
                 entry.contact_point_id = point.id
                 entry.decision_id = checked.record.id
                 entry.next_allowed_at = checked.decision.next_allowed_at

@@ -200,3 +200,21 @@ def naive_length(stops: Sequence[Stop], *, start: Point | None = None) -> float:
 def visit_times(first: datetime, *, count: int, minutes: int) -> list[datetime]:
     """Return when each of ``count`` visits is planned: one every ``minutes`` from ``first``."""
     return [first + timedelta(minutes=minutes * index) for index in range(count)]
+
+
+def moved_slot(
+    refused_at: datetime, next_allowed_at: datetime | None, *, day_end: datetime
+) -> datetime | None:
+    """Return where a visit the gate refuses at its planned slot goes: the gate's next allowed
+    time when that is later the same work day, else None (the visit is dropped from the day)."""
+    if next_allowed_at is None or next_allowed_at <= refused_at or next_allowed_at >= day_end:
+        return None
+    return next_allowed_at
+
+
+def stops_length(stops: Sequence[Stop], *, start: Point | None = None) -> int:
+    """Return the length in metres of a route visiting ``stops`` in the order given (a district
+    visited twice in a row counts once; unknown places are skipped)."""
+    points = [stop.point for stop in stops if stop.point is not None]
+    path = [point for index, point in enumerate(points) if index == 0 or points[index - 1] != point]
+    return round(path_length(path, start=start))

@@ -75,7 +75,13 @@ def _context(
     work_list, views = service.visit_list(
         session, principal=viewer.principal, institution=institution, list_id=list_id
     )
-    groups = service.route_groups(institution, work_list, views) if work_list else []
+    groups = (
+        service.route_groups(
+            institution, work_list, views, planned=service.planned_times(session, views)
+        )
+        if work_list
+        else []
+    )
     lead = not viewer.principal.is_agent
     return {
         "work_list": work_list,
