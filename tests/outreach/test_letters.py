@@ -17,6 +17,7 @@ from recoup.compliance.templates.review import review
 from recoup.identity.principal import principal_for_user
 from recoup.identity.scoping import institution_scope
 from recoup.kit.clock import utcnow
+from recoup.kit.errors import ValidationFailed
 from recoup.models import Institution
 from recoup.outbox.dispatch import dispatch
 from recoup.outreach.letters import pdf, rules, service
@@ -191,6 +192,39 @@ class TestPrintBatch:
         assert batch.pdf.startswith(b"%PDF")
 
 
+def test_a_letter_named_by_reference_is_about_the_largest_open_account(
+    session: Session,
+) -> None:
+    """The letters page takes the debtor's reference; the letter needs an account's figures."""
+    institution = make_institution(session)
+    template = approved_template(session, institution, channel="letter", body=LETTER)
+    debtor, _small = _debtor_with_address(session, institution, name="张伟")
+    large = make_account(session, debtor, principal=5_000_000)
+    principal = institution_scope(institution.id, actor="manager")
+    found = service.debtor_for_reference(
+        session, principal=principal, institution=institution, reference=f" {debtor.external_id} "
+    )
+    assert found == debtor.id
+    assert (
+        service.debtor_for_reference(
+            session, principal=principal, institution=institution, reference=str(debtor.id)
+        )
+        == debtor.id
+    )
+    with pytest.raises(ValidationFailed, match="no debtor 'NOBODY' here"):
+        service.debtor_for_reference(
+            session, principal=principal, institution=institution, reference="NOBODY"
+        )
+    queued = service.queue_letter(
+        session, principal=principal, institution=institution, debtor_id=found,
+        template_id=template.id, day=DAY, now=NOW,
+    )  # fmt: skip
+    assert queued.message is not None
+    assert queued.message.account_id == large.id
+    assert large.external_id in queued.message.body
+    assert "50650.00" in queued.message.body  # 50,000.00 principal + interest, fees, penalty
+
+
 def test_the_api(session: Session) -> None:
     institution = make_institution(session)
     template = approved_template(
@@ -245,3 +279,137 @@ def test_the_page_lists_the_day_and_prints_it(session: Session) -> None:
         assert "print-pdf" not in client.get("/letters?day=2025-03-03").text
         refused = client.post("/letters/batch.pdf", data={"day": "2025-03-03"}, headers=csrf)
         assert refused.status_code == 403
+
+
+US_NOTICE = """Dear {{ debtor_name }},
+{{ collector_name }} is a debt collector. We are trying to collect a debt that you owe to {{ creditor_name }}. We will use any information you give us to help collect the debt.
+Our information shows: you had an account with {{ creditor_name }} with account number {{ account_number }}.
+As of {{ itemization_date }}, you owed: ${{ principal }}
+Between {{ itemization_date }} and today:
+You were charged this amount in interest: + ${{ interest }}
+You were charged this amount in fees: + ${{ fees }}
+Total amount of the debt now: ${{ balance }}
+How can you dispute the debt?
+Call or write to us by {{ validation_end_date }} to dispute all or part of the debt. If you do not, we will assume that our information is correct.
+If you write to us by {{ validation_end_date }}, we must stop collection on any amount you dispute until we send you information that shows you owe the debt.
+Write to us at {{ collector_address }} or call us at {{ collector_phone }}."""
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class TestUsValidationNotice:
+    """A US institution's validation notice (Reg F, 12 CFR 1006.34) printed from an approved
+    template: the itemization date, the amounts, the dispute deadline 30 days after the
+    assumed receipt, how to dispute and the creditor's name are on the page."""
+
+    @staticmethod
+    def _institution(session: Session) -> Institution:
+        from recoup.institutions import service as institutions_service
+
+        institution = make_institution(
+            session, jurisdiction="US", timezone="America/New_York", currency="USD"
+        )
+        institution.name = "Acme Lending"
+        institutions_service.update_settings(
+            session,
+            institution=institution,
+            changes={
+                "outreach": {
+                    "letter_sender_name": "Acme Recoveries",
+                    "letter_sender_address": "PO Box 100, Albany, NY 12201",
+                    "letter_sender_phone": "1-800-555-0100",
+                }
+            },
+            actor="test",
+        )
+        return institution
+
+    @staticmethod
+    def _template(session: Session, institution: Institution, body: str) -> int:
+        from recoup.compliance.templates import service as templates_service
+
+        author = make_user(session, institution, role="manager")
+        reviewer = make_user(session, institution, role="compliance_officer")
+        template = templates_service.create_template(
+            session, institution_id=institution.id, name="Validation notice", channel="letter",
+            locale="en-US", audience="debtor", body=body, author=author.username,
+            author_id=author.id, kind="validation_notice",
+        )  # fmt: skip
+        templates_service.submit_template(
+            session, institution_id=institution.id, template_id=template.id,
+            actor=author.username, actor_id=author.id,
+        )  # fmt: skip
+        templates_service.decide_template(
+            session, institution_id=institution.id, template_id=template.id, approve=True,
+            actor=reviewer.username, actor_id=reviewer.id, today=DAY,
+        )  # fmt: skip
+        return template.id
+
+    def test_the_notice_prints_with_every_element(self, session: Session) -> None:
+        institution = self._institution(session)
+        template_id = self._template(session, institution, US_NOTICE)
+        debtor = make_debtor(
+            session, institution, name="John Smith", timezone="America/New_York",
+            national_id=None,
+        )  # fmt: skip
+        make_contact_point(
+            session, debtor, kind="address", value="12 Main Street, Springfield, IL 62701"
+        )
+        account = make_account(
+            session, debtor, principal=123_456, interest=2_345, fees=1_500, penalty=500
+        )
+        account.currency = "USD"
+        account.charged_off_on = date(2025, 1, 31)
+        session.flush()
+        now = datetime(2025, 3, 3, 9, 30, tzinfo=NEW_YORK)  # a Monday
+        queued = service.queue_letter(
+            session, principal=institution_scope(institution.id, actor="manager"),
+            institution=institution, debtor_id=debtor.id, template_id=template_id,
+            account_id=account.id, day=DAY, now=now,
+        )  # fmt: skip
+        assert queued.message is not None, queued.reasons
+        dispatch(session, now=now, institution_id=institution.id)
+        batch = service.print_batch(
+            session, principal=institution_scope(institution.id), institution=institution, day=DAY
+        )
+        assert batch.letters == 1
+        # Text taken back out of the PDF with PDFium (not ReportLab, which drew it).
+        text = " ".join(" ".join(page.split()) for page in _page_text(batch.pdf))
+        for element in (
+            "Validation Notice",
+            "March 3, 2025",  # the letter's date
+            "Dear John Smith",
+            "you owe to Acme Lending",  # the creditor
+            "Acme Recoveries is a debt collector",
+            "As of January 31, 2025, you owed: $1234.56",  # the itemization date and amount
+            "interest: + $23.45",
+            "fees: + $20.00",
+            "Total amount of the debt now: $1278.01",
+            # Sent Monday 3 March: received after five working days (Monday 10 March), then
+            # 30 days to dispute.
+            "Call or write to us by April 9, 2025 to dispute all or part of the debt",
+            "Write to us at PO Box 100, Albany, NY 12201 or call us at 1-800-555-0100",
+            "12 Main Street, Springfield, IL 62701",
+        ):
+            assert element in text, element
+        found = review(
+            text, locale="en-US", audience="debtor", channel="letter", kind="validation_notice"
+        )
+        assert [f.text for f in found.findings if f.category == "missing_element"] == []
+
+    def test_a_notice_without_the_elements_is_refused_naming_them(self, session: Session) -> None:
+        institution = self._institution(session)
+        thin = "Dear {{ debtor_name }}, you owe ${{ balance }}. Please pay us soon."
+        with pytest.raises(Exception, match="review findings") as refused:
+            self._template(session, institution, thin)
+        message = str(refused.value)
+        for named in (
+            "US-VAL: missing the creditor's name",
+            "US-VAL: missing the itemization date",
+            "{{ itemization_date }}",
+            "US-VAL: missing the dispute rights and end date",
+            "US-VAL: missing the debt collector's contact details",
+        ):
+            assert named in message, named
+        # The itemization date written out counts as well as its placeholder.
+        written = US_NOTICE.replace("{{ itemization_date }}", "January 31, 2025")
+        assert self._template(session, institution, written)

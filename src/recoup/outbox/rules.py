@@ -17,9 +17,9 @@ import hmac
 import random
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from html import escape
 from types import MappingProxyType
@@ -271,6 +271,44 @@ def sandbox_fate(provider_message_id: str, channel: str) -> tuple[str, str | Non
         if draw < upper:
             return status, code
     return fates[-1][1], fates[-1][2]
+
+
+# A validation notice (Reg F, 12 CFR 1006.34): the consumer is assumed to receive it five days
+# after it is sent, not counting legal public holidays, Saturdays and Sundays (1006.34(b)(5)),
+# and may dispute the debt until 30 days after that (the end of the validation period).
+RECEIPT_WORKING_DAYS = 5
+VALIDATION_PERIOD_DAYS = 30
+
+
+def validation_period_end(sent_on: date, *, is_working_day: Callable[[date], bool]) -> date:
+    """Return the last day a consumer may dispute a debt whose validation notice is sent on
+    ``sent_on``: five working days for it to arrive, then 30 days."""
+    received, counted = sent_on, 0
+    while counted < RECEIPT_WORKING_DAYS:
+        received += timedelta(days=1)
+        if is_working_day(received):
+            counted += 1
+    return received + timedelta(days=VALIDATION_PERIOD_DAYS)
+
+
+def itemization_date(
+    *, charged_off_on: date | None, due_date: date | None, opened_on: date | None, today: date
+) -> date:
+    """Return the date a validation notice itemizes the debt from (1006.34(b)(3) offers the last
+    statement, charge-off, last payment, transaction or judgment date): the charge-off date when
+    the account was charged off, else its last due date (the last statement's), else the day it
+    was opened (the transaction), else today."""
+    for candidate in (charged_off_on, due_date, opened_on):
+        if candidate is not None and candidate <= today:
+            return candidate
+    return today
+
+
+def written_date(day: date, language: str) -> str:
+    """Return a date as a letter writes it: "March 3, 2025" or "2025年3月3日"."""
+    if language == "zh":
+        return f"{day.year}年{day.month}月{day.day}日"
+    return f"{day:%B} {day.day}, {day.year}"
 
 
 # Replies that withdraw consent to texts: English keywords carriers honour (TCPA) and the

@@ -9,9 +9,10 @@ next; those commits are the boundary's, not the service's.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from recoup.audit import service as audit
 from recoup.audit.service import AuditEntry
 from recoup.compliance.facts.rules import is_time_barred
 from recoup.compliance.gate import service as gate_service
+from recoup.compliance.gate.localtime import WorkingDayCalendar
 from recoup.compliance.gate.service import SendCheck
 from recoup.compliance.kinds import RuleKind
 from recoup.compliance.templates import service as templates_service
@@ -100,26 +102,64 @@ def template_values(
     account: Account | None,
     channel: Channel = Channel.SMS,
     locale: str = "zh-CN",
+    on: date | None = None,
 ) -> dict[str, Any]:
     """Return the values a message template may use (``{{ debtor_name }}``, ``{{ balance }}``,
-    ``{{ opt_out }}`` …)."""
+    ``{{ opt_out }}`` …). ``on`` is the day the message is sent: a validation notice's dispute
+    deadline (``{{ validation_end_date }}``, ``{{ dispute_by }}``) counts from it."""
     language = "zh" if locale.lower().startswith("zh") else "en"
+    today = on or clock.local_today(institution.timezone)
+    outreach = settings_of(institution).outreach
     values: dict[str, Any] = {
         "debtor_name": debtor.name,
         "institution_name": institution.name,
+        "creditor_name": institution.name,
+        "collector_name": outreach.letter_sender_name or institution.name,
         "opt_out": OPT_OUT_TEXT.get((channel, language), ""),
     }
+    if outreach.letter_sender_phone:
+        values["collector_phone"] = outreach.letter_sender_phone
+    if outreach.letter_sender_address:
+        values["collector_address"] = outreach.letter_sender_address
+    if on is not None:
+        deadline = rules.validation_period_end(on, is_working_day=_working_day(institution))
+        values["validation_end_date"] = values["dispute_by"] = rules.written_date(
+            deadline, language
+        )
     if account is not None:
+        itemized = rules.itemization_date(
+            charged_off_on=account.charged_off_on,
+            due_date=account.due_date,
+            opened_on=account.opened_on,
+            today=today,
+        )
         values.update(
             account_number=account.external_id,
             currency=account.currency,
             balance=str(to_decimal(account.balance, account.currency)),
+            principal=str(to_decimal(account.principal, account.currency)),
+            interest=str(to_decimal(account.interest, account.currency)),
+            fees=str(to_decimal(account.fees + account.penalty, account.currency)),
             overdue_amount=str(to_decimal(account.overdue_amount, account.currency)),
             minimum_due=str(to_decimal(account.minimum_due, account.currency)),
             due_date=account.due_date.isoformat() if account.due_date else "",
             days_past_due=account.days_past_due,
+            itemization_date=rules.written_date(itemized, language),
         )
     return values
+
+
+def _working_day(institution: Institution) -> Callable[[date], bool]:
+    """Return whether a day is a working day where the institution is (weekends and, for US
+    institutions, legal public holidays are not)."""
+    if str(institution.jurisdiction).upper().startswith("US"):
+        return _calendar("US").is_working_day
+    return lambda day: day.weekday() < 5
+
+
+@cache
+def _calendar(country: str) -> WorkingDayCalendar:
+    return WorkingDayCalendar(country)
 
 
 def _approved_template(
@@ -215,6 +255,7 @@ def queue_message(
                 account=account,
                 channel=channel,
                 locale=template.locale,
+                on=scheduled_at.astimezone(clock.zone(institution.timezone)).date(),
             ),
             **(values or {}),
         },

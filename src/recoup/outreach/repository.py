@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.enums import ContactStatus
+from recoup.enums import FINISHED_STATUSES, ContactStatus
 from recoup.models.account import Account
 from recoup.models.cases import Case, CaseAccount, Queue
 from recoup.models.compliance import ComplianceViolation, ContactDecision, MessageTemplate
@@ -270,3 +270,28 @@ def decision_times(session: Session, *, ids: Sequence[int]) -> dict[int, datetim
         )
     ).all()
     return {row.id: row.planned_at for row in rows}
+
+
+def debtor_by_external_id(
+    session: Session, *, institution_id: int, external_id: str
+) -> Debtor | None:
+    """The institution's debtor of a reference (its external id)."""
+    return session.scalars(
+        select(Debtor).where(
+            Debtor.institution_id == institution_id, Debtor.external_id == external_id
+        )
+    ).first()
+
+
+def largest_open_account(
+    session: Session, *, institution_id: int, debtor_id: int
+) -> Account | None:
+    """The debtor's open account with the largest balance (a letter's when none is named)."""
+    accounts = session.scalars(
+        select(Account).where(
+            Account.institution_id == institution_id,
+            Account.debtor_id == debtor_id,
+            Account.status.not_in(list(FINISHED_STATUSES)),
+        )
+    ).all()
+    return max(accounts, key=lambda account: (account.balance, -account.id), default=None)

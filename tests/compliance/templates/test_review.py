@@ -145,7 +145,12 @@ class TestEnglish:
         result = self.en("Dear {{ debtor_name }}, you owe {{ balance }}.", channel="letter",
                          kind="validation_notice")  # fmt: skip
         missing = {f.text for f in result.findings}  # type: ignore[attr-defined]
-        assert missing == {"creditor_name", "dispute_rights", "collector_contact"}
+        assert missing == {
+            "creditor_name",
+            "itemization_date",
+            "dispute_rights",
+            "collector_contact",
+        }
 
 
 class TestThirdPartyAudience:
@@ -404,7 +409,8 @@ class TestRenderedLetters:
 
     def test_an_english_validation_notice_written_out(self) -> None:
         notice = (
-            "Dear Mr. Smith, Acme Bank is the creditor. You owe $1,234.56. "
+            "Dear Mr. Smith, Acme Bank is the creditor. As of January 31, 2026, you owed "
+            "$1,200.00. You owe $1,234.56. "
             "You may dispute this debt by 2026-01-31. Call us at 1-800-555-0100."
         )
         result = review(notice, locale="en-US", audience="debtor", channel="letter",

@@ -244,7 +244,13 @@ def _transition(
             review_passed=review_passed,
         )
     except TemplateTransitionRefused as error:
-        raise Conflict(str(error)) from error
+        detail = str(error)
+        if action == "approve" and not review_passed:
+            # Name what is wrong (a missing validation-notice element, banned words …).
+            named = [f["message_en"] for f in template.findings or [] if f.get("message_en")]
+            if named:
+                detail = f"{detail}: " + " ".join(named[:8])
+        raise Conflict(detail) from error
     template.status = TemplateStatus(status)
     session.flush()
     audit.record(

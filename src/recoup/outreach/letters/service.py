@@ -51,8 +51,10 @@ def queue_letter(
 ) -> outbox_service.Queued:
     """Queue a letter to the debtor's own address from an approved letter template.
 
-    The gate decides on the letter channel; a refused letter queues nothing and the result
-    carries the rules. The same debtor, template, account and day again is the same letter.
+    Without ``account_id`` the letter is about the debtor's open account with the largest
+    balance. The gate decides on the letter channel; a refused letter queues nothing and the
+    result carries the rules. The same debtor, template, account and day again is the same
+    letter.
     """
     now = now or utcnow()
     day = day or local_today(institution.timezone, now=now)
@@ -62,6 +64,11 @@ def queue_letter(
         account = get_scoped(session, Account, account_id, scope)
         if account.debtor_id != debtor.id:
             raise NotFound(f"no account {account_id} for debtor {debtor_id}")
+    else:
+        largest = repository.largest_open_account(
+            session, institution_id=institution.id, debtor_id=debtor.id
+        )
+        account_id = largest.id if largest is not None else None
     template = session.get(MessageTemplate, template_id)
     if template is None or template.institution_id != institution.id:
         raise NotFound(f"no template {template_id}")
@@ -84,6 +91,25 @@ def queue_letter(
         scheduled_at=outreach.planned_at(institution, day=day, start=LETTER_TIME, now=now),
         principal=principal,
         now=now,
+    )
+
+
+def debtor_for_reference(
+    session: Session, *, principal: Principal, institution: Institution, reference: str
+) -> int:
+    """Return the id of the debtor a person named: by reference (external id) or by id."""
+    reference = reference.strip()
+    found = repository.debtor_by_external_id(
+        session, institution_id=institution.id, external_id=reference
+    )
+    if found is not None:
+        return get_scoped(
+            session, Debtor, found.id, outreach.institution_scope_of(principal, institution)
+        ).id
+    if reference.isdigit() and 0 < int(reference) < 2**63:
+        return int(reference)
+    raise ValidationFailed(
+        f"debtor: no debtor {reference!r} here; give the debtor's reference (e.g. D00000001) or id"
     )
 
 

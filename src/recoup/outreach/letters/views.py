@@ -65,11 +65,12 @@ def letters_page(
 def queue_letter(
     viewer: WorkCases,
     session: SessionDep,
-    debtor_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
+    debtor_id: Annotated[str, Form(min_length=1, max_length=64)],
     template_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
     day: Annotated[date | None, Form()] = None,
 ) -> Response:
-    """Queue a letter through the gate for the day's print run."""
+    """Queue a letter through the gate for the day's print run (the debtor named by reference
+    or id)."""
     assert viewer.principal is not None
     institution = _institution(session, viewer)
     day = day or clock.local_today(institution.timezone)
@@ -79,7 +80,9 @@ def queue_letter(
             session,
             principal=viewer.principal,
             institution=institution,
-            debtor_id=debtor_id,
+            debtor_id=service.debtor_for_reference(
+                session, principal=viewer.principal, institution=institution, reference=debtor_id
+            ),
             template_id=template_id,
             day=day,
         )
