@@ -32,7 +32,7 @@ from recoup.enums import ContactKind, ContactStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import acting, get_scoped
 from recoup.institutions import repository as institutions_repository
-from recoup.institutions.settings import ChannelSettings, settings_of
+from recoup.institutions.settings import ChannelSettings, OutreachSettings, settings_of
 from recoup.kit import clock, events, jobs
 from recoup.kit.clock import aware, utcnow
 from recoup.kit.crypto import blind_index
@@ -103,13 +103,15 @@ def template_values(
     channel: Channel = Channel.SMS,
     locale: str = "zh-CN",
     on: date | None = None,
+    letterhead: OutreachSettings | None = None,
 ) -> dict[str, Any]:
     """Return the values a message template may use (``{{ debtor_name }}``, ``{{ balance }}``,
     ``{{ opt_out }}`` …). ``on`` is the day the message is sent: a validation notice's dispute
-    deadline (``{{ validation_end_date }}``, ``{{ dispute_by }}``) counts from it."""
+    deadline (``{{ validation_end_date }}``, ``{{ dispute_by }}``) counts from it. Pass the
+    institution's ``letterhead`` (its outreach settings) when rendering many at once."""
     language = "zh" if locale.lower().startswith("zh") else "en"
     today = on or clock.local_today(institution.timezone)
-    outreach = settings_of(institution).outreach
+    outreach = letterhead or settings_of(institution).outreach
     values: dict[str, Any] = {
         "debtor_name": debtor.name,
         "institution_name": institution.name,
@@ -456,6 +458,7 @@ def queue_planned_messages(
     for item in reachable:
         by_template.setdefault(item[2].id, []).append(item)
     expire_after = timedelta(hours=settings.expire_after_hours)
+    letterhead = settings_of(institution).outreach
     rows: list[dict[str, Any]] = []
     sends: list[contact_service.PlannedMessage] = []
     for group in by_template.values():
@@ -469,6 +472,8 @@ def queue_planned_messages(
                     account=accounts.get(each.account_id) if each.account_id else None,
                     channel=channel,
                     locale=template.locale,
+                    on=today,
+                    letterhead=letterhead,
                 )
                 for each, channel, _ in group
             ],
