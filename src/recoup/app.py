@@ -45,6 +45,30 @@ PROBLEM_STATUSES: dict[int, str] = {
 }
 
 
+# What a readiness check may answer when all is well ("embedded": no broker to check).
+READY_STATES = frozenset({"ok", "embedded"})
+
+
+def readiness() -> dict[str, str]:
+    """Check the database and the job broker; return each one's state ("ok" or the error)."""
+    from recoup.db import ping
+    from recoup.kit import jobs
+
+    checks: dict[str, str] = {}
+    try:
+        ping()
+        checks["database"] = "ok"
+    except Exception as error:
+        logger.warning("readiness: the database did not answer: %s", error)
+        checks["database"] = f"unreachable ({type(error).__name__})"
+    try:
+        checks["broker"] = "ok" if jobs.ping_broker() else "embedded"
+    except Exception as error:
+        logger.warning("readiness: the job broker did not answer: %s", error)
+        checks["broker"] = f"unreachable ({type(error).__name__})"
+    return checks
+
+
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Return an RFC 9457 problem+json response."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
@@ -176,6 +200,17 @@ def create_app() -> FastAPI:
     async def healthz() -> dict[str, str]:
         """Tell a load balancer the process is up (answered at once, whatever the load)."""
         return {"status": "ok", "env": settings.env.value}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": Problem}})
+    def readyz() -> JSONResponse:
+        """Tell a load balancer whether to send traffic here: the database answers, and the
+        job broker too when one is configured (503 problem+json naming what failed)."""
+        checks = readiness()
+        failed = {name: state for name, state in checks.items() if state not in READY_STATES}
+        if failed:
+            detail = "; ".join(f"{name}: {state}" for name, state in sorted(failed.items()))
+            return problem(503, "Not ready", detail, checks=checks)
+        return JSONResponse({"status": "ready", "checks": checks})
 
     idempotency.install(app)
     # Innermost: an escaped exception becomes the 500 answer without closing the connection.

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # Where institutions' scheduled file drops live (each a folder inside it; an SFTP server's
     # upload folders can be mounted here). Empty: the data folder's ``drops``.
     drop_root: Path | None = None
+    # The name of the job queue (its key prefix in Redis): deployments sharing one broker
+    # keep apart by it.
+    jobs_queue: str = Field(default="recoup", min_length=1, max_length=64)
+    # How many shards the heavy cycle stages split into as jobs when a broker is configured
+    # (0 or 1: the whole cycle runs in the process that runs it).
+    cycle_shards: int = Field(default=4, ge=0, le=256)
     # Worker threads of `recoup worker` and of the worker embedded in `recoup serve`.
     worker_threads: int = Field(default=2, ge=1, le=64)
     # Whether this web process runs a worker too (`recoup serve` turns it on unless told not to).

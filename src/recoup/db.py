@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
@@ -99,6 +99,12 @@ def get_engine() -> Engine:
         pool_size=settings.max_concurrent_requests,
         pool_timeout=settings.request_queue_seconds,
     )
+
+
+def ping(engine: Engine | None = None) -> None:
+    """Run ``SELECT 1`` on the configured database (raises when it does not answer)."""
+    with (engine or get_engine()).connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def session_factory(engine: Engine | None = None, *, write: bool = True) -> sessionmaker[Session]:

@@ -150,6 +150,7 @@ API_KEY_SCOPES = frozenset(name for name, grant in MATRIX.items() if grant.api_s
 PUBLIC_PATHS: frozenset[str] = frozenset(
     {
         "/healthz",
+        "/readyz",
         "/docs",
         "/docs/oauth2-redirect",
         "/docs-assets/",

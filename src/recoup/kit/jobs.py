@@ -303,13 +303,13 @@ def _make_queue() -> _Queue:
     url = settings.jobs_url or f"sqlite:///{(settings.data_dir / 'jobs.db').as_posix()}"
     huey: Huey
     if url == "memory":
-        huey = MemoryHuey("recoup", utc=True)
+        huey = MemoryHuey(settings.jobs_queue, utc=True)
     elif url.startswith(("redis://", "rediss://", "unix://")):
-        huey = RedisHuey("recoup", url=url, utc=True)
+        huey = RedisHuey(settings.jobs_queue, url=url, utc=True)
     elif url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         create_owner_only(path)  # queued payloads may name debtors' accounts
-        huey = SqliteHuey("recoup", filename=str(path), utc=True)
+        huey = SqliteHuey(settings.jobs_queue, filename=str(path), utc=True)
     else:
         raise ValueError(
             f"RECOUP_JOBS_URL {url!r} is not a job store: use sqlite:///PATH, redis://… or memory"
@@ -337,6 +337,20 @@ def _queue() -> _Queue:
 def get_huey() -> Huey:
     """Return the process's job library instance for the configured store."""
     return _queue().huey
+
+
+def uses_broker() -> bool:
+    """Tell whether jobs queue on a shared broker (Redis) rather than in this machine."""
+    url = get_settings().jobs_url
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def ping_broker() -> bool:
+    """Ping the job broker; False when there is none (the embedded store), raise when down."""
+    if not uses_broker():
+        return False
+    storage: Any = get_huey().storage
+    return bool(storage.conn.ping())
 
 
 def reset() -> None:

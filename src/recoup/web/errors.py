@@ -23,7 +23,7 @@ from recoup.web.templating import make_viewer, render, safe_next
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 PAGE_STATUSES = frozenset({400, 403, 404, 405, 413, 422, 429, 500})
 _EXPLAINED = frozenset({400, 409, 422})
-_NOT_PAGES = ("/api/", "/static/", "/docs", "/redoc", "/openapi.json", "/healthz")
+_NOT_PAGES = ("/api/", "/static/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")
 
 
 def wants_page(request: Request) -> bool:
