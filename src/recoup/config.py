@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # The name of the job queue (its key prefix in Redis): deployments sharing one broker
     # keep apart by it.
     jobs_queue: str = Field(default="recoup", min_length=1, max_length=64)
+    # A job handed to the queue but not finished this long after is handed over again (its
+    # worker died or the queue was lost); 0 means ten minutes. Keep it above the longest job.
+    jobs_requeue_seconds: int = Field(default=0, ge=0, le=86_400)
     # How many shards the heavy cycle stages split into as jobs when a broker is configured
     # (0 or 1: the whole cycle runs in the process that runs it).
     cycle_shards: int = Field(default=4, ge=0, le=256)

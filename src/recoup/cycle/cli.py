@@ -7,6 +7,7 @@ from datetime import date
 
 import typer
 
+from recoup.cycle.rules import MAX_SHARDS
 from recoup.kit.cli import console, fail_on_domain_error
 from recoup.kit.errors import ValidationFailed
 
@@ -34,6 +35,17 @@ def run_command(
     gate_batch: int = typer.Option(
         50_000, "--gate-batch", min=1, help="Actions the gate decides per transaction"
     ),
+    shards: int | None = typer.Option(
+        None,
+        "--shards",
+        min=0,
+        max=MAX_SHARDS,
+        help=(
+            "Split ageing and the gate into this many jobs for `recoup worker` processes "
+            "(default: RECOUP_CYCLE_SHARDS when jobs run on Redis and the database is "
+            "PostgreSQL; 0 runs every stage here)"
+        ),
+    ),
 ) -> None:
     """Run the day's cycle (or resume an interrupted one); a finished day creates nothing new."""
     from recoup.cycle import runner
@@ -44,6 +56,7 @@ def run_command(
             as_of=_day(as_of) if as_of else runner.today_of(institution),
             actor=CLI_ACTOR,
             gate_batch=gate_batch,
+            shards=shards,
         )
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False))

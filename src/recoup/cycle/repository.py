@@ -14,6 +14,7 @@ from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account
 from recoup.models.cases import Case, CaseAccount, Queue
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
+from recoup.models.jobs import Job
 from recoup.models.scoring import AccountScore
 from recoup.models.strategy import CaseStrategyState
 
@@ -154,19 +155,29 @@ def move_actions(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def planned_actions(session: Session, *, run_id: int, limit: int) -> Sequence[Any]:
-    """Return up to ``limit`` of a run's actions waiting for the gate, in id order."""
-    return session.execute(
-        select(
-            CycleAction.id,
-            CycleAction.debtor_id,
-            CycleAction.account_id,
-            CycleAction.channel,
-            CycleAction.planned_at,
-        )
-        .where(CycleAction.run_id == run_id, CycleAction.status == "planned")
-        .order_by(CycleAction.id)
-        .limit(limit)
+def planned_actions(
+    session: Session, *, run_id: int, limit: int, debtors: tuple[int, int] | None = None
+) -> Sequence[Any]:
+    """Return up to ``limit`` of a run's actions waiting for the gate, in id order.
+
+    ``debtors=(index, count)``: only those of debtors whose id modulo ``count`` is ``index``.
+    """
+    query = select(
+        CycleAction.id,
+        CycleAction.debtor_id,
+        CycleAction.account_id,
+        CycleAction.channel,
+        CycleAction.planned_at,
+    ).where(CycleAction.run_id == run_id, CycleAction.status == "planned")
+    if debtors is not None:
+        query = query.where(CycleAction.debtor_id % debtors[1] == debtors[0])
+    return session.execute(query.order_by(CycleAction.id).limit(limit)).all()
+
+
+def shard_jobs(session: Session, *, name: str, keys: Sequence[str]) -> Sequence[Job]:
+    """Return the jobs of a stage's shards (by their idempotency keys)."""
+    return session.scalars(
+        select(Job).where(Job.name == name, Job.idempotency_key.in_(list(keys)))
     ).all()
 
 

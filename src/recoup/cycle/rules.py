@@ -166,3 +166,71 @@ class FaultPlan:
     def hits(self, stage: str, point: str) -> bool:
         """Tell whether the cycle should die at this stage and point."""
         return self.stage == stage and self.point == point
+
+
+class ShardKey(StrEnum):
+    """What a sharded stage splits by: the rows one shard owns (id modulo the shard count)."""
+
+    ACCOUNT = "account"
+    # The gate counts each debtor's contacts against the debtor's caps: a debtor's actions
+    # must be decided together, in order, so the gate splits by debtor.
+    DEBTOR = "debtor"
+
+
+# The stages that fan out as jobs when a broker is configured, and what they split by.
+# The others read or write across accounts (scoring's drift, case routing, strategy arms,
+# promise and plan reconciliation) or are single statements over the day's actions.
+SHARDED_STAGES: Mapping[Stage, ShardKey] = {
+    Stage.DELINQUENCY: ShardKey.ACCOUNT,
+    Stage.GATE: ShardKey.DEBTOR,
+}
+MAX_SHARDS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One of ``count`` parts of a stage: the rows whose key modulo ``count`` is ``index``."""
+
+    stage: Stage
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.stage not in SHARDED_STAGES:
+            raise ValueError(f"stage {self.stage.value!r} does not split into shards")
+        if not 1 <= self.count <= MAX_SHARDS:
+            raise ValueError(f"a stage splits into 1 to {MAX_SHARDS} shards; got {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index} is not one of 0..{self.count - 1}")
+
+    @property
+    def label(self) -> str:
+        """The shard's ledger name (``gate#2/4``): written when the shard is done."""
+        return f"{self.stage.value}#{self.index}/{self.count}"
+
+    @property
+    def key(self) -> ShardKey:
+        return SHARDED_STAGES[self.stage]
+
+
+def shards_of(stage: Stage, count: int) -> tuple[Shard, ...]:
+    """Return the shards a stage splits into."""
+    return tuple(Shard(stage, index, count) for index in range(count))
+
+
+def merge_counts(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add the shards' counts up (numbers add; nested counts add key by key)."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        for name, value in part.items():
+            if isinstance(value, Mapping):
+                total[name] = merge_counts([total.get(name) or {}, value])
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                total[name] = total.get(name, 0) + value
+            else:
+                total.setdefault(name, value)
+    return dict(sorted(total.items()))
+
+
+# The job that does one shard of a sharded stage (``recoup.cycle.tasks``).
+STAGE_SHARD = "cycle.stage_shard"

@@ -6,6 +6,10 @@ stages behind, and running the same day again starts at the first stage missing 
 ledger. The gate commits after each batch of decisions. A completed day is not run again:
 asking for it returns its stored report.
 
+When jobs run on a broker, the stages of ``rules.SHARDED_STAGES`` fan out: each of their
+shards is a ``cycle.stage_shard`` job with its own ledger row (``delinquency#2/4``), and the
+stage's own row is written, from the shards' counts, once every shard's row is there.
+
 ``RECOUP_CYCLE_KILL=stage[:point]`` makes the process kill itself with SIGKILL at that
 point (``before_commit``, ``after_commit`` or ``batch<N>``), for the resumption tests.
 """
@@ -22,14 +26,20 @@ from datetime import date
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from recoup.config import get_settings
 from recoup.cycle import service
-from recoup.cycle.rules import FaultPlan, RunReport, Stage
-from recoup.db import unit_of_work
+from recoup.cycle.rules import SHARDED_STAGES, FaultPlan, RunReport, Stage
+from recoup.db import get_engine, unit_of_work
 from recoup.institutions import repository as institutions
-from recoup.kit import clock
+from recoup.kit import clock, jobs
 from recoup.kit.clock import utcnow
+from recoup.kit.errors import Conflict
 
 FAULT_VARIABLE = "RECOUP_CYCLE_KILL"
+# How long ``recoup cycle run`` waits for a sharded stage's jobs, and how often it looks.
+SHARD_TIMEOUT = 6 * 3600.0
+SHARD_POLL_FIRST = 0.05
+SHARD_POLL_MAX = 1.0
 
 
 def _die_if(plan: FaultPlan, stage: Stage, point: str) -> None:
@@ -47,6 +57,20 @@ def today_of(institution_code: str, engine: Engine | None = None) -> date:
         return clock.local_today(institution.timezone)
 
 
+def default_shards(engine: Engine | None = None) -> int:
+    """Return how many shards the heavy stages split into by default: ``RECOUP_CYCLE_SHARDS``
+    when jobs run on a broker and the database is shared (not SQLite), else none (0)."""
+    settings = get_settings()
+    bound = engine or get_engine()
+    if not jobs.uses_broker() or bound.dialect.name == "sqlite" or settings.cycle_shards < 2:
+        return 0
+    return settings.cycle_shards
+
+
+class ShardsFailed(Conflict):
+    """A shard's job died (its last try failed) or the workers took too long: the run stops."""
+
+
 def run_cycle(
     *,
     institution_code: str,
@@ -54,10 +78,54 @@ def run_cycle(
     actor: str,
     engine: Engine | None = None,
     gate_batch: int = service.GATE_BATCH,
+    shards: int | None = None,
+    shard_timeout: float = SHARD_TIMEOUT,
 ) -> RunReport:
-    """Run (or resume, or just report) one institution's cycle for a day, committing per stage."""
+    """Run (or resume, or just report) one institution's cycle for a day, committing per stage.
+
+    With ``shards`` > 1 (default: ``default_shards()``), the sharded stages fan out as jobs
+    (``cycle.stage_shard``) and this process waits for the workers to finish them, reading
+    the ledger; without, every stage runs here.
+    """
+    count = default_shards(engine) if shards is None else shards
+    report = _run(
+        institution_code,
+        as_of,
+        actor,
+        lambda: unit_of_work(engine),
+        gate_batch,
+        commits=True,
+        shards=count,
+        wait=shard_timeout,
+    )
+    return _finished(report)
+
+
+def _finished(report: RunReport | None) -> RunReport:
+    if report is None:  # a run that waits for its shards (or has none) always finishes
+        raise ShardsFailed("the run stopped before its shards were done")
+    return report
+
+
+def advance_cycle(
+    *, institution_code: str, as_of: date, actor: str, shards: int, first: bool = True
+) -> RunReport | None:
+    """Run the day's cycle as far as it goes without waiting; None while shards are running.
+
+    For the ``cycle.run`` job on a broker: each call commits per stage, asks for the shards
+    of the next sharded stage and returns; a later call (``first=False``: the job asking
+    again) carries on the same attempt.
+    """
     return _run(
-        institution_code, as_of, actor, lambda: unit_of_work(engine), gate_batch, commits=True
+        institution_code,
+        as_of,
+        actor,
+        lambda: unit_of_work(),
+        service.GATE_BATCH,
+        commits=True,
+        shards=shards,
+        wait=None,
+        reopen=first,
     )
 
 
@@ -67,7 +135,7 @@ def run_cycle_in(session: Session, *, institution_code: str, as_of: date, actor:
     A job's unit of work already holds SQLite's write lock, so the stages cannot commit in
     units of their own; the ledger still makes a retried job skip nothing and repeat nothing.
     """
-    return _run(
+    report = _run(
         institution_code,
         as_of,
         actor,
@@ -75,6 +143,7 @@ def run_cycle_in(session: Session, *, institution_code: str, as_of: date, actor:
         service.GATE_BATCH,
         commits=False,
     )
+    return _finished(report)
 
 
 def _run(
@@ -85,14 +154,26 @@ def _run(
     gate_batch: int,
     *,
     commits: bool,
-) -> RunReport:
+    shards: int = 0,
+    wait: float | None = 0.0,
+    reopen: bool = True,
+) -> RunReport | None:
+    """Run the stages not in the ledger; None when shards still run and ``wait`` is None.
+
+    ``reopen``: (re)start the run (a resume counts an attempt and retries shards whose job
+    died); False carries on a run this process's caller started (the job that polls).
+    """
     plan = FaultPlan(os.environ.get(FAULT_VARIABLE))
     with units() as session:
         institution = institutions.require_by_code(session, institution_code)
         institution_id = institution.id
         service.check_as_of(institution, as_of)
-        run, _resumed = service.open_run(
-            session, institution=institution, as_of=as_of, actor=actor, now=utcnow()
+        run = (
+            service.open_run(
+                session, institution=institution, as_of=as_of, actor=actor, now=utcnow()
+            )[0]
+            if reopen
+            else service.lock_run(session, institution_id=institution_id, as_of=as_of)
         )
         if run.status == "completed":
             return service.report_of(session, institution=institution, run=run)
@@ -100,6 +181,15 @@ def _run(
     try:
         for stage in Stage:
             batches = 0.0
+            if shards > 1 and stage in SHARDED_STAGES:
+                spent = _fan_out(
+                    institution_id, as_of, actor, units, stage, shards, wait, retry=reopen
+                )
+                if spent is None:
+                    return None
+                if _merge_stage(institution_id, as_of, actor, units, stage, shards, spent):
+                    skipped.append(stage.value)
+                continue
             if stage is Stage.GATE:
                 batches = _run_gate(institution_id, as_of, actor, units, plan, gate_batch)
             if _run_stage(institution_id, as_of, actor, units, plan, stage, batches):
@@ -151,6 +241,81 @@ def _run_stage(
         )
         _die_if(plan, stage, "before_commit")
     _die_if(plan, stage, "after_commit")
+    return False
+
+
+def _fan_out(
+    institution_id: int,
+    as_of: date,
+    actor: str,
+    units: Units,
+    stage: Stage,
+    shards: int,
+    wait: float | None,
+    *,
+    retry: bool,
+) -> float | None:
+    """Ask for the stage's shards and wait up to ``wait`` seconds for them (None: do not wait).
+
+    Returns the shards' seconds once all are in the ledger (0 when the stage is done), or
+    None when they are still running and the caller does not wait.
+    """
+    with units() as session:
+        context = _context(session, institution_id, as_of, actor)
+        if service.stage_done(session, run=context.run, stage=stage):
+            return 0.0
+        service.enqueue_shards(session, context, stage, shards, retry_dead=retry)
+        run = context.run
+    deadline = time.monotonic() + (wait or 0.0)
+    pause = SHARD_POLL_FIRST
+    while True:
+        with units() as session:
+            progress = service.shard_progress(session, run=run, stage=stage, count=shards)
+        if progress.finished:
+            return progress.seconds
+        if progress.dead:
+            raise ShardsFailed(
+                f"{len(progress.dead)} shard(s) of stage {stage.value} failed for good: "
+                f"{'; '.join(progress.dead)}. Fix the cause and run the day again "
+                "(it resumes and retries them)"
+            )
+        if wait is None:
+            return None
+        if time.monotonic() >= deadline:
+            raise ShardsFailed(
+                f"stage {stage.value}: {progress.done} of {shards} shards done after "
+                f"{wait:.0f} s; are `recoup worker` processes running on RECOUP_JOBS_URL? "
+                "Run the day again to keep waiting"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, SHARD_POLL_MAX)
+
+
+def _merge_stage(
+    institution_id: int,
+    as_of: date,
+    actor: str,
+    units: Units,
+    stage: Stage,
+    shards: int,
+    spent: float,
+) -> bool:
+    """Write a sharded stage's ledger row once its shards are done; True when it was before."""
+    with units() as session:
+        context = _context(session, institution_id, as_of, actor)
+        if service.stage_done(session, run=context.run, stage=stage):
+            return True
+        started = time.perf_counter()
+        counts = service.merge_shards(session, context, stage, shards)
+        context.run.seconds = round(context.run.seconds + spent, 4)
+        service.record_stage(
+            session,
+            run=context.run,
+            stage=stage,
+            counts=counts,
+            seconds=time.perf_counter() - started,
+            batches=spent,
+        )
     return False
 
 

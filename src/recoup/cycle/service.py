@@ -9,6 +9,7 @@ gate stage is the one that commits in batches: its actions move from ``planned``
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,15 +27,25 @@ from recoup.compliance.gate.rules import PlannedContact
 from recoup.contact.channels import CHANNELS, Channel
 from recoup.contact.rules import Party
 from recoup.cycle import repository, rules
-from recoup.cycle.rules import ActionKind, ActionStatus, RunReport, RunStatus, Stage, StageReport
+from recoup.cycle.rules import (
+    STAGE_SHARD,
+    ActionKind,
+    ActionStatus,
+    RunReport,
+    RunStatus,
+    Shard,
+    Stage,
+    StageReport,
+)
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock, events
+from recoup.kit import clock, events, jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from recoup.models.institution import Institution
+from recoup.models.jobs import JobStatus
 from recoup.outbox import service as outbox_service
 from recoup.plans import service as plans_service
 from recoup.portfolio import service as portfolio_service
@@ -427,9 +438,19 @@ def plan_actions(session: Session, context: Context) -> dict[str, Any]:
     return dict(sorted(counts.items()))
 
 
-def gate_batch(session: Session, context: Context, *, limit: int = GATE_BATCH) -> int:
-    """Ask the gate about the next batch of planned actions; return how many it decided."""
-    batch = repository.planned_actions(session, run_id=context.run.id, limit=limit)
+def gate_batch(
+    session: Session, context: Context, *, limit: int = GATE_BATCH, shard: Shard | None = None
+) -> int:
+    """Ask the gate about the next batch of planned actions; return how many it decided.
+
+    With a ``shard`` (of the gate stage), only the actions of the shard's debtors.
+    """
+    batch = repository.planned_actions(
+        session,
+        run_id=context.run.id,
+        limit=limit,
+        debtors=None if shard is None else (shard.index, shard.count),
+    )
     if not batch:
         return 0
     attempts = []
@@ -575,6 +596,154 @@ STAGE_FUNCTIONS: Mapping[Stage, StageFunction] = {
     Stage.GATE: gate_counts,
     Stage.HANDOFF: hand_off,
 }
+
+
+# ---- stages split into shards (jobs on the workers) --------------------------------------
+
+
+def age_shard(session: Session, context: Context, shard: Shard) -> dict[str, Any]:
+    """Age the shard's accounts (the delinquency stage's work for one shard)."""
+    result = portfolio_service.age_accounts(
+        session,
+        institution=context.institution,
+        as_of=context.as_of,
+        now=context.now,
+        shard=(shard.index, shard.count),
+    )
+    return {"aged": result.aged, "events": result.events}
+
+
+def gate_shard(
+    session: Session, context: Context, shard: Shard, *, limit: int = GATE_BATCH
+) -> dict[str, Any]:
+    """Decide every planned action of the shard's debtors, batch by batch."""
+    decided = 0
+    while True:
+        count = gate_batch(session, context, limit=limit, shard=shard)
+        if not count:
+            return {"decided": decided}
+        decided += count
+
+
+ShardFunction = Callable[[Session, Context, Shard], dict[str, Any]]
+
+SHARD_FUNCTIONS: Mapping[Stage, ShardFunction] = {
+    Stage.DELINQUENCY: age_shard,
+    Stage.GATE: gate_shard,
+}
+
+
+def shard_key(run: CycleRun, shard: Shard) -> str:
+    """The idempotency key of a shard's job: one job per run, stage and shard."""
+    return f"{run.id}:{shard.label}"
+
+
+def enqueue_shards(
+    session: Session, context: Context, stage: Stage, count: int, *, retry_dead: bool = False
+) -> int:
+    """Ask the workers for each shard of the stage not in the ledger; return how many.
+
+    The same shard asked twice is one job (its key); with ``retry_dead`` (a run started
+    again) a shard whose job died is tried afresh.
+    """
+    ledger = repository.stages_of(session, run_id=context.run.id)
+    asked = 0
+    for shard in rules.shards_of(stage, count):
+        if shard.label in ledger:
+            continue
+        job = jobs.enqueue(
+            session,
+            STAGE_SHARD,
+            {
+                "run_id": context.run.id,
+                "institution_id": context.institution.id,
+                "stage": stage.value,
+                "index": shard.index,
+                "count": shard.count,
+                "actor": context.actor,
+            },
+            idempotency_key=shard_key(context.run, shard),
+            institution_id=context.institution.id,
+        )
+        if retry_dead and job.status == JobStatus.dead:
+            jobs.retry(job)
+        asked += 1
+    return asked
+
+
+@dataclass(frozen=True, slots=True)
+class ShardProgress:
+    """Where a stage's shards are: done (with their seconds), or dead (needing a person)."""
+
+    done: int
+    count: int
+    seconds: float
+    dead: tuple[str, ...]
+
+    @property
+    def finished(self) -> bool:
+        return self.done == self.count
+
+
+def shard_progress(session: Session, *, run: CycleRun, stage: Stage, count: int) -> ShardProgress:
+    """Read the ledger (and the shards' jobs) for how far a stage's shards are."""
+    shards = rules.shards_of(stage, count)
+    ledger = repository.stages_of(session, run_id=run.id)
+    done = [ledger[shard.label] for shard in shards if shard.label in ledger]
+    waiting = {shard_key(run, shard): shard for shard in shards if shard.label not in ledger}
+    dead = tuple(
+        f"{job.idempotency_key} ({job.last_error or 'no error recorded'})"
+        for job in repository.shard_jobs(session, name=STAGE_SHARD, keys=sorted(waiting))
+        if job.status == JobStatus.dead
+    )
+    return ShardProgress(
+        done=len(done),
+        count=count,
+        seconds=round(sum(row.seconds for row in done), 4),
+        dead=dead,
+    )
+
+
+def run_shard(
+    session: Session, *, institution_id: int, run_id: int, shard: Shard, actor: str
+) -> bool:
+    """Do one shard's work and write its ledger row; False when the ledger held it already.
+
+    The run's row is not locked: the shards of a stage run at once on several workers.
+    """
+    run = repository.get_run(session, institution_id=institution_id, run_id=run_id)
+    if run is None:
+        raise NotFound(f"no cycle run {run_id}")
+    if shard.label in repository.stages_of(session, run_id=run.id):
+        return False
+    institution = institutions_repository.require_by_id(session, institution_id)
+    context = Context(institution=institution, run=run, actor=actor, now=utcnow())
+    started = time.perf_counter()
+    counts = SHARD_FUNCTIONS[shard.stage](session, context, shard)
+    session.add(
+        CycleStage(
+            institution_id=institution_id,
+            run_id=run.id,
+            stage=shard.label,
+            counts=counts,
+            seconds=round(time.perf_counter() - started, 4),
+            finished_at=utcnow(),
+        )
+    )
+    session.flush()
+    return True
+
+
+def merge_shards(session: Session, context: Context, stage: Stage, count: int) -> dict[str, Any]:
+    """Return a sharded stage's counts once its shards are done (what the stage would count).
+
+    The gate counts its answers over the whole day as it does unsharded; the other stages
+    add their shards' counts up.
+    """
+    if stage is Stage.GATE:
+        return gate_counts(session, context)
+    ledger = repository.stages_of(session, run_id=context.run.id)
+    return rules.merge_counts(ledger[shard.label].counts for shard in rules.shards_of(stage, count))
 
 
 def finish_run(session: Session, *, run: CycleRun) -> None:

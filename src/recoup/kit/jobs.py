@@ -53,7 +53,8 @@ logger = logging.getLogger("recoup.jobs")
 Handler = Callable[[Session, dict[str, Any]], None]
 
 # A row handed to Huey but neither done nor retried this long after is handed over again
-# (Huey's own queue was lost, e.g. a Redis restart); handlers are idempotent by the row.
+# (Huey's own queue was lost, e.g. a Redis restart, or the worker running it was killed);
+# handlers are idempotent by the row. ``RECOUP_JOBS_REQUEUE_SECONDS`` changes it.
 REQUEUE_AFTER = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(hours=1)
 RUN_JOB = "recoup.run_job"
@@ -252,11 +253,18 @@ def _record_failure(job_id: int, error: Exception) -> timedelta | None:
         return wait
 
 
+def requeue_after() -> timedelta:
+    """How long a handed-over job may go unfinished before the relay hands it over again."""
+    seconds = get_settings().jobs_requeue_seconds
+    return timedelta(seconds=seconds) if seconds else REQUEUE_AFTER
+
+
 def _handover_filter(now: datetime) -> Any:
+    lost = now - requeue_after()
     return or_(
         (Job.status == JobStatus.pending) & (Job.available_at <= now),
-        (Job.status == JobStatus.queued) & (Job.queued_at < now - REQUEUE_AFTER),
-        (Job.status == JobStatus.retrying) & (Job.available_at < now - REQUEUE_AFTER),
+        (Job.status == JobStatus.queued) & (Job.queued_at < lost),
+        (Job.status == JobStatus.retrying) & (Job.available_at < lost),
     )
 
 

@@ -658,13 +658,20 @@ def _bucket_of(days: ColumnElement[int]) -> ColumnElement[str]:
 
 
 def age_accounts(
-    session: Session, *, institution_id: int, as_of: date, effective_at: datetime, now: datetime
+    session: Session,
+    *,
+    institution_id: int,
+    as_of: date,
+    effective_at: datetime,
+    now: datetime,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
     """Age every overdue account to ``as_of`` in two statements; return (aged, events).
 
     Days past due count from the oldest unpaid due date (``due_date``) and only grow here:
     a payment is what cures. Each bucket or status change adds a ``cycle`` history event.
-    Running it again for the same day changes nothing.
+    Running it again for the same day changes nothing. ``shard=(index, count)`` keeps to the
+    accounts whose id modulo ``count`` is ``index``.
     """
     days = _days_since(session, as_of, Account.due_date)
     bucket = _bucket_of(days)
@@ -679,6 +686,7 @@ def age_accounts(
         Account.due_date < as_of,
         Account.status.not_in(sorted(FINISHED_STATUSES)),
         days > Account.days_past_due,
+        *(() if shard is None else (Account.id % shard[1] == shard[0],)),
     )
     history = select(
         Account.institution_id,

@@ -834,11 +834,18 @@ class AgeingResult:
 
 
 def age_accounts(
-    session: Session, *, institution: Institution, as_of: date, now: datetime | None = None
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    now: datetime | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> AgeingResult:
     """Age the institution's overdue accounts to ``as_of`` (set-based; a re-run changes nothing).
 
     The new buckets take effect at the start of ``as_of`` where the institution is.
+    ``shard=(index, count)`` ages only the accounts whose id modulo ``count`` is ``index``
+    (the shards of a day together age every account once).
     """
     now = now or utcnow()
     aged, events = repository.age_accounts(
@@ -847,5 +854,6 @@ def age_accounts(
         as_of=as_of,
         effective_at=clock.start_of_day(as_of, institution.timezone),
         now=now,
+        shard=shard,
     )
     return AgeingResult(aged=aged, events=events)
