@@ -88,7 +88,7 @@ def outcome(code: str) -> dict[str, Any]:
             model.__name__: session.scalar(
                 select(func.count())
                 .select_from(model)
-                .where(model.institution_id == institution.id)  # type: ignore[attr-defined]
+                .where(model.institution_id == institution.id)
             )
             for model in (DelinquencyEvent, ContactDecision, CycleAction)
         }
@@ -187,7 +187,7 @@ def test_a_failing_shard_stops_the_run_and_a_rerun_retries_it(
             raise RuntimeError("the gate's database went away")
         return real(session, context, shard)
 
-    monkeypatch.setitem(service.SHARD_FUNCTIONS, Stage.GATE, gate_shard)  # type: ignore[arg-type]
+    monkeypatch.setitem(service.SHARD_FUNCTIONS, Stage.GATE, gate_shard)
 
     def until_it_fails() -> None:
         for attempt in range(40):
