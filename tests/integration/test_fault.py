@@ -6,13 +6,16 @@ changes), each with an ``Idempotency-Key`` and retried by its client on a connec
 a 5xx, go to both servers; the day's cycle runs as jobs split into shards; messages go to a
 local SMS gateway and events to a local webhook receiver. Worker A is killed while it is
 inside a webhook delivery (the receiver holds the first delivery until then), server A while
-it is inside a 150-payment batch; both are restarted. Then: every payment, promise and
-contact change exists once with one audit entry; every event reached the receiver (a repeat
-only for the delivery the killed worker had in flight, which at-least-once allows and the
-event id de-duplicates), one delivery row each; no message reached the gateway twice and
-every one it got is recorded sent; ``recoup audit verify`` passes.
+its transaction is recording a 150-payment batch (seen in ``pg_stat_activity``); both are
+restarted. Then: every payment, promise and contact change exists once with one audit entry;
+every event reached the receiver (a repeat only for the delivery the killed worker had in
+flight, which at-least-once allows and the event id de-duplicates), one delivery row each;
+no message reached the gateway twice and every one it got is recorded sent;
+``recoup audit verify`` passes.
 
-It needs PostgreSQL and Redis (required when CI=true) and takes about a minute on 2 cores.
+It needs PostgreSQL and Redis (required when CI=true). It polls with timeouts rather than
+sleeping; on a 2-core machine shared with other work (load average near 20) it took about
+five minutes, most of it the processes starting.
 """
 
 from __future__ import annotations
@@ -156,9 +159,13 @@ class Processes:
         else:
             command = ["worker", "--threads", "2"]
         log = (self.logs / f"{name}-{self.started[name]}.log").open("wb")
+        # Each process names its database connections, so the test can see what it is doing.
+        database = make_url(self.env["RECOUP_DATABASE_URL"]).update_query_dict(
+            {"application_name": name}
+        )
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "recoup", *command],
-            env=self.env,
+            env={**self.env, "RECOUP_DATABASE_URL": database.render_as_string(False)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -228,6 +235,7 @@ class Client:
         *,
         server: str | None = None,
         sent: threading.Event | None = None,
+        interrupted: threading.Event | None = None,
     ) -> httpx.Response:
         key = uuid.uuid4().hex
         last = "nothing yet"
@@ -247,6 +255,8 @@ class Client:
                     answer = http.send(request)
             except httpx.TransportError as error:
                 last = f"{name}: {type(error).__name__}: {error}"
+                if interrupted is not None:
+                    interrupted.set()
                 with self.lock:
                     self.retries[name] += 1
                 server = None  # the other server, or this one once it is back
@@ -418,6 +428,19 @@ def ask_for_jobs(world: World, *names: str) -> None:
                 jobs.enqueue(session, name, {"institution_id": world.institution_id})
 
 
+def writing(application: str) -> bool:
+    """Tell whether a transaction of process ``application`` has written something and is open."""
+    with unit_of_work(write=False) as session:
+        found = session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = :name AND backend_xid IS NOT NULL"
+            ),
+            {"name": application},
+        )
+    return bool(found)
+
+
 def count(statement: Any) -> int:
     with unit_of_work(write=False) as session:
         return int(session.scalar(statement) or 0)
@@ -473,6 +496,7 @@ def exercise(
     agent = {"Authorization": f"Bearer {world.token}"}
     due = (utcnow() + timedelta(days=7)).date().isoformat()
     batch_sent = threading.Event()
+    batch_interrupted = threading.Event()
     answers: dict[str, list[int]] = {"payments": [], "promises": [], "contacts": [], "batch": []}
 
     def pay(number: int) -> None:
@@ -496,7 +520,13 @@ def exercise(
     def batch() -> None:
         items = [payment(SINGLE_PAYMENTS + n, n) for n in range(BATCH_PAYMENTS)]
         answer = client.send(
-            "POST", "/api/v1/payments", items, api, server="server-a", sent=batch_sent
+            "POST",
+            "/api/v1/payments",
+            items,
+            api,
+            server="server-a",
+            sent=batch_sent,
+            interrupted=batch_interrupted,
         )
         answers["batch"].append(answer.status_code)
 
@@ -510,11 +540,18 @@ def exercise(
         processes.kill("worker-a")
         hook.release.set()
         processes.start("worker-b")
-        # Server A is inside a 150-payment batch: kill it there; the client retries.
+        for future in work:
+            future.result(timeout=DEADLINE)
+        # Server A is inside a 150-payment batch (it has nothing else to do now, and its
+        # transaction has begun writing): kill it there; the client retries.
         batch_thread = threading.Thread(target=batch, name="batch")
         batch_thread.start()
         wait_for(batch_sent.is_set, 30, "the batch to be sent")
-        time.sleep(0.1)  # the server is reading and recording the batch
+        deadline = time.monotonic() + 60
+        while not writing("server-a") and batch_thread.is_alive():
+            if time.monotonic() > deadline:
+                pytest.fail("server A never began recording the batch")
+            time.sleep(0.005)
         processes.kill("server-a")
         work += [pool.submit(pay, n) for n in range(SINGLE_PAYMENTS // 2, SINGLE_PAYMENTS)]
         work += [pool.submit(promise, n) for n in range(DEBTORS // 2, DEBTORS)]
@@ -524,6 +561,7 @@ def exercise(
         for future in work:
             future.result(timeout=DEADLINE)
         batch_thread.join(DEADLINE)
+    assert batch_interrupted.is_set(), "the batch was answered before server A was killed"
     assert client.retries["server-a"] >= 1, "no request met the killed server"
     ask_for_jobs(world, "outbox.dispatch")
 
