@@ -13,6 +13,7 @@ from recoup.cases.rules import CaseEvent, CaseState
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.cases import Case, CaseAccount, Queue
 from recoup.models.cases import CaseEvent as CaseEventRow
+from recoup.models.scoring import AccountScore, ModelVersion
 from tests.factories import make_account, make_debtor, make_institution
 from tests.identity.helpers import make_user
 
@@ -315,3 +316,129 @@ def test_events_for_many_accounts_move_their_debtors_cases_in_one_read(session: 
     }
     assert states[promised_debtor.id] == CaseState.OPEN
     assert states[other_debtor.id] != CaseState.PROMISED
+
+
+def _model(session: Session, institution_id: int) -> ModelVersion:
+    version = ModelVersion(
+        version=f"sync-test-{institution_id}",
+        institution_id=institution_id,
+        family="scorecard",
+        source="test",
+        target="pays",
+        positive_label="1",
+        features=[],
+        metrics={},
+        data_fingerprint="0" * 64,
+        trained_by="test",
+        trained_at=datetime(2027, 2, 1, tzinfo=UTC),
+        artifact_sha256="0" * 64,
+        artifact_size=0,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def _score(
+    session: Session, model: ModelVersion, account_id: int, *, expected: int, priority: float | None
+) -> None:
+    session.add(
+        AccountScore(
+            institution_id=model.institution_id,
+            account_id=account_id,
+            model_version_id=model.id,
+            model_version=model.version,
+            as_of=NOW.date(),
+            scored_at=NOW,
+            probability=0.5,
+            points=600.0,
+            grade="C",
+            expected_recovery=expected,
+            currency="CNY",
+            reasons=[],
+            priority=priority,
+        )
+    )
+
+
+def test_one_sync_over_a_mixed_portfolio_opens_joins_closes_scores_and_routes(
+    session: Session,
+) -> None:
+    institution = make_institution(session)
+    early = Queue(institution_id=institution.id, code="EARLY", name="M1", rank=10, buckets=["M1"])
+    rest = Queue(institution_id=institution.id, code="REST", name="All", rank=100)
+    session.add_all([early, rest])
+    session.flush()
+    keeps, cures, pays = (make_debtor(session, institution) for _ in range(3))
+    kept = make_account(session, keeps, days_past_due=12)
+    later = make_account(session, keeps, days_past_due=0, status="current")
+    cured = make_account(session, cures, days_past_due=40)
+    paid = make_account(session, pays, days_past_due=70)
+    service.sync_cases(session, institution_id=institution.id, now=NOW)
+    held = session.execute(select(Case).where(Case.debtor_id == keeps.id)).scalar_one()
+    assert (held.queue_id, held.expected_recovery, held.priority) == (early.id, 0, 0)
+
+    # The next day: one debtor's second account falls behind (M4), one cures, one pays off,
+    # a new debtor falls behind; scores arrive for the live accounts.
+    later.status, later.days_past_due, later.bucket = "delinquent", 100, "M4"
+    cured.status, cured.days_past_due = "current", 0
+    paid.status = "settled"
+    paid.principal = paid.interest = paid.fees = paid.penalty = 0
+    fresh = make_debtor(session, institution)
+    new = make_account(session, fresh, days_past_due=5)
+    model = _model(session, institution.id)
+    _score(session, model, kept.id, expected=1_200, priority=3.4)
+    _score(session, model, later.id, expected=800, priority=7.6)
+    _score(session, model, new.id, expected=500, priority=None)
+    session.flush()
+
+    result = service.sync_cases(session, institution_id=institution.id, now=NOW)
+    assert result.counts() == {
+        "opened": 1,
+        "accounts_added": 2,
+        "closed": 2,
+        "routed": 2,
+        "live": 2,
+    }
+    rows = session.execute(
+        select(
+            Case.debtor_id,
+            Case.state,
+            Case.reason,
+            Case.live_debtor_id,
+            Case.queue_id,
+            Case.expected_recovery,
+            Case.priority,
+        )
+        .where(Case.institution_id == institution.id)
+        .order_by(Case.id)
+    )
+    assert [tuple(row) for row in rows] == [
+        (keeps.id, "open", None, keeps.id, rest.id, 2_000, 8),
+        (cures.id, "closed", "cured", None, rest.id, 0, 0),
+        (pays.id, "closed", "paid", None, rest.id, 0, 0),
+        (fresh.id, "open", None, fresh.id, early.id, 500, 0),
+    ]
+    # An object of a refreshed case held in the session reads the written values.
+    assert (held.queue_id, held.expected_recovery, held.priority) == (rest.id, 2_000, 8)
+    members = session.execute(
+        select(CaseAccount.account_id).join(Case).where(Case.debtor_id == keeps.id)
+    ).scalars()
+    assert sorted(members) == sorted([kept.id, later.id])
+    events = session.execute(
+        select(Case.debtor_id, CaseEventRow.event, CaseEventRow.from_state, CaseEventRow.to_state)
+        .join(Case, Case.id == CaseEventRow.case_id)
+        .where(Case.institution_id == institution.id)
+        .order_by(CaseEventRow.id)
+    )
+    assert [tuple(row) for row in events] == [
+        (keeps.id, "opened", None, "open"),
+        (cures.id, "opened", None, "open"),
+        (pays.id, "opened", None, "open"),
+        (fresh.id, "opened", None, "open"),
+        (cures.id, "delinquency_cleared", "open", "closed"),
+        (pays.id, "paid_off", "open", "closed"),
+    ]
+    # A second pass the same day changes nothing.
+    again = service.sync_cases(session, institution_id=institution.id, now=NOW)
+    assert again.counts() == {"opened": 0, "accounts_added": 0, "closed": 0, "routed": 0, "live": 2}

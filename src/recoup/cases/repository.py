@@ -72,6 +72,59 @@ def live_cases(session: Session, *, institution_id: int) -> list[Case]:
     )
 
 
+# A live case as the daily sync reads it: id, debtor, queue, expected recovery, priority.
+LiveCase = tuple[int, int, int | None, int, int]
+
+
+def live_case_rows(session: Session, *, institution_id: int) -> list[LiveCase]:
+    """The institution's cases that are not closed, as plain rows, by id (no ORM objects)."""
+    rows = session.execute(
+        select(_CASES.c.id, _CASES.c.debtor_id, _CASES.c.queue_id)
+        .add_columns(_CASES.c.expected_recovery, _CASES.c.priority)
+        .where(_CASES.c.institution_id == institution_id, _CASES.c.state != CLOSED)
+        .order_by(_CASES.c.id)
+    )
+    return [
+        (case_id, debtor_id, queue_id, int(expected or 0), int(priority or 0))
+        for case_id, debtor_id, queue_id, expected, priority in rows
+    ]
+
+
+def insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Insert cases in bulk; return each new case's id by its debtor."""
+    if not rows:
+        return {}
+    session.execute(insert(_CASES), rows)
+    debtor_ids = [int(row["debtor_id"]) for row in rows]
+    institution_id = rows[0]["institution_id"]
+    ids: dict[int, int] = {}
+    for start in range(0, len(debtor_ids), _CHUNK):
+        found = session.execute(
+            select(_CASES.c.live_debtor_id, _CASES.c.id).where(
+                _CASES.c.institution_id == institution_id,
+                _CASES.c.live_debtor_id.in_(debtor_ids[start : start + _CHUNK]),
+            )
+        )
+        ids.update((int(debtor_id), int(case_id)) for debtor_id, case_id in found)
+    return ids
+
+
+def set_standing(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write cases' expected recovery, priority and queue in bulk (``case_id``, ``expected``,
+    ``priority``, ``queue`` rows); ``updated_at`` follows the column's own update default."""
+    if rows:
+        session.execute(
+            update(_CASES)
+            .where(_CASES.c.id == bindparam("case_id"))
+            .values(
+                expected_recovery=bindparam("expected"),
+                priority=bindparam("priority"),
+                queue_id=bindparam("queue"),
+            ),
+            rows,
+        )
+
+
 def live_memberships(session: Session, *, institution_id: int) -> dict[int, set[int]]:
     """Account ids per live case, for accounts still in the case."""
     rows = session.execute(

@@ -120,7 +120,8 @@ def sync_cases(
     """Open a case for each debtor with delinquent accounts and none open; close cleared ones.
 
     Also adds newly delinquent accounts to the debtor's live case, refreshes each live case's
-    expected recovery and priority from the newest scores, and routes it to its queue.
+    expected recovery and priority from the newest scores, and routes it to its queue. Works
+    on plain rows and bulk statements; only the cases that close are loaded as objects.
     """
     now = now or utcnow()
     accounts = repository.account_states(session, institution_id=institution_id)
@@ -128,56 +129,60 @@ def sync_cases(
     for account_id, debtor_id, status, dpd, balance, bucket, product in accounts:
         by_debtor[debtor_id].append((account_id, status, dpd, balance, bucket, product))
     cases = {
-        case.debtor_id: case
-        for case in repository.live_cases(session, institution_id=institution_id)
+        row[1]: row for row in repository.live_case_rows(session, institution_id=institution_id)
     }
     members = repository.live_memberships(session, institution_id=institution_id)
     delinquent_of = {
         debtor_id: [row for row in rows if rules.is_delinquent(row[1], row[2])]
         for debtor_id, rows in by_debtor.items()
     }
-    # New cases are inserted together (one flush for their ids), not one at a time.
-    new_cases = [
-        Case(
-            institution_id=institution_id,
-            debtor_id=debtor_id,
-            live_debtor_id=debtor_id,
-            state=CaseState.OPEN,
-            opened_at=now,
-        )
+    # New cases are inserted together (one statement, their ids read back by debtor).
+    opening = [
+        debtor_id
         for debtor_id, delinquent in delinquent_of.items()
         if delinquent and debtor_id not in cases
     ]
-    session.add_all(new_cases)
-    session.flush()
+    new_ids = repository.insert_cases(
+        session,
+        [
+            {
+                "institution_id": institution_id,
+                "debtor_id": debtor_id,
+                "live_debtor_id": debtor_id,
+                "state": CaseState.OPEN.value,
+                "opened_at": now,
+            }
+            for debtor_id in opening
+        ],
+    )
     repository.add_history(
         session,
         [
             {
                 "institution_id": institution_id,
-                "case_id": case.id,
+                "case_id": new_ids[debtor_id],
                 "event": "opened",
                 "to_state": CaseState.OPEN,
                 "actor": actor,
                 "at": now,
             }
-            for case in new_cases
+            for debtor_id in opening
         ],
     )
-    cases.update((case.debtor_id, case) for case in new_cases)
+    cases.update((debtor_id, (new_ids[debtor_id], debtor_id, None, 0, 0)) for debtor_id in opening)
     joined: list[dict[str, object]] = []
     closed = 0
     for debtor_id, rows in by_debtor.items():
-        case = cases.get(debtor_id)
-        if case is None:
+        live = cases.get(debtor_id)
+        if live is None:
             continue
-        current = members.setdefault(case.id, set())
+        current = members.setdefault(live[0], set())
         for account_id, *_ in delinquent_of[debtor_id]:
             if account_id not in current:
                 joined.append(
                     {
                         "institution_id": institution_id,
-                        "case_id": case.id,
+                        "case_id": live[0],
                         "account_id": account_id,
                         "added_at": now,
                     }
@@ -189,11 +194,13 @@ def sync_cases(
             total=len(rows),
         )
         if event is not None:
+            case = session.get(Case, live[0])
+            assert case is not None  # read live above, in this transaction
             _move(session, case, event, actor=actor, at=now)
             del cases[debtor_id]
             closed += 1
     repository.add_memberships(session, joined)
-    opened, added = len(new_cases), len(joined)
+    opened, added = len(opening), len(joined)
 
     routed = _refresh(
         session,
@@ -217,15 +224,19 @@ def sync_cases(
     return result
 
 
+_STANDING = ("expected_recovery", "priority", "queue_id", "updated_at")
+
+
 def _refresh(
     session: Session,
     *,
     institution_id: int,
-    cases: list[Case],
+    cases: list[repository.LiveCase],
     members: dict[int, set[int]],
     accounts: list[repository.AccountState],
 ) -> int:
-    """Update live cases' expected recovery and priority, and route them to queues."""
+    """Update live cases' expected recovery and priority, and route them to queues (one bulk
+    write of the cases that change)."""
     scores = repository.latest_scores(session, institution_id=institution_id)
     provinces = repository.debtor_provinces(session, institution_id=institution_id)
     specs = [
@@ -242,23 +253,38 @@ def _refresh(
     for account_id, _debtor, _status, _dpd, _balance, bucket, product in accounts:
         details[account_id] = (bucket, product)
     routed = 0
-    for case in cases:
-        account_ids = members.get(case.id, set())
+    changes: list[dict[str, object]] = []
+    changed_ids: list[int] = []
+    for case_id, debtor_id, queue_id, old_expected, old_priority in cases:
+        account_ids = members.get(case_id, set())
         values = [scores[a] for a in account_ids if a in scores]
-        case.expected_recovery = sum(value for value, _ in values)
+        expected = sum(value for value, _ in values)
         priorities = [priority for _, priority in values if priority is not None]
-        case.priority = round(max(priorities)) if priorities else 0
-        if not account_ids:
-            continue
-        facts = rules.CaseFacts(
-            bucket=_worst_bucket([details[a][0] for a in account_ids if a in details] or ["M0"]),
-            products=frozenset(details[a][1] for a in account_ids if a in details),
-            province=provinces.get(case.debtor_id),
-        )
-        queue_id = rules.route(facts, specs)
-        if queue_id != case.queue_id:
-            case.queue_id = queue_id
-            routed += 1
+        priority = round(max(priorities)) if priorities else 0
+        new_queue = queue_id
+        if account_ids:
+            facts = rules.CaseFacts(
+                bucket=_worst_bucket(
+                    [details[a][0] for a in account_ids if a in details] or ["M0"]
+                ),
+                products=frozenset(details[a][1] for a in account_ids if a in details),
+                province=provinces.get(debtor_id),
+            )
+            new_queue = rules.route(facts, specs)
+            if new_queue != queue_id:
+                routed += 1
+        if (expected, priority, new_queue) != (old_expected, old_priority, queue_id):
+            changes.append(
+                {"case_id": case_id, "expected": expected, "priority": priority, "queue": new_queue}
+            )
+            changed_ids.append(case_id)
+    repository.set_standing(session, changes)
+    if changes:
+        # Objects of these cases already in the session read the new values on next access.
+        changed = set(changed_ids)
+        for held in list(session.identity_map.values()):
+            if isinstance(held, Case) and held.id in changed:
+                session.expire(held, list(_STANDING))
     return routed
 
 
