@@ -818,6 +818,18 @@ def run_actions(
     return repository.actions_page(session, run_id=run.id, page=page, status=status)
 
 
+def action_reasons(
+    session: Session, *, run: CycleRun, actions: Sequence[CycleAction]
+) -> dict[int, tuple[str, dict[str, Any]]]:
+    """Why each action's case was on its step that day (reason code and values, by case)."""
+    return strategy_service.reasons_on(
+        session,
+        institution_id=run.institution_id,
+        case_ids=[action.case_id for action in actions],
+        as_of=run.as_of,
+    )
+
+
 def due_runs(session: Session, *, now: datetime) -> list[tuple[Institution, date]]:
     """Return each institution whose cycle time has passed today (local) with the day not done."""
     due: list[tuple[Institution, date]] = []

@@ -91,6 +91,7 @@ def cycle_run(
         "stages": stages,
         "badges": STATUS_BADGES,
         "actions": actions,
+        "reasons": service.action_reasons(session, run=run, actions=actions.items),
         "page_url": page_url_for(viewer.request),
         "statuses": [each.value for each in ActionStatus],
         "status": wanted,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recoup.models.base import Base, Id, IdPk, TenantMixin, TimestampMixin
@@ -84,7 +85,11 @@ class CaseStrategyState(TenantMixin, Base):
     contact_stopped: Mapped[bool] = mapped_column(default=False)
     # Promises broken in a row (a kept promise resets it).
     broken_promises: Mapped[int] = mapped_column(default=0)
+    # Why, in English (logs, the API) and as a code with its values, which pages show in
+    # the reader's language (``strategy.reason.<code>``; a ``then`` value holds a second one).
     reason: Mapped[str] = mapped_column(String(255))
+    reason_code: Mapped[str] = mapped_column(String(32), default="")
+    reason_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # What wrote it last: cycle, or the event's name.
     source: Mapped[str] = mapped_column(String(32), default="cycle")
     as_of: Mapped[date]
@@ -106,6 +111,8 @@ class CaseStrategyStep(TenantMixin, Base):
     arm: Mapped[str] = mapped_column(String(32), default="champion")
     step: Mapped[str | None] = mapped_column(String(48))
     reason: Mapped[str] = mapped_column(String(255))
+    reason_code: Mapped[str] = mapped_column(String(32), default="")
+    reason_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source: Mapped[str] = mapped_column(String(32))
     as_of: Mapped[date]
     at: Mapped[datetime]

@@ -341,6 +341,8 @@ def case_strategy(
         arm=state.arm if state else None,
         step=state.step if state else None,
         reason=state.reason if state else None,
+        reason_code=state.reason_code if state else None,
+        reason_params=dict(state.reason_params or {}) if state else None,
         paused_until=state.paused_until.isoformat() if state and state.paused_until else None,
         contact_stopped=state.contact_stopped if state else False,
         history=[
@@ -349,6 +351,8 @@ def case_strategy(
                 arm=row.arm,
                 step=row.step,
                 reason=row.reason,
+                reason_code=row.reason_code,
+                reason_params=dict(row.reason_params or {}),
                 source=row.source,
                 at=row.at,
             )

@@ -542,6 +542,8 @@ STATE_COLUMNS = (
     "broken_promises",
     "reason",
     "source",
+    "reason_code",
+    "reason_params",
 )
 
 
@@ -553,6 +555,29 @@ def case_states(session: Session, *, institution_id: int) -> dict[int, tuple[Any
         )
     )
     return {int(row[0]): tuple(row) for row in rows}
+
+
+def reasons_on(
+    session: Session, *, institution_id: int, case_ids: Collection[int], as_of: date
+) -> dict[int, tuple[str, dict[str, Any]]]:
+    """Each case's reason code and values of its latest step change on or before a day."""
+    if not case_ids:
+        return {}
+    latest = (
+        select(func.max(CaseStrategyStep.id))
+        .where(
+            CaseStrategyStep.institution_id == institution_id,
+            CaseStrategyStep.case_id.in_(sorted(case_ids)),
+            CaseStrategyStep.as_of <= as_of,
+        )
+        .group_by(CaseStrategyStep.case_id)
+    )
+    rows = session.execute(
+        select(
+            CaseStrategyStep.case_id, CaseStrategyStep.reason_code, CaseStrategyStep.reason_params
+        ).where(CaseStrategyStep.id.in_(latest))
+    )
+    return {int(case): (str(code), dict(params or {})) for case, code, params in rows if code}
 
 
 def add_case_states(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:

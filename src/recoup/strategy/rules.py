@@ -87,6 +87,10 @@ class Step:
     # ``contact`` for a path step, else the exit action (skip_trace, legal_review …).
     action: str = "contact"
     reason: str = ""
+    # The reason as a code and its values, shown in the reader's language
+    # (``strategy.reason.<code>`` in the catalogs).
+    reason_code: str = ""
+    reason_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_exit(self) -> bool:
@@ -571,7 +575,12 @@ def step_for(
     for number, (condition, index) in enumerate(segment.exits, start=1):
         if matches(condition, values):
             step = compiled.steps[index]
-            return _with_reason(step, f"segment {segment.code}: exit {number} ({step.action})")
+            return _with_reason(
+                step,
+                f"segment {segment.code}: exit {number} ({step.action})",
+                "exit",
+                {"segment": segment.code, "number": number, "action": step.action},
+            )
     path = _path(segment, facts.arm)
     position = int(np.searchsorted(np.asarray(path.days), facts.days_on_path, side="right")) - 1
     if position < 0:
@@ -581,11 +590,18 @@ def step_for(
         step,
         f"segment {segment.code}, arm {path.arm}: day {facts.days_on_path} on the path, "
         f"step {step.code} from day {step.day}",
+        "path",
+        path_params(segment.code, path.arm, facts.days_on_path, step),
     )
 
 
-def _with_reason(step: Step, reason: str) -> Step:
-    return replace(step, reason=reason)
+def path_params(segment: str, arm: str, days: int, step: Step) -> dict[str, Any]:
+    """The values of a path step's reason (code ``path``)."""
+    return {"segment": segment, "arm": arm, "day": days, "step": step.code, "from_day": step.day}
+
+
+def _with_reason(step: Step, reason: str, code: str, params: Mapping[str, Any]) -> Step:
+    return replace(step, reason=reason, reason_code=code, reason_params=dict(params))
 
 
 def step_indexes(
@@ -653,7 +669,12 @@ def step_for_event(
     if index is None:
         return None
     step = compiled.steps[index]
-    return _with_reason(step, f"segment {segment.code}: {event.value} triggers {step.code}")
+    return _with_reason(
+        step,
+        f"segment {segment.code}: {event.value} triggers {step.code}",
+        "event_step",
+        {"segment": segment.code, "event": event.value, "step": step.code},
+    )
 
 
 # -- experiments -----------------------------------------------------------------------------
@@ -765,6 +786,8 @@ class Reroute:
     # Go one level further (two broken promises in a row).
     next_level: bool = False
     reason: str = ""
+    reason_code: str = ""
+    reason_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 # The steps an event puts a case on that are not on any path: they name no compiled step.
@@ -788,10 +811,18 @@ def route_event(compiled: CompiledStrategy, event: StrategyEvent, facts: EventFa
     if action is EventAction.REEVALUATE:
         if facts.cured:
             return Reroute(
-                event=name, action=EventAction.STOP.value, step="cured", reason="paid: cured"
+                event=name,
+                action=EventAction.STOP.value,
+                step="cured",
+                reason="paid: cured",
+                reason_code="cured",
             )
         return Reroute(
-            event=name, action=action.value, step="reevaluate", reason="paid: segment again"
+            event=name,
+            action=action.value,
+            step="reevaluate",
+            reason="paid: segment again",
+            reason_code="reevaluate",
         )
     if action is EventAction.PAUSE:
         due = facts.promise_due or facts.as_of
@@ -802,6 +833,8 @@ def route_event(compiled: CompiledStrategy, event: StrategyEvent, facts: EventFa
             step="paused",
             paused_until=until,
             reason=f"{name}: paused until {until.isoformat()} (due + {rule.grace_days} days)",
+            reason_code="paused",
+            reason_params={"event": name, "until": until.isoformat(), "grace": rule.grace_days},
         )
     if action is EventAction.ESCALATE:
         further = facts.broken_in_a_row >= rule.in_a_row
@@ -815,6 +848,12 @@ def route_event(compiled: CompiledStrategy, event: StrategyEvent, facts: EventFa
                 f"{name}: {facts.broken_in_a_row} in a row"
                 + (f" (≥ {rule.in_a_row}): next level" if further else ": escalate")
             ),
+            reason_code="next_level" if further else "escalated",
+            reason_params={
+                "event": name,
+                "count": facts.broken_in_a_row,
+                "in_a_row": rule.in_a_row,
+            },
         )
     # Skip-trace looks for a new way to reach the debtor; the other rules hold every channel
     # until a person decides (a dispute resolved, a plan agreed, a complaint reviewed).
@@ -825,6 +864,12 @@ def route_event(compiled: CompiledStrategy, event: StrategyEvent, facts: EventFa
         queue=rule.queue,
         stop_contact=action is not EventAction.SKIP_TRACE,
         reason=f"{name}: {action.value}" + (f" → queue {rule.queue}" if rule.queue else ""),
+        reason_code="event_queue" if rule.queue else "event_action",
+        reason_params={
+            "event": name,
+            "action": action.value,
+            **({"queue": rule.queue} if rule.queue else {}),
+        },
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -139,6 +140,9 @@ class CaseStepRead(BaseModel):
     arm: str
     step: str | None
     reason: str
+    # The reason as a code and its values (``strategy.reason.<code>`` in the catalogs).
+    reason_code: str = ""
+    reason_params: dict[str, Any] = {}
     source: str
     at: datetime
 
@@ -152,6 +156,8 @@ class CaseStrategyRead(BaseModel):
     arm: str | None
     step: str | None
     reason: str | None
+    reason_code: str | None = None
+    reason_params: dict[str, Any] | None = None
     paused_until: str | None
     contact_stopped: bool
     history: list[CaseStepRead]

@@ -735,6 +735,8 @@ def apply_event(
     arm = state.arm if state else rules.CHAMPION
     step_code: str | None = reroute.step
     reason = reroute.reason
+    reason_code = reroute.reason_code
+    reason_params: dict[str, Any] = dict(reroute.reason_params)
     entered_on = state.entered_on if state else today
     # A state written under another version names segments this one may not have.
     stale = state is not None and state.strategy_version_id != version.id
@@ -755,11 +757,20 @@ def apply_event(
             )
             step_code = step.code if step else None
             reason = f"{reroute.reason}; {step.reason}" if step else reroute.reason
+            if step is not None:
+                reason_params["then"] = {
+                    "code": step.reason_code,
+                    "params": dict(step.reason_params),
+                }
     if event is StrategyEvent.PROMISE_BROKEN and not reroute.next_level:
         triggered = rules.step_for_event(compiled, segment_code or "", event, arm)
         if triggered is not None:
             step_code = triggered.code
             reason = f"{reroute.reason}; {triggered.reason}"
+            reason_params["then"] = {
+                "code": triggered.reason_code,
+                "params": dict(triggered.reason_params),
+            }
     assert segment_code is not None
     if state is None:
         state = CaseStrategyState(
@@ -784,6 +795,8 @@ def apply_event(
     state.contact_stopped = reroute.stop_contact
     state.broken_promises = broken
     state.reason = reason[:255]
+    state.reason_code = reason_code
+    state.reason_params = reason_params
     state.source = event.value
     state.as_of = today
     state.updated_at = now
@@ -796,6 +809,8 @@ def apply_event(
             arm=arm,
             step=step_code,
             reason=reason[:255],
+            reason_code=reason_code,
+            reason_params=reason_params,
             source=event.value,
             as_of=today,
             at=now,
@@ -852,6 +867,15 @@ def case_strategy(session: Session, *, institution_id: int, case_id: int) -> Cas
     )
 
 
+def reasons_on(
+    session: Session, *, institution_id: int, case_ids: Collection[int], as_of: date
+) -> dict[int, tuple[str, dict[str, Any]]]:
+    """Why each case was on its step on a day: the reason code and values of its step then."""
+    return repository.reasons_on(
+        session, institution_id=institution_id, case_ids=case_ids, as_of=as_of
+    )
+
+
 # -- the daily cycle -------------------------------------------------------------------------
 
 NO_SEGMENT_REASON = "no segment"
@@ -865,6 +889,8 @@ STATE_FIELDS = (
     "paused_until",
     "contact_stopped",
     "reason",
+    "reason_code",
+    "reason_params",
 )
 
 
@@ -922,14 +948,23 @@ def _days_on_path(entered: Sequence[date], as_of: date) -> np.ndarray[Any, Any]:
     return (as_of.toordinal() - ordinals).astype(np.float64)
 
 
-def _path_reason(step: rules.Step | None, segment: str, arm: str, days: int) -> str:
+def _path_reason(
+    step: rules.Step | None, segment: str, arm: str, days: int
+) -> tuple[str, str, dict[str, Any]]:
+    """The reason of a case's place on its path: English text, code and values."""
     if step is None:
-        return f"segment {segment}, arm {arm}: day {days} on the path, before its first step"
+        return (
+            f"segment {segment}, arm {arm}: day {days} on the path, before its first step",
+            "before_path",
+            {"segment": segment, "arm": arm, "day": days},
+        )
     if step.is_exit:
-        return f"segment {segment}: exit ({step.action})"
+        return step.reason, step.reason_code, dict(step.reason_params)
     return (
         f"segment {segment}, arm {arm}: day {days} on the path, "
-        f"step {step.code} from day {step.day}"
+        f"step {step.code} from day {step.day}",
+        "path",
+        rules.path_params(segment, arm, days, step),
     )
 
 
@@ -999,16 +1034,17 @@ def assign_cases(
         )
         if not code:
             counts["no_segment"] += 1
-            step_code, reason, arm = None, NO_SEGMENT_REASON, rules.CHAMPION
+            step_code, arm = None, rules.CHAMPION
+            reason, reason_code, reason_params = NO_SEGMENT_REASON, "no_segment", {}
         elif held or kept:
             assert old is not None
             counts["held" if held else "event_steps_kept"] += 1
-            step_code, reason = old[5], old[11]
+            step_code, reason, reason_code, reason_params = old[5], old[11], old[13], old[14]
         else:
             if step is None:
                 counts["no_step"] += 1
             step_code = step.code if step else None
-            reason = _path_reason(step, code, arm, int(days[position]))
+            reason, reason_code, reason_params = _path_reason(step, code, arm, int(days[position]))
         values = {
             "strategy_version_id": version_id,
             "segment": code,
@@ -1018,6 +1054,8 @@ def assign_cases(
             "paused_until": old[8] if held and old is not None else None,
             "contact_stopped": bool(old[9]) if held and old is not None else False,
             "reason": reason[:255],
+            "reason_code": reason_code or "",
+            "reason_params": dict(reason_params or {}),
         }
         if old is None:
             inserts.append(
@@ -1036,7 +1074,18 @@ def assign_cases(
             before = dict(
                 zip(
                     STATE_FIELDS,
-                    (old[2], old[3], old[4], old[5], old[6], old[8], bool(old[9]), old[11]),
+                    (
+                        old[2],
+                        old[3],
+                        old[4],
+                        old[5],
+                        old[6],
+                        old[8],
+                        bool(old[9]),
+                        old[11],
+                        old[13] or "",
+                        dict(old[14] or {}),
+                    ),
                     strict=True,
                 )
             )
@@ -1064,6 +1113,8 @@ def assign_cases(
                 "arm": arm,
                 "step": step_code,
                 "reason": reason[:255],
+                "reason_code": reason_code or "",
+                "reason_params": dict(reason_params or {}),
                 "source": "cycle",
                 "as_of": as_of,
                 "at": now,

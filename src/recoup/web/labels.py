@@ -8,17 +8,18 @@ new action or field is never hidden, only untranslated until its key is added.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import time
+from collections.abc import Iterable, Mapping
+from datetime import date, time
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import get_timezone_location, get_timezone_name
 from babel.numbers import format_decimal
+from markupsafe import Markup, escape
 
 from recoup.kit.clock import zone
 from recoup.kit.errors import RecoupError
-from recoup.web.localization import catalog, translate
+from recoup.web.localization import catalog, day, translate
 
 _BABEL_LOCALES = {"zh-CN": "zh_CN", "en": "en"}
 # Parsed once (babel parses a locale name on every call otherwise).
@@ -185,3 +186,38 @@ def refusal(error: RecoupError, locale: str, *, lead: bool = True) -> str:
         return error.message
     opening = _known(locale, f"error.lead.{error.status_code}") or translate(locale, "error.lead")
     return f"{opening}{error.message}"
+
+
+# Values of a strategy reason that are codes of the strategy document (shown as written).
+_REASON_CODES = ("segment", "arm", "step", "queue")
+
+
+def strategy_reason(code: str | None, params: Mapping[str, Any] | None, locale: str) -> Markup:
+    """Return why a case is on its step in the reader's words (``strategy.reason.<code>``):
+    events, actions and dates in words, the document's codes as written (not translated)."""
+    if not code:
+        return Markup("")
+    values: dict[str, Any] = {}
+    then = None
+    for name, value in (params or {}).items():
+        if name == "then":
+            then = value
+        elif name in _REASON_CODES:
+            values[name] = Markup('<span class="mono" translate="no">{}</span>').format(value)
+        elif name == "event":
+            values[name] = escape(coded(locale, "strategy.event", str(value)))
+        elif name == "action":
+            values[name] = escape(
+                _known(locale, f"strategy.reason.action.{value}")
+                or coded(locale, "strategy.exit", str(value))
+            )
+        elif name == "until":
+            values[name] = escape(day(date.fromisoformat(str(value)), locale))
+        else:
+            values[name] = escape(value)
+    text = Markup(escape(translate(locale, f"strategy.reason.{code}")).format(**values))
+    if isinstance(then, Mapping) and then.get("code"):
+        return Markup(escape(translate(locale, "strategy.reason.then"))).format(
+            first=text, then=strategy_reason(str(then["code"]), then.get("params"), locale)
+        )
+    return text

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -102,6 +103,15 @@ def _reject_reason(context: Context, reason: str, code: str) -> str:
 
 
 environment.filters["reject_reason"] = _reject_reason
+
+
+@pass_context
+def _strategy_reason(context: Context, code: str | None, params: Any = None) -> Markup:
+    return labels.strategy_reason(code, params, context["locale"])
+
+
+# {{ state.reason_code | strategy_reason(state.reason_params) }}
+environment.filters["strategy_reason"] = _strategy_reason
 
 
 @dataclass(frozen=True, slots=True)
