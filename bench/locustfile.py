@@ -30,7 +30,10 @@ TARGET = os.environ.get("RECOUP_LOAD_TARGET", "bare")
 API_KEY = os.environ.get("RECOUP_LOAD_API_KEY", "")
 DEBTOR_IDS = [int(item) for item in os.environ.get("RECOUP_LOAD_DEBTORS", "").split(",") if item]
 ACCOUNTS = [item for item in os.environ.get("RECOUP_LOAD_ACCOUNTS", "").split(",") if item]
-CHECK_DAY = os.environ.get("RECOUP_LOAD_CHECK_DAY", "2026-12-08")
+# The day the gate checks ask about (default: tomorrow, so the run never asks about the past).
+CHECK_DAY = os.environ.get(
+    "RECOUP_LOAD_CHECK_DAY", (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+)
 # Where the external id of every payment answered 201 is written, one a line (if set).
 LEDGER = os.environ.get("RECOUP_LOAD_LEDGER", "")
 REPLAY_SHARE = 0.1

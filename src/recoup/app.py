@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from recoup import app_registry, idempotency
 from recoup.config import get_settings
-from recoup.deps import commit_only_on_success
+from recoup.deps import build_routes, commit_only_on_success
 from recoup.kit.asgi import Admission, Unexpected
 from recoup.kit.errors import RecoupError, TooManyRequests, ValidationFailed
 from recoup.kit.schemas import Problem
@@ -121,6 +121,8 @@ def create_app() -> FastAPI:
         # (and its error page) must find a thread, or the line stops moving.
         limiter = to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(limiter.total_tokens, 2 * settings.max_concurrent_requests)
+        # Built before the first request, off the event loop: no page's first visit holds it.
+        await to_thread.run_sync(build_routes, app)
         if not settings.embedded_worker:
             yield
             return

@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.routing import APIRoute, request_response
+from fastapi.routing import APIRoute, _IncludedRouter, request_response
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
 
@@ -63,3 +63,28 @@ def commit_only_on_success(app: FastAPI) -> None:
         setattr(route, "get_route_handler", wrapped)  # noqa: B010
         setattr(route, _WRAPPED, True)
         route.app = request_response(wrapped())
+
+
+def _build_included(routes: Iterable[BaseRoute], seen: set[int]) -> int:
+    built = 0
+    for route in routes:
+        if not isinstance(route, _IncludedRouter) or id(route) in seen:
+            continue
+        seen.add(id(route))
+        candidates = route.effective_candidates()
+        route.effective_low_priority_routes()
+        built += len(candidates)
+        built += _build_included(candidates, seen)  # type: ignore[arg-type]
+        built += _build_included(route.original_router.routes, seen)
+    return built
+
+
+def build_routes(app: FastAPI) -> int:
+    """Build every included router's routes now and return how many were built.
+
+    FastAPI builds an included router's routes (their dependencies and request models) on the
+    first request that reaches the router, in the event loop: that first request to a page held
+    every other request, ``/healthz`` too, for as long as the building took. Called once as
+    the app starts (in a worker thread), no request builds anything.
+    """
+    return _build_included(app.router.routes, set())
