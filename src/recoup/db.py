@@ -28,6 +28,8 @@ from recoup.config import get_settings
 # The execution option naming how a SQLite transaction begins ("DEFERRED" or "IMMEDIATE").
 BEGIN_OPTION = "recoup_sqlite_begin"
 BUSY_TIMEOUT_SECONDS = 30
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_MMAP_BYTES = 4 * 1024**3
 
 
 def make_engine(
@@ -81,6 +83,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+        # Reports and aggregates read millions of rows by index: a page cache of 64 MiB (the
+        # default is 2 MiB) and reads through a memory map keep them off read() calls.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

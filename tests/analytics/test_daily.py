@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from recoup.analytics import tasks
@@ -120,6 +120,30 @@ class TestRefresh:
         roll = totals(session, march, ("roll",), by=("bucket", "state"))
         assert roll[("roll", "M1", "M0")] == (1, 10_000)
         assert roll[("roll", "M1", "settled")] == (1, 6_000)
+
+    def test_daily_totals_add_up_the_metric_rows(self, session: Session, march: March) -> None:
+        service.refresh_aggregates(
+            session, institution=march.institution, as_of=MARCH_END, first=date(2026, 3, 1)
+        )
+        for metric in ("payments", "attempts", "reached", "right_party", "promise_made"):
+            fine = totals(session, march, (metric,), by=("day", "product", "agent"))
+            coarse = totals(session, march, (f"{metric}:total",), by=("day", "product", "agent"))
+            assert {key[1:]: value for key, value in coarse.items()} == {
+                key[1:]: value for key, value in fine.items()
+            }
+        # Aggregates written before the totals existed: the next refresh rewrites all their days.
+        session.execute(
+            delete(DailyFact).where(
+                DailyFact.institution_id == march.institution.id, DailyFact.metric.like("%:total")
+            )
+        )
+        service.refresh_aggregates(
+            session,
+            institution=march.institution,
+            as_of=MARCH_END,
+            now=datetime(2026, 4, 1, tzinfo=UTC),
+        )
+        assert totals(session, march, ("payments:total",)) == {("payments:total",): (6, 21_000)}
 
     def test_a_refresh_again_rewrites_not_adds(self, session: Session, march: March) -> None:
         for _ in range(2):

@@ -36,8 +36,11 @@ def test_a_day_runs_every_stage_and_a_rerun_creates_nothing(live_database: str) 
         "next_actions",
         "gate",
         "handoff",
+        "aggregates",
     ]
     assert report.stages["delinquency"].counts["aged"] == 6
+    assert report.stages["aggregates"].counts["days_refreshed"] >= 1
+    assert report.stages["aggregates"].counts["kpi_snapshots"] >= 1
     assert report.stages["cases"].counts["opened"] == 6
     assert report.stages["segmentation"].counts["cases"] == 6
     assert report.stages["gate"].counts["blocked"] >= 1

@@ -25,10 +25,12 @@ from sqlalchemy import (
     Subquery,
     and_,
     case,
+    false,
     func,
     literal,
     or_,
     select,
+    union,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
@@ -60,6 +62,7 @@ from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
+from recoup.models.analytics import KpiSnapshot
 from recoup.models.cases import Case, CaseAccount
 from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
@@ -158,12 +161,20 @@ class Population:
     currency: str
     as_of: date
     cuts: tuple[str, ...]
+    # Only these accounts (a select of their ids), say those touched since a stored snapshot.
+    accounts: Select[Any] | None = None
+    # No account at all: only contact attempts about a debtor as a whole count.
+    without_accounts: bool = False
 
     def narrow(self, statement: Select[*Columns]) -> Select[*Columns]:
         """Restrict a statement over ``Account`` to these accounts (with their debtor if cut by)."""
         statement = scoped(statement, Account, self.principal).where(
             Account.currency == self.currency
         )
+        if self.accounts is not None:
+            statement = statement.where(Account.id.in_(self.accounts))
+        if self.without_accounts:
+            statement = statement.where(false())
         if _DEBTOR_CUTS.intersection(self.cuts):
             statement = statement.join(Debtor, Debtor.id == Account.debtor_id)
         return statement
@@ -211,10 +222,67 @@ class Population:
 
 
 def population(
-    *, principal: Principal, institution_id: int, currency: str, as_of: date, cuts: Sequence[str]
+    *,
+    principal: Principal,
+    institution_id: int,
+    currency: str,
+    as_of: date,
+    cuts: Sequence[str],
+    accounts: Select[Any] | None = None,
+    without_accounts: bool = False,
 ) -> Population:
-    """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI)."""
-    return Population(institution_id, principal, currency, as_of, tuple(cuts))
+    """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI).
+
+    ``accounts`` narrows them to some accounts; ``without_accounts`` to none (only contact
+    attempts about a debtor as a whole then count).
+    """
+    return Population(
+        institution_id, principal, currency, as_of, tuple(cuts), accounts, without_accounts
+    )
+
+
+def touched_accounts(
+    *, institution_id: int, since: datetime, until: datetime, scored_after: date, scored_by: date
+) -> Select[Any]:
+    """Select the accounts whose facts may have changed between the moments.
+
+    Those with a delinquency event, a payment or a contact attempt then, or scored on a day
+    after ``scored_after`` up to ``scored_by`` (their segment moved). Each part reads a
+    (institution, time) index.
+    """
+    attempt = ContactAttempt
+    parts: list[Select[*tuple[Any, ...]]] = [
+        select(DelinquencyEvent.account_id).where(
+            DelinquencyEvent.institution_id == institution_id,
+            DelinquencyEvent.effective_at >= since,
+            DelinquencyEvent.effective_at < until,
+        ),
+        select(Payment.account_id).where(
+            Payment.institution_id == institution_id,
+            Payment.paid_at >= since,
+            Payment.paid_at < until,
+        ),
+        select(attempt.account_id).where(
+            attempt.institution_id == institution_id,
+            attempt.account_id.is_not(None),
+            attempt.started_at >= since,
+            attempt.started_at < until,
+        ),
+        select(attempt.account_id).where(
+            attempt.institution_id == institution_id,
+            attempt.account_id.is_not(None),
+            attempt.started_at.is_(None),
+            func.coalesce(attempt.planned_at, attempt.created_at) >= since,
+            func.coalesce(attempt.planned_at, attempt.created_at) < until,
+        ),
+        select(AccountScore.account_id).where(
+            AccountScore.institution_id == institution_id,
+            AccountScore.as_of > scored_after,
+            AccountScore.as_of <= scored_by,
+        ),
+    ]
+    touched = union(*parts).subquery("touched")
+    return select(touched.c[0])
 
 
 def _state() -> Any:
@@ -632,6 +700,24 @@ def plans_ended(
     return found
 
 
+def _happened_between(attempt: Any, institution_id: int, start: datetime, end: datetime) -> Any:
+    """Attempts of the institution that happened between the moments (their start, else when
+    planned or created), as two ranges the (institution, started_at) index answers."""
+    return or_(
+        and_(
+            attempt.institution_id == institution_id,
+            attempt.started_at >= start,
+            attempt.started_at < end,
+        ),
+        and_(
+            attempt.institution_id == institution_id,
+            attempt.started_at.is_(None),
+            func.coalesce(attempt.planned_at, attempt.created_at) >= start,
+            func.coalesce(attempt.planned_at, attempt.created_at) < end,
+        ),
+    )
+
+
 def contacts(
     session: Session, people: Population, *, start: datetime, end: datetime
 ) -> dict[GroupKey, ContactCounts]:
@@ -674,14 +760,21 @@ def contacts(
         .where(
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            happened >= start,
-            happened < end,
+            _happened_between(attempt, people.institution_id, start, end),
             or_(attempt.account_id.is_(None), Account.currency == people.currency),
         )
         .group_by(*group, attempt.channel)
     )
     if _DEBTOR_CUTS.intersection(people.cuts):
         statement = statement.join(Debtor, Debtor.id == attempt.debtor_id)
+    if people.accounts is not None:
+        # Through the debtors' attempts (indexed by debtor), then the accounts themselves.
+        statement = statement.where(
+            attempt.debtor_id.in_(select(Account.debtor_id).where(Account.id.in_(people.accounts))),
+            attempt.account_id.in_(people.accounts),
+        )
+    if people.without_accounts:
+        statement = statement.where(attempt.account_id.is_(None))
     found: dict[GroupKey, ContactCounts] = {}
     for *values, channel, attempts, reached, right_party, promises in session.execute(
         scoped(statement, ContactAttempt, people.principal)
@@ -746,8 +839,7 @@ def agent_attempts(
             attempt.agent_id.is_not(None),
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            happened >= start,
-            happened < end,
+            _happened_between(attempt, people.institution_id, start, end),
             or_(attempt.account_id.is_(None), Account.currency == people.currency),
         )
         .group_by(attempt.agent_id, bucket)
@@ -972,5 +1064,17 @@ def team_lead(session: Session, *, institution_id: int, user_id: int) -> User | 
             User.id == user_id,
             User.institution_id == institution_id,
             User.role.in_(("team_lead", "manager")),
+        )
+    ).scalar_one_or_none()
+
+
+def kpi_snapshot(
+    session: Session, *, institution_id: int, period_start: date
+) -> KpiSnapshot | None:
+    """Return the stored account facts of the period starting ``period_start`` (or ``None``)."""
+    return session.execute(
+        select(KpiSnapshot).where(
+            KpiSnapshot.institution_id == institution_id,
+            KpiSnapshot.period_start == period_start,
         )
     ).scalar_one_or_none()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from recoup.portfolio.rules import BUCKETS, bucket_rank
 
@@ -317,6 +317,234 @@ def total_of(facts: Iterable[GroupFacts]) -> GroupFacts:
     for item in facts:
         total = total + item
     return total
+
+
+# --- Stored facts: the finest groups of a day, re-added for any cut. ------------------------
+#
+# The daily refresh stores the account facts of the month to its day at the finest grain
+# (every cut, ``CUTS``); a request re-adds them for the cuts it asks, takes out what the
+# accounts touched since counted then and adds what they count now. Facts of groups add up,
+# so the result is the one the live count gives.
+
+FactsKey = tuple[str | None, ...]
+
+
+def negated(facts: GroupFacts) -> GroupFacts:
+    """Return facts that cancel ``facts`` when added (every count and amount negated)."""
+    contacts = facts.contacts
+    return GroupFacts(
+        buckets=tuple(
+            BucketCount(item.bucket, -item.accounts, -item.balance) for item in facts.buckets
+        ),
+        transitions=tuple(
+            Cell(cell.from_bucket, cell.to_bucket, -cell.accounts, -cell.balance)
+            for cell in facts.transitions
+        ),
+        delinquent_at_start=_negated_cohort(facts.delinquent_at_start),
+        placed=_negated_cohort(facts.placed),
+        collected=Collected(
+            -facts.collected.amount, -facts.collected.payments, -facts.collected.after_charge_off
+        ),
+        cures=Average(-facts.cures.total, -facts.cures.count),
+        promises_due=PromiseOutcomes(
+            -facts.promises_due.kept,
+            -facts.promises_due.partially_kept,
+            -facts.promises_due.broken,
+            -facts.promises_due.awaiting,
+        ),
+        pending_promises=tuple(
+            PendingPromises(item.bucket, -item.promises, -item.amount)
+            for item in facts.pending_promises
+        ),
+        plans_ended=PlanOutcomes(-facts.plans_ended.completed, -facts.plans_ended.broken),
+        contacts=ContactCounts(
+            -contacts.attempts,
+            -contacts.reached,
+            -contacts.right_party,
+            -contacts.promises,
+            {channel: -count for channel, count in contacts.by_channel.items()},
+        ),
+    )
+
+
+def _negated_cohort(cohort: Cohort) -> Cohort:
+    return Cohort(-cohort.accounts, -cohort.balance, -cohort.collected)
+
+
+def settled(facts: GroupFacts) -> GroupFacts | None:
+    """Return the facts with what cancelled out dropped, or ``None`` when nothing is left.
+
+    Every fact the database counts has at least one account, payment, attempt or promise,
+    so a bucket, cell or channel with none left is one the live count would not list.
+    """
+    buckets: dict[str, tuple[int, int]] = {}
+    for item in facts.buckets:
+        accounts, balance = buckets.get(item.bucket, (0, 0))
+        buckets[item.bucket] = (accounts + item.accounts, balance + item.balance)
+    cells = tuple(cell for cell in merged_cells(facts.transitions) if cell.accounts)
+    contacts = facts.contacts
+    channels = {channel: count for channel, count in contacts.by_channel.items() if count}
+    pending = tuple(item for item in facts.pending_promises if item.promises)
+    result = GroupFacts(
+        buckets=tuple(
+            BucketCount(bucket, accounts, balance)
+            for bucket, (accounts, balance) in buckets.items()
+            if accounts
+        ),
+        transitions=cells,
+        delinquent_at_start=facts.delinquent_at_start,
+        placed=facts.placed,
+        collected=facts.collected,
+        cures=facts.cures,
+        promises_due=facts.promises_due,
+        pending_promises=pending,
+        plans_ended=facts.plans_ended,
+        contacts=replace(contacts, by_channel=channels),
+    )
+    if (
+        result.buckets
+        or result.transitions
+        or result.delinquent_at_start.accounts
+        or result.placed.accounts
+        or result.collected.payments
+        or result.cures.count
+        or result.promises_due != PromiseOutcomes()
+        or result.pending_promises
+        or result.plans_ended != PlanOutcomes()
+        or result.contacts.attempts
+    ):
+        return result
+    return None
+
+
+def projected(
+    facts: Mapping[FactsKey, GroupFacts], stored_cuts: Sequence[str], cuts: Sequence[str]
+) -> dict[FactsKey, GroupFacts]:
+    """Re-add facts grouped by ``stored_cuts`` into groups of ``cuts`` (a subset of them)."""
+    positions = [stored_cuts.index(cut) for cut in cuts]
+    parts: dict[FactsKey, list[GroupFacts]] = {}
+    for key, item in facts.items():
+        parts.setdefault(tuple(key[position] for position in positions), []).append(item)
+    return {key: summed(items) for key, items in parts.items()}
+
+
+def summed(items: Sequence[GroupFacts]) -> GroupFacts:
+    """Return many groups' facts together in one pass (buckets and cells merged by state)."""
+    buckets: dict[str, tuple[int, int]] = {}
+    cells: list[Cell] = []
+    pending: list[PendingPromises] = []
+    total = GroupFacts()
+    contacts = [item.contacts for item in items]
+    for item in items:
+        for count in item.buckets:
+            accounts, balance = buckets.get(count.bucket, (0, 0))
+            buckets[count.bucket] = (accounts + count.accounts, balance + count.balance)
+        cells.extend(item.transitions)
+        pending.extend(item.pending_promises)
+        total = replace(
+            total,
+            delinquent_at_start=total.delinquent_at_start + item.delinquent_at_start,
+            placed=total.placed + item.placed,
+            collected=total.collected + item.collected,
+            cures=total.cures + item.cures,
+            promises_due=total.promises_due + item.promises_due,
+            plans_ended=total.plans_ended + item.plans_ended,
+        )
+    by_channel: dict[str, int] = {}
+    for counted in contacts:
+        for channel, count in counted.by_channel.items():
+            by_channel[channel] = by_channel.get(channel, 0) + count
+    return replace(
+        total,
+        buckets=tuple(BucketCount(bucket, *values) for bucket, values in buckets.items()),
+        transitions=merged_cells(cells),
+        pending_promises=tuple(pending),
+        contacts=ContactCounts(
+            sum(counted.attempts for counted in contacts),
+            sum(counted.reached for counted in contacts),
+            sum(counted.right_party for counted in contacts),
+            sum(counted.promises for counted in contacts),
+            by_channel,
+        ),
+    )
+
+
+def facts_to_json(facts: Mapping[FactsKey, GroupFacts]) -> list[dict[str, object]]:
+    """Return the account facts of groups as plain JSON (promise and plan facts are not kept)."""
+    rows: list[dict[str, object]] = []
+    for key, item in facts.items():
+        contacts = item.contacts
+        rows.append(
+            {
+                "key": list(key),
+                "buckets": [[b.bucket, b.accounts, b.balance] for b in item.buckets],
+                "cells": [
+                    [c.from_bucket, c.to_bucket, c.accounts, c.balance] for c in item.transitions
+                ],
+                "delinquent": _cohort_json(item.delinquent_at_start),
+                "placed": _cohort_json(item.placed),
+                "collected": [
+                    item.collected.amount,
+                    item.collected.payments,
+                    item.collected.after_charge_off,
+                ],
+                "cures": [item.cures.total, item.cures.count],
+                "contacts": [
+                    contacts.attempts,
+                    contacts.reached,
+                    contacts.right_party,
+                    contacts.promises,
+                    dict(contacts.by_channel),
+                ],
+            }
+        )
+    return rows
+
+
+def _cohort_json(cohort: Cohort) -> list[int]:
+    return [cohort.accounts, cohort.balance, cohort.collected]
+
+
+def facts_from_json(rows: Iterable[Mapping[str, object]]) -> dict[FactsKey, GroupFacts]:
+    """Return the facts ``facts_to_json`` wrote."""
+    found: dict[FactsKey, GroupFacts] = {}
+    for row in rows:
+        key = tuple(None if value is None else str(value) for value in _list(row["key"]))
+        contacts = _list(row["contacts"])
+        by_channel = contacts[4]
+        found[key] = GroupFacts(
+            buckets=tuple(
+                BucketCount(str(b), int(n), int(v))
+                for b, n, v in (_list(item) for item in _list(row["buckets"]))
+            ),
+            transitions=tuple(
+                Cell(str(f), str(t), int(n), int(v))
+                for f, t, n, v in (_list(item) for item in _list(row["cells"]))
+            ),
+            delinquent_at_start=Cohort(*(int(value) for value in _list(row["delinquent"]))),
+            placed=Cohort(*(int(value) for value in _list(row["placed"]))),
+            collected=Collected(*(int(value) for value in _list(row["collected"]))),
+            cures=Average(*(int(value) for value in _list(row["cures"]))),
+            contacts=ContactCounts(
+                int(contacts[0]),
+                int(contacts[1]),
+                int(contacts[2]),
+                int(contacts[3]),
+                {
+                    str(channel): int(count)
+                    for channel, count in (
+                        by_channel.items() if isinstance(by_channel, dict) else ()
+                    )
+                },
+            ),
+        )
+    return found
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"stored KPI facts hold {value!r} where a list belongs")
+    return value
 
 
 # --- The formulas. --------------------------------------------------------------------------

@@ -7,19 +7,23 @@ sum of its groups' facts, so totals and groups always agree.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from recoup.analytics import repository, rules
 from recoup.analytics.repository import AsOf, GroupKey
 from recoup.identity.principal import Principal
+from recoup.identity.scoping import institution_scope
 from recoup.institutions.settings import settings_of
-from recoup.kit.clock import start_of_day, zone
+from recoup.kit.clock import start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.money import minor_digits
+from recoup.models.analytics import KpiSnapshot
 from recoup.models.institution import Institution
 
 
@@ -75,17 +79,8 @@ def kpi_report(
         raise NotFound("KPIs belong to an institution; sign in as one of its users")
     settings = settings_of(institution)
     period = rules.period_for(as_of, start, end)
-
-    def end_of(day: date) -> AsOf:
-        return AsOf(
-            day=day,
-            cutoff=start_of_day(day + timedelta(days=1), institution.timezone),
-            window_closed_before=day - timedelta(days=settings.workbench.promise_grace_days),
-        )
-
-    moment = end_of(as_of)
-    period_start = start_of_day(period.start, institution.timezone)
-    period_end = end_of(period.end).cutoff
+    clock = DayClock(institution.timezone, settings.workbench.promise_grace_days)
+    moment = clock.end_of(as_of)
     people = repository.population(
         principal=principal,
         institution_id=institution.id,
@@ -93,31 +88,25 @@ def kpi_report(
         as_of=as_of,
         cuts=cuts,
     )
-    facts: dict[GroupKey, rules.GroupFacts] = {}
+    facts = stored_account_facts(
+        session,
+        principal=principal,
+        institution=institution,
+        clock=clock,
+        as_of=as_of,
+        period=period,
+        cuts=cuts,
+    )
+    if facts is None:
+        facts = account_facts(
+            session, people, clock=clock, as_of=as_of, first=period.start, last=period.end
+        )
+    period_start = clock.start_of(period.start)
+    period_end = clock.end_of(period.end).cutoff
 
     def add(key: GroupKey, part: rules.GroupFacts) -> None:
         facts[key] = facts.get(key, rules.GroupFacts()) + part
 
-    for key, counts in repository.buckets(session, people, cutoff=moment.cutoff).items():
-        add(key, rules.GroupFacts(buckets=tuple(counts)))
-    for key, cells in repository.transitions(
-        session, people, start=period.start - timedelta(days=1), end=period.end
-    ).items():
-        add(key, rules.GroupFacts(transitions=tuple(cells)))
-    for key, cohort in repository.delinquent_at_start(
-        session, people, start=period_start, end=period_end
-    ).items():
-        add(key, rules.GroupFacts(delinquent_at_start=cohort))
-    for key, cohort in repository.placed(
-        session, people, start=period_start, end=period_end
-    ).items():
-        add(key, rules.GroupFacts(placed=cohort))
-    for key, collected in repository.collected(
-        session, people, start=period_start, end=period_end
-    ).items():
-        add(key, rules.GroupFacts(collected=collected))
-    for key, cured in repository.cures(session, people, start=period_start, end=period_end).items():
-        add(key, rules.GroupFacts(cures=cured))
     for key, outcomes in repository.promises_due(
         session, people, first_due=period.start, last_due=period.end, as_of=moment
     ).items():
@@ -128,10 +117,6 @@ def kpi_report(
         session, people, start=period_start, end=period_end
     ).items():
         add(key, rules.GroupFacts(plans_ended=ended))
-    for key, attempts in repository.contacts(
-        session, people, start=period_start, end=period_end
-    ).items():
-        add(key, rules.GroupFacts(contacts=attempts))
 
     history = rules.Period(
         start=as_of - timedelta(days=settings.analytics.kept_rate_days - 1), end=as_of
@@ -177,6 +162,201 @@ def kpi_report(
 
 def _key_order(key: GroupKey) -> tuple[tuple[bool, str], ...]:
     return tuple((value is None, value or "") for value in key)
+
+
+@dataclass(frozen=True, slots=True)
+class DayClock:
+    """Where an institution's days begin and end, and its promises' grace days."""
+
+    timezone: str
+    grace_days: int
+
+    def start_of(self, day: date) -> datetime:
+        return start_of_day(day, self.timezone)
+
+    def end_of(self, day: date) -> AsOf:
+        return AsOf(
+            day=day,
+            cutoff=start_of_day(day + timedelta(days=1), self.timezone),
+            window_closed_before=day - timedelta(days=self.grace_days),
+        )
+
+
+def account_facts(
+    session: Session,
+    people: repository.Population,
+    *,
+    clock: DayClock,
+    as_of: date,
+    first: date,
+    last: date,
+) -> dict[GroupKey, rules.GroupFacts]:
+    """Count the facts of accounts and contacts as of a day over the days ``first``…``last``.
+
+    Everything but promises and plans (counted per request: their status depends on the
+    day read). ``last`` may be the day before ``first``: an empty period, whose states are
+    those at its start (what a period starting the next day builds on).
+    """
+    start = clock.start_of(first)
+    end = clock.end_of(last).cutoff
+    facts: dict[GroupKey, rules.GroupFacts] = {}
+
+    def add(key: GroupKey, part: rules.GroupFacts) -> None:
+        facts[key] = facts.get(key, rules.GroupFacts()) + part
+
+    for key, counts in repository.buckets(
+        session, people, cutoff=clock.end_of(as_of).cutoff
+    ).items():
+        add(key, rules.GroupFacts(buckets=tuple(counts)))
+    for key, cells in repository.transitions(
+        session, people, start=first - timedelta(days=1), end=last
+    ).items():
+        add(key, rules.GroupFacts(transitions=tuple(cells)))
+    for key, cohort in repository.delinquent_at_start(
+        session, people, start=start, end=end
+    ).items():
+        add(key, rules.GroupFacts(delinquent_at_start=cohort))
+    for key, cohort in repository.placed(session, people, start=start, end=end).items():
+        add(key, rules.GroupFacts(placed=cohort))
+    for key, collected in repository.collected(session, people, start=start, end=end).items():
+        add(key, rules.GroupFacts(collected=collected))
+    for key, cured in repository.cures(session, people, start=start, end=end).items():
+        add(key, rules.GroupFacts(cures=cured))
+    for key, attempts in repository.contacts(session, people, start=start, end=end).items():
+        add(key, rules.GroupFacts(contacts=attempts))
+    return facts
+
+
+def stored_account_facts(
+    session: Session,
+    *,
+    principal: Principal,
+    institution: Institution,
+    clock: DayClock,
+    as_of: date,
+    period: rules.Period,
+    cuts: Sequence[str],
+) -> dict[GroupKey, rules.GroupFacts] | None:
+    """Return the account facts from the refresh's snapshot, brought up to ``as_of``.
+
+    The snapshot holds the facts of the period up to its day for every cut; the accounts
+    touched since (a state, payment, contact or score after its day) are counted again live,
+    once as the snapshot counted them (taken out) and once as of now (added), and contacts
+    about a debtor as a whole since then are added. ``None`` when no snapshot fits: the
+    period must start where one does and not end before its day, and the caller must see
+    the whole institution (an agent's view is narrower).
+    """
+    if principal.is_agent:
+        return None
+    snapshot = repository.kpi_snapshot(
+        session, institution_id=institution.id, period_start=period.start
+    )
+    if snapshot is None or snapshot.as_of > period.end:
+        return None
+    horizon = clock.end_of(snapshot.as_of).cutoff
+    touched = repository.touched_accounts(
+        institution_id=institution.id,
+        since=horizon,
+        until=clock.end_of(as_of).cutoff,
+        scored_after=snapshot.as_of,
+        scored_by=as_of,
+    )
+
+    def people(day: date, **narrowed: Any) -> repository.Population:
+        return repository.population(
+            principal=principal,
+            institution_id=institution.id,
+            currency=institution.currency,
+            as_of=day,
+            cuts=rules.CUTS,
+            **narrowed,
+        )
+
+    then = account_facts(
+        session,
+        people(snapshot.as_of, accounts=touched),
+        clock=clock,
+        as_of=snapshot.as_of,
+        first=period.start,
+        last=snapshot.as_of,
+    )
+    now = account_facts(
+        session,
+        people(as_of, accounts=touched),
+        clock=clock,
+        as_of=as_of,
+        first=period.start,
+        last=period.end,
+    )
+    loose = repository.contacts(
+        session,
+        people(as_of, without_accounts=True),
+        start=horizon,
+        end=clock.end_of(period.end).cutoff,
+    )
+    combined = rules.facts_from_json(snapshot.facts)
+    for key, item in then.items():
+        combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
+    for key, item in now.items():
+        combined[key] = combined.get(key, rules.GroupFacts()) + item
+    for key, counted in loose.items():
+        combined[key] = combined.get(key, rules.GroupFacts()) + rules.GroupFacts(contacts=counted)
+    settled = {
+        key: kept for key, item in combined.items() if (kept := rules.settled(item)) is not None
+    }
+    return rules.projected(settled, rules.CUTS, cuts)
+
+
+def snapshot_periods(as_of: date) -> list[date]:
+    """Return the first days of the periods a snapshot on ``as_of`` serves.
+
+    Its month's first day, and the next day when ``as_of`` ends a month (the new month's
+    requests build on the old month's last states).
+    """
+    starts = [as_of.replace(day=1)]
+    following = as_of + timedelta(days=1)
+    if following.day == 1:
+        starts.append(following)
+    return starts
+
+
+def write_kpi_snapshots(
+    session: Session, *, institution: Institution, as_of: date, again: bool = True
+) -> int:
+    """Store the account facts of the periods up to ``as_of`` at every cut; return how many.
+
+    ``as_of`` should be a day that has ended: what happens later is counted live per request.
+    Without ``again``, a period already stored as of ``as_of`` is left as it is.
+    """
+    clock = DayClock(institution.timezone, settings_of(institution).workbench.promise_grace_days)
+    people = repository.population(
+        principal=institution_scope(institution.id),
+        institution_id=institution.id,
+        currency=institution.currency,
+        as_of=as_of,
+        cuts=rules.CUTS,
+    )
+    written = 0
+    for first in snapshot_periods(as_of):
+        snapshot = repository.kpi_snapshot(
+            session, institution_id=institution.id, period_start=first
+        )
+        if snapshot is not None and snapshot.as_of == as_of and not again:
+            continue
+        started = time.perf_counter()
+        # A period starting after ``as_of`` is empty: its states are those at its start.
+        last = as_of if first <= as_of else first - timedelta(days=1)
+        facts = account_facts(session, people, clock=clock, as_of=as_of, first=first, last=last)
+        if snapshot is None:
+            snapshot = KpiSnapshot(institution_id=institution.id, period_start=first)
+            session.add(snapshot)
+        snapshot.as_of = as_of
+        snapshot.facts = rules.facts_to_json(facts)
+        snapshot.computed_at = utcnow()
+        snapshot.seconds = time.perf_counter() - started
+        written += 1
+    session.flush()
+    return written
 
 
 # --- Fair comparisons: agents and regions. -----------------------------------------------------
@@ -391,25 +571,54 @@ def region_report(
         counts = regions.setdefault(place, {}).setdefault(name, {})
         counts[bucket] = counts.get(bucket, 0) + count
 
-    for key, counted in repository.contacts(
-        session, people, start=frame.start, end=frame.end
-    ).items():
+    stored = stored_account_facts(
+        session,
+        principal=principal,
+        institution=institution,
+        clock=DayClock(institution.timezone, settings_of(institution).workbench.promise_grace_days),
+        as_of=as_of,
+        period=frame.period,
+        cuts=cuts,
+    )
+    if stored is not None:
+        counted_contacts = {
+            key: item.contacts for key, item in stored.items() if item.contacts.attempts
+        }
+        cells_of = {key: list(item.transitions) for key, item in stored.items() if item.transitions}
+    else:
+        counted_contacts = repository.contacts(session, people, start=frame.start, end=frame.end)
+        cells_of = {
+            key: list(cells)
+            for key, cells in repository.transitions(
+                session,
+                people,
+                start=frame.period.start - timedelta(days=1),
+                end=frame.period.end,
+            ).items()
+        }
+    for key, counted in counted_contacts.items():
         add(key, "attempts", counted.attempts)
         add(key, "reached", counted.reached)
         add(key, "right_party", counted.right_party)
         add(key, "promises", counted.promises)
-    for key, cells in repository.transitions(
-        session,
-        people,
-        start=frame.period.start - timedelta(days=1),
-        end=frame.period.end,
-    ).items():
+    for key, cells in cells_of.items():
         for cell in cells:
             if cell.from_bucket == "M0":
                 continue
             add(key, "delinquent", cell.accounts)
             add(key, "cured", cell.accounts if cell.to_bucket == "M0" else 0)
-    facts = [rules.RegionFacts(region=place, **counts) for place, counts in regions.items()]
+    facts = [
+        rules.RegionFacts(
+            region=place,
+            **{
+                name: dict(
+                    sorted(by_bucket.items(), key=lambda item: (item[0] is None, item[0] or ""))
+                )
+                for name, by_bucket in counts.items()
+            },
+        )
+        for place, counts in sorted(regions.items(), key=lambda item: _key_order(item[0]))
+    ]
     return RegionReport(
         institution=institution.code,
         as_of=as_of,

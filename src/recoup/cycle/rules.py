@@ -24,6 +24,7 @@ class Stage(StrEnum):
     NEXT_ACTIONS = "next_actions"
     GATE = "gate"
     HANDOFF = "handoff"
+    AGGREGATES = "aggregates"
 
 
 STAGES: tuple[Stage, ...] = tuple(Stage)

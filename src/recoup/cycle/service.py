@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from recoup.allocation import service as allocation_service
+from recoup.analytics.daily import service as analytics_service
 from recoup.cases import service as cases_service
 from recoup.cases.rules import CaseState
 from recoup.compliance.gate import service as gate_service
@@ -583,6 +584,21 @@ def hand_off(session: Session, context: Context) -> dict[str, Any]:
     }
 
 
+def refresh_aggregates(session: Session, context: Context) -> dict[str, Any]:
+    """Bring the dashboards' daily aggregates and the KPI snapshot up to the day (last stage).
+
+    Set-based and idempotent: a rerun rewrites the same days with the same rows.
+    """
+    result = analytics_service.refresh_aggregates(
+        session, institution=context.institution, as_of=context.as_of, now=context.now
+    )
+    return {
+        "days_refreshed": (result.last - result.first).days + 1,
+        "aggregate_rows": result.rows,
+        "kpi_snapshots": result.kpi_snapshots,
+    }
+
+
 StageFunction = Callable[[Session, Context], dict[str, Any]]
 
 STAGE_FUNCTIONS: Mapping[Stage, StageFunction] = {
@@ -595,6 +611,7 @@ STAGE_FUNCTIONS: Mapping[Stage, StageFunction] = {
     Stage.NEXT_ACTIONS: plan_actions,
     Stage.GATE: gate_counts,
     Stage.HANDOFF: hand_off,
+    Stage.AGGREGATES: refresh_aggregates,
 }
 
 

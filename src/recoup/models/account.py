@@ -91,6 +91,8 @@ class DelinquencyEvent(TenantMixin, Base):
     __tablename__ = "delinquency_events"
     __table_args__ = (
         Index("ix_delinquency_events_account_effective", "account_id", "effective_at"),
+        # Accounts whose state changed since a day (KPIs read from the daily snapshot).
+        Index("ix_delinquency_events_institution_effective", "institution_id", "effective_at"),
     )
 
     id: Mapped[IdPk]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import JSON, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recoup.models.base import Base, Id, IdPk, Minor, TenantMixin
@@ -47,3 +48,23 @@ class AggregateRefresh(TenantMixin, Base):
     refreshed_at: Mapped[datetime]
     first_day: Mapped[date]
     seconds: Mapped[float]
+
+
+class KpiSnapshot(TenantMixin, Base):
+    """The account facts of ``GET /api/v1/kpis`` for a period up to a day, at the finest cuts.
+
+    Written by the aggregate refresh for the last whole day (``period_start`` the first day of
+    its month, or the next day when it ends a month); a request for a period starting there and
+    ending on or after ``as_of`` re-adds them and counts live only the accounts touched since
+    (``analytics.service.kpi_report``). ``facts`` is ``analytics.rules.facts_to_json``.
+    """
+
+    __tablename__ = "analytics_kpi_snapshots"
+    __table_args__ = (UniqueConstraint("institution_id", "period_start"),)
+
+    id: Mapped[IdPk]
+    period_start: Mapped[date]
+    as_of: Mapped[date]
+    computed_at: Mapped[datetime]
+    seconds: Mapped[float]
+    facts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -69,6 +69,10 @@ FLOW_METRICS = (
     "decisions",
     "violations",
 )
+# The busiest flows again per day, product and agent only (``<metric>:total``): what the
+# home page's headlines and trend add up, a few dozen rows a day instead of thousands.
+TOTALLED_METRICS = ("payments", "attempts", "reached", "right_party", "promise_made")
+TOTALS = tuple(f"{metric}:total" for metric in TOTALLED_METRICS)
 # Metrics written for one day only: the portfolio at its end and the month's roll to it.
 SNAPSHOT_METRICS = ("portfolio", "roll")
 _EXITS = [str(status) for status in EXIT_STATUSES]
@@ -120,9 +124,13 @@ def _bucket_before(
     )
 
 
-def _write(session: Session, statement: Select[Any]) -> int:
+def _write(session: Session, statement: Select[*tuple[Any, ...]]) -> int:
     result = session.execute(insert(DailyFact).from_select(list(_COLUMNS), statement))
-    return int(getattr(result, "rowcount", 0) or 0)
+    rows = int(getattr(result, "rowcount", -1))
+    if rows < 0 and session.get_bind().dialect.name == "sqlite":
+        # SQLite's driver reports no row count for an INSERT that starts with a CTE.
+        rows = int(session.execute(select(func.changes())).scalar_one())
+    return max(rows, 0)
 
 
 def _row(
@@ -171,6 +179,15 @@ def clear(
     )
 
 
+def _per_row(statement: Select[*tuple[Any, ...]], name: str) -> Any:
+    """Return ``statement`` as a materialized CTE: its correlated look-ups run once a row.
+
+    Grouping by a correlated subquery directly makes SQLite evaluate it again for the
+    grouping; selecting the rows first and grouping the CTE's columns does not.
+    """
+    return statement.cte(name).prefix_with("MATERIALIZED")
+
+
 def write_payments(session: Session, scope: Scope, *, start: datetime, end: datetime) -> int:
     """Payments by day paid, product, bucket before the payment, assigned agent, province.
 
@@ -179,23 +196,15 @@ def write_payments(session: Session, scope: Scope, *, start: datetime, end: date
     day = LocalDay(Payment.paid_at, literal(scope.offset_minutes))
     bucket = _bucket_before(Payment.account_id, Payment.paid_at, Payment, strictly=True)
     after = case((Payment.status_before == AccountStatus.charged_off, "charged_off"), else_=None)
-    owner = account_owner_id()
-    columns = (day, Account.product, bucket, after, owner, Debtor.province)
-    return _write(
-        session,
+    paid = _per_row(
         select(
-            *_row(
-                scope,
-                day,
-                "payments",
-                product=Account.product,
-                bucket=bucket,
-                state=after,
-                agent=owner,
-                province=Debtor.province,
-                count=func.count(),
-                amount=func.sum(Payment.amount),
-            )
+            day.label("day"),
+            Account.product.label("product"),
+            bucket.label("bucket"),
+            after.label("state"),
+            account_owner_id().label("agent_id"),
+            Debtor.province.label("province"),
+            Payment.amount.label("amount"),
         )
         .select_from(Payment)
         .join(Account, Account.id == Payment.account_id)
@@ -205,8 +214,26 @@ def write_payments(session: Session, scope: Scope, *, start: datetime, end: date
             Account.currency == scope.currency,
             Payment.paid_at >= start,
             Payment.paid_at < end,
-        )
-        .group_by(*columns),
+        ),
+        "paid",
+    )
+    columns = (paid.c.day, paid.c.product, paid.c.bucket, paid.c.state, paid.c.agent_id)
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                paid.c.day,
+                "payments",
+                product=paid.c.product,
+                bucket=paid.c.bucket,
+                state=paid.c.state,
+                agent=paid.c.agent_id,
+                province=paid.c.province,
+                count=func.count(),
+                amount=func.sum(paid.c.amount),
+            )
+        ).group_by(*columns, paid.c.province),
     )
 
 
@@ -220,10 +247,10 @@ def write_attempts(session: Session, scope: Scope, *, start: datetime, end: date
     day = LocalDay(happened, literal(scope.offset_minutes))
     bucket = _bucket_before(attempt.account_id, happened, attempt)
 
-    def counted(codes: Iterable[str]) -> ColumnElement[int]:
-        return func.sum(case((attempt.outcome.in_(sorted(codes)), 1), else_=0))
+    def counted(outcome: Any, codes: Iterable[str]) -> ColumnElement[int]:
+        return func.sum(case((outcome.in_(sorted(codes)), 1), else_=0))
 
-    grouped = (
+    rows = _per_row(
         select(
             day.label("day"),
             Account.product.label("product"),
@@ -231,10 +258,7 @@ def write_attempts(session: Session, scope: Scope, *, start: datetime, end: date
             attempt.channel.label("channel"),
             attempt.agent_id.label("agent_id"),
             Debtor.province.label("province"),
-            func.count().label("attempts"),
-            counted(REACHED_CODES).label("reached"),
-            counted(RIGHT_PARTY_CODES).label("right_party"),
-            counted([OutcomeCode.PROMISE_MADE]).label("promise_made"),
+            attempt.outcome.label("outcome"),
         )
         .select_from(attempt)
         .join(Debtor, Debtor.id == attempt.debtor_id)
@@ -246,8 +270,26 @@ def write_attempts(session: Session, scope: Scope, *, start: datetime, end: date
             happened >= start,
             happened < end,
             (attempt.account_id.is_(None)) | (Account.currency == scope.currency),
+        ),
+        "made",
+    )
+    dimensions = (
+        rows.c.day,
+        rows.c.product,
+        rows.c.bucket,
+        rows.c.channel,
+        rows.c.agent_id,
+        rows.c.province,
+    )
+    grouped = (
+        select(
+            *dimensions,
+            func.count().label("attempts"),
+            counted(rows.c.outcome, REACHED_CODES).label("reached"),
+            counted(rows.c.outcome, RIGHT_PARTY_CODES).label("right_party"),
+            counted(rows.c.outcome, [OutcomeCode.PROMISE_MADE]).label("promise_made"),
         )
-        .group_by(day, Account.product, bucket, attempt.channel, attempt.agent_id, Debtor.province)
+        .group_by(*dimensions)
         .cte("grouped")
     )
     parts = [
@@ -395,25 +437,55 @@ def write_violations(session: Session, scope: Scope, *, start: datetime, end: da
     )
 
 
-def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: datetime) -> int:
-    """Accounts in the portfolio at the end of ``day`` and their balance, by bucket and more."""
-    state = DelinquencyEvent
-    owner = account_owner_id()
-    columns: list[Any] = [Account.product, state.bucket, owner, Debtor.province]
+def write_totals(session: Session, scope: Scope, *, first: date, last: date) -> int:
+    """Add up the busiest flows' rows of the days per day, product and agent (``TOTALS``)."""
     return _write(
         session,
         select(
-            *_row(
-                scope,
-                literal(day),
-                "portfolio",
-                product=Account.product,
-                bucket=state.bucket,
-                agent=owner,
-                province=Debtor.province,
-                count=func.count(),
-                amount=func.sum(state.balance),
-            )
+            literal(scope.institution_id).label("institution_id"),
+            DailyFact.day,
+            (DailyFact.metric + literal(":total")).label("metric"),
+            DailyFact.product,
+            null().label("bucket"),
+            null().label("state"),
+            null().label("channel"),
+            DailyFact.agent_id,
+            null().label("province"),
+            func.sum(DailyFact.count).label("count"),
+            func.sum(DailyFact.amount).label("amount"),
+        )
+        .where(
+            DailyFact.institution_id == scope.institution_id,
+            DailyFact.metric.in_(TOTALLED_METRICS),
+            DailyFact.day >= first,
+            DailyFact.day <= last,
+        )
+        .group_by(DailyFact.day, DailyFact.metric, DailyFact.product, DailyFact.agent_id),
+    )
+
+
+def has_totals(session: Session, *, institution_id: int) -> bool:
+    """Tell whether the institution's aggregates hold the daily totals (newer than the rest)."""
+    return (
+        session.execute(
+            select(DailyFact.id)
+            .where(DailyFact.institution_id == institution_id, DailyFact.metric.in_(TOTALS))
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: datetime) -> int:
+    """Accounts in the portfolio at the end of ``day`` and their balance, by bucket and more."""
+    state = DelinquencyEvent
+    held = _per_row(
+        select(
+            Account.product.label("product"),
+            state.bucket.label("bucket"),
+            account_owner_id().label("agent_id"),
+            Debtor.province.label("province"),
+            state.balance.label("balance"),
         )
         .select_from(Account)
         .join(state, state.id == state_id_at(cutoff))
@@ -422,8 +494,25 @@ def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: dateti
             Account.institution_id == scope.institution_id,
             Account.currency == scope.currency,
             state.status.not_in(_EXITS),
-        )
-        .group_by(*columns),
+        ),
+        "held",
+    )
+    columns = (held.c.product, held.c.bucket, held.c.agent_id, held.c.province)
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                literal(day),
+                "portfolio",
+                product=held.c.product,
+                bucket=held.c.bucket,
+                agent=held.c.agent_id,
+                province=held.c.province,
+                count=func.count(),
+                amount=func.sum(held.c.balance),
+            )
+        ).group_by(*columns),
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from recoup.analytics import repository as kpi_repository
+from recoup.analytics import service as kpi_service
 from recoup.analytics.daily import repository, rules
 from recoup.analytics.daily.repository import Filters, Scope
 from recoup.analytics.daily.rules import Alert, Headline, Span, Step
@@ -25,7 +26,7 @@ from recoup.cases.rules import LIVE_STATES
 from recoup.contact.rules import AttemptStatus, Direction
 from recoup.identity.principal import Principal
 from recoup.institutions.settings import settings_of
-from recoup.kit.clock import start_of_day, utcnow, zone
+from recoup.kit.clock import local_today, start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound
 from recoup.models.analytics import AggregateRefresh
 from recoup.models.cases import AgentProfile, Case, Queue, QueueMember
@@ -46,6 +47,7 @@ class RefreshResult:
     rows: int
     snapshots: tuple[date, ...]
     seconds: float
+    kpi_snapshots: int = 0
 
 
 def _scope(institution: Institution, as_of: date) -> Scope:
@@ -59,31 +61,50 @@ def _scope(institution: Institution, as_of: date) -> Scope:
 
 
 def refresh_aggregates(
-    session: Session, *, institution: Institution, as_of: date, first: date | None = None
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    first: date | None = None,
+    now: datetime | None = None,
 ) -> RefreshResult:
     """Rewrite the institution's daily aggregates up to ``as_of`` (its local day).
 
     Without ``first``, from the day after the last refresh (less a few days to count late
-    reports; ``rules.refresh_range``), or a year back when never refreshed.
+    reports; ``rules.refresh_range``), or a year back when never refreshed. Then stores the
+    KPI facts of the month up to the last whole day (``kpi_service.write_kpi_snapshots``),
+    once a day: ``GET /api/v1/kpis`` builds on them.
     """
     started = time.perf_counter()
     state = repository.refresh_state(session, institution_id=institution.id)
     grace = settings_of(institution).workbench.promise_grace_days
+    # A first refresh or a range asked for rewrites history: the KPI snapshot goes with it.
+    rewrite = first is not None or state is None
     if first is None:
         first, last = rules.refresh_range(
             as_of, refreshed_through=state.refreshed_through if state else None, grace_days=grace
         )
+        if state is not None and not repository.has_totals(session, institution_id=institution.id):
+            # Aggregates from before the daily totals existed: rewrite all their days once.
+            first = min(first, state.first_day)
     else:
         last = as_of
     scope = _scope(institution, as_of)
     start = start_of_day(first, institution.timezone)
     end = start_of_day(last + timedelta(days=1), institution.timezone)
-    repository.clear(session, scope, first=first, last=last, metrics=repository.FLOW_METRICS)
+    repository.clear(
+        session,
+        scope,
+        first=first,
+        last=last,
+        metrics=(*repository.FLOW_METRICS, *repository.TOTALS),
+    )
     rows = repository.write_payments(session, scope, start=start, end=end)
     rows += repository.write_attempts(session, scope, start=start, end=end)
     rows += repository.write_promises(session, scope, first=first, last=last)
     rows += repository.write_decisions(session, scope, start=start, end=end)
     rows += repository.write_violations(session, scope, start=start, end=end)
+    rows += repository.write_totals(session, scope, first=first, last=last)
     snapshots = rules.snapshot_days(first, last)
     for day in snapshots:
         repository.clear(session, scope, first=day, last=day, metrics=repository.SNAPSHOT_METRICS)
@@ -92,6 +113,10 @@ def refresh_aggregates(
         rows += repository.write_roll(
             session, scope, day=day, since=rules.month_start(day) - timedelta(days=1)
         )
+    yesterday = local_today(institution.timezone, now=now) - timedelta(days=1)
+    kpi_snapshots = kpi_service.write_kpi_snapshots(
+        session, institution=institution, as_of=min(last, yesterday), again=rewrite
+    )
     seconds = time.perf_counter() - started
     if state is None:
         state = AggregateRefresh(
@@ -108,7 +133,9 @@ def refresh_aggregates(
         state.refreshed_at = utcnow()
         state.seconds = seconds
     session.flush()
-    return RefreshResult(institution.code, first, last, rows, tuple(snapshots), seconds)
+    return RefreshResult(
+        institution.code, first, last, rows, tuple(snapshots), seconds, kpi_snapshots
+    )
 
 
 # --- The manager's home. ------------------------------------------------------------------------
@@ -205,16 +232,19 @@ def _totals(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[int,
 
 
 def _flows(session: Session, institution_id: int, span: Span, filters: Filters) -> dict[str, Any]:
-    rows = _totals(
-        repository.sums(
-            session,
-            institution_id=institution_id,
-            metrics=("payments", "attempts", "reached", "right_party", "promise_made"),
-            first=span.first,
-            last=span.last,
-            filters=filters,
-        )
-    )
+    rows = {
+        (str(metric).removesuffix(":total"),): value
+        for (metric,), value in _totals(
+            repository.sums(
+                session,
+                institution_id=institution_id,
+                metrics=repository.TOTALS,
+                first=span.first,
+                last=span.last,
+                filters=filters,
+            )
+        ).items()
+    }
     promises = _totals(
         repository.sums(
             session,
@@ -405,7 +435,7 @@ def _trend(
     by_day = repository.sums(
         session,
         institution_id=institution_id,
-        metrics=("payments",),
+        metrics=("payments:total",),
         first=first,
         last=last,
         by=("day",),

@@ -1,0 +1,329 @@
+"""KPIs served from the refresh's stored facts equal the live count, for every cut and period.
+
+The refresh stores the account facts of the month up to a day (``write_kpi_snapshots``);
+``kpi_report`` and ``region_report`` re-add them and count live only the accounts touched
+since. Each test computes the live answer first (no snapshot yet), stores the snapshot, asks
+again and compares everything the report holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from recoup.analytics import rules, service
+from recoup.identity.scoping import institution_scope
+from recoup.institutions.settings import settings_of
+from recoup.models import Institution
+from recoup.models.analytics import KpiSnapshot
+from recoup.models.scoring import AccountScore, ModelVersion
+from recoup.models.workbench import PromiseStatus
+from tests.analytics.conftest import March
+from tests.analytics.helpers import Outcome, account, attempt, noon, pay, promise, state
+from tests.factories import make_institution
+
+ALL_GROUP_BYS = [
+    cuts for size in range(len(rules.CUTS) + 1) for cuts in itertools.combinations(rules.CUTS, size)
+]
+
+
+def _plain(report: object) -> Any:
+    return dataclasses.asdict(report)  # type: ignore[call-overload]
+
+
+def _kpis(
+    session: Session,
+    institution: Institution,
+    as_of: date,
+    group_by: tuple[str, ...],
+    start: date | None = None,
+    end: date | None = None,
+) -> Any:
+    return _plain(
+        service.kpi_report(
+            session,
+            principal=institution_scope(institution.id),
+            as_of=as_of,
+            start=start,
+            end=end,
+            group_by=group_by,
+        )
+    )
+
+
+def _regions(session: Session, institution: Institution, as_of: date, level: str) -> Any:
+    return _plain(
+        service.region_report(
+            session, principal=institution_scope(institution.id), as_of=as_of, level=level
+        )
+    )
+
+
+def _served_from_snapshot(
+    session: Session, institution: Institution, as_of: date, start: date, end: date | None = None
+) -> bool:
+    settings_ = settings_of(institution)
+    clock = service.DayClock(institution.timezone, settings_.workbench.promise_grace_days)
+    return (
+        service.stored_account_facts(
+            session,
+            principal=institution_scope(institution.id),
+            institution=institution,
+            clock=clock,
+            as_of=as_of,
+            period=rules.Period(start, end or as_of),
+            cuts=(),
+        )
+        is not None
+    )
+
+
+class TestTheMonthFromASnapshot:
+    def test_every_cut_and_day_after_the_snapshot_reads_as_live(
+        self, session: Session, march: March
+    ) -> None:
+        institution = march.institution
+        asked = [
+            (as_of, group_by)
+            for as_of in (date(2026, 3, 15), date(2026, 3, 24), date(2026, 3, 31))
+            for group_by in ALL_GROUP_BYS
+        ]
+        live = {key: _kpis(session, institution, *key) for key in asked}
+        assert service.write_kpi_snapshots(
+            session, institution=institution, as_of=date(2026, 3, 14)
+        )
+        for key in asked:
+            assert _served_from_snapshot(session, institution, key[0], date(2026, 3, 1))
+            assert _kpis(session, institution, *key) == live[key], key
+
+    def test_a_month_end_snapshot_serves_the_next_month(
+        self, session: Session, march: March
+    ) -> None:
+        institution = march.institution
+        live = {
+            cuts: _kpis(session, institution, date(2026, 3, 31), cuts) for cuts in ALL_GROUP_BYS
+        }
+        regions = _regions(session, institution, date(2026, 3, 31), "city")
+        # February's last day: a snapshot of February, and an empty one March builds on.
+        assert (
+            service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 2, 28))
+            == 2
+        )
+        assert _served_from_snapshot(session, institution, date(2026, 3, 31), date(2026, 3, 1))
+        for cuts, expected in live.items():
+            assert _kpis(session, institution, date(2026, 3, 31), cuts) == expected, cuts
+        assert _regions(session, institution, date(2026, 3, 31), "city") == regions
+
+    def test_a_period_ending_before_the_date_and_regions(
+        self, session: Session, march: March
+    ) -> None:
+        institution = march.institution
+        # March read in April, with a payment and a cure on the first of April.
+        pay(session, march.b, 1_500, date(2026, 4, 1))
+        state(session, march.b, date(2026, 4, 1), days_past_due=0, balance=13_500)
+        as_of = date(2026, 4, 3)
+        live = _kpis(session, institution, as_of, ("bucket", "province"), end=date(2026, 3, 31))
+        regions = {
+            level: _regions(session, institution, date(2026, 3, 20), level)
+            for level in ("province", "city")
+        }
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 19))
+        assert _served_from_snapshot(
+            session, institution, as_of, date(2026, 3, 1), date(2026, 3, 31)
+        )
+        assert (
+            _kpis(session, institution, as_of, ("bucket", "province"), end=date(2026, 3, 31))
+            == live
+        )
+        for level, expected in regions.items():
+            assert _regions(session, institution, date(2026, 3, 20), level) == expected
+
+    def test_periods_no_snapshot_fits_are_counted_live(
+        self, session: Session, march: March
+    ) -> None:
+        institution = march.institution
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        # Another start, or an end before the snapshot's day: the snapshot does not fit.
+        assert not _served_from_snapshot(session, institution, date(2026, 3, 31), date(2026, 3, 2))
+        assert not _served_from_snapshot(
+            session, institution, date(2026, 3, 31), date(2026, 3, 1), date(2026, 3, 19)
+        )
+        total = service.kpi_report(
+            session,
+            principal=institution_scope(institution.id),
+            as_of=date(2026, 3, 31),
+            start=date(2026, 3, 1),
+            end=date(2026, 3, 19),
+        ).total
+        assert total.collected.amount == 2_000 + 1_000 + 4_000 + 6_000  # 2, 10, 12 and 15 Mar
+
+    def test_the_refresh_stores_the_last_whole_day_once(
+        self, session: Session, march: March
+    ) -> None:
+        from recoup.analytics.daily import service as daily
+
+        institution = march.institution
+        now = datetime(2026, 3, 21, 2, tzinfo=UTC)  # 10:00 on 21 March in Shanghai
+        daily.refresh_aggregates(session, institution=institution, as_of=date(2026, 3, 21), now=now)
+        stored = session.query(KpiSnapshot).filter_by(institution_id=institution.id).one()
+        assert (stored.period_start, stored.as_of) == (date(2026, 3, 1), date(2026, 3, 20))
+        computed = stored.computed_at
+        daily.refresh_aggregates(session, institution=institution, as_of=date(2026, 3, 21), now=now)
+        session.refresh(stored)
+        assert stored.computed_at == computed  # the hourly refresh leaves the day alone
+
+
+# --- Random histories. -------------------------------------------------------------------------
+
+DAYS = [date(2026, 2, 20) + timedelta(days=offset) for offset in range(45)]  # to 5 April
+PRODUCTS = ("credit_card", "consumer_loan")
+PLACES = (("广东省", "广州市"), ("广东省", "深圳市"), ("浙江省", "杭州市"), (None, None))
+OUTCOMES = ("no_answer", "right_party", "promise_made", "third_party", "message_delivered")
+
+history = st.fixed_dictionaries(
+    {
+        "accounts": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "product": st.sampled_from(PRODUCTS),
+                    "place": st.sampled_from(PLACES),
+                    "states": st.lists(
+                        st.tuples(
+                            st.sampled_from(DAYS),
+                            st.sampled_from((0, 0, 10, 40, 75, 200)),
+                            st.integers(0, 50_000),
+                            st.sampled_from((None, None, None, "settled", "charged_off")),
+                        ),
+                        max_size=4,
+                    ),
+                    "payments": st.lists(
+                        st.tuples(st.sampled_from(DAYS), st.integers(1, 9_000)), max_size=3
+                    ),
+                    "attempts": st.lists(
+                        st.tuples(
+                            st.sampled_from(DAYS),
+                            st.sampled_from(("call", "sms")),
+                            st.sampled_from(OUTCOMES),
+                            st.booleans(),
+                        ),
+                        max_size=3,
+                    ),
+                    "scores": st.lists(
+                        st.tuples(st.sampled_from(DAYS), st.sampled_from(("early", "late"))),
+                        max_size=2,
+                        unique_by=lambda score: score[0],
+                    ),
+                    "promises": st.lists(
+                        st.tuples(
+                            st.sampled_from(DAYS),
+                            st.integers(0, 10),
+                            st.sampled_from(("pending", "kept", "broken")),
+                        ),
+                        max_size=2,
+                    ),
+                }
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+        "snapshot": st.sampled_from(DAYS[8:40]),
+        "later": st.integers(0, 8),
+        "group_by": st.lists(st.sampled_from(rules.CUTS), unique=True, max_size=4),
+    }
+)
+
+
+def _write_history(session: Session, institution: Institution, drawn: dict[str, Any]) -> None:
+    model = ModelVersion(
+        version=f"snapshot-test-{institution.id}",
+        institution_id=institution.id,
+        family="scorecard",
+        source="test",
+        target="pays",
+        positive_label="1",
+        features=[],
+        metrics={},
+        data_fingerprint="0" * 64,
+        trained_by="test",
+        trained_at=datetime(2026, 1, 1, tzinfo=UTC),
+        artifact_sha256="0" * 64,
+        artifact_size=0,
+    )
+    session.add(model)
+    session.flush()
+    for item in drawn["accounts"]:
+        province, city = item["place"]
+        made = account(session, institution, product=item["product"], province=province, city=city)
+        for day, days_past_due, balance, status in item["states"]:
+            state(session, made, day, days_past_due=days_past_due, balance=balance, status=status)
+        for day, amount in item["payments"]:
+            pay(session, made, amount, day)
+        for day, channel, outcome, whole_debtor in item["attempts"]:
+            attempt(session, made, channel, outcome, day, about_the_debtor=whole_debtor)
+        for day, segment in item["scores"]:
+            session.add(
+                AccountScore(
+                    institution_id=institution.id,
+                    account_id=made.id,
+                    model_version_id=model.id,
+                    model_version=model.version,
+                    as_of=day,
+                    scored_at=noon(day),
+                    probability=0.5,
+                    points=600.0,
+                    grade="C",
+                    expected_recovery=0,
+                    currency="CNY",
+                    reasons=[],
+                    segment=segment,
+                )
+            )
+        for day, wait, status in item["promises"]:
+            due = day + timedelta(days=wait)
+            promise(
+                session,
+                made,
+                1_000,
+                promised_on=day,
+                due_date=due,
+                outcome=None
+                if status == "pending"
+                else Outcome(PromiseStatus(status), due + timedelta(days=1), paid=500),
+            )
+    session.flush()
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(drawn=history)
+def test_random_histories_read_the_same_from_the_snapshot(
+    session: Session, drawn: dict[str, Any]
+) -> None:
+    with session.begin_nested() as nested:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        _write_history(session, institution, drawn)
+        snapshot: date = drawn["snapshot"]
+        as_of = min(snapshot + timedelta(days=drawn["later"]), DAYS[-1])
+        start = snapshot.replace(day=1)
+        if as_of.replace(day=1) != start:
+            start = as_of.replace(day=1)  # the next month: a month-end snapshot serves it
+            snapshot = start - timedelta(days=1)
+        group_by = tuple(drawn["group_by"])
+        live = _kpis(session, institution, as_of, group_by)
+        regions = _regions(session, institution, as_of, "city")
+        service.write_kpi_snapshots(session, institution=institution, as_of=snapshot)
+        assert _served_from_snapshot(session, institution, as_of, start)
+        assert _kpis(session, institution, as_of, group_by) == live
+        assert _regions(session, institution, as_of, "city") == regions
+        session.execute(delete(KpiSnapshot).where(KpiSnapshot.institution_id == institution.id))
+        nested.rollback()
