@@ -29,7 +29,7 @@ def test_the_cycle_pages_show_each_stage_and_where_every_case_went(
     expect(row).to_contain_text("已完成")
     row.locator("a").click()
     expect(page.locator("h1")).to_have_text(f"{day.isoformat()} 批处理")
-    expect(page.locator("[data-testid=stage-row]")).to_have_count(9)
+    expect(page.locator("[data-testid=stage-row]")).to_have_count(10)
     expect(page.locator("[data-testid=stage-row][data-stage=gate]")).to_contain_text("合规校验")
     expect(page.get_by_test_id("count-tasks").locator(".stat-value")).to_have_text(
         f"{report.tasks_created:,}"

@@ -452,8 +452,8 @@ def summed(items: Sequence[GroupFacts]) -> GroupFacts:
         )
     by_channel: dict[str, int] = {}
     for counted in contacts:
-        for channel, count in counted.by_channel.items():
-            by_channel[channel] = by_channel.get(channel, 0) + count
+        for channel, attempts in counted.by_channel.items():
+            by_channel[channel] = by_channel.get(channel, 0) + attempts
     return replace(
         total,
         buckets=tuple(BucketCount(bucket, *values) for bucket, values in buckets.items()),
