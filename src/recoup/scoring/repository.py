@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import Table, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.contact import repository as contact_repository
@@ -20,6 +20,9 @@ from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.models.workbench import Promise
 from recoup.scoring.features import PortfolioTables, tables_from_rows
+
+# The scores' Core table: a run's rows go in as one executemany, no ORM bookkeeping per row.
+_SCORES: Table = AccountScore.__table__  # type: ignore[assignment]
 
 
 def load_portfolio_tables(
@@ -161,7 +164,7 @@ def replace_scores(
         )
     )
     if rows:
-        session.execute(insert(AccountScore), rows)
+        session.execute(insert(_SCORES), rows)
     return len(rows)
 
 

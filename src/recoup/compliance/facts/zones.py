@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import timezone as phone_zones
@@ -211,6 +212,8 @@ def _us_state(name: str) -> tuple[str, ...]:
     return US_STATE_ZONES.get(code or "", ())
 
 
+# A portfolio repeats a few hundred provinces and cities: the daily cycle asks per debtor.
+@lru_cache(maxsize=8192)
 def address_zones(province: str | None, city: str | None = None) -> tuple[str, ...]:
     """Return the zones of an address given by province (or US state) and city."""
     if province:
