@@ -239,12 +239,18 @@ def test_the_cli_prints_one_json_object(live_database: str) -> None:
     assert "no strategy 'nope'" in missing.output
 
 
-def test_the_preset_s_segments_have_their_reasons() -> None:
+def test_the_presets_segments_have_their_reasons() -> None:
     from recoup.simulation.params import STRATEGY_NOTES
 
-    codes = {segment.code for segment in compile_strategy(preset_text("consumer_finance")).segments}
-    for code in STRATEGY_NOTES:
-        assert code in codes or code == "unscored", code
+    assert set(STRATEGY_NOTES) == {"consumer_finance", "commercial_bank"}
+    changes = {"formal_letter_day_1", "second_visit", "unscored"}
+    for preset, notes in STRATEGY_NOTES.items():
+        codes = {segment.code for segment in compile_strategy(preset_text(preset)).segments}
+        for code in notes:
+            assert code in codes or code in changes, (preset, code)
     assert {"high_value", "self_cure_window", "young_one_call", "persuadable"} <= set(
-        STRATEGY_NOTES
+        STRATEGY_NOTES["consumer_finance"]
+    )
+    assert {"business", "high_value", "persuadable", "low_propensity"} <= set(
+        STRATEGY_NOTES["commercial_bank"]
     )
