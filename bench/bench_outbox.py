@@ -1,6 +1,7 @@
 """Benchmark the outbox dispatcher against local SMS (HTTP) and SMTP servers.
 
     .venv/bin/python bench/bench_outbox.py [--sms N] [--emails N] [--postgres URL] [--small]
+        [--campaign N] [--before N] [--campaign-only]
 
 Queues N text messages and N emails (each through the gate, as a campaign would), then times
 the dispatcher sending them: the gate asked again for every message (in batches), the
@@ -9,6 +10,12 @@ contact log written in bulk. Targets: >= 500 SMS/s over HTTP, >= 200 emails/s ov
 the same run it times bare ``httpx`` posts and bare ``smtplib`` sends of the same messages to
 the same servers and prints the ratio. The servers run in a process of their own (the other
 core); the figures are per wall second, on a machine that may be shared.
+
+Then it times queueing a campaign to N accounts (10,000 by default): the campaign's job
+(``outbox.queue_campaign``, as a worker runs it: the gate asked in batches, set-based render,
+bulk insert, a commit per batch) against queueing the same campaign one message at a time
+(``queue_message``: gate check and render per message, the path campaigns took before) over
+the first ``--before`` accounts in the same run (rolled back), and prints the ratio.
 """
 
 from __future__ import annotations
@@ -100,6 +107,116 @@ def _seed(count_sms: int, count_email: int, sms_url: str, smtp_port: int) -> str
     return "BENCH"
 
 
+def _seed_campaign(count: int) -> tuple[int, int, str]:
+    """An institution of ``count`` debtors, each with a mobile and an open account."""
+    from tests.factories import make_account, make_contact_point, make_debtor, make_institution
+    from tests.outbox.helpers import approved_template
+
+    from recoup import db
+    from recoup.institutions import service as institutions_service
+    from recoup.models import Base
+
+    Base.metadata.create_all(db.get_engine())
+    with db.unit_of_work() as session:
+        institution = make_institution(session, code="BENCHC")
+        institutions_service.update_settings(
+            session,
+            institution=institution,
+            changes={"channels": {"quiet_start": None, "quiet_end": None}},
+            actor="bench",
+        )
+        template = approved_template(session, institution, channel="sms")
+        manager = "bench.manager"
+        for number in range(count):
+            debtor = make_debtor(session, institution, national_id=None)
+            make_contact_point(session, debtor, value=f"137{number:08d}")
+            make_account(session, debtor, days_past_due=35)
+            if number % 1_000 == 999:
+                session.commit()
+        return institution.id, template.id, manager
+
+
+def _campaign_before(institution_id: int, template_id: int, count: int) -> tuple[int, float]:
+    """Queue the first ``count`` accounts one message at a time (rolled back); time it."""
+    from sqlalchemy.orm import Session
+
+    from recoup import db
+    from recoup.contact.channels import Channel
+    from recoup.kit.clock import utcnow
+    from recoup.outbox import repository, service
+
+    with Session(db.get_engine()) as session:
+        accounts = repository.segment_accounts(
+            session, institution_id=institution_id, buckets=(), segments=(), grades=(),
+            limit=count,
+        )  # fmt: skip
+        points = repository.own_points(
+            session, institution_id=institution_id,
+            debtor_ids={account.debtor_id for account in accounts}, kinds={"mobile"},
+        )  # fmt: skip
+        now = utcnow()
+        started = time.perf_counter()
+        queued = 0
+        for account in accounts:
+            result = service.queue_message(
+                session, institution_id=institution_id, debtor_id=account.debtor_id,
+                contact_point_id=points[account.debtor_id].id, account_id=account.id,
+                channel=Channel.SMS, template_id=template_id, actor="bench", scheduled_at=now,
+                now=now, campaign_id=None,
+            )  # fmt: skip
+            queued += result.message is not None
+        seconds = time.perf_counter() - started
+        session.rollback()
+    return queued, seconds
+
+
+def _campaign_after(institution_id: int, template_id: int, actor: str) -> tuple[int, int, float]:
+    """Send the campaign and run its queueing job as a worker does; time the job."""
+    from sqlalchemy import select
+
+    from recoup import db
+    from recoup.identity.scoping import institution_scope
+    from recoup.kit import jobs
+    from recoup.models.jobs import Job
+    from recoup.models.outbox import OutboxCampaign
+    from recoup.outbox import service
+
+    with db.unit_of_work() as session:
+        campaign = service.send_campaign(
+            session, principal=institution_scope(institution_id, actor=actor),
+            institution_id=institution_id, name="bench", channel="sms",
+            template_id=template_id, segment=service.Segment(),
+        )  # fmt: skip
+        campaign_id = campaign.id
+    with db.unit_of_work() as session:
+        job_id = session.scalars(
+            select(Job.id).where(Job.idempotency_key == f"campaign:{campaign_id}")
+        ).one()
+    started = time.perf_counter()
+    assert jobs.run_job(job_id) == "done"
+    seconds = time.perf_counter() - started
+    with db.unit_of_work() as session:
+        done = session.get(OutboxCampaign, campaign_id)
+        assert done is not None
+        assert done.status == "queued"
+        return done.queued, done.blocked, seconds
+
+
+def _campaign(count: int, before: int) -> None:
+    seed_started = time.perf_counter()
+    institution_id, template_id, actor = _seed_campaign(count)
+    print(f"seeded {count:,} accounts for a campaign in {time.perf_counter() - seed_started:.1f} s")
+    one_queued, one_seconds = _campaign_before(institution_id, template_id, min(before, count))
+    queued, blocked, seconds = _campaign_after(institution_id, template_id, actor)
+    assert queued + blocked == count, (queued, blocked)
+    one_rate, rate = one_queued / one_seconds, queued / seconds
+    print(
+        f"campaign queueing, {count:,} accounts: {rate:,.0f} messages/s in its job "
+        f"({queued:,} queued, {blocked:,} blocked, {seconds:.1f} s) vs {one_rate:,.0f}/s one "
+        f"message at a time (first {one_queued:,}, rolled back): {rate / one_rate:.1f}x"
+    )
+
+
 def _dispatch(channel: str) -> tuple[int, float]:
     from sqlalchemy import update
 
@@ -186,10 +303,16 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=1_500)
     parser.add_argument("--postgres", default=None, help="a PostgreSQL URL instead of SQLite")
     parser.add_argument("--small", action="store_true", help="300 SMS and 150 emails")
+    parser.add_argument("--campaign", type=int, default=10_000, help="campaign accounts (0: skip)")
+    parser.add_argument("--before", type=int, default=1_000, help="accounts queued one by one")
+    parser.add_argument("--campaign-only", action="store_true", help="only the campaign figure")
     args = parser.parse_args()
     if args.small:
-        args.sms, args.emails = 300, 150
+        args.sms, args.emails, args.campaign = 300, 150, 1_000
     _environment(args.postgres)
+    if args.campaign_only:
+        _campaign(args.campaign, args.before)
+        return
     # The providers run in a process of their own, as real ones would, on the other core.
     ours, theirs = multiprocessing.Pipe()
     servers = multiprocessing.get_context("fork").Process(target=_servers, args=(theirs,))
@@ -229,6 +352,8 @@ def main() -> None:
     finally:
         ours.send("stop")
         servers.join(10)
+    if args.campaign:
+        _campaign(args.campaign, args.before)
 
 
 if __name__ == "__main__":

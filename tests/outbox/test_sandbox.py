@@ -152,6 +152,12 @@ def test_a_campaign_counts_its_deliveries_and_failures(session: Session) -> None
         institution_id=institution.id, name="M2", channel="sms", template_id=template.id,
         segment=service.Segment(), now=at(10),
     )  # fmt: skip
+    assert campaign.queued == 0
+    assert campaign.total == COUNT
+    while not service.queue_campaign_batch(
+        session, institution_id=institution.id, campaign_id=campaign.id, now=at(10)
+    ):
+        pass
     assert campaign.queued == COUNT
     dispatch.dispatch(session, now=at(10, 1), institution_id=institution.id)
     assert service.campaign_counts(

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.db import make_engine
+from recoup.db import make_engine, unit_of_work
+from recoup.kit import jobs
+from recoup.models.jobs import Job, JobStatus
 from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("RECOUP_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -71,6 +74,21 @@ def database_session(server: LiveServer) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+def run_campaign_jobs() -> int:
+    """Run the campaigns' queueing jobs (``outbox.queue_campaign``) waiting in the live server's
+    database, as a worker would; return how many ran. Other jobs (the dispatcher) stay."""
+    with unit_of_work() as session:
+        waiting = session.scalars(
+            select(Job.id).where(
+                Job.name == "outbox.queue_campaign",
+                Job.status.in_([JobStatus.pending, JobStatus.queued, JobStatus.retrying]),
+            )
+        ).all()
+    for job_id in waiting:
+        jobs.run_job(job_id)
+    return len(waiting)
 
 
 def require_chromium(path: str = CHROMIUM, *, in_ci: bool = IN_CI) -> None:

@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 from recoup import config
 from recoup.db import unit_of_work
 from recoup.models import Institution
-from recoup.models.outbox import OutboxMessage
+from recoup.models.outbox import OutboxCampaign, OutboxMessage
 from recoup.outbox import dispatch, rules
 from recoup.outbox.dispatch import Dispatcher
 from tests.outbox.helpers import approved_template, set_channels
 from tests.outbox.servers import SmsProvider, sms_server
-from tests.web.support import LiveServer, database_session, log_in
+from tests.web.support import LiveServer, database_session, log_in, run_campaign_jobs
 
 pytestmark = pytest.mark.browser
 SECRET = "browser-secret"
@@ -87,8 +87,14 @@ def test_a_manager_sends_a_campaign_and_watches_it_delivered(
     page.screenshot(path=str(SHOTS / "outbox-campaign-zh.png"), full_page=True)
 
     page.click("[data-testid=campaign-send]")
-    expect(page.locator(".flash-list")).to_contain_text("批量发送已入队：1 条消息")
+    expect(page.locator(".flash-list")).to_contain_text(
+        "批量发送已入队：正在后台为 5 个账户生成消息"
+    )
     expect(page.locator("[data-testid=campaign-row]")).to_contain_text("三月 M2 提醒")
+    expect(page.locator("[data-testid=campaign-progress]")).to_have_text("排队中 0 / 5")
+    assert run_campaign_jobs() == 1
+    page.reload()
+    expect(page.locator("[data-testid=campaign-queued]")).to_have_text("1")
     expect(page.locator("[data-testid=message-status]")).to_have_text("排队中")
 
     # The gateway is down: one try (max_attempts=1) and the message is a dead letter.
@@ -122,6 +128,46 @@ def test_a_manager_sends_a_campaign_and_watches_it_delivered(
     page.goto(f"{live_server.url}/lang?locale=en&next=/outbox")
     page.goto(f"{live_server.url}/outbox")
     page.screenshot(path=str(SHOTS / "outbox-en.png"), full_page=True)
+
+
+def test_a_channel_and_a_template_of_another_kind_cannot_go_together(
+    page: Page, live_server: LiveServer
+) -> None:
+    with database_session(live_server) as session:
+        bank = session.execute(
+            select(Institution).where(Institution.code == "WEBBANK")
+        ).scalar_one()
+        set_channels(session, bank, quiet_start=None, quiet_end=None)
+        approved_template(session, bank)
+        approved_template(session, bank, channel="email")
+        session.commit()
+        before = session.scalar(select(func.count()).select_from(OutboxCampaign))
+    log_in(page, live_server, "manager", next_path="/outbox")
+    page.goto(f"{live_server.url}/outbox/campaigns/new")
+    template = page.locator("[data-testid=campaign-template]")
+    sms = template.locator("option[data-channel=sms]").first
+    email = template.locator("option[data-channel=email]").first
+    expect(email).to_be_hidden()
+    page.select_option("[data-testid=campaign-template]", sms.get_attribute("value"))
+    # Switching the channel to email drops the SMS template and offers the email ones.
+    page.select_option("[data-testid=campaign-channel]", "email")
+    expect(template).to_have_value("")
+    expect(email).to_be_enabled()
+    expect(sms).to_be_disabled()
+
+    # A form put together by hand (an SMS channel with an email template) is refused.
+    page.select_option("[data-testid=campaign-template]", email.get_attribute("value"))
+    page.check("[data-testid=campaign-bucket-M2]")
+    page.click("[data-testid=campaign-preview]")
+    expect(page.locator("[data-testid=preview]")).to_be_visible()
+    page.evaluate(
+        "document.querySelector('[data-testid=send-form] input[name=channel]').value = 'sms';"
+        "document.querySelector('[data-testid=campaign-send]').disabled = false"
+    )
+    page.click("[data-testid=campaign-send]")
+    expect(page.locator(".flash-list")).to_contain_text("是电子邮件模板，不是短信")
+    with database_session(live_server) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxCampaign)) == before
 
 
 def test_agents_do_not_see_the_outbox(page: Page, live_server: LiveServer) -> None:

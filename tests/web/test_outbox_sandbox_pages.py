@@ -24,7 +24,7 @@ from recoup.models.identity import User
 from recoup.models.outbox import OutboxMessage
 from recoup.outbox import dispatch, service
 from recoup.outbox.dispatch import Dispatcher
-from tests.web.support import PASSWORD, LiveServer, database_session, log_in
+from tests.web.support import PASSWORD, LiveServer, database_session, log_in, run_campaign_jobs
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("RECOUP_SCREENSHOTS", "/tmp"))
@@ -66,6 +66,12 @@ def test_a_demo_campaign_shows_deliveries_and_receipts_arriving(
     expect(page.locator(".flash-list")).to_contain_text("批量发送已入队")
     row = page.locator("[data-testid=campaign-row]").first
     expect(row).to_contain_text("演示 M1 短信提醒")
+    # The job (outbox.queue_campaign) has not run yet: the campaign shows its progress.
+    expect(row.locator("[data-testid=campaign-progress]")).to_contain_text("排队中 0 /")
+    expect(page.locator("[data-testid=outbox-refreshing]")).to_be_visible()
+    assert run_campaign_jobs() == 1
+    page.reload()
+    expect(row.locator("[data-testid=campaign-progress]")).to_have_count(0)
     expect(page.locator("[data-testid=outbox-refreshing]")).to_be_visible()
     queued = int(page.locator("[data-testid=count-queued] .stat-value").inner_text())
     assert queued >= 10

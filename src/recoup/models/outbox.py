@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recoup.contact.channels import Channel
 from recoup.kit.crypto import Encrypted
 from recoup.models.base import Base, Id, IdPk, TenantMixin, TimestampMixin
-from recoup.outbox.rules import OutboxStatus
+from recoup.outbox.rules import CampaignStatus, OutboxStatus
 
 
 class OutboxCampaign(TenantMixin, TimestampMixin, Base):
@@ -30,6 +30,16 @@ class OutboxCampaign(TenantMixin, TimestampMixin, Base):
     queued: Mapped[int] = mapped_column(Integer, default=0)
     blocked: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
+    # Queueing runs in a job (outbox.queue_campaign): its status, the segment's accounts (N),
+    # how many it has been through (n), the last account done (where a retry resumes) and
+    # the blocked contacts counted per rule they cite.
+    status: Mapped[CampaignStatus] = mapped_column(
+        String(16), default=CampaignStatus.QUEUED, server_default=CampaignStatus.QUEUED.value
+    )
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_account_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    blocked_by_rule: Mapped[dict[str, int]] = mapped_column(JSON, default=dict, server_default="{}")
     created_by: Mapped[str] = mapped_column(String(128))
 
 

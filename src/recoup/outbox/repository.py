@@ -268,16 +268,12 @@ def receipts_of(
     return found
 
 
-def segment_accounts(
-    session: Session,
-    *,
+def _segment_statement(
     institution_id: int,
     buckets: Collection[str],
     segments: Collection[str],
     grades: Collection[str],
-    limit: int,
-) -> list[Account]:
-    """Return the open accounts of a segment: buckets, and the latest score's segment and grade."""
+) -> Any:
     statement = select(Account).where(
         Account.institution_id == institution_id,
         Account.status.not_in(["settled", "closed", "current"]),
@@ -298,7 +294,50 @@ def segment_accounts(
             statement = statement.where(AccountScore.segment.in_(list(segments)))
         if grades:
             statement = statement.where(AccountScore.grade.in_(list(grades)))
+    return statement
+
+
+def segment_accounts(
+    session: Session,
+    *,
+    institution_id: int,
+    buckets: Collection[str],
+    segments: Collection[str],
+    grades: Collection[str],
+    limit: int,
+    after: int = 0,
+) -> list[Account]:
+    """Return the open accounts of a segment: buckets, and the latest score's segment and grade
+    (by id, those after account ``after``)."""
+    statement = _segment_statement(institution_id, buckets, segments, grades)
+    if after:
+        statement = statement.where(Account.id > after)
     return list(session.execute(statement.order_by(Account.id).limit(limit)).scalars())
+
+
+def count_segment_accounts(
+    session: Session,
+    *,
+    institution_id: int,
+    buckets: Collection[str],
+    segments: Collection[str],
+    grades: Collection[str],
+) -> int:
+    """Count the open accounts of a segment."""
+    statement = _segment_statement(institution_id, buckets, segments, grades).subquery()
+    return int(session.execute(select(func.count()).select_from(statement)).scalar_one())
+
+
+def get_campaign(
+    session: Session, *, institution_id: int, campaign_id: int, lock: bool = False
+) -> OutboxCampaign | None:
+    """Return one of the institution's campaigns (locked for its queueing job with ``lock``)."""
+    statement = select(OutboxCampaign).where(
+        OutboxCampaign.institution_id == institution_id, OutboxCampaign.id == campaign_id
+    )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return session.execute(statement).scalar_one_or_none()
 
 
 def add_campaign(session: Session, campaign: OutboxCampaign) -> OutboxCampaign:

@@ -17,7 +17,8 @@ import hmac
 import random
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -36,6 +37,13 @@ class OutboxStatus(StrEnum):
     DEAD = "dead"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+
+
+class CampaignStatus(StrEnum):
+    """Where a campaign stands: its job is still queueing its messages, or they are all queued."""
+
+    QUEUEING = "queueing"
+    QUEUED = "queued"
 
 
 # Statuses a message leaves no more (a dead one only by a person's retry).
@@ -164,6 +172,19 @@ def idempotency_key(*parts: object) -> str:
     """Return a stable key for a message from what makes it the same message."""
     digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()
     return digest[:40]
+
+
+def campaign_key(campaign_id: int, account_id: int) -> str:
+    """Return the idempotency key of a campaign's message to one account (one each, ever)."""
+    return f"campaign:{campaign_id}:{account_id}"
+
+
+def add_blocked(counts: Mapping[str, int], rule_ids: Iterable[Sequence[str]]) -> dict[str, int]:
+    """Add blocked contacts to counts per rule they cite (one citing two rules counts for both)."""
+    added: Counter[str] = Counter(counts)
+    for ids in rule_ids:
+        added.update(set(ids))
+    return dict(sorted(added.items()))
 
 
 def message_id(key: str, domain: str) -> str:

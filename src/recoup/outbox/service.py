@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from recoup.audit import service as audit
 from recoup.audit.service import AuditEntry
+from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.rules import is_time_barred
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.localtime import WorkingDayCalendar
+from recoup.compliance.gate.rules import PlannedContact
 from recoup.compliance.gate.service import SendCheck
 from recoup.compliance.kinds import RuleKind
 from recoup.compliance.templates import service as templates_service
@@ -47,6 +49,7 @@ from recoup.models.outbox import OutboxCampaign, OutboxMessage, OutboxReceipt
 from recoup.outbox import repository, rules
 from recoup.outbox.adapters.base import Accepted, OutgoingMessage
 from recoup.outbox.rules import (
+    CampaignStatus,
     MissedWindow,
     OutboxStatus,
     QuietPeriod,
@@ -387,8 +390,10 @@ def queue_planned_messages(
     actor: str,
     dispatch_key: str,
     now: datetime | None = None,
+    template: MessageTemplate | None = None,
+    campaign_id: int | None = None,
 ) -> BulkQueued:
-    """Queue many allowed messages at once (the daily cycle's hand-off), set-based.
+    """Queue many allowed messages at once (the daily cycle's hand-off, a campaign), set-based.
 
     Each message is rendered from the newest approved template of its name and channel
     (compiled once per template) to the debtor's own usable contact point of the channel,
@@ -397,6 +402,9 @@ def queue_planned_messages(
     queues nothing twice. A message that cannot be queued is counted under its reason
     (``NOT_QUEUED_REASONS``). One dispatch job (key ``dispatch_key``) is enqueued for the
     earliest message; the dispatcher asks the gate again at send time.
+
+    A campaign names its one approved ``template`` (each send's channel must be the
+    template's) and its ``campaign_id``, stored on every message.
     """
     now = now or utcnow()
     settings = settings_of(institution).channels
@@ -407,14 +415,15 @@ def queue_planned_messages(
         session, institution_id=institution_id, keys={each.key for each in planned}
     )
     templates: dict[tuple[str, str], MessageTemplate] = {}
-    for template in repository.approved_templates(
+    for approved in repository.approved_templates(
         session,
         institution_id=institution_id,
         channels=sorted(c.value for c in MESSAGE_CHANNELS),
         today=today,
     ):
         # Ordered by name then id: the newest approved template of a name wins.
-        templates[(template.name, str(template.channel))] = template
+        templates[(approved.name, str(approved.channel))] = approved
+    fixed = {str(template.channel): template} if template is not None else None
     wanted: list[tuple[PlannedSend, Channel, MessageTemplate]] = []
     for each in planned:
         if each.key in existing:
@@ -424,6 +433,11 @@ def queue_planned_messages(
             not_queued["channel_not_sent"] += 1
         elif channel.value not in settings.enabled:
             not_queued["channel_not_enabled"] += 1
+        elif fixed is not None:
+            if channel.value in fixed:
+                wanted.append((each, channel, fixed[channel.value]))
+            else:
+                not_queued["template_not_approved"] += 1
         elif not each.template:
             not_queued["no_template"] += 1
         elif (each.template, channel.value) not in templates:
@@ -442,9 +456,9 @@ def queue_planned_messages(
             )
             points.update({(debtor_id, channel): point for debtor_id, point in found.items()})
     reachable = []
-    for each, channel, template in wanted:
+    for each, channel, chosen in wanted:
         if (each.debtor_id, channel) in points:
-            reachable.append((each, channel, template))
+            reachable.append((each, channel, chosen))
         else:
             not_queued["no_contact_point"] += 1
     debtors: dict[int, Any] = {}
@@ -462,16 +476,16 @@ def queue_planned_messages(
     rows: list[dict[str, Any]] = []
     sends: list[contact_service.PlannedMessage] = []
     for group in by_template.values():
-        template = group[0][2]
+        chosen = group[0][2]
         rendered = templates_service.render_many(
-            template,
+            chosen,
             values=[
                 template_values(
                     institution=institution,
                     debtor=debtors[each.debtor_id],
                     account=accounts.get(each.account_id) if each.account_id else None,
                     channel=channel,
-                    locale=template.locale,
+                    locale=chosen.locale,
                     on=today,
                     letterhead=letterhead,
                 )
@@ -485,7 +499,7 @@ def queue_planned_messages(
             ],
             today=today,
         )
-        version = rules.template_version(template.body)
+        version = rules.template_version(chosen.body)
         for (each, channel, _), text in zip(group, rendered, strict=True):
             if text.text is None:
                 not_queued[text.refused or "render_failed"] += 1
@@ -501,10 +515,10 @@ def queue_planned_messages(
                     "contact_point_id": point.id,
                     "channel": channel.value,
                     "decision_id": each.decision_id,
-                    "campaign_id": None,
-                    "template_id": template.id,
+                    "campaign_id": campaign_id,
+                    "template_id": chosen.id,
                     "template_version": version,
-                    "subject": template.name[:255] if channel is Channel.EMAIL else None,
+                    "subject": chosen.name[:255] if channel is Channel.EMAIL else None,
                     "body": text.text,
                     "idempotency_key": each.key,
                     "status": OutboxStatus.QUEUED.value,
@@ -543,7 +557,7 @@ def queue_planned_messages(
                     "decision_id": row["decision_id"],
                     "template_id": row["template_id"],
                     "template_version": row["template_version"],
-                    "campaign_id": None,
+                    "campaign_id": campaign_id,
                 },
             )
             for message_id, row in zip(ids, rows, strict=True)
@@ -1337,8 +1351,10 @@ def messages_page(
 
 # Campaigns --------------------------------------------------------------------------------
 
-# The most accounts one campaign queues at once (a request's worth; larger sends go in parts).
+# The most accounts a campaign's preview asks the gate about (a request's worth).
 CAMPAIGN_LIMIT = 2_000
+# The accounts a campaign's job queues per transaction (progress shows after each).
+CAMPAIGN_BATCH = 2_000
 GRADES = ("A", "B", "C", "D", "E")
 
 
@@ -1461,8 +1477,8 @@ def send_campaign(
     segment: Segment,
     now: datetime | None = None,
 ) -> OutboxCampaign:
-    """Queue one approved template to every reachable account of a segment (each message asks
-    the gate; a refused one is counted as blocked, an unreachable account as skipped)."""
+    """Store a campaign of one approved template to a segment and enqueue the job that queues
+    its messages (``outbox.queue_campaign``); the campaign shows "queueing" until it is done."""
     acting(principal, institution_id)
     name = name.strip()
     if not name or len(name) > 128:
@@ -1470,9 +1486,12 @@ def send_campaign(
     chosen, template = _campaign_template(
         session, institution_id=institution_id, channel=channel, template_id=template_id
     )
-    now = now or utcnow()
-    targets, accounts, _limited = _targets(
-        session, institution_id=institution_id, channel=chosen, segment=segment
+    total = repository.count_segment_accounts(
+        session,
+        institution_id=institution_id,
+        buckets=segment.buckets,
+        segments=segment.segments,
+        grades=segment.grades,
     )
     campaign = repository.add_campaign(
         session,
@@ -1482,31 +1501,22 @@ def send_campaign(
             channel=chosen,
             template_id=template.id,
             segment=segment.as_dict(),
+            status=CampaignStatus.QUEUEING,
+            total=total,
+            progress=0,
+            last_account_id=0,
+            blocked_by_rule={},
             created_by=principal.actor[:128],
         ),
     )
-    queued = blocked = 0
-    for account, point in targets:
-        result = queue_message(
-            session,
-            institution_id=institution_id,
-            debtor_id=account.debtor_id,
-            contact_point_id=point.id,
-            account_id=account.id,
-            channel=chosen,
-            template_id=template.id,
-            actor=principal.actor,
-            scheduled_at=now,
-            campaign_id=campaign.id,
-            now=now,
-        )
-        if result.message is not None:
-            queued += 1
-        else:
-            blocked += 1
-    campaign.queued, campaign.blocked = queued, blocked
-    campaign.skipped = accounts - len(targets)
-    session.flush()
+    jobs.enqueue(
+        session,
+        "outbox.queue_campaign",
+        {"institution_id": institution_id, "campaign_id": campaign.id},
+        idempotency_key=f"campaign:{campaign.id}",
+        institution_id=institution_id,
+        at=now,
+    )
     audit.record(
         session,
         actor=principal.actor,
@@ -1518,12 +1528,191 @@ def send_campaign(
             "channel": chosen.value,
             "template_id": template.id,
             "segment": segment.as_dict(),
-            "queued": queued,
-            "blocked": blocked,
-            "skipped": campaign.skipped,
+            "accounts": total,
         },
     )
     return campaign
+
+
+def queue_campaign_batch(
+    session: Session,
+    *,
+    institution_id: int,
+    campaign_id: int,
+    limit: int = CAMPAIGN_BATCH,
+    now: datetime | None = None,
+) -> bool:
+    """Queue the next ``limit`` accounts of a campaign's segment; return True once it is done.
+
+    The accounts after the last one done are read by id, each debtor's own point of the
+    channel found, the gate asked for the batch at once (``precheck_contacts``; one refused
+    only for the hour is asked again at its next allowed time, within the channel's expiry),
+    the allowed messages rendered and inserted in bulk with a key of (campaign, account) and a
+    dispatch job enqueued. The campaign's counts, blocked-by-rule tally and place move in the
+    same transaction: a job killed before its commit redoes the batch, one killed after goes
+    on from the next, and no key queues twice.
+    """
+    now = now or utcnow()
+    campaign = repository.get_campaign(
+        session, institution_id=institution_id, campaign_id=campaign_id, lock=True
+    )
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    if campaign.status == CampaignStatus.QUEUED:
+        return True
+    institution = institutions_repository.require_by_id(session, institution_id)
+    channel, template = _campaign_template(
+        session,
+        institution_id=institution_id,
+        channel=str(campaign.channel),
+        template_id=campaign.template_id,
+    )
+    segment = campaign.segment or {}
+    accounts = repository.segment_accounts(
+        session,
+        institution_id=institution_id,
+        buckets=segment.get("bucket", []),
+        segments=segment.get("segment", []),
+        grades=segment.get("grade", []),
+        limit=limit,
+        after=campaign.last_account_id,
+    )
+    if not accounts:
+        campaign.status = CampaignStatus.QUEUED
+        campaign.total = campaign.progress
+        session.flush()
+        audit.record(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="outbox.campaign_queued",
+            object_type="outbox_campaign",
+            object_id=campaign.id,
+            institution_id=institution_id,
+            details={
+                "queued": campaign.queued,
+                "blocked": campaign.blocked,
+                "skipped": campaign.skipped,
+                "blocked_by_rule": dict(campaign.blocked_by_rule or {}),
+            },
+        )
+        return True
+    points = repository.own_points(
+        session,
+        institution_id=institution_id,
+        debtor_ids={account.debtor_id for account in accounts},
+        kinds=CHANNELS[channel].contact_kinds,
+    )
+    targets = [account for account in accounts if account.debtor_id in points]
+    taken = repository.existing_keys(
+        session,
+        institution_id=institution_id,
+        keys={rules.campaign_key(campaign.id, account.id) for account in targets},
+    )
+    targets = [a for a in targets if rules.campaign_key(campaign.id, a.id) not in taken]
+    decisions = _precheck(
+        session,
+        institution=institution,
+        targets=[(a, now) for a in targets],
+        points=points,
+        channel=channel,
+    )
+    expire_after = timedelta(hours=settings_of(institution).channels.expire_after_hours)
+    later: list[tuple[int, datetime]] = []
+    for index, decided in enumerate(decisions):
+        moment = decided.decision.next_allowed_at
+        if not decided.decision.allowed and moment is not None and moment <= now + expire_after:
+            later.append((index, moment))
+    if later:
+        # Outside the hours now: asked again for the first allowed moment, as one message is.
+        again = _precheck(
+            session,
+            institution=institution,
+            targets=[(targets[index], moment) for index, moment in later],
+            points=points,
+            channel=channel,
+        )
+        for (index, _at), decided in zip(later, again, strict=True):
+            decisions[index] = decided
+    blocked = [d.decision.rule_ids for d in decisions if not d.decision.allowed]
+    result = queue_planned_messages(
+        session,
+        institution=institution,
+        planned=[
+            PlannedSend(
+                key=rules.campaign_key(campaign.id, account.id),
+                debtor_id=account.debtor_id,
+                account_id=account.id,
+                channel=channel.value,
+                template=template.name,
+                decision_id=decided.decision_id,
+                scheduled_at=decided.decision.at,
+            )
+            for account, decided in zip(targets, decisions, strict=True)
+            if decided.decision.allowed
+        ],
+        actor=campaign.created_by,
+        dispatch_key=f"campaign:{campaign.id}:{accounts[-1].id}",
+        now=now,
+        template=template,
+        campaign_id=campaign.id,
+    )
+    unreachable = result.not_queued.get("no_contact_point", 0)
+    refused = {k: v for k, v in result.not_queued.items() if k != "no_contact_point"}
+    campaign.queued += result.queued
+    campaign.blocked += len(blocked) + sum(refused.values())
+    campaign.skipped += len(accounts) - len(targets) - len(taken) + unreachable
+    campaign.blocked_by_rule = rules.add_blocked(
+        campaign.blocked_by_rule or {},
+        [*blocked, *([reason] for reason, count in refused.items() for _ in range(count))],
+    )
+    campaign.progress += len(accounts)
+    campaign.total = max(campaign.total, campaign.progress)
+    campaign.last_account_id = accounts[-1].id
+    session.flush()
+    return False
+
+
+def _precheck(
+    session: Session,
+    *,
+    institution: Institution,
+    targets: Sequence[tuple[Account, datetime]],
+    points: Mapping[int, ContactPoint],
+    channel: Channel,
+) -> list[gate_service.BatchDecision]:
+    """Ask the gate about each account's contact at its time, at the debtor's point, at once."""
+    region = gate_service.gate_for(session, institution=institution).pack.jurisdiction
+    zones: dict[int, str | None] = {}
+    attempts = []
+    for account, at in targets:
+        point = points[account.debtor_id]
+        if point.id not in zones:
+            zones[point.id] = facts_service.contact_point_zone(point, region)
+        attempts.append(
+            PlannedContact(
+                debtor_id=str(account.debtor_id),
+                channel=channel,
+                at=at,
+                party=Party.DEBTOR,
+                account_id=str(account.id),
+                contact_point_timezone=zones[point.id],
+                to_mobile=point.kind == ContactKind.mobile,
+                automated=CHANNELS[channel].automated,
+            )
+        )
+    return gate_service.precheck_contacts(
+        session,
+        institution=institution,
+        attempts=attempts,
+        actor=SYSTEM_ACTOR,
+        contact_points={account.debtor_id: points[account.debtor_id].id for account, _ in targets},
+    )
+
+
+def campaign_blocked(campaign: OutboxCampaign) -> list[tuple[str, int]]:
+    """Return a campaign's blocked contacts per rule (or reason), the most first."""
+    counts = campaign.blocked_by_rule or {}
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 def approved_templates(

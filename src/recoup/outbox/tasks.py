@@ -24,5 +24,17 @@ def sandbox_receipts(session: Session, payload: dict[str, Any]) -> None:
     service.deliver_sandbox_receipts(session, institution_id=payload.get("institution_id"))
 
 
+@jobs.handler("outbox.queue_campaign", max_attempts=5)
+def queue_campaign(session: Session, payload: dict[str, Any]) -> None:
+    """Queue a campaign's messages batch by batch, committing each (its progress shows on the
+    outbox page); a job killed midway runs again from the batch after the last committed."""
+    while not service.queue_campaign_batch(
+        session,
+        institution_id=int(payload["institution_id"]),
+        campaign_id=int(payload["campaign_id"]),
+    ):
+        session.commit()
+
+
 jobs.periodic(jobs.Schedule("outbox.dispatch", minute="*"))
 jobs.periodic(jobs.Schedule("outbox.sandbox_receipts", minute="*"))

@@ -15,7 +15,7 @@ from recoup.kit.errors import NotFound, RecoupError, ValidationFailed
 from recoup.kit.pagination import MAX_PAGE, PageRequest
 from recoup.models.institution import Institution
 from recoup.outbox import service
-from recoup.outbox.rules import OutboxStatus
+from recoup.outbox.rules import CampaignStatus, OutboxStatus
 from recoup.portfolio.rules import BUCKETS
 from recoup.web import labels
 from recoup.web.templating import Flash, Viewer, redirect, render, viewer_with
@@ -118,7 +118,10 @@ def outbox_page(
         "campaigns": campaigns,
         "campaign_counts": by_campaign,
         # Messages on their way (queued, sending, sent): the page refreshes itself until none is.
-        "in_flight": any(counts.get(s, 0) for s in ("queued", "sending", "sent")),
+        # A campaign still queueing refreshes it too (its "queueing n / N" moves).
+        "in_flight": any(counts.get(s, 0) for s in ("queued", "sending", "sent"))
+        or any(item.status == CampaignStatus.QUEUEING for item in campaigns),
+        "blocked_of": service.campaign_blocked,
         "receipts": receipts,
         "reason": lambda text: reason_text(viewer, text),
         "page_url": page_url,
@@ -126,6 +129,24 @@ def outbox_page(
         "known_receipts": KNOWN_RECEIPTS,
     }
     return render(viewer, "outbox/index.html", context, active_nav="outbox")
+
+
+def _matching_template(
+    viewer: Viewer, templates: list[Any], channel: str, template_id: int | None
+) -> None:
+    """Refuse a template of another kind than the channel, naming both and the fix."""
+    if template_id is None:
+        raise ValidationFailed(viewer.text("outbox.error.template"))
+    chosen = next((item for item in templates if item.id == template_id), None)
+    if chosen is not None and str(chosen.channel) != channel:
+        raise ValidationFailed(
+            viewer.text(
+                "outbox.error.channel_mismatch",
+                template=chosen.name,
+                kind=viewer.text("compliance.channel." + str(chosen.channel)),
+                channel=viewer.text("compliance.channel." + channel),
+            )
+        )
 
 
 def _segment(buckets: list[str], segments: str, grades: list[str]) -> service.Segment:
@@ -163,6 +184,7 @@ def campaign_page(
     problem = None
     if preview and template_id is not None:
         try:
+            _matching_template(viewer, templates, channel, template_id)
             result = service.preview_campaign(
                 session,
                 principal=viewer.principal,
@@ -205,12 +227,20 @@ def send_campaign(
     segments: Annotated[str, Form(max_length=200)] = "",
     grade: Annotated[list[str] | None, Form(max_length=1)] = None,
 ) -> Response:
-    """Queue the campaign: every reachable account of the segment the gate allows."""
+    """Store the campaign and hand its queueing to a job (every reachable account of the
+    segment the gate allows); the outbox page shows its progress."""
     institution = _institution(session, viewer)
     assert viewer.principal is not None
     try:
-        if template_id is None:
-            raise ValidationFailed(viewer.text("outbox.error.template"))
+        if channel not in CAMPAIGN_CHANNELS:
+            raise ValidationFailed(
+                viewer.text("outbox.error.channel", channels=", ".join(CAMPAIGN_CHANNELS))
+            )
+        templates = service.approved_templates(
+            session, institution_id=institution.id, channels=CAMPAIGN_CHANNELS
+        )
+        _matching_template(viewer, templates, channel, template_id)
+        assert template_id is not None
         campaign = service.send_campaign(
             session,
             principal=viewer.principal,
@@ -235,14 +265,7 @@ def send_campaign(
     return redirect(
         f"/outbox?campaign={campaign.id}",
         request=viewer.request,
-        message=Flash(
-            "outbox.campaign_sent",
-            params={
-                "queued": str(campaign.queued),
-                "blocked": str(campaign.blocked),
-                "skipped": str(campaign.skipped),
-            },
-        ),
+        message=Flash("outbox.campaign_queueing", params={"total": str(campaign.total)}),
     )
 
 

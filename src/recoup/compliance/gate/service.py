@@ -6,7 +6,7 @@ gate's numbered cap slots; reporting it there frees the slots it no longer needs
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -787,12 +787,16 @@ def precheck_contacts(
     institution: Institution,
     attempts: Sequence[PlannedContact],
     actor: str,
+    contact_points: Mapping[int, int] | None = None,
 ) -> list[BatchDecision]:
     """Decide many planned contacts at once and store every decision (bulk, no slots held).
 
     For a daily plan: each debtor's facts and history are read once for the batch, and the
     batch's own allowed contacts count against its later ones. Nothing is reserved, so a
     channel acting on an allowed pre-check still asks ``check_contact`` when it contacts.
+    With ``contact_points`` (the point each debtor is contacted at, by debtor id: a
+    campaign's), that point's opt-outs and consents count too and it is stored with the
+    decision, as ``check_contact`` would.
     """
     if not attempts:
         return []
@@ -806,6 +810,17 @@ def precheck_contacts(
         account_of=account_of,
         validation=gate.validation_notice_days is not None,
     )
+    if contact_points:
+        standing = contact_repository.standings(
+            session, institution_id=institution.id, contact_point_ids=set(contact_points.values())
+        )
+        for debtor_id, point_id in contact_points.items():
+            if str(debtor_id) in facts:
+                facts[str(debtor_id)] = replace(
+                    facts[str(debtor_id)],
+                    opted_out_channels=standing[point_id].opted_out,
+                    automated_consent=standing[point_id].consented,
+                )
     earliest = min(attempt.at for attempt in attempts)
     histories = _past_contacts(
         contact_repository.attempt_rows_since(
@@ -819,7 +834,7 @@ def precheck_contacts(
         {
             "institution_id": institution.id,
             "debtor_id": int(attempt.debtor_id),
-            "contact_point_id": None,
+            "contact_point_id": (contact_points or {}).get(int(attempt.debtor_id)),
             "account_id": int(attempt.account_id) if attempt.account_id else None,
             "channel": attempt.channel.value,
             "party": attempt.party.value,
