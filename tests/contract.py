@@ -32,7 +32,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
-from recoup.db import get_session, make_engine, refused
+from recoup.db import get_session, make_engine, settled
 from recoup.kit.clock import utcnow
 from recoup.models import Account, ApiKey, Base, Debtor, Institution
 from recoup.models.cases import Case
@@ -149,16 +149,8 @@ def schema_for(engine: Engine) -> Any:
 
     def _session(request: Request) -> Iterator[Session]:
         # Like the real unit of work: commit on success, roll back on an error or a refusal.
-        with Session(engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                if refused(request):
-                    session.rollback()
-                else:
-                    session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        with Session(engine, expire_on_commit=False) as session, settled(session, request):
+            yield session
 
     app.dependency_overrides[get_session] = _session
     return schemathesis.openapi.from_asgi("/openapi.json", app)

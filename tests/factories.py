@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
 from recoup.models import Account, ContactPoint, Debtor, Institution, User
 from recoup.models.cases import Case, CaseAccount
+from recoup.models.scoring import ModelVersion
 from recoup.portfolio.repository import account_owners
 from recoup.portfolio.rules import bucket_for
 
@@ -189,3 +190,27 @@ def agent_of(session: Session, account: Account) -> int | None:
     """The agent working an account: its live case's owner."""
     session.flush()
     return account_owners(session, account_ids=[account.id])[account.id]
+
+
+def make_model_version(
+    session: Session, institution_id: int, *, version: str, trained_at: datetime | None = None
+) -> ModelVersion:
+    """Register a scorecard model version with no artefact (for scores written by hand)."""
+    model = ModelVersion(
+        version=version,
+        institution_id=institution_id,
+        family="scorecard",
+        source="test",
+        target="pays",
+        positive_label="1",
+        features=[],
+        metrics={},
+        data_fingerprint="0" * 64,
+        trained_by="test",
+        trained_at=trained_at or datetime(2026, 1, 1, tzinfo=UTC),
+        artifact_sha256="0" * 64,
+        artifact_size=0,
+    )
+    session.add(model)
+    session.flush()
+    return model

@@ -220,7 +220,13 @@ def get_session(request: Request) -> Iterator[Session]:
     """
     endpoint = request.scope.get("endpoint")
     write = request.method not in SAFE_METHODS or getattr(endpoint, _WRITES_ON_GET, False)
-    session = session_factory(write=write)()
+    with session_factory(write=write)() as session, settled(session, request):
+        yield session
+
+
+@contextmanager
+def settled(session: Session, request: Request) -> Iterator[Session]:
+    """End a request's work: commit it when it succeeded, roll it back on an error or a refusal."""
     try:
         yield session
         if refused(request):
@@ -230,5 +236,3 @@ def get_session(request: Request) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
-    finally:
-        session.close()

@@ -22,13 +22,13 @@ from recoup.identity.scoping import institution_scope
 from recoup.institutions.service import update_settings
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Institution
-from recoup.models.scoring import AccountScore, ModelVersion
+from recoup.models.scoring import AccountScore
 from recoup.models.workbench import PromiseStatus
 from recoup.portfolio.schemas import PaymentInput
 from recoup.portfolio.service import record_payment
 from tests.analytics.conftest import MARCH_END, March
 from tests.analytics.helpers import Outcome, account, noon, plan, promise, state
-from tests.factories import make_institution
+from tests.factories import make_institution, make_model_version
 
 
 def report(
@@ -367,23 +367,9 @@ class TestGroups:
     def test_by_segment_of_the_latest_score_on_or_before_the_date(
         self, session: Session, march: March
     ) -> None:
-        model = ModelVersion(
-            version=f"kpi-test-{march.institution.id}",
-            institution_id=march.institution.id,
-            family="scorecard",
-            source="test",
-            target="pays",
-            positive_label="1",
-            features=[],
-            metrics={},
-            data_fingerprint="0" * 64,
-            trained_by="test",
-            trained_at=datetime(2026, 1, 1, tzinfo=UTC),
-            artifact_sha256="0" * 64,
-            artifact_size=0,
+        model = make_model_version(
+            session, march.institution.id, version=f"kpi-test-{march.institution.id}"
         )
-        session.add(model)
-        session.flush()
         for scored, as_of, segment in [
             (march.b, date(2026, 3, 1), "mid-low-large"),
             (march.b, date(2026, 4, 1), "late-low-large"),  # after the date: not read

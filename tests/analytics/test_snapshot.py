@@ -23,11 +23,11 @@ from recoup.identity.scoping import institution_scope
 from recoup.institutions.settings import settings_of
 from recoup.models import Institution
 from recoup.models.analytics import KpiSnapshot
-from recoup.models.scoring import AccountScore, ModelVersion
+from recoup.models.scoring import AccountScore
 from recoup.models.workbench import PromiseStatus
 from tests.analytics.conftest import March
 from tests.analytics.helpers import Outcome, account, attempt, noon, pay, promise, state
-from tests.factories import make_institution
+from tests.factories import make_institution, make_model_version
 
 ALL_GROUP_BYS = [
     cuts for size in range(len(rules.CUTS) + 1) for cuts in itertools.combinations(rules.CUTS, size)
@@ -241,23 +241,7 @@ history = st.fixed_dictionaries(
 
 
 def _write_history(session: Session, institution: Institution, drawn: dict[str, Any]) -> None:
-    model = ModelVersion(
-        version=f"snapshot-test-{institution.id}",
-        institution_id=institution.id,
-        family="scorecard",
-        source="test",
-        target="pays",
-        positive_label="1",
-        features=[],
-        metrics={},
-        data_fingerprint="0" * 64,
-        trained_by="test",
-        trained_at=datetime(2026, 1, 1, tzinfo=UTC),
-        artifact_sha256="0" * 64,
-        artifact_size=0,
-    )
-    session.add(model)
-    session.flush()
+    model = make_model_version(session, institution.id, version=f"snapshot-test-{institution.id}")
     for item in drawn["accounts"]:
         province, city = item["place"]
         made = account(session, institution, product=item["product"], province=province, city=city)

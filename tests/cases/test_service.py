@@ -14,7 +14,7 @@ from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.cases import Case, CaseAccount, Queue
 from recoup.models.cases import CaseEvent as CaseEventRow
 from recoup.models.scoring import AccountScore, ModelVersion
-from tests.factories import make_account, make_debtor, make_institution
+from tests.factories import make_account, make_debtor, make_institution, make_model_version
 from tests.identity.helpers import make_user
 
 NOW = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)
@@ -319,23 +319,12 @@ def test_events_for_many_accounts_move_their_debtors_cases_in_one_read(session: 
 
 
 def _model(session: Session, institution_id: int) -> ModelVersion:
-    version = ModelVersion(
+    version = make_model_version(
+        session,
+        institution_id,
         version=f"sync-test-{institution_id}",
-        institution_id=institution_id,
-        family="scorecard",
-        source="test",
-        target="pays",
-        positive_label="1",
-        features=[],
-        metrics={},
-        data_fingerprint="0" * 64,
-        trained_by="test",
         trained_at=datetime(2027, 2, 1, tzinfo=UTC),
-        artifact_sha256="0" * 64,
-        artifact_size=0,
     )
-    session.add(version)
-    session.flush()
     return version
 
 

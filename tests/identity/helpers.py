@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from recoup.app import create_app
-from recoup.db import get_session, refused
+from recoup.db import get_session, settled
 from recoup.identity import service
 from recoup.identity.dependencies import CSRF_HEADER, SESSION_COOKIE, login_session
 from recoup.models import Institution, User
@@ -62,15 +62,8 @@ def client_for(session: Session) -> Iterator[TestClient]:
         # error or a refusal. The test's own setup is committed first so a rollback undoes
         # only the request.
         session.commit()
-        try:
+        with settled(session, request):
             yield session
-            if refused(request):
-                session.rollback()
-            else:
-                session.commit()
-        except BaseException:
-            session.rollback()
-            raise
 
     app.dependency_overrides[get_session] = _session
     with TestClient(app, raise_server_exceptions=False) as client:

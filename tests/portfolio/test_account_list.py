@@ -15,6 +15,7 @@ from tests.factories import (
     make_contact_point,
     make_debtor,
     make_institution,
+    make_model_version,
 )
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
@@ -36,23 +37,12 @@ def _sign_in(client: TestClient, user: User) -> None:
 
 
 def _model(session: Session, institution: Institution) -> ModelVersion:
-    version = ModelVersion(
+    version = make_model_version(
+        session,
+        institution.id,
         version=f"list-test-{next(_versions)}-{institution.id}",
-        institution_id=institution.id,
-        family="scorecard",
-        source="test",
-        target="pays",
-        positive_label="1",
-        features=[],
-        metrics={},
-        data_fingerprint="0" * 64,
-        trained_by="test",
         trained_at=datetime(2026, 11, 1, tzinfo=UTC),
-        artifact_sha256="0" * 64,
-        artifact_size=0,
     )
-    session.add(version)
-    session.flush()
     return version
 
 
