@@ -80,34 +80,6 @@ class TestSqliteWriters:
             assert time.perf_counter() - started < 1
 
 
-class TestWriteTurns:
-    """Writers of one process take turns on a lock of their own before SQLite's."""
-
-    @pytest.mark.parametrize("ending", ["error", "close"])
-    def test_a_writer_that_does_not_commit_gives_its_turn_back(
-        self, counter_db: Engine, ending: str
-    ) -> None:
-        if ending == "error":
-
-            def refused() -> None:
-                with unit_of_work(counter_db) as session:
-                    session.execute(text("UPDATE counter SET n = 7"))
-                    raise RuntimeError("refused")
-
-            with pytest.raises(RuntimeError):
-                refused()
-        else:
-            session = db.session_factory(counter_db)()
-            session.execute(text("UPDATE counter SET n = 7"))
-            session.close()
-        started = time.perf_counter()
-        with unit_of_work(counter_db) as session:
-            session.execute(text("UPDATE counter SET n = n + 1"))
-        assert time.perf_counter() - started < 1
-        with counter_db.connect() as connection:
-            assert connection.execute(text("SELECT n FROM counter")).scalar_one() == 1
-
-
 def _holds_write_lock(engine: Engine) -> bool:
     probe = sqlite3.connect(engine.url.database or "", timeout=0, isolation_level=None)
     try:

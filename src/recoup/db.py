@@ -8,18 +8,11 @@ lock up front and so waits its turn (up to the busy timeout) behind other writer
 deferred transaction that reads first and writes later cannot wait: when another writer
 committed in between, SQLite refuses the upgrade at once with "database is locked".
 Read-only units of work (GET requests, error pages) begin deferred and never block writers.
-
-Writers of one process queue on a lock of their own before ``BEGIN IMMEDIATE``: SQLite's busy
-handler only polls (every 100 ms once it has waited a while), so many writers waiting on it
-are woken in no order and one can lose the lock again and again for seconds; the process's
-lock hands it on as soon as the last writer commits or rolls back.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -27,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
@@ -38,7 +30,6 @@ BEGIN_OPTION = "recoup_sqlite_begin"
 BUSY_TIMEOUT_SECONDS = 30
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_MMAP_BYTES = 4 * 1024**3
-_HOLDS_WRITE_TURN = "recoup_holds_write_turn"
 
 
 def make_engine(
@@ -98,41 +89,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
-    # One writer of this process at a time takes SQLite's write lock; the others wait here.
-    writers = threading.Lock()
-
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED") != "IMMEDIATE":
-            connection.exec_driver_sql("BEGIN DEFERRED")
-            return
-        if not writers.acquire(timeout=BUSY_TIMEOUT_SECONDS):
-            raise OperationalError(
-                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-            )
-        connection.info[_HOLDS_WRITE_TURN] = True
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            _end_write_turn(connection.info)
-            raise
-
-    def _end_write_turn(info: dict[Any, Any]) -> None:
-        if info.pop(_HOLDS_WRITE_TURN, False):
-            writers.release()
-
-    @event.listens_for(engine, "commit")
-    def _on_commit(connection: Any) -> None:
-        _end_write_turn(connection.info)
-
-    @event.listens_for(engine, "rollback")
-    def _on_rollback(connection: Any) -> None:
-        _end_write_turn(connection.info)
-
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        # A connection given back to the pool holds no turn, whatever happened to it.
-        _end_write_turn(record.info)
+        mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
 
 
 @lru_cache
