@@ -56,13 +56,21 @@ class LiveServer:
     database_url: str
 
 
+SIGN_IN_TIMEOUT_MS = 30_000
+
+
 def log_in(page: Page, server: LiveServer, username: str, *, next_path: str = "/") -> None:
     """Sign in through the login form and wait for the page it leads to."""
     page.goto(f"{server.url}/login?next={next_path}")
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(rf"{re.escape(server.url)}{re.escape(next_path)}(\?.*)?$"))
+    # The page signing in leads to may be the first of its kind the server renders (slow on a
+    # busy machine): wait for it with a longer allowance than the default, once, here.
+    with page.expect_navigation(
+        url=re.compile(rf"{re.escape(server.url)}{re.escape(next_path)}(\?.*)?$"),
+        timeout=SIGN_IN_TIMEOUT_MS,
+    ):
+        page.click("button[type=submit]", no_wait_after=True)
 
 
 @contextmanager
