@@ -593,12 +593,14 @@ class Simulation:
         state = self.state
         if self.settings.priority == "uplift" and self.settings.uplift_scorer is not None:
             facts = {name: column[rows] for name, column in state.facts(0).items()}
-            value = np.zeros(len(rows))
+            # A channel the model has not learnt (NaN) keeps the propensity, as the product does.
+            value = np.asarray(state.propensity[rows], dtype=np.float64).copy()
             for code in np.unique(channel).tolist():
                 here = channel == code
                 sliced = {name: column[here] for name, column in facts.items()}
-                value[here] = self.settings.uplift_scorer(sliced, rules.CHANNELS[code])
-            return np.asarray(np.maximum(value, 0.0) * state.balance[rows], dtype=np.float64)
+                uplift = self.settings.uplift_scorer(sliced, rules.CHANNELS[code])
+                value[here] = np.where(np.isnan(uplift), value[here], np.maximum(uplift, 0.0))
+            return np.asarray(value * state.balance[rows], dtype=np.float64)
         return np.asarray(state.propensity[rows] * state.balance[rows], dtype=np.float64)
 
     def _allocate(
