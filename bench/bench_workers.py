@@ -194,6 +194,8 @@ def main() -> None:
                 "RECOUP_KEYRING_FILE": str(scratch / "keyring.json"),
                 "RECOUP_JOBS_URL": options.redis,
                 "RECOUP_JOBS_QUEUE": f"recoup-bench-{uuid.uuid4().hex[:8]}",
+                # The receiver listens on the loopback.
+                "RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             }
         )
         institution_id = seed(hook_url)

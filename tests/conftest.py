@@ -177,3 +177,14 @@ def live_database(
         with cleanup.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         cleanup.dispose()
+
+
+@pytest.fixture
+def private_webhook_targets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Let webhooks reach private and loopback addresses, as an on-premise operator would:
+    the tests' receivers listen on 127.0.0.1, which the default policy refuses."""
+    monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    config.get_settings.cache_clear()
+    yield
+    monkeypatch.delenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    config.get_settings.cache_clear()

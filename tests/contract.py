@@ -106,8 +106,8 @@ def seed_portfolio(session: Session) -> Institution:
     webhooks.create_subscription(
         session,
         institution_id=institution.id,
-        # Loopback where nothing listens: nothing is ever sent out.
-        url="https://127.0.0.1:9/recoup-events",
+        # A name that never resolves (RFC 2606): nothing is ever sent out.
+        url="https://recoup-events.invalid/recoup-events",
         event_types=["payment.received"],
         actor="test",
     )

@@ -48,8 +48,8 @@ from tests.factories import give_to_agent
 
 PASSWORD = "Load-test-password-42"
 ADMIN = "load.admin"
-# Loopback where nothing listens: a webhook delivery tried is refused at once, never sent out.
-BLACKHOLE = "https://127.0.0.1:9/recoup-events"
+# A name that never resolves (RFC 2606): a webhook delivery tried fails at once, never sent out.
+BLACKHOLE = "https://recoup-events.invalid/recoup-events"
 # The CN pack's cap on effective voice calls per debtor and day (CN-FREQ-V).
 DAILY_VOICE_CAP = 3
 # The day the gate checks ask about: tomorrow in the institution's zone, whatever day it is.

@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # On SIGTERM, in-flight requests get this long to finish before the process exits.
     shutdown_seconds: int = Field(default=10, ge=1, le=600)
     sql_echo: bool = False
+    # Webhook receivers (docs/webhooks.md): public addresses only, unless the operator allows
+    # private and loopback ones (an on-premise receiver) or lists networks (CIDR ranges,
+    # comma-separated) that deliveries may reach whatever they are.
+    webhook_allow_private_targets: bool = False
+    webhook_allowed_networks: str = ""
     # Message providers' secrets (docs/channels.md); the rest of their settings are the
     # institution's ``channels`` section.
     smtp_password: str = ""
@@ -71,6 +76,14 @@ class Settings(BaseSettings):
     twilio_auth_token: str = ""
     # Shared secret that signs the generic SMS gateway's receipts and replies (HMAC-SHA256).
     sms_callback_secret: str = ""
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        from recoup.webhooks.rules import allowed_networks
+
+        allowed_networks(value)
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

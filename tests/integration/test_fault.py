@@ -452,6 +452,8 @@ def test_killed_servers_and_workers_lose_and_repeat_nothing(
     started = time.monotonic()
     secret = secrets.token_urlsafe(48)
     monkeypatch.setenv("RECOUP_SECRET_KEY", secret)
+    # The webhook receiver listens on the loopback, as an on-premise one would on the LAN.
+    monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
     config.get_settings.cache_clear()
     keyring = tmp_path / "keyring.json"
     crypto.save_keyring(crypto.get_keyring(), keyring)
@@ -467,6 +469,7 @@ def test_killed_servers_and_workers_lose_and_repeat_nothing(
             "RECOUP_JOBS_REQUEUE_SECONDS": "6",
             "RECOUP_CYCLE_SHARDS": "4",
             "RECOUP_SECRET_KEY": secret,
+            "RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "RECOUP_KEYRING_FILE": str(keyring),
             "RECOUP_DATA_DIR": str(tmp_path / "data"),
             "RECOUP_MAX_CONCURRENT_REQUESTS": "8",

@@ -59,7 +59,7 @@ def test_an_admin_subscribes_and_replays_a_dead_letter(
     expect(page.locator("h1")).to_have_text("系统管理")
     expect(page.locator(".empty-state").first).to_contain_text("尚无订阅")
 
-    page.fill("#webhook-url", "http://127.0.0.1:9/recoup/events")
+    page.fill("#webhook-url", "http://recoup-events.invalid/recoup/events")
     page.fill("#webhook-description", "CRM")
     page.check("input[name=event_types][value='payment.received']")
     page.check("input[name=event_types][value='case.closed']")

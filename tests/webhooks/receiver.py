@@ -23,6 +23,8 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     url: str = ""
+    # Where a 3xx answer points.
+    location: str = ""
 
     def answer(self) -> int:
         return self.answers.pop(0) if self.answers else 200
@@ -59,6 +61,8 @@ def receiver() -> Iterator[Receiver]:
                         }
                     )
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", state.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -22,8 +22,11 @@ from tests.webhooks.receiver import Receiver, receiver
 
 
 @pytest.fixture
-def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh database every unit of work uses, with jobs kept in memory."""
+def database(
+    live_database: str, monkeypatch: pytest.MonkeyPatch, private_webhook_targets: None
+) -> Iterator[str]:
+    """A fresh database every unit of work uses, with jobs kept in memory; the receiver is on
+    the loopback, so private targets are allowed."""
     monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
     config.get_settings.cache_clear()
     jobs.reset()

@@ -28,7 +28,7 @@ from recoup.models.webhooks import (
     WebhookEvent,
     WebhookSubscription,
 )
-from recoup.webhooks import rules
+from recoup.webhooks import network, rules
 
 USER_AGENT = "Recoup-Webhooks/1"
 EVENT_ID_HEADER = "Recoup-Event-Id"
@@ -50,11 +50,11 @@ Post = Callable[[str, bytes, Mapping[str, str], float], Answer]
 
 
 def http_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
-    """POST a delivery; a network failure or timeout is an answer without a status."""
+    """POST a delivery to an allowed address; a network failure, a refused address or a
+    timeout is an answer without a status (``recoup.webhooks.network``)."""
     try:
-        response = httpx.post(
-            url, content=body, headers=dict(headers), timeout=timeout, follow_redirects=False
-        )
+        with network.client(network.policy_of(), timeout) as client:
+            response = client.post(url, content=body, headers=dict(headers))
     except httpx.HTTPError as error:
         return Answer(None, f"{type(error).__name__}: {error}"[:1000])
     return Answer(

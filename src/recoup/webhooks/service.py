@@ -14,7 +14,7 @@ from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict, ValidationFailed
 from recoup.kit.pagination import PageRequest
 from recoup.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookSubscription
-from recoup.webhooks import repository, rules
+from recoup.webhooks import network, repository, rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,11 @@ class CreatedSubscription:
 
 def _checked_url(url: str) -> str:
     url = url.strip()
-    problem = rules.url_problem(url, allow_http=get_settings().is_development)
+    settings = get_settings()
+    policy = network.policy_of(settings)
+    problem = rules.url_problem(url, allow_http=settings.is_development, policy=policy)
+    if problem is None:
+        problem = network.registration_problem(url, policy)
     if problem:
         raise ValidationFailed(f"url: {problem}", errors=[{"field": "url", "message": problem}])
     return url
