@@ -274,7 +274,10 @@ def run(backend: str, *, users: int, seconds: float) -> None:
             ledger = folder / "acknowledged-payments.txt"
             env["RECOUP_LOAD_LEDGER"] = str(ledger)
             # The endpoints are measured, not the per-key rate limit (docs/api.md).
-            unlimited = {"RECOUP_API_KEY_REQUESTS_PER_MINUTE": "1000000"}
+            unlimited = {
+                "RECOUP_API_KEY_REQUESTS_PER_MINUTE": "1000000",
+                "RECOUP_USER_REQUESTS_PER_MINUTE": "1000000",
+            }
             with load.serving(url, folder / "data", extra_env=unlimited) as server:
                 print(f"  recoup serve ready in {server.ready_seconds:.1f} s")
                 warm_up(server.base_url, api_key, portfolio.debtor_ids[0], ledger)

@@ -30,6 +30,7 @@ if _WORKER.startswith("gw") and "RECOUP_TEST_REDIS_URL" not in os.environ:
 RATE_LIMITS = {
     "RECOUP_API_KEY_REQUESTS_PER_MINUTE": "1000000",
     "RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
+    "RECOUP_USER_REQUESTS_PER_MINUTE": "1000000",
 }
 
 # Property tests check what holds, not how fast: on a busy CI machine a per-example deadline

@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     # redis://HOST:PORT/DB for several machines, or memory (tests).
     jobs_url: str = ""
     # API rate limits (docs/api.md): requests a minute per API key (an institution may set its
-    # own, ``integration.api_requests_per_minute``) and per IP address for anonymous calls.
+    # own, ``integration.api_requests_per_minute``), per signed-in user (web session or bearer
+    # token) and per IP address for anonymous calls.
     api_key_requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    user_requests_per_minute: int = Field(default=1200, ge=1, le=1_000_000)
     anonymous_requests_per_minute: int = Field(default=300, ge=1, le=1_000_000)
     # Where the rate-limit counters live: redis://HOST:PORT/DB shares them between processes,
     # memory keeps them in each process; empty: the job store's Redis if it is one, else memory.

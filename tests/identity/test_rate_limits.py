@@ -1,5 +1,5 @@
-"""Rate limits on the API: per API key (institution override), per IP when anonymous, shared
-through Redis between processes, and scopes enforced on every write route."""
+"""Rate limits on the API: per API key (institution override), per signed-in user, per IP when
+anonymous, shared through Redis between processes, and scopes enforced on every write route."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from recoup.institutions import service as institutions
 from recoup.models import Institution
 from tests.conftest import IN_CI
 from tests.factories import make_institution
-from tests.identity.helpers import assert_problem, bearer, client_for, make_user
+from tests.identity.helpers import assert_problem, bearer, client_for, make_user, signed_in
 
 REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 READ = "/api/v1/accounts"
@@ -31,14 +31,16 @@ READ = "/api/v1/accounts"
 
 @pytest.fixture
 def limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Small limits for this test: 3 a minute per API key, 2 per anonymous IP."""
+    """Small limits for this test: 3 a minute per API key, 4 per user, 2 per anonymous IP."""
     monkeypatch.setenv("RECOUP_API_KEY_REQUESTS_PER_MINUTE", "3")
+    monkeypatch.setenv("RECOUP_USER_REQUESTS_PER_MINUTE", "4")
     monkeypatch.setenv("RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE", "2")
     monkeypatch.setenv("RECOUP_RATE_LIMIT_URL", "memory")
     config.get_settings.cache_clear()
     yield monkeypatch
     for name in (
         "RECOUP_API_KEY_REQUESTS_PER_MINUTE",
+        "RECOUP_USER_REQUESTS_PER_MINUTE",
         "RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE",
         "RECOUP_RATE_LIMIT_URL",
     ):
@@ -142,18 +144,48 @@ class TestPerApiKey:
             codes = [client.get(READ, headers=headers).status_code for _ in range(6)]
         assert codes == [200] * 5 + [429]
 
-    def test_signed_in_users_are_not_limited_here(self, session: Session, limits: object) -> None:
-        institution = make_institution(session)
-        user = make_user(session, institution, role="manager")
-        with client_for(session) as client:
-            answers = [client.get(READ, headers=bearer(user)) for _ in range(5)]
-        assert {a.status_code for a in answers} == {200}
-        assert "RateLimit-Limit" not in answers[0].headers
-
     def test_pages_are_not_counted(self, session: Session, limits: object) -> None:
         with client_for(session) as client:
             answers = [client.get("/healthz") for _ in range(5)]
         assert {a.status_code for a in answers} == {200}
+
+
+class TestPerUser:
+    def test_past_the_limit_429_with_headers(self, session: Session, limits: object) -> None:
+        institution = make_institution(session)
+        headers = bearer(make_user(session, institution, role="manager"))
+        with client_for(session) as client:
+            answers = [client.get(READ, headers=headers) for _ in range(4)]
+            refused = client.get(READ, headers=headers)
+        assert [a.status_code for a in answers] == [200] * 4
+        assert [a.headers["RateLimit-Remaining"] for a in answers] == ["3", "2", "1", "0"]
+        assert answers[0].headers["RateLimit-Policy"] == "4;w=60"
+        body = assert_problem(refused, 429)
+        assert "this user may send 4 requests a minute" in str(body["detail"])
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+    def test_sessions_and_tokens_of_one_user_share_a_count(
+        self, session: Session, limits: object
+    ) -> None:
+        institution = make_institution(session)
+        user = make_user(session, institution, role="manager")
+        with client_for(session) as client:
+            codes = [client.get(READ, headers=bearer(user)).status_code for _ in range(2)]
+            signed_in(client, user)
+            codes += [client.get(READ).status_code for _ in range(3)]
+        assert codes == [200] * 4 + [429]
+
+    def test_each_user_its_own_count_apart_from_the_ip(
+        self, session: Session, limits: object
+    ) -> None:
+        institution = make_institution(session)
+        first, second = (make_user(session, institution, role="manager") for _ in range(2))
+        with client_for(session) as client:
+            first_codes = [client.get(READ, headers=bearer(first)).status_code for _ in range(5)]
+            second_codes = [client.get(READ, headers=bearer(second)).status_code for _ in range(4)]
+        # Both from one address: the anonymous limit (2) is not theirs.
+        assert first_codes == [200] * 4 + [429]
+        assert second_codes == [200] * 4
 
 
 class TestAnonymous:

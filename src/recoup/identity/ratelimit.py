@@ -1,9 +1,12 @@
-"""Rate limits on the API: so many requests a minute per API key, and per IP when anonymous.
+"""Rate limits on the API: so many requests a minute per API key, per signed-in user, and per
+IP when anonymous.
 
-Every request under ``/api/`` made with an API key counts against that key (its prefix); a
-request with no credentials, with credentials that fail, or to a public API path counts
-against the caller's IP address. Signed-in users (session cookie, bearer tokens from
-``/api/v1/auth/token``) are not limited here: their sign-in is (``LoginLocked``).
+Every request under ``/api/`` made with an API key counts against that key (its prefix); one
+made by a signed-in user (session cookie, bearer token from ``/api/v1/auth/token``) counts
+against that user, whichever session or token they use; a request with no credentials, with
+credentials that fail, or to a public API path (the sign-in itself) counts against the
+caller's IP address. Failed sign-ins are also locked out per user name and per address
+(``LoginLocked``).
 
 The limit is a moving window of one minute (``limits``' moving-window strategy): at most
 ``per_minute`` requests in any 60 seconds. The counters live in Redis when
@@ -143,7 +146,8 @@ def _key_limit(session: Session, principal: Principal, default: int) -> int:
 
 
 async def rate_limit(request: Request, session: SessionDep) -> None:
-    """Count an API request against its API key or its IP; refuse it (429) past the limit.
+    """Count an API request against its API key, its user or its IP; refuse it (429) past the
+    limit.
 
     An app-wide dependency: it runs before the route's own, so a refused request does no work.
     """
@@ -161,8 +165,17 @@ async def rate_limit(request: Request, session: SessionDep) -> None:
     except HTTPException:
         await _count(request, limiter, *anonymous)
         raise
+    if principal.kind == "user":
+        await _count(
+            request,
+            limiter,
+            f"user:{principal.user_id}",
+            settings.user_requests_per_minute,
+            "this user",
+        )
+        return
     if principal.kind != "api_key":
-        return  # a signed-in user: their sign-in is throttled instead
+        return  # the platform's own jobs and commands, not callers
     per_minute = await run_in_threadpool(
         _key_limit, session, principal, settings.api_key_requests_per_minute
     )
