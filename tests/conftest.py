@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _WORKER.startswith("gw") and "RECOUP_TEST_REDIS_URL" not in os.environ:
     os.environ["RECOUP_TEST_REDIS_URL"] = f"redis://127.0.0.1:6379/{15 - int(_WORKER[2:]) % 8}"
+REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RATE_LIMITS = {
     "RECOUP_API_KEY_REQUESTS_PER_MINUTE": "1000000",
     "RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
@@ -81,6 +83,22 @@ def _postgres_engine(schema: str) -> Engine | None:
         return None
     engine.dispose()
     return make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A connected client of the tests' Redis (``REDIS_URL``); the test is skipped when none
+    answers, and fails in CI, where Redis is required."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        client.close()
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but unreachable at {REDIS_URL}: {error}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL} (required in CI)")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

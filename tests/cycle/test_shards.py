@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from recoup import config
@@ -33,11 +32,9 @@ from recoup.models.account import DelinquencyEvent
 from recoup.models.compliance import ContactDecision
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from recoup.models.jobs import Job, JobStatus
-from tests.conftest import IN_CI
+from tests.conftest import REDIS_URL
 from tests.cycle.helpers import today_of
 from tests.factories import make_account, make_debtor, make_institution
-
-REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def book(code: str, *, debtors: int = 24) -> Institution:
@@ -224,18 +221,10 @@ def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.usefixtures("redis_client")
 def test_two_workers_on_redis_give_the_in_process_day(live_database: str, tmp_path: Path) -> None:
     if not live_database.startswith("postgresql"):
         pytest.skip("several workers share a PostgreSQL database")
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI but unreachable at {REDIS_URL}: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    finally:
-        client.close()
     day = today_of(book("ONE", debtors=40))
     book("SHD", debtors=40)
     keyring = tmp_path / "keyring.json"

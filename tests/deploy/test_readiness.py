@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from recoup import config, db
 from recoup.app import create_app
 from recoup.kit import jobs
-from tests.conftest import IN_CI
+from tests.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Nothing listens on port 1 of the loopback: a connection there is refused at once.
 DOWN = "127.0.0.1:1"
 
@@ -46,18 +43,10 @@ def test_ready_with_the_database_and_no_broker(
     assert answer.json() == {"status": "ready", "checks": {"database": "ok", "broker": "embedded"}}
 
 
+@pytest.mark.usefixtures("redis_client")
 def test_ready_checks_the_broker_when_one_is_configured(
     live_database: str, settings_env: pytest.MonkeyPatch
 ) -> None:
-    client_redis = redis.Redis.from_url(REDIS_URL)
-    try:
-        client_redis.ping()
-    except redis.RedisError as error:
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI but unreachable at {REDIS_URL}: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    finally:
-        client_redis.close()
     with _client(settings_env, RECOUP_JOBS_URL=REDIS_URL) as client:
         answer = client.get("/readyz")
     assert answer.status_code == 200

@@ -3,7 +3,6 @@ anonymous, shared through Redis between processes, and scopes enforced on every 
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -21,11 +20,10 @@ from recoup.identity.permissions import API_KEY_SCOPES
 from recoup.identity.ratelimit import KEY_PREFIX, RateLimiter, storage_url
 from recoup.institutions import service as institutions
 from recoup.models import Institution
-from tests.conftest import IN_CI
+from tests.conftest import REDIS_URL
 from tests.factories import make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user, signed_in
 
-REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 READ = "/api/v1/accounts"
 
 
@@ -57,17 +55,6 @@ def _key(session: Session, institution: Institution, *scopes: str) -> dict[str, 
         actor="test",
     )
     return {"X-API-Key": text}
-
-
-def _redis() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        if IN_CI:
-            raise
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    return client
 
 
 class TestStore:
@@ -215,9 +202,9 @@ class TestAnonymous:
 
 class TestShared:
     def test_two_processes_share_the_count_through_redis(
-        self, session: Session, monkeypatch: pytest.MonkeyPatch
+        self, session: Session, monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis
     ) -> None:
-        store = _redis()
+        store = redis_client
         monkeypatch.setenv("RECOUP_API_KEY_REQUESTS_PER_MINUTE", "4")
         monkeypatch.setenv("RECOUP_RATE_LIMIT_URL", REDIS_URL)
         config.get_settings.cache_clear()

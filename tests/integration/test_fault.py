@@ -59,14 +59,13 @@ from recoup.models.workbench import Promise
 from recoup.outbox import service as outbox_service
 from recoup.webhooks import rules as webhook_rules
 from recoup.webhooks import service as webhooks
-from tests.conftest import IN_CI, POSTGRES_URL
+from tests.conftest import IN_CI, POSTGRES_URL, REDIS_URL
 from tests.factories import make_account, make_contact_point, make_debtor, make_institution
 from tests.identity.helpers import make_user
 from tests.outbox.helpers import approved_template, set_channels
 from tests.outbox.servers import SmsProvider, free_port, sms_server
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
-REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CODE = "FLT"
 DEBTORS = 24
 SINGLE_PAYMENTS = 48
@@ -305,19 +304,11 @@ def fault_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def broker() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI but unreachable at {REDIS_URL}: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+def broker(redis_client: redis.Redis) -> Iterator[str]:
     queue = f"recoup-fault-{uuid.uuid4().hex[:8]}"
     yield queue
-    for key in client.scan_iter(f"*{queue}*"):
-        client.delete(key)
-    client.close()
+    for key in redis_client.scan_iter(f"*{queue}*"):
+        redis_client.delete(key)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from tests.conftest import IN_CI
+from tests.conftest import REDIS_URL
 from typer.testing import CliRunner
 
 from recoup import config
@@ -33,7 +33,6 @@ from recoup.models import AuditEvent
 from recoup.models.identity import LoginAttempt
 from recoup.models.jobs import Job, JobStatus
 
-REDIS_URL = os.environ.get("RECOUP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 failures = {"left": 0}
 
 
@@ -228,18 +227,10 @@ def _wait_until(condition: Any, seconds: float = 20) -> bool:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI but unreachable at {REDIS_URL}: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    client.flushdb()
+def redis_url(redis_client: redis.Redis) -> Iterator[str]:
+    redis_client.flushdb()
     yield REDIS_URL
-    client.flushdb()
-    client.close()
+    redis_client.flushdb()
 
 
 class TestWorkers:
