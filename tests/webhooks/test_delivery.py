@@ -3,14 +3,12 @@ with backoff until it succeeds; a delivery failing every try is a dead letter, r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup import config
 from recoup.db import unit_of_work
 from recoup.institutions import service as institutions
 from recoup.kit import events, jobs
@@ -18,26 +16,10 @@ from recoup.kit.clock import utcnow
 from recoup.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
 from recoup.webhooks import service
 from tests.factories import make_institution
-from tests.webhooks.receiver import Receiver, receiver
+from tests.webhooks.receiver import Receiver
 
-
-@pytest.fixture
-def database(
-    live_database: str, monkeypatch: pytest.MonkeyPatch, private_webhook_targets: None
-) -> Iterator[str]:
-    """A fresh database every unit of work uses, with jobs kept in memory; the receiver is on
-    the loopback, so private targets are allowed."""
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
-
-
-@pytest.fixture
-def hook() -> Iterator[Receiver]:
-    with receiver() as state:
-        yield state
+# The receiver listens on the loopback, so these tests allow private targets.
+pytestmark = pytest.mark.usefixtures("private_webhook_targets")
 
 
 def _subscribe(hook: Receiver, *, max_attempts: int = 8, types: list[str] | None = None) -> int:

@@ -5,7 +5,6 @@ subscription is registered and again at every delivery, at the address actually 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -106,17 +105,20 @@ class TestAddresses:
             Settings(webhook_allowed_networks="192.168.0.0/24, 10.0.0.0/33")
 
 
+def _register(session: Session, url: str) -> service.CreatedSubscription:
+    return service.create_subscription(
+        session,
+        institution_id=make_institution(session).id,
+        url=url,
+        event_types=["payment.received"],
+        actor="admin",
+    )
+
+
 class TestRegistration:
     def test_a_private_address_is_refused_naming_the_field(self, session: Session) -> None:
-        institution = make_institution(session)
         with pytest.raises(ValidationFailed) as refused:
-            service.create_subscription(
-                session,
-                institution_id=institution.id,
-                url="http://169.254.169.254/latest/meta-data/",
-                event_types=["payment.received"],
-                actor="admin",
-            )
+            _register(session, "http://169.254.169.254/latest/meta-data/")
         assert refused.value.message.startswith("url: 169.254.169.254 is a link-local address")
         assert refused.value.extra["errors"][0]["field"] == "url"
 
@@ -126,27 +128,13 @@ class TestRegistration:
         monkeypatch.setattr(
             network, "resolve", lambda host, port: [ipaddress.ip_address("10.0.0.7")]
         )
-        institution = make_institution(session)
         with pytest.raises(
             ValidationFailed, match=r"url: crm\.example\.com resolves to 10\.0\.0\.7"
         ):
-            service.create_subscription(
-                session,
-                institution_id=institution.id,
-                url="https://crm.example.com/hooks",
-                event_types=["payment.received"],
-                actor="admin",
-            )
+            _register(session, "https://crm.example.com/hooks")
 
     def test_changing_the_address_is_checked_too(self, session: Session) -> None:
-        institution = make_institution(session)
-        created = service.create_subscription(
-            session,
-            institution_id=institution.id,
-            url="https://crm.example.com/hooks",
-            event_types=["payment.received"],
-            actor="admin",
-        )
+        created = _register(session, "https://crm.example.com/hooks")
         with pytest.raises(ValidationFailed, match=r"^url: ::1 is a private or loopback"):
             service.update_subscription(
                 session, subscription=created.subscription, url="http://[::1]/", actor="admin"
@@ -155,54 +143,35 @@ class TestRegistration:
     def test_the_operator_allows_a_loopback_receiver(
         self, session: Session, private_webhook_targets: None
     ) -> None:
-        institution = make_institution(session)
-        created = service.create_subscription(
-            session,
-            institution_id=institution.id,
-            url="http://127.0.0.1:8080/hooks",
-            event_types=["payment.received"],
-            actor="admin",
-        )
+        created = _register(session, "http://127.0.0.1:8080/hooks")
         assert created.subscription.url == "http://127.0.0.1:8080/hooks"
 
 
 # ---- at delivery ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh database every unit of work uses, with jobs kept in memory."""
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
-
-
-@pytest.fixture
-def hook() -> Iterator[Receiver]:
-    with receiver() as state:
-        yield state
-
-
 def _resolve_to(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
     monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address(address)])
+
+
+def _subscribe(hook: Receiver, url: str) -> int:
+    """Subscribe ``url`` for the receiver (which learns the secret); return the institution."""
+    with unit_of_work() as session:
+        institution = make_institution(session)
+        hook.secret = service.create_subscription(
+            session,
+            institution_id=institution.id,
+            url=url,
+            event_types=["payment.received"],
+            actor="admin",
+        ).secret
+        return institution.id
 
 
 def _subscribe_by_name(hook: Receiver) -> int:
     """Subscribe the receiver under a public-looking name (its port on the loopback)."""
     port = hook.url.split(":")[2].split("/")[0]
-    with unit_of_work() as session:
-        institution = make_institution(session)
-        created = service.create_subscription(
-            session,
-            institution_id=institution.id,
-            url=f"http://crm.example.com:{port}/hooks",
-            event_types=["payment.received"],
-            actor="admin",
-        )
-        hook.secret = created.secret
-        return institution.id
+    return _subscribe(hook, f"http://crm.example.com:{port}/hooks")
 
 
 def _deliver_one(institution_id: int) -> WebhookDelivery:
@@ -249,17 +218,7 @@ class TestAtDelivery:
         with receiver() as elsewhere:
             hook.answers = [307]
             hook.location = elsewhere.url
-            with unit_of_work() as session:
-                institution = make_institution(session)
-                hook.secret = service.create_subscription(
-                    session,
-                    institution_id=institution.id,
-                    url=hook.url,
-                    event_types=["payment.received"],
-                    actor="admin",
-                ).secret
-                institution_id = institution.id
-            delivery = _deliver_one(institution_id)
+            delivery = _deliver_one(_subscribe(hook, hook.url))
             assert elsewhere.received == []
             assert elsewhere.refused == 0
         assert [item["status"] for item in hook.received] == [307]
@@ -271,16 +230,7 @@ class TestAtDelivery:
         # Registered while the operator allowed it, delivered after they turned it off.
         monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
         config.get_settings.cache_clear()
-        with unit_of_work() as session:
-            institution = make_institution(session)
-            hook.secret = service.create_subscription(
-                session,
-                institution_id=institution.id,
-                url=hook.url,
-                event_types=["payment.received"],
-                actor="admin",
-            ).secret
-            institution_id = institution.id
+        institution_id = _subscribe(hook, hook.url)
         monkeypatch.delenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS")
         config.get_settings.cache_clear()
         delivery = _deliver_one(institution_id)
