@@ -37,6 +37,8 @@ class SmsProvider:
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     twilio: list[dict[str, str]] = field(default_factory=list)
     fail_next: int = 0
+    # Take the next messages, then answer 500 as if the answer were lost.
+    accept_then_fail: int = 0
     refuse_with: tuple[int, dict[str, Any]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,16 +87,22 @@ def _handler(provider: SmsProvider) -> type[BaseHTTPRequestHandler]:
                         found = {"id": f"G{len(provider.by_key) + 1}", "status": "accepted"}
                         provider.by_key[key] = found
                         provider.deliveries[key] += 1
-                    self._answer(200, found)
+                    self._answer(*self._lost_or(200, found))
                     return
                 if self.path.endswith("/Messages.json"):
                     form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                     sid = f"SM{len(provider.twilio) + 1:032d}"
                     provider.twilio.append({**form, "sid": sid})
                     provider.deliveries[f"{form['To']}|{form['Body']}"] += 1
-                    self._answer(201, {"sid": sid, "status": "queued", "to": form["To"]})
+                    self._answer(*self._lost_or(201, {"sid": sid, "status": "queued"}))
                     return
             self._answer(404, {})
+
+        def _lost_or(self, status: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            if provider.accept_then_fail > 0:
+                provider.accept_then_fail -= 1
+                return 500, {"error": "internal error after the message was taken"}
+            return status, body
 
         def do_GET(self) -> None:
             url = urlparse(self.path)

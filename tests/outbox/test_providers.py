@@ -169,6 +169,40 @@ class TestSms:
         assert provider.deliveries[message.idempotency_key] == 1
         assert message.provider_message_id == "G1"
 
+    def test_the_gateway_takes_a_retry_of_an_accepted_message_as_the_same(
+        self, session: Session
+    ) -> None:
+        with sms_server() as (url, provider):
+            message, _ = queue(session, sms_provider="gateway", sms_gateway_url=url)
+            provider.accept_then_fail = 1
+            _send_twice(session, message)
+        assert message.status == OutboxStatus.SENT
+        assert provider.deliveries[message.idempotency_key] == 1
+        assert message.provider_message_id == "G1"
+
+    def test_twilio_is_not_asked_twice_for_a_message_it_took(self, session: Session) -> None:
+        with sms_server() as (url, provider):
+            message, _ = queue(
+                session, sms_provider="twilio", twilio_account_sid="AC123",
+                twilio_base_url=url, sms_sender="+15005550006",
+            )  # fmt: skip
+            provider.accept_then_fail = 1
+            _send_twice(session, message)
+        assert message.status == OutboxStatus.SENT
+        assert provider.total == 1
+        assert message.provider_message_id == provider.twilio[0]["sid"]
+
+    def test_twilio_gets_the_retry_when_it_never_took_the_message(self, session: Session) -> None:
+        with sms_server() as (url, provider):
+            message, _ = queue(
+                session, sms_provider="twilio", twilio_account_sid="AC123",
+                twilio_base_url=url, sms_sender="+15005550006",
+            )  # fmt: skip
+            provider.fail_next = 1
+            _send_twice(session, message)
+        assert message.status == OutboxStatus.SENT
+        assert provider.total == 1
+
     def test_twilios_request_shape(self, session: Session) -> None:
         with sms_server() as (url, provider):
             message, _ = queue(
@@ -185,6 +219,19 @@ class TestSms:
         assert sent["Body"] == message.body
         assert sent["StatusCallback"].endswith("/api/v1/outbox/hooks/" + _code(session, message)
                                                + "/twilio/status")  # fmt: skip
+
+
+def _send_twice(session: Session, message: OutboxMessage) -> None:
+    """Send; the provider's answer fails (503, or 500 after taking it); send again when due."""
+    run(session, message)
+    session.refresh(message)
+    assert message.status == OutboxStatus.QUEUED
+    assert message.provider_message_id is None
+    dispatch.dispatch(
+        session, now=message.scheduled_at, institution_id=message.institution_id,
+        dispatcher=Dispatcher(),
+    )  # fmt: skip
+    session.refresh(message)
 
 
 def _code(session: Session, message: OutboxMessage) -> str:

@@ -849,6 +849,7 @@ def _outgoing(
             else None
         ),
         sending_since=aware(message.sending_since) if message.sending_since else since,
+        earlier_tries=message.attempts,
     )
 
 

@@ -40,6 +40,9 @@ class OutgoingMessage:
     unsubscribe: str | None = None
     # When the first try began (bounds a provider search after a crash).
     sending_since: datetime | None = None
+    # Tries made before this one: one of them may have reached a provider whose answer was
+    # lost, so an adapter without an idempotency key looks before it sends again.
+    earlier_tries: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,11 @@ The generic gateway (documented in ``docs/channels.md``) takes
 ``Idempotency-Key`` header, and answers ``{"id", "status"}``; ``GET {url}/messages?reference=K``
 finds a message by our key. Twilio takes ``POST /2010-04-01/Accounts/{sid}/Messages.json``
 (form fields ``To``, ``From``, ``Body``, ``StatusCallback``, basic auth with the account SID
-and auth token) and answers ``{"sid", "status"}``; it has no idempotency key, so after a
-crash the message is looked for by recipient, date and text in its message list.
+and auth token) and answers ``{"sid", "status"}``; its Messages API takes no idempotency key,
+so a try after an earlier one (whose answer may have been lost after Twilio created the
+message: a timeout, a dropped connection, a 5xx) and the reconciliation after a crash first
+look for the message by recipient, date and text in its message list, and record the SID
+found instead of texting the debtor twice.
 """
 
 from __future__ import annotations
@@ -128,7 +131,14 @@ class TwilioSms:
         self.client = client or httpx.Client(timeout=TIMEOUT, auth=auth)
 
     def send(self, message: OutgoingMessage) -> Accepted:
-        """Create a Message resource."""
+        """Create a Message resource, unless an earlier try already did."""
+        if message.earlier_tries:
+            try:
+                found = self.lookup(message)
+            except DeliveryUnknown as error:
+                raise Transient(f"not sent again until Twilio can tell: {error}") from None
+            if found is not None:
+                return found
         form = {"To": message.to, "From": message.sender or self.sender or "", "Body": message.text}
         if message.status_callback:
             form["StatusCallback"] = message.status_callback
