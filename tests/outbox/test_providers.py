@@ -22,7 +22,7 @@ from recoup.outbox.rules import OutboxStatus
 from tests.factories import make_account, make_contact_point, make_debtor, make_institution
 from tests.identity.helpers import client_for
 from tests.outbox.helpers import approved_template, set_channels
-from tests.outbox.servers import self_signed, sms_server, smtp_server
+from tests.outbox.servers import SmsProvider, self_signed, sms_server, smtp_server
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -181,25 +181,13 @@ class TestSms:
         assert message.provider_message_id == "G1"
 
     def test_twilio_is_not_asked_twice_for_a_message_it_took(self, session: Session) -> None:
-        with sms_server() as (url, provider):
-            message, _ = queue(
-                session, sms_provider="twilio", twilio_account_sid="AC123",
-                twilio_base_url=url, sms_sender="+15005550006",
-            )  # fmt: skip
-            provider.accept_then_fail = 1
-            _send_twice(session, message)
+        message, provider = _twilio_retry(session, failing="accept_then_fail")
         assert message.status == OutboxStatus.SENT
         assert provider.total == 1
         assert message.provider_message_id == provider.twilio[0]["sid"]
 
     def test_twilio_gets_the_retry_when_it_never_took_the_message(self, session: Session) -> None:
-        with sms_server() as (url, provider):
-            message, _ = queue(
-                session, sms_provider="twilio", twilio_account_sid="AC123",
-                twilio_base_url=url, sms_sender="+15005550006",
-            )  # fmt: skip
-            provider.fail_next = 1
-            _send_twice(session, message)
+        message, provider = _twilio_retry(session, failing="fail_next")
         assert message.status == OutboxStatus.SENT
         assert provider.total == 1
 
@@ -219,6 +207,18 @@ class TestSms:
         assert sent["Body"] == message.body
         assert sent["StatusCallback"].endswith("/api/v1/outbox/hooks/" + _code(session, message)
                                                + "/twilio/status")  # fmt: skip
+
+
+def _twilio_retry(session: Session, *, failing: str) -> tuple[OutboxMessage, SmsProvider]:
+    """Send a message through Twilio whose first answer fails as ``failing`` says, and retry."""
+    with sms_server() as (url, provider):
+        message, _ = queue(
+            session, sms_provider="twilio", twilio_account_sid="AC123",
+            twilio_base_url=url, sms_sender="+15005550006",
+        )  # fmt: skip
+        setattr(provider, failing, 1)
+        _send_twice(session, message)
+    return message, provider
 
 
 def _send_twice(session: Session, message: OutboxMessage) -> None:
