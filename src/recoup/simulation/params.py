@@ -495,6 +495,14 @@ STRATEGY_NOTES: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "for ≤ 1 % more.",
                 "unscored": "cases with no score yet keep the digital-first segments "
                 "(young_digital, low_balance, standard), unchanged.",
+                "priority": "agents take the highest propensity × balance, not the highest "
+                "estimated uplift × balance. Measured with the uplift model (X-learner, 60,000 "
+                "simulated cases): uplift priority recovered 0.957 × propensity priority over "
+                "5 seeds (0.883–1.036), 1.056 × the baseline instead of 1.107. The model's "
+                "estimates vary little between debtors (sd 0.034 around 0.116 for calls), so "
+                "uplift × balance ranks almost by balance alone, while the payments a call buys "
+                "come mostly from able debtors, whom the score ranks (ability drives promises, "
+                "keeping them and paying in full).",
             }
         ),
         # DEMO-BANK, 628 live cases: 95 % of the money in balances of ¥100,000 and more (299
@@ -531,6 +539,9 @@ STRATEGY_NOTES: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "total then exceeded the baseline's in two seeds of five) for no steady gain.",
                 "unscored": "cases with no score yet keep the product segments (early_cards "
                 "with its experiment, standard), legal review moved to 180 days as above.",
+                "priority": "propensity × balance, as for consumer finance. Measured: uplift "
+                "priority recovered 0.984 × propensity priority over 5 seeds, 0.753–1.309 seed "
+                "by seed (628 cases: the spread is wide), 1.146 × the baseline instead of 1.185.",
             }
         ),
     }
