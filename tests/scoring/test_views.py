@@ -145,6 +145,70 @@ class TestPriority:
         assert "每 1 元联系成本的预期回收" in chinese
         assert 'title="预期回收金额 ¥1,348.03 ÷ 单次短信联系成本 ¥0.05 = 26,960.6' in chinese
 
+    @pytest.mark.parametrize(
+        ("basis", "uplift_recovery", "hover"),
+        [
+            (
+                "uplift",
+                40_000,
+                'title="CN¥400.00 extra recovery a contact buys (uplift model) ÷ CN¥0.05 per '
+                "contact (SMS) = 8,000.0:",
+            ),
+            (
+                "no_uplift_model",
+                None,
+                "(priority on uplift is set, but no uplift model is registered (recoup simulate "
+                "uplift-train): priority stays on propensity)",
+            ),
+            (
+                "channel_not_learnt",
+                None,
+                "(the uplift model has not learnt the SMS channel: priority stays on propensity)",
+            ),
+        ],
+    )
+    def test_the_formula_says_whether_priority_is_on_uplift_and_why_not(
+        self,
+        session: Session,
+        scorecard: TrainedModel,
+        basis: str,
+        uplift_recovery: int | None,
+        hover: str,
+    ) -> None:
+        institution = make_institution(session)
+        account = make_account(session, make_debtor(session, institution))
+        version = service.register_model(
+            session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
+        )
+        worth = uplift_recovery if uplift_recovery is not None else 134_803
+        session.add(
+            AccountScore(
+                institution_id=institution.id,
+                account_id=account.id,
+                model_version_id=version.id,
+                model_version=version.version,
+                as_of=date(2026, 11, 30),
+                scored_at=datetime(2026, 11, 30, 20, tzinfo=UTC),
+                probability=0.5,
+                points=600.0,
+                grade="B",
+                expected_recovery=134_803,
+                currency="CNY",
+                reasons=[],
+                segment="early-high-small",
+                channel="sms",
+                priority=worth / 5,
+                priority_basis=basis,
+                uplift_recovery=uplift_recovery,
+            )
+        )
+        session.flush()
+        manager = make_user(session, institution, role="manager")
+        with client_for(session) as client:
+            _sign_in(client, manager)
+            english = client.get(f"/accounts/{account.id}", headers=ENGLISH).text
+        assert hover in english
+
 
 class TestModelPage:
     def test_the_calibration_error_is_shown_with_the_other_metrics(

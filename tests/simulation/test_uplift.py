@@ -79,3 +79,47 @@ def test_a_channel_the_model_has_not_learnt_keeps_the_propensity() -> None:
     by_propensity = service.run(SETUP, calls, days=5, seed=2)
     fallen_back = service.run(SETUP, calls, days=5, seed=2, uplift_scorer=unknown)
     assert fallen_back.summary() | {"seconds": 0} == by_propensity.summary() | {"seconds": 0}
+
+
+def test_the_cli_trains_and_registers_an_uplift_model(live_database: str) -> None:
+    import json
+
+    from sqlalchemy import select
+    from typer.testing import CliRunner
+
+    from recoup.cases import service as cases
+    from recoup.cli import app
+    from recoup.db import unit_of_work
+    from recoup.kit.clock import utcnow
+    from recoup.models.scoring import ModelVersion
+    from tests.cycle.helpers import portfolio
+
+    with unit_of_work() as session:
+        institution = portfolio(session, code="UPL", debtors=8)
+        cases.sync_cases(session, institution_id=institution.id, now=utcnow())
+    runner = CliRunner()
+    answer = runner.invoke(
+        app,
+        [
+            *("simulate", "uplift-train", "--institution", "UPL"),
+            *("--cases", "4000", "--days", "10", "--json"),
+        ],
+    )
+    assert answer.exit_code == 0, answer.output
+    data = json.loads(answer.stdout)
+    assert data["family"] == "uplift"
+    assert set(data["channels"]) == {"call", "sms", "ai_call"}
+    for figures in data["channels"].values():
+        assert {"coefficient", "model", "random", "perfect"} <= set(figures["qini"])
+        assert figures["treated"] + figures["control"] == 2000
+    with unit_of_work() as session:
+        stored = session.execute(
+            select(ModelVersion).where(ModelVersion.version == data["model_version"])
+        ).scalar_one()
+        assert stored.family == "uplift"
+        assert stored.state == "candidate"
+    refused = runner.invoke(
+        app, ["simulate", "uplift-train", "--institution", "UPL", "--source", "experiments"]
+    )
+    assert refused.exit_code != 0
+    assert "UPL has no experiment with a control arm" in refused.output

@@ -151,7 +151,11 @@ def debtor_provinces(session: Session, *, institution_id: int) -> dict[int, str 
 
 
 def latest_scores(session: Session, *, institution_id: int) -> dict[int, tuple[int, float | None]]:
-    """Each account's newest expected recovery (minor units) and priority."""
+    """Each account's newest value to work it (minor units) and priority.
+
+    The value is the expected recovery, or the extra recovery a contact buys where the
+    priority is on uplift (``allocation.priority``).
+    """
     newest = (
         select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
         .where(AccountScore.institution_id == institution_id)
@@ -159,9 +163,11 @@ def latest_scores(session: Session, *, institution_id: int) -> dict[int, tuple[i
         .subquery()
     )
     rows = session.execute(
-        select(AccountScore.account_id, AccountScore.expected_recovery, AccountScore.priority).join(
-            newest, newest.c.id == AccountScore.id
-        )
+        select(
+            AccountScore.account_id,
+            func.coalesce(AccountScore.uplift_recovery, AccountScore.expected_recovery),
+            AccountScore.priority,
+        ).join(newest, newest.c.id == AccountScore.id)
     )
     return {account_id: (int(value), priority) for account_id, value, priority in rows}
 

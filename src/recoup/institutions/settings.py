@@ -300,6 +300,21 @@ class IntegrationSettings(_Section):
         return "/".join(parts)
 
 
+PriorityBasis = Literal["propensity", "uplift"]
+
+
+class AllocationSettings(_Section):
+    """What a case's priority (and the agents' allocation) is worth.
+
+    ``propensity``: expected recovery, P(pay) × overdue amount. ``uplift``: the extra recovery a
+    contact buys, (P(pay | contacted) − P(pay | not)) × overdue amount, from the institution's
+    latest uplift model (``recoup simulate uplift-train``); without one, or on a channel the model
+    has not learnt, priority stays on propensity and says why.
+    """
+
+    priority: PriorityBasis = "propensity"
+
+
 class InstitutionSettings(_Section):
     """Every section of an institution's settings."""
 
@@ -312,6 +327,7 @@ class InstitutionSettings(_Section):
     cycle: CycleSettings = Field(default_factory=CycleSettings)
     integration: IntegrationSettings = Field(default_factory=IntegrationSettings)
     outreach: OutreachSettings = Field(default_factory=OutreachSettings)
+    allocation: AllocationSettings = Field(default_factory=AllocationSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -339,6 +355,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "cycle": CycleSettings,
     "integration": IntegrationSettings,
     "outreach": OutreachSettings,
+    "allocation": AllocationSettings,
 }
 _LEGACY = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
 _RETIRED = frozenset({"call_window_end"})

@@ -91,6 +91,13 @@ class AccountScore(TenantMixin, Base):
     segment: Mapped[str | None] = mapped_column(String(32))
     channel: Mapped[str | None] = mapped_column(String(16))
     priority: Mapped[float | None] = mapped_column(Float)
+    # What the priority is worth: ``propensity`` (expected recovery), ``uplift`` (the extra
+    # recovery a contact buys, ``uplift_recovery``), or why uplift was asked for and not used
+    # (``no_uplift_model``, ``channel_not_learnt``); NULL on scores written before it existed.
+    priority_basis: Mapped[str | None] = mapped_column(String(32))
+    # Estimated extra recovery from contact on the segment's channel (minor units), when the
+    # priority is on uplift: max(P(pay | contacted) − P(pay | not), 0) × overdue amount.
+    uplift_recovery: Mapped[int | None] = mapped_column(Minor, nullable=True)
 
 
 class ScoringRun(TenantMixin, Base):

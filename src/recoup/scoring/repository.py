@@ -137,6 +137,19 @@ def list_model_versions(
     return list(session.execute(statement).scalars())
 
 
+def latest_uplift_version(
+    session: Session, *, institution_id: int, family: str
+) -> ModelVersion | None:
+    """Return the institution's newest uplift model, or None."""
+    statement = (
+        select(ModelVersion)
+        .where(ModelVersion.institution_id == institution_id, ModelVersion.family == family)
+        .order_by(ModelVersion.trained_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
 def champions(session: Session, *, institution_id: int | None) -> list[ModelVersion]:
     """Return the champion model(s) of an institution (None: models outside any institution)."""
     statement = select(ModelVersion).where(ModelVersion.state == ModelState.champion)

@@ -229,3 +229,33 @@ def priority(*, expected_recovery_minor: int, channel: str, policy: SegmentPolic
     if cost <= 0:
         raise SegmentSettingsInvalid(f"channel {channel!r} has no positive contact_cost_minor")
     return max(expected_recovery_minor, 0) / cost
+
+
+# What a priority is worth (``allocation.priority`` and whether an uplift model can answer).
+BASIS_PROPENSITY = "propensity"
+BASIS_UPLIFT = "uplift"
+BASIS_NO_UPLIFT_MODEL = "no_uplift_model"
+BASIS_CHANNEL_NOT_LEARNT = "channel_not_learnt"
+
+
+def priority_basis(*, asked: str, has_model: bool, channel_learnt: bool) -> str:
+    """Return what a case's priority is worth: uplift when asked for and known, else why not.
+
+    Uplift needs the institution's setting, a registered uplift model and that model to have
+    learnt the segment's channel (from an experiment on it); otherwise the priority stays on
+    propensity and the basis names what was missing.
+    """
+    if asked != BASIS_UPLIFT:
+        return BASIS_PROPENSITY
+    if not has_model:
+        return BASIS_NO_UPLIFT_MODEL
+    if not channel_learnt:
+        return BASIS_CHANNEL_NOT_LEARNT
+    return BASIS_UPLIFT
+
+
+def uplift_recovery(*, uplift: float, overdue_minor: int) -> int:
+    """Return the extra recovery a contact buys: the uplift (never below 0) × overdue amount."""
+    if not -1.0 <= uplift <= 1.0:
+        raise ValueError(f"an uplift is a difference of probabilities in [-1, 1]; got {uplift}")
+    return round(max(uplift, 0.0) * max(overdue_minor, 0))

@@ -29,7 +29,8 @@ from recoup.models.account import Account
 from recoup.models.institution import Institution
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.scoring import repository, rules
-from recoup.scoring.artifacts import dump_model, load_model
+from recoup.scoring.artifacts import content_sha256, dump_model, load_model
+from recoup.scoring.artifacts import model_version as version_id
 from recoup.scoring.errors import ArtifactHashMismatch, TooFewRows
 from recoup.scoring.features import (
     FEATURE_NAMES,
@@ -50,6 +51,7 @@ from recoup.scoring.spec import (
     ScorecardRow,
     TrainedModel,
 )
+from recoup.scoring.uplift import UpliftModel
 
 DEFAULT_SNAPSHOTS = 6
 PORTFOLIO_TARGET = "pays"
@@ -262,6 +264,11 @@ def load_registered_model(model_version: ModelVersion) -> TrainedModel:
 def promote_model(session: Session, *, version: str, actor: str) -> ModelVersion:
     """Make a version the champion of its institution, retiring the previous champion."""
     model_version = require_model_version(session, version=version)
+    if model_version.family == UPLIFT_FAMILY:
+        raise ValidationFailed(
+            f"{version} is an uplift model: it is not promoted; the institution's newest uplift "
+            "model is used when its setting allocation.priority is uplift"
+        )
     if model_version.state == ModelState.champion:
         return model_version
     # A promoted model must load: a tampered artifact never becomes champion.
@@ -403,18 +410,38 @@ def score_delinquent_accounts(
     scored_at = datetime.now(UTC)
     grades = batch.grades
     buckets = tables.accounts["bucket"].astype(str).to_numpy()
-    rows: list[dict[str, Any]] = []
-    segment_counts: Counter[str] = Counter()
-    for position, (account_id, currency) in enumerate(
-        zip(tables.accounts["account_id"], tables.accounts["currency"], strict=True)
-    ):
-        segment = rules.segment_of(
+    segments = [
+        rules.segment_of(
             grade=str(grades[position]),
             bucket=str(buckets[position]),
             balance_minor=int(balances[position]),
             policy=policy,
         )
+        for position in range(len(buckets))
+    ]
+    worth = priority_worth(
+        session,
+        institution=institution,
+        accounts=tables.accounts,
+        as_of=as_of,
+        pay_probability=pay_probability,
+        channels=[segment.channel for segment in segments],
+    )
+    rows: list[dict[str, Any]] = []
+    segment_counts: Counter[str] = Counter()
+    for position, (account_id, currency) in enumerate(
+        zip(tables.accounts["account_id"], tables.accounts["currency"], strict=True)
+    ):
+        segment = segments[position]
         segment_counts[segment.name] += 1
+        basis = worth.basis[position]
+        extra = (
+            rules.uplift_recovery(
+                uplift=float(worth.uplift[position]), overdue_minor=int(overdue[position])
+            )
+            if basis == rules.BASIS_UPLIFT
+            else None
+        )
         rows.append(
             {
                 "institution_id": institution.id,
@@ -432,10 +459,12 @@ def score_delinquent_accounts(
                 "segment": segment.name,
                 "channel": segment.channel,
                 "priority": rules.priority(
-                    expected_recovery_minor=int(expected[position]),
+                    expected_recovery_minor=int(expected[position]) if extra is None else extra,
                     channel=segment.channel,
                     policy=policy,
                 ),
+                "priority_basis": basis,
+                "uplift_recovery": extra,
             }
         )
     written = repository.replace_scores(
@@ -470,6 +499,136 @@ def score_delinquent_accounts(
         drift=drift,
         segments=dict(sorted(segment_counts.items())),
     )
+
+
+UPLIFT_FAMILY = "uplift"
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityWorth:
+    """Per account: what its priority is worth (``rules.priority_basis``) and its uplift."""
+
+    basis: list[str]
+    uplift: np.ndarray[Any, np.dtype[np.float64]]
+    model_version: str | None
+
+
+def priority_worth(
+    session: Session,
+    *,
+    institution: Institution,
+    accounts: pd.DataFrame,
+    as_of: date,
+    pay_probability: np.ndarray[Any, Any],
+    channels: list[str],
+) -> PriorityWorth:
+    """Decide each account's priority basis and, where it is uplift, the model's estimate."""
+    size = len(channels)
+    asked = settings_of(institution).allocation.priority
+    found = (
+        repository.latest_uplift_version(
+            session, institution_id=institution.id, family=UPLIFT_FAMILY
+        )
+        if asked == rules.BASIS_UPLIFT
+        else None
+    )
+    uplift = np.full(size, np.nan)
+    model = load_uplift_model(found) if found is not None else None
+    if model is not None and size:
+        columns = {
+            "days_past_due": accounts["days_past_due"].to_numpy(dtype=np.float64),
+            "balance": accounts["balance"].to_numpy(dtype=np.float64),
+            "customer_type": accounts["debtor_kind"].astype(str).to_numpy(dtype=object),
+            "age": _age_years(accounts["birth_date"], as_of),
+            "propensity": np.asarray(pay_probability, dtype=np.float64),
+        }
+        wanted = np.asarray(channels, dtype=object)
+        for channel in sorted(set(channels)):
+            here = wanted == channel
+            uplift[here] = model.score({k: v[here] for k, v in columns.items()}, channel)
+        uplift = np.clip(uplift, -1.0, 1.0)
+    basis = [
+        rules.priority_basis(
+            asked=asked, has_model=model is not None, channel_learnt=not np.isnan(value)
+        )
+        for value in uplift.tolist()
+    ]
+    return PriorityWorth(
+        basis=basis, uplift=uplift, model_version=found.version if found is not None else None
+    )
+
+
+def _age_years(birth_dates: pd.Series, as_of: date) -> np.ndarray[Any, np.dtype[np.float64]]:
+    born = pd.to_datetime(birth_dates, errors="coerce")
+    years = (pd.Timestamp(as_of) - born).dt.days / 365.25
+    return np.asarray(years.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def load_uplift_model(model_version: ModelVersion) -> UpliftModel:
+    """Load a registered uplift model, refusing an artifact whose hash does not match."""
+    content = model_version.artifact or b""
+    if content_sha256(content) != model_version.artifact_sha256:
+        raise ArtifactHashMismatch(
+            f"the artifact of {model_version.version} does not match its recorded sha256"
+        )
+    return UpliftModel.from_bytes(content)
+
+
+def register_uplift_model(
+    session: Session,
+    *,
+    institution: Institution,
+    model: UpliftModel,
+    metrics: dict[str, Any],
+    data_fingerprint: str,
+    source: str,
+    actor: str,
+) -> ModelVersion:
+    """Store a trained uplift model as a hashed version of the institution and audit it."""
+    content = model.to_bytes()
+    sha256 = content_sha256(content)
+    trained_at = utcnow()
+    version = version_id(family=UPLIFT_FAMILY, trained_at=trained_at.isoformat(), sha256=sha256)
+    existing = repository.get_model_version(session, version=version)
+    if existing is not None:
+        return existing
+    model_version = repository.add_model_version(
+        session,
+        ModelVersion(
+            version=version,
+            institution_id=institution.id,
+            family=UPLIFT_FAMILY,
+            state=ModelState.candidate,
+            source=source[:255],
+            target="paid_after_contact",
+            positive_label="paid",
+            event_is_favourable=True,
+            features=list(model.feature_names),
+            metrics=metrics,
+            data_fingerprint=data_fingerprint,
+            trained_by=actor[:128],
+            trained_at=trained_at,
+            artifact_sha256=sha256,
+            artifact_size=len(content),
+            artifact=content,
+        ),
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="models.train",
+        object_type="model_version",
+        object_id=version,
+        institution_id=institution.id,
+        details={
+            "family": UPLIFT_FAMILY,
+            "source": model_version.source,
+            "sha256": sha256,
+            "channels": sorted(model.channels),
+            "data_fingerprint": data_fingerprint,
+        },
+    )
+    return model_version
 
 
 def segment_policy(institution: Institution) -> rules.SegmentPolicy:

@@ -361,6 +361,10 @@ class UpliftModel:
             return np.zeros(len(features))
         return model.predict(features)
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURES
+
     def knows(self, channel: str) -> bool:
         return channel in self.channels
 

@@ -378,13 +378,25 @@ def _priority_formula(viewer: Viewer, score: AccountScore, contact_cost: int | N
     """Spell out how the priority was computed, for the hover text."""
     if score.priority is None or not contact_cost or not score.channel:
         return None
-    return viewer.text(
-        "score.priority_formula",
-        recovery=money(score.expected_recovery, score.currency, viewer.locale),
-        channel=viewer.text(f"score.channel.{score.channel}"),
+    channel = viewer.text(f"score.channel.{score.channel}")
+    on_uplift = score.priority_basis == "uplift" and score.uplift_recovery is not None
+    formula = viewer.text(
+        "score.priority_formula_uplift" if on_uplift else "score.priority_formula",
+        recovery=money(
+            score.uplift_recovery
+            if on_uplift and score.uplift_recovery is not None
+            else score.expected_recovery,
+            score.currency,
+            viewer.locale,
+        ),
+        channel=channel,
         cost=money(contact_cost, score.currency, viewer.locale),
         priority=f"{score.priority:,.1f}",
     )
+    if score.priority_basis in {"no_uplift_model", "channel_not_learnt"}:
+        why = viewer.text(f"score.priority_basis.{score.priority_basis}", channel=channel)
+        return f"{formula} ({why})"
+    return formula
 
 
 def segment_label(viewer: Viewer, segment: str | None) -> str | None:

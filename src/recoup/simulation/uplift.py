@@ -15,6 +15,7 @@ explains a small part of it, and the outcome (paid or not) is a coin toss on top
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from recoup.scoring.uplift import (
     ExperimentData,
     UpliftModel,
     features_of,
+    fingerprint,
     fit,
     random_spread,
     uplift_metrics,
@@ -161,4 +163,55 @@ def evaluate(
     return figures
 
 
-__all__ = ["UPLIFT_CHANNELS", "evaluate", "experiments", "resampled", "run_experiment", "train"]
+@dataclass(frozen=True, slots=True)
+class TrainedUplift:
+    """A model trained on simulated experiments and how it ranks held-out simulated cases."""
+
+    model: UpliftModel
+    metrics: dict[str, Any]
+    data_fingerprint: str
+    source: str
+
+
+def train_and_measure(
+    setup: Setup,
+    *,
+    institution: str,
+    days: int = 30,
+    size: int = TRAIN_CASES,
+    seed: int = 7,
+    learner: str = "x",
+) -> TrainedUplift:
+    """Train on simulated experiments of ``size`` cases and measure on half as many others."""
+    data = experiments(setup, size=size, days=days, seed=seed)
+    model = fit(data, learner=learner, seed=seed)
+    held_out = experiments(setup, size=max(size // 2, 1), days=days, seed=seed + 1)
+    by_channel = {
+        channel: uplift_metrics(
+            model.predict(each.features, channel), each.treated, each.paid
+        ).as_dict()
+        for channel, each in held_out.items()
+    }
+    metrics = {
+        "learner": learner,
+        "days": days,
+        "n_train": size,
+        "n_test": max(size // 2, 1),
+        "seed": seed,
+        "channels": by_channel,
+    }
+    source = f"simulated experiments on {institution} ({size:,} cases, {days} days, seed {seed})"
+    return TrainedUplift(
+        model=model, metrics=metrics, data_fingerprint=fingerprint(data), source=source
+    )
+
+
+__all__ = [
+    "UPLIFT_CHANNELS",
+    "evaluate",
+    "experiments",
+    "resampled",
+    "run_experiment",
+    "train",
+    "train_and_measure",
+]

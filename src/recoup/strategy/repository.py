@@ -599,3 +599,54 @@ def add_case_steps(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     if rows:
         session.execute(insert(CaseStrategyStep), list(rows))
     return len(rows)
+
+
+# -- experiment arms as uplift training data -------------------------------------------------
+
+
+def experiment_entries(
+    session: Session, *, institution_id: int
+) -> Sequence[tuple[int, int, str, str, date]]:
+    """Each account's first day on each segment and arm it was placed on, from step history:
+    (account, strategy version, segment, arm, day)."""
+    step = CaseStrategyStep
+    rows = session.execute(
+        select(
+            CaseAccount.account_id,
+            step.strategy_version_id,
+            step.segment,
+            step.arm,
+            func.min(step.as_of),
+        )
+        .join(CaseAccount, CaseAccount.case_id == step.case_id)
+        .where(step.institution_id == institution_id)
+        .group_by(CaseAccount.account_id, step.strategy_version_id, step.segment, step.arm)
+    )
+    return [(int(a), int(v), str(s), str(arm), day) for a, v, s, arm, day in rows]
+
+
+def version_documents(session: Session, *, version_ids: Collection[int]) -> dict[int, str]:
+    """Strategy version id → its document."""
+    if not version_ids:
+        return {}
+    rows = session.execute(
+        select(StrategyVersion.id, StrategyVersion.document).where(
+            StrategyVersion.id.in_(list(version_ids))
+        )
+    )
+    return {int(version_id): str(document) for version_id, document in rows}
+
+
+def scores_by_day(
+    session: Session, *, institution_id: int, account_ids: Collection[int]
+) -> Sequence[tuple[int, date, float]]:
+    """Every stored score's (account, day, probability to pay) of some accounts."""
+    if not account_ids:
+        return []
+    rows = session.execute(
+        select(AccountScore.account_id, AccountScore.as_of, AccountScore.probability).where(
+            AccountScore.institution_id == institution_id,
+            AccountScore.account_id.in_(list(account_ids)),
+        )
+    )
+    return [(int(a), day, float(p)) for a, day, p in rows]
