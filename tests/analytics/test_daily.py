@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -13,8 +15,13 @@ from recoup.analytics.daily import repository, rules, service
 from recoup.analytics.daily.rules import Headline, Span
 from recoup.identity.scoping import institution_scope
 from recoup.kit import jobs
+from recoup.kit.clock import start_of_day
+from recoup.models import Institution
 from recoup.models.analytics import AggregateRefresh, DailyFact
 from tests.analytics.conftest import MARCH_END, March
+from tests.analytics.test_fairness import Team
+from tests.analytics.test_snapshot import _write_history, history
+from tests.factories import make_institution
 
 
 def totals(session: Session, march: March, metrics: tuple[str, ...], **kwargs: object) -> dict:
@@ -208,3 +215,91 @@ class TestHome:
                 span=Span(date(2026, 3, 1), MARCH_END),
                 team_lead_id=123_456,
             )
+
+
+# --- Month ends in one pass. -------------------------------------------------------------------
+
+MONTH_ENDS = [date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 3)]
+
+
+def _month_end_rows(session: Session, institution_id: int) -> list[tuple[object, ...]]:
+    rows = session.execute(
+        select(
+            DailyFact.day,
+            DailyFact.metric,
+            DailyFact.product,
+            DailyFact.bucket,
+            DailyFact.state,
+            DailyFact.agent_id,
+            DailyFact.province,
+            DailyFact.count,
+            DailyFact.amount,
+        ).where(
+            DailyFact.institution_id == institution_id,
+            DailyFact.metric.in_(repository.SNAPSHOT_METRICS),
+        )
+    )
+    return sorted((tuple(row) for row in rows), key=repr)
+
+
+def _both_ways(session: Session, institution: Institution) -> tuple[list[Any], list[Any]]:
+    """The month ends written day by day, then in one pass."""
+    scope = service._scope(institution, MONTH_ENDS[-1])
+
+    def end_of(day: date) -> datetime:
+        return start_of_day(day + timedelta(days=1), institution.timezone)
+
+    for day in MONTH_ENDS:
+        repository.write_portfolio(session, scope, day=day, cutoff=end_of(day))
+        repository.write_roll(
+            session, scope, day=day, since=rules.month_start(day) - timedelta(days=1)
+        )
+    by_day = _month_end_rows(session, institution.id)
+    session.execute(delete(DailyFact).where(DailyFact.institution_id == institution.id))
+    repository.write_month_ends(
+        session,
+        scope,
+        days=MONTH_ENDS,
+        cutoffs=[end_of(day) for day in (date(2026, 1, 31), *MONTH_ENDS)],
+    )
+    return by_day, _month_end_rows(session, institution.id)
+
+
+class TestMonthEndsInOnePass:
+    def test_the_march_portfolio(self, session: Session, march: March) -> None:
+        by_day, in_one_pass = _both_ways(session, march.institution)
+        assert by_day
+        assert in_one_pass == by_day
+
+    def test_accounts_with_owners_and_exits(self, session: Session) -> None:
+        team = Team(session)
+        by_day, in_one_pass = _both_ways(session, team.institution)
+        assert {row[5] for row in by_day} >= {team.one.id, team.two.id}
+        assert in_one_pass == by_day
+
+    def test_a_first_refresh_writes_them_in_one_pass(
+        self, session: Session, march: March, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def refuse(*_args: object, **_kwargs: object) -> int:
+            raise AssertionError("month ends written day by day")
+
+        monkeypatch.setattr(repository, "write_portfolio", refuse)
+        result = service.refresh_aggregates(
+            session, institution=march.institution, as_of=MARCH_END, first=date(2026, 1, 1)
+        )
+        assert result.snapshots == (date(2026, 1, 31), date(2026, 2, 28), MARCH_END)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(drawn=history)
+def test_random_histories_give_the_same_month_ends(session: Session, drawn: dict[str, Any]) -> None:
+    with session.begin_nested() as nested:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        _write_history(session, institution, drawn)
+        by_day, in_one_pass = _both_ways(session, institution)
+        assert in_one_pass == by_day
+        nested.rollback()

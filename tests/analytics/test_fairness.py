@@ -9,13 +9,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from recoup.analytics import rules, service
+from recoup.analytics import repository, rules, service
+from recoup.analytics.daily import service as daily
 from recoup.analytics.rules import AgentFacts, Compared, RegionFacts, WorkedDay
 from recoup.identity.scoping import institution_scope
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Account
+from recoup.models.analytics import AggregateRefresh, DailyFact, KpiSnapshot
 from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.identity import User
@@ -432,3 +435,100 @@ class TestApi:
                 "/api/v1/kpis/agents", params={"as_of": "2026-03-31"}, headers=bearer(agent)
             )
             assert response.status_code == 403
+
+
+# --- The agents page from the daily aggregates. ------------------------------------------------
+
+
+def _forget_aggregates(session: Session) -> None:
+    """Drop every aggregate, so the next report is counted live."""
+    for model in (DailyFact, KpiSnapshot, AggregateRefresh):
+        session.execute(delete(model))
+    session.flush()
+
+
+def _refresh(session: Session, team: Team, through: date) -> None:
+    daily.refresh_aggregates(
+        session, institution=team.institution, as_of=through, first=date(2026, 1, 1)
+    )
+    session.flush()
+
+
+class TestAgentsFromAggregates:
+    """The agents page reads the refresh's daily rows and cohort: the same as counted live."""
+
+    def test_a_month_refreshed_whole_reads_no_attempt_or_account(
+        self, session: Session, team: Team, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        live = agents(session, team)
+        _refresh(session, team, date(2026, 3, 31))
+
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("counted live although the aggregates hold the month")
+
+        monkeypatch.setattr(repository, "agent_attempts", refuse)
+        monkeypatch.setattr(repository, "agent_days", refuse)
+        monkeypatch.setattr(repository, "agent_portfolios", refuse)
+        assert agents(session, team) == live
+
+    def test_days_after_the_refresh_and_accounts_touched_since(
+        self, session: Session, team: Team
+    ) -> None:
+        # Refreshed on 5 March: the calls of 3 and 4 March are stored; the payments of 10 and
+        # 15 March (a partial one, one after charge-off) and what follows are counted live.
+        _refresh(session, team, date(2026, 3, 5))
+        made(session, team.hard, team.two, "promise_made", local(20, 9), local(20, 9, 30))
+        made(
+            session,
+            team.easy,
+            team.one,
+            "right_party",
+            local(20, 23, 50),
+            datetime(2026, 3, 20, 16, 10, tzinfo=UTC),
+        )
+        pay(session, team.hard, 2_000, date(2026, 3, 25))
+        stored = agents(session, team)
+        _forget_aggregates(session)
+        live = agents(session, team)
+        assert stored == live
+        by_id = {line.agent.id: line.figures for line in live.agents}
+        assert by_id[team.two.id].attempts == 2
+        assert by_id[team.two.id].collected.actual == 2_000
+
+    def test_a_team_a_past_month_and_an_empty_one(self, session: Session, team: Team) -> None:
+        _refresh(session, team, date(2026, 4, 10))
+        asked: list[dict[str, object]] = [
+            {"team_lead_id": team.lead.id},
+            {"as_of": date(2026, 3, 31)},
+            {"as_of": date(2026, 1, 31)},
+            {"as_of": date(2026, 4, 10)},
+            # Another start: no cohort is stored for it, the accounts are counted live.
+            {"as_of": date(2026, 3, 31), "start": date(2026, 3, 4)},
+        ]
+        stored = [_agents_as_of(session, team, **kwargs) for kwargs in asked]
+        _forget_aggregates(session)
+        assert stored == [_agents_as_of(session, team, **kwargs) for kwargs in asked]
+
+    def test_worked_time_keeps_its_microseconds(self, session: Session, team: Team) -> None:
+        made(
+            session,
+            team.easy,
+            team.one,
+            "no_answer",
+            local(9, 9, 0).replace(microsecond=123_457),
+            local(9, 9, 1).replace(microsecond=999_999),
+        )
+        live = agents(session, team)
+        _refresh(session, team, date(2026, 3, 31))
+        assert agents(session, team) == live
+
+
+def _agents_as_of(
+    session: Session, team: Team, *, as_of: date = date(2026, 3, 31), **kwargs: object
+) -> service.AgentReport:
+    return service.agent_report(
+        session,
+        principal=institution_scope(team.institution.id),
+        as_of=as_of,
+        **kwargs,  # type: ignore[arg-type]
+    )

@@ -27,7 +27,8 @@ from recoup.models.scoring import AccountScore
 from recoup.models.workbench import PromiseStatus
 from tests.analytics.conftest import March
 from tests.analytics.helpers import Outcome, account, attempt, noon, pay, promise, state
-from tests.factories import make_institution, make_model_version
+from tests.factories import give_to_agent, make_institution, make_model_version
+from tests.identity.helpers import make_user
 
 ALL_GROUP_BYS = [
     cuts for size in range(len(rules.CUTS) + 1) for cuts in itertools.combinations(rules.CUTS, size)
@@ -311,3 +312,80 @@ def test_random_histories_read_the_same_from_the_snapshot(
         assert _regions(session, institution, as_of, "city") == regions
         session.execute(delete(KpiSnapshot).where(KpiSnapshot.institution_id == institution.id))
         nested.rollback()
+
+
+def _normalized(facts: dict[tuple[str | None, ...], rules.GroupFacts]) -> dict[Any, Any]:
+    """Facts with their buckets and cells in one order, to compare two ways of counting."""
+    found = {}
+    for key, item in facts.items():
+        settled = rules.settled(item)
+        if settled is None:
+            continue
+        found[key] = dataclasses.replace(
+            settled, buckets=tuple(sorted(settled.buckets, key=lambda count: count.bucket))
+        )
+    return found
+
+
+class TestTheRefreshBringsTheSnapshotForward:
+    """A day's refresh counts again only the accounts touched since the stored day."""
+
+    def test_the_same_facts_and_agents_as_a_whole_count(
+        self, session: Session, march: March
+    ) -> None:
+        from recoup.analytics import repository
+        from recoup.analytics.daily import service as daily
+
+        institution = march.institution
+        agent = make_user(session, institution)
+        for owned in (march.a, march.c, march.d):
+            give_to_agent(session, owned, agent)
+        daily.refresh_aggregates(
+            session,
+            institution=institution,
+            as_of=date(2026, 3, 8),
+            now=datetime(2026, 3, 9, 2, tzinfo=UTC),
+        )
+        # Touched after the stored day: a new state, a payment after charge-off, a call, a
+        # new segment.
+        state(session, march.a, date(2026, 3, 12), days_past_due=40, balance=7_000)
+        pay(session, march.c, 300, date(2026, 3, 14), status_before="charged_off")
+        attempt(session, march.d, "call", "right_party", date(2026, 3, 15))
+        model = make_model_version(session, institution.id, version="forward-test")
+        session.add(
+            AccountScore(
+                institution_id=institution.id,
+                account_id=march.e.id,
+                model_version_id=model.id,
+                model_version=model.version,
+                as_of=date(2026, 3, 16),
+                scored_at=noon(date(2026, 3, 16)),
+                probability=0.5,
+                points=600.0,
+                grade="C",
+                expected_recovery=0,
+                currency="CNY",
+                reasons=[],
+                segment="late",
+            )
+        )
+        session.flush()
+        daily.refresh_aggregates(
+            session,
+            institution=institution,
+            as_of=date(2026, 3, 20),
+            now=datetime(2026, 3, 21, 2, tzinfo=UTC),
+        )
+        stored = session.query(KpiSnapshot).filter_by(institution_id=institution.id).one()
+        assert stored.as_of == date(2026, 3, 20)
+        forward = _normalized(rules.facts_from_json(stored.facts))
+        cohort = repository.stored_agent_cohort(
+            session, institution_id=institution.id, period_start=date(2026, 3, 1)
+        )
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        session.refresh(stored)
+        assert forward == _normalized(rules.facts_from_json(stored.facts))
+        assert cohort
+        assert cohort == repository.stored_agent_cohort(
+            session, institution_id=institution.id, period_start=date(2026, 3, 1)
+        )

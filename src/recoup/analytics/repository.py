@@ -10,12 +10,14 @@ the tuple of the cut values in the order asked (``None`` where unknown).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     ColumnElement,
     Date,
     Integer,
@@ -24,9 +26,12 @@ from sqlalchemy import (
     SQLColumnExpression,
     Subquery,
     and_,
+    bindparam,
     case,
+    delete,
     false,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -62,7 +67,7 @@ from recoup.enums import AccountStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
-from recoup.models.analytics import KpiSnapshot
+from recoup.models.analytics import DailyFact, KpiSnapshot
 from recoup.models.cases import Case, CaseAccount
 from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
@@ -122,6 +127,32 @@ def _local_day_postgresql(element: LocalDay, compiler: SQLCompiler, **kw: Any) -
     return f"CAST(({moment}) AT TIME ZONE 'UTC' + make_interval(mins => {minutes}) AS DATE)"
 
 
+class MicrosecondsSinceEpoch(FunctionElement[int]):
+    """A moment as whole microseconds since 1970-01-01 UTC, in SQL (exact, unlike a float)."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "microseconds_since_epoch"
+
+
+@compiles(MicrosecondsSinceEpoch, "sqlite")
+def _microseconds_sqlite(element: MicrosecondsSinceEpoch, compiler: SQLCompiler, **kw: Any) -> str:
+    (moment,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds, then the six digits after.
+    return (
+        f"(CAST(strftime('%s', {moment}) AS INTEGER) * 1000000"
+        f" + CAST(substr({moment}, 21, 6) AS INTEGER))"
+    )
+
+
+@compiles(MicrosecondsSinceEpoch, "postgresql")
+def _microseconds_postgresql(
+    element: MicrosecondsSinceEpoch, compiler: SQLCompiler, **kw: Any
+) -> str:
+    (moment,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(extract(epoch FROM {moment}) * 1000000 AS BIGINT)"
+
+
 @compiles(WholeDaysBetween, "postgresql")
 def _whole_days_postgresql(element: WholeDaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = (compiler.process(clause, **kw) for clause in element.clauses)
@@ -161,8 +192,9 @@ class Population:
     currency: str
     as_of: date
     cuts: tuple[str, ...]
-    # Only these accounts (a select of their ids), say those touched since a stored snapshot.
-    accounts: Select[Any] | None = None
+    # Only these accounts (a select of their ids or a list of them, ``listed``), say those
+    # touched since a stored snapshot.
+    accounts: Select[Any] | BindParameter[Any] | None = None
     # No account at all: only contact attempts about a debtor as a whole count.
     without_accounts: bool = False
 
@@ -228,7 +260,7 @@ def population(
     currency: str,
     as_of: date,
     cuts: Sequence[str],
-    accounts: Select[Any] | None = None,
+    accounts: Select[Any] | BindParameter[Any] | None = None,
     without_accounts: bool = False,
 ) -> Population:
     """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI).
@@ -283,6 +315,16 @@ def touched_accounts(
     ]
     touched = union(*parts).subquery("touched")
     return select(touched.c[0])
+
+
+def listed(account_ids: Sequence[int]) -> BindParameter[Any]:
+    """Return account ids for ``population(accounts=…)``, written into each statement.
+
+    Found once per request (``touched_accounts``) instead of again in every statement, and
+    written out rather than bound one parameter each: a busy day touches more accounts than
+    SQLite takes parameters.
+    """
+    return bindparam("listed_accounts", sorted(account_ids), expanding=True, literal_execute=True)
 
 
 def _state() -> Any:
@@ -944,15 +986,7 @@ def agent_portfolios(
     between the moments) per (agent id, bucket).
     """
     state = _state()
-    owner = (
-        select(Case.owner_id)
-        .join(CaseAccount, CaseAccount.case_id == Case.id)
-        .where(CaseAccount.account_id == Account.id)
-        .order_by(CaseAccount.id.desc())
-        .limit(1)
-        .scalar_subquery()
-        .label("owner_id")
-    )
+    owner = _newest_case_owner()
     rows = session.execute(
         people.narrow(
             select(
@@ -975,6 +1009,19 @@ def agent_portfolios(
         (int(agent), str(bucket)): (int(balance or 0), int(paid or 0))
         for agent, bucket, balance, paid in rows
     }
+
+
+def _newest_case_owner() -> Any:
+    """The owner of the newest case the outer ``Account`` joined (left or not)."""
+    return (
+        select(Case.owner_id)
+        .join(CaseAccount, CaseAccount.case_id == Case.id)
+        .where(CaseAccount.account_id == Account.id)
+        .order_by(CaseAccount.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("owner_id")
+    )
 
 
 def agent_blocks(
@@ -1078,3 +1125,169 @@ def kpi_snapshot(
             KpiSnapshot.period_start == period_start,
         )
     ).scalar_one_or_none()
+
+
+# --- The agents page from the daily aggregates (``analytics_daily_facts``). --------------------
+#
+# ``attempts:agent``, ``right_party:agent`` and ``promise_made:agent`` hold each day's outbound
+# attempts per agent and bucket when made, ``worked`` each agent's first start and last end of
+# a day (``analytics.daily.repository``); ``agent_balance`` and ``agent_paid`` hold, per period
+# start (``day``), the accounts delinquent then by the agent working them and that bucket: their
+# balance then and what they paid up to the KPI snapshot's day (``write_agent_cohort``).
+
+AGENT_TOTALS = {"attempts:agent": 0, "right_party:agent": 1, "promise_made:agent": 2}
+WORKED = "worked"
+AGENT_BALANCE = "agent_balance"
+AGENT_PAID = "agent_paid"
+
+
+def stored_agent_attempts(
+    session: Session, *, institution_id: int, first: date, last: date
+) -> dict[AgentBucketKey, tuple[int, int, int]]:
+    """Return ``agent_attempts`` for the local days ``first``…``last`` from the aggregates."""
+    rows = session.execute(
+        select(DailyFact.metric, DailyFact.agent_id, DailyFact.bucket, func.sum(DailyFact.count))
+        .where(
+            DailyFact.institution_id == institution_id,
+            DailyFact.metric.in_(list(AGENT_TOTALS)),
+            DailyFact.day >= first,
+            DailyFact.day <= last,
+        )
+        .group_by(DailyFact.metric, DailyFact.agent_id, DailyFact.bucket)
+    )
+    found: dict[AgentBucketKey, list[int]] = {}
+    for metric, agent, bucket, count in rows:
+        counts = found.setdefault(
+            (int(agent or 0), None if bucket is None else str(bucket)), [0, 0, 0]
+        )
+        counts[AGENT_TOTALS[str(metric)]] += int(count or 0)
+    return {key: (counts[0], counts[1], counts[2]) for key, counts in found.items()}
+
+
+def stored_agent_days(
+    session: Session, *, institution_id: int, first: date, last: date
+) -> dict[int, list[WorkedDay]]:
+    """Return ``agent_days`` for the local days ``first``…``last`` from the aggregates."""
+    rows = session.execute(
+        select(DailyFact.agent_id, DailyFact.day, DailyFact.count, DailyFact.amount)
+        .where(
+            DailyFact.institution_id == institution_id,
+            DailyFact.metric == WORKED,
+            DailyFact.day >= first,
+            DailyFact.day <= last,
+        )
+        .order_by(DailyFact.agent_id, DailyFact.day)
+    )
+    found: dict[int, list[WorkedDay]] = {}
+    for agent, day, first_at, last_at in rows:
+        # Whole microseconds over 10**6: the same float as ``datetime.timestamp()``.
+        found.setdefault(int(agent or 0), []).append(
+            WorkedDay(day, int(first_at) / 10**6, max(int(last_at), int(first_at)) / 10**6)
+        )
+    return found
+
+
+def write_agent_cohort(
+    session: Session,
+    *,
+    institution_id: int,
+    period_start: date,
+    cohort: Mapping[AgentBucketKey, tuple[int, int]],
+) -> int:
+    """Store ``agent_portfolios`` (``cohort``) of the period starting ``period_start``.
+
+    One marker row without an agent says the period is stored even when nobody owns an
+    account delinquent at its start. Returns the rows written.
+    """
+    session.execute(
+        delete(DailyFact).where(
+            DailyFact.institution_id == institution_id,
+            DailyFact.metric.in_((AGENT_BALANCE, AGENT_PAID)),
+            DailyFact.day == period_start,
+        )
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "institution_id": institution_id,
+            "day": period_start,
+            "metric": AGENT_BALANCE,
+            "agent_id": None,
+            "bucket": None,
+            "count": 0,
+            "amount": 0,
+        }
+    ]
+    for (agent, bucket), (balance, paid) in cohort.items():
+        for metric, amount in ((AGENT_BALANCE, balance), (AGENT_PAID, paid)):
+            rows.append(
+                {
+                    "institution_id": institution_id,
+                    "day": period_start,
+                    "metric": metric,
+                    "agent_id": agent,
+                    "bucket": bucket,
+                    "count": 0,
+                    "amount": amount,
+                }
+            )
+    session.execute(insert(DailyFact), rows)
+    return len(rows)
+
+
+def stored_agent_cohort(
+    session: Session, *, institution_id: int, period_start: date
+) -> dict[AgentBucketKey, tuple[int, int]] | None:
+    """Return the stored ``agent_portfolios`` of a period (``None``: not stored)."""
+    rows = list(
+        session.execute(
+            select(DailyFact.metric, DailyFact.agent_id, DailyFact.bucket, DailyFact.amount).where(
+                DailyFact.institution_id == institution_id,
+                DailyFact.metric.in_((AGENT_BALANCE, AGENT_PAID)),
+                DailyFact.day == period_start,
+            )
+        )
+    )
+    if not rows:
+        return None
+    found: dict[AgentBucketKey, tuple[int, int]] = {}
+    for metric, agent, bucket, amount in rows:
+        if agent is None:
+            continue
+        key = (int(agent), str(bucket))
+        balance, paid = found.get(key, (0, 0))
+        if metric == AGENT_BALANCE:
+            balance += int(amount)
+        else:
+            paid += int(amount)
+        found[key] = (balance, paid)
+    return found
+
+
+def agent_cohort_paid(
+    session: Session, people: Population, *, start: datetime, since: datetime, end: datetime
+) -> dict[AgentBucketKey, int]:
+    """Sum what accounts delinquent at ``start`` paid from ``since`` until ``end``.
+
+    By the agent working each now and its bucket at ``start``, as ``agent_portfolios`` counts
+    them; reads the payments of those moments only (the (institution, paid) index).
+    """
+    state = _state()
+    owner = _newest_case_owner()
+    rows = session.execute(
+        people.narrow(
+            select(owner, state.bucket, func.sum(Payment.amount))
+            .select_from(Payment)
+            .join(Account, Account.id == Payment.account_id)
+            .join(state, state.id == state_id_at(start))
+            .where(
+                Payment.institution_id == people.institution_id,
+                Payment.paid_at >= since,
+                Payment.paid_at < end,
+                owner.is_not(None),
+                state.bucket != "M0",
+                state.status.not_in(_EXITS),
+            )
+            .group_by(owner, state.bucket)
+        )
+    )
+    return {(int(agent), str(bucket)): int(paid or 0) for agent, bucket, paid in rows}

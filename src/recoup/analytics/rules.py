@@ -417,58 +417,6 @@ def settled(facts: GroupFacts) -> GroupFacts | None:
     return None
 
 
-def projected(
-    facts: Mapping[FactsKey, GroupFacts], stored_cuts: Sequence[str], cuts: Sequence[str]
-) -> dict[FactsKey, GroupFacts]:
-    """Re-add facts grouped by ``stored_cuts`` into groups of ``cuts`` (a subset of them)."""
-    positions = [stored_cuts.index(cut) for cut in cuts]
-    parts: dict[FactsKey, list[GroupFacts]] = {}
-    for key, item in facts.items():
-        parts.setdefault(tuple(key[position] for position in positions), []).append(item)
-    return {key: summed(items) for key, items in parts.items()}
-
-
-def summed(items: Sequence[GroupFacts]) -> GroupFacts:
-    """Return many groups' facts together in one pass (buckets and cells merged by state)."""
-    buckets: dict[str, tuple[int, int]] = {}
-    cells: list[Cell] = []
-    pending: list[PendingPromises] = []
-    total = GroupFacts()
-    contacts = [item.contacts for item in items]
-    for item in items:
-        for count in item.buckets:
-            accounts, balance = buckets.get(count.bucket, (0, 0))
-            buckets[count.bucket] = (accounts + count.accounts, balance + count.balance)
-        cells.extend(item.transitions)
-        pending.extend(item.pending_promises)
-        total = replace(
-            total,
-            delinquent_at_start=total.delinquent_at_start + item.delinquent_at_start,
-            placed=total.placed + item.placed,
-            collected=total.collected + item.collected,
-            cures=total.cures + item.cures,
-            promises_due=total.promises_due + item.promises_due,
-            plans_ended=total.plans_ended + item.plans_ended,
-        )
-    by_channel: dict[str, int] = {}
-    for counted in contacts:
-        for channel, attempts in counted.by_channel.items():
-            by_channel[channel] = by_channel.get(channel, 0) + attempts
-    return replace(
-        total,
-        buckets=tuple(BucketCount(bucket, *values) for bucket, values in buckets.items()),
-        transitions=merged_cells(cells),
-        pending_promises=tuple(pending),
-        contacts=ContactCounts(
-            sum(counted.attempts for counted in contacts),
-            sum(counted.reached for counted in contacts),
-            sum(counted.right_party for counted in contacts),
-            sum(counted.promises for counted in contacts),
-            by_channel,
-        ),
-    )
-
-
 def facts_to_json(facts: Mapping[FactsKey, GroupFacts]) -> list[dict[str, object]]:
     """Return the account facts of groups as plain JSON (promise and plan facts are not kept)."""
     rows: list[dict[str, object]] = []
@@ -505,40 +453,108 @@ def _cohort_json(cohort: Cohort) -> list[int]:
     return [cohort.accounts, cohort.balance, cohort.collected]
 
 
-def facts_from_json(rows: Iterable[Mapping[str, object]]) -> dict[FactsKey, GroupFacts]:
-    """Return the facts ``facts_to_json`` wrote."""
-    found: dict[FactsKey, GroupFacts] = {}
+def facts_from_json(
+    rows: Iterable[Mapping[str, object]],
+    *,
+    stored_cuts: Sequence[str] | None = None,
+    cuts: Sequence[str] | None = None,
+) -> dict[FactsKey, GroupFacts]:
+    """Return the facts ``facts_to_json`` wrote, re-added into groups of ``cuts``.
+
+    The rows are grouped by ``stored_cuts``; ``cuts`` (a subset of them, in any order) keeps
+    only those positions of each key. Without either, each row is its own group. The rows are
+    summed as plain numbers before any fact is built: a snapshot holds thousands of the finest
+    groups and a request usually asks for a few.
+    """
+    positions = (
+        None
+        if stored_cuts is None or cuts is None
+        else [list(stored_cuts).index(cut) for cut in cuts]
+    )
+    sums: dict[FactsKey, _Sums] = {}
     for row in rows:
-        key = tuple(None if value is None else str(value) for value in _list(row["key"]))
+        stored = _list(row["key"])
+        key = tuple(
+            None if value is None else str(value)
+            for value in (stored if positions is None else [stored[at] for at in positions])
+        )
+        sums.setdefault(key, _Sums()).add(row)
+    return {key: counted.facts() for key, counted in sums.items()}
+
+
+class _Sums:
+    """The numbers of stored rows added up, before they become ``GroupFacts``."""
+
+    __slots__ = (
+        "buckets",
+        "by_channel",
+        "cells",
+        "collected",
+        "contacts",
+        "cures",
+        "delinquent",
+        "placed",
+    )
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, list[int]] = {}
+        self.cells: dict[tuple[str, str], list[int]] = {}
+        self.delinquent = [0, 0, 0]
+        self.placed = [0, 0, 0]
+        self.collected = [0, 0, 0]
+        self.cures = [0, 0]
+        self.contacts = [0, 0, 0, 0]
+        self.by_channel: dict[str, int] = {}
+
+    def add(self, row: Mapping[str, object]) -> None:
+        for item in _list(row["buckets"]):
+            bucket, accounts, balance = _list(item)
+            counted = self.buckets.setdefault(str(bucket), [0, 0])
+            counted[0] += int(accounts)
+            counted[1] += int(balance)
+        for item in _list(row["cells"]):
+            from_bucket, to_bucket, accounts, balance = _list(item)
+            counted = self.cells.setdefault((str(from_bucket), str(to_bucket)), [0, 0])
+            counted[0] += int(accounts)
+            counted[1] += int(balance)
+        for total, name in (
+            (self.delinquent, "delinquent"),
+            (self.placed, "placed"),
+            (self.collected, "collected"),
+            (self.cures, "cures"),
+        ):
+            for position, value in enumerate(_list(row[name])):
+                total[position] += int(value)
         contacts = _list(row["contacts"])
+        for position in range(4):
+            self.contacts[position] += int(contacts[position])
         by_channel = contacts[4]
-        found[key] = GroupFacts(
+        if isinstance(by_channel, dict):
+            for channel, count in by_channel.items():
+                self.by_channel[str(channel)] = self.by_channel.get(str(channel), 0) + int(count)
+
+    def facts(self) -> GroupFacts:
+        return GroupFacts(
             buckets=tuple(
-                BucketCount(str(b), int(n), int(v))
-                for b, n, v in (_list(item) for item in _list(row["buckets"]))
+                BucketCount(bucket, accounts, balance)
+                for bucket, (accounts, balance) in self.buckets.items()
             ),
             transitions=tuple(
-                Cell(str(f), str(t), int(n), int(v))
-                for f, t, n, v in (_list(item) for item in _list(row["cells"]))
+                Cell(from_bucket, to_bucket, accounts, balance)
+                for (from_bucket, to_bucket), (accounts, balance) in self.cells.items()
             ),
-            delinquent_at_start=Cohort(*(int(value) for value in _list(row["delinquent"]))),
-            placed=Cohort(*(int(value) for value in _list(row["placed"]))),
-            collected=Collected(*(int(value) for value in _list(row["collected"]))),
-            cures=Average(*(int(value) for value in _list(row["cures"]))),
+            delinquent_at_start=Cohort(*self.delinquent),
+            placed=Cohort(*self.placed),
+            collected=Collected(*self.collected),
+            cures=Average(*self.cures),
             contacts=ContactCounts(
-                int(contacts[0]),
-                int(contacts[1]),
-                int(contacts[2]),
-                int(contacts[3]),
-                {
-                    str(channel): int(count)
-                    for channel, count in (
-                        by_channel.items() if isinstance(by_channel, dict) else ()
-                    )
-                },
+                self.contacts[0],
+                self.contacts[1],
+                self.contacts[2],
+                self.contacts[3],
+                dict(self.by_channel),
             ),
         )
-    return found
 
 
 def _list(value: object) -> list[Any]:
@@ -601,6 +617,14 @@ def roll_summary(cells: Iterable[Transition]) -> list[RollSummary]:
     for bucket in BUCKETS:
         count_total = sum(accounts[bucket].values())
         balance_total = sum(balances[bucket].values())
+        if not count_total and not balance_total:
+            # Most groups of a fine cut hold few buckets: an empty one shares "no data".
+            summaries.append(
+                RollSummary(
+                    bucket, 0, 0, dict.fromkeys(MOVES, NO_DATA), dict.fromkeys(MOVES, NO_DATA)
+                )
+            )
+            continue
         summaries.append(
             RollSummary(
                 from_bucket=bucket,

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from recoup.analytics import repository, rules
+from recoup.analytics.daily import repository as daily_repository
 from recoup.analytics.repository import AsOf, GroupKey
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import institution_scope
 from recoup.institutions.settings import settings_of
-from recoup.kit.clock import start_of_day, utcnow, zone
+from recoup.kit.clock import local_today, start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.money import minor_digits
 from recoup.models.analytics import KpiSnapshot
@@ -254,12 +255,16 @@ def stored_account_facts(
     if snapshot is None or snapshot.as_of > period.end:
         return None
     horizon = clock.end_of(snapshot.as_of).cutoff
-    touched = repository.touched_accounts(
-        institution_id=institution.id,
-        since=horizon,
-        until=clock.end_of(as_of).cutoff,
-        scored_after=snapshot.as_of,
-        scored_by=as_of,
+    touched = repository.listed(
+        session.scalars(
+            repository.touched_accounts(
+                institution_id=institution.id,
+                since=horizon,
+                until=clock.end_of(as_of).cutoff,
+                scored_after=snapshot.as_of,
+                scored_by=as_of,
+            )
+        ).all()
     )
 
     def people(day: date, **narrowed: Any) -> repository.Population:
@@ -268,10 +273,12 @@ def stored_account_facts(
             institution_id=institution.id,
             currency=institution.currency,
             as_of=day,
-            cuts=rules.CUTS,
+            cuts=cuts,
             **narrowed,
         )
 
+    # Facts of groups add up: the stored finest groups are re-added into the groups asked
+    # for first, and the touched accounts are counted in those groups only.
     then = account_facts(
         session,
         people(snapshot.as_of, accounts=touched),
@@ -294,17 +301,16 @@ def stored_account_facts(
         start=horizon,
         end=clock.end_of(period.end).cutoff,
     )
-    combined = rules.facts_from_json(snapshot.facts)
+    combined = rules.facts_from_json(snapshot.facts, stored_cuts=rules.CUTS, cuts=cuts)
     for key, item in then.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
     for key, item in now.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + item
     for key, counted in loose.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.GroupFacts(contacts=counted)
-    settled = {
+    return {
         key: kept for key, item in combined.items() if (kept := rules.settled(item)) is not None
     }
-    return rules.projected(settled, rules.CUTS, cuts)
 
 
 def snapshot_periods(as_of: date) -> list[date]:
@@ -326,7 +332,9 @@ def write_kpi_snapshots(
     """Store the account facts of the periods up to ``as_of`` at every cut; return how many.
 
     ``as_of`` should be a day that has ended: what happens later is counted live per request.
-    Without ``again``, a period already stored as of ``as_of`` is left as it is.
+    Without ``again``, a period already stored as of ``as_of`` is left as it is, and one
+    stored as of an earlier day of it is brought forward from it (the accounts touched since
+    counted again, ``stored_account_facts``) instead of counted over the whole portfolio.
     """
     clock = DayClock(institution.timezone, settings_of(institution).workbench.promise_grace_days)
     people = repository.population(
@@ -346,7 +354,40 @@ def write_kpi_snapshots(
         started = time.perf_counter()
         # A period starting after ``as_of`` is empty: its states are those at its start.
         last = as_of if first <= as_of else first - timedelta(days=1)
-        facts = account_facts(session, people, clock=clock, as_of=as_of, first=first, last=last)
+        start, end = clock.start_of(first), clock.end_of(last).cutoff
+        rolled = snapshot is not None and not again and first <= snapshot.as_of < as_of
+        if rolled and snapshot is not None:
+            # Yesterday's facts with the accounts touched since counted again, as a request
+            # reads them: the refresh costs what changed, not the portfolio.
+            facts = stored_account_facts(
+                session,
+                principal=institution_scope(institution.id),
+                institution=institution,
+                clock=clock,
+                as_of=as_of,
+                period=rules.Period(first, last),
+                cuts=rules.CUTS,
+            )
+            cohort = repository.stored_agent_cohort(
+                session, institution_id=institution.id, period_start=first
+            )
+        else:
+            facts = cohort = None
+        if facts is None:
+            facts = account_facts(session, people, clock=clock, as_of=as_of, first=first, last=last)
+        if cohort is None or snapshot is None:
+            cohort = repository.agent_portfolios(session, people, start=start, end=end)
+        else:
+            cohort = dict(cohort)
+            since = clock.end_of(snapshot.as_of).cutoff
+            for key, paid in repository.agent_cohort_paid(
+                session, people, start=start, since=since, end=end
+            ).items():
+                balance, before = cohort.get(key, (0, 0))
+                cohort[key] = (balance, before + paid)
+        repository.write_agent_cohort(
+            session, institution_id=institution.id, period_start=first, cohort=cohort
+        )
         if snapshot is None:
             snapshot = KpiSnapshot(institution_id=institution.id, period_start=first)
             session.add(snapshot)
@@ -455,15 +496,43 @@ def agent_report(
         as_of=as_of,
         cuts=(),
     )
-    attempts = repository.agent_attempts(session, people, start=frame.start, end=frame.end)
     offset = frame.moment.cutoff.astimezone(zone(institution.timezone)).utcoffset()
-    days = repository.agent_days(
-        session,
-        people,
-        start=frame.start,
-        end=frame.end,
-        offset_minutes=int(offset.total_seconds() // 60) if offset else 0,
+    offset_minutes = int(offset.total_seconds() // 60) if offset else 0
+    # Whole days the aggregates hold are read from them; the days after, counted live.
+    stored_through = (
+        None if principal.is_agent else _aggregated_through(session, institution, frame.period)
     )
+    attempts: dict[repository.AgentBucketKey, tuple[int, ...]] = {}
+    days: dict[int, list[rules.WorkedDay]] = {}
+    live_from = frame.start
+    if stored_through is not None:
+        attempts.update(
+            repository.stored_agent_attempts(
+                session,
+                institution_id=institution.id,
+                first=frame.period.start,
+                last=stored_through,
+            )
+        )
+        days.update(
+            repository.stored_agent_days(
+                session,
+                institution_id=institution.id,
+                first=frame.period.start,
+                last=stored_through,
+            )
+        )
+        live_from = start_of_day(stored_through + timedelta(days=1), institution.timezone)
+    if live_from < frame.end:
+        for key, counts in repository.agent_attempts(
+            session, people, start=live_from, end=frame.end
+        ).items():
+            before = attempts.get(key, (0, 0, 0))
+            attempts[key] = tuple(a + b for a, b in zip(before, counts, strict=True))
+        for agent_id, worked in repository.agent_days(
+            session, people, start=live_from, end=frame.end, offset_minutes=offset_minutes
+        ).items():
+            days.setdefault(agent_id, []).extend(worked)
     promises = repository.agent_promises(
         session,
         people,
@@ -471,7 +540,7 @@ def agent_report(
         last_due=frame.period.end,
         as_of=frame.moment,
     )
-    portfolios = repository.agent_portfolios(session, people, start=frame.start, end=frame.end)
+    portfolios = _agent_portfolios(session, principal, people, frame)
     blocks = repository.agent_blocks(session, people, start=frame.start, end=frame.end)
     violations = repository.agent_violations(session, people, start=frame.start, end=frame.end)
     everyone = repository.agents(session, institution_id=institution.id)
@@ -520,6 +589,57 @@ def agent_report(
             if figures.agent_id in listed
         ],
     )
+
+
+def _aggregated_through(
+    session: Session, institution: Institution, period: rules.Period
+) -> date | None:
+    """Return the last day of ``period`` the daily aggregates hold whole (``None``: none).
+
+    Days up to the last refresh and before today; the aggregates must start by the period's
+    first day.
+    """
+    refresh = daily_repository.refresh_state(session, institution_id=institution.id)
+    if refresh is None or refresh.first_day > period.start:
+        return None
+    yesterday = local_today(institution.timezone) - timedelta(days=1)
+    last = min(refresh.refreshed_through, yesterday, period.end)
+    return last if last >= period.start else None
+
+
+def _agent_portfolios(
+    session: Session, principal: Principal, people: repository.Population, frame: _Frame
+) -> Mapping[repository.AgentBucketKey, tuple[int, ...]]:
+    """Return ``repository.agent_portfolios`` for the frame, from the refresh's cohort if kept.
+
+    The cohort of the period's accounts delinquent at its start holds their balance then and
+    what they paid up to the KPI snapshot's day; what they paid since is added live.
+    """
+    institution = frame.institution
+    snapshot = (
+        None
+        if principal.is_agent
+        else repository.kpi_snapshot(
+            session, institution_id=institution.id, period_start=frame.period.start
+        )
+    )
+    stored = (
+        None
+        if snapshot is None or snapshot.as_of > frame.period.end
+        else repository.stored_agent_cohort(
+            session, institution_id=institution.id, period_start=frame.period.start
+        )
+    )
+    if snapshot is None or stored is None:
+        return repository.agent_portfolios(session, people, start=frame.start, end=frame.end)
+    since = start_of_day(snapshot.as_of + timedelta(days=1), institution.timezone)
+    combined = dict(stored)
+    for key, paid in repository.agent_cohort_paid(
+        session, people, start=frame.start, since=since, end=frame.end
+    ).items():
+        balance, before = combined.get(key, (0, 0))
+        combined[key] = (balance, before + paid)
+    return combined
 
 
 REGION_LEVELS: tuple[str, ...] = ("province", "city")

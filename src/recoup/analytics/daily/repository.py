@@ -24,11 +24,12 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
     union_all,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from recoup.analytics.repository import LocalDay
+from recoup.analytics.repository import LocalDay, MicrosecondsSinceEpoch
 from recoup.contact.rules import (
     RIGHT_PARTY_CODES,
     AttemptStatus,
@@ -73,6 +74,12 @@ FLOW_METRICS = (
 # home page's headlines and trend add up, a few dozen rows a day instead of thousands.
 TOTALLED_METRICS = ("payments", "attempts", "reached", "right_party", "promise_made")
 TOTALS = tuple(f"{metric}:total" for metric in TOTALLED_METRICS)
+# The agents page's flows per day, agent and bucket (``<metric>:agent``), and each agent's
+# worked day (``worked``: ``count`` the first attempt's start, ``amount`` the last one's end,
+# in microseconds since 1970 UTC): what the fair comparison adds up.
+AGENT_METRICS = ("attempts", "right_party", "promise_made")
+AGENT_TOTALS = tuple(f"{metric}:agent" for metric in AGENT_METRICS)
+WORKED = "worked"
 # Metrics written for one day only: the portfolio at its end and the month's roll to it.
 SNAPSHOT_METRICS = ("portfolio", "roll")
 _EXITS = [str(status) for status in EXIT_STATUSES]
@@ -464,16 +471,90 @@ def write_totals(session: Session, scope: Scope, *, first: date, last: date) -> 
     )
 
 
-def has_totals(session: Session, *, institution_id: int) -> bool:
-    """Tell whether the institution's aggregates hold the daily totals (newer than the rest)."""
-    return (
-        session.execute(
-            select(DailyFact.id)
-            .where(DailyFact.institution_id == institution_id, DailyFact.metric.in_(TOTALS))
-            .limit(1)
-        ).first()
-        is not None
+def write_agent_totals(session: Session, scope: Scope, *, first: date, last: date) -> int:
+    """Add up the agents' attempt rows of the days per day, agent and bucket (``AGENT_TOTALS``)."""
+    return _write(
+        session,
+        select(
+            literal(scope.institution_id).label("institution_id"),
+            DailyFact.day,
+            (DailyFact.metric + literal(":agent")).label("metric"),
+            null().label("product"),
+            DailyFact.bucket,
+            null().label("state"),
+            null().label("channel"),
+            DailyFact.agent_id,
+            null().label("province"),
+            func.sum(DailyFact.count).label("count"),
+            literal(0).label("amount"),
+        )
+        .where(
+            DailyFact.institution_id == scope.institution_id,
+            DailyFact.metric.in_(AGENT_METRICS),
+            DailyFact.agent_id.is_not(None),
+            DailyFact.day >= first,
+            DailyFact.day <= last,
+        )
+        .group_by(DailyFact.day, DailyFact.metric, DailyFact.agent_id, DailyFact.bucket),
     )
+
+
+def write_worked(session: Session, scope: Scope, *, start: datetime, end: datetime) -> int:
+    """Each agent's worked days: the first outbound attempt's start and the last one's end.
+
+    The day is the local day of the attempt's start (else when planned), as
+    ``analytics.repository.agent_days`` counts it live.
+    """
+    attempt = ContactAttempt
+    begun = func.coalesce(attempt.started_at, attempt.planned_at)
+    finished = func.coalesce(attempt.ended_at, attempt.started_at, attempt.planned_at)
+    day = LocalDay(begun, literal(scope.offset_minutes))
+    return _write(
+        session,
+        select(
+            *_row(
+                scope,
+                day,
+                WORKED,
+                agent=attempt.agent_id,
+                count=func.min(MicrosecondsSinceEpoch(begun)),
+                amount=func.max(MicrosecondsSinceEpoch(finished)),
+            )
+        )
+        .where(
+            attempt.institution_id == scope.institution_id,
+            attempt.agent_id.is_not(None),
+            attempt.status == AttemptStatus.MADE,
+            attempt.direction == Direction.OUTBOUND,
+            begun >= start,
+            begun < end,
+        )
+        .group_by(day, attempt.agent_id),
+    )
+
+
+def has_totals(session: Session, *, institution_id: int) -> bool:
+    """Tell whether the institution's aggregates hold the daily and the agents' totals.
+
+    Both are newer than the rest: aggregates without them are rewritten once.
+    """
+
+    def any_row(*conditions: Any) -> bool:
+        return (
+            session.execute(
+                select(DailyFact.id)
+                .where(DailyFact.institution_id == institution_id, *conditions)
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    if not any_row(DailyFact.metric.in_(TOTALS)):
+        return False
+    agents_attempted = any_row(
+        DailyFact.metric == "attempts:total", DailyFact.agent_id.is_not(None)
+    )
+    return not agents_attempted or any_row(DailyFact.metric.in_(AGENT_TOTALS))
 
 
 def write_portfolio(session: Session, scope: Scope, *, day: date, cutoff: datetime) -> int:
@@ -542,6 +623,231 @@ def write_roll(session: Session, scope: Scope, *, day: date, since: date) -> int
     if rows:
         session.execute(insert(DailyFact), rows)
     return len(rows)
+
+
+def write_month_ends(
+    session: Session, scope: Scope, *, days: Sequence[date], cutoffs: Sequence[datetime]
+) -> int:
+    """The portfolio at the end of each of ``days`` and the roll to it, in one pass.
+
+    What ``write_portfolio`` and ``write_roll`` write day by day, from one read of the
+    delinquency events instead of three look-ups per account and day. ``cutoffs`` are the end
+    of the day each roll starts from (the first) and the end of each day: day ``k`` rolls
+    from cutoff ``k - 1`` to cutoff ``k``. Each live event is a *span*, from its moment to the
+    next event's: it is an account's state at every cutoff it covers. A span adds itself to
+    the portfolio (and to a roll where it covers both ends) from the first cutoff it covers
+    and takes itself out at the first it no longer covers; running sums over the cutoffs give
+    each day. An account whose state changes between two cutoffs rolls from the span that
+    ends to its state at the later one (one look-up per span).
+    """
+    if len(cutoffs) != len(days) + 1:
+        raise ValueError("give one cutoff more than days: where the first roll starts")
+    last = len(cutoffs)  # one past the last cutoff's index: never reached
+
+    def index_of(moment: Any) -> ColumnElement[int]:
+        """How many cutoffs are at or before ``moment`` (``last`` when none is after it)."""
+        return case(
+            *((moment < cutoff, literal(position)) for position, cutoff in enumerate(cutoffs)),
+            else_=literal(last),
+        )
+
+    event = DelinquencyEvent
+    following = func.lead(event.effective_at).over(
+        partition_by=event.account_id, order_by=(event.effective_at, event.id)
+    )
+    spans = _per_row(
+        select(
+            event.account_id.label("account_id"),
+            event.bucket.label("bucket"),
+            event.status.label("status"),
+            event.balance.label("balance"),
+            event.effective_at.label("effective_at"),
+            following.label("next_at"),
+        ).where(event.institution_id == scope.institution_id, event.superseded.is_(False)),
+        "spans",
+    )
+    # Each span with its account's cuts and the cutoffs it covers: from ``first`` to ``ends``.
+    covered = _per_row(
+        select(
+            spans.c.account_id,
+            spans.c.bucket,
+            spans.c.status,
+            spans.c.balance,
+            Account.product.label("product"),
+            account_owner_id().label("agent_id"),
+            Debtor.province.label("province"),
+            index_of(spans.c.effective_at).label("first"),
+            case((spans.c.next_at.is_(None), literal(last)), else_=index_of(spans.c.next_at)).label(
+                "ends"
+            ),
+        )
+        .select_from(spans)
+        .join(Account, Account.id == spans.c.account_id)
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(Account.currency == scope.currency),
+        "covered",
+    )
+    held = covered.c.status.not_in(_EXITS)
+    to_state = case((covered.c.status.in_(_EXITS), covered.c.status), else_=covered.c.bucket)
+    positions = union_all(
+        *(select(literal(position).label("position")) for position in range(len(cutoffs)))
+    ).cte("positions")
+
+    def running(changes: Any, keys: Sequence[str], name: str) -> Any:
+        """Running sums of ``changes`` (position, keys, accounts, balance) at every position."""
+        grouped = (
+            select(
+                changes.c.position,
+                *(changes.c[key] for key in keys),
+                func.sum(changes.c.accounts).label("accounts"),
+                func.sum(changes.c.balance).label("balance"),
+            )
+            .group_by(changes.c.position, *(changes.c[key] for key in keys))
+            .cte(f"{name}_changes")
+        )
+        groups = select(*(grouped.c[key] for key in keys)).distinct().cte(f"{name}_groups")
+        joined = (
+            select(
+                positions.c.position,
+                *(groups.c[key] for key in keys),
+                func.coalesce(grouped.c.accounts, 0).label("accounts"),
+                func.coalesce(grouped.c.balance, 0).label("balance"),
+            )
+            .select_from(positions)
+            .join(groups, true())
+            .outerjoin(
+                grouped,
+                and_(
+                    grouped.c.position == positions.c.position,
+                    *(grouped.c[key].is_not_distinct_from(groups.c[key]) for key in keys),
+                ),
+            )
+            .subquery(f"{name}_grid")
+        )
+        partition = [joined.c[key] for key in keys]
+        return select(
+            joined.c.position,
+            *(joined.c[key] for key in keys),
+            func.sum(joined.c.accounts)
+            .over(partition_by=partition, order_by=joined.c.position)
+            .label("accounts"),
+            func.sum(joined.c.balance)
+            .over(partition_by=partition, order_by=joined.c.position)
+            .label("balance"),
+        ).subquery(f"{name}_running")
+
+    def span_changes(start: Any, keys: dict[str, Any], condition: Any) -> Any:
+        """+1 where a span starts counting (``start``), -1 at the first cutoff it leaves."""
+        entering = select(
+            start.label("position"),
+            *(value.label(key) for key, value in keys.items()),
+            literal(1).label("accounts"),
+            covered.c.balance.label("balance"),
+        ).where(condition, start < last, start < covered.c.ends)
+        leaving = select(
+            covered.c.ends.label("position"),
+            *(value.label(key) for key, value in keys.items()),
+            literal(-1).label("accounts"),
+            (-covered.c.balance).label("balance"),
+        ).where(condition, covered.c.ends < last, start < covered.c.ends)
+        return union_all(entering, leaving).subquery()
+
+    portfolio_keys = {
+        "product": covered.c.product,
+        "bucket": covered.c.bucket,
+        "agent_id": covered.c.agent_id,
+        "province": covered.c.province,
+    }
+    portfolio = running(
+        span_changes(covered.c.first, portfolio_keys, held), list(portfolio_keys), "portfolio"
+    )
+    # A roll to cutoff k from k - 1: spans covering both stay in their state…
+    roll_keys = {"product": covered.c.product, "bucket": covered.c.bucket, "state": to_state}
+    stayed = running(span_changes(covered.c.first + 1, roll_keys, held), list(roll_keys), "stayed")
+    # …and a span ending between them rolls to the state at k.
+    later = aliased(DelinquencyEvent, name="later")
+    state_then = (
+        select(DelinquencyEvent.id)
+        .where(
+            DelinquencyEvent.account_id == covered.c.account_id,
+            DelinquencyEvent.superseded.is_(False),
+            DelinquencyEvent.effective_at
+            < case(
+                *((covered.c.ends == position, cutoff) for position, cutoff in enumerate(cutoffs))
+            ),
+        )
+        .order_by(DelinquencyEvent.effective_at.desc(), DelinquencyEvent.id.desc())
+        .limit(1)
+        .correlate(covered)
+        .scalar_subquery()
+    )
+    moved = (
+        select(
+            covered.c.ends.label("position"),
+            covered.c.product,
+            covered.c.bucket,
+            case((later.status.in_(_EXITS), later.status), else_=later.bucket).label("state"),
+            literal(1).label("accounts"),
+            covered.c.balance.label("balance"),
+        )
+        .select_from(covered)
+        .join(later, later.id == state_then)
+        .where(held, covered.c.ends >= 1, covered.c.ends < last, covered.c.first < covered.c.ends)
+    )
+    rolls = union_all(
+        select(
+            stayed.c.position,
+            stayed.c.product,
+            stayed.c.bucket,
+            stayed.c.state,
+            stayed.c.accounts,
+            stayed.c.balance,
+        ),
+        moved,
+    ).subquery("rolls")
+
+    def day_of(position: Any) -> ColumnElement[Any]:
+        return case(*((position == index, literal(day)) for index, day in enumerate(days, start=1)))
+
+    held_rows = select(
+        *_row(
+            scope,
+            day_of(portfolio.c.position),
+            "portfolio",
+            product=portfolio.c.product,
+            bucket=portfolio.c.bucket,
+            agent=portfolio.c.agent_id,
+            province=portfolio.c.province,
+            count=portfolio.c.accounts,
+            amount=portfolio.c.balance,
+        )
+    ).where(portfolio.c.position >= 1, portfolio.c.accounts > 0)
+    cells = (
+        select(
+            rolls.c.position,
+            rolls.c.product,
+            rolls.c.bucket,
+            rolls.c.state,
+            func.sum(rolls.c.accounts).label("accounts"),
+            func.sum(rolls.c.balance).label("balance"),
+        )
+        .group_by(rolls.c.position, rolls.c.product, rolls.c.bucket, rolls.c.state)
+        .subquery("cells")
+    )
+    roll_rows = select(
+        *_row(
+            scope,
+            day_of(cells.c.position),
+            "roll",
+            product=cells.c.product,
+            bucket=cells.c.bucket,
+            state=cells.c.state,
+            count=cells.c.accounts,
+            amount=cells.c.balance,
+        )
+    ).where(cells.c.position >= 1, cells.c.accounts > 0)
+    both = union_all(held_rows, roll_rows).subquery("month_ends")
+    return _write(session, select(*[both.c[name] for name in _COLUMNS]))
 
 
 def refresh_state(session: Session, *, institution_id: int) -> AggregateRefresh | None:

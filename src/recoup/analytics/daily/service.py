@@ -97,7 +97,12 @@ def refresh_aggregates(
         scope,
         first=first,
         last=last,
-        metrics=(*repository.FLOW_METRICS, *repository.TOTALS),
+        metrics=(
+            *repository.FLOW_METRICS,
+            *repository.TOTALS,
+            *repository.AGENT_TOTALS,
+            repository.WORKED,
+        ),
     )
     rows = repository.write_payments(session, scope, start=start, end=end)
     rows += repository.write_attempts(session, scope, start=start, end=end)
@@ -105,14 +110,28 @@ def refresh_aggregates(
     rows += repository.write_decisions(session, scope, start=start, end=end)
     rows += repository.write_violations(session, scope, start=start, end=end)
     rows += repository.write_totals(session, scope, first=first, last=last)
+    rows += repository.write_agent_totals(session, scope, first=first, last=last)
+    rows += repository.write_worked(session, scope, start=start, end=end)
     snapshots = rules.snapshot_days(first, last)
     for day in snapshots:
         repository.clear(session, scope, first=day, last=day, metrics=repository.SNAPSHOT_METRICS)
-        cutoff = start_of_day(day + timedelta(days=1), institution.timezone)
-        rows += repository.write_portfolio(session, scope, day=day, cutoff=cutoff)
-        rows += repository.write_roll(
-            session, scope, day=day, since=rules.month_start(day) - timedelta(days=1)
+    starts = [rules.month_start(day) - timedelta(days=1) for day in snapshots]
+    if len(snapshots) > 1 and starts[1:] == snapshots[:-1]:
+        # Each month end rolls from the one before: one pass over the events writes them all.
+        rows += repository.write_month_ends(
+            session,
+            scope,
+            days=snapshots,
+            cutoffs=[
+                start_of_day(day + timedelta(days=1), institution.timezone)
+                for day in (starts[0], *snapshots)
+            ],
         )
+    else:
+        for day, since in zip(snapshots, starts, strict=True):
+            cutoff = start_of_day(day + timedelta(days=1), institution.timezone)
+            rows += repository.write_portfolio(session, scope, day=day, cutoff=cutoff)
+            rows += repository.write_roll(session, scope, day=day, since=since)
     yesterday = local_today(institution.timezone, now=now) - timedelta(days=1)
     kpi_snapshots = kpi_service.write_kpi_snapshots(
         session, institution=institution, as_of=min(last, yesterday), again=rewrite
