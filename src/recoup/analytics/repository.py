@@ -742,7 +742,7 @@ def plans_ended(
     return found
 
 
-def _happened_between(attempt: Any, institution_id: int, start: datetime, end: datetime) -> Any:
+def happened_between(attempt: Any, institution_id: int, start: datetime, end: datetime) -> Any:
     """Attempts of the institution that happened between the moments (their start, else when
     planned or created), as two ranges the (institution, started_at) index answers."""
     return or_(
@@ -756,6 +756,24 @@ def _happened_between(attempt: Any, institution_id: int, start: datetime, end: d
             attempt.started_at.is_(None),
             func.coalesce(attempt.planned_at, attempt.created_at) >= start,
             func.coalesce(attempt.planned_at, attempt.created_at) < end,
+        ),
+    )
+
+
+def begun_between(attempt: Any, institution_id: int, start: datetime, end: datetime) -> Any:
+    """Attempts of the institution begun between the moments (their start, else when planned),
+    as two ranges the (institution, started_at) index answers."""
+    return or_(
+        and_(
+            attempt.institution_id == institution_id,
+            attempt.started_at >= start,
+            attempt.started_at < end,
+        ),
+        and_(
+            attempt.institution_id == institution_id,
+            attempt.started_at.is_(None),
+            attempt.planned_at >= start,
+            attempt.planned_at < end,
         ),
     )
 
@@ -802,7 +820,7 @@ def contacts(
         .where(
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            _happened_between(attempt, people.institution_id, start, end),
+            happened_between(attempt, people.institution_id, start, end),
             or_(attempt.account_id.is_(None), Account.currency == people.currency),
         )
         .group_by(*group, attempt.channel)
@@ -881,7 +899,7 @@ def agent_attempts(
             attempt.agent_id.is_not(None),
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            _happened_between(attempt, people.institution_id, start, end),
+            happened_between(attempt, people.institution_id, start, end),
             or_(attempt.account_id.is_(None), Account.currency == people.currency),
         )
         .group_by(attempt.agent_id, bucket)
@@ -920,8 +938,7 @@ def agent_days(
             attempt.agent_id.is_not(None),
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            begun >= start,
-            begun < end,
+            begun_between(attempt, people.institution_id, start, end),
         )
         .group_by(attempt.agent_id, day)
     )

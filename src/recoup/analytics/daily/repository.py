@@ -29,7 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from recoup.analytics.repository import LocalDay, MicrosecondsSinceEpoch
+from recoup.analytics.repository import (
+    LocalDay,
+    MicrosecondsSinceEpoch,
+    begun_between,
+    happened_between,
+)
 from recoup.contact.rules import (
     RIGHT_PARTY_CODES,
     AttemptStatus,
@@ -271,11 +276,9 @@ def write_attempts(session: Session, scope: Scope, *, start: datetime, end: date
         .join(Debtor, Debtor.id == attempt.debtor_id)
         .outerjoin(Account, Account.id == attempt.account_id)
         .where(
-            attempt.institution_id == scope.institution_id,
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            happened >= start,
-            happened < end,
+            happened_between(attempt, scope.institution_id, start, end),
             (attempt.account_id.is_(None)) | (Account.currency == scope.currency),
         ),
         "made",
@@ -522,12 +525,10 @@ def write_worked(session: Session, scope: Scope, *, start: datetime, end: dateti
             )
         )
         .where(
-            attempt.institution_id == scope.institution_id,
             attempt.agent_id.is_not(None),
             attempt.status == AttemptStatus.MADE,
             attempt.direction == Direction.OUTBOUND,
-            begun >= start,
-            begun < end,
+            begun_between(attempt, scope.institution_id, start, end),
         )
         .group_by(day, attempt.agent_id),
     )

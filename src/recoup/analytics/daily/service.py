@@ -116,8 +116,9 @@ def refresh_aggregates(
     for day in snapshots:
         repository.clear(session, scope, first=day, last=day, metrics=repository.SNAPSHOT_METRICS)
     starts = [rules.month_start(day) - timedelta(days=1) for day in snapshots]
-    if len(snapshots) > 1 and starts[1:] == snapshots[:-1]:
-        # Each month end rolls from the one before: one pass over the events writes them all.
+    if len(snapshots) > 2 and starts[1:] == snapshots[:-1]:
+        # Each month end rolls from the one before: one pass over the events writes them all
+        # (for one or two days, looking each account up is cheaper than reading every event).
         rows += repository.write_month_ends(
             session,
             scope,
