@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.orm import Session
+from time_machine import TimeMachineFixture
 from typer.testing import CliRunner
 
 from recoup.cli import app
@@ -288,3 +291,16 @@ class TestFileModels:
         )
         assert result.exit_code == 1
         assert "not CSV: it looks like JSON" in result.output
+
+
+class TestScoringDay:
+    def test_without_as_of_it_is_today_in_the_institutions_zone(
+        self, session: Session, time_machine: TimeMachineFixture
+    ) -> None:
+        """At 01:00 in Shanghai on New Year's Day the server's UTC date is still the 31st."""
+        from recoup.scoring.cli import _as_of
+
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        time_machine.move_to(datetime(2026, 12, 31, 17, 0, tzinfo=UTC), tick=False)
+        assert _as_of(None, institution) == date(2027, 1, 1)
+        assert _as_of("2026-06-30", institution) == date(2026, 6, 30)

@@ -18,7 +18,9 @@ from rich.table import Table
 from recoup.db import unit_of_work
 from recoup.institutions import repository as institutions
 from recoup.kit.cli import console, fail_on_domain_error
+from recoup.kit.clock import local_today
 from recoup.kit.errors import ValidationFailed
+from recoup.models import Institution
 from recoup.scoring.spec import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_PAYMENT_SHARE,
@@ -40,9 +42,10 @@ def _family(value: str) -> Family:
     raise ValidationFailed(f"--family must be one of {', '.join(FAMILIES)}; got {value!r}")
 
 
-def _as_of(value: str | None) -> date:
+def _as_of(value: str | None, institution: Institution) -> date:
+    """The date given, else today in the institution's time zone (not the server's)."""
     if value is None:
-        return date.today()
+        return local_today(institution.timezone)
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -107,7 +110,7 @@ def train(
             outcome = service.train_from_portfolio(
                 session,
                 institution=owner,
-                as_of=_as_of(as_of),
+                as_of=_as_of(as_of, owner),
                 family=chosen_family,
                 seed=seed,
                 horizon_days=horizon_days,
@@ -307,7 +310,7 @@ def realised(
         result = service.realised_performance(
             session,
             institution=owner,
-            as_of=_as_of(as_of),
+            as_of=_as_of(as_of, owner),
             version=version,
             horizon_days=horizon_days,
             payment_share=payment_share,
@@ -382,7 +385,7 @@ def score(
             )
         owner = institutions.require_by_code(session, institution)
         run = service.score_delinquent_accounts(
-            session, institution=owner, as_of=_as_of(as_of), version=version
+            session, institution=owner, as_of=_as_of(as_of, owner), version=version
         )
         if as_json:
             typer.echo(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -407,7 +407,7 @@ def score_delinquent_accounts(
     balances = tables.accounts["balance"].to_numpy(dtype=np.int64)
     expected = np.rint(pay_probability * np.maximum(overdue, 0)).astype(np.int64)
     policy = segment_policy(institution)
-    scored_at = datetime.now(UTC)
+    scored_at = utcnow()
     grades = batch.grades
     buckets = tables.accounts["bucket"].astype(str).to_numpy()
     segments = [

@@ -10,7 +10,6 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -23,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from recoup.kit.clock import utcnow
 from recoup.scoring.errors import (
     NoUsableFeatures,
     PositiveLabelUnknown,
@@ -1058,7 +1058,7 @@ def train_model(
         n_test=len(split.test),
         train_event_rate=float(train_labels.mean()),
         data_fingerprint=data_fingerprint(prepared),
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trained_at=utcnow().isoformat(timespec="seconds"),
         trained_by=trained_by,
         training_seconds=round(time.perf_counter() - started, 3),
         library_versions=_library_versions(),
