@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pypdfium2 as pdfium
@@ -182,6 +182,31 @@ class TestPrintBatch:
         )
         assert queued.message is None
         assert "CN-STOP" in queued.reasons
+
+    def test_the_same_letter_asked_again_later_in_its_day_is_the_same_letter(
+        self, session: Session
+    ) -> None:
+        """Once the day's letter time has passed a letter is planned for now; asked for again
+        an hour later it is still the one letter of that debtor, template, account and day."""
+        institution = make_institution(session)
+        template = approved_template(session, institution, channel="letter", body=LETTER)
+        debtor, account = _debtor_with_address(session, institution)
+        asked = [
+            service.queue_letter(
+                session,
+                principal=institution_scope(institution.id),
+                institution=institution,
+                debtor_id=debtor.id,
+                template_id=template.id,
+                account_id=account.id,
+                day=DAY,
+                now=now,
+            )
+            for now in (NOW, NOW + timedelta(hours=1), NOW + timedelta(days=400))
+        ]
+        assert [queued.duplicate for queued in asked] == [False, True, True]
+        assert asked[0].message is not None
+        assert {queued.message.id for queued in asked if queued.message} == {asked[0].message.id}
 
     def test_an_empty_day_is_an_empty_file(self, session: Session) -> None:
         institution = make_institution(session)

@@ -20,13 +20,14 @@ from recoup.contact.channels import Channel
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
 from recoup.institutions.settings import settings_of
-from recoup.kit.clock import local_today, utcnow
+from recoup.kit.clock import local_today, utcnow, zone
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import Account
 from recoup.models.compliance import MessageTemplate
 from recoup.models.debtor import Debtor
 from recoup.models.institution import Institution
 from recoup.models.outbox import OutboxMessage
+from recoup.outbox import rules as outbox_rules
 from recoup.outbox import service as outbox_service
 from recoup.outreach import repository
 from recoup.outreach import service as outreach
@@ -79,6 +80,19 @@ def queue_letter(
         raise ValidationFailed(
             f"debtor_id: debtor {debtor.external_id} has no usable address to send a letter to"
         )
+    # The letter is the day's, whenever in the day (or after it) it is asked for: keyed by the
+    # day's letter time, not by when it is planned, which is "now" once that time has passed.
+    letter_time = datetime.combine(day, LETTER_TIME, tzinfo=zone(institution.timezone))
+    key = outbox_rules.idempotency_key(
+        institution.id,
+        debtor.id,
+        addresses[0].id,
+        Channel.LETTER.value,
+        template_id,
+        account_id,
+        letter_time.isoformat(),
+        None,
+    )
     return outbox_service.queue_message(
         session,
         institution_id=institution.id,
@@ -89,6 +103,7 @@ def queue_letter(
         actor=principal.actor,
         account_id=account_id,
         scheduled_at=outreach.planned_at(institution, day=day, start=LETTER_TIME, now=now),
+        idempotency_key=key,
         principal=principal,
         now=now,
     )
