@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import redis
+import time_machine
 from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -34,6 +36,39 @@ RATE_LIMITS = {
     "RECOUP_ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
     "RECOUP_USER_REQUESTS_PER_MINUTE": "1000000",
 }
+
+# RECOUP_TEST_NOW=2027-01-01T10:00:00+08:00 runs the suite as if it were then: the clock of
+# this process (the tests, the app they drive, its threads) starts there and ticks on. See
+# "Running the tests on another day" in docs/architecture.md.
+TEST_NOW = os.environ.get("RECOUP_TEST_NOW", "").strip()
+
+
+def _test_now() -> datetime | None:
+    if not TEST_NOW:
+        return None
+    try:
+        moment = datetime.fromisoformat(TEST_NOW)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise pytest.UsageError(
+            f"RECOUP_TEST_NOW={TEST_NOW!r} is not a moment with a time zone offset; "
+            "give one like 2027-01-01T10:00:00+08:00"
+        )
+    return moment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    moment = _test_now()
+    if moment is not None:
+        # Started before collection (modules that take a date when imported see it too) and
+        # kept for the whole process.
+        time_machine.travel(moment, tick=True).start()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"clock: running as if at {TEST_NOW} (RECOUP_TEST_NOW)"] if TEST_NOW else []
+
 
 # Property tests check what holds, not how fast: on a busy CI machine a per-example deadline
 # only makes them flaky.
