@@ -15,8 +15,8 @@ from recoup.compliance.rulepack import load_pack
 from recoup.db import unit_of_work
 from recoup.kit.clock import utcnow
 from recoup.scoring.rules import DEFAULT_CONTACT_COSTS
-from recoup.simulation import rules
-from recoup.simulation.engine import Portfolio, Result, RunSettings, run_simulation
+from recoup.simulation import engine, rules
+from recoup.simulation.engine import Portfolio, Recorder, Result, RunSettings, run_simulation
 from recoup.simulation.params import (
     BEHAVIOURAL,
     PARAMETERS,
@@ -63,7 +63,15 @@ DAILY_SMS = "\n".join(
 )
 
 
-def simulate(document: str, *, seed: int = 1, days: int = 30, **overrides: float) -> Result:
+def simulate(
+    document: str,
+    *,
+    seed: int = 1,
+    days: int = 30,
+    recorder: Recorder | None = None,
+    portfolio: Portfolio = PORTFOLIO,
+    **overrides: float,
+) -> Result:
     params = with_overrides(overrides)
     settings = RunSettings(
         days=days,
@@ -72,9 +80,10 @@ def simulate(document: str, *, seed: int = 1, days: int = 30, **overrides: float
         timezone="Asia/Shanghai",
         costs=DEFAULT_CONTACT_COSTS,
         params=params,
+        recorder=recorder,
     )
     return run_simulation(
-        portfolio=PORTFOLIO,
+        portfolio=portfolio,
         compiled=compile_strategy(document),
         gate=GATE,
         settings=settings,
@@ -165,6 +174,61 @@ class TestEngine:
         # 400 cases × 10 per 1,000 = 4 calls a day.
         assert result.contacts["call"] <= 4 * 20
         assert result.over_capacity > 0
+
+
+class TestRecorder:
+    @pytest.mark.parametrize("preset", ["consumer_finance", "commercial_bank"])
+    def test_recording_changes_no_figure(self, preset: str) -> None:
+        plain = simulate(preset_text(preset), days=40).summary()
+        recorded = simulate(preset_text(preset), days=40, recorder=Recorder()).summary()
+        plain.pop("seconds"), recorded.pop("seconds")
+        assert recorded == plain
+
+    def test_the_history_adds_up_to_the_run(self) -> None:
+        recorder = Recorder()
+        result = simulate(preset_text("consumer_finance"), days=40, recorder=recorder)
+        contacts = recorder.table("contacts")
+        assert len(contacts["row"]) == result.total_contacts
+        channels = np.array(rules.CHANNELS)[contacts["channel"]]
+        assert dict(zip(*np.unique(channels, return_counts=True), strict=True)) == {
+            name: count for name, count in result.contacts.items() if count
+        }
+        spoken = np.isin(contacts["channel"], [rules.CALL, rules.AI_CALL, rules.VISIT])
+        right_party = contacts["outcome"] == engine.OUTCOME_RIGHT_PARTY
+        assert int((spoken & right_party).sum()) == result.right_party
+        assert int(contacts["complaint"].sum()) == result.complaints
+        assert int(contacts["dispute"].sum()) == result.disputes
+        assert int(contacts["plan"].sum()) == result.plans
+        payments = recorder.table("payments")
+        assert payments["amount"].sum() == pytest.approx(result.recovered)
+        # Paid in full: what each cured case was paid is its whole opening balance.
+        events = recorder.table("events")
+        cured = events["row"][events["event"] == engine.EVENT_CURED]
+        assert len(cured) == result.cured
+        paid = np.bincount(payments["row"], weights=payments["amount"], minlength=PORTFOLIO.size)
+        assert paid[cured] == pytest.approx(PORTFOLIO.balance[cured])
+        promises = recorder.table("promises")
+        assert len(promises["row"]) == result.promises
+        outcomes = recorder.table("promise_results")
+        assert int(outcomes["kept"].sum()) == result.promises_kept
+        assert int((~outcomes["kept"]).sum()) == result.promises_broken
+        assert (promises["due"] > promises["day"]).all()
+
+    def test_cases_fall_delinquent_on_their_day(self) -> None:
+        columns = rules.synthetic_portfolio(400, 3)
+        entering = np.where(np.arange(400) % 2 == 0, 0, 10)
+        columns["enters_on"] = entering
+        columns["days_past_due"] = np.where(entering > 0, 1.0, columns["days_past_due"])
+        later = Portfolio.from_columns(columns)
+        recorder = Recorder()
+        simulate(preset_text("consumer_finance"), days=20, recorder=recorder, portfolio=later)
+        for kind in ("contacts", "payments"):
+            table = recorder.table(kind)
+            assert (table["day"][entering[table["row"]] > 0] >= 10).all()
+            assert (table["day"][entering[table["row"]] == 0] < 10).any()
+        events = recorder.table("events")
+        entered = events["row"][events["event"] == engine.EVENT_ENTERED]
+        assert sorted(entered.tolist()) == np.flatnonzero(entering > 0).tolist()
 
 
 class TestComparison:

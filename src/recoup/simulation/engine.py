@@ -79,6 +79,9 @@ class Portfolio:
     age: npt.NDArray[np.float64]
     product: npt.NDArray[Any]
     region: npt.NDArray[Any]
+    # The day (index into the run) each case falls delinquent, with ``days_past_due`` its
+    # days past due that day; None: every case is delinquent from day 0.
+    enters_on: npt.NDArray[np.int64] | None = None
 
     @property
     def size(self) -> int:
@@ -103,7 +106,82 @@ class Portfolio:
             age=np.asarray(columns.get("age", np.full(size, np.nan)), dtype=np.float64),
             product=objects("product", None),
             region=objects("region", None),
+            enters_on=np.asarray(columns["enters_on"], dtype=np.int64)
+            if "enters_on" in columns
+            else None,
         )
+
+
+# What a recorded contact came to (``Recorder`` table ``contacts``, column ``outcome``).
+OUTCOME_NO_ANSWER, OUTCOME_RIGHT_PARTY, OUTCOME_WRONG_NUMBER = range(3)
+OUTCOME_DELIVERED, OUTCOME_FAILED = 3, 4
+# Why a recorded payment came (table ``payments``, column ``source``).
+PAID_UNPROMPTED, PAID_PROMISE, PAID_PLAN = range(3)
+# Case events (table ``events``, column ``event``); ``step`` names the exit step of a hand-over.
+EVENT_COMPLAINT, EVENT_DISPUTE, EVENT_CEASE, EVENT_HARDSHIP = range(4)
+EVENT_HAND_OVER, EVENT_CURED, EVENT_ENTERED = 4, 5, 6
+
+RECORDED: dict[str, tuple[str, ...]] = {
+    # Every contact made: day, case row, channel code, local hour, outcome, and what the
+    # conversation came to (a promise, a plan, hardship without a plan, a dispute, a stop
+    # request, a complaint).
+    "contacts": (
+        "day",
+        "row",
+        "channel",
+        "hour",
+        "outcome",
+        "promise",
+        "plan",
+        "hardship",
+        "dispute",
+        "cease",
+        "complaint",
+    ),
+    "payments": ("day", "row", "amount", "source"),
+    # A promise made (on a contact of that channel) and its due day; then kept or broken.
+    "promises": ("day", "row", "due", "amount", "channel"),
+    "promise_results": ("day", "row", "kept"),
+    # A plan agreed: the instalment amount and count, its first due day (then every 30 days);
+    # then each instalment paid or missed (a missed one breaks the plan).
+    "plans": ("day", "row", "amount", "instalments", "first_due"),
+    "plan_results": ("day", "row", "paid", "completed"),
+    "events": ("day", "row", "event", "step"),
+}
+
+
+class Recorder:
+    """A run's history as columns: contacts, payments, promises, plans and case events.
+
+    The engine appends one array per column each day and kind (never an object per event);
+    ``table`` joins them. ``row`` is a case's position in the portfolio, ``day`` an index into
+    the run. Recording draws no random number, so a run's figures are the same with or without.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[dict[str, npt.NDArray[Any]]]] = {kind: [] for kind in RECORDED}
+
+    def add(self, kind: str, day: int, **columns: npt.ArrayLike) -> None:
+        arrays = {name: np.asarray(values) for name, values in columns.items()}
+        size = len(arrays["row"])
+        if size == 0:
+            return
+        arrays["day"] = np.full(size, day, dtype=np.int64)
+        self._parts[kind].append(arrays)
+
+    def table(self, kind: str) -> dict[str, npt.NDArray[Any]]:
+        """One kind's columns, in the order recorded (by day)."""
+        parts = self._parts[kind]
+        names = RECORDED[kind]
+        if not parts:
+            return {
+                name: np.zeros(0, dtype=np.float64 if name in _FLOATS else np.int64)
+                for name in names
+            }
+        return {name: np.concatenate([part[name] for part in parts]) for name in names}
+
+
+_FLOATS = frozenset({"hour", "amount"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +199,8 @@ class RunSettings:
     # value); ``uplift``: of highest estimated uplift × balance (needs ``uplift_scorer``).
     priority: str = "expected"
     uplift_scorer: Callable[[Mapping[str, Any], str], npt.NDArray[np.float64]] | None = None
+    # Given, the run also writes its history into it (see ``Recorder``); figures are the same.
+    recorder: Recorder | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +291,8 @@ class _State:
         self.phone_valid = latent.phone_valid.copy()
         self.pushed_dnd = np.zeros(size, dtype=bool)
         self.active = self.balance > 0
+        if portfolio.enters_on is not None:
+            self.active &= portfolio.enters_on <= 0
         self.paid_before = np.zeros(size, dtype=bool)
         self.failed_attempts = np.zeros(size)
         self.unanswered = np.zeros(size)
@@ -302,6 +384,18 @@ class Simulation:
         self.rng = np.random.default_rng([settings.seed, 1])
         self.zone = ZoneInfo(settings.timezone)
         self.histories: dict[str, list[PastContact]] = {}
+        self.recorder = settings.recorder
+        entering = portfolio.enters_on
+        self.entering: dict[int, npt.NDArray[np.int64]] = {}
+        if entering is not None:
+            later = np.flatnonzero((entering > 0) & (self.state.balance > 0))
+            days, first = np.unique(entering[later], return_index=True)
+            for day, rows in zip(
+                days.tolist(),
+                np.split(later[np.argsort(entering[later], kind="stable")], first[1:]),
+                strict=True,
+            ):
+                self.entering[day] = rows
         self.result = Result(
             strategy=name,
             seed=settings.seed,
@@ -350,6 +444,18 @@ class Simulation:
         state = self.state
         if today > 0:
             state.days_past_due[state.active] += 1
+        entering = self.entering.get(today)
+        if entering is not None:
+            # Falls delinquent today, with the days past due the portfolio gives for this day.
+            state.active[entering] = True
+            if self.recorder is not None:
+                self.recorder.add(
+                    "events",
+                    today,
+                    row=entering,
+                    event=np.full(len(entering), EVENT_ENTERED),
+                    step=np.full(len(entering), -1),
+                )
         state.contacts_by_day[today % 7] = 0
         paid_today = self._reconcile(today)
         paid_today += self._unprompted_payments(today)
@@ -360,12 +466,20 @@ class Simulation:
         self.result.daily_recovered.append(self.result.recovered)
 
     def _pay(
-        self, rows: npt.NDArray[np.int64], amounts: npt.NDArray[np.float64], today: int
+        self,
+        rows: npt.NDArray[np.int64],
+        amounts: npt.NDArray[np.float64],
+        today: int,
+        source: int = PAID_UNPROMPTED,
     ) -> float:
         state = self.state
         if len(rows) == 0:
             return 0.0
         amounts = np.minimum(amounts, state.balance[rows])
+        if self.recorder is not None:
+            self.recorder.add(
+                "payments", today, row=rows, amount=amounts, source=np.full(len(rows), source)
+            )
         state.balance[rows] -= amounts
         state.paid_before[rows] = True
         state.unanswered[rows] = 0
@@ -380,6 +494,14 @@ class Simulation:
             state.balance[cured] = 0.0
             state.days_past_due[cured] = 0
             self.result.cured += len(cured)
+            if self.recorder is not None:
+                self.recorder.add(
+                    "events",
+                    today,
+                    row=cured,
+                    event=np.full(len(cured), EVENT_CURED),
+                    step=np.full(len(cured), -1),
+                )
         return float(amounts.sum())
 
     def _date(self, today: int) -> date:
@@ -397,7 +519,9 @@ class Simulation:
             ) * np.where(state.pushed_dnd[due], params["dnd_penalty"], 1.0)
             kept = due[keeps]
             broken = due[~keeps]
-            paid += self._pay(kept, state.promise_amount[kept], today)
+            if self.recorder is not None:
+                self.recorder.add("promise_results", today, row=due, kept=keeps)
+            paid += self._pay(kept, state.promise_amount[kept], today, PAID_PROMISE)
             state.promise_state[kept] = PROMISE_KEPT
             state.broken[kept] = 0
             state.promise_state[broken] = PROMISE_BROKEN
@@ -413,10 +537,15 @@ class Simulation:
         if len(due):
             keeps = rng.random(len(due)) < params["plan_keep"]
             kept = due[keeps]
-            paid += self._pay(kept, state.plan_amount[kept], today)
+            paid += self._pay(kept, state.plan_amount[kept], today, PAID_PLAN)
             state.plan_left[kept] -= 1
             state.plan_next[kept] = today + 30
-            done = kept[(state.plan_left[kept] <= 0) | ~state.active[kept]]
+            finished = (state.plan_left[due] <= 0) | ~state.active[due]
+            done = kept[finished[keeps]]
+            if self.recorder is not None:
+                self.recorder.add(
+                    "plan_results", today, row=due, paid=keeps, completed=keeps & finished
+                )
             state.plan_state[done] = PLAN_COMPLETED
             state.plan_next[done] = NEVER
             lapsed = due[~keeps]
@@ -540,6 +669,15 @@ class Simulation:
             state.phone_valid[rows[found]] = True
             state.failed_attempts[rows] = 0
         handed = (chosen >= 0) & (kind == EXIT_HAND_OVER) & ~held
+        if self.recorder is not None:
+            newly = handed & ~state.handed_over[live]
+            self.recorder.add(
+                "events",
+                today,
+                row=live[newly],
+                event=np.full(int(newly.sum()), EVENT_HAND_OVER),
+                step=chosen[newly],
+            )
         state.handed_over[live[handed]] = True
         channel = self._step_channel[np.maximum(chosen, 0)]
         contact = (chosen >= 0) & (kind == CONTACT) & (channel >= 0) & ~held
@@ -827,6 +965,7 @@ class Simulation:
             result.cease_requests += 1
             self._event(row, StrategyEvent.CEASE_REQUEST, today)
         plan_rows = talked[hardship]
+        takes = np.zeros(len(plan_rows), dtype=bool)
         if len(plan_rows):
             takes = rng.random(len(plan_rows)) < params["plan_uptake"]
             for row in plan_rows[~takes].tolist():
@@ -851,7 +990,87 @@ class Simulation:
             result.promises += len(promised)
             for row in promised.tolist():
                 self._event(row, StrategyEvent.PROMISE_MADE, today)
+        if self.recorder is not None:
+            self._record_contacts(
+                today,
+                rows=rows,
+                channel=channel,
+                hour=hour,
+                outcome=np.where(
+                    message,
+                    np.where(reached, OUTCOME_DELIVERED, OUTCOME_FAILED),
+                    np.where(
+                        right_party,
+                        OUTCOME_RIGHT_PARTY,
+                        np.where(wrong, OUTCOME_WRONG_NUMBER, OUTCOME_NO_ANSWER),
+                    ),
+                ),
+                talk=np.flatnonzero(talk),
+                results={
+                    "promise": promise,
+                    "dispute": dispute,
+                    "cease": cease,
+                    "hardship": hardship,
+                },
+                takes=takes,
+                complaint=complain,
+            )
         return 0.0
+
+    def _record_contacts(
+        self,
+        today: int,
+        *,
+        rows: npt.NDArray[np.int64],
+        channel: npt.NDArray[np.int64],
+        hour: npt.NDArray[np.float64],
+        outcome: npt.NDArray[np.int64],
+        talk: npt.NDArray[np.int64],
+        results: Mapping[str, npt.NDArray[np.bool_]],
+        takes: npt.NDArray[np.bool_],
+        complaint: npt.NDArray[np.bool_],
+    ) -> None:
+        """Append the day's contacts, promises and plans to the recorder."""
+        recorder, state = self.recorder, self.state
+        assert recorder is not None
+        size = len(rows)
+        flags: dict[str, npt.NDArray[np.bool_]] = {}
+        for name, among_talks in results.items():
+            flags[name] = np.zeros(size, dtype=bool)
+            flags[name][talk[among_talks]] = True
+        asked = talk[results["hardship"]]
+        flags["plan"] = np.zeros(size, dtype=bool)
+        flags["plan"][asked[takes]] = True
+        flags["hardship"] = np.zeros(size, dtype=bool)
+        flags["hardship"][asked[~takes]] = True
+        recorder.add(
+            "contacts",
+            today,
+            row=rows,
+            channel=channel,
+            hour=hour,
+            outcome=outcome,
+            complaint=complaint,
+            **flags,
+        )
+        promised = flags["promise"]
+        recorder.add(
+            "promises",
+            today,
+            row=rows[promised],
+            due=state.promise_due[rows[promised]],
+            amount=state.promise_amount[rows[promised]],
+            channel=channel[promised],
+        )
+        planned = rows[flags["plan"]]
+        recorder.add(
+            "plans",
+            today,
+            row=planned,
+            amount=state.plan_amount[planned],
+            instalments=state.plan_left[planned],
+            first_due=state.plan_next[planned],
+        )
 
 
 CONTACT, EXIT_TRACE, EXIT_HAND_OVER, EXIT_OTHER = range(4)
