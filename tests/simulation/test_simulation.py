@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from recoup.allocation.rules import AgentSlot, CaseWork, greedy
 from recoup.cases import service as cases
 from recoup.compliance.gate.rules import compile_gate
 from recoup.compliance.rulepack import load_pack
@@ -174,6 +175,22 @@ class TestEngine:
         # 400 cases × 10 per 1,000 = 4 calls a day.
         assert result.contacts["call"] <= 4 * 20
         assert result.over_capacity > 0
+
+
+class TestAllocation:
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_alike_agents_take_what_greedy_gives_them(self, seed: int) -> None:
+        generator = np.random.default_rng(seed)
+        # Whole and fractional values with many ties, more tasks than room and less.
+        values = np.round(generator.exponential(50.0, size=300), 1) * (generator.random(300) > 0.2)
+        for capacities in ([40, 40, 25], [200, 200], [7]):
+            agents = [AgentSlot(id=n, capacity=c) for n, c in enumerate(capacities)]
+            allocation = greedy(
+                [CaseWork(id=n, value=int(value)) for n, value in enumerate(values.tolist())],
+                agents,
+            )
+            taken = engine.alike_agents_take(values, agents)
+            assert sorted(taken.tolist()) == sorted(allocation.assignments)
 
 
 class TestRecorder:

@@ -18,7 +18,7 @@ stays on the agents' list until it reaches the debtor or has been tried ``call_r
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from recoup.allocation.rules import AgentSlot, CaseWork, greedy
+from recoup.allocation.rules import AgentSlot
 from recoup.compliance.gate.rules import (
     ContactHistory,
     DebtorFacts,
@@ -756,16 +756,8 @@ class Simulation:
             if not agents:
                 keep[tasks] = False
                 continue
-            allocation = greedy(
-                [CaseWork(id=int(position), value=int(value[position])) for position in tasks],
-                agents,
-            )
             taken = np.zeros(len(rows), dtype=bool)
-            taken[
-                np.fromiter(
-                    allocation.assignments, dtype=np.int64, count=len(allocation.assignments)
-                )
-            ] = True
+            taken[tasks[alike_agents_take(value[tasks], agents)]] = True
             self.result.over_capacity += int(len(tasks) - taken[tasks].sum())
             keep[tasks] &= taken[tasks]
         # The cost ceiling: the most valuable contacts first.
@@ -1074,6 +1066,21 @@ class Simulation:
 
 
 CONTACT, EXIT_TRACE, EXIT_HAND_OVER, EXIT_OTHER = range(4)
+
+
+def alike_agents_take(
+    values: npt.NDArray[np.float64], agents: Sequence[AgentSlot]
+) -> npt.NDArray[np.int64]:
+    """The tasks (positions in ``values``) ``allocation.rules.greedy`` gives agents who are alike.
+
+    The simulated agents have no skills, regions or current cases, so greedy hands out the
+    most valuable tasks (whole minor units, then position) until their joint capacity is used;
+    this is that result without an object per task.
+    """
+    capacity = sum(max(agent.capacity, 0) for agent in agents)
+    positions = np.arange(len(values))
+    ranked = np.lexsort((positions, -np.trunc(values)))
+    return np.asarray(ranked[:capacity], dtype=np.int64)
 
 
 def run_simulation(
