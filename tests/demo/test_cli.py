@@ -106,7 +106,7 @@ def _count(model: type) -> int:
 
 class TestDemoModels:
     def test_trains_promotes_and_scores_each_newly_seeded_institution(self, cli_db: str) -> None:
-        result = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3", "--models"])
+        result = runner.invoke(app, ["seed-demo", "--accounts", "900", "--seed", "3", "--models"])
         assert result.exit_code == 0, result.output
         assert "note:" not in result.output
         assert "Demo models" in result.output
@@ -127,7 +127,7 @@ class TestDemoModels:
             ).scalar_one()
         assert promotions == 2
 
-        again = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3", "--models"])
+        again = runner.invoke(app, ["seed-demo", "--accounts", "900", "--seed", "3", "--models"])
         assert again.exit_code == 0, again.output
         assert again.output.count("skipped") == 2
         assert "Demo models" not in again.output

@@ -167,6 +167,10 @@ class Portfolio:
     delinquency_events: Table
     promises: Table = field(default_factory=Table)
     contact_point_consents: Table = field(default_factory=Table)
+    # The simulated recent past (``demo.history``): the contact log and payment plans.
+    contact_attempts: Table = field(default_factory=Table)
+    payment_plans: Table = field(default_factory=Table)
+    plan_instalments: Table = field(default_factory=Table)
 
     @property
     def row_count(self) -> int:
@@ -180,12 +184,22 @@ class Portfolio:
                 self.payments,
                 self.delinquency_events,
                 self.promises,
+                self.contact_attempts,
+                self.payment_plans,
+                self.plan_instalments,
             )
         )
 
 
-def generate_portfolio(*, accounts: int, seed: int, flavour: Flavour, as_of: date) -> Portfolio:
-    """Generate ``accounts`` accounts (and their debtors) for one lender, deterministically."""
+def generate_portfolio(
+    *, accounts: int, seed: int, flavour: Flavour, as_of: date, current_spells: bool = False
+) -> Portfolio:
+    """Generate ``accounts`` accounts (and their debtors) for one lender, deterministically.
+
+    With ``current_spells`` every account late today was late without a break since it fell
+    due (the month-end snapshots count its days past due back to the day it fell delinquent,
+    current just before): the history the simulator continues (``demo.history``).
+    """
     if accounts < 1:
         raise ValueError("a portfolio needs at least one account")
     rng = np.random.default_rng(np.random.SeedSequence([seed, flavour.stream]))
@@ -195,6 +209,8 @@ def generate_portfolio(*, accounts: int, seed: int, flavour: Flavour, as_of: dat
     is_business = rng.random(debtor_count) < flavour.business_share
     debtors, region = _debtors(rng, flavour, debtor_count, is_business, today)
     path = _delinquency_paths(rng, accounts, flavour)
+    if current_spells:
+        path = _with_current_spells(path)
     account_table, installment, monthly_rate = _accounts(
         rng, flavour, debtor_of_account, is_business, path, debtors, today
     )
@@ -563,6 +579,17 @@ def _delinquency_paths(rng: np.random.Generator, accounts: int, flavour: Flavour
         )
     chosen_paths: Column = path[rng.permutation(picked)]
     return chosen_paths
+
+
+def _with_current_spells(path: Column) -> Column:
+    """Make each account's past snapshots agree with an unbroken spell ending today."""
+    today = path[:, -1:]
+    spell = today - (np.arange(HISTORY_MONTHS, -1, -1) * SNAPSHOT_DAYS)[None, :]
+    late = today > 0
+    # Before the spell the account was current: any earlier delinquency had been paid.
+    just_before = late & (spell <= 0) & (spell > -SNAPSHOT_DAYS)
+    result: Column = np.where(late & (spell > 0), spell, np.where(just_before, 0, path))
+    return result
 
 
 def _accounts(

@@ -46,6 +46,24 @@ def ids_by_external_id(
     return np.fromiter(connection.execute(statement).scalars(), dtype=np.int64)
 
 
+def max_id(connection: Connection, table: Table, institution_id: int) -> int:
+    """Return an institution's highest row id of ``table`` (0 when it has none)."""
+    statement = select(func.max(table.c.id)).where(table.c.institution_id == institution_id)
+    return int(connection.execute(statement).scalar() or 0)
+
+
+def ids_after(
+    connection: Connection, table: Table, institution_id: int, after: int
+) -> np.ndarray[Any, Any]:
+    """Return an institution's row ids of ``table`` above ``after``, in insertion order."""
+    statement = (
+        select(table.c.id)
+        .where(table.c.institution_id == institution_id, table.c.id > after)
+        .order_by(table.c.id)
+    )
+    return np.fromiter(connection.execute(statement).scalars(), dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class PreparedInsert:
     """Rows ready for the driver, and the statement that loads them."""

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from recoup.analytics.daily import service as analytics
 from recoup.audit import service as audit
 from recoup.compliance.certifications import service as certifications_service
+from recoup.compliance.gate import service as gate_service
 from recoup.db import unit_of_work
-from recoup.demo import generator, repository, showcase, work
+from recoup.demo import generator, history, repository, showcase, work
 from recoup.demo.generator import Column, Flavour, Portfolio
 from recoup.identity import repository as identity_repository
 from recoup.identity import service as identity
@@ -37,12 +38,16 @@ from recoup.kit.clock import utcnow, zone
 from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
-from recoup.models.contact import ContactPointConsent
+from recoup.models.contact import ContactAttempt, ContactPointConsent
 from recoup.models.institution import Institution
+from recoup.models.plans import PaymentPlan, PlanInstalment
 from recoup.models.workbench import Promise
 from recoup.scoring import service as scoring
 from recoup.scoring.errors import ScoringError
 from recoup.scoring.spec import Family
+from recoup.strategy import service as strategy_service
+from recoup.strategy.presets import preset_text
+from recoup.strategy.rules import compile_strategy
 
 ACTOR = "demo-seed"
 # Days of daily dashboard figures the demo computes at once (the hourly job continues).
@@ -265,9 +270,15 @@ def _seed_institution(
     # Generate the portfolio in memory, then write it table by table.
     started = time.perf_counter()
     portfolio = generator.generate_portfolio(
-        accounts=accounts, seed=seed, flavour=spec.flavour, as_of=as_of
+        accounts=accounts, seed=seed, flavour=spec.flavour, as_of=as_of, current_spells=True
     )
     _add_seconds(result, "generate", started)
+    # The last months are lived by the simulator: the preset strategy through the gate.
+    started = time.perf_counter()
+    portfolio, lived = history.simulate_history(
+        portfolio, seed=seed, setting=_history_setting(session, institution)
+    )
+    _add_seconds(result, "simulate", started)
     writer = _Writer(
         session=session,
         institution_id=institution.id,
@@ -277,6 +288,7 @@ def _seed_institution(
         result=result,
     )
     counts = writer.write(portfolio, agents=agents)
+    counts |= lived
     # Cases open for the delinquent debtors, each owned by the agent of most of its accounts.
     counts |= work.open_cases(
         session, institution_id=institution.id, account_agents=writer.account_agents
@@ -327,6 +339,17 @@ def _seed_institution(
             counts=counts,
             models=models,
         )
+    )
+
+
+def _history_setting(session: Session, institution: Institution) -> history.Setting:
+    """The institution's preset strategy, compiled gate and contact costs, for the past."""
+    preset = strategy_service.default_preset(institution)
+    return history.Setting(
+        compiled=compile_strategy(preset_text(preset)),
+        gate=gate_service.gate_for(session, institution=institution),
+        costs=dict(strategy_service.costs_minor(institution)),
+        timezone=str(institution.timezone),
     )
 
 
@@ -636,6 +659,16 @@ class _Writer:
             },
             stage="promises",
         )
+        self._write_history(
+            connection,
+            portfolio,
+            agents=agents,
+            debtor_ids=debtor_ids,
+            account_ids=account_ids,
+            contact_ids=repository.ids_by_external_id(
+                connection, _table(ContactPoint), self.institution_id
+            ),
+        )
         return {
             "debtors": len(debtors),
             "contact_points": len(contacts),
@@ -644,7 +677,79 @@ class _Writer:
             "payments": len(payments),
             "delinquency_events": len(events),
             "promises": len(promises),
+            "contact_attempts": len(portfolio.contact_attempts),
+            "plans_agreed": len(portfolio.payment_plans),
         }
+
+    def _write_history(
+        self,
+        connection: Connection,
+        portfolio: Portfolio,
+        *,
+        agents: list[int],
+        debtor_ids: Column,
+        account_ids: Column,
+        contact_ids: Column,
+    ) -> None:
+        """Write the simulated contact log and payment plans (``demo.history``)."""
+        attempts = portfolio.contact_attempts
+        if len(attempts):
+            agent_ids = np.asarray(agents or [0], dtype=np.int64)
+            slot = attempts["agent_slot"]
+            point = attempts["contact_index"]
+            self._insert(
+                connection,
+                _table(ContactAttempt),
+                attempts,
+                names=[
+                    name
+                    for name in attempts.columns
+                    if name not in {"debtor_index", "account_index", "contact_index", "agent_slot"}
+                ],
+                derived={
+                    "debtor_id": debtor_ids[attempts["debtor_index"]],
+                    "account_id": account_ids[attempts["account_index"]],
+                    "contact_point_id": generator._nullable(
+                        contact_ids[np.maximum(point, 0)], point >= 0
+                    ),
+                    "agent_id": generator._nullable(
+                        agent_ids[np.maximum(slot, 0) % len(agent_ids)], (slot >= 0) & bool(agents)
+                    ),
+                    "actor": np.full(len(attempts), ACTOR),
+                },
+                stage="contact_attempts",
+            )
+        plans = portfolio.payment_plans
+        if len(plans):
+            first_new = repository.max_id(connection, _table(PaymentPlan), self.institution_id)
+            self._insert(
+                connection,
+                _table(PaymentPlan),
+                plans,
+                names=[
+                    name for name in plans.columns if name not in {"account_index", "debtor_index"}
+                ],
+                derived={
+                    "account_id": account_ids[plans["account_index"]],
+                    "debtor_id": debtor_ids[plans["debtor_index"]],
+                    "created_by": np.full(len(plans), ACTOR),
+                    "decided_by": np.full(len(plans), ACTOR),
+                },
+                stage="payment_plans",
+            )
+            plan_ids = repository.ids_after(
+                connection, _table(PaymentPlan), self.institution_id, first_new
+            )
+            instalments = portfolio.plan_instalments
+            self._insert(
+                connection,
+                _table(PlanInstalment),
+                instalments,
+                names=[name for name in instalments.columns if name != "plan_index"],
+                derived={"plan_id": plan_ids[instalments["plan_index"]]},
+                stage="plan_instalments",
+                timestamps=False,
+            )
 
     def _insert(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from recoup.cases import service as cases
@@ -13,6 +13,7 @@ from recoup.kit import clock
 from recoup.models.account import Account
 from recoup.models.cases import AgentProfile, Case, CaseAccount, Queue, QueueMember
 from recoup.models.institution import Institution
+from recoup.models.plans import PaymentPlan
 from recoup.plans import service as plans
 from recoup.plans.rules import Frequency
 
@@ -120,6 +121,11 @@ def _plans(session: Session, *, institution_id: int, owners: dict[int, int | Non
         .where(
             CaseAccount.case_id.in_([case_id for case_id, owner in owners.items() if owner]),
             Account.status == "delinquent",
+            # Not one on a plan the simulated past already agreed.
+            ~exists().where(
+                PaymentPlan.account_id == Account.id,
+                PaymentPlan.status.in_(["active", "pending_approval"]),
+            ),
         )
         .order_by(Account.id)
         .limit(len(DEMO_PLANS))
