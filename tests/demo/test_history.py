@@ -8,14 +8,22 @@ from functools import cache
 
 import numpy as np
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from recoup.compliance.gate.rules import compile_gate
 from recoup.compliance.rulepack import load_pack
 from recoup.demo import generator, history
 from recoup.demo.generator import CHINA_UTC_OFFSET_HOURS, Portfolio
+from recoup.demo.service import seed_demo
+from recoup.models.contact import ContactAttempt
+from recoup.models.institution import Institution
+from recoup.models.plans import PaymentPlan
+from recoup.plans.service import reconcile_plans
 from recoup.scoring.rules import DEFAULT_CONTACT_COSTS
 from recoup.strategy.presets import preset_text
 from recoup.strategy.rules import compile_strategy
+from recoup.workbench.service import reconcile_promises
 
 AS_OF = date(2026, 6, 30)
 WINDOW_START = np.datetime64(AS_OF, "D") - np.timedelta64(history.HISTORY_DAYS, "D")
@@ -223,3 +231,40 @@ class TestDeterminism:
             for column in one:
                 assert one[column].astype(str).tolist() == two[column].astype(str).tolist()
         assert len(other.contact_attempts) != len(first.contact_attempts)
+
+
+class TestTheProductAgrees:
+    def test_reconciling_promises_and_plans_on_the_seeding_date_changes_nothing(
+        self, session: Session
+    ) -> None:
+        seed_demo(session, accounts=1200, seed=5, as_of=AS_OF)
+        institution = session.scalars(
+            select(Institution).where(Institution.code == "DEMO-CF")
+        ).one()
+        promises = reconcile_promises(session, institution=institution, as_of=AS_OF, actor="test")
+        # What is pending is still inside its grace: nothing is kept or broken anew.
+        assert promises.examined > 0
+        assert (promises.kept, promises.partially_kept, promises.broken) == (0, 0, 0)
+        simulated = session.scalars(
+            select(PaymentPlan.id).where(
+                PaymentPlan.institution_id == institution.id,
+                PaymentPlan.created_by == "demo-seed",
+                PaymentPlan.status == "active",
+            )
+        ).all()
+        assert simulated
+        plans = reconcile_plans(session, institution=institution, as_of=AS_OF, actor="test")
+        # The simulated plans' instalments were paid when due (the demo's own three are new).
+        assert plans.broken == 0
+        assert plans.late == 0
+        assert plans.on_track >= len(simulated)
+        attempts = session.scalar(
+            select(func.count())
+            .select_from(ContactAttempt)
+            .where(
+                ContactAttempt.institution_id == institution.id,
+                ContactAttempt.status == "made",
+            )
+        )
+        assert attempts is not None
+        assert attempts > 100

@@ -233,19 +233,21 @@ class TestRecorder:
 
     def test_cases_fall_delinquent_on_their_day(self) -> None:
         columns = rules.synthetic_portfolio(400, 3)
-        entering = np.where(np.arange(400) % 2 == 0, 0, 10)
+        entering = np.where(np.arange(400) % 3 == 0, 0, (np.arange(400) * 7) % 19 + 1)
         columns["enters_on"] = entering
         columns["days_past_due"] = np.where(entering > 0, 1.0, columns["days_past_due"])
         later = Portfolio.from_columns(columns)
         recorder = Recorder()
-        simulate(preset_text("consumer_finance"), days=20, recorder=recorder, portfolio=later)
+        simulate(preset_text("consumer_finance"), days=25, recorder=recorder, portfolio=later)
+        events = recorder.table("events")
+        entered = events["event"] == engine.EVENT_ENTERED
+        assert sorted(events["row"][entered].tolist()) == np.flatnonzero(entering > 0).tolist()
+        assert (events["day"][entered] == entering[events["row"][entered]]).all()
         for kind in ("contacts", "payments"):
             table = recorder.table(kind)
-            assert (table["day"][entering[table["row"]] > 0] >= 10).all()
-            assert (table["day"][entering[table["row"]] == 0] < 10).any()
-        events = recorder.table("events")
-        entered = events["row"][events["event"] == engine.EVENT_ENTERED]
-        assert sorted(entered.tolist()) == np.flatnonzero(entering > 0).tolist()
+            assert len(table["row"]) > 0
+            assert (table["day"] >= entering[table["row"]]).all()
+        assert (recorder.table("contacts")["day"] < 19).any()
 
 
 class TestComparison:

@@ -33,7 +33,7 @@ from recoup.identity.dependencies import SESSION_COOKIE, login_session, route_ru
 from recoup.identity.permissions import permissions_of_role
 from recoup.ingest.runner import run_import
 from recoup.models import Account, Base, Debtor, Institution, User
-from recoup.models.cases import CaseAccount
+from recoup.models.cases import Case, CaseAccount
 from recoup.models.compliance import MessageTemplate
 from recoup.models.cycle import CycleRun
 from recoup.models.ingest import ImportRun
@@ -148,9 +148,12 @@ class Walk:
     pages: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
-def _ids(session: Session, institution: Institution) -> dict[str, str]:
+def _ids(session: Session, institution: Institution, agent: User) -> dict[str, str]:
+    # A debtor the walked agent works (their case), so every role may open the debtor's pages.
     debtor_id = session.scalar(
-        select(Debtor.id).where(Debtor.institution_id == institution.id).order_by(Debtor.id)
+        select(Case.debtor_id)
+        .where(Case.institution_id == institution.id, Case.owner_id == agent.id)
+        .order_by(Case.id)
     )
     account_id = session.scalar(
         select(Account.id)
@@ -262,7 +265,7 @@ def walk(_isolated_settings: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             select(User).where(User.institution_id == institution.id).order_by(User.id)
         ):
             users.setdefault(str(user.role), user)
-        ids = _ids(session, institution)
+        ids = _ids(session, institution, users["agent"])
         names = frozenset(session.scalars(select(User.username)))
         session.expunge_all()
     app = create_app()

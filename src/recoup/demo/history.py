@@ -464,6 +464,19 @@ class _Builder:
         result: Column = opening - np.clip(case_paid - threshold, 0, opening)
         return result
 
+    def _owing_account(self, row: Column, day: Column) -> Column:
+        """The account (position) of each case its next payment goes to at the start of a day."""
+        counts = np.bincount(self.cases.case_of_account, minlength=len(self.cases.lead))[row]
+        item = np.repeat(np.arange(len(row)), counts)
+        position = self.first_of_case[row][item] + _ranks(item)
+        owing = self._balance_on(position, np.asarray(day)[item]) > 0
+        # The first account still owing (the lead when none is: the case is paid off).
+        never = len(self.cases.accounts)
+        first_owing = np.full(len(row), never, dtype=np.int64)
+        np.minimum.at(first_owing, item[owing], position[owing])
+        chosen: Column = np.where(first_owing < never, first_owing, self.first_of_case[row])
+        return chosen
+
     # -- promises -----------------------------------------------------------------------------
 
     def _promises(self) -> Table:
@@ -490,11 +503,10 @@ class _Builder:
             matches = key_result[order][found] == key_made
             settled[matches] = order[found[matches]]
         row = made["row"]
-        lead = cases.lead[row]
-        # On the lead account, at most its balance then (the rest of the case's debt is later).
-        balance_then = self._balance_on(self.first_of_case[row], made["day"])
+        # On the account the case pays next, at most its balance then.
+        position = self._owing_account(row, made["day"])
+        balance_then = self._balance_on(position, made["day"])
         amount = np.minimum(np.rint(made["amount"]).astype(np.int64), balance_then)
-        amount = np.maximum(amount, 1)
         count = len(row)
         is_settled = settled >= 0
         kept = np.zeros(count, dtype=bool)
@@ -514,7 +526,7 @@ class _Builder:
         )
         channel = np.array([_PROMISE_CHANNEL[name] for name in behaviour.CHANNELS])[made["channel"]]
         new = {
-            "account_index": lead,
+            "account_index": cases.accounts[position],
             "amount": amount,
             "currency": np.full(count, self.currency),
             "promised_on": self.date_of(made["day"]),
@@ -535,12 +547,13 @@ class _Builder:
         results = recorder.table("plan_results")
         row, day = plans["row"], plans["day"]
         count = len(row)
-        # Each instalment result belongs to the case's latest plan agreed before it.
+        # Each instalment result belongs to the case's latest plan agreed on an earlier day (a
+        # day's instalments are settled before its contacts, which may agree a new plan).
         key_plan = row * (self.days + 2) + day
         order = np.argsort(key_plan, kind="stable")
         key_result = results["row"] * (self.days + 2) + results["day"]
         owner = (
-            order[np.searchsorted(key_plan[order], key_result, side="right") - 1]
+            order[np.searchsorted(key_plan[order], key_result, side="left") - 1]
             if count
             else (np.zeros(0, dtype=np.int64))
         )
@@ -553,15 +566,23 @@ class _Builder:
         missed_day[owner[~results["paid"]]] = results["day"][~results["paid"]]
         done_day = np.full(count, -1, dtype=np.int64)
         done_day[owner[results["completed"]]] = results["day"][results["completed"]]
-        instalments = plans["instalments"].astype(np.int64)
-        amount = np.rint(plans["amount"]).astype(np.int64)
-        total = amount * instalments
+        amount = np.maximum(np.rint(plans["amount"]).astype(np.int64), 1)
+        # The plan is on the account the case pays next, which its instalments pay first: it
+        # covers what that account owed when agreed (a case's other accounts are paid after).
+        position = self._owing_account(row, day)
+        owed = self._balance_on(position, day)
+        instalments = np.minimum(plans["instalments"].astype(np.int64), -(-owed // amount))
+        total = np.minimum(amount * plans["instalments"].astype(np.int64), owed)
+        last_paid_day = np.full(count, -1, dtype=np.int64)
+        np.maximum.at(last_paid_day, owner[results["paid"]], results["day"][results["paid"]])
+        completed |= (paid >= instalments) & (paid > 0)
+        done_day = np.where(done_day >= 0, done_day, last_paid_day)
         status = np.where(completed, "completed", np.where(missed, "broken", "active"))
         resolved_day = np.where(completed, done_day, missed_day)
         made_at = self.local_instants(day, np.full(count, 12.0))
         table = Table(
             {
-                "account_index": cases.lead[row],
+                "account_index": cases.accounts[position],
                 "debtor_index": cases.debtor[row],
                 "currency": np.full(count, self.currency),
                 "balance": total,
@@ -577,6 +598,9 @@ class _Builder:
                 "overdue_amount": np.zeros(count, dtype=np.int64),
                 "needs_approval": np.zeros(count, dtype=bool),
                 "decided_at": made_at,
+                # Agreed then: plan reconciliation counts payments from the day a plan was made.
+                "created_at": made_at,
+                "updated_at": made_at,
                 "resolved_at": np.where(
                     resolved_day >= 0,
                     self.local_instants(np.maximum(resolved_day, 0), np.full(count, 23.5)),
@@ -591,7 +615,9 @@ class _Builder:
                 "plan_index": plan,
                 "number": number,
                 "due_on": self.date_of(plans["first_due"][plan] + (number - 1) * 30),
-                "amount": amount[plan],
+                # The last one is what is left of the account's balance.
+                "amount": np.minimum(number * amount[plan], total[plan])
+                - np.minimum((number - 1) * amount[plan], total[plan]),
             }
         )
         return table, instalment_table

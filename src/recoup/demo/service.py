@@ -736,6 +736,7 @@ class _Writer:
                     "decided_by": np.full(len(plans), ACTOR),
                 },
                 stage="payment_plans",
+                timestamps=False,
             )
             plan_ids = repository.ids_after(
                 connection, _table(PaymentPlan), self.institution_id, first_new

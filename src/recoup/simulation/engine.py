@@ -389,12 +389,9 @@ class Simulation:
         self.entering: dict[int, npt.NDArray[np.int64]] = {}
         if entering is not None:
             later = np.flatnonzero((entering > 0) & (self.state.balance > 0))
+            later = later[np.argsort(entering[later], kind="stable")]
             days, first = np.unique(entering[later], return_index=True)
-            for day, rows in zip(
-                days.tolist(),
-                np.split(later[np.argsort(entering[later], kind="stable")], first[1:]),
-                strict=True,
-            ):
+            for day, rows in zip(days.tolist(), np.split(later, first[1:]), strict=True):
                 self.entering[day] = rows
         self.result = Result(
             strategy=name,
