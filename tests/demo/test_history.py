@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, time
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from recoup.demo.service import seed_demo
 from recoup.models.contact import ContactAttempt
 from recoup.models.institution import Institution
 from recoup.models.plans import PaymentPlan
+from recoup.models.workbench import Promise
 from recoup.plans.service import reconcile_plans
 from recoup.scoring.rules import DEFAULT_CONTACT_COSTS
 from recoup.strategy.presets import preset_text
@@ -26,6 +28,7 @@ from recoup.strategy.rules import compile_strategy
 from recoup.workbench.service import reconcile_promises
 
 AS_OF = date(2026, 6, 30)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 WINDOW_START = np.datetime64(AS_OF, "D") - np.timedelta64(history.HISTORY_DAYS, "D")
 FLAVOURS = {"consumer_finance": generator.CONSUMER_FINANCE, "bank": generator.COMMERCIAL_BANK}
 
@@ -268,3 +271,25 @@ class TestTheProductAgrees:
         )
         assert attempts is not None
         assert attempts > 100
+        # Agents made the calls and took the promises on them (their pages count both).
+        unowned_calls = session.scalar(
+            select(func.count())
+            .select_from(ContactAttempt)
+            .where(
+                ContactAttempt.institution_id == institution.id,
+                ContactAttempt.channel == "call",
+                ContactAttempt.agent_id.is_(None),
+                ContactAttempt.started_at < datetime.combine(AS_OF, time(), tzinfo=SHANGHAI),
+            )
+        )
+        assert unowned_calls == 0
+        agents_promises = session.scalar(
+            select(func.count())
+            .select_from(Promise)
+            .where(
+                Promise.institution_id == institution.id,
+                Promise.channel == "call",
+                Promise.created_by_id.is_not(None),
+            )
+        )
+        assert agents_promises

@@ -249,7 +249,9 @@ def bucket_names(days_past_due: Column) -> Column:
     return np.array(BUCKETS)[bucket_index(days_past_due)]
 
 
-def _weighted(rng: np.random.Generator, weights: Column | Sequence[float], size: int) -> Column:
+def weighted_choice(
+    rng: np.random.Generator, weights: Column | Sequence[float], size: int
+) -> Column:
     """Draw ``size`` indices with the given (unnormalised) weights."""
     probabilities = np.asarray(weights, dtype=np.float64)
     return rng.choice(len(probabilities), size=size, p=probabilities / probabilities.sum())
@@ -266,7 +268,7 @@ def _random_digits(rng: np.random.Generator, rows: int, width: int) -> Column:
     return rng.integers(0, 10, size=(rows, width), dtype=np.uint8) + ord("0")
 
 
-def _concat(*parts: Column | str) -> Column:
+def concat(*parts: Column | str) -> Column:
     """Join string columns element-wise, in the narrowest string dtype that holds the result."""
     result: Column = np.asarray(parts[0])
     for part in parts[1:]:
@@ -276,7 +278,7 @@ def _concat(*parts: Column | str) -> Column:
     return result.astype(f"U{max(width, 1)}")
 
 
-def _nullable(values: Column, present: Column) -> Column:
+def nullable(values: Column, present: Column) -> Column:
     """Return an object array holding Python values where ``present`` and ``None`` elsewhere."""
     result: Column = np.full(len(values), None, dtype=object)
     result[present] = values[present].tolist()
@@ -300,7 +302,7 @@ def _accounts_per_debtor(
 ) -> tuple[Column, int]:
     """Return each account's debtor position and the number of debtors."""
     # Every debtor has at least one account, so ``accounts`` draws always cover the total.
-    counts = _weighted(rng, flavour.accounts_per_debtor, accounts) + 1
+    counts = weighted_choice(rng, flavour.accounts_per_debtor, accounts) + 1
     ends = np.cumsum(counts)
     debtor_count = int(np.searchsorted(ends, accounts)) + 1
     counts = counts[:debtor_count].copy()
@@ -365,7 +367,7 @@ def person_names(
     """Return plausible names: a frequency-weighted surname and a one- or two-character name."""
     size = len(male)
     if surnames is None:
-        surnames = _SURNAMES[_weighted(rng, _SURNAME_WEIGHTS, size)]
+        surnames = _SURNAMES[weighted_choice(rng, _SURNAME_WEIGHTS, size)]
     first = np.where(
         male,
         _GIVEN[1][rng.integers(0, len(_GIVEN[1]), size)],
@@ -377,7 +379,7 @@ def person_names(
         _GIVEN[0][rng.integers(0, len(_GIVEN[0]), size)],
     )
     two_characters = rng.random(size) < 0.8
-    return _concat(surnames, first, np.where(two_characters, second, ""))
+    return concat(surnames, first, np.where(two_characters, second, ""))
 
 
 _RESIDENT_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
@@ -450,7 +452,7 @@ _MOBILE_WEIGHTS = np.array([weight for _, weight in reference.MOBILE_PREFIXES])
 def mobile_numbers(rng: np.random.Generator, size: int) -> Column:
     """Return 11-digit mainland mobile numbers with real operator prefixes."""
     digits = np.empty((size, 11), dtype=np.uint8)
-    digits[:, :3] = _MOBILE_PREFIXES[_weighted(rng, _MOBILE_WEIGHTS, size)]
+    digits[:, :3] = _MOBILE_PREFIXES[weighted_choice(rng, _MOBILE_WEIGHTS, size)]
     digits[:, 3:] = _random_digits(rng, size, 8)
     return _digits_to_strings(digits)
 
@@ -463,7 +465,7 @@ def landline_numbers(rng: np.random.Generator, region: Column) -> Column:
     eight = _digits_to_strings(local)
     seven = np.strings.slice(eight, 0, 7)
     numbers = np.where(REGIONS.landline_digits[region] == 8, eight, seven)
-    return _concat(REGIONS.area_code[region], "-", numbers)
+    return concat(REGIONS.area_code[region], "-", numbers)
 
 
 def company_names(rng: np.random.Generator, region: Column) -> Column:
@@ -471,14 +473,14 @@ def company_names(rng: np.random.Generator, region: Column) -> Column:
     size = len(region)
     words = np.array(reference.COMPANY_WORDS)[rng.integers(0, len(reference.COMPANY_WORDS), size)]
     industries = np.array(reference.INDUSTRIES)[rng.integers(0, len(reference.INDUSTRIES), size)]
-    return _concat(REGIONS.city[region], words, industries, "有限公司")
+    return concat(REGIONS.city[region], words, industries, "有限公司")
 
 
 def _debtors(
     rng: np.random.Generator, flavour: Flavour, size: int, is_business: Column, today: np.datetime64
 ) -> tuple[Table, Column]:
     """Return the debtor table and each debtor's region row."""
-    region = _weighted(rng, REGIONS.weight, size)
+    region = weighted_choice(rng, REGIONS.weight, size)
     male = rng.random(size) < 0.56
     age_years = np.minimum(
         rng.gamma(flavour.age_shape, flavour.age_scale, size) + flavour.age_floor, 64
@@ -487,7 +489,9 @@ def _debtors(
         "timedelta64[D]"
     )
     # A quarter of debtors were born (and got their id) in another region than where they live.
-    id_region = np.where(rng.random(size) < 0.25, _weighted(rng, REGIONS.weight, size), region)
+    id_region = np.where(
+        rng.random(size) < 0.25, weighted_choice(rng, REGIONS.weight, size), region
+    )
     names = np.where(is_business, company_names(rng, region), person_names(rng, male))
     national_ids = np.where(
         is_business,
@@ -495,12 +499,12 @@ def _debtors(
         resident_ids(rng, REGIONS.codes[id_region], birth_dates, male),
     )
     employed = (rng.random(size) < 0.7) & ~is_business
-    employers = _nullable(company_names(rng, region), employed)
+    employers = nullable(company_names(rng, region), employed)
     birth_dates = np.where(is_business, np.datetime64("NaT", "D"), birth_dates)
 
     flags = rng.random((6, size))
     columns: dict[str, Column] = {
-        "external_id": _concat("D", np.strings.zfill(np.arange(1, size + 1).astype("U"), 8)),
+        "external_id": concat("D", np.strings.zfill(np.arange(1, size + 1).astype("U"), 8)),
         "kind": np.where(is_business, "business", "individual"),
         "name": names,
         "national_id": national_ids,
@@ -535,7 +539,7 @@ def _delinquency_paths(rng: np.random.Generator, accounts: int, flavour: Flavour
     while today's buckets match ``flavour.bucket_shares``.
     """
     pool = max(accounts * 3, 3000)
-    start_bucket = _weighted(rng, START_SHARES, pool)
+    start_bucket = weighted_choice(rng, START_SHARES, pool)
     low = np.where(start_bucket == 0, 0, (start_bucket - 1) * 30 + 1)
     high = np.where(start_bucket == 7, 360, np.where(start_bucket == 0, 0, start_bucket * 30))
     days = (low + rng.random(pool) * (high - low + 1)).astype(np.int64)
@@ -604,7 +608,7 @@ def _accounts(
     """Return the account table, each account's monthly installment and monthly rate."""
     size = len(debtor_of_account)
     names = [name for name, _ in flavour.products]
-    product = np.array(names)[_weighted(rng, [share for _, share in flavour.products], size)]
+    product = np.array(names)[weighted_choice(rng, [share for _, share in flavour.products], size)]
     product = np.where(is_business[debtor_of_account], "sme_loan", product)
     terms = list(PRODUCT_TERMS.values())
     product_names = np.array(list(PRODUCT_TERMS))
@@ -691,11 +695,11 @@ def _accounts(
     status = np.where(disputed, "disputed", status)
 
     columns: dict[str, Column] = {
-        "external_id": _concat("A", np.strings.zfill(np.arange(1, size + 1).astype("U"), 9)),
+        "external_id": concat("A", np.strings.zfill(np.arange(1, size + 1).astype("U"), 9)),
         "debtor_index": debtor_of_account,
         "product": product,
         "currency": np.full(size, flavour.currency),
-        "credit_limit": _nullable(credit_limit, is_card),
+        "credit_limit": nullable(credit_limit, is_card),
         "principal": principal,
         "interest": interest,
         "fees": fees,
@@ -798,7 +802,7 @@ def _contact_points(
                 "opt_out_email": (kind == "email") & (rng.random(count) < 0.05),
                 "consent_automated": consent,
                 "consent_recorded_at": consent_at,
-                "consent_source": _nullable(np.full(count, "loan_agreement"), consent),
+                "consent_source": nullable(np.full(count, "loan_agreement"), consent),
                 "_rank": np.full(count, rank),
             }
         )
@@ -809,7 +813,7 @@ def _contact_points(
     # The debtor's own mobile (for a business: the legal representative's), mostly current.
     everyone = np.arange(size)
     own_status = np.array(["valid", "unverified", "invalid", "wrong_party"])[
-        _weighted(rng, [0.78, 0.10, 0.08, 0.04], size)
+        weighted_choice(rng, [0.78, 0.10, 0.08, 0.04], size)
     ]
     own_phone = mobile_numbers(rng, size)
     # Skip-tracing signal: a few debtors share one phone number (family, or a common contact).
@@ -867,11 +871,11 @@ def _contact_points(
     emailed = individual[rng.random(len(individual)) < 0.35]
     count = len(emailed)
     domain = np.array([name for name, _ in reference.EMAIL_DOMAINS])[
-        _weighted(rng, [weight for _, weight in reference.EMAIL_DOMAINS], count)
+        weighted_choice(rng, [weight for _, weight in reference.EMAIL_DOMAINS], count)
     ]
     qq_number = rng.integers(10_000_000, 3_999_999_999, count).astype("U")
     letters = np.array(list("abcdefghijkmnpqrstuvwxyz"))
-    handle = _concat(
+    handle = concat(
         letters[rng.integers(0, 24, count)],
         letters[rng.integers(0, 24, count)],
         letters[rng.integers(0, 24, count)],
@@ -882,7 +886,7 @@ def _contact_points(
     block(
         emailed,
         kind="email",
-        value=_concat(local_part, "@", domain),
+        value=concat(local_part, "@", domain),
         status=email_status,
         source="crm",
         verified_days_ago=np.where(email_status == "valid", days_ago(count, 0, 700), -1),
@@ -891,7 +895,7 @@ def _contact_points(
 
     # Home (or registered business) address.
     roads = np.array(reference.ROADS)[rng.integers(0, len(reference.ROADS), size)]
-    address = _concat(
+    address = concat(
         REGIONS.province[region],
         np.where(REGIONS.province[region] == REGIONS.city[region], "", REGIONS.city[region]),
         REGIONS.district[region],
@@ -899,7 +903,7 @@ def _contact_points(
         rng.integers(1, 400, size).astype("U"),
         "号",
     )
-    flat = _concat(
+    flat = concat(
         rng.integers(1, 30, size).astype("U"),
         "栋",
         rng.integers(1, 6, size).astype("U"),
@@ -909,7 +913,7 @@ def _contact_points(
         rng.integers(1, 5, size).astype("U"),
         "室",
     )
-    address = np.where(is_business, address, _concat(address, flat))
+    address = np.where(is_business, address, concat(address, flat))
     address_status = np.where(rng.random(size) < 0.7, "valid", "unverified")
     block(
         everyone,
@@ -925,7 +929,7 @@ def _contact_points(
     employed = debtors["employer"] != None  # noqa: E711
     wired = np.flatnonzero(is_business | (employed & (rng.random(size) < 0.4)))
     landline_status = np.array(["valid", "unverified", "invalid"])[
-        _weighted(rng, [0.6, 0.25, 0.15], len(wired))
+        weighted_choice(rng, [0.6, 0.25, 0.15], len(wired))
     ]
     block(
         wired,
@@ -940,14 +944,14 @@ def _contact_points(
     )
 
     # Third parties from the application form: spouse, relatives, colleagues, emergency contacts.
-    slots = _weighted(rng, [0.10, 0.35, 0.40, 0.15], len(individual))
+    slots = weighted_choice(rng, [0.10, 0.35, 0.40, 0.15], len(individual))
     owner = np.repeat(individual, slots)
     position = np.arange(len(owner)) - np.repeat(np.cumsum(slots) - slots, slots)
     relation_names = np.array(["spouse", "relative", "colleague", "emergency_contact"])
     relation = np.where(
         position == 0,
-        relation_names[_weighted(rng, [0.35, 0.30, 0.10, 0.25], len(owner))],
-        relation_names[1:][_weighted(rng, [0.45, 0.2, 0.35], len(owner))],
+        relation_names[weighted_choice(rng, [0.35, 0.30, 0.10, 0.25], len(owner))],
+        relation_names[1:][weighted_choice(rng, [0.45, 0.2, 0.35], len(owner))],
     )
     spouse = relation == "spouse"
     contact_male = np.where(spouse, ~male[owner], rng.random(len(owner)) < 0.5)
@@ -955,14 +959,14 @@ def _contact_points(
     own_surname = np.strings.slice(np.asarray(debtors["name"][owner]).astype("U"), 0, 1)
     contact_names = person_names(rng, contact_male)
     contact_names = np.where(
-        same_family, _concat(own_surname, np.strings.slice(contact_names, 1, None)), contact_names
+        same_family, concat(own_surname, np.strings.slice(contact_names, 1, None)), contact_names
     )
     third_phone = mobile_numbers(rng, len(owner))
     # Some contacts are themselves debtors of the lender: another skip-tracing link.
     linked = rng.random(len(owner)) < 0.02
     third_phone[linked] = own_phone[rng.integers(0, size, int(linked.sum()))]
     third_status = np.array(["valid", "unverified", "invalid"])[
-        _weighted(rng, [0.55, 0.35, 0.10], len(owner))
+        weighted_choice(rng, [0.55, 0.35, 0.10], len(owner))
     ]
     block(
         owner,
@@ -995,7 +999,7 @@ def _contact_points(
     columns = {name: np.concatenate([part[name] for part in blocks]) for name in blocks[0]}
     order = np.lexsort((columns["_rank"], columns["debtor_index"]))
     columns = {name: values[order] for name, values in columns.items() if name != "_rank"}
-    columns["external_id"] = _concat(
+    columns["external_id"] = concat(
         "C", np.strings.zfill(np.arange(1, len(order) + 1).astype("U"), 9)
     )
     return Table(columns)
@@ -1084,12 +1088,12 @@ def _payments(
     # At most 29 days into the month, so even today's last snapshot has no payment from the future.
     day = np.where(on_time, rng.integers(20, 30, count), rng.integers(0, 30, count))
     hour = np.where(
-        on_time, rng.integers(6, 10, count), _weighted(rng, _DAYTIME_WEIGHTS, count) + 8
+        on_time, rng.integers(6, 10, count), weighted_choice(rng, _DAYTIME_WEIGHTS, count) + 8
     )
     paid_at = _utc_instants(start + day.astype("timedelta64[D]"), hour, rng.integers(0, 60, count))
 
     channel_names = np.array([name for name, _ in flavour.channels])
-    channel = channel_names[_weighted(rng, [weight for _, weight in flavour.channels], count)]
+    channel = channel_names[weighted_choice(rng, [weight for _, weight in flavour.channels], count)]
     channel = np.where(on_time & (rng.random(count) < 0.6), "direct_debit", channel)
 
     principal = accounts["principal"][account_index]
@@ -1115,7 +1119,7 @@ def _payments(
         "unapplied": np.zeros(count, dtype=np.int64),
     }
     columns = {name: values[order] for name, values in columns.items()}
-    columns["external_id"] = _concat("P", np.strings.zfill(np.arange(1, count + 1).astype("U"), 10))
+    columns["external_id"] = concat("P", np.strings.zfill(np.arange(1, count + 1).astype("U"), 10))
     return Table(columns)
 
 
@@ -1270,7 +1274,7 @@ def _promises(
         ),
     )
     channel_names = np.array([name for name, _ in PROMISE_CHANNELS])
-    channel = channel_names[_weighted(rng, [weight for _, weight in PROMISE_CHANNELS], count)]
+    channel = channel_names[weighted_choice(rng, [weight for _, weight in PROMISE_CHANNELS], count)]
     return Table(
         {
             "account_index": account_index,

@@ -37,9 +37,9 @@ from recoup.demo.generator import (
     Column,
     Portfolio,
     Table,
-    _concat,
-    _weighted,
     bucket_index,
+    concat,
+    weighted_choice,
 )
 from recoup.simulation import engine
 from recoup.simulation import rules as behaviour
@@ -295,7 +295,7 @@ class _Builder:
             "currency": np.full(size, self.currency),
             "paid_at": self.local_instants(
                 recorded["day"][payment],
-                _weighted(self.rng, _PAYMENT_HOUR_WEIGHTS, size)
+                weighted_choice(self.rng, _PAYMENT_HOUR_WEIGHTS, size)
                 + 8
                 + self.rng.integers(0, 60, size) / 60,
             ),
@@ -322,7 +322,7 @@ class _Builder:
         }
         order = np.lexsort((merged["paid_at"], merged["account_index"]))
         merged = {name: values[order] for name, values in merged.items()}
-        merged["external_id"] = _concat(
+        merged["external_id"] = concat(
             "P", np.strings.zfill(np.arange(1, len(order) + 1).astype("U"), 10)
         )
         return Table(merged), paid
@@ -330,7 +330,7 @@ class _Builder:
     def _payment_channels(self, size: int) -> Column:
         names = np.array([name for name, _ in self.portfolio.flavour.channels])
         weights = [weight for _, weight in self.portfolio.flavour.channels]
-        channels: Column = names[_weighted(self.rng, weights, size)]
+        channels: Column = names[weighted_choice(self.rng, weights, size)]
         return channels
 
     # -- today --------------------------------------------------------------------------------
@@ -535,9 +535,22 @@ class _Builder:
             "status": status,
             "paid_amount": np.where(kept, amount, 0),
             "resolved_at": resolved_at,
+            # The agent who took it on a call or visit (the demo agent of that slot).
+            "agent_slot": self._agent_slot(row, np.isin(made["channel"], list(behaviour.WORKED))),
         }
-        merged = {name: np.concatenate([old[name][keep], new[name]]) for name in new}
+        old_columns = dict(old.columns) | {"agent_slot": np.full(len(old), -1, dtype=np.int64)}
+        merged = {name: np.concatenate([old_columns[name][keep], new[name]]) for name in new}
         return Table(merged)
+
+    def _agent_slot(self, row: Column, worked: Column) -> Column:
+        """The demo agent (slot) who works each case's calls and visits: its queue's, or one
+        of the agents by debtor; -1 for what no agent does."""
+        slot = self.portfolio.accounts["agent_slot"][self.cases.lead[row]]
+        debtor = self.cases.debtor[row]
+        chosen: Column = np.where(
+            worked, np.where(slot >= 0, slot, debtor % generator.DEMO_AGENTS), -1
+        )
+        return chosen
 
     # -- plans --------------------------------------------------------------------------------
 
@@ -664,8 +677,7 @@ class _Builder:
         )
         debtor = cases.debtor[row]
         points = self._self_points(debtor, channel)
-        slot = self.portfolio.accounts["agent_slot"][cases.lead[row]]
-        agent_slot = np.where(worked, np.where(slot >= 0, slot, debtor % generator.DEMO_AGENTS), -1)
+        agent_slot = self._agent_slot(row, worked)
         return Table(
             {
                 "debtor_index": debtor,

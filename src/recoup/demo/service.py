@@ -651,11 +651,14 @@ class _Writer:
             connection,
             _table(Promise),
             promises,
-            names=[name for name in promises.columns if name != "account_index"],
+            names=[
+                name for name in promises.columns if name not in {"account_index", "agent_slot"}
+            ],
             derived={
                 "account_id": account_ids[promised_accounts],
                 "debtor_id": debtor_ids[accounts["debtor_index"][promised_accounts]],
                 "created_by": np.full(len(promises), ACTOR),
+                "created_by_id": self._agents_of(promises, agents),
             },
             stage="promises",
         )
@@ -681,6 +684,16 @@ class _Writer:
             "plans_agreed": len(portfolio.payment_plans),
         }
 
+    def _agents_of(self, table: generator.Table, agents: list[int]) -> Column:
+        """The demo agent of each row's ``agent_slot`` (None where no agent, or none exists)."""
+        if "agent_slot" not in table.columns:
+            return np.full(len(table), None, dtype=object)
+        slot = table["agent_slot"]
+        agent_ids = np.asarray(agents or [0], dtype=np.int64)
+        return generator.nullable(
+            agent_ids[np.maximum(slot, 0) % len(agent_ids)], (slot >= 0) & bool(agents)
+        )
+
     def _write_history(
         self,
         connection: Connection,
@@ -694,8 +707,6 @@ class _Writer:
         """Write the simulated contact log and payment plans (``demo.history``)."""
         attempts = portfolio.contact_attempts
         if len(attempts):
-            agent_ids = np.asarray(agents or [0], dtype=np.int64)
-            slot = attempts["agent_slot"]
             point = attempts["contact_index"]
             self._insert(
                 connection,
@@ -709,12 +720,10 @@ class _Writer:
                 derived={
                     "debtor_id": debtor_ids[attempts["debtor_index"]],
                     "account_id": account_ids[attempts["account_index"]],
-                    "contact_point_id": generator._nullable(
+                    "contact_point_id": generator.nullable(
                         contact_ids[np.maximum(point, 0)], point >= 0
                     ),
-                    "agent_id": generator._nullable(
-                        agent_ids[np.maximum(slot, 0) % len(agent_ids)], (slot >= 0) & bool(agents)
-                    ),
+                    "agent_id": self._agents_of(attempts, agents),
                     "actor": np.full(len(attempts), ACTOR),
                 },
                 stage="contact_attempts",
