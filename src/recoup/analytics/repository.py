@@ -197,6 +197,8 @@ class Population:
     accounts: Select[Any] | BindParameter[Any] | None = None
     # No account at all: only contact attempts about a debtor as a whole count.
     without_accounts: bool = False
+    # All accounts but these (a list, ``listed``).
+    except_accounts: BindParameter[Any] | None = None
 
     def narrow(self, statement: Select[*Columns]) -> Select[*Columns]:
         """Restrict a statement over ``Account`` to these accounts (with their debtor if cut by)."""
@@ -207,6 +209,8 @@ class Population:
             statement = statement.where(Account.id.in_(self.accounts))
         if self.without_accounts:
             statement = statement.where(false())
+        if self.except_accounts is not None:
+            statement = statement.where(Account.id.not_in(self.except_accounts))
         if _DEBTOR_CUTS.intersection(self.cuts):
             statement = statement.join(Debtor, Debtor.id == Account.debtor_id)
         return statement
@@ -262,25 +266,39 @@ def population(
     cuts: Sequence[str],
     accounts: Select[Any] | BindParameter[Any] | None = None,
     without_accounts: bool = False,
+    except_accounts: BindParameter[Any] | None = None,
 ) -> Population:
     """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI).
 
     ``accounts`` narrows them to some accounts; ``without_accounts`` to none (only contact
-    attempts about a debtor as a whole then count).
+    attempts about a debtor as a whole then count); ``except_accounts`` to all but some.
     """
     return Population(
-        institution_id, principal, currency, as_of, tuple(cuts), accounts, without_accounts
+        institution_id,
+        principal,
+        currency,
+        as_of,
+        tuple(cuts),
+        accounts,
+        without_accounts,
+        except_accounts,
     )
 
 
 def touched_accounts(
-    *, institution_id: int, since: datetime, until: datetime, scored_after: date, scored_by: date
+    *,
+    institution_id: int,
+    since: datetime,
+    until: datetime,
+    scored_after: date,
+    scored_by: date,
+    by_contacts: bool = True,
 ) -> Select[Any]:
     """Select the accounts whose facts may have changed between the moments.
 
-    Those with a delinquency event, a payment or a contact attempt then, or scored on a day
-    after ``scored_after`` up to ``scored_by`` (their segment moved). Each part reads a
-    (institution, time) index.
+    Those with a delinquency event, a payment or (``by_contacts``) a contact attempt then, or
+    scored on a day after ``scored_after`` up to ``scored_by`` (their segment moved). Each
+    part reads a (institution, time) index.
     """
     attempt = ContactAttempt
     parts: list[Select[*tuple[Any, ...]]] = [
@@ -294,6 +312,15 @@ def touched_accounts(
             Payment.paid_at >= since,
             Payment.paid_at < until,
         ),
+        select(AccountScore.account_id).where(
+            AccountScore.institution_id == institution_id,
+            AccountScore.as_of > scored_after,
+            AccountScore.as_of <= scored_by,
+        ),
+    ]
+    if not by_contacts:
+        return select(union(*parts).subquery("touched").c[0])
+    parts += [
         select(attempt.account_id).where(
             attempt.institution_id == institution_id,
             attempt.account_id.is_not(None),
@@ -306,11 +333,6 @@ def touched_accounts(
             attempt.started_at.is_(None),
             func.coalesce(attempt.planned_at, attempt.created_at) >= since,
             func.coalesce(attempt.planned_at, attempt.created_at) < until,
-        ),
-        select(AccountScore.account_id).where(
-            AccountScore.institution_id == institution_id,
-            AccountScore.as_of > scored_after,
-            AccountScore.as_of <= scored_by,
         ),
     ]
     touched = union(*parts).subquery("touched")
@@ -835,6 +857,10 @@ def contacts(
         )
     if people.without_accounts:
         statement = statement.where(attempt.account_id.is_(None))
+    if people.except_accounts is not None:
+        statement = statement.where(
+            or_(attempt.account_id.is_(None), attempt.account_id.not_in(people.except_accounts))
+        )
     found: dict[GroupKey, ContactCounts] = {}
     for *values, channel, attempts, reached, right_party, promises in session.execute(
         scoped(statement, ContactAttempt, people.principal)

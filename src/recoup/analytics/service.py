@@ -241,11 +241,11 @@ def stored_account_facts(
     """Return the account facts from the refresh's snapshot, brought up to ``as_of``.
 
     The snapshot holds the facts of the period up to its day for every cut; the accounts
-    touched since (a state, payment, contact or score after its day) are counted again live,
-    once as the snapshot counted them (taken out) and once as of now (added), and contacts
-    about a debtor as a whole since then are added. ``None`` when no snapshot fits: the
-    period must start where one does and not end before its day, and the caller must see
-    the whole institution (an agent's view is narrower).
+    touched since (a state, payment or score after its day) are counted again live, once as
+    the snapshot counted them (taken out) and once as of now (added), and the contacts made
+    since by every other account (or about a debtor as a whole) are added. ``None`` when no
+    snapshot fits: the period must start where one does and not end before its day, and the
+    caller must see the whole institution (an agent's view is narrower).
     """
     if principal.is_agent:
         return None
@@ -263,6 +263,7 @@ def stored_account_facts(
                 until=clock.end_of(as_of).cutoff,
                 scored_after=snapshot.as_of,
                 scored_by=as_of,
+                by_contacts=False,
             )
         ).all()
     )
@@ -295,9 +296,11 @@ def stored_account_facts(
         first=period.start,
         last=period.end,
     )
-    loose = repository.contacts(
+    # An account whose state, payments and segment stayed as they were only adds the contacts
+    # made since (as does a debtor as a whole): what it counted before is what it counts now.
+    since = repository.contacts(
         session,
-        people(as_of, without_accounts=True),
+        people(as_of, except_accounts=touched),
         start=horizon,
         end=clock.end_of(period.end).cutoff,
     )
@@ -306,7 +309,7 @@ def stored_account_facts(
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
     for key, item in now.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + item
-    for key, counted in loose.items():
+    for key, counted in since.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.GroupFacts(contacts=counted)
     return {
         key: kept for key, item in combined.items() if (kept := rules.settled(item)) is not None
