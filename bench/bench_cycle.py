@@ -1,6 +1,7 @@
 """Benchmark the daily cycle: 1M delinquent accounts with 12 months of payments, end to end.
 
     .venv/bin/python bench/bench_cycle.py [--accounts N] [--small] [--postgres] [--seed S]
+                                          [--keep DIR | --reuse DIR]
 
 Builds a portfolio on a fresh SQLite file (untimed): debtors, delinquent accounts owing for
 1–360 days (each ages one day in the run), about four payments a year per account and the
@@ -15,7 +16,9 @@ Prints the per-stage timings, the cycle's seconds and peak RSS against the targe
 ≤ 2 GB on 2 cores), the ratio of the cycle to the bare pass, and the load average (the machine
 may be shared). ``--postgres`` repeats both on PostgreSQL (``RECOUP_BENCH_POSTGRES_URL``,
 default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) in a scratch schema.
-``--small`` is the 100,000-account smoke run.
+``--small`` is the 100,000-account smoke run. ``--keep DIR`` copies the freshly built SQLite data
+folder (database, keyring, model files; before the run) to DIR; ``--reuse DIR`` times a copy
+of it instead of building one, so a 1M portfolio is built once and measured many times.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,9 +68,9 @@ with unit_of_work() as session:
     institution = institutions.require_by_code(session, {code!r})
     champion = service.repository.champions(session, institution_id=institution.id)[0]
     model = service.load_registered_model(champion)
-    ids = repository.delinquent_account_ids(session, institution_id=institution.id)
     tables = repository.load_portfolio_tables(
-        session, institution_id=institution.id, until=end_of_day(as_of), account_ids=ids
+        session, institution_id=institution.id, until=end_of_day(as_of),
+        account_ids=repository.delinquent_accounts(institution_id=institution.id),
     )
     batch = compile_scorer(model).score(compute_features(tables, as_of=as_of))
     scratch = Table("bench_bare_scores", MetaData(), Column("account_id", Integer),
@@ -389,21 +393,48 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help=f"{SMALL_ACCOUNTS:,} accounts")
     parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
     parser.add_argument("--seed", type=int, default=7)
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument("--keep", type=Path, help="copy the built SQLite data folder here")
+    kept.add_argument("--reuse", type=Path, help="time a copy of a folder kept with --keep")
     arguments = parser.parse_args()
     accounts = SMALL_ACCOUNTS if arguments.small else arguments.accounts
-    print(f"bench_cycle: {accounts:,} delinquent accounts, {os.cpu_count()} CPUs visible")
     with tempfile.TemporaryDirectory(prefix="recoup-bench-cycle-") as folder:
         os.environ["RECOUP_DATA_DIR"] = folder
         os.environ.pop("RECOUP_KEYRING_FILE", None)
         from recoup.kit import clock
 
-        as_of = clock.local_today("Asia/Shanghai") - timedelta(days=0)
         url = f"sqlite:///{folder}/bench.db"
-        built = build(url, accounts, arguments.seed, as_of)
-        print(f"SQLite portfolio and champion built in {built:.0f} s (not timed below)")
+        if arguments.reuse:
+            as_of, accounts = _reuse(arguments.reuse, Path(folder))
+        else:
+            as_of = clock.local_today("Asia/Shanghai")
+        print(f"bench_cycle: {accounts:,} delinquent accounts, {os.cpu_count()} CPUs visible")
+        if not arguments.reuse:
+            built = build(url, accounts, arguments.seed, as_of)
+            print(f"SQLite portfolio and champion built in {built:.0f} s (not timed below)")
+            if arguments.keep:
+                _keep(Path(folder), arguments.keep, as_of, accounts)
         measure("SQLite", url, as_of)
         if arguments.postgres:
             _postgres(accounts, arguments.seed, as_of)
+
+
+def _keep(folder: Path, target: Path, as_of: date, accounts: int) -> None:
+    """Copy the built data folder (database, keyring, model files) to the folder ``target``."""
+    shutil.copytree(folder, target, dirs_exist_ok=True)
+    meta = {"as_of": as_of.isoformat(), "accounts": accounts}
+    (target / "bench.json").write_text(json.dumps(meta))
+    print(f"portfolio kept in {target} (re-run with --reuse {target})")
+
+
+def _reuse(kept: Path, folder: Path) -> tuple[date, int]:
+    """Copy a kept data folder into ``folder``; return the day it was built for and its size."""
+    meta_file = kept / "bench.json"
+    if not meta_file.exists():
+        raise SystemExit(f"--reuse {kept}: no portfolio there; build one with --keep {kept}")
+    meta = json.loads(meta_file.read_text())
+    shutil.copytree(kept, folder, dirs_exist_ok=True)
+    return date.fromisoformat(meta["as_of"]), int(meta["accounts"])
 
 
 def _postgres(accounts: int, seed: int, as_of: date) -> None:

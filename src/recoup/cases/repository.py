@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, Table, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.kit.pagination import PageRequest
 from recoup.models.account import Account
 from recoup.models.cases import (
@@ -109,20 +110,24 @@ def insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]
     return ids
 
 
-def set_standing(session: Session, rows: list[dict[str, Any]]) -> None:
+def set_standing(session: Session, rows: list[dict[str, Any]], *, now: datetime) -> None:
     """Write cases' expected recovery, priority and queue in bulk (``case_id``, ``expected``,
-    ``priority``, ``queue`` rows); ``updated_at`` follows the column's own update default."""
-    if rows:
-        session.execute(
-            update(_CASES)
-            .where(_CASES.c.id == bindparam("case_id"))
-            .values(
-                expected_recovery=bindparam("expected"),
-                priority=bindparam("priority"),
-                queue_id=bindparam("queue"),
-            ),
-            rows,
-        )
+    ``priority``, ``queue`` rows; one driver executemany), stamping ``updated_at`` with now."""
+    bulk.update_rows(
+        session,
+        _CASES,
+        [
+            {
+                "expected_recovery": row["expected"],
+                "priority": row["priority"],
+                "queue_id": row["queue"],
+                "updated_at": now,
+                "id": row["case_id"],
+            }
+            for row in rows
+        ],
+        key="id",
+    )
 
 
 def live_memberships(session: Session, *, institution_id: int) -> dict[int, set[int]]:

@@ -208,6 +208,7 @@ def sync_cases(
         cases=list(cases.values()),
         members=members,
         accounts=accounts,
+        now=now,
     )
     session.flush()
     result = SyncResult(opened, added, closed, routed, len(cases))
@@ -234,6 +235,7 @@ def _refresh(
     cases: list[repository.LiveCase],
     members: dict[int, set[int]],
     accounts: list[repository.AccountState],
+    now: datetime,
 ) -> int:
     """Update live cases' expected recovery and priority, and route them to queues (one bulk
     write of the cases that change)."""
@@ -278,7 +280,7 @@ def _refresh(
                 {"case_id": case_id, "expected": expected, "priority": priority, "queue": new_queue}
             )
             changed_ids.append(case_id)
-    repository.set_standing(session, changes)
+    repository.set_standing(session, changes, now=now)
     if changes:
         # Objects of these cases already in the session read the new values on next access.
         changed = set(changed_ids)

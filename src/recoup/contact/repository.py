@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Select, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from recoup.contact.rules import (
@@ -171,7 +171,7 @@ def made_contacts(
     *,
     institution_id: int,
     until: datetime,
-    account_ids: Sequence[int] | None = None,
+    account_ids: Sequence[int] | Select[int] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Return ``(debtor_id, happened_at, outbound, right_party)`` of contacts made before ``until``.
 

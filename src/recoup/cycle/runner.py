@@ -27,11 +27,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from recoup.config import get_settings
-from recoup.cycle import service
+from recoup.cycle import repository, service
 from recoup.cycle.rules import SHARDED_STAGES, FaultPlan, RunReport, Stage
 from recoup.db import get_engine, unit_of_work
 from recoup.institutions import repository as institutions
-from recoup.kit import clock, jobs
+from recoup.kit import clock, collector, jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import Conflict
 
@@ -177,6 +177,8 @@ def _run(
         )
         if run.status == "completed":
             return service.report_of(session, institution=institution, run=run)
+        if reopen:
+            repository.refresh_statistics(session)
     skipped: list[str] = []
     try:
         for stage in Stage:
@@ -230,7 +232,8 @@ def _run_stage(
         if service.stage_done(session, run=context.run, stage=stage):
             return True
         started = time.perf_counter()
-        counts = service.STAGE_FUNCTIONS[stage](session, context)
+        with collector.paused():
+            counts = service.STAGE_FUNCTIONS[stage](session, context)
         service.record_stage(
             session,
             run=context.run,
@@ -336,7 +339,8 @@ def _run_gate(
             if service.stage_done(session, run=context.run, stage=Stage.GATE):
                 return seconds
             started = time.perf_counter()
-            decided = service.gate_batch(session, context, limit=limit)
+            with collector.paused():
+                decided = service.gate_batch(session, context, limit=limit)
             spent = time.perf_counter() - started
             context.run.seconds = round(context.run.seconds + spent, 4)
         seconds += spent

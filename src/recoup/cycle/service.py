@@ -474,15 +474,15 @@ def gate_batch(
         session,
         [
             {
-                "action_id": row[0],
-                "new_status": (
+                "id": row[0],
+                "status": (
                     ActionStatus.ALLOWED.value
                     if answer.decision.allowed
                     else ActionStatus.BLOCKED.value
                 ),
-                "new_rule_ids": list(answer.decision.rule_ids),
-                "new_decision_id": answer.decision_id,
-                "new_next_allowed_at": answer.decision.next_allowed_at,
+                "rule_ids": list(answer.decision.rule_ids),
+                "decision_id": answer.decision_id,
+                "next_allowed_at": answer.decision.next_allowed_at,
             }
             for row, answer in zip(batch, decided, strict=True)
         ],

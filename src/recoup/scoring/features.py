@@ -181,11 +181,11 @@ def tables_from_rows(
     event_frame = pd.DataFrame(events, columns=list(EVENT_COLUMNS))
     payment_frame = pd.DataFrame(payments, columns=list(PAYMENT_COLUMNS))
     contact_frame = pd.DataFrame(valid_self_contacts, columns=list(CONTACT_COLUMNS))
-    event_frame["effective_at"] = pd.to_datetime(event_frame["effective_at"], utc=True)
-    payment_frame["paid_at"] = pd.to_datetime(payment_frame["paid_at"], utc=True)
-    contact_frame["created_at"] = pd.to_datetime(contact_frame["created_at"], utc=True)
+    event_frame["effective_at"] = _instants(event_frame["effective_at"])
+    payment_frame["paid_at"] = _instants(payment_frame["paid_at"])
+    contact_frame["created_at"] = _instants(contact_frame["created_at"])
     attempt_frame = pd.DataFrame(contact_attempts or [], columns=list(CONTACT_ATTEMPT_COLUMNS))
-    attempt_frame["happened_at"] = pd.to_datetime(attempt_frame["happened_at"], utc=True)
+    attempt_frame["happened_at"] = _instants(attempt_frame["happened_at"])
     return PortfolioTables(
         accounts=account_frame.sort_values("account_id").reset_index(drop=True),
         events=event_frame.sort_values(["effective_at", "account_id"]).reset_index(drop=True),
@@ -195,6 +195,11 @@ def tables_from_rows(
         promises=_promise_frame(promises or []),
         plans=_plan_frame(plans or []),
     )
+
+
+def _instants(values: pd.Series) -> pd.Series:
+    """Return UTC timestamps from datetimes or the ISO text SQLite stores (naive = UTC)."""
+    return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
 def _promise_frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:

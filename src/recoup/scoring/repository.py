@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, or_, select
+from sqlalchemy import Executable, Select, Table, delete, or_, select
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.contact import repository as contact_repository
 from recoup.enums import ContactStatus, Relation
 from recoup.identity.principal import Principal
@@ -30,12 +31,15 @@ def load_portfolio_tables(
     *,
     institution_id: int,
     until: datetime,
-    account_ids: Sequence[int] | None = None,
+    account_ids: Sequence[int] | Select[int] | None = None,
 ) -> PortfolioTables:
     """Read one institution's accounts, history before ``until``, payments and contacts.
 
-    Contacts come from the contact log, read per debtor so that a debtor's contacts on any
-    account count, including accounts outside ``account_ids``.
+    ``account_ids`` is a list of ids or a query of them (``delinquent_accounts``: a whole
+    portfolio is named by a query, not a million bound values). Contacts come from the contact
+    log, read per debtor so that a debtor's contacts on any account count, including accounts
+    outside ``account_ids``. The large tables are read as the driver returns their rows and
+    converted a column at a time (``tables_from_rows``), not value by value.
     """
     account_query = (
         select(
@@ -100,9 +104,9 @@ def load_portfolio_tables(
         event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
         payment_query = payment_query.where(Payment.account_id.in_(account_ids))
     return tables_from_rows(
-        accounts=[tuple(row) for row in session.execute(account_query)],
-        events=[tuple(row) for row in session.execute(event_query)],
-        payments=[tuple(row) for row in session.execute(payment_query)],
+        accounts=_driver_rows(session, account_query),
+        events=_driver_rows(session, event_query),
+        payments=_driver_rows(session, payment_query),
         valid_self_contacts=[tuple(row) for row in session.execute(contact_query)],
         contact_attempts=contact_repository.made_contacts(
             session, institution_id=institution_id, until=until, account_ids=account_ids
@@ -110,6 +114,17 @@ def load_portfolio_tables(
         promises=[tuple(row) for row in session.execute(promise_query)],
         plans=[tuple(row) for row in session.execute(plan_query)],
     )
+
+
+def _driver_rows(session: Session, statement: Executable) -> list[tuple[Any, ...]]:
+    """Return a query's rows as the database driver gives them, without per-value conversion
+    (SQLite's timestamps stay text, dates stay ISO strings): for reads converted by column."""
+    result = session.connection().execute(statement)
+    try:
+        rows = list(result.cursor.fetchall())
+    finally:
+        result.close()
+    return rows
 
 
 def add_model_version(session: Session, model_version: ModelVersion) -> ModelVersion:
@@ -176,9 +191,7 @@ def replace_scores(
             AccountScore.as_of == as_of,
         )
     )
-    if rows:
-        session.execute(insert(_SCORES), rows)
-    return len(rows)
+    return bulk.insert_rows(session, _SCORES, rows)
 
 
 def latest_scores(
@@ -196,12 +209,11 @@ def latest_scores(
     return list(session.execute(statement).scalars())
 
 
-def delinquent_account_ids(session: Session, *, institution_id: int) -> list[int]:
-    """Return ids of the institution's accounts currently past due."""
-    statement = select(Account.id).where(
+def delinquent_accounts(*, institution_id: int) -> Select[int]:
+    """Return the query of the institution's accounts currently past due (their ids)."""
+    return select(Account.id).where(
         Account.institution_id == institution_id, Account.days_past_due > 0
     )
-    return list(session.execute(statement).scalars())
 
 
 def visible_model_versions(session: Session, *, principal: Principal) -> list[ModelVersion]:

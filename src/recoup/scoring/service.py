@@ -393,10 +393,15 @@ def score_delinquent_accounts(
         raise NotFound(f"no model version {model_version.version!r} for {institution.code}")
     model = load_registered_model(model_version)
     whole_portfolio = account_ids is None
-    if account_ids is None:
-        account_ids = repository.delinquent_account_ids(session, institution_id=institution.id)
     tables = repository.load_portfolio_tables(
-        session, institution_id=institution.id, until=end_of_day(as_of), account_ids=account_ids
+        session,
+        institution_id=institution.id,
+        until=end_of_day(as_of),
+        account_ids=(
+            repository.delinquent_accounts(institution_id=institution.id)
+            if account_ids is None
+            else account_ids
+        ),
     )
     features = compute_features(tables, as_of=as_of)
     batch = compile_scorer(model).score(features, grades=grade_scale(institution))
@@ -410,15 +415,21 @@ def score_delinquent_accounts(
     scored_at = utcnow()
     grades = batch.grades
     buckets = tables.accounts["bucket"].astype(str).to_numpy()
-    segments = [
-        rules.segment_of(
-            grade=str(grades[position]),
-            bucket=str(buckets[position]),
-            balance_minor=int(balances[position]),
-            policy=policy,
-        )
-        for position in range(len(buckets))
-    ]
+    # A segment depends on grade × bucket × balance band and a reason list on the row's
+    # reason codes: each distinct one is worked out once, not once per account.
+    placed: dict[tuple[str, str, str], rules.Segment] = {}
+    segments = []
+    for grade, bucket, balance in zip(
+        grades.tolist(), buckets.tolist(), balances.tolist(), strict=True
+    ):
+        key = (grade, bucket, rules.band_of(balance, policy))
+        if key not in placed:
+            placed[key] = rules.segment_of(
+                grade=grade, bucket=bucket, balance_minor=balance, policy=policy
+            )
+        segments.append(placed[key])
+    names = {segment: segment.name for segment in placed.values()}
+    reasons: dict[tuple[int, ...], list[str]] = {}
     worth = priority_worth(
         session,
         institution=institution,
@@ -429,37 +440,59 @@ def score_delinquent_accounts(
     )
     rows: list[dict[str, Any]] = []
     segment_counts: Counter[str] = Counter()
-    for position, (account_id, currency) in enumerate(
-        zip(tables.accounts["account_id"], tables.accounts["currency"], strict=True)
+    for (
+        segment,
+        basis,
+        uplift,
+        owed,
+        account_id,
+        currency,
+        grade,
+        probability,
+        points,
+        gain,
+        codes,
+    ) in zip(
+        segments,
+        worth.basis,
+        worth.uplift.tolist(),
+        overdue.tolist(),
+        tables.accounts["account_id"].tolist(),
+        tables.accounts["currency"].tolist(),
+        grades.tolist(),
+        pay_probability.tolist(),
+        batch.points.tolist(),
+        expected.tolist(),
+        map(tuple, batch.reason_codes.tolist()),
+        strict=True,
     ):
-        segment = segments[position]
-        segment_counts[segment.name] += 1
-        basis = worth.basis[position]
+        name = names[segment]
+        segment_counts[name] += 1
         extra = (
-            rules.uplift_recovery(
-                uplift=float(worth.uplift[position]), overdue_minor=int(overdue[position])
-            )
+            rules.uplift_recovery(uplift=uplift, overdue_minor=owed)
             if basis == rules.BASIS_UPLIFT
             else None
         )
+        if codes not in reasons:
+            reasons[codes] = [batch.feature_names[code] for code in codes if code >= 0]
         rows.append(
             {
                 "institution_id": institution.id,
-                "account_id": int(account_id),
+                "account_id": account_id,
                 "model_version_id": model_version.id,
                 "model_version": model_version.version,
                 "as_of": as_of,
                 "scored_at": scored_at,
-                "probability": float(pay_probability[position]),
-                "points": float(batch.points[position]),
-                "grade": str(grades[position]),
-                "expected_recovery": int(expected[position]),
-                "currency": str(currency),
-                "reasons": batch.reason_features(position),
-                "segment": segment.name,
+                "probability": probability,
+                "points": points,
+                "grade": grade,
+                "expected_recovery": gain,
+                "currency": currency,
+                "reasons": reasons[codes],
+                "segment": name,
                 "channel": segment.channel,
                 "priority": rules.priority(
-                    expected_recovery_minor=int(expected[position]) if extra is None else extra,
+                    expected_recovery_minor=gain if extra is None else extra,
                     channel=segment.channel,
                     policy=policy,
                 ),

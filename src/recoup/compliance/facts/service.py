@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -529,6 +530,9 @@ def debtors_facts(
     ``account_of`` names the account each debtor's contact is about (its validation dates).
     """
     facts: dict[str, DebtorFacts] = {}
+    # Most debtors share their zone, its source and their address's province and city with
+    # many others: their zones are worked out once per such combination.
+    shared: dict[tuple[Any, ...], tuple[str, ...]] = {}
     ids = sorted(set(debtor_ids))
     for start in range(0, len(ids), FACTS_CHUNK):
         chunk = ids[start : start + FACTS_CHUNK]
@@ -559,18 +563,24 @@ def debtors_facts(
         ):
             (debtor_id, zone, zone_source, province, city, cease, deceased, bankrupt) = row[:8]
             disputed, attorney, work_forbidden, places = row[8:]
-            zones = debtor_zones(
-                zone=zone,
-                source=ZoneSource(zone_source or ZoneSource.COLUMN),
-                address=address_zones(province, city),
-                phones=phones.get(debtor_id, ()),
-            )
+            own_phones = tuple(phones.get(debtor_id, ()))
+            key = (zone, zone_source, province, city, own_phones)
+            if key not in shared:
+                shared[key] = tuple(
+                    each.zone
+                    for each in debtor_zones(
+                        zone=zone,
+                        source=ZoneSource(zone_source or ZoneSource.COLUMN),
+                        address=address_zones(province, city),
+                        phones=own_phones,
+                    )
+                ) or (zone,)
             own = windows.get(debtor_id, ())
             account_id = account_of.get(debtor_id) if account_of else None
             initial, sent = dates.get(account_id, (None, None)) if account_id else (None, None)
             facts[str(debtor_id)] = DebtorFacts(
                 debtor_id=str(debtor_id),
-                timezones=tuple(each.zone for each in zones) or (zone,),
+                timezones=shared[key],
                 agreed_windows=tuple(_window(w) for w in own if w.kind == WindowKind.agreed),
                 inconvenient_windows=tuple(
                     _window(w) for w in own if w.kind == WindowKind.inconvenient

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import String, Table, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.compliance import ContactDecision, SlotClaim
 from recoup.models.debtor import Debtor
@@ -161,9 +162,21 @@ def debtor_external_ids(
 
 
 def add_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert many decisions in one statement per batch; return their ids in the rows' order."""
+    """Insert many decisions in one statement per batch; return their ids in the rows' order.
+
+    On SQLite the ids are taken up front and inserted with the rows (an insert returning its
+    ids in order goes one row at a time there); elsewhere the insert returns them.
+    """
     if not rows:
         return []
+    if session.get_bind().dialect.name == "sqlite":
+        ids = bulk.next_ids(session, _DECISIONS, len(rows))
+        bulk.insert_rows(
+            session,
+            _DECISIONS,
+            [{"id": decision_id, **row} for decision_id, row in zip(ids, rows, strict=True)],
+        )
+        return ids
     result = session.execute(
         insert(_DECISIONS).returning(_DECISIONS.c.id, sort_by_parameter_order=True),
         list(rows),

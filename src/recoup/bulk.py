@@ -1,0 +1,130 @@
+"""Bulk writes of many rows through the database driver, for the batch path (the daily cycle).
+
+SQLAlchemy's executemany builds a parameter dictionary per row and runs every value through
+its column type (JSON encoding, timestamp formatting), and on SQLite an insert that must
+return its ids in the rows' order is sent one row at a time. A daily batch repeats the same
+few values (a rule list, a planned time, a time zone) over and over, so here each column's
+bind processing runs once per distinct value and the rows go to the driver as one
+``executemany`` of plain tuples. What is stored is exactly what a Core insert would store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, select
+from sqlalchemy.orm import Session
+
+
+def _key(value: Any) -> Hashable:
+    """Return a hashable stand-in for a value, telling apart values that compare equal but
+    encode differently (``True`` and ``1``, a list and a tuple)."""
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_key(item) for item in value))
+    if isinstance(value, dict):
+        return (dict, tuple((name, _key(item)) for name, item in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return (type(value), repr(value))
+    return (type(value), value)
+
+
+# Value types hashable as they are (the common case, keyed without walking the value).
+_PLAIN = frozenset({str, int, float, bool, type(None), datetime, date})
+
+
+def _processors(connection: Connection, table: Table, names: Sequence[str]) -> list[Any]:
+    dialect = connection.dialect
+    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+
+
+def driver_rows(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """Return the rows' values of the named columns as the driver takes them, each distinct
+    value of a column bind-processed once."""
+    columns = []
+    for name, processor in zip(names, _processors(connection, table, names), strict=True):
+        values = [row[name] for row in rows]
+        if processor is not None:
+            values = _processed(values, processor)
+        columns.append(values)
+    return list(zip(*columns, strict=True))
+
+
+def _processed(values: list[Any], processor: Callable[[Any], Any]) -> list[Any]:
+    done: dict[Hashable, Any] = {}
+    out = []
+    for value in values:
+        kind = type(value)
+        key = (kind, value) if kind in _PLAIN else _key(value)
+        if key not in done:
+            done[key] = processor(value)
+        out.append(done[key])
+    return out
+
+
+def _marker(connection: Connection) -> str:
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+
+def _connection(session: Session) -> Connection:
+    """Return the session's connection once its pending changes are written, as
+    ``session.execute`` would (a bulk write must not overtake them)."""
+    session.flush()
+    return session.connection()
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert rows (every row with the first row's columns) in one driver executemany."""
+    if not rows:
+        return 0
+    connection = _connection(session)
+    names = list(rows[0])
+    quote = connection.dialect.identifier_preparer.quote
+    statement = (
+        f"INSERT INTO {connection.dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(name) for name in names)}) "
+        f"VALUES ({', '.join(_marker(connection) for _ in names)})"
+    )
+    connection.exec_driver_sql(statement, driver_rows(connection, table, rows, names))
+    return len(rows)
+
+
+def next_ids(session: Session, table: Table, count: int) -> list[int]:
+    """Return ``count`` fresh ids for a SQLite table, to insert with explicit ids.
+
+    Only inside a write transaction (SQLite's single write lock is held from ``BEGIN
+    IMMEDIATE`` on, so no other writer takes ids meanwhile); an id taken anyway would fail
+    the insert on the primary key, never be shared.
+    """
+    connection = _connection(session)
+    if connection.dialect.name != "sqlite":
+        raise ValueError("next_ids reads MAX(id): use a sequence on this database")
+    highest = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(int(highest) + 1, int(highest) + 1 + count))
+
+
+def update_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str
+) -> int:
+    """Update rows by ``key`` (each row sets the first row's other columns) in one executemany."""
+    if not rows:
+        return 0
+    connection = _connection(session)
+    names = [name for name in rows[0] if name != key]
+    quote = connection.dialect.identifier_preparer.quote
+    marker = _marker(connection)
+    statement = (
+        f"UPDATE {connection.dialect.identifier_preparer.format_table(table)} SET "
+        f"{', '.join(f'{quote(name)} = {marker}' for name in names)} "
+        f"WHERE {quote(key)} = {marker}"
+    )
+    connection.exec_driver_sql(statement, driver_rows(connection, table, rows, [*names, key]))
+    return len(rows)

@@ -1,0 +1,153 @@
+"""Bulk writes through the driver store exactly what a Core insert or update stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session
+
+from recoup import bulk
+from recoup.models.compliance import ContactDecision
+from recoup.models.debtor import Debtor
+from tests.factories import make_debtor, make_institution
+
+DECISIONS: Table = ContactDecision.__table__  # type: ignore[assignment]
+DEBTORS: Table = Debtor.__table__  # type: ignore[assignment]
+COMPARED = [column.name for column in DECISIONS.c if column.name != "id"]
+
+
+def _rows(institution_id: int, debtor_id: int) -> list[dict[str, Any]]:
+    at = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+    beijing = timezone(timedelta(hours=8))
+    rows = []
+    for number in range(6):
+        rows.append(
+            {
+                "institution_id": institution_id,
+                "debtor_id": debtor_id,
+                "contact_point_id": None,
+                "account_id": None,
+                "channel": "sms",
+                "party": "debtor",
+                # The same instant in two zones, stored once as UTC either way.
+                "planned_at": at if number % 2 else at.astimezone(beijing),
+                "allowed": number % 3 != 0,
+                "rule_ids": [] if number % 3 else ["CN-STOP"],
+                "reasons": [{"rule_id": "CN-STOP", "code": "channel_opt_out"}] * (number % 2),
+                "next_allowed_at": None if number < 4 else at + timedelta(days=number),
+                "timezones": ["Asia/Shanghai"],
+                # True and 1 compare equal but are different JSON.
+                "inputs": {"batch": True, "automated": [True, 1][number % 2]},
+                "pack_code": "CN",
+                "pack_version": "1",
+                "policy_name": "default",
+                "policy_version": "1",
+                "actor": f"test{number % 2}",
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    return rows
+
+
+def _stored(session: Session, ids: list[int]) -> list[tuple[Any, ...]]:
+    found = session.execute(
+        select(*(DECISIONS.c[name] for name in COMPARED), DECISIONS.c.id)
+        .where(DECISIONS.c.id.in_(ids))
+        .order_by(DECISIONS.c.id)
+    )
+    return [tuple(row)[:-1] for row in found]
+
+
+class TestInsertRows:
+    def test_stores_what_a_core_insert_stores(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        core = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+
+        written = bulk.insert_rows(session, DECISIONS, rows)
+
+        assert written == len(rows)
+        driver = (
+            session.execute(
+                select(DECISIONS.c.id).where(DECISIONS.c.id.not_in(core)).order_by(DECISIONS.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        assert _stored(session, list(driver)) == _stored(session, list(core))
+        stored = _stored(session, list(driver))
+        inputs = [row[COMPARED.index("inputs")] for row in stored]
+        assert [each["automated"] for each in inputs] == [True, 1] * 3
+        assert all(
+            type(each["automated"]) is type([True, 1][n % 2]) for n, each in enumerate(inputs)
+        )
+
+    def test_writes_nothing_for_no_rows(self, session: Session) -> None:
+        assert bulk.insert_rows(session, DECISIONS, []) == 0
+
+    def test_goes_after_pending_changes(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        debtor.cease_contact = True  # pending: a later flush must not undo the bulk write
+
+        bulk.update_rows(session, DEBTORS, [{"cease_contact": False, "id": debtor.id}], key="id")
+        session.flush()
+        session.expire_all()
+
+        assert session.get(Debtor, debtor.id).cease_contact is False  # type: ignore[union-attr]
+
+
+class TestNextIds:
+    def test_ids_follow_the_highest_and_insert_as_given(self, session: Session) -> None:
+        if session.get_bind().dialect.name != "sqlite":
+            with pytest.raises(ValueError, match="sequence"):
+                bulk.next_ids(session, DECISIONS, 3)
+            return
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        bulk.insert_rows(session, DECISIONS, rows[:1])
+        highest = session.execute(select(DECISIONS.c.id).order_by(DECISIONS.c.id.desc())).scalar()
+        assert highest is not None
+
+        ids = bulk.next_ids(session, DECISIONS, 3)
+        bulk.insert_rows(
+            session, DECISIONS, [{"id": i, **row} for i, row in zip(ids, rows, strict=False)]
+        )
+
+        assert ids == [highest + 1, highest + 2, highest + 3]
+        assert _stored(session, ids) == _stored(session, ids)
+        assert len(_stored(session, ids)) == 3
+
+
+class TestUpdateRows:
+    def test_sets_each_row_by_its_key(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        ids = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+        later = datetime(2027, 3, 2, tzinfo=UTC)
+
+        bulk.update_rows(
+            session,
+            DECISIONS,
+            [
+                {"rule_ids": ["CN-FREQ"] * (n % 2), "next_allowed_at": later, "id": decision_id}
+                for n, decision_id in enumerate(ids)
+            ],
+            key="id",
+        )
+
+        stored = session.execute(
+            select(DECISIONS.c.rule_ids, DECISIONS.c.next_allowed_at)
+            .where(DECISIONS.c.id.in_(ids))
+            .order_by(DECISIONS.c.id)
+        ).all()
+        assert [tuple(row) for row in stored] == [
+            (["CN-FREQ"] * (n % 2), later) for n in range(len(ids))
+        ]
