@@ -7,13 +7,17 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
+from recoup.contact import service as contact_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import ConsentKind
 from recoup.cycle import runner
 from recoup.db import unit_of_work
 from recoup.kit.clock import aware
 from recoup.models.cases import Case
+from recoup.models.compliance import ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.cycle import CycleAction, CycleRun
-from recoup.models.debtor import Debtor
+from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.jobs import Job
 from recoup.models.outbox import OutboxMessage
 from recoup.models.workspace import CaseTask
@@ -176,3 +180,47 @@ def test_call_tasks_go_to_their_queue_onto_the_case_and_to_an_agent(live_databas
     before = _counts()
     runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
     assert _counts() == before
+
+
+def test_a_text_to_a_mobile_that_opted_out_is_blocked_by_the_gate_not_queued(
+    live_database: str,
+) -> None:
+    day = strategy_portfolio()
+    with unit_of_work() as session:
+        ceased = session.execute(select(Debtor.id).where(Debtor.cease_contact)).scalar_one()
+        points = session.execute(select(ContactPoint).order_by(ContactPoint.id)).scalars().all()
+        opted_out = {point.debtor_id for point in points[::2]} - {ceased}
+        for point in points[::2]:
+            contact_service.record_consent(
+                session, contact_point=point, channel=Channel.SMS,
+                kind=ConsentKind.OPT_OUT, actor="test", source="replied TD",
+            )  # fmt: skip
+
+    report = runner.run_cycle(institution_code="CYC", as_of=day, actor="test")
+
+    with unit_of_work(write=False) as session:
+        actions = session.execute(select(CycleAction)).scalars().all()
+        texts = {action.debtor_id: action for action in actions if action.channel == "sms"}
+        reasons = {
+            decision.id: [reason["code"] for reason in decision.reasons]
+            for decision in session.execute(select(ContactDecision)).scalars()
+        }
+        queued = set(
+            session.execute(
+                select(OutboxMessage.debtor_id).where(OutboxMessage.channel == "sms")
+            ).scalars()
+        )
+    stopped = set(texts) & opted_out
+    reachable = set(texts) - opted_out - {ceased}
+    assert stopped, "the preset texts some of the debtors whose mobile opted out"
+    assert reachable, "and some whose mobile did not"
+    for debtor_id in stopped:
+        action = texts[debtor_id]
+        assert action.status == "blocked"
+        assert action.rule_ids == ["CN-STOP"]
+        assert reasons[action.decision_id] == ["channel_opt_out"]
+    assert not queued & opted_out
+    assert reachable <= queued
+    # CN-STOP counts the opted-out texts and whatever the ceased debtor was planned.
+    ceased_actions = sum(1 for action in actions if action.debtor_id == ceased and action.kind)
+    assert report.blocked_by_rule["CN-STOP"] == len(stopped) + ceased_actions

@@ -23,6 +23,7 @@ from recoup.allocation import service as allocation_service
 from recoup.analytics.daily import service as analytics_service
 from recoup.cases import service as cases_service
 from recoup.cases.rules import CaseState
+from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.rules import PlannedContact
 from recoup.contact.channels import CHANNELS, Channel
@@ -38,6 +39,7 @@ from recoup.cycle.rules import (
     Stage,
     StageReport,
 )
+from recoup.enums import ContactKind
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import settings_of
 from recoup.kit import clock, events, jobs
@@ -454,9 +456,28 @@ def gate_batch(
     )
     if not batch:
         return 0
+    # A message goes to the point the hand-off will pick: that point's opt-outs, consents and
+    # zone count now, so a message its point refuses is blocked here, not queued to fail.
+    points = outbox_service.message_points(
+        session,
+        institution_id=context.institution.id,
+        wanted=[
+            (debtor_id, channel)
+            for _action_id, debtor_id, _account_id, channel_value, _at in batch
+            if (channel := outbox_service.message_channel_of(channel_value)) is not None
+        ],
+    )
+    region = gate_service.gate_for(session, institution=context.institution).pack.jurisdiction
+    zones: dict[int, str | None] = {}
+    contact_points: dict[int, int] = {}
     attempts = []
     for _action_id, debtor_id, account_id, channel_value, planned_at in batch:
         channel = Channel(channel_value)
+        point = points.get((debtor_id, channel))
+        if point is not None:
+            contact_points[debtor_id] = point.id
+            if point.id not in zones:
+                zones[point.id] = facts_service.contact_point_zone(point, region)
         attempts.append(
             PlannedContact(
                 debtor_id=str(debtor_id),
@@ -465,10 +486,16 @@ def gate_batch(
                 party=Party.DEBTOR,
                 account_id=str(account_id) if account_id else None,
                 automated=CHANNELS[channel].automated,
+                contact_point_timezone=zones[point.id] if point is not None else None,
+                to_mobile=point is None or point.kind == ContactKind.mobile,
             )
         )
     decided = gate_service.precheck_contacts(
-        session, institution=context.institution, attempts=attempts, actor=context.actor
+        session,
+        institution=context.institution,
+        attempts=attempts,
+        actor=context.actor,
+        contact_points=contact_points,
     )
     repository.record_decisions(
         session,

@@ -9,7 +9,7 @@ next; those commits are the boundary's, not the service's.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -382,6 +382,27 @@ def _chunks(values: Sequence[int]) -> list[Sequence[int]]:
     return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
 
 
+def message_points(
+    session: Session, *, institution_id: int, wanted: Iterable[tuple[int, Channel]]
+) -> dict[tuple[int, Channel], ContactPoint]:
+    """Return the point each (debtor, message channel) goes to: the debtor's own usable point
+    of the channel's kinds (valid before unverified, then oldest); none when it has none."""
+    debtors: dict[Channel, set[int]] = {}
+    for debtor_id, channel in wanted:
+        debtors.setdefault(channel, set()).add(debtor_id)
+    points: dict[tuple[int, Channel], ContactPoint] = {}
+    for channel, debtor_ids in debtors.items():
+        for chunk in _chunks(sorted(debtor_ids)):
+            found = repository.own_points(
+                session,
+                institution_id=institution_id,
+                debtor_ids=chunk,
+                kinds=CHANNELS[channel].contact_kinds,
+            )
+            points.update({(debtor_id, channel): point for debtor_id, point in found.items()})
+    return points
+
+
 def queue_planned_messages(
     session: Session,
     *,
@@ -444,17 +465,11 @@ def queue_planned_messages(
             not_queued["template_not_approved"] += 1
         else:
             wanted.append((each, channel, templates[(each.template, channel.value)]))
-    points: dict[tuple[int, Channel], ContactPoint] = {}
-    for channel in MESSAGE_CHANNELS:
-        debtor_ids = sorted({each.debtor_id for each, chosen, _ in wanted if chosen is channel})
-        for chunk in _chunks(debtor_ids):
-            found = repository.own_points(
-                session,
-                institution_id=institution_id,
-                debtor_ids=chunk,
-                kinds=CHANNELS[channel].contact_kinds,
-            )
-            points.update({(debtor_id, channel): point for debtor_id, point in found.items()})
+    points = message_points(
+        session,
+        institution_id=institution_id,
+        wanted=[(each.debtor_id, channel) for each, channel, _ in wanted],
+    )
     reachable = []
     for each, channel, chosen in wanted:
         if (each.debtor_id, channel) in points:
