@@ -81,6 +81,86 @@ def test_a_channel_the_model_has_not_learnt_keeps_the_propensity() -> None:
     assert fallen_back.summary() | {"seconds": 0} == by_propensity.summary() | {"seconds": 0}
 
 
+def test_calls_of_low_estimated_uplift_can_be_skipped_or_replaced_by_an_sms() -> None:
+    from recoup.simulation import service
+
+    calls = service.NamedStrategy(
+        "calls",
+        "calls",
+        compile_strategy(uplift.experiment_document("call", control_percent=1)),
+    )
+
+    def young(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+        return np.asarray(columns["age"] < 30, dtype=float)
+
+    def nobody(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+        return np.zeros(len(columns["balance"]))
+
+    everyone = service.run(SETUP, calls, days=5, seed=2)
+    some = service.run(
+        SETUP,
+        calls,
+        days=5,
+        seed=2,
+        uplift_scorer=young,
+        priority="expected",
+        suppress_below={"call": 0.5},
+    )
+    # The agents' capacity is full either way: the skipped calls' slots go to other cases.
+    assert some.contacts["call"] == everyone.contacts["call"] > 0
+    assert some.suppressed > 0
+    assert everyone.suppressed == 0
+    none = service.run(
+        SETUP,
+        calls,
+        days=5,
+        seed=2,
+        uplift_scorer=nobody,
+        priority="expected",
+        suppress_below={"call": 0.0},
+    )
+    assert none.contacts["call"] == 0
+    assert none.total_contacts == 0
+    reminded = service.run(
+        SETUP,
+        calls,
+        days=5,
+        seed=2,
+        uplift_scorer=nobody,
+        priority="expected",
+        suppress_below={"call": 0.0},
+        suppress_mode="sms",
+    )
+    assert reminded.contacts["call"] == 0
+    assert reminded.contacts["sms"] > 0
+    assert reminded.violations == 0
+
+
+def test_a_channel_the_model_has_not_learnt_is_never_suppressed() -> None:
+    from recoup.simulation import service
+
+    calls = service.NamedStrategy(
+        "calls",
+        "calls",
+        compile_strategy(uplift.experiment_document("call", control_percent=1)),
+    )
+
+    def unknown(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+        return np.full(len(columns["balance"]), np.nan)
+
+    plain = service.run(SETUP, calls, days=5, seed=2)
+    kept = service.run(
+        SETUP,
+        calls,
+        days=5,
+        seed=2,
+        uplift_scorer=unknown,
+        priority="expected",
+        suppress_below={"call": 1.0},
+    )
+    assert kept.summary() | {"seconds": 0} == plain.summary() | {"seconds": 0}
+
+
 def test_the_cli_trains_and_registers_an_uplift_model(live_database: str) -> None:
     import json
 

@@ -201,6 +201,11 @@ class RunSettings:
     uplift_scorer: Callable[[Mapping[str, Any], str], npt.NDArray[np.float64]] | None = None
     # Given, the run also writes its history into it (see ``Recorder``); figures are the same.
     recorder: Recorder | None = None
+    # Uplift suppression (needs ``uplift_scorer``): channel → threshold; a contact on that
+    # channel whose estimated uplift is at or below it is skipped (``skip``) or, on the step's
+    # first day, replaced by an SMS reminder (``sms``).
+    suppress_below: Mapping[str, float] = field(default_factory=dict)
+    suppress_mode: str = "skip"
 
 
 @dataclass(slots=True)
@@ -218,6 +223,8 @@ class Result:
     cost: float = 0.0
     blocked_by_rule: Counter[str] = field(default_factory=Counter)
     violations: int = 0
+    # Contacts left out by uplift suppression (a case skipped on several days counts each day).
+    suppressed: int = 0
     complaints: int = 0
     right_party: int = 0
     promises: int = 0
@@ -738,6 +745,31 @@ class Simulation:
             return np.asarray(value * state.balance[rows], dtype=np.float64)
         return np.asarray(state.propensity[rows] * state.balance[rows], dtype=np.float64)
 
+    def _suppress(
+        self, today: int, rows: npt.NDArray[np.int64], channel: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Drop (or downgrade to an SMS) the contacts whose estimated uplift is too low."""
+        scorer, thresholds = self.settings.uplift_scorer, self.settings.suppress_below
+        if scorer is None or not thresholds:
+            return rows, channel
+        state = self.state
+        low = np.zeros(len(rows), dtype=bool)
+        for name, threshold in thresholds.items():
+            here = channel == rules.CHANNEL_CODE[name]
+            if not here.any():
+                continue
+            facts = {key: column[rows[here]] for key, column in state.facts(today).items()}
+            uplift = scorer(facts, name)
+            low[here] = ~np.isnan(uplift) & (uplift <= threshold)
+        self.result.suppressed += int(low.sum())
+        if self.settings.suppress_mode == "sms":
+            swap = low & (state.step_on[rows] == today)
+            channel = np.where(swap, rules.SMS, channel)
+            keep = ~low | swap
+        else:
+            keep = ~low
+        return rows[keep], channel[keep]
+
     def _allocate(
         self,
         rows: npt.NDArray[np.int64],
@@ -771,6 +803,9 @@ class Simulation:
         if len(rows) == 0:
             return 0.0
         channel = self._step_channel[steps]
+        rows, channel = self._suppress(today, rows, channel)
+        if len(rows) == 0:
+            return 0.0
         value = self._priority(rows, channel)
         made = self._allocate(rows, channel, value)
         rows, channel, value = rows[made], channel[made], value[made]

@@ -134,8 +134,13 @@ def run(
     params: Params | None = None,
     on_day: Callable[[int], None] | None = None,
     uplift_scorer: UpliftScorer | None = None,
+    priority: str | None = None,
+    suppress_below: Mapping[str, float] | None = None,
+    suppress_mode: str = "skip",
 ) -> Result:
-    """One strategy, one seed; with an uplift scorer, agents take the highest uplift × balance."""
+    """One strategy, one seed; with an uplift scorer, agents take the highest uplift × balance
+    (unless ``priority`` says ``expected``); ``suppress_below`` skips a channel's contacts whose
+    estimated uplift is at or below the threshold."""
     check_run(days)
     settings = RunSettings(
         days=days,
@@ -144,8 +149,10 @@ def run(
         timezone=setup.timezone,
         costs=setup.costs,
         params=params or default_params(),
-        priority="uplift" if uplift_scorer is not None else "expected",
+        priority=priority or ("uplift" if uplift_scorer is not None else "expected"),
         uplift_scorer=uplift_scorer,
+        suppress_below=dict(suppress_below or {}),
+        suppress_mode=suppress_mode,
     )
     return run_simulation(
         portfolio=setup.portfolio,
