@@ -434,7 +434,32 @@ def _reuse(kept: Path, folder: Path) -> tuple[date, int]:
         raise SystemExit(f"--reuse {kept}: no portfolio there; build one with --keep {kept}")
     meta = json.loads(meta_file.read_text())
     shutil.copytree(kept, folder, dirs_exist_ok=True)
+    _add_new_columns(f"sqlite:///{folder}/bench.db")
     return date.fromisoformat(meta["as_of"]), int(meta["accounts"])
+
+
+def _add_new_columns(url: str) -> None:
+    """Add the nullable columns the models gained since a kept portfolio was built."""
+    from sqlalchemy import inspect
+
+    from recoup.db import make_engine
+    from recoup.models import Base
+
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        present = inspect(connection)
+        for table in Base.metadata.sorted_tables:
+            if not present.has_table(table.name):
+                continue
+            known = {column["name"] for column in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in known and column.nullable:
+                    kind = column.type.compile(dialect=connection.dialect)
+                    connection.exec_driver_sql(
+                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+                    )
+        Base.metadata.create_all(connection)
+    engine.dispose()
 
 
 def _postgres(accounts: int, seed: int, as_of: date) -> None:
