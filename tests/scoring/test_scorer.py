@@ -56,6 +56,18 @@ class TestEquivalenceWithOptbinning:
         np.testing.assert_allclose(ours, reference.predict_proba(complete)[:, 1], atol=1e-9)
 
 
+def test_a_feature_with_no_value_in_the_training_rows_is_left_out() -> None:
+    frame = make_credit_frame()
+    prepared = prepare_training_data(frame, target="defaulted")
+    features = prepared.features.copy()
+    empty = next(name for name, kind in prepared.kinds.items() if kind == "numeric")
+    features[empty] = np.nan
+    spec = fit_scorecard(features, prepared.labels, kinds=prepared.kinds)
+    names = [feature.name for feature in spec.features]
+    assert empty not in names
+    assert names
+
+
 class TestScorecardServing:
     def test_missing_columns_are_named(self, scorecard_model: TrainedModel) -> None:
         rows = make_credit_frame(10).drop(columns=["region", "income"])

@@ -564,6 +564,10 @@ def fit_scorecard(
 ) -> ScorecardSpec:
     """Fit monotonic WOE binning and a logistic regression, then scale to points."""
     settings = settings or TrainingSettings()
+    # A feature with no value in the training rows tells nothing (and cannot be binned).
+    kinds = {name: kind for name, kind in kinds.items() if features[name].notna().any()}
+    if not kinds:
+        raise NoUsableFeatures("no feature has a value in the training rows")
     process = _binning_process(kinds, settings)
     woe = pd.DataFrame(
         process.fit_transform(features[list(kinds)], labels, metric_missing="empirical"),
