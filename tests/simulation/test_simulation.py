@@ -25,7 +25,7 @@ from recoup.simulation.params import (
     perturbed,
     with_overrides,
 )
-from recoup.simulation.service import Spread, baseline_text, parse_names
+from recoup.simulation.service import Spread, baseline_text, history_columns, parse_names
 from recoup.strategy.presets import preset_text
 from recoup.strategy.rules import compile_strategy
 from tests.cycle.helpers import portfolio
@@ -248,6 +248,68 @@ class TestRecorder:
             assert len(table["row"]) > 0
             assert (table["day"] >= entering[table["row"]]).all()
         assert (recorder.table("contacts")["day"] < 19).any()
+
+
+class TestHistory:
+    """A run starts from what the product holds of each case, not from a blank case."""
+
+    def test_open_promises_and_plans_hold_cases_and_fall_due_in_the_run(self) -> None:
+        columns = rules.synthetic_portfolio(400, 3)
+        never = engine.NEVER
+        columns.update(
+            paid_before=np.arange(400) % 2 == 0,
+            broken_promises=np.where(np.arange(400) == 2, 2.0, 0.0),
+            failed_attempts=np.zeros(400),
+            promise_due=np.where(np.arange(400) == 0, 3, never),
+            promise_amount=np.where(np.arange(400) == 0, 100.0, 0.0),
+            plan_next=np.where(np.arange(400) == 1, 5, never),
+            plan_amount=np.where(np.arange(400) == 1, 50.0, 0.0),
+            plan_left=np.where(np.arange(400) == 1, 2, 0),
+        )
+        carried = Portfolio.from_columns(columns)
+        assert carried.history is not None
+        recorder = Recorder()
+        simulate(CALLS, days=10, recorder=recorder, portfolio=carried, plan_keep=1.0)
+        results = recorder.table("promise_results")
+        assert results["day"][results["row"] == 0].tolist() == [3]
+        plans = recorder.table("plan_results")
+        assert plans["day"][plans["row"] == 1].tolist() == [5]
+        payments = recorder.table("payments")
+        assert payments["amount"][(payments["row"] == 1) & (payments["day"] == 5)].sum() == 50.0
+        contacts = recorder.table("contacts")
+        assert (contacts["day"][contacts["row"] == 0] > 3).all()
+        assert (contacts["day"][contacts["row"] == 1] > 5).all()
+        fresh = Recorder()
+        simulate(CALLS, days=10, recorder=fresh)
+        assert (fresh.table("contacts")["row"] == 0).any()
+        assert not (fresh.table("promise_results")["row"] == 0).any()
+
+    def test_accounts_records_add_up_to_their_case(self) -> None:
+        start = date(2026, 12, 1)
+        columns = history_columns(
+            [10, 11, 12, 13],
+            [7, 7, 9, 5],
+            np.array([30.0, 5.0, 60.0, 10.0]),
+            np.array([5, 7, 9]),
+            {
+                # Account 10 paid 20 days ago (30 past due: since it fell due), 12 before.
+                "paid": {10: date(2026, 11, 11), 12: date(2026, 9, 1)},
+                "broken": {10: 1, 11: 2},
+                "promise": {11: (date(2026, 12, 4), 300), 10: (date(2026, 11, 30), 200)},
+                "plan": {12: (date(2026, 12, 10), 99.5, 3)},
+            },
+            {9: 4},
+            as_of=start,
+        )
+        assert columns["paid_before"].tolist() == [False, True, False]
+        assert columns["broken_promises"].tolist() == [0.0, 3.0, 0.0]
+        assert columns["failed_attempts"].tolist() == [0.0, 0.0, 4.0]
+        # An overdue promise not yet judged falls due on the first day; amounts add up.
+        assert columns["promise_due"].tolist() == [engine.NEVER, 0, engine.NEVER]
+        assert columns["promise_amount"].tolist() == [0.0, 500.0, 0.0]
+        assert columns["plan_next"].tolist() == [engine.NEVER, engine.NEVER, 9]
+        assert columns["plan_amount"].tolist() == [0.0, 0.0, 100.0]
+        assert columns["plan_left"].tolist() == [0, 0, 3]
 
 
 class TestComparison:

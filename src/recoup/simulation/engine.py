@@ -82,6 +82,9 @@ class Portfolio:
     # The day (index into the run) each case falls delinquent, with ``days_past_due`` its
     # days past due that day; None: every case is delinquent from day 0.
     enters_on: npt.NDArray[np.int64] | None = None
+    # What the product already knows of each case when the run starts (``History``); None: a
+    # fresh portfolio (no payment, promise, plan or contact on record).
+    history: History | None = None
 
     @property
     def size(self) -> int:
@@ -109,6 +112,52 @@ class Portfolio:
             enters_on=np.asarray(columns["enters_on"], dtype=np.int64)
             if "enters_on" in columns
             else None,
+            history=History.from_columns(columns, size) if "paid_before" in columns else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Each case's record as the product holds it on the run's first day (one row per case).
+
+    A strategy reads these facts (a promise or plan holds the case, broken promises and calls
+    that reached nobody lower the score, a payment on record raises it), so a run starts from
+    them rather than from a blank case. Days are indexes into the run: a promise due on day 0
+    or before is judged on the first day; ``NEVER`` means none.
+    """
+
+    paid_before: npt.NDArray[np.bool_]
+    broken_promises: npt.NDArray[np.float64]
+    failed_attempts: npt.NDArray[np.float64]
+    promise_due: npt.NDArray[np.int64]
+    promise_amount: npt.NDArray[np.float64]
+    plan_next: npt.NDArray[np.int64]
+    plan_amount: npt.NDArray[np.float64]
+    plan_left: npt.NDArray[np.int64]
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Any], size: int) -> History:
+        def numbers(name: str, default: float) -> npt.NDArray[np.float64]:
+            if name not in columns:
+                return np.full(size, default, dtype=np.float64)
+            return np.nan_to_num(np.asarray(columns[name], dtype=np.float64), nan=default)
+
+        def days(name: str) -> npt.NDArray[np.int64]:
+            if name not in columns:
+                return np.full(size, NEVER, dtype=np.int64)
+            return np.asarray(columns[name], dtype=np.int64)
+
+        return cls(
+            paid_before=np.asarray(columns["paid_before"], dtype=bool),
+            broken_promises=numbers("broken_promises", 0.0),
+            failed_attempts=numbers("failed_attempts", 0.0),
+            promise_due=days("promise_due"),
+            promise_amount=numbers("promise_amount", 0.0),
+            plan_next=days("plan_next"),
+            plan_amount=numbers("plan_amount", 0.0),
+            plan_left=days("plan_left").clip(0, None)
+            if "plan_left" in columns
+            else np.zeros(size, dtype=np.int64),
         )
 
 
@@ -327,6 +376,22 @@ class _State:
         self.reminded_until = np.full(size, -1, dtype=np.int64)
         self.contacts_by_day = np.zeros((7, size), dtype=np.int16)
         self.propensity = np.zeros(size)
+        history = portfolio.history
+        if history is not None:
+            self.paid_before[:] = history.paid_before
+            self.broken[:] = history.broken_promises
+            self.failed_attempts[:] = history.failed_attempts
+            promised = (history.promise_due < NEVER) & (history.promise_amount > 0)
+            self.promise_state[promised] = PROMISE_PENDING
+            self.promise_due[promised] = history.promise_due[promised]
+            self.promise_amount[promised] = history.promise_amount[promised]
+            planned = (
+                (history.plan_next < NEVER) & (history.plan_amount > 0) & (history.plan_left > 0)
+            )
+            self.plan_state[planned] = PLAN_ACTIVE
+            self.plan_next[planned] = history.plan_next[planned]
+            self.plan_amount[planned] = history.plan_amount[planned]
+            self.plan_left[planned] = history.plan_left[planned]
 
     def contacts_7d(self) -> npt.NDArray[np.float64]:
         return np.asarray(self.contacts_by_day.sum(axis=0), dtype=np.float64)

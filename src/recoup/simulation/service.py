@@ -26,7 +26,8 @@ from recoup.compliance.gate.rules import Gate
 from recoup.kit import clock
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.institution import Institution
-from recoup.simulation.engine import Portfolio, Result, RunSettings, run_simulation
+from recoup.simulation import repository
+from recoup.simulation.engine import NEVER, Portfolio, Result, RunSettings, run_simulation
 from recoup.simulation.params import Params, default_params
 from recoup.strategy import repository as strategy_repository
 from recoup.strategy import service as strategy_service
@@ -83,7 +84,9 @@ def strategy_named(session: Session, *, institution: Institution, name: str) -> 
 
 
 def load_portfolio(session: Session, *, institution: Institution, as_of: date) -> Portfolio:
-    """The institution's live cases as arrays (one row per case, as the cycle segments them)."""
+    """The institution's live cases as arrays (one row per case, as the cycle segments them),
+    with what the product holds of their past: payments, broken and open promises, active
+    plans and calls that reached nobody (``engine.History``), as the strategy would see them."""
     raw = strategy_repository.account_facts(session, institution_id=institution.id)
     columns, _ = strategy_service.case_columns(strategy_service.facts_columns(raw, today=as_of))
     if len(columns["case_id"]) == 0:
@@ -92,7 +95,93 @@ def load_portfolio(session: Session, *, institution: Institution, as_of: date) -
             "(or recoup seed-demo) first"
         )
     columns["debtor_id"] = columns["case_id"]
+    past = repository.account_history(session, institution_id=institution.id, as_of=as_of)
+    failed = strategy_repository.contact_facts(
+        session, institution_id=institution.id, names=["failed_attempts"]
+    )["failed_attempts"]
+    columns.update(
+        history_columns(
+            raw["account_id"],
+            raw["case_id"],
+            np.array(
+                [np.nan if days is None else float(days) for days in raw["days_past_due"]],
+                dtype=np.float64,
+            ),
+            columns["case_id"],
+            past,
+            failed,
+            as_of=as_of,
+        )
+    )
     return Portfolio.from_columns(columns)
+
+
+def history_columns(
+    account_ids: Sequence[int],
+    account_cases: Sequence[int],
+    account_days: npt.NDArray[np.float64],
+    case_ids: npt.NDArray[np.int64],
+    past: Mapping[str, Any],
+    failed: Mapping[int, int],
+    *,
+    as_of: date,
+) -> dict[str, npt.NDArray[Any]]:
+    """The ``engine.History`` columns of each case (``case_ids``' order) from its accounts'
+    records (``account_days``: each account's days past due): a payment on any account since
+    it fell past due, broken promises added up, the earliest open promise
+    (amounts added up) and the earliest next plan instalment (amounts added up, the most
+    instalments left), as day indexes from ``as_of``."""
+    cases = np.asarray(case_ids, dtype=np.int64)
+    owners = np.searchsorted(cases, np.asarray(account_cases, dtype=np.int64))
+    known = (owners < len(cases)) & (cases[np.minimum(owners, len(cases) - 1)] == account_cases)
+    owners, accounts = owners[known], np.asarray(account_ids, dtype=np.int64)[known]
+    size = len(cases)
+    start = as_of.toordinal()
+
+    def per_account(table: Mapping[int, Any], pick: Callable[[Any], float], empty: float) -> Any:
+        return np.fromiter(
+            (pick(table[a]) if a in table else empty for a in accounts.tolist()),
+            dtype=np.float64,
+            count=len(accounts),
+        )
+
+    # Paid while delinquent (as the score reads it): a payment on or after the day the
+    # account fell past due.
+    last_paid = per_account(past["paid"], lambda day: day.toordinal() - start, -float(NEVER))
+    paid = np.zeros(size, dtype=bool)
+    paid[owners[last_paid >= -np.nan_to_num(account_days, nan=0.0)[known]]] = True
+    broken = np.bincount(owners, weights=per_account(past["broken"], float, 0.0), minlength=size)
+    never = float(NEVER)
+    promise_due = np.full(size, never)
+    np.minimum.at(
+        promise_due,
+        owners,
+        per_account(past["promise"], lambda p: max(p[0].toordinal() - start, 0), never),
+    )
+    promise_amount = np.bincount(
+        owners, weights=per_account(past["promise"], lambda p: p[1], 0.0), minlength=size
+    )
+    plan_next = np.full(size, never)
+    np.minimum.at(
+        plan_next, owners, per_account(past["plan"], lambda p: p[0].toordinal() - start, never)
+    )
+    plan_amount = np.bincount(
+        owners, weights=per_account(past["plan"], lambda p: p[1], 0.0), minlength=size
+    )
+    plan_left = np.zeros(size)
+    np.maximum.at(plan_left, owners, per_account(past["plan"], lambda p: p[2], 0.0))
+    return {
+        "paid_before": paid,
+        "broken_promises": broken,
+        "failed_attempts": np.fromiter(
+            (failed.get(case, 0) for case in cases.tolist()), dtype=np.float64, count=size
+        ),
+        "promise_due": promise_due.astype(np.int64),
+        "promise_amount": np.ceil(promise_amount),
+        "plan_next": plan_next.astype(np.int64),
+        "plan_amount": np.ceil(plan_amount),
+        "plan_left": plan_left.astype(np.int64),
+    }
 
 
 @dataclass(frozen=True, slots=True)
