@@ -56,6 +56,7 @@ from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 from recoup.models.ingest import ImportRun
+from recoup.models.institution import Institution
 from recoup.models.workbench import Promise
 from recoup.portfolio.repository import (
     EXIT_STATUSES,
@@ -849,6 +850,15 @@ def write_month_ends(
     ).where(cells.c.position >= 1, cells.c.accounts > 0)
     both = union_all(held_rows, roll_rows).subquery("month_ends")
     return _write(session, select(*[both.c[name] for name in _COLUMNS]))
+
+
+def hold_refresh(session: Session, *, institution_id: int) -> None:
+    """Take the institution's refresh turn until the transaction ends: two refreshes of one
+    institution (the cycle's stage and the scheduled job) would otherwise both find no stored
+    snapshot and both insert one. A row lock on PostgreSQL; SQLite has one writer anyway."""
+    session.execute(
+        select(Institution.id).where(Institution.id == institution_id).with_for_update()
+    )
 
 
 def refresh_state(session: Session, *, institution_id: int) -> AggregateRefresh | None:

@@ -76,6 +76,7 @@ def refresh_aggregates(
     once a day: ``GET /api/v1/kpis`` builds on them.
     """
     started = time.perf_counter()
+    repository.hold_refresh(session, institution_id=institution.id)
     state = repository.refresh_state(session, institution_id=institution.id)
     grace = settings_of(institution).workbench.promise_grace_days
     # A first refresh or a range asked for rewrites history: the KPI snapshot goes with it.
