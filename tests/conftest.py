@@ -234,6 +234,18 @@ def live_database(
 
 
 @pytest.fixture
+def memory_jobs(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A live database (``live_database``) with background jobs kept in memory, run by hand."""
+    from recoup.kit import jobs
+
+    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
+    config.get_settings.cache_clear()
+    jobs.reset()
+    yield live_database
+    jobs.reset()
+
+
+@pytest.fixture
 def private_webhook_targets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Let webhooks reach private and loopback addresses, as an on-premise operator would:
     the tests' receivers listen on 127.0.0.1, which the default policy refuses."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from recoup import config
 from recoup.db import unit_of_work
 from recoup.ingest.runner import run_import
 from recoup.kit import jobs
@@ -22,12 +20,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 @pytest.fixture
-def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
+def database(memory_jobs: str) -> str:
+    """A live database with jobs kept in memory."""
+    return memory_jobs
 
 
 def _count(model: type) -> int:

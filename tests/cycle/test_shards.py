@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from recoup import config
 from recoup.cycle import runner, service
 from recoup.cycle.rules import STAGE_SHARD, Shard, Stage, merge_counts, shards_of
 from recoup.db import unit_of_work
@@ -130,15 +128,6 @@ class TestShardRules:
             [{"aged": 2, "events": 1, "by": {"x": 1}}, {"aged": 3, "by": {"y": 2}}]
         )
         assert merged == {"aged": 5, "by": {"x": 1, "y": 2}, "events": 1}
-
-
-@pytest.fixture
-def memory_jobs(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
 
 
 def test_a_sharded_day_equals_the_in_process_day(memory_jobs: str) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from recoup import config
 from recoup.cycle import rules, service
 from recoup.db import unit_of_work
 from recoup.institutions.settings import settings_of
@@ -19,12 +17,9 @@ from tests.cycle.helpers import portfolio, today_of
 
 
 @pytest.fixture
-def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
+def database(memory_jobs: str) -> str:
+    """A live database with jobs kept in memory."""
+    return memory_jobs
 
 
 class TestDueDay:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from recoup import config
 from recoup.db import unit_of_work
 from recoup.kit import clock, jobs
 from recoup.kit.clock import utcnow
@@ -21,12 +19,9 @@ from tests.factories import make_account, make_debtor, make_institution
 
 
 @pytest.fixture
-def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
+def database(memory_jobs: str) -> str:
+    """A live database with jobs kept in memory."""
+    return memory_jobs
 
 
 def test_paying_a_plan_off_completes_it_through_a_job(database: str) -> None:

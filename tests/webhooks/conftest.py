@@ -6,19 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from recoup import config
-from recoup.kit import jobs
 from tests.webhooks.receiver import Receiver, receiver
 
 
 @pytest.fixture
-def database(live_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh database every unit of work uses, with jobs kept in memory."""
-    monkeypatch.setenv("RECOUP_JOBS_URL", "memory")
-    config.get_settings.cache_clear()
-    jobs.reset()
-    yield live_database
-    jobs.reset()
+def database(memory_jobs: str) -> str:
+    """A live database with jobs kept in memory."""
+    return memory_jobs
 
 
 @pytest.fixture
