@@ -3,7 +3,9 @@
 Batch work (a cycle stage, a gate batch) allocates millions of small objects and almost no
 reference cycles, so reference counting frees them. Left to its allocation thresholds the
 cyclic collector keeps rescanning every long-lived object of the process (the portfolio's
-columns, the ORM) while the batch runs; paused, it runs once when the batch is done.
+columns, the ORM) while the batch runs. Paused, it simply resumes after the batch: a forced
+full collection there would cost seconds in a long-lived process with a large heap (a worker,
+a server) for the few cycles a batch leaves.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """Pause the cyclic collector for the block, then collect once (if it was running)."""
+    """Pause the cyclic collector for the block, then let it run again (if it was running)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -23,4 +25,3 @@ def paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-            gc.collect()
