@@ -155,9 +155,16 @@ def _ids(session: Session, institution: Institution, agent: User) -> dict[str, s
         .where(Case.institution_id == institution.id, Case.owner_id == agent.id)
         .order_by(Case.id)
     )
+    # An overdue account of one of the agent's cases, so the agent may open it too.
     account_id = session.scalar(
         select(Account.id)
-        .where(Account.institution_id == institution.id, Account.days_past_due > 0)
+        .join(CaseAccount, CaseAccount.account_id == Account.id)
+        .join(Case, Case.id == CaseAccount.case_id)
+        .where(
+            Account.institution_id == institution.id,
+            Account.days_past_due > 0,
+            Case.owner_id == agent.id,
+        )
         .order_by(Account.id)
     )
     run_id = session.scalar(
