@@ -5,6 +5,7 @@ subscription is registered and again at every delivery, at the address actually 
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from recoup import config
 from recoup.config import Settings
 from recoup.db import unit_of_work
 from recoup.kit import events, jobs
+from recoup.kit.clock import utcnow
 from recoup.kit.errors import ValidationFailed
 from recoup.models.webhooks import DeliveryStatus, WebhookDelivery
 from recoup.webhooks import network, rules, service
@@ -104,6 +106,19 @@ class TestAddresses:
         with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33' is not a network"):
             Settings(webhook_allowed_networks="192.168.0.0/24, 10.0.0.0/33")
 
+    @pytest.mark.parametrize("address", ["10.0.0.7", "169.254.169.254", "0.0.0.0"])
+    def test_a_refusal_at_delivery_names_the_settings_that_would_allow_it(
+        self, address: str
+    ) -> None:
+        problem = rules.address_problem(ipaddress.ip_address(address), PUBLIC)
+        assert problem is not None
+        reason = rules.refused_target_error(problem)
+        assert reason.startswith("not retried")
+        assert problem in reason
+        assert rules.ALLOWED_NETWORKS_SETTING in reason
+        if address == "10.0.0.7":
+            assert rules.PRIVATE_TARGETS_SETTING in reason
+
 
 def _register(session: Session, url: str) -> service.CreatedSubscription:
     return service.create_subscription(
@@ -192,10 +207,20 @@ class TestAtDelivery:
         _resolve_to(monkeypatch, "127.0.0.1")  # the record changes after registration
         delivery = _deliver_one(institution_id)
         assert hook.received == []
-        assert delivery.status == DeliveryStatus.retrying
+        # A refused address stays refused: a dead letter at the first try, not retried.
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.dead, 1)
+        assert delivery.next_attempt_at is None
         assert delivery.last_status_code is None
         assert delivery.last_error is not None
         assert "refused: crm.example.com resolves to 127.0.0.1" in delivery.last_error
+        assert "RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS" in delivery.last_error
+        assert "RECOUP_WEBHOOK_ALLOWED_NETWORKS" in delivery.last_error
+        # Nothing is scheduled: a day later there is still one try.
+        jobs.drain(now=utcnow() + timedelta(days=1))
+        with unit_of_work(write=False) as session:
+            later = session.get(WebhookDelivery, delivery.id)
+            assert later is not None
+            assert (later.status, later.attempts) == (DeliveryStatus.dead, 1)
 
     def test_the_checked_address_is_the_one_connected_to(
         self,
@@ -235,5 +260,29 @@ class TestAtDelivery:
         config.get_settings.cache_clear()
         delivery = _deliver_one(institution_id)
         assert hook.received == []
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.dead, 1)
         assert delivery.last_error is not None
         assert "refused: 127.0.0.1 is a private or loopback address" in delivery.last_error
+
+    def test_a_refused_dead_letter_is_delivered_once_replayed_after_the_opt_in(
+        self, database: str, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        config.get_settings.cache_clear()
+        institution_id = _subscribe(hook, hook.url)
+        monkeypatch.delenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS")
+        config.get_settings.cache_clear()
+        delivery = _deliver_one(institution_id)
+        assert delivery.status == DeliveryStatus.dead
+        monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        config.get_settings.cache_clear()
+        with unit_of_work() as session:
+            dead = session.get(WebhookDelivery, delivery.id)
+            assert dead is not None
+            service.replay(session, delivery=dead, actor="admin")
+        jobs.drain()
+        with unit_of_work(write=False) as session:
+            replayed = session.get(WebhookDelivery, delivery.id)
+            assert replayed is not None
+            assert replayed.status == DeliveryStatus.delivered
+        assert len(hook.received) == 1

@@ -44,6 +44,9 @@ class Answer:
 
     status_code: int | None
     error: str | None = None
+    # No later try can succeed (the target policy refuses the receiver's address): the
+    # delivery becomes a dead letter at once instead of being retried.
+    final: bool = False
 
 
 Post = Callable[[str, bytes, Mapping[str, str], float], Answer]
@@ -51,11 +54,15 @@ Post = Callable[[str, bytes, Mapping[str, str], float], Answer]
 
 def http_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
     """POST a delivery to an allowed address; a network failure, a refused address or a
-    timeout is an answer without a status (``recoup.webhooks.network``)."""
+    timeout is an answer without a status (``recoup.webhooks.network``). A refused address is
+    final: it stays refused until the operator changes the target settings."""
     try:
         with network.client(network.policy_of(), timeout) as client:
             response = client.post(url, content=body, headers=dict(headers))
     except httpx.HTTPError as error:
+        if isinstance(error.__cause__, network.TargetRefused):
+            problem = str(error.__cause__).removeprefix("refused: ")
+            return Answer(None, rules.refused_target_error(problem), final=True)
         return Answer(None, f"{type(error).__name__}: {error}"[:1000])
     return Answer(
         response.status_code, None if rules.delivered(response.status_code) else response.text[:500]
@@ -133,7 +140,7 @@ def _record(
         delivery.delivered_at = now
         delivery.next_attempt_at = None
         delivery.last_error = None
-    elif attempt >= max_attempts:
+    elif answer.final or attempt >= max_attempts:
         delivery.status = DeliveryStatus.dead
         delivery.next_attempt_at = None
         delivery.last_error = answer.error or f"HTTP {answer.status_code}"

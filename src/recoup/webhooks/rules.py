@@ -93,6 +93,23 @@ def verify(
     )
 
 
+def refused_target_error(problem: str) -> str:
+    """Return a dead letter's reason when the target policy refused the receiver's address.
+
+    Retrying cannot help: the address stays refused until the operator changes the target
+    settings, so the reason names them and says how to send the delivery again.
+    """
+    settings = (
+        ""
+        if PRIVATE_TARGETS_SETTING in problem or ALLOWED_NETWORKS_SETTING in problem
+        else f" (the target settings are {PRIVATE_TARGETS_SETTING} and {ALLOWED_NETWORKS_SETTING})"
+    )
+    return (
+        f"not retried, the receiver's address is refused: {problem}{settings}; replay the "
+        "dead letter once the settings allow the address or the subscription's URL changes"
+    )[:1000]
+
+
 def retry_wait(attempts: int, *, rng: random.Random | None = None) -> timedelta:
     """Return the wait before try ``attempts + 1``: doubling, capped, with jitter."""
     return backoff(attempts, base=RETRY_BASE, cap=RETRY_CAP, rng=rng)
