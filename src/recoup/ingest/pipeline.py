@@ -39,6 +39,7 @@ from recoup.ingest.rules import (
     SeenKeys,
 )
 from recoup.ingest.service import CheckedChunk, check_rows
+from recoup.kit import collector
 
 QUEUED_CHUNKS: Final = 2
 _RECORD_TYPES: Final[tuple[type[Any], ...]] = (
@@ -105,9 +106,11 @@ def _check_file(
 ) -> None:
     """Read and check ``path`` in the reader process, sending each checked chunk to ``outbox``."""
     _exit_with_parent()
-    gc.disable()
     try:
-        with open_source(path, kind=kind, file_format=file_format, encoding=encoding) as source:
+        with (
+            collector.paused(),
+            open_source(path, kind=kind, file_format=file_format, encoding=encoding) as source,
+        ):
             seen = SeenKeys()
             chunks = 0
             while chunk := list(islice(source.rows, chunk_size)):

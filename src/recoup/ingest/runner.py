@@ -51,7 +51,7 @@ from recoup.ingest.service import (
     write_chunk,
 )
 from recoup.institutions.repository import require_by_code
-from recoup.kit import jobs
+from recoup.kit import collector, jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import ValidationFailed
 from recoup.models.ingest import ImportRun
@@ -267,13 +267,8 @@ def _collector_per_chunk() -> Iterator[Callable[[], object]]:
     and took about a quarter of the writing time. Paused, it collects the young
     generations after each chunk; its thresholds apply again once the import ends.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         yield lambda: gc.collect(1)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +34,7 @@ from recoup.contact.channels import (
     Channel,
 )
 from recoup.contact.rules import CONVERSATIONS, FAILED_TO_REACH, REFUSALS, OutcomeCode, Party
+from recoup.kit import collector
 
 # How many later instants next_allowed_at may try; a month of daily blocks fits easily.
 MAX_RESCHEDULE_STEPS = 400
@@ -1429,9 +1429,7 @@ def decide_batch(
     # A batch allocates many small objects and no reference cycles, so reference counting
     # frees everything; without this pause the cyclic collector rescans the caller's whole
     # heap again and again, which cost about as much as the decisions themselves.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         # Each debtor's facts and state, looked up once per batch.
         debtors: dict[str, tuple[DebtorFacts, _DebtorState]] = {}
         decisions: list[Decision] = []
@@ -1455,9 +1453,6 @@ def decide_batch(
                 state.add(_Reserved(attempt))
             decided(decision)
         return decisions
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def reschedule(attempt: PlannedContact, decision: Decision) -> PlannedContact | None:
