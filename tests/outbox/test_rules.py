@@ -9,14 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from recoup.contact.channels import Channel
 from recoup.outbox.rules import (
     MissedWindow,
+    NotQueued,
     OutboxStatus,
     OutboxTransitionRefused,
     QuietPeriod,
     Receipt,
     TokenBucket,
     backoff,
+    choose_template,
     held_back,
     idempotency_key,
     is_opt_out_reply,
@@ -123,3 +126,50 @@ def test_keys_and_message_ids_are_stable() -> None:
     key = idempotency_key(1, 2, "sms", None)
     assert key == idempotency_key(1, 2, "sms", None) != idempotency_key(1, 2, "sms", 3)
     assert message_id(key, "bank.example") == f"<{key}@bank.example>"
+
+
+class TestChooseTemplate:
+    """Why a planned message is not queued, decided before its contact point is looked up."""
+
+    ENABLED = frozenset({"sms", "email"})
+    APPROVED = frozenset({("reminder", "sms"), ("reminder", "letter"), ("notice", "email")})
+
+    def choose(
+        self, channel: str | None, template: str | None, campaign: set[str] | None = None
+    ) -> Channel | NotQueued:
+        return choose_template(
+            channel,
+            template,
+            enabled=self.ENABLED,
+            approved=self.APPROVED,
+            campaign_channels=campaign,
+        )
+
+    def test_an_enabled_channel_with_an_approved_template_is_queued_on_it(self) -> None:
+        assert self.choose("sms", "reminder") is Channel.SMS
+        assert self.choose("email", "notice") is Channel.EMAIL
+
+    @pytest.mark.parametrize("channel", ["call", "visit", "ai_call", "fax", "", None])
+    def test_a_channel_the_outbox_does_not_send(self, channel: str | None) -> None:
+        assert self.choose(channel, "reminder") is NotQueued.CHANNEL_NOT_SENT
+
+    def test_a_message_channel_the_institution_has_not_enabled(self) -> None:
+        # Approved for letters, but letters are not enabled: the channel is named first.
+        assert self.choose("letter", "reminder") is NotQueued.CHANNEL_NOT_ENABLED
+
+    @pytest.mark.parametrize("template", [None, ""])
+    def test_no_template_named(self, template: str | None) -> None:
+        assert self.choose("sms", template) is NotQueued.NO_TEMPLATE
+
+    def test_a_template_approved_only_on_another_channel(self) -> None:
+        assert self.choose("email", "reminder") is NotQueued.TEMPLATE_NOT_APPROVED
+        assert self.choose("sms", "unknown") is NotQueued.TEMPLATE_NOT_APPROVED
+
+    def test_a_campaign_sends_its_template_on_its_channel_whatever_the_plan_names(self) -> None:
+        assert self.choose("sms", None, campaign={"sms"}) is Channel.SMS
+        assert self.choose("sms", "unknown", campaign={"sms"}) is Channel.SMS
+        assert self.choose("email", "notice", campaign={"sms"}) is (NotQueued.TEMPLATE_NOT_APPROVED)
+
+    def test_a_campaign_still_needs_an_enabled_message_channel(self) -> None:
+        assert self.choose("letter", None, campaign={"letter"}) is NotQueued.CHANNEL_NOT_ENABLED
+        assert self.choose("call", None, campaign={"sms"}) is NotQueued.CHANNEL_NOT_SENT

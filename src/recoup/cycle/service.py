@@ -49,6 +49,7 @@ from recoup.kit.pagination import Page, PageRequest
 from recoup.models.cycle import CycleAction, CycleRun, CycleStage
 from recoup.models.institution import Institution
 from recoup.models.jobs import JobStatus
+from recoup.outbox import rules as outbox_rules
 from recoup.outbox import service as outbox_service
 from recoup.plans import service as plans_service
 from recoup.portfolio import service as portfolio_service
@@ -464,7 +465,7 @@ def gate_batch(
         wanted=[
             (debtor_id, channel)
             for _action_id, debtor_id, _account_id, channel_value, _at in batch
-            if (channel := outbox_service.message_channel_of(channel_value)) is not None
+            if (channel := outbox_rules.message_channel_of(channel_value)) is not None
         ],
     )
     region = gate_service.gate_for(session, institution=context.institution).pack.jurisdiction

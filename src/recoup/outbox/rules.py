@@ -18,12 +18,17 @@ import random
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from html import escape
 from types import MappingProxyType
+
+from recoup.contact.channels import Channel
+
+# The channels the outbox sends (calls and visits are tasks, not messages).
+MESSAGE_CHANNELS = frozenset({Channel.SMS, Channel.EMAIL, Channel.LETTER})
 
 
 class OutboxStatus(StrEnum):
@@ -390,3 +395,55 @@ def twilio_signature(token: str, url: str, params: Mapping[str, str]) -> str:
 def signature_matches(expected: str, given: str | None) -> bool:
     """Compare signatures in constant time."""
     return given is not None and hmac.compare_digest(expected, given.strip())
+
+
+def message_channel_of(value: str | None) -> Channel | None:
+    """Return the message channel a plan names, or None for one the outbox does not send."""
+    try:
+        channel = Channel(value or "")
+    except ValueError:
+        return None
+    return channel if channel in MESSAGE_CHANNELS else None
+
+
+class NotQueued(StrEnum):
+    """Why a message a plan asked for was not queued (counted, never silently dropped)."""
+
+    CHANNEL_NOT_SENT = "channel_not_sent"
+    CHANNEL_NOT_ENABLED = "channel_not_enabled"
+    NO_TEMPLATE = "no_template"
+    TEMPLATE_NOT_APPROVED = "template_not_approved"
+    NO_CONTACT_POINT = "no_contact_point"
+    RENDER_FAILED = "render_failed"
+    TIME_BARRED_THREAT = "time_barred_threat"
+
+
+def choose_template(
+    channel_value: str | None,
+    template_name: str | None,
+    *,
+    enabled: Collection[str],
+    approved: Container[tuple[str, str]],
+    campaign_channels: Collection[str] | None = None,
+) -> Channel | NotQueued:
+    """Return the message channel a planned send goes out on, or why it is not queued.
+
+    Decided before the send's contact point is looked up. ``enabled`` are the institution's
+    enabled message channels, ``approved`` the (name, channel) of its approved templates; the
+    send is rendered from the template ``(template_name, channel)``. A campaign sends its one
+    template on that template's channel (``campaign_channels``): the plan's template name does
+    not count then. Checked in this order: a channel the outbox sends, enabled, then a template
+    named and approved.
+    """
+    channel = message_channel_of(channel_value)
+    if channel is None:
+        return NotQueued.CHANNEL_NOT_SENT
+    if channel.value not in enabled:
+        return NotQueued.CHANNEL_NOT_ENABLED
+    if campaign_channels is not None:
+        return channel if channel.value in campaign_channels else NotQueued.TEMPLATE_NOT_APPROVED
+    if not template_name:
+        return NotQueued.NO_TEMPLATE
+    if (template_name, channel.value) not in approved:
+        return NotQueued.TEMPLATE_NOT_APPROVED
+    return channel

@@ -49,15 +49,15 @@ from recoup.models.outbox import OutboxCampaign, OutboxMessage, OutboxReceipt
 from recoup.outbox import repository, rules
 from recoup.outbox.adapters.base import Accepted, OutgoingMessage
 from recoup.outbox.rules import (
+    MESSAGE_CHANNELS,
     CampaignStatus,
     MissedWindow,
+    NotQueued,
     OutboxStatus,
     QuietPeriod,
     Receipt,
 )
 
-# The channels the outbox sends (calls and visits are tasks, not messages).
-MESSAGE_CHANNELS = frozenset({Channel.SMS, Channel.EMAIL, Channel.LETTER})
 SYSTEM_ACTOR = "outbox"
 
 
@@ -337,16 +337,6 @@ def queue_message(
     return Queued(message, checked.record)
 
 
-# Why a message a plan asked for was not queued (counted, never silently dropped).
-NOT_QUEUED_REASONS = (
-    "channel_not_sent",
-    "channel_not_enabled",
-    "no_template",
-    "template_not_approved",
-    "no_contact_point",
-    "render_failed",
-    "time_barred_threat",
-)
 # Rows read per query in the bulk path (under any database's bound-parameter limit).
 CHUNK = 10_000
 
@@ -421,8 +411,9 @@ def queue_planned_messages(
     stored with its gate decision id, template version and idempotency key in one insert,
     logged as a planned contact and audited. A key already queued is skipped, so a re-run
     queues nothing twice. A message that cannot be queued is counted under its reason
-    (``NOT_QUEUED_REASONS``). One dispatch job (key ``dispatch_key``) is enqueued for the
-    earliest message; the dispatcher asks the gate again at send time.
+    (``rules.NotQueued``; ``rules.choose_template`` decides the first ones). One dispatch job
+    (key ``dispatch_key``) is enqueued for the earliest message; the dispatcher asks the gate
+    again at send time.
 
     A campaign names its one approved ``template`` (each send's channel must be the
     template's) and its ``campaign_id``, stored on every message.
@@ -431,7 +422,7 @@ def queue_planned_messages(
     settings = settings_of(institution).channels
     institution_id = institution.id
     today = clock.local_today(institution.timezone, now=now)
-    not_queued: dict[str, int] = dict.fromkeys(NOT_QUEUED_REASONS, 0)
+    not_queued: dict[str, int] = dict.fromkeys((reason.value for reason in NotQueued), 0)
     existing = repository.existing_keys(
         session, institution_id=institution_id, keys={each.key for each in planned}
     )
@@ -444,27 +435,24 @@ def queue_planned_messages(
     ):
         # Ordered by name then id: the newest approved template of a name wins.
         templates[(approved.name, str(approved.channel))] = approved
-    fixed = {str(template.channel): template} if template is not None else None
+    campaign_channels = {str(template.channel)} if template is not None else None
+    enabled = set(settings.enabled)
     wanted: list[tuple[PlannedSend, Channel, MessageTemplate]] = []
     for each in planned:
         if each.key in existing:
             continue
-        channel = message_channel_of(each.channel)
-        if channel is None:
-            not_queued["channel_not_sent"] += 1
-        elif channel.value not in settings.enabled:
-            not_queued["channel_not_enabled"] += 1
-        elif fixed is not None:
-            if channel.value in fixed:
-                wanted.append((each, channel, fixed[channel.value]))
-            else:
-                not_queued["template_not_approved"] += 1
-        elif not each.template:
-            not_queued["no_template"] += 1
-        elif (each.template, channel.value) not in templates:
-            not_queued["template_not_approved"] += 1
+        channel = rules.choose_template(
+            each.channel,
+            each.template,
+            enabled=enabled,
+            approved=templates,
+            campaign_channels=campaign_channels,
+        )
+        if isinstance(channel, NotQueued):
+            not_queued[channel] += 1
         else:
-            wanted.append((each, channel, templates[(each.template, channel.value)]))
+            chosen = template or templates[(each.template or "", channel.value)]
+            wanted.append((each, channel, chosen))
     points = message_points(
         session,
         institution_id=institution_id,
@@ -475,7 +463,7 @@ def queue_planned_messages(
         if (each.debtor_id, channel) in points:
             reachable.append((each, channel, chosen))
         else:
-            not_queued["no_contact_point"] += 1
+            not_queued[NotQueued.NO_CONTACT_POINT] += 1
     debtors: dict[int, Any] = {}
     for chunk in _chunks(sorted({each.debtor_id for each, _, _ in reachable})):
         debtors.update(_by_id(session, Debtor, set(chunk)))
@@ -517,7 +505,7 @@ def queue_planned_messages(
         version = rules.template_version(chosen.body)
         for (each, channel, _), text in zip(group, rendered, strict=True):
             if text.text is None:
-                not_queued[text.refused or "render_failed"] += 1
+                not_queued[text.refused or NotQueued.RENDER_FAILED] += 1
                 continue
             point = points[(each.debtor_id, channel)]
             scheduled_at = each.scheduled_at
@@ -596,15 +584,6 @@ def queue_planned_messages(
         not_queued={reason: count for reason, count in not_queued.items() if count},
         dispatch_job_id=job_id,
     )
-
-
-def message_channel_of(value: str | None) -> Channel | None:
-    """Return the message channel a plan names, or None for one the outbox does not send."""
-    try:
-        channel = Channel(value or "")
-    except ValueError:
-        return None
-    return channel if channel in MESSAGE_CHANNELS else None
 
 
 def _check(
