@@ -183,3 +183,31 @@ def test_cases_left_for_another_day_keep_their_owner(session: Session) -> None:
     waiting = session.get_one(Case, by_debtor[small.debtor_id].id)
     assert (today.owner_id, today.allocated_on) == (busy.id, DAY)
     assert (waiting.owner_id, waiting.allocated_on) == (busy.id, None)
+
+
+def test_a_queue_capacity_counts_its_members_and_the_generalists(session: Session) -> None:
+    institution = make_institution(session)
+    legal = Queue(
+        institution_id=institution.id, code="LEGAL", name="Legal", rank=1, skills=["legal"]
+    )
+    general = Queue(institution_id=institution.id, code="GEN", name="General", rank=2)
+    early = Queue(institution_id=institution.id, code="EARLY", name="Early", rank=3)
+    session.add_all([legal, general, early])
+    session.flush()
+    lawyer = agent(session, institution, capacity=5, skills=("legal",))
+    member = agent(session, institution, capacity=7)
+    generalist = agent(session, institution, capacity=11)
+    away = agent(session, institution, capacity=13)
+    agent(session, institution, capacity=17, certified=False)
+    for queue, user in ((legal, lawyer), (general, lawyer), (general, member)):
+        session.add(QueueMember(institution_id=institution.id, queue_id=queue.id, user_id=user.id))
+    session.add(
+        AgentAbsence(institution_id=institution.id, user_id=away.id, starts_on=DAY, ends_on=DAY)
+    )
+    session.flush()
+
+    capacity = service.queue_capacities(session, institution_id=institution.id, as_of=DAY)
+
+    # LEGAL needs the skill: only the lawyer; GEN: its two members and the generalist; EARLY
+    # has no member, so the generalist alone (the one away and the uncertified one take nothing).
+    assert capacity == {legal.id: 5, general.id: 5 + 7 + 11, early.id: 11}

@@ -64,14 +64,12 @@ def _queue_token(queue_id: int) -> str:
     return f"queue:{queue_id}"
 
 
-def work_and_agents(
-    session: Session, *, institution_id: int, as_of: date
-) -> tuple[list[CaseWork], list[AgentSlot]]:
-    """Read the allocatable cases and the agents available on a day.
+def agents_on(session: Session, *, institution_id: int, as_of: date) -> list[AgentSlot]:
+    """Read the agents as allocation sees them on a day.
 
-    A case in a queue needs the queue's skills and a member of the queue; an agent who is a
-    member of no queue works every queue (a generalist). Agents away that day, and agents
-    without a valid compliance certificate (POL-CERT), take nothing.
+    An agent's skills hold a token per queue they work: a member of no queue works every
+    queue (a generalist). Agents away that day take nothing (capacity 0); agents without a
+    valid compliance certificate (POL-CERT) are marked uncertified.
     """
     members = cases_repository.queue_members(session, institution_id=institution_id)
     absent = cases_repository.absent_user_ids(session, institution_id=institution_id, on=as_of)
@@ -95,6 +93,38 @@ def work_and_agents(
                 efficiency=profile.efficiency if profile else 1.0,
             )
         )
+    return agents
+
+
+def queue_capacities(session: Session, *, institution_id: int, as_of: date) -> dict[int, int]:
+    """Each queue's daily capacity on a day: what the agents who may take its cases can do.
+
+    The same reading as allocation: the queue's members, or every generalist when they are
+    members of no queue, with the queue's skills, certified and not away.
+    """
+    agents = [
+        agent
+        for agent in agents_on(session, institution_id=institution_id, as_of=as_of)
+        if agent.certified and agent.capacity > 0
+    ]
+    return {
+        queue.id: sum(
+            agent.capacity
+            for agent in agents
+            if {_queue_token(queue.id), *(queue.skills or ())} <= agent.skills
+        )
+        for queue in cases_repository.queues(session, institution_id=institution_id)
+    }
+
+
+def work_and_agents(
+    session: Session, *, institution_id: int, as_of: date
+) -> tuple[list[CaseWork], list[AgentSlot]]:
+    """Read the allocatable cases and the agents available on a day (see ``agents_on``).
+
+    A case in a queue needs the queue's skills and a member of the queue.
+    """
+    agents = agents_on(session, institution_id=institution_id, as_of=as_of)
     work = [
         CaseWork(
             id=case_id,

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
+from recoup.allocation import service as allocation
 from recoup.analytics import repository as kpi_repository
 from recoup.analytics import service as kpi_service
 from recoup.analytics.daily import repository, rules
@@ -29,7 +30,7 @@ from recoup.institutions.settings import settings_of
 from recoup.kit.clock import local_today, start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound
 from recoup.models.analytics import AggregateRefresh
-from recoup.models.cases import AgentProfile, Case, Queue, QueueMember
+from recoup.models.cases import Case, Queue
 from recoup.models.compliance import ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.institution import Institution
@@ -501,7 +502,8 @@ def queue_work(session: Session, *, institution: Institution, today: date) -> li
 
     Planned: live cases of the queue allocated for today with an owner; done: those with an
     outbound attempt made today; blocked: those not done whose contact the gate blocked today.
-    Unassigned: live cases of the queue nobody owns; capacity: its members' daily capacity.
+    Unassigned: live cases of the queue nobody owns; capacity: what the agents who may take its
+    cases can do in a day (members, or generalists: ``allocation.service.queue_capacities``).
     """
     start = start_of_day(today, institution.timezone)
     end = start_of_day(today + timedelta(days=1), institution.timezone)
@@ -540,14 +542,7 @@ def queue_work(session: Session, *, institution: Institution, today: date) -> li
         .group_by(Queue.id, Queue.code, Queue.name, Queue.rank)
         .order_by(Queue.rank, Queue.code)
     ).all()
-    capacity = dict(
-        session.execute(
-            select(QueueMember.queue_id, func.sum(AgentProfile.daily_capacity))
-            .join(AgentProfile, AgentProfile.user_id == QueueMember.user_id)
-            .where(QueueMember.institution_id == institution.id)
-            .group_by(QueueMember.queue_id)
-        ).all()
-    )
+    capacity = allocation.queue_capacities(session, institution_id=institution.id, as_of=today)
     codes = dict(
         session.execute(
             select(Queue.code, Queue.id).where(Queue.institution_id == institution.id)
