@@ -12,9 +12,9 @@ feature pipeline. Then, timed, in child processes so each has its own peak RSS:
 2. one bare pass over the same rows: read the accounts and their history, score them with
    the champion and write one score per account (no cases, no gate, no ledger).
 
-Prints the per-stage timings, the cycle's seconds and peak RSS against the targets (≤ 60 s,
-≤ 2 GB on 2 cores), the ratio of the cycle to the bare pass, and the load average (the machine
-may be shared). ``--postgres`` repeats both on PostgreSQL (``RECOUP_BENCH_POSTGRES_URL``,
+Prints the per-stage timings (with the cycle's peak RSS so far as each stage ends), the
+cycle's seconds and peak RSS against the targets (≤ 60 s, ≤ 2 GB on 2 cores), the ratio of
+the cycle to the bare pass, and the load average (the machine may be shared). ``--postgres`` repeats both on PostgreSQL (``RECOUP_BENCH_POSTGRES_URL``,
 default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) in a scratch schema.
 ``--small`` is the 100,000-account smoke run. ``--keep DIR`` copies the freshly built SQLite data
 folder (database, keyring, model files; before the run) to DIR; ``--reuse DIR`` times a copy
@@ -51,6 +51,26 @@ PROVINCES = ("北京市", "上海市", "广东省", "四川省", "浙江省", "�
 POSTGRES_URL = os.environ.get(
     "RECOUP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# The cycle command, noting the process's peak RSS so far as each stage function returns (on
+# stderr): the stage where it jumps is the one that needs the memory.
+CYCLE_CHILD = """
+import resource, sys
+sys.path.insert(0, {src!r})
+from recoup.cycle import service
+def watched(name, function):
+    def run(session, context):
+        try:
+            return function(session, context)
+        finally:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"peak-rss {{name}} {{peak:.0f}}", file=sys.stderr, flush=True)
+    return run
+for stage, function in list(service.STAGE_FUNCTIONS.items()):
+    service.STAGE_FUNCTIONS[stage] = watched(stage.value, function)
+from recoup.cli import main
+sys.argv = ["recoup", *sys.argv[1:]]
+main()
+"""
 BARE_PASS = """
 import sys, time
 from datetime import date
@@ -338,8 +358,8 @@ def _champion(institution_id: int, account_ids: np.ndarray[Any, Any], as_of: dat
         service.promote_model(session, version=version.version, actor="bench")
 
 
-def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, float, float]:
-    """Run a child; return its stdout, wall seconds and peak RSS in MB."""
+def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, str, float, float]:
+    """Run a child; return its stdout, stderr, wall seconds and peak RSS in MB."""
     started = time.perf_counter()
     result = subprocess.run(
         arguments, env=env, capture_output=True, text=True, check=False, cwd=ROOT
@@ -349,7 +369,7 @@ def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, float, float
         raise SystemExit(f"{' '.join(arguments[:4])}… failed:\n{result.stderr[-4000:]}")
     # ru_maxrss of the children is the largest child's; each child runs alone, in turn.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return result.stdout, seconds, peak
+    return result.stdout, result.stderr, seconds, peak
 
 
 def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
@@ -357,10 +377,12 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
     env = {**os.environ, "RECOUP_DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
     load_before = os.getloadavg()
     command = ["cycle", "run", "--institution", CODE, "--as-of", as_of.isoformat(), "--json"]
-    output, wall, cycle_peak = _child([sys.executable, "-m", "recoup", *command], env)
+    cycle_script = CYCLE_CHILD.format(src=str(ROOT / "src"))
+    output, errors, wall, cycle_peak = _child([sys.executable, "-c", cycle_script, *command], env)
     report = json.loads(output)
+    peaks = dict(line.split()[1:3] for line in errors.splitlines() if line.startswith("peak-rss "))
     bare_script = BARE_PASS.format(src=str(ROOT / "src"), as_of=as_of.isoformat(), code=CODE)
-    bare_output, _bare_wall, _ = _child([sys.executable, "-c", bare_script], env)
+    bare_output, _errors, _bare_wall, _ = _child([sys.executable, "-c", bare_script], env)
     bare = float(bare_output.strip().splitlines()[-1])
     load_after = os.getloadavg()
     print(f"\n{label}: cycle of {as_of} (load {load_before[0]:.2f} → {load_after[0]:.2f}, 1 min)")
@@ -370,7 +392,8 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
             for key, value in stage["counts"].items()
             if not isinstance(value, dict)
         )
-        print(f"  {name:<15}{stage['seconds']:8.2f} s   {counts}")
+        peak = f"{int(peaks[name]):6,} MB" if name in peaks else " " * 9
+        print(f"  {name:<15}{stage['seconds']:8.2f} s  {peak}  {counts}")
     seconds = report["seconds"]
     print(
         f"  cycle: {seconds:.1f} s in its stages, {wall:.1f} s for the whole command "

@@ -10,8 +10,10 @@ bind processing runs once per distinct value and the rows go to the driver as on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, select
@@ -81,20 +83,72 @@ def _connection(session: Session) -> Connection:
     return session.connection()
 
 
+def _insert_statement(connection: Connection, table: Table, names: Sequence[str]) -> str:
+    quote = connection.dialect.identifier_preparer.quote
+    return (
+        f"INSERT INTO {connection.dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(name) for name in names)}) "
+        f"VALUES ({', '.join(_marker(connection) for _ in names)})"
+    )
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert rows (every row with the first row's columns) in one driver executemany."""
     if not rows:
         return 0
     connection = _connection(session)
     names = list(rows[0])
-    quote = connection.dialect.identifier_preparer.quote
-    statement = (
-        f"INSERT INTO {connection.dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(quote(name) for name in names)}) "
-        f"VALUES ({', '.join(_marker(connection) for _ in names)})"
-    )
+    statement = _insert_statement(connection, table, names)
     connection.exec_driver_sql(statement, driver_rows(connection, table, rows, names))
     return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Coded:
+    """A column given as its distinct values and, per row, the index of the row's value."""
+
+    values: Sequence[Any]
+    codes: Iterable[int]
+
+
+def insert_columns(
+    session: Session,
+    table: Table,
+    columns: Mapping[str, Sequence[Any] | Coded],
+    *,
+    size: int,
+    constants: Mapping[str, Any] | None = None,
+) -> int:
+    """Insert ``size`` rows given column by column in one driver executemany.
+
+    A column is a sequence of one value per row, or ``Coded`` (its distinct values, bound
+    once each, and one index per row); ``constants`` hold a value every row has. No mapping
+    per row is built: for large batches written in parts (the scoring stage).
+    """
+    if not size:
+        return 0
+    constants = constants or {}
+    connection = _connection(session)
+    names = [*columns, *constants]
+    values: list[Iterable[Any]] = []
+    for name, processor in zip(names, _processors(connection, table, names), strict=True):
+        if name in constants:
+            value = constants[name]
+            values.append(repeat(value if processor is None else processor(value), size))
+            continue
+        column = columns[name]
+        if isinstance(column, Coded):
+            bound = [value if processor is None else processor(value) for value in column.values]
+            values.append([bound[code] for code in column.codes])
+        elif processor is not None:
+            values.append(_processed(list(column), processor))
+        else:
+            values.append(column)
+    rows = list(zip(*values))  # noqa: B905 (constants repeat without end)
+    if len(rows) != size:
+        raise ValueError(f"columns hold {len(rows)} rows, not {size}")
+    connection.exec_driver_sql(_insert_statement(connection, table, names), rows)
+    return size
 
 
 def next_ids(session: Session, table: Table, count: int) -> list[int]:

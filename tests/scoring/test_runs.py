@@ -140,6 +140,75 @@ class TestScoringRunRecords:
         assert session.execute(select(ScoringRun)).scalars().all() == []
 
 
+class TestScoringInParts:
+    """A whole portfolio is scored a part at a time; the parts must add up to one pass."""
+
+    @staticmethod
+    def _scored(
+        session: Session, institution: Institution
+    ) -> tuple[list[tuple[object, ...]], object]:
+        rows = session.execute(
+            select(
+                AccountScore.id,
+                AccountScore.account_id,
+                AccountScore.probability,
+                AccountScore.points,
+                AccountScore.grade,
+                AccountScore.expected_recovery,
+                AccountScore.reasons,
+                AccountScore.segment,
+                AccountScore.channel,
+                AccountScore.priority,
+                AccountScore.priority_basis,
+                AccountScore.uplift_recovery,
+            )
+            .where(AccountScore.institution_id == institution.id)
+            .order_by(AccountScore.id)
+        ).all()
+        run = session.execute(select(ScoringRun)).scalar_one()
+        drift = (
+            run.accounts_scored,
+            run.score_psi,
+            run.feature_psi,
+            run.characteristic_shift,
+            run.status,
+        )
+        # Ids are renumbered by each run; their order must follow the accounts'.
+        return [tuple(row[1:]) for row in rows], drift
+
+    def test_parts_of_three_accounts_score_and_drift_as_one_pass(
+        self, session: Session, portfolio_model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        institution = make_institution(session, preset="consumer_finance")
+        first_debtor = None
+        for index, days in enumerate(DAYS_LATE):
+            debtor = make_debtor(session, institution, national_id=None)
+            first_debtor = first_debtor or debtor
+            make_contact_point(session, debtor)
+            account = make_account(
+                session, debtor, days_past_due=days, principal=200_000 * (index + 1)
+            )
+            if index % 3:
+                _pay(session, account, 10_000 * index, datetime(2025, 6, 1, 3, tzinfo=UTC))
+        # A current account (not scored) and a second account of the first debtor, in a
+        # later part than the debtor's first.
+        make_account(session, make_debtor(session, institution, national_id=None), days_past_due=0)
+        assert first_debtor is not None
+        make_account(session, first_debtor, days_past_due=45, principal=500_000)
+        _champion(session, institution, portfolio_model)
+
+        monkeypatch.setattr(service, "SCORING_PART_ACCOUNTS", 1_000)
+        whole = service.score_delinquent_accounts(session, institution=institution, as_of=AS_OF)
+        one_pass = self._scored(session, institution)
+        monkeypatch.setattr(service, "SCORING_PART_ACCOUNTS", 3)
+        parts = service.score_delinquent_accounts(session, institution=institution, as_of=AS_OF)
+
+        assert self._scored(session, institution) == one_pass
+        assert len(one_pass[0]) == len(DAYS_LATE) + 1
+        assert [row[0] for row in one_pass[0]] == sorted(row[0] for row in one_pass[0])
+        assert parts == whole
+
+
 class TestRealisedPerformance:
     def test_auc_and_ks_against_what_was_paid_after_scoring(
         self, session: Session, portfolio_model: TrainedModel

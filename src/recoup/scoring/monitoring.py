@@ -108,30 +108,46 @@ def population_stability_index(
 
 def current_shares(reference: ReferenceDistribution, values: Any) -> FloatArray:
     """Bin current values the way the reference was binned and return each bin's share."""
+    return _shares(bin_counts(reference, values))
+
+
+def bin_counts(reference: ReferenceDistribution, values: Any) -> FloatArray:
+    """Bin current values the way the reference was binned and return each bin's count."""
     if reference.kind == "numeric":
         numbers = numeric_values(values)
         bins = np.searchsorted(
             np.append(np.asarray(reference.edges, dtype=np.float64), np.nan), numbers, side="right"
         )
-        counts = np.bincount(bins, minlength=len(reference.edges) + 2).astype(np.float64)
-    else:
-        series = values if isinstance(values, pd.Series) else pd.Series(values)
-        codes = category_codes(series, reference.categories)
-        missing = series.isna().to_numpy(dtype=bool)
-        counts = np.bincount(codes[codes >= 0], minlength=len(reference.categories)).astype(
-            np.float64
-        )
-        counts = np.append(counts, [float(((codes < 0) & ~missing).sum()), float(missing.sum())])
+        return np.bincount(bins, minlength=len(reference.edges) + 2).astype(np.float64)
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    codes = category_codes(series, reference.categories)
+    missing = series.isna().to_numpy(dtype=bool)
+    counts = np.bincount(codes[codes >= 0], minlength=len(reference.categories)).astype(np.float64)
+    return np.append(counts, [float(((codes < 0) & ~missing).sum()), float(missing.sum())])
+
+
+def _shares(counts: FloatArray) -> FloatArray:
     total = counts.sum()
-    return counts / total if total else counts
+    shares: FloatArray = counts / total if total else counts
+    return shares
 
 
 def stability(
     reference: ReferenceDistribution, values: Any, *, thresholds: StabilityThresholds | None = None
 ) -> Stability:
     """Compare current values with a reference distribution."""
+    return stability_of_counts(reference, bin_counts(reference, values), thresholds=thresholds)
+
+
+def stability_of_counts(
+    reference: ReferenceDistribution,
+    counts: FloatArray,
+    *,
+    thresholds: StabilityThresholds | None = None,
+) -> Stability:
+    """Compare current bin counts (``bin_counts``) with a reference distribution."""
     thresholds = thresholds or StabilityThresholds()
-    now = current_shares(reference, values)
+    now = _shares(counts)
     before = np.asarray(reference.shares, dtype=np.float64)
     floored_now, floored_before = np.maximum(now, SHARE_FLOOR), np.maximum(before, SHARE_FLOOR)
     contributions = (floored_now - floored_before) * np.log(floored_now / floored_before)
@@ -161,11 +177,24 @@ def characteristic_shift(
     thresholds: StabilityThresholds | None = None,
 ) -> CharacteristicShift:
     """Return Σ (current share − training share) · points for one scorecard characteristic."""
+    return characteristic_shift_of_counts(
+        feature,
+        np.bincount(np.asarray(bin_indices), minlength=len(feature.bins)).astype(np.float64),
+        thresholds=thresholds,
+    )
+
+
+def characteristic_shift_of_counts(
+    feature: ScorecardFeature,
+    counts: FloatArray,
+    *,
+    thresholds: StabilityThresholds | None = None,
+) -> CharacteristicShift:
+    """``characteristic_shift`` from the current rows' count per bin."""
     thresholds = thresholds or StabilityThresholds()
-    counts = np.asarray([scorecard_bin.count for scorecard_bin in feature.bins], dtype=np.float64)
-    before = counts / counts.sum()
-    now = np.bincount(np.asarray(bin_indices), minlength=len(feature.bins)).astype(np.float64)
-    now = now / now.sum() if now.sum() else now
+    trained = np.asarray([scorecard_bin.count for scorecard_bin in feature.bins], dtype=np.float64)
+    before = trained / trained.sum()
+    now = _shares(counts)
     points = np.asarray(feature.points, dtype=np.float64)
     psi = population_stability_index(before, now)
     return CharacteristicShift(
@@ -180,24 +209,73 @@ def drift_report(
     model: TrainedModel, frame: Frame, *, thresholds: StabilityThresholds | None = None
 ) -> DriftReport:
     """Measure how far a scoring population has moved from the model's training data."""
-    thresholds = thresholds or StabilityThresholds()
-    scorer = compile_scorer(model)
-    batch = scorer.score(frame, reasons=False)
-    features = tuple(
-        stability(reference, frame[reference.name], thresholds=thresholds)
-        for reference in model.references
-        if reference.name in model.feature_names
-    )
-    characteristics: tuple[CharacteristicShift, ...] = ()
-    if model.scorecard is not None:
-        assert isinstance(scorer, CompiledScorecard)
-        indices = scorer.bin_indices(frame)
-        characteristics = tuple(
-            characteristic_shift(feature, indices[feature.name], thresholds=thresholds)
-            for feature in model.scorecard.features
+    counts = DriftCounts(model)
+    counts.add(frame)
+    return counts.report(thresholds=thresholds)
+
+
+class DriftCounts:
+    """The bin counts a drift report is made of, added up over a population read in parts.
+
+    A report over the parts' counts is the report over the whole population: shares are
+    taken of the summed counts.
+    """
+
+    def __init__(self, model: TrainedModel) -> None:
+        self.model = model
+        self.scorer = compile_scorer(model)
+        self.references = tuple(
+            reference for reference in model.references if reference.name in model.feature_names
         )
-    return DriftReport(
-        score=stability(model.score_reference, batch.points, thresholds=thresholds),
-        features=features,
-        characteristics=characteristics,
-    )
+        self.score = np.zeros(0, dtype=np.float64)
+        self.features = [np.zeros(0, dtype=np.float64) for _ in self.references]
+        self.characteristics = [
+            np.zeros(0, dtype=np.float64)
+            for _ in (model.scorecard.features if model.scorecard is not None else ())
+        ]
+
+    def add(self, frame: Frame, *, points: FloatArray | None = None) -> None:
+        """Count one part of the population (``points``: its scores, when already known)."""
+        if points is None:
+            points = self.scorer.score(frame, reasons=False).points
+        self.score = _summed(self.score, bin_counts(self.model.score_reference, points))
+        for index, reference in enumerate(self.references):
+            self.features[index] = _summed(
+                self.features[index], bin_counts(reference, frame[reference.name])
+            )
+        if self.model.scorecard is not None:
+            assert isinstance(self.scorer, CompiledScorecard)
+            indices = self.scorer.bin_indices(frame)
+            for index, feature in enumerate(self.model.scorecard.features):
+                self.characteristics[index] = _summed(
+                    self.characteristics[index],
+                    np.bincount(
+                        np.asarray(indices[feature.name]), minlength=len(feature.bins)
+                    ).astype(np.float64),
+                )
+
+    def report(self, *, thresholds: StabilityThresholds | None = None) -> DriftReport:
+        """Return the drift report of everything added."""
+        thresholds = thresholds or StabilityThresholds()
+        characteristics: tuple[CharacteristicShift, ...] = ()
+        if self.model.scorecard is not None:
+            characteristics = tuple(
+                characteristic_shift_of_counts(feature, counts, thresholds=thresholds)
+                for feature, counts in zip(
+                    self.model.scorecard.features, self.characteristics, strict=True
+                )
+            )
+        return DriftReport(
+            score=stability_of_counts(
+                self.model.score_reference, self.score, thresholds=thresholds
+            ),
+            features=tuple(
+                stability_of_counts(reference, counts, thresholds=thresholds)
+                for reference, counts in zip(self.references, self.features, strict=True)
+            ),
+            characteristics=characteristics,
+        )
+
+
+def _summed(total: FloatArray, counts: FloatArray) -> FloatArray:
+    return counts if not len(total) else total + counts

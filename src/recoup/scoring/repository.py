@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Executable, Select, Table, delete, or_, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,8 @@ from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
 from recoup.models.workbench import Promise
 from recoup.scoring.features import PortfolioTables, tables_from_rows
+
+IdArray = npt.NDArray[np.int64]
 
 # The scores' Core table: a run's rows go in as one executemany, no ORM bookkeeping per row.
 _SCORES: Table = AccountScore.__table__  # type: ignore[assignment]
@@ -98,6 +102,10 @@ def load_portfolio_tables(
         PaymentPlan.resolved_at,
     ).where(PaymentPlan.institution_id == institution_id, PaymentPlan.created_at < until)
     if account_ids is not None:
+        # Only the contact points of these accounts' debtors matter to their features.
+        contact_query = contact_query.where(
+            ContactPoint.debtor_id.in_(select(Account.debtor_id).where(Account.id.in_(account_ids)))
+        )
         account_query = account_query.where(Account.id.in_(account_ids))
         promise_query = promise_query.where(Promise.account_id.in_(account_ids))
         plan_query = plan_query.where(PaymentPlan.account_id.in_(account_ids))
@@ -175,15 +183,10 @@ def champions(session: Session, *, institution_id: int | None) -> list[ModelVers
     return list(session.execute(statement).scalars())
 
 
-def replace_scores(
-    session: Session,
-    *,
-    institution_id: int,
-    model_version_id: int,
-    as_of: date,
-    rows: list[dict[str, Any]],
-) -> int:
-    """Write a scoring run's rows, replacing any earlier run of the same model and date."""
+def delete_scores(
+    session: Session, *, institution_id: int, model_version_id: int, as_of: date
+) -> None:
+    """Delete an earlier scoring run of the same model and date (a run replaces it)."""
     session.execute(
         delete(AccountScore).where(
             AccountScore.institution_id == institution_id,
@@ -191,7 +194,17 @@ def replace_scores(
             AccountScore.as_of == as_of,
         )
     )
-    return bulk.insert_rows(session, _SCORES, rows)
+
+
+def insert_scores(
+    session: Session,
+    columns: Mapping[str, Sequence[Any] | bulk.Coded],
+    *,
+    size: int,
+    constants: Mapping[str, Any],
+) -> int:
+    """Write scores given column by column (``bulk.insert_columns``) in one executemany."""
+    return bulk.insert_columns(session, _SCORES, columns, size=size, constants=constants)
 
 
 def latest_scores(
@@ -207,6 +220,17 @@ def latest_scores(
     if account_id is not None:
         statement = statement.where(AccountScore.account_id == account_id)
     return list(session.execute(statement).scalars())
+
+
+def delinquent_account_ids(session: Session, *, institution_id: int) -> IdArray:
+    """Return the ids of the institution's accounts currently past due, in order."""
+    result = session.connection().execute(
+        delinquent_accounts(institution_id=institution_id).order_by(Account.id)
+    )
+    try:
+        return np.fromiter((row[0] for row in result.cursor.fetchall()), dtype=np.int64)
+    finally:
+        result.close()
 
 
 def delinquent_accounts(*, institution_id: int) -> Select[int]:

@@ -225,10 +225,15 @@ def expected_recovery(*, probability: float, overdue_minor: int) -> int:
 
 def priority(*, expected_recovery_minor: int, channel: str, policy: SegmentPolicy) -> float:
     """Return expected recovery per unit of contact cost on the segment's channel."""
+    return max(expected_recovery_minor, 0) / contact_cost(channel, policy)
+
+
+def contact_cost(channel: str, policy: SegmentPolicy) -> int:
+    """Return the cost of one contact on a channel, refusing a channel without one."""
     cost = policy.contact_costs.get(channel, 0)
     if cost <= 0:
         raise SegmentSettingsInvalid(f"channel {channel!r} has no positive contact_cost_minor")
-    return max(expected_recovery_minor, 0) / cost
+    return cost
 
 
 # What a priority is worth (``allocation.priority`` and whether an uplift model can answer).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.audit import service as audit
 from recoup.identity import repository as identity_repository
 from recoup.identity.principal import Principal, principal_for_user
@@ -41,8 +44,8 @@ from recoup.scoring.features import (
 )
 from recoup.scoring.files import read_table
 from recoup.scoring.metrics import kolmogorov_smirnov
-from recoup.scoring.monitoring import DriftReport, DriftStatus, drift_report
-from recoup.scoring.scorer import compile_scorer
+from recoup.scoring.monitoring import DriftCounts, DriftReport, DriftStatus
+from recoup.scoring.scorer import ScoreBatch, compile_scorer
 from recoup.scoring.spec import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_PAYMENT_SHARE,
@@ -375,6 +378,11 @@ def _champion(session: Session, institution: Institution) -> ModelVersion:
     return found[0]
 
 
+# Accounts scored per part of a whole-portfolio run: the portfolio is read, scored and
+# written a part at a time, so the memory a run needs does not grow with the portfolio.
+SCORING_PART_ACCOUNTS = 100_000
+
+
 def score_delinquent_accounts(
     session: Session,
     *,
@@ -383,7 +391,13 @@ def score_delinquent_accounts(
     version: str | None = None,
     account_ids: list[int] | None = None,
 ) -> ScoringRunSummary:
-    """Score every delinquent account (or the given ones) in one vectorised pass and store it."""
+    """Score every delinquent account (or the given ones) and store the scores.
+
+    A whole portfolio is read, scored and written in parts of consecutive account ids
+    (``SCORING_PART_ACCOUNTS``); each part is vectorised, and its scores go to the database
+    column by column. Every feature is the account's own (or its debtor's), so the parts
+    score exactly as one pass would; the drift report adds up the parts' bin counts.
+    """
     model_version = (
         require_model_version(session, version=version)
         if version is not None
@@ -393,123 +407,48 @@ def score_delinquent_accounts(
         raise NotFound(f"no model version {model_version.version!r} for {institution.code}")
     model = load_registered_model(model_version)
     whole_portfolio = account_ids is None
-    tables = repository.load_portfolio_tables(
-        session,
-        institution_id=institution.id,
-        until=end_of_day(as_of),
-        account_ids=(
-            repository.delinquent_accounts(institution_id=institution.id)
-            if account_ids is None
-            else account_ids
-        ),
-    )
-    features = compute_features(tables, as_of=as_of)
-    batch = compile_scorer(model).score(features, grades=grade_scale(institution))
-    pay_probability = (
-        batch.probability if model.summary.event_is_favourable else 1 - batch.probability
-    )
-    overdue = tables.accounts["overdue_amount"].to_numpy(dtype=np.int64)
-    balances = tables.accounts["balance"].to_numpy(dtype=np.int64)
-    expected = np.rint(pay_probability * np.maximum(overdue, 0)).astype(np.int64)
+    scorer = compile_scorer(model)
+    scale = grade_scale(institution)
     policy = segment_policy(institution)
     scored_at = utcnow()
-    grades = batch.grades
-    buckets = tables.accounts["bucket"].astype(str).to_numpy()
-    # A segment depends on grade × bucket × balance band and a reason list on the row's
-    # reason codes: each distinct one is worked out once, not once per account.
-    placed: dict[tuple[str, str, str], rules.Segment] = {}
-    segments = []
-    for grade, bucket, balance in zip(
-        grades.tolist(), buckets.tolist(), balances.tolist(), strict=True
-    ):
-        key = (grade, bucket, rules.band_of(balance, policy))
-        if key not in placed:
-            placed[key] = rules.segment_of(
-                grade=grade, bucket=bucket, balance_minor=balance, policy=policy
-            )
-        segments.append(placed[key])
-    names = {segment: segment.name for segment in placed.values()}
-    reasons: dict[tuple[int, ...], list[str]] = {}
-    worth = priority_worth(
-        session,
-        institution=institution,
-        accounts=tables.accounts,
-        as_of=as_of,
-        pay_probability=pay_probability,
-        channels=[segment.channel for segment in segments],
+    repository.delete_scores(
+        session, institution_id=institution.id, model_version_id=model_version.id, as_of=as_of
     )
-    rows: list[dict[str, Any]] = []
+    drift_counts = DriftCounts(model)
+    written = 0
+    grade_counts: Counter[str] = Counter()
     segment_counts: Counter[str] = Counter()
-    for (
-        segment,
-        basis,
-        uplift,
-        owed,
-        account_id,
-        currency,
-        grade,
-        probability,
-        points,
-        gain,
-        codes,
-    ) in zip(
-        segments,
-        worth.basis,
-        worth.uplift.tolist(),
-        overdue.tolist(),
-        tables.accounts["account_id"].tolist(),
-        tables.accounts["currency"].tolist(),
-        grades.tolist(),
-        pay_probability.tolist(),
-        batch.points.tolist(),
-        expected.tolist(),
-        map(tuple, batch.reason_codes.tolist()),
-        strict=True,
+    expected_total = 0
+    for part in (
+        _portfolio_parts(session, institution_id=institution.id)
+        if account_ids is None
+        else [account_ids]
     ):
-        name = names[segment]
-        segment_counts[name] += 1
-        extra = (
-            rules.uplift_recovery(uplift=uplift, overdue_minor=owed)
-            if basis == rules.BASIS_UPLIFT
-            else None
+        tables = repository.load_portfolio_tables(
+            session, institution_id=institution.id, until=end_of_day(as_of), account_ids=part
         )
-        if codes not in reasons:
-            reasons[codes] = [batch.feature_names[code] for code in codes if code >= 0]
-        rows.append(
-            {
-                "institution_id": institution.id,
-                "account_id": account_id,
-                "model_version_id": model_version.id,
-                "model_version": model_version.version,
-                "as_of": as_of,
-                "scored_at": scored_at,
-                "probability": probability,
-                "points": points,
-                "grade": grade,
-                "expected_recovery": gain,
-                "currency": currency,
-                "reasons": reasons[codes],
-                "segment": name,
-                "channel": segment.channel,
-                "priority": rules.priority(
-                    expected_recovery_minor=gain if extra is None else extra,
-                    channel=segment.channel,
-                    policy=policy,
-                ),
-                "priority_basis": basis,
-                "uplift_recovery": extra,
-            }
+        features = compute_features(tables, as_of=as_of)
+        batch = scorer.score(features, grades=scale)
+        if len(features):
+            drift_counts.add(features, points=batch.points)
+        scored = _score_rows(
+            session,
+            institution=institution,
+            model_version=model_version,
+            event_is_favourable=model.summary.event_is_favourable,
+            accounts=tables.accounts,
+            batch=batch,
+            policy=policy,
+            as_of=as_of,
+            scored_at=scored_at,
         )
-    written = repository.replace_scores(
-        session,
-        institution_id=institution.id,
-        model_version_id=model_version.id,
-        as_of=as_of,
-        rows=rows,
-    )
+        written += scored.written
+        grade_counts.update(scored.grades)
+        segment_counts.update(scored.segments)
+        expected_total += scored.expected_recovery
     drift = DriftStatus.STABLE
-    if len(features):
-        report = drift_report(model, features)
+    if written:
+        report = drift_counts.report()
         drift = report.status
         # A run over a handful of accounts (a real-time rescore) says nothing about drift.
         if whole_portfolio:
@@ -527,10 +466,139 @@ def score_delinquent_accounts(
         as_of=as_of,
         model_version=model_version.version,
         accounts_scored=written,
-        grades=dict(sorted(Counter(str(grade) for grade in grades).items())),
-        expected_recovery=int(expected.sum()),
+        grades=dict(sorted(grade_counts.items())),
+        expected_recovery=expected_total,
         drift=drift,
         segments=dict(sorted(segment_counts.items())),
+    )
+
+
+def _portfolio_parts(session: Session, *, institution_id: int) -> Iterator[Select[int]]:
+    """Yield the institution's delinquent accounts as queries of consecutive id ranges of
+    ``SCORING_PART_ACCOUNTS`` accounts each (no bound list of ids)."""
+    ids = repository.delinquent_account_ids(session, institution_id=institution_id)
+    for start in range(0, len(ids), SCORING_PART_ACCOUNTS):
+        first, last = int(ids[start]), int(ids[min(start + SCORING_PART_ACCOUNTS, len(ids)) - 1])
+        yield repository.delinquent_accounts(institution_id=institution_id).where(
+            Account.id.between(first, last)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _ScoredPart:
+    written: int
+    grades: Counter[str]
+    segments: Counter[str]
+    expected_recovery: int
+
+
+def _score_rows(
+    session: Session,
+    *,
+    institution: Institution,
+    model_version: ModelVersion,
+    event_is_favourable: bool,
+    accounts: pd.DataFrame,
+    batch: ScoreBatch,
+    policy: rules.SegmentPolicy,
+    as_of: date,
+    scored_at: datetime,
+) -> _ScoredPart:
+    """Segment and prioritise one part's scored accounts and write their scores, by column."""
+    size = len(accounts)
+    pay_probability = batch.probability if event_is_favourable else 1 - batch.probability
+    overdue = accounts["overdue_amount"].to_numpy(dtype=np.int64)
+    balances = accounts["balance"].to_numpy(dtype=np.int64)
+    expected = np.rint(pay_probability * np.maximum(overdue, 0)).astype(np.int64)
+    grades = batch.grades
+    buckets = accounts["bucket"].astype(str).to_numpy()
+    # A segment depends on grade × bucket × balance band only: each distinct one is worked
+    # out once (from a row that has it), not once per account.
+    bands = np.where(
+        balances < policy.small_balance_minor,
+        0,
+        np.where(balances >= policy.large_balance_minor, 2, 1),
+    )
+    bucket_codes, bucket_names = pd.factorize(buckets)
+    keys = (batch.grade_index.astype(np.int64) * (len(bucket_names) + 1) + bucket_codes) * 3 + bands
+    distinct, first_row, segment_index = np.unique(keys, return_index=True, return_inverse=True)
+    segment_index = segment_index.reshape(-1)
+    segments = [
+        rules.segment_of(
+            grade=str(grades[row]),
+            bucket=str(buckets[row]),
+            balance_minor=int(balances[row]),
+            policy=policy,
+        )
+        for row in first_row.tolist()
+    ]
+    channels = np.asarray([segment.channel for segment in segments], dtype=object)
+    costs = np.asarray([rules.contact_cost(segment.channel, policy) for segment in segments])
+    worth = priority_worth(
+        session,
+        institution=institution,
+        accounts=accounts,
+        as_of=as_of,
+        pay_probability=pay_probability,
+        channels=channels[segment_index].tolist() if len(distinct) else [],
+    )
+    on_uplift = np.asarray(worth.basis, dtype=object) == rules.BASIS_UPLIFT
+    # rules.uplift_recovery and rules.priority, on columns.
+    extra = np.where(
+        on_uplift, np.rint(np.maximum(worth.uplift, 0.0) * np.maximum(overdue, 0)), 0
+    ).astype(np.int64)
+    valued = np.where(on_uplift, extra, expected)
+    priority = np.maximum(valued, 0) / costs[segment_index] if size else np.zeros(0)
+    uplift_recovery: list[int | None] = [None] * size
+    for row in np.flatnonzero(on_uplift).tolist():
+        uplift_recovery[row] = int(extra[row])
+    # Reason lists: one per distinct row of reason codes.
+    reason_rows, reason_index = (
+        np.unique(batch.reason_codes, axis=0, return_inverse=True)
+        if size
+        else (np.zeros((0, 0), dtype=np.int16), np.zeros(0, dtype=np.int64))
+    )
+    reason_lists = [
+        [batch.feature_names[code] for code in codes if code >= 0] for codes in reason_rows.tolist()
+    ]
+    basis_index, basis_names = pd.factorize(np.asarray(worth.basis, dtype=object))
+    written = repository.insert_scores(
+        session,
+        {
+            "account_id": accounts["account_id"].tolist(),
+            "probability": pay_probability.tolist(),
+            "points": batch.points.tolist(),
+            "grade": grades.tolist(),
+            "expected_recovery": expected.tolist(),
+            "currency": accounts["currency"].tolist(),
+            "reasons": bulk.Coded(reason_lists, reason_index.reshape(-1).tolist()),
+            "segment": bulk.Coded([s.name for s in segments], segment_index.tolist()),
+            "channel": bulk.Coded(channels.tolist(), segment_index.tolist()),
+            "priority": priority.tolist(),
+            "priority_basis": bulk.Coded(basis_names.tolist(), basis_index.tolist()),
+            "uplift_recovery": uplift_recovery,
+        },
+        size=size,
+        constants={
+            "institution_id": institution.id,
+            "model_version_id": model_version.id,
+            "model_version": model_version.version,
+            "as_of": as_of,
+            "scored_at": scored_at,
+        },
+    )
+    per_segment = np.bincount(segment_index, minlength=len(segments)).tolist()
+    segment_counts: Counter[str] = Counter()
+    for segment, count in zip(segments, per_segment, strict=True):
+        segment_counts[segment.name] += int(count)
+    grade_names, grade_totals = np.unique(grades, return_counts=True)
+    return _ScoredPart(
+        written=written,
+        grades=Counter(
+            {str(grade): int(count) for grade, count in zip(grade_names, grade_totals, strict=True)}
+        ),
+        segments=segment_counts,
+        expected_recovery=int(expected.sum()),
     )
 
 
@@ -580,12 +648,12 @@ def priority_worth(
             here = wanted == channel
             uplift[here] = model.score({k: v[here] for k, v in columns.items()}, channel)
         uplift = np.clip(uplift, -1.0, 1.0)
-    basis = [
-        rules.priority_basis(
-            asked=asked, has_model=model is not None, channel_learnt=not np.isnan(value)
-        )
-        for value in uplift.tolist()
-    ]
+    # rules.priority_basis per account: only whether the channel was learnt varies.
+    learnt, not_learnt = (
+        rules.priority_basis(asked=asked, has_model=model is not None, channel_learnt=known)
+        for known in (True, False)
+    )
+    basis = np.where(np.isnan(uplift), not_learnt, learnt).astype(object).tolist()
     return PriorityWorth(
         basis=basis, uplift=uplift, model_version=found.version if found is not None else None
     )
