@@ -12,17 +12,23 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.rules import compile_gate
 from recoup.compliance.rulepack import load_pack
 from recoup.demo import generator, history
 from recoup.demo.generator import CHINA_UTC_OFFSET_HOURS, Portfolio
 from recoup.demo.service import seed_demo
+from recoup.models.cases import Case
+from recoup.models.cases import CaseEvent as CaseEventRow
+from recoup.models.compliance import ContactDecision
 from recoup.models.contact import ContactAttempt
+from recoup.models.identity import User
 from recoup.models.institution import Institution
 from recoup.models.plans import PaymentPlan
 from recoup.models.workbench import Promise
 from recoup.plans.service import reconcile_plans
 from recoup.scoring.rules import DEFAULT_CONTACT_COSTS
+from recoup.simulation.params import with_overrides
 from recoup.strategy.presets import preset_text
 from recoup.strategy.rules import compile_strategy
 from recoup.workbench.service import reconcile_promises
@@ -293,3 +299,102 @@ class TestTheProductAgrees:
             )
         )
         assert agents_promises
+
+
+class TestTheGateAndComplaintsOfThePast:
+    def test_every_simulated_contact_holds_the_gate_decision_that_allowed_it(
+        self, session: Session
+    ) -> None:
+        seed_demo(session, accounts=1200, seed=5, as_of=AS_OF)
+        institution = session.scalars(
+            select(Institution).where(Institution.code == "DEMO-CF")
+        ).one()
+        gate = gate_service.gate_for(session, institution=institution)
+        rows = session.execute(
+            select(ContactAttempt, ContactDecision)
+            .join(ContactDecision, ContactDecision.id == ContactAttempt.decision_id, isouter=True)
+            .where(
+                ContactAttempt.institution_id == institution.id,
+                ContactAttempt.actor == "demo-seed",
+                # The simulated past (the showcase asks the gate today and for tomorrow).
+                ContactAttempt.planned_at < datetime.combine(AS_OF, time(), tzinfo=SHANGHAI),
+            )
+        ).all()
+        assert len(rows) > 100
+        for attempt, decision in rows:
+            assert decision is not None, f"contact {attempt.id} has no gate decision"
+            assert decision.allowed
+            assert (decision.rule_ids, decision.reasons) == ([], [])
+            assert (decision.debtor_id, decision.account_id, decision.contact_point_id) == (
+                attempt.debtor_id,
+                attempt.account_id,
+                attempt.contact_point_id,
+            )
+            assert (decision.channel, decision.party) == (attempt.channel, attempt.party)
+            assert decision.planned_at == attempt.planned_at
+            # Decided when the contact was planned, not when the demo was written.
+            assert decision.created_at == attempt.planned_at
+            assert (decision.pack_code, decision.pack_version) == (
+                gate.pack.code,
+                gate.pack.version,
+            )
+            assert (decision.policy_name, decision.policy_version) == (
+                gate.policy.name,
+                gate.policy.version,
+            )
+            assert decision.timezones == [str(institution.timezone)]
+            assert decision.inputs["automated"] == (attempt.channel == "ai_call")
+        # The decision log shows them under the institution, one per contact.
+        assert len({decision.id for _, decision in rows}) == len(rows)
+
+    def test_simulated_complaints_are_recorded_on_the_debtors_cases(
+        self, session: Session, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Complaints are rare (well under 1 ‰ of contacts): raise their chance for the test.
+        monkeypatch.setattr(
+            history, "default_params", lambda: with_overrides({"complaint_base": 0.02})
+        )
+        result = seed_demo(session, accounts=1200, seed=5, as_of=AS_OF)
+        counts = {each.code: each.counts for each in result.institutions}
+        for code, count in counts.items():
+            institution = session.scalars(select(Institution).where(Institution.code == code)).one()
+            events = session.execute(
+                select(CaseEventRow, Case)
+                .join(Case, Case.id == CaseEventRow.case_id)
+                .where(
+                    CaseEventRow.institution_id == institution.id,
+                    CaseEventRow.event == "complaint",
+                )
+            ).all()
+            assert count["complaints"] > 0, count
+            assert len(events) == count["complaints_recorded"]
+            assert (
+                count["complaints_recorded"] + count["complaints_without_case"]
+                == (count["complaints"])
+            )
+            assert count["complaints_recorded"] > 0, (code, count)
+            agents = {
+                user.username: user.id
+                for user in session.scalars(
+                    select(User).where(User.institution_id == institution.id)
+                )
+            }
+            for event, case in events:
+                assert event.reason == "complaint"
+                # Each follows a contact of the simulated log with the debtor, on its channel
+                # and by its agent (an agent's call or visit; the system for a message).
+                contact = session.scalars(
+                    select(ContactAttempt).where(
+                        ContactAttempt.debtor_id == case.debtor_id,
+                        ContactAttempt.ended_at == event.at,
+                    )
+                ).first()
+                assert contact is not None
+                assert event.note == f"complaint about a {contact.channel} contact"
+                if contact.agent_id is not None:
+                    assert agents[event.actor] == contact.agent_id
+                else:
+                    assert event.actor == "demo-seed"
+                assert (
+                    WINDOW_START <= np.datetime64(event.at.date(), "D") <= np.datetime64(AS_OF, "D")
+                )

@@ -136,7 +136,9 @@ def test_a_compliance_officer_sees_compliance_not_performance(
 ) -> None:
     log_in(page, live_server, "compliance-officer", next_path="/analytics/compliance")
     expect(page.locator("h1")).to_have_text("合规监控")
-    expect(page.locator("[data-testid=table-complaints]")).to_contain_text("当前提出争议的债务人")
+    complaints = page.locator("[data-testid=table-complaints]")
+    expect(complaints).to_contain_text("当前提出争议的债务人")
+    expect(complaints).to_contain_text("案件登记的投诉")
     expect(page.locator("[data-testid=table-templates]")).to_be_visible()
     response = page.goto(f"{live_server.url}/analytics/agents")
     assert response is not None

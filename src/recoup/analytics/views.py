@@ -933,6 +933,9 @@ def compliance_board(
     disputed, complaints = daily_repository.complaints(
         session, institution_id=institution.id, start=begin, end=finish
     )
+    recorded = daily_repository.recorded_complaints(
+        session, institution_id=institution.id, start=begin, end=finish
+    )
     tables = [
         Table(
             "blocks_by_rule",
@@ -1036,7 +1039,10 @@ def compliance_board(
             "complaints",
             "dashboards.compliance.complaints",
             [Column("dashboards.col.kind"), Column("dashboards.col.count", "count")],
-            [[text("dashboards.compliance.disputed_debtors"), disputed]]
+            [
+                [text("dashboards.compliance.disputed_debtors"), disputed],
+                [text("dashboards.compliance.complaints_recorded"), recorded],
+            ]
             + [
                 [_code(viewer, "contact_log.outcome", outcome), count]
                 for outcome, count in sorted(complaints.items())

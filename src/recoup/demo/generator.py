@@ -171,6 +171,8 @@ class Portfolio:
     contact_attempts: Table = field(default_factory=Table)
     payment_plans: Table = field(default_factory=Table)
     plan_instalments: Table = field(default_factory=Table)
+    # The complaints debtors made after a simulated contact: when, on which channel, to whom.
+    complaints: Table = field(default_factory=Table)
 
     @property
     def row_count(self) -> int:

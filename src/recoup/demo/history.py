@@ -138,8 +138,8 @@ def simulate_history(
 ) -> tuple[Portfolio, dict[str, int]]:
     """Replace the last ``days`` days of the portfolio's history by a simulator run.
 
-    Returns the portfolio with its tables brought to the seeding date, and what the run made
-    that has no table of its own (complaints, disputes, stop requests, wrong numbers).
+    Returns the portfolio with its tables brought to the seeding date (complaints included), and
+    the counts of what the run made (complaints, disputes, stop requests, wrong numbers).
     """
     if days % generator.SNAPSHOT_DAYS:
         raise ValueError(f"the simulated window must be whole months of 30 days, not {days}")
@@ -241,6 +241,7 @@ class _Builder:
             promises=self._promises(),
             contact_attempts=self._contacts(),
         )
+        portfolio = replace(portfolio, complaints=self._complaints(portfolio.contact_attempts))
         plans, instalments = self._plans()
         portfolio = replace(portfolio, payment_plans=plans, plan_instalments=instalments)
         contacts = self.recorder.table("contacts")
@@ -694,6 +695,20 @@ class _Builder:
                 "outcome": outcome,
                 "effective": right_party & spoken & (channel_code != behaviour.VISIT),
                 "agent_slot": agent_slot,
+            }
+        )
+
+    def _complaints(self, attempts: Table) -> Table:
+        """The complaints of the window: each debtor's complaint about a contact, when it ended,
+        on that contact's channel and to its agent (``agent_slot``, -1 for a message)."""
+        made = np.asarray(self.recorder.table("contacts")["complaint"], dtype=bool)
+        return Table(
+            {
+                "debtor_index": attempts["debtor_index"][made],
+                "account_index": attempts["account_index"][made],
+                "channel": attempts["channel"][made],
+                "agent_slot": attempts["agent_slot"][made],
+                "at": attempts["ended_at"][made],
             }
         )
 

@@ -10,11 +10,11 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Dialect, Table, exists, func, select, update
+from sqlalchemy import Connection, Dialect, Table, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from recoup.models import Account, Debtor, User
-from recoup.models.cases import Case, CaseAccount
+from recoup.models.cases import Case, CaseAccount, CaseEvent
 
 Column = np.ndarray[Any, Any]
 
@@ -226,3 +226,33 @@ def delinquent_accounts(
         .limit(limit)
     )
     return [(account, debtor, agent) for account, debtor, agent in session.execute(statement)]
+
+
+def case_ids_of_debtors(
+    session: Session, *, institution_id: int, debtor_ids: Sequence[int]
+) -> dict[int, int]:
+    """Return the live case of each of these debtors that has one (debtor id → case id)."""
+    found: dict[int, int] = {}
+    for start in range(0, len(debtor_ids), 10_000):
+        rows = session.execute(
+            select(Case.debtor_id, Case.id).where(
+                Case.institution_id == institution_id,
+                Case.live_debtor_id.in_(debtor_ids[start : start + 10_000]),
+            )
+        )
+        found.update({int(debtor_id): int(case_id) for debtor_id, case_id in rows})
+    return found
+
+
+def usernames(session: Session, *, user_ids: Sequence[int]) -> dict[int, str]:
+    """Return the username of each of these users."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {int(user_id): str(name) for user_id, name in rows}
+
+
+def add_case_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert case history rows (each a dict of ``case_events`` columns) in one statement."""
+    if rows:
+        session.execute(insert(CaseEvent), list(rows))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,12 @@ from sqlalchemy.orm import Session
 
 from recoup.analytics.daily import service as analytics
 from recoup.audit import service as audit
+from recoup.cases.rules import CaseEvent as CaseEventKind
+from recoup.cases.rules import CaseReason
 from recoup.compliance.certifications import service as certifications_service
 from recoup.compliance.gate import service as gate_service
+from recoup.compliance.gate.rules import Gate
+from recoup.contact.channels import CHANNELS
 from recoup.db import unit_of_work
 from recoup.demo import generator, history, repository, showcase, work
 from recoup.demo.generator import Column, Flavour, Portfolio
@@ -38,6 +42,7 @@ from recoup.kit.clock import utcnow, zone
 from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
+from recoup.models.compliance import ContactDecision
 from recoup.models.contact import ContactAttempt, ContactPointConsent
 from recoup.models.institution import Institution
 from recoup.models.plans import PaymentPlan, PlanInstalment
@@ -275,17 +280,19 @@ def _seed_institution(
     _add_seconds(result, "generate", started)
     # The last months are lived by the simulator: the preset strategy through the gate.
     started = time.perf_counter()
-    portfolio, lived = history.simulate_history(
-        portfolio, seed=seed, setting=_history_setting(session, institution)
-    )
+    setting = _history_setting(session, institution)
+    portfolio, lived = history.simulate_history(portfolio, seed=seed, setting=setting)
     _add_seconds(result, "simulate", started)
     writer = _Writer(
         session=session,
         institution_id=institution.id,
         label=spec.code,
-        total=portfolio.row_count,
+        # The contact log's rows and the gate decisions that allowed them.
+        total=portfolio.row_count + len(portfolio.contact_attempts),
         progress=progress,
         result=result,
+        gate=setting.gate,
+        timezone=setting.timezone,
     )
     counts = writer.write(portfolio, agents=agents)
     counts |= lived
@@ -293,6 +300,8 @@ def _seed_institution(
     counts |= work.open_cases(
         session, institution_id=institution.id, account_agents=writer.account_agents
     )
+    # The simulated complaints, on the cases of the debtors who made them.
+    counts |= writer.write_complaints(portfolio, agents=agents)
 
     # Templates, gate decisions, violations and an import run: every page has something to show.
     started = time.perf_counter()
@@ -548,6 +557,12 @@ class _Writer:
     now: datetime = field(default_factory=utcnow)
     # The agent each written account goes to (by account id): its case's owner.
     account_agents: dict[int, int] = field(default_factory=dict)
+    # The gate the simulated past asked (its decisions are written with the contact log).
+    gate: Gate | None = None
+    timezone: str = "Asia/Shanghai"
+    # Row ids of the written debtors and accounts, in the portfolio's order.
+    debtor_ids: Column = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    account_ids: Column = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def write(self, portfolio: Portfolio, *, agents: list[int]) -> dict[str, int]:
         """Write debtors, contacts, accounts, payments and history; return row counts."""
@@ -573,6 +588,7 @@ class _Writer:
             stage="debtors",
         )
         debtor_ids = repository.ids_by_external_id(connection, _table(Debtor), self.institution_id)
+        self.debtor_ids = debtor_ids
 
         contacts = portfolio.contact_points
         self._insert(
@@ -617,6 +633,7 @@ class _Writer:
         account_ids = repository.ids_by_external_id(
             connection, _table(Account), self.institution_id
         )
+        self.account_ids = account_ids
         chosen = np.asarray(assigned, dtype=bool)
         self.account_agents = dict(
             zip(
@@ -681,6 +698,7 @@ class _Writer:
             "delinquency_events": len(events),
             "promises": len(promises),
             "contact_attempts": len(portfolio.contact_attempts),
+            "gate_decisions_of_the_past": len(portfolio.contact_attempts),
             "plans_agreed": len(portfolio.payment_plans),
         }
 
@@ -704,10 +722,19 @@ class _Writer:
         account_ids: Column,
         contact_ids: Column,
     ) -> None:
-        """Write the simulated contact log and payment plans (``demo.history``)."""
+        """Write the simulated contact log, the gate decisions that allowed each contact, and
+        payment plans (``demo.history``)."""
         attempts = portfolio.contact_attempts
         if len(attempts):
             point = attempts["contact_index"]
+            contact_point_ids = generator.nullable(contact_ids[np.maximum(point, 0)], point >= 0)
+            decision_ids = self._write_decisions(
+                connection,
+                attempts,
+                debtor_ids=debtor_ids[attempts["debtor_index"]],
+                account_ids=account_ids[attempts["account_index"]],
+                contact_point_ids=contact_point_ids,
+            )
             self._insert(
                 connection,
                 _table(ContactAttempt),
@@ -720,9 +747,8 @@ class _Writer:
                 derived={
                     "debtor_id": debtor_ids[attempts["debtor_index"]],
                     "account_id": account_ids[attempts["account_index"]],
-                    "contact_point_id": generator.nullable(
-                        contact_ids[np.maximum(point, 0)], point >= 0
-                    ),
+                    "contact_point_id": contact_point_ids,
+                    "decision_id": decision_ids,
                     "agent_id": self._agents_of(attempts, agents),
                     "actor": np.full(len(attempts), ACTOR),
                 },
@@ -761,6 +787,120 @@ class _Writer:
                 timestamps=False,
             )
 
+    def _write_decisions(
+        self,
+        connection: Connection,
+        attempts: generator.Table,
+        *,
+        debtor_ids: Column,
+        account_ids: Column,
+        contact_point_ids: Column,
+    ) -> Column:
+        """Write the gate decision that allowed each simulated contact; return their ids.
+
+        The run asked the institution's gate before every contact it made (the debtor's own
+        time zone, no dispute or stop request open, automated channels consented), and made
+        only those it allowed: each decision is an allowance without reasons under the gate's
+        pack and policy, decided when the contact was planned.
+        """
+        gate = self.gate
+        if gate is None:
+            raise ValueError("the simulated contact log needs the gate that allowed it")
+        channel = attempts["channel"]
+        automated = np.isin(
+            channel, [code.value for code, props in CHANNELS.items() if props.automated]
+        )
+        # What the gate was asked besides the contact itself (two documents, shared by the rows).
+        asked = {
+            value: {"batch": True, "simulated": True, "automated": value, "reserve": True}
+            for value in (False, True)
+        }
+        inputs = np.empty(len(attempts), dtype=object)
+        inputs[:] = [asked[value] for value in automated.tolist()]
+        first_new = repository.max_id(connection, _table(ContactDecision), self.institution_id)
+        self._insert(
+            connection,
+            _table(ContactDecision),
+            attempts,
+            names=["channel", "party", "planned_at"],
+            derived={
+                "debtor_id": debtor_ids,
+                "account_id": account_ids,
+                "contact_point_id": contact_point_ids,
+                "inputs": inputs,
+                # Decided when planned, a moment before the contact was made.
+                "created_at": attempts["planned_at"],
+                "updated_at": attempts["planned_at"],
+            },
+            constants={
+                "allowed": True,
+                "rule_ids": [],
+                "reasons": [],
+                "next_allowed_at": None,
+                "timezones": [self.timezone],
+                "pack_code": gate.pack.code,
+                "pack_version": gate.pack.version,
+                "policy_name": gate.policy.name,
+                "policy_version": gate.policy.version,
+                "actor": ACTOR,
+            },
+            stage="gate_decisions",
+            timestamps=False,
+        )
+        ids: Column = repository.ids_after(
+            connection, _table(ContactDecision), self.institution_id, first_new
+        )
+        if len(ids) != len(attempts):
+            raise RuntimeError(f"wrote {len(attempts)} gate decisions but read {len(ids)} back")
+        return ids
+
+    def write_complaints(self, portfolio: Portfolio, *, agents: list[int]) -> dict[str, int]:
+        """Record each simulated complaint on the case of the debtor who made it (a
+        ``complaint`` case event at the time, by the agent of the contact complained about).
+
+        Run after the cases are opened; a debtor with no case any more (paid off since) has
+        nowhere to hold it, and is counted apart.
+        """
+        complaints = portfolio.complaints
+        if not len(complaints):
+            return {"complaints_recorded": 0, "complaints_without_case": 0}
+        debtors = self.debtor_ids[complaints["debtor_index"]]
+        cases = repository.case_ids_of_debtors(
+            self.session,
+            institution_id=self.institution_id,
+            debtor_ids=sorted(set(debtors.tolist())),
+        )
+        has_case = np.array([debtor in cases for debtor in debtors.tolist()], dtype=bool)
+        agent_ids = self._agents_of(complaints, agents)
+        names = repository.usernames(
+            self.session, user_ids=sorted({int(a) for a in agent_ids.tolist() if a is not None})
+        )
+        rows = [
+            {
+                "institution_id": self.institution_id,
+                "case_id": cases[debtor],
+                "event": CaseEventKind.COMPLAINT.value,
+                "reason": CaseReason.COMPLAINT.value,
+                "note": f"complaint about a {channel} contact",
+                "actor": names.get(agent, ACTOR) if agent is not None else ACTOR,
+                "at": at,
+            }
+            for debtor, channel, agent, at, held in zip(
+                debtors.tolist(),
+                complaints["channel"].tolist(),
+                agent_ids.tolist(),
+                _moments(complaints["at"]),
+                has_case.tolist(),
+                strict=True,
+            )
+            if held
+        ]
+        repository.add_case_events(self.session, rows)
+        return {
+            "complaints_recorded": len(rows),
+            "complaints_without_case": int((~has_case).sum()),
+        }
+
     def _insert(
         self,
         connection: Connection,
@@ -772,9 +912,10 @@ class _Writer:
         derived: dict[str, Column] | None = None,
         indexes: dict[str, tuple[str, str]] | None = None,
         timestamps: bool = True,
+        constants: dict[str, Any] | None = None,
     ) -> None:
         started = time.perf_counter()
-        constants: dict[str, Any] = {"institution_id": self.institution_id}
+        constants = {"institution_id": self.institution_id, **(constants or {})}
         if timestamps:
             constants |= {"created_at": self.now, "updated_at": self.now}
         dialect = connection.dialect
@@ -810,6 +951,11 @@ class _Writer:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.label, self.done, self.total)
+
+
+def _moments(values: Column) -> list[datetime]:
+    """Aware UTC datetimes of a column of naive UTC instants."""
+    return [moment.replace(tzinfo=UTC) for moment in values.astype("datetime64[us]").tolist()]
 
 
 def _table(model: type[Base]) -> Table:

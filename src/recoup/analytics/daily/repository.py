@@ -1077,6 +1077,25 @@ def complaints(
     return int(disputed), {str(outcome): int(count) for outcome, count in rows}
 
 
+def recorded_complaints(
+    session: Session, *, institution_id: int, start: datetime, end: datetime
+) -> int:
+    """Return the complaints recorded on cases in the period (``complaint`` case events)."""
+    count = session.execute(
+        select(func.count()).where(
+            CaseEvent.institution_id == institution_id,
+            CaseEvent.event == COMPLAINT_EVENT,
+            CaseEvent.at >= start,
+            CaseEvent.at < end,
+        )
+    ).scalar_one()
+    return int(count)
+
+
+# The case event a complaint records (``cases.rules.CaseEvent.COMPLAINT``).
+COMPLAINT_EVENT = "complaint"
+
+
 def import_quality(
     session: Session, *, institution_id: int, start: datetime, end: datetime, offset_minutes: int
 ) -> list[tuple[date, str, int, int, int]]:
