@@ -185,8 +185,8 @@ def shard_jobs(session: Session, *, name: str, keys: Sequence[str]) -> Sequence[
 
 def record_decisions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write the gate's answers onto actions by id (one executemany): each row names the
-    action's ``id`` and its new ``status``, ``rule_ids``, ``decision_id`` and
-    ``next_allowed_at``."""
+    action's ``id`` and its new ``status``, ``rule_ids``, ``decision_id``,
+    ``next_allowed_at`` and ``planned_at`` (moved into the debtor's local day)."""
     if not rows:
         return
     bulk.update_rows(session, _ACTIONS, rows, key="id")

@@ -497,6 +497,8 @@ def gate_batch(
         attempts=attempts,
         actor=context.actor,
         contact_points=contact_points,
+        # Planned for the morning: the debtor's morning, in every zone they may be in.
+        local_times=[rules.PLANNED_TIME[rules.kind_of(attempt.channel)] for attempt in attempts],
     )
     repository.record_decisions(
         session,
@@ -511,6 +513,7 @@ def gate_batch(
                 "rule_ids": list(answer.decision.rule_ids),
                 "decision_id": answer.decision_id,
                 "next_allowed_at": answer.decision.next_allowed_at,
+                "planned_at": answer.at,
             }
             for row, answer in zip(batch, decided, strict=True)
         ],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,6 +16,7 @@ from recoup.compliance.gate.rules import (
     NaiveDatetime,
     compile_gate,
     decide_batch,
+    in_local_day,
     reschedule,
 )
 from recoup.compliance.policy.rules import (
@@ -722,3 +725,44 @@ class TestFactsReadByPack:
         fields = ("cease_contact", "work_contact_forbidden", "validation_notice_sent_on")
         assert facts_read_by(load_pack("CN"), fields) == ("cease_contact",)
         assert facts_read_by(load_pack("US"), fields) == fields
+
+
+class TestInLocalDay:
+    """A plan for the morning moves to the debtor's morning in every zone they may be in."""
+
+    def test_a_debtor_west_of_the_institution_waits_for_their_own_morning(self) -> None:
+        gate = compile_gate(US)
+        facts = DebtorFacts(debtor_id="d1", timezones=("America/Los_Angeles",))
+        moved = in_local_day(gate, planned(at(NEW_YORK, 2025, 3, 3, 9, 30)), facts, time(9, 30))
+        assert moved.at == at(LOS_ANGELES, 2025, 3, 3, 9, 30)
+        assert decide(moved, pack=US, facts=facts).allowed
+
+    def test_every_zone_counts_and_the_latest_morning_wins(self) -> None:
+        gate = compile_gate(US)
+        facts = DebtorFacts(debtor_id="d1", timezones=("America/New_York", "Pacific/Honolulu"))
+        moved = in_local_day(gate, planned(at(NEW_YORK, 2025, 3, 3, 9, 30)), facts, time(9, 30))
+        assert moved.at == at(HONOLULU, 2025, 3, 3, 9, 30)  # 14:30 (15:30 in March) in New York
+        assert decide(moved, pack=US, facts=facts).allowed
+
+    def test_a_contact_point_zone_counts_too(self) -> None:
+        gate = compile_gate(CN)
+        facts = DebtorFacts(debtor_id="d1", timezones=("Asia/Shanghai",))
+        attempt = replace(
+            planned(at(SHANGHAI, 2025, 3, 3, 9, 30)), contact_point_timezone="Asia/Urumqi"
+        )
+        moved = in_local_day(gate, attempt, facts, time(9, 30))
+        assert moved.at == at(SHANGHAI, 2025, 3, 3, 11, 30)
+        assert moved.contact_point_timezone == "Asia/Urumqi"
+
+    def test_a_zone_east_of_the_institution_reads_its_own_date(self) -> None:
+        gate = compile_gate(US)
+        facts = DebtorFacts(debtor_id="d1", timezones=("Pacific/Guam",))
+        # 09:30 in New York is 00:30 the next day on Guam: that day's 09:30 there.
+        moved = in_local_day(gate, planned(at(NEW_YORK, 2025, 3, 3, 9, 30)), facts, time(9, 30))
+        assert moved.at == datetime(2025, 3, 4, 9, 30, tzinfo=ZoneInfo("Pacific/Guam"))
+
+    def test_a_later_plan_stays_where_it_is(self) -> None:
+        gate = compile_gate(CN)
+        attempt = planned(at(SHANGHAI, 2025, 3, 3, 15, 0))
+        facts = DebtorFacts(debtor_id="d1", timezones=("Asia/Shanghai", "Asia/Urumqi"))
+        assert in_local_day(gate, attempt, facts, time(9, 30)) is attempt

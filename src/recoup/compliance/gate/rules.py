@@ -1417,6 +1417,25 @@ def reservation_for(attempt: PlannedContact) -> PastContact:
     return reservation
 
 
+def in_local_day(
+    gate: Gate, attempt: PlannedContact, facts: DebtorFacts, local: time
+) -> PlannedContact:
+    """Move a planned contact to when it is at least ``local`` in every zone of the debtor.
+
+    A plan made in the institution's clock ("the morning after the run") means the debtor's
+    morning: a debtor three hours west, or in Xinjiang's own time, is in their quiet hours at
+    the institution's 09:30. Each zone the gate checks the contact in (the debtor's, and the
+    contact point's) is read on its own local date of the planned moment; the latest of those
+    local mornings wins, and a plan already later stays where it is.
+    """
+    names = _zone_names(gate, attempt, facts)
+    at = attempt.at
+    for _name, tz in _zone_list(names):
+        day = at.astimezone(tz).date()
+        at = max(at, datetime.combine(day, local, tzinfo=tz))
+    return attempt if at == attempt.at else replace(attempt, at=at)
+
+
 def decide_batch(
     attempts: Sequence[PlannedContact],
     *,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,7 @@ from recoup.compliance.gate.rules import (
     compile_gate,
     decide_batch,
     decide_contact,
+    in_local_day,
     with_block,
 )
 from recoup.compliance.policy import service as policy_service
@@ -749,6 +750,8 @@ class BatchDecision:
 
     decision: Decision
     decision_id: int
+    # The moment decided: the planned one, or later when moved into the debtor's local day.
+    at: datetime
 
 
 def _past_contacts(rows: Sequence[Any], debtors: set[int]) -> dict[str, ContactHistory]:
@@ -788,6 +791,7 @@ def precheck_contacts(
     attempts: Sequence[PlannedContact],
     actor: str,
     contact_points: Mapping[int, int] | None = None,
+    local_times: Sequence[time | None] | None = None,
 ) -> list[BatchDecision]:
     """Decide many planned contacts at once and store every decision (bulk, no slots held).
 
@@ -796,7 +800,9 @@ def precheck_contacts(
     channel acting on an allowed pre-check still asks ``check_contact`` when it contacts.
     With ``contact_points`` (the point each debtor is contacted at, by debtor id: a
     campaign's), that point's opt-outs and consents count too and it is stored with the
-    decision, as ``check_contact`` would.
+    decision, as ``check_contact`` would. With ``local_times`` (one per attempt, or ``None``),
+    each attempt is first moved to when it is at least that local time in every zone the
+    debtor may be in (``rules.in_local_day``): a plan for "the morning" is the debtor's morning.
     """
     if not attempts:
         return []
@@ -821,6 +827,13 @@ def precheck_contacts(
                     opted_out_channels=standing[point_id].opted_out,
                     automated_consent=standing[point_id].consented,
                 )
+    if local_times is not None:
+        attempts = [
+            attempt
+            if local is None or (known := facts.get(attempt.debtor_id)) is None
+            else in_local_day(gate, attempt, known, local)
+            for attempt, local in zip(attempts, local_times, strict=True)
+        ]
     earliest = min(attempt.at for attempt in attempts)
     histories = _past_contacts(
         contact_repository.attempt_rows_since(
@@ -859,6 +872,6 @@ def precheck_contacts(
     ]
     ids = repository.add_decisions(session, rows)
     return [
-        BatchDecision(decision=decision, decision_id=decision_id)
-        for decision, decision_id in zip(decisions, ids, strict=True)
+        BatchDecision(decision=decision, decision_id=decision_id, at=attempt.at)
+        for attempt, decision, decision_id in zip(attempts, decisions, ids, strict=True)
     ]
