@@ -26,41 +26,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 
+import _simulation_setup
 import numpy as np
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=5_000, help="demo accounts to seed")
-    parser.add_argument("--institution", default="DEMO-CF")
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--small", action="store_true", help="2 seeds, 4 perturbations, 10k run")
+    _simulation_setup.add_arguments(parser, small="2 seeds, 4 perturbations, 10k run")
     arguments = parser.parse_args()
-    seeds = [1, 2] if arguments.small else [1, 2, 3, 4, 5]
+    seeds = _simulation_setup.seeds(arguments.small)
     perturbations = 4 if arguments.small else 20
     large = 10_000 if arguments.small else 100_000
 
-    with tempfile.TemporaryDirectory(prefix="recoup-bench-sim-") as folder:
-        os.environ["RECOUP_DATA_DIR"] = folder
-        os.environ["RECOUP_DATABASE_URL"] = f"sqlite:///{folder}/bench.db"
-        os.environ.pop("RECOUP_KEYRING_FILE", None)
-
-        from recoup.db import get_engine, unit_of_work
-        from recoup.demo.cli import prepare_schema, run_seed
-        from recoup.institutions import repository as institutions
-        from recoup.simulation import service
-
-        prepare_schema()
-        run_seed(accounts=arguments.accounts, seed=42, models=False)
-        with unit_of_work() as session:
-            institution = institutions.require_by_code(session, arguments.institution)
-            setup = service.prepare(session, institution=institution)
-            default = service.strategy_named(session, institution=institution, name="default")
-            baseline = service.strategy_named(session, institution=institution, name="baseline")
-        get_engine().dispose()
+    setup, default, baseline = _simulation_setup.seeded_setup(
+        accounts=arguments.accounts, institution=arguments.institution, prefix="recoup-bench-sim-"
+    )
+    from recoup.simulation import service
 
     print(
         f"Simulation bench: {arguments.institution}, {setup.portfolio.size:,} live cases, "

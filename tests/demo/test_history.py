@@ -75,6 +75,12 @@ def window_payments(portfolio: Portfolio, rows: np.ndarray) -> np.ndarray:
     )[rows].astype(np.int64)
 
 
+def seeded_institution(session: Session) -> Institution:
+    """Seed the demo (1,200 accounts, seed 5) and return its consumer lender."""
+    seed_demo(session, accounts=1200, seed=5, as_of=AS_OF)
+    return session.scalars(select(Institution).where(Institution.code == "DEMO-CF")).one()
+
+
 @pytest.fixture(params=sorted(FLAVOURS))
 def flavour(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -246,10 +252,7 @@ class TestTheProductAgrees:
     def test_reconciling_promises_and_plans_on_the_seeding_date_changes_nothing(
         self, session: Session
     ) -> None:
-        seed_demo(session, accounts=1200, seed=5, as_of=AS_OF)
-        institution = session.scalars(
-            select(Institution).where(Institution.code == "DEMO-CF")
-        ).one()
+        institution = seeded_institution(session)
         promises = reconcile_promises(session, institution=institution, as_of=AS_OF, actor="test")
         # What is pending is still inside its grace: nothing is kept or broken anew.
         assert promises.examined > 0
@@ -305,10 +308,7 @@ class TestTheGateAndComplaintsOfThePast:
     def test_every_simulated_contact_holds_the_gate_decision_that_allowed_it(
         self, session: Session
     ) -> None:
-        seed_demo(session, accounts=1200, seed=5, as_of=AS_OF)
-        institution = session.scalars(
-            select(Institution).where(Institution.code == "DEMO-CF")
-        ).one()
+        institution = seeded_institution(session)
         gate = gate_service.gate_for(session, institution=institution)
         rows = session.execute(
             select(ContactAttempt, ContactDecision)

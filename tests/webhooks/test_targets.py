@@ -198,6 +198,25 @@ def _deliver_one(institution_id: int) -> WebhookDelivery:
         return delivery
 
 
+def _allow_private_targets(monkeypatch: pytest.MonkeyPatch, allowed: bool) -> None:
+    if allowed:
+        monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    else:
+        monkeypatch.delenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    config.get_settings.cache_clear()
+
+
+def _deliver_after_the_opt_in_is_withdrawn(
+    hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> WebhookDelivery:
+    """Subscribe the loopback receiver while the operator allows it, deliver after they
+    turned it off."""
+    _allow_private_targets(monkeypatch, True)
+    institution_id = _subscribe(hook, hook.url)
+    _allow_private_targets(monkeypatch, False)
+    return _deliver_one(institution_id)
+
+
 class TestAtDelivery:
     def test_a_name_rebound_to_the_loopback_is_not_reached(
         self, database: str, hook: Receiver, monkeypatch: pytest.MonkeyPatch
@@ -252,13 +271,7 @@ class TestAtDelivery:
     def test_without_the_opt_in_the_loopback_receiver_gets_nothing(
         self, database: str, hook: Receiver, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Registered while the operator allowed it, delivered after they turned it off.
-        monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
-        config.get_settings.cache_clear()
-        institution_id = _subscribe(hook, hook.url)
-        monkeypatch.delenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS")
-        config.get_settings.cache_clear()
-        delivery = _deliver_one(institution_id)
+        delivery = _deliver_after_the_opt_in_is_withdrawn(hook, monkeypatch)
         assert hook.received == []
         assert (delivery.status, delivery.attempts) == (DeliveryStatus.dead, 1)
         assert delivery.last_error is not None
@@ -267,15 +280,9 @@ class TestAtDelivery:
     def test_a_refused_dead_letter_is_delivered_once_replayed_after_the_opt_in(
         self, database: str, hook: Receiver, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
-        config.get_settings.cache_clear()
-        institution_id = _subscribe(hook, hook.url)
-        monkeypatch.delenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS")
-        config.get_settings.cache_clear()
-        delivery = _deliver_one(institution_id)
+        delivery = _deliver_after_the_opt_in_is_withdrawn(hook, monkeypatch)
         assert delivery.status == DeliveryStatus.dead
-        monkeypatch.setenv("RECOUP_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
-        config.get_settings.cache_clear()
+        _allow_private_targets(monkeypatch, True)
         with unit_of_work() as session:
             dead = session.get(WebhookDelivery, delivery.id)
             assert dead is not None
