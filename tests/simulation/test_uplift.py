@@ -13,8 +13,8 @@ from recoup.compliance.gate.rules import compile_gate
 from recoup.compliance.rulepack import load_pack
 from recoup.scoring.rules import DEFAULT_CONTACT_COSTS
 from recoup.scoring.uplift import FEATURES, fit
-from recoup.simulation import rules, uplift
-from recoup.simulation.engine import Portfolio
+from recoup.simulation import rules, service, uplift
+from recoup.simulation.engine import Portfolio, Result
 from recoup.simulation.params import default_params
 from recoup.simulation.service import Setup
 from recoup.strategy.rules import compile_strategy
@@ -26,6 +26,30 @@ SETUP = Setup(
     timezone="Asia/Shanghai",
     costs=DEFAULT_CONTACT_COSTS,
 )
+# Calls to everyone but a 1 % control arm: what the agents' priority and suppression act on.
+CALLS = service.NamedStrategy(
+    "calls", "calls", compile_strategy(uplift.experiment_document("call", control_percent=1))
+)
+
+
+def run_calls(**options: Any) -> Result:
+    """Five days of ``CALLS`` on ``SETUP`` (seed 2), with the run's other options."""
+    return service.run(SETUP, CALLS, days=5, seed=2, **options)
+
+
+def young(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+    """An uplift estimate of 1 for the debtors under 30, 0 for the others."""
+    return np.asarray(columns["age"] < 30, dtype=float)
+
+
+def unknown(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+    """No estimate for anyone (a channel the model has not learnt)."""
+    return np.full(len(columns["balance"]), np.nan)
+
+
+def nobody(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
+    """An uplift estimate of 0 for everyone."""
+    return np.zeros(len(columns["balance"]))
 
 
 def test_the_experiment_keeps_a_random_control_arm_and_the_model_scores_each_case() -> None:
@@ -44,20 +68,13 @@ def test_the_experiment_keeps_a_random_control_arm_and_the_model_scores_each_cas
 
 
 def test_agents_can_take_the_highest_uplift_first() -> None:
-    from recoup.simulation import service
-
-    calls = service.NamedStrategy(
-        "calls",
-        "calls",
-        compile_strategy(uplift.experiment_document("call", control_percent=1)),
-    )
     seen: list[str] = []
 
     def scorer(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
         seen.append(channel)
-        return np.asarray(columns["age"] < 30, dtype=float)
+        return young(columns, channel)
 
-    result = service.run(SETUP, calls, days=5, seed=2, uplift_scorer=scorer)
+    result = run_calls(uplift_scorer=scorer)
     assert seen
     assert set(seen) == {"call"}
     assert result.violations == 0
@@ -65,43 +82,14 @@ def test_agents_can_take_the_highest_uplift_first() -> None:
 
 
 def test_a_channel_the_model_has_not_learnt_keeps_the_propensity() -> None:
-    from recoup.simulation import service
-
-    calls = service.NamedStrategy(
-        "calls",
-        "calls",
-        compile_strategy(uplift.experiment_document("call", control_percent=1)),
-    )
-
-    def unknown(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
-        return np.full(len(columns["balance"]), np.nan)
-
-    by_propensity = service.run(SETUP, calls, days=5, seed=2)
-    fallen_back = service.run(SETUP, calls, days=5, seed=2, uplift_scorer=unknown)
+    by_propensity = run_calls()
+    fallen_back = run_calls(uplift_scorer=unknown)
     assert fallen_back.summary() | {"seconds": 0} == by_propensity.summary() | {"seconds": 0}
 
 
 def test_calls_of_low_estimated_uplift_can_be_skipped_or_replaced_by_an_sms() -> None:
-    from recoup.simulation import service
-
-    calls = service.NamedStrategy(
-        "calls",
-        "calls",
-        compile_strategy(uplift.experiment_document("call", control_percent=1)),
-    )
-
-    def young(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
-        return np.asarray(columns["age"] < 30, dtype=float)
-
-    def nobody(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
-        return np.zeros(len(columns["balance"]))
-
-    everyone = service.run(SETUP, calls, days=5, seed=2)
-    some = service.run(
-        SETUP,
-        calls,
-        days=5,
-        seed=2,
+    everyone = run_calls()
+    some = run_calls(
         uplift_scorer=young,
         priority="expected",
         suppress_below={"call": 0.5},
@@ -110,22 +98,14 @@ def test_calls_of_low_estimated_uplift_can_be_skipped_or_replaced_by_an_sms() ->
     assert some.contacts["call"] == everyone.contacts["call"] > 0
     assert some.suppressed > 0
     assert everyone.suppressed == 0
-    none = service.run(
-        SETUP,
-        calls,
-        days=5,
-        seed=2,
+    none = run_calls(
         uplift_scorer=nobody,
         priority="expected",
         suppress_below={"call": 0.0},
     )
     assert none.contacts["call"] == 0
     assert none.total_contacts == 0
-    reminded = service.run(
-        SETUP,
-        calls,
-        days=5,
-        seed=2,
+    reminded = run_calls(
         uplift_scorer=nobody,
         priority="expected",
         suppress_below={"call": 0.0},
@@ -137,23 +117,8 @@ def test_calls_of_low_estimated_uplift_can_be_skipped_or_replaced_by_an_sms() ->
 
 
 def test_a_channel_the_model_has_not_learnt_is_never_suppressed() -> None:
-    from recoup.simulation import service
-
-    calls = service.NamedStrategy(
-        "calls",
-        "calls",
-        compile_strategy(uplift.experiment_document("call", control_percent=1)),
-    )
-
-    def unknown(columns: Mapping[str, Any], channel: str) -> npt.NDArray[np.float64]:
-        return np.full(len(columns["balance"]), np.nan)
-
-    plain = service.run(SETUP, calls, days=5, seed=2)
-    kept = service.run(
-        SETUP,
-        calls,
-        days=5,
-        seed=2,
+    plain = run_calls()
+    kept = run_calls(
         uplift_scorer=unknown,
         priority="expected",
         suppress_below={"call": 1.0},
