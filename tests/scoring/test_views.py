@@ -38,6 +38,45 @@ def _sign_in(client: TestClient, user: User) -> str:
     return csrf
 
 
+def _account_pages(
+    session: Session, scorecard: TrainedModel, *, priority: float, **score: object
+) -> tuple[str, str]:
+    """Score a new account with ``scorecard`` (¥1,348.03 expected, SMS) and return its page as
+    a manager reads it in English and in Chinese."""
+    institution = make_institution(session)
+    account = make_account(session, make_debtor(session, institution))
+    version = service.register_model(
+        session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
+    )
+    session.add(
+        AccountScore(
+            institution_id=institution.id,
+            account_id=account.id,
+            model_version_id=version.id,
+            model_version=version.version,
+            as_of=date(2026, 11, 30),
+            scored_at=datetime(2026, 11, 30, 20, tzinfo=UTC),
+            probability=0.5,
+            points=600.0,
+            grade="B",
+            expected_recovery=134_803,
+            currency="CNY",
+            reasons=[],
+            segment="early-high-small",
+            channel="sms",
+            priority=priority,
+            **score,
+        )
+    )
+    session.flush()
+    manager = make_user(session, institution, role="manager")
+    with client_for(session) as client:
+        _sign_in(client, manager)
+        english = client.get(f"/accounts/{account.id}", headers=ENGLISH).text
+        chinese = client.get(f"/accounts/{account.id}", headers={"Accept-Language": "zh-CN"}).text
+    return english, chinese
+
+
 class TestEmptyStates:
     def test_no_models_shows_how_to_train_one(self, session: Session) -> None:
         scientist = make_user(session, make_institution(session), role="data_scientist")
@@ -104,38 +143,7 @@ class TestPriority:
     def test_priority_has_a_unit_and_its_formula_on_hover(
         self, session: Session, scorecard: TrainedModel
     ) -> None:
-        institution = make_institution(session)
-        account = make_account(session, make_debtor(session, institution))
-        version = service.register_model(
-            session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
-        )
-        session.add(
-            AccountScore(
-                institution_id=institution.id,
-                account_id=account.id,
-                model_version_id=version.id,
-                model_version=version.version,
-                as_of=date(2026, 11, 30),
-                scored_at=datetime(2026, 11, 30, 20, tzinfo=UTC),
-                probability=0.5,
-                points=600.0,
-                grade="B",
-                expected_recovery=134_803,
-                currency="CNY",
-                reasons=[],
-                segment="early-high-small",
-                channel="sms",
-                priority=134_803 / 5,
-            )
-        )
-        session.flush()
-        manager = make_user(session, institution, role="manager")
-        with client_for(session) as client:
-            _sign_in(client, manager)
-            english = client.get(f"/accounts/{account.id}", headers=ENGLISH).text
-            chinese = client.get(
-                f"/accounts/{account.id}", headers={"Accept-Language": "zh-CN"}
-            ).text
+        english, chinese = _account_pages(session, scorecard, priority=134_803 / 5)
         assert "26,960.6" in english
         assert "expected recovery per unit of contact cost" in english
         assert (
@@ -175,38 +183,14 @@ class TestPriority:
         uplift_recovery: int | None,
         hover: str,
     ) -> None:
-        institution = make_institution(session)
-        account = make_account(session, make_debtor(session, institution))
-        version = service.register_model(
-            session, model=scorecard, institution_id=institution.id, source="t", actor="ds"
-        )
         worth = uplift_recovery if uplift_recovery is not None else 134_803
-        session.add(
-            AccountScore(
-                institution_id=institution.id,
-                account_id=account.id,
-                model_version_id=version.id,
-                model_version=version.version,
-                as_of=date(2026, 11, 30),
-                scored_at=datetime(2026, 11, 30, 20, tzinfo=UTC),
-                probability=0.5,
-                points=600.0,
-                grade="B",
-                expected_recovery=134_803,
-                currency="CNY",
-                reasons=[],
-                segment="early-high-small",
-                channel="sms",
-                priority=worth / 5,
-                priority_basis=basis,
-                uplift_recovery=uplift_recovery,
-            )
+        english, _ = _account_pages(
+            session,
+            scorecard,
+            priority=worth / 5,
+            priority_basis=basis,
+            uplift_recovery=uplift_recovery,
         )
-        session.flush()
-        manager = make_user(session, institution, role="manager")
-        with client_for(session) as client:
-            _sign_in(client, manager)
-            english = client.get(f"/accounts/{account.id}", headers=ENGLISH).text
         assert hover in english
 
 
