@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
+from recoup.enums import ImportKind, ImportStatus
 from recoup.ingest.runner import ImportSummary, run_import
+from recoup.kit.clock import utcnow
 from recoup.models import Institution
+from recoup.models.ingest import ImportRun
 from tests.factories import make_institution
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -44,3 +48,31 @@ def load_examples(
         path = write(folder, f"{kind}.csv", (EXAMPLES / f"{kind}.csv").read_bytes())
         summaries[kind] = load(session, institution, kind, path)
     return summaries
+
+
+def running_import(
+    session: Session,
+    institution: Institution,
+    *,
+    silent_for: timedelta,
+    now: datetime | None = None,
+    kind: ImportKind = ImportKind.debtors,
+) -> ImportRun:
+    """Add an import of ``kind`` started an hour ago, still running, whose last heartbeat was
+    ``silent_for`` ago."""
+    now = now or utcnow()
+    run = ImportRun(
+        institution_id=institution.id,
+        kind=kind,
+        file_name=f"{kind.value}.csv",
+        file_format="csv",
+        status=ImportStatus.running,
+        actor="cli",
+        started_at=now - timedelta(hours=1),
+        updated_at=now - silent_for,
+        reject_counts={},
+        ignored_columns=[],
+    )
+    session.add(run)
+    session.flush()
+    return run

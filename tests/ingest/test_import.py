@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from recoup.enums import ImportKind, ImportStatus
 from recoup.ingest.readers import UnusableFile
 from recoup.ingest.service import data_quality_report
 from recoup.kit.clock import utcnow
@@ -18,7 +17,14 @@ from recoup.kit.crypto import blind_index
 from recoup.models import Account, ContactPoint, Debtor, DelinquencyEvent, Institution, Payment
 from recoup.models.ingest import ImportReject, ImportRun
 from tests.factories import make_institution
-from tests.ingest.conftest import ACCOUNTS_HEADER, DEBTORS_HEADER, load, load_examples, write
+from tests.ingest.conftest import (
+    ACCOUNTS_HEADER,
+    DEBTORS_HEADER,
+    load,
+    load_examples,
+    running_import,
+    write,
+)
 
 
 def count(session: Session, model: type) -> int:
@@ -551,26 +557,11 @@ class TestImportStopped:
         now = utcnow()
         other_institution = make_institution(session)
 
-        def running_run(owner: Institution, last_heartbeat: timedelta) -> ImportRun:
-            run = ImportRun(
-                institution_id=owner.id,
-                kind=ImportKind.debtors,
-                file_name="d.csv",
-                file_format="csv",
-                status=ImportStatus.running,
-                actor="cli",
-                started_at=now - timedelta(hours=1),
-                updated_at=now - last_heartbeat,
-                reject_counts={},
-                ignored_columns=[],
-            )
-            session.add(run)
-            session.flush()
-            return run
-
-        killed = running_run(institution, timedelta(minutes=10))
-        alive = running_run(institution, timedelta(seconds=10))
-        elsewhere = running_run(other_institution, timedelta(minutes=10))
+        killed = running_import(session, institution, silent_for=timedelta(minutes=10), now=now)
+        alive = running_import(session, institution, silent_for=timedelta(seconds=10), now=now)
+        elsewhere = running_import(
+            session, other_institution, silent_for=timedelta(minutes=10), now=now
+        )
         session.commit()
 
         load(session, institution, "debtors", seven_debtors(tmp_path))

@@ -9,13 +9,12 @@ from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from recoup.enums import ImportKind, ImportStatus
+from recoup.enums import ImportKind
 from recoup.identity.dependencies import SESSION_COOKIE, login_session
-from recoup.kit.clock import utcnow
-from recoup.models import Institution, User
-from recoup.models.ingest import ImportRun
+from recoup.models import User
 from tests.factories import make_institution
 from tests.identity.helpers import client_for, make_user
+from tests.ingest.conftest import running_import
 
 ENGLISH = {"Accept-Language": "en"}
 
@@ -28,25 +27,6 @@ def _sign_in(client: TestClient, user: User) -> None:
     client.cookies.set(SESSION_COOKIE, match.group(1))
 
 
-def _running_run(session: Session, institution: Institution, *, silent_for: timedelta) -> int:
-    now = utcnow()
-    run = ImportRun(
-        institution_id=institution.id,
-        kind=ImportKind.accounts,
-        file_name="accounts.csv",
-        file_format="csv",
-        status=ImportStatus.running,
-        actor="cli",
-        started_at=now - timedelta(hours=1),
-        updated_at=now - silent_for,
-        reject_counts={},
-        ignored_columns=[],
-    )
-    session.add(run)
-    session.flush()
-    return run.id
-
-
 def _status(page: str) -> list[str]:
     return re.findall(r'data-testid="run-status">([^<]+)<', page)
 
@@ -54,7 +34,9 @@ def _status(page: str) -> list[str]:
 class TestRunStatus:
     def test_a_run_whose_process_fell_silent_shows_as_interrupted(self, session: Session) -> None:
         institution = make_institution(session)
-        silent = _running_run(session, institution, silent_for=timedelta(minutes=30))
+        silent = running_import(
+            session, institution, silent_for=timedelta(minutes=30), kind=ImportKind.accounts
+        ).id
         manager = make_user(session, institution, role="manager")
         with client_for(session) as client:
             _sign_in(client, manager)
@@ -68,7 +50,9 @@ class TestRunStatus:
 
     def test_a_run_with_a_recent_heartbeat_shows_as_running(self, session: Session) -> None:
         institution = make_institution(session)
-        busy = _running_run(session, institution, silent_for=timedelta(seconds=5))
+        busy = running_import(
+            session, institution, silent_for=timedelta(seconds=5), kind=ImportKind.accounts
+        ).id
         manager = make_user(session, institution, role="manager")
         with client_for(session) as client:
             _sign_in(client, manager)
