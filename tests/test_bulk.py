@@ -151,3 +151,70 @@ class TestUpdateRows:
         assert [tuple(row) for row in stored] == [
             (["CN-FREQ"] * (n % 2), later) for n in range(len(ids))
         ]
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+class TestInsertColumnsSharedValues:
+    def test_a_value_shared_by_rows_stores_what_the_rows_store(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        core = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+        columns = _columns(rows)
+        # One object shared by several rows, and an equal list as another object: each row
+        # stores its own value.
+        shared = ["Asia/Shanghai"]
+        columns["timezones"] = [shared] * len(rows)
+        first, second = ["CN-STOP"], ["CN-STOP"]
+        columns["rule_ids"] = [first if row["rule_ids"] else [] for row in rows]
+        columns["rule_ids"][3] = second
+
+        written = bulk.insert_columns(session, DECISIONS, columns, size=len(rows))
+
+        assert written == len(rows)
+        driver = (
+            session.execute(
+                select(DECISIONS.c.id).where(DECISIONS.c.id.not_in(core)).order_by(DECISIONS.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        assert _stored(session, list(driver)) == _stored(session, list(core))
+        inputs = [row[COMPARED.index("inputs")] for row in _stored(session, list(driver))]
+        assert all(
+            type(each["automated"]) is type([True, 1][n % 2]) for n, each in enumerate(inputs)
+        )
+
+
+class TestUpdateColumns:
+    def test_sets_each_row_by_its_key(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        ids = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+        later = datetime(2027, 3, 2, tzinfo=UTC)
+        blocked = ["CN-FREQ"]
+
+        written = bulk.update_columns(
+            session,
+            DECISIONS,
+            {
+                "id": list(ids),
+                "rule_ids": [blocked if n % 2 else [] for n in range(len(ids))],
+                "next_allowed_at": [later] * len(ids),
+            },
+            key="id",
+        )
+
+        assert written == len(ids)
+        stored = session.execute(
+            select(DECISIONS.c.rule_ids, DECISIONS.c.next_allowed_at)
+            .where(DECISIONS.c.id.in_(ids))
+            .order_by(DECISIONS.c.id)
+        ).all()
+        assert [tuple(row) for row in stored] == [
+            (["CN-FREQ"] * (n % 2), later) for n in range(len(ids))
+        ]

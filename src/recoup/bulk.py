@@ -60,16 +60,42 @@ def driver_rows(
     return list(zip(*columns, strict=True))
 
 
-def _processed(values: list[Any], processor: Callable[[Any], Any]) -> list[Any]:
+def _processed(values: Sequence[Any], processor: Callable[[Any], Any]) -> list[Any]:
     done: dict[Hashable, Any] = {}
+    # A list or dict repeated as one object (a value shared by many rows) is looked up by
+    # identity, without walking it again; ``values`` holds every object for the whole loop,
+    # so an identity is never reused meanwhile.
+    same: dict[int, Any] = {}
     out = []
     for value in values:
         kind = type(value)
-        key = (kind, value) if kind in _PLAIN else _key(value)
+        if kind in _PLAIN:
+            key: Hashable = (kind, value)
+        else:
+            identity = id(value)
+            if identity in same:
+                out.append(same[identity])
+                continue
+            key = _key(value)
         if key not in done:
             done[key] = processor(value)
+        if kind not in _PLAIN:
+            same[identity] = done[key]
         out.append(done[key])
     return out
+
+
+def driver_columns(
+    connection: Connection, table: Table, columns: Mapping[str, Sequence[Any]]
+) -> list[tuple[Any, ...]]:
+    """Return rows as the driver takes them from equally long columns of values (name →
+    values), each distinct value of a column bind-processed once."""
+    names = list(columns)
+    processed = []
+    for name, processor in zip(names, _processors(connection, table, names), strict=True):
+        values = columns[name]
+        processed.append(values if processor is None else _processed(values, processor))
+    return list(zip(*processed, strict=True))
 
 
 def _marker(connection: Connection) -> str:
@@ -165,6 +191,18 @@ def next_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(int(highest) + 1, int(highest) + 1 + count))
 
 
+def _update_statement(
+    connection: Connection, table: Table, names: Sequence[str], key: str
+) -> str:
+    quote = connection.dialect.identifier_preparer.quote
+    marker = _marker(connection)
+    return (
+        f"UPDATE {connection.dialect.identifier_preparer.format_table(table)} SET "
+        f"{', '.join(f'{quote(name)} = {marker}' for name in names)} "
+        f"WHERE {quote(key)} = {marker}"
+    )
+
+
 def update_rows(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str
 ) -> int:
@@ -173,12 +211,26 @@ def update_rows(
         return 0
     connection = _connection(session)
     names = [name for name in rows[0] if name != key]
-    quote = connection.dialect.identifier_preparer.quote
-    marker = _marker(connection)
-    statement = (
-        f"UPDATE {connection.dialect.identifier_preparer.format_table(table)} SET "
-        f"{', '.join(f'{quote(name)} = {marker}' for name in names)} "
-        f"WHERE {quote(key)} = {marker}"
+    connection.exec_driver_sql(
+        _update_statement(connection, table, names, key),
+        driver_rows(connection, table, rows, [*names, key]),
     )
-    connection.exec_driver_sql(statement, driver_rows(connection, table, rows, [*names, key]))
     return len(rows)
+
+
+def update_columns(
+    session: Session, table: Table, columns: Mapping[str, Sequence[Any]], *, key: str
+) -> int:
+    """Update rows by ``key`` given as columns (name → one value per row; ``key`` among them)
+    in one executemany: each row sets the other columns. A value shared by many rows (one
+    list object) is bind-processed once."""
+    count = len(columns[key])
+    if not count:
+        return 0
+    connection = _connection(session)
+    names = [name for name in columns if name != key]
+    ordered = {**{name: columns[name] for name in names}, key: columns[key]}
+    connection.exec_driver_sql(
+        _update_statement(connection, table, names, key), driver_columns(connection, table, ordered)
+    )
+    return count

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recoup.compliance.gate.rules import (
     ContactHistory,
@@ -239,3 +243,102 @@ class TestNextAllowedAcrossZones:
             assert decision.allowed is allowed, third_failure
             if not allowed:
                 assert [reason.code for reason in decision.reasons] == ["debtor_reachable"]
+
+
+class TestDebtorsDecidedAlike:
+    """Debtors with one contact in the batch and nothing counted share one decision per
+    distinct facts and contact; every decision is still the one decide_contact gives."""
+
+    def test_alike_debtors_share_a_decision_and_others_get_their_own(self) -> None:
+        moment = at(NEW_YORK, 2025, 6, 2, 12)
+        alike = DebtorFacts(debtor_id="x", timezones=TWO_ZONES)
+        facts = {f"d{n}": replace(alike, debtor_id=f"d{n}") for n in range(1, 5)} | {
+            "opted": replace(
+                alike, debtor_id="opted", opted_out_channels=frozenset({Channel.EMAIL})
+            ),
+            "seen": replace(alike, debtor_id="seen"),
+            "twice": replace(alike, debtor_id="twice"),
+        }
+        policy = Policy(channel_caps=(ChannelCap(channels=frozenset({Channel.EMAIL}), limit=1),))
+        attempts = [
+            planned(moment, Channel.EMAIL, debtor_id="d1", account_id="a1"),
+            planned(moment, Channel.EMAIL, debtor_id="d2", account_id="a2"),
+            # The same instant on another clock is another wall time: its own decision.
+            planned(moment.astimezone(LOS_ANGELES), Channel.EMAIL, debtor_id="d3"),
+            planned(moment, Channel.CALL, debtor_id="d4"),
+            planned(moment, Channel.EMAIL, debtor_id="opted"),
+            # A debtor with history, and one with two contacts: the first fills the cap.
+            planned(moment, Channel.EMAIL, debtor_id="seen"),
+            planned(moment, Channel.EMAIL, debtor_id="twice"),
+            planned(moment + timedelta(minutes=5), Channel.EMAIL, debtor_id="twice"),
+        ]
+        histories = {
+            "seen": ContactHistory(attempts=(past(moment - timedelta(hours=1), Channel.EMAIL),))
+        }
+
+        decisions = _matches_single_decisions(attempts, facts, histories, policy)
+
+        assert [decision.allowed for decision in decisions] == [
+            True,
+            True,
+            True,
+            True,
+            False,
+            False,
+            True,
+            False,
+        ]
+        assert decisions[0] is decisions[1]
+        assert decisions[2] is not decisions[0]
+        assert decisions[2].at.tzinfo is LOS_ANGELES
+        assert decisions[4].rule_ids == ("US-MEDIUM",)
+        assert decisions[5].rule_ids == ("POL-CAP",)
+        assert decisions[7].rule_ids == ("POL-CAP",)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        plan=st.lists(
+            st.tuples(
+                st.integers(min_value=0, max_value=5),  # debtor
+                st.sampled_from([Channel.CALL, Channel.SMS, Channel.EMAIL]),
+                st.integers(min_value=0, max_value=30).map(lambda h: h * 60),  # minutes
+                st.booleans(),  # planned on the Los Angeles clock
+            ),
+            max_size=25,
+        ),
+        kinds=st.lists(st.integers(min_value=0, max_value=3), min_size=6, max_size=6),
+        seen=st.sets(st.integers(min_value=0, max_value=5), max_size=2),
+    )
+    def test_every_decision_is_decide_contacts(
+        self, plan: list[tuple[int, Channel, int, bool]], kinds: list[int], seen: set[int]
+    ) -> None:
+        start = at(NEW_YORK, 2025, 6, 2, 6)
+        shapes = [
+            DebtorFacts(debtor_id="x", timezones=("America/New_York",)),
+            DebtorFacts(debtor_id="x", timezones=TWO_ZONES),
+            DebtorFacts(
+                debtor_id="x",
+                timezones=("America/New_York",),
+                opted_out_channels=frozenset({Channel.EMAIL}),
+            ),
+            DebtorFacts(debtor_id="x", timezones=("America/Los_Angeles",), cease_contact=True),
+        ]
+        facts = {f"d{n}": replace(shapes[kinds[n]], debtor_id=f"d{n}") for n in range(6)}
+        histories = {
+            f"d{n}": ContactHistory(attempts=(past(start - timedelta(hours=20)),)) for n in seen
+        }
+        attempts = []
+        for debtor, channel, minutes, western in plan:
+            moment = start + timedelta(minutes=minutes)
+            attempts.append(
+                planned(
+                    moment.astimezone(LOS_ANGELES) if western else moment,
+                    channel,
+                    debtor_id=f"d{debtor}",
+                )
+            )
+        policy = Policy(channel_caps=(ChannelCap(channels=frozenset({Channel.CALL}), limit=1),))
+        decisions = _matches_single_decisions(attempts, facts, histories, policy)
+        for attempt, decision in zip(attempts, decisions, strict=True):
+            assert decision.at == attempt.at
+            assert decision.at.utcoffset() == attempt.at.utcoffset()

@@ -6,7 +6,7 @@ The contacts a decision allows are rows of the contact log, read through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -161,24 +161,23 @@ def debtor_external_ids(
     return {int(row[0]): str(row[1]) for row in rows}
 
 
-def add_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert many decisions in one statement per batch; return their ids in the rows' order.
+def add_decisions(session: Session, columns: Mapping[str, Sequence[Any]]) -> list[int]:
+    """Insert many decisions, given as columns (name → one value per decision), in one
+    statement per batch; return their ids in the rows' order.
 
     On SQLite the ids are taken up front and inserted with the rows (an insert returning its
     ids in order goes one row at a time there); elsewhere the insert returns them.
     """
-    if not rows:
+    count = len(next(iter(columns.values()), ()))
+    if not count:
         return []
     if session.get_bind().dialect.name == "sqlite":
-        ids = bulk.next_ids(session, _DECISIONS, len(rows))
-        bulk.insert_rows(
-            session,
-            _DECISIONS,
-            [{"id": decision_id, **row} for decision_id, row in zip(ids, rows, strict=True)],
-        )
+        ids = bulk.next_ids(session, _DECISIONS, count)
+        bulk.insert_columns(session, _DECISIONS, {"id": ids, **columns}, size=count)
         return ids
+    names = list(columns)
     result = session.execute(
         insert(_DECISIONS).returning(_DECISIONS.c.id, sort_by_parameter_order=True),
-        list(rows),
+        [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)],
     )
     return [int(decision_id) for decision_id in result.scalars()]

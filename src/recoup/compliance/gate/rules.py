@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -1436,6 +1437,49 @@ def in_local_day(
     return attempt if at == attempt.at else replace(attempt, at=at)
 
 
+def _facts_key(facts: DebtorFacts) -> tuple[object, ...]:
+    """Return everything of a debtor's facts the rules read (all but the debtor's id)."""
+    return (
+        facts.timezones,
+        facts.agreed_windows,
+        facts.inconvenient_windows,
+        facts.inconvenient_places,
+        facts.cease_contact,
+        facts.opted_out_channels,
+        facts.attorney_represented,
+        facts.dispute_open,
+        facts.deceased,
+        facts.bankruptcy,
+        facts.automated_consent,
+        facts.work_contact_forbidden,
+        facts.initial_communication_on,
+        facts.validation_notice_sent_on,
+    )
+
+
+def _fresh_key(attempt: PlannedContact, facts: DebtorFacts) -> tuple[object, ...]:
+    """Return what a contact's decision depends on when its debtor has no contact counted
+    yet: the facts and every part of the attempt but the debtor and the debt (with nothing
+    counted, the debt scopes no count). The instant's zone and fold are part of it: equal
+    instants in other zones are other wall times."""
+    at = attempt.at
+    return (
+        _facts_key(facts),
+        attempt.channel,
+        at,
+        at.tzinfo,
+        at.fold,
+        attempt.party,
+        attempt.contact_point_timezone,
+        attempt.third_party_id,
+        attempt.agency_id,
+        attempt.automated,
+        attempt.to_mobile,
+        attempt.at_workplace,
+        attempt.recorded,
+    )
+
+
 def decide_batch(
     attempts: Sequence[PlannedContact],
     *,
@@ -1444,13 +1488,23 @@ def decide_batch(
     gate: Gate,
     reserve: bool = True,
 ) -> list[Decision]:
-    """Decide many planned contacts in order; allowed ones count against later ones' caps."""
+    """Decide many planned contacts in order; allowed ones count against later ones' caps.
+
+    A debtor with one contact in the batch and no history is decided like any other debtor
+    with the same facts and the same contact: such contacts are decided once and share
+    their (immutable) decision, so a daily plan of a million actions decides each distinct
+    case once rather than once per debtor.
+    """
     # A batch allocates many small objects and no reference cycles, so reference counting
     # frees everything; without this pause the cyclic collector rescans the caller's whole
     # heap again and again, which cost about as much as the decisions themselves.
     with collector.paused():
+        # How many contacts each debtor has in the batch: a debtor's only contact leaves
+        # nothing counted for a later one.
+        contacts = Counter(attempt.debtor_id for attempt in attempts)
         # Each debtor's facts and state, looked up once per batch.
         debtors: dict[str, tuple[DebtorFacts, _DebtorState]] = {}
+        shared: dict[tuple[object, ...], Decision] = {}
         decisions: list[Decision] = []
         decided = decisions.append
         for attempt in attempts:
@@ -1458,12 +1512,21 @@ def decide_batch(
             known = debtors.get(debtor_id)
             if known is None:
                 history = histories.get(debtor_id)
-                state = _DebtorState(gate, history.attempts if history is not None else ())
                 debtor_facts = facts.get(debtor_id)
                 if debtor_facts is None:
                     raise KeyError(
                         f"no debtor facts for {debtor_id!r}; the gate never guesses them"
                     )
+                if contacts[debtor_id] == 1 and (history is None or not history.attempts):
+                    key = _fresh_key(attempt, debtor_facts)
+                    decision = shared.get(key)
+                    if decision is None:
+                        decision = shared[key] = _decide(
+                            gate, attempt, debtor_facts, _DebtorState(gate, ())
+                        )
+                    decided(decision)
+                    continue
+                state = _DebtorState(gate, history.attempts if history is not None else ())
                 debtors[debtor_id] = (debtor_facts, state)
             else:
                 debtor_facts, state = known

@@ -27,6 +27,7 @@ from recoup.compliance.gate.rules import (
     Gate,
     PastContact,
     PlannedContact,
+    Reason,
     cap_slots,
     compile_gate,
     decide_batch,
@@ -843,34 +844,62 @@ def precheck_contacts(
     )
     decisions = decide_batch(attempts, facts=facts, histories=histories, gate=gate)
     now = utcnow()
-    rows = [
-        {
-            "institution_id": institution.id,
-            "debtor_id": int(attempt.debtor_id),
-            "contact_point_id": (contact_points or {}).get(int(attempt.debtor_id)),
-            "account_id": int(attempt.account_id) if attempt.account_id else None,
-            "channel": attempt.channel.value,
-            "party": attempt.party.value,
-            "planned_at": attempt.at,
-            "allowed": decision.allowed,
-            "rule_ids": list(decision.rule_ids),
-            "reasons": [
-                {"rule_id": reason.rule_id, "code": reason.code} for reason in decision.reasons
-            ],
-            "next_allowed_at": decision.next_allowed_at,
-            "timezones": list(decision.timezones),
-            "inputs": {"batch": True, "automated": attempt.automated, "reserve": False},
-            "pack_code": decision.pack_code,
-            "pack_version": decision.pack_version,
-            "policy_name": decision.policy_name,
-            "policy_version": decision.policy_version,
-            "actor": actor,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for attempt, decision in zip(attempts, decisions, strict=True)
-    ]
-    ids = repository.add_decisions(session, rows)
+    count = len(attempts)
+    points = contact_points or {}
+    debtors = [int(attempt.debtor_id) for attempt in attempts]
+    # Stored column by column: the few distinct rule lists, reasons, zones and inputs of a
+    # batch are built once and shared by their rows (bulk encodes each shared value once).
+    rule_lists: dict[tuple[Reason, ...], tuple[list[str], list[dict[str, str]]]] = {}
+    zone_lists: dict[tuple[str, ...], list[str]] = {}
+    inputs: dict[tuple[type, object], dict[str, object]] = {}
+    rule_ids: list[list[str]] = []
+    reasons: list[list[dict[str, str]]] = []
+    timezones: list[list[str]] = []
+    for decision in decisions:
+        listed = rule_lists.get(decision.reasons)
+        if listed is None:
+            listed = rule_lists[decision.reasons] = (
+                list(decision.rule_ids),
+                [{"rule_id": each.rule_id, "code": each.code} for each in decision.reasons],
+            )
+        rule_ids.append(listed[0])
+        reasons.append(listed[1])
+        zones = zone_lists.get(decision.timezones)
+        if zones is None:
+            zones = zone_lists[decision.timezones] = list(decision.timezones)
+        timezones.append(zones)
+    columns: dict[str, Sequence[Any]] = {
+        "institution_id": [institution.id] * count,
+        "debtor_id": debtors,
+        "contact_point_id": [points.get(debtor_id) for debtor_id in debtors],
+        "account_id": [
+            int(attempt.account_id) if attempt.account_id else None for attempt in attempts
+        ],
+        "channel": [attempt.channel.value for attempt in attempts],
+        "party": [attempt.party.value for attempt in attempts],
+        "planned_at": [attempt.at for attempt in attempts],
+        "allowed": [decision.allowed for decision in decisions],
+        "rule_ids": rule_ids,
+        "reasons": reasons,
+        "next_allowed_at": [decision.next_allowed_at for decision in decisions],
+        "timezones": timezones,
+        "inputs": [
+            inputs.get((type(automated), automated))
+            or inputs.setdefault(
+                (type(automated), automated),
+                {"batch": True, "automated": automated, "reserve": False},
+            )
+            for automated in (attempt.automated for attempt in attempts)
+        ],
+        "pack_code": [decision.pack_code for decision in decisions],
+        "pack_version": [decision.pack_version for decision in decisions],
+        "policy_name": [decision.policy_name for decision in decisions],
+        "policy_version": [decision.policy_version for decision in decisions],
+        "actor": [actor] * count,
+        "created_at": [now] * count,
+        "updated_at": [now] * count,
+    }
+    ids = repository.add_decisions(session, columns)
     return [
         BatchDecision(decision=decision, decision_id=decision_id, at=attempt.at)
         for attempt, decision, decision_id in zip(attempts, decisions, ids, strict=True)
