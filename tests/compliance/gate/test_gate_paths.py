@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recoup.compliance.facts.rules import InconvenientPlace
 from recoup.compliance.gate.rules import (
     ContactHistory,
+    DailyWindow,
     DebtorFacts,
     Decision,
     PastContact,
     PlannedContact,
     Reason,
+    batch_debtor_facts,
     compile_gate,
     decide_batch,
     decide_contact,
@@ -342,3 +346,34 @@ class TestDebtorsDecidedAlike:
         for attempt, decision in zip(attempts, decisions, strict=True):
             assert decision.at == attempt.at
             assert decision.at.utcoffset() == attempt.at.utcoffset()
+
+
+class TestBatchDebtorFacts:
+    def test_equal_the_constructors_facts(self) -> None:
+        window = DailyWindow(start=time(9), end=time(12), weekdays=frozenset({0, 1}))
+        given_values: list[dict[str, Any]] = [
+            {"debtor_id": "d1", "timezones": ("Asia/Shanghai",)},
+            {
+                "debtor_id": "d2",
+                "timezones": TWO_ZONES,
+                "agreed_windows": (window,),
+                "inconvenient_windows": (window, window),
+                "inconvenient_places": frozenset({InconvenientPlace.WORKPLACE}),
+                "cease_contact": True,
+                "attorney_represented": True,
+                "dispute_open": True,
+                "deceased": True,
+                "bankruptcy": True,
+                "work_contact_forbidden": True,
+                "initial_communication_on": date(2025, 1, 2),
+                "validation_notice_sent_on": date(2025, 1, 3),
+            },
+        ]
+        for values in given_values:
+            fast = batch_debtor_facts(**values)
+            built = DebtorFacts(**values)
+            assert fast == built
+            assert repr(fast) == repr(built)
+            assert hash(fast) == hash(built)
+            assert fast.opted_out_channels == frozenset()
+            assert fast.automated_consent == frozenset()

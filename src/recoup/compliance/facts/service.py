@@ -31,6 +31,7 @@ from recoup.compliance.facts.zones import (
 from recoup.compliance.gate.rules import (
     DailyWindow,
     DebtorFacts,
+    batch_debtor_facts,
 )
 from recoup.compliance.rulepack import load_pack
 from recoup.contact import service as contact_service
@@ -511,6 +512,8 @@ def record_inconvenient(
 
 # Debtors read per query when deciding many contacts (well below every driver's bind limit).
 FACTS_CHUNK = 5_000
+# Most debtors have no inconvenient place: they share one empty set.
+NO_PLACES: frozenset[InconvenientPlace] = frozenset()
 
 
 def debtors_facts(
@@ -575,17 +578,24 @@ def debtors_facts(
                         phones=own_phones,
                     )
                 ) or (zone,)
-            own = windows.get(debtor_id, ())
+            own = windows.get(debtor_id)
             account_id = account_of.get(debtor_id) if account_of else None
             initial, sent = dates.get(account_id, (None, None)) if account_id else (None, None)
-            facts[str(debtor_id)] = DebtorFacts(
-                debtor_id=str(debtor_id),
+            debtor = str(debtor_id)
+            facts[debtor] = batch_debtor_facts(
+                debtor_id=debtor,
                 timezones=shared[key],
-                agreed_windows=tuple(_window(w) for w in own if w.kind == WindowKind.agreed),
-                inconvenient_windows=tuple(
-                    _window(w) for w in own if w.kind == WindowKind.inconvenient
+                agreed_windows=(
+                    tuple(_window(w) for w in own if w.kind == WindowKind.agreed) if own else ()
                 ),
-                inconvenient_places=frozenset(InconvenientPlace(p) for p in places or ()),
+                inconvenient_windows=(
+                    tuple(_window(w) for w in own if w.kind == WindowKind.inconvenient)
+                    if own
+                    else ()
+                ),
+                inconvenient_places=(
+                    frozenset(InconvenientPlace(p) for p in places) if places else NO_PLACES
+                ),
                 cease_contact=cease,
                 attorney_represented=attorney,
                 dispute_open=disputed,

@@ -1377,7 +1377,142 @@ def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Callable[[object, ob
 (_set_rule_id, _set_code, _set_template, _set_values) = _slot_setters(
     Reason, ("rule_id", "code", "template", "values")
 )
+(
+    _set_facts_debtor_id,
+    _set_facts_timezones,
+    _set_facts_agreed_windows,
+    _set_facts_inconvenient_windows,
+    _set_facts_inconvenient_places,
+    _set_facts_cease_contact,
+    _set_facts_opted_out_channels,
+    _set_facts_attorney_represented,
+    _set_facts_dispute_open,
+    _set_facts_deceased,
+    _set_facts_bankruptcy,
+    _set_facts_automated_consent,
+    _set_facts_work_contact_forbidden,
+    _set_facts_initial_communication_on,
+    _set_facts_validation_notice_sent_on,
+) = _slot_setters(
+    DebtorFacts,
+    (
+        "debtor_id",
+        "timezones",
+        "agreed_windows",
+        "inconvenient_windows",
+        "inconvenient_places",
+        "cease_contact",
+        "opted_out_channels",
+        "attorney_represented",
+        "dispute_open",
+        "deceased",
+        "bankruptcy",
+        "automated_consent",
+        "work_contact_forbidden",
+        "initial_communication_on",
+        "validation_notice_sent_on",
+    ),
+)
+(
+    _set_planned_debtor_id,
+    _set_planned_channel,
+    _set_planned_at,
+    _set_planned_party,
+    _set_planned_account_id,
+    _set_planned_contact_point_timezone,
+    _set_planned_third_party_id,
+    _set_planned_agency_id,
+    _set_planned_automated,
+    _set_planned_to_mobile,
+    _set_planned_at_workplace,
+    _set_planned_recorded,
+) = _slot_setters(
+    PlannedContact,
+    (
+        "debtor_id",
+        "channel",
+        "at",
+        "party",
+        "account_id",
+        "contact_point_timezone",
+        "third_party_id",
+        "agency_id",
+        "automated",
+        "to_mobile",
+        "at_workplace",
+        "recorded",
+    ),
+)
 _new = object.__new__
+_NO_CHANNELS: frozenset[Channel] = frozenset()
+_NO_PLACES: frozenset[InconvenientPlace] = frozenset()
+
+
+def batch_planned_contact(
+    *,
+    debtor_id: str,
+    channel: Channel,
+    at: datetime,
+    account_id: str | None,
+    contact_point_timezone: str | None,
+    automated: bool,
+    to_mobile: bool,
+) -> PlannedContact:
+    """Return PlannedContact(...) of a contact with the debtor themself (no third party or
+    agency, not at work, recorded), as its constructor would build it, several times faster
+    (a daily plan builds one per action)."""
+    attempt: PlannedContact = _new(PlannedContact)
+    _set_planned_debtor_id(attempt, debtor_id)
+    _set_planned_channel(attempt, channel)
+    _set_planned_at(attempt, at)
+    _set_planned_party(attempt, _DEBTOR)
+    _set_planned_account_id(attempt, account_id)
+    _set_planned_contact_point_timezone(attempt, contact_point_timezone)
+    _set_planned_third_party_id(attempt, None)
+    _set_planned_agency_id(attempt, None)
+    _set_planned_automated(attempt, automated)
+    _set_planned_to_mobile(attempt, to_mobile)
+    _set_planned_at_workplace(attempt, False)
+    _set_planned_recorded(attempt, True)
+    return attempt
+
+
+def batch_debtor_facts(
+    *,
+    debtor_id: str,
+    timezones: tuple[str, ...],
+    agreed_windows: tuple[DailyWindow, ...] = (),
+    inconvenient_windows: tuple[DailyWindow, ...] = (),
+    inconvenient_places: frozenset[InconvenientPlace] = _NO_PLACES,
+    cease_contact: bool = False,
+    attorney_represented: bool = False,
+    dispute_open: bool = False,
+    deceased: bool = False,
+    bankruptcy: bool = False,
+    work_contact_forbidden: bool = False,
+    initial_communication_on: date | None = None,
+    validation_notice_sent_on: date | None = None,
+) -> DebtorFacts:
+    """Return DebtorFacts(...) of a debtor contacted at no particular point (no opt-outs or
+    consents), as its constructor would build them, several times faster (a batch builds
+    one per debtor)."""
+    facts: DebtorFacts = _new(DebtorFacts)
+    _set_facts_debtor_id(facts, debtor_id)
+    _set_facts_timezones(facts, timezones)
+    _set_facts_agreed_windows(facts, agreed_windows)
+    _set_facts_inconvenient_windows(facts, inconvenient_windows)
+    _set_facts_inconvenient_places(facts, inconvenient_places)
+    _set_facts_cease_contact(facts, cease_contact)
+    _set_facts_opted_out_channels(facts, _NO_CHANNELS)
+    _set_facts_attorney_represented(facts, attorney_represented)
+    _set_facts_dispute_open(facts, dispute_open)
+    _set_facts_deceased(facts, deceased)
+    _set_facts_bankruptcy(facts, bankruptcy)
+    _set_facts_automated_consent(facts, _NO_CHANNELS)
+    _set_facts_work_contact_forbidden(facts, work_contact_forbidden)
+    _set_facts_initial_communication_on(facts, initial_communication_on)
+    _set_facts_validation_notice_sent_on(facts, validation_notice_sent_on)
+    return facts
 
 
 def _decision(
