@@ -191,9 +191,7 @@ def next_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(int(highest) + 1, int(highest) + 1 + count))
 
 
-def _update_statement(
-    connection: Connection, table: Table, names: Sequence[str], key: str
-) -> str:
+def _update_statement(connection: Connection, table: Table, names: Sequence[str], key: str) -> str:
     quote = connection.dialect.identifier_preparer.quote
     marker = _marker(connection)
     return (

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, func, or_, select, text, update
+from sqlalchemy import Select, Table, case, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from recoup import bulk
@@ -157,6 +157,61 @@ def move_actions(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def count_values(session: Session, *, run_id: int, status: str, column: str) -> dict[Any, int]:
+    """Count a run's actions in one status by one column's value (None for no value)."""
+    attribute = getattr(CycleAction, column)
+    rows = session.execute(
+        select(attribute, func.count())
+        .where(CycleAction.run_id == run_id, CycleAction.status == status)
+        .group_by(attribute)
+    )
+    return {value: int(count) for value, count in rows}
+
+
+def move_actions_by(
+    session: Session,
+    *,
+    run_id: int,
+    status: str,
+    column: str,
+    values: Mapping[Any, Mapping[str, Any]],
+) -> int:
+    """Update a run's actions in one status by one column's value, in one statement.
+
+    ``values`` maps a value of ``column`` (None: no value) to the columns its actions take;
+    an action whose value is not there is left as it is, and so is a column its value does
+    not name. Return how many actions were updated. One pass over the actions, where an
+    update per value reads every action in the status again.
+    """
+    if not values:
+        return 0
+    attribute = getattr(CycleAction, column)
+    keys = [key for key in values if key is not None]
+    names = sorted({name for changes in values.values() for name in changes})
+    assignments: dict[str, Any] = {}
+    for name in names:
+        target = getattr(CycleAction, name)
+        whens = [
+            (
+                attribute.is_(None) if key is None else attribute == key,
+                literal(changes[name], target.type),
+            )
+            for key, changes in values.items()
+            if name in changes
+        ]
+        assignments[name] = case(*whens, else_=target)
+    matched = [attribute.in_(keys)] if keys else []
+    if None in values:
+        matched.append(attribute.is_(None))
+    result = session.execute(
+        update(CycleAction)
+        .where(CycleAction.run_id == run_id, CycleAction.status == status, or_(*matched))
+        .values(**assignments)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def planned_actions(
     session: Session, *, run_id: int, limit: int, debtors: tuple[int, int] | None = None
 ) -> Sequence[Any]:
@@ -183,13 +238,12 @@ def shard_jobs(session: Session, *, name: str, keys: Sequence[str]) -> Sequence[
     ).all()
 
 
-def record_decisions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write the gate's answers onto actions by id (one executemany): each row names the
-    action's ``id`` and its new ``status``, ``rule_ids``, ``decision_id``,
-    ``next_allowed_at`` and ``planned_at`` (moved into the debtor's local day)."""
-    if not rows:
-        return
-    bulk.update_rows(session, _ACTIONS, rows, key="id")
+def record_decisions(session: Session, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Write the gate's answers onto actions by id (one executemany), given as columns: the
+    actions' ``id`` and their new ``status``, ``rule_ids``, ``decision_id``,
+    ``next_allowed_at`` and ``planned_at`` (moved into the debtor's local day), one value
+    per action each."""
+    bulk.update_columns(session, _ACTIONS, columns, key="id")
 
 
 def count_by(session: Session, *, run_id: int, column: str) -> dict[str, int]:

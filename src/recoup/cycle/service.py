@@ -25,9 +25,8 @@ from recoup.cases import service as cases_service
 from recoup.cases.rules import CaseState
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import service as gate_service
-from recoup.compliance.gate.rules import PlannedContact
+from recoup.compliance.gate.rules import batch_planned_contact
 from recoup.contact.channels import CHANNELS, Channel
-from recoup.contact.rules import Party
 from recoup.cycle import repository, rules
 from recoup.cycle.rules import (
     STAGE_SHARD,
@@ -310,7 +309,7 @@ def step(session: Session, context: Context) -> dict[str, Any]:
         counts.update(_strategy_steps(session, context, active))
         return counts
     policy = scoring_service.segment_policy(context.institution)
-    stepped = 0
+    steps: dict[str, dict[str, Any]] = {}
     for name in repository.segments_of_run(
         session, run_id=run_id, status=ActionStatus.SEGMENTED.value
     ):
@@ -320,17 +319,19 @@ def step(session: Session, context: Context) -> dict[str, Any]:
             if len(parts) == 3
             else policy.channels["default"]
         )
-        stepped += repository.move_actions(
-            session,
-            run_id=run_id,
-            where={"status": ActionStatus.SEGMENTED.value, "segment": name},
-            values={
-                "status": ActionStatus.STEPPED.value,
-                "step": f"segment:{name}",
-                "channel": channel,
-            },
-        )
-    counts["stepped"] = stepped
+        steps[name] = {
+            "status": ActionStatus.STEPPED.value,
+            "step": f"segment:{name}",
+            "channel": channel,
+        }
+    # Every segment's actions in one statement: one pass over the day's actions.
+    counts["stepped"] = repository.move_actions_by(
+        session,
+        run_id=run_id,
+        status=ActionStatus.SEGMENTED.value,
+        column="segment",
+        values=steps,
+    )
     return counts
 
 
@@ -412,20 +413,21 @@ def _strategy_steps(
 
 
 def plan_actions(session: Session, context: Context) -> dict[str, Any]:
-    """Turn each step into the day's next action: a task or a message, at a planned time."""
+    """Turn each step into the day's next action: a task or a message, at a planned time.
+
+    Every channel's actions move in one statement (one pass over the day's actions).
+    """
     run_id = context.run.id
+    stepped = ActionStatus.STEPPED.value
     counts: Counter[str] = Counter()
-    for value in repository.channels_of_run(
-        session, run_id=run_id, status=ActionStatus.STEPPED.value
-    ):
+    moves: dict[str | None, dict[str, Any]] = {}
+    for value, count in repository.count_values(
+        session, run_id=run_id, status=stepped, column="channel"
+    ).items():
         channel = rules.planned_channel(value)
         if channel is None:
-            counts["no_channel"] += repository.move_actions(
-                session,
-                run_id=run_id,
-                where={"status": ActionStatus.STEPPED.value, "channel": value},
-                values={"status": ActionStatus.NONE.value},
-            )
+            counts["no_channel"] += count
+            moves[value] = {"status": ActionStatus.NONE.value}
             continue
         kind = rules.kind_of(channel)
         at = datetime.combine(
@@ -433,12 +435,11 @@ def plan_actions(session: Session, context: Context) -> dict[str, Any]:
             rules.PLANNED_TIME[kind],
             tzinfo=clock.zone(context.institution.timezone),
         )
-        counts[kind.value] += repository.move_actions(
-            session,
-            run_id=run_id,
-            where={"status": ActionStatus.STEPPED.value, "channel": value},
-            values={"status": ActionStatus.PLANNED.value, "kind": kind.value, "planned_at": at},
-        )
+        counts[kind.value] += count
+        moves[value] = {"status": ActionStatus.PLANNED.value, "kind": kind.value, "planned_at": at}
+    repository.move_actions_by(
+        session, run_id=run_id, status=stepped, column="channel", values=moves
+    )
     return dict(sorted(counts.items()))
 
 
@@ -457,6 +458,13 @@ def gate_batch(
     )
     if not batch:
         return 0
+    # The few distinct channels and planned times of a batch, each looked up once.
+    channels = {value: Channel(value) for value in {row[3] for row in batch}}
+    message_channels = {value: outbox_rules.message_channel_of(value) for value in channels}
+    instants = {at: clock.aware(at) for at in {row[4] for row in batch}}
+    mornings = {
+        channel: rules.PLANNED_TIME[rules.kind_of(channel)] for channel in channels.values()
+    }
     # A message goes to the point the hand-off will pick: that point's opt-outs, consents and
     # zone count now, so a message its point refuses is blocked here, not queued to fail.
     points = outbox_service.message_points(
@@ -465,7 +473,7 @@ def gate_batch(
         wanted=[
             (debtor_id, channel)
             for _action_id, debtor_id, _account_id, channel_value, _at in batch
-            if (channel := outbox_rules.message_channel_of(channel_value)) is not None
+            if (channel := message_channels[channel_value]) is not None
         ],
     )
     region = gate_service.gate_for(session, institution=context.institution).pack.jurisdiction
@@ -473,21 +481,20 @@ def gate_batch(
     contact_points: dict[int, int] = {}
     attempts = []
     for _action_id, debtor_id, account_id, channel_value, planned_at in batch:
-        channel = Channel(channel_value)
-        point = points.get((debtor_id, channel))
+        channel = channels[channel_value]
+        point = points.get((debtor_id, channel)) if points else None
         if point is not None:
             contact_points[debtor_id] = point.id
             if point.id not in zones:
                 zones[point.id] = facts_service.contact_point_zone(point, region)
         attempts.append(
-            PlannedContact(
+            batch_planned_contact(
                 debtor_id=str(debtor_id),
                 channel=channel,
-                at=clock.aware(planned_at),
-                party=Party.DEBTOR,
+                at=instants[planned_at],
                 account_id=str(account_id) if account_id else None,
-                automated=CHANNELS[channel].automated,
                 contact_point_timezone=zones[point.id] if point is not None else None,
+                automated=CHANNELS[channel].automated,
                 to_mobile=point is None or point.kind == ContactKind.mobile,
             )
         )
@@ -498,25 +505,29 @@ def gate_batch(
         actor=context.actor,
         contact_points=contact_points,
         # Planned for the morning: the debtor's morning, in every zone they may be in.
-        local_times=[rules.PLANNED_TIME[rules.kind_of(attempt.channel)] for attempt in attempts],
+        local_times=[mornings[attempt.channel] for attempt in attempts],
     )
+    allowed = ActionStatus.ALLOWED.value
+    blocked = ActionStatus.BLOCKED.value
+    # One rule list per distinct set of reasons, shared by its actions (encoded once).
+    rule_lists: dict[tuple[Any, ...], list[str]] = {}
+    rule_ids: list[list[str]] = []
+    for answer in decided:
+        reasons = answer.decision.reasons
+        listed = rule_lists.get(reasons)
+        if listed is None:
+            listed = rule_lists[reasons] = list(answer.decision.rule_ids)
+        rule_ids.append(listed)
     repository.record_decisions(
         session,
-        [
-            {
-                "id": row[0],
-                "status": (
-                    ActionStatus.ALLOWED.value
-                    if answer.decision.allowed
-                    else ActionStatus.BLOCKED.value
-                ),
-                "rule_ids": list(answer.decision.rule_ids),
-                "decision_id": answer.decision_id,
-                "next_allowed_at": answer.decision.next_allowed_at,
-                "planned_at": answer.at,
-            }
-            for row, answer in zip(batch, decided, strict=True)
-        ],
+        {
+            "id": [row[0] for row in batch],
+            "status": [allowed if each.decision.allowed else blocked for each in decided],
+            "rule_ids": rule_ids,
+            "decision_id": [each.decision_id for each in decided],
+            "next_allowed_at": [each.decision.next_allowed_at for each in decided],
+            "planned_at": [each.at for each in decided],
+        },
     )
     return len(batch)
 
