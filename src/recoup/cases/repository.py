@@ -6,7 +6,19 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Executable,
+    Select,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from recoup import bulk
@@ -39,9 +51,11 @@ AccountState = tuple[int, int, str, int, int, str, str]
 
 
 def account_states(session: Session, *, institution_id: int) -> list[AccountState]:
-    """Every account's id, debtor, status, days past due, balance, bucket and product."""
+    """Every account's id, debtor, status, days past due, balance, bucket and product, by id
+    (rows as the driver returns them: plain values, read by column)."""
     balance = Account.principal + Account.interest + Account.fees + Account.penalty
-    rows = session.execute(
+    return _driver_rows(
+        session,
         select(
             Account.id,
             Account.debtor_id,
@@ -52,12 +66,17 @@ def account_states(session: Session, *, institution_id: int) -> list[AccountStat
             Account.product,
         )
         .where(Account.institution_id == institution_id)
-        .order_by(Account.id)
+        .order_by(Account.id),
     )
-    return [
-        (account_id, debtor_id, str(status), dpd, int(total), bucket, str(product))
-        for account_id, debtor_id, status, dpd, total, bucket, product in rows
-    ]
+
+
+def _driver_rows(session: Session, statement: Executable) -> list[Any]:
+    """Return a query's rows as the database driver gives them (no per-row conversion)."""
+    result = session.connection().execute(statement)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def live_cases(session: Session, *, institution_id: int) -> list[Case]:
@@ -74,21 +93,19 @@ def live_cases(session: Session, *, institution_id: int) -> list[Case]:
 
 
 # A live case as the daily sync reads it: id, debtor, queue, expected recovery, priority.
-LiveCase = tuple[int, int, int | None, int, int]
+LiveCase = tuple[int, int, int | None, int | None, int | None]
 
 
 def live_case_rows(session: Session, *, institution_id: int) -> list[LiveCase]:
-    """The institution's cases that are not closed, as plain rows, by id (no ORM objects)."""
-    rows = session.execute(
+    """The institution's cases that are not closed, as driver rows, by id (no ORM objects):
+    id, debtor, queue, expected recovery and priority (None where never set)."""
+    return _driver_rows(
+        session,
         select(_CASES.c.id, _CASES.c.debtor_id, _CASES.c.queue_id)
         .add_columns(_CASES.c.expected_recovery, _CASES.c.priority)
         .where(_CASES.c.institution_id == institution_id, _CASES.c.state != CLOSED)
-        .order_by(_CASES.c.id)
+        .order_by(_CASES.c.id),
     )
-    return [
-        (case_id, debtor_id, queue_id, int(expected or 0), int(priority or 0))
-        for case_id, debtor_id, queue_id, expected, priority in rows
-    ]
 
 
 def insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
@@ -130,36 +147,32 @@ def set_standing(session: Session, rows: list[dict[str, Any]], *, now: datetime)
     )
 
 
-def live_memberships(session: Session, *, institution_id: int) -> dict[int, set[int]]:
-    """Account ids per live case, for accounts still in the case."""
-    rows = session.execute(
+def live_memberships(session: Session, *, institution_id: int) -> list[tuple[int, int]]:
+    """(case id, account id) of every live case's accounts still in the case."""
+    return _driver_rows(
+        session,
         select(CaseAccount.case_id, CaseAccount.account_id)
         .join(Case, Case.id == CaseAccount.case_id)
         .where(
             Case.institution_id == institution_id,
             Case.state != CLOSED,
             CaseAccount.removed_at.is_(None),
-        )
+        ),
     )
-    members: dict[int, set[int]] = {}
-    for case_id, account_id in rows:
-        members.setdefault(case_id, set()).add(account_id)
-    return members
 
 
-def debtor_provinces(session: Session, *, institution_id: int) -> dict[int, str | None]:
-    """Each debtor's province (for queue routing and visit regions)."""
-    rows = session.execute(
-        select(Debtor.id, Debtor.province).where(Debtor.institution_id == institution_id)
+def debtor_provinces(session: Session, *, institution_id: int) -> list[tuple[int, str | None]]:
+    """(debtor id, province) of each debtor (for queue routing and visit regions)."""
+    return _driver_rows(
+        session, select(Debtor.id, Debtor.province).where(Debtor.institution_id == institution_id)
     )
-    return {debtor_id: province for debtor_id, province in rows}  # noqa: C416 (rows are Row)
 
 
-def latest_scores(session: Session, *, institution_id: int) -> dict[int, tuple[int, float | None]]:
-    """Each account's newest value to work it (minor units) and priority.
+def latest_scores(session: Session, *, institution_id: int) -> list[tuple[int, int, float | None]]:
+    """(account id, value, priority) of each account's newest score.
 
-    The value is the expected recovery, or the extra recovery a contact buys where the
-    priority is on uplift (``allocation.priority``).
+    The value (minor units) is the expected recovery, or the extra recovery a contact buys
+    where the priority is on uplift (``allocation.priority``).
     """
     newest = (
         select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
@@ -167,14 +180,14 @@ def latest_scores(session: Session, *, institution_id: int) -> dict[int, tuple[i
         .group_by(AccountScore.account_id)
         .subquery()
     )
-    rows = session.execute(
+    return _driver_rows(
+        session,
         select(
             AccountScore.account_id,
             func.coalesce(AccountScore.uplift_recovery, AccountScore.expected_recovery),
             AccountScore.priority,
-        ).join(newest, newest.c.id == AccountScore.id)
+        ).join(newest, newest.c.id == AccountScore.id),
     )
-    return {account_id: (int(value), priority) for account_id, value, priority in rows}
 
 
 def queues(session: Session, *, institution_id: int, active_only: bool = True) -> list[Queue]:

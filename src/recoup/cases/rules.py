@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+import numpy as np
+import numpy.typing as npt
+
 from recoup.enums import FINISHED_STATUSES
 
 
@@ -227,6 +230,15 @@ def is_delinquent(status: str, days_past_due: int) -> bool:
     if status in FINISHED_STATUSES:
         return False
     return status != _CURRENT or days_past_due > 0
+
+
+def delinquent_mask(
+    statuses: npt.NDArray[np.object_], days_past_due: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """``is_delinquent`` of many accounts at once."""
+    finished = np.isin(statuses, [str(status) for status in FINISHED_STATUSES])
+    mask: npt.NDArray[np.bool_] = ~finished & ((statuses != _CURRENT) | (days_past_due > 0))
+    return mask
 
 
 @dataclass(frozen=True, slots=True)

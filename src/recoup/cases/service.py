@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
@@ -110,10 +111,6 @@ def _open_case(
     return case
 
 
-def _worst_bucket(buckets: list[str]) -> str:
-    return max(buckets, key=lambda bucket: BUCKETS.index(bucket) if bucket in BUCKETS else 0)
-
-
 def sync_cases(
     session: Session, *, institution_id: int, actor: str = SYSTEM, now: datetime | None = None
 ) -> SyncResult:
@@ -121,27 +118,35 @@ def sync_cases(
 
     Also adds newly delinquent accounts to the debtor's live case, refreshes each live case's
     expected recovery and priority from the newest scores, and routes it to its queue. Works
-    on plain rows and bulk statements; only the cases that close are loaded as objects.
+    on columns (one array per field, not one object per account) and bulk statements; only
+    the cases that close are loaded as objects.
     """
     now = now or utcnow()
-    accounts = repository.account_states(session, institution_id=institution_id)
-    by_debtor: dict[int, list[tuple[int, str, int, int, str, str]]] = defaultdict(list)
-    for account_id, debtor_id, status, dpd, balance, bucket, product in accounts:
-        by_debtor[debtor_id].append((account_id, status, dpd, balance, bucket, product))
-    cases = {
-        row[1]: row for row in repository.live_case_rows(session, institution_id=institution_id)
-    }
-    members = repository.live_memberships(session, institution_id=institution_id)
-    delinquent_of = {
-        debtor_id: [row for row in rows if rules.is_delinquent(row[1], row[2])]
-        for debtor_id, rows in by_debtor.items()
-    }
+    accounts = _account_frame(repository.account_states(session, institution_id=institution_id))
+    live = pd.DataFrame(
+        repository.live_case_rows(session, institution_id=institution_id),
+        columns=["case_id", "debtor_id", "queue_id", "expected", "priority"],
+    ).drop_duplicates("debtor_id", keep="last")
+    live["expected"] = live["expected"].fillna(0).astype(np.int64)
+    live["priority"] = live["priority"].fillna(0).astype(np.int64)
+    members = pd.DataFrame(
+        repository.live_memberships(session, institution_id=institution_id),
+        columns=["case_id", "account_id"],
+    ).astype(np.int64)
+    # Per debtor, in the order of their first account: accounts, delinquent ones, owed ones.
+    debtors = (
+        accounts.groupby("debtor_id", sort=False)
+        .agg(
+            total=("account_id", "size"),
+            delinquent=("delinquent", "sum"),
+            owed=("owed", "sum"),
+        )
+        .reset_index()
+    )
     # New cases are inserted together (one statement, their ids read back by debtor).
-    opening = [
-        debtor_id
-        for debtor_id, delinquent in delinquent_of.items()
-        if delinquent and debtor_id not in cases
-    ]
+    opening = debtors.loc[
+        (debtors["delinquent"] > 0) & ~debtors["debtor_id"].isin(live["debtor_id"]), "debtor_id"
+    ].tolist()
     new_ids = repository.insert_cases(
         session,
         [
@@ -169,49 +174,78 @@ def sync_cases(
             for debtor_id in opening
         ],
     )
-    cases.update((debtor_id, (new_ids[debtor_id], debtor_id, None, 0, 0)) for debtor_id in opening)
-    joined: list[dict[str, object]] = []
-    closed = 0
-    for debtor_id, rows in by_debtor.items():
-        live = cases.get(debtor_id)
-        if live is None:
-            continue
-        current = members.setdefault(live[0], set())
-        for account_id, *_ in delinquent_of[debtor_id]:
-            if account_id not in current:
-                joined.append(
+    if opening:
+        live = pd.concat(
+            [
+                live,
+                pd.DataFrame(
                     {
-                        "institution_id": institution_id,
-                        "case_id": live[0],
-                        "account_id": account_id,
-                        "added_at": now,
+                        "case_id": [new_ids[debtor_id] for debtor_id in opening],
+                        "debtor_id": opening,
+                        "queue_id": None,
+                        "expected": 0,
+                        "priority": 0,
                     }
-                )
-                current.add(account_id)
-        event = rules.event_for_accounts(
-            delinquent=len(delinquent_of[debtor_id]),
-            owed=sum(1 for row in rows if row[3] > 0),
-            total=len(rows),
+                ),
+            ],
+            ignore_index=True,
         )
+    # Delinquent accounts join their debtor's live case unless already in it (debtor by
+    # debtor, in account order).
+    rank = pd.Series(np.arange(len(debtors)), index=debtors["debtor_id"])
+    candidates = accounts.loc[accounts["delinquent"], ["account_id", "debtor_id"]].merge(
+        live[["case_id", "debtor_id"]], on="debtor_id"
+    )
+    known = pd.MultiIndex.from_frame(members[["case_id", "account_id"]])
+    candidates = candidates[
+        ~pd.MultiIndex.from_frame(candidates[["case_id", "account_id"]]).isin(known)
+    ]
+    candidates = candidates.assign(rank=rank.reindex(candidates["debtor_id"]).to_numpy())
+    candidates = candidates.sort_values(["rank", "account_id"], kind="stable")
+    joined: list[dict[str, object]] = [
+        {
+            "institution_id": institution_id,
+            "case_id": case_id,
+            "account_id": account_id,
+            "added_at": now,
+        }
+        for case_id, account_id in zip(
+            candidates["case_id"].tolist(), candidates["account_id"].tolist(), strict=True
+        )
+    ]
+    # Cases whose debtor has accounts and none of them delinquent close (rules.event_for_accounts).
+    clearing = debtors.loc[debtors["delinquent"] == 0].merge(
+        live[["case_id", "debtor_id"]], on="debtor_id"
+    )
+    closed_cases = set()
+    for case_id, delinquent, owed, total in zip(
+        clearing["case_id"].tolist(),
+        clearing["delinquent"].tolist(),
+        clearing["owed"].tolist(),
+        clearing["total"].tolist(),
+        strict=True,
+    ):
+        event = rules.event_for_accounts(delinquent=delinquent, owed=owed, total=total)
         if event is not None:
-            case = session.get(Case, live[0])
+            case = session.get(Case, case_id)
             assert case is not None  # read live above, in this transaction
             _move(session, case, event, actor=actor, at=now)
-            del cases[debtor_id]
-            closed += 1
+            closed_cases.add(case_id)
     repository.add_memberships(session, joined)
-    opened, added = len(opening), len(joined)
+    opened, added, closed = len(opening), len(joined), len(closed_cases)
+    live = live[~live["case_id"].isin(closed_cases)]
+    members = pd.concat([members, candidates[["case_id", "account_id"]]], ignore_index=True)
 
     routed = _refresh(
         session,
         institution_id=institution_id,
-        cases=list(cases.values()),
+        cases=live,
         members=members,
         accounts=accounts,
         now=now,
     )
     session.flush()
-    result = SyncResult(opened, added, closed, routed, len(cases))
+    result = SyncResult(opened, added, closed, routed, len(live))
     if opened or closed or added:
         audit.record(
             session,
@@ -225,22 +259,48 @@ def sync_cases(
     return result
 
 
+def _account_frame(rows: Sequence[repository.AccountState]) -> pd.DataFrame:
+    """The institution's accounts as columns, with whether each is delinquent and owes."""
+    frame = pd.DataFrame(
+        rows,
+        columns=["account_id", "debtor_id", "status", "dpd", "balance", "bucket", "product"],
+    )
+    frame["delinquent"] = rules.delinquent_mask(
+        frame["status"].to_numpy(dtype=object), frame["dpd"].to_numpy(dtype=np.int64)
+    )
+    frame["owed"] = frame["balance"].to_numpy(dtype=np.int64) > 0
+    return frame
+
+
 _STANDING = ("expected_recovery", "priority", "queue_id", "updated_at")
+_NO_QUEUE = -1
+_NO_PROVINCE = "\0"
 
 
 def _refresh(
     session: Session,
     *,
     institution_id: int,
-    cases: list[repository.LiveCase],
-    members: dict[int, set[int]],
-    accounts: list[repository.AccountState],
+    cases: pd.DataFrame,
+    members: pd.DataFrame,
+    accounts: pd.DataFrame,
     now: datetime,
 ) -> int:
     """Update live cases' expected recovery and priority, and route them to queues (one bulk
-    write of the cases that change)."""
-    scores = repository.latest_scores(session, institution_id=institution_id)
-    provinces = repository.debtor_provinces(session, institution_id=institution_id)
+    write of the cases that change).
+
+    Per case, on columns: the sum of its accounts' newest values, the highest priority
+    (rounded), and the queue of its worst bucket, products and debtor's province
+    (``rules.route``, once per distinct combination).
+    """
+    scores = pd.DataFrame(
+        repository.latest_scores(session, institution_id=institution_id),
+        columns=["account_id", "value", "score_priority"],
+    )
+    provinces = pd.DataFrame(
+        repository.debtor_provinces(session, institution_id=institution_id),
+        columns=["debtor_id", "province"],
+    )
     specs = [
         rules.QueueSpec(
             id=queue.id,
@@ -251,42 +311,105 @@ def _refresh(
         )
         for queue in repository.queues(session, institution_id=institution_id)
     ]
-    details: dict[int, tuple[str, str]] = {}
-    for account_id, _debtor, _status, _dpd, _balance, bucket, product in accounts:
-        details[account_id] = (bucket, product)
-    routed = 0
-    changes: list[dict[str, object]] = []
-    changed_ids: list[int] = []
-    for case_id, debtor_id, queue_id, old_expected, old_priority in cases:
-        account_ids = members.get(case_id, set())
-        values = [scores[a] for a in account_ids if a in scores]
-        expected = sum(value for value, _ in values)
-        priorities = [priority for _, priority in values if priority is not None]
-        priority = round(max(priorities)) if priorities else 0
-        new_queue = queue_id
-        if account_ids:
-            facts = rules.CaseFacts(
-                bucket=_worst_bucket(
-                    [details[a][0] for a in account_ids if a in details] or ["M0"]
-                ),
-                products=frozenset(details[a][1] for a in account_ids if a in details),
-                province=provinces.get(debtor_id),
+    cases = cases.reset_index(drop=True)
+    held = members[members["case_id"].isin(cases["case_id"])].drop_duplicates()
+    # Values and priorities of the members' newest scores.
+    scored = held.merge(scores, on="account_id")
+    value = scored.groupby("case_id")["value"].sum()
+    priority = scored.dropna(subset=["score_priority"]).groupby("case_id")["score_priority"].max()
+    expected = value.reindex(cases["case_id"], fill_value=0).to_numpy(dtype=np.int64)
+    best = priority.reindex(cases["case_id"]).to_numpy(dtype=np.float64)
+    new_priority = np.where(np.isnan(best), 0, np.rint(np.nan_to_num(best))).astype(np.int64)
+    # Routing facts: the worst bucket (ties: the lowest account id) and the set of products.
+    facts = held.merge(accounts[["account_id", "bucket", "product"]], on="account_id")
+    ranks = {bucket: index for index, bucket in enumerate(BUCKETS)}
+    facts = facts.assign(
+        bucket_rank=facts["bucket"].map(ranks).fillna(0).to_numpy(dtype=np.int64)
+    ).sort_values(["case_id", "bucket_rank", "account_id"], ascending=[True, False, True])
+    worst = facts.drop_duplicates("case_id").set_index("case_id")["bucket"]
+    # A case's products as a bit set of the portfolio's product codes.
+    product_codes, product_names = pd.factorize(facts["product"])
+    pairs = pd.DataFrame({"case_id": facts["case_id"].to_numpy(), "code": product_codes})
+    pairs = pairs.drop_duplicates()
+    product_bits = (
+        pd.Series(np.left_shift(1, pairs["code"].to_numpy(dtype=object)), index=pairs["case_id"])
+        .groupby(level=0)
+        .sum()
+    )
+    old_queue = cases["queue_id"].fillna(_NO_QUEUE).to_numpy(dtype=np.int64)
+    new_queue = old_queue.copy()
+    has_members = cases["case_id"].isin(held["case_id"]).to_numpy()
+    if has_members.any():
+        with_members = cases.loc[has_members, ["case_id", "debtor_id"]]
+        province_of = provinces.drop_duplicates("debtor_id").set_index("debtor_id")["province"]
+        keys = pd.DataFrame(
+            {
+                "bucket": worst.reindex(with_members["case_id"]).fillna("M0").to_numpy(),
+                "products": product_bits.reindex(with_members["case_id"], fill_value=0)
+                .astype(object)
+                .to_numpy(),
+                "province": with_members["debtor_id"]
+                .map(province_of)
+                .astype(object)
+                .fillna(_NO_PROVINCE)
+                .to_numpy(),
+            }
+        )
+        # rules.route once per distinct (worst bucket, products, province).
+        combination, distinct = pd.MultiIndex.from_frame(keys).factorize()
+        names = product_names.tolist()
+        queues = np.asarray(
+            [
+                _NO_QUEUE if queue is None else queue
+                for queue in (
+                    rules.route(
+                        rules.CaseFacts(
+                            bucket=str(bucket),
+                            products=frozenset(
+                                name for code, name in enumerate(names) if int(bits) >> code & 1
+                            ),
+                            province=None if province == _NO_PROVINCE else str(province),
+                        ),
+                        specs,
+                    )
+                    for bucket, bits, province in distinct
+                )
+            ],
+            dtype=np.int64,
+        )
+        new_queue[has_members] = queues[combination]
+    routed = int((new_queue != old_queue)[has_members].sum())
+    changed = (
+        (expected != cases["expected"].to_numpy(dtype=np.int64))
+        | (new_priority != cases["priority"].to_numpy(dtype=np.int64))
+        | (new_queue != old_queue)
+    )
+    changed_ids = cases["case_id"].to_numpy(dtype=np.int64)[changed].tolist()
+    repository.set_standing(
+        session,
+        [
+            {
+                "case_id": case_id,
+                "expected": value,
+                "priority": best_priority,
+                "queue": None if queue == _NO_QUEUE else queue,
+            }
+            for case_id, value, best_priority, queue in zip(
+                changed_ids,
+                expected[changed].tolist(),
+                new_priority[changed].tolist(),
+                new_queue[changed].tolist(),
+                strict=True,
             )
-            new_queue = rules.route(facts, specs)
-            if new_queue != queue_id:
-                routed += 1
-        if (expected, priority, new_queue) != (old_expected, old_priority, queue_id):
-            changes.append(
-                {"case_id": case_id, "expected": expected, "priority": priority, "queue": new_queue}
-            )
-            changed_ids.append(case_id)
-    repository.set_standing(session, changes, now=now)
-    if changes:
+        ],
+        now=now,
+    )
+    if changed_ids:
         # Objects of these cases already in the session read the new values on next access.
-        changed = set(changed_ids)
-        for held in list(session.identity_map.values()):
-            if isinstance(held, Case) and held.id in changed:
-                session.expire(held, list(_STANDING))
+        changed_set = set(changed_ids)
+        for object_held in list(session.identity_map.values()):
+            if isinstance(object_held, Case) and object_held.id in changed_set:
+                session.expire(object_held, list(_STANDING))
     return routed
 
 
