@@ -108,9 +108,16 @@ def scores_on(session: Session, *, institution_id: int, as_of: date) -> Sequence
     ).all()
 
 
-def add_actions(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert the day's actions in one driver executemany; return how many."""
-    return bulk.insert_rows(session, _ACTIONS, rows)
+def add_actions(
+    session: Session,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    size: int,
+    constants: Mapping[str, Any],
+) -> int:
+    """Insert the day's actions, given column by column, in one driver executemany; return
+    how many."""
+    return bulk.insert_columns(session, _ACTIONS, columns, size=size, constants=constants)
 
 
 def segments_of_run(session: Session, *, run_id: int, status: str) -> list[str]:

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.orm import Session
 
 from recoup.allocation import service as allocation_service
@@ -221,68 +222,83 @@ def segment(session: Session, context: Context) -> dict[str, Any]:
     assignment = strategy_service.assign_cases(
         session, institution=context.institution, as_of=context.as_of, now=context.now
     )
-    members = repository.case_members(session, institution_id=context.institution.id)
-    if not members:
-        return {"cases": 0, **(dict(assignment.counts) if assignment else {})}
-    scores = {
-        account_id: (grade, segment_name, priority)
-        for account_id, grade, segment_name, priority in repository.scores_on(
-            session, institution_id=context.institution.id, as_of=context.as_of
-        )
-    }
-    policy = scoring_service.segment_policy(context.institution)
-    case_ids = np.fromiter((row[0] for row in members), dtype=np.int64, count=len(members))
-    priority = np.fromiter(
-        ((scores[row[4]][2] or 0.0) if row[4] in scores else -1.0 for row in members),
-        dtype=np.float64,
-        count=len(members),
+    members = pd.DataFrame(
+        repository.case_members(session, institution_id=context.institution.id),
+        columns=["case_id", "debtor_id", "queue_id", "state", "account_id", "bucket", "balance"],
     )
+    if not len(members):
+        return {"cases": 0, **(dict(assignment.counts) if assignment else {})}
+    scores = pd.DataFrame(
+        repository.scores_on(session, institution_id=context.institution.id, as_of=context.as_of),
+        columns=["account_id", "grade", "scored_segment", "priority"],
+    ).drop_duplicates("account_id")
+    members = members.merge(scores, on="account_id", how="left", indicator="scored")
+    scored = (members.pop("scored") == "both").to_numpy()
+    priority = np.where(scored, members["priority"].astype(np.float64).fillna(0.0).to_numpy(), -1.0)
+    case_ids = members["case_id"].to_numpy(dtype=np.int64)
     # The lead account of each case: highest priority, then the lowest id (rows are in
     # case, account order, so a stable sort by -priority within case keeps the lowest id).
     order = np.lexsort((-priority, case_ids))
     sorted_cases = case_ids[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = sorted_cases[1:] != sorted_cases[:-1]
-    rows: list[dict[str, Any]] = []
+    leads = members.iloc[order[first]].reset_index(drop=True)
+    lead_scored = scored[order[first]]
     unscored = 0
-    counts: Counter[str] = Counter()
-    for position in order[first]:
-        case_id, debtor_id, queue_id, state, account_id, bucket, balance = members[position]
-        scored = scores.get(account_id)
-        if assignment is not None:
-            name = (
-                assignment.segment_by_case.get(int(case_id)) or strategy_service.NO_SEGMENT_REASON
-            )
-        elif scored is not None and scored[1]:
-            name = str(scored[1])
-        else:
-            unscored += 1
-            name = scoring_rules.segment_of(
-                grade=str(scored[0]) if scored else "E",
-                bucket=str(bucket),
-                balance_minor=int(balance),
-                policy=policy,
-            ).name
-        counts[name] += 1
-        rows.append(
-            {
-                "institution_id": context.institution.id,
-                "run_id": context.run.id,
-                "case_id": int(case_id),
-                "debtor_id": int(debtor_id),
-                "account_id": int(account_id),
-                "queue_id": queue_id,
-                "case_state": str(state),
-                "segment": name,
-                "strategy": assignment.strategy.label if assignment else None,
-                "status": ActionStatus.SEGMENTED.value,
-                "rule_ids": [],
-            }
-        )
-    repository.add_actions(session, rows)
     if assignment is not None:
-        return {"cases": len(rows), **assignment.counts}
-    return {"cases": len(rows), "unscored": unscored, "segments": dict(sorted(counts.items()))}
+        names = (
+            leads["case_id"]
+            .map(assignment.segment_by_case)
+            .where(lambda found: found.notna() & (found != ""), strategy_service.NO_SEGMENT_REASON)
+            .astype(str)
+            .tolist()
+        )
+    else:
+        segment_names = leads["scored_segment"].to_numpy(dtype=object)
+        has_segment = lead_scored & pd.notna(segment_names) & (segment_names != "")
+        chosen = segment_names.copy()
+        chosen[~has_segment] = None
+        names = chosen.tolist()
+        missing = np.flatnonzero(~has_segment)
+        unscored = len(missing)
+        policy = scoring_service.segment_policy(context.institution)
+        placed: dict[tuple[str, str, str], str] = {}
+        grades = leads["grade"].to_numpy(dtype=object)
+        buckets = leads["bucket"].to_numpy(dtype=object)
+        balances = leads["balance"].to_numpy(dtype=np.int64)
+        for row in missing.tolist():
+            grade = str(grades[row]) if lead_scored[row] else "E"
+            balance = int(balances[row])
+            key = (grade, str(buckets[row]), scoring_rules.band_of(balance, policy))
+            if key not in placed:
+                placed[key] = scoring_rules.segment_of(
+                    grade=grade, bucket=str(buckets[row]), balance_minor=balance, policy=policy
+                ).name
+            names[row] = placed[key]
+    queues = leads["queue_id"].astype(np.float64).fillna(-1).to_numpy(dtype=np.int64)
+    written = repository.add_actions(
+        session,
+        {
+            "case_id": leads["case_id"].tolist(),
+            "debtor_id": leads["debtor_id"].tolist(),
+            "account_id": leads["account_id"].tolist(),
+            "queue_id": [None if queue < 0 else queue for queue in queues.tolist()],
+            "case_state": leads["state"].astype(str).tolist(),
+            "segment": names,
+        },
+        size=len(leads),
+        constants={
+            "institution_id": context.institution.id,
+            "run_id": context.run.id,
+            "strategy": assignment.strategy.label if assignment else None,
+            "status": ActionStatus.SEGMENTED.value,
+            "rule_ids": [],
+        },
+    )
+    if assignment is not None:
+        return {"cases": written, **assignment.counts}
+    counts = Counter(names)
+    return {"cases": written, "unscored": unscored, "segments": dict(sorted(counts.items()))}
 
 
 def step(session: Session, context: Context) -> dict[str, Any]:
