@@ -16,8 +16,11 @@ from recoup.analytics.daily.rules import Headline, Span
 from recoup.identity.scoping import institution_scope
 from recoup.kit import jobs
 from recoup.kit.clock import start_of_day
-from recoup.models import Institution
+from recoup.models import Institution, Payment
 from recoup.models.analytics import AggregateRefresh, DailyFact
+from recoup.models.jobs import Job
+from recoup.portfolio.schemas import ReversalInput
+from recoup.portfolio.service import reverse_payments
 from tests.analytics.conftest import MARCH_END, March
 from tests.analytics.test_fairness import Team
 from tests.analytics.test_snapshot import _write_history, history
@@ -178,6 +181,36 @@ class TestRefresh:
         assert state.first_day == date(2025, 3, 31)  # a year back on a first refresh
         payments = totals(session, march, ("payments",))
         assert payments[("payments",)] == (6, 21_000)
+
+    def test_a_reversed_payment_leaves_the_days_it_counted_in(
+        self, session: Session, march: March
+    ) -> None:
+        service.refresh_aggregates(
+            session,
+            institution=march.institution,
+            as_of=MARCH_END,
+            now=datetime(2026, 4, 1, tzinfo=UTC),
+        )
+        bounced = session.execute(
+            select(Payment).where(Payment.account_id == march.b.id, Payment.amount == 5_000)
+        ).scalar_one()
+        (outcome,) = reverse_payments(
+            session,
+            institution=march.institution,
+            reversals=[
+                ReversalInput(bounced.external_id, datetime(2026, 3, 28, tzinfo=UTC), "bounced")
+            ],
+        )
+        assert outcome.status == "reversed"
+        # The reversal asks for the aggregates again from the day the payment was made (a
+        # later refresh alone would look back only a week): run that job.
+        (job,) = session.execute(
+            select(Job).where(Job.name == "analytics.refresh", Job.payload["first"].isnot(None))
+        ).scalars()
+        assert job.payload == {"institution_id": march.institution.id, "first": "2026-03-20"}
+        tasks.refresh(session, {**job.payload, "as_of": "2026-03-31"})
+        payments = totals(session, march, ("payments",))
+        assert payments[("payments",)] == (5, 16_000)
 
 
 class TestHome:

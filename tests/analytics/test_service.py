@@ -24,8 +24,8 @@ from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Institution
 from recoup.models.scoring import AccountScore
 from recoup.models.workbench import PromiseStatus
-from recoup.portfolio.schemas import PaymentInput
-from recoup.portfolio.service import record_payment
+from recoup.portfolio.schemas import PaymentInput, ReversalInput
+from recoup.portfolio.service import record_payment, reverse_payments
 from tests.analytics.conftest import MARCH_END, March
 from tests.analytics.helpers import Outcome, account, noon, plan, promise, state
 from tests.factories import make_institution, make_model_version
@@ -180,6 +180,25 @@ class TestPaymentAfterChargeOff:
             institution=institution,
             payment=PaymentInput(
                 "WO-PAY", "WO-1", 5_000, "CNY", datetime(2026, 3, 15, 4, tzinfo=UTC)
+            ),
+        )
+        total = report(session, institution).total
+        assert total.collected == Collected(5_000, 1, 5_000)
+        # A payment the core system reversed is not money collected.
+        (reversed_outcome,) = reverse_payments(
+            session,
+            institution=institution,
+            reversals=[
+                ReversalInput("WO-PAY", datetime(2026, 3, 20, 4, tzinfo=UTC), "cheque bounced")
+            ],
+        )
+        assert reversed_outcome.status == "reversed"
+        assert report(session, institution).total.collected == Collected(0, 0, 0)
+        record_payment(
+            session,
+            institution=institution,
+            payment=PaymentInput(
+                "WO-PAY-2", "WO-1", 5_000, "CNY", datetime(2026, 3, 21, 4, tzinfo=UTC)
             ),
         )
         total = report(session, institution).total

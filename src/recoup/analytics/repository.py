@@ -312,6 +312,12 @@ def touched_accounts(
             Payment.paid_at >= since,
             Payment.paid_at < until,
         ),
+        # A payment reversed in the period no longer counts for its account.
+        select(Payment.account_id).where(
+            Payment.institution_id == institution_id,
+            Payment.reversed_at >= since,
+            Payment.reversed_at < until,
+        ),
         select(AccountScore.account_id).where(
             AccountScore.institution_id == institution_id,
             AccountScore.as_of > scored_after,
@@ -357,7 +363,12 @@ def _paid(start: datetime | SQLColumnExpression[datetime], end: datetime) -> Sca
     """Select what the outer ``Account`` paid from ``start`` until ``end`` (0 if nothing)."""
     return (
         select(func.coalesce(func.sum(Payment.amount), 0))
-        .where(Payment.account_id == Account.id, Payment.paid_at >= start, Payment.paid_at < end)
+        .where(
+            Payment.account_id == Account.id,
+            Payment.paid_at >= start,
+            Payment.paid_at < end,
+            Payment.reversed_at.is_(None),
+        )
         .scalar_subquery()
     )
 
@@ -493,7 +504,7 @@ def collected(
             .select_from(Account)
             .join(Payment, Payment.account_id == Account.id)
             .outerjoin(state, state.id == state_id_at(start))
-            .where(Payment.paid_at >= start, Payment.paid_at < end)
+            .where(Payment.paid_at >= start, Payment.paid_at < end, Payment.reversed_at.is_(None))
             .group_by(*group)
         )
     )
@@ -1326,6 +1337,7 @@ def agent_cohort_paid(
                 Payment.institution_id == people.institution_id,
                 Payment.paid_at >= since,
                 Payment.paid_at < end,
+                Payment.reversed_at.is_(None),
                 owner.is_not(None),
                 state.bucket != "M0",
                 state.status.not_in(_EXITS),

@@ -19,7 +19,8 @@ REFRESH_ALL = "analytics.refresh_all"
 
 @jobs.handler(REFRESH)
 def refresh(session: Session, payload: dict[str, Any]) -> None:
-    """Refresh one institution's daily aggregates up to a day (default: its today)."""
+    """Refresh one institution's daily aggregates up to a day (default: its today), from a
+    day when one is given (``first``: history changed since, e.g. a payment reversed)."""
     institution = session.get(Institution, int(payload["institution_id"]))
     if institution is None:
         return
@@ -28,7 +29,10 @@ def refresh(session: Session, payload: dict[str, Any]) -> None:
         if payload.get("as_of")
         else local_today(institution.timezone)
     )
-    service.refresh_aggregates(session, institution=institution, as_of=as_of)
+    first = date.fromisoformat(str(payload["first"])) if payload.get("first") else None
+    service.refresh_aggregates(
+        session, institution=institution, as_of=as_of, first=min(first, as_of) if first else None
+    )
 
 
 @jobs.handler(REFRESH_ALL)

@@ -83,6 +83,10 @@ class Payment(TenantMixin, TimestampMixin, Base):
     overdue_before: Mapped[int | None] = mapped_column(Minor)
     days_past_due_before: Mapped[int | None]
     status_before: Mapped[AccountStatus | None] = mapped_column(String(16))
+    # Reversed by the core system (a bounced cheque, a repayment undone): kept, but no longer
+    # money received — balances, promises, plans and KPIs count only payments not reversed.
+    reversed_at: Mapped[datetime | None]
+    reversal_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class DelinquencyEvent(TenantMixin, Base):
@@ -103,7 +107,7 @@ class DelinquencyEvent(TenantMixin, Base):
     bucket: Mapped[str] = mapped_column(String(4))
     status: Mapped[AccountStatus] = mapped_column(String(16))
     balance: Mapped[int] = mapped_column(Minor)
-    cause: Mapped[str] = mapped_column(String(32))  # import, payment, cycle, correction
+    cause: Mapped[str] = mapped_column(String(32))  # import, payment, cycle, correction, reversal
     # A backdated event supersedes the later events it recomputed; they stay for the record.
     superseded: Mapped[bool] = mapped_column(default=False)
     # The payment whose effect this is (payment/correction events), so a backdated

@@ -171,6 +171,7 @@ def paid_since(
             Payment.institution_id == institution_id,
             Account.debtor_id.in_(list(debtor_ids)),
             Payment.created_at >= earliest,
+            Payment.reversed_at.is_(None),
         )
         .group_by(Account.debtor_id, Payment.account_id)
     ).all()

@@ -97,6 +97,7 @@ def payments_since(
             Payment.institution_id == institution_id,
             Payment.account_id.in_(account_ids),
             Payment.paid_at >= since,
+            Payment.reversed_at.is_(None),
         )
     )
     for account_id, paid_at, amount in rows:

@@ -129,7 +129,11 @@ def latest_paid_at(
     for batch in _chunks(sorted(set(account_ids))):
         rows = session.execute(
             select(Payment.account_id, func.max(Payment.paid_at))
-            .where(Payment.institution_id == institution_id, Payment.account_id.in_(batch))
+            .where(
+                Payment.institution_id == institution_id,
+                Payment.account_id.in_(batch),
+                Payment.reversed_at.is_(None),
+            )
             .group_by(Payment.account_id)
         )
         found.update((account_id, aware(paid_at)) for account_id, paid_at in rows)
@@ -180,7 +184,8 @@ def snapshot_at(
 def payments_after(
     session: Session, *, institution_id: int, account_id: int, after: datetime
 ) -> list[Payment]:
-    """Return an account's payments made strictly after ``after``, in the order they were made."""
+    """Return an account's payments made strictly after ``after`` and not reversed, in the order
+    they were made."""
     return list(
         session.scalars(
             select(Payment)
@@ -188,6 +193,7 @@ def payments_after(
                 Payment.institution_id == institution_id,
                 Payment.account_id == account_id,
                 Payment.paid_at > after,
+                Payment.reversed_at.is_(None),
             )
             .order_by(Payment.paid_at, Payment.id)
         )

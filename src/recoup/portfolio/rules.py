@@ -236,3 +236,59 @@ def restore_balances(current: Balances, applied: Sequence[dict[str, int]]) -> Ba
         for part in BALANCE_PARTS:
             totals[part] += allocation.get(part, 0)
     return Balances(**totals)
+
+
+# The statuses payments move an account between; any other (legal, agency, charged off,
+# promised …) belongs to the domain that set it and a reversal leaves it.
+PAYMENT_STATUSES = frozenset({"delinquent", "current", "settled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """An account's history re-lived without a reversed payment."""
+
+    # Each later payment's effect replayed from the state the reversed one found.
+    later: list[PaymentEffect]
+    # The account's state today without the reversed payment.
+    today: AccountState
+
+
+def reverse_payment(
+    today: AccountState,
+    *,
+    before: AccountState,
+    reversed_applied: dict[str, int],
+    later: Sequence[tuple[int, dict[str, int]]],
+    days_since: int,
+    order: Sequence[str] = DEFAULT_WATERFALL,
+    revolving: bool = False,
+) -> Reversal:
+    """Undo one payment: the account as if its money had never come.
+
+    ``before`` is the delinquency the reversed payment found (its balances are restored
+    here: today's plus what it and the ``later`` payments applied); ``later`` are the
+    payments made after it that still stand, (amount, applied parts) in paid-at order, and
+    are replayed from there. An account still overdue after the replay has aged ``days_since``
+    days (since the reversed payment) meanwhile. A status no payment sets is kept.
+    """
+    balances = restore_balances(
+        today.balances, [reversed_applied, *(applied for _amount, applied in later)]
+    )
+    start = AccountState(
+        balances=balances,
+        overdue_amount=min(before.overdue_amount, balances.total),
+        days_past_due=before.days_past_due,
+        status=before.status,
+    )
+    effects = replay_payments(start, [amount for amount, _ in later], order, revolving=revolving)
+    after = effects[-1].after if effects else start
+    overdue = after.overdue_amount > 0 and after.days_past_due > 0
+    days = after.days_past_due + max(days_since, 0) if overdue else after.days_past_due
+    status = after.status if today.status in PAYMENT_STATUSES else today.status
+    final = AccountState(
+        balances=after.balances,
+        overdue_amount=after.overdue_amount,
+        days_past_due=days,
+        status=status,
+    )
+    return Reversal(later=effects, today=final)

@@ -45,6 +45,28 @@ class PaymentOutcome:
     field: str | None = None
 
 
+ReversalStatus = Literal["reversed", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalInput:
+    """A payment the core system reversed: the payment's external id, when and why."""
+
+    external_id: str
+    reversed_at: datetime  # timezone-aware
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalOutcome:
+    """What became of one reversal: the payment reversed, already reversed, or rejected."""
+
+    external_id: str
+    status: ReversalStatus
+    reason: str | None = None
+    payment_id: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class BucketState:
     """An account's delinquency as of a date, read from its history."""

@@ -87,8 +87,15 @@ from recoup.portfolio.rules import (
     bucket_for,
     replay_payments,
     restore_balances,
+    reverse_payment,
 )
-from recoup.portfolio.schemas import PaymentInput, PaymentOutcome
+from recoup.portfolio.schemas import (
+    PaymentInput,
+    PaymentOutcome,
+    ReversalInput,
+    ReversalOutcome,
+)
+from recoup.workbench import service as workbench
 
 REVOLVING_PRODUCTS = frozenset({Product.credit_card})
 # Clocks of integrating systems drift; a payment a few minutes "in the future" is real.
@@ -99,6 +106,8 @@ _CHANNELS = frozenset(str(channel) for channel in PaymentChannel)
 CASES_SYNC = "cases.sync"
 PLANS_RECONCILE = "plans.reconcile"
 STRATEGY_REEVALUATE_PAID = "strategy.reevaluate_paid"
+# The dashboards' aggregates, rewritten from the day a reversed payment had counted in.
+ANALYTICS_REFRESH = "analytics.refresh"
 
 
 def record_payment(
@@ -244,6 +253,199 @@ def record_payments(
     if applied:
         follow_up_payments(session, institution_id=institution.id)
     return finished
+
+
+def reverse_payments(
+    session: Session,
+    *,
+    institution: Institution,
+    reversals: Sequence[ReversalInput],
+    actor: str = "import",
+) -> list[ReversalOutcome]:
+    """Record payments the core system reversed; return one outcome per input, in order.
+
+    The payment row stays (with ``reversed_at`` and the reason) but is no longer money
+    received: its account is restored as if it had never come — balances, overdue amount,
+    days past due (aged meanwhile when still overdue) and a payment-set status, the later
+    payments replayed and the events of all of them superseded by the re-lived history —,
+    promises it kept are open again for the next reconciliation to settle, and plans, cases
+    and KPIs, which count only payments not reversed, follow. Reversing a reversed payment
+    again is a ``duplicate``; an unknown one is ``rejected``.
+    """
+    order = waterfall_of(institution)
+    recorded = repository.payments_by_external_id(
+        session,
+        institution_id=institution.id,
+        external_ids=(reversal.external_id for reversal in reversals),
+    )
+    external_ids = repository.account_external_ids(
+        session,
+        institution_id=institution.id,
+        account_ids=(payment.account_id for payment in recorded.values()),
+    )
+    accounts = {
+        account.id: account
+        for account in repository.accounts_by_external_id(
+            session,
+            institution_id=institution.id,
+            external_ids=external_ids.values(),
+            lock=True,
+        ).values()
+    }
+    outcomes: list[ReversalOutcome] = []
+    for reversal in reversals:
+        payment = recorded.get(reversal.external_id)
+        if payment is None:
+            outcomes.append(
+                ReversalOutcome(
+                    reversal.external_id,
+                    "rejected",
+                    f"no payment {reversal.external_id!r} was recorded to reverse",
+                )
+            )
+            continue
+        if payment.reversed_at is not None:
+            outcomes.append(ReversalOutcome(reversal.external_id, "duplicate", None, payment.id))
+            continue
+        account = accounts[payment.account_id]
+        _undo(session, account=account, payment=payment, reversal=reversal, order=order)
+        workbench.reopen_promises_kept_by(
+            session,
+            institution=institution,
+            account_id=account.id,
+            paid_at=clock.aware(payment.paid_at),
+            amount=payment.amount,
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="payment.reverse",
+            object_type="payment",
+            object_id=payment.id,
+            institution_id=institution.id,
+            details={
+                "account_id": account.id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "reversed_at": clock.aware(reversal.reversed_at).isoformat(),
+                "reason": payment.reversal_reason,
+            },
+        )
+        outcomes.append(ReversalOutcome(reversal.external_id, "reversed", None, payment.id))
+    undone = [recorded[outcome.external_id] for outcome in outcomes if outcome.status == "reversed"]
+    if undone:
+        session.flush()
+        follow_up_payments(session, institution_id=institution.id)
+        # The dashboards' daily figures from the first day a reversed payment counted in.
+        first = min(
+            clock.aware(payment.paid_at).astimezone(clock.zone(institution.timezone)).date()
+            for payment in undone
+        )
+        asked = f"{utcnow():%Y%m%dT%H%M%S%f}"
+        jobs.enqueue(
+            session,
+            ANALYTICS_REFRESH,
+            {"institution_id": institution.id, "first": first.isoformat()},
+            idempotency_key=f"{ANALYTICS_REFRESH}@{institution.id}@reversed@{asked}",
+            institution_id=institution.id,
+        )
+    return outcomes
+
+
+def _undo(
+    session: Session,
+    *,
+    account: Account,
+    payment: Payment,
+    reversal: ReversalInput,
+    order: Sequence[str],
+) -> None:
+    """Mark ``payment`` reversed and re-live its account's history without it."""
+    paid_at = clock.aware(payment.paid_at)
+    reversed_at = clock.aware(reversal.reversed_at)
+    payment.reversed_at = reversed_at
+    payment.reversal_reason = reversal.reason.strip()[:255] or "reversed"
+    session.flush()
+    today = account_state(account)
+    # The payments standing that came after it, in the order they applied (paid at, then id:
+    # a core system dating by day pays several on one instant).
+    later = [
+        row
+        for row in repository.account_payments(
+            session, institution_id=account.institution_id, account_id=account.id
+        )
+        if row.reversed_at is None and (clock.aware(row.paid_at), row.id) > (paid_at, payment.id)
+    ]
+    before = AccountState(
+        balances=today.balances,
+        overdue_amount=(
+            payment.overdue_before
+            if payment.overdue_before is not None
+            else today.overdue_amount + payment.amount - payment.unapplied
+        ),
+        days_past_due=(
+            payment.days_past_due_before
+            if payment.days_past_due_before is not None
+            else today.days_past_due
+        ),
+        status=str(payment.status_before) if payment.status_before is not None else today.status,
+    )
+    undone = reverse_payment(
+        today,
+        before=before,
+        reversed_applied=_applied_parts(payment),
+        later=[(row.amount, _applied_parts(row)) for row in later],
+        days_since=(reversed_at.date() - paid_at.date()).days,
+        order=order,
+        revolving=account.product in REVOLVING_PRODUCTS,
+    )
+    snapshot = repository.snapshot_at(
+        session, institution_id=account.institution_id, account_ids=[account.id]
+    ).get(account.id)
+    repository.supersede_payment_events(
+        session,
+        institution_id=account.institution_id,
+        account_id=account.id,
+        payment_ids=[payment.id, *(row.id for row in later)],
+    )
+    for row, effect in zip(later, undone.later, strict=True):
+        _store_effect(row, effect)
+        if effect.changes_delinquency:
+            session.add(_event(account, row, effect, snapshot=snapshot, cause="correction"))
+    after = undone.today
+    # Payments took the minimum due down to zero at the least: above zero, the reversed
+    # payment's part comes back whole; at zero, what was due beyond the other payments is not
+    # kept, and the overdue amount the account owes again stands for it.
+    applied = sum(_applied_parts(payment).values())
+    account.minimum_due = (
+        account.minimum_due + applied
+        if account.minimum_due > 0
+        else min(applied, undone.today.overdue_amount)
+    )
+    changed = (after.bucket, after.status) != (today.bucket, today.status)
+    account.principal = after.balances.principal
+    account.interest = after.balances.interest
+    account.fees = after.balances.fees
+    account.penalty = after.balances.penalty
+    account.overdue_amount = after.overdue_amount
+    account.days_past_due = after.days_past_due
+    account.bucket = after.bucket
+    account.status = AccountStatus(after.status)
+    if changed:
+        session.add(
+            DelinquencyEvent(
+                institution_id=account.institution_id,
+                account_id=account.id,
+                payment_id=payment.id,
+                effective_at=max(reversed_at, snapshot) if snapshot is not None else reversed_at,
+                recorded_at=utcnow(),
+                days_past_due=after.days_past_due,
+                bucket=after.bucket,
+                status=AccountStatus(after.status),
+                balance=after.balances.total,
+                cause="reversal",
+            )
+        )
 
 
 def _announce(session: Session, row: _Applied) -> None:

@@ -79,7 +79,9 @@ def load_portfolio_tables(
         DelinquencyEvent.effective_at < until,
     )
     payment_query = select(Payment.account_id, Payment.paid_at, Payment.amount).where(
-        Payment.institution_id == institution_id, Payment.paid_at < until
+        Payment.institution_id == institution_id,
+        Payment.paid_at < until,
+        Payment.reversed_at.is_(None),
     )
     contact_query = select(ContactPoint.debtor_id, ContactPoint.created_at).where(
         ContactPoint.institution_id == institution_id,

@@ -30,7 +30,11 @@ def account_history(session: Session, *, institution_id: int, as_of: date) -> di
         account: at.date()
         for account, at in session.execute(
             select(Payment.account_id, func.max(Payment.paid_at))
-            .where(Payment.institution_id == institution_id, Payment.amount > 0)
+            .where(
+                Payment.institution_id == institution_id,
+                Payment.amount > 0,
+                Payment.reversed_at.is_(None),
+            )
             .group_by(Payment.account_id)
         )
     }

@@ -251,6 +251,7 @@ def contact_facts(
             .where(
                 Account.debtor_id == OutboxMessage.debtor_id,
                 Payment.paid_at >= OutboxMessage.sent_at,
+                Payment.reversed_at.is_(None),
             )
         )
         rows = session.execute(
@@ -333,7 +334,11 @@ def cases_paid_since_their_state(session: Session, *, institution_id: int) -> li
             .where(
                 CaseStrategyState.institution_id == institution_id,
                 Case.live_debtor_id.is_not(None),
-                Payment.created_at > CaseStrategyState.updated_at,
+                # A payment recorded, or reversed, since the case was last routed.
+                or_(
+                    Payment.created_at > CaseStrategyState.updated_at,
+                    Payment.reversed_at > CaseStrategyState.updated_at,
+                ),
             )
             .distinct()
         ).scalars()
@@ -371,6 +376,7 @@ def arm_outcomes(
             state.institution_id == institution_id,
             state.strategy_version_id == version_id,
             func.date(Payment.paid_at) >= entered,
+            Payment.reversed_at.is_(None),
         )
         .group_by(CaseAccount.case_id)
         .subquery()
@@ -481,6 +487,7 @@ def collected_per_case(
         .where(
             CaseAccount.case_id == state.case_id,
             func.date(Payment.paid_at) >= state.entered_on,
+            Payment.reversed_at.is_(None),
         )
         .scalar_subquery(),
         0,

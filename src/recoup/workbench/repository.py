@@ -93,6 +93,21 @@ def open_promises(
     return session.execute(statement).all()
 
 
+def promises_of_account(
+    session: Session, *, institution_id: int, account_id: int, statuses: Sequence[str]
+) -> list[Promise]:
+    """Return an account's promises in these statuses."""
+    return list(
+        session.scalars(
+            select(Promise).where(
+                Promise.institution_id == institution_id,
+                Promise.account_id == account_id,
+                Promise.status.in_([str(status) for status in statuses]),
+            )
+        )
+    )
+
+
 def payments_toward_open_promises(
     session: Session, *, institution_id: int, as_of: date, since: datetime, until: datetime
 ) -> Sequence[Row[int, datetime, int]]:
@@ -116,6 +131,7 @@ def payments_toward_open_promises(
             Promise.promised_on <= as_of,
             Payment.paid_at >= since,
             Payment.paid_at < until,
+            Payment.reversed_at.is_(None),
         )
     )
     return session.execute(statement).all()

@@ -150,6 +150,36 @@ def _move_case(
     cases.apply_to_case(session, case, event, actor=actor)
 
 
+def reopen_promises_kept_by(
+    session: Session, *, institution: Institution, account_id: int, paid_at: datetime, amount: int
+) -> int:
+    """Open again the promises a reversed payment had counted toward; return how many.
+
+    A promise of the account whose window (its day to its due date plus the grace days)
+    holds the payment loses the amount: still pending, it just counts less; kept or partly
+    kept, it is pending again, and the next reconciliation keeps or breaks it on the
+    payments that stand. A broken promise stays broken.
+    """
+    grace = promise_settings(institution).grace_days
+    reopened = 0
+    for promise in repository.promises_of_account(
+        session,
+        institution_id=institution.id,
+        account_id=account_id,
+        statuses=(PromiseStatus.pending, PromiseStatus.kept, PromiseStatus.partially_kept),
+    ):
+        start = clock.start_of_day(promise.promised_on, institution.timezone)
+        end = clock.start_of_day(promise.due_date + timedelta(days=grace + 1), institution.timezone)
+        if not start <= paid_at < end:
+            continue
+        promise.paid_amount = max(promise.paid_amount - amount, 0)
+        if promise.status != PromiseStatus.pending:
+            promise.status = PromiseStatus.pending
+            promise.resolved_at = None
+            reopened += 1
+    return reopened
+
+
 def promise_settings(institution: Institution) -> rules.PromiseSettings:
     """Return the institution's promise horizon and grace days."""
     section = settings_of(institution).workbench

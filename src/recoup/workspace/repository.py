@@ -254,7 +254,11 @@ def payments(
     rows = session.execute(
         select(Payment, Account.external_id)
         .join(Account, Account.id == Payment.account_id)
-        .where(Payment.institution_id == institution_id, Payment.account_id.in_(account_ids))
+        .where(
+            Payment.institution_id == institution_id,
+            Payment.account_id.in_(account_ids),
+            Payment.reversed_at.is_(None),
+        )
         .order_by(Payment.paid_at.desc(), Payment.id.desc())
         .limit(limit)
     )

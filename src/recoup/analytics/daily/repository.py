@@ -227,6 +227,7 @@ def write_payments(session: Session, scope: Scope, *, start: datetime, end: date
             Account.currency == scope.currency,
             Payment.paid_at >= start,
             Payment.paid_at < end,
+            Payment.reversed_at.is_(None),
         ),
         "paid",
     )
