@@ -68,6 +68,11 @@ def fineract_import(
     console.print(table)
     payments = ", ".join(f"{status} {count}" for status, count in sorted(done.payments.items()))
     console.print(f"repayments: {payments or 'none'}")
+    if done.reversals:
+        reversals = ", ".join(
+            f"{status} {count}" for status, count in sorted(done.reversals.items())
+        )
+        console.print(f"reversed repayments: {reversals}")
     for loan in refused:
         for problem in loan.errors:
             error_console.print(

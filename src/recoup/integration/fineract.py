@@ -11,6 +11,10 @@ The shapes are Fineract's own (``docs/integrations.md`` names the source files):
 - a loan transaction (``GetLoansLoanIdTransactions`` / Avro ``LoanTransactionDataV1``):
   ``id``, ``loanId``, ``externalLoanId``, ``type`` (``repayment`` …), ``date``, ``amount``,
   ``currency``, ``paymentDetailData``, ``manuallyReversed``;
+- a transaction adjustment (Avro ``LoanTransactionAdjustmentDataV1``, the payload of
+  ``LoanAdjustTransactionBusinessEvent``): ``transactionToAdjust`` (the transaction reversed:
+  ``reversed``/``manuallyReversed``, ``reversedOnDate``) and ``newTransactionDetail`` (its
+  replacement, absent when it was undone);
 - a delinquency change (Avro ``LoanAccountDelinquencyRangeDataV1``, the payload of
   ``LoanDelinquencyRangeChangeBusinessEvent``): ``loanId``, ``loanExternalId``,
   ``delinquentDate``, ``amount`` (overdue totals), ``currency``, ``delinquencyRange``;
@@ -43,6 +47,10 @@ TRANSACTION_PREFIX = "fineract:txn:"
 LOAN_SCHEMA = "LoanAccountDataV1"
 DELINQUENCY_SCHEMA = "LoanAccountDelinquencyRangeDataV1"
 TRANSACTION_SCHEMA = "LoanTransactionDataV1"
+# ``LoanAdjustTransactionBusinessEvent``: a transaction undone (``transactionToAdjust``,
+# reversed) and, when it was changed rather than undone, its replacement
+# (``newTransactionDetail``).
+ADJUSTMENT_SCHEMA = "LoanTransactionAdjustmentDataV1"
 CLIENT_SCHEMA = "ClientDataV1"
 # Repayment-like transaction events: money the borrower paid.
 REPAYMENT_EVENTS = frozenset(
@@ -85,6 +93,8 @@ class LoanMapping:
     debtor: dict[str, str | None]
     account: dict[str, str | int | None]
     payments: list[dict[str, str]] = field(default_factory=list)
+    # Repayments Fineract reversed (``map_reversal``): undone in Recoup if recorded there.
+    reversals: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +363,7 @@ def map_loan(
     debtor = _loan_client(loan)
     account["debtor_external_id"] = debtor["external_id"]
     payments = []
+    reversals = []
     transactions = _get(loan, "transactions") or []
     if not isinstance(transactions, list):
         raise FineractMapError("transactions", "not a list")
@@ -361,11 +372,16 @@ def map_loan(
             raise FineractMapError(f"transactions[{index}]", "not an object")
         try:
             payment = map_transaction(transaction, timezone=timezone, account=external_id)
+            reversal = map_reversal(transaction, timezone=timezone, today=today)
         except FineractMapError as error:
             raise FineractMapError(f"transactions[{index}].{error.field}", error.message) from None
         if payment is not None:
             payments.append(payment)
-    return LoanMapping(loan_id=loan_id, debtor=debtor, account=account, payments=payments)
+        if reversal is not None:
+            reversals.append(reversal)
+    return LoanMapping(
+        loan_id=loan_id, debtor=debtor, account=account, payments=payments, reversals=reversals
+    )
 
 
 def _is_repayment(transaction: Mapping[str, Any]) -> bool:
@@ -396,9 +412,7 @@ def map_transaction(
     are not payments and map to None. The payment is dated at the start of the business day
     in the institution's time zone (Fineract dates transactions by day).
     """
-    if not _is_repayment(transaction):
-        return None
-    if transaction.get("manuallyReversed") or _get(transaction, "reversedOnDate"):
+    if not _is_repayment(transaction) or is_reversed(transaction):
         return None
     transaction_id = _integer(transaction, "id", required=True)
     currency, places = _currency(transaction)
@@ -414,19 +428,82 @@ def map_transaction(
             _text(transaction, "externalLoanId"),
             path="externalLoanId",
         )
-    own_id = _text(transaction, "externalId")
-    external_id = (
-        _external(own_id, "externalId") if own_id else f"{TRANSACTION_PREFIX}{transaction_id}"
-    )
     paid_at = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone))
     return {
-        "external_id": external_id,
+        "external_id": _payment_external_id(transaction, transaction_id),
         "account_external_id": account,
         "amount": _major(amount),
         "currency": currency,
         "paid_at": paid_at.isoformat(),
         "channel": str(payment_channel(transaction)),
     }
+
+
+def is_reversed(transaction: Mapping[str, Any]) -> bool:
+    """Tell whether Fineract reversed (undid or adjusted) a transaction."""
+    return bool(
+        transaction.get("reversed")
+        or transaction.get("manuallyReversed")
+        or _get(transaction, "reversedOnDate")
+    )
+
+
+def _payment_external_id(transaction: Mapping[str, Any], transaction_id: int | None) -> str:
+    """The Recoup payment of a repayment: its ``externalId``, else ``fineract:txn:<id>``."""
+    own_id = _text(transaction, "externalId")
+    return _external(own_id, "externalId") if own_id else f"{TRANSACTION_PREFIX}{transaction_id}"
+
+
+def map_reversal(
+    transaction: Mapping[str, Any], *, timezone: str, today: date, reason: str | None = None
+) -> dict[str, str] | None:
+    """A reversed repayment → the reversal of its payment; None for anything else.
+
+    The payment is the one ``map_transaction`` made of the repayment (the same external id);
+    it is reversed at the start of ``reversedOnDate`` in the institution's time zone, or of
+    ``today`` when Fineract does not say.
+    """
+    if not _is_repayment(transaction) or not is_reversed(transaction):
+        return None
+    transaction_id = _integer(transaction, "id", required=True)
+    day = _day(transaction, "reversedOnDate") or today
+    reversed_at = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone))
+    return {
+        "external_id": _payment_external_id(transaction, transaction_id),
+        "reversed_at": reversed_at.isoformat(),
+        "reason": reason or f"repayment {transaction_id} reversed in Fineract",
+    }
+
+
+def map_adjustment(
+    data: Mapping[str, Any], *, timezone: str, today: date
+) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """``LoanTransactionAdjustmentDataV1`` → (the reversal of the adjusted repayment, the
+    replacement repayment as a payment); either is None when it is not a repayment."""
+    adjusted = _get(data, "transactionToAdjust")
+    if not isinstance(adjusted, Mapping):
+        raise FineractMapError("transactionToAdjust", "missing; the adjusted transaction")
+    replacement = _get(data, "newTransactionDetail")
+    reason = (
+        "repayment {id} undone in Fineract"
+        if replacement is None
+        else "repayment {id} adjusted in Fineract (replaced by transaction {new})"
+    ).format(id=_get(adjusted, "id"), new=_get(replacement or {}, "id"))
+    try:
+        # The adjusted transaction is reversed by the adjustment even if the payload's copy
+        # predates the flag.
+        reversal = map_reversal(
+            {**adjusted, "reversed": True}, timezone=timezone, today=today, reason=reason
+        )
+    except FineractMapError as error:
+        raise FineractMapError(f"transactionToAdjust.{error.field}", error.message) from None
+    payment = None
+    if isinstance(replacement, Mapping):
+        try:
+            payment = map_transaction(replacement, timezone=timezone)
+        except FineractMapError as error:
+            raise FineractMapError(f"newTransactionDetail.{error.field}", error.message) from None
+    return reversal, payment
 
 
 def map_delinquency(data: Mapping[str, Any], *, business_date: date) -> Delinquency:

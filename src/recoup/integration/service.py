@@ -51,7 +51,7 @@ from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
 from recoup.portfolio import service as portfolio
-from recoup.portfolio.schemas import PaymentInput
+from recoup.portfolio.schemas import PaymentInput, ReversalInput
 
 PAYMENT_CHANNELS = tuple(channel.value for channel in PaymentChannel)
 CASES_SYNC = "cases.sync"
@@ -609,6 +609,33 @@ class FineractImport:
     accounts_updated: int
     debtors_created: int
     payments: dict[str, int]
+    # Reversed repayments by outcome: reversed, duplicate (already), not_recorded.
+    reversals: dict[str, int] = field(default_factory=dict)
+
+
+def record_reversals(
+    session: Session, *, institution: Institution, items: Sequence[Mapping[str, str]], actor: str
+) -> list[str]:
+    """Reverse the payments of repayments another system reversed (``fineract.map_reversal``
+    items); return each one's outcome: ``reversed``, ``duplicate`` (reversed before) or
+    ``not_recorded`` (Recoup never recorded the payment, so nothing is undone)."""
+    outcomes = portfolio.reverse_payments(
+        session,
+        institution=institution,
+        reversals=[
+            ReversalInput(
+                external_id=item["external_id"],
+                reversed_at=datetime.fromisoformat(item["reversed_at"]),
+                reason=item["reason"],
+            )
+            for item in items
+        ],
+        actor=actor,
+    )
+    return [
+        "not_recorded" if outcome.status == "rejected" else str(outcome.status)
+        for outcome in outcomes
+    ]
 
 
 def import_fineract_loans(
@@ -620,8 +647,9 @@ def import_fineract_loans(
     product: Product = Product.consumer_loan,
     file_name: str = "fineract",
 ) -> FineractImport:
-    """Import Fineract loans: their clients as new debtors, the loans as accounts, and their
-    repayments as payments (idempotent by transaction); Fineract's balances stand at the end.
+    """Import Fineract loans: their clients as new debtors, the loans as accounts, their
+    repayments as payments (idempotent by transaction) and their reversed repayments as
+    reversals of the payments recorded; Fineract's balances stand at the end.
 
     A loan Recoup cannot map is refused naming its field; the others are written.
     """
@@ -677,10 +705,23 @@ def import_fineract_loans(
         counts[result.status] = counts.get(result.status, 0) + 1
         tally = by_account.setdefault(item["account_external_id"], {})
         tally[result.status] = tally.get(result.status, 0) + 1
+    reversal_items = [reversal for _i, mapping in written for reversal in mapping.reversals]
+    reversed_outcomes = record_reversals(
+        session, institution=institution, items=reversal_items, actor=principal.actor
+    )
+    reversals: dict[str, int] = {}
+    for status in reversed_outcomes:
+        reversals[status] = reversals.get(status, 0) + 1
+    undone = {
+        str(mapping.account["external_id"])
+        for (_i, mapping), status in _reversal_owners(written, reversed_outcomes)
+        if status == "reversed"
+    }
     updated = first.updated
-    if counts.get("applied"):
-        # Recoup's waterfall applied the new repayments; Fineract's own balances stand.
-        paid = {key for key, tally in by_account.items() if tally.get("applied")}
+    if counts.get("applied") or undone:
+        # Recoup's waterfall applied the new repayments and undid the reversed ones;
+        # Fineract's own balances stand.
+        paid = {key for key, tally in by_account.items() if tally.get("applied")} | undone
         again = upsert_accounts(
             session,
             institution=institution,
@@ -700,7 +741,16 @@ def import_fineract_loans(
         accounts_updated=updated,
         debtors_created=created,
         payments=counts,
+        reversals=reversals,
     )
+
+
+def _reversal_owners(
+    written: Sequence[tuple[int, fineract.LoanMapping]], outcomes: Sequence[str]
+) -> list[tuple[tuple[int, fineract.LoanMapping], str]]:
+    """Pair each reversal's outcome (in the order the loans list them) with its loan."""
+    owners = [item for item in written for _reversal in item[1].reversals]
+    return list(zip(owners, outcomes, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -797,7 +847,27 @@ def _apply_event(
             )
         if event.schema == fineract.CLIENT_SCHEMA:
             return _client_event(session, institution=institution, principal=principal, event=event)
+        if event.schema == fineract.ADJUSTMENT_SCHEMA:
+            reversal, replacement = fineract.map_adjustment(event.data, timezone=zone, today=today)
+            return _adjustment_event(
+                session,
+                institution=institution,
+                principal=principal,
+                event=event,
+                reversal=reversal,
+                replacement=replacement,
+            )
         if event.schema == fineract.TRANSACTION_SCHEMA:
+            reversal = fineract.map_reversal(event.data, timezone=zone, today=today)
+            if reversal is not None:
+                return _adjustment_event(
+                    session,
+                    institution=institution,
+                    principal=principal,
+                    event=event,
+                    reversal=reversal,
+                    replacement=None,
+                )
             payment = None
             if event.type in fineract.REPAYMENT_EVENTS:
                 payment = fineract.map_transaction(event.data, timezone=zone)
@@ -815,6 +885,36 @@ def _apply_event(
     return EventOutcome(
         event.key, event.type, "ignored", detail=f"Recoup does not read {event.schema}"
     )
+
+
+def _adjustment_event(
+    session: Session,
+    *,
+    institution: Institution,
+    principal: Principal,
+    event: fineract.Event,
+    reversal: Mapping[str, str] | None,
+    replacement: dict[str, str] | None,
+) -> EventOutcome:
+    """A repayment Fineract reversed (undone, or adjusted into ``replacement``): its payment
+    reversed, and the replacement recorded as a payment."""
+    if reversal is None and replacement is None:
+        return EventOutcome(event.key, event.type, "ignored", detail="not a repayment")
+    details = []
+    if reversal is not None:
+        (status,) = record_reversals(
+            session, institution=institution, items=[reversal], actor=principal.actor
+        )
+        details.append(f"reversal {status}")
+    account = None
+    if replacement is not None:
+        (result,) = record_payments(
+            session, institution=institution, principal=principal, items=[replacement]
+        )
+        _refuse_outcome(result, prefix="data.newTransactionDetail.")
+        account = replacement["account_external_id"]
+        details.append(f"replacement {result.status}")
+    return EventOutcome(event.key, event.type, "applied", account, "; ".join(details))
 
 
 def _refuse_outcome(outcome: ItemOutcome, *, prefix: str) -> None:

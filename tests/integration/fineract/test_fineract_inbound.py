@@ -249,3 +249,81 @@ class TestEvents:
                 headers={"Authorization": f"Bearer {text}"},
             )
         assert_problem(answer, 403)
+
+
+class TestReversals:
+    def test_a_repayment_undone_in_fineract_is_reversed_and_its_money_owed_again(
+        self, session: Session
+    ) -> None:
+        institution = _institution(session)
+        _import(session, institution, fixture("loan_delinquent.json"))
+        headers = _key(session, institution)
+        with client_for(session) as client:
+            paid = client.post(EVENTS, json=fixture("event_repayment.json"), headers=headers)
+            assert paid.status_code == 200, paid.text
+            owed_after_paying = _account(session, institution, LOAN_1).balance
+            undone = client.post(
+                EVENTS, json=fixture("event_adjust_transaction.json"), headers=headers
+            )
+            assert undone.status_code == 200, undone.text
+            again = fixture("event_adjust_transaction.json") | {"idempotencyKey": "again"}
+            repeated = client.post(EVENTS, json=again, headers=headers)
+        assert undone.json()["status"] == "applied"
+        assert undone.json()["detail"] == "reversal reversed"
+        assert repeated.json()["detail"] == "reversal duplicate"
+        account = _account(session, institution, LOAN_1)
+        assert account.balance == owed_after_paying + 500_00
+        payment = session.scalars(
+            select(Payment).where(Payment.external_id == "fineract:txn:31")
+        ).one()
+        assert payment.reversed_at is not None
+        assert payment.reversed_at.date().isoformat() in {"2024-07-28", "2024-07-29"}
+        assert payment.reversal_reason == "repayment 31 undone in Fineract"
+
+    def test_an_adjusted_repayment_is_reversed_and_its_replacement_recorded(
+        self, session: Session
+    ) -> None:
+        institution = _institution(session)
+        _import(session, institution, fixture("loan_delinquent.json"))
+        headers = _key(session, institution)
+        message = fixture("event_adjust_transaction.json")
+        replacement = dict(message["data"]["transactionToAdjust"])
+        replacement.update(id=32, amount=450.0, manuallyReversed=False, reversed=False)
+        replacement.pop("reversedOnDate")
+        message["data"]["newTransactionDetail"] = replacement
+        with client_for(session) as client:
+            client.post(EVENTS, json=fixture("event_repayment.json"), headers=headers)
+            adjusted = client.post(EVENTS, json=message, headers=headers)
+        assert adjusted.status_code == 200, adjusted.text
+        assert adjusted.json()["detail"] == "reversal reversed; replacement applied"
+        rows = session.execute(
+            select(Payment.external_id, Payment.amount, Payment.reversed_at).where(
+                Payment.external_id.in_(["fineract:txn:31", "fineract:txn:32"])
+            )
+        ).all()
+        assert sorted(
+            (external_id, amount, at is not None) for external_id, amount, at in rows
+        ) == [
+            ("fineract:txn:31", 500_00, True),
+            ("fineract:txn:32", 450_00, False),
+        ]
+
+    def test_a_loan_imported_again_with_a_repayment_reversed_reverses_its_payment(
+        self, session: Session
+    ) -> None:
+        institution = _institution(session)
+        loan = fixture("loan_delinquent.json")
+        _import(session, institution, loan)
+        later = json.loads(json.dumps(loan))
+        (repayment,) = [item for item in later["transactions"] if item["id"] == 12]
+        repayment["manuallyReversed"] = True
+        repayment["reversedOnDate"] = [2024, 7, 10]
+        done = _import(session, institution, later)
+        # Transaction 13 was reversed before Recoup saw it: nothing to undo.
+        assert done.reversals == {"reversed": 1, "not_recorded": 1}
+        payment = session.scalars(
+            select(Payment).where(Payment.external_id == "fineract:txn:12")
+        ).one()
+        assert payment.reversed_at is not None
+        again = _import(session, institution, later)
+        assert again.reversals == {"duplicate": 1, "not_recorded": 1}

@@ -61,6 +61,49 @@ class TestLoan:
             }
         ]
 
+    def test_reversed_repayments_become_reversals_of_their_payments(self) -> None:
+        mapped = fineract.map_loan(fixture("loan_delinquent.json"), today=TODAY, timezone=ZONE)
+        # Fineract does not say when it was reversed: today, at the start of the day.
+        assert mapped.reversals == [
+            {
+                "external_id": "fineract:txn:13",
+                "reversed_at": "2024-07-16T00:00:00+08:00",
+                "reason": "repayment 13 reversed in Fineract",
+            }
+        ]
+
+    def test_an_adjustment_reverses_the_repayment_and_records_its_replacement(self) -> None:
+        data = fixture("event_adjust_transaction.json")["data"]
+        reversal, payment = fineract.map_adjustment(data, timezone=ZONE, today=TODAY)
+        assert reversal == {
+            "external_id": "fineract:txn:31",
+            "reversed_at": "2024-07-29T00:00:00+08:00",
+            "reason": "repayment 31 undone in Fineract",
+        }
+        assert payment is None
+        replacement = dict(data["transactionToAdjust"], id=32, manuallyReversed=False)
+        replacement.pop("reversed")
+        replacement.pop("reversedOnDate")
+        reversal, payment = fineract.map_adjustment(
+            {**data, "newTransactionDetail": replacement}, timezone=ZONE, today=TODAY
+        )
+        assert reversal is not None
+        assert reversal["reason"] == (
+            "repayment 31 adjusted in Fineract (replaced by transaction 32)"
+        )
+        assert payment is not None
+        assert payment["external_id"] == "fineract:txn:32"
+        assert fineract.map_transaction(data["transactionToAdjust"], timezone=ZONE) is None
+
+    def test_an_adjustment_of_something_else_is_no_reversal(self) -> None:
+        data = fixture("event_adjust_transaction.json")["data"]
+        accrual = dict(data["transactionToAdjust"], type={"code": "loanTransactionType.accrual"})
+        assert fineract.map_adjustment(
+            {"transactionToAdjust": accrual}, timezone=ZONE, today=TODAY
+        ) == (None, None)
+        with pytest.raises(FineractMapError, match="transactionToAdjust"):
+            fineract.map_adjustment({}, timezone=ZONE, today=TODAY)
+
     def test_a_closed_loan_keyed_by_its_id(self) -> None:
         mapped = fineract.map_loan(fixture("loan_closed.json"), today=TODAY, timezone=ZONE)
         assert mapped.account["external_id"] == "fineract:loan:2"
