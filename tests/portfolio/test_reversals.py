@@ -7,6 +7,7 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tests.factories import make_account, make_debtor, make_institution
 from tests.portfolio.test_backdated_payments import (
@@ -17,11 +18,14 @@ from tests.portfolio.test_backdated_payments import (
 )
 from tests.workbench.helpers import add_promise
 
+from recoup.kit import events
 from recoup.kit.clock import aware
 from recoup.models import Account, Institution
+from recoup.models.webhooks import WebhookEvent
 from recoup.portfolio import repository
 from recoup.portfolio.schemas import PaymentInput, ReversalInput
 from recoup.portfolio.service import record_payments, reverse_payments
+from recoup.webhooks import service as webhooks
 from recoup.workbench import service as workbench
 
 SUBSETS = [
@@ -92,6 +96,13 @@ class TestReversal:
     def test_reversing_the_cure_makes_the_account_delinquent_again_and_aged(
         self, session: Session, institution: Institution
     ) -> None:
+        webhooks.create_subscription(
+            session,
+            institution_id=institution.id,
+            url="https://crm.example.com/hooks",
+            event_types=["payment.reversed"],
+            actor="admin",
+        )
         account = fresh_account(session, institution)
         arrive_one_by_one(session, institution, account, ("P1", "P2"))
         assert (account.status, account.days_past_due, account.overdue_amount) == (
@@ -126,6 +137,20 @@ class TestReversal:
             if payment.external_id.endswith("-P2")
         ]
         assert p2.reversal_reason == "cheque bounced"
+        # Subscribers hear of it (ids and amounts, no PII).
+        (announced,) = session.scalars(
+            select(WebhookEvent).where(
+                WebhookEvent.institution_id == institution.id,
+                WebhookEvent.type == "payment.reversed",
+            )
+        )
+        assert events.payload_of(announced)["data"] == {
+            "payment_id": p2.id,
+            "account_id": account.id,
+            "amount_minor": 50_000,
+            "currency": "CNY",
+            "reason": "cheque bounced",
+        }
         assert aware(p2.reversed_at) == PAYMENTS["P2"][0] + timedelta(days=10)
 
     def test_a_reversal_again_is_a_duplicate_and_an_unknown_payment_is_refused(

@@ -33,6 +33,7 @@ from recoup.models.webhooks import (
 
 EVENT_TYPES: tuple[str, ...] = (
     "payment.received",
+    "payment.reversed",
     "promise.created",
     "promise.kept",
     "promise.broken",

@@ -331,6 +331,18 @@ def reverse_payments(
                 "reason": payment.reversal_reason,
             },
         )
+        events.emit(
+            session,
+            institution_id=institution.id,
+            type="payment.reversed",
+            data={
+                "payment_id": payment.id,
+                "account_id": account.id,
+                "amount_minor": payment.amount,
+                "currency": payment.currency,
+                "reason": payment.reversal_reason,
+            },
+        )
         outcomes.append(ReversalOutcome(reversal.external_id, "reversed", None, payment.id))
     undone = [recorded[outcome.external_id] for outcome in outcomes if outcome.status == "reversed"]
     if undone:
