@@ -22,6 +22,8 @@ from recoup.compliance.gate.rules import (
     compile_gate,
     decide_batch,
     decide_contact,
+    in_local_day,
+    in_local_days,
 )
 from recoup.compliance.policy.rules import ChannelCap, Policy
 from recoup.contact.channels import Channel
@@ -377,3 +379,45 @@ class TestBatchDebtorFacts:
             assert hash(fast) == hash(built)
             assert fast.opted_out_channels == frozenset()
             assert fast.automated_consent == frozenset()
+
+
+class TestInLocalDays:
+    def test_each_attempt_moves_as_in_local_day_moves_it(self) -> None:
+        gate = compile_gate(US)
+        zones = {
+            "east": ("America/New_York",),
+            "west": ("America/Los_Angeles",),
+            "both": ("America/New_York", "Pacific/Honolulu"),
+        }
+        facts = {
+            name: DebtorFacts(debtor_id=name, timezones=found) for name, found in zones.items()
+        }
+        morning = at(NEW_YORK, 2025, 3, 3, 9, 30)
+        attempts = [
+            planned(morning, debtor_id="east"),
+            planned(morning, debtor_id="west"),
+            planned(morning, debtor_id="west", account_id="a2"),
+            planned(morning, debtor_id="both"),
+            planned(morning, debtor_id="east", contact_point_timezone="America/Los_Angeles"),
+            # The same instant on the west coast's clock, and a plan already late enough.
+            planned(morning.astimezone(LOS_ANGELES), debtor_id="west"),
+            planned(at(NEW_YORK, 2025, 3, 3, 16), debtor_id="both"),
+            planned(morning, debtor_id="unknown"),
+            planned(morning, debtor_id="west"),
+        ]
+        local_times = [time(9, 30)] * (len(attempts) - 1) + [None]
+
+        moved = in_local_days(gate, attempts, facts, local_times)
+
+        for attempt, local, each in zip(attempts, local_times, moved, strict=True):
+            known = facts.get(attempt.debtor_id)
+            if local is None or known is None:
+                assert each is attempt
+                continue
+            single = in_local_day(gate, attempt, known, local)
+            assert each == single
+            assert each.at.tzinfo is single.at.tzinfo
+            if single is attempt:
+                assert each is attempt
+        assert moved[1].at == at(LOS_ANGELES, 2025, 3, 3, 9, 30)
+        assert moved[0] is attempts[0]

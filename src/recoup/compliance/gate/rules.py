@@ -1572,6 +1572,40 @@ def in_local_day(
     return attempt if at == attempt.at else replace(attempt, at=at)
 
 
+def in_local_days(
+    gate: Gate,
+    attempts: Sequence[PlannedContact],
+    facts: Mapping[str, DebtorFacts],
+    local_times: Sequence[time | None],
+) -> list[PlannedContact]:
+    """Move each planned contact as ``in_local_day`` does (one local time per attempt; None,
+    or a debtor without facts, leaves it as it is), working out each distinct instant,
+    local time and set of zones once: a daily plan holds a few of each for many debtors."""
+    # Per key, the later instant the attempt moves to, or None when it stays.
+    moved: dict[tuple[object, ...], datetime | None] = {}
+    out: list[PlannedContact] = []
+    for attempt, local in zip(attempts, local_times, strict=True):
+        known = facts.get(attempt.debtor_id) if local is not None else None
+        if known is None or local is None:
+            out.append(attempt)
+            continue
+        instant = attempt.at
+        key = (
+            _zone_names(gate, attempt, known),
+            instant,
+            instant.tzinfo,
+            instant.fold,
+            local,
+        )
+        if key in moved:
+            at = moved[key]
+        else:
+            later = in_local_day(gate, attempt, known, local)
+            at = moved[key] = None if later is attempt else later.at
+        out.append(attempt if at is None else replace(attempt, at=at))
+    return out
+
+
 def _facts_key(facts: DebtorFacts) -> tuple[object, ...]:
     """Return everything of a debtor's facts the rules read (all but the debtor's id)."""
     return (

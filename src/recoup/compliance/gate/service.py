@@ -32,7 +32,7 @@ from recoup.compliance.gate.rules import (
     compile_gate,
     decide_batch,
     decide_contact,
-    in_local_day,
+    in_local_days,
     with_block,
 )
 from recoup.compliance.policy import service as policy_service
@@ -829,12 +829,7 @@ def precheck_contacts(
                     automated_consent=standing[point_id].consented,
                 )
     if local_times is not None:
-        attempts = [
-            attempt
-            if local is None or (known := facts.get(attempt.debtor_id)) is None
-            else in_local_day(gate, attempt, known, local)
-            for attempt, local in zip(attempts, local_times, strict=True)
-        ]
+        attempts = in_local_days(gate, attempts, facts, local_times)
     earliest = min(attempt.at for attempt in attempts)
     histories = _past_contacts(
         contact_repository.attempt_rows_since(
