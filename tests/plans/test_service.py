@@ -16,6 +16,8 @@ from recoup.models.cases import Case
 from recoup.models.institution import Institution
 from recoup.plans import service
 from recoup.plans.rules import Frequency
+from recoup.portfolio.schemas import PaymentInput, ReversalInput
+from recoup.portfolio.service import record_payments, reverse_payments
 from tests.factories import make_account, make_debtor, make_institution
 from tests.identity.helpers import make_user
 from tests.workbench.helpers import add_payment
@@ -193,3 +195,44 @@ def test_cancelling_a_running_plan_reopens_the_case(session: Session) -> None:
     assert case_state(session, debtor.id) == "open"
     with pytest.raises(Conflict):
         service.cancel_plan(session, institution=institution, plan=plan, actor="agent")
+
+
+def test_a_plan_a_reversed_payment_completed_runs_again_on_the_payments_that_stand(
+    session: Session,
+) -> None:
+    institution = make_institution(session)
+    start = today(institution)
+    account = make_account(
+        session, make_debtor(session, institution), principal=600_00, interest=0, fees=0, penalty=0
+    )
+    plan = service.propose_plan(
+        session,
+        institution=institution,
+        account=account,
+        instalments=2,
+        start_on=start,
+        frequency=Frequency.WEEKLY,
+        actor="agent",
+        user_id=None,
+    )
+    (paid,) = record_payments(
+        session,
+        institution=institution,
+        payments=[PaymentInput("PLAN-PAY", account.external_id, 600_00, "CNY", datetime.now(UTC))],
+    )
+    assert paid.status == "applied"
+    service.reconcile_plans(session, institution=institution, as_of=start, actor="cycle")
+    assert plan.status == "completed"
+    (reversed_outcome,) = reverse_payments(
+        session,
+        institution=institution,
+        reversals=[ReversalInput("PLAN-PAY", datetime.now(UTC), "direct debit returned")],
+    )
+    assert reversed_outcome.status == "reversed"
+    assert (plan.status, plan.resolved_at) == ("active", None)
+    # Followed again without the money, the plan falls behind and is broken after its grace.
+    result = service.reconcile_plans(
+        session, institution=institution, as_of=start + timedelta(days=30), actor="cycle"
+    )
+    assert result.broken == 1
+    assert (plan.status, plan.paid_amount) == ("broken", 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -82,6 +83,21 @@ def active_plans(session: Session, *, institution_id: int) -> list[PaymentPlan]:
         )
         .scalars()
         .all()
+    )
+
+
+def plans_of_account(
+    session: Session, *, institution_id: int, account_id: int, statuses: Sequence[str]
+) -> list[PaymentPlan]:
+    """Return an account's plans in these statuses."""
+    return list(
+        session.scalars(
+            select(PaymentPlan).where(
+                PaymentPlan.institution_id == institution_id,
+                PaymentPlan.account_id == account_id,
+                PaymentPlan.status.in_(list(statuses)),
+            )
+        )
     )
 
 

@@ -7,7 +7,7 @@ re-opens it, a completed plan closes it as settled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -384,6 +384,28 @@ def reconcile_plans(
             details={"as_of": as_of.isoformat(), **result.counts()},
         )
     return result
+
+
+def reopen_plans_completed_by(
+    session: Session, *, institution: Institution, account_id: int, paid_at: datetime
+) -> int:
+    """Run again the account's plans a reversed payment had completed; return how many.
+
+    A plan completed with the payment among those counted (made on or after the day it was
+    agreed) is active again; the next reconciliation follows it on the payments that stand.
+    """
+    local = clock.zone(institution.timezone)
+    reopened = 0
+    for plan in repository.plans_of_account(
+        session, institution_id=institution.id, account_id=account_id, statuses=(COMPLETED,)
+    ):
+        agreed = start_of_day(plan.created_at.astimezone(local).date(), institution.timezone)
+        if paid_at >= agreed:
+            plan.status = ACTIVE
+            plan.standing = str(rules.PlanStatus.ON_TRACK)
+            plan.resolved_at = None
+            reopened += 1
+    return reopened
 
 
 def plan_view(session: Session, plan: PaymentPlan) -> PlanView:

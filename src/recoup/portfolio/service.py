@@ -78,6 +78,7 @@ from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.identity import Role, User
 from recoup.models.institution import Institution
+from recoup.plans import service as plans
 from recoup.portfolio import repository
 from recoup.portfolio.rules import (
     AccountState,
@@ -268,8 +269,9 @@ def reverse_payments(
     received: its account is restored as if it had never come — balances, overdue amount,
     days past due (aged meanwhile when still overdue) and a payment-set status, the later
     payments replayed and the events of all of them superseded by the re-lived history —,
-    promises it kept are open again for the next reconciliation to settle, and plans, cases
-    and KPIs, which count only payments not reversed, follow. Reversing a reversed payment
+    promises it counted toward and plans it completed are open again for the next
+    reconciliation to settle, and cases and KPIs, which count only payments not reversed,
+    follow. Reversing a reversed payment
     again is a ``duplicate``; an unknown one is ``rejected``.
     """
     order = waterfall_of(institution)
@@ -315,6 +317,12 @@ def reverse_payments(
             account_id=account.id,
             paid_at=clock.aware(payment.paid_at),
             amount=payment.amount,
+        )
+        plans.reopen_plans_completed_by(
+            session,
+            institution=institution,
+            account_id=account.id,
+            paid_at=clock.aware(payment.paid_at),
         )
         audit.record(
             session,
