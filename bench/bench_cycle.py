@@ -12,10 +12,12 @@ feature pipeline. Then, timed, in child processes so each has its own peak RSS:
 2. one bare pass over the same rows: read the accounts and their history, score them with
    the champion and write one score per account (no cases, no gate, no ledger).
 
-Prints the per-stage timings (with the cycle's peak RSS so far as each stage ends), the
-cycle's seconds and peak RSS against the targets (≤ 60 s, ≤ 2 GB on 2 cores), the ratio of
-the cycle to the bare pass, and the load average (the machine may be shared). ``--postgres`` repeats both on PostgreSQL (``RECOUP_BENCH_POSTGRES_URL``,
-default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) in a scratch schema.
+Prints the per-stage timings (with the cycle's peak RSS so far as each stage ends, and the
+peaks of its private memory and of the files it maps), the cycle's seconds and peak RSS
+against the targets (≤ 60 s, ≤ 2 GB on 2 cores), the ratio of the cycle to the bare pass, and
+the load average (the machine may be shared). ``--postgres`` repeats both on PostgreSQL
+(``RECOUP_BENCH_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
+in a scratch schema.
 ``--small`` is the 100,000-account smoke run. ``--keep DIR`` copies the freshly built SQLite data
 folder (database, keyring, model files; before the run) to DIR; ``--reuse DIR`` times a copy
 of it instead of building one, so a 1M portfolio is built once and measured many times.
@@ -51,11 +53,23 @@ PROVINCES = ("北京市", "上海市", "广东省", "四川省", "浙江省", "�
 POSTGRES_URL = os.environ.get(
     "RECOUP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-# The cycle command, noting the process's peak RSS so far as each stage function returns (on
-# stderr): the stage where it jumps is the one that needs the memory.
+# The cycle command, noting on stderr as each stage function returns the process's peak RSS so
+# far and, sampled every 0.1 s, the peaks of its private memory (RssAnon) and of the file pages
+# it maps (RssFile: SQLite reads the database through a memory map, libraries): the stage where
+# a figure jumps is the one that needs the memory.
 CYCLE_CHILD = """
-import resource, sys
+import resource, sys, threading, time
 sys.path.insert(0, {src!r})
+peaks = {{"RssAnon": 0, "RssFile": 0}}
+def sample():
+    while True:
+        with open("/proc/self/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in peaks:
+                    peaks[key] = max(peaks[key], int(value.split()[0]) // 1024)
+        time.sleep(0.1)
+threading.Thread(target=sample, daemon=True).start()
 from recoup.cycle import service
 def watched(name, function):
     def run(session, context):
@@ -63,7 +77,8 @@ def watched(name, function):
             return function(session, context)
         finally:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"peak-rss {{name}} {{peak:.0f}}", file=sys.stderr, flush=True)
+            print(f"peak-rss {{name}} {{peak:.0f}} {{peaks['RssAnon']}} {{peaks['RssFile']}}",
+                  file=sys.stderr, flush=True)
     return run
 for stage, function in list(service.STAGE_FUNCTIONS.items()):
     service.STAGE_FUNCTIONS[stage] = watched(stage.value, function)
@@ -380,7 +395,11 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
     cycle_script = CYCLE_CHILD.format(src=str(ROOT / "src"))
     output, errors, wall, cycle_peak = _child([sys.executable, "-c", cycle_script, *command], env)
     report = json.loads(output)
-    peaks = dict(line.split()[1:3] for line in errors.splitlines() if line.startswith("peak-rss "))
+    peaks = {
+        line.split()[1]: [int(value) for value in line.split()[2:5]]
+        for line in errors.splitlines()
+        if line.startswith("peak-rss ")
+    }
     bare_script = BARE_PASS.format(src=str(ROOT / "src"), as_of=as_of.isoformat(), code=CODE)
     bare_output, _errors, _bare_wall, _ = _child([sys.executable, "-c", bare_script], env)
     bare = float(bare_output.strip().splitlines()[-1])
@@ -392,7 +411,7 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
             for key, value in stage["counts"].items()
             if not isinstance(value, dict)
         )
-        peak = f"{int(peaks[name]):6,} MB" if name in peaks else " " * 9
+        peak = ("{:6,} MB ({:,} + {:,})".format(*peaks[name]) if name in peaks else "").ljust(26)
         print(f"  {name:<15}{stage['seconds']:8.2f} s  {peak}  {counts}")
     seconds = report["seconds"]
     print(
@@ -400,6 +419,13 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
         f"(target ≤ {TARGET_SECONDS:.0f} s); peak RSS {cycle_peak:,.0f} MB "
         f"(target ≤ {TARGET_RSS_MB:,} MB)"
     )
+    if peaks:
+        _, private, mapped = list(peaks.values())[-1]
+        print(
+            f"  sampled peaks: private memory {private:,} MB, mapped files {mapped:,} MB (the "
+            "database read through SQLite's memory map, libraries); per stage: peak RSS so far "
+            "(private + mapped peaks so far)"
+        )
     print(
         f"  bare read+score+write pass: {bare:.1f} s; cycle / bare = {seconds / bare:.1f}×; "
         f"{report['tasks_created']:,} tasks, {report['messages_queued']:,} messages, "
