@@ -16,7 +16,7 @@ from datetime import date, datetime
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Executable, Table, func, select
 from sqlalchemy.orm import Session
 
 
@@ -175,6 +175,16 @@ def insert_columns(
         raise ValueError(f"columns hold {len(rows)} rows, not {size}")
     connection.exec_driver_sql(_insert_statement(connection, table, names), rows)
     return size
+
+
+def fetch_rows(session: Session, statement: Executable) -> list[Any]:
+    """Return a query's rows as the database driver gives them: plain tuples, no conversion
+    per value (SQLite's timestamps stay text), for large reads turned into columns."""
+    result = session.connection().execute(statement)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def next_ids(session: Session, table: Table, count: int) -> list[int]:

@@ -7,7 +7,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Executable,
     Select,
     Table,
     bindparam,
@@ -54,7 +53,7 @@ def account_states(session: Session, *, institution_id: int) -> list[AccountStat
     """Every account's id, debtor, status, days past due, balance, bucket and product, by id
     (rows as the driver returns them: plain values, read by column)."""
     balance = Account.principal + Account.interest + Account.fees + Account.penalty
-    return _driver_rows(
+    return bulk.fetch_rows(
         session,
         select(
             Account.id,
@@ -68,15 +67,6 @@ def account_states(session: Session, *, institution_id: int) -> list[AccountStat
         .where(Account.institution_id == institution_id)
         .order_by(Account.id),
     )
-
-
-def _driver_rows(session: Session, statement: Executable) -> list[Any]:
-    """Return a query's rows as the database driver gives them (no per-row conversion)."""
-    result = session.connection().execute(statement)
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
 
 
 def live_cases(session: Session, *, institution_id: int) -> list[Case]:
@@ -99,7 +89,7 @@ LiveCase = tuple[int, int, int | None, int | None, int | None]
 def live_case_rows(session: Session, *, institution_id: int) -> list[LiveCase]:
     """The institution's cases that are not closed, as driver rows, by id (no ORM objects):
     id, debtor, queue, expected recovery and priority (None where never set)."""
-    return _driver_rows(
+    return bulk.fetch_rows(
         session,
         select(_CASES.c.id, _CASES.c.debtor_id, _CASES.c.queue_id)
         .add_columns(_CASES.c.expected_recovery, _CASES.c.priority)
@@ -149,7 +139,7 @@ def set_standing(session: Session, rows: list[dict[str, Any]], *, now: datetime)
 
 def live_memberships(session: Session, *, institution_id: int) -> list[tuple[int, int]]:
     """(case id, account id) of every live case's accounts still in the case."""
-    return _driver_rows(
+    return bulk.fetch_rows(
         session,
         select(CaseAccount.case_id, CaseAccount.account_id)
         .join(Case, Case.id == CaseAccount.case_id)
@@ -163,7 +153,7 @@ def live_memberships(session: Session, *, institution_id: int) -> list[tuple[int
 
 def debtor_provinces(session: Session, *, institution_id: int) -> list[tuple[int, str | None]]:
     """(debtor id, province) of each debtor (for queue routing and visit regions)."""
-    return _driver_rows(
+    return bulk.fetch_rows(
         session, select(Debtor.id, Debtor.province).where(Debtor.institution_id == institution_id)
     )
 
@@ -180,7 +170,7 @@ def latest_scores(session: Session, *, institution_id: int) -> list[tuple[int, i
         .group_by(AccountScore.account_id)
         .subquery()
     )
-    return _driver_rows(
+    return bulk.fetch_rows(
         session,
         select(
             AccountScore.account_id,

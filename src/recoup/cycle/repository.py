@@ -68,9 +68,11 @@ def stages_of(session: Session, *, run_id: int) -> dict[str, CycleStage]:
 
 
 def case_members(session: Session, *, institution_id: int) -> Sequence[Any]:
-    """Return (case, debtor, queue, state, account, bucket, balance) of live cases' accounts."""
+    """Return (case, debtor, queue, state, account, bucket, balance) of live cases' accounts
+    (driver rows)."""
     balance = Account.principal + Account.interest + Account.fees + Account.penalty
-    return session.execute(
+    return bulk.fetch_rows(
+        session,
         select(
             Case.id,
             Case.debtor_id,
@@ -87,8 +89,8 @@ def case_members(session: Session, *, institution_id: int) -> Sequence[Any]:
             Case.state != CaseState.CLOSED,
             CaseAccount.removed_at.is_(None),
         )
-        .order_by(Case.id, Account.id)
-    ).all()
+        .order_by(Case.id, Account.id),
+    )
 
 
 def scores_on(session: Session, *, institution_id: int, as_of: date) -> Sequence[Any]:
@@ -98,14 +100,15 @@ def scores_on(session: Session, *, institution_id: int, as_of: date) -> Sequence
         .where(AccountScore.institution_id == institution_id, AccountScore.as_of == as_of)
         .group_by(AccountScore.account_id)
     )
-    return session.execute(
+    return bulk.fetch_rows(
+        session,
         select(
             AccountScore.account_id,
             AccountScore.grade,
             AccountScore.segment,
             AccountScore.priority,
-        ).where(AccountScore.id.in_(newest))
-    ).all()
+        ).where(AccountScore.id.in_(newest)),
+    )
 
 
 def add_actions(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Executable, Select, Table, delete, or_, select
+from sqlalchemy import Select, Table, delete, or_, select
 from sqlalchemy.orm import Session
 
 from recoup import bulk
@@ -114,9 +114,9 @@ def load_portfolio_tables(
         event_query = event_query.where(DelinquencyEvent.account_id.in_(account_ids))
         payment_query = payment_query.where(Payment.account_id.in_(account_ids))
     return tables_from_rows(
-        accounts=_driver_rows(session, account_query),
-        events=_driver_rows(session, event_query),
-        payments=_driver_rows(session, payment_query),
+        accounts=bulk.fetch_rows(session, account_query),
+        events=bulk.fetch_rows(session, event_query),
+        payments=bulk.fetch_rows(session, payment_query),
         valid_self_contacts=[tuple(row) for row in session.execute(contact_query)],
         contact_attempts=contact_repository.made_contacts(
             session, institution_id=institution_id, until=until, account_ids=account_ids
@@ -124,17 +124,6 @@ def load_portfolio_tables(
         promises=[tuple(row) for row in session.execute(promise_query)],
         plans=[tuple(row) for row in session.execute(plan_query)],
     )
-
-
-def _driver_rows(session: Session, statement: Executable) -> list[tuple[Any, ...]]:
-    """Return a query's rows as the database driver gives them, without per-value conversion
-    (SQLite's timestamps stay text, dates stay ISO strings): for reads converted by column."""
-    result = session.connection().execute(statement)
-    try:
-        rows = list(result.cursor.fetchall())
-    finally:
-        result.close()
-    return rows
 
 
 def add_model_version(session: Session, model_version: ModelVersion) -> ModelVersion:
