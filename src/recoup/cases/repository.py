@@ -158,12 +158,22 @@ def debtor_provinces(session: Session, *, institution_id: int) -> list[tuple[int
     )
 
 
-def latest_scores(session: Session, *, institution_id: int) -> list[tuple[int, int, float | None]]:
-    """(account id, value, priority) of each account's newest score.
+def latest_scores(session: Session, *, institution_id: int) -> dict[int, tuple[int, float | None]]:
+    """Each account's newest value to work it (minor units) and priority.
 
-    The value (minor units) is the expected recovery, or the extra recovery a contact buys
-    where the priority is on uplift (``allocation.priority``).
+    The value is the expected recovery, or the extra recovery a contact buys where the
+    priority is on uplift (``allocation.priority``).
     """
+    return {
+        account_id: (int(value), priority)
+        for account_id, value, priority in latest_score_rows(session, institution_id=institution_id)
+    }
+
+
+def latest_score_rows(
+    session: Session, *, institution_id: int
+) -> list[tuple[int, int, float | None]]:
+    """``latest_scores`` as (account id, value, priority) driver rows, to read by column."""
     newest = (
         select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
         .where(AccountScore.institution_id == institution_id)

@@ -294,7 +294,7 @@ def _refresh(
     (``rules.route``, once per distinct combination).
     """
     scores = pd.DataFrame(
-        repository.latest_scores(session, institution_id=institution_id),
+        repository.latest_score_rows(session, institution_id=institution_id),
         columns=["account_id", "value", "score_priority"],
     )
     provinces = pd.DataFrame(
