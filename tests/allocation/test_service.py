@@ -196,7 +196,7 @@ def test_a_queue_capacity_counts_its_members_and_the_generalists(session: Sessio
     session.flush()
     lawyer = agent(session, institution, capacity=5, skills=("legal",))
     member = agent(session, institution, capacity=7)
-    generalist = agent(session, institution, capacity=11)
+    agent(session, institution, capacity=11)
     away = agent(session, institution, capacity=13)
     agent(session, institution, capacity=17, certified=False)
     for queue, user in ((legal, lawyer), (general, lawyer), (general, member)):
