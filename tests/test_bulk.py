@@ -102,6 +102,73 @@ class TestInsertRows:
         assert session.get(Debtor, debtor.id).cease_contact is False  # type: ignore[union-attr]
 
 
+class TestInsertColumns:
+    def test_stores_what_a_core_insert_stores(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        core = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+        constant = ["institution_id", "debtor_id", "channel", "timezones"]
+        coded = ["reasons", "inputs"]
+        distinct: dict[str, list[Any]] = {name: [] for name in coded}
+        codes: dict[str, list[int]] = {name: [] for name in coded}
+        for row in rows:
+            for name in coded:
+                # Equal values that encode differently (True and 1) stay distinct values.
+                known = [repr(value) for value in distinct[name]]
+                if repr(row[name]) not in known:
+                    distinct[name].append(row[name])
+                    known.append(repr(row[name]))
+                codes[name].append(known.index(repr(row[name])))
+        columns: dict[str, Any] = {
+            name: [row[name] for row in rows] for name in rows[0] if name not in constant + coded
+        }
+        columns |= {name: bulk.Coded(distinct[name], codes[name]) for name in coded}
+
+        written = bulk.insert_columns(
+            session,
+            DECISIONS,
+            columns,
+            size=len(rows),
+            constants={name: rows[0][name] for name in constant},
+        )
+
+        assert written == len(rows)
+        driver = (
+            session.execute(
+                select(DECISIONS.c.id).where(DECISIONS.c.id.not_in(core)).order_by(DECISIONS.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        assert _stored(session, list(driver)) == _stored(session, list(core))
+
+    def test_refuses_columns_shorter_than_the_rows(self, session: Session) -> None:
+        institution = make_institution(session)
+        with pytest.raises(ValueError, match="2 rows, not 3"):
+            bulk.insert_columns(
+                session,
+                DEBTORS,
+                {"external_id": ["a", "b"]},
+                size=3,
+                constants={"institution_id": institution.id},
+            )
+
+    def test_writes_nothing_for_no_rows(self, session: Session) -> None:
+        assert bulk.insert_columns(session, DECISIONS, {"channel": []}, size=0) == 0
+
+
+class TestFetchRows:
+    def test_returns_the_drivers_plain_rows(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = bulk.fetch_rows(
+            session, select(DEBTORS.c.id, DEBTORS.c.kind).where(DEBTORS.c.id == debtor.id)
+        )
+        assert [tuple(row) for row in rows] == [(debtor.id, "individual")]
+        assert all(type(row[1]) is str for row in rows)
+
+
 class TestNextIds:
     def test_ids_follow_the_highest_and_insert_as_given(self, session: Session) -> None:
         if session.get_bind().dialect.name != "sqlite":

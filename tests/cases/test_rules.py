@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from recoup.cases.rules import (
@@ -16,6 +17,7 @@ from recoup.cases.rules import (
     CaseState,
     QueueSpec,
     TransitionRefused,
+    delinquent_mask,
     event_for_accounts,
     event_for_outcome,
     is_delinquent,
@@ -103,6 +105,19 @@ def test_which_accounts_need_collection() -> None:
     assert is_delinquent("charged_off", 200)
     assert not is_delinquent("settled", 40)
     assert not is_delinquent("closed", 0)
+
+
+def test_the_delinquent_mask_is_is_delinquent_on_columns() -> None:
+    pairs = list(
+        itertools.product(
+            ["current", "delinquent", "charged_off", "settled", "closed"], [0, 1, 40, 200]
+        )
+    )
+    statuses = np.asarray([status for status, _ in pairs], dtype=object)
+    days = np.asarray([dpd for _, dpd in pairs], dtype=np.int64)
+    assert delinquent_mask(statuses, days).tolist() == [
+        is_delinquent(status, dpd) for status, dpd in pairs
+    ]
 
 
 def test_routing_takes_the_first_matching_queue_by_rank() -> None:
