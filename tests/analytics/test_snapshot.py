@@ -146,16 +146,34 @@ class TestTheMonthFromASnapshot:
         for level, expected in regions.items():
             assert _regions(session, institution, date(2026, 3, 20), level) == expected
 
-    def test_periods_no_snapshot_fits_are_counted_live(
+    def test_periods_with_another_start_or_end_read_as_live(
         self, session: Session, march: March
     ) -> None:
         institution = march.institution
+        asked = [
+            (as_of, group_by, start, end)
+            for as_of, start, end in (
+                (date(2026, 3, 31), date(2026, 3, 2), None),  # a day later
+                (date(2026, 3, 31), date(2026, 3, 11), None),  # past A's cure and E's exit
+                (date(2026, 3, 31), date(2026, 2, 20), None),  # before: A's M1 is its start
+                (date(2026, 3, 31), date(2026, 3, 1), date(2026, 3, 9)),  # ends sooner
+                (date(2026, 3, 12), date(2026, 3, 5), date(2026, 3, 11)),  # as of sooner
+                (date(2026, 3, 31), date(2026, 3, 21), date(2026, 3, 25)),  # after its day
+            )
+            for group_by in ALL_GROUP_BYS
+        ]
+        live = {key: _kpis(session, institution, *key) for key in asked}
+        regions = {
+            level: _regions(session, institution, date(2026, 3, 12), level)
+            for level in ("province", "city")
+        }
         service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
-        # Another start, or an end before the snapshot's day: the snapshot does not fit.
-        assert not _served_from_snapshot(session, institution, date(2026, 3, 31), date(2026, 3, 2))
-        assert not _served_from_snapshot(
-            session, institution, date(2026, 3, 31), date(2026, 3, 1), date(2026, 3, 19)
-        )
+        for key in asked:
+            as_of, _group_by, start, end = key
+            assert _served_from_snapshot(session, institution, as_of, start, end), key
+            assert _kpis(session, institution, *key) == live[key], key
+        for level, expected in regions.items():
+            assert _regions(session, institution, date(2026, 3, 12), level) == expected
         total = service.kpi_report(
             session,
             principal=institution_scope(institution.id),
@@ -164,6 +182,17 @@ class TestTheMonthFromASnapshot:
             end=date(2026, 3, 19),
         ).total
         assert total.collected.amount == 2_000 + 1_000 + 4_000 + 6_000  # 2, 10, 12 and 15 Mar
+
+    def test_periods_far_from_every_snapshot_are_counted_live(
+        self, session: Session, march: March
+    ) -> None:
+        institution = march.institution
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        far = date(2026, 3, 20) + timedelta(days=service.MAX_SHIFT_DAYS + 1)
+        assert not _served_from_snapshot(session, institution, far, far.replace(day=1))
+        assert not _served_from_snapshot(
+            session, institution, date(2026, 3, 31), date(2026, 1, 5), date(2026, 1, 31)
+        )
 
     def test_the_refresh_stores_the_last_whole_day_once(
         self, session: Session, march: March
@@ -236,6 +265,10 @@ history = st.fixed_dictionaries(
         ),
         "snapshot": st.sampled_from(DAYS[8:40]),
         "later": st.integers(0, 8),
+        # A period starting this many days from the snapshot's start, and ending this many
+        # days before ``as_of`` (when they fit).
+        "start_shift": st.sampled_from((0, 0, -3, 2, 9, 20)),
+        "end_shift": st.sampled_from((0, 0, 1, 6)),
         "group_by": st.lists(st.sampled_from(rules.CUTS), unique=True, max_size=4),
     }
 )
@@ -304,11 +337,16 @@ def test_random_histories_read_the_same_from_the_snapshot(
             start = as_of.replace(day=1)  # the next month: a month-end snapshot serves it
             snapshot = start - timedelta(days=1)
         group_by = tuple(drawn["group_by"])
+        end = max(as_of - timedelta(days=drawn["end_shift"]), DAYS[0])
+        other_start = min(start + timedelta(days=drawn["start_shift"]), end)
         live = _kpis(session, institution, as_of, group_by)
+        other = _kpis(session, institution, as_of, group_by, other_start, end)
         regions = _regions(session, institution, as_of, "city")
         service.write_kpi_snapshots(session, institution=institution, as_of=snapshot)
         assert _served_from_snapshot(session, institution, as_of, start)
         assert _kpis(session, institution, as_of, group_by) == live
+        assert _served_from_snapshot(session, institution, as_of, other_start, end)
+        assert _kpis(session, institution, as_of, group_by, other_start, end) == other
         assert _regions(session, institution, as_of, "city") == regions
         session.execute(delete(KpiSnapshot).where(KpiSnapshot.institution_id == institution.id))
         nested.rollback()

@@ -1169,6 +1169,18 @@ def team_lead(session: Session, *, institution_id: int, user_id: int) -> User | 
     ).scalar_one_or_none()
 
 
+def kpi_snapshot_periods(session: Session, *, institution_id: int) -> list[tuple[date, date]]:
+    """Return the stored snapshots' ``(period_start, as_of)``, without their facts."""
+    return [
+        (period_start, as_of)
+        for period_start, as_of in session.execute(
+            select(KpiSnapshot.period_start, KpiSnapshot.as_of)
+            .where(KpiSnapshot.institution_id == institution_id)
+            .order_by(KpiSnapshot.period_start)
+        )
+    ]
+
+
 def kpi_snapshot(
     session: Session, *, institution_id: int, period_start: date
 ) -> KpiSnapshot | None:

@@ -228,6 +228,39 @@ def account_facts(
     return facts
 
 
+# A stored period is moved to the one asked by counting again the accounts touched between
+# their starts and between their ends: beyond this many days, counting live is as cheap.
+MAX_SHIFT_DAYS = 45
+
+
+def snapshot_shift(stored: tuple[date, date], period: rules.Period, as_of: date) -> int:
+    """Return the days a snapshot ``(period_start, as_of)`` is moved to serve ``period``.
+
+    Its start is moved to the period's; its day to the period's end and to ``as_of`` (the
+    buckets' day): each day in between has its accounts counted again.
+    """
+    period_start, stored_as_of = stored
+    ends = (stored_as_of, period.end, as_of)
+    return abs((period.start - period_start).days) + (max(ends) - min(ends)).days
+
+
+def nearest_snapshot(
+    session: Session, *, institution_id: int, period: rules.Period, as_of: date
+) -> KpiSnapshot | None:
+    """Return the stored snapshot the fewest days from ``period`` (``None``: none near)."""
+    stored = [
+        (snapshot_shift(item, period, as_of), item)
+        for item in repository.kpi_snapshot_periods(session, institution_id=institution_id)
+    ]
+    near = [item for item in stored if item[0] <= MAX_SHIFT_DAYS]
+    if not near:
+        return None
+    _shift, (period_start, _as_of) = min(near)
+    return repository.kpi_snapshot(
+        session, institution_id=institution_id, period_start=period_start
+    )
+
+
 def stored_account_facts(
     session: Session,
     *,
@@ -237,36 +270,53 @@ def stored_account_facts(
     as_of: date,
     period: rules.Period,
     cuts: Sequence[str],
+    snapshot: KpiSnapshot | None = None,
 ) -> dict[GroupKey, rules.GroupFacts] | None:
-    """Return the account facts from the refresh's snapshot, brought up to ``as_of``.
+    """Return the account facts of ``period`` as of ``as_of`` from a stored snapshot.
 
-    The snapshot holds the facts of the period up to its day for every cut; the accounts
-    touched since (a state, payment or score after its day) are counted again live, once as
-    the snapshot counted them (taken out) and once as of now (added), and the contacts made
-    since by every other account (or about a debtor as a whole) are added. ``None`` when no
-    snapshot fits: the period must start where one does and not end before its day, and the
-    caller must see the whole institution (an agent's view is narrower).
+    The snapshot holds the facts of a period up to its day for every cut (``snapshot``, or
+    the stored one nearest the period). An account with no delinquency event and no payment
+    between the snapshot's start and the period's, nor between the snapshot's day and the
+    period's end or ``as_of``, and not scored between the two days, counts the same in both
+    but for its contacts: those accounts only have the contacts of the days between added or
+    taken out (as do debtors as a whole). The others — touched — are counted again live, once
+    as the snapshot counted them (taken out) and once as asked (added). ``None`` when no
+    snapshot is near enough (``MAX_SHIFT_DAYS``) or the caller does not see the whole
+    institution (an agent's view is narrower).
     """
     if principal.is_agent:
         return None
-    snapshot = repository.kpi_snapshot(
-        session, institution_id=institution.id, period_start=period.start
-    )
-    if snapshot is None or snapshot.as_of > period.end:
+    if snapshot is None:
+        snapshot = nearest_snapshot(
+            session, institution_id=institution.id, period=period, as_of=as_of
+        )
+    if snapshot is None:
         return None
-    horizon = clock.end_of(snapshot.as_of).cutoff
-    touched = repository.listed(
-        session.scalars(
-            repository.touched_accounts(
-                institution_id=institution.id,
-                since=horizon,
-                until=clock.end_of(as_of).cutoff,
-                scored_after=snapshot.as_of,
-                scored_by=as_of,
-                by_contacts=False,
+    stored = rules.Period(snapshot.period_start, snapshot.as_of)
+    ends = (stored.end, period.end, as_of)
+    ranges = [(clock.end_of(min(ends)).cutoff, clock.end_of(max(ends)).cutoff)]
+    if stored.start != period.start:
+        ranges.append(
+            (
+                clock.start_of(min(stored.start, period.start)),
+                clock.start_of(max(stored.start, period.start)),
             )
-        ).all()
-    )
+        )
+    touched_ids: set[int] = set()
+    for since, until in ranges:
+        touched_ids.update(
+            session.scalars(
+                repository.touched_accounts(
+                    institution_id=institution.id,
+                    since=since,
+                    until=until,
+                    scored_after=min(stored.end, as_of),
+                    scored_by=max(stored.end, as_of),
+                    by_contacts=False,
+                )
+            ).all()
+        )
+    touched = repository.listed(sorted(touched_ids))
 
     def people(day: date, **narrowed: Any) -> repository.Population:
         return repository.population(
@@ -282,11 +332,11 @@ def stored_account_facts(
     # for first, and the touched accounts are counted in those groups only.
     then = account_facts(
         session,
-        people(snapshot.as_of, accounts=touched),
+        people(stored.end, accounts=touched),
         clock=clock,
-        as_of=snapshot.as_of,
-        first=period.start,
-        last=snapshot.as_of,
+        as_of=stored.end,
+        first=stored.start,
+        last=stored.end,
     )
     now = account_facts(
         session,
@@ -296,21 +346,33 @@ def stored_account_facts(
         first=period.start,
         last=period.end,
     )
-    # An account whose state, payments and segment stayed as they were only adds the contacts
-    # made since (as does a debtor as a whole): what it counted before is what it counts now.
-    since = repository.contacts(
-        session,
-        people(as_of, except_accounts=touched),
-        start=horizon,
-        end=clock.end_of(period.end).cutoff,
-    )
     combined = rules.facts_from_json(snapshot.facts, stored_cuts=rules.CUTS, cuts=cuts)
     for key, item in then.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
     for key, item in now.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + item
-    for key, counted in since.items():
-        combined[key] = combined.get(key, rules.GroupFacts()) + rules.GroupFacts(contacts=counted)
+    # Every other account (and a debtor as a whole) counted what it counts now, but for the
+    # contacts made between the two starts and between the two ends: the days from the
+    # period's start to the stored one's are added (taken out when the period starts later),
+    # and those from the stored day to the period's end added (taken out when it ends sooner).
+    others = people(as_of, except_accounts=touched)
+    for first, last in (
+        (period.start, stored.start),
+        (stored.end + timedelta(days=1), period.end + timedelta(days=1)),
+    ):
+        if first == last:
+            continue
+        counted = repository.contacts(
+            session,
+            others,
+            start=clock.start_of(min(first, last)),
+            end=clock.start_of(max(first, last)),
+        )
+        for key, contacts in counted.items():
+            part = rules.GroupFacts(contacts=contacts)
+            combined[key] = combined.get(key, rules.GroupFacts()) + (
+                part if first < last else rules.negated(part)
+            )
     return {
         key: kept for key, item in combined.items() if (kept := rules.settled(item)) is not None
     }
@@ -370,6 +432,7 @@ def write_kpi_snapshots(
                 as_of=as_of,
                 period=rules.Period(first, last),
                 cuts=rules.CUTS,
+                snapshot=snapshot,
             )
             cohort = repository.stored_agent_cohort(
                 session, institution_id=institution.id, period_start=first
