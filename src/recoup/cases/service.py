@@ -196,10 +196,13 @@ def sync_cases(
     candidates = accounts.loc[accounts["delinquent"], ["account_id", "debtor_id"]].merge(
         live[["case_id", "debtor_id"]], on="debtor_id"
     )
-    known = pd.MultiIndex.from_frame(members[["case_id", "account_id"]])
-    candidates = candidates[
-        ~pd.MultiIndex.from_frame(candidates[["case_id", "account_id"]]).isin(known)
-    ]
+    candidates = candidates.merge(
+        members[["case_id", "account_id"]].drop_duplicates(),
+        on=["case_id", "account_id"],
+        how="left",
+        indicator="known",
+    )
+    candidates = candidates[candidates.pop("known").to_numpy() == "left_only"]
     candidates = candidates.assign(rank=rank.reindex(candidates["debtor_id"]).to_numpy())
     candidates = candidates.sort_values(["rank", "account_id"], kind="stable")
     joined: list[dict[str, object]] = [
@@ -269,7 +272,7 @@ def _account_frame(rows: Sequence[repository.AccountState]) -> pd.DataFrame:
         frame["status"].to_numpy(dtype=object), frame["dpd"].to_numpy(dtype=np.int64)
     )
     frame["owed"] = frame["balance"].to_numpy(dtype=np.int64) > 0
-    return frame
+    return frame.drop(columns=["status", "dpd", "balance"])
 
 
 _STANDING = ("expected_recovery", "priority", "queue_id", "updated_at")
@@ -331,8 +334,12 @@ def _refresh(
     product_codes, product_names = pd.factorize(facts["product"])
     pairs = pd.DataFrame({"case_id": facts["case_id"].to_numpy(), "code": product_codes})
     pairs = pairs.drop_duplicates()
+    # Up to 62 products the bit sets fit in int64; beyond, Python integers.
+    bit_type = np.int64 if len(product_names) <= 62 else object
     product_bits = (
-        pd.Series(np.left_shift(1, pairs["code"].to_numpy(dtype=object)), index=pairs["case_id"])
+        pd.Series(
+            np.left_shift(1, pairs["code"].to_numpy().astype(bit_type)), index=pairs["case_id"]
+        )
         .groupby(level=0)
         .sum()
     )
@@ -342,21 +349,34 @@ def _refresh(
     if has_members.any():
         with_members = cases.loc[has_members, ["case_id", "debtor_id"]]
         province_of = provinces.drop_duplicates("debtor_id").set_index("debtor_id")["province"]
-        keys = pd.DataFrame(
-            {
-                "bucket": worst.reindex(with_members["case_id"]).fillna("M0").to_numpy(),
-                "products": product_bits.reindex(with_members["case_id"], fill_value=0)
-                .astype(object)
-                .to_numpy(),
-                "province": with_members["debtor_id"]
-                .map(province_of)
-                .astype(object)
-                .fillna(_NO_PROVINCE)
-                .to_numpy(),
-            }
+        # rules.route once per distinct (worst bucket, products, province): each column
+        # factorised, the three codes combined into one integer key.
+        bucket_code, bucket_values = pd.factorize(
+            worst.reindex(with_members["case_id"]).fillna("M0").to_numpy()
         )
-        # rules.route once per distinct (worst bucket, products, province).
-        combination, distinct = pd.MultiIndex.from_frame(keys).factorize()
+        bits_code, bits_values = pd.factorize(
+            product_bits.reindex(with_members["case_id"], fill_value=0).to_numpy()
+        )
+        province_code, province_values = pd.factorize(
+            with_members["debtor_id"]
+            .map(province_of)
+            .astype(object)
+            .fillna(_NO_PROVINCE)
+            .to_numpy()
+        )
+        key = (bucket_code.astype(np.int64) * len(bits_values) + bits_code) * len(
+            province_values
+        ) + province_code
+        _, first, combination = np.unique(key, return_index=True, return_inverse=True)
+        combination = combination.reshape(-1)
+        distinct = [
+            (
+                bucket_values[bucket_code[row]],
+                bits_values[bits_code[row]],
+                province_values[province_code[row]],
+            )
+            for row in first.tolist()
+        ]
         names = product_names.tolist()
         queues = np.asarray(
             [
