@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from recoup.analytics import schemas
 from recoup.identity import service as identity
 from tests.analytics.conftest import March
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
@@ -12,6 +13,22 @@ URL = "/api/v1/kpis"
 
 
 class TestAnswer:
+    def test_the_answer_is_what_the_schema_describes(self, session: Session, march: March) -> None:
+        # Written from plain values: read back as ``schemas.KpiReport`` (the OpenAPI document)
+        # and written out again, it is the same text, field for field and in the same order.
+        manager = make_user(session, march.institution, role="manager")
+        with client_for(session) as client:
+            for group_by in ("", "product,bucket,province,channel", "city,segment"):
+                response = client.get(
+                    URL,
+                    params={"as_of": "2026-03-31", "group_by": group_by},
+                    headers=bearer(manager),
+                )
+                assert response.status_code == 200, response.text
+                read = schemas.KpiReport.model_validate_json(response.content)
+                assert read.model_dump_json(by_alias=True).encode() == response.content
+                assert read.groups or not group_by
+
     def test_the_month_in_total_and_by_product(self, session: Session, march: March) -> None:
         manager = make_user(session, march.institution, role="manager")
         with client_for(session) as client:
