@@ -316,7 +316,7 @@ def stored_account_facts(
                 )
             ).all()
         )
-    touched = repository.listed(sorted(touched_ids))
+    touched = repository.held(session, touched_ids)
 
     def people(day: date, **narrowed: Any) -> repository.Population:
         return repository.population(
