@@ -19,8 +19,9 @@ and times them (the first stores the KPI snapshot of the month to yesterday, the
 it forward from what changed); then calls, as a manager, in-process: ``/healthz``, the home page
 (``/``), the agents and regions pages and ``GET /api/v1/kpis`` for the month and cut by four
 cuts (from the daily aggregates and the snapshot, today's changes counted live), and from nine
-days back (no snapshot starts there: live). Printed per request: p50, p95 and
-max wall time, and p50 as a multiple of ``/healthz``'s.
+days back (the month's snapshot moved to that start: the accounts touched between counted
+again). Printed per request: p50, p95 and max wall time, and p50 as a multiple of
+``/healthz``'s.
 """
 
 from __future__ import annotations
@@ -251,7 +252,6 @@ def main() -> None:
     )
     parser.add_argument("--accounts", type=int, default=FULL_ACCOUNTS)
     parser.add_argument("--repeat", type=int, default=20, help="calls per page (after a warm-up)")
-    parser.add_argument("--kpi-repeat", type=int, default=5, help="calls of the live KPI API")
     parser.add_argument(
         "--small", action="store_true", help=f"{SMALL_ACCOUNTS:,} accounts (CI size)"
     )
@@ -276,7 +276,7 @@ def main() -> None:
 
         from fastapi import Response
         from fastapi.testclient import TestClient
-        from sqlalchemy import select
+        from sqlalchemy import inspect, select
 
         from recoup.analytics.daily import service as daily
         from recoup.app import create_app
@@ -290,8 +290,19 @@ def main() -> None:
         from recoup.models import Base, User
 
         prepare_schema()
-        # Tables and indexes the models have and a kept database's revision may not yet.
+        # Tables, nullable columns and indexes the models have and a kept database's revision
+        # may not yet.
         Base.metadata.create_all(get_engine(), checkfirst=True)
+        with get_engine().begin() as connection:
+            present = inspect(connection)
+            for table in Base.metadata.sorted_tables:
+                known = {column["name"] for column in present.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in known and column.nullable:
+                        kind = column.type.compile(dialect=connection.dialect)
+                        connection.exec_driver_sql(
+                            f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+                        )
         for table in Base.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(get_engine(), checkfirst=True)
@@ -377,7 +388,7 @@ def main() -> None:
         login_session(cookie_response, manager)
         cookie = cookie_response.headers["set-cookie"].split(f"{SESSION_COOKIE}=")[1].split(";")[0]
         as_of = day.isoformat()
-        # A period no snapshot starts on (not a month's first day): counted live.
+        # A period no snapshot starts on (not a month's first day): the nearest one, moved.
         other_from = day - timedelta(days=9)
         if other_from.day == 1:
             other_from -= timedelta(days=1)
@@ -403,7 +414,7 @@ def main() -> None:
                 "GET /api/v1/kpis, other from",
                 "/api/v1/kpis",
                 {"as_of": as_of, "from": other_from.isoformat()},
-                arguments.kpi_repeat,
+                arguments.repeat,
             ),
         ]
         results: dict[str, list[float]] = {}
@@ -442,7 +453,7 @@ def main() -> None:
         median, p95 = statistics.median(seconds), _p95(seconds)
         verdict = ""
         targeted = ("manager home", "home,", "GET /api/v1/kpis", "agents", "regions")
-        if label.startswith(targeted) and "other" not in label:
+        if label.startswith(targeted):
             verdict = "  ok" if p95 * 1000 <= TARGET_MS else f"  over {TARGET_MS:.0f} ms"
         print(
             f"  {label:<26} p50 {median * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
