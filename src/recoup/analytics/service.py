@@ -7,6 +7,7 @@ sum of its groups' facts, so totals and groups always agree.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -183,6 +184,12 @@ class DayClock:
         )
 
 
+# The account facts ``account_facts`` counts (``rules.GroupFacts`` fields).
+ACCOUNT_FACTS = frozenset(
+    {"buckets", "transitions", "delinquent_at_start", "placed", "collected", "cures", "contacts"}
+)
+
+
 def account_facts(
     session: Session,
     people: repository.Population,
@@ -191,12 +198,14 @@ def account_facts(
     as_of: date,
     first: date,
     last: date,
+    only: frozenset[str] = ACCOUNT_FACTS,
 ) -> dict[GroupKey, rules.GroupFacts]:
     """Count the facts of accounts and contacts as of a day over the days ``first``…``last``.
 
     Everything but promises and plans (counted per request: their status depends on the
-    day read). ``last`` may be the day before ``first``: an empty period, whose states are
-    those at its start (what a period starting the next day builds on).
+    day read), or ``only`` some of them. ``last`` may be the day before ``first``: an empty
+    period, whose states are those at its start (what a period starting the next day builds
+    on).
     """
     start = clock.start_of(first)
     end = clock.end_of(last).cutoff
@@ -205,26 +214,33 @@ def account_facts(
     def add(key: GroupKey, part: rules.GroupFacts) -> None:
         facts[key] = facts.get(key, rules.GroupFacts()) + part
 
-    for key, counts in repository.buckets(
-        session, people, cutoff=clock.end_of(as_of).cutoff
-    ).items():
-        add(key, rules.GroupFacts(buckets=tuple(counts)))
-    for key, cells in repository.transitions(
-        session, people, start=first - timedelta(days=1), end=last
-    ).items():
-        add(key, rules.GroupFacts(transitions=tuple(cells)))
-    for key, cohort in repository.delinquent_at_start(
-        session, people, start=start, end=end
-    ).items():
-        add(key, rules.GroupFacts(delinquent_at_start=cohort))
-    for key, cohort in repository.placed(session, people, start=start, end=end).items():
-        add(key, rules.GroupFacts(placed=cohort))
-    for key, collected in repository.collected(session, people, start=start, end=end).items():
-        add(key, rules.GroupFacts(collected=collected))
-    for key, cured in repository.cures(session, people, start=start, end=end).items():
-        add(key, rules.GroupFacts(cures=cured))
-    for key, attempts in repository.contacts(session, people, start=start, end=end).items():
-        add(key, rules.GroupFacts(contacts=attempts))
+    if "buckets" in only:
+        for key, counts in repository.buckets(
+            session, people, cutoff=clock.end_of(as_of).cutoff
+        ).items():
+            add(key, rules.GroupFacts(buckets=tuple(counts)))
+    if "transitions" in only:
+        for key, cells in repository.transitions(
+            session, people, start=first - timedelta(days=1), end=last
+        ).items():
+            add(key, rules.GroupFacts(transitions=tuple(cells)))
+    if "delinquent_at_start" in only:
+        for key, cohort in repository.delinquent_at_start(
+            session, people, start=start, end=end
+        ).items():
+            add(key, rules.GroupFacts(delinquent_at_start=cohort))
+    if "placed" in only:
+        for key, cohort in repository.placed(session, people, start=start, end=end).items():
+            add(key, rules.GroupFacts(placed=cohort))
+    if "collected" in only:
+        for key, collected in repository.collected(session, people, start=start, end=end).items():
+            add(key, rules.GroupFacts(collected=collected))
+    if "cures" in only:
+        for key, cured in repository.cures(session, people, start=start, end=end).items():
+            add(key, rules.GroupFacts(cures=cured))
+    if "contacts" in only:
+        for key, attempts in repository.contacts(session, people, start=start, end=end).items():
+            add(key, rules.GroupFacts(contacts=attempts))
     return facts
 
 
@@ -271,6 +287,7 @@ def stored_account_facts(
     period: rules.Period,
     cuts: Sequence[str],
     snapshot: KpiSnapshot | None = None,
+    only: frozenset[str] = ACCOUNT_FACTS,
 ) -> dict[GroupKey, rules.GroupFacts] | None:
     """Return the account facts of ``period`` as of ``as_of`` from a stored snapshot.
 
@@ -282,7 +299,8 @@ def stored_account_facts(
     taken out (as do debtors as a whole). The others — touched — are counted again live, once
     as the snapshot counted them (taken out) and once as asked (added). ``None`` when no
     snapshot is near enough (``MAX_SHIFT_DAYS``) or the caller does not see the whole
-    institution (an agent's view is narrower).
+    institution (an agent's view is narrower). With ``only`` some facts, the others are left
+    out of the answer (and the touched accounts are not counted for them).
     """
     if principal.is_agent:
         return None
@@ -337,6 +355,7 @@ def stored_account_facts(
         as_of=stored.end,
         first=stored.start,
         last=stored.end,
+        only=only,
     )
     now = account_facts(
         session,
@@ -345,8 +364,16 @@ def stored_account_facts(
         as_of=as_of,
         first=period.start,
         last=period.end,
+        only=only,
     )
     combined = rules.facts_from_json(snapshot.facts, stored_cuts=rules.CUTS, cuts=cuts)
+    if only != ACCOUNT_FACTS:
+        combined = {
+            key: dataclasses.replace(
+                rules.GroupFacts(), **{name: getattr(item, name) for name in only}
+            )
+            for key, item in combined.items()
+        }
     for key, item in then.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
     for key, item in now.items():
@@ -360,7 +387,7 @@ def stored_account_facts(
         (period.start, stored.start),
         (stored.end + timedelta(days=1), period.end + timedelta(days=1)),
     ):
-        if first == last:
+        if first == last or "contacts" not in only:
             continue
         counted = repository.contacts(
             session,
@@ -765,6 +792,7 @@ def region_report(
         as_of=as_of,
         period=frame.period,
         cuts=cuts,
+        only=frozenset({"transitions", "contacts"}),
     )
     if stored is not None:
         counted_contacts = {
