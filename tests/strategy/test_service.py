@@ -199,6 +199,7 @@ class TestPreview:
             "high_value": 1,
             "self_cure_window": 0,
             "young_one_call": 0,
+            "mid_digital": 0,
             "persuadable": 0,
             "low_propensity": 0,
             "young_digital": 0,
