@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, literal, select, update
+from sqlalchemy import Select, Table, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.cases.rules import WORKED_STATES, CaseState
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
@@ -21,6 +22,8 @@ from recoup.models.plans import PaymentPlan
 from recoup.models.strategy import CaseStrategyState
 from recoup.models.workbench import Promise
 from recoup.models.workspace import CaseNote, CaseTask
+
+_TASKS: Table = CaseTask.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +329,12 @@ def add_tasks_from(
     now: datetime,
 ) -> int:
     """Insert a task for each (case, kind, due) row of ``source`` its case does not hold yet,
-    in one INSERT … SELECT; return how many."""
+    in one bulk write; return how many.
+
+    The rows to add are read first and written after: one INSERT … SELECT that checks the
+    table it fills lets PostgreSQL, when ``case_tasks`` is (nearly) empty at planning time,
+    re-read the growing table once per row, quadratic in the day's tasks.
+    """
     planned = source.subquery()
     held = exists(
         select(CaseTask.id).where(
@@ -335,33 +343,24 @@ def add_tasks_from(
             CaseTask.due_at == planned.c.due_at,
         )
     )
-    rows = select(
-        literal(institution_id),
-        planned.c.case_id,
-        planned.c.kind,
-        planned.c.due_at,
-        literal(actor[:128]),
-        literal(now),
-        literal(now),
-    ).where(~held)
-    # The new ids are counted (an INSERT … SELECT's row count is not reported by every driver).
-    added = session.execute(
-        insert(CaseTask)
-        .from_select(
-            [
-                "institution_id",
-                "case_id",
-                "kind",
-                "due_at",
-                "created_by",
-                "created_at",
-                "updated_at",
-            ],
-            rows,
-        )
-        .returning(CaseTask.id)
+    rows = session.execute(
+        select(planned.c.case_id, planned.c.kind, planned.c.due_at).where(~held)
+    ).all()
+    if not rows:
+        return 0
+    case_ids, kinds, due = zip(*rows, strict=True)
+    return bulk.insert_columns(
+        session,
+        _TASKS,
+        {"case_id": case_ids, "kind": kinds, "due_at": due},
+        size=len(rows),
+        constants={
+            "institution_id": institution_id,
+            "created_by": actor[:128],
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    return len(added.all())
 
 
 def own_open_tasks(session: Session, *, institution_id: int, cases: Select[int]) -> int:
