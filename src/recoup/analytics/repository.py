@@ -18,17 +18,15 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import (
     BigInteger,
     BindParameter,
-    Column,
     ColumnElement,
     Date,
     Integer,
-    MetaData,
     ScalarSelect,
     Select,
     SQLColumnExpression,
     Subquery,
-    Table,
     and_,
+    bindparam,
     case,
     delete,
     false,
@@ -194,13 +192,13 @@ class Population:
     currency: str
     as_of: date
     cuts: tuple[str, ...]
-    # Only these accounts (a select of their ids, ``held``, or a list of them), say those
+    # Only these accounts (a select of their ids or a list of them, ``listed``), say those
     # touched since a stored snapshot.
     accounts: Select[Any] | BindParameter[Any] | None = None
     # No account at all: only contact attempts about a debtor as a whole count.
     without_accounts: bool = False
-    # All accounts but these (a select of their ids, ``held``, or a list of them).
-    except_accounts: Select[Any] | BindParameter[Any] | None = None
+    # All accounts but these (a list, ``listed``).
+    except_accounts: BindParameter[Any] | None = None
 
     def narrow(self, statement: Select[*Columns]) -> Select[*Columns]:
         """Restrict a statement over ``Account`` to these accounts (with their debtor if cut by)."""
@@ -268,7 +266,7 @@ def population(
     cuts: Sequence[str],
     accounts: Select[Any] | BindParameter[Any] | None = None,
     without_accounts: bool = False,
-    except_accounts: Select[Any] | BindParameter[Any] | None = None,
+    except_accounts: BindParameter[Any] | None = None,
 ) -> Population:
     """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI).
 
@@ -347,30 +345,14 @@ def touched_accounts(
     return select(touched.c[0])
 
 
-# The accounts a request counts again, held once per connection: each statement reads them
-# through the table's key instead of carrying thousands of ids written into its text.
-_TOUCHED = Table(
-    "kpi_touched_accounts",
-    MetaData(),
-    Column("account_id", BigInteger, primary_key=True, autoincrement=False),
-    prefixes=["TEMPORARY"],
-)
+def listed(account_ids: Sequence[int]) -> BindParameter[Any]:
+    """Return account ids for ``population(accounts=…)``, written into each statement.
 
-
-def held(session: Session, account_ids: Iterable[int]) -> Select[Any]:
-    """Hold account ids in a temporary table and return a select of them.
-
-    For ``population(accounts=…)`` and ``except_accounts``: the ids are written once per
-    request (a busy day touches tens of thousands of accounts) and every statement reads them
-    by key. The table is the connection's own; holding ids again replaces those held before.
+    Found once per request (``touched_accounts``) instead of again in every statement, and
+    written out rather than bound one parameter each: a busy day touches more accounts than
+    SQLite takes parameters.
     """
-    connection = session.connection()
-    _TOUCHED.create(connection, checkfirst=True)
-    connection.execute(_TOUCHED.delete())
-    rows = [{"account_id": account_id} for account_id in sorted(set(account_ids))]
-    if rows:
-        connection.execute(_TOUCHED.insert(), rows)
-    return select(_TOUCHED.c.account_id)
+    return bindparam("listed_accounts", sorted(account_ids), expanding=True, literal_execute=True)
 
 
 def _state() -> Any:

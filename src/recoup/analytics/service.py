@@ -334,7 +334,7 @@ def stored_account_facts(
                 )
             ).all()
         )
-    touched = repository.held(session, touched_ids)
+    touched = repository.listed(sorted(touched_ids))
 
     def people(day: date, **narrowed: Any) -> repository.Population:
         return repository.population(
