@@ -1,5 +1,6 @@
-"""The inbound API other systems write through: payments (one or a list, each item on its own),
-contact points from the CRM, external risk scores, accounts and balances, Fineract events."""
+"""The inbound API other systems write through: payments and their reversals (one or a list,
+each item on its own), contact points from the CRM, external risk scores, accounts and
+balances, Fineract events."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from recoup.integration.schemas import (
     ItemResult,
     PaymentResult,
     PaymentsBody,
+    ReversalResult,
+    ReversalsBody,
     RiskScoresBody,
 )
 from recoup.kit.errors import NotFound, ValidationFailed
@@ -69,7 +72,7 @@ def refuse_single(outcome: service.ItemOutcome) -> None:
 
 
 def _items(
-    body: PaymentsBody | RiskScoresBody | AccountsBody,
+    body: PaymentsBody | ReversalsBody | RiskScoresBody | AccountsBody,
 ) -> tuple[list[dict[str, Any]], bool]:
     value = body.root
     if isinstance(value, list):
@@ -121,6 +124,50 @@ def post_payments(
     return PaymentResult(
         external_id=outcome.external_id,
         status=outcome.status,
+        payment_id=outcome.id,
+    )
+
+
+@router.post(
+    "/payments/reversals",
+    response_model=ReversalResult | BatchResult,
+    status_code=201,
+    dependencies=[Depends(authorize("payments:write"))],
+    responses={
+        200: {"description": "A list: per-item results; or a payment reversed before"},
+        201: {"description": "One payment, reversed now"},
+    },
+)
+def post_payment_reversals(
+    body: ReversalsBody, principal: CurrentPrincipal, session: SessionDep, response: Response
+) -> ReversalResult | BatchResult:
+    """Reverse one payment, or a list of up to 1,000 with a result per item.
+
+    Each reversal names the payment by the ``external_id`` it was recorded with, gives a short
+    ``reason`` and, optionally, ``reversed_at`` (default now). The payment stays, marked
+    reversed: its account is restored as if it had never come, promises and plans it kept
+    are open again, and ``payment.reversed`` goes to webhook subscribers. Reversing a
+    reversed payment is a harmless ``duplicate``. In a list, valid items are reversed and each
+    bad one gets errors naming its index and field; a single reversal that is refused is a
+    422 (404 for a payment the caller cannot see or that was never recorded).
+    """
+    institution = institutions.require_callers(session, principal.institution_id, what="payments")
+    items, many = _items(body)
+    outcomes = service.reverse_payments(
+        session, institution=institution, principal=principal, items=items
+    )
+    if many:
+        response.status_code = 200
+        return batch_result(outcomes)
+    (outcome,) = outcomes
+    if outcome.status == "rejected" or outcome.id is None or outcome.external_id is None:
+        refuse_single(outcome)
+        raise AssertionError("unreachable")  # pragma: no cover
+    if outcome.status == "duplicate":
+        response.status_code = 200
+    return ReversalResult(
+        external_id=outcome.external_id,
+        status="duplicate" if outcome.status == "duplicate" else "reversed",
         payment_id=outcome.id,
     )
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.kit.clock import utcnow
-from recoup.models.account import Account
+from recoup.models.account import Account, Payment
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.integration import ExternalRiskScore, IdempotencyRecord
 
@@ -58,6 +58,21 @@ def visible_accounts(
         for row in session.execute(query.where(Account.external_id.in_(names))):
             by_external_id[row.external_id] = row.id
     return VisibleAccounts(by_id, by_external_id)
+
+
+def payment_accounts(
+    session: Session, *, institution_id: int, external_ids: set[str]
+) -> dict[str, int]:
+    """Return the account id of each of the institution's payments with these external ids."""
+    found: dict[str, int] = {}
+    for batch in _batches(sorted(external_ids)):
+        rows = session.execute(
+            select(Payment.external_id, Payment.account_id).where(
+                Payment.institution_id == institution_id, Payment.external_id.in_(batch)
+            )
+        )
+        found.update((row.external_id, row.account_id) for row in rows)
+    return found
 
 
 def _batches(values: list[T], size: int = 500) -> list[list[T]]:

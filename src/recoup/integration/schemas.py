@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from recoup.enums import PaymentChannel
 from recoup.kit.schemas import Moment, RowIdField
@@ -13,6 +13,8 @@ from recoup.kit.schemas import Moment, RowIdField
 MAX_ITEMS = 1_000
 EXTERNAL_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$"
 AMOUNT = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
+# A reversal's reason is kept in payments.reversal_reason (String(255)).
+REASON_LENGTH = 255
 
 
 class PaymentIn(BaseModel):
@@ -78,6 +80,48 @@ class PaymentsBody(RootModel[dict[str, Any] | list[dict[str, Any]]]):
     model_config = ConfigDict(json_schema_extra=one_or_many(PaymentIn, PAYMENT_EXAMPLE))
 
 
+class ReversalIn(BaseModel):
+    """A payment the accounting or core banking system reversed (bounced, charged back, keyed
+    in error): the payment by its ``external_id``, when and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(
+        pattern=EXTERNAL_ID,
+        description="The payment's external_id, as it was recorded",
+        examples=["PAY-2026-000123"],
+    )
+    reversed_at: Moment | None = Field(
+        default=None, description="When the payment was reversed, with its offset (default: now)"
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=REASON_LENGTH,
+        description="Why, in a few words (kept with the payment and shown to agents)",
+        examples=["cheque bounced"],
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("give the reason in a few words, e.g. cheque bounced")
+        return value.strip()
+
+
+REVERSAL_EXAMPLE = {
+    "external_id": "PAY-2026-000123",
+    "reversed_at": "2026-12-07T09:30:00+08:00",
+    "reason": "cheque bounced",
+}
+
+
+class ReversalsBody(RootModel[dict[str, Any] | list[dict[str, Any]]]):
+    """One reversal or a list of up to 1,000 (each checked on its own)."""
+
+    model_config = ConfigDict(json_schema_extra=one_or_many(ReversalIn, REVERSAL_EXAMPLE))
+
+
 class ItemError(BaseModel):
     """What is wrong with one field of one item."""
 
@@ -92,7 +136,14 @@ class ItemResult(BaseModel):
     index: int
     external_id: str | None
     status: Literal[
-        "applied", "duplicate", "accepted", "created", "updated", "unchanged", "rejected"
+        "applied",
+        "duplicate",
+        "accepted",
+        "created",
+        "updated",
+        "unchanged",
+        "reversed",
+        "rejected",
     ]
     id: int | None = None
     errors: list[ItemError] = Field(default_factory=list)
@@ -113,6 +164,14 @@ class PaymentResult(BaseModel):
 
     external_id: str
     status: Literal["applied", "duplicate"]
+    payment_id: int
+
+
+class ReversalResult(BaseModel):
+    """One reversal's result: the payment reversed now, or reversed before (``duplicate``)."""
+
+    external_id: str
+    status: Literal["reversed", "duplicate"]
     payment_id: int
 
 

@@ -40,7 +40,7 @@ from recoup.ingest.service import ImportState, import_chunk, row_context
 from recoup.institutions import repository as institutions
 from recoup.institutions.settings import IntegrationSettings, settings_of
 from recoup.integration import fineract, repository
-from recoup.integration.schemas import PaymentIn, RiskScoreIn
+from recoup.integration.schemas import PaymentIn, ReversalIn, RiskScoreIn
 from recoup.kit import jobs
 from recoup.kit.clock import utcnow
 from recoup.kit.crypto import blind_index
@@ -179,6 +179,96 @@ def record_payments(
                 index, sent.external_id, str(outcome.status), id=outcome.payment_id
             )
     return [outcomes[index] for index in range(len(items))]
+
+
+# How far ahead of the server's clock a reversal's time may be (the sender's clock drifts).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def reverse_payments(
+    session: Session,
+    *,
+    institution: Institution,
+    principal: Principal,
+    items: Sequence[Mapping[str, Any]],
+) -> list[ItemOutcome]:
+    """Reverse payments another system reports reversed: each item checked and done on its own.
+
+    An item names the payment by its ``external_id``; a payment on an account the caller may
+    not see (another institution's included) is refused like one never recorded. Valid items
+    are reversed through ``portfolio.service.reverse_payments``: reversing a reversed payment
+    again is a ``duplicate``.
+    """
+    now = utcnow()
+    outcomes: dict[int, ItemOutcome] = {}
+    checked: list[tuple[int, ReversalIn]] = []
+    for index, raw in enumerate(items):
+        try:
+            reversal = ReversalIn.model_validate(raw)
+        except ValidationError as error:
+            external_id = _text(raw.get("external_id"))
+            outcomes[index] = ItemOutcome(
+                index, external_id, "rejected", errors=_schema_problems(error)
+            )
+            continue
+        if reversal.reversed_at is not None and reversal.reversed_at > now + CLOCK_SKEW:
+            problem = ItemProblem(
+                "reversed_at",
+                "is in the future; send when the payment was reversed, or leave it out for now",
+                "future",
+            )
+            outcomes[index] = _rejected(index, reversal.external_id, problem)
+            continue
+        checked.append((index, reversal))
+
+    owners = repository.payment_accounts(
+        session,
+        institution_id=institution.id,
+        external_ids={reversal.external_id for _index, reversal in checked},
+    )
+    visible = repository.visible_accounts(
+        session, principal=principal, account_ids=set(owners.values()), external_ids=set()
+    )
+    inputs: list[tuple[int, ReversalInput]] = []
+    for index, reversal in checked:
+        if owners.get(reversal.external_id) not in visible.by_id:
+            problem = ItemProblem(
+                "external_id",
+                f"no payment {reversal.external_id} in your scope; send the external_id "
+                "the payment was recorded with",
+                "not_found",
+            )
+            outcomes[index] = _rejected(index, reversal.external_id, problem)
+            continue
+        inputs.append(
+            (
+                index,
+                ReversalInput(
+                    external_id=reversal.external_id,
+                    reversed_at=reversal.reversed_at or now,
+                    reason=reversal.reason,
+                ),
+            )
+        )
+    reversed_ = portfolio.reverse_payments(
+        session,
+        institution=institution,
+        reversals=[reversal for _index, reversal in inputs],
+        actor=principal.actor,
+    )
+    for (index, sent), outcome in zip(inputs, reversed_, strict=True):
+        if outcome.status == "rejected":
+            problem = ItemProblem("external_id", outcome.reason or "refused", "not_found")
+            outcomes[index] = _rejected(index, sent.external_id, problem)
+        else:
+            outcomes[index] = ItemOutcome(
+                index, sent.external_id, str(outcome.status), id=outcome.payment_id
+            )
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _rejected(index: int, external_id: str, problem: ItemProblem) -> ItemOutcome:
+    return ItemOutcome(index, external_id, "rejected", errors=(problem,))
 
 
 class _NamesAccount(Protocol):
