@@ -192,6 +192,31 @@ class TestNextIds:
         assert len(_stored(session, ids)) == 3
 
 
+class TestSequenceIds:
+    def test_ids_are_fresh_and_insert_as_given(self, session: Session) -> None:
+        if session.get_bind().dialect.name != "postgresql":
+            with pytest.raises(ValueError, match="PostgreSQL"):
+                bulk.sequence_ids(session, DECISIONS, 3)
+            return
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        before = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows[:1]).scalar()
+
+        ids = bulk.sequence_ids(session, DECISIONS, 3)
+        bulk.insert_rows(
+            session, DECISIONS, [{"id": i, **row} for i, row in zip(ids, rows, strict=False)]
+        )
+        after = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows[:1]).scalar()
+
+        assert len(set(ids)) == 3
+        assert before is not None
+        assert after is not None
+        assert before < min(ids)
+        assert max(ids) < after
+        assert len(_stored(session, ids)) == 3
+
+
 class TestUpdateRows:
     def test_sets_each_row_by_its_key(self, session: Session) -> None:
         institution = make_institution(session)

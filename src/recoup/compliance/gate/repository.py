@@ -165,14 +165,18 @@ def add_decisions(session: Session, columns: Mapping[str, Sequence[Any]]) -> lis
     """Insert many decisions, given as columns (name → one value per decision), in one
     statement per batch; return their ids in the rows' order.
 
-    On SQLite the ids are taken up front and inserted with the rows (an insert returning its
-    ids in order goes one row at a time there); elsewhere the insert returns them.
+    On SQLite and PostgreSQL the ids are taken up front (SQLite: after the highest;
+    PostgreSQL: from the id sequence) and inserted with the rows in one driver executemany (an
+    insert returning its ids in order goes one row at a time on SQLite and binds every value
+    row by row through SQLAlchemy); elsewhere the insert returns them.
     """
     count = len(next(iter(columns.values()), ()))
     if not count:
         return []
-    if session.get_bind().dialect.name == "sqlite":
-        ids = bulk.next_ids(session, _DECISIONS, count)
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        take = bulk.next_ids if dialect == "sqlite" else bulk.sequence_ids
+        ids = take(session, _DECISIONS, count)
         bulk.insert_columns(session, _DECISIONS, {"id": ids, **columns}, size=count)
         return ids
     names = list(columns)
