@@ -155,6 +155,16 @@ class TestRefresh:
         )
         assert totals(session, march, ("payments:total",)) == {("payments:total",): (6, 21_000)}
 
+    def test_the_result_counts_the_rows_written(self, session: Session, march: March) -> None:
+        result = service.refresh_aggregates(
+            session, institution=march.institution, as_of=MARCH_END, first=date(2026, 3, 1)
+        )
+        written = session.execute(
+            select(func.count()).where(DailyFact.institution_id == march.institution.id)
+        ).scalar_one()
+        # Every stored row was written by this refresh; the count must not come back as 0.
+        assert 0 < result.rows <= written
+
     def test_a_refresh_again_rewrites_not_adds(self, session: Session, march: March) -> None:
         for _ in range(2):
             service.refresh_aggregates(

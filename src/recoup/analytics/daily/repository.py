@@ -138,7 +138,11 @@ def _bucket_before(
 
 
 def _write(session: Session, statement: Select[*tuple[Any, ...]]) -> int:
-    result = session.execute(insert(DailyFact).from_select(list(_COLUMNS), statement))
+    # An INSERT's row count is kept only when asked for (PostgreSQL reported -1 without it).
+    result = session.execute(
+        insert(DailyFact).from_select(list(_COLUMNS), statement),
+        execution_options={"preserve_rowcount": True},
+    )
     rows = int(getattr(result, "rowcount", -1))
     if rows < 0 and session.get_bind().dialect.name == "sqlite":
         # SQLite's driver reports no row count for an INSERT that starts with a CTE.
