@@ -16,6 +16,8 @@ from recoup.kit import clock
 from recoup.models import Account, Institution, User
 from recoup.models.cases import Case
 from recoup.models.debtor import ContactPoint, Debtor
+from recoup.portfolio import service as portfolio
+from recoup.portfolio.schemas import PaymentInput, ReversalInput
 from recoup.workbench import service as promises
 from recoup.workspace import service as workspace
 from tests.factories import certify, make_contact_point
@@ -214,3 +216,71 @@ def test_another_agents_case_is_not_found(page: Page, live_server: LiveServer) -
     response = page.goto(f"{live_server.url}/cases/{other_id}")
     assert response is not None
     assert response.status == 404
+
+
+def test_a_reversed_payment_is_struck_through_with_its_date_and_reason(
+    page: Page, live_server: LiveServer
+) -> None:
+    account_external_id = _extra_account(live_server, "EXTRA012")
+    case_id = _prepare(live_server, account_external_id=account_external_id)
+    now = clock.utcnow().replace(second=0, microsecond=0)
+    reversed_at = now - timedelta(hours=1)
+    with database_session(live_server) as session:
+        account = session.execute(
+            select(Account).where(Account.external_id == account_external_id)
+        ).scalar_one()
+        institution = session.get(Institution, account.institution_id)
+        assert institution is not None
+        before = account.balance
+        recorded = portfolio.record_payments(
+            session,
+            institution=institution,
+            payments=[
+                PaymentInput(
+                    external_id=f"REV-{case_id}-{n}",
+                    account_external_id=account_external_id,
+                    amount=amount,
+                    currency=account.currency,
+                    paid_at=now - timedelta(hours=3 - n),
+                )
+                for n, amount in ((0, 20_000), (1, 5_000))
+            ],
+            actor="test",
+        )
+        assert [outcome.status for outcome in recorded] == ["applied", "applied"]
+        (reversal,) = portfolio.reverse_payments(
+            session,
+            institution=institution,
+            reversals=[
+                ReversalInput(
+                    external_id=f"REV-{case_id}-0", reversed_at=reversed_at, reason="支票退票"
+                )
+            ],
+            actor="test",
+        )
+        assert reversal.status == "reversed"
+        session.commit()
+        session.refresh(account)
+        # Only the payment that stands took money off the balance.
+        assert account.balance == before - 5_000
+        balance = account.balance
+
+    log_in(page, live_server, "agent")
+    page.goto(f"{live_server.url}/cases/{case_id}")
+    payments = page.locator("[data-testid=timeline-item][data-kind=payment]")
+    expect(payments).to_have_count(2)
+    struck = page.locator("[data-testid=timeline-item][data-kind=payment][data-status=reversed]")
+    expect(struck).to_have_count(1)
+    expect(struck.get_by_test_id("timeline-payment-struck")).to_contain_text("200.00")
+    local = reversed_at.astimezone(clock.zone("Asia/Shanghai"))
+    expect(struck.get_by_test_id("timeline-payment-reversed")).to_contain_text(
+        f"已冲正 {local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    )
+    expect(struck.get_by_test_id("timeline-reversal-reason")).to_have_text("支票退票")
+    standing = page.locator("[data-testid=timeline-item][data-kind=payment][data-status=received]")
+    expect(standing).to_have_count(1)
+    expect(standing).to_contain_text("50.00")
+    expect(standing.get_by_test_id("timeline-payment-struck")).to_have_count(0)
+    expect(standing.get_by_test_id("timeline-payment-reversed")).to_have_count(0)
+    row = page.locator("tr", has_text=account_external_id)
+    expect(row.get_by_test_id("account-balance")).to_contain_text(f"{balance / 100:,.2f}")

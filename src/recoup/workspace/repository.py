@@ -260,7 +260,6 @@ def payments(
         .where(
             Payment.institution_id == institution_id,
             Payment.account_id.in_(account_ids),
-            Payment.reversed_at.is_(None),
         )
         .order_by(Payment.paid_at.desc(), Payment.id.desc())
         .limit(limit)

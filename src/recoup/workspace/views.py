@@ -264,7 +264,16 @@ def _timeline_row(entry: rules.TimelineEntry) -> dict[str, Any]:
         )
     elif entry.kind is rules.TimelineKind.PAYMENT:
         payment = details["payment"]
-        row.update(amount=payment.amount, currency=payment.currency, account=details["account"])
+        # A reversed payment stays on the timeline, marked, so the agent sees why the
+        # balance went back up; it counts in no total.
+        row.update(
+            amount=payment.amount,
+            currency=payment.currency,
+            account=details["account"],
+            status="reversed" if payment.reversed_at is not None else "received",
+            reversed_at=payment.reversed_at,
+            reversal_reason=payment.reversal_reason,
+        )
     elif entry.kind is rules.TimelineKind.CASE:
         event = details["event"]
         row.update(
