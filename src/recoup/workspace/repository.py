@@ -13,6 +13,7 @@ from recoup import bulk
 from recoup.cases.rules import WORKED_STATES, CaseState
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
+from recoup.kit import clock
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, Payment
 from recoup.models.cases import Case, CaseAccount, CaseEvent, Queue
@@ -348,6 +349,9 @@ def add_tasks_from(
     if not rows:
         return 0
     case_ids, kinds, due = zip(*rows, strict=True)
+    # A due time computed in the source (not read from a typed column) comes back as the
+    # driver gives it: naive UTC on SQLite.
+    due = tuple(None if moment is None else clock.aware(moment) for moment in due)
     return bulk.insert_columns(
         session,
         _TASKS,
