@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.cases import repository as cases_repository
+from recoup.institutions.rules import preset_settings
 from recoup.institutions.settings import validate_settings
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Institution
@@ -80,6 +81,30 @@ class TestTheBasisRule:
         assert rules.uplift_recovery(uplift=0.25, overdue_minor=10_000) == 2_500
         with pytest.raises(ValueError, match=r"\[-1, 1\]"):
             rules.uplift_recovery(uplift=1.5, overdue_minor=10_000)
+
+
+class TestThePresets:
+    @pytest.mark.parametrize(
+        ("preset", "basis"),
+        [("commercial_bank", "no_uplift_model"), ("consumer_finance", "propensity")],
+    )
+    def test_the_bank_asks_for_uplift_and_without_a_model_scores_on_propensity(
+        self, session: Session, portfolio_model: TrainedModel, preset: str, basis: str
+    ) -> None:
+        institution, _ = _portfolio(session)
+        _champion(session, institution, portfolio_model)
+        institution.settings = preset_settings(preset)
+        session.flush()
+        service.score_delinquent_accounts(session, institution=institution, as_of=AS_OF)
+        scores = _scores(session, institution)
+        assert scores
+        assert {score.priority_basis for score in scores} == {basis}
+        policy = service.segment_policy(institution)
+        for score in scores:
+            assert score.uplift_recovery is None
+            assert score.priority == pytest.approx(
+                score.expected_recovery / policy.contact_costs[score.channel or ""]
+            )
 
 
 class TestPriorityOnUplift:
