@@ -71,6 +71,22 @@ def refuse_single(outcome: service.ItemOutcome) -> None:
     raise ValidationFailed(detail or "the item was refused", errors=errors)
 
 
+def _recorded_single(
+    outcomes: Sequence[service.ItemOutcome], response: Response
+) -> tuple[service.ItemOutcome, str, int]:
+    """Return a single item's outcome, external id and row id, or raise its refusal.
+
+    A duplicate answers 200 instead of the route's 201.
+    """
+    (outcome,) = outcomes
+    if outcome.status == "rejected" or outcome.id is None or outcome.external_id is None:
+        refuse_single(outcome)
+        raise AssertionError("unreachable")  # pragma: no cover
+    if outcome.status == "duplicate":
+        response.status_code = 200
+    return outcome, outcome.external_id, outcome.id
+
+
 def _items(
     body: PaymentsBody | ReversalsBody | RiskScoresBody | AccountsBody,
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -115,17 +131,8 @@ def post_payments(
     if many:
         response.status_code = 200
         return batch_result(outcomes)
-    (outcome,) = outcomes
-    if outcome.status == "rejected" or outcome.id is None or outcome.external_id is None:
-        refuse_single(outcome)
-        raise AssertionError("unreachable")  # pragma: no cover
-    if outcome.status == "duplicate":
-        response.status_code = 200
-    return PaymentResult(
-        external_id=outcome.external_id,
-        status=outcome.status,
-        payment_id=outcome.id,
-    )
+    outcome, external_id, payment_id = _recorded_single(outcomes, response)
+    return PaymentResult(external_id=external_id, status=outcome.status, payment_id=payment_id)
 
 
 @router.post(
@@ -159,16 +166,11 @@ def post_payment_reversals(
     if many:
         response.status_code = 200
         return batch_result(outcomes)
-    (outcome,) = outcomes
-    if outcome.status == "rejected" or outcome.id is None or outcome.external_id is None:
-        refuse_single(outcome)
-        raise AssertionError("unreachable")  # pragma: no cover
-    if outcome.status == "duplicate":
-        response.status_code = 200
+    outcome, external_id, payment_id = _recorded_single(outcomes, response)
     return ReversalResult(
-        external_id=outcome.external_id,
+        external_id=external_id,
         status="duplicate" if outcome.status == "duplicate" else "reversed",
-        payment_id=outcome.id,
+        payment_id=payment_id,
     )
 
 
