@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
@@ -15,6 +16,7 @@ from recoup.models.audit import AuditEvent
 from recoup.models.cases import Case
 from recoup.strategy import service
 from recoup.strategy.document import StrategyEvent
+from recoup.strategy.presets import preset_text
 from tests.strategy.test_service import approve_preset_templates
 from tests.web.support import LiveServer, database_session, log_in, screenshot
 
@@ -46,7 +48,8 @@ def test_a_manager_edits_checks_and_activates_a_strategy(
 
     expect(page.locator(".flash, [role=status]").first).to_be_visible()
     expect(page.get_by_test_id("version-status")).to_have_text("草稿")
-    expect(page.get_by_test_id("preview-row")).to_have_count(9)
+    segments = len(yaml.safe_load(preset_text("consumer_finance"))["segments"])
+    expect(page.get_by_test_id("preview-row")).to_have_count(segments)
     assigned = sum(
         int(text)
         for text in page.locator(
@@ -55,7 +58,7 @@ def test_a_manager_edits_checks_and_activates_a_strategy(
     )
     assert assigned > 0
     expect(page.locator("[data-testid=finding][data-code=overlap]").first).to_contain_text("重叠")
-    expect(page.locator("[data-testid=flow]")).to_have_count(9)
+    expect(page.locator("[data-testid=flow]")).to_have_count(segments)
     expect(
         page.locator("[data-testid=flow][data-segment=young_digital] [data-testid=flow-path]")
     ).to_have_count(3)

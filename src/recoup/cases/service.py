@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,9 @@ from recoup.models.account import Account
 from recoup.models.cases import AgentAbsence, AgentProfile, Case, CaseAccount, Queue, QueueMember
 from recoup.models.cases import CaseEvent as CaseEventRow
 from recoup.models.identity import Role, User
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SYSTEM = "system"
 # The strategy re-routes a case at once after these events (its job, asked for by name).
@@ -121,6 +124,8 @@ def sync_cases(
     on columns (one array per field, not one object per account) and bulk statements; only
     the cases that close are loaded as objects.
     """
+    import pandas as pd  # columnar work; kept off the CLI's start-up
+
     now = now or utcnow()
     accounts = _account_frame(repository.account_states(session, institution_id=institution_id))
     live = pd.DataFrame(
@@ -264,6 +269,8 @@ def sync_cases(
 
 def _account_frame(rows: Sequence[repository.AccountState]) -> pd.DataFrame:
     """The institution's accounts as columns, with whether each is delinquent and owes."""
+    import pandas as pd  # columnar work; kept off the CLI's start-up
+
     frame = pd.DataFrame(
         rows,
         columns=["account_id", "debtor_id", "status", "dpd", "balance", "bucket", "product"],
@@ -296,6 +303,8 @@ def _refresh(
     (rounded), and the queue of its worst bucket, products and debtor's province
     (``rules.route``, once per distinct combination).
     """
+    import pandas as pd  # columnar work; kept off the CLI's start-up
+
     scores = pd.DataFrame(
         repository.latest_score_rows(session, institution_id=institution_id),
         columns=["account_id", "value", "score_priority"],

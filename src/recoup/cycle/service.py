@@ -17,7 +17,6 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy.orm import Session
 
 from recoup.allocation import service as allocation_service
@@ -219,6 +218,8 @@ def segment(session: Session, context: Context) -> dict[str, Any]:
     segment is that of the case's account with the highest priority. Writes one action row
     per live case (status ``segmented``), the day's only insert.
     """
+    import pandas as pd  # columnar work; kept off the CLI's start-up
+
     assignment = strategy_service.assign_cases(
         session, institution=context.institution, as_of=context.as_of, now=context.now
     )
