@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -246,6 +246,47 @@ class TestAList:
         assert _payment(session, second).reversal_reason == "keyed in twice"
         session.refresh(account)
         assert account.balance == BALANCE
+
+    def test_a_reversal_dated_before_its_payment_is_refused_and_the_others_go_through(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        account = make_account(session, make_debtor(session, institution))
+        headers = _key(session, institution.id)
+        before_paid = (aware(datetime.fromisoformat(PAID_AT)) - timedelta(days=1)).isoformat()
+        with client_for(session) as client:
+            early = _pay(client, headers, account, "E1")
+            fine = _pay(client, headers, account, "E2")
+            answer = client.post(
+                REVERSALS,
+                json=[
+                    _reversal("E1", reversed_at=before_paid),
+                    _reversal("E2", reversed_at=PAID_AT),
+                ],
+                headers=headers,
+            )
+            single = assert_problem(
+                client.post(
+                    REVERSALS, json=_reversal("E1", reversed_at=before_paid), headers=headers
+                ),
+                422,
+            )
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert [(item["status"], item["id"]) for item in results] == [
+            ("rejected", None),
+            ("reversed", fine),
+        ]
+        (error,) = results[0]["errors"]
+        assert error["field"] == "reversed_at"
+        assert error["code"] == "reversed_before_paid"
+        assert "before the payment was made" in error["message"]
+        assert "at or after its paid_at" in error["message"]
+        assert single["errors"][0]["field"] == "body.reversed_at"  # type: ignore[index]
+        assert _payment(session, early).reversed_at is None
+        assert _payment(session, fine).reversed_at is not None
+        session.refresh(account)
+        assert account.balance == BALANCE - 10_000
 
     def test_more_than_a_thousand_is_refused(self, session: Session) -> None:
         institution = make_institution(session)

@@ -258,7 +258,11 @@ def reverse_payments(
     )
     for (index, sent), outcome in zip(inputs, reversed_, strict=True):
         if outcome.status == "rejected":
-            problem = ItemProblem("external_id", outcome.reason or "refused", "not_found")
+            problem = ItemProblem(
+                outcome.field or "external_id",
+                outcome.reason or "refused",
+                outcome.code or "not_found",
+            )
             outcomes[index] = _rejected(index, sent.external_id, problem)
         else:
             outcomes[index] = ItemOutcome(
@@ -707,8 +711,9 @@ def record_reversals(
     session: Session, *, institution: Institution, items: Sequence[Mapping[str, str]], actor: str
 ) -> list[str]:
     """Reverse the payments of repayments another system reversed (``fineract.map_reversal``
-    items); return each one's outcome: ``reversed``, ``duplicate`` (reversed before) or
-    ``not_recorded`` (Recoup never recorded the payment, so nothing is undone)."""
+    items); return each one's outcome: ``reversed``, ``duplicate`` (reversed before),
+    ``not_recorded`` (Recoup never recorded the payment, so nothing is undone) or ``rejected``
+    (dated before the payment was made)."""
     outcomes = portfolio.reverse_payments(
         session,
         institution=institution,
@@ -723,7 +728,9 @@ def record_reversals(
         actor=actor,
     )
     return [
-        "not_recorded" if outcome.status == "rejected" else str(outcome.status)
+        "not_recorded"
+        if outcome.status == "rejected" and outcome.code == "not_found"
+        else str(outcome.status)
         for outcome in outcomes
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from recoup.enums import BUCKETS as BUCKETS
 
@@ -240,6 +240,22 @@ def restore_balances(current: Balances, applied: Sequence[dict[str, int]]) -> Ba
 
 # The statuses payments move an account between; any other (legal, agency, charged off,
 # promised …) belongs to the domain that set it and a reversal leaves it.
+REVERSED_BEFORE_PAID = "reversed_before_paid"
+
+
+def reversal_time_problem(*, paid_at: datetime, reversed_at: datetime) -> str | None:
+    """Say what is wrong with reversing a payment made at ``paid_at`` at ``reversed_at``.
+
+    A payment cannot be undone before it was made: the account would age backwards.
+    """
+    if reversed_at >= paid_at:
+        return None
+    return (
+        f"reversed_at {reversed_at.isoformat()} is before the payment was made "
+        f"({paid_at.isoformat()}); send the time the payment was reversed, at or after its paid_at"
+    )
+
+
 PAYMENT_STATUSES = frozenset({"delinquent", "current", "settled"})
 
 

@@ -59,12 +59,18 @@ class ReversalInput:
 
 @dataclass(frozen=True, slots=True)
 class ReversalOutcome:
-    """What became of one reversal: the payment reversed, already reversed, or rejected."""
+    """What became of one reversal: the payment reversed, already reversed, or rejected.
+
+    A rejection carries a stable ``code`` (``not_found``, ``reversed_before_paid``) and the
+    input ``field`` it is about, like a payment's.
+    """
 
     external_id: str
     status: ReversalStatus
     reason: str | None = None
     payment_id: int | None = None
+    code: str | None = None
+    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

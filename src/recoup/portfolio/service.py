@@ -81,6 +81,7 @@ from recoup.models.institution import Institution
 from recoup.plans import service as plans
 from recoup.portfolio import repository
 from recoup.portfolio.rules import (
+    REVERSED_BEFORE_PAID,
     AccountState,
     Balances,
     PaymentEffect,
@@ -88,6 +89,7 @@ from recoup.portfolio.rules import (
     bucket_for,
     replay_payments,
     restore_balances,
+    reversal_time_problem,
     reverse_payment,
 )
 from recoup.portfolio.schemas import (
@@ -271,8 +273,8 @@ def reverse_payments(
     payments replayed and the events of all of them superseded by the re-lived history —,
     promises it counted toward and plans it completed are open again for the next
     reconciliation to settle, and cases and KPIs, which count only payments not reversed,
-    follow. Reversing a reversed payment
-    again is a ``duplicate``; an unknown one is ``rejected``.
+    follow. Reversing a reversed payment again is a ``duplicate``; an unknown one, or one dated
+    before the payment was made (``reversed_before_paid``), is ``rejected``.
     """
     order = waterfall_of(institution)
     recorded = repository.payments_by_external_id(
@@ -303,11 +305,27 @@ def reverse_payments(
                     reversal.external_id,
                     "rejected",
                     f"no payment {reversal.external_id!r} was recorded to reverse",
+                    code="not_found",
+                    field="external_id",
                 )
             )
             continue
         if payment.reversed_at is not None:
             outcomes.append(ReversalOutcome(reversal.external_id, "duplicate", None, payment.id))
+            continue
+        too_early = reversal_time_problem(
+            paid_at=clock.aware(payment.paid_at), reversed_at=clock.aware(reversal.reversed_at)
+        )
+        if too_early is not None:
+            outcomes.append(
+                ReversalOutcome(
+                    reversal.external_id,
+                    "rejected",
+                    too_early,
+                    code=REVERSED_BEFORE_PAID,
+                    field="reversed_at",
+                )
+            )
             continue
         account = accounts[payment.account_id]
         _undo(session, account=account, payment=payment, reversal=reversal, order=order)
