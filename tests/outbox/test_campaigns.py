@@ -13,13 +13,15 @@ from sqlalchemy.orm import Session
 
 from recoup.contact import service as contact_service
 from recoup.contact.channels import Channel
-from recoup.contact.rules import ConsentKind
+from recoup.contact.rules import AttemptStatus, ConsentKind
 from recoup.identity.scoping import institution_scope
 from recoup.kit import jobs
+from recoup.kit.clock import aware
 from recoup.kit.errors import ValidationFailed
 from recoup.models import Institution
 from recoup.models.account import Account
 from recoup.models.compliance import ContactDecision
+from recoup.models.contact import ContactAttempt
 from recoup.models.jobs import Job
 from recoup.models.outbox import OutboxCampaign, OutboxMessage
 from recoup.outbox import repository, rules, service
@@ -112,9 +114,13 @@ def _one_at_a_time(
     return answers
 
 
-@pytest.mark.parametrize("hour", [10, 7])
+@pytest.mark.parametrize("hour", [10, 7, 20])
 def test_a_campaign_queues_what_one_message_at_a_time_would(session: Session, hour: int) -> None:
     institution, template_id = _book(session, 40)
+    if hour == 20:
+        # In the institution's own quiet hours (20:00–09:00), inside the pack's: both queue the
+        # message for 09:00, when the dispatcher would send it, not for now.
+        set_channels(session, institution, quiet_start="20:00", quiet_end="09:00")
     when = at(hour)  # 07:00 is before the contact hours: both move the message to 08:00
     expected = _one_at_a_time(session, institution, template_id, when)
     assert Counter(allowed for allowed, *_ in expected.values()) == {True: 34, False: 6}
@@ -145,6 +151,22 @@ def test_a_campaign_queues_what_one_message_at_a_time_would(session: Session, ho
     assert got == expected
     if hour == 7:
         assert {m.scheduled_at for m in messages.values()} == {at(8)}
+    if hour == 20:
+        assert {m.scheduled_at for m in messages.values()} == {at(9, day=5)}
+        # The decisions asked for 20:00 hold no planned contact: only the 09:00 ones do.
+        planned = session.scalars(
+            select(ContactAttempt.planned_at).where(
+                ContactAttempt.status == AttemptStatus.PLANNED,
+                ContactAttempt.decision_id.in_([m.decision_id for m in messages.values()]),
+            )
+        ).all()
+        assert len(planned) == len(messages)
+        assert {aware(moment) for moment in planned} == {at(9, day=5)}
+        assert session.scalar(
+            select(func.count())
+            .select_from(ContactAttempt)
+            .where(ContactAttempt.status == AttemptStatus.PLANNED)
+        ) == len(messages)
     for message in messages.values():
         assert message.idempotency_key == rules.campaign_key(campaign.id, message.account_id or 0)
         assert session.get(ContactDecision, message.decision_id).allowed  # type: ignore[union-attr]

@@ -180,6 +180,24 @@ class TestSendTime:
         local = message.scheduled_at.astimezone(SHANGHAI)
         assert (local.day, local.hour, message.status) == (5, 9, OutboxStatus.QUEUED)
 
+    def test_in_the_institutions_quiet_hours_it_is_queued_for_their_end(
+        self, session: Session
+    ) -> None:
+        world = World(session)
+        set_channels(session, world.institution, quiet_start="20:00", quiet_end="09:00")
+        queued = world.queue(at(20, 30))  # the pack allows 20:30; the institution does not
+        message = queued.message
+        assert message is not None
+        local = message.scheduled_at.astimezone(SHANGHAI)
+        assert (local.day, local.hour, local.minute) == (5, 9, 0)
+        # Only the decision for 09:00 holds a planned contact; the one for 20:30 was let go.
+        planned = session.scalars(
+            select(ContactAttempt).where(ContactAttempt.status == AttemptStatus.PLANNED)
+        ).all()
+        assert [attempt.decision_id for attempt in planned] == [message.decision_id]
+        assert world.dispatch(at(20, 45)).sent == 0
+        assert world.dispatch(at(9, 1, day=5)).sent == 1
+
     def test_a_missed_window_expires_when_the_institution_says_so(self, session: Session) -> None:
         world = World(session)
         set_channels(session, world.institution, on_missed_window="expire")

@@ -23,7 +23,7 @@ from recoup.outbox.dispatch import dispatch
 from recoup.outreach.letters import pdf, rules, service
 from tests.factories import make_account, make_contact_point, make_debtor, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user, signed_in
-from tests.outbox.helpers import approved_template
+from tests.outbox.helpers import approved_template, set_channels
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = date(2025, 3, 3)
@@ -207,6 +207,31 @@ class TestPrintBatch:
         assert [queued.duplicate for queued in asked] == [False, True, True]
         assert asked[0].message is not None
         assert {queued.message.id for queued in asked if queued.message} == {asked[0].message.id}
+
+    def test_a_letter_queued_in_the_evening_prints_that_evening(self, session: Session) -> None:
+        """The institution's quiet hours hold texts and emails, not letters: a letter reaches
+        the debtor by post, so one queued at 20:30 is released and printed at once."""
+        institution = make_institution(session)
+        set_channels(session, institution, quiet_start="20:00", quiet_end="09:00")
+        template = approved_template(session, institution, channel="letter", body=LETTER)
+        debtor, account = _debtor_with_address(session, institution)
+        evening = datetime(2025, 3, 3, 20, 30, tzinfo=SHANGHAI)
+        queued = service.queue_letter(
+            session,
+            principal=institution_scope(institution.id),
+            institution=institution,
+            debtor_id=debtor.id,
+            template_id=template.id,
+            account_id=account.id,
+            day=DAY,
+            now=evening,
+        )
+        assert queued.message is not None
+        assert queued.message.scheduled_at.astimezone(SHANGHAI).date() == DAY
+        report = dispatch(
+            session, now=evening + timedelta(minutes=1), institution_id=institution.id
+        )
+        assert sum(report.counts.get(s, 0) for s in service.RELEASED) == 1, report
 
     def test_an_empty_day_is_an_empty_file(self, session: Session) -> None:
         institution = make_institution(session)

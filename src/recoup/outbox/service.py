@@ -296,6 +296,33 @@ def queue_message(
                 now=now,
                 principal=principal,
             )
+    quiet_end = (
+        _quiet_end(
+            _quiet(settings, channel),
+            at=checked.decision.at,
+            timezones=checked.decision.timezones,
+            institution_zone=institution.timezone,
+        )
+        if checked.decision.allowed
+        else None
+    )
+    if quiet_end is not None and quiet_end <= scheduled_at + expire_after:
+        # In the institution's own quiet hours: queued for when they end, not held at send time.
+        gate_service.release(
+            session, institution_id=institution_id, decision_ids=[checked.record.id], actor=actor
+        )
+        checked = _check(
+            session,
+            institution_id=institution_id,
+            debtor=debtor,
+            contact_point=contact_point,
+            account=account,
+            channel=channel,
+            at=quiet_end,
+            actor=actor,
+            now=now,
+            principal=principal,
+        )
     if not checked.decision.allowed:
         return Queued(None, checked.record, reasons=checked.decision.rule_ids)
     message = OutboxMessage(
@@ -641,12 +668,28 @@ class Result:
     provider: str | None = None
 
 
-def _quiet(settings: ChannelSettings) -> QuietPeriod | None:
-    if settings.quiet_start is None or settings.quiet_end is None:
+def _quiet(settings: ChannelSettings, channel: Channel) -> QuietPeriod | None:
+    """Return the institution's quiet hours for a channel: none for a letter, whose release is a
+    print run (it reaches the debtor by post, days later), none when the institution has none."""
+    if settings.quiet_start is None or settings.quiet_end is None or channel is Channel.LETTER:
         return None
     return QuietPeriod(
         time.fromisoformat(settings.quiet_start), time.fromisoformat(settings.quiet_end)
     )
+
+
+def _quiet_end(
+    quiet: QuietPeriod | None, *, at: datetime, timezones: Sequence[str], institution_zone: str
+) -> datetime | None:
+    """Return when the institution's quiet hours holding a message sent at ``at`` end, read in
+    the zone the dispatcher reads them in (the debtor's first, else the institution's); None
+    when they do not hold."""
+    if quiet is None:
+        return None
+    local = at.astimezone(clock.zone(timezones[0] if timezones else institution_zone))
+    if not quiet.holds(local):
+        return None
+    return quiet.ends_after(local).astimezone(at.tzinfo)
 
 
 def _opt_out_required(session: Session, institution: Institution, channel: Channel) -> bool:
@@ -694,7 +737,6 @@ def _prepare_institution(
 ) -> list[Outgoing]:
     institution = institutions_repository.require_by_id(session, institution_id)
     settings = settings_of(institution).channels
-    quiet = _quiet(settings)
     missed = MissedWindow(settings.on_missed_window)
     debtors = _by_id(session, Debtor, {m.debtor_id for m in batch})
     points = _by_id(session, ContactPoint, {m.contact_point_id for m in batch})
@@ -773,17 +815,18 @@ def _prepare_institution(
                 )
                 hold(message, held.status, reason, held.scheduled_at)
             continue
-        if quiet is not None:
-            zone = clock.zone(decision.timezones[0] if decision.timezones else institution.timezone)
-            local = now.astimezone(zone)
-            if quiet.holds(local):
-                held = rules.held_back(
-                    next_allowed_at=quiet.ends_after(local).astimezone(now.tzinfo),
-                    expires_at=expires_at,
-                    on_missed_window=missed,
-                )
-                hold(message, held.status, "institution quiet hours", held.scheduled_at)
-                continue
+        quiet_end = _quiet_end(
+            _quiet(settings, check.channel),
+            at=now,
+            timezones=decision.timezones,
+            institution_zone=institution.timezone,
+        )
+        if quiet_end is not None:
+            held = rules.held_back(
+                next_allowed_at=quiet_end, expires_at=expires_at, on_missed_window=missed
+            )
+            hold(message, held.status, "institution quiet hours", held.scheduled_at)
+            continue
         token = secrets.token_hex(16)
         changes.append(
             {
@@ -1627,6 +1670,37 @@ def queue_campaign_batch(
             channel=channel,
         )
         for (index, _at), decided in zip(later, again, strict=True):
+            decisions[index] = decided
+    quiet = _quiet(settings_of(institution).channels, channel)
+    hushed: list[tuple[int, datetime]] = []
+    for index, decided in enumerate(decisions):
+        if not decided.decision.allowed:
+            continue
+        end = _quiet_end(
+            quiet,
+            at=decided.decision.at,
+            timezones=decided.decision.timezones,
+            institution_zone=institution.timezone,
+        )
+        if end is not None and end <= now + expire_after:
+            hushed.append((index, end))
+    if hushed:
+        # In the institution's own quiet hours: queued for when they end (the dispatcher would
+        # hold them until then anyway), on decisions asked for that moment.
+        gate_service.release(
+            session,
+            institution_id=institution_id,
+            decision_ids=[decisions[index].decision_id for index, _ in hushed],
+            actor=SYSTEM_ACTOR,
+        )
+        again = _precheck(
+            session,
+            institution=institution,
+            targets=[(targets[index], moment) for index, moment in hushed],
+            points=points,
+            channel=channel,
+        )
+        for (index, _at), decided in zip(hushed, again, strict=True):
             decisions[index] = decided
     blocked = [d.decision.rule_ids for d in decisions if not d.decision.allowed]
     result = queue_planned_messages(
