@@ -9,14 +9,21 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recoup.cases import tasks as case_tasks
 from recoup.identity import service as identity
 from recoup.kit.clock import aware, utcnow
-from recoup.models import Account, Payment
+from recoup.models import Account, Institution, Payment
 from recoup.models.audit import AuditEvent
+from recoup.models.identity import User
+from recoup.models.jobs import Job
+from recoup.models.strategy import CaseStrategyState
 from recoup.models.webhooks import WebhookEvent
+from recoup.strategy import service as strategies
+from recoup.strategy import tasks as strategy_tasks
 from recoup.webhooks import service as webhooks
 from tests.factories import make_account, make_debtor, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
+from tests.strategy.test_service import approve_preset_templates
 
 PAID_AT = (utcnow() - timedelta(hours=2)).isoformat()
 REVERSALS = "/api/v1/payments/reversals"
@@ -341,3 +348,104 @@ def test_an_agent_reverses_only_payments_of_accounts_they_work(session: Session)
         answer = client.post(REVERSALS, json=_reversal("G1"), headers=bearer(agent))
     assert_problem(answer, 404)
     assert _payment(session, payment_id).reversed_at is None
+
+
+class TestTheCase:
+    """A reversal moves the account's case at once, not at the next sync or cycle."""
+
+    @staticmethod
+    def _active_strategy(session: Session) -> Institution:
+        institution = make_institution(session)
+        approve_preset_templates(session, institution)
+        strategy, _ = strategies.create_strategy(
+            session, institution=institution, code="cf", name="CF", actor="m"
+        )
+        strategies.activate(
+            session, institution=institution, strategy=strategy, number=1, actor="m"
+        )
+        return institution
+
+    @staticmethod
+    def _cases(client: TestClient, manager: User, debtor_id: int) -> list[dict[str, Any]]:
+        answer = client.get("/api/v1/cases", headers=bearer(manager))
+        assert answer.status_code == 200, answer.text
+        found = [case for case in answer.json()["items"] if case["debtor_id"] == debtor_id]
+        return [
+            client.get(f"/api/v1/cases/{case['id']}", headers=bearer(manager)).json()
+            for case in sorted(found, key=lambda case: case["id"])
+        ]
+
+    def test_a_case_the_payment_cured_opens_again_with_the_reversal_named(
+        self, session: Session
+    ) -> None:
+        institution = self._active_strategy(session)
+        debtor = make_debtor(session, institution)
+        account = make_account(session, debtor)  # 45 days past due, 1,000.00 overdue
+        manager = make_user(session, institution, role="manager")
+        headers = _key(session, institution.id)
+        case_tasks.sync(session, {"institution_id": institution.id})
+        with client_for(session) as client:
+            paid = client.post(
+                "/api/v1/payments",
+                json={
+                    "external_id": "CURE-1",
+                    "account_external_id": account.external_id,
+                    "amount": "1000.00",
+                    "currency": "CNY",
+                    "paid_at": PAID_AT,
+                    "channel": "bank_transfer",
+                },
+                headers=headers,
+            )
+            assert paid.status_code == 201, paid.text
+            # The sync payments ask for closes the case the payment cured.
+            case_tasks.sync(session, {"institution_id": institution.id})
+            (cured,) = self._cases(client, manager, debtor.id)
+            assert (cured["state"], cured["reason"]) == ("closed", "cured")
+            answer = client.post(REVERSALS, json=_reversal("CURE-1"), headers=headers)
+            assert answer.status_code == 201, answer.text
+            # No sync and no cycle ran: the reversal itself put the account back in a case.
+            old, new = self._cases(client, manager, debtor.id)
+        assert old["id"] == cured["id"]
+        assert (old["state"], old["reason"]) == ("closed", "cured")
+        assert new["state"] == "open"
+        assert [item["id"] for item in new["accounts"]] == [account.id]
+        assert new["accounts"][0]["status"] == "delinquent"
+        events = [item["event"] for item in new["history"]]
+        assert "opened" in events
+        assert "payment_reversed" in events
+        (reversal,) = [item for item in new["history"] if item["event"] == "payment_reversed"]
+        assert reversal["note"] == "payment CURE-1 of 1000.00 CNY reversed: cheque bounced"
+        assert reversal["actor"].startswith("apikey:")
+        # The strategy re-routes the new case by its event rules (the job asked for at once).
+        (job,) = session.execute(
+            select(Job).where(
+                Job.name == "strategy.on_event",
+                Job.payload["case_id"].as_integer() == new["id"],
+            )
+        ).scalars()
+        assert job.payload["case_event"] == "payment_reversed"
+        strategy_tasks.on_event(session, job.payload)
+        state = session.execute(
+            select(CaseStrategyState).where(CaseStrategyState.case_id == new["id"])
+        ).scalar_one()
+        assert state.source == "payment_reversed"
+        assert state.reason_code == "reversed"
+        assert state.step not in {None, "cured"}
+
+    def test_a_live_case_names_the_reversal_and_no_case_opens(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        account = make_account(session, debtor)
+        manager = make_user(session, institution, role="manager")
+        headers = _key(session, institution.id)
+        case_tasks.sync(session, {"institution_id": institution.id})
+        with client_for(session) as client:
+            _pay(client, headers, account, "PART-1")  # 100.00 of 1,000.00 overdue
+            case_tasks.sync(session, {"institution_id": institution.id})
+            answer = client.post(REVERSALS, json=_reversal("PART-1"), headers=headers)
+            assert answer.status_code == 201, answer.text
+            (case,) = self._cases(client, manager, debtor.id)
+        assert case["state"] == "open"
+        notes = [item["note"] for item in case["history"] if item["event"] == "payment_reversed"]
+        assert notes == ["payment PART-1 of 100.00 CNY reversed: cheque bounced"]

@@ -654,6 +654,62 @@ def case_for_account(
     return case
 
 
+# The timeline event a reversed payment writes on its account's case.
+PAYMENT_REVERSED = "payment_reversed"
+
+
+def record_reversal(
+    session: Session,
+    *,
+    institution_id: int,
+    account_id: int,
+    debtor_id: int,
+    status: str,
+    days_past_due: int,
+    note: str,
+    actor: str = SYSTEM,
+    now: datetime | None = None,
+) -> Case | None:
+    """Put a reversed payment on its account's case at once, not at the next sync.
+
+    The case that holds the account takes it; an account delinquent again without one joins
+    the debtor's live case, or a new case opens (a closed case stays closed: its history tells
+    the episode the payment had ended). The case's timeline names the reversal and the
+    strategy re-routes the case by its event rules. Returns None for an account that is in
+    no live case and not delinquent.
+    """
+    now = now or utcnow()
+    live = repository.live_case_of_debtor(
+        session, institution_id=institution_id, debtor_id=debtor_id
+    )
+    holds = live is not None and repository.has_account(
+        session, case_id=live.id, account_id=account_id
+    )
+    if not holds and not rules.is_delinquent(status, days_past_due):
+        return None
+    case = case_for_account(
+        session,
+        institution_id=institution_id,
+        account_id=account_id,
+        debtor_id=debtor_id,
+        status=status,
+        days_past_due=days_past_due,
+        actor=actor,
+        now=now,
+    )
+    if case is None:  # pragma: no cover - a delinquent account always gets a case
+        return None
+    session.add(_history(case, event=PAYMENT_REVERSED, at=now, actor=actor, note=note[:500]))
+    jobs.enqueue(
+        session,
+        STRATEGY_ON_EVENT,
+        {"institution_id": institution_id, "case_id": case.id, "case_event": PAYMENT_REVERSED},
+        idempotency_key=f"strategy@{case.id}@{PAYMENT_REVERSED}@{now.isoformat()}",
+        institution_id=institution_id,
+    )
+    return case
+
+
 def apply_to_case(
     session: Session,
     case: Case | None,

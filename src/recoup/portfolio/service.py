@@ -75,6 +75,7 @@ from recoup.institutions.settings import settings_of
 from recoup.kit import clock, events, jobs
 from recoup.kit.clock import CLOCK_SKEW, utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
+from recoup.kit.money import to_decimal
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.identity import Role, User
 from recoup.models.institution import Institution
@@ -272,9 +273,11 @@ def reverse_payments(
     days past due (aged meanwhile when still overdue) and a payment-set status, the later
     payments replayed and the events of all of them superseded by the re-lived history —,
     promises it counted toward and plans it completed are open again for the next
-    reconciliation to settle, and cases and KPIs, which count only payments not reversed,
-    follow. Reversing a reversed payment again is a ``duplicate``; an unknown one, or one dated
-    before the payment was made (``reversed_before_paid``), is ``rejected``.
+    reconciliation to settle, the account's case takes the reversal at once (reopened as a new
+    case when the payment had cured it; ``cases.service.record_reversal``), and KPIs, which
+    count only payments not reversed, follow. Reversing a reversed payment again is a
+    ``duplicate``; an unknown one, or one dated before the payment was made
+    (``reversed_before_paid``), is ``rejected``.
     """
     order = waterfall_of(institution)
     recorded = repository.payments_by_external_id(
@@ -341,6 +344,22 @@ def reverse_payments(
             institution=institution,
             account_id=account.id,
             paid_at=clock.aware(payment.paid_at),
+        )
+        # The case follows at once: a case the payment had cured is not left closed until
+        # the next sync (the account is delinquent again), and the strategy re-routes it.
+        cases.record_reversal(
+            session,
+            institution_id=institution.id,
+            account_id=account.id,
+            debtor_id=account.debtor_id,
+            status=str(account.status),
+            days_past_due=account.days_past_due,
+            note=(
+                f"payment {payment.external_id} of "
+                f"{to_decimal(payment.amount, payment.currency)} {payment.currency} "
+                f"reversed: {payment.reversal_reason}"
+            ),
+            actor=actor,
         )
         audit.record(
             session,

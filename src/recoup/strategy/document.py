@@ -136,6 +136,8 @@ class StrategyEvent(StrEnum):
     """What happens to a case between cycles and re-routes it at once."""
 
     PAYMENT_RECEIVED = "payment_received"
+    # The core system reversed a payment (bounced, charged back): the money never came.
+    PAYMENT_REVERSED = "payment_reversed"
     PROMISE_MADE = "promise_made"
     PROMISE_BROKEN = "promise_broken"
     DISPUTE = "dispute"

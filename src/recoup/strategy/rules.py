@@ -57,6 +57,7 @@ NO_STEP = -1
 DEFAULT_EVENT_RULES: Mapping[StrategyEvent, EventRule] = MappingProxyType(
     {
         StrategyEvent.PAYMENT_RECEIVED: EventRule(action=EventAction.REEVALUATE),
+        StrategyEvent.PAYMENT_REVERSED: EventRule(action=EventAction.REEVALUATE),
         StrategyEvent.PROMISE_MADE: EventRule(action=EventAction.PAUSE, grace_days=3),
         StrategyEvent.PROMISE_BROKEN: EventRule(action=EventAction.ESCALATE, in_a_row=2),
         StrategyEvent.DISPUTE: EventRule(action=EventAction.HOLD, queue="dispute"),
@@ -816,6 +817,14 @@ def route_event(compiled: CompiledStrategy, event: StrategyEvent, facts: EventFa
                 step="cured",
                 reason="paid: cured",
                 reason_code="cured",
+            )
+        if event is StrategyEvent.PAYMENT_REVERSED:
+            return Reroute(
+                event=name,
+                action=action.value,
+                step="reevaluate",
+                reason="payment reversed: segment again",
+                reason_code="reversed",
             )
         return Reroute(
             event=name,

@@ -640,6 +640,7 @@ CASE_EVENTS: Mapping[str, StrategyEvent] = {
     "cease_requested": StrategyEvent.CEASE_REQUEST,
     "delinquency_cleared": StrategyEvent.PAYMENT_RECEIVED,
     "paid_off": StrategyEvent.PAYMENT_RECEIVED,
+    "payment_reversed": StrategyEvent.PAYMENT_REVERSED,
 }
 CURED_CASE_EVENTS = frozenset({"delinquency_cleared", "paid_off"})
 
