@@ -582,3 +582,61 @@ class TestInjection:
         path = write(tmp_path, "d.csv", f'{DEBTORS_HEADER}\nD1,"{name}",,,\n')
         assert load(session, institution, "debtors", path).inserted == 1
         assert session.execute(select(Debtor.name)).scalar_one() == name
+
+
+class TestReversals:
+    """A payments file reverses payments with its reversed_at and reversal_reason columns."""
+
+    HEADER = "external_id,account_external_id,amount,currency,paid_at,reversed_at,reversal_reason"
+
+    def test_rows_reverse_their_payments_and_bad_ones_name_the_field(
+        self, session: Session, institution: Institution, tmp_path: Path
+    ) -> None:
+        load_examples(session, institution, tmp_path)
+        a0001 = session.execute(
+            select(Account).where(
+                Account.institution_id == institution.id, Account.external_id == "A0001"
+            )
+        ).scalar_one()
+        before = a0001.balance
+        rows = (
+            # The example's payment, sent again with its reversal.
+            "P0001,A0001,500.00,CNY,2025-10-20T14:32:00+08:00,2025-10-25T09:00:00+08:00,cheque bounced",
+            # A new payment reversed in the same row.
+            "P9101,A0001,80.00,CNY,2025-11-01T10:00:00+08:00,2025-11-02T10:00:00+08:00,charged back",
+            "P9102,A0001,10.00,CNY,2025-11-01T10:00:00+08:00,2025-10-31T10:00:00+08:00,bounced",
+            "P9103,A0001,10.00,CNY,2025-11-01T10:00:00+08:00,2025-11-02T10:00:00+08:00,",
+            "P9104,A0001,10.00,CNY,2025-11-01T10:00:00+08:00,,keyed in error",
+            "P9105,A0001,20.00,CNY,2025-11-01T10:00:00+08:00,,",
+        )
+        path = write(tmp_path, "reversals.csv", "\n".join([self.HEADER, *rows]) + "\n")
+        summary = load(session, institution, "payments", path)
+        assert (summary.inserted, summary.updated, summary.unchanged) == (2, 1, 0)
+        assert summary.reject_counts == {"reversed_before_paid": 1, "missing_value": 2}
+        problems = {row["row"]: row for row in report_rows(summary.reject_report)}
+        assert (problems["4"]["field"], problems["4"]["code"]) == (
+            "reversed_at",
+            "reversed_before_paid",
+        )
+        assert "at or after its paid_at" in problems["4"]["reason"]
+        assert problems["5"]["field"] == "reversal_reason"
+        assert problems["6"]["field"] == "reversed_at"
+        payments = {
+            payment.external_id: payment
+            for payment in session.execute(
+                select(Payment).where(Payment.institution_id == institution.id)
+            ).scalars()
+        }
+        assert payments["P0001"].reversal_reason == "cheque bounced"
+        assert payments["P9101"].reversal_reason == "charged back"
+        assert payments["P9105"].reversed_at is None
+        assert {"P9102", "P9103", "P9104"}.isdisjoint(payments)
+        session.refresh(a0001)
+        # P0001 and P9101 no longer count; only P9105's 20.00 stands.
+        assert a0001.balance == before + 50_000 - 2_000
+
+        # The same file again changes nothing twice.
+        again = load(session, institution, "payments", path)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+        session.refresh(a0001)
+        assert a0001.balance == before + 50_000 - 2_000

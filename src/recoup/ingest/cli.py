@@ -167,7 +167,11 @@ def _register(kind: str, help_text: str) -> None:
 _register("debtors", "Import debtors (people and businesses); first column external_id.")
 _register("contacts", "Import contact points (phones, emails, addresses) of imported debtors.")
 _register("accounts", "Import accounts with balances and days past due; buckets are derived.")
-_register("payments", "Import payments; each is applied by the institution's waterfall.")
+_register(
+    "payments",
+    "Import payments; each is applied by the institution's waterfall "
+    "(a row with reversed_at and reversal_reason reverses its payment).",
+)
 
 
 def _jsonable(value: Any) -> Any:

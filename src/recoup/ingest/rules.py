@@ -51,9 +51,11 @@ from recoup.kit.masking import mask_text
 from recoup.kit.money import AmountRefused, known_currencies, minor_digits, parse_payable_amount
 from recoup.kit.text import FORMULA_PREFIXES, MAX_TEXT_LENGTH, clean_text
 from recoup.portfolio.rules import (
+    REVERSED_BEFORE_PAID,
     birth_date_from_resident_id,
     bucket_for,
     resident_id_problem,
+    reversal_time_problem,
     uscc_problem,
 )
 
@@ -186,6 +188,8 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
         Column("currency"),
         Column("paid_at", required=True),
         Column("channel"),
+        Column("reversed_at"),
+        Column("reversal_reason"),
     ),
 }
 
@@ -619,6 +623,9 @@ class PaymentRecord:
     currency: str | None
     paid_at: datetime
     channel: str
+    # The core system reversed the payment (bounced, charged back): when and why.
+    reversed_at: datetime | None = None
+    reversal_reason: str | None = None
 
 
 Record = DebtorRecord | ContactRecord | AccountRecord | PaymentRecord
@@ -1085,6 +1092,7 @@ def validate_payment(
         check.fail(
             "amount", str(raw.get("amount")), "not_positive", "a payment amount must be above zero"
         )
+    reversed_at, reversal_reason = _reversal(check, paid_at)
     if check.problems:
         return check.problems
     assert paid_at is not None
@@ -1095,7 +1103,37 @@ def validate_payment(
         currency=currency,
         paid_at=paid_at,
         channel=channel,
+        reversed_at=reversed_at,
+        reversal_reason=reversal_reason,
     )
+
+
+def _reversal(check: _Checker, paid_at: datetime | None) -> tuple[datetime | None, str | None]:
+    """Check a payment row's reversal: both columns or neither, not before the payment."""
+    reversed_at = check.moment("reversed_at")
+    reason = check.text("reversal_reason")
+    if reversed_at is not None and reason is None and check.present("reversal_reason") is None:
+        check.fail(
+            "reversal_reason",
+            "",
+            "missing_value",
+            "a reversed payment needs the reason it was reversed, e.g. cheque bounced",
+        )
+    if reason is not None and reversed_at is None and check.present("reversed_at") is None:
+        check.fail(
+            "reversed_at",
+            "",
+            "missing_value",
+            "reversal_reason is given: add when the payment was reversed, or leave both empty",
+        )
+    if reversed_at is not None and paid_at is not None:
+        too_early = reversal_time_problem(paid_at=paid_at, reversed_at=reversed_at)
+        if too_early is not None:
+            check.fail(
+                "reversed_at", str(check.present("reversed_at")), REVERSED_BEFORE_PAID, too_early
+            )
+            reversed_at = None
+    return reversed_at, reason
 
 
 VALIDATORS: Final = {

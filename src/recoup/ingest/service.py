@@ -52,8 +52,13 @@ from recoup.models.account import Account
 from recoup.models.debtor import ContactPoint, Debtor
 from recoup.models.ingest import ImportRun
 from recoup.models.institution import Institution
-from recoup.portfolio.schemas import PaymentInput
-from recoup.portfolio.service import record_payments
+from recoup.portfolio.schemas import (
+    PaymentInput,
+    PaymentOutcome,
+    ReversalInput,
+    ReversalOutcome,
+)
+from recoup.portfolio.service import record_payments, reverse_payments
 
 # Statuses an account file may move between on its own; the others (promised, on plan,
 # legal…) are set inside Recoup and survive a file that leaves the status column blank.
@@ -521,11 +526,30 @@ def _write_payments(
     outcomes = record_payments(
         session, institution=state.institution, payments=inputs, actor=state.run.actor
     )
+    reversals = _reverse_payments(session, state, pairs, outcomes)
     for (number, record), outcome in zip(pairs, outcomes, strict=True):
-        if outcome.status == "applied":
+        reversal = reversals.get(number)
+        if reversal is not None and reversal.status == "rejected":
+            field_name = reversal.field or "reversed_at"
+            result.problems.append(
+                (
+                    number,
+                    Problem(
+                        field_name,
+                        str(record.reversed_at) if field_name == "reversed_at" else "",
+                        reversal.code or "reversal_rejected",
+                        reversal.reason or "the reversal was refused",
+                    ),
+                )
+            )
+        elif outcome.status == "applied":
             result.inserted += 1
         elif outcome.status == "duplicate":
-            result.unchanged += 1
+            # A payment recorded before and reversed now is updated; reversed before, unchanged.
+            if reversal is not None and reversal.status == "reversed":
+                result.updated += 1
+            else:
+                result.unchanged += 1
         else:
             reason = outcome.reason or "the payment was refused"
             code = outcome.code or "payment_rejected"
@@ -538,6 +562,41 @@ def _write_payments(
                 record.account_external_id if name == "account_external_id" else record.external_id
             )
             result.problems.append((number, Problem(name, value, code, reason)))
+
+
+def _reverse_payments(
+    session: Session,
+    state: ImportState,
+    pairs: Sequence[tuple[int, PaymentRecord]],
+    outcomes: Sequence[PaymentOutcome],
+) -> dict[int, ReversalOutcome]:
+    """Reverse the payments whose rows carry ``reversed_at``; return each one's outcome by row.
+
+    The row is the payment's own: recorded now or before, it is then reversed (once: the same
+    row again is a duplicate reversal, nothing changes twice).
+    """
+    reversing = [
+        (number, record)
+        for (number, record), outcome in zip(pairs, outcomes, strict=True)
+        if record.reversed_at is not None and outcome.status in {"applied", "duplicate"}
+    ]
+    if not reversing:
+        return {}
+    done = reverse_payments(
+        session,
+        institution=state.institution,
+        reversals=[
+            ReversalInput(
+                external_id=record.external_id,
+                reversed_at=record.reversed_at,
+                reason=record.reversal_reason or "reversed",
+            )
+            for _number, record in reversing
+            if record.reversed_at is not None
+        ],
+        actor=state.run.actor,
+    )
+    return {number: outcome for (number, _record), outcome in zip(reversing, done, strict=True)}
 
 
 # --- data quality ---------------------------------------------------------------------------
