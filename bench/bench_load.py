@@ -11,7 +11,8 @@ FastAPI app with one trivial endpoint runs under the same uvicorn settings
 (``bench/_bare_app.py``). Locust (``bench/locustfile.py``) runs headless, ``--users`` users
 for ``--seconds`` each, once on the bare endpoint and once on each of: ``POST
 /api/v1/compliance/check``, ``POST /api/v1/payments`` (a fresh ``Idempotency-Key`` each, one in
-ten retried with the same key) and ``GET /api/v1/kpis``. Printed per endpoint: requests,
+ten retried with the same key; one task in twenty reverses the user's newest payment through
+``POST /api/v1/payments/reversals``) and ``GET /api/v1/kpis``. Printed per endpoint: requests,
 failures, throughput, p50 and p99, and throughput and p50 as ratios against the bare endpoint
 measured just before on the same machine (load from other processes moves both); then what
 the database holds afterwards (payments written against payments acknowledged).
@@ -296,9 +297,18 @@ def run(backend: str, *, users: int, seconds: float) -> None:
             with unit_of_work(engine, write=False) as session:
                 written = set(session.scalars(select(Payment.external_id)))
                 rows = session.scalar(select(func.count()).select_from(Payment)) or 0
+                reversed_rows = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Payment)
+                        .where(Payment.reversed_at.is_not(None))
+                    )
+                    or 0
+                )
             lost = [item for item in acknowledged if item not in written]
             print(
-                f"  after: {rows} payments in the database ({len(written)} external ids); "
+                f"  after: {rows} payments in the database ({len(written)} external ids, "
+                f"{reversed_rows} reversed); "
                 f"{len(acknowledged)} acknowledged with 201, {len(lost)} of them missing; "
                 f"{rows - len(acknowledged)} more were still in flight when locust stopped"
             )

@@ -9,7 +9,10 @@ seeded debtors' ids and accounts' external ids (comma-separated) and the day the
 - ``payments``: ``POST /api/v1/payments``, one new payment of 1.00 to a random account with
   a fresh ``Idempotency-Key``; one request in ten is sent again with the same key and body
   (a client's retry), which must be answered with the first answer, marked as a replay. The
-  external id of every payment answered 201 goes to the file ``RECOUP_LOAD_LEDGER``.
+  external id of every payment answered 201 goes to the file ``RECOUP_LOAD_LEDGER``. One
+  task in twenty reverses the user's newest acknowledged payment instead (``POST
+  /api/v1/payments/reversals``, a bounced cheque; 201 expected): the reversal re-lives the
+  account and replays the payments made on it since.
 - ``kpis``: ``GET /api/v1/kpis?as_of=<today>``.
 
 A request counts as failed unless it gets the status a correct server gives (200, or 201 for
@@ -37,6 +40,12 @@ CHECK_DAY = os.environ.get(
 # Where the external id of every payment answered 201 is written, one a line (if set).
 LEDGER = os.environ.get("RECOUP_LOAD_LEDGER", "")
 REPLAY_SHARE = 0.1
+# Task weights: a payments run reverses one of its payments in one task of twenty; the other
+# targets only call their endpoint.
+CALL_WEIGHT = 19
+REVERSAL_WEIGHT = 1 if TARGET == "payments" else 0
+# The newest payments a user remembers for reversing.
+REMEMBERED = 100
 
 
 class Caller(FastHttpUser):
@@ -47,6 +56,7 @@ class Caller(FastHttpUser):
     def on_start(self) -> None:
         self.rng = random.Random()
         self.headers = {"X-API-Key": API_KEY} if API_KEY else {}
+        self.paid: list[str] = []
 
     def _expect(self, method: str, url: str, name: str, expected: int, **kwargs: Any) -> Any:
         with self.client.request(
@@ -61,7 +71,7 @@ class Caller(FastHttpUser):
                 response.failure(f"status {response.status_code}: {response.text[:200]}")
             return response
 
-    @task
+    @task(CALL_WEIGHT)
     def call(self) -> None:
         if TARGET == "bare":
             self._expect("GET", "/ping", "bare GET /ping", 200)
@@ -84,6 +94,22 @@ class Caller(FastHttpUser):
         else:
             raise RuntimeError(f"unknown RECOUP_LOAD_TARGET {TARGET!r}")
 
+    @task(REVERSAL_WEIGHT)
+    def reverse(self) -> None:
+        """Reverse this user's newest acknowledged payment (a payment first if it has none)."""
+        if not self.paid:
+            self._payment()
+            return
+        body = {"external_id": self.paid.pop(), "reason": "load test: cheque bounced"}
+        self._expect(
+            "POST",
+            "/api/v1/payments/reversals",
+            "POST /payments/reversals",
+            201,
+            json=body,
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+
     def _payment(self) -> None:
         body = {
             "external_id": f"LOAD-{uuid.uuid4().hex}",
@@ -99,6 +125,7 @@ class Caller(FastHttpUser):
         )
         if first.status_code != 201:
             return
+        self.paid = [*self.paid[-(REMEMBERED - 1) :], body["external_id"]]
         if LEDGER:
             with open(LEDGER, "a", encoding="ascii") as ledger:
                 ledger.write(f"{body['external_id']}\n")
