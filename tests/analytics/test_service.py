@@ -210,6 +210,42 @@ class TestPaymentAfterChargeOff:
         assert total.accounts == 0
 
 
+class TestReversedPayment:
+    def test_a_cure_by_a_payment_reversed_since_is_neither_recovery_nor_a_cure(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        late = account(session, institution)  # 45 days past due, 1,000.00 overdue
+        late.external_id = "REV-1"
+        state(session, late, date(2026, 2, 28), days_past_due=45, balance=late.balance)
+        owed = late.balance
+        (paid,) = [
+            record_payment(
+                session,
+                institution=institution,
+                payment=PaymentInput("REV-PAY", "REV-1", 100_000, "CNY", noon(date(2026, 3, 10))),
+            )
+        ]
+        assert paid.status == "applied"
+        assert late.status == "current"
+        total = report(session, institution).total
+        assert total.collected == Collected(100_000, 1, 0)
+        assert total.recovery_rate == Rate(100_000, owed)
+        assert total.cure_rate_by_count == Rate(1, 1)
+        (outcome,) = reverse_payments(
+            session,
+            institution=institution,
+            reversals=[ReversalInput("REV-PAY", noon(date(2026, 3, 12)), "cheque bounced")],
+        )
+        assert outcome.status == "reversed"
+        total = report(session, institution).total
+        assert total.collected == Collected(0, 0, 0)
+        assert total.delinquent_at_start == Cohort(1, owed, 0)
+        assert total.recovery_rate == Rate(0, owed)
+        assert total.cure_rate_by_count == Rate(0, 1)
+        assert total.average_days_to_cure.count == 0
+
+
 class TestPlans:
     def test_plans_completed_over_plans_that_ended_in_the_period(
         self, session: Session, march: March
