@@ -133,6 +133,34 @@ class TestOneReversal:
         ).all()
         assert [event.data["payment_id"] for event in events] == [payment_id]
 
+    def test_without_reversed_at_a_payment_dated_ahead_is_reversed_at_its_paid_at(
+        self, session: Session
+    ) -> None:
+        institution = make_institution(session)
+        account = make_account(session, make_debtor(session, institution))
+        headers = _key(session, institution.id)
+        # The sender's clock runs a few minutes ahead (payments allow for it).
+        ahead = (utcnow() + timedelta(minutes=3)).replace(microsecond=0)
+        with client_for(session) as client:
+            paid = client.post(
+                "/api/v1/payments",
+                json={
+                    "external_id": "AHEAD-1",
+                    "account_external_id": account.external_id,
+                    "amount": "100.00",
+                    "currency": "CNY",
+                    "paid_at": ahead.isoformat(),
+                    "channel": "bank_transfer",
+                },
+                headers=headers,
+            )
+            assert paid.status_code == 201, paid.text
+            answer = client.post(REVERSALS, json=_reversal("AHEAD-1"), headers=headers)
+        assert answer.status_code == 201, answer.text
+        payment = _payment(session, int(paid.json()["payment_id"]))
+        assert payment.reversed_at is not None
+        assert aware(payment.reversed_at) == ahead
+
     def test_an_unknown_payment_is_not_found(self, session: Session) -> None:
         institution = make_institution(session)
         with client_for(session) as client:

@@ -245,7 +245,7 @@ def reverse_payments(
                 index,
                 ReversalInput(
                     external_id=reversal.external_id,
-                    reversed_at=reversal.reversed_at or now,
+                    reversed_at=reversal.reversed_at,
                     reason=reversal.reason,
                 ),
             )

@@ -53,7 +53,9 @@ class ReversalInput:
     """A payment the core system reversed: the payment's external id, when and why."""
 
     external_id: str
-    reversed_at: datetime  # timezone-aware
+    # Timezone-aware; None: now, or the payment's paid_at if that is later (a payment dated a
+    # few minutes ahead by a drifting clock, reversed at once).
+    reversed_at: datetime | None
     reason: str
 
 

@@ -58,7 +58,7 @@ today's delinquency state and an overdue amount restored like the balances.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -316,9 +316,13 @@ def reverse_payments(
         if payment.reversed_at is not None:
             outcomes.append(ReversalOutcome(reversal.external_id, "duplicate", None, payment.id))
             continue
-        too_early = reversal_time_problem(
-            paid_at=clock.aware(payment.paid_at), reversed_at=clock.aware(reversal.reversed_at)
+        paid_at = clock.aware(payment.paid_at)
+        reversed_at = (
+            clock.aware(reversal.reversed_at)
+            if reversal.reversed_at is not None
+            else max(utcnow(), paid_at)
         )
+        too_early = reversal_time_problem(paid_at=paid_at, reversed_at=reversed_at)
         if too_early is not None:
             outcomes.append(
                 ReversalOutcome(
@@ -331,7 +335,13 @@ def reverse_payments(
             )
             continue
         account = accounts[payment.account_id]
-        _undo(session, account=account, payment=payment, reversal=reversal, order=order)
+        _undo(
+            session,
+            account=account,
+            payment=payment,
+            reversal=replace(reversal, reversed_at=reversed_at),
+            order=order,
+        )
         workbench.reopen_promises_kept_by(
             session,
             institution=institution,
@@ -372,7 +382,7 @@ def reverse_payments(
                 "account_id": account.id,
                 "amount": payment.amount,
                 "currency": payment.currency,
-                "reversed_at": clock.aware(reversal.reversed_at).isoformat(),
+                "reversed_at": reversed_at.isoformat(),
                 "reason": payment.reversal_reason,
             },
         )
@@ -419,6 +429,7 @@ def _undo(
 ) -> None:
     """Mark ``payment`` reversed and re-live its account's history without it."""
     paid_at = clock.aware(payment.paid_at)
+    assert reversal.reversed_at is not None  # resolved by reverse_payments
     reversed_at = clock.aware(reversal.reversed_at)
     payment.reversed_at = reversed_at
     payment.reversal_reason = reversal.reason.strip()[:255] or "reversed"
