@@ -280,6 +280,10 @@ def test_a_reversed_payment_is_struck_through_with_its_date_and_reason(
     standing = page.locator("[data-testid=timeline-item][data-kind=payment][data-status=received]")
     expect(standing).to_have_count(1)
     expect(standing).to_contain_text("50.00")
+    # The case's own history names the reversal (the account's case took it at once).
+    named = page.locator("[data-testid=timeline-item][data-kind=case]", has_text="还款被冲正")
+    expect(named).to_have_count(1)
+    expect(named).to_contain_text(f"payment REV-{case_id}-0 of 200.00 CNY reversed: 支票退票")
     expect(standing.get_by_test_id("timeline-payment-struck")).to_have_count(0)
     expect(standing.get_by_test_id("timeline-payment-reversed")).to_have_count(0)
     row = page.locator("tr", has_text=account_external_id)
