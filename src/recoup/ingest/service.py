@@ -592,7 +592,6 @@ def _reverse_payments(
                 reason=record.reversal_reason or "reversed",
             )
             for _number, record in reversing
-            if record.reversed_at is not None
         ],
         actor=state.run.actor,
     )
