@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from typer.testing import CliRunner
 
@@ -175,6 +177,40 @@ class TestEngine:
         # 400 cases × 10 per 1,000 = 4 calls a day.
         assert result.contacts["call"] <= 4 * 20
         assert result.over_capacity > 0
+
+
+class TestDebtorsZones:
+    """A debtor in another zone is contacted in their own day, as the daily cycle plans it."""
+
+    def run(self, zones: list[str]) -> tuple[Result, dict[str, npt.NDArray[Any]]]:
+        columns = rules.synthetic_portfolio(400, 3)
+        columns["timezones"] = zones
+        recorder = Recorder()
+        result = simulate(
+            CALLS, days=20, recorder=recorder, portfolio=Portfolio.from_columns(columns)
+        )
+        return result, recorder.table("contacts")
+
+    def test_a_debtor_west_of_the_lender_is_contacted_in_their_own_morning(self) -> None:
+        # Xinjiang time is two hours behind Beijing time: 09:30 in Shanghai is 07:30 there,
+        # inside the CN pack's quiet hours (08:00-22:00 allowed).
+        zones = ["Asia/Urumqi" if row % 2 else "Asia/Shanghai" for row in range(400)]
+        result, contacts = self.run(zones)
+        assert result.violations == 0
+        west = contacts["row"] % 2 == 1
+        worked = contacts["channel"] == rules.CALL
+        assert (west & worked).sum() > 20
+        # The hours are the lender's clock: two hours on, Urumqi's 09:30 is Shanghai's 11:30.
+        assert contacts["hour"][west & worked].min() >= 11.5
+        assert contacts["hour"][west & ~worked].min() >= 12.0
+        # Debtors in the lender's zone keep the agents' order from 09:30.
+        assert contacts["hour"][~west & worked].min() == 9.5
+        assert "CN-HOURS" not in "".join(result.blocked_by_rule)
+
+    def test_the_lenders_zone_for_everyone_changes_nothing(self) -> None:
+        plain = simulate(CALLS, days=20).summary()
+        zoned, _ = self.run(["Asia/Shanghai"] * 400)
+        assert zoned.summary() | {"seconds": 0} == plain | {"seconds": 0}
 
 
 class TestAllocation:

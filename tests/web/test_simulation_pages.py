@@ -36,6 +36,12 @@ def test_a_manager_compares_strategies(page: Page, live_server: LiveServer) -> N
     for cell in page.get_by_test_id("violations").all_inner_texts():
         assert cell.strip() == "0"
     expect(page.locator("[data-testid=recovery-chart] polyline")).to_have_count(2)
+    # How agents took cases: the baseline always by propensity × balance.
+    expect(
+        page.locator(
+            "[data-testid=simulation-row][data-strategy=baseline] [data-testid=allocation]"
+        )
+    ).to_have_text("坐席按还款倾向 × 余额取案")
     screenshot(page, SHOTS / "simulations-zh.png", title="策略模拟")
 
     page.goto(f"{live_server.url}/simulations?run=true&strategies=default,nope&seeds=1&days=5")

@@ -31,10 +31,13 @@ def simulate_command(
     seed: int = typer.Option(1, "--seed", help="Random seed (the same seed, the same debtors)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
     priority: str = typer.Option(
-        "expected",
+        "settings",
         "--priority",
-        help="Agents take the highest propensity × balance (expected) or, after training the "
-        "uplift model on a simulated experiment, the highest uplift × balance (uplift)",
+        help="How agents pick cases: as the institution's setting allocation.priority says "
+        "(settings: uplift × balance by its registered uplift model, else propensity; the "
+        "baseline always on propensity), the highest propensity × balance (expected) or, after "
+        "training an uplift model on a simulated experiment now, the highest uplift × balance "
+        "(uplift)",
     ),
 ) -> None:
     """Run one strategy for N days on a simulated copy of the institution's live cases."""
@@ -49,19 +52,36 @@ def simulate_command(
 
     with fail_on_domain_error():
         service.check_run(days)
-        if priority not in {"expected", "uplift"}:
-            raise ValidationFailed(f"--priority must be expected or uplift (got '{priority}')")
+        if priority not in {"settings", "expected", "uplift"}:
+            raise ValidationFailed(
+                f"--priority must be settings, expected or uplift (got '{priority}')"
+            )
         with unit_of_work() as session:
             found = institutions.require_by_code(session, institution)
             setup = service.prepare(session, institution=found)
             named = service.strategy_named(session, institution=found, name=strategy)
-        scorer = None
-        if priority == "uplift":
+        allocation = named.allocation
+        if priority == "expected":
+            allocation = service.PROPENSITY
+        elif priority == "uplift":
             from recoup.simulation import uplift
 
-            scorer = uplift.train(setup, seed=seed)[0].score
+            allocation = service.Allocation(
+                priority="uplift",
+                basis="uplift",
+                scorer=uplift.train(setup, seed=seed)[0].score,
+                model_version="trained now on simulated experiments",
+            )
+        scorer = allocation.scorer
         if as_json:
-            result = service.run(setup, named, days=days, seed=seed, uplift_scorer=scorer)
+            result = service.run(
+                setup,
+                named,
+                days=days,
+                seed=seed,
+                uplift_scorer=scorer,
+                priority=allocation.priority,
+            )
         else:
             with progress() as bar:
                 task = bar.add_task(f"{named.label}", total=days)
@@ -72,12 +92,14 @@ def simulate_command(
                     seed=seed,
                     on_day=lambda _day: bar.advance(task),
                     uplift_scorer=scorer,
+                    priority=allocation.priority,
                 )
     summary: dict[str, Any] = {
         "institution": institution,
         "label": named.label,
-        "priority": priority,
         **result.summary(),
+        "priority_basis": allocation.basis,
+        "uplift_model": allocation.model_version,
     }
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
@@ -85,6 +107,7 @@ def simulate_command(
     console.print(
         f"{institution} · {named.label} · {days} days · seed {seed} · {result.cases:,} cases"
     )
+    console.print(f"  {allocation.describe()}")
     console.print(
         f"  recovered {_money(result.recovered)} of {_money(result.initial_balance)} "
         f"({result.recovery_rate:.1%}); {result.total_contacts:,} contacts costing "
@@ -149,6 +172,7 @@ def compare_command(
             f"{_money(item['cost']['mean'])}; complaints {item['complaints']['mean']:.1f}; "
             f"violations {item['violations']['mean']:.0f}"
         )
+        console.print(f"    {item['allocation']}")
 
 
 @app.command("uplift-train")

@@ -35,11 +35,12 @@ from recoup.compliance.gate.rules import (
     PastContact,
     PlannedContact,
     decide_batch,
+    in_local_days,
 )
 from recoup.contact.channels import CHANNELS as CHANNEL_PROPERTIES
 from recoup.contact.channels import Channel
 from recoup.contact.rules import OutcomeCode, Party
-from recoup.cycle.rules import blocked_counts
+from recoup.cycle.rules import PLANNED_TIME, ActionKind, blocked_counts
 from recoup.portfolio.rules import bucket_for
 from recoup.simulation import rules
 from recoup.simulation.params import Params
@@ -85,6 +86,9 @@ class Portfolio:
     # What the product already knows of each case when the run starts (``History``); None: a
     # fresh portfolio (no payment, promise, plan or contact on record).
     history: History | None = None
+    # Each case's debtor's time zones as the gate reads them (a tuple of zone names per row,
+    # ``compliance.facts.service.debtors_facts``); None: every debtor in the institution's zone.
+    timezones: npt.NDArray[Any] | None = None
 
     @property
     def size(self) -> int:
@@ -113,7 +117,15 @@ class Portfolio:
             if "enters_on" in columns
             else None,
             history=History.from_columns(columns, size) if "paid_before" in columns else None,
+            timezones=zone_column(columns["timezones"]) if "timezones" in columns else None,
         )
+
+
+def zone_column(values: Sequence[Any]) -> npt.NDArray[Any]:
+    """A column of zone tuples (one per case) from zone names or sequences of them."""
+    column = np.empty(len(values), dtype=object)
+    column[:] = [(value,) if isinstance(value, str) else tuple(value) for value in values]
+    return column
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +183,8 @@ EVENT_COMPLAINT, EVENT_DISPUTE, EVENT_CEASE, EVENT_HARDSHIP = range(4)
 EVENT_HAND_OVER, EVENT_CURED, EVENT_ENTERED = 4, 5, 6
 
 RECORDED: dict[str, tuple[str, ...]] = {
-    # Every contact made: day, case row, channel code, local hour, outcome, and what the
+    # Every contact made: day, case row, channel code, hour (on the institution's clock, after
+    # the move into the debtor's own day), outcome, and what the
     # conversation came to (a promise, a plan, hardship without a plan, a dispute, a stop
     # request, a complaint).
     "contacts": (
@@ -286,6 +299,8 @@ class Result:
     cured: int = 0
     over_capacity: int = 0
     seconds: float = 0.0
+    # What agents took their cases by: ``expected`` (propensity × balance) or ``uplift``.
+    priority: str = "expected"
 
     @property
     def total_contacts(self) -> int:
@@ -298,6 +313,7 @@ class Result:
     def summary(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
+            "priority": self.priority,
             "seed": self.seed,
             "days": self.days,
             "cases": self.cases,
@@ -455,6 +471,24 @@ class Simulation:
         self.state = _State(portfolio, self.params, np.random.default_rng([settings.seed, 0]))
         self.rng = np.random.default_rng([settings.seed, 1])
         self.zone = ZoneInfo(settings.timezone)
+        # The debtors' zones: each distinct set once (``zone_sets``), its index per case; a set
+        # other than the institution's own zone moves the day's contacts into the debtor's day.
+        own = (settings.timezone,)
+        if portfolio.timezones is None:
+            self.zone_sets: list[tuple[str, ...]] = [own]
+            self.zone_of = np.zeros(portfolio.size, dtype=np.int64)
+        else:
+            index: dict[tuple[str, ...], int] = {own: 0}
+            self.zone_of = np.fromiter(
+                (
+                    index.setdefault(tuple(zones) or own, len(index))
+                    for zones in portfolio.timezones
+                ),
+                dtype=np.int64,
+                count=portfolio.size,
+            )
+            self.zone_sets = list(index)
+        self.first_zone = [ZoneInfo(zones[0]) for zones in self.zone_sets]
         self.histories: dict[str, list[PastContact]] = {}
         self.recorder = settings.recorder
         entering = portfolio.enters_on
@@ -471,6 +505,9 @@ class Simulation:
             days=settings.days,
             cases=portfolio.size,
             initial_balance=float(portfolio.balance.sum()),
+            priority="uplift"
+            if settings.priority == "uplift" and settings.uplift_scorer is not None
+            else "expected",
         )
         params = self.params
         cases = portfolio.size
@@ -887,6 +924,7 @@ class Simulation:
         ):
             here = channel == code
             position[here] = np.arange(int(here.sum())) / max(capacity, 1) * CALL_HOURS
+        # On the institution's clock; a contact is then moved into the debtor's own day.
         hour = np.where(worked, 9.5 + position, 10.0)
         day = self._date(today)
         attempts = []
@@ -907,16 +945,33 @@ class Simulation:
                     automated=CHANNEL_PROPERTIES[gate_channel].automated,
                 )
             )
+        zone_sets = self.zone_sets
+        zone_of = self.zone_of[rows]
         facts = {
             debtor: DebtorFacts(
                 debtor_id=debtor,
-                timezones=(self.settings.timezone,),
+                timezones=zone_sets[zones],
                 dispute_open=bool(state.dispute_until[row] > today),
                 cease_contact=bool(state.ceased[row]),
                 automated_consent=CONSENTED,
             )
-            for debtor, row in zip(debtors, rows.tolist(), strict=True)
+            for debtor, row, zones in zip(debtors, rows.tolist(), zone_of.tolist(), strict=True)
         }
+        # Elsewhere, a contact moves to when it is at least the morning in every zone of the
+        # debtor, as the daily cycle plans it (``in_local_days``); it keeps its place otherwise.
+        local_hour = hour
+        away = np.flatnonzero(zone_of != 0)
+        if len(away):
+            task, message = PLANNED_TIME[ActionKind.TASK], PLANNED_TIME[ActionKind.MESSAGE]
+            mornings = [task if each else message for each in worked[away].tolist()]
+            moved = in_local_days(self.gate, [attempts[i] for i in away], facts, mornings)
+            hour = hour.copy()
+            local_hour = hour.copy()
+            for i, attempt in zip(away.tolist(), moved, strict=True):
+                attempts[i] = attempt
+                hour[i] = (attempt.at - midnight).total_seconds() / 3600
+                there = attempt.at.astimezone(self.first_zone[int(zone_of[i])])
+                local_hour[i] = there.hour + there.minute / 60
         cutoff = midnight - timedelta(days=HISTORY_DAYS)
         histories = {}
         for debtor in facts:
@@ -931,13 +986,14 @@ class Simulation:
             blocked_counts(d.rule_ids for d in decisions if not d.allowed)
         )
         # Blocked work waits for another day (it does not count as a try).
-        rows, channel, hour = rows[allowed], channel[allowed], hour[allowed]
+        rows, channel = rows[allowed], channel[allowed]
+        hour, local_hour = hour[allowed], local_hour[allowed]
         attempts = [attempt for attempt, ok in zip(attempts, allowed.tolist(), strict=True) if ok]
         if len(rows) == 0:
             return 0.0
         # An independent check: nothing reaches a debtor who disputed or asked us to stop.
         result.violations += int(((state.dispute_until[rows] > today) | state.ceased[rows]).sum())
-        return self._outcomes(today, rows, channel, hour, attempts)
+        return self._outcomes(today, rows, channel, hour, attempts, local_hour)
 
     def _outcomes(
         self,
@@ -946,7 +1002,10 @@ class Simulation:
         channel: npt.NDArray[np.int64],
         hour: npt.NDArray[np.float64],
         attempts: list[PlannedContact],
+        local_hour: npt.NDArray[np.float64],
     ) -> float:
+        """What the made contacts came to; ``hour`` on the institution's clock, ``local_hour``
+        the debtor's (who answers depends on the debtor's time of day)."""
         state, params, rng, result = self.state, self.params, self.rng, self.result
         size = len(rows)
         latent = state.latent
@@ -965,7 +1024,7 @@ class Simulation:
             phone_valid=state.phone_valid[rows],
             email_valid=latent.email_valid[rows],
             address_valid=latent.address_valid[rows],
-            hour=hour,
+            hour=local_hour,
         )
         draws = rng.random((7, size))
         reached = draws[0] < reach

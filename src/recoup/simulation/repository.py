@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.models.account import Payment
+from recoup.models.cases import Case
 from recoup.models.plans import PaymentPlan, PlanInstalment
 from recoup.models.workbench import Promise, PromiseStatus
 
@@ -94,3 +95,13 @@ def account_history(session: Session, *, institution_id: int, as_of: date) -> di
         )
     }
     return {"paid": paid, "broken": broken, "promise": promise, "plan": plan}
+
+
+def case_debtors(session: Session, *, institution_id: int) -> dict[int, int]:
+    """Each live case's debtor (case id → debtor id)."""
+    rows = session.execute(
+        select(Case.id, Case.live_debtor_id).where(
+            Case.institution_id == institution_id, Case.live_debtor_id.is_not(None)
+        )
+    )
+    return {case_id: int(debtor_id) for case_id, debtor_id in rows if debtor_id is not None}

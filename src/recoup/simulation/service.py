@@ -21,11 +21,15 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
+from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.rules import Gate
+from recoup.institutions.settings import settings_of
 from recoup.kit import clock
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models.institution import Institution
+from recoup.scoring import repository as scoring_repository
+from recoup.scoring import rules as scoring_rules
 from recoup.simulation import repository
 from recoup.simulation.engine import NEVER, Portfolio, Result, RunSettings, run_simulation
 from recoup.simulation.params import Params, default_params
@@ -48,25 +52,85 @@ def baseline_text() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Allocation:
+    """How agents pick their cases in a run: ``expected`` (propensity × balance) or ``uplift``
+    (estimated uplift × balance, by ``scorer``), and why (``scoring.rules.priority_basis``:
+    ``propensity``, ``uplift``, or ``no_uplift_model`` when uplift is asked for but no uplift
+    model is registered)."""
+
+    priority: str = "expected"
+    basis: str = scoring_rules.BASIS_PROPENSITY
+    scorer: UpliftScorer | None = None
+    model_version: str | None = None
+
+    def describe(self) -> str:
+        if self.basis == scoring_rules.BASIS_UPLIFT:
+            return f"agents on uplift × balance ({self.model_version})"
+        if self.basis == scoring_rules.BASIS_NO_UPLIFT_MODEL:
+            return "agents on propensity × balance: uplift is set but no uplift model is registered"
+        return "agents on propensity × balance"
+
+
+PROPENSITY = Allocation()
+
+
+def settings_allocation(session: Session, *, institution: Institution) -> Allocation:
+    """The allocation the institution's settings ask for, as the real scoring decides it
+    (``scoring.service.priority_worth``): uplift × balance by its newest registered uplift
+    model when ``allocation.priority`` is ``uplift``; else, or without a model, propensity."""
+    from recoup.scoring.service import UPLIFT_FAMILY, load_uplift_model
+
+    asked = settings_of(institution).allocation.priority
+    found = (
+        scoring_repository.latest_uplift_version(
+            session, institution_id=institution.id, family=UPLIFT_FAMILY
+        )
+        if asked == scoring_rules.BASIS_UPLIFT
+        else None
+    )
+    basis = scoring_rules.priority_basis(
+        asked=asked, has_model=found is not None, channel_learnt=True
+    )
+    if found is None:
+        return Allocation(basis=basis)
+    return Allocation(
+        priority="uplift",
+        basis=basis,
+        scorer=load_uplift_model(found).score,
+        model_version=found.version,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class NamedStrategy:
     name: str
     label: str
     compiled: CompiledStrategy
+    # How agents pick cases for it: the institution's settings for its own strategies, always
+    # propensity × balance for the classic baseline.
+    allocation: Allocation = PROPENSITY
 
 
 def strategy_named(session: Session, *, institution: Institution, name: str) -> NamedStrategy:
-    """The strategy a name means for the institution (``default``, ``baseline`` or a code)."""
+    """The strategy a name means for the institution (``default``, ``baseline`` or a code).
+
+    The institution's own strategies (``default`` and codes) allocate agents as its settings
+    say (``settings_allocation``); the baseline, the classic escalation, on propensity."""
     if name == "baseline":
         return NamedStrategy(
             name, "baseline (escalation by days past due)", compile_strategy(baseline_text())
         )
+    allocation = settings_allocation(session, institution=institution)
     if name == "default":
         active = strategy_service.active_strategy(session, institution_id=institution.id)
         if active is not None:
-            return NamedStrategy(name, f"default: {active.label}", active.compiled)
+            return NamedStrategy(name, f"default: {active.label}", active.compiled, allocation)
         preset = strategy_service.default_preset(institution)
         return NamedStrategy(
-            name, f"default: preset {preset}", compile_strategy(preset_text(preset))
+            name,
+            f"default: preset {preset}",
+            compile_strategy(preset_text(preset)),
+            allocation,
         )
     strategy = strategy_repository.strategy_by_code(
         session, institution_id=institution.id, code=name
@@ -80,7 +144,9 @@ def strategy_named(session: Session, *, institution: Institution, name: str) -> 
         version = strategy_repository.latest_version(session, strategy_id=strategy.id)
     if version is None:
         raise NotFound(f"strategy '{name}' has no version yet")
-    return NamedStrategy(name, f"{name} v{version.version}", compile_strategy(version.document))
+    return NamedStrategy(
+        name, f"{name} v{version.version}", compile_strategy(version.document), allocation
+    )
 
 
 def load_portfolio(session: Session, *, institution: Institution, as_of: date) -> Portfolio:
@@ -95,6 +161,11 @@ def load_portfolio(session: Session, *, institution: Institution, as_of: date) -
             "(or recoup seed-demo) first"
         )
     columns["debtor_id"] = columns["case_id"]
+    columns["timezones"] = case_zones(
+        session,
+        institution=institution,
+        case_ids=np.asarray(columns["case_id"], dtype=np.int64),
+    )
     past = repository.account_history(session, institution_id=institution.id, as_of=as_of)
     failed = strategy_repository.contact_facts(
         session, institution_id=institution.id, names=["failed_attempts"]
@@ -114,6 +185,24 @@ def load_portfolio(session: Session, *, institution: Institution, as_of: date) -
         )
     )
     return Portfolio.from_columns(columns)
+
+
+def case_zones(
+    session: Session, *, institution: Institution, case_ids: npt.NDArray[np.int64]
+) -> list[tuple[str, ...]]:
+    """Each case's debtor's time zones as the gate reads them in the daily cycle
+    (``compliance.facts.service.debtors_facts``: the stored zone, the address's, the phones');
+    the institution's zone for a case whose debtor has none."""
+    debtor_of = repository.case_debtors(session, institution_id=institution.id)
+    facts = facts_service.debtors_facts(
+        session, institution_id=institution.id, debtor_ids=sorted(set(debtor_of.values()))
+    )
+    own = (str(institution.timezone),)
+    zones = []
+    for case_id in case_ids.tolist():
+        known = facts.get(str(debtor_of.get(case_id)))
+        zones.append(tuple(known.timezones) if known is not None and known.timezones else own)
+    return zones
 
 
 def history_columns(
@@ -227,10 +316,15 @@ def run(
     suppress_below: Mapping[str, float] | None = None,
     suppress_mode: str = "skip",
 ) -> Result:
-    """One strategy, one seed; with an uplift scorer, agents take the highest uplift × balance
-    (unless ``priority`` says ``expected``); ``suppress_below`` skips a channel's contacts whose
-    estimated uplift is at or below the threshold."""
+    """One strategy, one seed. Agents pick cases as the strategy's ``allocation`` says, unless
+    told otherwise: with an uplift scorer, they take the highest uplift × balance (unless
+    ``priority`` says ``expected``); ``priority`` ``expected`` alone puts them on propensity ×
+    balance. ``suppress_below`` skips a channel's contacts whose estimated uplift is at or
+    below the threshold."""
     check_run(days)
+    if uplift_scorer is None and priority is None:
+        uplift_scorer = strategy.allocation.scorer
+        priority = strategy.allocation.priority
     settings = RunSettings(
         days=days,
         seed=seed,
@@ -322,6 +416,7 @@ class StrategyOutcome:
     name: str
     label: str
     runs: tuple[Result, ...]
+    allocation: Allocation = PROPENSITY
 
     def spread(self, metric: str) -> Spread:
         return Spread.of([float(run.summary()[metric]) for run in self.runs])
@@ -367,6 +462,9 @@ class Comparison:
                 {
                     "name": outcome.name,
                     "label": outcome.label,
+                    "priority": outcome.allocation.priority,
+                    "priority_basis": outcome.allocation.basis,
+                    "allocation": outcome.allocation.describe(),
                     **{metric: outcome.spread(metric).as_dict() for metric in METRICS},
                     "relative_recovery": uplift[outcome.name].as_dict(),
                     "recovered_by_day": [round(value) for value in outcome.curve],
@@ -402,7 +500,9 @@ def compare(
             runs.append(run(setup, strategy, days=days, seed=seed, params=params))
             if on_run is not None:
                 on_run()
-        outcomes.append(StrategyOutcome(strategy.name, strategy.label, tuple(runs)))
+        outcomes.append(
+            StrategyOutcome(strategy.name, strategy.label, tuple(runs), strategy.allocation)
+        )
     return Comparison(
         days=days,
         seeds=tuple(seeds),

@@ -76,6 +76,7 @@ def resampled(portfolio: Portfolio, size: int, seed: int) -> Portfolio:
         age=portfolio.age[rows],
         product=portfolio.product[rows],
         region=portfolio.region[rows],
+        timezones=None if portfolio.timezones is None else portfolio.timezones[rows],
     )
 
 
