@@ -15,6 +15,7 @@ from recoup.cli import app
 from recoup.demo.service import ACTOR
 from recoup.models import Account, AuditEvent, Base, Institution, User
 from recoup.models.scoring import AccountScore, ModelState, ModelVersion, ScoringRun
+from recoup.simulation.service import settings_allocation
 
 runner = CliRunner()
 
@@ -99,6 +100,17 @@ def _unscored_delinquent_accounts(code: str) -> int:
         return int(session.execute(statement).scalar_one())
 
 
+def _priority_bases(code: str) -> set[str]:
+    with db.unit_of_work() as session:
+        statement = (
+            select(AccountScore.priority_basis)
+            .join(Institution, Institution.id == AccountScore.institution_id)
+            .where(Institution.code == code)
+            .distinct()
+        )
+        return {str(basis) for basis in session.execute(statement).scalars()}
+
+
 def _count(model: type) -> int:
     with db.unit_of_work() as session:
         return int(session.execute(select(func.count()).select_from(model)).scalar_one())
@@ -110,13 +122,26 @@ class TestDemoModels:
         assert result.exit_code == 0, result.output
         assert "note:" not in result.output
         assert "Demo models" in result.output
+        scored = [
+            ("gbm", ModelState.candidate, None),
+            ("scorecard", ModelState.champion, ACTOR),
+        ]
+        # The commercial bank's preset puts agents on uplift × balance: it gets an uplift model.
+        assert _models("DEMO-CF") == scored
+        assert _models("DEMO-BANK") == [*scored, ("uplift", ModelState.candidate, None)]
         for code in ("DEMO-CF", "DEMO-BANK"):
-            assert _models(code) == [
-                ("gbm", ModelState.candidate, None),
-                ("scorecard", ModelState.champion, ACTOR),
-            ]
             assert _unscored_delinquent_accounts(code) == 0
             assert f"{code}: scored" in result.output
+        assert "DEMO-BANK: uplift model uplift-" in " ".join(result.output.split())
+        assert _priority_bases("DEMO-CF") == {"propensity"}
+        assert "uplift" in _priority_bases("DEMO-BANK")
+        assert "no_uplift_model" not in _priority_bases("DEMO-BANK")
+        with db.unit_of_work() as session:
+            for code, basis in (("DEMO-BANK", "uplift"), ("DEMO-CF", "propensity")):
+                found = session.execute(
+                    select(Institution).where(Institution.code == code)
+                ).scalar_one()
+                assert settings_allocation(session, institution=found).basis == basis
         assert _count(AccountScore) > 0
         assert _count(ScoringRun) == 2
         with db.unit_of_work() as session:
@@ -131,7 +156,7 @@ class TestDemoModels:
         assert again.exit_code == 0, again.output
         assert again.output.count("skipped") == 2
         assert "Demo models" not in again.output
-        assert _count(ModelVersion) == 4
+        assert _count(ModelVersion) == 5
 
     def test_seed_demo_leaves_a_bare_portfolio_by_default(self, cli_db: str) -> None:
         result = runner.invoke(app, ["seed-demo", "--accounts", "600", "--seed", "3"])

@@ -178,5 +178,12 @@ def print_models(institutions: list[SeededInstitution]) -> None:
                 f"{code}: scored {models.accounts_scored:,} delinquent accounts with the champion; "
                 f"models and scores took {models.seconds:.1f} s."
             )
+        if models.uplift is not None:
+            console.print(
+                f"{code}: uplift model {models.uplift.version} trained on simulated experiments "
+                f"in {models.uplift.seconds:.1f} s (calls: held-out Qini "
+                f"{models.uplift.call_qini:+.3f}); agents take cases by uplift × balance, as the "
+                "preset's allocation.priority asks."
+            )
         for note in models.notes:
             console.print(f"[yellow]note:[/] {code}: {note}")

@@ -38,9 +38,10 @@ from recoup.identity import repository as identity_repository
 from recoup.identity import service as identity
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.service import create_institution
+from recoup.institutions.settings import settings_of
 from recoup.kit.clock import utcnow, zone
 from recoup.kit.crypto import KeyRing, get_keyring, normalise_for_index
-from recoup.kit.errors import ValidationFailed
+from recoup.kit.errors import RecoupError, ValidationFailed
 from recoup.models import Account, Base, ContactPoint, Debtor, DelinquencyEvent, Payment
 from recoup.models.compliance import ContactDecision
 from recoup.models.contact import ContactAttempt, ContactPointConsent
@@ -50,6 +51,7 @@ from recoup.models.workbench import Promise
 from recoup.scoring import service as scoring
 from recoup.scoring.errors import ScoringError
 from recoup.scoring.spec import Family
+from recoup.scoring.uplift import UpliftDataInvalid
 from recoup.strategy import service as strategy_service
 from recoup.strategy.presets import preset_text
 from recoup.strategy.rules import compile_strategy
@@ -60,6 +62,10 @@ DEMO_HISTORY_DAYS = 92
 CHUNK_ROWS = 10_000
 # The commercial bank gets one account in six: fewer, larger accounts.
 BANK_SHARE_DIVISOR = 6
+# Simulated cases per uplift experiment for an institution whose priority is on uplift (the
+# commercial-bank preset), trained with the demo's models; see docs/simulation.md for the cost.
+DEMO_UPLIFT_CASES = 10_000
+DEMO_UPLIFT_SEED = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,16 @@ class DemoModel:
     champion: bool = False
 
 
+@dataclass(frozen=True)
+class DemoUplift:
+    """The uplift model trained for an institution whose priority is on uplift."""
+
+    version: str
+    # Held-out Qini coefficient of the call channel (0 random, 1 perfect).
+    call_qini: float
+    seconds: float
+
+
 @dataclass
 class DemoModels:
     """What preparing one institution's models did: models, scored accounts and notes."""
@@ -135,6 +151,7 @@ class DemoModels:
     accounts_scored: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    uplift: DemoUplift | None = None
 
 
 @dataclass(frozen=True)
@@ -418,6 +435,14 @@ def prepare_demo_models(
 
     # Promote the scorecard (audited) and score every delinquent account with it.
     champion = next((model for model in outcome.models if model.family == CHAMPION_FAMILY), None)
+    if champion is not None and settings_of(institution).allocation.priority == "uplift":
+        # Before scoring, so the scores' priority is on uplift as the preset asks.
+        report("training the uplift model", steps - 1)
+        try:
+            with session.begin_nested():
+                outcome.uplift = train_demo_uplift(session, institution=institution)
+        except (RecoupError, UpliftDataInvalid) as error:
+            outcome.notes.append(f"no uplift model (priority stays on propensity): {error}")
     if champion is not None:
         report("scoring delinquent accounts", steps - 1)
         try:
@@ -434,6 +459,34 @@ def prepare_demo_models(
     report("done", steps)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def train_demo_uplift(session: Session, *, institution: Institution) -> DemoUplift:
+    """Train an uplift model on simulated experiments on the institution's live cases (as
+    ``recoup simulate uplift-train`` does, on fewer cases: ``DEMO_UPLIFT_CASES``) and register
+    it."""
+    from recoup.simulation import service as simulation
+    from recoup.simulation import uplift
+
+    started = time.perf_counter()
+    setup = simulation.prepare(session, institution=institution)
+    trained = uplift.train_and_measure(
+        setup, institution=institution.code, size=DEMO_UPLIFT_CASES, seed=DEMO_UPLIFT_SEED
+    )
+    registered = scoring.register_uplift_model(
+        session,
+        institution=institution,
+        model=trained.model,
+        metrics=trained.metrics,
+        data_fingerprint=trained.data_fingerprint,
+        source=trained.source,
+        actor=ACTOR,
+    )
+    return DemoUplift(
+        version=registered.version,
+        call_qini=float(trained.metrics["channels"]["call"]["qini"]["coefficient"]),
+        seconds=time.perf_counter() - started,
+    )
 
 
 # --- users -------------------------------------------------------------------------------
