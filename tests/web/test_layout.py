@@ -1,4 +1,5 @@
-"""At a 1366 px laptop width, tables stay inside their cards and the site icon loads."""
+"""At a 1366 px laptop width, tables stay inside their cards; at a 390 px phone width the page
+does not scroll sideways; the site icon loads."""
 
 from __future__ import annotations
 
@@ -82,6 +83,30 @@ class TestLaptopWidth:
         log_in(laptop_page, long_rows, "auditor", next_path=path)
         assert laptop_page.locator(".card table").count() > 0
         assert laptop_page.evaluate(OVERFLOWING_TABLES) == []
+
+
+PAGE_OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+@pytest.fixture
+def phone_page(browser: Browser) -> Iterator[Page]:
+    for_context = browser.new_context(
+        locale="en-US",
+        extra_http_headers={"Accept-Language": "en-US,en;q=0.9"},
+        viewport={"width": 390, "height": 844},
+    )
+    for_context.set_default_timeout(10_000)
+    yield for_context.new_page()
+    for_context.close()
+
+
+class TestPhoneWidth:
+    def test_the_policy_in_force_scrolls_inside_its_card(
+        self, phone_page: Page, live_server: LiveServer
+    ) -> None:
+        log_in(phone_page, live_server, "compliance-officer", next_path="/compliance")
+        assert phone_page.locator("[data-testid=policy-overrides]").count() == 1
+        assert phone_page.evaluate(PAGE_OVERFLOW) <= 0
 
 
 def test_every_page_has_a_site_icon(laptop_page: Page, live_server: LiveServer) -> None:
