@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from recoup.scoring.errors import (
 )
 from recoup.scoring.spec import TrainedModel
 from recoup.scoring.training import (
+    _monotone_direction,
     prepare_training_data,
     split_rows,
     train_model,
@@ -70,6 +73,16 @@ class TestTargetErrors:
         frame = pd.DataFrame({"ID": range(300), "constant": 1.0, "defaulted": [0, 1] * 150})
         with pytest.raises(NoUsableFeatures, match=r"constant \(a single value"):
             train_model(frame, target="defaulted")
+
+
+class TestMonotoneDirection:
+    def test_a_value_constant_where_present_has_no_trend_and_no_warning(self) -> None:
+        # A feature may hold one value in the training rows (the rest missing or held out).
+        values = np.where(np.arange(600) % 3 == 0, 1.0, np.nan)
+        labels = (np.arange(600) % 4 == 0).astype(np.int64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _monotone_direction(values, labels, base_rate=0.25) == 0
 
 
 class TestLabels:

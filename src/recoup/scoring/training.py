@@ -679,6 +679,8 @@ def _monotone_direction(values: FloatArray, labels: LabelArray, *, base_rate: fl
         return 0
     series = pd.Series(values[present])
     outcome = pd.Series(labels[present].astype(np.float64))
+    if series.nunique() < 2 or outcome.nunique() < 2:
+        return 0  # a single value (where present) has no trend; its rank correlation is undefined
     correlation = series.corr(outcome, method="spearman")
     if not np.isfinite(correlation) or abs(correlation) < 0.03:
         return 0
