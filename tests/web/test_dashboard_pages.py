@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from recoup.analytics.daily import service as daily
-from recoup.kit.clock import local_today
-from recoup.models import Account, Institution
+from recoup.compliance.gate import service as gate_service
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
+from recoup.kit.clock import local_today, zone
+from recoup.models import Account, Debtor, Institution
 from recoup.models.audit import AuditEvent
 from tests.analytics.helpers import state
 from tests.web.support import LiveServer, database_session, log_in
@@ -153,3 +156,41 @@ def test_an_agent_sees_only_their_own_counts(page: Page, live_server: LiveServer
         response = page.goto(f"{live_server.url}{path}")
         assert response is not None
         assert response.status == 403, path
+
+
+RANKED_VALUE_AXIS = """(key) => {
+  const chart = echarts.getInstanceByDom(document.querySelector(`[data-testid=chart-${key}]`));
+  const axis = chart.getOption().xAxis[0];
+  return { type: axis.type, name: axis.name, nameLocation: axis.nameLocation };
+}"""
+
+
+def test_a_ranked_chart_names_its_value_axis_under_the_bars(
+    page: Page, live_server: LiveServer
+) -> None:
+    with database_session(live_server) as session:
+        debtor = session.get(Debtor, live_server.seeded.unassigned_debtor_id)
+        assert debtor is not None
+        institution = session.get(Institution, debtor.institution_id)
+        assert institution is not None
+        today = local_today(institution.timezone)
+        late = datetime.combine(today, time(22, 30), tzinfo=zone(institution.timezone))
+        checked = gate_service.check_contact(
+            session,
+            institution_id=institution.id,
+            debtor_id=debtor.id,
+            channel=Channel.CALL,
+            party=Party.DEBTOR,
+            at=late,
+            actor="compliance-officer",
+        )
+        assert not checked.decision.allowed
+        daily.refresh_aggregates(session, institution=institution, as_of=today)
+        session.commit()
+    log_in(page, live_server, "compliance-officer", next_path="/analytics/compliance")
+    chart = page.locator("[data-testid=chart-blocks_by_rule]")
+    expect(chart).to_have_attribute("data-rendered", "true")
+    # At the axis' end (the default) the name was drawn past the chart's right edge.
+    axis = page.evaluate(RANKED_VALUE_AXIS, "blocks_by_rule")
+    assert axis["type"] == "value"
+    assert axis["nameLocation"] == "middle"

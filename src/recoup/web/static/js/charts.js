@@ -103,9 +103,10 @@
   function ranked(spec) {
     const option = build(spec);
     const category = option.xAxis;
-    option.xAxis = option.yAxis;
+    // The value axis names its unit under the bars: at the axis' end it was cut off at the right.
+    option.xAxis = Object.assign({}, option.yAxis, { nameLocation: "middle", nameGap: 28 });
     option.yAxis = Object.assign({}, category, { inverse: true, nameLocation: "end", nameGap: 8 });
-    option.grid = { left: 120, right: 32, top: 48, bottom: 40 };
+    option.grid = { left: 120, right: 32, top: 48, bottom: option.xAxis.name ? 56 : 40 };
     option.tooltip.axisPointer = { type: "shadow" };
     return option;
   }
