@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -194,3 +194,25 @@ def test_a_ranked_chart_names_its_value_axis_under_the_bars(
     axis = page.evaluate(RANKED_VALUE_AXIS, "blocks_by_rule")
     assert axis["type"] == "value"
     assert axis["nameLocation"] == "middle"
+
+
+def test_the_recovery_trend_marks_the_month_counted_only_to_date(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    context = browser.new_context(
+        locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"}
+    )
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "manager")
+        today = date.fromisoformat(page.locator("#to").input_value())
+        months = page.locator("[data-testid=table-recovery_trend] table tbody tr td:first-child")
+        expect(months.last).to_contain_text(today.strftime("%Y-%m"))
+        if (today + timedelta(days=1)).day != 1:
+            # A part of a month beside whole ones: its lower figures are no fall.
+            expect(months.last).to_have_text(
+                f"{today:%Y-%m} (to {today:%b} {today.day}, {today.year})"
+            )
+        assert "(to " not in " ".join(months.all_inner_texts()[:-1])
+    finally:
+        context.close()

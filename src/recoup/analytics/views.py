@@ -413,6 +413,15 @@ def home_board(
             for x, value in enumerate(row[2:])
         ],
     }
+    # The month ``span`` ends in is counted only to its last day: say so, or its lower figures
+    # read as a fall.
+    to_date = span.last.strftime("%Y-%m") if (span.last + timedelta(days=1)).day != 1 else None
+    months = [
+        text("dashboards.home.month_to_date", month=p.month, day=i18n.day(span.last, viewer.locale))
+        if p.month == to_date
+        else p.month
+        for p in home.trend
+    ]
     trend = Table(
         "recovery_trend",
         "dashboards.home.trend",
@@ -422,10 +431,13 @@ def home_board(
             Column("dashboards.col.delinquent_at_start", "money"),
             Column("dashboards.col.recovery", "percent"),
         ],
-        [[p.month, p.collected, p.delinquent_at_start, p.recovery] for p in home.trend],
+        [
+            [month, p.collected, p.delinquent_at_start, p.recovery]
+            for month, p in zip(months, home.trend, strict=True)
+        ],
         note=text("dashboards.home.trend_note"),
         chart={
-            "x": [p.month for p in home.trend],
+            "x": months,
             "wide_axis": True,
             "y_name": text("dashboards.axis.collected", currency=institution.currency),
             "series": [
