@@ -194,6 +194,24 @@ class TestTheMonthFromASnapshot:
             session, institution, date(2026, 3, 31), date(2026, 1, 5), date(2026, 1, 31)
         )
 
+    def test_a_snapshot_stored_again_is_re_added_again(
+        self, session: Session, march: March
+    ) -> None:
+        # A request keeps the snapshot's sums by its stamp: one stored again is read anew.
+        institution = march.institution
+        as_of = date(2026, 3, 31)
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        before = _kpis(session, institution, as_of, ("product",))
+        # Dated before the snapshot's day but recorded after it: not a touch, counted once the
+        # snapshot is stored whole again.
+        pay(session, march.b, 700, date(2026, 3, 10))
+        assert _kpis(session, institution, as_of, ("product",)) == before
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        after = _kpis(session, institution, as_of, ("product",))
+        collected = before["total"]["collected"]["amount"]
+        assert after["total"]["collected"]["amount"] == collected + 700
+        assert after == _kpis(session, institution, as_of, ("product",))
+
     def test_the_refresh_stores_the_last_whole_day_once(
         self, session: Session, march: March
     ) -> None:

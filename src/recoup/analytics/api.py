@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -71,8 +72,14 @@ def _cohort_plain(cohort: rules.Cohort) -> dict[str, int]:
     return {"accounts": cohort.accounts, "balance": cohort.balance, "collected": cohort.collected}
 
 
-def _moves_plain(shares: dict[rules.Move, rules.Rate]) -> dict[str, Any]:
+def _moves_plain(shares: Mapping[rules.Move, rules.Rate]) -> dict[str, Any]:
+    if shares is rules.NO_MOVES:
+        return _NO_MOVES_PLAIN
     return {move: _rate_plain(rate) for move, rate in shares.items()}
+
+
+# Written as is for every bucket no account started in (only serialized, never changed).
+_NO_MOVES_PLAIN: dict[str, Any] = {move: _rate_plain(rate) for move, rate in rules.NO_MOVES.items()}
 
 
 def _kpis_plain(kpis: rules.Kpis) -> dict[str, Any]:

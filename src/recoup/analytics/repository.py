@@ -10,6 +10,7 @@ the tuple of the cut values in the order asked (``None`` where unknown).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     SQLColumnExpression,
+    String,
     Subquery,
     and_,
     bindparam,
@@ -38,7 +40,7 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -79,6 +81,8 @@ from recoup.models.workbench import Promise, PromiseStatus
 from recoup.portfolio.repository import EXIT_STATUSES, roll_rate_matrix, state_id_at
 
 GroupKey = tuple[str | None, ...]
+# Some accounts' ids: a select of them, or a list (``listed``).
+AccountList = Select[Any] | BindParameter[Any]
 Columns = TypeVarTuple("Columns")
 _EXITS = [str(status) for status in EXIT_STATUSES]
 _DEBTOR_CUTS = frozenset({"province", "city"})
@@ -194,11 +198,11 @@ class Population:
     cuts: tuple[str, ...]
     # Only these accounts (a select of their ids or a list of them, ``listed``), say those
     # touched since a stored snapshot.
-    accounts: Select[Any] | BindParameter[Any] | None = None
+    accounts: AccountList | None = None
     # No account at all: only contact attempts about a debtor as a whole count.
     without_accounts: bool = False
     # All accounts but these (a list, ``listed``).
-    except_accounts: BindParameter[Any] | None = None
+    except_accounts: AccountList | None = None
 
     def narrow(self, statement: Select[*Columns]) -> Select[*Columns]:
         """Restrict a statement over ``Account`` to these accounts (with their debtor if cut by)."""
@@ -264,9 +268,9 @@ def population(
     currency: str,
     as_of: date,
     cuts: Sequence[str],
-    accounts: Select[Any] | BindParameter[Any] | None = None,
+    accounts: AccountList | None = None,
     without_accounts: bool = False,
-    except_accounts: BindParameter[Any] | None = None,
+    except_accounts: AccountList | None = None,
 ) -> Population:
     """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI).
 
@@ -345,14 +349,31 @@ def touched_accounts(
     return select(touched.c[0])
 
 
-def listed(account_ids: Sequence[int]) -> BindParameter[Any]:
-    """Return account ids for ``population(accounts=…)``, written into each statement.
+def scored_accounts(*, institution_id: int, scored_after: date, scored_by: date) -> Select[Any]:
+    """Select the accounts scored on a day after ``scored_after`` up to ``scored_by``."""
+    return select(AccountScore.account_id).where(
+        AccountScore.institution_id == institution_id,
+        AccountScore.as_of > scored_after,
+        AccountScore.as_of <= scored_by,
+    )
 
-    Found once per request (``touched_accounts``) instead of again in every statement, and
-    written out rather than bound one parameter each: a busy day touches more accounts than
-    SQLite takes parameters.
+
+def listed(account_ids: Sequence[int], *, dialect: str) -> AccountList:
+    """Return account ids for ``population(accounts=…)`` and ``except_accounts``.
+
+    Found once per request (``touched_accounts``) instead of again in every statement. On
+    SQLite they are one JSON text bound once and read through ``json_each`` (SQLite seeks each
+    account by its id, as with a written-out list, without parsing thousands of numbers in
+    each statement); elsewhere written out rather than bound one parameter each (a busy day
+    touches more accounts than a statement takes parameters).
     """
-    return bindparam("listed_accounts", sorted(account_ids), expanding=True, literal_execute=True)
+    ids = sorted(account_ids)
+    if dialect == "sqlite":
+        listing = func.json_each(
+            bindparam("listed_accounts", json.dumps(ids), type_=String())
+        ).table_valued("value")
+        return select(listing.c.value)
+    return bindparam("listed_accounts", ids, expanding=True, literal_execute=True)
 
 
 def _state() -> Any:
@@ -1184,9 +1205,15 @@ def kpi_snapshot_periods(session: Session, *, institution_id: int) -> list[tuple
 def kpi_snapshot(
     session: Session, *, institution_id: int, period_start: date
 ) -> KpiSnapshot | None:
-    """Return the stored account facts of the period starting ``period_start`` (or ``None``)."""
+    """Return the stored account facts of the period starting ``period_start`` (or ``None``).
+
+    Its ``facts`` (a few megabytes of JSON at a million accounts) are read when first used:
+    a request whose sums are cached by the snapshot's stamp does not read them.
+    """
     return session.execute(
-        select(KpiSnapshot).where(
+        select(KpiSnapshot)
+        .options(defer(KpiSnapshot.facts))
+        .where(
             KpiSnapshot.institution_id == institution_id,
             KpiSnapshot.period_start == period_start,
         )

@@ -601,8 +601,13 @@ class RollSummary:
     from_bucket: str
     accounts: int
     balance: int
-    by_count: dict[Move, Rate]
-    by_balance: dict[Move, Rate]
+    by_count: Mapping[Move, Rate]
+    by_balance: Mapping[Move, Rate]
+
+
+# The shares of a bucket no account started in: one map for every such bucket and group (most
+# groups of a fine cut hold few buckets); never changed.
+NO_MOVES: Mapping[Move, Rate] = dict.fromkeys(MOVES, NO_DATA)
 
 
 def roll_summary(cells: Iterable[Transition]) -> list[RollSummary]:
@@ -619,11 +624,7 @@ def roll_summary(cells: Iterable[Transition]) -> list[RollSummary]:
         balance_total = sum(balances[bucket].values())
         if not count_total and not balance_total:
             # Most groups of a fine cut hold few buckets: an empty one shares "no data".
-            summaries.append(
-                RollSummary(
-                    bucket, 0, 0, dict.fromkeys(MOVES, NO_DATA), dict.fromkeys(MOVES, NO_DATA)
-                )
-            )
+            summaries.append(RollSummary(bucket, 0, 0, NO_MOVES, NO_MOVES))
             continue
         summaries.append(
             RollSummary(

@@ -8,7 +8,9 @@ sum of its groups' facts, so totals and groups always agree.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -277,6 +279,45 @@ def nearest_snapshot(
     )
 
 
+# The stored snapshots' facts re-added per set of cuts, by the snapshot's stamp: they change
+# only when a refresh writes the snapshot again (a new ``computed_at``), so a request re-adds a
+# snapshot's thousands of finest groups once per process and cut set, not every time.
+_SUMS_KEPT = 64
+_sums: OrderedDict[tuple[Any, ...], dict[GroupKey, rules.GroupFacts]] = OrderedDict()
+_sums_lock = threading.Lock()
+
+
+def stored_sums(
+    session: Session, snapshot: KpiSnapshot, cuts: Sequence[str]
+) -> Mapping[GroupKey, rules.GroupFacts]:
+    """Return ``snapshot``'s stored facts re-added into groups of ``cuts`` (do not change them).
+
+    Kept per process, by the database, the snapshot and its stamp (when and how long it was
+    written), and the cuts; a snapshot written again has a new stamp, so it is re-added anew.
+    """
+    key = (
+        str(session.get_bind().engine.url),
+        snapshot.id,
+        snapshot.institution_id,
+        snapshot.period_start,
+        snapshot.as_of,
+        snapshot.computed_at,
+        snapshot.seconds,
+        tuple(cuts),
+    )
+    with _sums_lock:
+        found = _sums.get(key)
+        if found is not None:
+            _sums.move_to_end(key)
+            return found
+    found = rules.facts_from_json(snapshot.facts, stored_cuts=rules.CUTS, cuts=cuts)
+    with _sums_lock:
+        _sums[key] = found
+        while len(_sums) > _SUMS_KEPT:
+            _sums.popitem(last=False)
+    return found
+
+
 def stored_account_facts(
     session: Session,
     *,
@@ -295,9 +336,11 @@ def stored_account_facts(
     the stored one nearest the period). An account with no delinquency event and no payment
     between the snapshot's start and the period's, nor between the snapshot's day and the
     period's end or ``as_of``, and not scored between the two days, counts the same in both
-    but for its contacts: those accounts only have the contacts of the days between added or
-    taken out (as do debtors as a whole). The others — touched — are counted again live, once
-    as the snapshot counted them (taken out) and once as asked (added). ``None`` when no
+    but for its contacts. The others — touched — are counted again live, once as the snapshot
+    counted them (taken out) and once as asked (added), but for their contacts: an attempt
+    counts the same in both unless its account's segment moved (scored between the two days),
+    so only those accounts' contacts are counted again, and every other account (and debtor as
+    a whole) has the contacts of the days between added or taken out. ``None`` when no
     snapshot is near enough (``MAX_SHIFT_DAYS``) or the caller does not see the whole
     institution (an agent's view is narrower). With ``only`` some facts, the others are left
     out of the answer (and the touched accounts are not counted for them).
@@ -322,8 +365,10 @@ def stored_account_facts(
         )
     touched_ids: set[int] = set()
     for since, until in ranges:
+        # Plain rows (not through the ORM's loading, which cost more than the query).
         touched_ids.update(
-            session.scalars(
+            session.connection()
+            .execute(
                 repository.touched_accounts(
                     institution_id=institution.id,
                     since=since,
@@ -332,9 +377,28 @@ def stored_account_facts(
                     scored_by=max(stored.end, as_of),
                     by_contacts=False,
                 )
-            ).all()
+            )
+            .scalars()
         )
-    touched = repository.listed(sorted(touched_ids))
+    # An attempt counts by itself, its account's and debtor's cuts, the bucket its account was
+    # in when it was made and the segment on the day read: a state or payment dated later does
+    # not move it. So only the accounts scored between the two days (their segment moved) have
+    # their contacts counted again; every other account's contacts of the days both periods
+    # hold count as stored, and those of the days between are added or taken out below.
+    scored_ids = set(
+        session.connection()
+        .execute(
+            repository.scored_accounts(
+                institution_id=institution.id,
+                scored_after=min(stored.end, as_of),
+                scored_by=max(stored.end, as_of),
+            )
+        )
+        .scalars()
+    )
+    dialect = session.get_bind().dialect.name
+    touched = repository.listed(sorted(touched_ids), dialect=dialect)
+    scored = repository.listed(sorted(scored_ids), dialect=dialect)
 
     def people(day: date, **narrowed: Any) -> repository.Population:
         return repository.population(
@@ -346,27 +410,32 @@ def stored_account_facts(
             **narrowed,
         )
 
+    def counted_again(day: date, first: date, last: date) -> dict[GroupKey, rules.GroupFacts]:
+        """The touched accounts' facts (the scored ones' contacts) as of ``day`` over the days."""
+        found: dict[GroupKey, rules.GroupFacts] = {}
+        for ids, accounts, facts in (
+            (touched_ids, touched, only - {"contacts"}),
+            (scored_ids, scored, only & {"contacts"}),
+        ):
+            if not ids or not facts:
+                continue
+            for key, item in account_facts(
+                session,
+                people(day, accounts=accounts),
+                clock=clock,
+                as_of=day,
+                first=first,
+                last=last,
+                only=frozenset(facts),
+            ).items():
+                found[key] = found.get(key, rules.GroupFacts()) + item
+        return found
+
     # Facts of groups add up: the stored finest groups are re-added into the groups asked
     # for first, and the touched accounts are counted in those groups only.
-    then = account_facts(
-        session,
-        people(stored.end, accounts=touched),
-        clock=clock,
-        as_of=stored.end,
-        first=stored.start,
-        last=stored.end,
-        only=only,
-    )
-    now = account_facts(
-        session,
-        people(as_of, accounts=touched),
-        clock=clock,
-        as_of=as_of,
-        first=period.start,
-        last=period.end,
-        only=only,
-    )
-    combined = rules.facts_from_json(snapshot.facts, stored_cuts=rules.CUTS, cuts=cuts)
+    then = counted_again(stored.end, stored.start, stored.end)
+    now = counted_again(as_of, period.start, period.end)
+    combined = dict(stored_sums(session, snapshot, cuts))
     if only != ACCOUNT_FACTS:
         combined = {
             key: dataclasses.replace(
@@ -378,11 +447,11 @@ def stored_account_facts(
         combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
     for key, item in now.items():
         combined[key] = combined.get(key, rules.GroupFacts()) + item
-    # Every other account (and a debtor as a whole) counted what it counts now, but for the
-    # contacts made between the two starts and between the two ends: the days from the
+    # Every account but those scored (and a debtor as a whole) counted the contacts it counts
+    # now, but for those made between the two starts and between the two ends: the days from the
     # period's start to the stored one's are added (taken out when the period starts later),
     # and those from the stored day to the period's end added (taken out when it ends sooner).
-    others = people(as_of, except_accounts=touched)
+    others = people(as_of, except_accounts=scored if scored_ids else None)
     for first, last in (
         (period.start, stored.start),
         (stored.end + timedelta(days=1), period.end + timedelta(days=1)),
