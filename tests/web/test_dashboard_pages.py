@@ -143,6 +143,14 @@ def test_a_compliance_officer_sees_compliance_not_performance(
     expect(complaints).to_contain_text("当前提出争议的债务人")
     expect(complaints).to_contain_text("案件登记的投诉")
     expect(page.locator("[data-testid=table-templates]")).to_be_visible()
+    # The home page leads to the dashboards the role opens, and says where the KPIs are.
+    page.goto(f"{live_server.url}/")
+    more = page.locator("[data-testid=more-dashboards]")
+    expect(more.get_by_role("link", name="合规监控")).to_have_attribute(
+        "href", "/analytics/compliance"
+    )
+    expect(more).to_contain_text("资产组合总览")
+    expect(more).not_to_contain_text("后续版本")
     response = page.goto(f"{live_server.url}/analytics/agents")
     assert response is not None
     assert response.status == 403

@@ -543,8 +543,19 @@ def home_page(
             daily.team_agents(
                 session, principal=viewer.principal, team_lead_id=_id_of(team_lead_id)
             )
+        boards = [
+            (path, key)
+            for path, key, permission in (
+                ("/analytics/compliance", "dashboards.compliance.heading", "compliance:read"),
+                ("/analytics/quality", "dashboards.quality.heading", "dq:read"),
+            )
+            if viewer.allows(permission)
+        ]
         return render(
-            viewer, "dashboard.html", {"counts": _counts(session, viewer)}, active_nav="dashboard"
+            viewer,
+            "dashboard.html",
+            {"counts": _counts(session, viewer), "boards": boards},
+            active_nav="dashboard",
         )
     board = home_board(
         session, viewer, start=start, end=end, product_code=product, team_code=team_lead_id
