@@ -249,6 +249,8 @@ def test_a_blocked_call_is_refused_with_the_gates_reason(session: Session) -> No
             now=NIGHT,
         )
     assert refused.value.message_key == "workspace.log.blocked"
+    # 23:30 in Shanghai: the agent is told when the debtor may be called again.
+    assert "。下次可联系时间：2026-12-08 08:00（Asia/Shanghai）" in str(refused.value)
     assert _count(session, ContactAttempt) == 0
 
 

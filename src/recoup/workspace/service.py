@@ -25,6 +25,7 @@ from recoup.contact.rules import OUTCOMES, OutcomeCode, Party, outcome_problem
 from recoup.enums import ContactKind, ContactStatus
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import get_scoped
+from recoup.kit import clock
 from recoup.kit.clock import aware, utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -513,6 +514,19 @@ def log_contact(
                 reason.message_zh if zh else reason.message_en
                 for reason in checked.decision.reasons
             )
+            later = checked.decision.next_allowed_at
+            if later is not None:
+                # When the agent may call again, in the debtor's time (the badge's clock).
+                zone = (
+                    checked.decision.timezones[0]
+                    if checked.decision.timezones
+                    else institution.timezone
+                )
+                when = f"{later.astimezone(clock.zone(zone)):%Y-%m-%d %H:%M}"
+                if zh:
+                    reasons = reasons.rstrip("。") + f"。下次可联系时间：{when}（{zone}）"
+                else:
+                    reasons += f"; allowed again at {when} ({zone})"
             raise ValidationFailed(
                 f"channel: the gate does not allow this contact now: {reasons}",
                 errors=[{"field": "channel", "code": "blocked", "message": reasons}],
