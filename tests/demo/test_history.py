@@ -181,6 +181,20 @@ class TestContacts:
         assert (day >= WINDOW_START).all()
         assert (day < np.datetime64(AS_OF, "D")).all()
 
+    def test_a_debtor_on_xinjiang_time_is_contacted_in_their_own_day(self, flavour: str) -> None:
+        _, after, _ = lived(flavour)
+        contacts = after.contact_attempts
+        provinces = after.debtors["province"][contacts["debtor_index"]]
+        west = np.asarray([str(name).startswith("新疆") for name in provinces.tolist()])
+        calls = west & np.isin(contacts["channel"], ["call", "visit"])
+        assert calls.sum() > 0
+        at = local(contacts["started_at"])
+        hour = (at - at.astype("datetime64[D]")).astype("timedelta64[m]").astype(np.int64) / 60
+        # Beijing time: Xinjiang's 09:30 is 11:30 here, its 08:00 (CN-HRS) 10:00.
+        assert (hour[calls] >= 11.5).all()
+        assert (hour[west] >= 10.0).all()
+        assert (hour[~west & np.isin(contacts["channel"], ["call"])] < 11.5).any()
+
     def test_daily_contacts_per_debtor_stay_within_the_caps(self, flavour: str) -> None:
         _, after, _ = lived(flavour)
         contacts = after.contact_attempts

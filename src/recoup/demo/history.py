@@ -27,7 +27,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from recoup.compliance.facts.zones import ZoneSource, address_zones, debtor_zones
 from recoup.compliance.gate.rules import Gate
 from recoup.contact.rules import OutcomeCode
 from recoup.demo import generator
@@ -170,6 +172,9 @@ def simulate_history(
         "age": age,
         "product": np.asarray(accounts["product"][cases.lead], dtype=object),
         "region": np.asarray(debtors["province"][cases.debtor], dtype=object),
+        # Each debtor's zones as the gate will read them from the written rows: a debtor with a
+        # Xinjiang address is contacted in the morning of Xinjiang time too.
+        "timezones": debtor_zone_column(debtors, cases.debtor),
     }
     recorder = Recorder()
     settings = RunSettings(
@@ -191,6 +196,29 @@ def simulate_history(
     simulation.run()
     rng = np.random.default_rng(np.random.SeedSequence([seed, portfolio.flavour.stream, 11]))
     return _Builder(portfolio, cases, simulation, recorder, rng, start, days).build()
+
+
+def debtor_zone_column(debtors: Table, rows: npt.NDArray[Any]) -> list[tuple[str, ...]]:
+    """The zones of the debtors at ``rows`` as ``compliance.facts.service.debtors_facts`` reads
+    them (the stored zone, then the address's), each distinct zone and address worked out once."""
+    found: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    zones = []
+    for key in zip(
+        debtors["timezone"][rows].tolist(),
+        debtors["province"][rows].tolist(),
+        debtors["city"][rows].tolist(),
+        strict=True,
+    ):
+        if key not in found:
+            zone, province, city = key
+            found[key] = tuple(
+                each.zone
+                for each in debtor_zones(
+                    zone=zone, source=ZoneSource.COLUMN, address=address_zones(province, city)
+                )
+            ) or (zone,)
+        zones.append(found[key])
+    return zones
 
 
 class _Builder:
