@@ -66,6 +66,9 @@ BANK_SHARE_DIVISOR = 6
 # commercial-bank preset), trained with the demo's models; see docs/simulation.md for the cost.
 DEMO_UPLIFT_CASES = 10_000
 DEMO_UPLIFT_SEED = 7
+# Only the agents' calls: what the allocation gives by priority (visits are not learnt and stay
+# on propensity); each channel more is another pair of simulated experiments.
+DEMO_UPLIFT_CHANNELS = ("call",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,15 +466,19 @@ def prepare_demo_models(
 
 def train_demo_uplift(session: Session, *, institution: Institution) -> DemoUplift:
     """Train an uplift model on simulated experiments on the institution's live cases (as
-    ``recoup simulate uplift-train`` does, on fewer cases: ``DEMO_UPLIFT_CASES``) and register
-    it."""
+    ``recoup simulate uplift-train`` does, on fewer cases and the call channel only:
+    ``DEMO_UPLIFT_CASES``, ``DEMO_UPLIFT_CHANNELS``) and register it."""
     from recoup.simulation import service as simulation
     from recoup.simulation import uplift
 
     started = time.perf_counter()
     setup = simulation.prepare(session, institution=institution)
     trained = uplift.train_and_measure(
-        setup, institution=institution.code, size=DEMO_UPLIFT_CASES, seed=DEMO_UPLIFT_SEED
+        setup,
+        institution=institution.code,
+        size=DEMO_UPLIFT_CASES,
+        seed=DEMO_UPLIFT_SEED,
+        channels=DEMO_UPLIFT_CHANNELS,
     )
     registered = scoring.register_uplift_model(
         session,

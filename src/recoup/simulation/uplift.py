@@ -15,6 +15,7 @@ explains a small part of it, and the outcome (paid or not) is a coin toss on top
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,14 +109,20 @@ def run_experiment(
 
 
 def experiments(
-    setup: Setup, *, size: int, days: int, seed: int, params: Params | None = None
+    setup: Setup,
+    *,
+    size: int,
+    days: int,
+    seed: int,
+    params: Params | None = None,
+    channels: Sequence[str] = UPLIFT_CHANNELS,
 ) -> dict[str, ExperimentData]:
     """One simulated experiment per channel on ``size`` cases resampled from the portfolio."""
     params = params or default_params()
     portfolio = resampled(setup.portfolio, size, seed)
     return {
         channel: run_experiment(setup, portfolio, channel, days=days, seed=seed, params=params)
-        for channel in UPLIFT_CHANNELS
+        for channel in channels
     }
 
 
@@ -182,11 +189,15 @@ def train_and_measure(
     size: int = TRAIN_CASES,
     seed: int = 7,
     learner: str = "x",
+    channels: Sequence[str] = UPLIFT_CHANNELS,
 ) -> TrainedUplift:
-    """Train on simulated experiments of ``size`` cases and measure on half as many others."""
-    data = experiments(setup, size=size, days=days, seed=seed)
+    """Train on simulated experiments of ``size`` cases and measure on half as many others
+    (on ``channels``: a channel left out is not learnt, and its priority stays on propensity)."""
+    data = experiments(setup, size=size, days=days, seed=seed, channels=channels)
     model = fit(data, learner=learner, seed=seed)
-    held_out = experiments(setup, size=max(size // 2, 1), days=days, seed=seed + 1)
+    held_out = experiments(
+        setup, size=max(size // 2, 1), days=days, seed=seed + 1, channels=channels
+    )
     by_channel = {
         channel: uplift_metrics(
             model.predict(each.features, channel), each.treated, each.paid
