@@ -424,7 +424,7 @@ def test_the_presets_segments_have_their_reasons() -> None:
     from recoup.simulation.params import STRATEGY_NOTES
 
     assert set(STRATEGY_NOTES) == {"consumer_finance", "commercial_bank"}
-    changes = {"formal_letter_day_1", "second_visit", "unscored", "priority"}
+    changes = {"formal_letter_day_1", "second_visit", "unscored", "priority", "complaints"}
     for preset, notes in STRATEGY_NOTES.items():
         codes = {segment.code for segment in compile_strategy(preset_text(preset)).segments}
         for code in notes:
