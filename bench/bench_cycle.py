@@ -1,26 +1,39 @@
 """Benchmark the daily cycle: 1M delinquent accounts with 12 months of payments, end to end.
 
     .venv/bin/python bench/bench_cycle.py [--accounts N] [--small] [--postgres] [--seed S]
-                                          [--keep DIR | --reuse DIR]
+                                          [--keep DIR | --reuse DIR [--steady-only]]
 
 Builds a portfolio on a fresh SQLite file (untimed): debtors, delinquent accounts owing for
-1–360 days (each ages one day in the run), about four payments a year per account and the
-delinquency history, and a scorecard champion trained on a sample of it through the real
-feature pipeline. Then, timed, in child processes so each has its own peak RSS:
+1–360 days, about four payments a year per account and the delinquency history, yesterday's
+cases, a scorecard champion trained on a sample of it through the real feature pipeline, and
+yesterday's scores by it.
+Then, timed, in child processes so each has its own peak RSS, two days of a lender's cycle:
 
-1. ``recoup cycle run --json`` for the day: every stage, its seconds and counts;
-2. one bare pass over the same rows: read the accounts and their history, score them with
-   the champion and write one score per account (no cases, no gate, no ledger).
+1. the **first run**: ``recoup cycle run --json`` for the build day on the fresh portfolio —
+   its `aggregates` stage is a *first* refresh (a year of daily facts, a whole KPI snapshot);
+2. a day's new payments are added (untimed: about one account in 90 pays), and the cycle runs
+   for the next day — **a day in steady state** (the accounts age a day; the aggregates are
+   refreshed from the previous day's refresh, the KPI snapshot brought forward a day). The
+   targets are judged on this day;
+3. one bare pass over the same rows: read the accounts and their history as of the second
+   day, score them with the champion and write one score per account (no cases, no gate, no
+   ledger).
 
-Prints the per-stage timings (with the cycle's peak RSS so far as each stage ends, and the
-peaks of its private memory and of the files it maps), the cycle's seconds and peak RSS
-against the targets (≤ 60 s, ≤ 2 GB on 2 cores), the ratio of the cycle to the bare pass, and
-the load average (the machine may be shared). ``--postgres`` repeats both on PostgreSQL
+Each cycle runs with the clock at 06:00 of its day in the institution's zone (the preset's
+``cycle.run_at``), as a scheduled run would, whatever the bench's own date.
+
+Prints each day's per-stage timings (with the cycle's peak RSS so far as each stage ends, and
+the peaks of its private memory and of the files it maps), its seconds and peak RSS against
+the targets (≤ 60 s, ≤ 2 GB on 2 cores), its ratio to the bare pass, and the load average
+(the machine may be shared). ``--postgres`` repeats it all on PostgreSQL
 (``RECOUP_BENCH_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
 in a scratch schema.
 ``--small`` is the 100,000-account smoke run. ``--keep DIR`` copies the freshly built SQLite data
-folder (database, keyring, model files; before the run) to DIR; ``--reuse DIR`` times a copy
-of it instead of building one, so a 1M portfolio is built once and measured many times.
+folder (database, keyring, model files; before the first run) to DIR, and the folder as the
+steady-state day finds it (after the first run and the day's payments) to DIR/steady;
+``--reuse DIR`` times a copy of DIR instead of building one, so a 1M portfolio is built once
+and measured many times (it keeps DIR/steady too when missing); ``--reuse DIR --steady-only``
+times only the steady-state day, from a copy of DIR/steady.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +63,9 @@ FULL_ACCOUNTS = 1_000_000
 SMALL_ACCOUNTS = 100_000
 CODE = "BENCH"
 PROVINCES = ("北京市", "上海市", "广东省", "四川省", "浙江省", "湖北省", "河南省", "江苏省")
+ZONE = "Asia/Shanghai"
+# The hour (local) the cycle runs at: the consumer finance preset's ``cycle.run_at``.
+RUN_HOUR = 6
 POSTGRES_URL = os.environ.get(
     "RECOUP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -57,9 +73,14 @@ POSTGRES_URL = os.environ.get(
 # far and, sampled every 0.1 s, the peaks of its private memory (RssAnon) and of the file pages
 # it maps (RssFile: SQLite reads the database through a memory map, libraries): the stage where
 # a figure jumps is the one that needs the memory.
+# It runs with the clock at ``now`` (ISO, UTC) plus the time elapsed since it started.
 CYCLE_CHILD = """
 import resource, sys, threading, time
+from datetime import datetime, timedelta
 sys.path.insert(0, {src!r})
+from recoup.kit import clock
+started, now = time.perf_counter(), datetime.fromisoformat({now!r})
+clock.utcnow = lambda: now + timedelta(seconds=time.perf_counter() - started)
 peaks = {{"RssAnon": 0, "RssFile": 0}}
 def sample():
     while True:
@@ -184,7 +205,7 @@ def build(url: str, accounts: int, seed: int, as_of: date) -> float:
     Base.metadata.create_all(get_engine())
     rng = np.random.default_rng(seed)
     data = _columns(rng, accounts, as_of)
-    now = datetime.now(UTC)
+    now = run_clock(as_of) - timedelta(hours=1)  # built before the day's run
     with unit_of_work() as session:
         institution = create_institution(
             session,
@@ -331,6 +352,7 @@ def build(url: str, accounts: int, seed: int, as_of: date) -> float:
         stamps=False,
     )
     _champion(institution_id, account_ids, as_of)
+    _scored(institution_id, as_of - timedelta(days=1))
     engine.dispose()
     return time.perf_counter() - started
 
@@ -373,6 +395,21 @@ def _champion(institution_id: int, account_ids: np.ndarray[Any, Any], as_of: dat
         service.promote_model(session, version=version.version, actor="bench")
 
 
+def _scored(institution_id: int, day: date) -> None:
+    """Score the portfolio as of ``day`` with the champion: yesterday's scores and segments.
+
+    What the day before's cycle left, as the cases are: without them the first two days'
+    scores would all be firsts, every account's segment new.
+    """
+    from recoup.db import unit_of_work
+    from recoup.institutions import repository as institutions
+    from recoup.scoring import service
+
+    with unit_of_work() as session:
+        institution = institutions.require_by_id(session, institution_id)
+        service.score_delinquent_accounts(session, institution=institution, as_of=day)
+
+
 def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, str, float, float]:
     """Run a child; return its stdout, stderr, wall seconds and peak RSS in MB."""
     started = time.perf_counter()
@@ -387,23 +424,27 @@ def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, str, float, 
     return result.stdout, result.stderr, seconds, peak
 
 
-def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
-    """Run the cycle and the bare pass as children and print the figures."""
+def run_clock(day: date) -> datetime:
+    """Return when a scheduled cycle for ``day`` starts: ``RUN_HOUR`` local, in UTC."""
+    from recoup.kit.clock import start_of_day
+
+    return start_of_day(day, ZONE) + timedelta(hours=RUN_HOUR)
+
+
+def run_cycle(label: str, url: str, as_of: date) -> dict[str, Any]:
+    """Run the day's cycle as a child at the day's run time; print its stages and figures."""
     env = {**os.environ, "RECOUP_DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
     load_before = os.getloadavg()
     command = ["cycle", "run", "--institution", CODE, "--as-of", as_of.isoformat(), "--json"]
-    cycle_script = CYCLE_CHILD.format(src=str(ROOT / "src"))
+    cycle_script = CYCLE_CHILD.format(src=str(ROOT / "src"), now=run_clock(as_of).isoformat())
     output, errors, wall, cycle_peak = _child([sys.executable, "-c", cycle_script, *command], env)
+    load_after = os.getloadavg()
     report = json.loads(output)
     peaks = {
         line.split()[1]: [int(value) for value in line.split()[2:5]]
         for line in errors.splitlines()
         if line.startswith("peak-rss ")
     }
-    bare_script = BARE_PASS.format(src=str(ROOT / "src"), as_of=as_of.isoformat(), code=CODE)
-    bare_output, _errors, _bare_wall, _ = _child([sys.executable, "-c", bare_script], env)
-    bare = float(bare_output.strip().splitlines()[-1])
-    load_after = os.getloadavg()
     print(f"\n{label}: cycle of {as_of} (load {load_before[0]:.2f} → {load_after[0]:.2f}, 1 min)")
     for name, stage in report["stages"].items():
         counts = ", ".join(
@@ -417,7 +458,8 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
     print(
         f"  cycle: {seconds:.1f} s in its stages, {wall:.1f} s for the whole command "
         f"(target ≤ {TARGET_SECONDS:.0f} s); peak RSS {cycle_peak:,.0f} MB "
-        f"(target ≤ {TARGET_RSS_MB:,} MB)"
+        f"(target ≤ {TARGET_RSS_MB:,} MB); {report['tasks_created']:,} tasks, "
+        f"{report['messages_queued']:,} messages, blocked {report['blocked_by_rule']}"
     )
     if peaks:
         _, private, mapped = list(peaks.values())[-1]
@@ -426,12 +468,116 @@ def measure(label: str, url: str, as_of: date) -> dict[str, Any]:
             "database read through SQLite's memory map, libraries); per stage: peak RSS so far "
             "(private + mapped peaks so far)"
         )
+    return {"seconds": seconds, "wall": wall, "peak_mb": cycle_peak, "report": report}
+
+
+def bare_pass(url: str, as_of: date) -> float:
+    """Time one bare read+score+write pass over the portfolio as of ``as_of`` (a child)."""
+    env = {**os.environ, "RECOUP_DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
+    script = BARE_PASS.format(src=str(ROOT / "src"), as_of=as_of.isoformat(), code=CODE)
+    output, _errors, _wall, _peak = _child([sys.executable, "-c", script], env)
+    return float(output.strip().splitlines()[-1])
+
+
+def add_day(url: str, day: date, seed: int) -> int:
+    """Add the payments of ``day`` after its cycle ran (about one account in 90); return them.
+
+    Untimed: what a day of the lender's payment files brings before the next day's cycle.
+    """
+    from sqlalchemy import text
+
+    from recoup.db import make_engine
+    from recoup.demo.repository import execute_insert, prepare_insert
+    from recoup.models.account import Payment
+
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        institution_id, currency = connection.execute(
+            text("SELECT id, currency FROM institutions WHERE code = :code"), {"code": CODE}
+        ).one()
+        accounts = np.fromiter(
+            connection.execute(
+                text("SELECT id FROM accounts WHERE institution_id = :id ORDER BY id"),
+                {"id": institution_id},
+            ).scalars(),
+            dtype=np.int64,
+        )
+        rng = np.random.default_rng([seed, day.toordinal()])
+        paying = np.sort(rng.choice(accounts, size=max(1, len(accounts) * 4 // 365), replace=False))
+        count = len(paying)
+        # Paid from the run (06:00 local) to the day's end, stored as naive UTC like the rest.
+        opened = np.datetime64(run_clock(day).replace(tzinfo=None), "us")
+        paid_at = opened + rng.integers(0, (24 - RUN_HOUR) * 3600, count).astype("timedelta64[s]")
+        amount = rng.integers(100, 200_000, count).astype(np.int64)
+        stamp = run_clock(day + timedelta(days=1)) - timedelta(hours=1)
+        execute_insert(
+            connection,
+            prepare_insert(
+                connection.dialect,
+                Payment.__table__,
+                {
+                    "institution_id": institution_id,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                    "external_id": np.char.add(
+                        f"BP{day:%Y%m%d}-", np.arange(count).astype(str)
+                    ).astype(object),
+                    "account_id": paying,
+                    "amount": amount,
+                    "currency": currency,
+                    "paid_at": paid_at,
+                    "channel": "bank_transfer",
+                    "applied_penalty": 0,
+                    "applied_fees": 0,
+                    "applied_interest": 0,
+                    "applied_principal": amount,
+                    "unapplied": 0,
+                },
+            ),
+        )
+    engine.dispose()
+    return count
+
+
+def measure(
+    engine_label: str,
+    url: str,
+    as_of: date,
+    *,
+    seed: int,
+    first: bool = True,
+    keep_steady: Path | None = None,
+    folder: Path | None = None,
+) -> None:
+    """Time the first run for ``as_of``, then a day in steady state, then the bare pass."""
+    runs: dict[str, dict[str, Any]] = {}
+    day = as_of + timedelta(days=1)
+    if first:
+        runs["first run"] = run_cycle(f"{engine_label}, first run", url, as_of)
+        added = add_day(url, as_of, seed)
+        print(f"  then {added:,} payments of {as_of} added (not timed)")
+        if keep_steady is not None and folder is not None:
+            _keep(folder, keep_steady, day, None)
+    runs["a day in steady state"] = run_cycle(f"{engine_label}, a day in steady state", url, day)
+    load_before = os.getloadavg()
+    bare = bare_pass(url, day)
+    load_after = os.getloadavg()
     print(
-        f"  bare read+score+write pass: {bare:.1f} s; cycle / bare = {seconds / bare:.1f}×; "
-        f"{report['tasks_created']:,} tasks, {report['messages_queued']:,} messages, "
-        f"blocked {report['blocked_by_rule']}"
+        f"\n{engine_label}: bare read+score+write pass as of {day}: {bare:.1f} s "
+        f"(load {load_before[0]:.2f} → {load_after[0]:.2f})"
     )
-    return {"seconds": seconds, "wall": wall, "peak_mb": cycle_peak, "bare": bare}
+    for label, run in runs.items():
+        verdict = (
+            "targets met"
+            if run["wall"] <= TARGET_SECONDS and run["peak_mb"] <= TARGET_RSS_MB
+            else "targets missed"
+        )
+        judged = " — judged" if label == "a day in steady state" else ""
+        print(
+            f"  {label + ':':<23}{run['seconds']:7.1f} s in the stages, {run['wall']:7.1f} s "
+            f"whole, peak RSS {run['peak_mb']:,.0f} MB, cycle / bare = "
+            f"{run['seconds'] / bare:.1f}× ({verdict}{judged})"
+        )
 
 
 def main() -> None:
@@ -445,44 +591,69 @@ def main() -> None:
     kept = parser.add_mutually_exclusive_group()
     kept.add_argument("--keep", type=Path, help="copy the built SQLite data folder here")
     kept.add_argument("--reuse", type=Path, help="time a copy of a folder kept with --keep")
+    parser.add_argument(
+        "--steady-only",
+        action="store_true",
+        help="with --reuse: time only the steady-state day, from the copy kept in DIR/steady",
+    )
     arguments = parser.parse_args()
+    if arguments.steady_only and not arguments.reuse:
+        parser.error("--steady-only: give --reuse DIR (the steady-state copy is DIR/steady)")
     accounts = SMALL_ACCOUNTS if arguments.small else arguments.accounts
-    with tempfile.TemporaryDirectory(prefix="recoup-bench-cycle-") as folder:
-        os.environ["RECOUP_DATA_DIR"] = folder
+    with tempfile.TemporaryDirectory(prefix="recoup-bench-cycle-") as name:
+        folder = Path(name)
+        os.environ["RECOUP_DATA_DIR"] = name
         os.environ.pop("RECOUP_KEYRING_FILE", None)
         from recoup.kit import clock
 
         url = f"sqlite:///{folder}/bench.db"
+        keep_steady: Path | None = None
         if arguments.reuse:
-            as_of, accounts = _reuse(arguments.reuse, Path(folder))
+            source = arguments.reuse / "steady" if arguments.steady_only else arguments.reuse
+            as_of, accounts = _reuse(source, folder)
+            if arguments.steady_only:
+                as_of -= timedelta(days=1)
+            elif not (arguments.reuse / "steady" / "bench.json").exists():
+                keep_steady = arguments.reuse / "steady"
         else:
-            as_of = clock.local_today("Asia/Shanghai")
+            as_of = clock.local_today(ZONE)
         print(f"bench_cycle: {accounts:,} delinquent accounts, {os.cpu_count()} CPUs visible")
         if not arguments.reuse:
             built = build(url, accounts, arguments.seed, as_of)
             print(f"SQLite portfolio and champion built in {built:.0f} s (not timed below)")
             if arguments.keep:
-                _keep(Path(folder), arguments.keep, as_of, accounts)
-        measure("SQLite", url, as_of)
+                _keep(folder, arguments.keep, as_of, accounts)
+                keep_steady = arguments.keep / "steady"
+        measure(
+            "SQLite",
+            url,
+            as_of,
+            seed=arguments.seed,
+            first=not arguments.steady_only,
+            keep_steady=keep_steady,
+            folder=folder,
+        )
         if arguments.postgres:
             _postgres(accounts, arguments.seed, as_of)
 
 
-def _keep(folder: Path, target: Path, as_of: date, accounts: int) -> None:
-    """Copy the built data folder (database, keyring, model files) to the folder ``target``."""
-    shutil.copytree(folder, target, dirs_exist_ok=True)
+def _keep(folder: Path, target: Path, as_of: date, accounts: int | None) -> None:
+    """Copy the data folder (database, keyring, model files) to the folder ``target``."""
+    shutil.copytree(folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("steady"))
+    if accounts is None:
+        accounts = json.loads((target.parent / "bench.json").read_text())["accounts"]
     meta = {"as_of": as_of.isoformat(), "accounts": accounts}
     (target / "bench.json").write_text(json.dumps(meta))
-    print(f"portfolio kept in {target} (re-run with --reuse {target})")
+    print(f"portfolio as of {as_of} kept in {target}")
 
 
 def _reuse(kept: Path, folder: Path) -> tuple[date, int]:
-    """Copy a kept data folder into ``folder``; return the day it was built for and its size."""
+    """Copy a kept data folder into ``folder``; return the day it was kept for and its size."""
     meta_file = kept / "bench.json"
     if not meta_file.exists():
-        raise SystemExit(f"--reuse {kept}: no portfolio there; build one with --keep {kept}")
+        raise SystemExit(f"--reuse {kept}: no portfolio there; build one with --keep")
     meta = json.loads(meta_file.read_text())
-    shutil.copytree(kept, folder, dirs_exist_ok=True)
+    shutil.copytree(kept, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("steady"))
     _add_new_columns(f"sqlite:///{folder}/bench.db")
     return date.fromisoformat(meta["as_of"]), int(meta["accounts"])
 
@@ -526,7 +697,7 @@ def _postgres(accounts: int, seed: int, as_of: date) -> None:
         print(f"PostgreSQL portfolio and champion built in {built:.0f} s (not timed below)")
         analysed = _analyse(admin, schema)
         print(f"PostgreSQL statistics gathered in {analysed:.1f} s (not timed below)")
-        measure("PostgreSQL", url, as_of)
+        measure("PostgreSQL", url, as_of, seed=seed)
     finally:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
