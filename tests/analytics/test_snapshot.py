@@ -445,3 +445,50 @@ class TestTheRefreshBringsTheSnapshotForward:
         assert cohort == repository.stored_agent_cohort(
             session, institution_id=institution.id, period_start=date(2026, 3, 1)
         )
+
+
+def _score(session: Session, made: Any, model: Any, day: date, segment: str) -> None:
+    session.add(
+        AccountScore(
+            institution_id=made.institution_id,
+            account_id=made.id,
+            model_version_id=model.id,
+            model_version=model.version,
+            as_of=day,
+            scored_at=noon(day),
+            probability=0.5,
+            points=600.0,
+            grade="C",
+            expected_recovery=0,
+            currency="CNY",
+            reasons=[],
+            segment=segment,
+        )
+    )
+
+
+def test_a_daily_score_in_the_same_segment_touches_nothing(session: Session) -> None:
+    """A cycle scores every account each day: only a move to another segment is a touch."""
+    from recoup.analytics import repository
+
+    institution = make_institution(session, timezone="Asia/Shanghai")
+    model = make_model_version(session, institution.id, version="touch-test")
+    same, moved, first = (account(session, institution) for _ in range(3))
+    for made in (same, moved):
+        _score(session, made, model, date(2026, 3, 9), "early")
+    _score(session, same, model, date(2026, 3, 10), "early")
+    _score(session, moved, model, date(2026, 3, 10), "late")
+    _score(session, first, model, date(2026, 3, 10), "early")
+    session.flush()
+    touched = set(
+        session.scalars(
+            repository.touched_accounts(
+                institution_id=institution.id,
+                since=datetime(2026, 3, 10, tzinfo=UTC),
+                until=datetime(2026, 3, 10, tzinfo=UTC),
+                scored_after=date(2026, 3, 9),
+                scored_by=date(2026, 3, 10),
+            )
+        )
+    )
+    assert touched == {moved.id, first.id}

@@ -301,10 +301,21 @@ def touched_accounts(
     """Select the accounts whose facts may have changed between the moments.
 
     Those with a delinquency event, a payment or (``by_contacts``) a contact attempt then, or
-    scored on a day after ``scored_after`` up to ``scored_by`` (their segment moved). Each
-    part reads a (institution, time) index.
+    scored on a day after ``scored_after`` up to ``scored_by`` into another segment than their
+    last score's by ``scored_after`` (the segment is the only cut a score sets: a daily cycle
+    scores every account each day, and most stay in their segment). Each part reads a
+    (institution, time) index.
     """
     attempt = ContactAttempt
+    scored = aliased(AccountScore, name="scored")
+    segment_before = (
+        select(AccountScore.segment)
+        .where(AccountScore.account_id == scored.account_id, AccountScore.as_of <= scored_after)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
+        .limit(1)
+        .correlate(scored)
+        .scalar_subquery()
+    )
     parts: list[Select[*tuple[Any, ...]]] = [
         select(DelinquencyEvent.account_id).where(
             DelinquencyEvent.institution_id == institution_id,
@@ -322,10 +333,11 @@ def touched_accounts(
             Payment.reversed_at >= since,
             Payment.reversed_at < until,
         ),
-        select(AccountScore.account_id).where(
-            AccountScore.institution_id == institution_id,
-            AccountScore.as_of > scored_after,
-            AccountScore.as_of <= scored_by,
+        select(scored.account_id).where(
+            scored.institution_id == institution_id,
+            scored.as_of > scored_after,
+            scored.as_of <= scored_by,
+            scored.segment.is_distinct_from(segment_before),
         ),
     ]
     if not by_contacts:
