@@ -286,7 +286,7 @@ def _month_end_rows(session: Session, institution_id: int) -> list[tuple[object,
 
 
 def _both_ways(session: Session, institution: Institution) -> tuple[list[Any], list[Any]]:
-    """The month ends written day by day, then in one pass."""
+    """The month ends written day by day, then in one pass (and by state look-ups: the same)."""
     scope = service._scope(institution, MONTH_ENDS[-1])
 
     def end_of(day: date) -> datetime:
@@ -305,7 +305,17 @@ def _both_ways(session: Session, institution: Institution) -> tuple[list[Any], l
         days=MONTH_ENDS,
         cutoffs=[end_of(day) for day in (date(2026, 1, 31), *MONTH_ENDS)],
     )
-    return by_day, _month_end_rows(session, institution.id)
+    in_one_pass = _month_end_rows(session, institution.id)
+    session.execute(delete(DailyFact).where(DailyFact.institution_id == institution.id))
+    repository.write_snapshots(
+        session,
+        scope,
+        days=MONTH_ENDS,
+        since=[rules.month_start(day) - timedelta(days=1) for day in MONTH_ENDS],
+        cutoff=end_of,
+    )
+    assert _month_end_rows(session, institution.id) == by_day
+    return by_day, in_one_pass
 
 
 class TestMonthEndsInOnePass:
@@ -331,6 +341,33 @@ class TestMonthEndsInOnePass:
             session, institution=march.institution, as_of=MARCH_END, first=date(2026, 1, 1)
         )
         assert result.snapshots == (date(2026, 1, 31), date(2026, 2, 28), MARCH_END)
+
+    def test_a_daily_refresh_writes_its_days_from_one_look_up_each(
+        self, session: Session, march: March, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        institution = march.institution
+        scope = service._scope(institution, MARCH_END)
+        days = [date(2026, 2, 28), date(2026, 3, 5)]
+        for day in days:
+            cutoff = start_of_day(day + timedelta(days=1), institution.timezone)
+            repository.write_portfolio(session, scope, day=day, cutoff=cutoff)
+            repository.write_roll(
+                session, scope, day=day, since=rules.month_start(day) - timedelta(days=1)
+            )
+        by_day = _month_end_rows(session, institution.id)
+        assert {row[1] for row in by_day} == {"portfolio", "roll"}
+        session.execute(delete(DailyFact).where(DailyFact.institution_id == institution.id))
+
+        def refuse(*_args: object, **_kwargs: object) -> int:
+            raise AssertionError("snapshot days written statement by statement")
+
+        monkeypatch.setattr(repository, "write_portfolio", refuse)
+        monkeypatch.setattr(repository, "write_roll", refuse)
+        result = service.refresh_aggregates(
+            session, institution=institution, as_of=days[-1], first=date(2026, 2, 25)
+        )
+        assert result.snapshots == tuple(days)
+        assert _month_end_rows(session, institution.id) == by_day
 
 
 @settings(

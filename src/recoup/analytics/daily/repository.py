@@ -7,7 +7,7 @@ attempts or promises into Python. Reads sum rows by the dimensions a page asks f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -630,6 +630,97 @@ def write_roll(session: Session, scope: Scope, *, day: date, since: date) -> int
     if rows:
         session.execute(insert(DailyFact), rows)
     return len(rows)
+
+
+def write_snapshots(
+    session: Session,
+    scope: Scope,
+    *,
+    days: Sequence[date],
+    since: Sequence[date],
+    cutoff: Callable[[date], datetime],
+) -> int:
+    """The portfolio at the end of each of ``days`` and the roll to it from ``since``'s end.
+
+    What ``write_portfolio`` and ``write_roll`` write for each day, from one look-up of each
+    account's state at each distinct cutoff (``cutoff(day)``: the end of a day) instead of one
+    per statement: a daily refresh's last day and the month end before it (rolling from the
+    month end before that) need three look-ups per account, not six, and its owner once.
+    """
+    if len(days) != len(since):
+        raise ValueError("give one roll start per snapshot day")
+    moments = sorted({*days, *since})
+    at = {moment: index for index, moment in enumerate(moments)}
+    states = [aliased(DelinquencyEvent, name=f"state_{index}") for index in range(len(moments))]
+    statement = (
+        select(
+            Account.product.label("product"),
+            account_owner_id().label("agent_id"),
+            Debtor.province.label("province"),
+            *(
+                column
+                for index, state in enumerate(states)
+                for column in (
+                    state.bucket.label(f"bucket_{index}"),
+                    state.status.label(f"status_{index}"),
+                    state.balance.label(f"balance_{index}"),
+                )
+            ),
+        )
+        .select_from(Account)
+        .join(Debtor, Debtor.id == Account.debtor_id)
+        .where(Account.institution_id == scope.institution_id, Account.currency == scope.currency)
+    )
+    for moment, state in zip(moments, states, strict=True):
+        statement = statement.outerjoin(state, state.id == state_id_at(cutoff(moment)))
+    held = _per_row(statement, "held")
+
+    def live(index: int) -> ColumnElement[bool]:
+        status = held.c[f"status_{index}"]
+        return and_(status.is_not(None), status.not_in(_EXITS))
+
+    parts: list[Select[Any]] = []
+    for day, start in zip(days, since, strict=True):
+        end, begin = at[day], at[start]
+        bucket = held.c[f"bucket_{end}"]
+        parts.append(
+            select(
+                *_row(
+                    scope,
+                    literal(day),
+                    "portfolio",
+                    product=held.c.product,
+                    bucket=bucket,
+                    agent=held.c.agent_id,
+                    province=held.c.province,
+                    count=func.count(),
+                    amount=func.sum(held.c[f"balance_{end}"]),
+                )
+            )
+            .where(live(end))
+            .group_by(held.c.product, bucket, held.c.agent_id, held.c.province)
+        )
+        status = held.c[f"status_{end}"]
+        to_state = case((status.in_(_EXITS), status), else_=bucket)
+        from_bucket = held.c[f"bucket_{begin}"]
+        parts.append(
+            select(
+                *_row(
+                    scope,
+                    literal(day),
+                    "roll",
+                    product=held.c.product,
+                    bucket=from_bucket,
+                    state=to_state,
+                    count=func.count(),
+                    amount=func.sum(held.c[f"balance_{begin}"]),
+                )
+            )
+            .where(live(begin), status.is_not(None))
+            .group_by(held.c.product, from_bucket, to_state)
+        )
+    both = union_all(*parts).subquery("snapshots")
+    return _write(session, select(*[both.c[name] for name in _COLUMNS]))
 
 
 def write_month_ends(

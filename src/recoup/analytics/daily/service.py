@@ -131,10 +131,15 @@ def refresh_aggregates(
             ],
         )
     else:
-        for day, since in zip(snapshots, starts, strict=True):
-            cutoff = start_of_day(day + timedelta(days=1), institution.timezone)
-            rows += repository.write_portfolio(session, scope, day=day, cutoff=cutoff)
-            rows += repository.write_roll(session, scope, day=day, since=since)
+        # A daily refresh: its last day (and a month end within its days), each account's
+        # states looked up once per distinct day end for the portfolios and the rolls.
+        rows += repository.write_snapshots(
+            session,
+            scope,
+            days=snapshots,
+            since=starts,
+            cutoff=lambda day: start_of_day(day + timedelta(days=1), institution.timezone),
+        )
     yesterday = local_today(institution.timezone, now=now) - timedelta(days=1)
     kpi_snapshots = kpi_service.write_kpi_snapshots(
         session, institution=institution, as_of=min(last, yesterday), again=rewrite
