@@ -307,15 +307,6 @@ def touched_accounts(
     (institution, time) index.
     """
     attempt = ContactAttempt
-    scored = aliased(AccountScore, name="scored")
-    segment_before = (
-        select(AccountScore.segment)
-        .where(AccountScore.account_id == scored.account_id, AccountScore.as_of <= scored_after)
-        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
-        .limit(1)
-        .correlate(scored)
-        .scalar_subquery()
-    )
     parts: list[Select[*tuple[Any, ...]]] = [
         select(DelinquencyEvent.account_id).where(
             DelinquencyEvent.institution_id == institution_id,
@@ -333,11 +324,8 @@ def touched_accounts(
             Payment.reversed_at >= since,
             Payment.reversed_at < until,
         ),
-        select(scored.account_id).where(
-            scored.institution_id == institution_id,
-            scored.as_of > scored_after,
-            scored.as_of <= scored_by,
-            scored.segment.is_distinct_from(segment_before),
+        scored_accounts(
+            institution_id=institution_id, scored_after=scored_after, scored_by=scored_by
         ),
     ]
     if not by_contacts:
@@ -362,11 +350,26 @@ def touched_accounts(
 
 
 def scored_accounts(*, institution_id: int, scored_after: date, scored_by: date) -> Select[Any]:
-    """Select the accounts scored on a day after ``scored_after`` up to ``scored_by``."""
-    return select(AccountScore.account_id).where(
-        AccountScore.institution_id == institution_id,
-        AccountScore.as_of > scored_after,
-        AccountScore.as_of <= scored_by,
+    """Select the accounts scored on a day after ``scored_after`` up to ``scored_by`` into
+    another segment than their last score's by ``scored_after``.
+
+    The segment is the only cut a score sets: an account scored into the same segment counts
+    the same on both days (a daily cycle scores every account each day; most stay put).
+    """
+    scored = aliased(AccountScore, name="scored")
+    segment_before = (
+        select(AccountScore.segment)
+        .where(AccountScore.account_id == scored.account_id, AccountScore.as_of <= scored_after)
+        .order_by(AccountScore.as_of.desc(), AccountScore.scored_at.desc(), AccountScore.id.desc())
+        .limit(1)
+        .correlate(scored)
+        .scalar_subquery()
+    )
+    return select(scored.account_id).where(
+        scored.institution_id == institution_id,
+        scored.as_of > scored_after,
+        scored.as_of <= scored_by,
+        scored.segment.is_distinct_from(segment_before),
     )
 
 
