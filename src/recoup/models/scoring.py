@@ -67,12 +67,13 @@ class AccountScore(TenantMixin, Base):
     __table_args__ = (
         UniqueConstraint("account_id", "model_version_id", "as_of"),
         Index("ix_account_scores_institution_as_of", "institution_id", "as_of"),
+        # An account's scores by date: its last score by a day is one seek, however many
+        # daily scores it has (the KPI snapshot's segment moves read it for every account).
+        Index("ix_account_scores_account_as_of", "account_id", "as_of"),
     )
 
     id: Mapped[IdPk]
-    account_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
-    )
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("accounts.id", ondelete="CASCADE"))
     model_version_id: Mapped[int] = mapped_column(
         Id, ForeignKey("model_versions.id", ondelete="RESTRICT"), index=True
     )
