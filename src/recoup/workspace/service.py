@@ -522,11 +522,11 @@ def log_contact(
                     if checked.decision.timezones
                     else institution.timezone
                 )
-                when = f"{later.astimezone(clock.zone(zone)):%Y-%m-%d %H:%M}"
+                again = f"{later.astimezone(clock.zone(zone)):%Y-%m-%d %H:%M}"
                 if zh:
-                    reasons = reasons.rstrip("。") + f"。下次可联系时间：{when}（{zone}）"
+                    reasons = reasons.rstrip("。") + f"。下次可联系时间：{again}（{zone}）"
                 else:
-                    reasons += f"; allowed again at {when} ({zone})"
+                    reasons += f"; allowed again at {again} ({zone})"
             raise ValidationFailed(
                 f"channel: the gate does not allow this contact now: {reasons}",
                 errors=[{"field": "channel", "code": "blocked", "message": reasons}],
