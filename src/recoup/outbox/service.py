@@ -1655,6 +1655,19 @@ def queue_campaign_batch(
         channel=channel,
     )
     expire_after = timedelta(hours=settings_of(institution).channels.expire_after_hours)
+
+    def ask_again(moved: list[tuple[int, datetime]]) -> None:
+        """Put in place the gate's decisions about the contacts moved to the given moments."""
+        again = _precheck(
+            session,
+            institution=institution,
+            targets=[(targets[index], moment) for index, moment in moved],
+            points=points,
+            channel=channel,
+        )
+        for (index, _at), decided in zip(moved, again, strict=True):
+            decisions[index] = decided
+
     later: list[tuple[int, datetime]] = []
     for index, decided in enumerate(decisions):
         moment = decided.decision.next_allowed_at
@@ -1662,15 +1675,7 @@ def queue_campaign_batch(
             later.append((index, moment))
     if later:
         # Outside the hours now: asked again for the first allowed moment, as one message is.
-        again = _precheck(
-            session,
-            institution=institution,
-            targets=[(targets[index], moment) for index, moment in later],
-            points=points,
-            channel=channel,
-        )
-        for (index, _at), decided in zip(later, again, strict=True):
-            decisions[index] = decided
+        ask_again(later)
     quiet = _quiet(settings_of(institution).channels, channel)
     hushed: list[tuple[int, datetime]] = []
     for index, decided in enumerate(decisions):
@@ -1693,15 +1698,7 @@ def queue_campaign_batch(
             decision_ids=[decisions[index].decision_id for index, _ in hushed],
             actor=SYSTEM_ACTOR,
         )
-        again = _precheck(
-            session,
-            institution=institution,
-            targets=[(targets[index], moment) for index, moment in hushed],
-            points=points,
-            channel=channel,
-        )
-        for (index, _at), decided in zip(hushed, again, strict=True):
-            decisions[index] = decided
+        ask_again(hushed)
     blocked = [d.decision.rule_ids for d in decisions if not d.decision.allowed]
     result = queue_planned_messages(
         session,
