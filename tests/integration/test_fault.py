@@ -50,7 +50,7 @@ from recoup.cycle import tasks as cycle_tasks
 from recoup.db import make_engine, unit_of_work
 from recoup.identity import service as identity
 from recoup.kit import crypto, jobs
-from recoup.kit.clock import local_today, utcnow
+from recoup.kit.clock import aware, local_today, utcnow
 from recoup.models import AuditEvent, Base, ContactPoint, Payment
 from recoup.models.cycle import CycleRun
 from recoup.models.outbox import OutboxMessage
@@ -381,8 +381,9 @@ def build(hook: Hook, gateway: str) -> World:
                 actor=manager.username,
                 scheduled_at=utcnow(),
             )
-            # At night where the debtors live the gate refuses: then nothing is queued.
-            if queued.message is not None:
+            # At night where the debtors live the gate refuses now: the message is queued for
+            # the morning (or not at all), and only those due now are waited for.
+            if queued.message is not None and aware(queued.message.scheduled_at) <= utcnow():
                 keys.append(queued.message.idempotency_key)
         return World(
             institution_id=institution.id,
