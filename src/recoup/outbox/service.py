@@ -267,35 +267,27 @@ def queue_message(
         account_id=account_id,
         today=clock.local_today(institution.timezone, now=now),
     )
-    checked = _check(
-        session,
-        institution_id=institution_id,
-        debtor=debtor,
-        contact_point=contact_point,
-        account=account,
-        channel=channel,
-        at=scheduled_at,
-        actor=actor,
-        now=now,
-        principal=principal,
-    )
+
+    def check_at(at: datetime) -> gate_service.CheckedContact:
+        return _check(
+            session,
+            institution_id=institution_id,
+            debtor=debtor,
+            contact_point=contact_point,
+            account=account,
+            channel=channel,
+            at=at,
+            actor=actor,
+            now=now,
+            principal=principal,
+        )
+
+    checked = check_at(scheduled_at)
     expire_after = timedelta(hours=settings.expire_after_hours)
-    if not checked.decision.allowed and checked.decision.next_allowed_at is not None:
+    later = checked.decision.next_allowed_at
+    if not checked.decision.allowed and later is not None and later <= scheduled_at + expire_after:
         # Outside the hours now: queue it for the first allowed moment, if soon enough.
-        later = checked.decision.next_allowed_at
-        if later <= scheduled_at + expire_after:
-            checked = _check(
-                session,
-                institution_id=institution_id,
-                debtor=debtor,
-                contact_point=contact_point,
-                account=account,
-                channel=channel,
-                at=later,
-                actor=actor,
-                now=now,
-                principal=principal,
-            )
+        checked = check_at(later)
     quiet_end = (
         _quiet_end(
             _quiet(settings, channel),
@@ -311,18 +303,7 @@ def queue_message(
         gate_service.release(
             session, institution_id=institution_id, decision_ids=[checked.record.id], actor=actor
         )
-        checked = _check(
-            session,
-            institution_id=institution_id,
-            debtor=debtor,
-            contact_point=contact_point,
-            account=account,
-            channel=channel,
-            at=quiet_end,
-            actor=actor,
-            now=now,
-            principal=principal,
-        )
+        checked = check_at(quiet_end)
     if not checked.decision.allowed:
         return Queued(None, checked.record, reasons=checked.decision.rule_ids)
     message = OutboxMessage(
