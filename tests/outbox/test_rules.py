@@ -24,6 +24,8 @@ from recoup.outbox.rules import (
     idempotency_key,
     is_opt_out_reply,
     message_id,
+    quiet_end,
+    quiet_period,
     read_receipt,
     receipt_status,
     transition,
@@ -95,6 +97,23 @@ class TestQuietPeriod:
         assert not quiet.holds(datetime(2025, 3, 4, 20, 55))
         assert quiet.ends_after(datetime(2025, 3, 4, 21, 5)) == datetime(2025, 3, 5, 9, 0)
         assert quiet.ends_after(datetime(2025, 3, 5, 7, 0)) == datetime(2025, 3, 5, 9, 0)
+
+    def test_letters_have_none_and_an_institution_may_have_none(self) -> None:
+        assert quiet_period("20:00", "09:00", Channel.SMS) == QuietPeriod(time(20), time(9))
+        assert quiet_period("20:00", "09:00", Channel.LETTER) is None
+        assert quiet_period(None, None, Channel.SMS) is None
+
+    def test_they_end_in_the_debtors_zone_first(self) -> None:
+        quiet = QuietPeriod(time(20), time(9))
+        at = datetime(2025, 3, 4, 13, 0, tzinfo=UTC)  # 21:00 in Shanghai, 19:00 in Urumqi
+        assert quiet_end(
+            quiet, at=at, timezones=("Asia/Shanghai",), institution_zone="Asia/Urumqi"
+        ) == datetime(2025, 3, 5, 1, 0, tzinfo=UTC)
+        assert quiet_end(quiet, at=at, timezones=("Asia/Urumqi",), institution_zone="UTC") is None
+        assert quiet_end(quiet, at=at, timezones=(), institution_zone="Asia/Shanghai") == datetime(
+            2025, 3, 5, 1, 0, tzinfo=UTC
+        )
+        assert quiet_end(None, at=at, timezones=(), institution_zone="Asia/Shanghai") is None
 
 
 class TestReceipts:

@@ -26,6 +26,7 @@ from html import escape
 from types import MappingProxyType
 
 from recoup.contact.channels import Channel
+from recoup.kit.clock import zone
 
 # The channels the outbox sends (calls and visits are tasks, not messages).
 MESSAGE_CHANNELS = frozenset({Channel.SMS, Channel.EMAIL, Channel.LETTER})
@@ -370,6 +371,29 @@ class QuietPeriod:
         """Return the local moment the quiet period holding ``local`` ends."""
         end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
         return end if end > local else end + timedelta(days=1)
+
+
+def quiet_period(start: str | None, end: str | None, channel: Channel) -> QuietPeriod | None:
+    """Return an institution's quiet hours (``HH:MM`` to ``HH:MM``) for a channel: none for a
+    letter, whose release is a print run (it reaches the debtor by post, days later), none when
+    the institution has none."""
+    if start is None or end is None or channel is Channel.LETTER:
+        return None
+    return QuietPeriod(time.fromisoformat(start), time.fromisoformat(end))
+
+
+def quiet_end(
+    quiet: QuietPeriod | None, *, at: datetime, timezones: Sequence[str], institution_zone: str
+) -> datetime | None:
+    """Return when the quiet hours holding a message sent at ``at`` end, read in the zone the
+    dispatcher reads them in (the debtor's first, else the institution's); None when they do
+    not hold."""
+    if quiet is None:
+        return None
+    local = at.astimezone(zone(timezones[0] if timezones else institution_zone))
+    if not quiet.holds(local):
+        return None
+    return quiet.ends_after(local).astimezone(at.tzinfo)
 
 
 def html_of(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -289,7 +289,7 @@ def queue_message(
         # Outside the hours now: queue it for the first allowed moment, if soon enough.
         checked = check_at(later)
     quiet_end = (
-        _quiet_end(
+        rules.quiet_end(
             _quiet(settings, channel),
             at=checked.decision.at,
             timezones=checked.decision.timezones,
@@ -650,27 +650,7 @@ class Result:
 
 
 def _quiet(settings: ChannelSettings, channel: Channel) -> QuietPeriod | None:
-    """Return the institution's quiet hours for a channel: none for a letter, whose release is a
-    print run (it reaches the debtor by post, days later), none when the institution has none."""
-    if settings.quiet_start is None or settings.quiet_end is None or channel is Channel.LETTER:
-        return None
-    return QuietPeriod(
-        time.fromisoformat(settings.quiet_start), time.fromisoformat(settings.quiet_end)
-    )
-
-
-def _quiet_end(
-    quiet: QuietPeriod | None, *, at: datetime, timezones: Sequence[str], institution_zone: str
-) -> datetime | None:
-    """Return when the institution's quiet hours holding a message sent at ``at`` end, read in
-    the zone the dispatcher reads them in (the debtor's first, else the institution's); None
-    when they do not hold."""
-    if quiet is None:
-        return None
-    local = at.astimezone(clock.zone(timezones[0] if timezones else institution_zone))
-    if not quiet.holds(local):
-        return None
-    return quiet.ends_after(local).astimezone(at.tzinfo)
+    return rules.quiet_period(settings.quiet_start, settings.quiet_end, channel)
 
 
 def _opt_out_required(session: Session, institution: Institution, channel: Channel) -> bool:
@@ -796,7 +776,7 @@ def _prepare_institution(
                 )
                 hold(message, held.status, reason, held.scheduled_at)
             continue
-        quiet_end = _quiet_end(
+        quiet_end = rules.quiet_end(
             _quiet(settings, check.channel),
             at=now,
             timezones=decision.timezones,
@@ -1662,7 +1642,7 @@ def queue_campaign_batch(
     for index, decided in enumerate(decisions):
         if not decided.decision.allowed:
             continue
-        end = _quiet_end(
+        end = rules.quiet_end(
             quiet,
             at=decided.decision.at,
             timezones=decided.decision.timezones,
