@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +79,22 @@ def _case(column: str, values: tuple[str, ...]) -> str:
 
 
 def _moment(days_ago: str, seconds: str = "0") -> str:
-    """SQL text of a moment ``days_ago`` days before today 02:00 UTC (10:00 Beijing) + seconds."""
+    """SQL text of a moment ``days_ago`` days before today 02:00 UTC (10:00 Beijing) + seconds.
+
+    Today is the institution's (``:today``, Beijing), not UTC's: from 16:00 UTC they differ, and
+    a history ending on UTC's today would leave the institution's today without changes.
+    """
     return (
-        f"strftime('%Y-%m-%d %H:%M:%S', 'now', 'start of day', '+2 hours', "
+        f"strftime('%Y-%m-%d %H:%M:%S', :today, '+2 hours', "
         f"'-' || ({days_ago}) || ' days', '+' || ({seconds}) || ' seconds') || '.000000'"
     )
 
 
-def generate(engine: object, *, institution_id: int, agents: list[int], accounts: int) -> dict:
-    """Add ``accounts`` accounts with a year of history, set-based; return row counts."""
+def generate(
+    engine: object, *, institution_id: int, agents: list[int], accounts: int, today: date
+) -> dict:
+    """Add ``accounts`` accounts with a year of history to ``today``, set-based; return row
+    counts."""
     from sqlalchemy import text
 
     counter = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)"
@@ -193,6 +200,7 @@ def generate(engine: object, *, institution_id: int, agents: list[int], accounts
                 text(sql),
                 {
                     "count": accounts,
+                    "today": today.isoformat(),
                     "institution": institution_id,
                     "first_debtor": first_debtor,
                     "first_account": first_account,
@@ -383,7 +391,11 @@ def main() -> None:
             print(f"Generating {accounts:,} accounts with a year of history (SQLite, set-based):")
             started = time.perf_counter()
             counts = generate(
-                get_engine(), institution_id=institution_id, agents=agents, accounts=accounts
+                get_engine(),
+                institution_id=institution_id,
+                agents=agents,
+                accounts=accounts,
+                today=day,
             )
             generate_seconds = time.perf_counter() - started
             if arguments.keep:
