@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 from sqlalchemy.orm import Session
 
-from recoup.analytics import schemas
+from recoup.analytics import rules, schemas, service
+from recoup.analytics.api import _report_json, _report_plain
 from recoup.identity import service as identity
 from tests.analytics.conftest import March
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
@@ -199,3 +203,31 @@ class TestWhoMaySee:
         with client_for(session) as client:
             response = client.get(URL, params={"as_of": "2026-03-31"}, headers=bearer(platform))
         assert_problem(response, 404)
+
+
+def test_the_text_is_the_plain_values_written_out_even_with_a_nul_in_a_cut() -> None:
+    # A bucket no account started in is written once and put in place of a marker string; a
+    # cut holding a NUL character (as the marker does) is written plainly, to the same text.
+    probability = rules.kept_probability({}, minimum=30)
+    pricing = rules.Pricing(costs={}, minor_digits=2)
+    cells = (rules.Cell("M1", "M0", 1, 100),)
+    for province in ("广东省", "\x00empty-bucket:M2\x00"):
+        report = service.KpiReport(
+            institution="BANK",
+            currency="CNY",
+            as_of=date(2026, 3, 31),
+            period=rules.Period(date(2026, 3, 1), date(2026, 3, 31)),
+            group_by=("province",),
+            total=rules.kpis_of(rules.GroupFacts(transitions=cells), probability, pricing),
+            groups=[
+                service.KpiGroup(
+                    cuts={"province": province},
+                    kpis=rules.kpis_of(rules.GroupFacts(), probability, pricing),
+                )
+            ],
+            kept_probability=probability,
+            kept_history=rules.Period(date(2026, 1, 1), date(2026, 3, 31)),
+        )
+        plain = json.dumps(_report_plain(report), ensure_ascii=False, separators=(",", ":"))
+        assert _report_json(report) == plain
+        assert json.loads(plain)["groups"][0]["cuts"]["province"] == province

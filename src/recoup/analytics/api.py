@@ -58,10 +58,7 @@ def kpis(
     # Written out as ``schemas.KpiReport`` describes it (the OpenAPI document), from plain
     # values: a fine cut is some thousand groups of every KPI, and building them as models took
     # longer than counting them.
-    return Response(
-        json.dumps(_report_plain(report), ensure_ascii=False, separators=(",", ":")),
-        media_type="application/json",
-    )
+    return Response(_report_json(report), media_type="application/json")
 
 
 def _rate_plain(rate: rules.Rate) -> dict[str, Any]:
@@ -82,8 +79,48 @@ def _moves_plain(shares: Mapping[rules.Move, rules.Rate]) -> dict[str, Any]:
 _NO_MOVES_PLAIN: dict[str, Any] = {move: _rate_plain(rate) for move, rate in rules.NO_MOVES.items()}
 
 
-def _kpis_plain(kpis: rules.Kpis) -> dict[str, Any]:
-    """``_kpis`` as the plain values its JSON holds (the same fields in the same order)."""
+# A bucket no account started in is the same text in every group (two "no data" shares per
+# move): ``_report_json`` writes it once per bucket. ``_kpis_plain(…, marked=True)`` puts a
+# marker string in its place, replaced in the JSON text by the bucket's text written once.
+def _summary_plain(summary: rules.RollSummary) -> dict[str, Any]:
+    return {
+        "from_bucket": summary.from_bucket,
+        "accounts": summary.accounts,
+        "balance": summary.balance,
+        "by_count": _moves_plain(summary.by_count),
+        "by_balance": _moves_plain(summary.by_balance),
+    }
+
+
+_EMPTY_MARKERS = {bucket: f"\x00empty-bucket:{bucket}\x00" for bucket in rules.EMPTY_SUMMARIES}
+_EMPTY_TEXTS = {
+    json.dumps(marker): json.dumps(
+        _summary_plain(summary), ensure_ascii=False, separators=(",", ":")
+    )
+    for marker, summary in zip(_EMPTY_MARKERS.values(), rules.EMPTY_SUMMARIES.values(), strict=True)
+}
+
+
+def _report_json(report: service.KpiReport) -> str:
+    """The JSON text of ``_report_plain`` (a bucket no account started in written once)."""
+    # A marker is a string no answer holds: text with a NUL character is written plainly.
+    strings = [report.institution, report.currency, *report.group_by]
+    strings += [value for group in report.groups for value in group.cuts.values() if value]
+    marked = not any("\x00" in value for value in strings)
+    text = json.dumps(
+        _report_plain(report, marked=marked), ensure_ascii=False, separators=(",", ":")
+    )
+    if marked:
+        for marker, written in _EMPTY_TEXTS.items():
+            text = text.replace(marker, written)
+    return text
+
+
+def _kpis_plain(kpis: rules.Kpis, *, marked: bool = False) -> dict[str, Any]:
+    """``_kpis`` as the plain values its JSON holds (the same fields in the same order).
+
+    ``marked``: a bucket no account started in is its marker (``_report_json``).
+    """
     forecast = kpis.promise_forecast
     contacts = kpis.contacts
     cost = kpis.cost_per_amount_collected
@@ -98,13 +135,9 @@ def _kpis_plain(kpis: rules.Kpis) -> dict[str, Any]:
         },
         "roll_rates": {
             "from_buckets": [
-                {
-                    "from_bucket": summary.from_bucket,
-                    "accounts": summary.accounts,
-                    "balance": summary.balance,
-                    "by_count": _moves_plain(summary.by_count),
-                    "by_balance": _moves_plain(summary.by_balance),
-                }
+                _EMPTY_MARKERS[summary.from_bucket]
+                if marked and summary is rules.EMPTY_SUMMARIES.get(summary.from_bucket)
+                else _summary_plain(summary)
                 for summary in kpis.roll_rates
             ],
             "cells": [
@@ -183,8 +216,8 @@ def _period_plain(period: rules.Period) -> dict[str, str]:
     return {"from": period.start.isoformat(), "to": period.end.isoformat()}
 
 
-def _report_plain(report: service.KpiReport) -> dict[str, Any]:
-    """``_report`` as the plain values its JSON holds."""
+def _report_plain(report: service.KpiReport, *, marked: bool = False) -> dict[str, Any]:
+    """``_report`` as the plain values its JSON holds (``marked``: see ``_kpis_plain``)."""
     probability = report.kept_probability
     return {
         "institution": report.institution,
@@ -192,9 +225,10 @@ def _report_plain(report: service.KpiReport) -> dict[str, Any]:
         "as_of": report.as_of.isoformat(),
         "period": _period_plain(report.period),
         "group_by": list(report.group_by),
-        "total": _kpis_plain(report.total),
+        "total": _kpis_plain(report.total, marked=marked),
         "groups": [
-            {"cuts": group.cuts, "kpis": _kpis_plain(group.kpis)} for group in report.groups
+            {"cuts": group.cuts, "kpis": _kpis_plain(group.kpis, marked=marked)}
+            for group in report.groups
         ],
         "kept_probability": {
             "history": _period_plain(report.kept_history),

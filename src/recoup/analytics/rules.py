@@ -610,29 +610,42 @@ class RollSummary:
 NO_MOVES: Mapping[Move, Rate] = dict.fromkeys(MOVES, NO_DATA)
 
 
+# The summary of a bucket no account started in, per bucket (frozen, shared by every group).
+EMPTY_SUMMARIES: Mapping[str, RollSummary] = {
+    bucket: RollSummary(bucket, 0, 0, NO_MOVES, NO_MOVES) for bucket in BUCKETS
+}
+
+
 def roll_summary(cells: Iterable[Transition]) -> list[RollSummary]:
     """Return, for every bucket M0…M6+, the share of accounts and balance per move."""
-    accounts = {bucket: dict.fromkeys(MOVES, 0) for bucket in BUCKETS}
-    balances = {bucket: dict.fromkeys(MOVES, 0) for bucket in BUCKETS}
+    # Only the buckets some cell starts in are counted: a group of a fine cut holds few.
+    counted: dict[str, tuple[dict[Move, int], dict[Move, int]]] = {}
     for cell in cells:
+        if cell.from_bucket not in EMPTY_SUMMARIES:
+            raise KeyError(cell.from_bucket)
         move = move_of(cell.from_bucket, cell.to_bucket)
-        accounts[cell.from_bucket][move] += cell.accounts
-        balances[cell.from_bucket][move] += cell.balance
+        moves = counted.get(cell.from_bucket)
+        if moves is None:
+            moves = counted[cell.from_bucket] = (dict.fromkeys(MOVES, 0), dict.fromkeys(MOVES, 0))
+        moves[0][move] += cell.accounts
+        moves[1][move] += cell.balance
     summaries = []
     for bucket in BUCKETS:
-        count_total = sum(accounts[bucket].values())
-        balance_total = sum(balances[bucket].values())
-        if not count_total and not balance_total:
+        moves = counted.get(bucket)
+        count_total = sum(moves[0].values()) if moves else 0
+        balance_total = sum(moves[1].values()) if moves else 0
+        if moves is None or (not count_total and not balance_total):
             # Most groups of a fine cut hold few buckets: an empty one shares "no data".
-            summaries.append(RollSummary(bucket, 0, 0, NO_MOVES, NO_MOVES))
+            summaries.append(EMPTY_SUMMARIES[bucket])
             continue
+        accounts, balances = moves
         summaries.append(
             RollSummary(
                 from_bucket=bucket,
                 accounts=count_total,
                 balance=balance_total,
-                by_count={move: Rate(accounts[bucket][move], count_total) for move in MOVES},
-                by_balance={move: Rate(balances[bucket][move], balance_total) for move in MOVES},
+                by_count={move: Rate(accounts[move], count_total) for move in MOVES},
+                by_balance={move: Rate(balances[move], balance_total) for move in MOVES},
             )
         )
     return summaries
