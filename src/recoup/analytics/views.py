@@ -38,7 +38,6 @@ from recoup.kit.tabular import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Sheet, to_csv, t
 from recoup.models.identity import User
 from recoup.models.institution import Institution
 from recoup.portfolio import repository as portfolio
-from recoup.portfolio.rules import BUCKETS
 from recoup.web import localization as i18n
 from recoup.web.templating import Viewer, render, viewer_with
 
@@ -264,17 +263,14 @@ def _counts(session: Session, viewer: Viewer) -> dict[str, Any] | None:
         return None
     assert viewer.principal is not None
     principal, first = viewer.principal, PageRequest(1, 1)
-    by_bucket = {
-        bucket: portfolio.accounts_page(
-            session, principal=principal, page=first, bucket=bucket
-        ).total
-        for bucket in BUCKETS
-    }
+    # Held accounts only (as the manager's day-end snapshot counts them), live, in one query.
+    by_bucket = portfolio.held_accounts_by_bucket(session, principal=principal)
     return {
         "debtors": portfolio.debtors_page(session, principal=principal, page=first).total,
         "accounts": sum(by_bucket.values()),
         "delinquent_accounts": sum(n for bucket, n in by_bucket.items() if bucket != "M0"),
         "by_bucket": by_bucket,
+        "scope": "own" if principal.is_agent else "institution",
     }
 
 

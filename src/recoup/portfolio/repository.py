@@ -439,6 +439,18 @@ def debtors_page(
     return _with_cursor(found, [debtor.id for debtor in found.items])
 
 
+def held_accounts_by_bucket(session: Session, *, principal: Principal) -> dict[str, int]:
+    """How many accounts the caller may see are held now (not settled, closed or charged
+    off), by their current bucket: the figures the manager's snapshot counts each day-end."""
+    rows = session.execute(
+        scoped(select(Account.bucket, func.count()), Account, principal)
+        .where(Account.status.not_in([str(status) for status in EXIT_STATUSES]))
+        .group_by(Account.bucket)
+    )
+    counted = {str(bucket): int(number) for bucket, number in rows}
+    return {bucket: counted.get(bucket, 0) for bucket in BUCKETS}
+
+
 def accounts_page(
     session: Session,
     *,

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_time, get_datetime_format
+from babel.dates import format_date, format_skeleton, format_time, get_datetime_format
 
 from recoup.kit.clock import zone
 from recoup.kit.money import format_amount
@@ -88,6 +88,11 @@ def day(value: date | None, locale: str) -> str:
     if value is None:
         return "—"
     return str(format_date(value, "medium", locale=_BABEL[locale]))
+
+
+def short_day(value: date, locale: str) -> str:
+    """Format a near date without its year, with its weekday: 12月9日周三 / Wed, Dec 9."""
+    return str(format_skeleton("MMMEd", value, locale=_BABEL[locale]))
 
 
 def moment(value: datetime | None, locale: str, timezone: str) -> str:

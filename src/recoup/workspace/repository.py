@@ -56,6 +56,40 @@ def _my_cases(principal: Principal) -> Select[Case]:
     return scoped(select(Case), Case, principal).where(Case.owner_id == principal.user_id)
 
 
+def my_queues(session: Session, *, principal: Principal) -> list[tuple[str, str]]:
+    """The queues (code, name) the principal's live cases are in, for the case list's filter."""
+    rows = session.execute(
+        select(Queue.code, Queue.name)
+        .where(
+            Queue.id.in_(
+                _my_cases(principal)
+                .where(Case.state != CaseState.CLOSED, Case.queue_id.is_not(None))
+                .with_only_columns(Case.queue_id)
+            )
+        )
+        .order_by(Queue.rank, Queue.code)
+    )
+    return [(code, name) for code, name in rows]
+
+
+def priority_rank(session: Session, *, case: Case) -> tuple[int, int] | None:
+    """Where the case's priority ranks among its owner's live cases: (rank, of how many)."""
+    if case.owner_id is None:
+        return None
+    live = (
+        select(func.count())
+        .select_from(Case)
+        .where(
+            Case.institution_id == case.institution_id,
+            Case.owner_id == case.owner_id,
+            Case.state != CaseState.CLOSED,
+        )
+    )
+    total = session.scalar(live) or 0
+    above = session.scalar(live.where(Case.priority > case.priority)) or 0
+    return (above + 1, max(total, above + 1))
+
+
 def my_cases_page(
     session: Session,
     *,

@@ -111,6 +111,16 @@ def my_cases(
     )
 
 
+def my_queues(session: Session, *, principal: Principal) -> list[tuple[str, str]]:
+    """The queues (code, name) the caller's live cases are in."""
+    return repository.my_queues(session, principal=principal)
+
+
+def priority_rank(session: Session, *, case: Case) -> tuple[int, int] | None:
+    """The case's rank by priority among its owner's live cases: (rank, of how many)."""
+    return repository.priority_rank(session, case=case)
+
+
 def case_buckets(session: Session, *, case_ids: list[int]) -> dict[int, list[tuple[str, int, str]]]:
     """Per case: the bucket, balance and currency of each of its accounts."""
     return repository.case_buckets(session, case_ids=case_ids)

@@ -30,6 +30,7 @@ from recoup.scoring.reasons import Locale, reason_text
 from recoup.scoring.views import segment_label
 from recoup.scripts import views as scripts_views
 from recoup.web import labels
+from recoup.web import localization as i18n
 from recoup.web.templating import Flash, Viewer, page_url_for, redirect, render, viewer_with
 from recoup.workspace import rules, service
 from recoup.workspace.repository import CaseFilters
@@ -60,19 +61,27 @@ def _institution(session: Session, viewer: Viewer) -> Institution:
     return service.institution_of(session, viewer.principal)
 
 
-def _local(moment: datetime | None, zone_name: str | None, fallback: str) -> dict[str, str] | None:
-    """A moment in a zone: its time (HH:MM), its date and the zone, for "next allowed" badges."""
+def _local(
+    moment: datetime | None, zone_name: str | None, fallback: str, locale: str
+) -> dict[str, str] | None:
+    """A moment in a zone: its time (HH:MM), its date (ISO, and as the reader's language writes
+    it) and the zone, for "next allowed" badges."""
     if moment is None:
         return None
     name = zone_name or fallback
     local = clock.aware(moment).astimezone(clock.zone(name))
-    return {"time": local.strftime("%H:%M"), "day": local.date().isoformat(), "zone": name}
+    return {
+        "time": local.strftime("%H:%M"),
+        "day": local.date().isoformat(),
+        "day_label": i18n.short_day(local.date(), locale),
+        "zone": name,
+    }
 
 
 def _badge(viewer: Viewer, badge: service.Badge | None, *, today: str) -> dict[str, Any] | None:
     if badge is None:
         return None
-    local = _local(badge.next_allowed_at, badge.zone, viewer.timezone)
+    local = _local(badge.next_allowed_at, badge.zone, viewer.timezone, viewer.locale)
     reasons = badge.reasons_zh if viewer.locale.startswith("zh") else badge.reasons_en
     return {
         "channel": str(badge.channel),
@@ -179,6 +188,7 @@ def _work_page(
         },
         "states": [str(item) for item in CaseState],
         "buckets": BUCKETS,
+        "queues": service.my_queues(session, principal=viewer.principal),
         "badges": STATE_BADGES,
         "nothing_workable": next_found is not None and next_found.case is None,
         "skipped": skipped,
@@ -370,6 +380,7 @@ def _case_page(
         "revealed": revealed,
         "reveal_error": reveal_error,
         "score": _score(viewer, session, view.case, view.accounts),
+        "priority_rank": service.priority_rank(session, case=view.case),
         "timeline": [_timeline_row(entry) for entry in view.timeline],
         "timeline_more": view.more,
         "timeline_next": view.timeline_limit + rules.TIMELINE_STEP,
@@ -598,10 +609,10 @@ def log_contact(
     params = {"outcome": viewer.text(f"contact_log.outcome.{logged.attempt.outcome}")}
     message = Flash("workspace.log.saved", params=params)
     if logged.callback is not None:
-        local = _local(logged.callback.due_at, None, viewer.timezone)
+        local = _local(logged.callback.due_at, None, viewer.timezone, viewer.locale)
         assert local is not None
         key = "workspace.log.callback_moved" if logged.callback_moved else "workspace.log.callback"
-        message = Flash(key, params={**params, "time": f"{local['day']} {local['time']}"})
+        message = Flash(key, params={**params, "time": f"{local['day_label']} {local['time']}"})
     if logged.violations:
         message = Flash("workspace.log.flagged", level="warning", params=params)
     return redirect(f"/cases/{case.id}", request=viewer.request, message=message)

@@ -1,0 +1,227 @@
+"""In headless Chromium: what a new manager or agent reads on the pages says what it means.
+
+Counts say what they count and as of when, priorities carry their scale, a choice is a select,
+dates read in the reader's language and stay whole, and nothing overflows a 390 px screen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import select
+
+from recoup.cases import service as cases
+from recoup.models import Account, User
+from recoup.models.cases import Case, Queue
+from recoup.models.debtor import Debtor
+from recoup.workspace import service as workspace
+from tests.factories import certify, give_to_agent, make_account
+from tests.web.support import LiveServer, database_session, log_in
+
+pytestmark = pytest.mark.browser
+
+# 23:00 on a Monday in Shanghai: no calls until 08:00 on Tuesday, the 8th.
+NIGHT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+QUEUE_CODE = "EARLY"
+QUEUE_NAME = "早期逾期"
+
+
+@pytest.fixture(autouse=True)
+def _night(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workspace, "utcnow", lambda: NIGHT)
+
+
+@pytest.fixture(scope="module")
+def case_id(live_server: LiveServer) -> int:
+    """The agent's live case, in a queue, with a priority; plus a closed account of theirs."""
+    with database_session(live_server) as session:
+        agent = session.execute(select(User).where(User.username == "agent")).scalar_one()
+        assert agent.institution_id is not None
+        certify(session, agent)
+        account = session.get(Account, live_server.seeded.account_id)
+        assert account is not None
+        cases.sync_cases(session, institution_id=agent.institution_id)
+        queue = Queue(
+            institution_id=agent.institution_id, code=QUEUE_CODE, name=QUEUE_NAME, buckets=["M2"]
+        )
+        session.add(queue)
+        session.flush()
+        case = session.execute(
+            select(Case).where(
+                Case.debtor_id == account.debtor_id, Case.live_debtor_id.is_not(None)
+            )
+        ).scalar_one()
+        case.owner_id, case.priority, case.queue_id = agent.id, 2810, queue.id
+        # A closed account in the agent's case: it is no longer held, so no count shows it.
+        debtor = session.get(Debtor, account.debtor_id)
+        assert debtor is not None
+        closed = make_account(session, debtor, days_past_due=200, status="closed")
+        give_to_agent(session, closed, agent)
+        session.commit()
+        return case.id
+
+
+def _narrow(browser: Browser, locale: str) -> BrowserContext:
+    return browser.new_context(
+        locale=locale,
+        extra_http_headers={"Accept-Language": locale},
+        viewport={"width": 390, "height": 844},
+    )
+
+
+@pytest.fixture
+def narrow(browser: Browser) -> Iterator[Page]:
+    context = _narrow(browser, "zh-CN")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def _no_horizontal_overflow(page: Page) -> None:
+    width, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert width <= inner, f"{page.url} is {width} px wide on a {inner} px screen"
+
+
+def test_the_simple_home_says_what_it_counts_and_when(
+    page: Page, live_server: LiveServer, case_id: int
+) -> None:
+    log_in(page, live_server, "agent")
+    # Held accounts only: the closed one in the agent's case is not counted.
+    expect(page.locator("[data-testid=stat-accounts]")).to_contain_text("在催账户")
+    expect(page.locator("[data-testid=stat-accounts] .stat-value")).to_have_text("1")
+    expect(page.locator("[data-testid=stat-delinquent]")).to_contain_text("M1 及以上")
+    note = page.locator("[data-testid=bucket-counts-note]")
+    expect(note).to_contain_text("统计于")
+    expect(note).to_contain_text("您名下案件")
+    expect(note).to_contain_text("不含已结清、已关闭和已核销")
+    expect(note).to_contain_text("日终快照")
+
+
+def test_the_compliance_officers_home_counts_the_institution(
+    page: Page, live_server: LiveServer, case_id: int
+) -> None:
+    log_in(page, live_server, "compliance-officer")
+    expect(page.locator("[data-testid=bucket-counts-note]")).to_contain_text("覆盖全机构")
+
+
+def test_the_managers_waterfall_says_it_is_a_day_end_snapshot(
+    page: Page, live_server: LiveServer
+) -> None:
+    log_in(page, live_server, "manager")
+    note = page.locator("[data-testid=table-buckets] .table-note").first
+    expect(note).to_contain_text("日终快照")
+    expect(note).to_contain_text("不含已结清、已关闭和已核销")
+
+
+def test_priority_shows_its_scale_and_rank(
+    page: Page, live_server: LiveServer, case_id: int
+) -> None:
+    log_in(page, live_server, "agent", next_path="/work")
+    expect(page.locator("[data-testid=priority-heading]")).to_contain_text("每 1 元联系成本")
+    expect(page.locator("[data-testid=case-row-priority]").first).to_have_text("2,810")
+    page.goto(f"{live_server.url}/cases/{case_id}")
+    expect(page.locator("[data-testid=case-priority]")).to_contain_text("2,810")
+    expect(page.locator("[data-testid=case-priority-unit]")).to_contain_text("每 1 元联系成本")
+    expect(page.locator("[data-testid=case-priority-rank]")).to_contain_text("排第 1")
+
+
+def test_the_queue_filter_is_a_choice_of_the_queues_present(
+    page: Page, live_server: LiveServer, case_id: int
+) -> None:
+    log_in(page, live_server, "agent", next_path="/work")
+    queue = page.locator("#filter-queue")
+    assert queue.evaluate("element => element.tagName") == "SELECT"
+    expect(queue.locator("option")).to_have_count(2)
+    expect(queue.locator(f"option[value={QUEUE_CODE}]")).to_have_text(
+        f"{QUEUE_NAME} ({QUEUE_CODE})"
+    )
+    queue.select_option(QUEUE_CODE)
+    page.locator("[data-testid=case-filters] button[type=submit]").click()
+    page.wait_for_url(re.compile(rf".*[?&]queue={QUEUE_CODE}(&|$)"))
+    expect(page.locator("[data-testid=case-row]")).to_have_count(1)
+    expect(page.locator("#filter-queue")).to_have_value(QUEUE_CODE)
+    # A bookmarked filter naming a queue the agent has no case in stays chosen, and finds none.
+    page.goto(f"{live_server.url}/work?queue=LATE")
+    expect(page.locator("#filter-queue")).to_have_value("LATE")
+    expect(page.locator("[data-testid=case-row]")).to_have_count(0)
+
+
+@pytest.mark.parametrize(
+    ("locale", "when"), [("zh-CN", "12月8日周二 08:00"), ("en", "Tue, Dec 8 08:00")]
+)
+def test_the_next_allowed_day_reads_in_the_language_and_stays_whole_on_a_phone(
+    browser: Browser, live_server: LiveServer, case_id: int, locale: str, when: str
+) -> None:
+    context = _narrow(browser, locale)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        log_in(page, live_server, "agent", next_path=f"/cases/{case_id}")
+        badge = page.locator("[data-testid=badge-next][data-channel=call] [data-testid=badge-when]")
+        expect(badge.first).to_contain_text(when)
+        expect(badge.first).not_to_contain_text("2026-12-08")
+        # The date and time sit on one line of the badge.
+        height, font = badge.first.evaluate(
+            "element => [element.getBoundingClientRect().height,"
+            " parseFloat(getComputedStyle(element).fontSize)]"
+        )
+        assert height < 2 * font, f"the badge's date wraps ({height} px at {font} px)"
+        _no_horizontal_overflow(page)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/work", "/accounts", "/debtors"])
+def test_the_agents_pages_fit_a_phone(
+    narrow: Page, live_server: LiveServer, case_id: int, path: str
+) -> None:
+    log_in(narrow, live_server, "agent", next_path=path)
+    _no_horizontal_overflow(narrow)
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_the_campaign_forms_fields_line_up(
+    browser: Browser, live_server: LiveServer, width: int
+) -> None:
+    context = browser.new_context(
+        locale="zh-CN",
+        extra_http_headers={"Accept-Language": "zh-CN"},
+        viewport={"width": width, "height": 900},
+    )
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        log_in(page, live_server, "manager", next_path="/outbox/campaigns/new")
+        boxes = [
+            page.locator(selector).bounding_box()
+            for selector in (
+                "#campaign-name",
+                "#campaign-channel",
+                "#campaign-template",
+                "#campaign-segments",
+            )
+        ]
+        assert all(box is not None for box in boxes)
+        widths = {round(box["width"]) for box in boxes if box}
+        assert max(widths) - min(widths) <= 1, f"uneven field widths {widths}"
+        lefts = sorted({round(box["x"]) for box in boxes if box})
+        # Two columns side by side on a wide screen, one on a phone.
+        assert len(lefts) == (2 if width > 600 else 1), lefts
+        # Fields side by side start at the same height (labels and controls aligned).
+        tops = {}
+        for box in boxes:
+            assert box is not None
+            tops.setdefault(round(box["x"]), []).append(round(box["y"]))
+        if width > 600:
+            columns = list(tops.values())
+            assert [abs(a - b) <= 1 for a, b in zip(columns[0], columns[1], strict=True)] == [
+                True,
+                True,
+            ]
+        _no_horizontal_overflow(page)
+    finally:
+        context.close()
