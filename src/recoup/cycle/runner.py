@@ -194,7 +194,9 @@ def _run(
                 continue
             if stage is Stage.GATE:
                 batches = _run_gate(institution_id, as_of, actor, units, plan, gate_batch)
-            if _run_stage(institution_id, as_of, actor, units, plan, stage, batches):
+            # Worker processes see only what is committed: not inside a caller's transaction.
+            workers = service.stage_workers() if commits else 0
+            if _run_stage(institution_id, as_of, actor, units, plan, stage, batches, workers):
                 skipped.append(stage.value)
     except Exception as error:
         if not commits:
@@ -211,10 +213,14 @@ def _run(
         return service.report_of(session, institution=institution, run=run, skipped=skipped)
 
 
-def _context(session: Session, institution_id: int, as_of: date, actor: str) -> service.Context:
+def _context(
+    session: Session, institution_id: int, as_of: date, actor: str, *, workers: int = 0
+) -> service.Context:
     institution = institutions.require_by_id(session, institution_id)
     run = service.lock_run(session, institution_id=institution_id, as_of=as_of)
-    return service.Context(institution=institution, run=run, actor=actor, now=utcnow())
+    return service.Context(
+        institution=institution, run=run, actor=actor, now=utcnow(), workers=workers
+    )
 
 
 def _run_stage(
@@ -225,10 +231,11 @@ def _run_stage(
     plan: FaultPlan,
     stage: Stage,
     batches: float = 0.0,
+    workers: int = 0,
 ) -> bool:
     """Run one stage unless the ledger holds it; True when it was done before (a resume)."""
     with units() as session:
-        context = _context(session, institution_id, as_of, actor)
+        context = _context(session, institution_id, as_of, actor, workers=workers)
         if service.stage_done(session, run=context.run, stage=stage):
             return True
         started = time.perf_counter()

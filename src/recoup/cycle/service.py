@@ -9,6 +9,7 @@ gate stage is the one that commits in batches: its actions move from ``planned``
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +61,18 @@ from recoup.workspace import service as workspace_service
 
 # Actions decided by the gate per transaction: a kill loses at most one batch of work.
 GATE_BATCH = 50_000
+
+
+def stage_workers() -> int:
+    """Return how many worker processes a stage may compute in beside this one: one per
+    core this process may run on (the writes stay here), none on one core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, 4) if cores > 1 else 0
+
+
 # Case states the cycle leaves alone today: a promise or a plan running, a dispute, a pause.
 HELD_STATES = frozenset(
     {CaseState.PROMISED, CaseState.ON_PLAN, CaseState.DISPUTED, CaseState.PAUSED}
@@ -74,6 +87,9 @@ class Context:
     run: CycleRun
     actor: str
     now: datetime
+    # Worker processes a stage may read and compute in (scoring): only when every earlier
+    # stage has committed, so that another connection sees what this run did so far.
+    workers: int = 0
 
     @property
     def as_of(self) -> date:
@@ -190,7 +206,7 @@ def score(session: Session, context: Context) -> dict[str, Any]:
     """Score every delinquent account with the institution's champion model."""
     try:
         summary = scoring_service.score_delinquent_accounts(
-            session, institution=context.institution, as_of=context.as_of
+            session, institution=context.institution, as_of=context.as_of, workers=context.workers
         )
     except NotFound:
         # No champion yet: segments fall back to bucket and balance (counted as unscored).

@@ -254,6 +254,23 @@ class DriftCounts:
                     ).astype(np.float64),
                 )
 
+    def counts(self) -> tuple[FloatArray, list[FloatArray], list[FloatArray]]:
+        """Return the bin counts added so far (score, features, characteristics): what a
+        part counted in another process, for ``add_counts`` there."""
+        return self.score, list(self.features), list(self.characteristics)
+
+    def add_counts(self, counts: tuple[FloatArray, list[FloatArray], list[FloatArray]]) -> None:
+        """Add bin counts another ``DriftCounts`` of the same model counted (``counts()``)."""
+        score, features, characteristics = counts
+        if len(score):
+            self.score = _summed(self.score, score)
+        for index, feature in enumerate(features):
+            if len(feature):
+                self.features[index] = _summed(self.features[index], feature)
+        for index, characteristic in enumerate(characteristics):
+            if len(characteristic):
+                self.characteristics[index] = _summed(self.characteristics[index], characteristic)
+
     def report(self, *, thresholds: StabilityThresholds | None = None) -> DriftReport:
         """Return the drift report of everything added."""
         thresholds = thresholds or StabilityThresholds()

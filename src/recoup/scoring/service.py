@@ -7,8 +7,9 @@ the web app and every CLI command import this module, and those libraries cost s
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -381,6 +382,9 @@ def _champion(session: Session, institution: Institution) -> ModelVersion:
 # Accounts scored per part of a whole-portfolio run: the portfolio is read, scored and
 # written a part at a time, so the memory a run needs does not grow with the portfolio.
 SCORING_PART_ACCOUNTS = 100_000
+# Fewer delinquent accounts than this are scored in the process even when workers are
+# offered: starting them would cost more than they save.
+PARALLEL_MIN_ACCOUNTS = 20_000
 
 
 def score_delinquent_accounts(
@@ -390,6 +394,7 @@ def score_delinquent_accounts(
     as_of: date,
     version: str | None = None,
     account_ids: list[int] | None = None,
+    workers: int = 0,
 ) -> ScoringRunSummary:
     """Score every delinquent account (or the given ones) and store the scores.
 
@@ -397,6 +402,10 @@ def score_delinquent_accounts(
     (``SCORING_PART_ACCOUNTS``); each part is vectorised, and its scores go to the database
     column by column. Every feature is the account's own (or its debtor's), so the parts
     score exactly as one pass would; the drift report adds up the parts' bin counts.
+
+    ``workers`` > 0 reads and scores the parts in that many worker processes while this one
+    writes (``_computed_parts``): only for a caller whose reads may come from another
+    connection, i.e. nothing the scores depend on is uncommitted in ``session``.
     """
     model_version = (
         require_model_version(session, version=version)
@@ -419,24 +428,26 @@ def score_delinquent_accounts(
     grade_counts: Counter[str] = Counter()
     segment_counts: Counter[str] = Counter()
     expected_total = 0
-    for part in (
-        _portfolio_parts(session, institution_id=institution.id)
-        if account_ids is None
-        else [account_ids]
-    ):
-        tables = repository.load_portfolio_tables(
-            session, institution_id=institution.id, until=end_of_day(as_of), account_ids=part
+    parts = (
+        _computed_parts(
+            session,
+            institution_id=institution.id,
+            as_of=as_of,
+            model=model,
+            scale=scale,
+            workers=workers,
         )
-        features = compute_features(tables, as_of=as_of)
-        batch = scorer.score(features, grades=scale)
-        if len(features):
-            drift_counts.add(features, points=batch.points)
+        if account_ids is None
+        else [_compute_part(session, institution.id, account_ids, as_of, scorer, scale, model)]
+    )
+    for accounts, batch, counts in parts:
+        drift_counts.add_counts(counts)
         scored = _score_rows(
             session,
             institution=institution,
             model_version=model_version,
             event_is_favourable=model.summary.event_is_favourable,
-            accounts=tables.accounts,
+            accounts=accounts,
             batch=batch,
             policy=policy,
             as_of=as_of,
@@ -473,14 +484,184 @@ def score_delinquent_accounts(
     )
 
 
-def _portfolio_parts(session: Session, *, institution_id: int) -> Iterator[Select[int]]:
-    """Yield the institution's delinquent accounts as queries of consecutive id ranges of
-    ``SCORING_PART_ACCOUNTS`` accounts each (no bound list of ids)."""
+def _part_bounds(ids: np.ndarray[Any, Any], size: int) -> list[tuple[int, int]]:
+    """Return ordered account ids as (first, last) ranges of ``size`` consecutive ids each
+    (a part is named by a query, not a bound list of ids)."""
+    return [
+        (int(ids[start]), int(ids[min(start + size, len(ids)) - 1]))
+        for start in range(0, len(ids), size)
+    ]
+
+
+def _part_query(institution_id: int, first: int, last: int) -> Select[int]:
+    return repository.delinquent_accounts(institution_id=institution_id).where(
+        Account.id.between(first, last)
+    )
+
+
+# One part read and scored: its accounts, its scores and its drift bin counts.
+_Part = tuple[pd.DataFrame, ScoreBatch, tuple[Any, list[Any], list[Any]]]
+
+
+def _compute_part(
+    session: Session,
+    institution_id: int,
+    account_ids: Sequence[int] | Select[int],
+    as_of: date,
+    scorer: Any,
+    scale: GradeScale,
+    model: TrainedModel,
+) -> _Part:
+    """Read one part of the portfolio and score it (no writes)."""
+    tables = repository.load_portfolio_tables(
+        session, institution_id=institution_id, until=end_of_day(as_of), account_ids=account_ids
+    )
+    features = compute_features(tables, as_of=as_of)
+    batch = scorer.score(features, grades=scale)
+    counts = DriftCounts(model)
+    if len(features):
+        counts.add(features, points=batch.points)
+    return tables.accounts, batch, counts.counts()
+
+
+def _computed_parts(
+    session: Session,
+    *,
+    institution_id: int,
+    as_of: date,
+    model: TrainedModel,
+    scale: GradeScale,
+    workers: int,
+) -> Iterator[_Part]:
+    """Yield the portfolio's parts read and scored, in account order.
+
+    With ``workers`` (and a database another process can open, and ``fork``), the parts are
+    read and scored in worker processes, each with its own connection, a few parts ahead of
+    the caller, which writes each part's scores as it comes: the reading and scoring (most of
+    the stage's CPU) run beside the writes, on as many cores as there are workers. SQLite
+    lets them read while this process holds the write lock (WAL). Without, one part at a
+    time in this process.
+    """
     ids = repository.delinquent_account_ids(session, institution_id=institution_id)
-    for start in range(0, len(ids), SCORING_PART_ACCOUNTS):
-        first, last = int(ids[start]), int(ids[min(start + SCORING_PART_ACCOUNTS, len(ids)) - 1])
-        yield repository.delinquent_accounts(institution_id=institution_id).where(
-            Account.id.between(first, last)
+    url = _worker_url(session) if workers > 0 and len(ids) >= PARALLEL_MIN_ACCOUNTS else None
+    size = SCORING_PART_ACCOUNTS
+    if url is not None:
+        # Enough parts to keep every worker busy, never larger than a part.
+        size = max(1, min(size, -(-len(ids) // (2 * workers))))
+    bounds = _part_bounds(ids, size)
+    del ids
+    if url is None or len(bounds) < 2:
+        scorer = compile_scorer(model)
+        for first, last in bounds:
+            yield _compute_part(
+                session,
+                institution_id,
+                _part_query(institution_id, first, last),
+                as_of,
+                scorer,
+                scale,
+                model,
+            )
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    # fork: the workers start with the model and libraries already loaded (no re-import).
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_worker,
+        initargs=(url, model, scale),
+    )
+    try:
+        pending: deque[Future[_Part]] = deque()
+        queued = iter(bounds)
+        # At most two parts per worker ahead of the writes: memory stays bounded.
+        for first, last in queued:
+            pending.append(pool.submit(_worker_part, institution_id, first, last, as_of))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            part = pending.popleft().result()
+            for first, last in queued:
+                pending.append(pool.submit(_worker_part, institution_id, first, last, as_of))
+                break
+            yield part
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_url(session: Session) -> str | None:
+    """Return the URL a worker process opens the session's database by, or None when it
+    cannot (an in-memory SQLite database, a server database other than the configured one)
+    or processes cannot be forked."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    from sqlalchemy.engine import make_url
+
+    from recoup.config import get_settings
+
+    url = session.get_bind().engine.url
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            return None
+    elif url != make_url(get_settings().database_url):
+        # An engine set up beyond its URL (e.g. a schema chosen on connect): the URL alone
+        # might open another database.
+        return None
+    return url.render_as_string(hide_password=False)
+
+
+# A scoring worker's state, set once as the process starts (``_start_worker``).
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(url: str, model: TrainedModel, scale: GradeScale) -> None:
+    from recoup.db import make_engine, session_factory
+
+    _die_with_parent()
+    # A fresh engine: connections inherited from the parent are never used here.
+    _WORKER.update(
+        sessions=session_factory(make_engine(url, pool_size=1), write=False),
+        model=model,
+        scorer=compile_scorer(model),
+        scale=scale,
+    )
+
+
+def _die_with_parent() -> None:
+    """End this worker as soon as the process that started it is gone (even by ``kill -9``):
+    an idle pool worker would otherwise wait on its task queue for ever. A daemon thread
+    waits on the parent's sentinel, readable once the parent exits, however it exits."""
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        wait([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="recoup-scoring-parent-watch", daemon=True).start()
+
+
+def _worker_part(institution_id: int, first: int, last: int, as_of: date) -> _Part:
+    with _WORKER["sessions"]() as session:
+        return _compute_part(
+            session,
+            institution_id,
+            _part_query(institution_id, first, last),
+            as_of,
+            _WORKER["scorer"],
+            _WORKER["scale"],
+            _WORKER["model"],
         )
 
 
