@@ -58,6 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 TARGET_SECONDS = 60.0
+# CPU seconds of the last child run (``_child``).
+LAST_CHILD_CPU = 0.0
 TARGET_RSS_MB = 2048
 FULL_ACCOUNTS = 1_000_000
 SMALL_ACCOUNTS = 100_000
@@ -411,12 +413,19 @@ def _scored(institution_id: int, day: date) -> None:
 
 
 def _child(arguments: list[str], env: dict[str, str]) -> tuple[str, str, float, float]:
-    """Run a child; return its stdout, stderr, wall seconds and peak RSS in MB."""
+    """Run a child; return its stdout, stderr, wall seconds and peak RSS in MB.
+
+    ``LAST_CHILD_CPU`` holds the CPU seconds (user + system) it and its own children used.
+    """
+    global LAST_CHILD_CPU
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         arguments, env=env, capture_output=True, text=True, check=False, cwd=ROOT
     )
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CHILD_CPU = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(arguments[:4])}… failed:\n{result.stderr[-4000:]}")
     # ru_maxrss of the children is the largest child's; each child runs alone, in turn.
@@ -457,7 +466,8 @@ def run_cycle(label: str, url: str, as_of: date) -> dict[str, Any]:
     seconds = report["seconds"]
     print(
         f"  cycle: {seconds:.1f} s in its stages, {wall:.1f} s for the whole command "
-        f"(target ≤ {TARGET_SECONDS:.0f} s); peak RSS {cycle_peak:,.0f} MB "
+        f"(target ≤ {TARGET_SECONDS:.0f} s), {LAST_CHILD_CPU:.1f} s of CPU (its worker "
+        f"processes included); peak RSS {cycle_peak:,.0f} MB "
         f"(target ≤ {TARGET_RSS_MB:,} MB); {report['tasks_created']:,} tasks, "
         f"{report['messages_queued']:,} messages, blocked {report['blocked_by_rule']}"
     )

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # How many shards the heavy cycle stages split into as jobs when a broker is configured
     # (0 or 1: the whole cycle runs in the process that runs it).
     cycle_shards: int = Field(default=4, ge=0, le=256)
+    # Worker processes a cycle stage run in one process may compute in beside it (scoring's
+    # reads and scores): -1, one per core it may run on (none on one core); 0, none.
+    cycle_workers: int = Field(default=-1, ge=-1, le=64)
     # Worker threads of `recoup worker` and of the worker embedded in `recoup serve`.
     worker_threads: int = Field(default=2, ge=1, le=64)
     # Whether this web process runs a worker too (`recoup serve` turns it on unless told not to).

@@ -27,6 +27,7 @@ from recoup.cases.rules import CaseState
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.gate import service as gate_service
 from recoup.compliance.gate.rules import batch_planned_contact
+from recoup.config import get_settings
 from recoup.contact.channels import CHANNELS, Channel
 from recoup.cycle import repository, rules
 from recoup.cycle.rules import (
@@ -64,8 +65,12 @@ GATE_BATCH = 50_000
 
 
 def stage_workers() -> int:
-    """Return how many worker processes a stage may compute in beside this one: one per
-    core this process may run on (the writes stay here), none on one core."""
+    """Return how many worker processes a stage may compute in beside this one:
+    ``RECOUP_CYCLE_WORKERS``, by default one per core this process may run on (the writes
+    stay here), none on one core."""
+    configured = get_settings().cycle_workers
+    if configured >= 0:
+        return configured
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
