@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from recoup.cases import service as cases
+from recoup.compliance.templates import service as templates_service
 from recoup.models import Account, User
 from recoup.models.cases import Case, Queue
 from recoup.models.debtor import Debtor
@@ -225,3 +226,73 @@ def test_the_campaign_forms_fields_line_up(
         _no_horizontal_overflow(page)
     finally:
         context.close()
+
+
+def test_the_violation_queue_fits_a_phone(narrow: Page, live_server: LiveServer) -> None:
+    """Each row's hidden label (for the resolution note) scrolls with the table, not the page."""
+    with database_session(live_server) as session:
+        debtor = session.get(Debtor, live_server.seeded.debtor_id)
+        assert debtor is not None
+        templates_service.scan_for_violations(
+            session,
+            institution_id=debtor.institution_id,
+            text="客户说下周还，我告诉他再不还钱就等着瞧，客户挂断。",
+            locale="zh-CN",
+            source="note",
+            source_id="N-390",
+            debtor_id=debtor.id,
+            actor="agent",
+        )
+        session.commit()
+    log_in(narrow, live_server, "compliance-officer", next_path="/compliance/violations")
+    expect(narrow.locator("[data-testid=violation-row]").first).to_be_visible()
+    _no_horizontal_overflow(narrow)
+
+
+def test_the_log_form_is_one_column_on_a_phone_with_its_boxes_level(
+    narrow: Page, live_server: LiveServer, case_id: int
+) -> None:
+    log_in(narrow, live_server, "agent", next_path=f"/cases/{case_id}")
+    card = narrow.locator("[data-testid=log-form-card]").bounding_box()
+    callback = narrow.locator("#log-callback").bounding_box()
+    point = narrow.locator("#log-point").bounding_box()
+    assert card is not None
+    assert callback is not None
+    assert point is not None
+    # The call-back's date-and-time box and the contact point take the card's width.
+    assert callback["width"] > 0.8 * card["width"], (callback, card)
+    assert point["width"] > 0.8 * card["width"], (point, card)
+    # A two-line label does not push its box below its neighbour's.
+    amount = narrow.locator("#log-promise-amount").bounding_box()
+    due = narrow.locator("#log-promise-due").bounding_box()
+    assert amount is not None
+    assert due is not None
+    assert abs(amount["y"] + amount["height"] - due["y"] - due["height"]) <= 1, (amount, due)
+    _no_horizontal_overflow(narrow)
+
+
+def test_a_dashboard_tables_labels_do_not_break_a_character_a_line(
+    browser: Browser, live_server: LiveServer, case_id: int
+) -> None:
+    context = _narrow(browser, "zh-CN")
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        log_in(page, live_server, "manager")
+        # The queue's name (早期逾期) in today's work by queue.
+        label = page.locator("[data-testid=table-work_today] td.label-cell").nth(1)
+        expect(label).to_have_text(QUEUE_NAME)
+        box = label.bounding_box()
+        assert box is not None
+        assert box["width"] >= 80, box
+        _no_horizontal_overflow(page)
+    finally:
+        context.close()
+
+
+def test_allocation_says_capacity_is_counted_in_cases(page: Page, live_server: LiveServer) -> None:
+    log_in(page, live_server, "manager", next_path="/allocation")
+    expect(page.locator("[data-testid=count-capacity]")).to_contain_text("今日产能（案件数）")
+    # The queue form's check-box groups read like its other fields: no box drawn around them.
+    group = page.locator("[data-testid=queue-form] fieldset").first
+    assert group.evaluate("element => getComputedStyle(element).borderTopStyle") == "none"
