@@ -125,6 +125,28 @@ class TestRegistry:
         )
         _shot(page, "models-list", title="模型")
 
+    def test_a_version_breaks_only_at_its_hyphens(
+        self, page: Page, live_server: LiveServer, scoring: ScoringSeed
+    ) -> None:
+        log_in(page, live_server, "data-scientist", next_path="/models")
+        link = page.locator(f"tr[data-version='{scoring.candidate}'] [data-testid=model-version] a")
+        # The text of each line the version is laid out on: all but the last end at a hyphen.
+        lines = link.evaluate(
+            """element => {
+                const text = element.firstChild, range = document.createRange(), lines = [];
+                let top = null;
+                for (let i = 0; i < text.length; i++) {
+                    range.setStart(text, i); range.setEnd(text, i + 1);
+                    const y = Math.round(range.getBoundingClientRect().top);
+                    if (y !== top) { lines.push(''); top = y; }
+                    lines[lines.length - 1] += text.data[i];
+                }
+                return lines;
+            }"""
+        )
+        assert "".join(lines) == scoring.candidate
+        assert all(line.endswith("-") for line in lines[:-1]), lines
+
     def test_the_detail_page_draws_its_charts_and_scorecard(
         self, page: Page, live_server: LiveServer, scoring: ScoringSeed
     ) -> None:

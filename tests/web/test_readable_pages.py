@@ -18,6 +18,7 @@ from recoup.cases import service as cases
 from recoup.compliance.templates import service as templates_service
 from recoup.models import Account, User
 from recoup.models.cases import Case, Queue
+from recoup.models.compliance import CompliancePolicy
 from recoup.models.debtor import Debtor
 from recoup.workspace import service as workspace
 from tests.factories import certify, give_to_agent, make_account
@@ -296,3 +297,25 @@ def test_allocation_says_capacity_is_counted_in_cases(page: Page, live_server: L
     # The queue form's check-box groups read like its other fields: no box drawn around them.
     group = page.locator("[data-testid=queue-form] fieldset").first
     assert group.evaluate("element => getComputedStyle(element).borderTopStyle") == "none"
+
+
+def test_the_policy_form_names_the_preset_in_the_readers_language(
+    page: Page, live_server: LiveServer
+) -> None:
+    log_in(page, live_server, "compliance-officer", next_path="/compliance")
+    expect(page.locator("#policy-name")).to_have_value("中国消费金融预设")
+    # Fields with and without hints start level.
+    name, start = (page.locator(box).bounding_box() for box in ("#policy-name", "#voice-start"))
+    assert name is not None
+    assert start is not None
+    assert abs(name["y"] - start["y"]) <= 1, (name, start)
+    page.fill("#voice-end", "20:00")
+    page.click("[data-testid=propose-policy]")
+    expect(page.locator(".flash-list")).to_contain_text("另一位合规专员")
+    # Left as shown, the name stays the preset's (shown in each reader's language).
+    with database_session(live_server) as session:
+        proposed = session.scalars(
+            select(CompliancePolicy).order_by(CompliancePolicy.id.desc())
+        ).first()
+        assert proposed is not None
+        assert proposed.name == "CN consumer finance"

@@ -51,7 +51,7 @@ from recoup.models.debtor import Debtor
 from recoup.models.identity import User
 from recoup.models.institution import Institution
 from recoup.web import labels
-from recoup.web.localization import translate
+from recoup.web.localization import LOCALES, translate
 from recoup.web.templating import (
     Flash,
     PostedForm,
@@ -307,7 +307,11 @@ def _number(value: str, label: str) -> int | None:
 def _proposed_document(policy: Policy, pack: RulePack, form: Mapping[str, str]) -> dict[str, Any]:
     """Apply the policy form to the policy in force; fields left blank keep or drop a limit."""
     document = policy_document(policy)
-    document["name"] = form["name"].strip() or policy.name
+    name = form["name"].strip()
+    # The form shows a preset's name in the reader's language: kept as it is, it stays the preset's.
+    if not name or name in {labels.policy_name(policy.name, locale) for locale in LOCALES}:
+        name = policy.name
+    document["name"] = name
     hours = [item for item in document["hours"] if "call" not in item["channels"]]
     if form["voice_start"] or form["voice_end"]:
         hours.append(
