@@ -15,13 +15,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from recoup.cases import service as cases
+from recoup.compliance.gate import service as gate_service
 from recoup.compliance.templates import service as templates_service
-from recoup.models import Account, User
+from recoup.contact.channels import Channel
+from recoup.contact.rules import Party
+from recoup.models import Account, Institution, User
 from recoup.models.cases import Case, Queue
 from recoup.models.compliance import CompliancePolicy
 from recoup.models.debtor import Debtor
 from recoup.workspace import service as workspace
-from tests.factories import certify, give_to_agent, make_account
+from tests.factories import certify, give_to_agent, make_account, make_debtor
 from tests.web.support import LiveServer, database_session, log_in
 
 pytestmark = pytest.mark.browser
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.browser
 NIGHT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 QUEUE_CODE = "EARLY"
 QUEUE_NAME = "早期逾期"
+LONG_NUMBER = "D00000000000013"
 
 
 @pytest.fixture(autouse=True)
@@ -319,3 +323,38 @@ def test_the_policy_form_names_the_preset_in_the_readers_language(
         ).first()
         assert proposed is not None
         assert proposed.name == "CN consumer finance"
+
+
+def test_a_debtor_number_in_the_decisions_log_is_read_whole_on_a_phone(
+    narrow: Page, live_server: LiveServer
+) -> None:
+    with database_session(live_server) as session:
+        seeded = session.get(Debtor, live_server.seeded.debtor_id)
+        assert seeded is not None
+        bank = session.get(Institution, seeded.institution_id)
+        assert bank is not None
+        # A number longer than its column's heading is wide (债务人编号).
+        debtor = make_debtor(session, bank, name="钱七", national_id=None, external_id=LONG_NUMBER)
+        gate_service.check_contact(
+            session,
+            institution_id=debtor.institution_id,
+            debtor_id=debtor.id,
+            channel=Channel.CALL,
+            party=Party.DEBTOR,
+            at=NIGHT,
+            actor="agent",
+        )
+        session.commit()
+    log_in(narrow, live_server, "compliance-officer", next_path="/compliance/decisions")
+    number = narrow.locator("[data-testid=decision-row] td.id-cell a", has_text=LONG_NUMBER).first
+    expect(number).to_be_visible()
+    _no_horizontal_overflow(narrow)
+    # However narrow the table is squeezed (each column to its least width), the number stays whole.
+    height, font = number.evaluate(
+        """element => {
+            element.closest("table").style.width = "1px";
+            return [element.getBoundingClientRect().height,
+                    parseFloat(getComputedStyle(element).fontSize)];
+        }"""
+    )
+    assert height < 2 * font, f"{LONG_NUMBER} is broken over lines ({height} px at {font} px)"
