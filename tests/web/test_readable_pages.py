@@ -23,6 +23,7 @@ from recoup.models import Account, Institution, User
 from recoup.models.cases import Case, Queue
 from recoup.models.compliance import CompliancePolicy
 from recoup.models.debtor import Debtor
+from recoup.models.ingest import ImportRun
 from recoup.workspace import service as workspace
 from tests.factories import certify, give_to_agent, make_account, make_debtor
 from tests.web.support import LiveServer, database_session, log_in
@@ -358,3 +359,30 @@ def test_a_debtor_number_in_the_decisions_log_is_read_whole_on_a_phone(
         }"""
     )
     assert height < 2 * font, f"{LONG_NUMBER} is broken over lines ({height} px at {font} px)"
+
+
+def test_import_counts_have_thousands_separators(page: Page, live_server: LiveServer) -> None:
+    with database_session(live_server) as session:
+        seeded = session.get(Debtor, live_server.seeded.debtor_id)
+        assert seeded is not None
+        session.add(
+            ImportRun(
+                institution_id=seeded.institution_id,
+                kind="accounts",
+                file_name="big.csv",
+                file_format="csv",
+                status="completed",
+                actor="manager",
+                started_at=NIGHT,
+                finished_at=NIGHT,
+                rows_read=123_456,
+                inserted=120_000,
+                rejected=3_456,
+            )
+        )
+        session.commit()
+    log_in(page, live_server, "manager", next_path="/imports")
+    row = page.locator("[data-testid=run-row]", has_text="big.csv")
+    expect(row).to_contain_text("123,456")
+    expect(row).to_contain_text("120,000")
+    expect(row).to_contain_text("3,456")

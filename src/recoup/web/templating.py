@@ -68,6 +68,8 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters["money"] = _money_filter
+# A count with thousands separators (12,345), as both languages write it; "—" for none.
+environment.filters["count"] = lambda value: "—" if value is None else f"{int(value):,}"
 environment.filters["day"] = _day_filter
 environment.filters["moment"] = _moment_filter
 
