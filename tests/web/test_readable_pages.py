@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -24,6 +24,7 @@ from recoup.models.cases import Case, Queue
 from recoup.models.compliance import CompliancePolicy
 from recoup.models.debtor import Debtor
 from recoup.models.ingest import ImportRun
+from recoup.models.scoring import ModelVersion, ScoringRun
 from recoup.workspace import service as workspace
 from tests.factories import certify, give_to_agent, make_account, make_debtor
 from tests.web.support import LiveServer, database_session, log_in
@@ -386,3 +387,44 @@ def test_import_counts_have_thousands_separators(page: Page, live_server: LiveSe
     expect(row).to_contain_text("123,456")
     expect(row).to_contain_text("120,000")
     expect(row).to_contain_text("3,456")
+
+
+def test_a_drift_alert_names_its_day_in_the_readers_language(
+    page: Page, live_server: LiveServer
+) -> None:
+    with database_session(live_server) as session:
+        seeded = session.get(Debtor, live_server.seeded.debtor_id)
+        assert seeded is not None
+        model = ModelVersion(
+            version="scorecard-drifted",
+            institution_id=seeded.institution_id,
+            family="scorecard",
+            source="test",
+            target="pays",
+            positive_label="1",
+            data_fingerprint="0" * 64,
+            trained_by="test",
+            trained_at=NIGHT,
+            artifact_sha256="0" * 64,
+            artifact_size=0,
+        )
+        session.add(model)
+        session.flush()
+        session.add(
+            ScoringRun(
+                institution_id=seeded.institution_id,
+                model_version_id=model.id,
+                model_version=model.version,
+                as_of=date(2026, 12, 6),
+                scored_at=NIGHT,
+                accounts_scored=10,
+                score_psi=0.8,
+                status="completed",
+            )
+        )
+        session.commit()
+    log_in(page, live_server, "manager")
+    alerts = page.locator("[data-testid=alerts]")
+    expect(alerts).to_contain_text("scorecard-drifted")
+    expect(alerts).to_contain_text("2026年12月6日")
+    expect(alerts).not_to_contain_text("2026-12-06")

@@ -9,7 +9,7 @@ Exports need the dashboard's own permission and ``dashboards:export``, and are a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -274,6 +274,13 @@ def _counts(session: Session, viewer: Viewer) -> dict[str, Any] | None:
     }
 
 
+def _alert_values(values: Mapping[str, str], viewer: Viewer) -> dict[str, str]:
+    """An alert's values as the page shows them: its day (ISO in the API) in the reader's words."""
+    if "day" not in values:
+        return dict(values)
+    return {**values, "day": shown(date.fromisoformat(values["day"]), "date", viewer)}
+
+
 def home_board(
     session: Session,
     viewer: Viewer,
@@ -500,7 +507,7 @@ def home_board(
         [Column("dashboards.col.alert"), Column("dashboards.col.severity")],
         [
             [
-                text(f"dashboards.alert.{alert.kind}", **alert.values),
+                text(f"dashboards.alert.{alert.kind}", **_alert_values(alert.values, viewer)),
                 text(f"dashboards.severity.{alert.severity}"),
             ]
             for alert in home.alerts
