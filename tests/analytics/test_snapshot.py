@@ -194,6 +194,35 @@ class TestTheMonthFromASnapshot:
             session, institution, date(2026, 3, 31), date(2026, 1, 5), date(2026, 1, 31)
         )
 
+    def test_a_payment_reversed_after_the_snapshots_day_reads_as_live(
+        self, session: Session, march: March
+    ) -> None:
+        # The snapshot counted the payment (not reversed by the end of its day); the account is
+        # counted again, as stored (in) and as asked (out), whenever the period asked ends.
+        institution = march.institution
+        paid = pay(session, march.b, 1_234, date(2026, 3, 10))
+        before = _kpis(session, institution, date(2026, 3, 31), ())["total"]["collected"]
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 14))
+        paid.reversed_at = noon(date(2026, 3, 20))
+        session.flush()
+        asked = [
+            (as_of, group_by, date(2026, 3, 1), end)
+            for as_of, end in ((date(2026, 3, 31), None), (date(2026, 3, 16), None))
+            for group_by in ((), ("bucket",), ("product", "province"))
+        ]
+        served = {key: _kpis(session, institution, *key) for key in asked}
+        for key in asked:
+            assert _served_from_snapshot(session, institution, key[0], key[2], key[3]), key
+        session.execute(delete(KpiSnapshot))
+        session.flush()
+        for key in asked:
+            assert served[key] == _kpis(session, institution, *key), key
+        collected = served[asked[0]]["total"]["collected"]
+        assert (collected["amount"], collected["payments"]) == (
+            before["amount"] - 1_234,
+            before["payments"] - 1,
+        )
+
     def test_a_snapshot_stored_again_is_re_added_again(
         self, session: Session, march: March
     ) -> None:
@@ -396,6 +425,8 @@ class TestTheRefreshBringsTheSnapshotForward:
         agent = make_user(session, institution)
         for owned in (march.a, march.c, march.d):
             give_to_agent(session, owned, agent)
+        reversed_soon = pay(session, march.b, 111, date(2026, 3, 3))
+        reversed_late = pay(session, march.b, 222, date(2026, 3, 4))
         daily.refresh_aggregates(
             session,
             institution=institution,
@@ -407,6 +438,10 @@ class TestTheRefreshBringsTheSnapshotForward:
         state(session, march.a, date(2026, 3, 12), days_past_due=40, balance=7_000)
         pay(session, march.c, 300, date(2026, 3, 14), status_before="charged_off")
         attempt(session, march.d, "call", "right_party", date(2026, 3, 15))
+        # Paid before the stored day, reversed after it (out of both), and reversed after the
+        # day stored next (in both: the snapshot is that day's).
+        reversed_soon.reversed_at = noon(date(2026, 3, 17))
+        reversed_late.reversed_at = noon(date(2026, 3, 22))
         model = make_model_version(session, institution.id, version="forward-test")
         session.add(
             AccountScore(

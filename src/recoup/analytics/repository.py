@@ -203,6 +203,15 @@ class Population:
     without_accounts: bool = False
     # All accounts but these (a list, ``listed``).
     except_accounts: AccountList | None = None
+    # Payments reversed at or after this moment still count (what a snapshot stored as of
+    # then counted); ``None``: a reversed payment never counts.
+    reversed_before: datetime | None = None
+
+    def not_reversed(self) -> ColumnElement[bool]:
+        """The condition a payment counts by: not reversed (by ``reversed_before``)."""
+        if self.reversed_before is None:
+            return Payment.reversed_at.is_(None)
+        return or_(Payment.reversed_at.is_(None), Payment.reversed_at >= self.reversed_before)
 
     def narrow(self, statement: Select[*Columns]) -> Select[*Columns]:
         """Restrict a statement over ``Account`` to these accounts (with their debtor if cut by)."""
@@ -271,11 +280,13 @@ def population(
     accounts: AccountList | None = None,
     without_accounts: bool = False,
     except_accounts: AccountList | None = None,
+    reversed_before: datetime | None = None,
 ) -> Population:
     """Return the caller's accounts in ``currency``, cut by ``cuts`` (the bucket: per KPI).
 
     ``accounts`` narrows them to some accounts; ``without_accounts`` to none (only contact
-    attempts about a debtor as a whole then count); ``except_accounts`` to all but some.
+    attempts about a debtor as a whole then count); ``except_accounts`` to all but some;
+    ``reversed_before``: payments reversed from then on still count (a snapshot's moment).
     """
     return Population(
         institution_id,
@@ -286,6 +297,7 @@ def population(
         accounts,
         without_accounts,
         except_accounts,
+        reversed_before,
     )
 
 
@@ -349,6 +361,14 @@ def touched_accounts(
     return select(touched.c[0])
 
 
+def reversed_accounts(*, institution_id: int, since: datetime) -> Select[Any]:
+    """Select the accounts with a payment reversed at or after ``since`` (the (institution,
+    reversed) index)."""
+    return select(Payment.account_id).where(
+        Payment.institution_id == institution_id, Payment.reversed_at >= since
+    )
+
+
 def scored_accounts(*, institution_id: int, scored_after: date, scored_by: date) -> Select[Any]:
     """Select the accounts scored on a day after ``scored_after`` up to ``scored_by`` into
     another segment than their last score's by ``scored_after``.
@@ -395,15 +415,22 @@ def _state() -> Any:
     return aliased(DelinquencyEvent, name="state")
 
 
-def _paid(start: datetime | SQLColumnExpression[datetime], end: datetime) -> ScalarSelect[int]:
-    """Select what the outer ``Account`` paid from ``start`` until ``end`` (0 if nothing)."""
+def _paid(
+    start: datetime | SQLColumnExpression[datetime],
+    end: datetime,
+    counts: ColumnElement[bool] | None = None,
+) -> ScalarSelect[int]:
+    """Select what the outer ``Account`` paid from ``start`` until ``end`` (0 if nothing).
+
+    ``counts``: which payments count (default: those not reversed).
+    """
     return (
         select(func.coalesce(func.sum(Payment.amount), 0))
         .where(
             Payment.account_id == Account.id,
             Payment.paid_at >= start,
             Payment.paid_at < end,
-            Payment.reversed_at.is_(None),
+            Payment.reversed_at.is_(None) if counts is None else counts,
         )
         .scalar_subquery()
     )
@@ -460,7 +487,12 @@ def delinquent_at_start(
     group = people.group(state.bucket)
     rows = session.execute(
         people.narrow(
-            select(*group, func.count(), func.sum(state.balance), func.sum(_paid(start, end)))
+            select(
+                *group,
+                func.count(),
+                func.sum(state.balance),
+                func.sum(_paid(start, end, people.not_reversed())),
+            )
             .select_from(Account)
             .join(state, state.id == state_id_at(start))
             .where(state.bucket != "M0", state.status.not_in(_EXITS))
@@ -505,7 +537,7 @@ def placed(
                 *group,
                 func.count(),
                 func.sum(placement.balance),
-                func.sum(_paid(placement.effective_at, end)),
+                func.sum(_paid(placement.effective_at, end, people.not_reversed())),
             )
             .select_from(Account)
             .join(placement, placement.id == first_delinquent)
@@ -540,7 +572,7 @@ def collected(
             .select_from(Account)
             .join(Payment, Payment.account_id == Account.id)
             .outerjoin(state, state.id == state_id_at(start))
-            .where(Payment.paid_at >= start, Payment.paid_at < end, Payment.reversed_at.is_(None))
+            .where(Payment.paid_at >= start, Payment.paid_at < end, people.not_reversed())
             .group_by(*group)
         )
     )

@@ -329,6 +329,7 @@ def stored_account_facts(
     cuts: Sequence[str],
     snapshot: KpiSnapshot | None = None,
     only: frozenset[str] = ACCOUNT_FACTS,
+    to_store: bool = False,
 ) -> dict[GroupKey, rules.GroupFacts] | None:
     """Return the account facts of ``period`` as of ``as_of`` from a stored snapshot.
 
@@ -344,6 +345,11 @@ def stored_account_facts(
     snapshot is near enough (``MAX_SHIFT_DAYS``) or the caller does not see the whole
     institution (an agent's view is narrower). With ``only`` some facts, the others are left
     out of the answer (and the touched accounts are not counted for them).
+
+    A snapshot counts the payments not reversed by the end of its day (``Population.
+    reversed_before``): an account with a payment reversed since is touched, counted as the
+    snapshot counted it (the payment in) and as asked (out). ``to_store``: the answer is a
+    snapshot as of ``as_of`` to store (a payment reversed after that day's end still counts).
     """
     if principal.is_agent:
         return None
@@ -354,6 +360,7 @@ def stored_account_facts(
     if snapshot is None:
         return None
     stored = rules.Period(snapshot.period_start, snapshot.as_of)
+    stored_cutoff = clock.end_of(stored.end).cutoff
     ends = (stored.end, period.end, as_of)
     ranges = [(clock.end_of(min(ends)).cutoff, clock.end_of(max(ends)).cutoff)]
     if stored.start != period.start:
@@ -380,6 +387,13 @@ def stored_account_facts(
             )
             .scalars()
         )
+    # The snapshot counted a payment reversed after its day's end (whenever the period asked
+    # ends): its account is counted again.
+    touched_ids.update(
+        session.connection()
+        .execute(repository.reversed_accounts(institution_id=institution.id, since=stored_cutoff))
+        .scalars()
+    )
     # An attempt counts by itself, its account's and debtor's cuts, the bucket its account was
     # in when it was made and the segment on the day read: a state or payment dated later does
     # not move it. So only the accounts scored between the two days (their segment moved) have
@@ -410,7 +424,9 @@ def stored_account_facts(
             **narrowed,
         )
 
-    def counted_again(day: date, first: date, last: date) -> dict[GroupKey, rules.GroupFacts]:
+    def counted_again(
+        day: date, first: date, last: date, reversed_before: datetime | None
+    ) -> dict[GroupKey, rules.GroupFacts]:
         """The touched accounts' facts (the scored ones' contacts) as of ``day`` over the days."""
         found: dict[GroupKey, rules.GroupFacts] = {}
         for ids, accounts, facts in (
@@ -421,7 +437,7 @@ def stored_account_facts(
                 continue
             for key, item in account_facts(
                 session,
-                people(day, accounts=accounts),
+                people(day, accounts=accounts, reversed_before=reversed_before),
                 clock=clock,
                 as_of=day,
                 first=first,
@@ -433,8 +449,13 @@ def stored_account_facts(
 
     # Facts of groups add up: the stored finest groups are re-added into the groups asked
     # for first, and the touched accounts are counted in those groups only.
-    then = counted_again(stored.end, stored.start, stored.end)
-    now = counted_again(as_of, period.start, period.end)
+    then = counted_again(stored.end, stored.start, stored.end, stored_cutoff)
+    now = counted_again(
+        as_of,
+        period.start,
+        period.end,
+        clock.end_of(as_of).cutoff if to_store else None,
+    )
     combined = dict(stored_sums(session, snapshot, cuts))
     if only != ACCOUNT_FACTS:
         combined = {
@@ -498,12 +519,14 @@ def write_kpi_snapshots(
     counted again, ``stored_account_facts``) instead of counted over the whole portfolio.
     """
     clock = DayClock(institution.timezone, settings_of(institution).workbench.promise_grace_days)
+    # A payment reversed after the day's end still counts: the snapshot is the day's.
     people = repository.population(
         principal=institution_scope(institution.id),
         institution_id=institution.id,
         currency=institution.currency,
         as_of=as_of,
         cuts=rules.CUTS,
+        reversed_before=clock.end_of(as_of).cutoff,
     )
     written = 0
     for first in snapshot_periods(as_of):
@@ -529,6 +552,7 @@ def write_kpi_snapshots(
                 period=rules.Period(first, last),
                 cuts=rules.CUTS,
                 snapshot=snapshot,
+                to_store=True,
             )
             cohort = repository.stored_agent_cohort(
                 session, institution_id=institution.id, period_start=first
