@@ -101,7 +101,7 @@ def test_a_manager_sends_a_campaign_and_watches_it_delivered(
     provider.fail_next = 1
     _dispatch()
     page.goto(f"{live_server.url}/outbox?status=dead")
-    expect(page.locator("[data-testid=message-status]")).to_have_text("死信")
+    expect(page.locator("[data-testid=message-status]")).to_have_text("重试用尽")
     expect(page.locator("[data-testid=message-row]")).to_contain_text("HTTP 503")
     page.click("[data-testid=retry]")
     expect(page.locator(".flash-list")).to_contain_text("消息已重新入队")

@@ -428,3 +428,21 @@ def test_a_drift_alert_names_its_day_in_the_readers_language(
     expect(alerts).to_contain_text("scorecard-drifted")
     expect(alerts).to_contain_text("2026年12月6日")
     expect(alerts).not_to_contain_text("2026-12-06")
+
+
+def test_an_agents_name_in_the_leaderboard_is_on_one_line(
+    page: Page, live_server: LiveServer, case_id: int
+) -> None:
+    with database_session(live_server) as session:
+        agent = session.execute(select(User).where(User.username == "agent")).scalar_one()
+        agent.display_name = "演示催收员1"
+        session.commit()
+    log_in(page, live_server, "manager", next_path="/analytics/agents")
+    name = page.locator("[data-testid=table-leaderboard] td.label-cell", has_text="演示催收员1")
+    expect(name).to_be_visible()
+    height, font = name.evaluate(
+        "element => [element.getBoundingClientRect().height - parseFloat("
+        "getComputedStyle(element).paddingTop) - parseFloat(getComputedStyle(element).paddingBottom),"
+        " parseFloat(getComputedStyle(element).fontSize)]"
+    )
+    assert height < 2 * font, f"the name is broken over lines ({height} px at {font} px)"
