@@ -97,6 +97,7 @@ def run_cycle(
         commits=True,
         shards=count,
         wait=shard_timeout,
+        workers=service.stage_workers(),
     )
     return _finished(report)
 
@@ -157,11 +158,15 @@ def _run(
     shards: int = 0,
     wait: float | None = 0.0,
     reopen: bool = True,
+    workers: int = 0,
 ) -> RunReport | None:
     """Run the stages not in the ledger; None when shards still run and ``wait`` is None.
 
     ``reopen``: (re)start the run (a resume counts an attempt and retries shards whose job
     died); False carries on a run this process's caller started (the job that polls).
+    ``workers``: worker processes a stage may compute in (scoring), for a run that commits
+    per stage from a process's main thread (``recoup cycle run``); a job's thread in a
+    ``recoup worker`` process does not fork (another thread may hold a lock the copy needs).
     """
     plan = FaultPlan(os.environ.get(FAULT_VARIABLE))
     with units() as session:
@@ -195,8 +200,9 @@ def _run(
             if stage is Stage.GATE:
                 batches = _run_gate(institution_id, as_of, actor, units, plan, gate_batch)
             # Worker processes see only what is committed: not inside a caller's transaction.
-            workers = service.stage_workers() if commits else 0
-            if _run_stage(institution_id, as_of, actor, units, plan, stage, batches, workers):
+            if _run_stage(
+                institution_id, as_of, actor, units, plan, stage, batches, workers if commits else 0
+            ):
                 skipped.append(stage.value)
     except Exception as error:
         if not commits:
