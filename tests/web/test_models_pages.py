@@ -17,7 +17,7 @@ from recoup import db
 from recoup.db import make_engine
 from recoup.institutions import repository as institutions
 from recoup.models import AuditEvent
-from recoup.models.scoring import AccountScore, ScoringRun
+from recoup.models.scoring import AccountScore, ModelVersion, ScoringRun
 from recoup.scoring import service
 from recoup.scoring.reasons import reason_text
 from recoup.scoring.training import train_model
@@ -124,6 +124,29 @@ class TestRegistry:
             re.compile(r"0\.\d{4}")
         )
         _shot(page, "models-list", title="模型")
+
+    def test_a_long_source_does_not_widen_the_detail_page_on_a_phone(
+        self, browser: Browser, live_server: LiveServer, scoring: ScoringSeed
+    ) -> None:
+        source = "portfolio:WEBBANK:as_of=2026-12-08:horizon=30d:share=0.5:snapshots=6"
+        with db.unit_of_work() as session:
+            model = session.execute(
+                select(ModelVersion).where(ModelVersion.version == scoring.candidate)
+            ).scalar_one()
+            model.source = source
+        context = browser.new_context(
+            locale="zh-CN",
+            extra_http_headers={"Accept-Language": "zh-CN"},
+            viewport={"width": 390, "height": 844},
+        )
+        try:
+            page = context.new_page()
+            log_in(page, live_server, "data-scientist", next_path=f"/models/{scoring.candidate}")
+            expect(page.get_by_text(source)).to_be_visible()
+            width, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+            assert width <= inner, f"the page is {width} px wide on a {inner} px screen"
+        finally:
+            context.close()
 
     def test_a_version_breaks_only_at_its_hyphens(
         self, page: Page, live_server: LiveServer, scoring: ScoringSeed
