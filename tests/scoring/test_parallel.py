@@ -71,3 +71,20 @@ def test_workers_score_every_part_as_one_process_does(
     assert _score(1) == alone
     assert len(urls) == 2  # asked twice, and the workers did score
     assert None not in urls
+
+    # A write that fails stops the workers reading ahead: none is left behind.
+    import multiprocessing
+
+    written = service._score_rows
+    calls: list[int] = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return written(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_score_rows", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _score(2)
+    assert multiprocessing.active_children() == []

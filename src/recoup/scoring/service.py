@@ -440,23 +440,29 @@ def score_delinquent_accounts(
         if account_ids is None
         else [_compute_part(session, institution.id, account_ids, as_of, scorer, scale, model)]
     )
-    for accounts, batch, counts in parts:
-        drift_counts.add_counts(counts)
-        scored = _score_rows(
-            session,
-            institution=institution,
-            model_version=model_version,
-            event_is_favourable=model.summary.event_is_favourable,
-            accounts=accounts,
-            batch=batch,
-            policy=policy,
-            as_of=as_of,
-            scored_at=scored_at,
-        )
-        written += scored.written
-        grade_counts.update(scored.grades)
-        segment_counts.update(scored.segments)
-        expected_total += scored.expected_recovery
+    try:
+        for accounts, batch, counts in parts:
+            drift_counts.add_counts(counts)
+            scored = _score_rows(
+                session,
+                institution=institution,
+                model_version=model_version,
+                event_is_favourable=model.summary.event_is_favourable,
+                accounts=accounts,
+                batch=batch,
+                policy=policy,
+                as_of=as_of,
+                scored_at=scored_at,
+            )
+            written += scored.written
+            grade_counts.update(scored.grades)
+            segment_counts.update(scored.segments)
+            expected_total += scored.expected_recovery
+    finally:
+        # Workers still reading parts ahead stop here, even when a write failed.
+        close = getattr(parts, "close", None)
+        if close is not None:
+            close()
     drift = DriftStatus.STABLE
     if written:
         report = drift_counts.report()
