@@ -172,12 +172,21 @@ def test_the_next_allowed_day_reads_in_the_language_and_stays_whole_on_a_phone(
         badge = page.locator("[data-testid=badge-next][data-channel=call] [data-testid=badge-when]")
         expect(badge.first).to_contain_text(when)
         expect(badge.first).not_to_contain_text("2026-12-08")
-        # The date and time sit on one line of the badge.
-        height, font = badge.first.evaluate(
-            "element => [element.getBoundingClientRect().height,"
-            " parseFloat(getComputedStyle(element).fontSize)]"
+        # The date and its time sit on one line: the first character and the time's share a top.
+        tops = badge.first.evaluate(
+            """(element, time) => {
+                const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+                const text = walker.nextNode(), range = document.createRange();
+                const top = index => {
+                    range.setStart(text, index); range.setEnd(text, index + 1);
+                    return Math.round(range.getBoundingClientRect().top);
+                };
+                const start = text.data.search(/\\d/);
+                return [top(start), top(text.data.indexOf(time) + time.length - 1)];
+            }""",
+            "08:00",
         )
-        assert height < 2 * font, f"the badge's date wraps ({height} px at {font} px)"
+        assert tops[0] == tops[1], f"the date and its time are on different lines {tops}"
         _no_horizontal_overflow(page)
     finally:
         context.close()
@@ -446,3 +455,23 @@ def test_an_agents_name_in_the_leaderboard_is_on_one_line(
         " parseFloat(getComputedStyle(element).fontSize)]"
     )
     assert height < 2 * font, f"the name is broken over lines ({height} px at {font} px)"
+
+
+def test_the_gate_badges_fit_the_contact_points_card_on_a_wide_screen(
+    browser: Browser, live_server: LiveServer, case_id: int
+) -> None:
+    context = browser.new_context(
+        locale="en",
+        extra_http_headers={"Accept-Language": "en"},
+        viewport={"width": 1366, "height": 900},
+    )
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        log_in(page, live_server, "agent", next_path=f"/cases/{case_id}")
+        expect(page.locator("[data-testid=badge-next]").first).to_be_visible()
+        card = page.locator("[data-testid=case-contact-points]").locator("xpath=..")
+        scroll, client = card.evaluate("element => [element.scrollWidth, element.clientWidth]")
+        assert scroll <= client, f"the badges are cut off: {scroll} px in a {client} px card"
+    finally:
+        context.close()

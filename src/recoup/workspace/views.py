@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -73,7 +74,8 @@ def _local(
     return {
         "time": local.strftime("%H:%M"),
         "day": local.date().isoformat(),
-        "day_label": i18n.short_day(local.date(), locale),
+        # Non-breaking spaces: the day (Tue, Dec 8) never breaks over lines.
+        "day_label": re.sub(r"\s", "\u00a0", i18n.short_day(local.date(), locale)),
         "zone": name,
     }
 
