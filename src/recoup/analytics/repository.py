@@ -480,9 +480,15 @@ def transitions(
 
 
 def delinquent_at_start(
-    session: Session, people: Population, *, start: datetime, end: datetime
+    session: Session,
+    people: Population,
+    *,
+    start: datetime,
+    end: datetime,
+    paid_from: datetime | None = None,
 ) -> dict[GroupKey, Cohort]:
-    """Count accounts delinquent at ``start``, their balance, and what they paid until ``end``."""
+    """Count accounts delinquent at ``start``, their balance, and what they paid until ``end``
+    (from ``paid_from``, by default ``start``)."""
     state = _state()
     group = people.group(state.bucket)
     rows = session.execute(
@@ -491,7 +497,7 @@ def delinquent_at_start(
                 *group,
                 func.count(),
                 func.sum(state.balance),
-                func.sum(_paid(start, end, people.not_reversed())),
+                func.sum(_paid(paid_from or start, end, people.not_reversed())),
             )
             .select_from(Account)
             .join(state, state.id == state_id_at(start))
@@ -558,9 +564,15 @@ def placed(
 
 
 def collected(
-    session: Session, people: Population, *, start: datetime, end: datetime
+    session: Session,
+    people: Population,
+    *,
+    start: datetime,
+    end: datetime,
+    bucket_at: datetime | None = None,
 ) -> dict[GroupKey, Collected]:
-    """Sum the payments made between the moments; the bucket cut is the bucket at ``start``."""
+    """Sum the payments made between the moments; the bucket cut is the bucket at ``start``
+    (or at ``bucket_at``: a period's start, when counting only some of its days)."""
     state = _state()
     group = people.group(state.bucket)
     after_charge_off = case(
@@ -571,7 +583,7 @@ def collected(
             select(*group, func.sum(Payment.amount), func.count(), func.sum(after_charge_off))
             .select_from(Account)
             .join(Payment, Payment.account_id == Account.id)
-            .outerjoin(state, state.id == state_id_at(start))
+            .outerjoin(state, state.id == state_id_at(bucket_at or start))
             .where(Payment.paid_at >= start, Payment.paid_at < end, people.not_reversed())
             .group_by(*group)
         )

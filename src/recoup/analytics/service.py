@@ -246,6 +246,9 @@ def account_facts(
     return facts
 
 
+# The facts a touched account adds up day by day once its state at the period's start is known.
+WINDOWED_FACTS = frozenset({"delinquent_at_start", "collected", "cures"})
+
 # A stored period is moved to the one asked by counting again the accounts touched between
 # their starts and between their ends: beyond this many days, counting live is as cheap.
 MAX_SHIFT_DAYS = 45
@@ -389,11 +392,12 @@ def stored_account_facts(
         )
     # The snapshot counted a payment reversed after its day's end (whenever the period asked
     # ends): its account is counted again.
-    touched_ids.update(
+    reversed_ids = set(
         session.connection()
         .execute(repository.reversed_accounts(institution_id=institution.id, since=stored_cutoff))
         .scalars()
     )
+    touched_ids |= reversed_ids
     # An attempt counts by itself, its account's and debtor's cuts, the bucket its account was
     # in when it was made and the segment on the day read: a state or payment dated later does
     # not move it. So only the accounts scored between the two days (their segment moved) have
@@ -410,8 +414,18 @@ def stored_account_facts(
         )
         .scalars()
     )
+    # A period starting on the snapshot's start and ending on or after its day: a touched
+    # account keeps its state at the start (so its cohort delinquent then and its bucket then),
+    # and, but for a payment reversed since or a new segment (counted again whole), what it
+    # paid and the cures it had up to the snapshot's day count as stored: only the payments and
+    # cures of the days since are added (``windowed``), not counted twice over the month.
+    forward = stored.start == period.start and period.end >= stored.end and as_of >= stored.end
+    windowed = only & WINDOWED_FACTS if forward else frozenset()
+    whole_ids = touched_ids & (scored_ids | reversed_ids) if windowed else touched_ids
+    shifted_ids = touched_ids - whole_ids
     dialect = session.get_bind().dialect.name
-    touched = repository.listed(sorted(touched_ids), dialect=dialect)
+    whole = repository.listed(sorted(whole_ids), dialect=dialect)
+    shifted = repository.listed(sorted(shifted_ids), dialect=dialect)
     scored = repository.listed(sorted(scored_ids), dialect=dialect)
 
     def people(day: date, **narrowed: Any) -> repository.Population:
@@ -430,7 +444,8 @@ def stored_account_facts(
         """The touched accounts' facts (the scored ones' contacts) as of ``day`` over the days."""
         found: dict[GroupKey, rules.GroupFacts] = {}
         for ids, accounts, facts in (
-            (touched_ids, touched, only - {"contacts"}),
+            (whole_ids, whole, only - {"contacts"}),
+            (shifted_ids, shifted, only - {"contacts"} - windowed),
             (scored_ids, scored, only & {"contacts"}),
         ):
             if not ids or not facts:
@@ -449,13 +464,33 @@ def stored_account_facts(
 
     # Facts of groups add up: the stored finest groups are re-added into the groups asked
     # for first, and the touched accounts are counted in those groups only.
+    now_reversed_before = clock.end_of(as_of).cutoff if to_store else None
     then = counted_again(stored.end, stored.start, stored.end, stored_cutoff)
-    now = counted_again(
-        as_of,
-        period.start,
-        period.end,
-        clock.end_of(as_of).cutoff if to_store else None,
-    )
+    now = counted_again(as_of, period.start, period.end, now_reversed_before)
+    if windowed and shifted_ids:
+        # What the shifted accounts paid and cured from the snapshot's day's end to the
+        # period's: the bucket (and the cohort delinquent) at the period's start.
+        since, until = stored_cutoff, clock.end_of(period.end).cutoff
+        shifted_people = people(as_of, accounts=shifted, reversed_before=now_reversed_before)
+        period_start = clock.start_of(period.start)
+        if "delinquent_at_start" in windowed:
+            for key, cohort in repository.delinquent_at_start(
+                session, shifted_people, start=period_start, end=until, paid_from=since
+            ).items():
+                part = rules.GroupFacts(
+                    delinquent_at_start=rules.Cohort(collected=cohort.collected)
+                )
+                now[key] = now.get(key, rules.GroupFacts()) + part
+        if "collected" in windowed:
+            for key, paid in repository.collected(
+                session, shifted_people, start=since, end=until, bucket_at=period_start
+            ).items():
+                now[key] = now.get(key, rules.GroupFacts()) + rules.GroupFacts(collected=paid)
+        if "cures" in windowed:
+            for key, cured in repository.cures(
+                session, shifted_people, start=since, end=until
+            ).items():
+                now[key] = now.get(key, rules.GroupFacts()) + rules.GroupFacts(cures=cured)
     combined = dict(stored_sums(session, snapshot, cuts))
     if only != ACCOUNT_FACTS:
         combined = {
