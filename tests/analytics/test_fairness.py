@@ -509,6 +509,45 @@ class TestAgentsFromAggregates:
         _forget_aggregates(session)
         assert stored == [_agents_as_of(session, team, **kwargs) for kwargs in asked]
 
+    def test_a_payment_reversed_after_the_stored_day_is_taken_out(
+        self, session: Session, team: Team
+    ) -> None:
+        # The cohort stored on 16 March counts the payments not reversed by that day's end;
+        # one reversed later (before or after the refresh ran, or after the cohort is brought
+        # forward to 25 March) is taken out as the live count takes it out.
+        early = pay(session, team.hard, 2_000, date(2026, 3, 12))
+        middle = pay(session, team.hard, 700, date(2026, 3, 13))
+        late = pay(session, team.easy, 300, date(2026, 3, 14))
+        pay(session, team.hard, 50, date(2026, 3, 22))
+        early.reversed_at = local(18, 12)
+        session.flush()
+        _refresh(session, team, date(2026, 3, 16))
+        middle.reversed_at = local(20, 12)
+        session.flush()
+        asked: list[dict[str, object]] = [
+            {},
+            {"as_of": date(2026, 3, 16)},
+            {"as_of": date(2026, 3, 31), "end": date(2026, 3, 20)},
+        ]
+        first = [_agents_as_of(session, team, **kwargs) for kwargs in asked]
+        # The daily refresh brings the cohort forward from 16 to 25 March.
+        daily.refresh_aggregates(session, institution=team.institution, as_of=date(2026, 3, 25))
+        late.reversed_at = local(28, 12)
+        session.flush()
+        second = [_agents_as_of(session, team, **kwargs) for kwargs in asked]
+        _forget_aggregates(session)
+        late.reversed_at = None
+        session.flush()
+        assert first == [_agents_as_of(session, team, **kwargs) for kwargs in asked]
+        late.reversed_at = local(28, 12)
+        session.flush()
+        live = [_agents_as_of(session, team, **kwargs) for kwargs in asked]
+        assert second == live
+        by_id = {line.agent.id: line.figures for line in live[0].agents}
+        # 10 March's 1,000 (easy) and 22 March's 50 (hard): the reversed ones are out.
+        assert by_id[team.one.id].collected.actual == 1_000
+        assert by_id[team.two.id].collected.actual == 50
+
     def test_worked_time_keeps_its_microseconds(self, session: Session, team: Team) -> None:
         made(
             session,

@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    not_,
     or_,
     select,
     union,
@@ -1117,7 +1118,8 @@ def agent_portfolios(
 
     An account's agent is the owner of the newest case it joined (a cured account left its
     case but still counts for whoever collected it). Returns (balance at the start, paid
-    between the moments) per (agent id, bucket).
+    between the moments) per (agent id, bucket): the payments not reversed (by
+    ``people.reversed_before``).
     """
     state = _state()
     owner = _newest_case_owner()
@@ -1127,7 +1129,7 @@ def agent_portfolios(
                 owner,
                 state.bucket,
                 func.sum(state.balance),
-                func.sum(_paid(start, end)),
+                func.sum(_paid(start, end, people.not_reversed())),
             )
             .select_from(Account)
             .join(state, state.id == state_id_at(start))
@@ -1418,29 +1420,50 @@ def stored_agent_cohort(
 def agent_cohort_paid(
     session: Session, people: Population, *, start: datetime, since: datetime, end: datetime
 ) -> dict[AgentBucketKey, int]:
-    """Sum what accounts delinquent at ``start`` paid from ``since`` until ``end``.
+    """Sum what accounts delinquent at ``start`` paid from ``since`` until ``end``, less what
+    they paid from ``start`` until ``since`` in payments reversed from ``since`` on.
 
-    By the agent working each now and its bucket at ``start``, as ``agent_portfolios`` counts
-    them; reads the payments of those moments only (the (institution, paid) index).
+    A cohort stored as of ``since`` counted the payments not reversed by then; this turns it
+    into the cohort as of ``end`` (the payments counted: ``people.not_reversed()``). By the
+    agent working each account now and its bucket at ``start``, as ``agent_portfolios``
+    counts them; reads the payments of those moments and those reversed since only (the
+    (institution, paid) and (institution, reversed) indexes).
     """
     state = _state()
     owner = _newest_case_owner()
-    rows = session.execute(
-        people.narrow(
-            select(owner, state.bucket, func.sum(Payment.amount))
-            .select_from(Payment)
-            .join(Account, Account.id == Payment.account_id)
-            .join(state, state.id == state_id_at(start))
-            .where(
-                Payment.institution_id == people.institution_id,
-                Payment.paid_at >= since,
-                Payment.paid_at < end,
-                Payment.reversed_at.is_(None),
-                owner.is_not(None),
-                state.bucket != "M0",
-                state.status.not_in(_EXITS),
+
+    def summed(*where: ColumnElement[bool]) -> Iterable[tuple[Any, Any, Any]]:
+        return session.execute(
+            people.narrow(
+                select(owner, state.bucket, func.sum(Payment.amount))
+                .select_from(Payment)
+                .join(Account, Account.id == Payment.account_id)
+                .join(state, state.id == state_id_at(start))
+                .where(
+                    Payment.institution_id == people.institution_id,
+                    *where,
+                    owner.is_not(None),
+                    state.bucket != "M0",
+                    state.status.not_in(_EXITS),
+                )
+                .group_by(owner, state.bucket)
             )
-            .group_by(owner, state.bucket)
-        )
-    )
-    return {(int(agent), str(bucket)): int(paid or 0) for agent, bucket, paid in rows}
+        ).tuples()
+
+    found: dict[AgentBucketKey, int] = {}
+    for agent, bucket, paid in summed(
+        Payment.paid_at >= since, Payment.paid_at < end, people.not_reversed()
+    ):
+        key = (int(agent), str(bucket))
+        found[key] = found.get(key, 0) + int(paid or 0)
+    # Counted as of ``since`` (not reversed by then) and reversed since (by ``end`` when the
+    # answer is stored): taken out.
+    for agent, bucket, paid in summed(
+        Payment.reversed_at >= since,
+        Payment.paid_at >= start,
+        Payment.paid_at < since,
+        not_(people.not_reversed()),
+    ):
+        key = (int(agent), str(bucket))
+        found[key] = found.get(key, 0) - int(paid or 0)
+    return found
