@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from recoup.analytics import repository, rules, service
+from recoup.analytics import repository, rules, service, tasks
 from recoup.analytics.daily import service as daily
 from recoup.analytics.rules import AgentFacts, Compared, RegionFacts, WorkedDay
 from recoup.identity.scoping import institution_scope
@@ -22,7 +22,10 @@ from recoup.models.analytics import AggregateRefresh, DailyFact, KpiSnapshot
 from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
 from recoup.models.identity import User
+from recoup.models.jobs import Job
 from recoup.models.workbench import PromiseStatus
+from recoup.portfolio.schemas import ReversalInput
+from recoup.portfolio.service import reverse_payments
 from tests.analytics.helpers import Outcome, account, pay, promise, state
 from tests.factories import give_to_agent, make_institution
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
@@ -547,6 +550,29 @@ class TestAgentsFromAggregates:
         # 10 March's 1,000 (easy) and 22 March's 50 (hard): the reversed ones are out.
         assert by_id[team.one.id].collected.actual == 1_000
         assert by_id[team.two.id].collected.actual == 50
+
+    def test_a_reversal_dated_before_the_stored_day_asks_for_the_cohort_again(
+        self, session: Session, team: Team
+    ) -> None:
+        # Recorded after the refresh but dated before its day's end: the stored cohort counted
+        # the payment and the payments since do not see it. The reversal's refresh job (from
+        # the day it was paid) stores the cohort again.
+        paid = pay(session, team.hard, 2_000, date(2026, 3, 12))
+        _refresh(session, team, date(2026, 3, 16))
+        (outcome,) = reverse_payments(
+            session,
+            institution=team.institution,
+            reversals=[ReversalInput(paid.external_id, local(14, 12), "bounced")],
+        )
+        assert outcome.status == "reversed"
+        (job,) = session.execute(
+            select(Job).where(Job.name == "analytics.refresh", Job.payload["first"].isnot(None))
+        ).scalars()
+        tasks.refresh(session, {**job.payload, "as_of": "2026-03-16"})
+        session.flush()
+        stored = agents(session, team)
+        _forget_aggregates(session)
+        assert stored == agents(session, team)
 
     def test_worked_time_keeps_its_microseconds(self, session: Session, team: Team) -> None:
         made(

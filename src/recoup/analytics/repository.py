@@ -1432,7 +1432,7 @@ def agent_cohort_paid(
     state = _state()
     owner = _newest_case_owner()
 
-    def summed(*where: ColumnElement[bool]) -> Iterable[tuple[Any, Any, Any]]:
+    def summed(*where: ColumnElement[bool]) -> Iterable[Any]:
         return session.execute(
             people.narrow(
                 select(owner, state.bucket, func.sum(Payment.amount))
@@ -1448,7 +1448,7 @@ def agent_cohort_paid(
                 )
                 .group_by(owner, state.bucket)
             )
-        ).tuples()
+        )
 
     found: dict[AgentBucketKey, int] = {}
     for agent, bucket, paid in summed(
