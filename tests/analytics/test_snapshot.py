@@ -33,6 +33,16 @@ from tests.identity.helpers import make_user
 ALL_GROUP_BYS = [
     cuts for size in range(len(rules.CUTS) + 1) for cuts in itertools.combinations(rules.CUTS, size)
 ]
+# The total, each cut alone, every cut at once, the nested pair (a city within its province)
+# and the four cuts the dashboards ask for: each grouping path, for the checks that repeat
+# over many periods (all 64 sets of cuts are compared on the month's last day and next month).
+SOME_GROUP_BYS = [
+    (),
+    *((cut,) for cut in rules.CUTS),
+    rules.CUTS,
+    ("province", "city"),
+    ("product", "bucket", "province", "channel"),
+]
 
 
 def _plain(report: object) -> Any:
@@ -94,7 +104,7 @@ class TestTheMonthFromASnapshot:
         asked = [
             (as_of, group_by)
             for as_of in (date(2026, 3, 15), date(2026, 3, 24), date(2026, 3, 31))
-            for group_by in ALL_GROUP_BYS
+            for group_by in (ALL_GROUP_BYS if as_of.day == 31 else SOME_GROUP_BYS)
         ]
         live = {key: _kpis(session, institution, *key) for key in asked}
         assert service.write_kpi_snapshots(
@@ -160,7 +170,7 @@ class TestTheMonthFromASnapshot:
                 (date(2026, 3, 12), date(2026, 3, 5), date(2026, 3, 11)),  # as of sooner
                 (date(2026, 3, 31), date(2026, 3, 21), date(2026, 3, 25)),  # after its day
             )
-            for group_by in ALL_GROUP_BYS
+            for group_by in SOME_GROUP_BYS
         ]
         live = {key: _kpis(session, institution, *key) for key in asked}
         regions = {
