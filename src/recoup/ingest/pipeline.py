@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 import queue
 import sys
-import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from itertools import islice
-from multiprocessing.connection import wait
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
@@ -39,7 +36,7 @@ from recoup.ingest.rules import (
     SeenKeys,
 )
 from recoup.ingest.service import CheckedChunk, check_rows
-from recoup.kit import collector
+from recoup.kit import collector, processes
 
 QUEUED_CHUNKS: Final = 2
 _RECORD_TYPES: Final[tuple[type[Any], ...]] = (
@@ -105,7 +102,7 @@ def _check_file(
     chunk_size: int,
 ) -> None:
     """Read and check ``path`` in the reader process, sending each checked chunk to ``outbox``."""
-    _exit_with_parent()
+    processes.exit_with_parent("recoup-import-parent-watch")
     try:
         with (
             collector.paused(),
@@ -127,26 +124,6 @@ def _check_file(
             outbox.put(("error", error))
         except Exception:
             outbox.put(("error", RuntimeError(f"the import reader failed: {error!r}")))
-
-
-def _exit_with_parent() -> None:
-    """End this reader process as soon as the process that started it is gone.
-
-    A writer killed outright (``kill -9``, out of memory) leaves its reader blocked in
-    ``Queue.put`` forever, holding a chunk, its imported modules and the resource
-    tracker the queue started. A daemon thread waits on the parent's sentinel (it
-    becomes readable when the parent exits, however it exits) and ends the process.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    sentinel = parent.sentinel
-
-    def watch() -> None:
-        wait([sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="recoup-import-parent-watch", daemon=True).start()
 
 
 def checked_chunks(

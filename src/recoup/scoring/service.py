@@ -7,7 +7,6 @@ the web app and every CLI command import this module, and those libraries cost s
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from recoup.identity import repository as identity_repository
 from recoup.identity.principal import Principal, principal_for_user
 from recoup.identity.scoping import get_scoped
 from recoup.institutions.settings import settings_of
-from recoup.kit import events
+from recoup.kit import events, processes
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from recoup.models.account import Account
@@ -628,7 +627,7 @@ _WORKER: dict[str, Any] = {}
 def _start_worker(url: str, model: TrainedModel, scale: GradeScale) -> None:
     from recoup.db import make_engine, session_factory
 
-    _die_with_parent()
+    processes.exit_with_parent("recoup-scoring-parent-watch")
     # A fresh engine: connections inherited from the parent are never used here.
     _WORKER.update(
         sessions=session_factory(make_engine(url, pool_size=1), write=False),
@@ -636,26 +635,6 @@ def _start_worker(url: str, model: TrainedModel, scale: GradeScale) -> None:
         scorer=compile_scorer(model),
         scale=scale,
     )
-
-
-def _die_with_parent() -> None:
-    """End this worker as soon as the process that started it is gone (even by ``kill -9``):
-    an idle pool worker would otherwise wait on its task queue for ever. A daemon thread
-    waits on the parent's sentinel, readable once the parent exits, however it exits."""
-    import multiprocessing
-    import threading
-    from multiprocessing.connection import wait
-
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    sentinel = parent.sentinel
-
-    def watch() -> None:
-        wait([sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="recoup-scoring-parent-watch", daemon=True).start()
 
 
 def _worker_part(institution_id: int, first: int, last: int, as_of: date) -> _Part:
