@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from recoup.models import Account, DelinquencyEvent, Institution, Payment
 from recoup.models.contact import ContactAttempt
 from recoup.models.plans import PaymentPlan
+from recoup.models.scoring import AccountScore, ModelVersion
 from recoup.models.workbench import Promise, PromiseStatus
 from recoup.portfolio.rules import bucket_for
 from tests.factories import make_account, make_debtor
@@ -186,3 +187,24 @@ def attempt(
     session.add(row)
     session.flush()
     return row
+
+
+def score(session: Session, made: Account, model: ModelVersion, day: date, segment: str) -> None:
+    """A score of ``made`` dated ``day`` by ``model`` that puts it in ``segment``."""
+    session.add(
+        AccountScore(
+            institution_id=made.institution_id,
+            account_id=made.id,
+            model_version_id=model.id,
+            model_version=model.version,
+            as_of=day,
+            scored_at=noon(day),
+            probability=0.5,
+            points=600.0,
+            grade="C",
+            expected_recovery=0,
+            currency="CNY",
+            reasons=[],
+            segment=segment,
+        )
+    )

@@ -22,12 +22,11 @@ from recoup.identity.scoping import institution_scope
 from recoup.institutions.service import update_settings
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.models import Institution
-from recoup.models.scoring import AccountScore
 from recoup.models.workbench import PromiseStatus
 from recoup.portfolio.schemas import PaymentInput, ReversalInput
 from recoup.portfolio.service import record_payment, reverse_payments
 from tests.analytics.conftest import MARCH_END, March
-from tests.analytics.helpers import Outcome, account, noon, plan, promise, state
+from tests.analytics.helpers import Outcome, account, noon, plan, promise, score, state
 from tests.factories import make_institution, make_model_version
 
 
@@ -430,23 +429,7 @@ class TestGroups:
             (march.b, date(2026, 4, 1), "late-low-large"),  # after the date: not read
             (march.c, date(2026, 3, 20), "early-high-large"),
         ]:
-            session.add(
-                AccountScore(
-                    institution_id=march.institution.id,
-                    account_id=scored.id,
-                    model_version_id=model.id,
-                    model_version=model.version,
-                    as_of=as_of,
-                    scored_at=noon(as_of),
-                    probability=0.5,
-                    points=600.0,
-                    grade="C",
-                    expected_recovery=0,
-                    currency="CNY",
-                    reasons=[],
-                    segment=segment,
-                )
-            )
+            score(session, scored, model, as_of, segment)
         session.flush()
         result = report(session, march.institution, group_by=["segment"])
         accounts = {group.cuts["segment"]: group.kpis.accounts for group in result.groups}

@@ -23,10 +23,9 @@ from recoup.identity.scoping import institution_scope
 from recoup.institutions.settings import settings_of
 from recoup.models import Institution
 from recoup.models.analytics import KpiSnapshot
-from recoup.models.scoring import AccountScore
 from recoup.models.workbench import PromiseStatus
 from tests.analytics.conftest import March
-from tests.analytics.helpers import Outcome, account, attempt, noon, pay, promise, state
+from tests.analytics.helpers import Outcome, account, attempt, noon, pay, promise, score, state
 from tests.factories import give_to_agent, make_institution, make_model_version
 from tests.identity.helpers import make_user
 
@@ -343,23 +342,7 @@ def _write_history(session: Session, institution: Institution, drawn: dict[str, 
         for day, channel, outcome, whole_debtor in item["attempts"]:
             attempt(session, made, channel, outcome, day, about_the_debtor=whole_debtor)
         for day, segment in item["scores"]:
-            session.add(
-                AccountScore(
-                    institution_id=institution.id,
-                    account_id=made.id,
-                    model_version_id=model.id,
-                    model_version=model.version,
-                    as_of=day,
-                    scored_at=noon(day),
-                    probability=0.5,
-                    points=600.0,
-                    grade="C",
-                    expected_recovery=0,
-                    currency="CNY",
-                    reasons=[],
-                    segment=segment,
-                )
-            )
+            score(session, made, model, day, segment)
         for day, wait, status in item["promises"]:
             due = day + timedelta(days=wait)
             promise(
@@ -453,23 +436,7 @@ class TestTheRefreshBringsTheSnapshotForward:
         reversed_soon.reversed_at = noon(date(2026, 3, 17))
         reversed_late.reversed_at = noon(date(2026, 3, 22))
         model = make_model_version(session, institution.id, version="forward-test")
-        session.add(
-            AccountScore(
-                institution_id=institution.id,
-                account_id=march.e.id,
-                model_version_id=model.id,
-                model_version=model.version,
-                as_of=date(2026, 3, 16),
-                scored_at=noon(date(2026, 3, 16)),
-                probability=0.5,
-                points=600.0,
-                grade="C",
-                expected_recovery=0,
-                currency="CNY",
-                reasons=[],
-                segment="late",
-            )
-        )
+        score(session, march.e, model, date(2026, 3, 16), "late")
         session.flush()
         daily.refresh_aggregates(
             session,
@@ -492,26 +459,6 @@ class TestTheRefreshBringsTheSnapshotForward:
         )
 
 
-def _score(session: Session, made: Any, model: Any, day: date, segment: str) -> None:
-    session.add(
-        AccountScore(
-            institution_id=made.institution_id,
-            account_id=made.id,
-            model_version_id=model.id,
-            model_version=model.version,
-            as_of=day,
-            scored_at=noon(day),
-            probability=0.5,
-            points=600.0,
-            grade="C",
-            expected_recovery=0,
-            currency="CNY",
-            reasons=[],
-            segment=segment,
-        )
-    )
-
-
 def test_a_daily_score_in_the_same_segment_touches_nothing(session: Session) -> None:
     """A cycle scores every account each day: only a move to another segment is a touch."""
     from recoup.analytics import repository
@@ -520,10 +467,10 @@ def test_a_daily_score_in_the_same_segment_touches_nothing(session: Session) -> 
     model = make_model_version(session, institution.id, version="touch-test")
     same, moved, first = (account(session, institution) for _ in range(3))
     for made in (same, moved):
-        _score(session, made, model, date(2026, 3, 9), "early")
-    _score(session, same, model, date(2026, 3, 10), "early")
-    _score(session, moved, model, date(2026, 3, 10), "late")
-    _score(session, first, model, date(2026, 3, 10), "early")
+        score(session, made, model, date(2026, 3, 9), "early")
+    score(session, same, model, date(2026, 3, 10), "early")
+    score(session, moved, model, date(2026, 3, 10), "late")
+    score(session, first, model, date(2026, 3, 10), "early")
     session.flush()
     touched = set(
         session.scalars(
