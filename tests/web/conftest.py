@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -95,6 +97,17 @@ def _seed() -> Seeded:
         )
 
 
+_START_SECONDS = 120
+
+
+def _thread_stacks() -> str:
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return "\n".join(
+        f"--- {names.get(ident, ident)}\n{''.join(traceback.format_stack(frame))}"
+        for ident, frame in sys._current_frames().items()
+    )
+
+
 @pytest.fixture(scope="module")
 def live_server(
     _isolated_settings: Path, tmp_path_factory: pytest.TempPathFactory
@@ -114,10 +127,16 @@ def live_server(
     )
     thread = threading.Thread(target=server.run, name="recoup-live-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    started = time.monotonic()
+    # Starting takes about 3 s; a loaded CI machine has taken over 20.
     while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
+        waited = time.monotonic() - started
+        if waited > _START_SECONDS or not thread.is_alive():
+            raise RuntimeError(
+                f"the test server did not start in {waited:.0f} s "
+                f"(its thread {'is alive' if thread.is_alive() else 'has ended'});"
+                f" where every thread was:\n{_thread_stacks()}"
+            )
         time.sleep(0.05)
     yield LiveServer(url=f"http://127.0.0.1:{port}", seeded=seeded, database_url=database_url)
 
