@@ -1,6 +1,7 @@
 """Benchmark the daily cycle: 1M delinquent accounts with 12 months of payments, end to end.
 
-    .venv/bin/python bench/bench_cycle.py [--accounts N] [--small] [--postgres] [--seed S]
+    .venv/bin/python bench/bench_cycle.py [--accounts N] [--small] [--postgres | --postgres-only]
+                                          [--seed S]
                                           [--keep DIR | --reuse DIR [--steady-only]]
 
 Builds a portfolio on a fresh SQLite file (untimed): debtors, delinquent accounts owing for
@@ -27,7 +28,7 @@ the peaks of its private memory and of the files it maps), its seconds and peak 
 the targets (≤ 60 s, ≤ 2 GB on 2 cores), its ratio to the bare pass, and the load average
 (the machine may be shared). ``--postgres`` repeats it all on PostgreSQL
 (``RECOUP_BENCH_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
-in a scratch schema.
+in a scratch schema; ``--postgres-only`` runs it there alone.
 ``--small`` is the 100,000-account smoke run. ``--keep DIR`` copies the freshly built SQLite data
 folder (database, keyring, model files; before the first run) to DIR, and the folder as the
 steady-state day finds it (after the first run and the day's payments) to DIR/steady;
@@ -597,6 +598,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=FULL_ACCOUNTS)
     parser.add_argument("--small", action="store_true", help=f"{SMALL_ACCOUNTS:,} accounts")
     parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
+    parser.add_argument(
+        "--postgres-only", action="store_true", help="run on PostgreSQL only (not SQLite)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     kept = parser.add_mutually_exclusive_group()
     kept.add_argument("--keep", type=Path, help="copy the built SQLite data folder here")
@@ -609,6 +613,8 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.steady_only and not arguments.reuse:
         parser.error("--steady-only: give --reuse DIR (the steady-state copy is DIR/steady)")
+    if arguments.postgres_only and (arguments.keep or arguments.reuse):
+        parser.error("--postgres-only builds its own PostgreSQL schema: no --keep or --reuse")
     accounts = SMALL_ACCOUNTS if arguments.small else arguments.accounts
     with tempfile.TemporaryDirectory(prefix="recoup-bench-cycle-") as name:
         folder = Path(name)
@@ -628,6 +634,9 @@ def main() -> None:
         else:
             as_of = clock.local_today(ZONE)
         print(f"bench_cycle: {accounts:,} delinquent accounts, {os.cpu_count()} CPUs visible")
+        if arguments.postgres_only:
+            _postgres(accounts, arguments.seed, as_of)
+            return
         if not arguments.reuse:
             built = build(url, accounts, arguments.seed, as_of)
             print(f"SQLite portfolio and champion built in {built:.0f} s (not timed below)")
