@@ -63,6 +63,9 @@ def test_the_manager_home_in_chinese(page: Page, live_server: LiveServer) -> Non
         "data-rendered", "true"
     )
     expect(page.locator("[data-testid=table-buckets] table tbody tr")).to_have_count(8)
+    note = page.locator("[data-testid=table-buckets] .table-note").first
+    expect(note).to_contain_text("日终快照")
+    expect(note).to_contain_text("不含已结清、已关闭和已核销")
     expect(page.locator("[data-testid=table-work_today]")).to_contain_text("尚无队列")
     page.screenshot(path="/tmp/test_dashboard_home_zh.png", full_page=True)
 

@@ -116,13 +116,16 @@ def test_the_compliance_officers_home_counts_the_institution(
     expect(page.locator("[data-testid=bucket-counts-note]")).to_contain_text("覆盖全机构")
 
 
-def test_the_managers_waterfall_says_it_is_a_day_end_snapshot(
+def test_before_any_refresh_the_waterfall_and_roll_say_no_snapshot_is_written_yet(
     page: Page, live_server: LiveServer
 ) -> None:
     log_in(page, live_server, "manager")
-    note = page.locator("[data-testid=table-buckets] .table-note").first
-    expect(note).to_contain_text("日终快照")
-    expect(note).to_contain_text("不含已结清、已关闭和已核销")
+    for key in ("buckets", "roll_rates"):
+        table = page.locator(f"[data-testid=table-{key}]")
+        expect(table.locator(f"[data-testid=empty-{key}]")).to_contain_text("尚无日终快照")
+        expect(table.locator(f"[data-testid=empty-{key}]")).to_contain_text("analytics.refresh")
+        # No note about a day it cannot name ("— 日终快照").
+        expect(table).not_to_contain_text("—")
 
 
 def test_priority_shows_its_scale_and_rank(

@@ -368,7 +368,10 @@ def home_board(
         [[bucket, accounts, balance] for bucket, accounts, balance in home.buckets]
         if home.snapshot
         else [],
-        note=text("dashboards.home.waterfall_note", day=shown(home.snapshot, "date", viewer)),
+        note=text("dashboards.home.waterfall_note", day=shown(home.snapshot, "date", viewer))
+        if home.snapshot
+        else "",
+        empty="dashboards.home.no_snapshot",
         chart={
             "kind": "waterfall",
             "x": [
@@ -400,9 +403,12 @@ def home_board(
         ],
         note=text(
             "dashboards.home.roll_note",
-            since=shown(home.roll_day.replace(day=1) if home.roll_day else None, "date", viewer),
+            since=shown(home.roll_day.replace(day=1), "date", viewer),
             day=shown(home.roll_day, "date", viewer),
-        ),
+        )
+        if home.roll_day
+        else "",
+        empty="dashboards.home.no_snapshot",
     )
     roll.chart = {
         "kind": "heatmap",
