@@ -201,6 +201,19 @@ class TestRefusals:
         assert response is not None
         assert response.status == 404
 
+    def test_the_accounts_list_names_the_agent_only_to_those_who_see_several(
+        self, page: Page, live_server: LiveServer
+    ) -> None:
+        log_in(page, live_server, "agent", next_path="/accounts")
+        table = page.locator("[data-testid=account-table]")
+        expect(table.locator("tbody tr").first).to_be_visible()
+        expect(table.locator("[data-col=agent]")).to_have_count(0)
+        expect(table.locator("thead")).not_to_contain_text("催收员")
+        page.context.clear_cookies()
+        log_in(page, live_server, "manager", next_path="/accounts")
+        expect(table.locator("thead")).to_contain_text("催收员")
+        expect(table.locator("tbody tr [data-col=agent]").first).to_be_visible()
+
     def test_vendored_scripts_are_served_by_the_app(
         self, page: Page, live_server: LiveServer
     ) -> None:

@@ -194,6 +194,8 @@ def account_list(
         "page": _with_items(result, rows),
         "page_url": page_url_for(viewer.request),
         "filters": filters,
+        # An agent sees only their own accounts: a column of their own name says nothing.
+        "show_agent": not viewer.principal.is_agent,
         "options": {
             "buckets": BUCKETS,
             "statuses": [str(status) for status in AccountStatus],
