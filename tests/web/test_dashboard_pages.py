@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -225,5 +226,12 @@ def test_the_recovery_trend_marks_the_month_counted_only_to_date(
                 f"{today:%Y-%m} (to {today:%b} {today.day}, {today.year})"
             )
         assert "(to " not in " ".join(months.all_inner_texts()[:-1])
+        # The chart's axis names months only (a date in a label left a phone one label).
+        chart = json.loads(page.locator("#recovery_trend-chart").text_content() or "{}")
+        assert all(len(label) <= len("2026-12*") for label in chart["x"]), chart["x"]
+        if (today + timedelta(days=1)).day != 1:
+            assert chart["x"][-1] == f"{today:%Y-%m}*"
+            note = page.locator("[data-testid=table-recovery_trend] .table-note").first
+            expect(note).to_contain_text(f"* {today:%Y-%m} is counted to {today:%b} {today.day}")
     finally:
         context.close()

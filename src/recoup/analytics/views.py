@@ -431,6 +431,13 @@ def home_board(
         else p.month
         for p in home.trend
     ]
+    # The chart's axis names the months only: ECharts spaces the labels by the longest, and one
+    # with a date left room for a single label on a phone. The partial month is marked with *,
+    # and the table and the note say to which day.
+    axis_months = [
+        text("dashboards.home.month_so_far", month=p.month) if p.month == to_date else p.month
+        for p in home.trend
+    ]
     trend = Table(
         "recovery_trend",
         "dashboards.home.trend",
@@ -444,9 +451,19 @@ def home_board(
             [month, p.collected, p.delinquent_at_start, p.recovery]
             for month, p in zip(months, home.trend, strict=True)
         ],
-        note=text("dashboards.home.trend_note"),
+        note=text("dashboards.home.trend_note")
+        + (
+            " "
+            + text(
+                "dashboards.home.trend_partial",
+                month=to_date,
+                day=i18n.day(span.last, viewer.locale),
+            )
+            if any(p.month == to_date for p in home.trend)
+            else ""
+        ),
         chart={
-            "x": months,
+            "x": axis_months,
             "wide_axis": True,
             "y_name": text("dashboards.axis.collected", currency=institution.currency),
             "series": [
