@@ -18,9 +18,11 @@ from recoup.kit import jobs
 from recoup.kit.clock import start_of_day
 from recoup.models import Institution, Payment
 from recoup.models.analytics import AggregateRefresh, DailyFact
+from recoup.models.compliance import ContactDecision
 from recoup.models.jobs import Job
 from recoup.portfolio.schemas import ReversalInput
 from recoup.portfolio.service import reverse_payments
+from tests.analytics import helpers
 from tests.analytics.conftest import MARCH_END, March
 from tests.analytics.test_fairness import Team
 from tests.analytics.test_snapshot import _write_history, history
@@ -61,6 +63,14 @@ class TestRules:
             date(2026, 3, 10),
         ]
         assert rules.snapshot_days(date(2026, 3, 1), date(2026, 3, 31)) == [date(2026, 3, 31)]
+
+    def test_days_whose_count_changed(self) -> None:
+        march = [date(2026, 3, day) for day in range(1, 5)]
+        stored = {march[0]: 3, march[1]: 2, march[3]: 1}
+        found = {march[0]: 3, march[1]: 4, march[2]: 1}
+        # 2 March gained rows, 3 March has its first, 4 March lost its own.
+        assert rules.changed_days(stored, found) == march[1:]
+        assert rules.changed_days(stored, stored) == []
 
     def test_previous_span_has_the_same_length(self) -> None:
         assert rules.previous_span(Span(date(2026, 3, 1), date(2026, 3, 31))) == Span(
@@ -221,6 +231,148 @@ class TestRefresh:
         tasks.refresh(session, {**job.payload, "as_of": "2026-03-31"})
         payments = totals(session, march, ("payments",))
         assert payments[("payments",)] == (5, 16_000)
+
+
+def _facts(session: Session, institution_id: int) -> list[tuple[object, ...]]:
+    """Every stored aggregate row of the institution, as values, in one order."""
+    rows = session.execute(
+        select(
+            DailyFact.day,
+            DailyFact.metric,
+            DailyFact.product,
+            DailyFact.bucket,
+            DailyFact.state,
+            DailyFact.channel,
+            DailyFact.agent_id,
+            DailyFact.province,
+            DailyFact.count,
+            DailyFact.amount,
+        ).where(DailyFact.institution_id == institution_id)
+    )
+    return sorted((tuple(row) for row in rows), key=repr)
+
+
+def _decide(
+    session: Session, institution: Institution, debtor_id: int, moment: datetime, *, allowed: bool
+) -> None:
+    session.add(
+        ContactDecision(
+            institution_id=institution.id,
+            debtor_id=debtor_id,
+            channel="call",
+            party="debtor",
+            planned_at=moment,
+            allowed=allowed,
+            pack_code="CN",
+            pack_version="1",
+            policy_name="p",
+            policy_version="1",
+            actor="cycle",
+        )
+    )
+    session.flush()
+
+
+class TestDecisionsOfADailyRefresh:
+    """A daily refresh rewrites the gate's decisions of the days that gained some, only."""
+
+    APRIL_1 = date(2026, 4, 1)
+
+    def _daily(self, session: Session, institution: Institution, as_of: date) -> date:
+        """Refresh as the daily cycle does on ``as_of``; return the first day rewritten."""
+        return service.refresh_aggregates(
+            session,
+            institution=institution,
+            as_of=as_of,
+            now=start_of_day(as_of, institution.timezone) + timedelta(hours=6),
+        ).first
+
+    def _whole(
+        self, session: Session, institution: Institution, first: date, as_of: date
+    ) -> list[Any]:
+        """What a refresh rewriting every day of the same look-back stores."""
+        with session.begin_nested() as nested:
+            service.refresh_aggregates(session, institution=institution, as_of=as_of, first=first)
+            rows = _facts(session, institution.id)
+            nested.rollback()
+        return rows
+
+    @pytest.fixture
+    def written(self, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+        """The ``days`` each ``write_decisions`` call was given (``None``: every day)."""
+        calls: list[Any] = []
+        write = repository.write_decisions
+
+        def spy(*args: Any, **kwargs: Any) -> int:
+            calls.append(kwargs.get("days"))
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(repository, "write_decisions", spy)
+        return calls
+
+    def test_only_new_and_late_decisions_days_are_rewritten(
+        self, session: Session, march: March, written: list[Any]
+    ) -> None:
+        institution, debtor = march.institution, march.a.debtor_id
+        for day in (date(2026, 3, 25), date(2026, 3, 28), MARCH_END):
+            _decide(session, institution, debtor, helpers.noon(day), allowed=True)
+        self._daily(session, institution, MARCH_END)
+        assert written == [None]  # a first refresh: every day
+        # Today's decisions, and one planned on 28 March recorded only now.
+        _decide(session, institution, debtor, helpers.noon(self.APRIL_1), allowed=True)
+        _decide(session, institution, debtor, helpers.noon(self.APRIL_1), allowed=False)
+        late = helpers.noon(date(2026, 3, 28))
+        _decide(session, institution, march.b.debtor_id, late, allowed=False)
+        first = self._daily(session, institution, self.APRIL_1)
+        assert written[-1] == [date(2026, 3, 28), self.APRIL_1]
+        stored = _facts(session, institution.id)
+        assert stored == self._whole(session, institution, first, self.APRIL_1)
+        decisions = totals(session, march, ("decisions",), by=("day", "state"))
+        assert decisions[("decisions", date(2026, 3, 28), "blocked")][0] == 1
+        assert decisions[("decisions", date(2026, 3, 28), "allowed")][0] == 1
+
+    def test_a_day_without_new_decisions_is_kept_as_stored(
+        self, session: Session, march: March, written: list[Any]
+    ) -> None:
+        institution = march.institution
+        _decide(session, institution, march.a.debtor_id, helpers.noon(MARCH_END), allowed=True)
+        self._daily(session, institution, MARCH_END)
+        before = _facts(session, institution.id)
+        self._daily(session, institution, MARCH_END)
+        assert written == [None]  # the first refresh's; the second wrote none
+        assert _facts(session, institution.id) == before
+
+    def test_a_day_that_lost_its_rows_is_written_again(
+        self, session: Session, march: March, written: list[Any]
+    ) -> None:
+        institution = march.institution
+        _decide(
+            session, institution, march.a.debtor_id, helpers.noon(date(2026, 3, 27)), allowed=True
+        )
+        self._daily(session, institution, MARCH_END)
+        expected = _facts(session, institution.id)
+        session.execute(
+            delete(DailyFact).where(
+                DailyFact.institution_id == institution.id, DailyFact.metric == "decisions"
+            )
+        )
+        self._daily(session, institution, MARCH_END)
+        assert written[-1] == [date(2026, 3, 27)]
+        assert _facts(session, institution.id) == expected
+
+    def test_a_daylight_saving_change_in_the_look_back_rewrites_every_day(
+        self, session: Session, written: list[Any]
+    ) -> None:
+        # Berlin moves from UTC+1 to UTC+2 on 29 March 2026: a day's bounds moved with it.
+        institution = make_institution(session, timezone="Europe/Berlin", currency="EUR")
+        debtor = helpers.account(session, institution, currency="EUR").debtor_id
+        _decide(session, institution, debtor, helpers.noon(date(2026, 3, 27)), allowed=True)
+        self._daily(session, institution, date(2026, 3, 27))
+        _decide(session, institution, debtor, helpers.noon(self.APRIL_1), allowed=True)
+        first = self._daily(session, institution, self.APRIL_1)
+        assert written == [None, None]
+        whole = self._whole(session, institution, first, self.APRIL_1)
+        assert _facts(session, institution.id) == whole
 
 
 class TestHome:

@@ -33,6 +33,15 @@ def refresh_range(
     return min(refreshed_through + timedelta(days=1), relook), as_of
 
 
+def changed_days(stored: Mapping[date, int], found: Mapping[date, int]) -> list[date]:
+    """Return the days whose stored count differs from the count found now, in order.
+
+    For rows that are only ever added (the gate's decisions), a day holding as many as its
+    stored aggregates counted holds the same rows: its aggregates need no rewrite.
+    """
+    return sorted(day for day in {*stored, *found} if stored.get(day, 0) != found.get(day, 0))
+
+
 def snapshot_days(first: date, last: date) -> list[date]:
     """Return the days of a range that get a portfolio snapshot: month ends, and the last day."""
     days = []

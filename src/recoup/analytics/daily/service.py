@@ -82,6 +82,7 @@ def refresh_aggregates(
     grace = settings_of(institution).workbench.promise_grace_days
     # A first refresh or a range asked for rewrites history: the KPI snapshot goes with it.
     rewrite = first is not None or state is None
+    daily = state is not None and not rewrite
     if first is None:
         first, last = rules.refresh_range(
             as_of, refreshed_through=state.refreshed_through if state else None, grace_days=grace
@@ -89,27 +90,41 @@ def refresh_aggregates(
         if state is not None and not repository.has_totals(session, institution_id=institution.id):
             # Aggregates from before the daily totals existed: rewrite all their days once.
             first = min(first, state.first_day)
+            daily = False
     else:
         last = as_of
     scope = _scope(institution, as_of)
     start = start_of_day(first, institution.timezone)
     end = start_of_day(last + timedelta(days=1), institution.timezone)
+    decision_days = (
+        _changed_decision_days(
+            session,
+            institution,
+            scope,
+            first=first,
+            last=last,
+            previous=state.refreshed_through,
+        )
+        if daily and state is not None
+        else None
+    )
+    flows: tuple[str, ...] = repository.FLOW_METRICS
+    if decision_days is not None:
+        flows = tuple(metric for metric in flows if metric != "decisions")
+        for day in decision_days:
+            repository.clear(session, scope, first=day, last=day, metrics=("decisions",))
     repository.clear(
         session,
         scope,
         first=first,
         last=last,
-        metrics=(
-            *repository.FLOW_METRICS,
-            *repository.TOTALS,
-            *repository.AGENT_TOTALS,
-            repository.WORKED,
-        ),
+        metrics=(*flows, *repository.TOTALS, *repository.AGENT_TOTALS, repository.WORKED),
     )
     rows = repository.write_payments(session, scope, start=start, end=end)
     rows += repository.write_attempts(session, scope, start=start, end=end)
     rows += repository.write_promises(session, scope, first=first, last=last)
-    rows += repository.write_decisions(session, scope, start=start, end=end)
+    if decision_days is None or decision_days:
+        rows += repository.write_decisions(session, scope, start=start, end=end, days=decision_days)
     rows += repository.write_violations(session, scope, start=start, end=end)
     rows += repository.write_totals(session, scope, first=first, last=last)
     rows += repository.write_agent_totals(session, scope, first=first, last=last)
@@ -163,6 +178,39 @@ def refresh_aggregates(
     return RefreshResult(
         institution.code, first, last, rows, tuple(snapshots), seconds, kpi_snapshots
     )
+
+
+def _changed_decision_days(
+    session: Session,
+    institution: Institution,
+    scope: Scope,
+    *,
+    first: date,
+    last: date,
+    previous: date,
+) -> list[date] | None:
+    """Return the days of a daily refresh whose gate decisions changed (``None``: every day).
+
+    The gate's decisions are only ever added, never changed or deleted, so a day holding as
+    many as its stored rows count is stored already: a daily refresh rewrites the days that
+    gained decisions (today's, and any planned on an earlier day but recorded since), not
+    every day of its look-back (at a million accounts some 800,000 a day). Days are local at
+    the UTC offset of the refresh date: when the offset differs on the first day rewritten
+    or on the last refresh's day (a daylight-saving change between), every day is rewritten.
+    """
+    if any(
+        _scope(institution, day).offset_minutes != scope.offset_minutes for day in (first, previous)
+    ):
+        return None
+    stored, found = repository.decision_days(
+        session,
+        scope,
+        first=first,
+        last=last,
+        start=start_of_day(first, institution.timezone),
+        end=start_of_day(last + timedelta(days=1), institution.timezone),
+    )
+    return rules.changed_days(stored, found)
 
 
 # --- The manager's home. ------------------------------------------------------------------------
@@ -470,7 +518,7 @@ def _trend(
     )
     collected: dict[str, int] = {}
     for _metric, day, _count, amount in by_day:
-        key = _day(day).strftime("%Y-%m")
+        key = repository.as_date(day).strftime("%Y-%m")
         collected[key] = collected.get(key, 0) + int(amount or 0)
     # The delinquent balance on each month's eve, from the snapshots, in one read.
     delinquent: dict[date, int] = {}
@@ -483,7 +531,7 @@ def _trend(
         by=("day", "bucket"),
         filters=filters,
     ):
-        snapshot = _day(day)
+        snapshot = repository.as_date(day)
         delinquent.setdefault(snapshot, 0)
         if bucket != "M0":
             delinquent[snapshot] += int(amount or 0)
@@ -496,10 +544,6 @@ def _trend(
         points.append(TrendPoint(key, amount, base, rules.share(amount, base) if base else None))
         month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
     return points
-
-
-def _day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def queue_work(session: Session, *, institution: Institution, today: date) -> list[QueueWork]:
