@@ -714,8 +714,11 @@ def write_snapshots(
                 column
                 for index, state in enumerate(states)
                 for column in (
-                    state.bucket.label(f"bucket_{index}"),
-                    state.status.label(f"status_{index}"),
+                    # The exit status, else the bucket (the two never share a name); none
+                    # before the account's first event.
+                    case((state.status.in_(_EXITS), state.status), else_=state.bucket).label(
+                        f"state_{index}"
+                    ),
                     state.balance.label(f"balance_{index}"),
                 )
             ),
@@ -738,11 +741,7 @@ def write_snapshots(
         later = state
     accounts = _per_row(statement, "held")
     cuts = [accounts.c.product, accounts.c.agent_id, accounts.c.province]
-    states_at = [
-        accounts.c[f"{name}_{index}"]
-        for index in range(len(moments))
-        for name in ("bucket", "status")
-    ]
+    states_at = [accounts.c[f"state_{index}"] for index in range(len(moments))]
     held = _per_row(
         select(
             *cuts,
@@ -757,13 +756,13 @@ def write_snapshots(
     )
 
     def live(index: int) -> ColumnElement[bool]:
-        status = held.c[f"status_{index}"]
-        return and_(status.is_not(None), status.not_in(_EXITS))
+        state = held.c[f"state_{index}"]
+        return and_(state.is_not(None), state.not_in(_EXITS))
 
     parts: list[Select[Any]] = []
     for day, start in zip(days, since, strict=True):
         end, begin = at[day], at[start]
-        bucket = held.c[f"bucket_{end}"]
+        bucket = held.c[f"state_{end}"]
         parts.append(
             select(
                 *_row(
@@ -781,9 +780,8 @@ def write_snapshots(
             .where(live(end))
             .group_by(held.c.product, bucket, held.c.agent_id, held.c.province)
         )
-        status = held.c[f"status_{end}"]
-        to_state = case((status.in_(_EXITS), status), else_=bucket)
-        from_bucket = held.c[f"bucket_{begin}"]
+        to_state = held.c[f"state_{end}"]
+        from_bucket = held.c[f"state_{begin}"]
         parts.append(
             select(
                 *_row(
@@ -797,7 +795,7 @@ def write_snapshots(
                     amount=func.sum(held.c[f"balance_{begin}"]),
                 )
             )
-            .where(live(begin), status.is_not(None))
+            .where(live(begin), to_state.is_not(None))
             .group_by(held.c.product, from_bucket, to_state)
         )
     both = union_all(*parts).subquery("snapshots")
