@@ -522,6 +522,56 @@ class TestMonthEndsInOnePass:
         assert _month_end_rows(session, institution.id) == by_day
 
 
+class TestSnapshotDaysLookedUpFromTheLatest:
+    """A state at an earlier day end is looked up again only for accounts changed since."""
+
+    def test_changes_between_the_day_ends(self, session: Session) -> None:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+
+        def one(*states: tuple[date, int, int, str | None, bool]) -> None:
+            made = helpers.account(session, institution)
+            for day, days_past_due, balance, status, superseded in states:
+                helpers.state(
+                    session,
+                    made,
+                    day,
+                    days_past_due=days_past_due,
+                    balance=balance,
+                    status=status,
+                    superseded=superseded,
+                )
+
+        jan, feb, mar = date(2026, 1, 10), date(2026, 2, 10), date(2026, 3, 3)
+        one((jan, 10, 1_000, None, False))  # one state throughout
+        one((jan, 10, 1_100, None, False), (mar, 40, 1_200, None, False))  # moved after 28 Feb
+        one((jan, 10, 1_300, None, False), (feb, 40, 1_400, None, False))  # before it
+        one((feb, 40, 1_500, None, False), (mar, 0, 0, "settled", False))  # none at 31 Jan
+        one((mar, 10, 1_600, None, False))  # first seen after both month ends
+        # A later state superseded: the earlier one holds at every day end.
+        one((jan, 40, 1_700, None, False), (mar, 10, 1_800, None, True))
+        one((jan, 75, 1_900, None, False), (feb, 0, 0, "charged_off", False))
+        # Two states on one day: the last recorded holds.
+        one((feb, 10, 2_000, None, False), (feb, 40, 2_100, None, False))
+        _by_day_and_by_look_ups(session, institution, [date(2026, 2, 28), date(2026, 3, 5)])
+
+
+def _by_day_and_by_look_ups(session: Session, institution: Institution, days: list[date]) -> None:
+    scope = service._scope(institution, days[-1])
+
+    def end_of(day: date) -> datetime:
+        return start_of_day(day + timedelta(days=1), institution.timezone)
+
+    since = [rules.month_start(day) - timedelta(days=1) for day in days]
+    for day, start in zip(days, since, strict=True):
+        repository.write_portfolio(session, scope, day=day, cutoff=end_of(day))
+        repository.write_roll(session, scope, day=day, since=start)
+    by_day = _month_end_rows(session, institution.id)
+    assert {row[1] for row in by_day} == {"portfolio", "roll"}
+    session.execute(delete(DailyFact).where(DailyFact.institution_id == institution.id))
+    repository.write_snapshots(session, scope, days=days, since=since, cutoff=end_of)
+    assert _month_end_rows(session, institution.id) == by_day
+
+
 @settings(
     max_examples=25,
     deadline=None,
