@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -233,23 +234,25 @@ class TestRefresh:
         assert payments[("payments",)] == (5, 16_000)
 
 
-def _facts(session: Session, institution_id: int) -> list[tuple[object, ...]]:
-    """Every stored aggregate row of the institution, as values, in one order."""
-    rows = session.execute(
-        select(
-            DailyFact.day,
-            DailyFact.metric,
-            DailyFact.product,
-            DailyFact.bucket,
-            DailyFact.state,
-            DailyFact.channel,
-            DailyFact.agent_id,
-            DailyFact.province,
-            DailyFact.count,
-            DailyFact.amount,
-        ).where(DailyFact.institution_id == institution_id)
-    )
-    return sorted((tuple(row) for row in rows), key=repr)
+def _facts(
+    session: Session, institution_id: int, metrics: Sequence[str] | None = None
+) -> list[tuple[object, ...]]:
+    """The institution's stored aggregate rows (of ``metrics``), as values, in one order."""
+    statement = select(
+        DailyFact.day,
+        DailyFact.metric,
+        DailyFact.product,
+        DailyFact.bucket,
+        DailyFact.state,
+        DailyFact.channel,
+        DailyFact.agent_id,
+        DailyFact.province,
+        DailyFact.count,
+        DailyFact.amount,
+    ).where(DailyFact.institution_id == institution_id)
+    if metrics is not None:
+        statement = statement.where(DailyFact.metric.in_(metrics))
+    return sorted((tuple(row) for row in session.execute(statement)), key=repr)
 
 
 def _decide(
@@ -418,23 +421,7 @@ MONTH_ENDS = [date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 3)]
 
 
 def _month_end_rows(session: Session, institution_id: int) -> list[tuple[object, ...]]:
-    rows = session.execute(
-        select(
-            DailyFact.day,
-            DailyFact.metric,
-            DailyFact.product,
-            DailyFact.bucket,
-            DailyFact.state,
-            DailyFact.agent_id,
-            DailyFact.province,
-            DailyFact.count,
-            DailyFact.amount,
-        ).where(
-            DailyFact.institution_id == institution_id,
-            DailyFact.metric.in_(repository.SNAPSHOT_METRICS),
-        )
-    )
-    return sorted((tuple(row) for row in rows), key=repr)
+    return _facts(session, institution_id, repository.SNAPSHOT_METRICS)
 
 
 def _both_ways(session: Session, institution: Institution) -> tuple[list[Any], list[Any]]:
@@ -479,7 +466,7 @@ class TestMonthEndsInOnePass:
     def test_accounts_with_owners_and_exits(self, session: Session) -> None:
         team = Team(session)
         by_day, in_one_pass = _both_ways(session, team.institution)
-        assert {row[5] for row in by_day} >= {team.one.id, team.two.id}
+        assert {row[6] for row in by_day} >= {team.one.id, team.two.id}  # agent_id
         assert in_one_pass == by_day
 
     def test_a_first_refresh_writes_them_in_one_pass(
