@@ -678,7 +678,8 @@ def _reuse(kept: Path, folder: Path) -> tuple[date, int]:
 
 
 def _add_new_columns(url: str) -> None:
-    """Add the nullable columns the models gained since a kept portfolio was built."""
+    """Add the nullable columns and the indexes the models gained since a kept portfolio was
+    built."""
     from sqlalchemy import inspect
 
     from recoup.db import make_engine
@@ -698,6 +699,9 @@ def _add_new_columns(url: str) -> None:
                         f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
                     )
         Base.metadata.create_all(connection)
+        for table in Base.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
     engine.dispose()
 
 

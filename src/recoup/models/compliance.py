@@ -23,6 +23,9 @@ class ContactDecision(TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_compliance_decisions_institution_debtor", "institution_id", "debtor_id"),
         Index("ix_compliance_decisions_institution_created", "institution_id", "created_at"),
+        # The daily refresh reads the decisions planned in its look-back days: without this it
+        # read every decision the institution ever had (800,000 a day at a million accounts).
+        Index("ix_compliance_decisions_institution_planned", "institution_id", "planned_at"),
     )
 
     id: Mapped[IdPk]
