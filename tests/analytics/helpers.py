@@ -1,19 +1,22 @@
-"""Test data for KPIs: delinquency history, payments and promises on given days."""
+"""Test data for KPIs: delinquency history, payments and promises on given days; random facts."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from recoup.analytics import rules
 from recoup.models import Account, DelinquencyEvent, Institution, Payment
 from recoup.models.contact import ContactAttempt
 from recoup.models.plans import PaymentPlan
 from recoup.models.scoring import AccountScore, ModelVersion
 from recoup.models.workbench import Promise, PromiseStatus
-from recoup.portfolio.rules import bucket_for
+from recoup.portfolio.rules import BUCKETS, bucket_for
 from tests.factories import make_account, make_debtor
 
 _counter = itertools.count(1)
@@ -207,4 +210,63 @@ def score(session: Session, made: Account, model: ModelVersion, day: date, segme
             reasons=[],
             segment=segment,
         )
+    )
+
+
+# --- Random facts of groups, for the formulas and the answer's text. ---------------------------
+
+STATES = (*BUCKETS, "settled", "closed", "charged_off")
+# Priced channels, and one without a cost (its contacts make the cost unknown).
+PRICING = rules.Pricing(
+    costs={"call": Decimal("1.50"), "sms": Decimal("0.05"), "visit": Decimal("80.00")},
+    minor_digits=2,
+)
+# Mostly small numbers and zeros (empty groups, shares without data), some large and negative
+# (a snapshot's facts taken out).
+counts = st.one_of(st.just(0), st.integers(0, 9), st.integers(-(10**12), 10**15))
+few = st.integers(0, 3)
+
+
+@st.composite
+def group_facts(draw: st.DrawFn) -> rules.GroupFacts:
+    """Facts of one group: empty, sparse or full, as a cut of the portfolio gives them."""
+    if draw(st.integers(0, 4)) == 0:
+        return rules.GroupFacts()
+    return rules.GroupFacts(
+        buckets=tuple(
+            rules.BucketCount(draw(st.sampled_from(BUCKETS)), draw(counts), draw(counts))
+            for _ in range(draw(few))
+        ),
+        transitions=tuple(
+            rules.Cell(
+                draw(st.sampled_from(BUCKETS)),
+                draw(st.sampled_from(STATES)),
+                draw(counts),
+                draw(counts),
+            )
+            for _ in range(draw(st.integers(0, 6)))
+        ),
+        delinquent_at_start=rules.Cohort(draw(counts), draw(counts), draw(counts)),
+        placed=rules.Cohort(draw(counts), draw(counts), draw(counts)),
+        collected=rules.Collected(draw(counts), draw(counts), draw(counts)),
+        cures=rules.Average(draw(counts), draw(counts)),
+        promises_due=rules.PromiseOutcomes(draw(counts), draw(counts), draw(counts), draw(few)),
+        pending_promises=tuple(
+            rules.PendingPromises(
+                draw(st.sampled_from((*BUCKETS, None))), draw(counts), draw(counts)
+            )
+            for _ in range(draw(few))
+        ),
+        plans_ended=rules.PlanOutcomes(draw(counts), draw(counts)),
+        contacts=rules.ContactCounts(
+            draw(counts),
+            draw(counts),
+            draw(counts),
+            draw(counts),
+            draw(
+                st.dictionaries(
+                    st.sampled_from(("call", "sms", "visit", "letter", "短信")), counts, max_size=3
+                )
+            ),
+        ),
     )

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from recoup.analytics import rules, schemas, service
-from recoup.analytics.api import _report_json, _report_plain
+from recoup.analytics.api import _report_json
 from recoup.identity import service as identity
+from recoup.portfolio.rules import BUCKETS
 from tests.analytics.conftest import March
+from tests.analytics.helpers import PRICING, few, group_facts
 from tests.identity.helpers import assert_problem, bearer, client_for, make_user
 
 URL = "/api/v1/kpis"
@@ -205,29 +212,218 @@ class TestWhoMaySee:
         assert_problem(response, 404)
 
 
-def test_the_text_is_the_plain_values_written_out_even_with_a_nul_in_a_cut() -> None:
-    # A bucket no account started in is written once and put in place of a marker string; a
-    # cut holding a NUL character (as the marker does) is written plainly, to the same text.
-    probability = rules.kept_probability({}, minimum=30)
-    pricing = rules.Pricing(costs={}, minor_digits=2)
-    cells = (rules.Cell("M1", "M0", 1, 100),)
-    for province in ("广东省", "\x00empty-bucket:M2\x00"):
-        report = service.KpiReport(
-            institution="BANK",
-            currency="CNY",
-            as_of=date(2026, 3, 31),
-            period=rules.Period(date(2026, 3, 1), date(2026, 3, 31)),
-            group_by=("province",),
-            total=rules.kpis_of(rules.GroupFacts(transitions=cells), probability, pricing),
-            groups=[
-                service.KpiGroup(
-                    cuts={"province": province},
-                    kpis=rules.kpis_of(rules.GroupFacts(), probability, pricing),
-                )
+# --- The answer's text against the straightforward formulas. --------------------------------
+#
+# The API writes each group's KPIs as text straight from its facts. The reference: every KPI
+# computed by ``rules.kpis_of`` per group, as plain values in the schema's shape, written by
+# ``json.dumps``.
+
+
+def _rate_plain(rate: rules.Rate) -> dict[str, Any]:
+    return {"numerator": rate.numerator, "denominator": rate.denominator, "value": rate.value}
+
+
+def _cohort_plain(cohort: rules.Cohort) -> dict[str, int]:
+    return {"accounts": cohort.accounts, "balance": cohort.balance, "collected": cohort.collected}
+
+
+def _moves_plain(shares: Mapping[rules.Move, rules.Rate]) -> dict[str, Any]:
+    return {move: _rate_plain(rate) for move, rate in shares.items()}
+
+
+def _kpis_plain(kpis: rules.Kpis) -> dict[str, Any]:
+    forecast = kpis.promise_forecast
+    contacts = kpis.contacts
+    cost = kpis.cost_per_amount_collected
+    return {
+        "portfolio": {
+            "accounts": kpis.accounts,
+            "balance": kpis.balance,
+            "buckets": [
+                {"bucket": item.bucket, "accounts": item.accounts, "balance": item.balance}
+                for item in kpis.buckets
             ],
-            kept_probability=probability,
-            kept_history=rules.Period(date(2026, 1, 1), date(2026, 3, 31)),
-        )
-        plain = json.dumps(_report_plain(report), ensure_ascii=False, separators=(",", ":"))
-        assert _report_json(report) == plain
-        assert json.loads(plain)["groups"][0]["cuts"]["province"] == province
+        },
+        "roll_rates": {
+            "from_buckets": [
+                {
+                    "from_bucket": summary.from_bucket,
+                    "accounts": summary.accounts,
+                    "balance": summary.balance,
+                    "by_count": _moves_plain(summary.by_count),
+                    "by_balance": _moves_plain(summary.by_balance),
+                }
+                for summary in kpis.roll_rates
+            ],
+            "cells": [
+                {
+                    "from_bucket": cell.from_bucket,
+                    "to_state": cell.to_bucket,
+                    "accounts": cell.accounts,
+                    "balance": cell.balance,
+                }
+                for cell in kpis.transitions
+            ],
+        },
+        "cure_rate": {
+            "by_count": _rate_plain(kpis.cure_rate_by_count),
+            "by_balance": _rate_plain(kpis.cure_rate_by_balance),
+        },
+        "collected": {
+            "amount": kpis.collected.amount,
+            "payments": kpis.collected.payments,
+            "after_charge_off": kpis.collected.after_charge_off,
+        },
+        "delinquent_at_start": _cohort_plain(kpis.delinquent_at_start),
+        "recovery_rate": _rate_plain(kpis.recovery_rate),
+        "placed": _cohort_plain(kpis.placed),
+        "liquidation_rate": _rate_plain(kpis.liquidation_rate),
+        "average_days_to_cure": {
+            "total": kpis.average_days_to_cure.total,
+            "count": kpis.average_days_to_cure.count,
+            "value": kpis.average_days_to_cure.value,
+        },
+        "promises_due": {
+            "kept": kpis.promises_due.kept,
+            "partially_kept": kpis.promises_due.partially_kept,
+            "broken": kpis.promises_due.broken,
+            "awaiting": kpis.promises_due.awaiting,
+        },
+        "promise_kept_rate": _rate_plain(kpis.promise_kept_rate),
+        "promise_partially_kept_rate": _rate_plain(kpis.promise_partially_kept_rate),
+        "promise_forecast": {
+            "promises": forecast.promises,
+            "amount": forecast.amount,
+            "expected": forecast.expected,
+            "lines": [
+                {
+                    "bucket": line.bucket,
+                    "promises": line.promises,
+                    "amount": line.amount,
+                    "probability": _rate_plain(line.probability),
+                    "source": line.source,
+                    "expected": line.expected,
+                }
+                for line in forecast.lines
+            ],
+        },
+        "plans_ended": {
+            "completed": kpis.plans_ended.completed,
+            "broken": kpis.plans_ended.broken,
+        },
+        "plan_kept_rate": _rate_plain(kpis.plan_kept_rate),
+        "contacts": {
+            "attempts": contacts.attempts,
+            "reached": contacts.reached,
+            "right_party": contacts.right_party,
+            "promises": contacts.promises,
+            "by_channel": dict(sorted(contacts.by_channel.items())),
+        },
+        "contact_rate": _rate_plain(kpis.contact_rate),
+        "right_party_contact_rate": _rate_plain(kpis.right_party_contact_rate),
+        "promise_rate": _rate_plain(kpis.promise_rate),
+        "contact_cost": kpis.contact_cost,
+        "cost_per_amount_collected": None if cost is None else _rate_plain(cost),
+    }
+
+
+def _period_plain(period: rules.Period) -> dict[str, str]:
+    return {"from": period.start.isoformat(), "to": period.end.isoformat()}
+
+
+def _report_text(report: service.KpiReport) -> str:
+    """The answer as the straightforward formulas give it: ``kpis_of`` per group, written out."""
+    probability = report.kept_probability
+    plain = {
+        "institution": report.institution,
+        "currency": report.currency,
+        "as_of": report.as_of.isoformat(),
+        "period": _period_plain(report.period),
+        "group_by": list(report.group_by),
+        "total": _kpis_plain(report.total),
+        "groups": [
+            {"cuts": group.cuts, "kpis": _kpis_plain(group.kpis)} for group in report.groups
+        ],
+        "kept_probability": {
+            "history": _period_plain(report.kept_history),
+            "overall": _rate_plain(probability.overall),
+            "by_bucket": {
+                bucket: _rate_plain(rate) for bucket, rate in probability.by_bucket.items()
+            },
+            "min_promises_per_bucket": probability.minimum,
+        },
+    }
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
+def _report(
+    groups: list[tuple[dict[str, str | None], rules.GroupFacts]],
+    probability: rules.KeptProbability,
+    group_by: tuple[str, ...],
+) -> service.KpiReport:
+    return service.KpiReport(
+        institution="BANK",
+        currency="CNY",
+        as_of=date(2026, 3, 31),
+        period=rules.Period(date(2026, 3, 1), date(2026, 3, 31)),
+        group_by=group_by,
+        total_facts=rules.total_of(facts for _, facts in groups),
+        group_facts=groups,
+        kept_probability=probability,
+        kept_history=rules.Period(date(2026, 1, 1), date(2026, 3, 31)),
+        pricing=PRICING,
+    )
+
+
+class TestTheTextIsTheFormulasWrittenOut:
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        facts=st.lists(group_facts(), max_size=12),
+        cut_values=st.lists(
+            st.sampled_from((None, "广东省", "credit_card", "M1", 'a"\\b\x00')),
+            min_size=12,
+            max_size=12,
+        ),
+        history=st.dictionaries(
+            st.sampled_from((*BUCKETS, None)),
+            st.builds(rules.PromiseOutcomes, few, few, few, few),
+            max_size=4,
+        ),
+        minimum=st.integers(0, 4),
+    )
+    def test_random_groups(
+        self,
+        facts: list[rules.GroupFacts],
+        cut_values: list[str | None],
+        history: dict[str | None, rules.PromiseOutcomes],
+        minimum: int,
+    ) -> None:
+        probability = rules.kept_probability(history, minimum=minimum)
+        groups = [
+            ({"province": value, "channel": f"c{position}"}, item)
+            for position, (value, item) in enumerate(zip(cut_values, facts, strict=False))
+        ]
+        report = _report(groups, probability, ("province", "channel"))
+        assert _report_json(report) == _report_text(report)
+
+    def test_an_answer_without_groups_and_groups_without_facts(self) -> None:
+        probability = rules.kept_probability({}, minimum=30)
+        for report in (
+            _report([], probability, ()),
+            _report([({"bucket": None}, rules.GroupFacts())], probability, ("bucket",)),
+        ):
+            text = _report_json(report)
+            assert text == _report_text(report)
+            assert schemas.KpiReport.model_validate_json(text)
+
+    def test_an_unknown_bucket_is_refused_as_the_formulas_refuse_it(self) -> None:
+        probability = rules.kept_probability({}, minimum=30)
+        for facts in (
+            rules.GroupFacts(buckets=(rules.BucketCount("M9", 1, 1),)),
+            rules.GroupFacts(transitions=(rules.Cell("M9", "M0", 1, 1),)),
+        ):
+            report = _report([({"bucket": "M9"}, facts)], probability, ("bucket",))
+            with pytest.raises((KeyError, ValueError)) as refused:
+                _report_text(report)
+            with pytest.raises(refused.type):
+                _report_json(report)

@@ -23,6 +23,7 @@ from recoup.analytics.rules import (
     Rate,
 )
 from recoup.portfolio.rules import BUCKETS
+from tests.analytics.helpers import group_facts
 
 
 class TestRate:
@@ -318,6 +319,14 @@ class TestContactKpis:
 
 
 class TestKpisOf:
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(groups=st.lists(group_facts(), max_size=8))
+    def test_the_total_is_the_groups_added_one_to_the_next(self, groups: list[GroupFacts]) -> None:
+        added = GroupFacts()
+        for item in groups:
+            added = added + item
+        assert rules.total_of(iter(groups)) == added
+
     def test_the_total_of_groups_is_the_kpis_of_all_their_facts(self) -> None:
         credit_card = GroupFacts(
             buckets=(BucketCount("M0", 1, 8_000), BucketCount("M3", 1, 20_000)),

@@ -45,6 +45,18 @@ SOME_GROUP_BYS = [
 
 
 def _plain(report: object) -> Any:
+    if isinstance(report, service.KpiReport):
+        # Its KPIs, not the facts they come from: live and stored facts may be split otherwise
+        # (a bucket's accounts in two parts) and give the same KPIs.
+        plain = {
+            field.name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            for field in dataclasses.fields(report)
+            if field.name not in {"total_facts", "group_facts"}
+            for value in [getattr(report, field.name)]
+        }
+        plain["total"] = dataclasses.asdict(report.total)
+        plain["groups"] = [dataclasses.asdict(group) for group in report.groups]
+        return plain
     return dataclasses.asdict(report)  # type: ignore[call-overload]
 
 

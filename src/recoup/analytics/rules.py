@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import chain
 from typing import Any, Literal, Protocol
 
 from recoup.portfolio.rules import BUCKETS, bucket_rank
@@ -312,11 +313,57 @@ class GroupFacts:
 
 
 def total_of(facts: Iterable[GroupFacts]) -> GroupFacts:
-    """Return the facts of all groups together."""
-    total = GroupFacts()
-    for item in facts:
-        total = total + item
-    return total
+    """Return the facts of all groups together (the groups added one to the next).
+
+    Each part is added up once over the groups: adding the groups one by one re-copied the
+    buckets, cells and pending promises gathered so far at every group (some thousand).
+    """
+    items = list(facts)
+    by_channel: dict[str, int] = {}
+    for item in items:
+        for channel, count in item.contacts.by_channel.items():
+            by_channel[channel] = by_channel.get(channel, 0) + count
+    contacts = [item.contacts for item in items]
+    return GroupFacts(
+        buckets=tuple(chain.from_iterable(item.buckets for item in items)),
+        transitions=tuple(chain.from_iterable(item.transitions for item in items)),
+        delinquent_at_start=_cohort_total([item.delinquent_at_start for item in items]),
+        placed=_cohort_total([item.placed for item in items]),
+        collected=Collected(
+            sum(item.collected.amount for item in items),
+            sum(item.collected.payments for item in items),
+            sum(item.collected.after_charge_off for item in items),
+        ),
+        cures=Average(
+            sum(item.cures.total for item in items), sum(item.cures.count for item in items)
+        ),
+        promises_due=PromiseOutcomes(
+            sum(item.promises_due.kept for item in items),
+            sum(item.promises_due.partially_kept for item in items),
+            sum(item.promises_due.broken for item in items),
+            sum(item.promises_due.awaiting for item in items),
+        ),
+        pending_promises=tuple(chain.from_iterable(item.pending_promises for item in items)),
+        plans_ended=PlanOutcomes(
+            sum(item.plans_ended.completed for item in items),
+            sum(item.plans_ended.broken for item in items),
+        ),
+        contacts=ContactCounts(
+            sum(counts.attempts for counts in contacts),
+            sum(counts.reached for counts in contacts),
+            sum(counts.right_party for counts in contacts),
+            sum(counts.promises for counts in contacts),
+            by_channel,
+        ),
+    )
+
+
+def _cohort_total(cohorts: Sequence[Cohort]) -> Cohort:
+    return Cohort(
+        sum(cohort.accounts for cohort in cohorts),
+        sum(cohort.balance for cohort in cohorts),
+        sum(cohort.collected for cohort in cohorts),
+    )
 
 
 # --- Stored facts: the finest groups of a day, re-added for any cut. ------------------------

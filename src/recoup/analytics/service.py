@@ -41,17 +41,37 @@ class KpiGroup:
 
 @dataclass(frozen=True, slots=True)
 class KpiReport:
-    """The KPIs of an institution's accounts as of a date, over a period, in total and by group."""
+    """The KPIs of an institution's accounts as of a date, over a period, in total and by group.
+
+    It holds the facts of the total and of every group; ``total`` and ``groups`` turn them into
+    KPIs (``rules.kpis_of``) when read. The API writes its answer from the facts directly, group
+    after group, without building KPI objects: a fine cut is some thousand groups.
+    """
 
     institution: str
     currency: str
     as_of: date
     period: rules.Period
     group_by: tuple[str, ...]
-    total: rules.Kpis
-    groups: list[KpiGroup]
+    total_facts: rules.GroupFacts
+    # Every group's cuts and facts, in the answer's order (none without cuts).
+    group_facts: list[tuple[dict[str, str | None], rules.GroupFacts]]
     kept_probability: rules.KeptProbability
     kept_history: rules.Period
+    pricing: rules.Pricing
+
+    @property
+    def total(self) -> rules.Kpis:
+        """The KPIs of all the groups together."""
+        return rules.kpis_of(self.total_facts, self.kept_probability, self.pricing)
+
+    @property
+    def groups(self) -> list[KpiGroup]:
+        """The KPIs of every group, in the answer's order."""
+        return [
+            KpiGroup(cuts=cuts, kpis=rules.kpis_of(facts, self.kept_probability, self.pricing))
+            for cuts, facts in self.group_facts
+        ]
 
 
 def kpi_report(
@@ -144,23 +164,21 @@ def kpi_report(
     pricing = rules.Pricing(
         costs=settings.analytics.contact_cost, minor_digits=minor_digits(institution.currency)
     )
-    groups = [
-        KpiGroup(
-            cuts=dict(zip(cuts, key, strict=True)),
-            kpis=rules.kpis_of(facts[key], probability, pricing),
-        )
-        for key in sorted(facts, key=_key_order)
-    ]
     return KpiReport(
         institution=institution.code,
         currency=institution.currency,
         as_of=as_of,
         period=period,
         group_by=cuts,
-        total=rules.kpis_of(rules.total_of(facts.values()), probability, pricing),
-        groups=groups if cuts else [],
+        total_facts=rules.total_of(facts.values()),
+        group_facts=[
+            (dict(zip(cuts, key, strict=True)), facts[key]) for key in sorted(facts, key=_key_order)
+        ]
+        if cuts
+        else [],
         kept_probability=probability,
         kept_history=history,
+        pricing=pricing,
     )
 
 
