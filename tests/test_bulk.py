@@ -310,3 +310,61 @@ class TestUpdateColumns:
         assert [tuple(row) for row in stored] == [
             (["CN-FREQ"] * (n % 2), later) for n in range(len(ids))
         ]
+
+
+class TestCodedColumns:
+    def test_coded_columns_store_what_the_rows_store(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        core = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+        # Every column coded: equal values that encode differently (True and 1, the same
+        # instant in two zones) stay apart or together exactly as a plain write keeps them.
+        columns = {name: bulk.coded(values) for name, values in _columns(rows).items()}
+        assert len(columns["inputs"].values) == 2
+        assert len(columns["actor"].values) == 2
+
+        written = bulk.insert_columns(session, DECISIONS, columns, size=len(rows))
+
+        assert written == len(rows)
+        driver = (
+            session.execute(
+                select(DECISIONS.c.id).where(DECISIONS.c.id.not_in(core)).order_by(DECISIONS.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        assert _stored(session, list(driver)) == _stored(session, list(core))
+        inputs = [row[COMPARED.index("inputs")] for row in _stored(session, list(driver))]
+        assert all(
+            type(each["automated"]) is type([True, 1][n % 2]) for n, each in enumerate(inputs)
+        )
+
+    def test_an_update_takes_coded_columns(self, session: Session) -> None:
+        institution = make_institution(session)
+        debtor = make_debtor(session, institution)
+        rows = _rows(institution.id, debtor.id)
+        ids = session.execute(insert(DECISIONS).returning(DECISIONS.c.id), rows).scalars().all()
+        later = datetime(2027, 3, 2, tzinfo=UTC)
+        blocked = ["CN-FREQ"]
+
+        written = bulk.update_columns(
+            session,
+            DECISIONS,
+            {
+                "id": list(ids),
+                "rule_ids": bulk.coded([blocked if n % 2 else [] for n in range(len(ids))]),
+                "next_allowed_at": bulk.coded([later] * len(ids)),
+            },
+            key="id",
+        )
+
+        assert written == len(ids)
+        stored = session.execute(
+            select(DECISIONS.c.rule_ids, DECISIONS.c.next_allowed_at)
+            .where(DECISIONS.c.id.in_(ids))
+            .order_by(DECISIONS.c.id)
+        ).all()
+        assert [tuple(row) for row in stored] == [
+            (["CN-FREQ"] * (n % 2), later) for n in range(len(ids))
+        ]

@@ -86,16 +86,22 @@ def _processed(values: Sequence[Any], processor: Callable[[Any], Any]) -> list[A
 
 
 def driver_columns(
-    connection: Connection, table: Table, columns: Mapping[str, Sequence[Any]]
+    connection: Connection, table: Table, columns: Mapping[str, Sequence[Any] | Coded]
 ) -> list[tuple[Any, ...]]:
     """Return rows as the driver takes them from equally long columns of values (name →
-    values), each distinct value of a column bind-processed once."""
+    values, or ``Coded``), each distinct value of a column bind-processed once."""
     names = list(columns)
     processed = []
     for name, processor in zip(names, _processors(connection, table, names), strict=True):
-        values = columns[name]
-        processed.append(values if processor is None else _processed(values, processor))
+        processed.append(_bound(columns[name], processor))
     return list(zip(*processed, strict=True))
+
+
+def _bound(column: Sequence[Any] | Coded, processor: Callable[[Any], Any] | None) -> Sequence[Any]:
+    if isinstance(column, Coded):
+        bound = [value if processor is None else processor(value) for value in column.values]
+        return [bound[code] for code in column.codes]
+    return column if processor is None else _processed(column, processor)
 
 
 def _marker(connection: Connection) -> str:
@@ -137,6 +143,36 @@ class Coded:
     codes: Iterable[int]
 
 
+def coded(values: Sequence[Any]) -> Coded:
+    """Return a column of few distinct values as ``Coded``, its values told apart as a write
+    tells them apart (``_processed``): worked out where the column is built (a worker
+    process), the writer binds each distinct value once and looks the rows' values up by
+    index, without hashing every row's value again."""
+    index: dict[Hashable, int] = {}
+    same: dict[int, int] = {}
+    distinct: list[Any] = []
+    codes: list[int] = []
+    for value in values:
+        kind = type(value)
+        if kind in _PLAIN:
+            key: Hashable = (kind, value)
+        else:
+            identity = id(value)
+            code = same.get(identity)
+            if code is not None:
+                codes.append(code)
+                continue
+            key = _key(value)
+        code = index.get(key)
+        if code is None:
+            code = index[key] = len(distinct)
+            distinct.append(value)
+        if kind not in _PLAIN:
+            same[identity] = code
+        codes.append(code)
+    return Coded(distinct, codes)
+
+
 def insert_columns(
     session: Session,
     table: Table,
@@ -164,8 +200,7 @@ def insert_columns(
             continue
         column = columns[name]
         if isinstance(column, Coded):
-            bound = [value if processor is None else processor(value) for value in column.values]
-            values.append([bound[code] for code in column.codes])
+            values.append(_bound(column, processor))
         elif processor is not None:
             values.append(_processed(list(column), processor))
         else:
@@ -241,12 +276,14 @@ def update_rows(
 
 
 def update_columns(
-    session: Session, table: Table, columns: Mapping[str, Sequence[Any]], *, key: str
+    session: Session, table: Table, columns: Mapping[str, Sequence[Any] | Coded], *, key: str
 ) -> int:
-    """Update rows by ``key`` given as columns (name → one value per row; ``key`` among them)
-    in one executemany: each row sets the other columns. A value shared by many rows (one
-    list object) is bind-processed once."""
-    count = len(columns[key])
+    """Update rows by ``key`` given as columns (name → one value per row, or ``Coded``; ``key``
+    among them, as values) in one executemany: each row sets the other columns. A value
+    shared by many rows (one list object) is bind-processed once."""
+    keys = columns[key]
+    assert not isinstance(keys, Coded), "the key column is given as values"
+    count = len(keys)
     if not count:
         return 0
     connection = _connection(session)

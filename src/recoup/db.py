@@ -201,3 +201,24 @@ def settled(session: Session, request: Request) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def worker_url(session: Session) -> str | None:
+    """Return the URL a forked worker process opens the session's database by, or None when it
+    cannot (an in-memory SQLite database, a server database other than the configured one) or
+    processes cannot be forked."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    from sqlalchemy.engine import make_url
+
+    url = session.get_bind().engine.url
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            return None
+    elif url != make_url(get_settings().database_url):
+        # An engine set up beyond its URL (e.g. a schema chosen on connect): the URL alone
+        # might open another database.
+        return None
+    return url.render_as_string(hide_password=False)

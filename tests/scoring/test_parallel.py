@@ -60,9 +60,9 @@ def test_workers_score_every_part_as_one_process_does(
     monkeypatch.setattr(service, "SCORING_PART_ACCOUNTS", 37)
 
     urls: list[str | None] = []
-    worker_url = service._worker_url
+    worker_url = service.worker_url
     monkeypatch.setattr(
-        service, "_worker_url", lambda session: urls.append(worker_url(session)) or urls[-1]
+        service, "worker_url", lambda session: urls.append(worker_url(session)) or urls[-1]
     )
 
     alone = _score(0)

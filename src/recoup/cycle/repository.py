@@ -223,11 +223,17 @@ def move_actions_by(
 
 
 def planned_actions(
-    session: Session, *, run_id: int, limit: int, debtors: tuple[int, int] | None = None
+    session: Session,
+    *,
+    run_id: int,
+    limit: int | None,
+    debtors: tuple[int, int] | None = None,
+    between: tuple[int, int] | None = None,
 ) -> Sequence[Any]:
     """Return up to ``limit`` of a run's actions waiting for the gate, in id order.
 
-    ``debtors=(index, count)``: only those of debtors whose id modulo ``count`` is ``index``.
+    ``debtors=(index, count)``: only those of debtors whose id modulo ``count`` is ``index``;
+    ``between=(first, last)``: only those with an id in that range.
     """
     query = select(
         CycleAction.id,
@@ -238,7 +244,38 @@ def planned_actions(
     ).where(CycleAction.run_id == run_id, CycleAction.status == "planned")
     if debtors is not None:
         query = query.where(CycleAction.debtor_id % debtors[1] == debtors[0])
+    if between is not None:
+        query = query.where(CycleAction.id.between(*between))
     return session.execute(query.order_by(CycleAction.id).limit(limit)).all()
+
+
+def planned_action_ids(session: Session, *, run_id: int) -> list[int]:
+    """Return the ids of a run's actions waiting for the gate, in order."""
+    return [
+        int(action_id)
+        for (action_id,) in bulk.fetch_rows(
+            session,
+            select(CycleAction.id)
+            .where(CycleAction.run_id == run_id, CycleAction.status == "planned")
+            .order_by(CycleAction.id),
+        )
+    ]
+
+
+def count_planned(session: Session, *, run_id: int, first: int, last: int) -> int:
+    """Count a run's actions waiting for the gate with an id from ``first`` to ``last``."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(CycleAction)
+            .where(
+                CycleAction.run_id == run_id,
+                CycleAction.status == "planned",
+                CycleAction.id.between(first, last),
+            )
+        )
+        or 0
+    )
 
 
 def shard_jobs(session: Session, *, name: str, keys: Sequence[str]) -> Sequence[Job]:
@@ -248,7 +285,7 @@ def shard_jobs(session: Session, *, name: str, keys: Sequence[str]) -> Sequence[
     ).all()
 
 
-def record_decisions(session: Session, columns: Mapping[str, Sequence[Any]]) -> None:
+def record_decisions(session: Session, columns: Mapping[str, Sequence[Any] | bulk.Coded]) -> None:
     """Write the gate's answers onto actions by id (one executemany), given as columns: the
     actions' ``id`` and their new ``status``, ``rule_ids``, ``decision_id``,
     ``next_allowed_at`` and ``planned_at`` (moved into the debtor's local day), one value

@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from datetime import date
 
 from sqlalchemy.engine import Engine
@@ -198,7 +198,15 @@ def _run(
                     skipped.append(stage.value)
                 continue
             if stage is Stage.GATE:
-                batches = _run_gate(institution_id, as_of, actor, units, plan, gate_batch)
+                batches = _run_gate(
+                    institution_id,
+                    as_of,
+                    actor,
+                    units,
+                    plan,
+                    gate_batch,
+                    workers if commits else 0,
+                )
             # Worker processes see only what is committed: not inside a caller's transaction.
             if _run_stage(
                 institution_id, as_of, actor, units, plan, stage, batches, workers if commits else 0
@@ -342,10 +350,19 @@ def _run_gate(
     units: Units,
     plan: FaultPlan,
     limit: int,
+    workers: int = 0,
 ) -> float:
-    """Decide the planned actions batch by batch; return the seconds the batches took."""
-    batch = 0
-    seconds = 0.0
+    """Decide the planned actions batch by batch; return the seconds the batches took.
+
+    With ``workers``, the batches are read and decided in worker processes while this one
+    writes them, each batch in its own unit of work as it comes (``_run_gate_in_workers``);
+    whatever they leave (none, normally) is decided here.
+    """
+    seconds, batch = (
+        _run_gate_in_workers(institution_id, as_of, actor, units, plan, limit, workers)
+        if workers
+        else (0.0, 0)
+    )
     while True:
         with units() as session:
             context = _context(session, institution_id, as_of, actor)
@@ -361,3 +378,53 @@ def _run_gate(
             return seconds
         batch += 1
         _die_if(plan, Stage.GATE, f"batch{batch}")
+
+
+def _run_gate_in_workers(
+    institution_id: int,
+    as_of: date,
+    actor: str,
+    units: Units,
+    plan: FaultPlan,
+    limit: int,
+    workers: int,
+) -> tuple[float, int]:
+    """Write the batches worker processes decide, each committing as it comes; return the
+    seconds spent (waiting included) and how many batches were written.
+
+    Stops early, leaving the rest to the caller's loop, when the stage is done or a batch's
+    actions were decided meanwhile by another run of the day.
+    """
+    started = time.perf_counter()
+    with units() as session:
+        context = _context(session, institution_id, as_of, actor)
+        if service.stage_done(session, run=context.run, stage=Stage.GATE):
+            return 0.0, 0
+        parts = service.gate_parts(session, context, limit=limit, workers=workers)
+        run_id = context.run.id
+    if parts is None:
+        return 0.0, 0
+    seconds = 0.0
+    batch = 0
+    with closing(
+        service.decided_batches(
+            parts, institution_id=institution_id, run_id=run_id, actor=actor, workers=workers
+        )
+    ) as decided_batches:
+        for answers in decided_batches:
+            with units() as session:
+                context = _context(session, institution_id, as_of, actor)
+                if service.stage_done(session, run=context.run, stage=Stage.GATE):
+                    return seconds, batch
+                with collector.paused():
+                    decided = service.store_decided(session, context, answers)
+                # The batch's time: since the last one was written (waiting for it included).
+                spent = time.perf_counter() - started
+                context.run.seconds = round(context.run.seconds + spent, 4)
+            seconds += spent
+            started = time.perf_counter()
+            if decided is None:
+                return seconds, batch
+            batch += 1
+            _die_if(plan, Stage.GATE, f"batch{batch}")
+    return seconds, batch

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.allocation import service as allocation_service
 from recoup.analytics.daily import service as analytics_service
 from recoup.cases import service as cases_service
@@ -40,10 +41,11 @@ from recoup.cycle.rules import (
     Stage,
     StageReport,
 )
+from recoup.db import worker_url
 from recoup.enums import ContactKind
 from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import settings_of
-from recoup.kit import clock, events, jobs
+from recoup.kit import clock, collector, events, jobs, processes
 from recoup.kit.clock import utcnow
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.pagination import Page, PageRequest
@@ -496,6 +498,37 @@ def gate_batch(
     )
     if not batch:
         return 0
+    return store_answers(
+        session,
+        decide_actions(session, institution=context.institution, actor=context.actor, batch=batch),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GateAnswers:
+    """A batch of planned actions the gate decided, not stored yet: the decisions' rows and
+    the actions' answers, as columns. Ids are taken as the batch is written, so a batch can be
+    decided in one process (a worker) and written in another."""
+
+    # The batch's first and last action id.
+    first: int
+    last: int
+    # ``compliance_decisions`` columns but the id and timestamps (``Prechecked.columns``).
+    decisions: dict[str, list[Any] | bulk.Coded]
+    # The actions' ids, and their ``status``, ``rule_ids``, ``next_allowed_at`` and
+    # ``planned_at`` (moved into the debtor's morning).
+    ids: list[int]
+    actions: dict[str, list[Any] | bulk.Coded]
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
+def decide_actions(
+    session: Session, *, institution: Institution, actor: str, batch: Sequence[Any]
+) -> GateAnswers:
+    """Decide a batch of planned actions (``repository.planned_actions`` rows), reading only."""
     # The few distinct channels and planned times of a batch, each looked up once.
     channels = {value: Channel(value) for value in {row[3] for row in batch}}
     message_channels = {value: outbox_rules.message_channel_of(value) for value in channels}
@@ -507,14 +540,14 @@ def gate_batch(
     # zone count now, so a message its point refuses is blocked here, not queued to fail.
     points = outbox_service.message_points(
         session,
-        institution_id=context.institution.id,
+        institution_id=institution.id,
         wanted=[
             (debtor_id, channel)
             for _action_id, debtor_id, _account_id, channel_value, _at in batch
             if (channel := message_channels[channel_value]) is not None
         ],
     )
-    region = gate_service.gate_for(session, institution=context.institution).pack.jurisdiction
+    region = gate_service.gate_for(session, institution=institution).pack.jurisdiction
     zones: dict[int, str | None] = {}
     contact_points: dict[int, int] = {}
     attempts = []
@@ -536,38 +569,153 @@ def gate_batch(
                 to_mobile=point is None or point.kind == ContactKind.mobile,
             )
         )
-    decided = gate_service.precheck_contacts(
+    checked = gate_service.decide_prechecks(
         session,
-        institution=context.institution,
+        institution=institution,
         attempts=attempts,
-        actor=context.actor,
+        actor=actor,
         contact_points=contact_points,
         # Planned for the morning: the debtor's morning, in every zone they may be in.
         local_times=[mornings[attempt.channel] for attempt in attempts],
     )
     allowed = ActionStatus.ALLOWED.value
     blocked = ActionStatus.BLOCKED.value
-    # One rule list per distinct set of reasons, shared by its actions (encoded once).
-    rule_lists: dict[tuple[Any, ...], list[str]] = {}
-    rule_ids: list[list[str]] = []
-    for answer in decided:
-        reasons = answer.decision.reasons
-        listed = rule_lists.get(reasons)
-        if listed is None:
-            listed = rule_lists[reasons] = list(answer.decision.rule_ids)
-        rule_ids.append(listed)
-    repository.record_decisions(
-        session,
-        {
-            "id": [row[0] for row in batch],
-            "status": [allowed if each.decision.allowed else blocked for each in decided],
-            "rule_ids": rule_ids,
-            "decision_id": [each.decision_id for each in decided],
-            "next_allowed_at": [each.decision.next_allowed_at for each in decided],
-            "planned_at": [each.at for each in decided],
+    return GateAnswers(
+        first=int(batch[0][0]),
+        last=int(batch[-1][0]),
+        decisions=checked.columns,
+        ids=[row[0] for row in batch],
+        actions={
+            "status": [allowed if each.allowed else blocked for each in checked.decisions],
+            # The decisions' own columns (``bulk.Coded``: each distinct value bound once).
+            "rule_ids": checked.columns["rule_ids"],
+            "next_allowed_at": checked.columns["next_allowed_at"],
+            "planned_at": checked.columns["planned_at"],
         },
     )
-    return len(batch)
+
+
+def store_answers(session: Session, answers: GateAnswers) -> int:
+    """Store a decided batch: its decisions (bulk) and each action's answer and decision id."""
+    ids = gate_service.store_prechecked(session, answers.decisions, now=utcnow())
+    repository.record_decisions(session, {"id": answers.ids, **answers.actions, "decision_id": ids})
+    return answers.size
+
+
+# Fewer planned actions than this are decided in the process even when workers are offered:
+# starting them would cost more than they save.
+GATE_PARALLEL_MIN_ACTIONS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class GateParts:
+    """The gate's remaining batches for worker processes: where they read, and each batch as
+    its (first, last) action id: the batches ``gate_batch`` would take one after another."""
+
+    url: str
+    bounds: list[tuple[int, int]]
+
+
+def gate_parts(
+    session: Session, context: Context, *, limit: int = GATE_BATCH, workers: int
+) -> GateParts | None:
+    """Return the remaining batches to decide in ``workers`` worker processes, or None when
+    this process decides them (no workers, too few actions, a single batch, a database a
+    worker cannot open).
+
+    Batches are cut exactly as ``gate_batch`` takes them (``limit`` planned actions in id
+    order), so a debtor's actions share a batch, and so count against each other, as they do
+    in one process.
+    """
+    if workers < 1:
+        return None
+    ids = repository.planned_action_ids(session, run_id=context.run.id)
+    if len(ids) < max(GATE_PARALLEL_MIN_ACTIONS, limit + 1):
+        return None
+    url = worker_url(session)
+    if url is None:
+        return None
+    bounds = [
+        (ids[start], ids[min(start + limit, len(ids)) - 1]) for start in range(0, len(ids), limit)
+    ]
+    return GateParts(url=url, bounds=bounds)
+
+
+def decided_batches(
+    parts: GateParts, *, institution_id: int, run_id: int, actor: str, workers: int
+) -> Generator[GateAnswers, None, None]:
+    """Yield the batches decided in worker processes, in order, a few batches ahead.
+
+    Each worker reads (its own connection) and decides whole batches; the caller writes each
+    batch as it comes (SQLite has one writer; it lets the workers read meanwhile, WAL). Nothing
+    a batch reads is written by the gate, so a batch decided while earlier ones are written is
+    decided as it would be after them. Close the generator to stop the workers.
+    """
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    # fork: the workers start with the libraries already imported.
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_gate_worker,
+        initargs=(parts.url,),
+    )
+    try:
+        pending: deque[Future[GateAnswers]] = deque()
+        queued = iter(parts.bounds)
+        # At most two batches per worker ahead of the writes: memory stays bounded.
+        for first, last in queued:
+            pending.append(
+                pool.submit(_decide_in_worker, institution_id, run_id, actor, first, last)
+            )
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            answers = pending.popleft().result()
+            for first, last in queued:
+                pending.append(
+                    pool.submit(_decide_in_worker, institution_id, run_id, actor, first, last)
+                )
+                break
+            yield answers
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def store_decided(session: Session, context: Context, answers: GateAnswers) -> int | None:
+    """Store a batch a worker decided; None (nothing written) when its actions are no longer
+    all waiting for the gate (another run of the day decided some meanwhile)."""
+    waiting = repository.count_planned(
+        session, run_id=context.run.id, first=answers.first, last=answers.last
+    )
+    if waiting != answers.size:
+        return None
+    return store_answers(session, answers)
+
+
+# A gate worker's state, set once as the process starts (``_start_gate_worker``).
+_GATE_WORKER: dict[str, Any] = {}
+
+
+def _start_gate_worker(url: str) -> None:
+    from recoup.db import make_engine, session_factory
+
+    processes.exit_with_parent("recoup-gate-parent-watch")
+    # A fresh engine: connections inherited from the parent are never used here.
+    _GATE_WORKER.update(sessions=session_factory(make_engine(url, pool_size=1), write=False))
+
+
+def _decide_in_worker(
+    institution_id: int, run_id: int, actor: str, first: int, last: int
+) -> GateAnswers:
+    with _GATE_WORKER["sessions"]() as session, collector.paused():
+        institution = institutions_repository.require_by_id(session, institution_id)
+        batch = repository.planned_actions(
+            session, run_id=run_id, limit=None, between=(first, last)
+        )
+        return decide_actions(session, institution=institution, actor=actor, batch=batch)
 
 
 def gate_counts(session: Session, context: Context) -> dict[str, Any]:

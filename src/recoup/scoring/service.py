@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from recoup import bulk
 from recoup.audit import service as audit
+from recoup.db import worker_url
 from recoup.identity import repository as identity_repository
 from recoup.identity.principal import Principal, principal_for_user
 from recoup.identity.scoping import get_scoped
@@ -548,7 +549,7 @@ def _computed_parts(
     time in this process.
     """
     ids = repository.delinquent_account_ids(session, institution_id=institution_id)
-    url = _worker_url(session) if workers > 0 and len(ids) >= PARALLEL_MIN_ACCOUNTS else None
+    url = worker_url(session) if workers > 0 and len(ids) >= PARALLEL_MIN_ACCOUNTS else None
     size = SCORING_PART_ACCOUNTS
     if url is not None:
         # Enough parts to keep every worker busy, never larger than a part.
@@ -595,29 +596,6 @@ def _computed_parts(
             yield part
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _worker_url(session: Session) -> str | None:
-    """Return the URL a worker process opens the session's database by, or None when it
-    cannot (an in-memory SQLite database, a server database other than the configured one)
-    or processes cannot be forked."""
-    import multiprocessing
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    from sqlalchemy.engine import make_url
-
-    from recoup.config import get_settings
-
-    url = session.get_bind().engine.url
-    if url.get_backend_name() == "sqlite":
-        if url.database in (None, "", ":memory:"):
-            return None
-    elif url != make_url(get_settings().database_url):
-        # An engine set up beyond its URL (e.g. a schema chosen on connect): the URL alone
-        # might open another database.
-        return None
-    return url.render_as_string(hide_password=False)
 
 
 # A scoring worker's state, set once as the process starts (``_start_worker``).

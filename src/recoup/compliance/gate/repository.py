@@ -161,27 +161,32 @@ def debtor_external_ids(
     return {int(row[0]): str(row[1]) for row in rows}
 
 
-def add_decisions(session: Session, columns: Mapping[str, Sequence[Any]]) -> list[int]:
-    """Insert many decisions, given as columns (name → one value per decision), in one
-    statement per batch; return their ids in the rows' order.
+def add_decisions(
+    session: Session, columns: Mapping[str, Sequence[Any] | bulk.Coded], *, size: int
+) -> list[int]:
+    """Insert ``size`` decisions, given as columns (name → one value per decision, or
+    ``bulk.Coded``), in one statement per batch; return their ids in the rows' order.
 
     On SQLite and PostgreSQL the ids are taken up front (SQLite: after the highest;
     PostgreSQL: from the id sequence) and inserted with the rows in one driver executemany (an
     insert returning its ids in order goes one row at a time on SQLite and binds every value
     row by row through SQLAlchemy); elsewhere the insert returns them.
     """
-    count = len(next(iter(columns.values()), ()))
-    if not count:
+    if not size:
         return []
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         take = bulk.next_ids if dialect == "sqlite" else bulk.sequence_ids
-        ids = take(session, _DECISIONS, count)
-        bulk.insert_columns(session, _DECISIONS, {"id": ids, **columns}, size=count)
+        ids = take(session, _DECISIONS, size)
+        bulk.insert_columns(session, _DECISIONS, {"id": ids, **columns}, size=size)
         return ids
     names = list(columns)
+    plain = [
+        [column.values[code] for code in column.codes] if isinstance(column, bulk.Coded) else column
+        for column in columns.values()
+    ]
     result = session.execute(
         insert(_DECISIONS).returning(_DECISIONS.c.id, sort_by_parameter_order=True),
-        [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)],
+        [dict(zip(names, values, strict=True)) for values in zip(*plain, strict=True)],
     )
     return [int(decision_id) for decision_id in result.scalars()]

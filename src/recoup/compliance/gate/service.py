@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recoup import bulk
 from recoup.compliance.certifications import service as certifications_service
 from recoup.compliance.facts import service as facts_service
 from recoup.compliance.facts.zones import (
@@ -785,6 +786,17 @@ def _past_contacts(rows: Sequence[Any], debtors: set[int]) -> dict[str, ContactH
     return {str(d): ContactHistory(attempts=tuple(each)) for d, each in grouped.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class Prechecked:
+    """A batch the gate decided and has not stored yet: the attempts as decided (moved into the
+    debtors' mornings), their decisions, and the decisions' rows as columns (every column but
+    the id and the timestamps, which are set as the rows are written)."""
+
+    attempts: Sequence[PlannedContact]
+    decisions: list[Decision]
+    columns: dict[str, list[Any] | bulk.Coded]
+
+
 def precheck_contacts(
     session: Session,
     *,
@@ -805,8 +817,51 @@ def precheck_contacts(
     each attempt is first moved to when it is at least that local time in every zone the
     debtor may be in (``rules.in_local_day``): a plan for "the morning" is the debtor's morning.
     """
-    if not attempts:
+    checked = decide_prechecks(
+        session,
+        institution=institution,
+        attempts=attempts,
+        actor=actor,
+        contact_points=contact_points,
+        local_times=local_times,
+    )
+    ids = store_prechecked(session, checked.columns, now=utcnow())
+    return [
+        BatchDecision(decision=decision, decision_id=decision_id, at=attempt.at)
+        for attempt, decision, decision_id in zip(
+            checked.attempts, checked.decisions, ids, strict=True
+        )
+    ]
+
+
+def store_prechecked(
+    session: Session, columns: Mapping[str, Sequence[Any] | bulk.Coded], *, now: datetime
+) -> list[int]:
+    """Store decided pre-checks (``Prechecked.columns``) in one bulk insert; return their ids
+    in the rows' order."""
+    debtors = columns.get("debtor_id", ())
+    count = len(debtors) if not isinstance(debtors, bulk.Coded) else 0
+    if not count:
         return []
+    stamp = bulk.Coded([now], [0] * count)
+    return repository.add_decisions(
+        session, {**columns, "created_at": stamp, "updated_at": stamp}, size=count
+    )
+
+
+def decide_prechecks(
+    session: Session,
+    *,
+    institution: Institution,
+    attempts: Sequence[PlannedContact],
+    actor: str,
+    contact_points: Mapping[int, int] | None = None,
+    local_times: Sequence[time | None] | None = None,
+) -> Prechecked:
+    """Decide many planned contacts at once, reading only (``precheck_contacts`` without the
+    write): what a worker process computes while another one writes."""
+    if not attempts:
+        return Prechecked(attempts=(), decisions=[], columns={})
     gate = gate_for(session, institution=institution)
     debtor_ids = {int(attempt.debtor_id) for attempt in attempts}
     account_of = {int(a.debtor_id): int(a.account_id) if a.account_id else None for a in attempts}
@@ -838,7 +893,6 @@ def precheck_contacts(
         debtor_ids,
     )
     decisions = decide_batch(attempts, facts=facts, histories=histories, gate=gate)
-    now = utcnow()
     count = len(attempts)
     points = contact_points or {}
     debtors = [int(attempt.debtor_id) for attempt in attempts]
@@ -863,7 +917,9 @@ def precheck_contacts(
         if zones is None:
             zones = zone_lists[decision.timezones] = list(decision.timezones)
         timezones.append(zones)
-    columns: dict[str, Sequence[Any]] = {
+    # The columns of few distinct values go as ``bulk.Coded``, worked out here (a worker
+    # process, in the daily cycle) rather than row by row by the writer.
+    columns: dict[str, list[Any] | bulk.Coded] = {
         "institution_id": [institution.id] * count,
         "debtor_id": debtors,
         "contact_point_id": [points.get(debtor_id) for debtor_id in debtors],
@@ -872,30 +928,26 @@ def precheck_contacts(
         ],
         "channel": [attempt.channel.value for attempt in attempts],
         "party": [attempt.party.value for attempt in attempts],
-        "planned_at": [attempt.at for attempt in attempts],
-        "allowed": [decision.allowed for decision in decisions],
-        "rule_ids": rule_ids,
-        "reasons": reasons,
-        "next_allowed_at": [decision.next_allowed_at for decision in decisions],
-        "timezones": timezones,
-        "inputs": [
-            inputs.get((type(automated), automated))
-            or inputs.setdefault(
-                (type(automated), automated),
-                {"batch": True, "automated": automated, "reserve": False},
-            )
-            for automated in (attempt.automated for attempt in attempts)
-        ],
+        "planned_at": bulk.coded([attempt.at for attempt in attempts]),
+        "allowed": bulk.coded([decision.allowed for decision in decisions]),
+        "rule_ids": bulk.coded(rule_ids),
+        "reasons": bulk.coded(reasons),
+        "next_allowed_at": bulk.coded([decision.next_allowed_at for decision in decisions]),
+        "timezones": bulk.coded(timezones),
+        "inputs": bulk.coded(
+            [
+                inputs.get((type(automated), automated))
+                or inputs.setdefault(
+                    (type(automated), automated),
+                    {"batch": True, "automated": automated, "reserve": False},
+                )
+                for automated in (attempt.automated for attempt in attempts)
+            ]
+        ),
         "pack_code": [decision.pack_code for decision in decisions],
         "pack_version": [decision.pack_version for decision in decisions],
         "policy_name": [decision.policy_name for decision in decisions],
         "policy_version": [decision.policy_version for decision in decisions],
         "actor": [actor] * count,
-        "created_at": [now] * count,
-        "updated_at": [now] * count,
     }
-    ids = repository.add_decisions(session, columns)
-    return [
-        BatchDecision(decision=decision, decision_id=decision_id, at=attempt.at)
-        for attempt, decision, decision_id in zip(attempts, decisions, ids, strict=True)
-    ]
+    return Prechecked(attempts=attempts, decisions=decisions, columns=columns)
