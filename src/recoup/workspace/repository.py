@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, exists, func, select, update
+from sqlalchemy import Select, Table, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from recoup import bulk
@@ -16,6 +16,7 @@ from recoup.identity.scoping import scoped
 from recoup.kit import clock
 from recoup.kit.pagination import Page, PageRequest
 from recoup.models.account import Account, Payment
+from recoup.models.base import UTCDateTime
 from recoup.models.cases import Case, CaseAccount, CaseEvent, Queue
 from recoup.models.contact import ContactAttempt
 from recoup.models.debtor import ContactPoint, Debtor
@@ -365,9 +366,12 @@ def add_tasks_from(
     """Insert a task for each (case, kind, due) row of ``source`` its case does not hold yet,
     in one bulk write; return how many.
 
-    The rows to add are read first and written after: one INSERT … SELECT that checks the
-    table it fills lets PostgreSQL, when ``case_tasks`` is (nearly) empty at planning time,
-    re-read the growing table once per row, quadratic in the day's tasks.
+    On SQLite, one INSERT … SELECT (its plan looks each row up by the case index, however
+    few tasks the table held when planned): the source's due times are copied as stored, so
+    ``source`` names a stored timestamp column. Elsewhere the rows to add are read first and
+    written after: one INSERT … SELECT that checks the table it fills lets PostgreSQL, when
+    ``case_tasks`` is (nearly) empty at planning time, re-read the growing table once per row,
+    quadratic in the day's tasks.
     """
     planned = source.subquery()
     held = exists(
@@ -377,6 +381,32 @@ def add_tasks_from(
             CaseTask.due_at == planned.c.due_at,
         )
     )
+    if session.get_bind().dialect.name == "sqlite":
+        stamp = literal(now, UTCDateTime())
+        result = session.execute(
+            insert(CaseTask).from_select(
+                [
+                    "case_id",
+                    "kind",
+                    "due_at",
+                    "institution_id",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                ],
+                select(
+                    planned.c.case_id,
+                    planned.c.kind,
+                    planned.c.due_at,
+                    literal(institution_id),
+                    literal(actor[:128]),
+                    stamp,
+                    stamp,
+                ).where(~held),
+                include_defaults=False,
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
     rows = session.execute(
         select(planned.c.case_id, planned.c.kind, planned.c.due_at).where(~held)
     ).all()
