@@ -370,3 +370,78 @@ class TestKpisOf:
         assert parts[1].cure_rate_by_count == Rate(0, 1)
         assert parts[1].promise_kept_rate.value is None
         assert parts[1].promise_rate.value is None  # no right-party contact
+
+
+class TestCountAccount:
+    """One account's facts counted over its own events and payments, as the statements do."""
+
+    # Days of March as moments (any ordered values will do: the database's own).
+    EVENTS = (
+        rules.AccountEvent(1, 1, "M1", "delinquent", 10_000, 10),  # the state at the start
+        rules.AccountEvent(5, 2, "M0", "current", 9_000, 0),  # a cure: 10 + 4 days
+        rules.AccountEvent(5, 3, "M1", "delinquent", 9_000, 1),  # late again, the same moment
+        rules.AccountEvent(20, 4, "M2", "delinquent", 9_500, 35),
+    )
+    PAYMENTS = (
+        rules.AccountPayment(4, 1_000, False, None),
+        rules.AccountPayment(6, 700, True, 25),  # reversed on the 25th
+        rules.AccountPayment(30, 300, False, None),  # after the period
+    )
+
+    @staticmethod
+    def _facts(
+        end: int, *, reversed_before: int | None = None, sign: int = 1
+    ) -> dict[tuple[str | None, ...], GroupFacts]:
+        tally = rules.FactsTally()
+        rules.count_account(
+            tally,
+            rules.AccountGroup(("consumer_loan", ""), 1),
+            TestCountAccount.EVENTS,
+            TestCountAccount.PAYMENTS,
+            rules.CountedSpan(
+                start=2,
+                end=end,
+                buckets_at=end,
+                reversed_before=reversed_before,
+                facts=frozenset(
+                    {
+                        "buckets",
+                        "transitions",
+                        "delinquent_at_start",
+                        "placed",
+                        "collected",
+                        "cures",
+                    }
+                ),
+            ),
+            sign=sign,
+            whole_days=lambda start, end: end - start,
+        )
+        return tally.facts()
+
+    def test_the_facts_of_a_period(self) -> None:
+        facts = self._facts(21)
+        m1, m2 = facts[("consumer_loan", "M1")], facts[("consumer_loan", "M2")]
+        assert m1.delinquent_at_start == Cohort(1, 10_000, 1_000)
+        assert m1.transitions == (Cell("M1", "M2", 1, 10_000),)
+        assert m1.collected == Collected(1_000, 1, 0)
+        assert m1.cures == Average(14, 1)
+        assert m1.placed == Cohort()  # delinquent at the start: not placed
+        assert m2.buckets == (BucketCount("M2", 1, 9_500),)
+
+    def test_a_payment_reversed_after_the_moment_still_counts(self) -> None:
+        assert self._facts(21)[("consumer_loan", "M1")].collected == Collected(1_000, 1, 0)
+        counted = self._facts(21, reversed_before=25)[("consumer_loan", "M1")]
+        assert counted.collected == Collected(1_700, 2, 700)
+        assert counted.delinquent_at_start == Cohort(1, 10_000, 1_700)
+
+    def test_taken_out_cancels_added(self) -> None:
+        added = self._facts(21)
+        taken_out = self._facts(21, sign=-1)
+        for key, item in added.items():
+            assert rules.settled(item + taken_out[key]) is None
+
+    def test_the_exit_states_are_the_portfolio_s(self) -> None:
+        from recoup.portfolio.repository import EXIT_STATUSES
+
+        assert {str(status) for status in EXIT_STATUSES} == rules.EXIT_STATES

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from recoup.analytics import rules, service
 from recoup.identity.scoping import institution_scope
 from recoup.institutions.settings import settings_of
-from recoup.models import Institution
+from recoup.models import DelinquencyEvent, Institution
 from recoup.models.analytics import KpiSnapshot
 from recoup.models.workbench import PromiseStatus
+from recoup.portfolio.rules import bucket_for
 from tests.analytics.conftest import March
 from tests.analytics.helpers import Outcome, account, attempt, noon, pay, promise, score, state
 from tests.factories import give_to_agent, make_institution, make_model_version
@@ -276,6 +277,98 @@ class TestTheMonthFromASnapshot:
         daily.refresh_aggregates(session, institution=institution, as_of=date(2026, 3, 21), now=now)
         session.refresh(stored)
         assert stored.computed_at == computed  # the hourly refresh leaves the day alone
+
+
+class TestTouchedAccountsCountedAgain:
+    """The accounts touched between the snapshot and the period asked, read once and counted
+    as stored and as asked, read as live: several events in the days between (two at the same
+    moment, a cure, a charge-off, one superseded), events and payments exactly at a day's
+    start, a payment reversed, a segment moved, and an account in another currency."""
+
+    def test_busy_accounts_read_as_live_on_every_period(self, session: Session) -> None:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        model = make_model_version(session, institution.id, version="recount-test")
+        busy = account(session, institution, product="credit_card")
+        for day, days_past_due, balance, status in (
+            (date(2026, 2, 10), 10, 9_000, None),
+            (date(2026, 2, 25), 40, 9_500, None),
+            (date(2026, 3, 3), 0, 9_000, None),  # a cure, then late again the same moment
+            (date(2026, 3, 3), 10, 9_000, None),
+            (date(2026, 3, 5), 40, 9_200, None),
+            (date(2026, 3, 22), 0, 8_000, None),  # cured after the snapshot's day
+            (date(2026, 3, 24), 75, 8_100, None),
+            (date(2026, 3, 27), 200, 8_100, "charged_off"),
+        ):
+            state(session, busy, day, days_past_due=days_past_due, balance=balance, status=status)
+        state(session, busy, date(2026, 3, 23), days_past_due=90, balance=1, superseded=True)
+        pay(session, busy, 500, date(2026, 2, 27))
+        pay(session, busy, 700, date(2026, 3, 4))
+        pay(session, busy, 900, date(2026, 3, 23)).reversed_at = noon(date(2026, 3, 26))
+        pay(session, busy, 1_100, date(2026, 3, 28), status_before="charged_off")
+        # Placed on the first moment of 1 March (Shanghai) and of 21 March, the day after the
+        # snapshot's; cured 9.99999 days after its last late state (SQLite counts whole
+        # seconds, PostgreSQL the exact span: each as its live count does).
+        edges = account(session, institution, province="浙江省", city="杭州市")
+        for moment, days_past_due, balance in (
+            (datetime(2026, 2, 28, 16, tzinfo=UTC), 5, 4_000),
+            (datetime(2026, 3, 2, 10, 0, 0, 700_000, tzinfo=UTC), 35, 4_100),
+            (datetime(2026, 3, 12, 10, 0, 0, 300_000, tzinfo=UTC), 0, 4_100),
+            (datetime(2026, 3, 20, 16, tzinfo=UTC), 8, 3_000),
+        ):
+            session.add(
+                DelinquencyEvent(
+                    institution_id=institution.id,
+                    account_id=edges.id,
+                    effective_at=moment,
+                    recorded_at=moment,
+                    days_past_due=days_past_due,
+                    bucket=bucket_for(days_past_due),
+                    status="current" if days_past_due == 0 else "delinquent",
+                    balance=balance,
+                    cause="import",
+                )
+            )
+        pay(session, edges, 300, date(2026, 3, 1)).paid_at = datetime(2026, 2, 28, 16, tzinfo=UTC)
+        pay(session, edges, 400, date(2026, 3, 21)).paid_at = datetime(2026, 3, 20, 16, tzinfo=UTC)
+        # Moved to another segment after the snapshot's day, with a state and calls.
+        mover = account(session, institution, province=None, city=None)
+        state(session, mover, date(2026, 2, 1), days_past_due=0, balance=6_000)
+        state(session, mover, date(2026, 3, 23), days_past_due=20, balance=6_000)
+        score(session, mover, model, date(2026, 3, 15), "early")
+        score(session, mover, model, date(2026, 3, 25), "late")
+        attempt(session, mover, "call", "right_party", date(2026, 3, 10))
+        attempt(session, mover, "sms", "message_delivered", date(2026, 3, 26))
+        # Another currency: touched, but no KPI counts it.
+        foreign = account(session, institution, currency="USD")
+        state(session, foreign, date(2026, 3, 6), days_past_due=40, balance=5_000)
+        pay(session, foreign, 800, date(2026, 3, 22))
+        quiet = account(session, institution)
+        state(session, quiet, date(2026, 1, 20), days_past_due=45, balance=12_000)
+        session.flush()
+
+        asked = [
+            (as_of, group_by, start, end)
+            for as_of, start, end in (
+                (date(2026, 3, 31), date(2026, 3, 1), None),
+                (date(2026, 3, 31), date(2026, 2, 20), None),  # nine days earlier
+                (date(2026, 3, 31), date(2026, 3, 4), None),  # later, past the same-moment pair
+                (date(2026, 3, 31), date(2026, 3, 1), date(2026, 3, 24)),
+                (date(2026, 3, 21), date(2026, 3, 1), None),
+                (date(2026, 3, 31), date(2026, 3, 13), date(2026, 3, 19)),
+            )
+            for group_by in SOME_GROUP_BYS
+        ]
+        live = {key: _kpis(session, institution, *key) for key in asked}
+        regions = _regions(session, institution, date(2026, 3, 31), "city")
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        for key in asked:
+            as_of, _group_by, start, end = key
+            assert _served_from_snapshot(session, institution, as_of, start, end), key
+            assert _kpis(session, institution, *key) == live[key], key
+        assert _regions(session, institution, date(2026, 3, 31), "city") == regions
+        total = live[(date(2026, 3, 31), (), date(2026, 3, 1), None)]["total"]
+        assert total["collected"]["amount"] == 300 + 700 + 400 + 1_100
+        assert total["average_days_to_cure"]["count"] == 3
 
 
 # --- Random histories. -------------------------------------------------------------------------

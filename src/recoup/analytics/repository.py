@@ -10,10 +10,11 @@ the tuple of the cut values in the order asked (``None`` where unknown).
 
 from __future__ import annotations
 
+import calendar
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    type_coerce,
     union,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -48,6 +50,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from recoup.analytics.rules import (
     DECIDED,
     KEPT,
+    AccountEvent,
+    AccountPayment,
     BucketCount,
     Cell,
     Cohort,
@@ -71,6 +75,7 @@ from recoup.identity.principal import Principal
 from recoup.identity.scoping import scoped
 from recoup.models.account import Account, DelinquencyEvent, Payment
 from recoup.models.analytics import DailyFact, KpiSnapshot
+from recoup.models.base import UTCDateTime
 from recoup.models.cases import Case, CaseAccount
 from recoup.models.compliance import ComplianceViolation, ContactDecision
 from recoup.models.contact import ContactAttempt
@@ -412,6 +417,141 @@ def listed(account_ids: Sequence[int], *, dialect: str) -> AccountList:
     return bindparam("listed_accounts", ids, expanding=True, literal_execute=True)
 
 
+def account_cuts(session: Session, people: Population) -> dict[int, tuple[str | None, ...]]:
+    """Return the cut values of ``people``'s accounts but bucket and channel, by account id.
+
+    In the order of ``Population.static_columns``; an account outside the population (another
+    currency, not the caller's) is not listed.
+    """
+    rows = session.connection().execute(
+        people.narrow(select(Account.id, *people.static_columns()).select_from(Account))
+    )
+    return {
+        account_id: tuple(None if value is None else str(value) for value in values)
+        for account_id, *values in rows
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountHistories:
+    """Some accounts' cut values (``account_cuts``), live events and payments, by account id."""
+
+    cuts: dict[int, tuple[str | None, ...]]
+    events: dict[int, list[AccountEvent]]
+    payments: dict[int, list[AccountPayment]]
+
+
+def account_histories(
+    session: Session, people: Population, *, since: datetime, until: datetime, paid: bool
+) -> AccountHistories:
+    """Read what counting ``people``'s accounts (a list of them) again needs, by account.
+
+    Their cut values and live events from their state at ``since`` (the last event before it)
+    to ``until``, in order (moment, then id), and, with ``paid``, their payments from ``since``
+    until ``until`` (reversed or not): three statements, each reading an account by id or
+    through the (account, effective) or account index once. Moments are as the database
+    compares them (``compared_moment``).
+    """
+    if people.accounts is None:
+        raise ValueError("account histories are read for a list of accounts")
+    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+
+    def event_columns(event: Any) -> tuple[Any, ...]:
+        return (
+            _compared(event.effective_at, dialect),
+            event.id,
+            event.bucket,
+            event.status,
+            event.balance,
+            event.days_past_due,
+        )
+
+    state = _state()
+    width = len(event_columns(state))
+    cuts: dict[int, tuple[str | None, ...]] = {}
+    events: dict[int, list[AccountEvent]] = {}
+    for account_id, *values in connection.execute(
+        people.narrow(
+            select(Account.id, *event_columns(state), *people.static_columns())
+            .select_from(Account)
+            .outerjoin(state, state.id == state_id_at(since))
+        )
+    ):
+        cuts[account_id] = tuple(None if value is None else str(value) for value in values[width:])
+        if values[1] is not None:
+            events[account_id] = [AccountEvent(*values[:width])]
+    event = DelinquencyEvent
+    for account_id, *values in connection.execute(
+        select(event.account_id, *event_columns(event)).where(
+            event.account_id.in_(people.accounts),
+            event.superseded.is_(False),
+            event.effective_at >= since,
+            event.effective_at < until,
+        )
+    ):
+        if account_id in cuts:
+            events.setdefault(account_id, []).append(AccountEvent(*values))
+    for listed_events in events.values():
+        if len(listed_events) > 1:
+            listed_events.sort()
+    payments: dict[int, list[AccountPayment]] = {}
+    if paid:
+        for account_id, *values in connection.execute(
+            select(
+                Payment.account_id,
+                _compared(Payment.paid_at, dialect),
+                Payment.amount,
+                Payment.status_before == AccountStatus.charged_off,
+                _compared(Payment.reversed_at, dialect),
+            ).where(
+                Payment.account_id.in_(people.accounts),
+                Payment.paid_at >= since,
+                Payment.paid_at < until,
+            )
+        ):
+            payments.setdefault(account_id, []).append(AccountPayment(*values))
+    return AccountHistories(cuts, events, payments)
+
+
+def _compared(column: Any, dialect: str) -> Any:
+    """A moment column read as the database compares it (SQLite: its stored text)."""
+    return type_coerce(column, String()) if dialect == "sqlite" else column
+
+
+def compared_moment(session: Session) -> Callable[[datetime], Any]:
+    """Return a function giving a moment as the database compares it (``rules.Moment``).
+
+    SQLite compares the stored text, so a moment becomes the text a statement binds; elsewhere
+    it stays a ``datetime``.
+    """
+    dialect = session.get_bind().dialect
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    if dialect.name != "sqlite" or process is None:
+        return lambda moment: moment.astimezone(UTC)
+    return process
+
+
+def whole_days_between(session: Session) -> Callable[[Any, Any], int]:
+    """Return ``WholeDaysBetween`` in Python, over moments as the database compares them."""
+    if session.get_bind().dialect.name == "sqlite":
+        return _whole_days_of_text
+    return _whole_days_of_datetimes
+
+
+def _whole_days_of_text(start: str, end: str) -> int:
+    # As SQLite's: each moment's whole seconds (its fraction dropped), then integer division.
+    seconds = [
+        calendar.timegm(datetime.fromisoformat(moment).timetuple()) for moment in (start, end)
+    ]
+    elapsed = seconds[1] - seconds[0]
+    return elapsed // 86400 if elapsed >= 0 else -(-elapsed // 86400)
+
+
+def _whole_days_of_datetimes(start: datetime, end: datetime) -> int:
+    return (end - start) // timedelta(days=1)
+
+
 def _state() -> Any:
     return aliased(DelinquencyEvent, name="state")
 
@@ -486,10 +626,8 @@ def delinquent_at_start(
     *,
     start: datetime,
     end: datetime,
-    paid_from: datetime | None = None,
 ) -> dict[GroupKey, Cohort]:
-    """Count accounts delinquent at ``start``, their balance, and what they paid until ``end``
-    (from ``paid_from``, by default ``start``)."""
+    """Count accounts delinquent at ``start``, their balance, and what they paid until ``end``."""
     state = _state()
     group = people.group(state.bucket)
     rows = session.execute(
@@ -498,7 +636,7 @@ def delinquent_at_start(
                 *group,
                 func.count(),
                 func.sum(state.balance),
-                func.sum(_paid(paid_from or start, end, people.not_reversed())),
+                func.sum(_paid(start, end, people.not_reversed())),
             )
             .select_from(Account)
             .join(state, state.id == state_id_at(start))
@@ -570,10 +708,8 @@ def collected(
     *,
     start: datetime,
     end: datetime,
-    bucket_at: datetime | None = None,
 ) -> dict[GroupKey, Collected]:
-    """Sum the payments made between the moments; the bucket cut is the bucket at ``start``
-    (or at ``bucket_at``: a period's start, when counting only some of its days)."""
+    """Sum the payments made between the moments; the bucket cut is the bucket at ``start``."""
     state = _state()
     group = people.group(state.bucket)
     after_charge_off = case(
@@ -584,7 +720,7 @@ def collected(
             select(*group, func.sum(Payment.amount), func.count(), func.sum(after_charge_off))
             .select_from(Account)
             .join(Payment, Payment.account_id == Account.id)
-            .outerjoin(state, state.id == state_id_at(bucket_at or start))
+            .outerjoin(state, state.id == state_id_at(start))
             .where(Payment.paid_at >= start, Payment.paid_at < end, people.not_reversed())
             .group_by(*group)
         )

@@ -9,12 +9,12 @@ institution's currency. The repository counts *facts* per group of accounts in S
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from itertools import chain
-from typing import Any, Literal, Protocol
+from itertools import chain, pairwise
+from typing import Any, Literal, NamedTuple, Protocol
 
 from recoup.portfolio.rules import BUCKETS, bucket_rank
 
@@ -608,6 +608,214 @@ def _list(value: object) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"stored KPI facts hold {value!r} where a list belongs")
     return value
+
+
+# --- One account's facts, counted over its own rows. -----------------------------------------
+#
+# A period served from a snapshot counts the accounts touched since twice: as the snapshot
+# counted them (taken out) and as asked (added). Counted in SQL, each fact and each of the two
+# walks every account's events and payments by index again; read once per account (its live
+# events from the state before the earliest moment needed, its payments in the span) they are
+# counted here, as the statements of ``repository`` count them, for both.
+
+# A moment as the database orders it (its stored text on SQLite, a ``datetime`` elsewhere):
+# comparing moments here compares them as the statements do.
+Moment = Any
+# States an account leaves the portfolio in (``portfolio.repository.EXIT_STATUSES``).
+EXIT_STATES = LEFT_STATES | {CHARGED_OFF}
+
+
+class AccountEvent(NamedTuple):
+    """A live delinquency event of one account (its state from ``moment`` on).
+
+    A tuple (tens of thousands are read per request): events sort by moment, then id.
+    """
+
+    moment: Moment
+    id: int
+    bucket: str
+    status: str
+    balance: int
+    days_past_due: int
+
+
+class AccountPayment(NamedTuple):
+    """A payment of one account; ``after_charge_off`` when the account was charged off then."""
+
+    moment: Moment
+    amount: int
+    after_charge_off: bool | None  # unknown (no status before): not
+    reversed_at: Moment | None
+
+
+@dataclass(frozen=True, slots=True)
+class CountedSpan:
+    """The moments one count of accounts is made over, as ``service.account_facts`` makes it.
+
+    ``start`` and ``end`` bound the period (the roll-rate cells run from the state at ``start``
+    to the state at ``end``), ``buckets_at`` is the portfolio's moment (the end of the day
+    read); a payment reversed at or after ``reversed_before`` still counts (``None``: a reversed
+    payment never does). ``facts`` names the facts counted (``GroupFacts`` fields).
+    """
+
+    start: Moment
+    end: Moment
+    buckets_at: Moment
+    reversed_before: Moment | None
+    facts: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountGroup:
+    """An account's group key, but for the bucket: each fact puts its own bucket in."""
+
+    key: FactsKey
+    # Where the bucket goes in the key (``None``: not cut by bucket).
+    bucket_at: int | None
+
+    def with_bucket(self, bucket: str | None) -> FactsKey:
+        """Return the key of a fact counted in ``bucket``."""
+        at = self.bucket_at
+        if at is None:
+            return self.key
+        return (*self.key[:at], bucket, *self.key[at + 1 :])
+
+
+class FactsTally:
+    """Facts of accounts added up per group as plain numbers, each account with a sign.
+
+    ``count_account`` adds one account's facts (−1: taken out, as the snapshot counted them);
+    ``facts`` returns them as ``GroupFacts`` once, per group.
+    """
+
+    __slots__ = ("sums",)
+
+    def __init__(self) -> None:
+        self.sums: dict[FactsKey, _Sums] = {}
+
+    def of(self, key: FactsKey) -> _Sums:
+        """Return the running sums of the group ``key``."""
+        found = self.sums.get(key)
+        if found is None:
+            found = self.sums[key] = _Sums()
+        return found
+
+    def facts(self) -> dict[FactsKey, GroupFacts]:
+        """Return the facts added up, per group."""
+        return {key: counted.facts() for key, counted in self.sums.items()}
+
+
+def state_at(events: Sequence[AccountEvent], moment: Moment) -> AccountEvent | None:
+    """Return the last of the events (in order) before ``moment``: the state then."""
+    found = None
+    for event in events:
+        if not event.moment < moment:
+            break
+        found = event
+    return found
+
+
+def count_account(
+    tally: FactsTally,
+    group: AccountGroup,
+    events: Sequence[AccountEvent],
+    payments: Sequence[AccountPayment],
+    span: CountedSpan,
+    *,
+    sign: int,
+    whole_days: Callable[[Moment, Moment], int],
+) -> None:
+    """Add one account's facts over ``span`` to ``tally``, times ``sign``.
+
+    ``events`` are its live events in order (moment, then id) from the last one before the
+    earliest moment counted; ``payments`` those paid in the moments counted. The facts are the
+    ones ``repository`` counts in SQL: the bucket at ``buckets_at``; the roll-rate cell from the
+    state at ``start`` to the one at ``end``; delinquent at ``start`` (with what it paid in the
+    period); placed (turned delinquent in the period from current or unknown, with what it paid
+    since); collected (by the bucket at ``start``); cures (by the bucket cured from, with the
+    days past due then plus the whole days since: ``whole_days``, as the database counts them).
+    """
+    facts = span.facts
+    start, end = span.start, span.end
+    at_start = state_at(events, start)
+    if "buckets" in facts:
+        state = state_at(events, span.buckets_at)
+        if state is not None and state.status not in EXIT_STATES:
+            counted = tally.of(group.with_bucket(state.bucket)).buckets.setdefault(
+                state.bucket, [0, 0]
+            )
+            counted[0] += sign
+            counted[1] += sign * state.balance
+    if "transitions" in facts and at_start is not None and at_start.status not in EXIT_STATES:
+        at_end = state_at(events, end)
+        if at_end is not None:
+            to_state = at_end.status if at_end.status in EXIT_STATES else at_end.bucket
+            cell = tally.of(group.with_bucket(at_start.bucket)).cells.setdefault(
+                (at_start.bucket, to_state), [0, 0]
+            )
+            cell[0] += sign
+            cell[1] += sign * at_start.balance
+    reversed_before = span.reversed_before
+    paid = [
+        payment
+        for payment in payments
+        if start <= payment.moment < end
+        and (
+            payment.reversed_at is None
+            or (reversed_before is not None and payment.reversed_at >= reversed_before)
+        )
+    ]
+    if (
+        "delinquent_at_start" in facts
+        and at_start is not None
+        and at_start.bucket != "M0"
+        and at_start.status not in EXIT_STATES
+    ):
+        cohort = tally.of(group.with_bucket(at_start.bucket)).delinquent
+        cohort[0] += sign
+        cohort[1] += sign * at_start.balance
+        cohort[2] += sign * sum(payment.amount for payment in paid)
+    if "placed" in facts and (
+        at_start is None or (at_start.bucket == "M0" and at_start.status not in EXIT_STATES)
+    ):
+        placement = next(
+            (
+                event
+                for event in events
+                if start <= event.moment < end
+                and event.bucket != "M0"
+                and event.status not in EXIT_STATES
+            ),
+            None,
+        )
+        if placement is not None:
+            cohort = tally.of(group.with_bucket(placement.bucket)).placed
+            cohort[0] += sign
+            cohort[1] += sign * placement.balance
+            cohort[2] += sign * sum(
+                payment.amount for payment in paid if placement.moment <= payment.moment
+            )
+    if "collected" in facts and paid:
+        collected = tally.of(
+            group.with_bucket(None if at_start is None else at_start.bucket)
+        ).collected
+        for payment in paid:
+            collected[0] += sign * payment.amount
+            collected[1] += sign
+            if payment.after_charge_off:
+                collected[2] += sign * payment.amount
+    if "cures" in facts:
+        for prior, cure in pairwise(events):
+            if (
+                start <= cure.moment < end
+                and cure.bucket == "M0"
+                and cure.status not in EXIT_STATES
+                and prior.bucket != "M0"
+                and prior.status not in EXIT_STATES
+            ):
+                cures = tally.of(group.with_bucket(prior.bucket)).cures
+                cures[0] += sign * (prior.days_past_due + whole_days(prior.moment, cure.moment))
+                cures[1] += sign
 
 
 # --- The formulas. --------------------------------------------------------------------------

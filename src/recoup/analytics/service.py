@@ -11,7 +11,7 @@ import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -264,9 +264,6 @@ def account_facts(
     return facts
 
 
-# The facts a touched account adds up day by day once its state at the period's start is known.
-WINDOWED_FACTS = frozenset({"delinquent_at_start", "collected", "cures"})
-
 # A stored period is moved to the one asked by counting again the accounts touched between
 # their starts and between their ends: beyond this many days, counting live is as cheap.
 MAX_SHIFT_DAYS = 45
@@ -432,18 +429,7 @@ def stored_account_facts(
         )
         .scalars()
     )
-    # A period starting on the snapshot's start and ending on or after its day: a touched
-    # account keeps its state at the start (so its cohort delinquent then and its bucket then),
-    # and, but for a payment reversed since or a new segment (counted again whole), what it
-    # paid and the cures it had up to the snapshot's day count as stored: only the payments and
-    # cures of the days since are added (``windowed``), not counted twice over the month.
-    forward = stored.start == period.start and period.end >= stored.end and as_of >= stored.end
-    windowed = only & WINDOWED_FACTS if forward else frozenset()
-    whole_ids = touched_ids & (scored_ids | reversed_ids) if windowed else touched_ids
-    shifted_ids = touched_ids - whole_ids
     dialect = session.get_bind().dialect.name
-    whole = repository.listed(sorted(whole_ids), dialect=dialect)
-    shifted = repository.listed(sorted(shifted_ids), dialect=dialect)
     scored = repository.listed(sorted(scored_ids), dialect=dialect)
 
     def people(day: date, **narrowed: Any) -> repository.Population:
@@ -456,59 +442,8 @@ def stored_account_facts(
             **narrowed,
         )
 
-    def counted_again(
-        day: date, first: date, last: date, reversed_before: datetime | None
-    ) -> dict[GroupKey, rules.GroupFacts]:
-        """The touched accounts' facts (the scored ones' contacts) as of ``day`` over the days."""
-        found: dict[GroupKey, rules.GroupFacts] = {}
-        for ids, accounts, facts in (
-            (whole_ids, whole, only - {"contacts"}),
-            (shifted_ids, shifted, only - {"contacts"} - windowed),
-            (scored_ids, scored, only & {"contacts"}),
-        ):
-            if not ids or not facts:
-                continue
-            for key, item in account_facts(
-                session,
-                people(day, accounts=accounts, reversed_before=reversed_before),
-                clock=clock,
-                as_of=day,
-                first=first,
-                last=last,
-                only=frozenset(facts),
-            ).items():
-                found[key] = found.get(key, rules.GroupFacts()) + item
-        return found
-
     # Facts of groups add up: the stored finest groups are re-added into the groups asked
     # for first, and the touched accounts are counted in those groups only.
-    now_reversed_before = clock.end_of(as_of).cutoff if to_store else None
-    then = counted_again(stored.end, stored.start, stored.end, stored_cutoff)
-    now = counted_again(as_of, period.start, period.end, now_reversed_before)
-    if windowed and shifted_ids:
-        # What the shifted accounts paid and cured from the snapshot's day's end to the
-        # period's: the bucket (and the cohort delinquent) at the period's start.
-        since, until = stored_cutoff, clock.end_of(period.end).cutoff
-        shifted_people = people(as_of, accounts=shifted, reversed_before=now_reversed_before)
-        period_start = clock.start_of(period.start)
-        if "delinquent_at_start" in windowed:
-            for key, cohort in repository.delinquent_at_start(
-                session, shifted_people, start=period_start, end=until, paid_from=since
-            ).items():
-                part = rules.GroupFacts(
-                    delinquent_at_start=rules.Cohort(collected=cohort.collected)
-                )
-                now[key] = now.get(key, rules.GroupFacts()) + part
-        if "collected" in windowed:
-            for key, paid in repository.collected(
-                session, shifted_people, start=since, end=until, bucket_at=period_start
-            ).items():
-                now[key] = now.get(key, rules.GroupFacts()) + rules.GroupFacts(collected=paid)
-        if "cures" in windowed:
-            for key, cured in repository.cures(
-                session, shifted_people, start=since, end=until
-            ).items():
-                now[key] = now.get(key, rules.GroupFacts()) + rules.GroupFacts(cures=cured)
     combined = dict(stored_sums(session, snapshot, cuts))
     if only != ACCOUNT_FACTS:
         combined = {
@@ -517,10 +452,38 @@ def stored_account_facts(
             )
             for key, item in combined.items()
         }
-    for key, item in then.items():
-        combined[key] = combined.get(key, rules.GroupFacts()) + rules.negated(item)
-    for key, item in now.items():
-        combined[key] = combined.get(key, rules.GroupFacts()) + item
+    now_reversed_before = clock.end_of(as_of).cutoff if to_store else None
+    recounted = only - {"contacts"}
+    if touched_ids and recounted:
+        touched = repository.listed(sorted(touched_ids), dialect=dialect)
+        tally = _touched_counted_again(
+            session,
+            people=people,
+            accounts=touched,
+            spans=(
+                # As the snapshot counted them (taken out), then as asked (added).
+                (-1, stored.end, stored, stored_cutoff),
+                (1, as_of, period, now_reversed_before),
+            ),
+            clock=clock,
+            facts=recounted,
+        )
+        for key, item in tally.facts().items():
+            combined[key] = combined.get(key, rules.GroupFacts()) + item
+    if scored_ids and "contacts" in only:
+        # The accounts scored into another segment: their contacts as the snapshot counted them
+        # (taken out) and as asked (added).
+        for sign, day, days in ((-1, stored.end, stored), (1, as_of, period)):
+            for key, contacts in repository.contacts(
+                session,
+                people(day, accounts=scored),
+                start=clock.start_of(days.start),
+                end=clock.end_of(days.end).cutoff,
+            ).items():
+                part = rules.GroupFacts(contacts=contacts)
+                combined[key] = combined.get(key, rules.GroupFacts()) + (
+                    part if sign > 0 else rules.negated(part)
+                )
     # Every account but those scored (and a debtor as a whole) counted the contacts it counts
     # now, but for those made between the two starts and between the two ends: the days from the
     # period's start to the stored one's are added (taken out when the period starts later),
@@ -546,6 +509,76 @@ def stored_account_facts(
     return {
         key: kept for key, item in combined.items() if (kept := rules.settled(item)) is not None
     }
+
+
+# The facts counted from an account's payments (besides its events).
+PAID_FACTS = frozenset({"delinquent_at_start", "placed", "collected"})
+
+
+def _touched_counted_again(
+    session: Session,
+    *,
+    people: Callable[..., repository.Population],
+    accounts: repository.AccountList,
+    spans: Sequence[tuple[int, date, rules.Period, datetime | None]],
+    clock: DayClock,
+    facts: frozenset[str],
+) -> rules.FactsTally:
+    """Count some accounts' facts (but contacts) over periods, each with a sign, in one tally.
+
+    Each span is (sign, the day read, the period, the moment from which a reversed payment
+    still counts), as ``account_facts`` would count it with ``people(day, accounts=…)``. Each
+    account's cut values, live events (from its state at the earliest start) and payments are
+    read once (``repository.account_histories``) and counted for every span in Python
+    (``rules.count_account``), instead of in a statement per fact and span, each walking every
+    account's index again.
+    """
+    moment = repository.compared_moment(session)
+    since = min(clock.start_of(period.start) for _sign, _day, period, _reversed in spans)
+    until = max(
+        clock.end_of(max(period.end, day)).cutoff for _sign, day, period, _reversed in spans
+    )
+    first_day = spans[0][1]
+    history = repository.account_histories(
+        session,
+        people(first_day, accounts=accounts),
+        since=since,
+        until=until,
+        paid=bool(facts & PAID_FACTS),
+    )
+    whole_days = repository.whole_days_between(session)
+    tally = rules.FactsTally()
+    no_events: list[rules.AccountEvent] = []
+    no_payments: list[rules.AccountPayment] = []
+    for sign, day, period, reversed_before in spans:
+        population = people(day, accounts=accounts)
+        # Only the segment is read as of a day: another day's is read again.
+        cuts_of = (
+            repository.account_cuts(session, population)
+            if day != first_day and "segment" in population.cuts
+            else history.cuts
+        )
+        span = rules.CountedSpan(
+            start=moment(clock.start_of(period.start)),
+            end=moment(clock.end_of(period.end).cutoff),
+            buckets_at=moment(clock.end_of(day).cutoff),
+            reversed_before=None if reversed_before is None else moment(reversed_before),
+            facts=facts,
+        )
+        bucket_at = population.cuts.index("bucket") if "bucket" in population.cuts else None
+        for account_id, values in cuts_of.items():
+            # The bucket's place in the key is filled in per fact (``AccountGroup``).
+            group = rules.AccountGroup(population.key(values, bucket=""), bucket_at)
+            rules.count_account(
+                tally,
+                group,
+                history.events.get(account_id, no_events),
+                history.payments.get(account_id, no_payments),
+                span,
+                sign=sign,
+                whole_days=whole_days,
+            )
+    return tally
 
 
 def snapshot_periods(as_of: date) -> list[date]:
