@@ -24,6 +24,7 @@ from recoup.analytics.repository import AsOf, GroupKey
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import institution_scope
 from recoup.institutions.settings import settings_of
+from recoup.kit import collector
 from recoup.kit.clock import local_today, start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.money import minor_digits
@@ -456,20 +457,23 @@ def stored_account_facts(
     recounted = only - {"contacts"}
     if touched_ids and recounted:
         touched = repository.listed(sorted(touched_ids), dialect=dialect)
-        tally = _touched_counted_again(
-            session,
-            people=people,
-            accounts=touched,
-            spans=(
-                # As the snapshot counted them (taken out), then as asked (added).
-                (-1, stored.end, stored, stored_cutoff),
-                (1, as_of, period, now_reversed_before),
-            ),
-            clock=clock,
-            facts=recounted,
-        )
-        for key, item in tally.facts().items():
-            combined[key] = combined.get(key, rules.GroupFacts()) + item
+        # Tens of thousands of rows and sums, and no reference cycles: left running, the cyclic
+        # collector would rescan the server's whole heap meanwhile (``kit.collector``).
+        with collector.paused():
+            tally = _touched_counted_again(
+                session,
+                people=people,
+                accounts=touched,
+                spans=(
+                    # As the snapshot counted them (taken out), then as asked (added).
+                    (-1, stored.end, stored, stored_cutoff),
+                    (1, as_of, period, now_reversed_before),
+                ),
+                clock=clock,
+                facts=recounted,
+            )
+            for key, item in tally.facts().items():
+                combined[key] = combined.get(key, rules.GroupFacts()) + item
     if scored_ids and "contacts" in only:
         # The accounts scored into another segment: their contacts as the snapshot counted them
         # (taken out) and as asked (added).
