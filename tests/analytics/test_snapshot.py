@@ -371,6 +371,19 @@ class TestTouchedAccountsCountedAgain:
         assert total["average_days_to_cure"]["count"] == 3
 
 
+def test_an_account_without_history_by_channel_alone_reads_as_live(session: Session) -> None:
+    """Grouped by channel alone, a statement without a group column answers a row of zeros
+    when nothing counts: neither count lists that group (found by the random histories)."""
+    institution = make_institution(session, timezone="Asia/Shanghai")
+    account(session, institution, product="credit_card")
+    session.flush()
+    live = _kpis(session, institution, date(2026, 2, 28), ("channel",))
+    service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 2, 28))
+    assert _served_from_snapshot(session, institution, date(2026, 2, 28), date(2026, 2, 1))
+    assert _kpis(session, institution, date(2026, 2, 28), ("channel",)) == live
+    assert live["groups"] == []
+
+
 # --- Random histories. -------------------------------------------------------------------------
 
 DAYS = [date(2026, 2, 20) + timedelta(days=offset) for offset in range(45)]  # to 5 April

@@ -123,9 +123,16 @@ def kpi_report(
         cuts=cuts,
     )
     if facts is None:
-        facts = account_facts(
-            session, people, clock=clock, as_of=as_of, first=period.start, last=period.end
-        )
+        # Settled as the snapshot's are: a statement without a group column (the cuts asked
+        # are all ``channel``) answers one row of zeros when nothing counts, a group with no
+        # account fact that the snapshot does not list.
+        facts = {
+            key: kept
+            for key, item in account_facts(
+                session, people, clock=clock, as_of=as_of, first=period.start, last=period.end
+            ).items()
+            if (kept := rules.settled(item)) is not None
+        }
     period_start = clock.start_of(period.start)
     period_end = clock.end_of(period.end).cutoff
 
