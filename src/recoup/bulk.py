@@ -61,28 +61,10 @@ def driver_rows(
 
 
 def _processed(values: Sequence[Any], processor: Callable[[Any], Any]) -> list[Any]:
-    done: dict[Hashable, Any] = {}
-    # A list or dict repeated as one object (a value shared by many rows) is looked up by
-    # identity, without walking it again; ``values`` holds every object for the whole loop,
-    # so an identity is never reused meanwhile.
-    same: dict[int, Any] = {}
-    out = []
-    for value in values:
-        kind = type(value)
-        if kind in _PLAIN:
-            key: Hashable = (kind, value)
-        else:
-            identity = id(value)
-            if identity in same:
-                out.append(same[identity])
-                continue
-            key = _key(value)
-        if key not in done:
-            done[key] = processor(value)
-        if kind not in _PLAIN:
-            same[identity] = done[key]
-        out.append(done[key])
-    return out
+    # Each distinct value (told apart as ``coded`` tells them) is processed once.
+    column = coded(values)
+    done = [processor(value) for value in column.values]
+    return [done[code] for code in column.codes]
 
 
 def driver_columns(
@@ -145,10 +127,13 @@ class Coded:
 
 def coded(values: Sequence[Any]) -> Coded:
     """Return a column of few distinct values as ``Coded``, its values told apart as a write
-    tells them apart (``_processed``): worked out where the column is built (a worker
-    process), the writer binds each distinct value once and looks the rows' values up by
-    index, without hashing every row's value again."""
+    binds them (``True`` and ``1``, or one instant in two zones, stay apart): worked out where
+    the column is built (a worker process), the writer binds each distinct value once and
+    looks the rows' values up by index, without hashing every row's value again."""
     index: dict[Hashable, int] = {}
+    # A list or dict repeated as one object (a value shared by many rows) is looked up by
+    # identity, without walking it again; ``values`` holds every object for the whole loop,
+    # so an identity is never reused meanwhile.
     same: dict[int, int] = {}
     distinct: list[Any] = []
     codes: list[int] = []
