@@ -602,3 +602,55 @@ def test_a_daily_score_in_the_same_segment_touches_nothing(session: Session) -> 
         )
     )
     assert touched == {moved.id, first.id}
+
+
+class TestStatesReadInOnePass:
+    """An account's state at the earliest start is its last live event before it, also when the
+    last events before that start are superseded, alone or beside a live one at their moment."""
+
+    def test_superseded_last_events_read_as_live(self, session: Session) -> None:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        # Its last event before 20 February is superseded: its state is the one before.
+        alone = account(session, institution)
+        state(session, alone, date(2026, 2, 5), days_past_due=10, balance=5_000)
+        state(session, alone, date(2026, 2, 15), days_past_due=40, balance=5_100, superseded=True)
+        pay(session, alone, 300, date(2026, 2, 25))
+        # A live and a superseded event at one moment, either written first.
+        live_first = account(session, institution, product="credit_card")
+        state(session, live_first, date(2026, 2, 12), days_past_due=35, balance=7_000)
+        state(
+            session,
+            live_first,
+            date(2026, 2, 12),
+            days_past_due=70,
+            balance=7_100,
+            superseded=True,
+        )
+        state(session, live_first, date(2026, 2, 26), days_past_due=0, balance=7_000)
+        live_last = account(session, institution, province="浙江省", city="杭州市")
+        state(
+            session, live_last, date(2026, 2, 12), days_past_due=75, balance=4_000, superseded=True
+        )
+        state(session, live_last, date(2026, 2, 12), days_past_due=10, balance=4_000)
+        pay(session, live_last, 200, date(2026, 2, 22))
+        pay(session, live_last, 400, date(2026, 3, 6))
+        # Nothing live before the start: no state then, placed between the starts.
+        unknown = account(session, institution)
+        state(session, unknown, date(2026, 2, 10), days_past_due=20, balance=2_000, superseded=True)
+        state(session, unknown, date(2026, 2, 24), days_past_due=40, balance=2_000)
+        pay(session, unknown, 500, date(2026, 3, 3))
+        session.flush()
+
+        asked = [
+            (date(2026, 3, 31), group_by, start, None)
+            for start in (date(2026, 2, 20), date(2026, 2, 13), date(2026, 3, 1))
+            for group_by in SOME_GROUP_BYS
+        ]
+        live = {key: _kpis(session, institution, *key) for key in asked}
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        for key in asked:
+            as_of, _group_by, start, end = key
+            assert _served_from_snapshot(session, institution, as_of, start, end), key
+            assert _kpis(session, institution, *key) == live[key], key
+        total = live[(date(2026, 3, 31), (), date(2026, 2, 20), None)]["total"]
+        assert total["collected"]["amount"] == 300 + 200 + 400 + 500

@@ -448,9 +448,15 @@ def account_histories(
 
     Their cut values and live events from their state at ``since`` (the last event before it)
     to ``until``, in order (moment, then id), and, with ``paid``, their payments from ``since``
-    until ``until`` (reversed or not): three statements, each reading an account by id or
-    through the (account, effective) or account index once. Moments are as the database
-    compares them (``compared_moment``).
+    until ``until`` (reversed or not). Moments are as the database compares them
+    (``compared_moment``).
+
+    An account's events are read in one pass of the (account, effective) index, from the moment
+    of its last event before ``since`` (found in that index alone) to ``until``: looking the
+    state up apart (``state_id_at``, which reads each candidate's row to skip a superseded one)
+    and then the events after it cost each account a second seek and its state's row a second
+    read. Only an account whose events at that moment are all superseded has its state looked
+    up apart.
     """
     if people.accounts is None:
         raise ValueError("account histories are read for a list of accounts")
@@ -467,37 +473,78 @@ def account_histories(
             event.days_past_due,
         )
 
-    # Rows as plain tuples, the account's id last: tens of thousands per request.
-    state = _state()
-    width = len(event_columns(state))
+    event = DelinquencyEvent
+    earlier = aliased(DelinquencyEvent, name="earlier")
+    last_moment_before = (
+        select(func.max(earlier.effective_at))
+        .where(earlier.account_id == Account.id, earlier.effective_at < since)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    width = len(event_columns(event))
+    since_compared = compared_moment(session)(since)
+    make_event = AccountEvent._make
     cuts: dict[int, tuple[str | None, ...]] = {}
     events: dict[int, list[AccountEvent]] = {}
-    make_event = AccountEvent._make
+    # Accounts whose events at their last moment before ``since`` are all superseded.
+    unsettled: list[int] = []
+
+    def keep(account_id: int, state: Any, before: bool, after: list[AccountEvent]) -> None:
+        if state is not None:
+            after.insert(0, make_event(state[:width]))
+        elif before:
+            unsettled.append(account_id)
+        if after:
+            events[account_id] = after
+
+    # Rows as plain tuples (tens of thousands per request), in order of account, then event:
+    # the event (none: the account has none then), whether it is superseded, the account's id
+    # and its cut values.
+    current: int | None = None
+    state: Any = None
+    before = False
+    after: list[AccountEvent] = []
     for row in connection.execute(
         people.narrow(
-            select(*event_columns(state), Account.id, *people.static_columns())
+            select(*event_columns(event), event.superseded, Account.id, *people.static_columns())
             .select_from(Account)
-            .outerjoin(state, state.id == state_id_at(since))
+            .outerjoin(
+                event,
+                and_(
+                    event.account_id == Account.id,
+                    event.effective_at >= func.coalesce(last_moment_before, since),
+                    event.effective_at < until,
+                ),
+            )
+            .order_by(Account.id, event.effective_at, event.id)
         )
     ).all():
-        account_id = row[width]
-        cuts[account_id] = row[width + 1 :]  # strings (``Population.key`` reads them)
-        if row[1] is not None:
-            events[account_id] = [make_event(row[:width])]
-    event = DelinquencyEvent
-    for row in connection.execute(
-        select(*event_columns(event), event.account_id).where(
-            event.account_id.in_(people.accounts),
-            event.superseded.is_(False),
-            event.effective_at >= since,
-            event.effective_at < until,
-        )
-    ).all():
-        if row[width] in cuts:
-            events.setdefault(row[width], []).append(make_event(row[:width]))
-    for listed_events in events.values():
-        if len(listed_events) > 1:
-            listed_events.sort()
+        account_id = row[width + 1]
+        if account_id != current:
+            if current is not None:
+                keep(current, state, before, after)
+            current, state, before, after = account_id, None, False, []
+            cuts[account_id] = row[width + 2 :]  # strings (``Population.key`` reads them)
+        if row[1] is None:
+            continue
+        if row[0] < since_compared:
+            # At the last moment before ``since``: the last live event then is the state.
+            before = True
+            if not row[width]:
+                state = row
+        elif not row[width]:
+            after.append(make_event(row[:width]))
+    if current is not None:
+        keep(current, state, before, after)
+    if unsettled:
+        looked_up = _state()
+        for row in connection.execute(
+            select(*event_columns(looked_up), Account.id)
+            .select_from(Account)
+            .join(looked_up, looked_up.id == state_id_at(since))
+            .where(Account.id.in_(listed(unsettled, dialect=dialect)))
+        ).all():
+            events.setdefault(row[width], []).insert(0, make_event(row[:width]))
     payments: dict[int, list[AccountPayment]] = {}
     if paid:
         make_payment = AccountPayment._make
