@@ -705,16 +705,6 @@ class FactsTally:
         return {key: counted.facts() for key, counted in self.sums.items()}
 
 
-def state_at(events: Sequence[AccountEvent], moment: Moment) -> AccountEvent | None:
-    """Return the last of the events (in order) before ``moment``: the state then."""
-    found = None
-    for event in events:
-        if not event.moment < moment:
-            break
-        found = event
-    return found
-
-
 def count_account(
     tally: FactsTally,
     group: AccountGroup,
@@ -736,35 +726,48 @@ def count_account(
     days past due then plus the whole days since: ``whole_days``, as the database counts them).
     """
     facts = span.facts
-    start, end = span.start, span.end
-    at_start = state_at(events, start)
-    if "buckets" in facts:
-        state = state_at(events, span.buckets_at)
-        if state is not None and state.status not in EXIT_STATES:
-            counted = tally.of(group.with_bucket(state.bucket)).buckets.setdefault(
-                state.bucket, [0, 0]
-            )
-            counted[0] += sign
-            counted[1] += sign * state.balance
-    if "transitions" in facts and at_start is not None and at_start.status not in EXIT_STATES:
-        at_end = state_at(events, end)
-        if at_end is not None:
-            to_state = at_end.status if at_end.status in EXIT_STATES else at_end.bucket
-            cell = tally.of(group.with_bucket(at_start.bucket)).cells.setdefault(
-                (at_start.bucket, to_state), [0, 0]
-            )
-            cell[0] += sign
-            cell[1] += sign * at_start.balance
-    reversed_before = span.reversed_before
-    paid = [
-        payment
-        for payment in payments
-        if start <= payment.moment < end
-        and (
-            payment.reversed_at is None
-            or (reversed_before is not None and payment.reversed_at >= reversed_before)
+    start, end, buckets_at = span.start, span.end, span.buckets_at
+    # The states at the three moments (the last event before each) in one pass: tens of
+    # thousands of accounts are counted per request, each with a few events.
+    at_start = at_end = state = None
+    for event in events:
+        moment = event.moment
+        if moment < start:
+            at_start = event
+        if moment < end:
+            at_end = event
+        if moment < buckets_at:
+            state = event
+    if "buckets" in facts and state is not None and state.status not in EXIT_STATES:
+        counted = tally.of(group.with_bucket(state.bucket)).buckets.setdefault(state.bucket, [0, 0])
+        counted[0] += sign
+        counted[1] += sign * state.balance
+    if (
+        "transitions" in facts
+        and at_start is not None
+        and at_end is not None
+        and at_start.status not in EXIT_STATES
+    ):
+        to_state = at_end.status if at_end.status in EXIT_STATES else at_end.bucket
+        cell = tally.of(group.with_bucket(at_start.bucket)).cells.setdefault(
+            (at_start.bucket, to_state), [0, 0]
         )
-    ]
+        cell[0] += sign
+        cell[1] += sign * at_start.balance
+    reversed_before = span.reversed_before
+    paid = (
+        [
+            payment
+            for payment in payments
+            if start <= payment.moment < end
+            and (
+                payment.reversed_at is None
+                or (reversed_before is not None and payment.reversed_at >= reversed_before)
+            )
+        ]
+        if payments
+        else payments
+    )
     if (
         "delinquent_at_start" in facts
         and at_start is not None
@@ -804,7 +807,7 @@ def count_account(
             collected[1] += sign
             if payment.after_charge_off:
                 collected[2] += sign * payment.amount
-    if "cures" in facts:
+    if "cures" in facts and len(events) > 1:
         for prior, cure in pairwise(events):
             if (
                 start <= cure.moment < end

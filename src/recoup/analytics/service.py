@@ -577,14 +577,22 @@ def _touched_counted_again(
             facts=facts,
         )
         bucket_at = population.cuts.index("bucket") if "bucket" in population.cuts else None
+        # Accounts sharing their cut values share their group.
+        groups: dict[tuple[str | None, ...], rules.AccountGroup] = {}
+        events_of, payments_of = history.events.get, history.payments.get
+        count_account = rules.count_account
         for account_id, values in cuts_of.items():
-            # The bucket's place in the key is filled in per fact (``AccountGroup``).
-            group = rules.AccountGroup(population.key(values, bucket=""), bucket_at)
-            rules.count_account(
+            group = groups.get(values)
+            if group is None:
+                # The bucket's place in the key is filled in per fact (``AccountGroup``).
+                group = groups[values] = rules.AccountGroup(
+                    population.key(values, bucket=""), bucket_at
+                )
+            count_account(
                 tally,
                 group,
-                history.events.get(account_id, no_events),
-                history.payments.get(account_id, no_payments),
+                events_of(account_id, no_events),
+                payments_of(account_id, no_payments),
                 span,
                 sign=sign,
                 whole_days=whole_days,
