@@ -654,3 +654,69 @@ class TestStatesReadInOnePass:
             assert _kpis(session, institution, *key) == live[key], key
         total = live[(date(2026, 3, 31), (), date(2026, 2, 20), None)]["total"]
         assert total["collected"]["amount"] == 300 + 200 + 400 + 500
+
+
+class TestTheDaysBetweenTheStartsFromTheAggregates:
+    """The attempts of the days between a period's start and the snapshot's are read from the
+    daily aggregates when they hold those days whole at the cuts asked, and read as live."""
+
+    def test_attempts_of_the_days_between_read_as_live(self, session: Session) -> None:
+        from recoup.analytics.daily import service as daily
+
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        model = make_model_version(session, institution.id, version="days-between-test")
+        called = account(session, institution, product="credit_card")
+        state(session, called, date(2026, 2, 10), days_past_due=40, balance=9_000)
+        state(session, called, date(2026, 2, 27), days_past_due=70, balance=9_000)
+        attempt(session, called, "call", "promise_made", date(2026, 2, 26))
+        attempt(session, called, "sms", "message_delivered", date(2026, 2, 28))
+        attempt(session, called, "call", "no_answer", date(2026, 3, 2))
+        attempt(session, called, "call", "third_party", date(2026, 2, 27), about_the_debtor=True)
+        # Scored into another segment after the snapshot's day, with calls between the starts.
+        moved = account(session, institution, province="浙江省", city="杭州市")
+        state(session, moved, date(2026, 2, 1), days_past_due=10, balance=3_000)
+        score(session, moved, model, date(2026, 2, 20), "early")
+        score(session, moved, model, date(2026, 3, 22), "late")
+        attempt(session, moved, "call", "right_party", date(2026, 2, 27))
+        attempt(session, moved, "sms", "message_delivered", date(2026, 3, 1))
+        foreign = account(session, institution, currency="USD")
+        attempt(session, foreign, "call", "right_party", date(2026, 2, 27))
+        quiet = account(session, institution, province=None, city=None)
+        state(session, quiet, date(2026, 1, 20), days_past_due=0, balance=1_000)
+        attempt(session, quiet, "sms", "message_delivered", date(2026, 3, 2))
+        attempt(session, quiet, "call", "no_answer", date(2026, 3, 12))
+        session.flush()
+
+        asked = [
+            (date(2026, 3, 24), group_by, start, None)
+            for start in (date(2026, 2, 26), date(2026, 3, 3))
+            for group_by in (*SOME_GROUP_BYS, ("bucket", "channel"), ("province", "segment"))
+        ]
+        live = {key: _kpis(session, institution, *key) for key in asked}
+        daily.refresh_aggregates(
+            session,
+            institution=institution,
+            as_of=date(2026, 3, 21),
+            now=datetime(2026, 3, 21, 2, tzinfo=UTC),
+        )
+        for first, last in (
+            (date(2026, 2, 26), date(2026, 2, 28)),
+            (date(2026, 3, 1), date(2026, 3, 2)),
+        ):
+            assert service._holds_whole_days(session, institution, first=first, last=last)
+        assert not service._holds_whole_days(
+            session, institution, first=date(2026, 3, 21), last=date(2026, 3, 23)
+        )
+        for key in asked:
+            as_of, _group_by, start, end = key
+            assert _served_from_snapshot(session, institution, as_of, start, end), key
+            assert _kpis(session, institution, *key) == live[key], key
+        total = live[(date(2026, 3, 24), (), date(2026, 2, 26), None)]["total"]
+        assert total["contacts"]["attempts"] == 8  # the dollar account's call does not count
+
+    def test_days_cut_at_another_offset_are_counted_live(self) -> None:
+        # New York moves its clocks in March and November: a year of its days is not cut at
+        # one offset, as the aggregates' days are.
+        assert service._one_offset("Asia/Shanghai", date(2025, 3, 1), date(2026, 3, 1))
+        assert not service._one_offset("America/New_York", date(2025, 3, 1), date(2026, 3, 1))
+        assert service._one_offset("America/New_York", date(2025, 12, 1), date(2026, 2, 1))

@@ -35,6 +35,7 @@ from recoup.analytics.repository import (
     begun_between,
     happened_between,
 )
+from recoup.analytics.rules import ContactCounts
 from recoup.contact.rules import (
     RIGHT_PARTY_CODES,
     AttemptStatus,
@@ -1096,6 +1097,45 @@ def sums(
         .group_by(DailyFact.metric, *dimensions)
     )
     return [tuple(row) for row in session.execute(_narrow(statement, filters))]
+
+
+# The cuts an attempt's daily rows hold (``write_attempts``), as ``analytics.rules.CUTS`` names
+# them, and its metrics in the order of ``ContactCounts``.
+CONTACT_CUTS = frozenset({"product", "bucket", "province", "channel"})
+CONTACT_METRICS = ("attempts", "reached", "right_party", "promise_made")
+
+
+def stored_contacts(
+    session: Session, *, institution_id: int, first: date, last: date, cuts: Sequence[str]
+) -> dict[tuple[str | None, ...], ContactCounts]:
+    """Return the outbound attempts of the days ``first``…``last`` by ``cuts`` (``CONTACT_CUTS``
+    only), from the daily rows: what ``analytics.repository.contacts`` counts over those days.
+    """
+    if not CONTACT_CUTS.issuperset(cuts):
+        raise ValueError(f"the daily rows hold attempts by {sorted(CONTACT_CUTS)}, not {cuts}")
+    by = [*(cut for cut in cuts if cut != "channel"), "channel"]
+    counts: dict[tuple[str | None, ...], list[int]] = {}
+    channels: dict[tuple[str | None, ...], dict[str, int]] = {}
+    for metric, *values, count, _amount in sums(
+        session,
+        institution_id=institution_id,
+        metrics=CONTACT_METRICS,
+        first=first,
+        last=last,
+        by=by,
+    ):
+        of_cut = dict(zip(by, values, strict=True))
+        key = tuple(None if of_cut[cut] is None else str(of_cut[cut]) for cut in cuts)
+        position = CONTACT_METRICS.index(metric)
+        counts.setdefault(key, [0, 0, 0, 0])[position] += int(count)
+        if position == 0:
+            by_channel = channels.setdefault(key, {})
+            channel = str(of_cut["channel"])
+            by_channel[channel] = by_channel.get(channel, 0) + int(count)
+    return {
+        key: ContactCounts(counted[0], counted[1], counted[2], counted[3], channels.get(key, {}))
+        for key, counted in counts.items()
+    }
 
 
 def snapshot_day(
