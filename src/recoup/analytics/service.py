@@ -12,7 +12,8 @@ import functools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,10 +23,12 @@ from sqlalchemy.orm import Session
 from recoup.analytics import repository, rules
 from recoup.analytics.daily import repository as daily_repository
 from recoup.analytics.repository import AsOf, GroupKey
+from recoup.db import worker_url
 from recoup.identity.principal import Principal
 from recoup.identity.scoping import institution_scope
+from recoup.institutions import repository as institutions_repository
 from recoup.institutions.settings import settings_of
-from recoup.kit import collector
+from recoup.kit import collector, processes
 from recoup.kit.clock import local_today, start_of_day, utcnow, zone
 from recoup.kit.errors import NotFound, ValidationFailed
 from recoup.kit.money import minor_digits
@@ -690,15 +693,26 @@ def snapshot_periods(as_of: date) -> list[date]:
     return starts
 
 
-def write_kpi_snapshots(
+@dataclass(frozen=True, slots=True)
+class CountedSnapshot:
+    """One period's KPI snapshot counted and not yet stored (``count_kpi_snapshots``)."""
+
+    period_start: date
+    facts: Any  # ``rules.facts_to_json``'s document
+    cohort: dict[repository.AgentBucketKey, tuple[int, int]]
+    seconds: float
+
+
+def count_kpi_snapshots(
     session: Session, *, institution: Institution, as_of: date, again: bool = True
-) -> int:
-    """Store the account facts of the periods up to ``as_of`` at every cut; return how many.
+) -> list[CountedSnapshot]:
+    """Count the account facts of the periods up to ``as_of`` at every cut, writing nothing.
 
     ``as_of`` should be a day that has ended: what happens later is counted live per request.
-    Without ``again``, a period already stored as of ``as_of`` is left as it is, and one
-    stored as of an earlier day of it is brought forward from it (the accounts touched since
-    counted again, ``stored_account_facts``) instead of counted over the whole portfolio.
+    Without ``again``, a period already stored as of ``as_of`` is left out, and one stored as
+    of an earlier day of it is brought forward from it (the accounts touched since counted
+    again, ``stored_account_facts``) instead of counted over the whole portfolio. Reads only,
+    so it can run in another process beside the refresh's writes (``count_beside``).
     """
     clock = DayClock(institution.timezone, settings_of(institution).workbench.promise_grace_days)
     # A payment reversed after the day's end still counts: the snapshot is the day's.
@@ -710,7 +724,7 @@ def write_kpi_snapshots(
         cuts=rules.CUTS,
         reversed_before=clock.end_of(as_of).cutoff,
     )
-    written = 0
+    counted: list[CountedSnapshot] = []
     for first in snapshot_periods(as_of):
         snapshot = repository.kpi_snapshot(
             session, institution_id=institution.id, period_start=first
@@ -753,19 +767,108 @@ def write_kpi_snapshots(
             ).items():
                 balance, before = cohort.get(key, (0, 0))
                 cohort[key] = (balance, before + paid)
+        counted.append(
+            CountedSnapshot(
+                period_start=first,
+                facts=rules.facts_to_json(facts),
+                cohort=dict(cohort),
+                seconds=time.perf_counter() - started,
+            )
+        )
+    return counted
+
+
+def store_kpi_snapshots(
+    session: Session,
+    *,
+    institution: Institution,
+    as_of: date,
+    counted: Sequence[CountedSnapshot],
+) -> int:
+    """Store KPI snapshots counted as of ``as_of`` (``count_kpi_snapshots``); return how many."""
+    for item in counted:
         repository.write_agent_cohort(
-            session, institution_id=institution.id, period_start=first, cohort=cohort
+            session,
+            institution_id=institution.id,
+            period_start=item.period_start,
+            cohort=item.cohort,
+        )
+        snapshot = repository.kpi_snapshot(
+            session, institution_id=institution.id, period_start=item.period_start
         )
         if snapshot is None:
-            snapshot = KpiSnapshot(institution_id=institution.id, period_start=first)
+            snapshot = KpiSnapshot(institution_id=institution.id, period_start=item.period_start)
             session.add(snapshot)
         snapshot.as_of = as_of
-        snapshot.facts = rules.facts_to_json(facts)
+        snapshot.facts = item.facts
         snapshot.computed_at = utcnow()
-        snapshot.seconds = time.perf_counter() - started
-        written += 1
+        snapshot.seconds = item.seconds
     session.flush()
-    return written
+    return len(counted)
+
+
+@contextmanager
+def counting_beside(
+    session: Session, *, institution: Institution, as_of: date, again: bool, workers: int
+) -> Iterator[Callable[[], list[CountedSnapshot]]]:
+    """Count the KPI snapshots (``count_kpi_snapshots``) beside the caller's own work.
+
+    With ``workers`` (and a database another process can open), a worker process starts
+    counting at once, reading what is committed (SQLite lets it read while this process
+    writes, WAL): the caller goes on with writes the count does not read (the daily
+    aggregates), then calls the function yielded, which waits for the count. Without, that
+    function counts in this process, in ``session``.
+    """
+    url = worker_url(session) if workers > 0 else None
+    if url is None:
+        yield lambda: count_kpi_snapshots(
+            session, institution=institution, as_of=as_of, again=again
+        )
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the worker starts with the libraries already imported.
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_snapshot_worker,
+        initargs=(url,),
+    )
+    try:
+        future = pool.submit(_count_in_worker, institution.id, as_of, again)
+        yield future.result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# The snapshot worker's state, set once as the process starts (``_start_snapshot_worker``).
+_SNAPSHOT_WORKER: dict[str, Any] = {}
+
+
+def _start_snapshot_worker(url: str) -> None:
+    from recoup.db import make_engine, session_factory
+
+    processes.exit_with_parent("recoup-kpi-snapshot-parent-watch")
+    # A fresh engine: connections inherited from the parent are never used here.
+    _SNAPSHOT_WORKER.update(sessions=session_factory(make_engine(url, pool_size=1), write=False))
+
+
+def _count_in_worker(institution_id: int, as_of: date, again: bool) -> list[CountedSnapshot]:
+    with _SNAPSHOT_WORKER["sessions"]() as session, collector.paused():
+        institution = institutions_repository.require_by_id(session, institution_id)
+        return count_kpi_snapshots(session, institution=institution, as_of=as_of, again=again)
+
+
+def write_kpi_snapshots(
+    session: Session, *, institution: Institution, as_of: date, again: bool = True
+) -> int:
+    """Store the account facts of the periods up to ``as_of`` at every cut; return how many.
+
+    ``count_kpi_snapshots`` then ``store_kpi_snapshots``, in this process.
+    """
+    counted = count_kpi_snapshots(session, institution=institution, as_of=as_of, again=again)
+    return store_kpi_snapshots(session, institution=institution, as_of=as_of, counted=counted)
 
 
 # --- Fair comparisons: agents and regions. -----------------------------------------------------

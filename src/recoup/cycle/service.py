@@ -815,10 +815,17 @@ def hand_off(session: Session, context: Context) -> dict[str, Any]:
 def refresh_aggregates(session: Session, context: Context) -> dict[str, Any]:
     """Bring the dashboards' daily aggregates and the KPI snapshot up to the day (last stage).
 
+    With the run's worker processes, the KPI snapshot is counted in one of them while this
+    process writes the daily aggregates.
+
     Set-based and idempotent: a rerun rewrites the same days with the same rows.
     """
     result = analytics_service.refresh_aggregates(
-        session, institution=context.institution, as_of=context.as_of, now=context.now
+        session,
+        institution=context.institution,
+        as_of=context.as_of,
+        now=context.now,
+        workers=context.workers,
     )
     return {
         "days_refreshed": (result.last - result.first).days + 1,

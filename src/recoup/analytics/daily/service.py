@@ -68,13 +68,15 @@ def refresh_aggregates(
     as_of: date,
     first: date | None = None,
     now: datetime | None = None,
+    workers: int = 0,
 ) -> RefreshResult:
     """Rewrite the institution's daily aggregates up to ``as_of`` (its local day).
 
     Without ``first``, from the day after the last refresh (less a few days to count late
     reports; ``rules.refresh_range``), or a year back when never refreshed. Then stores the
-    KPI facts of the month up to the last whole day (``kpi_service.write_kpi_snapshots``),
-    once a day: ``GET /api/v1/kpis`` builds on them.
+    KPI facts of the month up to the last whole day (``kpi_service.count_kpi_snapshots``),
+    once a day: ``GET /api/v1/kpis`` builds on them. With ``workers``, those are counted in a
+    worker process beside the daily aggregates' writes (``kpi_service.counting_beside``).
     """
     started = time.perf_counter()
     repository.hold_refresh(session, institution_id=institution.id)
@@ -93,6 +95,61 @@ def refresh_aggregates(
             daily = False
     else:
         last = as_of
+    yesterday = local_today(institution.timezone, now=now) - timedelta(days=1)
+    kpi_as_of = min(last, yesterday)
+    # The KPI snapshot reads none of the daily aggregates: with ``workers`` it is counted in
+    # another process while this one writes them.
+    with kpi_service.counting_beside(
+        session, institution=institution, as_of=kpi_as_of, again=rewrite, workers=workers
+    ) as counted:
+        rows, snapshots = _write_days(
+            session,
+            institution,
+            as_of=as_of,
+            first=first,
+            last=last,
+            daily=daily,
+            previous=state.refreshed_through if state is not None else None,
+        )
+        kpi_snapshots = kpi_service.store_kpi_snapshots(
+            session, institution=institution, as_of=kpi_as_of, counted=counted()
+        )
+    seconds = time.perf_counter() - started
+    if state is None:
+        state = AggregateRefresh(
+            institution_id=institution.id,
+            refreshed_through=last,
+            refreshed_at=utcnow(),
+            first_day=first,
+            seconds=seconds,
+        )
+        session.add(state)
+    else:
+        state.refreshed_through = max(state.refreshed_through, last)
+        state.first_day = min(state.first_day, first)
+        state.refreshed_at = utcnow()
+        state.seconds = seconds
+    session.flush()
+    return RefreshResult(
+        institution.code, first, last, rows, tuple(snapshots), seconds, kpi_snapshots
+    )
+
+
+def _write_days(
+    session: Session,
+    institution: Institution,
+    *,
+    as_of: date,
+    first: date,
+    last: date,
+    daily: bool,
+    previous: date | None,
+) -> tuple[int, list[date]]:
+    """Rewrite the daily aggregates of ``first`` to ``last``; return the rows and snapshot days.
+
+    ``daily``: a daily refresh after one through ``previous``, which rewrites only the days
+    whose gate decisions changed.
+    """
     scope = _scope(institution, as_of)
     start = start_of_day(first, institution.timezone)
     end = start_of_day(last + timedelta(days=1), institution.timezone)
@@ -103,9 +160,9 @@ def refresh_aggregates(
             scope,
             first=first,
             last=last,
-            previous=state.refreshed_through,
+            previous=previous,
         )
-        if daily and state is not None
+        if daily and previous is not None
         else None
     )
     flows: tuple[str, ...] = repository.FLOW_METRICS
@@ -155,29 +212,7 @@ def refresh_aggregates(
             since=starts,
             cutoff=lambda day: start_of_day(day + timedelta(days=1), institution.timezone),
         )
-    yesterday = local_today(institution.timezone, now=now) - timedelta(days=1)
-    kpi_snapshots = kpi_service.write_kpi_snapshots(
-        session, institution=institution, as_of=min(last, yesterday), again=rewrite
-    )
-    seconds = time.perf_counter() - started
-    if state is None:
-        state = AggregateRefresh(
-            institution_id=institution.id,
-            refreshed_through=last,
-            refreshed_at=utcnow(),
-            first_day=first,
-            seconds=seconds,
-        )
-        session.add(state)
-    else:
-        state.refreshed_through = max(state.refreshed_through, last)
-        state.first_day = min(state.first_day, first)
-        state.refreshed_at = utcnow()
-        state.seconds = seconds
-    session.flush()
-    return RefreshResult(
-        institution.code, first, last, rows, tuple(snapshots), seconds, kpi_snapshots
-    )
+    return rows, snapshots
 
 
 def _changed_decision_days(
