@@ -12,7 +12,9 @@ Read-only units of work (GET requests, error pages) begin deferred and never blo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -222,3 +224,64 @@ def worker_url(session: Session) -> str | None:
         # might open another database.
         return None
     return url.render_as_string(hide_password=False)
+
+
+# How often the background checkpointer copies the log back (``checkpointing``), in seconds.
+CHECKPOINT_EVERY_SECONDS = 0.25
+# Held while the background checkpointer is inside SQLite: a fork waits for it (``_fork_guard``),
+# so no child starts with one of SQLite's process-wide mutexes taken by a thread it lacks.
+_CHECKPOINT_TURN = threading.Lock()
+# The checkpointers' connections, referenced here until closed: a forked child (where their
+# threads do not exist) never frees, and so never closes, one.
+_CHECKPOINT_CONNECTIONS: set[Any] = set()
+_FORK_GUARDED: list[bool] = []
+
+
+def _fork_guard() -> None:
+    if not _FORK_GUARDED:
+        _FORK_GUARDED.append(True)
+        os.register_at_fork(
+            before=_CHECKPOINT_TURN.acquire,
+            after_in_parent=_CHECKPOINT_TURN.release,
+            after_in_child=_CHECKPOINT_TURN.release,
+        )
+
+
+@contextmanager
+def checkpointing(engine: Engine, *, every: float = CHECKPOINT_EVERY_SECONDS) -> Iterator[None]:
+    """While the block runs, copy SQLite's write-ahead log back into the database file from a
+    background thread with its own connection (nothing on other databases).
+
+    A commit that leaves the log over SQLite's threshold (1,000 pages) checkpoints it in the
+    committing connection: a stage that wrote a million rows waits, after its last statement,
+    while the log's pages are copied back and the file synced. Copied here as they are
+    committed, on another core (``sqlite3`` lets go of the GIL while it works), most are
+    already back when the commit looks, and a commit's own checkpoint finding this one at work
+    leaves the rest to it. Passive: it never waits for readers or writers, nor blocks them.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        yield
+        return
+    import sqlite3
+
+    _fork_guard()
+    connection = sqlite3.connect(url.database, timeout=0, check_same_thread=False)
+    _CHECKPOINT_CONNECTIONS.add(connection)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every):
+            with _CHECKPOINT_TURN, contextlib.suppress(sqlite3.Error):
+                # Busy (another checkpoint at work): the next turn carries on.
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    thread = threading.Thread(target=run, name="recoup-sqlite-checkpoint", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        _CHECKPOINT_CONNECTIONS.discard(connection)
+        connection.close()

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from recoup.config import get_settings
 from recoup.cycle import repository, service
 from recoup.cycle.rules import SHARDED_STAGES, FaultPlan, RunReport, Stage
-from recoup.db import get_engine, unit_of_work
+from recoup.db import checkpointing, get_engine, unit_of_work
 from recoup.institutions import repository as institutions
 from recoup.kit import clock, collector, jobs
 from recoup.kit.clock import utcnow
@@ -184,34 +184,40 @@ def _run(
             return service.report_of(session, institution=institution, run=run)
         if reopen:
             repository.refresh_statistics(session)
+        engine = session.get_bind().engine
     skipped: list[str] = []
+    # A run that commits per stage writes hundreds of megabytes a day: SQLite's log is copied
+    # back beside the stages instead of in their commits (``db.checkpointing``).
+    checkpoints = checkpointing(engine) if commits else nullcontext()
     try:
-        for stage in Stage:
-            batches = 0.0
-            if shards > 1 and stage in SHARDED_STAGES:
-                spent = _fan_out(
-                    institution_id, as_of, actor, units, stage, shards, wait, retry=reopen
-                )
-                if spent is None:
-                    return None
-                if _merge_stage(institution_id, as_of, actor, units, stage, shards, spent):
+        with checkpoints:
+            for stage in Stage:
+                batches = 0.0
+                if shards > 1 and stage in SHARDED_STAGES:
+                    spent = _fan_out(
+                        institution_id, as_of, actor, units, stage, shards, wait, retry=reopen
+                    )
+                    if spent is None:
+                        return None
+                    if _merge_stage(institution_id, as_of, actor, units, stage, shards, spent):
+                        skipped.append(stage.value)
+                    continue
+                if stage is Stage.GATE:
+                    batches = _run_gate(
+                        institution_id,
+                        as_of,
+                        actor,
+                        units,
+                        plan,
+                        gate_batch,
+                        workers if commits else 0,
+                    )
+                # Worker processes see only what is committed: not inside a caller's transaction.
+                stage_workers = workers if commits else 0
+                if _run_stage(
+                    institution_id, as_of, actor, units, plan, stage, batches, stage_workers
+                ):
                     skipped.append(stage.value)
-                continue
-            if stage is Stage.GATE:
-                batches = _run_gate(
-                    institution_id,
-                    as_of,
-                    actor,
-                    units,
-                    plan,
-                    gate_batch,
-                    workers if commits else 0,
-                )
-            # Worker processes see only what is committed: not inside a caller's transaction.
-            if _run_stage(
-                institution_id, as_of, actor, units, plan, stage, batches, workers if commits else 0
-            ):
-                skipped.append(stage.value)
     except Exception as error:
         if not commits:
             raise  # the caller's transaction rolls back; nothing to record
