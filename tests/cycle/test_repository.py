@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from recoup.cycle import repository
 from recoup.models.cases import Case
 from recoup.models.cycle import CycleAction, CycleRun
-from tests.factories import make_debtor, make_institution
+from tests.analytics.helpers import account, score
+from tests.factories import make_debtor, make_institution, make_model_version
 
 
 def _actions(session: Session, channels: list[str | None]) -> tuple[int, list[int]]:
@@ -84,3 +85,27 @@ def test_nothing_to_move_writes_nothing(session: Session) -> None:
         )
         == 0
     )
+
+
+def test_the_days_scores_come_in_the_order_written(session: Session) -> None:
+    """``scores_on`` gives every score of the day in id order, so an account's last row is its
+    newest (the segmentation stage keeps it); other days' scores are not read."""
+    institution = make_institution(session, code="SCO")
+    made = account(session, institution)
+    other = account(session, institution)
+    first = make_model_version(session, institution.id, version="first")
+    second = make_model_version(session, institution.id, version="second")
+    day = date(2027, 3, 1)
+    score(session, made, first, day, "early")
+    score(session, other, first, day, "other")
+    session.flush()
+    score(session, made, second, day, "late")
+    score(session, made, second, day - timedelta(days=1), "yesterday")
+    session.flush()
+
+    rows = repository.scores_on(session, institution_id=institution.id, as_of=day)
+    assert [(row[0], row[2]) for row in rows] == [
+        (made.id, "early"),
+        (other.id, "other"),
+        (made.id, "late"),
+    ]

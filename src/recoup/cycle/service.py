@@ -255,7 +255,7 @@ def segment(session: Session, context: Context) -> dict[str, Any]:
     scores = pd.DataFrame(
         repository.scores_on(session, institution_id=context.institution.id, as_of=context.as_of),
         columns=["account_id", "grade", "scored_segment", "priority"],
-    ).drop_duplicates("account_id")
+    ).drop_duplicates("account_id", keep="last")  # each account's newest score of the day
     members = members.merge(scores, on="account_id", how="left", indicator="scored")
     scored = (members.pop("scored") == "both").to_numpy()
     priority = np.where(scored, members["priority"].astype(np.float64).fillna(0.0).to_numpy(), -1.0)
