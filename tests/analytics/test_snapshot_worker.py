@@ -44,24 +44,16 @@ def _stored(session: Session, institution_id: int) -> dict[str, Any]:
         .where(KpiSnapshot.institution_id == institution_id)
         .order_by(KpiSnapshot.period_start)
     ).all()
+    columns = (
+        DailyFact.day,
+        DailyFact.metric,
+        DailyFact.agent_id,
+        DailyFact.bucket,
+        DailyFact.count,
+        DailyFact.amount,
+    )
     rows = session.execute(
-        select(
-            DailyFact.day,
-            DailyFact.metric,
-            DailyFact.agent_id,
-            DailyFact.bucket,
-            DailyFact.count,
-            DailyFact.amount,
-        )
-        .where(DailyFact.institution_id == institution_id)
-        .order_by(
-            DailyFact.day,
-            DailyFact.metric,
-            DailyFact.agent_id,
-            DailyFact.bucket,
-            DailyFact.count,
-            DailyFact.amount,
-        )
+        select(*columns).where(DailyFact.institution_id == institution_id).order_by(*columns)
     ).all()
     return {"snapshots": [tuple(row) for row in snapshots], "rows": [tuple(row) for row in rows]}
 
