@@ -720,3 +720,69 @@ class TestTheDaysBetweenTheStartsFromTheAggregates:
         assert service._one_offset("Asia/Shanghai", date(2025, 3, 1), date(2026, 3, 1))
         assert not service._one_offset("America/New_York", date(2025, 3, 1), date(2026, 3, 1))
         assert service._one_offset("America/New_York", date(2025, 12, 1), date(2026, 2, 1))
+
+
+class TestPaidBetweenTheStartsAlone:
+    """An account touched between the starts by its payments alone counts alike in both periods
+    but for them: they are added to (or taken out of) what it paid, read as live."""
+
+    def test_payments_between_the_starts_read_as_live(self, session: Session) -> None:
+        institution = make_institution(session, timezone="Asia/Shanghai")
+        late = account(session, institution, product="credit_card")
+        state(session, late, date(2026, 1, 25), days_past_due=40, balance=8_000)
+        current = account(session, institution, province="浙江省", city="杭州市")
+        state(session, current, date(2026, 1, 10), days_past_due=0, balance=5_000)
+        state(session, current, date(2026, 3, 12), days_past_due=10, balance=5_000)  # placed
+        written_off = account(session, institution)
+        state(session, written_off, date(2026, 1, 5), days_past_due=200, balance=9_000)
+        state(
+            session,
+            written_off,
+            date(2026, 1, 31),
+            days_past_due=200,
+            balance=9_000,
+            status="charged_off",
+        )
+        unknown = account(session, institution, province=None, city=None)  # no state ever
+        foreign = account(session, institution, currency="USD")
+        state(session, foreign, date(2026, 1, 25), days_past_due=40, balance=3_000)
+        for made, amount, day in (
+            (late, 700, date(2026, 2, 22)),
+            (late, 300, date(2026, 3, 3)),
+            (late, 900, date(2026, 3, 15)),  # in both periods
+            (current, 400, date(2026, 2, 26)),
+            (current, 600, date(2026, 3, 4)),
+            (current, 250, date(2026, 3, 14)),  # after its placement: in both
+            (unknown, 150, date(2026, 2, 27)),
+            (unknown, 50, date(2026, 3, 2)),
+            (foreign, 800, date(2026, 2, 23)),
+            (foreign, 80, date(2026, 3, 5)),
+        ):
+            pay(session, made, amount, day)
+        pay(session, written_off, 500, date(2026, 2, 24), status_before="charged_off")
+        pay(session, written_off, 200, date(2026, 3, 5), status_before="charged_off")
+        pay(session, late, 111, date(2026, 2, 25)).reversed_at = noon(date(2026, 3, 8))
+        pay(session, unknown, 222, date(2026, 3, 2)).reversed_at = noon(date(2026, 3, 3))
+        session.flush()
+
+        asked = [
+            (date(2026, 3, 31), group_by, start, end)
+            for start, end in (
+                (date(2026, 2, 20), None),  # earlier: the payments between added
+                (date(2026, 3, 6), None),  # later: taken out
+                (date(2026, 2, 20), date(2026, 2, 25)),  # ends before some of them
+            )
+            for group_by in (*SOME_GROUP_BYS, ("bucket", "segment"))
+        ]
+        live = {key: _kpis(session, institution, *key) for key in asked}
+        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
+        for key in asked:
+            as_of, _group_by, start, end = key
+            assert _served_from_snapshot(session, institution, as_of, start, end), key
+            assert _kpis(session, institution, *key) == live[key], key
+        earlier = live[(date(2026, 3, 31), (), date(2026, 2, 20), None)]["total"]
+        assert earlier["collected"]["amount"] == 700 + 300 + 900 + 400 + 600 + 250 + 150 + 50 + (
+            500 + 200
+        )
+        later = live[(date(2026, 3, 31), (), date(2026, 3, 6), None)]["total"]
+        assert later["collected"]["amount"] == 900 + 250

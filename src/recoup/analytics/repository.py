@@ -315,10 +315,12 @@ def touched_accounts(
     scored_after: date,
     scored_by: date,
     by_contacts: bool = True,
+    by_payments: bool = True,
 ) -> Select[Any]:
     """Select the accounts whose facts may have changed between the moments.
 
-    Those with a delinquency event, a payment or (``by_contacts``) a contact attempt then, or
+    Those with a delinquency event, a payment (``by_payments``; reversed then: always) or
+    (``by_contacts``) a contact attempt then, or
     scored on a day after ``scored_after`` up to ``scored_by`` into another segment than their
     last score's by ``scored_after`` (the segment is the only cut a score sets: a daily cycle
     scores every account each day, and most stay in their segment). Each part reads a
@@ -331,10 +333,16 @@ def touched_accounts(
             DelinquencyEvent.effective_at >= since,
             DelinquencyEvent.effective_at < until,
         ),
-        select(Payment.account_id).where(
-            Payment.institution_id == institution_id,
-            Payment.paid_at >= since,
-            Payment.paid_at < until,
+        *(
+            [
+                select(Payment.account_id).where(
+                    Payment.institution_id == institution_id,
+                    Payment.paid_at >= since,
+                    Payment.paid_at < until,
+                )
+            ]
+            if by_payments
+            else []
         ),
         # A payment reversed in the period no longer counts for its account.
         select(Payment.account_id).where(
@@ -365,6 +373,46 @@ def touched_accounts(
     ]
     touched = union(*parts).subquery("touched")
     return select(touched.c[0])
+
+
+def paid_between(
+    *, institution_id: int, since: datetime, until: datetime
+) -> Select[int, int, bool, bool]:
+    """Select the payments made between the moments: account, amount, whether after
+    charge-off, whether not reversed (the (institution, paid) index)."""
+    return select(
+        Payment.account_id,
+        Payment.amount,
+        Payment.status_before == AccountStatus.charged_off,
+        Payment.reversed_at.is_(None),
+    ).where(
+        Payment.institution_id == institution_id,
+        Payment.paid_at >= since,
+        Payment.paid_at < until,
+    )
+
+
+def account_states(
+    session: Session, people: Population, *, at: datetime
+) -> dict[int, tuple[tuple[str | None, ...], str | None, str | None]]:
+    """Return ``people``'s accounts' cut values (``account_cuts``) and bucket and status at
+    ``at`` (``None``: no state then), by account id."""
+    state = _state()
+    rows = session.connection().execute(
+        people.narrow(
+            select(Account.id, state.bucket, state.status, *people.static_columns())
+            .select_from(Account)
+            .outerjoin(state, state.id == state_id_at(at))
+        )
+    )
+    return {
+        account_id: (
+            tuple(None if value is None else str(value) for value in values),
+            bucket,
+            status,
+        )
+        for account_id, bucket, status, *values in rows
+    }
 
 
 def reversed_accounts(*, institution_id: int, since: datetime) -> Select[Any]:

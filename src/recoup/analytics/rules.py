@@ -821,6 +821,44 @@ def count_account(
                 cures[1] += sign
 
 
+def count_paid_between_starts(
+    tally: FactsTally,
+    group: AccountGroup,
+    at_start: tuple[str, str] | None,
+    payments: Sequence[tuple[int, bool]],
+    *,
+    sign: int,
+    facts: frozenset[str],
+) -> None:
+    """Add what one account paid between two periods' starts to ``tally``, times ``sign``.
+
+    For an account with no event between the starts nor between the ends, and no other
+    payment there: both periods count it alike (``count_account``) but for these payments
+    (amount, whether after charge-off), which only the earlier starting one holds. They are
+    collected by the bucket at its start (``at_start``: bucket and status, ``None``: no state)
+    and paid by the accounts delinquent then; never by the placed (placed later, by an event
+    both periods hold).
+    """
+    if not payments:
+        return
+    bucket = None if at_start is None else at_start[0]
+    if "collected" in facts:
+        collected = tally.of(group.with_bucket(bucket)).collected
+        for amount, after_charge_off in payments:
+            collected[0] += sign * amount
+            collected[1] += sign
+            if after_charge_off:
+                collected[2] += sign * amount
+    if (
+        "delinquent_at_start" in facts
+        and at_start is not None
+        and at_start[0] != "M0"
+        and at_start[1] not in EXIT_STATES
+    ):
+        cohort = tally.of(group.with_bucket(bucket)).delinquent
+        cohort[2] += sign * sum(amount for amount, _after in payments)
+
+
 # --- The formulas. --------------------------------------------------------------------------
 
 

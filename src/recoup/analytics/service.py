@@ -401,7 +401,7 @@ def stored_account_facts(
             )
         )
     touched_ids: set[int] = set()
-    for since, until in ranges:
+    for position, (since, until) in enumerate(ranges):
         # Plain rows (not through the ORM's loading, which cost more than the query).
         touched_ids.update(
             session.connection()
@@ -413,6 +413,8 @@ def stored_account_facts(
                     scored_after=min(stored.end, as_of),
                     scored_by=max(stored.end, as_of),
                     by_contacts=False,
+                    # The payments between the starts are read apart (below).
+                    by_payments=position == 0,
                 )
             )
             .scalars()
@@ -425,6 +427,21 @@ def stored_account_facts(
         .scalars()
     )
     touched_ids |= reversed_ids
+    # An account touched between the starts by its payments alone (none reversed since, no
+    # event there, nothing between the ends, not scored) counts alike in both periods but for
+    # those payments: they are added to (or taken out of) its collected and delinquent facts,
+    # without reading its history (``rules.count_paid_between_starts``).
+    paid_between: dict[int, list[tuple[int, bool]]] = {}
+    if len(ranges) > 1:
+        since, until = ranges[1]
+        for account_id, amount, after_charge_off, counts in session.connection().execute(
+            repository.paid_between(institution_id=institution.id, since=since, until=until)
+        ):
+            if account_id in touched_ids:
+                continue
+            listed_payments = paid_between.setdefault(account_id, [])
+            if counts:
+                listed_payments.append((int(amount), bool(after_charge_off)))
     # An attempt counts by itself, its account's and debtor's cuts, the bucket its account was
     # in when it was made and the segment on the day read: a state or payment dated later does
     # not move it. So only the accounts scored between the two days (their segment moved) have
@@ -466,6 +483,34 @@ def stored_account_facts(
         }
     now_reversed_before = clock.end_of(as_of).cutoff if to_store else None
     recounted = only - {"contacts"}
+    if paid_between and recounted & {"collected", "delinquent_at_start"}:
+        earlier_start = min(stored.start, period.start)
+        # Held by the period asked when it starts earlier (added), else by the stored one.
+        sign = 1 if period.start < stored.start else -1
+        tally = rules.FactsTally()
+        population = people(
+            as_of, accounts=repository.listed(sorted(paid_between), dialect=dialect)
+        )
+        bucket_at = population.cuts.index("bucket") if "bucket" in population.cuts else None
+        groups: dict[tuple[str | None, ...], rules.AccountGroup] = {}
+        for account_id, (values, bucket, status) in repository.account_states(
+            session, population, at=clock.start_of(earlier_start)
+        ).items():
+            group = groups.get(values)
+            if group is None:
+                group = groups[values] = rules.AccountGroup(
+                    population.key(values, bucket=""), bucket_at
+                )
+            rules.count_paid_between_starts(
+                tally,
+                group,
+                None if bucket is None or status is None else (bucket, status),
+                paid_between[account_id],
+                sign=sign,
+                facts=recounted,
+            )
+        for key, item in tally.facts().items():
+            combined[key] = combined.get(key, rules.GroupFacts()) + item
     if touched_ids and recounted:
         touched = repository.listed(sorted(touched_ids), dialect=dialect)
         # Tens of thousands of rows and sums, and no reference cycles: left running, the cyclic
