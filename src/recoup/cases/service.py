@@ -305,8 +305,14 @@ def _refresh(
     """
     import pandas as pd  # columnar work; kept off the CLI's start-up
 
+    cases = cases.reset_index(drop=True)
+    held = members[members["case_id"].isin(cases["case_id"])].drop_duplicates()
     scores = pd.DataFrame(
-        repository.latest_score_rows(session, institution_id=institution_id),
+        repository.latest_score_rows(
+            session,
+            institution_id=institution_id,
+            accounts=held["account_id"].drop_duplicates().tolist(),
+        ),
         columns=["account_id", "value", "score_priority"],
     )
     provinces = pd.DataFrame(
@@ -323,8 +329,6 @@ def _refresh(
         )
         for queue in repository.queues(session, institution_id=institution_id)
     ]
-    cases = cases.reset_index(drop=True)
-    held = members[members["case_id"].isin(cases["case_id"])].drop_duplicates()
     # Values and priorities of the members' newest scores.
     scored = held.merge(scores, on="account_id")
     value = scored.groupby("case_id")["value"].sum()
