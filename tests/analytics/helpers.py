@@ -192,7 +192,16 @@ def attempt(
     return row
 
 
-def score(session: Session, made: Account, model: ModelVersion, day: date, segment: str) -> None:
+def score(
+    session: Session,
+    made: Account,
+    model: ModelVersion,
+    day: date,
+    segment: str,
+    *,
+    expected_recovery: int = 0,
+    priority: float | None = None,
+) -> None:
     """A score of ``made`` dated ``day`` by ``model`` that puts it in ``segment``."""
     session.add(
         AccountScore(
@@ -205,10 +214,11 @@ def score(session: Session, made: Account, model: ModelVersion, day: date, segme
             probability=0.5,
             points=600.0,
             grade="C",
-            expected_recovery=0,
+            expected_recovery=expected_recovery,
             currency="CNY",
             reasons=[],
             segment=segment,
+            priority=priority,
         )
     )
 

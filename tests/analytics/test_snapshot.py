@@ -108,6 +108,24 @@ def _served_from_snapshot(
     )
 
 
+def _served_the_same(
+    session: Session,
+    institution: Institution,
+    asked: list[tuple[date, tuple[str, ...], date | None, date | None]],
+    *,
+    snapshot: date,
+) -> dict[Any, Any]:
+    """Count each asked (as of, cuts, start, end) live, store the snapshot of ``snapshot``,
+    check each is then served from it the same; return the live answers."""
+    live = {key: _kpis(session, institution, *key) for key in asked}
+    service.write_kpi_snapshots(session, institution=institution, as_of=snapshot)
+    for key in asked:
+        as_of, _group_by, start, end = key
+        assert _served_from_snapshot(session, institution, as_of, start, end), key
+        assert _kpis(session, institution, *key) == live[key], key
+    return live
+
+
 class TestTheMonthFromASnapshot:
     def test_every_cut_and_day_after_the_snapshot_reads_as_live(
         self, session: Session, march: March
@@ -646,12 +664,7 @@ class TestStatesReadInOnePass:
             for start in (date(2026, 2, 20), date(2026, 2, 13), date(2026, 3, 1))
             for group_by in SOME_GROUP_BYS
         ]
-        live = {key: _kpis(session, institution, *key) for key in asked}
-        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
-        for key in asked:
-            as_of, _group_by, start, end = key
-            assert _served_from_snapshot(session, institution, as_of, start, end), key
-            assert _kpis(session, institution, *key) == live[key], key
+        live = _served_the_same(session, institution, asked, snapshot=date(2026, 3, 20))
         total = live[(date(2026, 3, 31), (), date(2026, 2, 20), None)]["total"]
         assert total["collected"]["amount"] == 300 + 200 + 400 + 500
 
@@ -774,12 +787,7 @@ class TestPaidBetweenTheStartsAlone:
             )
             for group_by in (*SOME_GROUP_BYS, ("bucket", "segment"))
         ]
-        live = {key: _kpis(session, institution, *key) for key in asked}
-        service.write_kpi_snapshots(session, institution=institution, as_of=date(2026, 3, 20))
-        for key in asked:
-            as_of, _group_by, start, end = key
-            assert _served_from_snapshot(session, institution, as_of, start, end), key
-            assert _kpis(session, institution, *key) == live[key], key
+        live = _served_the_same(session, institution, asked, snapshot=date(2026, 3, 20))
         earlier = live[(date(2026, 3, 31), (), date(2026, 2, 20), None)]["total"]
         assert earlier["collected"]["amount"] == 700 + 300 + 900 + 400 + 600 + 250 + 150 + 50 + (
             500 + 200

@@ -14,31 +14,15 @@ from sqlalchemy.orm import Session
 
 from recoup.cases import repository
 from recoup.models import Account
-from recoup.models.scoring import AccountScore, ModelVersion
-from tests.analytics.helpers import account, noon
+from recoup.models.scoring import ModelVersion
+from tests.analytics.helpers import account, score
 from tests.factories import make_institution, make_model_version
 
 DAY = date(2027, 3, 10)
 
 
 def _score(session: Session, made: Account, model: ModelVersion, day: date, expected: int) -> None:
-    session.add(
-        AccountScore(
-            institution_id=made.institution_id,
-            account_id=made.id,
-            model_version_id=model.id,
-            model_version=model.version,
-            as_of=day,
-            scored_at=noon(day),
-            probability=0.5,
-            points=600.0,
-            grade="C",
-            expected_recovery=expected,
-            currency="CNY",
-            reasons=[],
-            priority=float(expected),
-        )
-    )
+    score(session, made, model, day, "s", expected_recovery=expected, priority=float(expected))
     session.flush()
 
 
