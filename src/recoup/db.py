@@ -234,17 +234,16 @@ _CHECKPOINT_TURN = threading.Lock()
 # The checkpointers' connections, referenced here until closed: a forked child (where their
 # threads do not exist) never frees, and so never closes, one.
 _CHECKPOINT_CONNECTIONS: set[Any] = set()
-_FORK_GUARDED: list[bool] = []
 
 
+@lru_cache(maxsize=1)
 def _fork_guard() -> None:
-    if not _FORK_GUARDED:
-        _FORK_GUARDED.append(True)
-        os.register_at_fork(
-            before=_CHECKPOINT_TURN.acquire,
-            after_in_parent=_CHECKPOINT_TURN.release,
-            after_in_child=_CHECKPOINT_TURN.release,
-        )
+    """Make every later fork wait for the checkpointer's turn (registered once per process)."""
+    os.register_at_fork(
+        before=_CHECKPOINT_TURN.acquire,
+        after_in_parent=_CHECKPOINT_TURN.release,
+        after_in_child=_CHECKPOINT_TURN.release,
+    )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Table,
     bindparam,
@@ -182,20 +183,8 @@ def latest_score_rows(
     newest day's are read in id order (the last row of an account is its newest: nothing older
     can be newer), and only the accounts they miss are looked up by grouping their own scores.
     """
-    value = func.coalesce(AccountScore.uplift_recovery, AccountScore.expected_recovery)
     if accounts is None:
-        newest = (
-            select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
-            .where(AccountScore.institution_id == institution_id)
-            .group_by(AccountScore.account_id)
-            .subquery()
-        )
-        return bulk.fetch_rows(
-            session,
-            select(AccountScore.account_id, value, AccountScore.priority).join(
-                newest, newest.c.id == AccountScore.id
-            ),
-        )
+        return _newest_scores(session, institution_id)
     wanted = set(accounts)
     newest_day = (
         select(func.max(AccountScore.as_of))
@@ -211,7 +200,7 @@ def latest_score_rows(
     if first is not None:
         for row in bulk.fetch_rows(
             session,
-            select(AccountScore.account_id, value, AccountScore.priority)
+            select(*_SCORE_VALUE)
             .where(AccountScore.id >= first, AccountScore.institution_id == institution_id)
             .order_by(AccountScore.id),
         ):
@@ -221,22 +210,32 @@ def latest_score_rows(
     rows = list(found.values())
     for start in range(0, len(missing), LOOKUP_CHUNK):
         chunk = missing[start : start + LOOKUP_CHUNK]
-        newest = (
-            select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
-            .where(
-                AccountScore.institution_id == institution_id,
-                AccountScore.account_id.in_(chunk),
-            )
-            .group_by(AccountScore.account_id)
-            .subquery()
-        )
-        rows += bulk.fetch_rows(
-            session,
-            select(AccountScore.account_id, value, AccountScore.priority).join(
-                newest, newest.c.id == AccountScore.id
-            ),
-        )
+        rows += _newest_scores(session, institution_id, AccountScore.account_id.in_(chunk))
     return rows
+
+
+# What ``latest_score_rows`` reads of a score: its account, value and priority.
+_SCORE_VALUE = (
+    AccountScore.account_id,
+    func.coalesce(AccountScore.uplift_recovery, AccountScore.expected_recovery),
+    AccountScore.priority,
+)
+
+
+def _newest_scores(
+    session: Session, institution_id: int, *where: ColumnElement[bool]
+) -> list[tuple[int, int, float | None]]:
+    """``_SCORE_VALUE`` of each account's newest score (of the accounts ``where`` keeps), by
+    grouping every score of theirs."""
+    newest = (
+        select(AccountScore.account_id, func.max(AccountScore.id).label("id"))
+        .where(AccountScore.institution_id == institution_id, *where)
+        .group_by(AccountScore.account_id)
+        .subquery()
+    )
+    return bulk.fetch_rows(
+        session, select(*_SCORE_VALUE).join(newest, newest.c.id == AccountScore.id)
+    )
 
 
 # Accounts looked up per statement (each a bound parameter).
